@@ -1,0 +1,164 @@
+/**
+ * The agent protocol. An agent enrols once over HTTP, then holds a WebSocket at
+ * AGENT_WS_PATH and exchanges the JSON messages below. Every request message an agent can
+ * send over the socket can also be POSTed to the HTTP endpoint of the same name, so that an
+ * agent that cannot hold a connection still gets its work at check-in.
+ */
+import { Type, type Static } from 'typebox';
+import { Inventory } from './inventory.ts';
+import { AgentTask } from './task.ts';
+import { RunStateSchema } from './run.ts';
+import { Schedule } from './schedule.ts';
+
+export const PROTOCOL_VERSION = 1;
+export const AGENT_WS_PATH = '/agent/v1/ws';
+export const AGENT_ENROL_PATH = '/agent/v1/enrol';
+export const AGENT_CHECK_IN_PATH = '/agent/v1/check-in';
+export const AGENT_REPORTS_PATH = '/agent/v1/reports';
+/** The largest agent message the server accepts (WebSocket frame or HTTP body). */
+export const AGENT_MESSAGE_MAX_BYTES = 1024 * 1024;
+/** Device credentials look like `gdc.<deviceId>.<secret>`; sent as `Authorization: Bearer`. */
+export const DEVICE_CREDENTIAL_PREFIX = 'gdc';
+
+export const Policy = Type.Object({
+  checkInIntervalMinutes: Type.Integer({ minimum: 1 }),
+  policyEnforcementMinutes: Type.Integer({ minimum: 1 }),
+});
+export type Policy = Static<typeof Policy>;
+
+export const EnrolRequest = Type.Object(
+  { token: Type.String({ minLength: 8, maxLength: 200 }), inventory: Inventory, name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) },
+  { additionalProperties: false },
+);
+export type EnrolRequest = Static<typeof EnrolRequest>;
+export const EnrolResponse = Type.Object({ deviceId: Type.String(), credential: Type.String(), groupId: Type.String(), policy: Policy });
+export type EnrolResponse = Static<typeof EnrolResponse>;
+
+/** One report of a run's state. `seq` grows with each report of the same run; the server keeps the highest. */
+export const RunReport = Type.Object(
+  {
+    runId: Type.String({ minLength: 1, maxLength: 80 }),
+    taskId: Type.String({ minLength: 1, maxLength: 80 }),
+    requestId: Type.Optional(Type.Union([Type.String({ maxLength: 80 }), Type.Null()])),
+    attempt: Type.Integer({ minimum: 1, maximum: 1000 }),
+    seq: Type.Integer({ minimum: 0 }),
+    state: RunStateSchema,
+    cause: Type.String({ minLength: 1, maxLength: 40 }),
+    percent: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 100 }), Type.Null()])),
+    createdAt: Type.String({ maxLength: 40 }),
+    startedAt: Type.Optional(Type.Union([Type.String({ maxLength: 40 }), Type.Null()])),
+    endedAt: Type.Optional(Type.Union([Type.String({ maxLength: 40 }), Type.Null()])),
+    exitCode: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+    reason: Type.Optional(Type.Union([Type.String({ maxLength: 2000 }), Type.Null()])),
+    outputTail: Type.Optional(Type.Union([Type.String({ maxLength: 65536 }), Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+export type RunReport = Static<typeof RunReport>;
+
+/** A local task as the device's user left it. `baseRevision` is the server revision the change started from (null: created on the device). */
+export const LocalTaskChange = Type.Object(
+  {
+    taskId: Type.String({ minLength: 1, maxLength: 80 }),
+    baseRevision: Type.Union([Type.Integer(), Type.Null()]),
+    deleted: Type.Optional(Type.Boolean()),
+    changedAt: Type.String({ maxLength: 40 }),
+    task: Type.Object(
+      {
+        name: Type.String({ minLength: 1, maxLength: 200 }),
+        product: Type.String({ minLength: 1, maxLength: 100 }),
+        type: Type.String({ minLength: 1, maxLength: 100 }),
+        settings: Type.Record(Type.String(), Type.Unknown()),
+        schedule: Schedule,
+        enabled: Type.Boolean(),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type LocalTaskChange = Static<typeof LocalTaskChange>;
+
+export const LocalTaskResolution = Type.Object({
+  taskId: Type.String(),
+  outcome: Type.Union([Type.Literal('applied'), Type.Literal('overridden'), Type.Literal('rejected')]),
+  revision: Type.Union([Type.Integer(), Type.Null()]),
+  reason: Type.Optional(Type.String()),
+});
+export type LocalTaskResolution = Static<typeof LocalTaskResolution>;
+
+/** A run the server asks for now (run-now), or delivers at check-in until it expires. */
+export const RunRequest = Type.Object({
+  runId: Type.String(),
+  requestId: Type.String(),
+  taskId: Type.String(),
+  expiresAt: Type.String(),
+  task: AgentTask,
+});
+export type RunRequest = Static<typeof RunRequest>;
+
+const Id = Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Integer()]));
+
+export const CheckInRequest = Type.Object(
+  {
+    type: Type.Literal('check-in'),
+    id: Id,
+    inventory: Inventory,
+    /** The etag of the task list the agent holds; the reply carries the list only when it changed. */
+    tasksEtag: Type.Optional(Type.String({ maxLength: 128 })),
+    localChanges: Type.Optional(Type.Array(LocalTaskChange, { maxItems: 1000 })),
+  },
+  { additionalProperties: false },
+);
+export type CheckInRequest = Static<typeof CheckInRequest>;
+
+export const ReportsRequest = Type.Object(
+  { type: Type.Literal('reports'), id: Id, reports: Type.Array(RunReport, { minItems: 1, maxItems: 1000 }) },
+  { additionalProperties: false },
+);
+export type ReportsRequest = Static<typeof ReportsRequest>;
+
+export const AgentToServer = Type.Union([CheckInRequest, ReportsRequest]);
+export type AgentToServer = Static<typeof AgentToServer>;
+
+export interface CheckInResult {
+  type: 'check-in-result';
+  re?: string | number;
+  deviceId: string;
+  groupId: string;
+  policy: Policy;
+  tasksEtag: string;
+  /** Present when the agent's etag differs from the server's. */
+  tasks?: AgentTask[];
+  runRequests: RunRequest[];
+  localResolutions: LocalTaskResolution[];
+  serverTime: string;
+}
+export interface AckMessage {
+  type: 'ack';
+  re?: string | number;
+  /** Reports stored (or already stored: the server is idempotent on runId and seq). */
+  runIds: string[];
+  /** Reports refused, with why; an agent drops them rather than resend forever. */
+  rejected: { runId: string; code: string; message: string }[];
+}
+export interface RunNowMessage {
+  type: 'run-now';
+  requests: RunRequest[];
+}
+export interface StopMessage {
+  type: 'stop';
+  taskId: string;
+  runIds?: string[];
+}
+/** The server's task list for this device changed: check in now. */
+export interface SyncMessage {
+  type: 'sync';
+}
+export interface ErrorMessage {
+  type: 'error';
+  re?: string | number;
+  code: string;
+  message: string;
+}
+export type ServerToAgent = CheckInResult | AckMessage | RunNowMessage | StopMessage | SyncMessage | ErrorMessage;

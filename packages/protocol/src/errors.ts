@@ -1,0 +1,87 @@
+/**
+ * The closed list of error codes that Garrison's API, agent endpoints and CLI use.
+ * Clients branch on `code`, never on `message`. Each code has one HTTP status and says
+ * whether retrying the same request later may succeed.
+ */
+export const ErrorCode = {
+  BAD_REQUEST: 'BAD_REQUEST',
+  VALIDATION_FAILED: 'VALIDATION_FAILED',
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  FORBIDDEN: 'FORBIDDEN',
+  NOT_FOUND: 'NOT_FOUND',
+  CONFLICT: 'CONFLICT',
+  GROUP_NOT_EMPTY: 'GROUP_NOT_EMPTY',
+  GROUP_CYCLE: 'GROUP_CYCLE',
+  ROOT_GROUP_IMMUTABLE: 'ROOT_GROUP_IMMUTABLE',
+  TOKEN_INVALID: 'TOKEN_INVALID',
+  TOKEN_EXPIRED: 'TOKEN_EXPIRED',
+  TOKEN_REVOKED: 'TOKEN_REVOKED',
+  TOKEN_EXHAUSTED: 'TOKEN_EXHAUSTED',
+  DEVICE_CREDENTIAL_INVALID: 'DEVICE_CREDENTIAL_INVALID',
+  PRODUCT_NOT_INSTALLED: 'PRODUCT_NOT_INSTALLED',
+  TASK_TYPE_UNKNOWN: 'TASK_TYPE_UNKNOWN',
+  SETTINGS_INVALID: 'SETTINGS_INVALID',
+  SECRET_LITERAL_REFUSED: 'SECRET_LITERAL_REFUSED',
+  SECRET_NOT_FOUND: 'SECRET_NOT_FOUND',
+  SCHEDULE_INVALID: 'SCHEDULE_INVALID',
+  SCOPE_INVALID: 'SCOPE_INVALID',
+  IMPORT_INVALID: 'IMPORT_INVALID',
+  RUN_NOT_FOUND: 'RUN_NOT_FOUND',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  RATE_LIMITED: 'RATE_LIMITED',
+  UNAVAILABLE: 'UNAVAILABLE',
+  INTERNAL: 'INTERNAL',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface ErrorCodeInfo {
+  status: number;
+  retryable: boolean;
+  summary: string;
+}
+
+/** One table maps every code to its HTTP status; a test keeps it complete. */
+export const errorCodeInfo: Record<ErrorCode, ErrorCodeInfo> = {
+  BAD_REQUEST: { status: 400, retryable: false, summary: 'The request is malformed.' },
+  VALIDATION_FAILED: { status: 400, retryable: false, summary: 'The request body, query or message does not match its schema.' },
+  UNAUTHENTICATED: { status: 401, retryable: false, summary: 'No valid API token or device credential was given.' },
+  FORBIDDEN: { status: 403, retryable: false, summary: 'The caller may not do this.' },
+  NOT_FOUND: { status: 404, retryable: false, summary: 'The object does not exist.' },
+  CONFLICT: { status: 409, retryable: false, summary: 'The change conflicts with the current state.' },
+  GROUP_NOT_EMPTY: { status: 409, retryable: false, summary: 'A group with devices, subgroups or tasks cannot be deleted.' },
+  GROUP_CYCLE: { status: 409, retryable: false, summary: 'A group cannot move under itself or its descendants.' },
+  ROOT_GROUP_IMMUTABLE: { status: 409, retryable: false, summary: 'The root group cannot be moved or deleted.' },
+  TOKEN_INVALID: { status: 401, retryable: false, summary: 'The enrolment token is unknown.' },
+  TOKEN_EXPIRED: { status: 401, retryable: false, summary: 'The enrolment token has expired.' },
+  TOKEN_REVOKED: { status: 401, retryable: false, summary: 'The enrolment token was revoked.' },
+  TOKEN_EXHAUSTED: { status: 401, retryable: false, summary: 'The enrolment token has reached its use limit.' },
+  DEVICE_CREDENTIAL_INVALID: { status: 401, retryable: false, summary: 'The device credential is unknown or revoked.' },
+  PRODUCT_NOT_INSTALLED: { status: 422, retryable: false, summary: 'No management plug-in for this product is installed on the server.' },
+  TASK_TYPE_UNKNOWN: { status: 422, retryable: false, summary: 'The product has no task type of this name.' },
+  SETTINGS_INVALID: { status: 422, retryable: false, summary: "The task settings do not match the task type's schema." },
+  SECRET_LITERAL_REFUSED: { status: 422, retryable: false, summary: 'A credential was given as a literal value; store it as a secret and refer to it.' },
+  SECRET_NOT_FOUND: { status: 422, retryable: false, summary: 'A secret reference names no stored secret.' },
+  SCHEDULE_INVALID: { status: 422, retryable: false, summary: 'The schedule is not valid.' },
+  SCOPE_INVALID: { status: 422, retryable: false, summary: 'The scope names no valid device, group or selection.' },
+  IMPORT_INVALID: { status: 422, retryable: false, summary: 'The task export document is not valid.' },
+  RUN_NOT_FOUND: { status: 404, retryable: false, summary: 'The run does not exist for this device.' },
+  PAYLOAD_TOO_LARGE: { status: 413, retryable: false, summary: 'The body or message is too large.' },
+  RATE_LIMITED: { status: 429, retryable: true, summary: 'Too many requests; retry later.' },
+  UNAVAILABLE: { status: 503, retryable: true, summary: 'The server cannot serve this now; retry later.' },
+  INTERNAL: { status: 500, retryable: true, summary: 'An unexpected error; the server log has details under the request id.' },
+};
+
+/** The JSON body of every error response and of agent `error` messages. */
+export interface ErrorBody {
+  error: {
+    code: ErrorCode;
+    message: string;
+    retryable: boolean;
+    details?: unknown;
+    requestId?: string;
+  };
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(errorCodeInfo, value);
+}

@@ -1,0 +1,37 @@
+import { Type, type Static } from 'typebox';
+
+/** The built-in plug-in: product "garrison" (the agent itself), task type "script". */
+export const BUILTIN_PRODUCT = 'garrison';
+export const SCRIPT_TASK_TYPE = 'script';
+
+const SecretRefSchema = Type.Object({ $secret: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false });
+
+/**
+ * Settings of the `script` task type. Exactly one of `command` (a command line, or with
+ * shell "none" an executable) and `script` (a script body run by the shell) is given.
+ * A line of output `garrison:progress=NN` sets the run's percent done.
+ */
+export const ScriptSettings = Type.Object(
+  {
+    shell: Type.Optional(
+      Type.Union([Type.Literal('sh'), Type.Literal('bash'), Type.Literal('powershell'), Type.Literal('cmd'), Type.Literal('none')], {
+        description: 'Default: sh on Unix, powershell on Windows. "none" runs `command` directly with `args`.',
+      }),
+    ),
+    command: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 })),
+    script: Type.Optional(Type.String({ minLength: 1, maxLength: 256 * 1024 })),
+    args: Type.Optional(Type.Array(Type.String({ maxLength: 8192 }), { maxItems: 256 })),
+    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.Union([Type.String({ maxLength: 32768 }), SecretRefSchema]))),
+    workingDirectory: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    runAs: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'User to run as; needs an agent running as root' })),
+    timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 604800 })),
+    successExitCodes: Type.Optional(Type.Array(Type.Integer(), { minItems: 1, maxItems: 64 })),
+    warningExitCodes: Type.Optional(Type.Array(Type.Integer(), { maxItems: 64 })),
+  },
+  { additionalProperties: false },
+);
+export type ScriptSettings = Static<typeof ScriptSettings>;
+/** Settings as the agent receives them: secret references already resolved to values. */
+export type ResolvedScriptSettings = Omit<ScriptSettings, 'env'> & { env?: Record<string, string> };
+
+export const PROGRESS_LINE_PATTERN = /^garrison:progress=(\d{1,3})\s*$/m;
