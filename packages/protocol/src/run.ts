@@ -17,7 +17,17 @@ export const finalRunStates: readonly RunState[] = ['succeeded', 'succeeded_with
 export function isFinalRunState(state: RunState): boolean {
   return finalRunStates.includes(state);
 }
-export const RunStateSchema = Type.Union(runStates.map((s) => Type.Literal(s)));
+export const RunStateSchema = Type.Union([
+  Type.Literal('pending'),
+  Type.Literal('scheduled'),
+  Type.Literal('running'),
+  Type.Literal('succeeded'),
+  Type.Literal('succeeded_with_warnings'),
+  Type.Literal('failed'),
+  Type.Literal('timed_out'),
+  Type.Literal('cancelled'),
+  Type.Literal('skipped'),
+]);
 
 /** What made a run start. */
 export const RunCause = Type.String({ minLength: 1, maxLength: 40, description: 'A trigger type, "run-now", or "retry"' });

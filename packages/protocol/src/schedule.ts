@@ -5,7 +5,15 @@ export const Weekday = { sun: 'sun', mon: 'mon', tue: 'tue', wed: 'wed', thu: 't
 export type Weekday = (typeof Weekday)[keyof typeof Weekday];
 export const weekdays: readonly Weekday[] = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 
-const WeekdaySchema = Type.Union(weekdays.map((d) => Type.Literal(d)));
+const WeekdaySchema = Type.Union([
+  Type.Literal('sun'),
+  Type.Literal('mon'),
+  Type.Literal('tue'),
+  Type.Literal('wed'),
+  Type.Literal('thu'),
+  Type.Literal('fri'),
+  Type.Literal('sat'),
+]);
 /** "HH:MM", 24-hour clock, in the schedule's time basis. */
 const TimeOfDay = Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$', description: 'HH:MM in the time basis' });
 /** A wall-clock date-time without zone ("2026-03-29T02:30"), read in the schedule's time basis. */

@@ -1,0 +1,173 @@
+/**
+ * The agents' persistent connections. One WebSocket per device, authenticated by its device
+ * credential at the upgrade; messages are validated before they reach a service, and nothing
+ * an agent sends can throw out of here. Broadcasts serialize a message once and write the
+ * same buffer to every socket, so that a run-now to 100,000 agents costs one JSON.stringify.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from 'pino';
+import { AGENT_MESSAGE_MAX_BYTES, AgentToServer, checker, errorCodeInfo, type ServerToAgent } from '@garrison/protocol';
+import { AppError } from '../errors.ts';
+import type { AgentService } from '../services/agent-service.ts';
+import type { EnrolmentService } from '../services/enrolment-service.ts';
+import type { Presence } from '../services/presence.ts';
+
+const messageChecker = checker(AgentToServer);
+const HEARTBEAT_MS = 30_000;
+
+interface Connection {
+  socket: WebSocket;
+  deviceId: string;
+  alive: boolean;
+}
+
+export function bearer(header: string | string[] | undefined): string | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (!value) return undefined;
+  const m = /^Bearer\s+(\S+)$/i.exec(value);
+  return m?.[1];
+}
+
+export class AgentHub implements Presence {
+  readonly #wss: WebSocketServer;
+  readonly #connections = new Map<string, Connection>();
+  readonly #agents: AgentService;
+  readonly #enrolment: EnrolmentService;
+  readonly #log: Logger;
+  readonly #heartbeat: NodeJS.Timeout;
+
+  constructor(deps: { agents: AgentService; enrolment: EnrolmentService; log: Logger }) {
+    this.#agents = deps.agents;
+    this.#enrolment = deps.enrolment;
+    this.#log = deps.log;
+    // No compression: per-connection zlib contexts cost ~300 KB each at 100k agents.
+    this.#wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: AGENT_MESSAGE_MAX_BYTES, clientTracking: false });
+    this.#heartbeat = setInterval(() => this.#beat(), HEARTBEAT_MS);
+    this.#heartbeat.unref();
+  }
+
+  /** Called for an HTTP upgrade on the agent path. */
+  async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    let deviceId: string;
+    try {
+      deviceId = await this.#enrolment.authenticateDevice(bearer(req.headers.authorization));
+    } catch (err) {
+      const e = err instanceof AppError ? err : new AppError('INTERNAL', 'authentication failed');
+      if (!(err instanceof AppError)) this.#log.error({ err }, 'agent authentication failed');
+      const body = JSON.stringify(e.toBody());
+      socket.end(`HTTP/1.1 ${e.status} ${e.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      return;
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, deviceId, req.socket.remoteAddress ?? ''));
+  }
+
+  #accept(socket: WebSocket, deviceId: string, remoteAddress: string): void {
+    const previous = this.#connections.get(deviceId);
+    if (previous) previous.socket.close(4000, 'replaced by a newer connection');
+    const conn: Connection = { socket, deviceId, alive: true };
+    this.#connections.set(deviceId, conn);
+    this.#agents.connected(deviceId, remoteAddress);
+    socket.on('pong', () => {
+      conn.alive = true;
+    });
+    socket.on('message', (data, isBinary) => {
+      conn.alive = true;
+      void this.#onMessage(conn, data as Buffer, isBinary);
+    });
+    socket.on('error', (err) => this.#log.debug({ err, deviceId }, 'agent socket error'));
+    socket.on('close', (code) => {
+      if (this.#connections.get(deviceId) === conn) {
+        this.#connections.delete(deviceId);
+        this.#agents.disconnected(deviceId, code === 1000 ? 'closed' : `code ${code}`);
+      }
+    });
+  }
+
+  async #onMessage(conn: Connection, data: Buffer, isBinary: boolean): Promise<void> {
+    let re: string | number | undefined;
+    try {
+      if (isBinary) throw new AppError('BAD_REQUEST', 'messages are JSON text');
+      let msg: unknown;
+      try {
+        msg = JSON.parse(data.toString('utf8'));
+      } catch {
+        throw new AppError('BAD_REQUEST', 'the message is not valid JSON');
+      }
+      if (msg && typeof msg === 'object' && 'id' in msg && (typeof msg.id === 'string' || typeof msg.id === 'number')) re = msg.id;
+      if (!messageChecker.check(msg)) throw new AppError('VALIDATION_FAILED', 'the message does not match the agent protocol', { issues: messageChecker.issues(msg, 5) });
+      if (msg.type === 'check-in') {
+        const result = await this.#agents.checkIn(conn.deviceId, msg);
+        this.#sendTo(conn, result);
+      } else {
+        const ack = await this.#agents.submitReports(conn.deviceId, msg.reports);
+        this.#sendTo(conn, { ...ack, ...(re !== undefined ? { re } : {}) });
+      }
+    } catch (err) {
+      const e = err instanceof AppError ? err : new AppError('INTERNAL', 'the server could not handle this message');
+      if (!(err instanceof AppError)) this.#log.error({ err, deviceId: conn.deviceId }, 'agent message failed');
+      this.#sendTo(conn, { type: 'error', ...(re !== undefined ? { re } : {}), code: e.code, message: e.message });
+      if (e.code === 'DEVICE_CREDENTIAL_INVALID') conn.socket.close(4001, 'credential no longer valid');
+    }
+  }
+
+  #sendTo(conn: Connection, message: ServerToAgent): void {
+    if (conn.socket.readyState === conn.socket.OPEN) conn.socket.send(JSON.stringify(message));
+  }
+
+  #beat(): void {
+    for (const conn of this.#connections.values()) {
+      if (!conn.alive) {
+        conn.socket.terminate();
+        continue;
+      }
+      conn.alive = false;
+      conn.socket.ping();
+    }
+  }
+
+  isOnline(deviceId: string): boolean {
+    return this.#connections.has(deviceId);
+  }
+  onlineCount(): number {
+    return this.#connections.size;
+  }
+  send(deviceIds: Iterable<string>, message: ServerToAgent): number {
+    const data = JSON.stringify(message);
+    let n = 0;
+    for (const id of deviceIds) {
+      const c = this.#connections.get(id);
+      if (c && c.socket.readyState === c.socket.OPEN) {
+        c.socket.send(data);
+        n++;
+      }
+    }
+    return n;
+  }
+  sendEach(messages: Iterable<readonly [string, ServerToAgent]>): number {
+    let n = 0;
+    for (const [id, message] of messages) {
+      const c = this.#connections.get(id);
+      if (c && c.socket.readyState === c.socket.OPEN) {
+        c.socket.send(JSON.stringify(message));
+        n++;
+      }
+    }
+    return n;
+  }
+  disconnect(deviceId: string, reason: string): void {
+    this.#enrolment.forgetCredential(deviceId);
+    this.#connections.get(deviceId)?.socket.close(4001, reason);
+  }
+  /** Closes every connection; agents reconnect to another instance or when this one is back. */
+  async close(): Promise<void> {
+    clearInterval(this.#heartbeat);
+    for (const c of this.#connections.values()) c.socket.close(1001, 'server shutting down');
+    this.#connections.clear();
+    await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
+  }
+}
+
+export { errorCodeInfo };

@@ -1,0 +1,188 @@
+/**
+ * The composition root: the one place that picks the database, builds stores and services,
+ * wires the agent hub to the HTTP server, and starts the background loops.
+ */
+import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { AGENT_WS_PATH } from '@garrison/protocol';
+import { openDatabase, type DatabaseConfig, type Db } from './storage/database.ts';
+import { migrateToLatest } from './storage/migrate.ts';
+import { GroupStore } from './storage/group-store.ts';
+import { DeviceStore } from './storage/device-store.ts';
+import { EnrolmentStore } from './storage/enrolment-store.ts';
+import { AdminStore } from './storage/admin-store.ts';
+import { TaskStore } from './storage/task-store.ts';
+import { RunStore } from './storage/run-store.ts';
+import { EventStore } from './storage/event-store.ts';
+import { SecretStore } from './storage/secret-store.ts';
+import { SettingsStore } from './storage/settings-store.ts';
+import { systemClock, type Clock } from './clock.ts';
+import { Catalog } from './services/catalog.ts';
+import { EventService } from './services/event-service.ts';
+import { GroupService } from './services/group-service.ts';
+import { DeviceService } from './services/device-service.ts';
+import { EnrolmentService } from './services/enrolment-service.ts';
+import { TaskService } from './services/task-service.ts';
+import { RunService } from './services/run-service.ts';
+import { SecretService } from './services/secret-service.ts';
+import { AgentService } from './services/agent-service.ts';
+import { AuthService } from './services/auth-service.ts';
+import { noPresence } from './services/presence.ts';
+import type { Services } from './services/services.ts';
+import { PluginRegistry } from './plugins/registry.ts';
+import { builtinGarrisonPlugin } from './plugins/builtin-garrison.ts';
+import { AgentHub } from './agent-hub/hub.ts';
+import { buildHttpApp, DEFAULT_SETTINGS } from './http/index.ts';
+import { startLoop, type Loop } from './scheduler/loop.ts';
+
+export interface ServerConfig {
+  dataDir: string;
+  /** Default: SQLite in `<dataDir>/garrison.db`. */
+  database?: DatabaseConfig;
+  host?: string;
+  port?: number;
+  /** 32-byte key of the secret store; default GARRISON_SECRET_KEY (base64) or `<dataDir>/secret.key`. */
+  secretKey?: Buffer;
+  logLevel?: string;
+  logger?: Logger;
+  clock?: Clock;
+}
+
+export interface GarrisonServer {
+  url: string;
+  port: number;
+  db: Db;
+  http: FastifyInstance;
+  services: Services;
+  hub: AgentHub;
+  /** Set on first start only: the administrator's API token (also written to `<dataDir>/admin-token`). */
+  initialAdminToken: string | null;
+  adminTokenFile: string;
+  close(): Promise<void>;
+}
+
+export const ADMIN_TOKEN_FILE = 'admin-token';
+
+async function loadSecretKey(dataDir: string, given?: Buffer): Promise<Buffer> {
+  if (given) return given;
+  const env = process.env.GARRISON_SECRET_KEY;
+  if (env) {
+    const key = Buffer.from(env, 'base64');
+    if (key.length !== 32) throw new Error('GARRISON_SECRET_KEY must be 32 bytes, base64-encoded');
+    return key;
+  }
+  const file = path.join(dataDir, 'secret.key');
+  if (existsSync(file)) return Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
+  const key = randomBytes(32);
+  await writeFile(file, key.toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+  return key;
+}
+
+export async function startServer(config: ServerConfig): Promise<GarrisonServer> {
+  const log = config.logger ?? pino({ level: config.logLevel ?? process.env.GARRISON_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization', '*.credential', '*.token', '*.value'] });
+  const clock = config.clock ?? systemClock;
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const db = await openDatabase(config.database ?? { kind: 'sqlite', file: path.join(config.dataDir, 'garrison.db') });
+  await migrateToLatest(db);
+
+  const stores = {
+    groups: new GroupStore(db),
+    devices: new DeviceStore(db),
+    tokens: new EnrolmentStore(db),
+    admins: new AdminStore(db),
+    tasks: new TaskStore(db),
+    runs: new RunStore(db),
+    events: new EventStore(db),
+    secrets: new SecretStore(db),
+    settings: new SettingsStore(db),
+  };
+  const catalog = new Catalog({ groups: stores.groups, tasks: stores.tasks, devices: stores.devices });
+  await catalog.load();
+  const plugins = new PluginRegistry();
+  plugins.install(builtinGarrisonPlugin);
+
+  const events = new EventService({ store: stores.events, clock, log, catalog });
+  const secrets = new SecretService({ store: stores.secrets, key: await loadSecretKey(config.dataDir, config.secretKey), clock, events });
+  const groups = new GroupService({ store: stores.groups, catalog, clock, events });
+  await groups.ensureRoot();
+  const devices = new DeviceService({ store: stores.devices, catalog, clock, events, presence: noPresence });
+  const enrolment = new EnrolmentService({ tokens: stores.tokens, devices: stores.devices, catalog, clock, events });
+  const tasks = new TaskService({ store: stores.tasks, devices: stores.devices, catalog, plugins, secrets, clock, events });
+  const runs = new RunService({ runs: stores.runs, catalog, tasks, clock, events, presence: noPresence });
+  const agents = new AgentService({ devices: stores.devices, runs: stores.runs, taskStore: stores.tasks, tasks, catalog, secrets, events, clock, log });
+  const auth = new AuthService({ store: stores.admins, clock });
+  const hub = new AgentHub({ agents, enrolment, log });
+  devices.presence = hub;
+  runs.presence = hub;
+  // A change of tasks, groups or devices tells the connected agents concerned to check in now.
+  const nudge = (ids: string[]) => hub.send(ids, { type: 'sync' });
+  tasks.onChanged = nudge;
+  devices.onChanged = nudge;
+  groups.onChanged = (groupIds) => {
+    const set = new Set(groupIds);
+    nudge(catalog.targetsOf({ id: '', scope: { type: 'group', groupId: groupIds[0] ?? '', includeSubgroups: true } } as never).filter((d) => set.has(d.groupId)).map((d) => d.id));
+  };
+
+  const services: Services = { auth, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub };
+  const http = await buildHttpApp(services, log);
+  http.server.on('upgrade', (req, socket, head) => {
+    if ((req.url ?? '').split('?')[0] === AGENT_WS_PATH) void hub.handleUpgrade(req, socket, head);
+    else socket.destroy();
+  });
+
+  const adminTokenFile = path.join(config.dataDir, ADMIN_TOKEN_FILE);
+  const initialAdminToken = await auth.bootstrap();
+  if (initialAdminToken) {
+    await writeFile(adminTokenFile, initialAdminToken + '\n', { mode: 0o600 });
+    await chmod(adminTokenFile, 0o600);
+  }
+
+  await http.listen({ host: config.host ?? '127.0.0.1', port: config.port ?? 8420 });
+  const port = (http.server.address() as AddressInfo).port;
+  const host = config.host && config.host !== '0.0.0.0' && config.host !== '::' ? config.host : '127.0.0.1';
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+  const loops: Loop[] = [
+    startLoop('run-now-expiry', 30_000, () => runs.expireOverdue(), log),
+    startLoop(
+      'retention',
+      3600_000,
+      async () => {
+        const s = { ...DEFAULT_SETTINGS, ...((await stores.settings.get<Record<string, number>>('server')) ?? {}) };
+        const removedEvents = await events.purgeOlderThan(s.eventRetentionDays);
+        const removedRuns = await stores.runs.purgeRunsBefore(new Date(clock.now().getTime() - s.runRetentionDays * 86400_000).toISOString());
+        if (removedEvents || removedRuns) events.record({ severity: 'info', kind: 'server.retention-purge', message: `purged ${removedEvents} events and ${removedRuns} runs past retention`, data: { removedEvents, removedRuns } });
+      },
+      log,
+    ),
+    startLoop('catalog-refresh', 30_000, () => catalog.load(), log),
+  ];
+
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    port,
+    db,
+    http,
+    services,
+    hub,
+    initialAdminToken,
+    adminTokenFile,
+    close() {
+      closing ??= (async () => {
+        await Promise.all(loops.map((l) => l.stop()));
+        await hub.close();
+        await http.close();
+        await agents.flushAll();
+        await events.flush();
+        await db.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,42 @@
+/**
+ * Agent endpoints over plain HTTP: enrolment, and the same check-in and reports messages the
+ * WebSocket carries, for agents that cannot hold a connection.
+ */
+import type { FastifyInstance } from 'fastify';
+import {
+  AGENT_CHECK_IN_PATH,
+  AGENT_ENROL_PATH,
+  AGENT_REPORTS_PATH,
+  CheckInRequest,
+  EnrolRequest,
+  ReportsRequest,
+  checker,
+  type CheckInRequest as CheckIn,
+  type EnrolRequest as Enrol,
+  type ReportsRequest as Reports,
+} from '@garrison/protocol';
+import type { Services } from '../services/services.ts';
+import { bearer } from '../agent-hub/hub.ts';
+import { AppError } from '../errors.ts';
+
+const enrolChecker = checker(EnrolRequest);
+const checkInChecker = checker(CheckInRequest);
+const reportsChecker = checker(ReportsRequest);
+
+export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
+  const hidden = { schema: { tags: ['agent'], hide: true } };
+  app.post(AGENT_ENROL_PATH, hidden, async (req, reply) => {
+    if (!enrolChecker.check(req.body)) throw new AppError('VALIDATION_FAILED', 'invalid enrolment request', { issues: enrolChecker.issues(req.body) });
+    return reply.status(201).send(await s.enrolment.enrol(req.body as Enrol, req.ip));
+  });
+  app.post(AGENT_CHECK_IN_PATH, hidden, async (req) => {
+    const deviceId = await s.enrolment.authenticateDevice(bearer(req.headers.authorization));
+    if (!checkInChecker.check(req.body)) throw new AppError('VALIDATION_FAILED', 'invalid check-in', { issues: checkInChecker.issues(req.body) });
+    return s.agents.checkIn(deviceId, req.body as CheckIn);
+  });
+  app.post(AGENT_REPORTS_PATH, hidden, async (req) => {
+    const deviceId = await s.enrolment.authenticateDevice(bearer(req.headers.authorization));
+    if (!reportsChecker.check(req.body)) throw new AppError('VALIDATION_FAILED', 'invalid reports', { issues: reportsChecker.issues(req.body) });
+    return s.agents.submitReports(deviceId, (req.body as Reports).reports);
+  });
+}

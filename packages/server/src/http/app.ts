@@ -1,0 +1,88 @@
+/**
+ * The HTTP application factory: it builds every route and hook but does not listen, so tests
+ * drive it in process with inject() and the server entry point decides where it listens.
+ */
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { Logger } from 'pino';
+import { AGENT_MESSAGE_MAX_BYTES, errorCodeInfo } from '@garrison/protocol';
+import { AppError } from '../errors.ts';
+import type { Actor } from '../services/actor.ts';
+import type { Services } from '../services/services.ts';
+import { registerAdminRoutes } from './admin-routes.ts';
+import { registerAgentRoutes } from './agent-routes.ts';
+import { bearer } from '../agent-hub/hub.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    actor?: Actor;
+  }
+}
+
+export const API_VERSION = '1.0.0';
+
+export async function buildHttpApp(services: Services, log: Logger): Promise<FastifyInstance> {
+  // The pino instance is typed more narrowly than Fastify's logger interface; the app is used through the default one.
+  const app = Fastify({
+    loggerInstance: log,
+    bodyLimit: Math.max(AGENT_MESSAGE_MAX_BYTES, 16 * 1024 * 1024),
+    disableRequestLogging: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+  }) as unknown as FastifyInstance;
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Garrison API', version: API_VERSION, description: 'Administration API of the Garrison endpoint management server.' },
+      components: { securitySchemes: { apiToken: { type: 'http', scheme: 'bearer', description: 'An API token (gat.…)' } } },
+      security: [{ apiToken: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
+    let e: AppError;
+    if (err instanceof AppError) e = err;
+    else if ((err as FastifyError).validation) {
+      e = new AppError('VALIDATION_FAILED', `${(err as FastifyError).validationContext ?? 'request'} ${err.message.replace(/^(body|querystring|params)\s*/, '')}`, {
+        issues: (err as FastifyError).validation!.map((v) => ({ path: v.instancePath || '/', message: v.message ?? 'invalid' })),
+      });
+    } else if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = new AppError('PAYLOAD_TOO_LARGE', 'the body is too large');
+    else if ((err as FastifyError).statusCode && (err as FastifyError).statusCode! < 500) {
+      e = new AppError('BAD_REQUEST', err.message);
+    } else {
+      req.log.error({ err, reqId: req.id }, 'request failed');
+      e = new AppError('INTERNAL', 'an unexpected error occurred; see the server log for this request id');
+    }
+    void reply.status(e.status).send(e.toBody(String(req.id)));
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send(new AppError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`).toBody(String(req.id)));
+  });
+
+  app.get('/api/v1/health', { schema: { security: [], tags: ['server'], summary: 'Liveness and version' } }, async () => ({
+    status: 'ok',
+    version: API_VERSION,
+    agentsOnline: services.presence.onlineCount(),
+  }));
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/api/v1/error-codes', { schema: { security: [], tags: ['server'], summary: 'The closed list of error codes and their HTTP status' } }, async () => errorCodeInfo);
+  app.get('/', { schema: { hide: true } }, async (_req, reply) =>
+    reply
+      .type('text/html')
+      .send(
+        '<!doctype html><html><head><meta charset="utf-8"><title>Garrison</title></head><body><h1>Garrison</h1><p>The administration server is running. The web console arrives with issue 5; meanwhile use the CLI (<code>garrison --help</code>) or the API: <a href="/docs">API documentation</a>.</p></body></html>',
+      ),
+  );
+
+  // Admin API: every /api/v1 route but the public ones needs an API token.
+  app.addHook('onRequest', async (req: FastifyRequest) => {
+    const url = req.url.split('?')[0]!;
+    if (!url.startsWith('/api/v1/') || url === '/api/v1/health' || url === '/api/v1/openapi.json' || url === '/api/v1/error-codes') return;
+    req.actor = await services.auth.authenticate(bearer(req.headers.authorization));
+  });
+
+  registerAdminRoutes(app, services);
+  registerAgentRoutes(app, services);
+  return app;
+}

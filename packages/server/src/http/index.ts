@@ -1,0 +1,2 @@
+export { buildHttpApp, API_VERSION } from './app.ts';
+export { DEFAULT_SETTINGS } from './admin-routes.ts';

@@ -1,0 +1,23 @@
+/**
+ * The server half of a management plug-in: the product it manages and the task types it
+ * offers, each with a JSON Schema for its settings. The agent half (detect, running state,
+ * install, start/stop, executors) lives in the agent package under the same product id.
+ * Third-party plug-ins implement this interface (see docs/plugins.md).
+ */
+import type { TSchema } from 'typebox';
+
+export interface TaskTypeDefinition {
+  /** Unique within the product, e.g. "script", "scan". */
+  id: string;
+  name: string;
+  description: string;
+  /** JSON Schema (TypeBox) of the settings; also drives the console's settings form. */
+  settingsSchema: TSchema;
+  /** Extra rules beyond the schema; return human-readable problems. */
+  validate?(settings: Record<string, unknown>): string[];
+}
+
+export interface ServerPlugin {
+  product: { id: string; name: string; description: string };
+  taskTypes: TaskTypeDefinition[];
+}

@@ -1,0 +1,74 @@
+import { checker, isSecretRef, type Checker } from '@garrison/protocol';
+import type { TSchema } from 'typebox';
+import { AppError } from '../errors.ts';
+import type { ServerPlugin, TaskTypeDefinition } from './plugin.ts';
+
+/**
+ * Field names that mean a credential. A literal string under such a name is refused: the
+ * value belongs in the secret store, and the settings refer to it with {"$secret": name}.
+ */
+const CREDENTIAL_NAME = /pass(word|wd|phrase)?$|^pwd$|secret|token|api[_-]?key|private[_-]?key|credential/i;
+
+export interface SecretLiteral {
+  path: string;
+}
+
+/** Walks settings and reports literal values under credential-like names (including env maps). */
+export function findCredentialLiterals(value: unknown, path = ''): SecretLiteral[] {
+  const found: SecretLiteral[] = [];
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => found.push(...findCredentialLiterals(v, `${path}/${i}`)));
+  } else if (value !== null && typeof value === 'object' && !isSecretRef(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      const p = `${path}/${k}`;
+      if (CREDENTIAL_NAME.test(k) && typeof v === 'string' && v.length > 0) found.push({ path: p });
+      else found.push(...findCredentialLiterals(v, p));
+    }
+  }
+  return found;
+}
+
+/** Every secret name the settings refer to. */
+export function secretRefs(value: unknown, out = new Set<string>()): Set<string> {
+  if (isSecretRef(value)) out.add(value.$secret);
+  else if (Array.isArray(value)) for (const v of value) secretRefs(v, out);
+  else if (value !== null && typeof value === 'object') for (const v of Object.values(value)) secretRefs(v, out);
+  return out;
+}
+
+export class PluginRegistry {
+  readonly #plugins = new Map<string, ServerPlugin>();
+  readonly #checkers = new Map<string, Checker<TSchema>>();
+
+  install(plugin: ServerPlugin): void {
+    if (this.#plugins.has(plugin.product.id)) throw new Error(`a plug-in for product ${plugin.product.id} is already installed`);
+    this.#plugins.set(plugin.product.id, plugin);
+    for (const t of plugin.taskTypes) this.#checkers.set(`${plugin.product.id}/${t.id}`, checker(t.settingsSchema));
+  }
+  list(): ServerPlugin[] {
+    return [...this.#plugins.values()];
+  }
+  taskType(product: string, type: string): TaskTypeDefinition {
+    const plugin = this.#plugins.get(product);
+    if (!plugin) throw new AppError('PRODUCT_NOT_INSTALLED', `no management plug-in for product "${product}" is installed`);
+    const t = plugin.taskTypes.find((x) => x.id === type);
+    if (!t) throw new AppError('TASK_TYPE_UNKNOWN', `product "${product}" has no task type "${type}"`, { available: plugin.taskTypes.map((x) => x.id) });
+    return t;
+  }
+  /** Validates settings against the type's schema and rules, and refuses credential literals. */
+  validateSettings(product: string, type: string, settings: Record<string, unknown>): void {
+    const t = this.taskType(product, type);
+    const literals = findCredentialLiterals(settings);
+    if (literals.length > 0) {
+      throw new AppError(
+        'SECRET_LITERAL_REFUSED',
+        `settings hold a credential as a literal value at ${literals.map((l) => l.path).join(', ')}; store it with "garrison secret set" and refer to it as {"$secret": "name"}`,
+        { paths: literals.map((l) => l.path) },
+      );
+    }
+    const c = this.#checkers.get(`${product}/${type}`)!;
+    if (!c.check(settings)) throw new AppError('SETTINGS_INVALID', `settings do not match the schema of ${product}/${type}`, { issues: c.issues(settings) });
+    const problems = t.validate?.(settings) ?? [];
+    if (problems.length > 0) throw new AppError('SETTINGS_INVALID', problems.join('; '), { issues: problems.map((m) => ({ path: '/', message: m })) });
+  }
+}

@@ -1,0 +1,347 @@
+/**
+ * What agents ask of the server: check-in (inventory in; policy, task list and pending
+ * run-nows out; local task changes reconciled) and run reports (batched ingest). Both are
+ * reached over the agent's WebSocket or over plain HTTP, with the same code.
+ *
+ * Ingest is the hot path at scale: reports from every agent are queued and written together,
+ * one transaction per flush, and each agent is acknowledged only after its reports are
+ * committed, so that an agent drops a spooled result only once it is durably stored.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import {
+  isFinalRunState,
+  type AckMessage,
+  type CheckInRequest,
+  type CheckInResult,
+  type Inventory,
+  type LocalTaskChange,
+  type LocalTaskResolution,
+  type RunReport,
+  type RunRequest,
+  type Task,
+} from '@garrison/protocol';
+import { AppError } from '../errors.ts';
+import type { Clock } from '../clock.ts';
+import type { DeviceStore } from '../storage/device-store.ts';
+import type { DeviceReport, RunStore } from '../storage/run-store.ts';
+import type { TaskStore } from '../storage/task-store.ts';
+import { secretRefs, findCredentialLiterals } from '../plugins/registry.ts';
+import type { Catalog } from './catalog.ts';
+import type { EventService } from './event-service.ts';
+import type { SecretService } from './secret-service.ts';
+import type { TaskService } from './task-service.ts';
+import { systemActor } from './actor.ts';
+import type { Severity } from '../storage/event-store.ts';
+
+const RUN_ID = /^[A-Za-z0-9._:-]{1,80}$/;
+const INGEST_FLUSH_MS = 15;
+const INGEST_MAX_BATCH = 5000;
+const CHECKIN_FLUSH_MS = 200;
+
+interface QueuedReports {
+  deviceId: string;
+  reports: RunReport[];
+  resolve(ack: Omit<AckMessage, 're'>): void;
+  reject(err: unknown): void;
+}
+
+const stateSeverity: Record<string, Severity> = {
+  succeeded: 'info',
+  succeeded_with_warnings: 'warning',
+  failed: 'error',
+  timed_out: 'error',
+  cancelled: 'warning',
+  skipped: 'warning',
+};
+
+export class AgentService {
+  readonly #devices: DeviceStore;
+  readonly #runs: RunStore;
+  readonly #taskStore: TaskStore;
+  readonly #tasks: TaskService;
+  readonly #catalog: Catalog;
+  readonly #secrets: SecretService;
+  readonly #events: EventService;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  #queue: QueuedReports[] = [];
+  #queuedCount = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #chain: Promise<void> = Promise.resolve();
+  #checkIns = new Map<string, { id: string; inventory: Inventory; at: string }>();
+  /** Devices whose last contact is now (a disconnect), without new inventory. */
+  #contacts = new Set<string>();
+  #checkInTimer: NodeJS.Timeout | null = null;
+  #checkInChain: Promise<void> = Promise.resolve();
+  /** Agent task lists by device and catalog generation: run-now storms resolve each list once. */
+  #listCache = new Map<string, { key: string; etag: string; tasks: Task[] }>();
+
+  constructor(deps: {
+    devices: DeviceStore;
+    runs: RunStore;
+    taskStore: TaskStore;
+    tasks: TaskService;
+    catalog: Catalog;
+    secrets: SecretService;
+    events: EventService;
+    clock: Clock;
+    log: Logger;
+  }) {
+    this.#devices = deps.devices;
+    this.#runs = deps.runs;
+    this.#taskStore = deps.taskStore;
+    this.#tasks = deps.tasks;
+    this.#catalog = deps.catalog;
+    this.#secrets = deps.secrets;
+    this.#events = deps.events;
+    this.#clock = deps.clock;
+    this.#log = deps.log;
+  }
+
+  /** Online/offline events and last contact, from the hub. */
+  connected(deviceId: string, remoteAddress: string): void {
+    this.#events.record({ severity: 'info', kind: 'agent.connected', message: 'agent connected', deviceId, data: { remoteAddress } });
+  }
+  disconnected(deviceId: string, reason: string): void {
+    if (!this.#catalog.device(deviceId)) return;
+    this.#events.record({ severity: 'info', kind: 'agent.disconnected', message: `agent disconnected (${reason})`, deviceId });
+    this.#contacts.add(deviceId);
+    this.#checkInTimer ??= setTimeout(() => void this.flushCheckIns(), CHECKIN_FLUSH_MS);
+  }
+
+  #etag(tasks: Task[]): string {
+    const h = createHash('sha1');
+    h.update(String(this.#secrets.generation));
+    for (const t of tasks) h.update(`|${t.id}:${t.revision}`);
+    return h.digest('base64url');
+  }
+
+  async checkIn(deviceId: string, req: CheckInRequest): Promise<CheckInResult> {
+    const facts = this.#catalog.device(deviceId);
+    if (!facts) throw new AppError('DEVICE_CREDENTIAL_INVALID', 'this device is no longer known to the server');
+    const now = this.#clock.now().toISOString();
+    this.#queueCheckIn(deviceId, req.inventory, now);
+    const products = req.inventory.products.map((p) => p.id);
+    if (
+      facts.hostname !== req.inventory.hostname ||
+      facts.osPlatform !== req.inventory.osPlatform ||
+      facts.osName !== req.inventory.osName ||
+      facts.products.join('\n') !== products.join('\n')
+    ) {
+      this.#catalog.putDeviceFacts({ ...facts, hostname: req.inventory.hostname, osPlatform: req.inventory.osPlatform, osName: req.inventory.osName, products });
+    }
+    const localResolutions = req.localChanges?.length ? await this.#applyLocalChanges(deviceId, req.localChanges) : [];
+    const key = `${this.#catalog.generation}:${this.#secrets.generation}`;
+    let list = this.#listCache.get(deviceId);
+    if (!list || list.key !== key) {
+      const tasks = this.#catalog.effectiveTasksOf(deviceId);
+      list = { key, etag: this.#etag(tasks), tasks };
+      this.#listCache.set(deviceId, list);
+    }
+    const pending = await this.#runs.pendingRunsForDevice(deviceId, now);
+    const runRequests: RunRequest[] = [];
+    for (const p of pending) {
+      const task = this.#catalog.task(p.taskId);
+      if (task) runRequests.push({ runId: p.id, requestId: p.requestId, taskId: p.taskId, expiresAt: p.expiresAt, task: await this.#tasks.toAgentTask(task) });
+    }
+    const facts2 = this.#catalog.device(deviceId)!;
+    return {
+      type: 'check-in-result',
+      ...(req.id !== undefined ? { re: req.id } : {}),
+      deviceId,
+      groupId: facts2.groupId,
+      policy: this.#catalog.policyOf(facts2.groupId),
+      tasksEtag: list.etag,
+      ...(req.tasksEtag === list.etag ? {} : { tasks: await Promise.all(list.tasks.map((t) => this.#tasks.toAgentTask(t))) }),
+      runRequests,
+      localResolutions,
+      serverTime: now,
+    };
+  }
+
+  #queueCheckIn(id: string, inventory: Inventory, at: string): void {
+    this.#checkIns.set(id, { id, inventory, at });
+    this.#checkInTimer ??= setTimeout(() => void this.flushCheckIns(), CHECKIN_FLUSH_MS);
+  }
+  async flushCheckIns(): Promise<void> {
+    if (this.#checkInTimer) clearTimeout(this.#checkInTimer);
+    this.#checkInTimer = null;
+    const batch = [...this.#checkIns.values()];
+    const contacts = [...this.#contacts].filter((id) => !this.#checkIns.has(id));
+    this.#checkIns.clear();
+    this.#contacts.clear();
+    if (batch.length === 0 && contacts.length === 0) return this.#checkInChain;
+    const at = this.#clock.now().toISOString();
+    this.#checkInChain = this.#checkInChain.then(async () => {
+      try {
+        await this.#devices.recordCheckIns(batch);
+        if (contacts.length) await this.#devices.touchContacts(contacts, at);
+      } catch (err) {
+        this.#log.error({ err, count: batch.length }, 'storing check-ins failed');
+      }
+    });
+    return this.#checkInChain;
+  }
+
+  /**
+   * Local tasks changed on the device. If the administrator changed the same task since the
+   * device last synced (its base revision is behind), the administrator's version wins and the
+   * overridden local change is written to the event log.
+   */
+  async #applyLocalChanges(deviceId: string, changes: LocalTaskChange[]): Promise<LocalTaskResolution[]> {
+    const out: LocalTaskResolution[] = [];
+    for (const c of changes) {
+      try {
+        out.push(await this.#applyLocalChange(deviceId, c));
+      } catch (err) {
+        const reason = err instanceof AppError ? `${err.code}: ${err.message}` : 'internal error';
+        if (!(err instanceof AppError)) this.#log.error({ err, deviceId, taskId: c.taskId }, 'applying a local task change failed');
+        out.push({ taskId: c.taskId, outcome: 'rejected', revision: null, reason });
+        this.#events.record({ severity: 'warning', kind: 'task.local-change-rejected', message: `local change to task ${c.taskId} rejected: ${reason}`, deviceId, taskId: c.taskId });
+      }
+    }
+    return out;
+  }
+  async #applyLocalChange(deviceId: string, c: LocalTaskChange): Promise<LocalTaskResolution> {
+    if (!RUN_ID.test(c.taskId)) throw new AppError('VALIDATION_FAILED', 'invalid task id');
+    const cur = this.#catalog.task(c.taskId);
+    const overridden = (why: string, revision: number | null): LocalTaskResolution => {
+      const redacted = findCredentialLiterals(c.task.settings).length ? { ...c.task, settings: '[withheld: holds credential-like fields]' } : c.task;
+      this.#events.record({
+        severity: 'warning',
+        kind: 'task.local-change-overridden',
+        message: `the device's change to local task "${c.task.name}" was overridden: ${why}`,
+        deviceId,
+        taskId: c.taskId,
+        data: { overriddenChange: redacted, deleted: c.deleted ?? false, changedAt: c.changedAt, baseRevision: c.baseRevision },
+      });
+      return { taskId: c.taskId, outcome: 'overridden', revision, reason: why };
+    };
+    if (!cur) {
+      if (c.baseRevision !== null) return overridden('the administrator deleted the task', null);
+      if (c.deleted) return { taskId: c.taskId, outcome: 'applied', revision: null };
+      if (await this.#taskStore.taskExisted(c.taskId)) throw new AppError('CONFLICT', 'a task with this id existed already');
+      const t = await this.#tasks.create(
+        { kind: 'system', name: `device:${deviceId}` },
+        { name: c.task.name, product: c.task.product, type: c.task.type, settings: c.task.settings, schedule: c.task.schedule, enabled: c.task.enabled, scope: { type: 'local', deviceId } },
+        'device',
+        c.taskId,
+      );
+      return { taskId: c.taskId, outcome: 'applied', revision: t.revision };
+    }
+    if (cur.scope.type !== 'local' || cur.scope.deviceId !== deviceId) throw new AppError('FORBIDDEN', 'not a local task of this device');
+    if (c.baseRevision !== cur.revision) return overridden(`the administrator changed it since (revision ${c.baseRevision ?? 'new'} → ${cur.revision})`, cur.revision);
+    const actor = { kind: 'system' as const, name: `device:${deviceId}` };
+    if (c.deleted) {
+      await this.#tasks.remove(actor, c.taskId);
+      return { taskId: c.taskId, outcome: 'applied', revision: null };
+    }
+    if (cur.product !== c.task.product || cur.type !== c.task.type) throw new AppError('VALIDATION_FAILED', 'the product and type of a task cannot change');
+    const t = await this.#tasks.update(actor, c.taskId, { name: c.task.name, settings: c.task.settings, schedule: c.task.schedule, enabled: c.task.enabled, revision: cur.revision });
+    return { taskId: c.taskId, outcome: 'applied', revision: t.revision };
+  }
+
+  /** Queues reports for the next batched write; resolves with the ack once they are committed. */
+  submitReports(deviceId: string, reports: RunReport[]): Promise<Omit<AckMessage, 're'>> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ deviceId, reports, resolve, reject });
+      this.#queuedCount += reports.length;
+      if (this.#queuedCount >= INGEST_MAX_BATCH) void this.flushReports();
+      else this.#timer ??= setTimeout(() => void this.flushReports(), INGEST_FLUSH_MS);
+    });
+  }
+
+  async flushReports(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    const batch = this.#queue;
+    this.#queue = [];
+    this.#queuedCount = 0;
+    if (batch.length === 0) return this.#chain;
+    this.#chain = this.#chain.then(() => this.#ingest(batch));
+    return this.#chain;
+  }
+
+  async #ingest(batch: QueuedReports[]): Promise<void> {
+    const acks = new Map<QueuedReports, Omit<AckMessage, 're'>>();
+    const items: DeviceReport[] = [];
+    const owner = new Map<string, QueuedReports>();
+    for (const q of batch) {
+      const ack: Omit<AckMessage, 're'> = { type: 'ack', runIds: [], rejected: [] };
+      acks.set(q, ack);
+      for (const r of q.reports) {
+        const problem = await this.#checkReport(r);
+        if (problem) {
+          ack.rejected.push({ runId: r.runId, code: problem.code, message: problem.message });
+          continue;
+        }
+        items.push({ deviceId: q.deviceId, report: r });
+        owner.set(`${q.deviceId}\n${r.runId}\n${r.seq}`, q);
+      }
+    }
+    try {
+      const now = this.#clock.now().toISOString();
+      const result = await this.#runs.applyReports(items, now);
+      const ackOf = (i: DeviceReport) => owner.get(`${i.deviceId}\n${i.report.runId}\n${i.report.seq}`);
+      for (const i of [...result.applied, ...result.duplicates]) {
+        const q = ackOf(i);
+        if (q) acks.get(q)!.runIds.push(i.report.runId);
+      }
+      for (const r of result.rejected) {
+        const q = batch.find((b) => b.deviceId === r.deviceId);
+        if (q) acks.get(q)!.rejected.push({ runId: r.runId, code: r.code, message: r.message });
+      }
+      for (const i of result.applied) this.#recordRunEvent(i);
+      for (const q of batch) q.resolve(acks.get(q)!);
+    } catch (err) {
+      this.#log.error({ err, reports: items.length }, 'storing run reports failed; agents will resend');
+      for (const q of batch) q.reject(new AppError('UNAVAILABLE', 'the reports could not be stored now; resend later'));
+    }
+  }
+
+  async #checkReport(r: RunReport): Promise<AppError | null> {
+    if (!RUN_ID.test(r.runId)) return new AppError('VALIDATION_FAILED', 'runId must be 1-80 of A-Z a-z 0-9 . _ : -');
+    for (const t of [r.createdAt, r.startedAt, r.endedAt]) {
+      if (t != null && Number.isNaN(Date.parse(t))) return new AppError('VALIDATION_FAILED', `invalid timestamp "${t}"`);
+    }
+    const task = this.#catalog.task(r.taskId);
+    if (!task && !(await this.#taskStore.taskExisted(r.taskId))) return new AppError('NOT_FOUND', `task ${r.taskId} does not exist`);
+    if (task && r.outputTail) {
+      // Secrets handed to the agent must not come back into the central log through output.
+      const names = [...secretRefs(task.settings)];
+      if (names.length) {
+        let tail = r.outputTail;
+        for (const v of (await this.#secrets.values(names)).values()) if (v.length >= 4) tail = tail.split(v).join('***');
+        r.outputTail = tail;
+      }
+    }
+    if (r.outputTail && r.outputTail.length > 16384) r.outputTail = r.outputTail.slice(-16384);
+    return null;
+  }
+
+  #recordRunEvent(i: DeviceReport): void {
+    const r = i.report;
+    if (!isFinalRunState(r.state)) return;
+    const task = this.#catalog.task(r.taskId);
+    const device = this.#catalog.device(i.deviceId);
+    const detail = r.exitCode != null ? ` (exit code ${r.exitCode})` : r.reason ? ` (${r.reason})` : '';
+    this.#events.record({
+      severity: stateSeverity[r.state] ?? 'info',
+      kind: `run.${r.state}`,
+      message: `task "${task?.name ?? r.taskId}" ${r.state.replaceAll('_', ' ')} on "${device?.name ?? i.deviceId}"${detail}`,
+      deviceId: i.deviceId,
+      taskId: r.taskId,
+      runId: r.runId,
+      product: task?.product ?? null,
+      data: { attempt: r.attempt, exitCode: r.exitCode ?? null, cause: r.cause, ...(r.reason ? { reason: r.reason } : {}) },
+    });
+  }
+
+  async flushAll(): Promise<void> {
+    await this.flushReports();
+    await this.flushCheckIns();
+  }
+}
+
+export { systemActor };

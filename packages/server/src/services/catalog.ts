@@ -1,0 +1,117 @@
+/**
+ * An in-memory view of what targeting needs: the group tree, every live task and the facts of
+ * every device. Check-ins, run-now and progress read it instead of querying per device, which
+ * keeps dispatch free of per-agent database round trips. Services that change groups, tasks or
+ * devices update it; a periodic reload picks up changes made by other server instances
+ * sharing the same PostgreSQL database.
+ */
+import { GroupTree, effectiveTasks, targetDevices, type DeviceFacts } from '@garrison/core';
+import type { Task } from '@garrison/protocol';
+import type { Device, DeviceStore } from '../storage/device-store.ts';
+import type { Group, GroupStore } from '../storage/group-store.ts';
+import type { TaskStore } from '../storage/task-store.ts';
+
+export function deviceFacts(d: Device): DeviceFacts {
+  return {
+    id: d.id,
+    groupId: d.groupId,
+    name: d.name,
+    hostname: d.hostname,
+    osPlatform: d.osPlatform,
+    osName: d.osName,
+    tags: d.tags,
+    products: d.products.map((p) => p.id),
+  };
+}
+
+export class Catalog {
+  readonly #groups: GroupStore;
+  readonly #tasks: TaskStore;
+  readonly #devices: DeviceStore;
+  #tree = new GroupTree([]);
+  #groupList: Group[] = [];
+  #groupById = new Map<string, Group>();
+  #taskList: Task[] = [];
+  #taskById = new Map<string, Task>();
+  #deviceFacts = new Map<string, DeviceFacts>();
+  /** Bumped on every change, so that callers can cache derived values. */
+  generation = 0;
+
+  constructor(stores: { groups: GroupStore; tasks: TaskStore; devices: DeviceStore }) {
+    this.#groups = stores.groups;
+    this.#tasks = stores.tasks;
+    this.#devices = stores.devices;
+  }
+  async load(): Promise<void> {
+    await Promise.all([this.reloadGroups(), this.reloadTasks()]);
+    const devices = await this.#devices.listDevices();
+    this.#deviceFacts = new Map(devices.map((d) => [d.id, deviceFacts(d)]));
+    this.generation++;
+  }
+  async reloadGroups(): Promise<void> {
+    this.#groupList = await this.#groups.listGroups();
+    this.#groupById = new Map(this.#groupList.map((g) => [g.id, g]));
+    this.#tree = new GroupTree(this.#groupList.map((g) => ({ id: g.id, parentId: g.parentId, name: g.name, blockInheritance: g.blockInheritance })));
+    this.generation++;
+  }
+  async reloadTasks(): Promise<void> {
+    this.#taskList = await this.#tasks.listTasks();
+    this.#taskById = new Map(this.#taskList.map((t) => [t.id, t]));
+    this.generation++;
+  }
+  get tree(): GroupTree {
+    return this.#tree;
+  }
+  get groups(): readonly Group[] {
+    return this.#groupList;
+  }
+  group(id: string): Group | undefined {
+    return this.#groupById.get(id);
+  }
+  get tasks(): readonly Task[] {
+    return this.#taskList;
+  }
+  task(id: string): Task | undefined {
+    return this.#taskById.get(id);
+  }
+  device(id: string): DeviceFacts | undefined {
+    return this.#deviceFacts.get(id);
+  }
+  get deviceCount(): number {
+    return this.#deviceFacts.size;
+  }
+  putDevice(d: Device): void {
+    this.#deviceFacts.set(d.id, deviceFacts(d));
+    this.generation++;
+  }
+  putDeviceFacts(f: DeviceFacts): void {
+    this.#deviceFacts.set(f.id, f);
+    this.generation++;
+  }
+  removeDevice(id: string): void {
+    this.#deviceFacts.delete(id);
+    this.generation++;
+  }
+  effectiveTasksOf(deviceId: string): Task[] {
+    const facts = this.#deviceFacts.get(deviceId);
+    return facts ? effectiveTasks(facts, this.#taskList, this.#tree) : [];
+  }
+  targetsOf(task: Task): DeviceFacts[] {
+    return targetDevices(task, [...this.#deviceFacts.values()], this.#tree);
+  }
+  /** The effective policy of a group: the nearest value set on it or an ancestor, else the default. */
+  policyOf(groupId: string): { checkInIntervalMinutes: number; policyEnforcementMinutes: number } {
+    let checkIn: number | null = null;
+    let enforcement: number | null = null;
+    for (const id of this.#tree.ancestors(groupId)) {
+      const g = this.group(id);
+      if (!g) continue;
+      checkIn ??= g.checkInIntervalMinutes;
+      enforcement ??= g.policyEnforcementMinutes;
+    }
+    return { checkInIntervalMinutes: checkIn ?? DEFAULT_CHECK_IN_MINUTES, policyEnforcementMinutes: enforcement ?? DEFAULT_POLICY_ENFORCEMENT_MINUTES };
+  }
+}
+
+export const DEFAULT_CHECK_IN_MINUTES = 60;
+export const DEFAULT_POLICY_ENFORCEMENT_MINUTES = 5;

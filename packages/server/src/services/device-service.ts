@@ -1,0 +1,97 @@
+import type { Task } from '@garrison/protocol';
+import { AppError, notFound } from '../errors.ts';
+import type { Clock } from '../clock.ts';
+import type { Device, DeviceStore } from '../storage/device-store.ts';
+import { authorize, Permission, type Actor } from './actor.ts';
+import type { Catalog } from './catalog.ts';
+import type { EventService } from './event-service.ts';
+import type { Presence } from './presence.ts';
+
+export interface DeviceView extends Device {
+  online: boolean;
+  groupPath: string;
+}
+export interface DeviceQuery {
+  groupId?: string;
+  recursive?: boolean;
+  search?: string;
+  tag?: string;
+  online?: boolean;
+  limit?: number;
+  offset?: number;
+}
+const TAG = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+
+export class DeviceService {
+  readonly #store: DeviceStore;
+  readonly #catalog: Catalog;
+  readonly #clock: Clock;
+  readonly #events: EventService;
+  presence: Presence;
+  /** Called when a device's effective task set may have changed. */
+  onChanged: (deviceIds: string[]) => void = () => {};
+
+  constructor(deps: { store: DeviceStore; catalog: Catalog; clock: Clock; events: EventService; presence: Presence }) {
+    this.#store = deps.store;
+    this.#catalog = deps.catalog;
+    this.#clock = deps.clock;
+    this.#events = deps.events;
+    this.presence = deps.presence;
+  }
+  view(d: Device): DeviceView {
+    return { ...d, online: this.presence.isOnline(d.id), groupPath: this.#catalog.tree.path(d.groupId) };
+  }
+  async list(actor: Actor, q: DeviceQuery = {}): Promise<DeviceView[]> {
+    authorize(actor, Permission.read);
+    let groupIds: string[] | undefined;
+    if (q.groupId) {
+      if (!this.#catalog.group(q.groupId)) throw notFound('group', q.groupId);
+      groupIds = q.recursive === false ? [q.groupId] : this.#catalog.tree.descendants(q.groupId);
+    }
+    const online = q.online;
+    const rows = await this.#store.listDevices({ groupIds, search: q.search, tag: q.tag, limit: online === undefined ? q.limit : undefined, offset: q.offset });
+    const views = rows.map((d) => this.view(d));
+    const filtered = online === undefined ? views : views.filter((d) => d.online === online);
+    return online === undefined ? filtered : filtered.slice(q.offset ?? 0, (q.offset ?? 0) + (q.limit ?? filtered.length));
+  }
+  async get(actor: Actor, id: string): Promise<DeviceView> {
+    authorize(actor, Permission.read);
+    const d = await this.#store.getDevice(id);
+    if (!d) throw notFound('device', id);
+    return this.view(d);
+  }
+  async update(actor: Actor, id: string, patch: { name?: string; groupId?: string; tags?: string[] }): Promise<DeviceView> {
+    const d = await this.#store.getDevice(id);
+    if (!d) throw notFound('device', id);
+    authorize(actor, Permission.manageDevices, this.#catalog.tree, [d.groupId, ...(patch.groupId ? [patch.groupId] : [])]);
+    if (patch.groupId !== undefined && !this.#catalog.group(patch.groupId)) throw notFound('group', patch.groupId);
+    if (patch.name !== undefined && (patch.name.length < 1 || patch.name.length > 200)) throw new AppError('VALIDATION_FAILED', 'a device name is 1-200 characters');
+    if (patch.tags !== undefined) {
+      const bad = patch.tags.filter((t) => !TAG.test(t));
+      if (bad.length) throw new AppError('VALIDATION_FAILED', `invalid tags: ${bad.join(', ')} (letters, digits, ".", "_", ":", "-")`);
+      patch.tags = [...new Set(patch.tags)];
+    }
+    await this.#store.updateDevice(id, patch, this.#clock.now().toISOString());
+    const updated = (await this.#store.getDevice(id))!;
+    this.#catalog.putDevice(updated);
+    if (patch.groupId && patch.groupId !== d.groupId) {
+      await this.#events.audit(actor, 'device.moved', `device "${d.name}" moved to "${this.#catalog.tree.path(patch.groupId)}"`, { deviceId: id, groupId: patch.groupId });
+    } else await this.#events.audit(actor, 'device.updated', `device "${d.name}" changed`, { deviceId: id, groupId: updated.groupId, data: { ...patch } });
+    this.onChanged([id]);
+    return this.view(updated);
+  }
+  async remove(actor: Actor, id: string): Promise<void> {
+    const d = await this.#store.getDevice(id);
+    if (!d) throw notFound('device', id);
+    authorize(actor, Permission.manageDevices, this.#catalog.tree, [d.groupId]);
+    await this.#store.deleteDevice(id);
+    this.#catalog.removeDevice(id);
+    this.presence.disconnect(id, 'device deleted');
+    await this.#events.audit(actor, 'device.deleted', `device "${d.name}" deleted`, { deviceId: id, groupId: d.groupId });
+  }
+  async effectiveTasks(actor: Actor, id: string): Promise<Task[]> {
+    authorize(actor, Permission.read);
+    if (!this.#catalog.device(id)) throw notFound('device', id);
+    return this.#catalog.effectiveTasksOf(id);
+  }
+}

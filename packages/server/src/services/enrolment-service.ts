@@ -1,0 +1,119 @@
+import { DEVICE_CREDENTIAL_PREFIX, type EnrolRequest, type EnrolResponse } from '@garrison/protocol';
+import { AppError, notFound } from '../errors.ts';
+import type { Clock } from '../clock.ts';
+import { hashSecret, newId, newSecret, sameHash } from '../ids.ts';
+import type { DeviceStore } from '../storage/device-store.ts';
+import type { EnrolmentStore, EnrolmentToken } from '../storage/enrolment-store.ts';
+import { authorize, Permission, type Actor, actorName } from './actor.ts';
+import type { Catalog } from './catalog.ts';
+import type { EventService } from './event-service.ts';
+
+export interface TokenView extends EnrolmentToken {
+  groupPath: string;
+  state: 'active' | 'expired' | 'revoked' | 'exhausted';
+}
+
+export class EnrolmentService {
+  readonly #tokens: EnrolmentStore;
+  readonly #devices: DeviceStore;
+  readonly #catalog: Catalog;
+  readonly #clock: Clock;
+  readonly #events: EventService;
+  /** Verified credentials, so that reconnect storms do not each hit the database. */
+  readonly #credentialCache = new Map<string, string>();
+
+  constructor(deps: { tokens: EnrolmentStore; devices: DeviceStore; catalog: Catalog; clock: Clock; events: EventService }) {
+    this.#tokens = deps.tokens;
+    this.#devices = deps.devices;
+    this.#catalog = deps.catalog;
+    this.#clock = deps.clock;
+    this.#events = deps.events;
+  }
+  #view(t: EnrolmentToken): TokenView {
+    const now = this.#clock.now().toISOString();
+    const state = t.revokedAt ? 'revoked' : t.expiresAt && t.expiresAt <= now ? 'expired' : t.maxUses !== null && t.uses >= t.maxUses ? 'exhausted' : 'active';
+    return { ...t, groupPath: this.#catalog.tree.path(t.groupId), state };
+  }
+  async createToken(actor: Actor, input: { groupId: string; name?: string; expiresInMinutes?: number; maxUses?: number }): Promise<TokenView & { token: string }> {
+    if (!this.#catalog.group(input.groupId)) throw notFound('group', input.groupId);
+    authorize(actor, Permission.manageTokens, this.#catalog.tree, [input.groupId]);
+    const now = this.#clock.now();
+    const secret = `get.${newSecret()}`;
+    const t: EnrolmentToken = {
+      id: newId(),
+      groupId: input.groupId,
+      name: input.name ?? `token for ${this.#catalog.tree.path(input.groupId)}`,
+      expiresAt: input.expiresInMinutes ? new Date(now.getTime() + input.expiresInMinutes * 60_000).toISOString() : null,
+      maxUses: input.maxUses ?? null,
+      uses: 0,
+      revokedAt: null,
+      createdAt: now.toISOString(),
+      createdBy: actorName(actor),
+    };
+    await this.#tokens.insertToken(t, hashSecret(secret));
+    await this.#events.audit(actor, 'token.created', `enrolment token "${t.name}" created`, { groupId: t.groupId, data: { tokenId: t.id, expiresAt: t.expiresAt, maxUses: t.maxUses } });
+    return { ...this.#view(t), token: secret };
+  }
+  async listTokens(actor: Actor): Promise<TokenView[]> {
+    authorize(actor, Permission.read);
+    return (await this.#tokens.listTokens()).map((t) => this.#view(t));
+  }
+  async revokeToken(actor: Actor, id: string): Promise<TokenView> {
+    const t = await this.#tokens.getToken(id);
+    if (!t) throw notFound('enrolment token', id);
+    authorize(actor, Permission.manageTokens, this.#catalog.tree, [t.groupId]);
+    await this.#tokens.revoke(id, this.#clock.now().toISOString());
+    await this.#events.audit(actor, 'token.revoked', `enrolment token "${t.name}" revoked`, { groupId: t.groupId, data: { tokenId: id } });
+    return this.#view((await this.#tokens.getToken(id))!);
+  }
+
+  /** Enrols a device with a token: checks it, counts a use, and creates the device and its credential. */
+  async enrol(req: EnrolRequest, remoteAddress: string): Promise<EnrolResponse> {
+    const now = this.#clock.now().toISOString();
+    const t = await this.#tokens.findByHash(hashSecret(req.token));
+    if (!t) throw new AppError('TOKEN_INVALID', 'the enrolment token is not known to this server');
+    if (t.revokedAt) throw new AppError('TOKEN_REVOKED', 'the enrolment token was revoked');
+    if (t.expiresAt && t.expiresAt <= now) throw new AppError('TOKEN_EXPIRED', `the enrolment token expired at ${t.expiresAt}`);
+    if (!this.#catalog.group(t.groupId)) throw new AppError('TOKEN_INVALID', "the enrolment token's group no longer exists");
+    if (!(await this.#tokens.consumeUse(t.id, now))) {
+      const again = (await this.#tokens.getToken(t.id))!;
+      if (again.revokedAt) throw new AppError('TOKEN_REVOKED', 'the enrolment token was revoked');
+      if (again.expiresAt && again.expiresAt <= now) throw new AppError('TOKEN_EXPIRED', 'the enrolment token has expired');
+      throw new AppError('TOKEN_EXHAUSTED', `the enrolment token was used ${again.uses} of ${again.maxUses} times`);
+    }
+    const deviceId = newId();
+    const secret = newSecret();
+    const name = req.name ?? req.inventory.hostname;
+    await this.#devices.insertDevice({ id: deviceId, groupId: t.groupId, name, inventory: req.inventory, credentialHash: hashSecret(secret), at: now });
+    const device = (await this.#devices.getDevice(deviceId))!;
+    this.#catalog.putDevice(device);
+    this.#events.record({
+      severity: 'info',
+      kind: 'agent.enrolled',
+      message: `device "${name}" enrolled into "${this.#catalog.tree.path(t.groupId)}"`,
+      deviceId,
+      groupId: t.groupId,
+      data: { tokenId: t.id, remoteAddress, hostname: req.inventory.hostname },
+    });
+    return { deviceId, credential: `${DEVICE_CREDENTIAL_PREFIX}.${deviceId}.${secret}`, groupId: t.groupId, policy: this.#catalog.policyOf(t.groupId) };
+  }
+
+  /** Returns the device id of a valid credential, or throws DEVICE_CREDENTIAL_INVALID. */
+  async authenticateDevice(credential: string | undefined): Promise<string> {
+    const invalid = new AppError('DEVICE_CREDENTIAL_INVALID', 'the device credential is unknown or revoked');
+    if (!credential) throw invalid;
+    const parts = credential.split('.');
+    if (parts.length !== 3 || parts[0] !== DEVICE_CREDENTIAL_PREFIX || !parts[1] || !parts[2]) throw invalid;
+    const [, deviceId, secret] = parts as [string, string, string];
+    const hash = hashSecret(secret);
+    const cached = this.#credentialCache.get(deviceId);
+    if (cached !== undefined && sameHash(cached, hash)) return deviceId;
+    const stored = await this.#devices.getCredential(deviceId);
+    if (!stored || stored.revoked || !sameHash(stored.hash, hash)) throw invalid;
+    this.#credentialCache.set(deviceId, stored.hash);
+    return deviceId;
+  }
+  forgetCredential(deviceId: string): void {
+    this.#credentialCache.delete(deviceId);
+  }
+}

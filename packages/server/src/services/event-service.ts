@@ -1,0 +1,74 @@
+/**
+ * The central event log: run results, agent events, server events and the audit trail of
+ * administrators' actions. High-volume events (run results, connections) go through a
+ * batching writer that flushes every few milliseconds in one INSERT; audit events are
+ * written before the API call returns.
+ */
+import type { Logger } from 'pino';
+import { AppError } from '../errors.ts';
+import type { Clock } from '../clock.ts';
+import type { EventFilter, EventStore, NewEvent, StoredEvent } from '../storage/event-store.ts';
+import { actorName, authorize, Permission, type Actor } from './actor.ts';
+import type { Catalog } from './catalog.ts';
+
+export class EventService {
+  readonly #store: EventStore;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #catalog: Catalog;
+  #queue: NewEvent[] = [];
+  #timer: NodeJS.Timeout | null = null;
+  #flushing: Promise<void> = Promise.resolve();
+
+  constructor(deps: { store: EventStore; clock: Clock; log: Logger; catalog: Catalog }) {
+    this.#store = deps.store;
+    this.#clock = deps.clock;
+    this.#log = deps.log;
+    this.#catalog = deps.catalog;
+  }
+  /** Queues an event; it is stored within a few milliseconds, batched with others. */
+  record(event: Omit<NewEvent, 'time'> & { time?: string }): void {
+    const groupId = event.groupId ?? (event.deviceId ? this.#catalog.device(event.deviceId)?.groupId : undefined) ?? null;
+    this.#queue.push({ ...event, groupId, time: event.time ?? this.#clock.now().toISOString() });
+    if (this.#queue.length >= 5000) void this.flush();
+    else this.#timer ??= setTimeout(() => void this.flush(), 20);
+  }
+  /** Events to store inside another transaction's aftermath (already timed). */
+  recordMany(events: NewEvent[]): void {
+    for (const e of events) this.record(e);
+  }
+  async audit(actor: Actor, kind: string, message: string, refs: Partial<Pick<NewEvent, 'deviceId' | 'groupId' | 'taskId' | 'data'>>): Promise<void> {
+    await this.#store.insertEvents([{ time: this.#clock.now().toISOString(), severity: 'info', kind: `audit.${kind}`, message, actor: actorName(actor), ...refs }]);
+  }
+  async flush(): Promise<void> {
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    const batch = this.#queue;
+    if (batch.length === 0) return this.#flushing;
+    this.#queue = [];
+    this.#flushing = this.#flushing.then(async () => {
+      try {
+        await this.#store.insertEvents(batch);
+      } catch (err) {
+        this.#log.error({ err, count: batch.length }, 'storing events failed');
+      }
+    });
+    return this.#flushing;
+  }
+  async query(actor: Actor, filter: EventFilter & { groupId?: string; recursive?: boolean }): Promise<StoredEvent[]> {
+    authorize(actor, Permission.read);
+    await this.flush();
+    const f: EventFilter = { ...filter };
+    if (filter.groupId) {
+      if (!this.#catalog.group(filter.groupId)) throw new AppError('NOT_FOUND', `group ${filter.groupId} does not exist`);
+      f.groupIds = filter.recursive === false ? [filter.groupId] : this.#catalog.tree.descendants(filter.groupId);
+    }
+    return this.#store.queryEvents(f);
+  }
+  async purgeOlderThan(days: number): Promise<number> {
+    const cutoff = new Date(this.#clock.now().getTime() - days * 86400_000).toISOString();
+    return this.#store.purgeBefore(cutoff);
+  }
+}

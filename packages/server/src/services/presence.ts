@@ -1,0 +1,23 @@
+import type { ServerToAgent } from '@garrison/protocol';
+
+/**
+ * What services need of the live agent connections, without knowing about sockets: the
+ * agent hub implements it.
+ */
+export interface Presence {
+  isOnline(deviceId: string): boolean;
+  onlineCount(): number;
+  /** Sends one message to each connected device of the list; returns how many were reached. */
+  send(deviceIds: Iterable<string>, message: ServerToAgent): number;
+  /** Sends a distinct message per device (serialized once each). */
+  sendEach(messages: Iterable<readonly [string, ServerToAgent]>): number;
+  disconnect(deviceId: string, reason: string): void;
+}
+
+export const noPresence: Presence = {
+  isOnline: () => false,
+  onlineCount: () => 0,
+  send: () => 0,
+  sendEach: () => 0,
+  disconnect: () => {},
+};

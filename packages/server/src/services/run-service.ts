@@ -1,0 +1,105 @@
+import { DEFAULT_RUN_NOW_EXPIRY_MINUTES, type Run, type RunState, type TaskProgress } from '@garrison/protocol';
+import { summarizeProgress } from '@garrison/core';
+import { AppError, notFound } from '../errors.ts';
+import type { Clock } from '../clock.ts';
+import { newId } from '../ids.ts';
+import type { RunFilter, RunStore } from '../storage/run-store.ts';
+import { authorize, Permission, actorName, type Actor } from './actor.ts';
+import type { Catalog } from './catalog.ts';
+import type { EventService } from './event-service.ts';
+import type { Presence } from './presence.ts';
+import type { TaskService } from './task-service.ts';
+
+export interface RunNowResult {
+  requestId: string;
+  taskId: string;
+  targets: number;
+  /** Targets connected now, reached at once; the others get the run at their next contact. */
+  delivered: number;
+  expiresAt: string;
+}
+
+export class RunService {
+  readonly #runs: RunStore;
+  readonly #catalog: Catalog;
+  readonly #tasks: TaskService;
+  readonly #clock: Clock;
+  readonly #events: EventService;
+  presence: Presence;
+
+  constructor(deps: { runs: RunStore; catalog: Catalog; tasks: TaskService; clock: Clock; events: EventService; presence: Presence }) {
+    this.#runs = deps.runs;
+    this.#catalog = deps.catalog;
+    this.#tasks = deps.tasks;
+    this.#clock = deps.clock;
+    this.#events = deps.events;
+    this.presence = deps.presence;
+  }
+
+  /**
+   * Run now: one pending run per target in a single batched transaction, then one message per
+   * connected target. Offline targets receive the run at their next contact until it expires.
+   */
+  async runNow(actor: Actor, taskId: string, opts: { expiryMinutes?: number } = {}): Promise<RunNowResult> {
+    const task = this.#tasks.get(actor, taskId);
+    authorize(actor, Permission.runTasks, this.#catalog.tree, this.#tasks.scopeGroups(task.scope));
+    const now = this.#clock.now();
+    const expiry = opts.expiryMinutes ?? task.schedule.runNowExpiryMinutes ?? DEFAULT_RUN_NOW_EXPIRY_MINUTES;
+    if (!Number.isInteger(expiry) || expiry < 1 || expiry > 525600) throw new AppError('VALIDATION_FAILED', 'expiryMinutes must be 1 to 525600');
+    const createdAt = now.toISOString();
+    const expiresAt = new Date(now.getTime() + expiry * 60_000).toISOString();
+    const requestId = newId();
+    const targets = this.#catalog.targetsOf(task);
+    const runs = targets.map((d) => ({ id: newId(), taskId, deviceId: d.id, requestId, createdAt, expiresAt }));
+    const agentTask = await this.#tasks.toAgentTask(task);
+    await this.#runs.insertPendingRuns(runs, { id: requestId, taskId, createdBy: actorName(actor), createdAt, expiresAt });
+    const delivered = this.presence.sendEach(
+      runs.map((r) => [r.deviceId, { type: 'run-now', requests: [{ runId: r.id, requestId, taskId, expiresAt, task: agentTask }] }] as const),
+    );
+    await this.#events.audit(actor, 'task.run-now', `task "${task.name}" run now on ${targets.length} devices (${delivered} connected)`, {
+      taskId,
+      data: { requestId, targets: targets.length, delivered, expiresAt },
+    });
+    return { requestId, taskId, targets: targets.length, delivered, expiresAt };
+  }
+
+  /** Stops a task: connected targets cancel its running runs; undelivered run-nows are cancelled. */
+  async stop(actor: Actor, taskId: string): Promise<{ cancelledPending: number; signalled: number }> {
+    const task = this.#tasks.get(actor, taskId);
+    authorize(actor, Permission.runTasks, this.#catalog.tree, this.#tasks.scopeGroups(task.scope));
+    const at = this.#clock.now().toISOString();
+    const cancelledPending = await this.#runs.cancelPendingRuns(taskId, `stopped by ${actorName(actor)}`, at);
+    const signalled = this.presence.send(
+      this.#catalog.targetsOf(task).map((d) => d.id),
+      { type: 'stop', taskId },
+    );
+    await this.#events.audit(actor, 'task.stopped', `task "${task.name}" stopped`, { taskId, data: { cancelledPending, signalled } });
+    return { cancelledPending, signalled };
+  }
+
+  async progress(actor: Actor, taskId: string): Promise<TaskProgress> {
+    const task = this.#tasks.get(actor, taskId);
+    const targets = this.#catalog.targetsOf(task).map((d) => d.id);
+    const latest = await this.#runs.latestStates(taskId);
+    return summarizeProgress(taskId, targets, latest);
+  }
+  async results(actor: Actor, taskId: string, limit?: number): Promise<Run[]> {
+    this.#tasks.get(actor, taskId);
+    return this.#runs.latestRuns(taskId, limit);
+  }
+  async list(actor: Actor, filter: RunFilter): Promise<Run[]> {
+    authorize(actor, Permission.read);
+    return this.#runs.listRuns(filter);
+  }
+  async get(actor: Actor, id: string): Promise<Run> {
+    authorize(actor, Permission.read);
+    const r = await this.#runs.getRun(id);
+    if (!r) throw notFound('run', id);
+    return r;
+  }
+  async expireOverdue(): Promise<number> {
+    return this.#runs.expirePendingRuns(this.#clock.now().toISOString());
+  }
+}
+
+export type { RunState };

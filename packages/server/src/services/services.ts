@@ -1,0 +1,30 @@
+import type { PluginRegistry } from '../plugins/registry.ts';
+import type { SettingsStore } from '../storage/settings-store.ts';
+import type { AgentService } from './agent-service.ts';
+import type { AuthService } from './auth-service.ts';
+import type { Catalog } from './catalog.ts';
+import type { DeviceService } from './device-service.ts';
+import type { EnrolmentService } from './enrolment-service.ts';
+import type { EventService } from './event-service.ts';
+import type { GroupService } from './group-service.ts';
+import type { Presence } from './presence.ts';
+import type { RunService } from './run-service.ts';
+import type { SecretService } from './secret-service.ts';
+import type { TaskService } from './task-service.ts';
+
+/** Everything the HTTP layer and the agent hub call. */
+export interface Services {
+  auth: AuthService;
+  catalog: Catalog;
+  groups: GroupService;
+  devices: DeviceService;
+  enrolment: EnrolmentService;
+  tasks: TaskService;
+  runs: RunService;
+  events: EventService;
+  secrets: SecretService;
+  agents: AgentService;
+  plugins: PluginRegistry;
+  settings: SettingsStore;
+  presence: Presence;
+}

@@ -1,0 +1,161 @@
+import type { Inventory, InstalledProduct } from '@garrison/protocol';
+import { chunkRows, type Db } from './database.ts';
+import type { DevicesTable } from './schema.ts';
+
+export interface Device {
+  id: string;
+  groupId: string;
+  name: string;
+  hostname: string;
+  osPlatform: string;
+  osName: string;
+  osVersion: string;
+  arch: string;
+  addresses: string[];
+  agentVersion: string;
+  timeZone: string;
+  products: InstalledProduct[];
+  tags: string[];
+  enrolledAt: string;
+  lastContactAt: string | null;
+  credentialRevoked: boolean;
+  updatedAt: string;
+}
+
+export interface DeviceFilter {
+  groupIds?: string[];
+  search?: string;
+  tag?: string;
+  limit?: number;
+  offset?: number;
+}
+
+function toDevice(r: DevicesTable): Device {
+  return {
+    id: r.id,
+    groupId: r.group_id,
+    name: r.name,
+    hostname: r.hostname,
+    osPlatform: r.os_platform,
+    osName: r.os_name,
+    osVersion: r.os_version,
+    arch: r.arch,
+    addresses: JSON.parse(r.addresses) as string[],
+    agentVersion: r.agent_version,
+    timeZone: r.time_zone,
+    products: JSON.parse(r.products) as InstalledProduct[],
+    tags: JSON.parse(r.tags) as string[],
+    enrolledAt: r.enrolled_at,
+    lastContactAt: r.last_contact_at,
+    credentialRevoked: r.credential_revoked_at !== null,
+    updatedAt: r.updated_at,
+  };
+}
+
+function inventoryColumns(inv: Inventory) {
+  return {
+    hostname: inv.hostname,
+    os_platform: inv.osPlatform,
+    os_name: inv.osName,
+    os_version: inv.osVersion,
+    arch: inv.arch,
+    addresses: JSON.stringify(inv.addresses),
+    agent_version: inv.agentVersion,
+    time_zone: inv.timeZone,
+    products: JSON.stringify(inv.products),
+  };
+}
+
+export class DeviceStore {
+  readonly #db: Db;
+  constructor(db: Db) {
+    this.#db = db;
+  }
+  async insertDevice(d: { id: string; groupId: string; name: string; inventory: Inventory; credentialHash: string; at: string }): Promise<void> {
+    await this.#db.kysely
+      .insertInto('devices')
+      .values({
+        id: d.id,
+        group_id: d.groupId,
+        name: d.name,
+        ...inventoryColumns(d.inventory),
+        tags: '[]',
+        credential_hash: d.credentialHash,
+        credential_revoked_at: null,
+        enrolled_at: d.at,
+        last_contact_at: d.at,
+        updated_at: d.at,
+      })
+      .execute();
+  }
+  async getDevice(id: string): Promise<Device | undefined> {
+    const row = await this.#db.kysely.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toDevice(row);
+  }
+  async getCredential(id: string): Promise<{ hash: string; revoked: boolean } | undefined> {
+    const row = await this.#db.kysely
+      .selectFrom('devices')
+      .select(['credential_hash', 'credential_revoked_at'])
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row && { hash: row.credential_hash, revoked: row.credential_revoked_at !== null };
+  }
+  async listDevices(filter: DeviceFilter = {}): Promise<Device[]> {
+    let q = this.#db.kysely.selectFrom('devices').selectAll();
+    if (filter.groupIds) q = q.where('group_id', 'in', filter.groupIds.length ? filter.groupIds : ['']);
+    if (filter.search) {
+      const like = `%${filter.search.toLowerCase()}%`;
+      q = q.where((eb) => eb.or([eb(eb.fn('lower', ['name']), 'like', like), eb(eb.fn('lower', ['hostname']), 'like', like)]));
+    }
+    if (filter.tag) q = q.where('tags', 'like', `%${JSON.stringify(filter.tag)}%`);
+    q = q.orderBy('name').orderBy('id');
+    if (filter.limit) q = q.limit(filter.limit).offset(filter.offset ?? 0);
+    return (await q.execute()).map(toDevice);
+  }
+  async updateDevice(id: string, patch: { name?: string; groupId?: string; tags?: string[] }, at: string): Promise<void> {
+    await this.#db.kysely
+      .updateTable('devices')
+      .set({
+        ...(patch.name !== undefined ? { name: patch.name } : {}),
+        ...(patch.groupId !== undefined ? { group_id: patch.groupId } : {}),
+        ...(patch.tags !== undefined ? { tags: JSON.stringify(patch.tags) } : {}),
+        updated_at: at,
+      })
+      .where('id', '=', id)
+      .execute();
+  }
+  async deleteDevice(id: string): Promise<boolean> {
+    const r = await this.#db.kysely.deleteFrom('devices').where('id', '=', id).executeTakeFirst();
+    await this.#db.kysely.deleteFrom('task_device_state').where('device_id', '=', id).execute();
+    return Number(r.numDeletedRows) === 1;
+  }
+  async revokeCredential(id: string, at: string): Promise<void> {
+    await this.#db.kysely.updateTable('devices').set({ credential_revoked_at: at, updated_at: at }).where('id', '=', id).execute();
+  }
+  /** One transaction for a batch of check-ins: inventory and last contact. */
+  async recordCheckIns(batch: { id: string; inventory: Inventory; at: string }[]): Promise<void> {
+    if (batch.length === 0) return;
+    await this.#db.kysely.transaction().execute(async (trx) => {
+      for (const c of batch) {
+        await trx
+          .updateTable('devices')
+          .set({ ...inventoryColumns(c.inventory), last_contact_at: c.at })
+          .where('id', '=', c.id)
+          .execute();
+      }
+    });
+  }
+  async touchContacts(ids: string[], at: string): Promise<void> {
+    for (const chunk of chunkRows(ids.map((id) => ({ id })), this.#db.dialect)) {
+      await this.#db.kysely
+        .updateTable('devices')
+        .set({ last_contact_at: at })
+        .where(
+          'id',
+          'in',
+          chunk.map((c) => c.id),
+        )
+        .execute();
+    }
+  }
+}

@@ -1,0 +1,114 @@
+import { chunkRows, type Db } from './database.ts';
+import type { EventsTable } from './schema.ts';
+
+export const Severity = { info: 'info', warning: 'warning', error: 'error' } as const;
+export type Severity = (typeof Severity)[keyof typeof Severity];
+const severityRank: Record<string, number> = { info: 0, warning: 1, error: 2 };
+
+export interface NewEvent {
+  time: string;
+  severity: Severity;
+  kind: string;
+  message: string;
+  actor?: string | null;
+  deviceId?: string | null;
+  groupId?: string | null;
+  taskId?: string | null;
+  runId?: string | null;
+  product?: string | null;
+  data?: Record<string, unknown> | null;
+}
+export interface StoredEvent extends NewEvent {
+  id: number;
+}
+export interface EventFilter {
+  deviceId?: string;
+  groupIds?: string[];
+  taskId?: string;
+  runId?: string;
+  product?: string;
+  kind?: string;
+  /** Minimum severity. */
+  severity?: Severity;
+  since?: string;
+  until?: string;
+  /** Cursor: only events with a smaller id (older). */
+  beforeId?: number;
+  limit?: number;
+}
+
+function toEvent(r: EventsTable & { id: number }): StoredEvent {
+  return {
+    id: Number(r.id),
+    time: r.time,
+    severity: r.severity as Severity,
+    kind: r.kind,
+    message: r.message,
+    actor: r.actor,
+    deviceId: r.device_id,
+    groupId: r.group_id,
+    taskId: r.task_id,
+    runId: r.run_id,
+    product: r.product,
+    data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : null,
+  };
+}
+
+export class EventStore {
+  readonly #db: Db;
+  constructor(db: Db) {
+    this.#db = db;
+  }
+  async insertEvents(events: readonly NewEvent[]): Promise<void> {
+    const rows = events.map((e) => ({
+      time: e.time,
+      severity: e.severity,
+      kind: e.kind,
+      message: e.message,
+      actor: e.actor ?? null,
+      device_id: e.deviceId ?? null,
+      group_id: e.groupId ?? null,
+      task_id: e.taskId ?? null,
+      run_id: e.runId ?? null,
+      product: e.product ?? null,
+      data: e.data ? JSON.stringify(e.data) : null,
+    }));
+    for (const chunk of chunkRows(rows, this.#db.dialect)) await this.#db.kysely.insertInto('events').values(chunk).execute();
+  }
+  async queryEvents(f: EventFilter): Promise<StoredEvent[]> {
+    let q = this.#db.kysely.selectFrom('events').selectAll();
+    if (f.deviceId) q = q.where('device_id', '=', f.deviceId);
+    if (f.groupIds) q = q.where('group_id', 'in', f.groupIds.length ? f.groupIds : ['']);
+    if (f.taskId) q = q.where('task_id', '=', f.taskId);
+    if (f.runId) q = q.where('run_id', '=', f.runId);
+    if (f.product) q = q.where('product', '=', f.product);
+    if (f.kind) q = q.where('kind', '=', f.kind);
+    if (f.severity) {
+      const allowed = Object.keys(severityRank).filter((s) => severityRank[s]! >= severityRank[f.severity!]!);
+      q = q.where('severity', 'in', allowed);
+    }
+    if (f.since) q = q.where('time', '>=', f.since);
+    if (f.until) q = q.where('time', '<', f.until);
+    if (f.beforeId !== undefined) q = q.where('id', '<', f.beforeId);
+    const rows = await q.orderBy('id', 'desc').limit(Math.min(f.limit ?? 100, 10000)).execute();
+    return rows.map((r) => toEvent(r as EventsTable & { id: number }));
+  }
+  /** Deletes in batches so that a large purge never holds the write lock for long. */
+  async purgeBefore(time: string, batchSize = 5000): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const ids = await this.#db.kysely.selectFrom('events').select('id').where('time', '<', time).orderBy('id').limit(batchSize).execute();
+      if (ids.length === 0) return total;
+      await this.#db.kysely
+        .deleteFrom('events')
+        .where(
+          'id',
+          'in',
+          ids.map((r) => r.id),
+        )
+        .execute();
+      total += ids.length;
+      if (ids.length < batchSize) return total;
+    }
+  }
+}

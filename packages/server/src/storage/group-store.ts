@@ -1,0 +1,87 @@
+import type { Db } from './database.ts';
+import type { GroupsTable } from './schema.ts';
+
+export interface Group {
+  id: string;
+  parentId: string | null;
+  name: string;
+  blockInheritance: boolean;
+  checkInIntervalMinutes: number | null;
+  policyEnforcementMinutes: number | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+function toGroup(r: GroupsTable): Group {
+  return {
+    id: r.id,
+    parentId: r.parent_id,
+    name: r.name,
+    blockInheritance: r.block_inheritance === 1,
+    checkInIntervalMinutes: r.check_in_interval_minutes,
+    policyEnforcementMinutes: r.policy_enforcement_minutes,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export class GroupStore {
+  readonly #db: Db;
+  constructor(db: Db) {
+    this.#db = db;
+  }
+  async listGroups(): Promise<Group[]> {
+    const rows = await this.#db.kysely.selectFrom('groups').selectAll().orderBy('name').execute();
+    return rows.map(toGroup);
+  }
+  async getGroup(id: string): Promise<Group | undefined> {
+    const row = await this.#db.kysely.selectFrom('groups').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toGroup(row);
+  }
+  async insertGroup(g: Group): Promise<void> {
+    await this.#db.kysely
+      .insertInto('groups')
+      .values({
+        id: g.id,
+        parent_id: g.parentId,
+        name: g.name,
+        block_inheritance: g.blockInheritance ? 1 : 0,
+        check_in_interval_minutes: g.checkInIntervalMinutes,
+        policy_enforcement_minutes: g.policyEnforcementMinutes,
+        created_at: g.createdAt,
+        updated_at: g.updatedAt,
+      })
+      .execute();
+  }
+  async updateGroup(g: Group): Promise<void> {
+    await this.#db.kysely
+      .updateTable('groups')
+      .set({
+        parent_id: g.parentId,
+        name: g.name,
+        block_inheritance: g.blockInheritance ? 1 : 0,
+        check_in_interval_minutes: g.checkInIntervalMinutes,
+        policy_enforcement_minutes: g.policyEnforcementMinutes,
+        updated_at: g.updatedAt,
+      })
+      .where('id', '=', g.id)
+      .execute();
+  }
+  /** Deletes the group only if it is still empty, in one statement, so a concurrent enrolment cannot be orphaned. */
+  async deleteGroupIfEmpty(id: string): Promise<boolean> {
+    const k = this.#db.kysely;
+    const result = await k
+      .deleteFrom('groups')
+      .where('id', '=', id)
+      .where((eb) =>
+        eb.and([
+          eb.not(eb.exists(eb.selectFrom('devices').select('id').where('group_id', '=', id))),
+          eb.not(eb.exists(eb.selectFrom('groups as g2').select('g2.id').where('g2.parent_id', '=', id))),
+          eb.not(eb.exists(eb.selectFrom('tasks').select('id').where('scope_group_id', '=', id).where('deleted_at', 'is', null))),
+          eb.not(eb.exists(eb.selectFrom('enrolment_tokens').select('id').where('group_id', '=', id).where('revoked_at', 'is', null))),
+        ]),
+      )
+      .executeTakeFirst();
+    return Number(result.numDeletedRows) === 1;
+  }
+}

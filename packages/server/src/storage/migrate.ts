@@ -1,0 +1,28 @@
+/**
+ * Forward-only migrations, shared by both dialects. Kysely's Migrator takes a lock (a
+ * PostgreSQL advisory lock, a SQLite write transaction) so that two servers starting at once
+ * against one database migrate it exactly once. Migrations are listed here explicitly rather
+ * than read from a folder, so that a packaged agentless server has nothing to discover.
+ */
+import { Migrator, type Migration, type MigrationProvider } from 'kysely/migration';
+import type { Db } from './database.ts';
+import * as m0001 from './migrations/0001-initial.ts';
+
+interface MigrationModule {
+  up(db: import('kysely').Kysely<unknown>, dialect: import('./database.ts').Dialect): Promise<void>;
+}
+const migrations: Record<string, MigrationModule> = { '0001-initial': m0001 };
+
+export async function migrateToLatest(db: Db): Promise<string[]> {
+  const provider: MigrationProvider = {
+    async getMigrations() {
+      const out: Record<string, Migration> = {};
+      for (const [name, mod] of Object.entries(migrations)) out[name] = { up: (k) => mod.up(k, db.dialect) };
+      return out;
+    },
+  };
+  const migrator = new Migrator({ db: db.kysely, provider, migrationTableName: 'garrison_migrations', migrationLockTableName: 'garrison_migrations_lock' });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

@@ -1,0 +1,311 @@
+import type { Run, RunReport, RunState } from '@garrison/protocol';
+import { shouldApplyReport } from '@garrison/core';
+import { chunkRows, type Db } from './database.ts';
+import type { RunsTable } from './schema.ts';
+
+export function toRun(r: RunsTable): Run {
+  return {
+    id: r.id,
+    taskId: r.task_id,
+    deviceId: r.device_id,
+    state: r.state as RunState,
+    percent: r.percent,
+    attempt: r.attempt,
+    cause: r.cause,
+    requestId: r.request_id,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    endedAt: r.ended_at,
+    exitCode: r.exit_code,
+    reason: r.reason,
+    outputTail: r.output_tail,
+    updatedAt: r.updated_at,
+  };
+}
+
+export interface PendingRun {
+  id: string;
+  taskId: string;
+  deviceId: string;
+  requestId: string;
+  createdAt: string;
+  expiresAt: string;
+}
+
+export interface DeviceReport {
+  deviceId: string;
+  report: RunReport;
+}
+export interface ApplyResult {
+  /** Reports that changed stored state (for events and after-task logic). */
+  applied: DeviceReport[];
+  /** Reports already stored with this seq or a later one: acknowledged, nothing changed. */
+  duplicates: DeviceReport[];
+  rejected: { deviceId: string; runId: string; code: string; message: string }[];
+}
+export interface RunFilter {
+  taskId?: string;
+  deviceId?: string;
+  state?: RunState;
+  requestId?: string;
+  limit?: number;
+}
+
+export class RunStore {
+  readonly #db: Db;
+  constructor(db: Db) {
+    this.#db = db;
+  }
+
+  /** A run-now: pending runs for every target, and their (task, device) state, in one transaction. */
+  async insertPendingRuns(runs: readonly PendingRun[], request: { id: string; taskId: string; createdBy: string; createdAt: string; expiresAt: string }): Promise<void> {
+    await this.#db.kysely.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('run_requests')
+        .values({ id: request.id, task_id: request.taskId, created_at: request.createdAt, expires_at: request.expiresAt, created_by: request.createdBy, target_count: runs.length })
+        .execute();
+      const rows: RunsTable[] = runs.map((r) => ({
+        id: r.id,
+        task_id: r.taskId,
+        device_id: r.deviceId,
+        request_id: r.requestId,
+        state: 'pending',
+        percent: null,
+        attempt: 1,
+        seq: -1,
+        cause: 'run-now',
+        created_at: r.createdAt,
+        started_at: null,
+        ended_at: null,
+        exit_code: null,
+        reason: null,
+        output_tail: null,
+        expires_at: r.expiresAt,
+        updated_at: r.createdAt,
+      }));
+      for (const chunk of chunkRows(rows, this.#db.dialect)) await trx.insertInto('runs').values(chunk).execute();
+      const states = runs.map((r) => ({ task_id: r.taskId, device_id: r.deviceId, run_id: r.id, run_created_at: r.createdAt, state: 'pending', updated_at: r.createdAt }));
+      for (const chunk of chunkRows(states, this.#db.dialect)) {
+        await trx
+          .insertInto('task_device_state')
+          .values(chunk)
+          .onConflict((oc) =>
+            oc.columns(['task_id', 'device_id']).doUpdateSet((eb) => ({
+              run_id: eb.ref('excluded.run_id'),
+              run_created_at: eb.ref('excluded.run_created_at'),
+              state: eb.ref('excluded.state'),
+              updated_at: eb.ref('excluded.updated_at'),
+            })),
+          )
+          .execute();
+      }
+    });
+  }
+
+  async pendingRunsForDevice(deviceId: string, now: string): Promise<PendingRun[]> {
+    const rows = await this.#db.kysely
+      .selectFrom('runs')
+      .select(['id', 'task_id', 'device_id', 'request_id', 'created_at', 'expires_at'])
+      .where('device_id', '=', deviceId)
+      .where('state', '=', 'pending')
+      .where('expires_at', '>', now)
+      .execute();
+    return rows.map((r) => ({ id: r.id, taskId: r.task_id, deviceId: r.device_id, requestId: r.request_id ?? '', createdAt: r.created_at, expiresAt: r.expires_at ?? '' }));
+  }
+
+  /**
+   * Stores a batch of reports in one transaction. Idempotent: a report whose seq is not newer
+   * than the stored one changes nothing. A run id that belongs to another device is refused:
+   * an agent can never write another device's results.
+   */
+  async applyReports(batch: readonly DeviceReport[], now: string): Promise<ApplyResult> {
+    const result: ApplyResult = { applied: [], duplicates: [], rejected: [] };
+    if (batch.length === 0) return result;
+    // Within one batch keep only the newest report of each run.
+    const newest = new Map<string, DeviceReport>();
+    for (const item of batch) {
+      const prev = newest.get(item.report.runId);
+      if (prev && prev.deviceId !== item.deviceId) {
+        result.rejected.push({ deviceId: item.deviceId, runId: item.report.runId, code: 'FORBIDDEN', message: 'run belongs to another device' });
+        continue;
+      }
+      if (!prev || prev.report.seq < item.report.seq) {
+        if (prev) result.duplicates.push(prev);
+        newest.set(item.report.runId, item);
+      } else result.duplicates.push(item);
+    }
+    await this.#db.kysely.transaction().execute(async (trx) => {
+      const ids = [...newest.keys()];
+      const existing = new Map<string, { device_id: string; seq: number; state: string; created_at: string; request_id: string | null }>();
+      for (const chunk of chunkRows(ids.map((id) => ({ id })), this.#db.dialect)) {
+        const rows = await trx
+          .selectFrom('runs')
+          .select(['id', 'device_id', 'seq', 'state', 'created_at', 'request_id'])
+          .where(
+            'id',
+            'in',
+            chunk.map((c) => c.id),
+          )
+          .execute();
+        for (const r of rows) existing.set(r.id, r);
+      }
+      const runRows: RunsTable[] = [];
+      for (const item of newest.values()) {
+        const r = item.report;
+        const cur = existing.get(r.runId);
+        if (cur && cur.device_id !== item.deviceId) {
+          result.rejected.push({ deviceId: item.deviceId, runId: r.runId, code: 'FORBIDDEN', message: 'run belongs to another device' });
+          continue;
+        }
+        if (!shouldApplyReport(cur ? { state: cur.state as RunState, seq: cur.seq } : null, { state: r.state, seq: r.seq })) {
+          result.duplicates.push(item);
+          continue;
+        }
+        result.applied.push(item);
+        runRows.push({
+          id: r.runId,
+          task_id: r.taskId,
+          device_id: item.deviceId,
+          request_id: cur?.request_id ?? r.requestId ?? null,
+          state: r.state,
+          percent: r.percent ?? null,
+          attempt: r.attempt,
+          seq: r.seq,
+          cause: r.cause,
+          // A pending run-now keeps the creation time the server gave it.
+          created_at: cur?.created_at ?? r.createdAt,
+          started_at: r.startedAt ?? null,
+          ended_at: r.endedAt ?? null,
+          exit_code: r.exitCode ?? null,
+          reason: r.reason ?? null,
+          output_tail: r.outputTail ?? null,
+          expires_at: null,
+          updated_at: now,
+        });
+      }
+      for (const chunk of chunkRows(runRows, this.#db.dialect)) {
+        await trx
+          .insertInto('runs')
+          .values(chunk)
+          .onConflict((oc) =>
+            oc
+              .column('id')
+              .doUpdateSet((eb) => ({
+                state: eb.ref('excluded.state'),
+                percent: eb.ref('excluded.percent'),
+                attempt: eb.ref('excluded.attempt'),
+                seq: eb.ref('excluded.seq'),
+                cause: eb.ref('excluded.cause'),
+                started_at: eb.ref('excluded.started_at'),
+                ended_at: eb.ref('excluded.ended_at'),
+                exit_code: eb.ref('excluded.exit_code'),
+                reason: eb.ref('excluded.reason'),
+                output_tail: eb.ref('excluded.output_tail'),
+                expires_at: eb.ref('excluded.expires_at'),
+                updated_at: eb.ref('excluded.updated_at'),
+              }))
+              .where('runs.seq', '<', (eb) => eb.ref('excluded.seq'))
+              .where('runs.device_id', '=', (eb) => eb.ref('excluded.device_id')),
+          )
+          .execute();
+      }
+      const states = runRows.map((r) => ({ task_id: r.task_id, device_id: r.device_id, run_id: r.id, run_created_at: r.created_at, state: r.state, updated_at: now }));
+      for (const chunk of chunkRows(states, this.#db.dialect)) {
+        await trx
+          .insertInto('task_device_state')
+          .values(chunk)
+          .onConflict((oc) =>
+            oc
+              .columns(['task_id', 'device_id'])
+              .doUpdateSet((eb) => ({
+                run_id: eb.ref('excluded.run_id'),
+                run_created_at: eb.ref('excluded.run_created_at'),
+                state: eb.ref('excluded.state'),
+                updated_at: eb.ref('excluded.updated_at'),
+              }))
+              .where('task_device_state.run_created_at', '<=', (eb) => eb.ref('excluded.run_created_at')),
+          )
+          .execute();
+      }
+    });
+    return result;
+  }
+
+  /** Marks undelivered runs of a task cancelled (a stop); returns how many. */
+  async cancelPendingRuns(taskId: string, reason: string, at: string): Promise<number> {
+    return this.#finishPending({ taskId }, 'cancelled', reason, at);
+  }
+  /** Run-now requests that no device picked up before their expiry become skipped. */
+  async expirePendingRuns(now: string): Promise<number> {
+    return this.#finishPending({ expiredAt: now }, 'skipped', 'the run-now expired before the device made contact', now);
+  }
+  async #finishPending(which: { taskId?: string; expiredAt?: string }, state: RunState, reason: string, at: string): Promise<number> {
+    return this.#db.kysely.transaction().execute(async (trx) => {
+      let q = trx.selectFrom('runs').select(['id']).where('state', '=', 'pending');
+      if (which.taskId) q = q.where('task_id', '=', which.taskId);
+      if (which.expiredAt) q = q.where('expires_at', '<=', which.expiredAt);
+      const list = await q.execute();
+      for (const chunk of chunkRows(list, this.#db.dialect)) {
+        const ids = chunk.map((r) => r.id);
+        await trx.updateTable('runs').set({ state, reason, ended_at: at, updated_at: at, seq: 0 }).where('id', 'in', ids).where('state', '=', 'pending').execute();
+        await trx.updateTable('task_device_state').set({ state, updated_at: at }).where('run_id', 'in', ids).execute();
+      }
+      return list.length;
+    });
+  }
+
+  async getRun(id: string): Promise<Run | undefined> {
+    const r = await this.#db.kysely.selectFrom('runs').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toRun(r);
+  }
+  async listRuns(f: RunFilter): Promise<Run[]> {
+    let q = this.#db.kysely.selectFrom('runs').selectAll();
+    if (f.taskId) q = q.where('task_id', '=', f.taskId);
+    if (f.deviceId) q = q.where('device_id', '=', f.deviceId);
+    if (f.state) q = q.where('state', '=', f.state);
+    if (f.requestId) q = q.where('request_id', '=', f.requestId);
+    const rows = await q.orderBy('created_at', 'desc').limit(Math.min(f.limit ?? 100, 10000)).execute();
+    return rows.map(toRun);
+  }
+  /** The latest run of each device for a task, as a map device → state (for progress). */
+  async latestStates(taskId: string): Promise<Map<string, RunState>> {
+    const rows = await this.#db.kysely.selectFrom('task_device_state').select(['device_id', 'state']).where('task_id', '=', taskId).execute();
+    return new Map(rows.map((r) => [r.device_id, r.state as RunState]));
+  }
+  /** The latest run per device for a task, with its details (per-device results). */
+  async latestRuns(taskId: string, limit = 1000): Promise<Run[]> {
+    const rows = await this.#db.kysely
+      .selectFrom('task_device_state as s')
+      .innerJoin('runs', 'runs.id', 's.run_id')
+      .selectAll('runs')
+      .where('s.task_id', '=', taskId)
+      .orderBy('runs.updated_at', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map(toRun);
+  }
+  async purgeRunsBefore(time: string, batchSize = 5000): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const ids = await this.#db.kysely
+        .selectFrom('runs')
+        .select('id')
+        .where('updated_at', '<', time)
+        .where('state', 'not in', ['pending', 'scheduled', 'running'])
+        .where(({ not, exists, selectFrom }) => not(exists(selectFrom('task_device_state').select('run_id').whereRef('task_device_state.run_id', '=', 'runs.id'))))
+        .limit(batchSize)
+        .execute();
+      if (ids.length === 0) return total;
+      await this.#db.kysely
+        .deleteFrom('runs')
+        .where(
+          'id',
+          'in',
+          ids.map((r) => r.id),
+        )
+        .execute();
+      total += ids.length;
+      if (ids.length < batchSize) return total;
+    }
+  }
+}

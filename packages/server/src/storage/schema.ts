@@ -1,0 +1,173 @@
+/**
+ * The tables as Kysely sees them. Both dialects store the same shapes: times are UTC ISO-8601
+ * text (sortable, identical in SQLite and PostgreSQL), booleans are 0/1 integers, and
+ * structured values (settings, schedules, scopes, inventory lists) are JSON text. See
+ * docs/adr/0003-storage.md for why we chose the common denominator over native types.
+ */
+import type { Generated } from 'kysely';
+
+export interface GroupsTable {
+  id: string;
+  parent_id: string | null;
+  name: string;
+  block_inheritance: number;
+  check_in_interval_minutes: number | null;
+  policy_enforcement_minutes: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface DevicesTable {
+  id: string;
+  group_id: string;
+  name: string;
+  hostname: string;
+  os_platform: string;
+  os_name: string;
+  os_version: string;
+  arch: string;
+  addresses: string;
+  agent_version: string;
+  time_zone: string;
+  products: string;
+  tags: string;
+  credential_hash: string;
+  credential_revoked_at: string | null;
+  enrolled_at: string;
+  last_contact_at: string | null;
+  updated_at: string;
+}
+
+export interface EnrolmentTokensTable {
+  id: string;
+  group_id: string;
+  name: string;
+  token_hash: string;
+  expires_at: string | null;
+  max_uses: number | null;
+  uses: number;
+  revoked_at: string | null;
+  created_at: string;
+  created_by: string;
+}
+
+export interface AdminsTable {
+  id: string;
+  name: string;
+  role: string;
+  /** Null: the whole tree. Kept so that roles scoped to groups can follow. */
+  scope_group_id: string | null;
+  created_at: string;
+}
+
+export interface ApiTokensTable {
+  id: string;
+  admin_id: string;
+  name: string;
+  token_hash: string;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface TasksTable {
+  id: string;
+  name: string;
+  description: string;
+  product: string;
+  type: string;
+  settings: string;
+  schedule: string;
+  scope: string;
+  scope_type: string;
+  scope_group_id: string | null;
+  scope_device_id: string | null;
+  enabled: number;
+  revision: number;
+  origin: string;
+  created_at: string;
+  updated_at: string;
+  deleted_at: string | null;
+}
+
+export interface RunsTable {
+  id: string;
+  task_id: string;
+  device_id: string;
+  request_id: string | null;
+  state: string;
+  percent: number | null;
+  attempt: number;
+  seq: number;
+  cause: string;
+  created_at: string;
+  started_at: string | null;
+  ended_at: string | null;
+  exit_code: number | null;
+  reason: string | null;
+  output_tail: string | null;
+  expires_at: string | null;
+  updated_at: string;
+}
+
+/** The latest run of each (task, device): what progress counts. */
+export interface TaskDeviceStateTable {
+  task_id: string;
+  device_id: string;
+  run_id: string;
+  run_created_at: string;
+  state: string;
+  updated_at: string;
+}
+
+export interface RunRequestsTable {
+  id: string;
+  task_id: string;
+  created_at: string;
+  expires_at: string;
+  created_by: string;
+  target_count: number;
+}
+
+export interface EventsTable {
+  id: Generated<number>;
+  time: string;
+  severity: string;
+  kind: string;
+  message: string;
+  actor: string | null;
+  device_id: string | null;
+  group_id: string | null;
+  task_id: string | null;
+  run_id: string | null;
+  product: string | null;
+  data: string | null;
+}
+
+export interface SecretsTable {
+  name: string;
+  ciphertext: string;
+  description: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ServerSettingsTable {
+  key: string;
+  value: string;
+}
+
+export interface Database {
+  groups: GroupsTable;
+  devices: DevicesTable;
+  enrolment_tokens: EnrolmentTokensTable;
+  admins: AdminsTable;
+  api_tokens: ApiTokensTable;
+  tasks: TasksTable;
+  runs: RunsTable;
+  task_device_state: TaskDeviceStateTable;
+  run_requests: RunRequestsTable;
+  events: EventsTable;
+  secrets: SecretsTable;
+  server_settings: ServerSettingsTable;
+}

@@ -1,0 +1,39 @@
+import type { Db } from './database.ts';
+
+export interface SecretMeta {
+  name: string;
+  description: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Stores ciphertext only; encryption lives in the secret service, keys never reach the database. */
+export class SecretStore {
+  readonly #db: Db;
+  constructor(db: Db) {
+    this.#db = db;
+  }
+  async putSecret(name: string, ciphertext: string, description: string, at: string): Promise<void> {
+    await this.#db.kysely
+      .insertInto('secrets')
+      .values({ name, ciphertext, description, created_at: at, updated_at: at })
+      .onConflict((oc) => oc.column('name').doUpdateSet({ ciphertext, description, updated_at: at }))
+      .execute();
+  }
+  async deleteSecret(name: string): Promise<boolean> {
+    const r = await this.#db.kysely.deleteFrom('secrets').where('name', '=', name).executeTakeFirst();
+    return Number(r.numDeletedRows) === 1;
+  }
+  async listSecrets(): Promise<SecretMeta[]> {
+    return this.#db.kysely
+      .selectFrom('secrets')
+      .select(['name', 'description', 'created_at as createdAt', 'updated_at as updatedAt'])
+      .orderBy('name')
+      .execute();
+  }
+  async getCiphertexts(names: string[]): Promise<Map<string, { ciphertext: string; updatedAt: string }>> {
+    if (names.length === 0) return new Map();
+    const rows = await this.#db.kysely.selectFrom('secrets').select(['name', 'ciphertext', 'updated_at']).where('name', 'in', names).execute();
+    return new Map(rows.map((r) => [r.name, { ciphertext: r.ciphertext, updatedAt: r.updated_at }]));
+  }
+}
