@@ -1,0 +1,331 @@
+/**
+ * The agent process: enrols once, then keeps its connection, checks in at the group's
+ * communication interval (with jitter), runs its tasks through the TaskRunner and sends the
+ * spooled results until the server acknowledges them. Everything it needs to go on working
+ * while the server is unreachable is in its state folder:
+ *
+ *   credential.json  server URL, device id and credential (0600)
+ *   tasks.json       the last task list, its etag and the group policy
+ *   local-changes.json  local task edits not yet accepted by the server
+ *   spool/           run reports not yet acknowledged
+ *   active/          runs in flight (resumed after a restart)
+ *   logs/            the local event log (JSON lines, rotated)
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import {
+  AGENT_ENROL_PATH,
+  type AgentTask,
+  type CheckInResult,
+  type EnrolResponse,
+  type LocalTaskChange,
+  type Policy,
+  type ServerToAgent,
+} from '@garrison/protocol';
+import { LocalEventLog, type LocalEvent } from './event-log.ts';
+import { RunSpool } from './run-spool.ts';
+import { readJson, writeJsonAtomic } from './state-file.ts';
+import { TaskRunner } from './task-runner.ts';
+import { Transport, TransportError } from './transport.ts';
+import { AgentPluginRegistry, builtinAgentPlugin } from './plugins.ts';
+import { collectInventory } from './inventory.ts';
+import { startLocalApi, type LocalApi } from './local-api.ts';
+
+export interface AgentOptions {
+  stateDir: string;
+  serverUrl?: string;
+  token?: string;
+  name?: string;
+  /** Echo local events to stderr (the service's journal). */
+  verbose?: boolean;
+}
+interface Credential {
+  serverUrl: string;
+  deviceId: string;
+  credential: string;
+  groupId: string;
+}
+interface TaskCache {
+  etag: string | null;
+  tasks: AgentTask[];
+  policy: Policy;
+  lastCheckInAt: string | null;
+}
+const DEFAULT_POLICY: Policy = { checkInIntervalMinutes: 60, policyEnforcementMinutes: 5 };
+const REPORT_BATCH = 500;
+
+export class EnrolmentError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export async function enrol(serverUrl: string, token: string, name: string | undefined, products: { id: string; version: string }[]): Promise<EnrolResponse> {
+  let res: Response;
+  try {
+    res = await fetch(serverUrl.replace(/\/+$/, '') + AGENT_ENROL_PATH, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token, inventory: collectInventory(products), ...(name ? { name } : {}) }),
+      signal: AbortSignal.timeout(30_000),
+    });
+  } catch (err) {
+    throw new EnrolmentError('UNREACHABLE', `cannot reach ${serverUrl}: ${(err as Error).message}`);
+  }
+  const body = (await res.json().catch(() => null)) as (EnrolResponse & { error?: { code: string; message: string } }) | null;
+  if (!res.ok || !body) throw new EnrolmentError(body?.error?.code ?? `HTTP_${res.status}`, body?.error?.message ?? `enrolment failed with HTTP ${res.status}`);
+  return body;
+}
+
+export class Agent {
+  readonly stateDir: string;
+  readonly #opts: AgentOptions;
+  readonly plugins = new AgentPluginRegistry();
+  events!: LocalEventLog;
+  spool!: RunSpool;
+  runner!: TaskRunner;
+  transport!: Transport;
+  credential!: Credential;
+  #cache: TaskCache = { etag: null, tasks: [], policy: DEFAULT_POLICY, lastCheckInAt: null };
+  #localChanges = new Map<string, LocalTaskChange>();
+  #checkInTimer: NodeJS.Timeout | null = null;
+  #enforcementTimer: NodeJS.Timeout | null = null;
+  #flushing = false;
+  #flushAgain = false;
+  #flushRetry: NodeJS.Timeout | null = null;
+  #checkingIn: Promise<void> | null = null;
+  #localApi: LocalApi | null = null;
+  #stopped = false;
+
+  constructor(opts: AgentOptions) {
+    this.#opts = opts;
+    this.stateDir = path.resolve(opts.stateDir);
+    this.plugins.install(builtinAgentPlugin);
+  }
+
+  async log(severity: LocalEvent['severity'], kind: string, message: string, extra: Partial<LocalEvent> = {}): Promise<void> {
+    if (this.#opts.verbose) process.stderr.write(`${new Date().toISOString()} ${severity} ${kind}: ${message}\n`);
+    await this.events.write({ time: new Date().toISOString(), severity, kind, message, ...extra }).catch(() => {});
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.stateDir, { recursive: true, mode: 0o700 });
+    await mkdir(path.join(this.stateDir, 'tmp'), { recursive: true, mode: 0o711 });
+    this.events = new LocalEventLog(path.join(this.stateDir, 'logs'));
+    const credFile = path.join(this.stateDir, 'credential.json');
+    let cred = await readJson<Credential>(credFile);
+    let justEnrolled = false;
+    if (!cred) {
+      if (!this.#opts.serverUrl || !this.#opts.token) throw new EnrolmentError('NOT_ENROLLED', 'this agent is not enrolled yet: give --server URL and --token TOKEN');
+      const r = await enrol(this.#opts.serverUrl, this.#opts.token, this.#opts.name, await this.plugins.installedProducts());
+      cred = { serverUrl: this.#opts.serverUrl.replace(/\/+$/, ''), deviceId: r.deviceId, credential: r.credential, groupId: r.groupId };
+      await writeJsonAtomic(credFile, cred, 0o600);
+      this.#cache.policy = r.policy;
+      justEnrolled = true;
+      await this.log('info', 'agent.enrolled', `enrolled as device ${r.deviceId} with ${cred.serverUrl}`);
+    }
+    this.credential = cred;
+    this.#cache = (await readJson<TaskCache>(path.join(this.stateDir, 'tasks.json')).catch(() => undefined)) ?? this.#cache;
+    const pendingLocal = (await readJson<LocalTaskChange[]>(path.join(this.stateDir, 'local-changes.json')).catch(() => undefined)) ?? [];
+    this.#localChanges = new Map(pendingLocal.map((c) => [c.taskId, c]));
+
+    this.spool = new RunSpool(path.join(this.stateDir, 'spool'), { onCorrupt: (file, err) => void this.log('error', 'spool.corrupt', `${file}: ${err.message}`) });
+    await this.spool.init();
+    this.runner = new TaskRunner({ dir: this.stateDir, spool: this.spool, plugins: this.plugins, events: this.events, onReport: () => void this.flushReports() });
+    await this.runner.init(this.#effectiveTasks());
+
+    this.transport = new Transport({ serverUrl: cred.serverUrl, credential: cred.credential, log: (level, msg) => void this.log(level, 'transport', msg) });
+    this.transport.on('connected', () => {
+      void this.log('info', 'agent.connected', `connected to ${cred.serverUrl}`);
+      void this.checkIn();
+      void this.flushReports();
+    });
+    this.transport.on('disconnected', (why) => void this.log('warning', 'agent.disconnected', `disconnected: ${why}`));
+    this.transport.on('message', (m) => this.#onMessage(m));
+    this.transport.start();
+
+    this.#localApi = await startLocalApi(this);
+    this.#armCheckIn(justEnrolled ? 0 : 5_000);
+    this.#armEnforcement();
+    this.runner.onEvent('agent-start');
+    if (justEnrolled) this.runner.onEvent('enrolment');
+    await this.log('info', 'agent.started', `agent started (device ${cred.deviceId})`);
+  }
+
+  #onMessage(m: ServerToAgent): void {
+    switch (m.type) {
+      case 'run-now':
+        for (const r of m.requests) this.runner.runNow(r);
+        break;
+      case 'stop':
+        this.runner.stop(m.taskId, m.runIds);
+        break;
+      case 'sync':
+        void this.checkIn();
+        break;
+      case 'error':
+        void this.log('warning', 'server.error', `${m.code}: ${m.message}`);
+        break;
+      default:
+        break;
+    }
+  }
+
+  #armCheckIn(delayMs?: number): void {
+    if (this.#checkInTimer) clearTimeout(this.#checkInTimer);
+    if (this.#stopped) return;
+    const interval = this.#cache.policy.checkInIntervalMinutes * 60_000;
+    // ±10% jitter, so that a fleet enrolled at once does not check in at once forever.
+    const wait = delayMs ?? Math.round(interval * (0.9 + Math.random() * 0.2));
+    this.#checkInTimer = setTimeout(() => void this.checkIn().finally(() => this.#armCheckIn()), wait);
+    this.#checkInTimer.unref?.();
+  }
+  #armEnforcement(): void {
+    if (this.#enforcementTimer) clearInterval(this.#enforcementTimer);
+    if (this.#stopped) return;
+    this.#enforcementTimer = setInterval(() => this.runner.onEvent('policy-enforcement'), this.#cache.policy.policyEnforcementMinutes * 60_000);
+  }
+
+  /** The server's list with this device's pending local edits laid over it. */
+  #effectiveTasks(): AgentTask[] {
+    const byId = new Map(this.#cache.tasks.map((t) => [t.id, t]));
+    for (const c of this.#localChanges.values()) {
+      if (c.deleted) byId.delete(c.taskId);
+      else byId.set(c.taskId, { id: c.taskId, ...c.task, revision: (c.baseRevision ?? 0) + 0.5, local: true });
+    }
+    return [...byId.values()];
+  }
+
+  /** One check-in at a time; a request made while one is running joins it. */
+  checkIn(): Promise<void> {
+    this.#checkingIn ??= this.#doCheckIn().finally(() => {
+      this.#checkingIn = null;
+    });
+    return this.#checkingIn;
+  }
+  async #doCheckIn(): Promise<void> {
+    if (this.#stopped) return;
+    let result: CheckInResult;
+    try {
+      result = await this.transport.checkIn({
+        inventory: collectInventory(await this.plugins.installedProducts()),
+        ...(this.#cache.etag ? { tasksEtag: this.#cache.etag } : {}),
+        ...(this.#localChanges.size ? { localChanges: [...this.#localChanges.values()] } : {}),
+      });
+    } catch (err) {
+      const e = err as TransportError;
+      await this.log(e.retryable === false ? 'error' : 'warning', 'check-in.failed', `check-in failed: ${e.message}`);
+      return;
+    }
+    for (const r of result.localResolutions) {
+      this.#localChanges.delete(r.taskId);
+      if (r.outcome !== 'applied') {
+        await this.log('warning', `task.local-change-${r.outcome}`, `local change to task ${r.taskId} ${r.outcome}${r.reason ? `: ${r.reason}` : ''}`, { taskId: r.taskId });
+      }
+    }
+    if (result.localResolutions.length) await writeJsonAtomic(path.join(this.stateDir, 'local-changes.json'), [...this.#localChanges.values()]);
+    const policyChanged = JSON.stringify(result.policy) !== JSON.stringify(this.#cache.policy);
+    this.#cache = {
+      etag: result.tasks ? result.tasksEtag : this.#cache.etag,
+      tasks: result.tasks ?? this.#cache.tasks,
+      policy: result.policy,
+      lastCheckInAt: result.serverTime,
+    };
+    await writeJsonAtomic(path.join(this.stateDir, 'tasks.json'), this.#cache);
+    if (result.tasks || result.localResolutions.length) this.runner.setTasks(this.#effectiveTasks());
+    if (policyChanged) {
+      this.#armCheckIn();
+      this.#armEnforcement();
+    }
+    for (const r of result.runRequests) this.runner.runNow(r);
+    this.runner.onEvent('check-in');
+  }
+
+  /** Sends spooled reports until the spool is empty; acknowledged reports leave the spool. */
+  async flushReports(): Promise<void> {
+    if (this.#flushing) {
+      this.#flushAgain = true;
+      return;
+    }
+    this.#flushing = true;
+    try {
+      do {
+        this.#flushAgain = false;
+        const pending = this.spool.pending();
+        for (let i = 0; i < pending.length && !this.#stopped; i += REPORT_BATCH) {
+          const batch = pending.slice(i, i + REPORT_BATCH);
+          const sent = new Map(batch.map((r) => [r.runId, r.seq]));
+          const ack = await this.transport.reports(batch);
+          for (const id of ack.runIds) await this.spool.ack(id, sent.get(id) ?? 0);
+          for (const rej of ack.rejected) {
+            await this.spool.ack(rej.runId, sent.get(rej.runId) ?? 0);
+            await this.log('error', 'report.rejected', `the server refused the report of run ${rej.runId}: ${rej.code} ${rej.message}`, { runId: rej.runId });
+          }
+        }
+      } while (this.#flushAgain && !this.#stopped);
+    } catch (err) {
+      // Kept in the spool; tried again shortly and on the next connection.
+      if (!this.#stopped && !this.#flushRetry) {
+        this.#flushRetry = setTimeout(() => {
+          this.#flushRetry = null;
+          void this.flushReports();
+        }, 5_000);
+      }
+      if ((err as TransportError).code !== 'UNREACHABLE') await this.log('warning', 'report.deferred', `reports kept for later: ${(err as Error).message}`);
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  // Local tasks: the device's user edits them through the local API; the server reconciles.
+  localTaskChange(change: Omit<LocalTaskChange, 'changedAt' | 'baseRevision'> & { baseRevision?: number | null }): LocalTaskChange {
+    const existing = this.#effectiveTasks().find((t) => t.id === change.taskId);
+    const pending = this.#localChanges.get(change.taskId);
+    const c: LocalTaskChange = {
+      taskId: change.taskId,
+      baseRevision: pending ? pending.baseRevision : existing && Number.isInteger(existing.revision) && existing.revision > 0 ? existing.revision : null,
+      ...(change.deleted ? { deleted: true } : {}),
+      changedAt: new Date().toISOString(),
+      task: change.task,
+    };
+    this.#localChanges.set(c.taskId, c);
+    void writeJsonAtomic(path.join(this.stateDir, 'local-changes.json'), [...this.#localChanges.values()]);
+    this.runner.setTasks(this.#effectiveTasks());
+    void this.checkIn();
+    return c;
+  }
+  newLocalTaskId(): string {
+    return randomUUID();
+  }
+  pendingLocalChanges(): LocalTaskChange[] {
+    return [...this.#localChanges.values()];
+  }
+  status() {
+    return {
+      deviceId: this.credential.deviceId,
+      serverUrl: this.credential.serverUrl,
+      connected: this.transport.connected,
+      lastCheckInAt: this.#cache.lastCheckInAt,
+      policy: this.#cache.policy,
+      tasks: this.runner.tasks().length,
+      running: this.runner.runningTaskIds(),
+      spooledReports: this.spool.size,
+      pendingLocalChanges: this.#localChanges.size,
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#checkInTimer) clearTimeout(this.#checkInTimer);
+    if (this.#enforcementTimer) clearInterval(this.#enforcementTimer);
+    if (this.#flushRetry) clearTimeout(this.#flushRetry);
+    await this.runner?.stopAll({ interruptRunning: true });
+    await this.#localApi?.close();
+    await this.transport?.stop();
+    await this.log('info', 'agent.stopped', 'agent stopped');
+  }
+}

@@ -1,0 +1,410 @@
+/**
+ * The agent's scheduler and run engine. It holds the device's tasks and fires them on their
+ * triggers (time schedules, agent events, after other tasks, continuously, run-now), offline
+ * too: nothing here needs the server. Every state change of a run is written to the spool
+ * (the durable outbox) before anything else, and the run itself to `active/` while it is in
+ * flight, so that a killed agent resumes its interrupted runs as a new attempt on restart and
+ * no result is ever lost.
+ *
+ * Schedule arithmetic (next fire times, DST, retries, back-off) comes from @garrison/core, the
+ * same pure functions the server uses; see docs/adr/0002-agent-uses-core-schedules.md.
+ */
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import {
+  continuousRestartDelayMs,
+  isWithinWindow,
+  lastMissedFire,
+  nextScheduledFire,
+  randomizedDelayMs,
+  resolveTimeZone,
+  retryDelayMs,
+} from '@garrison/core';
+import { isFinalRunState, type AgentTask, type RunReport, type RunRequest, type RunState, type Trigger } from '@garrison/protocol';
+import type { LocalEventLog } from './event-log.ts';
+import type { AgentPluginRegistry } from './plugins.ts';
+import type { RunSpool } from './run-spool.ts';
+import { readJson, writeJsonAtomic } from './state-file.ts';
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const SHUTDOWN_REASON = 'the agent is stopping';
+const QUICK_EXIT_MS = 60_000;
+const PROGRESS_REPORT_MS = 1000;
+const APP_CHECK_MS = 5000;
+
+interface ActiveRun {
+  runId: string;
+  task: AgentTask;
+  requestId: string | null;
+  cause: string;
+  attempt: number;
+  seq: number;
+  createdAt: string;
+  startedAt: string | null;
+}
+interface Running {
+  run: ActiveRun;
+  abort: AbortController;
+  abortReason: string | null;
+}
+interface SchedulerState {
+  lastAliveAt: string | null;
+  lastFireAt: Record<string, string>;
+}
+
+export interface TaskRunnerOptions {
+  dir: string;
+  spool: RunSpool;
+  plugins: AgentPluginRegistry;
+  events: LocalEventLog;
+  /** Called after a report was spooled, so that the agent sends it. */
+  onReport: () => void;
+  timeZone?: string;
+  now?: () => Date;
+  random?: () => number;
+}
+
+export class TaskRunner {
+  readonly #o: Required<Omit<TaskRunnerOptions, 'timeZone'>> & { timeZone: string };
+  #tasks = new Map<string, AgentTask>();
+  #timers = new Map<string, NodeJS.Timeout>();
+  #retryTimers = new Map<string, NodeJS.Timeout>();
+  #running = new Map<string, Running>();
+  #continuousExits = new Map<string, number>();
+  #seenRuns = new Set<string>();
+  #state: SchedulerState = { lastAliveAt: null, lastFireAt: {} };
+  #aliveTimer: NodeJS.Timeout | null = null;
+  #stopped = false;
+  #inFlight = new Set<Promise<void>>();
+
+  constructor(o: TaskRunnerOptions) {
+    this.#o = {
+      ...o,
+      timeZone: o.timeZone ?? (Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'),
+      now: o.now ?? (() => new Date()),
+      random: o.random ?? Math.random,
+    };
+  }
+  get #activeDir(): string {
+    return path.join(this.#o.dir, 'active');
+  }
+  get #stateFile(): string {
+    return path.join(this.#o.dir, 'scheduler.json');
+  }
+
+  /** Loads scheduler state, resumes interrupted runs, and schedules runs missed while the agent was off. */
+  async init(tasks: AgentTask[]): Promise<void> {
+    await mkdir(this.#activeDir, { recursive: true, mode: 0o700 });
+    this.#state = (await readJson<SchedulerState>(this.#stateFile).catch(() => undefined)) ?? { lastAliveAt: null, lastFireAt: {} };
+    const now = this.#o.now();
+    const lastAlive = this.#state.lastAliveAt ? new Date(this.#state.lastAliveAt) : null;
+    this.setTasks(tasks);
+    for (const name of await readdir(this.#activeDir)) {
+      if (!name.endsWith('.json')) continue;
+      const run = await readJson<ActiveRun>(path.join(this.#activeDir, name)).catch(() => undefined);
+      if (!run) continue;
+      const task = this.#tasks.get(run.task.id) ?? (run.requestId ? run.task : undefined);
+      if (!task) {
+        await this.#finish(run, { state: 'cancelled', reason: 'the task was removed while the agent was stopped', exitCode: null, outputTail: '' });
+        continue;
+      }
+      this.#seenRuns.add(run.runId);
+      await this.#o.events.write({ time: now.toISOString(), severity: 'warning', kind: 'run.resumed', message: `run of "${task.name}" was interrupted by an agent stop; starting attempt ${run.attempt + 1}`, taskId: task.id, runId: run.runId });
+      this.#launch({ ...run, task, attempt: run.attempt + 1, cause: run.cause, startedAt: null });
+    }
+    if (lastAlive) {
+      for (const t of this.#tasks.values()) {
+        if (!t.enabled || !t.schedule.runMissed) continue;
+        const missed = lastMissedFire(t.schedule, lastAlive, now, this.#tz(t));
+        const lastFire = this.#state.lastFireAt[t.id];
+        if (missed && (!lastFire || new Date(lastFire) < missed)) {
+          const delay = (t.schedule.missedDelayMinutes ?? 0) * 60_000;
+          const timer = setTimeout(() => this.fire(t.id, 'missed'), delay);
+          this.#retryTimers.set(`missed:${t.id}`, timer);
+        }
+      }
+    }
+    await this.#saveState();
+    this.#aliveTimer = setInterval(() => void this.#saveState(), 60_000);
+    this.#aliveTimer.unref();
+  }
+  async #saveState(): Promise<void> {
+    this.#state.lastAliveAt = this.#o.now().toISOString();
+    await writeJsonAtomic(this.#stateFile, this.#state).catch(() => {});
+  }
+  #tz(t: AgentTask): string {
+    try {
+      return resolveTimeZone(t.schedule, this.#o.timeZone);
+    } catch {
+      return 'UTC';
+    }
+  }
+
+  tasks(): AgentTask[] {
+    return [...this.#tasks.values()];
+  }
+  task(id: string): AgentTask | undefined {
+    return this.#tasks.get(id);
+  }
+  runningTaskIds(): string[] {
+    return [...this.#running.keys()];
+  }
+
+  /** Replaces the task list: removed tasks stop, changed ones are rescheduled, new continuous ones start. */
+  setTasks(list: AgentTask[]): void {
+    const next = new Map(list.map((t) => [t.id, t]));
+    for (const [id, old] of this.#tasks) {
+      const now = next.get(id);
+      if (!now) {
+        this.#clearTimers(id);
+        this.stop(id, undefined, 'the task was removed from this device');
+      } else if (now.revision !== old.revision || now.enabled !== old.enabled) {
+        this.#clearTimers(id);
+        if (!now.enabled) this.stop(id, undefined, 'the task was disabled');
+      }
+    }
+    const previous = this.#tasks;
+    this.#tasks = next;
+    for (const t of next.values()) {
+      const old = previous.get(t.id);
+      if (old && old.revision === t.revision && old.enabled === t.enabled) continue;
+      this.#schedule(t);
+      if (t.enabled && t.schedule.triggers.some((x) => x.type === 'continuous') && !this.#running.has(t.id)) this.fire(t.id, 'continuous');
+    }
+  }
+  #clearTimers(id: string): void {
+    const t = this.#timers.get(id);
+    if (t) clearTimeout(t);
+    this.#timers.delete(id);
+  }
+  /** Arms one timer per task for its next time-triggered fire. */
+  #schedule(t: AgentTask): void {
+    this.#clearTimers(t.id);
+    if (!t.enabled || this.#stopped) return;
+    const now = this.#o.now();
+    let next: { at: Date; trigger: Trigger } | null;
+    try {
+      next = nextScheduledFire(t.schedule, now, this.#tz(t));
+    } catch {
+      next = null;
+    }
+    if (!next) return;
+    const target = next.at.getTime() + randomizedDelayMs(t.schedule, this.#o.random());
+    const arm = () => {
+      const wait = target - this.#o.now().getTime();
+      const timer = setTimeout(() => {
+        if (this.#o.now().getTime() < target) return arm();
+        this.#timers.delete(t.id);
+        this.#state.lastFireAt[t.id] = next!.at.toISOString();
+        void this.#saveState();
+        this.fire(t.id, next!.trigger.type);
+        const cur = this.#tasks.get(t.id);
+        if (cur) this.#schedule(cur);
+      }, Math.min(Math.max(wait, 0), MAX_TIMER_MS));
+      this.#timers.set(t.id, timer);
+    };
+    arm();
+  }
+
+  /** Agent events: check-in, policy enforcement, agent start, enrolment. */
+  onEvent(type: 'check-in' | 'policy-enforcement' | 'agent-start' | 'enrolment'): void {
+    for (const t of this.#tasks.values()) {
+      if (t.enabled && t.schedule.triggers.some((x) => x.type === type)) this.fire(t.id, type);
+    }
+  }
+
+  /** Fires a task from a trigger: skipped silently if it is already running or outside its window. */
+  fire(taskId: string, cause: string): void {
+    const t = this.#tasks.get(taskId);
+    if (!t || !t.enabled || this.#stopped || this.#running.has(taskId)) return;
+    if (!isWithinWindow(t.schedule, this.#o.now())) return;
+    const now = this.#o.now().toISOString();
+    this.#launch({ runId: randomUUID(), task: t, requestId: null, cause, attempt: 1, seq: 0, createdAt: now, startedAt: null });
+  }
+
+  /** A run the administrator asked for now; duplicates (push and check-in both delivering) are ignored. */
+  runNow(req: RunRequest): void {
+    if (this.#seenRuns.has(req.runId) || this.#stopped) return;
+    this.#seenRuns.add(req.runId);
+    if (this.#seenRuns.size > 10_000) this.#seenRuns.delete(this.#seenRuns.values().next().value!);
+    const now = this.#o.now();
+    const run: ActiveRun = { runId: req.runId, task: req.task, requestId: req.requestId, cause: 'run-now', attempt: 1, seq: 0, createdAt: now.toISOString(), startedAt: null };
+    if (new Date(req.expiresAt) <= now) {
+      void this.#finish(run, { state: 'skipped', reason: 'the run-now request had expired when it arrived', exitCode: null, outputTail: '' });
+      return;
+    }
+    if (this.#running.has(req.taskId)) {
+      void this.#finish(run, { state: 'skipped', reason: 'the task was already running on this device', exitCode: null, outputTail: '' });
+      return;
+    }
+    this.#launch(run);
+  }
+
+  /** Stops the task's running run (cancelled) and its pending retries. */
+  stop(taskId: string, runIds?: string[], reason = 'stopped by the administrator'): void {
+    const r = this.#running.get(taskId);
+    if (r && (!runIds || runIds.includes(r.run.runId))) {
+      r.abortReason = reason;
+      r.abort.abort();
+    }
+    const retry = this.#retryTimers.get(taskId);
+    if (retry) {
+      clearTimeout(retry);
+      this.#retryTimers.delete(taskId);
+    }
+  }
+
+  #launch(run: ActiveRun): void {
+    const running: Running = { run, abort: new AbortController(), abortReason: null };
+    this.#running.set(run.task.id, running);
+    const p = this.#execute(running).finally(() => this.#inFlight.delete(p));
+    this.#inFlight.add(p);
+  }
+
+  async #report(run: ActiveRun, r: Partial<RunReport> & { state: RunState }): Promise<void> {
+    run.seq++;
+    const report: RunReport = {
+      runId: run.runId,
+      taskId: run.task.id,
+      requestId: run.requestId,
+      attempt: run.attempt,
+      seq: run.seq,
+      cause: run.cause,
+      createdAt: run.createdAt,
+      startedAt: run.startedAt,
+      ...r,
+    };
+    await this.#o.spool.put(report);
+    if (!isFinalRunState(r.state)) await writeJsonAtomic(path.join(this.#activeDir, `${run.runId}.json`), run);
+    this.#o.onReport();
+  }
+
+  async #finish(run: ActiveRun, outcome: { state: RunState; reason: string | null; exitCode: number | null; outputTail: string }): Promise<void> {
+    const endedAt = this.#o.now().toISOString();
+    await this.#report(run, { state: outcome.state, reason: outcome.reason, exitCode: outcome.exitCode, outputTail: outcome.outputTail, endedAt, percent: outcome.state === 'succeeded' ? 100 : undefined });
+    await rm(path.join(this.#activeDir, `${run.runId}.json`), { force: true });
+    const severity = outcome.state === 'succeeded' ? 'info' : outcome.state === 'failed' || outcome.state === 'timed_out' ? 'error' : 'warning';
+    await this.#o.events.write({
+      time: endedAt,
+      severity,
+      kind: `run.${outcome.state}`,
+      message: `task "${run.task.name}" ${outcome.state.replaceAll('_', ' ')}${outcome.exitCode !== null ? ` (exit code ${outcome.exitCode})` : outcome.reason ? ` (${outcome.reason})` : ''}`,
+      taskId: run.task.id,
+      runId: run.runId,
+      data: { attempt: run.attempt, cause: run.cause },
+    });
+  }
+
+  async #execute(running: Running): Promise<void> {
+    const { run } = running;
+    const t = run.task;
+    const startedMs = Date.now();
+    let state: RunState = 'failed';
+    try {
+      const plugin = this.#o.plugins.get(t.product);
+      const executor = plugin?.taskTypes[t.type];
+      if (!plugin || !executor) {
+        await this.#finish(run, { state: 'failed', reason: `this agent has no executor for ${t.product}/${t.type}`, exitCode: null, outputTail: '' });
+        return;
+      }
+      if (!(await plugin.isRunning())) {
+        state = 'skipped';
+        await this.#finish(run, { state: 'skipped', reason: `the application of product "${t.product}" is not running`, exitCode: null, outputTail: '' });
+        return;
+      }
+      run.startedAt = this.#o.now().toISOString();
+      await this.#report(run, { state: 'running', percent: 0 });
+      let lastProgress = 0;
+      let lastPercent = 0;
+      // The execution condition holds for the whole run: if the application stops, so does the task.
+      const appWatch = setInterval(() => {
+        void plugin.isRunning().then((up) => {
+          if (!up && !running.abort.signal.aborted) {
+            running.abortReason = `the application of product "${t.product}" stopped`;
+            running.abort.abort();
+          }
+        });
+      }, APP_CHECK_MS);
+      let outcome;
+      try {
+        outcome = await executor.run(t, {
+          signal: running.abort.signal,
+          ...(t.schedule.stopAfterMinutes ? { timeoutMs: t.schedule.stopAfterMinutes * 60_000 } : {}),
+          tempDir: path.join(this.#o.dir, 'tmp'),
+          onProgress: (percent) => {
+            const nowMs = Date.now();
+            if (percent === lastPercent || nowMs - lastProgress < PROGRESS_REPORT_MS) return;
+            lastProgress = nowMs;
+            lastPercent = percent;
+            void this.#report(run, { state: 'running', percent });
+          },
+        });
+      } finally {
+        clearInterval(appWatch);
+      }
+      // Stopped by an agent shutdown: keep the active record, so the next start resumes the run.
+      if (running.abortReason === SHUTDOWN_REASON) return;
+      state = outcome.state;
+      const reason = outcome.state === 'cancelled' ? (running.abortReason ?? outcome.reason) : outcome.reason;
+      const delay = (state === 'failed' || state === 'timed_out') && !this.#stopped ? retryDelayMs(t.schedule, run.attempt) : null;
+      if (delay !== null) {
+        await this.#report(run, { state: 'scheduled', reason: `attempt ${run.attempt} ${state.replace('_', ' ')}${reason ? `: ${reason}` : ''}; retry in ${Math.round(delay / 1000)} s`, exitCode: outcome.exitCode, outputTail: outcome.outputTail });
+        this.#running.delete(t.id);
+        const timer = setTimeout(() => {
+          this.#retryTimers.delete(t.id);
+          if (!this.#running.has(t.id)) this.#launch({ ...run, attempt: run.attempt + 1, cause: run.cause, startedAt: null });
+        }, delay);
+        this.#retryTimers.set(t.id, timer);
+        return;
+      }
+      await this.#finish(run, { state: outcome.state, reason, exitCode: outcome.exitCode, outputTail: outcome.outputTail });
+    } catch (err) {
+      await this.#finish(run, { state: 'failed', reason: `agent error: ${(err as Error).message}`, exitCode: null, outputTail: '' }).catch(() => {});
+    } finally {
+      if (this.#running.get(t.id)?.run === run) this.#running.delete(t.id);
+    }
+    if (this.#stopped) return;
+    this.#afterFinal(t, state, Date.now() - startedMs);
+  }
+
+  /** Continuous tasks restart with back-off; after-task triggers fire. */
+  #afterFinal(t: AgentTask, state: RunState, ranMs: number): void {
+    const cur = this.#tasks.get(t.id);
+    const continuous = cur?.enabled ? cur.schedule.triggers.find((x) => x.type === 'continuous') : undefined;
+    if (cur && continuous && continuous.type === 'continuous' && state !== 'cancelled') {
+      const quick = ranMs < QUICK_EXIT_MS ? (this.#continuousExits.get(t.id) ?? 0) + 1 : 0;
+      this.#continuousExits.set(t.id, quick);
+      const delay = continuousRestartDelayMs(continuous, quick > 0 ? quick - 1 : 0);
+      const timer = setTimeout(() => {
+        this.#retryTimers.delete(t.id);
+        this.fire(t.id, 'continuous');
+      }, delay);
+      this.#retryTimers.set(t.id, timer);
+    }
+    for (const other of this.#tasks.values()) {
+      for (const trig of other.schedule.triggers) {
+        if (trig.type === 'after-task' && trig.taskId === t.id && (!trig.states || trig.states.includes(state))) this.fire(other.id, `after-task`);
+      }
+    }
+  }
+
+  /**
+   * Stops scheduling. With `interruptRunning`, running processes are killed and their runs kept
+   * in `active/`, to be resumed as a new attempt at the next start (a service restart).
+   */
+  async stopAll(opts: { interruptRunning: boolean } = { interruptRunning: true }): Promise<void> {
+    this.#stopped = true;
+    for (const t of this.#timers.values()) clearTimeout(t);
+    for (const t of this.#retryTimers.values()) clearTimeout(t);
+    if (this.#aliveTimer) clearInterval(this.#aliveTimer);
+    if (opts.interruptRunning) {
+      for (const r of this.#running.values()) {
+        r.abortReason = SHUTDOWN_REASON;
+        r.abort.abort();
+      }
+      await Promise.allSettled([...this.#inFlight]);
+    }
+    await this.#saveState();
+  }
+}
