@@ -2,7 +2,7 @@
  * The HTTP application factory: it builds every route and hook but does not listen, so tests
  * drive it in process with inject() and the server entry point decides where it listens.
  */
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
@@ -27,7 +27,8 @@ export async function buildHttpApp(services: Services, log: Logger): Promise<Fas
   const app = Fastify({
     loggerInstance: log,
     bodyLimit: Math.max(AGENT_MESSAGE_MAX_BYTES, 16 * 1024 * 1024),
-    disableRequestLogging: true,
+    // Per-request lines would drown the log at fleet scale; errors are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   }) as unknown as FastifyInstance;
 
