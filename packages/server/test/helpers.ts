@@ -55,14 +55,22 @@ export async function tempDir(prefix = 'garrison-test-'): Promise<string> {
 export interface TestServer {
   server: GarrisonServer;
   dataDir: string;
+  database: DatabaseConfig;
   token: string;
   api<T = unknown>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }>;
+  /** Closes the server and removes its database and data folder. */
   close(): Promise<void>;
+  /** Removes the database and data folder only (after server.close()). */
+  cleanup(): Promise<void>;
 }
 
-export async function startTestServer(kind: DbKind = sqliteKind, opts: { dataDir?: string; port?: number } = {}): Promise<TestServer> {
-  const dataDir = opts.dataDir ?? (await tempDir());
-  const db = await kind.make(dataDir);
+/**
+ * Starts a server on a fresh database. `restartOf` starts a new server process-in-process on
+ * the same data folder and database as a closed one (its close() then cleans up both).
+ */
+export async function startTestServer(kind: DbKind = sqliteKind, opts: { port?: number; restartOf?: TestServer } = {}): Promise<TestServer> {
+  const dataDir = opts.restartOf?.dataDir ?? (await tempDir());
+  const db = opts.restartOf ? { config: opts.restartOf.database, cleanup: opts.restartOf.cleanup } : await kind.make(dataDir);
   const server = await startServer({
     dataDir,
     database: db.config,
@@ -86,15 +94,20 @@ export async function startTestServer(kind: DbKind = sqliteKind, opts: { dataDir
     }
     return { status: res.status, body: parsed as T };
   };
+  const cleanup = async () => {
+    await db.cleanup();
+    await rm(dataDir, { recursive: true, force: true });
+  };
   return {
     server,
     dataDir,
+    database: db.config,
     token,
     api,
+    cleanup,
     async close() {
       await server.close();
-      await db.cleanup();
-      if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true });
+      await cleanup();
     },
   };
 }
@@ -122,10 +135,10 @@ export function spawnAgent(args: string[], stateDir: string): AgentProcess {
 }
 
 /** Enrols and starts a real agent process into the group; resolves with its device id once it is online. */
-export async function startAgent(t: TestServer, groupId: string, name: string, stateDir?: string): Promise<AgentProcess & { deviceId: string }> {
-  const dir = stateDir ?? (await tempDir('garrison-agent-'));
+export async function startAgent(t: TestServer, groupId: string, name: string, opts: { stateDir?: string; serverUrl?: string } = {}): Promise<AgentProcess & { deviceId: string }> {
+  const dir = opts.stateDir ?? (await tempDir('garrison-agent-'));
   const tok = await t.api<{ token: string }>('POST', '/api/v1/enrolment-tokens', { groupId, maxUses: 1, expiresInMinutes: 10 });
-  const agent = spawnAgent(['--server', t.server.url, '--token', tok.body.token, '--name', name], dir);
+  const agent = spawnAgent(['--server', opts.serverUrl ?? t.server.url, '--token', tok.body.token, '--name', name], dir);
   const device = await waitFor(async () => {
     const r = await t.api<{ id: string; online: boolean }[]>('GET', `/api/v1/devices?search=${encodeURIComponent(name)}`);
     return r.body.find((d) => d.online);
@@ -148,4 +161,62 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * A TCP proxy between agents and the server that a test can cut and restore: a real network
+ * outage without stopping the server.
+ */
+export interface CuttableProxy {
+  url: string;
+  cut(): void;
+  restore(): void;
+  close(): Promise<void>;
+}
+export async function startProxy(targetPort: number): Promise<CuttableProxy> {
+  const net = await import('node:net');
+  const sockets = new Set<import('node:net').Socket>();
+  let up = true;
+  const server = net.createServer((client) => {
+    if (!up) return client.destroy();
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    sockets.add(client);
+    sockets.add(upstream);
+    client.pipe(upstream).pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    cut() {
+      up = false;
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    },
+    restore() {
+      up = true;
+    },
+    close: () => new Promise<void>((r) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => r());
+    }),
+  };
+}
+
+/** Runs `garrison agent …` local subcommands against a running agent's state folder. */
+export async function agentCli(stateDir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { execFile } = await import('node:child_process');
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, 'agent', ...args, '--state', stateDir], (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
 }

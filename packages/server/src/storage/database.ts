@@ -21,6 +21,8 @@ export interface Dialect {
 export interface Db {
   kysely: Kysely<Database>;
   dialect: Dialect;
+  /** The PostgreSQL schema in use, when not the default. */
+  schema?: string;
   close(): Promise<void>;
 }
 
@@ -52,7 +54,7 @@ export async function openDatabase(config: DatabaseConfig): Promise<Db> {
   if (config.schema) {
     await sql`create schema if not exists ${sql.id(config.schema)}`.execute(kysely);
   }
-  return { kysely, dialect: postgresDialect, close: () => kysely.destroy() };
+  return { kysely, dialect: postgresDialect, ...(config.schema ? { schema: config.schema } : {}), close: () => kysely.destroy() };
 }
 
 /** Splits rows so that one INSERT binds at most `maxParameters` values. */

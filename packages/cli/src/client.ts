@@ -1,0 +1,218 @@
+/**
+ * The REST client: connection settings (options, environment, token file, config file), one
+ * `request` that turns every failure into an ApiError with the API's error code, and the
+ * errors the CLI maps to exit codes.
+ */
+import { readFile, writeFile, mkdir, chmod } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { ErrorBody } from '@garrison/protocol';
+
+/** An error the API returned (or a transport failure, with a code from the same closed list). Exit code 1. */
+export class ApiError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly details: unknown;
+  readonly requestId: string | undefined;
+  constructor(code: string, message: string, status = 0, details?: unknown, requestId?: string) {
+    super(message);
+    this.name = 'ApiError';
+    this.code = code;
+    this.status = status;
+    this.details = details;
+    this.requestId = requestId;
+  }
+}
+
+/** A mistake in how the command was called, or missing connection settings. Exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export interface ConnectionOptions {
+  server?: string;
+  token?: string;
+  tokenFile?: string;
+}
+export interface Settings {
+  server: string;
+  token: string;
+  /** Where each came from, for `whoami`. */
+  source: { server: string; token: string };
+}
+export interface ConfigFile {
+  server?: string;
+  token?: string;
+}
+
+export function configPath(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CONFIG_HOME && path.isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : path.join(env.HOME || os.homedir(), '.config');
+  return path.join(base, 'garrison', 'cli.json');
+}
+
+export async function readConfig(file = configPath()): Promise<ConfigFile> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    const v = JSON.parse(text) as ConfigFile;
+    return typeof v === 'object' && v !== null ? v : {};
+  } catch {
+    throw new UsageError(`${file} is not valid JSON; run "garrison login" again`);
+  }
+}
+
+/** Writes the config file readable by its owner only: it holds an API token. */
+export async function writeConfig(config: ConfigFile, file = configPath()): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await writeFile(file, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
+}
+
+export function normalizeServerUrl(url: string): string {
+  let u = url.trim();
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(u)) u = `http://${u}`;
+  let parsed: URL;
+  try {
+    parsed = new URL(u);
+  } catch {
+    throw new UsageError(`"${url}" is not a server URL (such as http://127.0.0.1:8420)`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError(`"${url}": the server URL must be http:// or https://`);
+  return parsed.toString().replace(/\/+$/, '');
+}
+
+/**
+ * Connection settings, first found wins: --server / --token, GARRISON_URL / GARRISON_TOKEN,
+ * --token-file, then the config file written by `garrison login`. The config file's token is
+ * only used with the config file's server, so a token never goes to a server it was not
+ * saved for.
+ */
+export async function resolveSettings(opts: ConnectionOptions, env: NodeJS.ProcessEnv = process.env, file = configPath(env)): Promise<Settings> {
+  let server: string | undefined;
+  let serverSource = '';
+  if (opts.server) [server, serverSource] = [opts.server, '--server'];
+  else if (env.GARRISON_URL) [server, serverSource] = [env.GARRISON_URL, 'GARRISON_URL'];
+
+  let token: string | undefined;
+  let tokenSource = '';
+  if (opts.token) [token, tokenSource] = [opts.token, '--token'];
+  else if (env.GARRISON_TOKEN) [token, tokenSource] = [env.GARRISON_TOKEN, 'GARRISON_TOKEN'];
+  else if (opts.tokenFile) {
+    try {
+      token = (await readFile(opts.tokenFile, 'utf8')).trim();
+    } catch (err) {
+      throw new UsageError(`cannot read the token file ${opts.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (!token) throw new UsageError(`the token file ${opts.tokenFile} is empty`);
+    tokenSource = opts.tokenFile;
+  }
+
+  if (!server || !token) {
+    const config = await readConfig(file);
+    if (!server && config.server) [server, serverSource] = [config.server, file];
+    if (!token && config.token && config.server && server && normalizeServerUrl(config.server) === normalizeServerUrl(server)) [token, tokenSource] = [config.token, file];
+  }
+  if (!server) {
+    throw new UsageError('no server given: use --server URL, set GARRISON_URL, or run "garrison login --server URL --token TOKEN"');
+  }
+  if (!token) {
+    throw new UsageError(`no API token for ${server}: use --token TOKEN or --token-file PATH, set GARRISON_TOKEN, or run "garrison login --server URL --token TOKEN"`);
+  }
+  return { server: normalizeServerUrl(server), token, source: { server: serverSource, token: tokenSource } };
+}
+
+export interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined | null>;
+  body?: unknown;
+  /** Return the body as text (CSV, JSON lines) rather than parsed JSON. */
+  text?: boolean;
+  timeoutMs?: number;
+}
+
+const STATUS_CODES: Record<number, string> = {
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHENTICATED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  409: 'CONFLICT',
+  413: 'PAYLOAD_TOO_LARGE',
+  429: 'RATE_LIMITED',
+  503: 'UNAVAILABLE',
+};
+
+export class Client {
+  readonly server: string;
+  readonly #token: string;
+  constructor(server: string, token: string) {
+    this.server = server;
+    this.#token = token;
+  }
+
+  async request<T = unknown>(method: string, urlPath: string, opts: RequestOptions = {}): Promise<T> {
+    const url = new URL(`${this.server}/api/v1${urlPath}`);
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = { authorization: `Bearer ${this.#token}`, accept: 'application/json' };
+    if (opts.body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        headers,
+        ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+        signal: AbortSignal.timeout(opts.timeoutMs ?? 60_000),
+      });
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      if (e.name === 'TimeoutError') throw new ApiError('UNAVAILABLE', `${this.server} did not answer ${method} ${urlPath} in time`);
+      throw new ApiError('UNAVAILABLE', `cannot reach ${this.server}: ${e.cause?.code ?? e.cause?.message ?? e.message}`);
+    }
+    const text = await res.text();
+    if (!res.ok) {
+      let body: Partial<ErrorBody> | undefined;
+      try {
+        body = JSON.parse(text) as ErrorBody;
+      } catch {
+        /* not an API error body (a proxy's page, say) */
+      }
+      const e = body?.error;
+      if (e && typeof e.code === 'string') throw new ApiError(e.code, e.message, res.status, e.details, e.requestId);
+      const code = STATUS_CODES[res.status] ?? (res.status >= 500 ? 'INTERNAL' : 'BAD_REQUEST');
+      throw new ApiError(code, `HTTP ${res.status} ${res.statusText} from ${method} ${urlPath}${text ? `: ${text.slice(0, 200)}` : ''}`, res.status);
+    }
+    if (opts.text) return text as T;
+    if (!text) return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ApiError('INTERNAL', `the server's answer to ${method} ${urlPath} is not JSON`, res.status);
+    }
+  }
+  get<T = unknown>(urlPath: string, query?: RequestOptions['query']): Promise<T> {
+    return this.request<T>('GET', urlPath, { query });
+  }
+  post<T = unknown>(urlPath: string, body?: unknown): Promise<T> {
+    return this.request<T>('POST', urlPath, { body });
+  }
+  patch<T = unknown>(urlPath: string, body: unknown): Promise<T> {
+    return this.request<T>('PATCH', urlPath, { body });
+  }
+  put<T = unknown>(urlPath: string, body: unknown): Promise<T> {
+    return this.request<T>('PUT', urlPath, { body });
+  }
+  delete<T = unknown>(urlPath: string): Promise<T> {
+    return this.request<T>('DELETE', urlPath);
+  }
+}
+
+/** A path segment: ids and names go into URLs escaped. */
+export function seg(id: string): string {
+  return encodeURIComponent(id);
+}

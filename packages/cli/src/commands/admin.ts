@@ -1,0 +1,73 @@
+/** login, whoami and server settings. */
+import type { Command } from 'commander';
+import { Client, UsageError, configPath, normalizeServerUrl, readConfig, writeConfig } from '../client.ts';
+import { act, type RunState } from '../context.ts';
+import { keyValues, parseIntOption } from '../format.ts';
+import type { GroupView, Me, ServerSettings } from '../types.ts';
+
+export function registerAdminCommands(program: Command, state: RunState): void {
+  act(
+    program
+      .command('login')
+      .description(`Check an API token and save it with the server URL in ${configPath().replace(process.env.HOME ?? '\u0000', '~')} (mode 0600)`),
+    state,
+    async (io) => {
+      const g = io.globals;
+      const server = g.server ?? state.streams.env.GARRISON_URL;
+      if (!server) throw new UsageError('give the server: garrison login --server URL --token TOKEN');
+      if (!g.token && !g.tokenFile && !state.streams.env.GARRISON_TOKEN) throw new UsageError('give the API token: garrison login --server URL --token TOKEN (or --token-file PATH)');
+      const s = await io.settings();
+      const url = normalizeServerUrl(server);
+      const me = await new Client(url, s.token).get<Me>('/me');
+      const file = configPath(state.streams.env);
+      const existing = await readConfig(file);
+      await writeConfig({ ...existing, server: url, token: s.token }, file);
+      io.print({ server: url, me, config: file }, () => `logged in to ${url} as ${me.name}; settings saved in ${file}\n`);
+    },
+  );
+
+  act(program.command('whoami').description('The administrator the API token belongs to, and the server'), state, async (io) => {
+    const s = await io.settings();
+    const client = new Client(s.server, s.token);
+    const me = await client.get<Me>('/me');
+    if (io.json) return io.print({ server: s.server, ...me }, () => '');
+    let scope = 'the whole organization';
+    if (me.scopeGroupId) {
+      const groups = await client.get<GroupView[]>('/groups').catch(() => []);
+      scope = groups.find((x) => x.id === me.scopeGroupId)?.path ?? me.scopeGroupId;
+    }
+    io.out(
+      keyValues([
+        ['Name', me.name],
+        ['Role', me.role ?? me.kind],
+        ['Scope', scope],
+        ['Server', `${s.server} (from ${s.source.server})`],
+        ['Token from', s.source.token],
+      ]),
+    );
+  });
+
+  const settings = program.command('settings').description('Server settings: retention of events and runs');
+  act(settings.command('show').description('Server settings'), state, async (io) => {
+    const v = await (await io.client()).get<ServerSettings>('/settings');
+    io.print(v, () => keyValues([['Event retention', `${v.eventRetentionDays} days`], ['Run retention', `${v.runRetentionDays} days`]]));
+  });
+  act(
+    settings
+      .command('set')
+      .description('Change server settings (an unscoped administrator only)')
+      .option('--event-retention <days>', 'keep events this many days')
+      .option('--run-retention <days>', 'keep runs this many days'),
+    state,
+    async (io, opts) => {
+      const body: Record<string, number> = {};
+      const ev = parseIntOption(opts.eventRetention, '--event-retention', 1, 3650);
+      if (ev !== undefined) body.eventRetentionDays = ev;
+      const runs = parseIntOption(opts.runRetention, '--run-retention', 1, 3650);
+      if (runs !== undefined) body.runRetentionDays = runs;
+      if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give --event-retention DAYS and/or --run-retention DAYS');
+      const v = await (await io.client()).patch<ServerSettings>('/settings', body);
+      io.print(v, () => keyValues([['Event retention', `${v.eventRetentionDays} days`], ['Run retention', `${v.runRetentionDays} days`]]));
+    },
+  );
+}

@@ -1,0 +1,165 @@
+import type { Command } from 'commander';
+import type { Run, Task } from '@garrison/protocol';
+import { UsageError, seg, type Client } from '../client.ts';
+import { act, type RunState } from '../context.ts';
+import { formatAgo, formatTime, keyValues, parseIntOption, table } from '../format.ts';
+import { Groups, resolveDevice } from '../resolve.ts';
+import type { DeviceView } from '../types.ts';
+import { runRows, RUN_HEADERS, taskRows, TASK_HEADERS } from './tasks.ts';
+
+export function deviceRows(devices: readonly DeviceView[], now = Date.now()) {
+  return devices.map((d) => [
+    d.name,
+    d.hostname,
+    `${d.osName} ${d.osVersion}`.trim(),
+    d.groupPath,
+    d.online ? 'yes' : 'no',
+    formatAgo(d.lastContactAt, now),
+    d.agentVersion,
+    d.id,
+  ]);
+}
+export const DEVICE_HEADERS = ['NAME', 'HOSTNAME', 'OS', 'GROUP', 'ONLINE', 'LAST CONTACT', 'AGENT', 'ID'];
+
+function deviceDetails(d: DeviceView): string {
+  return keyValues([
+    ['Device', d.name],
+    ['ID', d.id],
+    ['Hostname', d.hostname],
+    ['OS', `${d.osName} ${d.osVersion} (${d.osPlatform}, ${d.arch})`],
+    ['Group', d.groupPath],
+    ['State', d.online ? 'online' : 'offline'],
+    ['Last contact', d.lastContactAt ? `${formatTime(d.lastContactAt)} (${formatAgo(d.lastContactAt)})` : 'never'],
+    ['Enrolled', formatTime(d.enrolledAt)],
+    ['Agent version', d.agentVersion],
+    ['Time zone', d.timeZone],
+    ['Addresses', d.addresses.join(', ')],
+    ['Tags', d.tags.join(', ')],
+    ['Products', d.products.map((p) => `${p.id} ${p.version}${p.running === false ? ' (stopped)' : ''}`).join(', ')],
+    ...(d.credentialRevoked ? [['Credential', 'revoked'] as const] : []),
+  ]);
+}
+
+async function device(client: Client, ref: string): Promise<DeviceView> {
+  return resolveDevice(client, ref);
+}
+
+export function registerDeviceCommands(program: Command, state: RunState): void {
+  const dev = program.command('device').description('Devices: list, inspect, move, tag, rename, delete');
+
+  act(
+    dev
+      .command('list')
+      .description('Devices, filtered')
+      .option('--group <group>', 'in this group and its subgroups (id or path)')
+      .option('--no-subgroups', 'with --group: only devices directly in the group')
+      .option('--search <text>', 'name or hostname contains')
+      .option('--tag <tag>', 'has this tag')
+      .option('--online', 'only online devices')
+      .option('--offline', 'only offline devices')
+      .option('--limit <n>', 'at most this many'),
+    state,
+    async (io, opts) => {
+      if (opts.online && opts.offline) throw new UsageError('give --online or --offline, not both');
+      const client = await io.client();
+      const query: Record<string, string | number | boolean | undefined> = { search: opts.search, tag: opts.tag, limit: parseIntOption(opts.limit, '--limit', 1, 100000) };
+      if (opts.group !== undefined) {
+        query.groupId = await new Groups(client).id(opts.group);
+        if (opts.subgroups === false) query.recursive = false;
+      }
+      if (opts.online) query.online = true;
+      if (opts.offline) query.online = false;
+      const devices = await client.get<DeviceView[]>('/devices', query);
+      io.print(devices, () => (devices.length ? table(DEVICE_HEADERS, deviceRows(devices)) : 'no devices\n'));
+    },
+  );
+
+  act(
+    dev.command('show').description('One device with its inventory').argument('<device>', 'id, name or hostname'),
+    state,
+    async (io, _opts, [ref]) => {
+      const d = await device(await io.client(), ref!);
+      io.print(d, () => deviceDetails(d));
+    },
+  );
+
+  act(
+    dev
+      .command('move')
+      .description('Move a device to another group')
+      .argument('<device>', 'id, name or hostname')
+      .requiredOption('--group <group>', 'the new group (id or path)'),
+    state,
+    async (io, opts, [ref]) => {
+      const client = await io.client();
+      const d = await device(client, ref!);
+      const moved = await client.patch<DeviceView>(`/devices/${seg(d.id)}`, { groupId: await new Groups(client).id(opts.group) });
+      io.print(moved, () => `moved ${moved.name} to ${moved.groupPath}\n`);
+    },
+  );
+
+  act(
+    dev
+      .command('tag')
+      .description('Add tags to a device, or remove them with --remove')
+      .argument('<device>', 'id, name or hostname')
+      .argument('<tags...>', 'tags')
+      .option('--remove', 'remove these tags instead'),
+    state,
+    async (io, opts, [ref, ...tags]) => {
+      const client = await io.client();
+      const d = await device(client, ref!);
+      const next = opts.remove ? d.tags.filter((t) => !tags.includes(t)) : [...new Set([...d.tags, ...tags])];
+      const updated = await client.patch<DeviceView>(`/devices/${seg(d.id)}`, { tags: next });
+      io.print(updated, () => `${updated.name}: tags ${updated.tags.length ? updated.tags.join(', ') : '(none)'}\n`);
+    },
+  );
+
+  act(
+    dev.command('rename').description('Rename a device').argument('<device>', 'id, name or hostname').argument('<name>', 'the new name'),
+    state,
+    async (io, _opts, [ref, name]) => {
+      const client = await io.client();
+      const d = await device(client, ref!);
+      const updated = await client.patch<DeviceView>(`/devices/${seg(d.id)}`, { name });
+      io.print(updated, () => `renamed ${d.name} to ${updated.name}\n`);
+    },
+  );
+
+  act(
+    dev.command('delete').description('Delete a device and revoke its credential').argument('<device>', 'id, name or hostname'),
+    state,
+    async (io, _opts, [ref]) => {
+      const client = await io.client();
+      const d = await device(client, ref!);
+      await client.delete(`/devices/${seg(d.id)}`);
+      io.print({ deleted: d.id }, () => `deleted device ${d.name} (${d.id}); its agent can no longer connect\n`);
+    },
+  );
+
+  act(
+    dev.command('tasks').description("The device's effective tasks (its own, its groups', global ones)").argument('<device>', 'id, name or hostname'),
+    state,
+    async (io, _opts, [ref]) => {
+      const client = await io.client();
+      const d = await device(client, ref!);
+      const tasks = await client.get<Task[]>(`/devices/${seg(d.id)}/tasks`);
+      if (io.json) return io.print(tasks, () => '');
+      io.out(tasks.length ? table(TASK_HEADERS, await taskRows(client, tasks)) : `no tasks apply to ${d.name}\n`);
+    },
+  );
+
+  act(
+    dev.command('runs').description("The device's runs, newest first").argument('<device>', 'id, name or hostname'),
+    state,
+    async (io, _opts, [ref]) => {
+      const client = await io.client();
+      const d = await device(client, ref!);
+      const runs = await client.get<Run[]>(`/devices/${seg(d.id)}/runs`);
+      if (io.json) return io.print(runs, () => '');
+      const tasks = await client.get<Task[]>('/tasks');
+      const names = new Map(tasks.map((t) => [t.id, t.name]));
+      io.out(runs.length ? table(RUN_HEADERS, runRows(runs, names, new Map([[d.id, d.name]]))) : `no runs on ${d.name}\n`);
+    },
+  );
+}

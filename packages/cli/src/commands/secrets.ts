@@ -1,0 +1,80 @@
+import type { Command } from 'commander';
+import { UsageError, seg } from '../client.ts';
+import { act, type RunState } from '../context.ts';
+import { formatTime, table } from '../format.ts';
+import { readStdin, readText } from '../files.ts';
+import type { SecretMeta } from '../types.ts';
+
+/** Reads a line from a terminal without echoing it. */
+function promptHidden(prompt: string, stderr: NodeJS.WritableStream): Promise<string> {
+  const stdin = process.stdin;
+  return new Promise((resolve, reject) => {
+    stderr.write(prompt);
+    let value = '';
+    stdin.setRawMode(true);
+    stdin.resume();
+    stdin.setEncoding('utf8');
+    const done = (err?: Error) => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.off('data', onData);
+      stderr.write('\n');
+      if (err) reject(err);
+      else resolve(value);
+    };
+    const onData = (chunk: string) => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n' || ch === '\u0004') return done();
+        if (ch === '\u0003') return done(new UsageError('cancelled'));
+        if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
+        else value += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
+}
+
+/** A secret value: --value, --from-file, a hidden prompt on a terminal, else all of standard input. */
+async function secretValue(opts: { value?: string; fromFile?: string }, name: string, stderr: NodeJS.WritableStream): Promise<string> {
+  if (opts.value !== undefined && opts.fromFile !== undefined) throw new UsageError('give --value or --from-file, not both');
+  let value: string;
+  if (opts.value !== undefined) value = opts.value;
+  else if (opts.fromFile !== undefined) value = (await readText(opts.fromFile, '--from-file')).replace(/\r?\n$/, '');
+  else if (process.stdin.isTTY) value = await promptHidden(`value of secret ${name}: `, stderr);
+  else value = (await readStdin()).replace(/\r?\n$/, '');
+  if (!value) throw new UsageError('the secret value is empty');
+  return value;
+}
+
+export function registerSecretCommands(program: Command, state: RunState): void {
+  const secret = program.command('secret').description('Secrets: values tasks refer to by name; never shown again');
+
+  act(secret.command('list').description('Secret names and descriptions (never values)'), state, async (io) => {
+    const secrets = await (await io.client()).get<SecretMeta[]>('/secrets');
+    io.print(secrets, () =>
+      secrets.length ? table(['NAME', 'DESCRIPTION', 'UPDATED'], secrets.map((s) => [s.name, s.description, formatTime(s.updatedAt)])) : 'no secrets\n',
+    );
+  });
+
+  act(
+    secret
+      .command('set')
+      .description('Set a secret; the value comes from --value, --from-file, or standard input')
+      .argument('<name>', 'the name tasks use: --env-secret VAR=NAME')
+      .option('--value <value>', 'the value (visible in shell history: prefer standard input)')
+      .option('--from-file <file>', 'read the value from a file (one trailing newline dropped)')
+      .option('--description <text>', 'what the secret is for'),
+    state,
+    async (io, opts, [name]) => {
+      const client = await io.client();
+      const value = await secretValue(opts, name!, state.streams.stderr);
+      await client.put(`/secrets/${seg(name!)}`, { value, ...(opts.description !== undefined ? { description: opts.description } : {}) });
+      io.print({ name, set: true }, () => `secret ${name} set\n`);
+    },
+  );
+
+  act(secret.command('delete').description('Delete a secret').argument('<name>', 'secret name'), state, async (io, _opts, [name]) => {
+    await (await io.client()).delete(`/secrets/${seg(name!)}`);
+    io.print({ name, deleted: true }, () => `secret ${name} deleted\n`);
+  });
+}

@@ -1,0 +1,133 @@
+/**
+ * Naming things on the command line: groups by id or path ("My Organization/Servers", or
+ * without the root, "Servers/Web"), devices by id, name or hostname, tasks by id or name.
+ * What cannot be found here is passed on as an id, so that the API says what is wrong with
+ * its own error code.
+ */
+import type { Task } from '@garrison/protocol';
+import { ApiError, seg, type Client } from './client.ts';
+import type { DeviceView, GroupView } from './types.ts';
+
+function normPath(p: string): string {
+  return p
+    .trim()
+    .split('/')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .join('/')
+    .toLowerCase();
+}
+
+/** The group a reference names, or undefined. */
+export function findGroup(groups: readonly GroupView[], ref: string): GroupView | undefined {
+  const byId = groups.find((g) => g.id === ref);
+  if (byId) return byId;
+  const want = normPath(ref);
+  if (!want) return undefined;
+  const root = groups.find((g) => g.parentId === null);
+  const byPath = groups.find((g) => g.path.toLowerCase() === want) ?? (root ? groups.find((g) => g.path.toLowerCase() === `${root.name.toLowerCase()}/${want}`) : undefined);
+  if (byPath) return byPath;
+  // A bare name that only one group has.
+  if (!want.includes('/')) {
+    const named = groups.filter((g) => g.name.toLowerCase() === want);
+    if (named.length === 1) return named[0];
+  }
+  return undefined;
+}
+
+/** Caches the group list for one command. */
+export class Groups {
+  readonly #client: Client;
+  #list: Promise<GroupView[]> | undefined;
+  constructor(client: Client) {
+    this.#client = client;
+  }
+  list(): Promise<GroupView[]> {
+    this.#list ??= this.#client.get<GroupView[]>('/groups');
+    return this.#list;
+  }
+  refresh(): void {
+    this.#list = undefined;
+  }
+  async find(ref: string): Promise<GroupView | undefined> {
+    return findGroup(await this.list(), ref);
+  }
+  /** The group's id; an unknown reference is passed on as given, for the API to refuse. */
+  async id(ref: string): Promise<string> {
+    return (await this.find(ref))?.id ?? ref;
+  }
+  /** The group itself; the API's NOT_FOUND when there is none. */
+  async get(ref: string): Promise<GroupView> {
+    return (await this.find(ref)) ?? (await this.#client.get<GroupView>(`/groups/${seg(ref)}`));
+  }
+  async pathOf(id: string): Promise<string> {
+    return (await this.list()).find((g) => g.id === id)?.path ?? id;
+  }
+}
+
+/** The devices a reference may name among a search's results. */
+export function matchDevices(devices: readonly DeviceView[], ref: string): DeviceView[] {
+  const exact = devices.filter((d) => d.id === ref);
+  if (exact.length) return exact;
+  const byName = devices.filter((d) => d.name === ref);
+  if (byName.length) return byName;
+  const lower = ref.toLowerCase();
+  const byNameCi = devices.filter((d) => d.name.toLowerCase() === lower);
+  if (byNameCi.length) return byNameCi;
+  return devices.filter((d) => d.hostname.toLowerCase() === lower);
+}
+
+/** A device by id, name or hostname; CONFLICT when a name is ambiguous, the API's NOT_FOUND when unknown. */
+export async function resolveDevice(client: Client, ref: string): Promise<DeviceView> {
+  const found = matchDevices(await client.get<DeviceView[]>('/devices', { search: ref, limit: 1000 }), ref);
+  if (found.length === 1) return found[0]!;
+  if (found.length > 1) {
+    throw new ApiError('CONFLICT', `${found.length} devices are named "${ref}" (${found.map((d) => `${d.id} in ${d.groupPath}`).join(', ')}); give the id`);
+  }
+  return client.get<DeviceView>(`/devices/${seg(ref)}`);
+}
+
+/** Device names for ids, fetched one by one for a few ids; unknown (deleted) ones keep their id. */
+export async function deviceNames(client: Client, ids: Iterable<string | null | undefined>, max = 50): Promise<Map<string, string>> {
+  const unique = [...new Set([...ids].filter((x): x is string => !!x))];
+  const names = new Map<string, string>();
+  if (unique.length === 0) return names;
+  if (unique.length > max) {
+    // One listing, when the fleet is small enough for that to be cheap; else ids are shown.
+    const all = await client.get<DeviceView[]>('/devices', { limit: 5001 });
+    if (all.length <= 5000) for (const d of all) names.set(d.id, d.name);
+    return names;
+  }
+  await Promise.all(
+    unique.map(async (id) => {
+      try {
+        names.set(id, (await client.get<DeviceView>(`/devices/${seg(id)}`)).name);
+      } catch {
+        /* deleted since: show the id */
+      }
+    }),
+  );
+  return names;
+}
+
+/** A task by id, or by exact name when no task has that id. */
+export async function resolveTaskId(client: Client, ref: string, tasks?: readonly Task[]): Promise<string> {
+  const list = tasks ?? (await client.get<Task[]>('/tasks'));
+  if (list.some((t) => t.id === ref)) return ref;
+  const named = list.filter((t) => t.name === ref);
+  if (named.length === 1) return named[0]!.id;
+  if (named.length > 1) throw new ApiError('CONFLICT', `${named.length} tasks are named "${ref}" (${named.map((t) => t.id).join(', ')}); give the id`);
+  return ref;
+}
+
+/** A task by id, else by exact name; the API's NOT_FOUND when neither. */
+export async function resolveTask(client: Client, ref: string): Promise<Task> {
+  try {
+    return await client.get<Task>(`/tasks/${seg(ref)}`);
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.code !== 'NOT_FOUND') throw err;
+    const id = await resolveTaskId(client, ref);
+    if (id === ref) throw err;
+    return client.get<Task>(`/tasks/${seg(id)}`);
+  }
+}

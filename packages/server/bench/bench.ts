@@ -1,0 +1,739 @@
+/**
+ * The fleet benchmark: a real server in its own process, and thousands of simulated agents in
+ * a few worker processes, each agent with its own enrolled device and credential, speaking the
+ * real protocol over real sockets from several loopback source addresses.
+ *
+ *   npm run bench                         10,000 agents on SQLite
+ *   npm run bench -- --agents 1000        a quick run
+ *   npm run bench -- --pg postgres://...  PostgreSQL (or GARRISON_BENCH_PG_URL)
+ *
+ * It prints, with its conditions: connected agents and server memory per agent; check-ins per
+ * second; the time from run-now to 50/95/99/100% of targets started and to all results
+ * stored; and a bare SQLite ingest baseline from the same run, so that ingest is also shown
+ * as a ratio. The figures go to `.bench/last.json` too. See the `usage` text below for the
+ * options.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { TaskProgress } from '@garrison/protocol';
+import type { DatabaseConfig } from '../src/storage/database.ts';
+import { runBaseline, type BaselineResult } from './baseline.ts';
+import {
+  now,
+  quantile,
+  sleep,
+  sortedFloat64,
+  withTimeout,
+  type FromServer,
+  type FromWorker,
+  type Mem,
+  type OpStat,
+  type ProfileSummary,
+  type ServerStats,
+  type ToServer,
+  type ToWorker,
+  type WorkerStatus,
+} from './shared.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '../../..');
+
+const TARGET_AGENTS = 10_000;
+const TARGET_RUN_NOW_MS = 5_000;
+const TARGET_BYTES_PER_AGENT = 50 * 1024;
+
+const usage = `usage: npm run bench -- [options]
+  --agents N            simulated agents (default 10000)
+  --workers W           agent worker processes (default: 2, one more per 10,000 agents above 20,000)
+  --pg URL              run the server on PostgreSQL (default: GARRISON_BENCH_PG_URL, else SQLite)
+  --checkin-seconds S   length of the check-in phase (default 5)
+  --window K            check-ins in flight per worker (default 64)
+  --addresses A         loopback source addresses 127.0.0.2… (default: one per 10,000 agents, at least 2)
+  --cpu-prof            profile the server process in each phase: .bench/server-<phase>.cpuprofile,
+                        and the hottest code in the report (the sampling slows the server a little)
+  --strict              exit 2 when a target is missed
+  --keep                keep the temporary data folder`;
+
+// ---------------------------------------------------------------------------------------------
+// Options and conditions
+
+const { values: opts } = parseArgs({
+  options: {
+    agents: { type: 'string' },
+    workers: { type: 'string' },
+    pg: { type: 'string' },
+    'checkin-seconds': { type: 'string' },
+    window: { type: 'string' },
+    addresses: { type: 'string' },
+    'cpu-prof': { type: 'boolean' },
+    strict: { type: 'boolean' },
+    keep: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  },
+  strict: true,
+});
+if (opts.help) {
+  console.log(usage);
+  process.exit(0);
+}
+function intOption(name: string, value: string | undefined, dflt: number, min: number): number {
+  if (value === undefined) return dflt;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) {
+    console.error(`--${name} must be an integer ≥ ${min}\n\n${usage}`);
+    process.exit(1);
+  }
+  return n;
+}
+const N = intOption('agents', opts.agents, TARGET_AGENTS, 1);
+const W = Math.min(N, intOption('workers', opts.workers, Math.max(2, Math.ceil(N / 10_000)), 1));
+const CHECKIN_MS = intOption('checkin-seconds', opts['checkin-seconds'], 5, 1) * 1000;
+const WINDOW = intOption('window', opts.window, 64, 1);
+const A = intOption('addresses', opts.addresses, Math.max(2, Math.ceil(N / 10_000)), 1);
+const PG_URL = opts.pg ?? process.env.GARRISON_BENCH_PG_URL;
+const ADDRESSES = os.platform() === 'linux' ? Array.from({ length: A }, (_, i) => `127.0.${Math.floor((i + 2) / 256)}.${(i + 2) % 256}`) : ['127.0.0.1'];
+
+const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : String(n));
+const ms = (n: number) => `${fmt(n)} ms`;
+const kb = (bytes: number) => `${fmt(bytes / 1024, 1)} KB`;
+const mb = (bytes: number) => `${fmt(bytes / 1024 / 1024, 1)} MB`;
+const log = (msg: string) => process.stderr.write(`[bench +${((now() - T_START) / 1000).toFixed(1)}s] ${msg}\n`);
+const T_START = now();
+
+// ---------------------------------------------------------------------------------------------
+// Children and cleanup: whatever happens, children are killed and the temp folder removed.
+
+const children = new Set<ChildProcess>();
+const tempDirs: string[] = [];
+let shuttingDown = false;
+const serverLog: string[] = [];
+let serverLogLines = 0;
+let pgSchema: string | null = null;
+
+function killChildren(): void {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+}
+function removeTemp(): void {
+  if (opts.keep) {
+    for (const d of tempDirs) process.stderr.write(`kept ${d}\n`);
+    return;
+  }
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+}
+process.on('exit', () => {
+  killChildren();
+  removeTemp();
+});
+class FatalError extends Error {}
+let failing = false;
+/** Stops the benchmark: prints why, kills the children, removes the temp folder (at exit), exits 1. */
+function fatal(message: string): never {
+  if (failing) throw new FatalError(message);
+  failing = true;
+  shuttingDown = true;
+  process.stderr.write(`\nbench FAILED: ${message}\n`);
+  if (serverLog.length) process.stderr.write(`--- last lines of the server log (${serverLogLines} lines in all) ---\n${serverLog.join('\n')}\n`);
+  killChildren();
+  void dropPgSchema().finally(() => process.exit(1));
+  setTimeout(() => process.exit(1), 3000).unref();
+  throw new FatalError(message);
+}
+// fatal() may be called from an event handler: its exception is expected there.
+process.on('uncaughtException', (err) => {
+  if (err instanceof FatalError) return;
+  try {
+    fatal(err.stack ?? String(err));
+  } catch {
+    /* exiting */
+  }
+});
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    shuttingDown = true;
+    process.stderr.write(`\nbench interrupted (${sig})\n`);
+    killChildren();
+    process.exit(130);
+  });
+}
+// Nothing may hang: the whole run has a deadline too.
+const WATCHDOG_MS = 10 * 60_000 + N * 30;
+const watchdog = setTimeout(() => fatal(`the whole run took more than ${fmt(WATCHDOG_MS / 1000)} s`), WATCHDOG_MS);
+
+async function dropPgSchema(): Promise<void> {
+  if (!PG_URL || !pgSchema) return;
+  const schema = pgSchema;
+  pgSchema = null;
+  try {
+    const pg = (await import('pg')).default;
+    const client = new pg.Client({ connectionString: PG_URL });
+    await client.connect();
+    await client.query(`drop schema if exists ${schema} cascade`);
+    await client.end();
+  } catch (err) {
+    process.stderr.write(`could not drop the PostgreSQL schema ${schema}: ${(err as Error).message}\n`);
+  }
+}
+
+/** A child process with request/response over IPC (each request carries a seq). */
+class Child<To extends { seq: number }, From extends { ev: string }> {
+  readonly proc: ChildProcess;
+  readonly name: string;
+  #seq = 1;
+  #waiting = new Map<number, (m: From) => void>();
+  #listeners: ((m: From) => void)[] = [];
+  /** Set before asking the child to exit. */
+  exiting = false;
+  constructor(name: string, proc: ChildProcess) {
+    this.name = name;
+    this.proc = proc;
+    children.add(proc);
+    proc.on('message', (m: From) => {
+      const seq = (m as { seq?: number }).seq;
+      if (m.ev === 'failed') fatal(`${name}: ${(m as unknown as { message: string }).message}`);
+      if (seq !== undefined && this.#waiting.has(seq)) {
+        const resolve = this.#waiting.get(seq)!;
+        this.#waiting.delete(seq);
+        resolve(m);
+      } else for (const l of this.#listeners) l(m);
+    });
+    proc.on('exit', (code, signal) => {
+      children.delete(proc);
+      if (!shuttingDown && !this.exiting) fatal(`${name} exited unexpectedly (${signal ?? `code ${code}`})`);
+    });
+  }
+  on(listener: (m: From) => void): void {
+    this.#listeners.push(listener);
+  }
+  /** Sends a command and resolves with the reply of the same seq. */
+  ask<E extends From['ev']>(msg: DistributiveOmit<To, 'seq'>, timeoutMs: number, what: string): Promise<Extract<From, { ev: E }>> {
+    const seq = this.#seq++;
+    const p = new Promise<From>((resolve) => this.#waiting.set(seq, resolve));
+    this.proc.send({ ...msg, seq } as unknown as To);
+    return withTimeout(p, timeoutMs, `${this.name}: ${what}`) as Promise<Extract<From, { ev: E }>>;
+  }
+  /** The first unsolicited message of this kind. */
+  next<E extends From['ev']>(ev: E, timeoutMs: number, what: string): Promise<Extract<From, { ev: E }>> {
+    return withTimeout(
+      new Promise((resolve) => {
+        const l = (m: From) => {
+          if (m.ev === ev) {
+            this.#listeners = this.#listeners.filter((x) => x !== l);
+            resolve(m as Extract<From, { ev: E }>);
+          }
+        };
+        this.#listeners.push(l);
+      }),
+      timeoutMs,
+      `${this.name}: ${what}`,
+    );
+  }
+}
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+type ServerChild = Child<ToServer, FromServer>;
+type WorkerChild = Child<ToWorker, FromWorker>;
+
+// ---------------------------------------------------------------------------------------------
+// Preconditions: file descriptors and ephemeral ports
+
+function limits(): { soft: number; hard: number } {
+  try {
+    const out = execFileSync('/bin/sh', ['-c', 'ulimit -Sn; ulimit -Hn'], { encoding: 'utf8' }).trim().split('\n');
+    const parse = (s: string | undefined) => (s === 'unlimited' ? Number.POSITIVE_INFINITY : Number(s));
+    return { soft: parse(out[0]), hard: parse(out[1]) };
+  } catch {
+    return { soft: Number.NaN, hard: Number.NaN };
+  }
+}
+function portRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    return [lo!, hi!];
+  } catch {
+    return [49152, 65535];
+  }
+}
+const fds = limits();
+// Node raises its soft limit to the hard limit at start, so every Node child can use the hard limit.
+const usableFds = Math.max(fds.soft, fds.hard);
+const serverFdsNeeded = N + 512;
+const workerFdsNeeded = Math.ceil(N / W) + 512;
+if (Number.isFinite(usableFds) && (usableFds < serverFdsNeeded || usableFds < workerFdsNeeded)) {
+  console.error(
+    `bench: the open-file limit is too low for ${fmt(N)} agents.\n` +
+      `  ulimit -n: soft ${fds.soft}, hard ${fds.hard}. The server process holds one descriptor per agent (needs ≥ ${fmt(serverFdsNeeded)}),\n` +
+      `  each of the ${W} worker processes one per agent it simulates (needs ≥ ${fmt(workerFdsNeeded)}).\n` +
+      `  Raise the hard limit (e.g. \`ulimit -Hn 1048576\` as root, /etc/security/limits.conf, or docker --ulimit nofile=1048576),\n` +
+      `  or run fewer agents: npm run bench -- --agents ${Math.max(1, Math.floor((usableFds - 512) / 1000) * 1000)}`,
+  );
+  process.exit(1);
+}
+const [portLo, portHi] = portRange();
+const perAddress = Math.ceil(N / ADDRESSES.length);
+if (perAddress > portHi - portLo - 1000) {
+  console.error(`bench: ${fmt(perAddress)} agents per source address exceed the ephemeral port range ${portLo}-${portHi}; use --addresses ${Math.ceil(N / ((portHi - portLo) / 2))}`);
+  process.exit(1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server process and the admin API
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'garrison-bench-'));
+tempDirs.push(tmp);
+const profDir = path.join(ROOT, '.bench');
+const dataDir = path.join(tmp, 'server');
+const secretKey = randomBytes(32).toString('base64');
+
+function databaseConfig(): DatabaseConfig {
+  mkdirSync(dataDir, { recursive: true });
+  if (PG_URL) {
+    pgSchema = `bench_${randomBytes(5).toString('hex')}`;
+    return { kind: 'postgres', url: PG_URL, schema: pgSchema };
+  }
+  return { kind: 'sqlite', file: path.join(dataDir, 'garrison.db') };
+}
+
+async function startServerProcess(database: DatabaseConfig): Promise<{ server: ServerChild; url: string; adminToken: string }> {
+  const execArgv = ['--expose-gc'];
+  const proc = spawn(process.execPath, [...execArgv, path.join(HERE, 'server-process.ts'), dataDir, JSON.stringify(database)], {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    serialization: 'advanced',
+    env: { ...process.env, GARRISON_SECRET_KEY: secretKey },
+  });
+  const keep = (chunk: Buffer) => {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (!line.trim()) continue;
+      serverLogLines++;
+      serverLog.push(line.length > 400 ? line.slice(0, 400) + '…' : line);
+      if (serverLog.length > 30) serverLog.shift();
+    }
+  };
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', keep);
+  const server: ServerChild = new Child('server process', proc);
+  const ready = await server.next('ready', 60_000, 'start');
+  return { server, url: ready.url, adminToken: ready.adminToken };
+}
+async function stopServerProcess(server: ServerChild): Promise<void> {
+  server.exiting = true;
+  const exited = new Promise<void>((resolve) => server.proc.once('exit', () => resolve()));
+  await server.ask<'closed'>({ cmd: 'close' }, 30_000, 'close').catch(() => server.proc.kill('SIGKILL'));
+  await withTimeout(exited, 10_000, 'the server process to exit').catch(() => server.proc.kill('SIGKILL'));
+}
+
+function makeApi(url: string, token: string) {
+  return async function api<T>(method: string, p: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
+    const res = await fetch(url + p, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${p}: HTTP ${res.status} ${text.slice(0, 500)}`);
+    return (text ? JSON.parse(text) : null) as T;
+  };
+}
+
+async function serverMem(server: ServerChild): Promise<Mem> {
+  return (await server.ask<'mem'>({ cmd: 'mem', gc: true }, 30_000, 'memory')).mem;
+}
+async function serverStats(server: ServerChild, reset = true): Promise<ServerStats> {
+  return (await server.ask<'stats'>({ cmd: 'stats', reset }, 30_000, 'statistics')).stats;
+}
+async function workerCpu(workers: WorkerChild[], reset = true): Promise<{ cpuMs: number; wallMs: number; elu: number }[]> {
+  return Promise.all(workers.map(async (w) => (await w.ask<'stats'>({ cmd: 'stats', reset }, 30_000, 'statistics')) as { cpuMs: number; wallMs: number; elu: number }));
+}
+async function statuses(workers: WorkerChild[]): Promise<WorkerStatus> {
+  const all = await Promise.all(workers.map((w) => w.ask<'status'>({ cmd: 'status' }, 30_000, 'status')));
+  const sum: WorkerStatus = { open: 0, unexpectedCloses: 0, syncReceived: 0, syncCheckInsDone: 0, checkInsOutstanding: 0, runNowReceived: 0, finalAcks: 0, errors: 0, lastError: '' };
+  for (const { status: s } of all) {
+    for (const k of Object.keys(sum) as (keyof WorkerStatus)[]) if (k !== 'lastError') (sum[k] as number) += s[k] as number;
+    sum.lastError ||= s.lastError;
+  }
+  return sum;
+}
+
+/**
+ * Waits until the server's background writes (batched check-ins, events) are done: no
+ * database call under way and no instrumented call at all for `quietMs`. Returns how long the
+ * writes went on, so that each phase is measured from a quiet server and charged its own tail.
+ */
+async function settle(server: ServerChild, what: string, quietMs = 300, timeoutMs = 120_000): Promise<number> {
+  const start = now();
+  let lastCalls = -1;
+  let quietSince = start;
+  for (;;) {
+    const s = await serverStats(server, false);
+    const t = now();
+    if (s.totalCalls !== lastCalls || s.dbInFlight > 0) {
+      lastCalls = s.totalCalls;
+      quietSince = t;
+    } else if (t - quietSince >= quietMs) return quietSince - start;
+    if (t - start > timeoutMs) fatal(`the server's background writes after ${what} did not finish within ${fmt(timeoutMs / 1000)} s`);
+    await sleep(25);
+  }
+}
+
+const PROFILE = !!opts['cpu-prof'];
+const profiles: Record<string, ProfileSummary> = {};
+async function profileStart(server: ServerChild): Promise<void> {
+  if (PROFILE) await server.ask<'profile'>({ cmd: 'profile-start' }, 30_000, 'profile start');
+}
+async function profileStop(server: ServerChild, phase: string): Promise<void> {
+  if (!PROFILE) return;
+  mkdirSync(profDir, { recursive: true });
+  const r = await server.ask<'profile'>({ cmd: 'profile-stop', file: path.join(profDir, `server-${phase}.cpuprofile`) }, 120_000, 'profile');
+  if (r.summary) profiles[phase] = r.summary;
+}
+
+/** Splits n into `parts` nearly equal slices. */
+function slices(n: number, parts: number): { first: number; count: number }[] {
+  const out: { first: number; count: number }[] = [];
+  let first = 0;
+  for (let i = 0; i < parts; i++) {
+    const count = Math.floor(n / parts) + (i < n % parts ? 1 : 0);
+    out.push({ first, count });
+    first += count;
+  }
+  return out;
+}
+
+interface PhaseCost {
+  serverCpuMs: number;
+  serverWallMs: number;
+  serverElu: number;
+  serverMaxLoopDelayMs: number;
+  workersCpuMs: number;
+  ops: Record<string, OpStat>;
+}
+function phaseCost(s: ServerStats, w: { cpuMs: number }[]): PhaseCost {
+  return { serverCpuMs: s.cpuMs, serverWallMs: s.wallMs, serverElu: s.elu, serverMaxLoopDelayMs: s.maxLoopDelayMs, workersCpuMs: w.reduce((a, b) => a + b.cpuMs, 0), ops: s.ops };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const conditions = {
+    node: process.version,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memory: os.totalmem(),
+    database: PG_URL ? 'postgresql' : 'sqlite',
+    agents: N,
+    workerProcesses: W,
+    sourceAddresses: ADDRESSES,
+    openFileLimit: { soft: fds.soft, hard: fds.hard },
+    checkInSeconds: CHECKIN_MS / 1000,
+    checkInWindowPerWorker: WINDOW,
+  };
+  log(`${fmt(N)} agents, ${W} worker processes, ${conditions.database}, source addresses ${ADDRESSES[0]}…${ADDRESSES.at(-1)}`);
+
+  // 1. Server (for setup)
+  const database = databaseConfig();
+  const setupServer = await startServerProcess(database);
+  const setupApi = makeApi(setupServer.url, setupServer.adminToken);
+  log(`server at ${setupServer.url}`);
+
+  // 2. Workers
+  const workers: WorkerChild[] = [];
+  for (let i = 0; i < W; i++) {
+    const proc = spawn(process.execPath, [path.join(HERE, 'agent-worker.ts')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+    const w: WorkerChild = new Child(`agent worker ${i + 1}`, proc);
+    workers.push(w);
+  }
+  await Promise.all(workers.map((w) => w.next('hello', 30_000, 'start')));
+  let allAckedWorkers = 0;
+  let wake: (() => void) | null = null;
+  for (const w of workers)
+    w.on((m) => {
+      if (m.ev === 'all-acked') {
+        allAckedWorkers++;
+        wake?.();
+      }
+    });
+
+  // 3. Group, enrolment token, enrolment (setup, not measured)
+  const group = await setupApi<{ id: string }>('POST', '/api/v1/groups', { name: `bench ${new Date().toISOString()}` });
+  const tok = await setupApi<{ token: string }>('POST', '/api/v1/enrolment-tokens', { groupId: group.id, maxUses: N, expiresInMinutes: 240, name: 'benchmark' });
+  log(`enrolling ${fmt(N)} devices…`);
+  const enrolTimeout = 120_000 + N * 20;
+  const enrolled = await Promise.all(
+    slices(N, W).map((s, i) => workers[i]!.ask<'enrolled'>({ cmd: 'enrol', url: setupServer.url, token: tok.token, first: s.first, count: s.count, concurrency: 8 }, enrolTimeout, 'enrolment')),
+  );
+  const enrolOk = enrolled.reduce((a, e) => a + e.ok, 0);
+  const enrolMs = Math.max(...enrolled.map((e) => e.ms));
+  if (enrolOk !== N) fatal(`only ${enrolOk} of ${N} devices enrolled: ${enrolled.find((e) => e.firstError)?.firstError}`);
+  log(`enrolled ${fmt(N)} devices in ${ms(enrolMs)} (${fmt((N / enrolMs) * 1000)}/s)`);
+  // The server is restarted after enrolment, so that the memory measured is that of a server
+  // which loaded a fleet of N devices, without what enrolment churned through its heap.
+  await stopServerProcess(setupServer.server);
+  const { server, url, adminToken } = await startServerProcess(database);
+  const api = makeApi(url, adminToken);
+  log(`server restarted at ${url}`);
+
+  // 4. Connect, and memory before/after
+  const memBefore = await serverMem(server);
+  await serverStats(server);
+  await workerCpu(workers);
+  await profileStart(server);
+  log(`connecting ${fmt(N)} agents…`);
+  const connectStart = now();
+  const connected = await Promise.all(workers.map((w) => w.ask<'connected'>({ cmd: 'connect', wsUrl: url.replace(/^http/, 'ws') + '/agent/v1/ws', addresses: ADDRESSES, concurrency: 128 }, 60_000 + N * 20, 'connecting')));
+  const connectMs = now() - connectStart;
+  const connectedOk = connected.reduce((a, c) => a + c.ok, 0);
+  if (connectedOk !== N) fatal(`only ${connectedOk} of ${N} agents connected: ${connected.find((c) => c.firstError)?.firstError}`);
+  const connectTailMs = await settle(server, 'connecting');
+  await profileStop(server, 'connect');
+  const connectStats = await serverStats(server);
+  const connectCost = phaseCost(connectStats, await workerCpu(workers));
+  const memAfter = await serverMem(server);
+  if (connectStats.online !== N) fatal(`the server counts ${connectStats.online} agents online, expected ${N}`);
+  const perAgent = { rss: (memAfter.rss - memBefore.rss) / N, heapUsed: (memAfter.heapUsed - memBefore.heapUsed) / N, external: (memAfter.external - memBefore.external) / N };
+  log(`connected ${fmt(N)} in ${ms(connectMs)}; server +${kb(perAgent.rss)} RSS per agent`);
+
+  // 5. Check-ins per second
+  await profileStart(server);
+  log(`check-ins for ${CHECKIN_MS / 1000} s…`);
+  const checkIns = await Promise.all(workers.map((w) => w.ask<'check-ins'>({ cmd: 'check-in', durationMs: CHECKIN_MS, window: WINDOW }, CHECKIN_MS + 60_000, 'check-ins')));
+  const ciCount = checkIns.reduce((a, c) => a + c.count, 0);
+  const ciErrors = checkIns.reduce((a, c) => a + c.errors, 0);
+  const ciElapsed = Math.max(...checkIns.map((c) => c.end)) - Math.min(...checkIns.map((c) => c.start));
+  const ciLat = sortedFloat64(checkIns.map((c) => c.latenciesMs));
+  const checkInTailMs = await settle(server, 'the check-ins');
+  await profileStop(server, 'check-ins');
+  const checkInCost = phaseCost(await serverStats(server), await workerCpu(workers));
+  if (ciErrors) fatal(`${ciErrors} check-ins failed: ${(await statuses(workers)).lastError}`);
+  log(`${fmt(ciCount)} check-ins in ${ms(ciElapsed)}: ${fmt((ciCount / ciElapsed) * 1000)}/s`);
+
+  // 6. The task: its creation tells every connected target to sync (check in) now.
+  await profileStart(server);
+  const syncStart = now();
+  const task = await api<{ id: string }>('POST', '/api/v1/tasks', {
+    name: 'bench: true',
+    type: 'script',
+    settings: { command: 'true' },
+    schedule: { triggers: [{ type: 'on-demand' }] },
+    scope: { type: 'group', groupId: group.id },
+  });
+  let synced: WorkerStatus;
+  let syncMs = Number.NaN;
+  for (;;) {
+    synced = await statuses(workers);
+    if (synced.syncReceived >= N && synced.checkInsOutstanding === 0) {
+      syncMs = now() - syncStart;
+      break;
+    }
+    if (now() - syncStart > 3000 && synced.syncReceived === 0) break; // the server did not push sync: nothing to wait for
+    if (now() - syncStart > 60_000) fatal(`the sync storm after the task was created did not settle: ${JSON.stringify(synced)}`);
+    await sleep(20);
+  }
+  if (synced.errors) fatal(`agent errors during the sync storm: ${synced.lastError}`);
+  const syncTailMs = await settle(server, 'the sync storm');
+  await profileStop(server, 'sync-storm');
+  const syncCost = phaseCost(await serverStats(server), await workerCpu(workers));
+  log(Number.isNaN(syncMs) ? 'no sync pushed after task creation' : `task created; all ${fmt(N)} agents synced in ${ms(syncMs)}`);
+
+  // 7. Run now → started → all results stored
+  await profileStart(server);
+  log('run-now…');
+  const t0 = now();
+  const runNow = await api<{ targets: number; delivered: number }>('POST', `/api/v1/tasks/${task.id}/run`, {}, 60_000);
+  const tApi = now();
+  if (runNow.targets !== N || runNow.delivered !== N) fatal(`run-now reached ${runNow.delivered} of ${runNow.targets} targets, expected ${N}`);
+  let storedAt = Number.NaN;
+  let polls = 0;
+  let lastProgress: TaskProgress | null = null;
+  const deadline = t0 + 60_000 + N * 5;
+  // Progress is polled every 250 ms, and at once when the workers have seen every final ack
+  // (each ack is sent after its report is committed); storedAt is the first poll answer
+  // showing every target succeeded.
+  while (Number.isNaN(storedAt)) {
+    const p = await api<TaskProgress>('GET', `/api/v1/tasks/${task.id}/progress`, undefined, 30_000);
+    polls++;
+    lastProgress = p;
+    if ((p.states.succeeded ?? 0) >= N) {
+      storedAt = now();
+      break;
+    }
+    if (now() > deadline) {
+      const st = await statuses(workers);
+      fatal(`not every result was stored within ${fmt((deadline - t0) / 1000)} s: progress ${JSON.stringify(p.states)}; agents: ${JSON.stringify(st)}`);
+    }
+    if (allAckedWorkers < W) {
+      await Promise.race([sleep(250), new Promise<void>((r) => (wake = r))]);
+      wake = null;
+    }
+  }
+  await profileStop(server, 'run-now');
+  const runNowCost = phaseCost(await serverStats(server), await workerCpu(workers));
+  const collected = await Promise.all(workers.map((w) => w.ask<'collected'>({ cmd: 'collect' }, 30_000, 'results')));
+  const rel = (a: Float64Array) => a.map((t) => t - t0);
+  const started = sortedFloat64(collected.map((c) => rel(c.runNowAt)));
+  const runningAcked = sortedFloat64(collected.map((c) => rel(c.runningAckAt)));
+  const finalAcked = sortedFloat64(collected.map((c) => rel(c.finalAckAt)));
+  const rejectedReports = collected.reduce((a, c) => a + c.rejected, 0);
+  if (rejectedReports) fatal(`${rejectedReports} reports were rejected: ${collected.find((c) => c.firstRejection)?.firstRejection}`);
+  if (started.some(Number.isNaN)) fatal(`${started.filter(Number.isNaN).length} agents never received the run-now`);
+  const storedMs = storedAt - t0;
+  const lastAckMs = finalAcked.at(-1)!;
+  log(`run-now: all started in ${ms(started.at(-1)!)}, all results stored in ${ms(storedMs)}`);
+  const endStatus = await statuses(workers);
+  const memEnd = await serverMem(server);
+  const finalStats = await serverStats(server, false);
+
+  // 8. Shut down, then the baseline on a quiet machine
+  shuttingDown = true;
+  await Promise.all(workers.map((w) => w.ask<'closed'>({ cmd: 'close' }, 20_000, 'close').catch(() => w.proc.kill('SIGKILL'))));
+  await stopServerProcess(server);
+  await dropPgSchema();
+  log('baseline: raw batched SQLite inserts…');
+  // Best of three, each on a fresh file: the baseline is what SQLite can do.
+  const baselineRuns: BaselineResult[] = [0, 1, 2].map((i) => runBaseline(path.join(tmp, `baseline-${i}.db`), 2 * N));
+  const baseline = baselineRuns.reduce((a, b) => (b.ms < a.ms ? b : a));
+  const ingestRatio = storedMs / baseline.ms;
+  const applyOp = runNowCost.ops['db: applyReports (ingest transaction)'];
+  const dbIngestRatio = applyOp ? applyOp.totalMs / baseline.ms : Number.NaN;
+
+  // ---------------------------------------------------------------------------------------------
+  // Report
+  const pct = (q: number) => quantile(started, q);
+  const targets = {
+    connected: { target: `${fmt(TARGET_AGENTS)} connected agents`, value: connectedOk, met: connectedOk >= TARGET_AGENTS, evaluated: N >= TARGET_AGENTS },
+    runNow: { target: `run-now → all results stored < ${fmt(TARGET_RUN_NOW_MS / 1000)} s`, value: storedMs, met: storedMs < TARGET_RUN_NOW_MS, evaluated: true },
+    memory: { target: `< ${fmt(TARGET_BYTES_PER_AGENT / 1024)} KB server memory per connected agent`, value: perAgent.rss, met: perAgent.rss < TARGET_BYTES_PER_AGENT, evaluated: true },
+  };
+  const lines: string[] = [];
+  const out = (s = '') => lines.push(s);
+  const row = (label: string, value: string) => out(`  ${label.padEnd(44)} ${value}`);
+  out(`Garrison fleet benchmark — ${new Date().toISOString()}`);
+  out();
+  out('Conditions');
+  row('Node', conditions.node);
+  row('OS', conditions.os);
+  row('CPUs', `${conditions.cpus} × ${conditions.cpuModel}`);
+  row('memory', mb(conditions.memory));
+  row('database', conditions.database === 'sqlite' ? 'SQLite (better-sqlite3, WAL, synchronous=NORMAL)' : `PostgreSQL (${PG_URL?.replace(/\/\/[^@]*@/, '//***@')})`);
+  row('agents (each its own device and credential)', fmt(N));
+  row('agent worker processes', `${W} (+ 1 server process, + this one)`);
+  row('loopback source addresses', `${ADDRESSES.length} (${ADDRESSES[0]} … ${ADDRESSES.at(-1)}) → 127.0.0.1`);
+  row('open-file limit (soft / hard)', `${fds.soft} / ${fds.hard}`);
+  out();
+  out('Setup (not measured)');
+  row('enrolment over POST /agent/v1/enrol', `${fmt(N)} in ${ms(enrolMs)} (${fmt((N / enrolMs) * 1000)}/s, 8 in flight per worker)`);
+  out();
+  out('Connections and memory');
+  row('connected agents', `${fmt(connectedOk)} of ${fmt(N)} (server counts ${fmt(connectStats.online)} online)`);
+  row('time to connect all', `${ms(connectMs)} (${fmt((N / connectMs) * 1000)} connections/s; event-log writes went on ${ms(connectTailMs)} more)`);
+  row('server RSS before → after connect', `${mb(memBefore.rss)} → ${mb(memAfter.rss)} (after GC)`);
+  row('server heap used before → after connect', `${mb(memBefore.heapUsed)} → ${mb(memAfter.heapUsed)} (heap total ${mb(memBefore.heapTotal)} → ${mb(memAfter.heapTotal)})`);
+  row('server memory per connected agent', `${kb(perAgent.rss)} RSS (heap ${kb(perAgent.heapUsed)}, external ${kb(perAgent.external)})`);
+  out();
+  out('Check-ins (WebSocket, with inventory)');
+  row('check-ins per second', `${fmt((ciCount / ciElapsed) * 1000)} (${fmt(ciCount)} in ${ms(ciElapsed)}, ${WINDOW} in flight per worker)`);
+  row('check-in latency p50 / p99 / max', `${fmt(quantile(ciLat, 0.5), 1)} / ${fmt(quantile(ciLat, 0.99), 1)} / ${fmt(ciLat.at(-1)!, 1)} ms`);
+  row('batched check-in writes went on after the last', ms(checkInTailMs));
+  if (!Number.isNaN(syncMs)) row('task created → all agents synced (sync storm)', `${ms(syncMs)} (${fmt(synced.syncCheckInsDone)} check-ins; their writes went on ${ms(syncTailMs)} more)`);
+  out();
+  out(`Run-now to ${fmt(N)} agents (script "true"; agents report running, then succeeded)`);
+  row('run-now API call returned', `${ms(tApi - t0)} (delivered ${fmt(runNow.delivered)})`);
+  row('started (received run-now): 50%', ms(pct(0.5)));
+  row('                              95%', ms(pct(0.95)));
+  row('                              99%', ms(pct(0.99)));
+  row('                             100%', ms(pct(1)));
+  row('"running" stored (acked): 100%', ms(runningAcked.at(-1)!));
+  row('results stored (acked): 50% / 100%', `${ms(quantile(finalAcked, 0.5))} / ${ms(lastAckMs)}`);
+  row('all results stored (progress API shows all)', `${ms(storedMs)} (${polls} polls)`);
+  row('ingest rate, end to end', `${fmt(((2 * N) / storedMs) * 1000)} reports/s (${fmt(2 * N)} reports)`);
+  out();
+  out('Baseline (same run): raw batched inserts into SQLite');
+  row('rows (runs-table shape, 17 columns, 3 indexes)', `${fmt(baseline.rows)} in ${baseline.transactions} transactions of ≤ ${fmt(baseline.batch)}`);
+  row('time (best of 3)', `${ms(baseline.ms)} (${fmt(baseline.rowsPerSecond)} rows/s; runs: ${baselineRuns.map((b) => fmt(b.ms)).join(', ')} ms)`);
+  row('ingest ratio (run-now → all stored) / baseline', `${fmt(ingestRatio, 1)}×`);
+  row('DB ratio (time in applyReports) / baseline', `${fmt(dbIngestRatio, 1)}×`);
+  out();
+  out('Where the time goes (server process; ms are wall time to settle; svc: calls include the db: calls they make)');
+  const phase = (name: string, c: PhaseCost, profile?: ProfileSummary) => {
+    row(name, `server CPU ${ms(c.serverCpuMs)} over ${ms(c.serverWallMs)} (event loop ${fmt(c.serverElu * 100)}% busy, max stall ${ms(c.serverMaxLoopDelayMs)}); workers CPU ${ms(c.workersCpuMs)}`);
+    const entries = Object.entries(c.ops).sort((a, b) => b[1].totalMs - a[1].totalMs);
+    for (const [op, s] of entries.slice(0, 8)) {
+      // Calls that overlap (many waiting at once) have no meaningful total: their latency is shown.
+      const overlapping = s.totalMs > c.serverWallMs;
+      out(
+        `      ${op.padEnd(46)} ${fmt(s.calls).padStart(7)} calls ${fmt(s.rows).padStart(8)} rows ${overlapping ? 'latency'.padStart(10) : `${ms(s.totalMs).padStart(10)} total,`} avg ${fmt(s.totalMs / s.calls, 2)} ms, max ${ms(s.maxMs)}${s.maxRows > 1 ? ` (largest ${fmt(s.maxRows)} rows)` : ''}`,
+      );
+    }
+    if (profile) {
+      const share = (x: number) => `${fmt((x / profile.totalMs) * 100)}%`;
+      out(`      CPU profile (${ms(profile.totalMs)} sampled, ${path.relative(ROOT, profile.file)}), self time by origin:`);
+      out(`        ${profile.byCategory.map((c) => `${c.name} ${share(c.ms)}`).join(', ')}`);
+      out('      hottest functions (self time):');
+      for (const f of profile.byFunction.slice(0, 12)) out(`        ${share(f.ms).padStart(4)}  ${f.name}`);
+    }
+  };
+  if (PROFILE) out('  (profiled run: the figures above include the sampling overhead)');
+  phase('connect', connectCost, profiles.connect);
+  phase('check-ins', checkInCost, profiles['check-ins']);
+  if (!Number.isNaN(syncMs)) phase('task creation + sync storm', syncCost, profiles['sync-storm']);
+  phase('run-now → all stored', runNowCost, profiles['run-now']);
+  row('server peak RSS (whole run)', `${mb(finalStats.maxRssBytes)}; after the run ${mb(memEnd.rss)} (after GC)`);
+  row('server log lines (warn and above)', String(serverLogLines));
+  row('agent-side errors / unexpected closes', `${endStatus.errors} / ${endStatus.unexpectedCloses}`);
+  out();
+  out('Targets');
+  for (const t of Object.values(targets)) out(`  ${(t.evaluated ? (t.met ? 'MET    ' : 'MISSED ') : 'n/a    ').padEnd(8)} ${t.target}${t.evaluated ? '' : ` (this run has ${fmt(N)} agents)`}`);
+  console.log(lines.join('\n'));
+
+  const json = {
+    at: new Date().toISOString(),
+    conditions,
+    setup: { enrolMs, enrolPerSecond: (N / enrolMs) * 1000 },
+    connect: { connected: connectedOk, ms: connectMs, backgroundWritesAfterMs: connectTailMs, perSecond: (N / connectMs) * 1000, serverMemBefore: memBefore, serverMemAfter: memAfter, bytesPerAgent: perAgent },
+    checkIns: {
+      count: ciCount,
+      ms: ciElapsed,
+      perSecond: (ciCount / ciElapsed) * 1000,
+      latencyMs: { p50: quantile(ciLat, 0.5), p99: quantile(ciLat, 0.99), max: ciLat.at(-1) },
+      backgroundWritesAfterMs: checkInTailMs,
+      syncStormMs: syncMs,
+      syncStormBackgroundWritesAfterMs: syncTailMs,
+    },
+    runNow: {
+      apiMs: tApi - t0,
+      startedMs: { p50: pct(0.5), p95: pct(0.95), p99: pct(0.99), p100: pct(1) },
+      runningStoredMs: runningAcked.at(-1),
+      resultsAckedMs: { p50: quantile(finalAcked, 0.5), p100: lastAckMs },
+      allResultsStoredMs: storedMs,
+      progressPolls: polls,
+      lastProgress,
+    },
+    baseline,
+    baselineRunsMs: baselineRuns.map((b) => b.ms),
+    ingestRatio,
+    dbIngestRatio,
+    phases: { connect: connectCost, checkIns: checkInCost, syncStorm: syncCost, runNow: runNowCost },
+    serverPeakRss: finalStats.maxRssBytes,
+    ...(PROFILE ? { profiles } : {}),
+    targets,
+  };
+  mkdirSync(profDir, { recursive: true });
+  writeFileSync(path.join(profDir, 'last.json'), JSON.stringify(json, null, 2) + '\n');
+  log(`figures written to ${path.relative(process.cwd(), path.join(profDir, 'last.json')) || '.bench/last.json'}`);
+  clearTimeout(watchdog);
+  const missed = Object.values(targets).some((t) => t.evaluated && !t.met);
+  process.exit(opts.strict && missed ? 2 : 0);
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof FatalError) return;
+  try {
+    fatal((err as Error).message ?? String(err));
+  } catch {
+    /* exiting */
+  }
+});

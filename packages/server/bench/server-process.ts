@@ -1,0 +1,249 @@
+/**
+ * The server under test, alone in its own process so that its memory is measured alone.
+ * Started by bench.ts with an IPC channel: argv[2] is the data folder, argv[3] the database
+ * configuration as JSON. It answers memory and statistics requests over IPC.
+ *
+ * Instrumentation: a few hot functions of the stores, services and hub are wrapped (on their
+ * prototypes, from here, without changing the server's code) to count calls, rows and time,
+ * so that the report can say where the time goes.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { startServer, type GarrisonServer } from '../src/app.ts';
+import type { DatabaseConfig } from '../src/storage/database.ts';
+import { RunStore } from '../src/storage/run-store.ts';
+import { DeviceStore } from '../src/storage/device-store.ts';
+import { EventStore } from '../src/storage/event-store.ts';
+import { AgentHub } from '../src/agent-hub/hub.ts';
+import { AgentService } from '../src/services/agent-service.ts';
+import { EnrolmentService } from '../src/services/enrolment-service.ts';
+import { RunService } from '../src/services/run-service.ts';
+import { now, type FromServer, type OpStat, type ProfileSummary, type ServerStats, type ToServer } from './shared.ts';
+
+const send = (m: FromServer) => process.send!(m);
+process.on('disconnect', () => process.exit(1));
+
+let ops: Record<string, OpStat> = {};
+let dbInFlight = 0;
+let totalCalls = 0;
+function record(name: string, start: number, rows: number): void {
+  if (name.startsWith('db:')) dbInFlight--;
+  const end = now();
+  const ms = end - start;
+  const s = (ops[name] ??= { calls: 0, rows: 0, totalMs: 0, maxMs: 0, maxRows: 0, firstStart: start, lastEnd: end });
+  s.calls++;
+  s.rows += rows;
+  s.totalMs += ms;
+  if (ms > s.maxMs) s.maxMs = ms;
+  if (rows > s.maxRows) s.maxRows = rows;
+  s.lastEnd = end;
+}
+
+/** Wraps `proto[method]` to record its duration (to settlement, for promises) and rows. */
+function instrument(proto: object, method: string, name: string, rows: (args: unknown[], result: unknown) => number): void {
+  const target = proto as Record<string, (...args: unknown[]) => unknown>;
+  const original = target[method];
+  if (typeof original !== 'function') throw new Error(`cannot instrument ${name}: no method ${method}`);
+  target[method] = function (this: unknown, ...args: unknown[]) {
+    const start = now();
+    totalCalls++;
+    if (name.startsWith('db:')) dbInFlight++;
+    let result: unknown;
+    try {
+      result = original.apply(this, args);
+    } catch (err) {
+      if (name.startsWith('db:')) dbInFlight--;
+      record(`failed: ${name}`, start, 0);
+      throw err;
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        (v: unknown) => {
+          record(name, start, rows(args, v));
+          return v;
+        },
+        (err: unknown) => {
+          if (name.startsWith('db:')) dbInFlight--;
+          record(`failed: ${name}`, start, 0);
+          throw err;
+        },
+      );
+    }
+    record(name, start, rows(args, result));
+    return result;
+  };
+}
+const len = (i: number) => (args: unknown[]) => (Array.isArray(args[i]) ? (args[i] as unknown[]).length : 1);
+instrument(RunStore.prototype, 'applyReports', 'db: applyReports (ingest transaction)', len(0));
+instrument(RunStore.prototype, 'insertPendingRuns', 'db: insertPendingRuns (run-now)', len(0));
+instrument(RunStore.prototype, 'pendingRunsForDevice', 'db: pendingRunsForDevice (per check-in)', () => 1);
+instrument(RunStore.prototype, 'latestStates', 'db: latestStates (progress)', (_a, r) => (r instanceof Map ? r.size : 0));
+instrument(DeviceStore.prototype, 'recordCheckIns', 'db: recordCheckIns (check-in batch)', len(0));
+instrument(DeviceStore.prototype, 'getCredential', 'db: getCredential (auth cache miss)', () => 1);
+instrument(DeviceStore.prototype, 'insertDevice', 'db: insertDevice (enrol)', () => 1);
+instrument(EventStore.prototype, 'insertEvents', 'db: insertEvents (event log batch)', len(0));
+instrument(AgentService.prototype, 'checkIn', 'svc: AgentService.checkIn', () => 1);
+instrument(AgentService.prototype, 'submitReports', 'svc: submitReports → ack (queue+commit)', len(1));
+instrument(EnrolmentService.prototype, 'enrol', 'svc: EnrolmentService.enrol', () => 1);
+instrument(EnrolmentService.prototype, 'authenticateDevice', 'svc: authenticateDevice', () => 1);
+instrument(RunService.prototype, 'runNow', 'svc: RunService.runNow (whole call)', () => 1);
+instrument(RunService.prototype, 'progress', 'svc: RunService.progress', () => 1);
+instrument(AgentHub.prototype, 'sendEach', 'hub: sendEach (run-now push)', (_a, r) => (typeof r === 'number' ? r : 0));
+instrument(AgentHub.prototype, 'send', 'hub: send (broadcast, e.g. sync)', (_a, r) => (typeof r === 'number' ? r : 0));
+
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+let eluMark: EventLoopUtilization = performance.eventLoopUtilization();
+let cpuMark = process.cpuUsage();
+let wallMark = now();
+
+function stats(reset: boolean, server: GarrisonServer): ServerStats {
+  const cpu = process.cpuUsage(cpuMark);
+  const elu = performance.eventLoopUtilization(eluMark);
+  const s: ServerStats = {
+    online: server.hub.onlineCount(),
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    wallMs: now() - wallMark,
+    elu: elu.utilization,
+    maxLoopDelayMs: loopDelay.max / 1e6,
+    ops,
+    maxRssBytes: process.resourceUsage().maxRSS * 1024,
+    dbInFlight,
+    totalCalls,
+  };
+  if (reset) {
+    ops = {};
+    loopDelay.reset();
+    eluMark = performance.eventLoopUtilization();
+    cpuMark = process.cpuUsage();
+    wallMark = now();
+  }
+  return s;
+}
+
+// CPU profiles of chosen phases (--cpu-prof), through the inspector, so that only the phase is sampled.
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface Profile {
+  nodes: ProfileNode[];
+  startTime: number;
+  endTime: number;
+  samples?: number[];
+  timeDeltas?: number[];
+}
+let session: Session | null = null;
+async function profileStart(): Promise<void> {
+  session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 250 });
+  await session.post('Profiler.start');
+}
+const SOCKET_WRITES = new Set(['writev', 'writeUtf8String', 'writeBuffer', 'writeLatin1String', 'writeAsciiString']);
+/** Where a frame's code comes from; native frames (no script) are charged to what called them. */
+function category(n: ProfileNode, parentOf: Map<number, ProfileNode>): string {
+  const { url, functionName: fn } = n.callFrame;
+  if (!url) {
+    if (fn.startsWith('(')) return fn;
+    if (SOCKET_WRITES.has(fn)) return 'socket writes (native)';
+    let p = parentOf.get(n.id);
+    while (p && !p.callFrame.url && parentOf.has(p.id)) p = parentOf.get(p.id);
+    if (!p || !p.callFrame.url) return `native ${fn || '(anonymous)'}`;
+    if (p.callFrame.url.includes('/better-sqlite3/') && p.callFrame.functionName === 'prepare') return 'SQLite: prepare statement (native)';
+    if (p.callFrame.url.includes('/better-sqlite3/') || p.callFrame.url.includes('/dialect/sqlite/')) return 'SQLite: execute (native)';
+    if (p.callFrame.url.includes('/typebox/') || p.callFrame.url.includes('/protocol/')) return 'typebox';
+    return `native, from ${category(p, parentOf)}`;
+  }
+  const pkg = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
+  if (pkg) return pkg[1]!;
+  const ours = /\/packages\/([^/]+)\/(src|bench)\//.exec(url);
+  if (ours) return ours[2] === 'bench' ? 'bench instrumentation' : `garrison ${ours[1]}`;
+  if (url.startsWith('node:')) return 'node core (net, streams, http, events)';
+  return url;
+}
+async function profileStop(file: string): Promise<ProfileSummary | null> {
+  if (!session) return null;
+  const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: Profile };
+  session.disconnect();
+  session = null;
+  await writeFile(file, JSON.stringify(profile));
+  const parentOf = new Map<number, ProfileNode>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n);
+  // Each sample counts the same (the mean interval): a sample followed by a long gap (the
+  // process descheduled on a busy machine) must not be charged for the gap.
+  const self = new Map<number, number>();
+  const samples = profile.samples ?? [];
+  const each = samples.length ? (profile.endTime - profile.startTime) / 1000 / samples.length : 0;
+  for (const id of samples) self.set(id, (self.get(id) ?? 0) + each);
+  const byCat = new Map<string, number>();
+  const byFn = new Map<string, number>();
+  let total = 0;
+  const label = (n: ProfileNode): string => {
+    const { functionName, url, lineNumber } = n.callFrame;
+    const short = url.replace(/^.*\/(node_modules|packages)\//, '').replace(/^file:\/\//, '');
+    return `${functionName || '(anonymous)'}${short ? ` ${short}:${lineNumber + 1}` : ''}`;
+  };
+  for (const n of profile.nodes) {
+    const t = self.get(n.id) ?? 0;
+    if (!t) continue;
+    const cat = category(n, parentOf);
+    byCat.set(cat, (byCat.get(cat) ?? 0) + t);
+    const parent = parentOf.get(n.id);
+    const key = n.callFrame.url || n.callFrame.functionName.startsWith('(') || !parent ? label(n) : `${label(n)} [native] ← ${label(parent)}`;
+    byFn.set(key, (byFn.get(key) ?? 0) + t);
+    total += t;
+  }
+  const top = (m: Map<string, number>, k: number) =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, k)
+      .map(([name, ms]) => ({ name, ms }));
+  return { file, totalMs: total, byCategory: top(byCat, 14), byFunction: top(byFn, 25) };
+}
+
+async function main(): Promise<void> {
+  const dataDir = process.argv[2];
+  const database = JSON.parse(process.argv[3] ?? 'null') as DatabaseConfig | null;
+  if (!dataDir || !database) throw new Error('usage: server-process.ts <dataDir> <database-config-json>');
+  const server = await startServer({ dataDir, database, host: '127.0.0.1', port: 0, logLevel: process.env.GARRISON_BENCH_LOG ?? 'warn' });
+  const adminToken = (await readFile(server.adminTokenFile, 'utf8')).trim();
+  stats(true, server);
+  process.on('message', (m: ToServer) => {
+    void (async () => {
+      if (m.cmd === 'mem') {
+        const gc = (globalThis as { gc?: () => void }).gc;
+        if (m.gc && gc) {
+          // Several passes, with turns of the loop between, so that weak and finalized objects go too.
+          for (let i = 0; i < 4; i++) {
+            gc();
+            await new Promise((r) => setImmediate(r));
+          }
+        }
+        const u = process.memoryUsage();
+        send({ ev: 'mem', seq: m.seq, gc: m.gc && !!gc, mem: { rss: u.rss, heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external, arrayBuffers: u.arrayBuffers } });
+      } else if (m.cmd === 'stats') {
+        send({ ev: 'stats', seq: m.seq, stats: stats(m.reset, server) });
+      } else if (m.cmd === 'profile-start') {
+        await profileStart();
+        send({ ev: 'profile', seq: m.seq, summary: null });
+      } else if (m.cmd === 'profile-stop') {
+        send({ ev: 'profile', seq: m.seq, summary: await profileStop(m.file) });
+      } else if (m.cmd === 'close') {
+        await server.close();
+        send({ ev: 'closed', seq: m.seq });
+        process.disconnect();
+        setTimeout(() => process.exit(0), 100).unref();
+      }
+    })().catch((err: unknown) => send({ ev: 'failed', message: (err as Error).stack ?? String(err) }));
+  });
+  send({ ev: 'ready', url: server.url, adminToken, database: database.kind });
+}
+
+main().catch((err: unknown) => {
+  send({ ev: 'failed', message: (err as Error).stack ?? String(err) });
+  setTimeout(() => process.exit(1), 100).unref();
+});

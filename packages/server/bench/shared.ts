@@ -1,0 +1,142 @@
+/**
+ * What the benchmark's processes share: the clock, the IPC messages between the orchestrator
+ * (bench.ts), the server process (server-process.ts) and the agent workers (agent-worker.ts),
+ * and small statistics helpers.
+ */
+
+/**
+ * Wall-clock milliseconds with sub-millisecond resolution. All the benchmark's processes run
+ * on one machine, so this clock is comparable between them (timeOrigin is taken from the
+ * system clock at process start; performance.now() is monotonic from there).
+ */
+export function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+export interface Mem {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+/** Time and rows spent in one instrumented server function. */
+export interface OpStat {
+  calls: number;
+  rows: number;
+  totalMs: number;
+  maxMs: number;
+  maxRows: number;
+  firstStart: number;
+  lastEnd: number;
+}
+
+export interface ServerStats {
+  online: number;
+  /** Process CPU (user+system) since the last reset, ms. */
+  cpuMs: number;
+  /** Wall time since the last reset, ms. */
+  wallMs: number;
+  /** Event-loop utilization since the last reset (0..1). */
+  elu: number;
+  /** Longest event-loop stall seen (ms). */
+  maxLoopDelayMs: number;
+  ops: Record<string, OpStat>;
+  maxRssBytes: number;
+  /** Instrumented database calls under way now, and all instrumented calls so far. */
+  dbInFlight: number;
+  totalCalls: number;
+}
+
+/** Self time of a CPU profile, by function and by where the code comes from. */
+export interface ProfileSummary {
+  file: string;
+  totalMs: number;
+  byCategory: { name: string; ms: number }[];
+  byFunction: { name: string; ms: number }[];
+}
+
+// Orchestrator → server process
+export type ToServer =
+  | { cmd: 'mem'; gc: boolean; seq: number }
+  | { cmd: 'stats'; reset: boolean; seq: number }
+  | { cmd: 'profile-start'; seq: number }
+  | { cmd: 'profile-stop'; seq: number; file: string }
+  | { cmd: 'close'; seq: number };
+// Server process → orchestrator
+export type FromServer =
+  | { ev: 'ready'; url: string; adminToken: string; database: string }
+  | { ev: 'failed'; message: string }
+  | { ev: 'mem'; seq: number; mem: Mem; gc: boolean }
+  | { ev: 'stats'; seq: number; stats: ServerStats }
+  | { ev: 'profile'; seq: number; summary: ProfileSummary | null }
+  | { ev: 'closed'; seq: number };
+
+// Orchestrator → agent worker
+export type ToWorker =
+  | { cmd: 'enrol'; seq: number; url: string; token: string; first: number; count: number; concurrency: number }
+  | { cmd: 'connect'; seq: number; wsUrl: string; addresses: string[]; concurrency: number }
+  | { cmd: 'check-in'; seq: number; durationMs: number; window: number }
+  | { cmd: 'status'; seq: number }
+  | { cmd: 'collect'; seq: number }
+  | { cmd: 'stats'; seq: number; reset: boolean }
+  | { cmd: 'close'; seq: number };
+
+export interface WorkerStatus {
+  open: number;
+  /** Sockets that closed while the benchmark still needed them. */
+  unexpectedCloses: number;
+  syncReceived: number;
+  syncCheckInsDone: number;
+  /** Check-ins queued or in flight (the sync storm). */
+  checkInsOutstanding: number;
+  runNowReceived: number;
+  finalAcks: number;
+  errors: number;
+  lastError: string;
+}
+
+export type FromWorker =
+  | { ev: 'hello' }
+  | { ev: 'enrolled'; seq: number; ok: number; failed: number; ms: number; firstError: string }
+  | { ev: 'connected'; seq: number; ok: number; failed: number; ms: number; firstError: string }
+  | { ev: 'check-ins'; seq: number; count: number; start: number; end: number; latenciesMs: Float64Array; errors: number }
+  | { ev: 'status'; seq: number; status: WorkerStatus }
+  | { ev: 'collected'; seq: number; runNowAt: Float64Array; finalAckAt: Float64Array; runningAckAt: Float64Array; rejected: number; firstRejection: string }
+  | { ev: 'stats'; seq: number; cpuMs: number; wallMs: number; elu: number }
+  | { ev: 'all-acked'; at: number }
+  | { ev: 'closed'; seq: number }
+  | { ev: 'failed'; message: string };
+
+/** The value below which `q` (0..1) of the sorted values fall (nearest rank). */
+export function quantile(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.max(1, Math.ceil(q * sorted.length));
+  return sorted[Math.min(sorted.length, rank) - 1]!;
+}
+
+export function sortedFloat64(parts: ArrayLike<number>[]): Float64Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Float64Array(n);
+  let i = 0;
+  for (const p of parts) {
+    out.set(p as ArrayLike<number>, i);
+    i += p.length;
+  }
+  return out.sort();
+}
+
+/** A promise that rejects after `ms` with a message naming what was awaited. */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${(ms / 1000).toFixed(0)} s waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
