@@ -53,7 +53,7 @@ const usage = `usage: npm run bench -- [options]
   --pg URL              run the server on PostgreSQL (default: GARRISON_BENCH_PG_URL, else SQLite)
   --checkin-seconds S   length of the check-in phase (default 5)
   --window K            check-ins in flight per worker (default 64)
-  --addresses A         loopback source addresses 127.0.0.2… (default: one per 10,000 agents, at least 2)
+  --addresses A         loopback source addresses, in a random block of 127/8 (default: one per 1,000 agents, at least 4)
   --cpu-prof            profile the server process in each phase: .bench/server-<phase>.cpuprofile,
                         and the hottest code in the report (the sampling slows the server a little)
   --strict              exit 2 when a target is missed
@@ -94,9 +94,27 @@ const N = intOption('agents', opts.agents, TARGET_AGENTS, 1);
 const W = Math.min(N, intOption('workers', opts.workers, Math.max(2, Math.ceil(N / 10_000)), 1));
 const CHECKIN_MS = intOption('checkin-seconds', opts['checkin-seconds'], 5, 1) * 1000;
 const WINDOW = intOption('window', opts.window, 64, 1);
-const A = intOption('addresses', opts.addresses, Math.max(2, Math.ceil(N / 10_000)), 1);
+const A = intOption('addresses', opts.addresses, Math.max(4, Math.ceil(N / 1000)), 1);
 const PG_URL = opts.pg ?? process.env.GARRISON_BENCH_PG_URL;
-const ADDRESSES = os.platform() === 'linux' ? Array.from({ length: A }, (_, i) => `127.0.${Math.floor((i + 2) / 256)}.${(i + 2) % 256}`) : ['127.0.0.1'];
+/**
+ * Source addresses: a few hundred to a thousand sockets each, because bind() to an address
+ * with port 0 searches its ports linearly, and gets slow (CPU in the worker's kernel time) as
+ * the address fills up. The block of 127/8 is chosen at random per run, so that the previous
+ * run's sockets in TIME_WAIT (60 s) are on other addresses. On Linux all of 127/8 is local.
+ */
+function sourceAddresses(count: number): string[] {
+  if (os.platform() !== 'linux') return ['127.0.0.1'];
+  const out: string[] = [];
+  let ip = (127 << 24) + ((16 + Math.floor(Math.random() * 200)) << 16) + (Math.floor(Math.random() * 256) << 8) + 1;
+  while (out.length < count) {
+    ip++;
+    const last = ip & 255;
+    if (last === 0 || last === 255) continue;
+    out.push([ip >>> 24, (ip >>> 16) & 255, (ip >>> 8) & 255, last].join('.'));
+  }
+  return out;
+}
+const ADDRESSES = sourceAddresses(A);
 
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : String(n));
 const ms = (n: number) => `${fmt(n)} ms`;
@@ -621,7 +639,7 @@ async function main(): Promise<void> {
   row('database', conditions.database === 'sqlite' ? 'SQLite (better-sqlite3, WAL, synchronous=NORMAL)' : `PostgreSQL (${PG_URL?.replace(/\/\/[^@]*@/, '//***@')})`);
   row('agents (each its own device and credential)', fmt(N));
   row('agent worker processes', `${W} (+ 1 server process, + this one)`);
-  row('loopback source addresses', `${ADDRESSES.length} (${ADDRESSES[0]} … ${ADDRESSES.at(-1)}) → 127.0.0.1`);
+  row('loopback source addresses', `${ADDRESSES.length} (${ADDRESSES[0]} … ${ADDRESSES.at(-1)}, ≤ ${fmt(perAddress)} agents each) → 127.0.0.1`);
   row('open-file limit (soft / hard)', `${fds.soft} / ${fds.hard}`);
   out();
   out('Setup (not measured)');

@@ -56,7 +56,7 @@ export class RunService {
     const delivered = this.presence.sendEach(
       runs.map((r) => [r.deviceId, { type: 'run-now', requests: [{ runId: r.id, requestId, taskId, expiresAt, task: agentTask }] }] as const),
     );
-    await this.#events.audit(actor, 'task.run-now', `task "${task.name}" run now on ${targets.length} devices (${delivered} connected)`, {
+    await this.#events.audit(actor, 'task.run-now', `task "${task.name}" run now on ${targets.length} device${targets.length === 1 ? '' : 's'} (${delivered} connected)`, {
       taskId,
       data: { requestId, targets: targets.length, delivered, expiresAt },
     });

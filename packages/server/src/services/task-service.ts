@@ -25,6 +25,11 @@ import type { DeviceStore } from '../storage/device-store.ts';
 
 const exportChecker = checker(TaskExport);
 
+/** Stored scopes are explicit: a group task covers subgroups unless it says otherwise. */
+function normalizeScope(scope: Scope): Scope {
+  return scope.type === 'group' ? { ...scope, includeSubgroups: scope.includeSubgroups ?? true } : scope;
+}
+
 export class TaskService {
   readonly #store: TaskStore;
   readonly #devices: DeviceStore;
@@ -111,7 +116,7 @@ export class TaskService {
       type: input.type,
       settings: input.settings,
       schedule: input.schedule,
-      scope: input.scope.type === 'group' ? { ...input.scope, includeSubgroups: input.scope.includeSubgroups ?? true } : input.scope,
+      scope: normalizeScope(input.scope),
       enabled: input.enabled ?? true,
       revision: 1,
       origin,
@@ -137,7 +142,7 @@ export class TaskService {
       ...(patch.description !== undefined ? { description: patch.description } : {}),
       ...(patch.settings !== undefined ? { settings: patch.settings } : {}),
       ...(patch.schedule !== undefined ? { schedule: patch.schedule } : {}),
-      ...(patch.scope !== undefined ? { scope: patch.scope } : {}),
+      ...(patch.scope !== undefined ? { scope: normalizeScope(patch.scope) } : {}),
       ...(patch.enabled !== undefined ? { enabled: patch.enabled } : {}),
       revision: cur.revision + 1,
       updatedAt: this.#clock.now().toISOString(),

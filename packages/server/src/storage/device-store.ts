@@ -1,4 +1,5 @@
 import type { Inventory, InstalledProduct } from '@garrison/protocol';
+import { sql } from 'kysely';
 import { chunkRows, type Db } from './database.ts';
 import type { DevicesTable } from './schema.ts';
 
@@ -66,6 +67,10 @@ function inventoryColumns(inv: Inventory) {
   };
 }
 
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
 export class DeviceStore {
   readonly #db: Db;
   constructor(db: Db) {
@@ -104,10 +109,11 @@ export class DeviceStore {
     let q = this.#db.kysely.selectFrom('devices').selectAll();
     if (filter.groupIds) q = q.where('group_id', 'in', filter.groupIds.length ? filter.groupIds : ['']);
     if (filter.search) {
-      const like = `%${filter.search.toLowerCase()}%`;
-      q = q.where((eb) => eb.or([eb(eb.fn('lower', ['name']), 'like', like), eb(eb.fn('lower', ['hostname']), 'like', like)]));
+      // The search text is literal: % and _ are escaped, not wildcards.
+      const like = `%${escapeLike(filter.search.toLowerCase())}%`;
+      q = q.where(sql<boolean>`(lower(name) like ${like} escape '\\' or lower(hostname) like ${like} escape '\\')`);
     }
-    if (filter.tag) q = q.where('tags', 'like', `%${JSON.stringify(filter.tag)}%`);
+    if (filter.tag) q = q.where(sql<boolean>`tags like ${`%${escapeLike(JSON.stringify(filter.tag))}%`} escape '\\'`);
     q = q.orderBy('name').orderBy('id');
     if (filter.limit) q = q.limit(filter.limit).offset(filter.offset ?? 0);
     return (await q.execute()).map(toDevice);
