@@ -35,6 +35,7 @@ import {
   type OpStat,
   type ProfileSummary,
   type ServerStats,
+  type Stall,
   type ToServer,
   type ToWorker,
   type WorkerStatus,
@@ -428,9 +429,21 @@ interface PhaseCost {
   serverMaxLoopDelayMs: number;
   workersCpuMs: number;
   ops: Record<string, OpStat>;
+  stalls: Stall[];
+  /** When the phase's measured action began (stall times are shown from there). */
+  startedAt: number;
 }
-function phaseCost(s: ServerStats, w: { cpuMs: number }[]): PhaseCost {
-  return { serverCpuMs: s.cpuMs, serverWallMs: s.wallMs, serverElu: s.elu, serverMaxLoopDelayMs: s.maxLoopDelayMs, workersCpuMs: w.reduce((a, b) => a + b.cpuMs, 0), ops: s.ops };
+function phaseCost(s: ServerStats, w: { cpuMs: number }[], startedAt: number): PhaseCost {
+  return {
+    serverCpuMs: s.cpuMs,
+    serverWallMs: s.wallMs,
+    serverElu: s.elu,
+    serverMaxLoopDelayMs: s.maxLoopDelayMs,
+    workersCpuMs: w.reduce((a, b) => a + b.cpuMs, 0),
+    ops: s.ops,
+    stalls: s.stalls,
+    startedAt,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -509,7 +522,7 @@ async function main(): Promise<void> {
   const connectTailMs = await settle(server, 'connecting');
   await profileStop(server, 'connect');
   const connectStats = await serverStats(server);
-  const connectCost = phaseCost(connectStats, await workerCpu(workers));
+  const connectCost = phaseCost(connectStats, await workerCpu(workers), connectStart);
   const memAfter = await serverMem(server);
   if (connectStats.online !== N) fatal(`the server counts ${connectStats.online} agents online, expected ${N}`);
   const perAgent = { rss: (memAfter.rss - memBefore.rss) / N, heapUsed: (memAfter.heapUsed - memBefore.heapUsed) / N, external: (memAfter.external - memBefore.external) / N };
@@ -525,7 +538,7 @@ async function main(): Promise<void> {
   const ciLat = sortedFloat64(checkIns.map((c) => c.latenciesMs));
   const checkInTailMs = await settle(server, 'the check-ins');
   await profileStop(server, 'check-ins');
-  const checkInCost = phaseCost(await serverStats(server), await workerCpu(workers));
+  const checkInCost = phaseCost(await serverStats(server), await workerCpu(workers), Math.min(...checkIns.map((c) => c.start)));
   if (ciErrors) fatal(`${ciErrors} check-ins failed: ${(await statuses(workers)).lastError}`);
   log(`${fmt(ciCount)} check-ins in ${ms(ciElapsed)}: ${fmt((ciCount / ciElapsed) * 1000)}/s`);
 
@@ -554,7 +567,7 @@ async function main(): Promise<void> {
   if (synced.errors) fatal(`agent errors during the sync storm: ${synced.lastError}`);
   const syncTailMs = await settle(server, 'the sync storm');
   await profileStop(server, 'sync-storm');
-  const syncCost = phaseCost(await serverStats(server), await workerCpu(workers));
+  const syncCost = phaseCost(await serverStats(server), await workerCpu(workers), syncStart);
   log(Number.isNaN(syncMs) ? 'no sync pushed after task creation' : `task created; all ${fmt(N)} agents synced in ${ms(syncMs)}`);
 
   // 7. Run now → started → all results stored
@@ -589,7 +602,7 @@ async function main(): Promise<void> {
     }
   }
   await profileStop(server, 'run-now');
-  const runNowCost = phaseCost(await serverStats(server), await workerCpu(workers));
+  const runNowCost = phaseCost(await serverStats(server), await workerCpu(workers), t0);
   const collected = await Promise.all(workers.map((w) => w.ask<'collected'>({ cmd: 'collect' }, 30_000, 'results')));
   const rel = (a: Float64Array) => a.map((t) => t - t0);
   const started = sortedFloat64(collected.map((c) => rel(c.runNowAt)));
@@ -685,6 +698,13 @@ async function main(): Promise<void> {
       out(
         `      ${op.padEnd(46)} ${fmt(s.calls).padStart(7)} calls ${fmt(s.rows).padStart(8)} rows ${overlapping ? 'latency'.padStart(10) : `${ms(s.totalMs).padStart(10)} total,`} avg ${fmt(s.totalMs / s.calls, 2)} ms, max ${ms(s.maxMs)}${s.maxRows > 1 ? ` (largest ${fmt(s.maxRows)} rows)` : ''}`,
       );
+    }
+    for (const st of c.stalls.slice(0, 3)) {
+      const top = Object.entries(st.ops)
+        .sort((a, b) => b[1].ms - a[1].ms)
+        .slice(0, 4)
+        .map(([op, o]) => `${op.replace(/ \(.*\)$/, '')} ×${fmt(o.calls)}${o.rows > o.calls ? ` (${fmt(o.rows)} rows)` : ''} ${ms(o.ms)}`);
+      out(`      stall of ${ms(st.ms)} at +${ms(st.start - c.startedAt)}: ${top.length ? top.join('; ') : 'no instrumented call ended in it'}`);
     }
     if (profile) {
       const share = (x: number) => `${fmt((x / profile.totalMs) * 100)}%`;

@@ -19,7 +19,7 @@ import { AgentHub } from '../src/agent-hub/hub.ts';
 import { AgentService } from '../src/services/agent-service.ts';
 import { EnrolmentService } from '../src/services/enrolment-service.ts';
 import { RunService } from '../src/services/run-service.ts';
-import { now, type FromServer, type OpStat, type ProfileSummary, type ServerStats, type ToServer } from './shared.ts';
+import { now, type FromServer, type OpStat, type ProfileSummary, type ServerStats, type Stall, type ToServer } from './shared.ts';
 
 const send = (m: FromServer) => process.send!(m);
 process.on('disconnect', () => process.exit(1));
@@ -38,7 +38,32 @@ function record(name: string, start: number, rows: number): void {
   if (ms > s.maxMs) s.maxMs = ms;
   if (rows > s.maxRows) s.maxRows = rows;
   s.lastEnd = end;
+  recent.push({ name, start, end, rows });
 }
+
+// Stalls: a 10 ms interval timer that fires late means the loop ran no timer meanwhile (it
+// was in I/O callbacks, microtasks or synchronous work). The calls that ended since the last
+// tick say what it was busy with.
+let recent: { name: string; start: number; end: number; rows: number }[] = [];
+let stalls: Stall[] = [];
+let lastTick = now();
+setInterval(() => {
+  const t = now();
+  const gap = t - lastTick;
+  if (gap > 100) {
+    const ops: Stall['ops'] = {};
+    for (const r of recent) {
+      const o = (ops[r.name] ??= { calls: 0, rows: 0, ms: 0 });
+      o.calls++;
+      o.rows += r.rows;
+      o.ms += r.end - Math.max(r.start, lastTick);
+    }
+    stalls.push({ start: lastTick, ms: gap, ops });
+    stalls = stalls.sort((a, b) => b.ms - a.ms).slice(0, 5);
+  }
+  recent = [];
+  lastTick = t;
+}, 10).unref();
 
 /** Wraps `proto[method]` to record its duration (to settlement, for promises) and rows. */
 function instrument(proto: object, method: string, name: string, rows: (args: unknown[], result: unknown) => number): void {
@@ -111,9 +136,11 @@ function stats(reset: boolean, server: GarrisonServer): ServerStats {
     maxRssBytes: process.resourceUsage().maxRSS * 1024,
     dbInFlight,
     totalCalls,
+    stalls,
   };
   if (reset) {
     ops = {};
+    stalls = [];
     loopDelay.reset();
     eluMark = performance.eventLoopUtilization();
     cpuMark = process.cpuUsage();

@@ -32,6 +32,13 @@ export interface OpStat {
   lastEnd: number;
 }
 
+/** A stretch in which the server's event loop ran no timer, and the instrumented calls that ended in it. */
+export interface Stall {
+  start: number;
+  ms: number;
+  ops: Record<string, { calls: number; rows: number; ms: number }>;
+}
+
 export interface ServerStats {
   online: number;
   /** Process CPU (user+system) since the last reset, ms. */
@@ -47,6 +54,8 @@ export interface ServerStats {
   /** Instrumented database calls under way now, and all instrumented calls so far. */
   dbInFlight: number;
   totalCalls: number;
+  /** The longest stalls (over 100 ms) since the last reset, longest first. */
+  stalls: Stall[];
 }
 
 /** Self time of a CPU profile, by function and by where the code comes from. */

@@ -251,6 +251,14 @@ for (const kind of dbKinds) {
       sb.ws.close();
     });
 
+    it('searches devices literally, without SQL wildcards', async () => {
+      const all = await t.api<unknown[]>('GET', '/api/v1/devices?search=%25');
+      assert.equal(all.status, 200);
+      assert.equal(all.body.length, 0);
+      const one = await t.api<{ name: string }[]>('GET', '/api/v1/devices?search=HOST-1');
+      assert.deepEqual(one.body.map((d) => d.name), ['host-1']);
+    });
+
     it('counts progress per state over current targets, and a run-now reaches connected agents at once', async () => {
       const g = await t.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Progress' });
       const tok = await t.api<{ token: string }>('POST', '/api/v1/enrolment-tokens', { groupId: g.body.id });
@@ -274,12 +282,27 @@ for (const kind of dbKinds) {
       assert.equal(progress.body.states.failed, 1);
       assert.equal(progress.body.states.pending, 1);
       assert.equal(progress.body.finished, false);
+      // An agent without a socket gets the run at its check-in over plain HTTP.
+      const offline = (await t.api<{ id: string; name: string }[]>('GET', `/api/v1/devices?groupId=${g.body.id}&search=prog-offline`)).body[0]!;
+      const credOffline = await enrolRaw(t, tok.body.token, 'prog-http');
+      const viaHttp = await fetch(`${t.server.url}/agent/v1/check-in`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${credOffline.body.credential}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'check-in', inventory: inventory('prog-http') }),
+      });
+      const checkIn = (await viaHttp.json()) as { runRequests: unknown[]; tasks: { id: string }[]; policy: { checkInIntervalMinutes: number } };
+      assert.equal(viaHttp.status, 200);
+      assert.ok(checkIn.tasks.some((x) => x.id === task.body.id), 'a device enrolled later gets the group task');
+      assert.equal(checkIn.runRequests.length, 0, 'a run-now targets the devices of its time only');
+      assert.ok(offline, 'the offline device is listed');
       // The offline device gets the run at check-in; stop cancels what is still undelivered.
       const stop = await t.api<{ cancelledPending: number }>('POST', `/api/v1/tasks/${task.body.id}/stop`);
       assert.equal(stop.body.cancelledPending, 1);
       progress = await t.api('GET', `/api/v1/tasks/${task.body.id}/progress`);
       assert.equal(progress.body.states.cancelled, 1);
-      assert.equal(progress.body.finished, true);
+      // Membership is live: the device enrolled after the run-now is a target that has not run it.
+      assert.equal((progress.body as unknown as { notRun: number }).notRun, 1);
+      assert.equal(progress.body.finished, false);
       const events = await t.api<{ kind: string; severity: string }[]>('GET', `/api/v1/events?taskId=${task.body.id}&severity=error`);
       assert.deepEqual(events.body.map((e) => e.kind), ['run.failed']);
       const csv = await t.api<string>('GET', `/api/v1/events?taskId=${task.body.id}&format=csv`);

@@ -1,0 +1,73 @@
+/**
+ * Storage behaviours that the API does not reach directly: retention purges, run-now
+ * expiry, and the batch ingest's idempotency, on every configured database.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { openDatabase } from '../src/storage/database.ts';
+import { migrateToLatest } from '../src/storage/migrate.ts';
+import { EventStore } from '../src/storage/event-store.ts';
+import { RunStore } from '../src/storage/run-store.ts';
+import { dbKinds, tempDir } from './helpers.ts';
+
+for (const kind of dbKinds) {
+  describe(`storage (${kind.name})`, () => {
+    // Several servers share one database only on PostgreSQL; an embedded SQLite file belongs
+    // to one server process, which migrates it before serving.
+    it(kind.name === 'postgres' ? 'migrates once, even when two servers ask at the same time' : 'migrates once', async () => {
+      const made = await kind.make(await tempDir());
+      const a = await openDatabase(made.config);
+      const b = await openDatabase(made.config);
+      try {
+        const [ra, rb] = kind.name === 'postgres' ? await Promise.all([migrateToLatest(a), migrateToLatest(b)]) : [await migrateToLatest(a), await migrateToLatest(b)];
+        assert.deepEqual([...ra, ...rb], ['0001-initial']);
+        assert.deepEqual(await migrateToLatest(a), []);
+      } finally {
+        await a.close();
+        await b.close();
+        await made.cleanup();
+      }
+    });
+
+    it('purges events and finished runs past retention, in batches, keeping the rest', async () => {
+      const made = await kind.make(await tempDir());
+      const db = await openDatabase(made.config);
+      try {
+        await migrateToLatest(db);
+        const events = new EventStore(db);
+        const old = Array.from({ length: 1200 }, (_, i) => ({ time: new Date(Date.UTC(2020, 0, 1, 0, 0, i)).toISOString(), severity: 'info' as const, kind: 'x', message: `old ${i}` }));
+        await events.insertEvents([...old, { time: '2026-11-01T00:00:00.000Z', severity: 'error', kind: 'x', message: 'new' }]);
+        assert.equal(await events.purgeBefore('2026-01-01T00:00:00.000Z', 500), 1200);
+        const left = await events.queryEvents({ limit: 10 });
+        assert.deepEqual(left.map((e) => e.message), ['new']);
+
+        const runs = new RunStore(db);
+        const at = '2020-01-01T00:00:00.000Z';
+        await runs.insertPendingRuns(
+          [
+            { id: 'r1', taskId: 't', deviceId: 'd1', requestId: 'q', createdAt: at, expiresAt: '2020-01-02T00:00:00.000Z' },
+            { id: 'r2', taskId: 't', deviceId: 'd2', requestId: 'q', createdAt: at, expiresAt: '2099-01-01T00:00:00.000Z' },
+          ],
+          { id: 'q', taskId: 't', createdBy: 'test', createdAt: at, expiresAt: '2099-01-01T00:00:00.000Z' },
+        );
+        assert.equal(await runs.expirePendingRuns('2025-01-01T00:00:00.000Z'), 1);
+        assert.equal((await runs.getRun('r1'))!.state, 'skipped');
+        assert.equal((await runs.latestStates('t')).get('d1'), 'skipped');
+        // An older finished run of d1 that is no longer the latest is purged; latest runs stay.
+        const report = (runId: string, seq: number, state: 'running' | 'succeeded') => ({ deviceId: 'd1', report: { runId, taskId: 't', attempt: 1, seq, state, cause: 'daily', createdAt: '2020-02-01T00:00:00.000Z' } });
+        const first = await runs.applyReports([report('r3', 1, 'running'), report('r3', 2, 'succeeded'), report('r3', 1, 'running')], at);
+        assert.equal(first.applied.length, 1);
+        assert.equal(first.duplicates.length, 2);
+        const again = await runs.applyReports([report('r3', 2, 'succeeded')], at);
+        assert.deepEqual([again.applied.length, again.duplicates.length], [0, 1]);
+        const purged = await runs.purgeRunsBefore('2026-01-01T00:00:00.000Z');
+        assert.equal(purged, 1, 'r1 (superseded by r3 as the latest of d1) is purged');
+        assert.ok(await runs.getRun('r3'));
+        assert.ok(await runs.getRun('r2'), 'pending runs are never purged');
+      } finally {
+        await db.close();
+        await made.cleanup();
+      }
+    });
+  });
+}
