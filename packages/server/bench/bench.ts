@@ -50,7 +50,7 @@ const TARGET_BYTES_PER_AGENT = 50 * 1024;
 
 const usage = `usage: npm run bench -- [options]
   --agents N            simulated agents (default 10000)
-  --workers W           agent worker processes (default: 2, one more per 10,000 agents above 20,000)
+  --workers W           agent worker processes (default: one per 10,000 agents, at least 2)
   --pg URL              run the server on PostgreSQL (default: GARRISON_BENCH_PG_URL, else SQLite)
   --checkin-seconds S   length of the check-in phase (default 5)
   --window K            check-ins in flight per worker (default 64)
@@ -428,13 +428,49 @@ interface PhaseCost {
   serverElu: number;
   serverMaxLoopDelayMs: number;
   workersCpuMs: number;
+  /** CPU the machine spent on other processes meanwhile (other work disturbs the figures). */
+  otherCpuMs: number;
   ops: Record<string, OpStat>;
   stalls: Stall[];
   /** When the phase's measured action began (stall times are shown from there). */
   startedAt: number;
 }
+/** CPU time the whole machine spent busy so far (Linux /proc/stat), ms; NaN elsewhere. */
+function machineBusyMs(): number {
+  try {
+    // cpu  user nice system idle iowait irq softirq steal …, in USER_HZ (100 per second)
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const busy = f[0]! + f[1]! + f[2]! + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0);
+    return busy * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+let machineMark = machineBusyMs();
+let ownMark = process.cpuUsage();
+/** Starts the next phase's accounting: server, workers, this process and the machine. */
+async function beginPhase(server: ServerChild, workers: WorkerChild[]): Promise<void> {
+  await serverStats(server);
+  await workerCpu(workers);
+  machineMark = machineBusyMs();
+  ownMark = process.cpuUsage();
+}
+/** Ends a phase: what the server, the workers and the other processes of the machine spent. */
+async function endPhase(server: ServerChild, workers: WorkerChild[], startedAt: number): Promise<PhaseCost & { online: number }> {
+  const s = await serverStats(server);
+  const w = await workerCpu(workers);
+  const machine = machineBusyMs() - machineMark;
+  const own = process.cpuUsage(ownMark);
+  const cost = phaseCost(s, w, startedAt);
+  cost.otherCpuMs = Math.max(0, machine - cost.serverCpuMs - cost.workersCpuMs - (own.user + own.system) / 1000);
+  machineMark = machineBusyMs();
+  ownMark = process.cpuUsage();
+  return { ...cost, online: s.online };
+}
+
 function phaseCost(s: ServerStats, w: { cpuMs: number }[], startedAt: number): PhaseCost {
   return {
+    otherCpuMs: Number.NaN,
     serverCpuMs: s.cpuMs,
     serverWallMs: s.wallMs,
     serverElu: s.elu,
@@ -462,6 +498,7 @@ async function main(): Promise<void> {
     openFileLimit: { soft: fds.soft, hard: fds.hard },
     checkInSeconds: CHECKIN_MS / 1000,
     checkInWindowPerWorker: WINDOW,
+    loadAverageAtStart: os.loadavg(),
   };
   log(`${fmt(N)} agents, ${W} worker processes, ${conditions.database}, source addresses ${ADDRESSES[0]}…${ADDRESSES.at(-1)}`);
 
@@ -510,8 +547,7 @@ async function main(): Promise<void> {
 
   // 4. Connect, and memory before/after
   const memBefore = await serverMem(server);
-  await serverStats(server);
-  await workerCpu(workers);
+  await beginPhase(server, workers);
   await profileStart(server);
   log(`connecting ${fmt(N)} agents…`);
   const connectStart = now();
@@ -521,8 +557,8 @@ async function main(): Promise<void> {
   if (connectedOk !== N) fatal(`only ${connectedOk} of ${N} agents connected: ${connected.find((c) => c.firstError)?.firstError}`);
   const connectTailMs = await settle(server, 'connecting');
   await profileStop(server, 'connect');
-  const connectStats = await serverStats(server);
-  const connectCost = phaseCost(connectStats, await workerCpu(workers), connectStart);
+  const connectCost = await endPhase(server, workers, connectStart);
+  const connectStats = connectCost;
   const memAfter = await serverMem(server);
   if (connectStats.online !== N) fatal(`the server counts ${connectStats.online} agents online, expected ${N}`);
   const perAgent = { rss: (memAfter.rss - memBefore.rss) / N, heapUsed: (memAfter.heapUsed - memBefore.heapUsed) / N, external: (memAfter.external - memBefore.external) / N };
@@ -538,7 +574,7 @@ async function main(): Promise<void> {
   const ciLat = sortedFloat64(checkIns.map((c) => c.latenciesMs));
   const checkInTailMs = await settle(server, 'the check-ins');
   await profileStop(server, 'check-ins');
-  const checkInCost = phaseCost(await serverStats(server), await workerCpu(workers), Math.min(...checkIns.map((c) => c.start)));
+  const checkInCost = await endPhase(server, workers, Math.min(...checkIns.map((c) => c.start)));
   if (ciErrors) fatal(`${ciErrors} check-ins failed: ${(await statuses(workers)).lastError}`);
   log(`${fmt(ciCount)} check-ins in ${ms(ciElapsed)}: ${fmt((ciCount / ciElapsed) * 1000)}/s`);
 
@@ -567,7 +603,7 @@ async function main(): Promise<void> {
   if (synced.errors) fatal(`agent errors during the sync storm: ${synced.lastError}`);
   const syncTailMs = await settle(server, 'the sync storm');
   await profileStop(server, 'sync-storm');
-  const syncCost = phaseCost(await serverStats(server), await workerCpu(workers), syncStart);
+  const syncCost = await endPhase(server, workers, syncStart);
   log(Number.isNaN(syncMs) ? 'no sync pushed after task creation' : `task created; all ${fmt(N)} agents synced in ${ms(syncMs)}`);
 
   // 7. Run now → started → all results stored
@@ -602,7 +638,7 @@ async function main(): Promise<void> {
     }
   }
   await profileStop(server, 'run-now');
-  const runNowCost = phaseCost(await serverStats(server), await workerCpu(workers), t0);
+  const runNowCost = await endPhase(server, workers, t0);
   const collected = await Promise.all(workers.map((w) => w.ask<'collected'>({ cmd: 'collect' }, 30_000, 'results')));
   const rel = (a: Float64Array) => a.map((t) => t - t0);
   const started = sortedFloat64(collected.map((c) => rel(c.runNowAt)));
@@ -644,6 +680,15 @@ async function main(): Promise<void> {
   const row = (label: string, value: string) => out(`  ${label.padEnd(44)} ${value}`);
   out(`Garrison fleet benchmark — ${new Date().toISOString()}`);
   out();
+  const measured = [connectCost, checkInCost, syncCost, runNowCost];
+  const otherCpu = measured.reduce((a, c) => a + (Number.isNaN(c.otherCpuMs) ? 0 : c.otherCpuMs), 0);
+  const measuredWall = measured.reduce((a, c) => a + c.serverWallMs, 0);
+  const disturbed = otherCpu > 0.15 * measuredWall;
+  if (disturbed) {
+    out(`WARNING: other processes on this machine used ${ms(otherCpu)} of CPU during the ${ms(measuredWall)} of measured phases`);
+    out('         (15% of one core or more): the figures below are disturbed; run again on a quiet machine.');
+    out();
+  }
   out('Conditions');
   row('Node', conditions.node);
   row('OS', conditions.os);
@@ -654,6 +699,7 @@ async function main(): Promise<void> {
   row('agent worker processes', `${W} (+ 1 server process, + this one)`);
   row('loopback source addresses', `${ADDRESSES.length} (${ADDRESSES[0]} … ${ADDRESSES.at(-1)}, ≤ ${fmt(perAddress)} agents each) → 127.0.0.1`);
   row('open-file limit (soft / hard)', `${fds.soft} / ${fds.hard}`);
+  row('load average at start (1, 5, 15 min)', conditions.loadAverageAtStart.map((x) => x.toFixed(2)).join(', '));
   out();
   out('Setup (not measured)');
   row('enrolment over POST /agent/v1/enrol', `${fmt(N)} in ${ms(enrolMs)} (${fmt((N / enrolMs) * 1000)}/s, 8 in flight per worker)`);
@@ -690,7 +736,10 @@ async function main(): Promise<void> {
   out();
   out('Where the time goes (server process; ms are wall time to settle; svc: calls include the db: calls they make)');
   const phase = (name: string, c: PhaseCost, profile?: ProfileSummary) => {
-    row(name, `server CPU ${ms(c.serverCpuMs)} over ${ms(c.serverWallMs)} (event loop ${fmt(c.serverElu * 100)}% busy, max stall ${ms(c.serverMaxLoopDelayMs)}); workers CPU ${ms(c.workersCpuMs)}`);
+    row(
+      name,
+      `server CPU ${ms(c.serverCpuMs)} over ${ms(c.serverWallMs)} (event loop ${fmt(c.serverElu * 100)}% busy, max stall ${ms(c.serverMaxLoopDelayMs)}); workers CPU ${ms(c.workersCpuMs)}; other processes ${ms(c.otherCpuMs)}`,
+    );
     const entries = Object.entries(c.ops).sort((a, b) => b[1].totalMs - a[1].totalMs);
     for (const [op, s] of entries.slice(0, 8)) {
       // Calls that overlap (many waiting at once) have no meaningful total: their latency is shown.
@@ -703,8 +752,10 @@ async function main(): Promise<void> {
       const top = Object.entries(st.ops)
         .sort((a, b) => b[1].ms - a[1].ms)
         .slice(0, 4)
-        .map(([op, o]) => `${op.replace(/ \(.*\)$/, '')} ×${fmt(o.calls)}${o.rows > o.calls ? ` (${fmt(o.rows)} rows)` : ''} ${ms(o.ms)}`);
-      out(`      stall of ${ms(st.ms)} at +${ms(st.start - c.startedAt)}: ${top.length ? top.join('; ') : 'no instrumented call ended in it'}`);
+        // Overlapping calls (acks waiting for their batch) show a count only.
+        .map(([op, o]) => `${op.replace(/ \(.*\)$/, '')} ×${fmt(o.calls)}${o.rows > o.calls ? ` (${fmt(o.rows)} rows)` : ''}${o.ms <= st.ms ? ` ${ms(o.ms)}` : ''}`);
+      const at = st.start - c.startedAt;
+      out(`      stall of ${ms(st.ms)} at ${at < 0 ? '−' : '+'}${ms(Math.abs(at))}: ${top.length ? top.join('; ') : 'no instrumented call ended in it'}`);
     }
     if (profile) {
       const share = (x: number) => `${fmt((x / profile.totalMs) * 100)}%`;
@@ -756,6 +807,8 @@ async function main(): Promise<void> {
     dbIngestRatio,
     phases: { connect: connectCost, checkIns: checkInCost, syncStorm: syncCost, runNow: runNowCost },
     serverPeakRss: finalStats.maxRssBytes,
+    otherProcessesCpuMs: otherCpu,
+    disturbed,
     ...(PROFILE ? { profiles } : {}),
     targets,
   };

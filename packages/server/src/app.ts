@@ -123,10 +123,7 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   const nudge = (ids: string[]) => hub.send(ids, { type: 'sync' });
   tasks.onChanged = nudge;
   devices.onChanged = nudge;
-  groups.onChanged = (groupIds) => {
-    const set = new Set(groupIds);
-    nudge(catalog.targetsOf({ id: '', scope: { type: 'group', groupId: groupIds[0] ?? '', includeSubgroups: true } } as never).filter((d) => set.has(d.groupId)).map((d) => d.id));
-  };
+  groups.onChanged = (groupIds) => nudge(catalog.devicesInGroups(groupIds));
 
   const services: Services = { auth, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub };
   const http = await buildHttpApp(services, log);
@@ -160,7 +157,9 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
       },
       log,
     ),
-    startLoop('catalog-refresh', 30_000, () => catalog.load(), log),
+    // Other server instances sharing a PostgreSQL database change groups, tasks and devices too.
+    startLoop('catalog-refresh', 30_000, () => catalog.refresh(), log),
+    startLoop('device-catalog-refresh', 300_000, () => catalog.reloadDevices(), log),
   ];
 
   let closing: Promise<void> | null = null;

@@ -43,7 +43,13 @@ export class Catalog {
     this.#devices = stores.devices;
   }
   async load(): Promise<void> {
+    await Promise.all([this.reloadGroups(), this.reloadTasks(), this.reloadDevices()]);
+  }
+  /** Groups and tasks are small: reloaded often to see other instances' changes. */
+  async refresh(): Promise<void> {
     await Promise.all([this.reloadGroups(), this.reloadTasks()]);
+  }
+  async reloadDevices(): Promise<void> {
     const devices = await this.#devices.listDevices();
     this.#deviceFacts = new Map(devices.map((d) => [d.id, deviceFacts(d)]));
     this.generation++;
@@ -91,6 +97,13 @@ export class Catalog {
   removeDevice(id: string): void {
     this.#deviceFacts.delete(id);
     this.generation++;
+  }
+  /** Devices whose group is one of `groupIds`. */
+  devicesInGroups(groupIds: Iterable<string>): string[] {
+    const set = new Set(groupIds);
+    const out: string[] = [];
+    for (const d of this.#deviceFacts.values()) if (set.has(d.groupId)) out.push(d.id);
+    return out;
   }
   effectiveTasksOf(deviceId: string): Task[] {
     const facts = this.#deviceFacts.get(deviceId);
