@@ -97,6 +97,7 @@ export class Agent {
   #flushAgain = false;
   #flushRetry: NodeJS.Timeout | null = null;
   #checkingIn: Promise<void> | null = null;
+  #checkInAgain = false;
   #localApi: LocalApi | null = null;
   #stopped = false;
 
@@ -199,9 +200,22 @@ export class Agent {
     return [...byId.values()];
   }
 
-  /** One check-in at a time; a request made while one is running joins it. */
+  /**
+   * One check-in at a time. A request made while one is in flight (a `sync` nudge for a change
+   * the server made after that check-in was sent) runs once more when it is done, so that no
+   * change is left waiting for the next interval.
+   */
   checkIn(): Promise<void> {
-    this.#checkingIn ??= this.#doCheckIn().finally(() => {
+    if (this.#checkingIn) {
+      this.#checkInAgain = true;
+      return this.#checkingIn;
+    }
+    this.#checkingIn = (async () => {
+      do {
+        this.#checkInAgain = false;
+        await this.#doCheckIn();
+      } while (this.#checkInAgain && !this.#stopped);
+    })().finally(() => {
       this.#checkingIn = null;
     });
     return this.#checkingIn;

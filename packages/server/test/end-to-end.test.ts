@@ -116,6 +116,30 @@ for (const kind of dbKinds) {
       assert.equal(p.states.cancelled, 1);
     });
 
+    it('fires event triggers on the agent: check-in, after another task, continuously with back-off', async () => {
+      const g = await group(t, 'E2E Triggers');
+      const agent = track(await startAgent(t, g, 'e2e-triggers'));
+      const scope = { type: 'local', deviceId: agent.deviceId };
+      const first = await createTask(t, { name: 'trigger first', scope, settings: { command: 'echo first' } });
+      const then = await createTask(t, { name: 'trigger then', scope, settings: { command: 'echo then' }, schedule: { triggers: [{ type: 'after-task', taskId: first.id, states: ['succeeded'] }] } });
+      const atCheckIn = await createTask(t, { name: 'trigger check-in', scope, settings: { command: 'echo checked-in' }, schedule: { triggers: [{ type: 'check-in' }] } });
+      const forever = await createTask(t, { name: 'trigger continuous', scope, settings: { command: 'sleep 0.2' }, schedule: { triggers: [{ type: 'continuous', backoffSeconds: 1, maxBackoffSeconds: 1 }] } });
+      // The task list reached the agent with a check-in, which fires the check-in task.
+      await waitFor(async () => (await results(t, atCheckIn.id))[0]?.state === 'succeeded', { what: 'check-in task ran', output: agent.output });
+      await t.api('POST', `/api/v1/tasks/${first.id}/run`, {});
+      await waitFor(async () => (await results(t, then.id))[0]?.state === 'succeeded', { what: 'after-task fired', output: agent.output });
+      assert.equal((await results(t, then.id))[0]!.cause, 'after-task');
+      await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/runs?taskId=${forever.id}`)).body.filter((r) => r.state === 'succeeded').length >= 3, {
+        what: 'continuous task restarted',
+        output: agent.output,
+      });
+      await t.api('POST', `/api/v1/tasks/${forever.id}/disable`);
+      await new Promise((r) => setTimeout(r, 1500));
+      const count = (await t.api<Run[]>('GET', `/api/v1/runs?taskId=${forever.id}`)).body.length;
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal((await t.api<Run[]>('GET', `/api/v1/runs?taskId=${forever.id}`)).body.length, count, 'a disabled continuous task is not restarted');
+    });
+
     it('resolves secrets only for the agent and masks them in returned output', async () => {
       const g = await group(t, 'E2E Secrets');
       track(await startAgent(t, g, 'e2e-secrets'));
