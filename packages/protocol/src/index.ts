@@ -7,3 +7,4 @@ export * from './task.ts';
 export * from './inventory.ts';
 export * from './agent.ts';
 export * from './script-settings.ts';
+export * from './api.ts';

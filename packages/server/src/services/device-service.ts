@@ -1,4 +1,4 @@
-import type { Task } from '@garrison/protocol';
+import type { DeviceView, Task } from '@garrison/protocol';
 import { AppError, notFound } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import type { Device, DeviceStore } from '../storage/device-store.ts';
@@ -7,10 +7,6 @@ import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
 import type { Presence } from './presence.ts';
 
-export interface DeviceView extends Device {
-  online: boolean;
-  groupPath: string;
-}
 export interface DeviceQuery {
   groupId?: string;
   recursive?: boolean;

@@ -1,4 +1,4 @@
-import { DEVICE_CREDENTIAL_PREFIX, type EnrolRequest, type EnrolResponse } from '@garrison/protocol';
+import { DEVICE_CREDENTIAL_PREFIX, type EnrolRequest, type EnrolResponse, type EnrolmentTokenView } from '@garrison/protocol';
 import { AppError, notFound } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { hashSecret, newId, newSecret, sameHash } from '../ids.ts';
@@ -8,10 +8,7 @@ import { authorize, Permission, type Actor, actorName } from './actor.ts';
 import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
 
-export interface TokenView extends EnrolmentToken {
-  groupPath: string;
-  state: 'active' | 'expired' | 'revoked' | 'exhausted';
-}
+type TokenView = EnrolmentTokenView;
 
 export class EnrolmentService {
   readonly #tokens: EnrolmentStore;

@@ -1,3 +1,4 @@
+import type { GroupView } from '@garrison/protocol';
 import { AppError, notFound } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
@@ -8,10 +9,6 @@ import type { EventService } from './event-service.ts';
 
 export const ROOT_GROUP_NAME = 'My Organization';
 
-export interface GroupView extends Group {
-  path: string;
-  effectivePolicy: { checkInIntervalMinutes: number; policyEnforcementMinutes: number };
-}
 export interface GroupPatch {
   name?: string;
   parentId?: string;

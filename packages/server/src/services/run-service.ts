@@ -1,4 +1,4 @@
-import { DEFAULT_RUN_NOW_EXPIRY_MINUTES, type Run, type RunState, type TaskProgress } from '@garrison/protocol';
+import { DEFAULT_RUN_NOW_EXPIRY_MINUTES, type Run, type RunNowResult, type RunState, type TaskProgress } from '@garrison/protocol';
 import { summarizeProgress } from '@garrison/core';
 import { AppError, notFound } from '../errors.ts';
 import type { Clock } from '../clock.ts';
@@ -10,14 +10,7 @@ import type { EventService } from './event-service.ts';
 import type { Presence } from './presence.ts';
 import type { TaskService } from './task-service.ts';
 
-export interface RunNowResult {
-  requestId: string;
-  taskId: string;
-  targets: number;
-  /** Targets connected now, reached at once; the others get the run at their next contact. */
-  delivered: number;
-  expiresAt: string;
-}
+export type { RunNowResult };
 
 export class RunService {
   readonly #runs: RunStore;

@@ -1,27 +1,10 @@
-import type { Inventory, InstalledProduct } from '@garrison/protocol';
+import type { DeviceView, Inventory, InstalledProduct } from '@garrison/protocol';
 import { sql } from 'kysely';
 import { chunkRows, type Db } from './database.ts';
 import type { DevicesTable } from './schema.ts';
 
-export interface Device {
-  id: string;
-  groupId: string;
-  name: string;
-  hostname: string;
-  osPlatform: string;
-  osName: string;
-  osVersion: string;
-  arch: string;
-  addresses: string[];
-  agentVersion: string;
-  timeZone: string;
-  products: InstalledProduct[];
-  tags: string[];
-  enrolledAt: string;
-  lastContactAt: string | null;
-  credentialRevoked: boolean;
-  updatedAt: string;
-}
+/** A device as stored; the API adds its online state and group path (DeviceView). */
+export type Device = Omit<DeviceView, 'online' | 'groupPath'>;
 
 export interface DeviceFilter {
   groupIds?: string[];

@@ -1,17 +1,9 @@
+import type { EnrolmentTokenView } from '@garrison/protocol';
 import type { Db } from './database.ts';
 import type { EnrolmentTokensTable } from './schema.ts';
 
-export interface EnrolmentToken {
-  id: string;
-  groupId: string;
-  name: string;
-  expiresAt: string | null;
-  maxUses: number | null;
-  uses: number;
-  revokedAt: string | null;
-  createdAt: string;
-  createdBy: string;
-}
+/** A token as stored (never its value); the API adds its group path and state. */
+export type EnrolmentToken = Omit<EnrolmentTokenView, 'groupPath' | 'state' | 'token'>;
 function toToken(r: EnrolmentTokensTable): EnrolmentToken {
   return {
     id: r.id,

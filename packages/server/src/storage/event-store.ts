@@ -1,3 +1,4 @@
+import type { EventView } from '@garrison/protocol';
 import { chunkRows, type Db } from './database.ts';
 import type { EventsTable } from './schema.ts';
 
@@ -18,9 +19,8 @@ export interface NewEvent {
   product?: string | null;
   data?: Record<string, unknown> | null;
 }
-export interface StoredEvent extends NewEvent {
-  id: number;
-}
+/** A stored event as the API returns it. */
+export type StoredEvent = EventView;
 export interface EventFilter {
   deviceId?: string;
   groupIds?: string[];

@@ -1,16 +1,9 @@
+import type { GroupView } from '@garrison/protocol';
 import type { Db } from './database.ts';
 import type { GroupsTable } from './schema.ts';
 
-export interface Group {
-  id: string;
-  parentId: string | null;
-  name: string;
-  blockInheritance: boolean;
-  checkInIntervalMinutes: number | null;
-  policyEnforcementMinutes: number | null;
-  createdAt: string;
-  updatedAt: string;
-}
+/** A group as stored; the API adds its path and effective policy (GroupView). */
+export type Group = Omit<GroupView, 'path' | 'effectivePolicy'>;
 
 function toGroup(r: GroupsTable): Group {
   return {

@@ -1,11 +1,7 @@
+import type { SecretMeta } from '@garrison/protocol';
 import type { Db } from './database.ts';
 
-export interface SecretMeta {
-  name: string;
-  description: string;
-  createdAt: string;
-  updatedAt: string;
-}
+export type { SecretMeta };
 
 /** Stores ciphertext only; encryption lives in the secret service, keys never reach the database. */
 export class SecretStore {
