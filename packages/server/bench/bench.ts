@@ -558,9 +558,8 @@ async function main(): Promise<void> {
   const connectTailMs = await settle(server, 'connecting');
   await profileStop(server, 'connect');
   const connectCost = await endPhase(server, workers, connectStart);
-  const connectStats = connectCost;
   const memAfter = await serverMem(server);
-  if (connectStats.online !== N) fatal(`the server counts ${connectStats.online} agents online, expected ${N}`);
+  if (connectCost.online !== N) fatal(`the server counts ${connectCost.online} agents online, expected ${N}`);
   const perAgent = { rss: (memAfter.rss - memBefore.rss) / N, heapUsed: (memAfter.heapUsed - memBefore.heapUsed) / N, external: (memAfter.external - memBefore.external) / N };
   log(`connected ${fmt(N)} in ${ms(connectMs)}; server +${kb(perAgent.rss)} RSS per agent`);
 
@@ -635,7 +634,7 @@ async function main(): Promise<void> {
     if (allAckedWorkers < W) {
       await Promise.race([sleep(250), new Promise<void>((r) => (wake = r))]);
       wake = null;
-    }
+    } else await sleep(20);
   }
   await profileStop(server, 'run-now');
   const runNowCost = await endPhase(server, workers, t0);
@@ -705,7 +704,7 @@ async function main(): Promise<void> {
   row('enrolment over POST /agent/v1/enrol', `${fmt(N)} in ${ms(enrolMs)} (${fmt((N / enrolMs) * 1000)}/s, 8 in flight per worker)`);
   out();
   out('Connections and memory');
-  row('connected agents', `${fmt(connectedOk)} of ${fmt(N)} (server counts ${fmt(connectStats.online)} online)`);
+  row('connected agents', `${fmt(connectedOk)} of ${fmt(N)} (server counts ${fmt(connectCost.online)} online)`);
   row('time to connect all', `${ms(connectMs)} (${fmt((N / connectMs) * 1000)} connections/s; event-log writes went on ${ms(connectTailMs)} more)`);
   row('server RSS before → after connect', `${mb(memBefore.rss)} → ${mb(memAfter.rss)} (after GC)`);
   row('server heap used before → after connect', `${mb(memBefore.heapUsed)} → ${mb(memAfter.heapUsed)} (heap total ${mb(memBefore.heapTotal)} → ${mb(memAfter.heapTotal)})`);
