@@ -43,13 +43,11 @@ for (const kind of dbKinds) {
 
         const runs = new RunStore(db);
         const at = '2020-01-01T00:00:00.000Z';
-        await runs.insertPendingRuns(
-          [
-            { id: 'r1', taskId: 't', deviceId: 'd1', requestId: 'q', createdAt: at, expiresAt: '2020-01-02T00:00:00.000Z' },
-            { id: 'r2', taskId: 't', deviceId: 'd2', requestId: 'q', createdAt: at, expiresAt: '2099-01-01T00:00:00.000Z' },
-          ],
-          { id: 'q', taskId: 't', createdBy: 'test', createdAt: at, expiresAt: '2099-01-01T00:00:00.000Z' },
-        );
+        await runs.insertRunRequest({ id: 'q', taskId: 't', createdBy: 'test', createdAt: at, expiresAt: '2099-01-01T00:00:00.000Z', targetCount: 2 });
+        await runs.insertPendingRuns([
+          { id: 'r1', taskId: 't', deviceId: 'd1', requestId: 'q', createdAt: at, expiresAt: '2020-01-02T00:00:00.000Z' },
+          { id: 'r2', taskId: 't', deviceId: 'd2', requestId: 'q', createdAt: at, expiresAt: '2099-01-01T00:00:00.000Z' },
+        ]);
         assert.equal(await runs.expirePendingRuns('2025-01-01T00:00:00.000Z'), 1);
         assert.equal((await runs.getRun('r1'))!.state, 'skipped');
         assert.equal((await runs.latestStates('t')).get('d1'), 'skipped');

@@ -36,7 +36,7 @@ import type { Severity } from '../storage/event-store.ts';
 
 const RUN_ID = /^[A-Za-z0-9._:-]{1,80}$/;
 const INGEST_FLUSH_MS = 15;
-const INGEST_MAX_BATCH = 5000;
+const INGEST_MAX_BATCH = 2000;
 const CHECKIN_FLUSH_MS = 200;
 
 interface QueuedReports {
@@ -259,7 +259,9 @@ export class AgentService {
     this.#queue = [];
     this.#queuedCount = 0;
     if (batch.length === 0) return this.#chain;
-    this.#chain = this.#chain.then(() => this.#ingest(batch));
+    // Each batch starts on a fresh turn of the event loop, so that a flood of reports cannot
+    // starve timers (heartbeats, flushes) for longer than one batch.
+    this.#chain = this.#chain.then(() => new Promise<void>((r) => setImmediate(r))).then(() => this.#ingest(batch));
     return this.#chain;
   }
 

@@ -97,16 +97,17 @@ export class EnrolmentService {
 
   /** Returns the device id of a valid credential, or throws DEVICE_CREDENTIAL_INVALID. */
   async authenticateDevice(credential: string | undefined): Promise<string> {
-    const invalid = new AppError('DEVICE_CREDENTIAL_INVALID', 'the device credential is unknown or revoked');
-    if (!credential) throw invalid;
+    // Built only on failure: an error captures a stack trace, which reconnect storms would pay for.
+    const invalid = () => new AppError('DEVICE_CREDENTIAL_INVALID', 'the device credential is unknown or revoked');
+    if (!credential) throw invalid();
     const parts = credential.split('.');
-    if (parts.length !== 3 || parts[0] !== DEVICE_CREDENTIAL_PREFIX || !parts[1] || !parts[2]) throw invalid;
+    if (parts.length !== 3 || parts[0] !== DEVICE_CREDENTIAL_PREFIX || !parts[1] || !parts[2]) throw invalid();
     const [, deviceId, secret] = parts as [string, string, string];
     const hash = hashSecret(secret);
     const cached = this.#credentialCache.get(deviceId);
     if (cached !== undefined && sameHash(cached, hash)) return deviceId;
     const stored = await this.#devices.getCredential(deviceId);
-    if (!stored || stored.revoked || !sameHash(stored.hash, hash)) throw invalid;
+    if (!stored || stored.revoked || !sameHash(stored.hash, hash)) throw invalid();
     this.#credentialCache.set(deviceId, stored.hash);
     return deviceId;
   }

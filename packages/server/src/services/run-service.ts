@@ -12,6 +12,8 @@ import type { TaskService } from './task-service.ts';
 
 export type { RunNowResult };
 
+const DISPATCH_CHUNK = 2000;
+
 export class RunService {
   readonly #runs: RunStore;
   readonly #catalog: Catalog;
@@ -43,12 +45,19 @@ export class RunService {
     const expiresAt = new Date(now.getTime() + expiry * 60_000).toISOString();
     const requestId = newId();
     const targets = this.#catalog.targetsOf(task);
-    const runs = targets.map((d) => ({ id: newId(), taskId, deviceId: d.id, requestId, createdAt, expiresAt }));
     const agentTask = await this.#tasks.toAgentTask(task);
-    await this.#runs.insertPendingRuns(runs, { id: requestId, taskId, createdBy: actorName(actor), createdAt, expiresAt });
-    const delivered = this.presence.sendEach(
-      runs.map((r) => [r.deviceId, { type: 'run-now', requests: [{ runId: r.id, requestId, taskId, expiresAt, task: agentTask }] }] as const),
-    );
+    await this.#runs.insertRunRequest({ id: requestId, taskId, createdBy: actorName(actor), createdAt, expiresAt, targetCount: targets.length });
+    // In chunks: the first agents start while later chunks are being stored, and the event
+    // loop (acks, heartbeats) runs between chunks instead of stalling for the whole fleet.
+    let delivered = 0;
+    for (let i = 0; i < targets.length; i += DISPATCH_CHUNK) {
+      const runs = targets.slice(i, i + DISPATCH_CHUNK).map((d) => ({ id: newId(), taskId, deviceId: d.id, requestId, createdAt, expiresAt }));
+      await this.#runs.insertPendingRuns(runs);
+      delivered += this.presence.sendEach(
+        runs.map((r) => [r.deviceId, { type: 'run-now', requests: [{ runId: r.id, requestId, taskId, expiresAt, task: agentTask }] }] as const),
+      );
+      if (i + DISPATCH_CHUNK < targets.length) await new Promise((r) => setImmediate(r));
+    }
     await this.#events.audit(actor, 'task.run-now', `task "${task.name}" run now on ${targets.length} device${targets.length === 1 ? '' : 's'} (${delivered} connected)`, {
       taskId,
       data: { requestId, targets: targets.length, delivered, expiresAt },

@@ -3,7 +3,7 @@
  * differs between SQLite and PostgreSQL is a named capability in `Dialect` below, so that
  * stores and migrations never branch on a database name (MeshCentral's mistake).
  */
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase, type SqliteStatement } from 'kysely';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import type { Database } from './schema.ts';
@@ -42,7 +42,7 @@ export async function openDatabase(config: DatabaseConfig): Promise<Db> {
     database.pragma('synchronous = NORMAL');
     database.pragma('busy_timeout = 5000');
     database.pragma('foreign_keys = OFF');
-    const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+    const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
     return { kysely, dialect: sqliteDialect, close: () => kysely.destroy() };
   }
   const pool = new pg.Pool({
@@ -55,6 +55,35 @@ export async function openDatabase(config: DatabaseConfig): Promise<Db> {
     await sql`create schema if not exists ${sql.id(config.schema)}`.execute(kysely);
   }
   return { kysely, dialect: postgresDialect, ...(config.schema ? { schema: config.schema } : {}), close: () => kysely.destroy() };
+}
+
+/**
+ * Kysely's SQLite driver prepares every statement again on each execution; on the hot paths
+ * (a check-in, an ingest batch) preparing costs as much as running. The same SQL text always
+ * yields the same statement, so prepared statements are kept, most recently used first, up
+ * to a bound. Kysely runs one query at a time on its single SQLite connection, so a cached
+ * statement is never in use twice at once.
+ */
+const STATEMENT_CACHE_SIZE = 500;
+function withStatementCache(database: SQLite.Database): SqliteDatabase {
+  const cache = new Map<string, SqliteStatement>();
+  return {
+    close: () => {
+      cache.clear();
+      database.close();
+    },
+    prepare(text: string): SqliteStatement {
+      let stmt = cache.get(text);
+      if (stmt) {
+        cache.delete(text);
+      } else {
+        stmt = database.prepare(text) as unknown as SqliteStatement;
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+      }
+      cache.set(text, stmt);
+      return stmt;
+    },
+  };
 }
 
 /** Splits rows so that one INSERT binds at most `maxParameters` values. */

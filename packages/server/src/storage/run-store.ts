@@ -57,13 +57,17 @@ export class RunStore {
     this.#db = db;
   }
 
-  /** A run-now: pending runs for every target, and their (task, device) state, in one transaction. */
-  async insertPendingRuns(runs: readonly PendingRun[], request: { id: string; taskId: string; createdBy: string; createdAt: string; expiresAt: string }): Promise<void> {
+  /** A run-now request; its pending runs are inserted in chunks by insertPendingRuns. */
+  async insertRunRequest(request: { id: string; taskId: string; createdBy: string; createdAt: string; expiresAt: string; targetCount: number }): Promise<void> {
+    await this.#db.kysely
+      .insertInto('run_requests')
+      .values({ id: request.id, task_id: request.taskId, created_at: request.createdAt, expires_at: request.expiresAt, created_by: request.createdBy, target_count: request.targetCount })
+      .execute();
+  }
+
+  /** Pending runs of a run-now, and their (task, device) state, in one transaction. */
+  async insertPendingRuns(runs: readonly PendingRun[]): Promise<void> {
     await this.#db.kysely.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('run_requests')
-        .values({ id: request.id, task_id: request.taskId, created_at: request.createdAt, expires_at: request.expiresAt, created_by: request.createdBy, target_count: runs.length })
-        .execute();
       const rows: RunsTable[] = runs.map((r) => ({
         id: r.id,
         task_id: r.taskId,
