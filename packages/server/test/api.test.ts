@@ -251,6 +251,29 @@ for (const kind of dbKinds) {
       sb.ws.close();
     });
 
+    it('stores the inventory an agent reports at check-in', async () => {
+      const g = await t.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Inventory' });
+      const tok = await t.api<{ token: string }>('POST', '/api/v1/enrolment-tokens', { groupId: g.body.id });
+      const devs = await Promise.all(['inv-1', 'inv-2'].map((h) => enrolRaw(t, tok.body.token, h)));
+      for (const [i, d] of devs.entries()) {
+        const res = await fetch(`${t.server.url}/agent/v1/check-in`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${d.body.credential}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ type: 'check-in', inventory: { ...inventory(`inv-${i + 1}`), osVersion: `9.${i}`, addresses: [`10.9.9.${i}`], products: [{ id: 'garrison', version: '0.2.0' }, { id: 'scanner', version: '1.10' }] } }),
+        });
+        assert.equal(res.status, 200);
+      }
+      const { waitFor } = await import('./helpers.ts');
+      await waitFor(async () => {
+        const list = (await t.api<{ name: string; osVersion: string; addresses: string[]; products: { id: string }[] }[]>('GET', `/api/v1/devices?groupId=${g.body.id}`)).body;
+        return list.every((d, i) => d.osVersion === `9.${i}` && d.addresses[0] === `10.9.9.${i}` && d.products.length === 2);
+      }, { what: 'inventory stored' });
+      // A selection by installed product sees the new inventory at once.
+      const task = await t.api<{ id: string }>('POST', '/api/v1/tasks', scriptTask({ type: 'global', selection: { product: 'scanner' } }));
+      const targets = await t.api<{ name: string }[]>('GET', `/api/v1/tasks/${task.body.id}/targets`);
+      assert.deepEqual(targets.body.map((d) => d.name).sort(), ['inv-1', 'inv-2']);
+    });
+
     it('searches devices literally, without SQL wildcards', async () => {
       const all = await t.api<unknown[]>('GET', '/api/v1/devices?search=%25');
       assert.equal(all.status, 200);
