@@ -70,6 +70,8 @@ export class TaskRunner {
   #tasks = new Map<string, AgentTask>();
   #timers = new Map<string, NodeJS.Timeout>();
   #retryTimers = new Map<string, NodeJS.Timeout>();
+  /** Runs waiting for their retry, by task id, so that stop() can end them. */
+  #retryRuns = new Map<string, ActiveRun>();
   #running = new Map<string, Running>();
   #continuousExits = new Map<string, number>();
   #seenRuns = new Set<string>();
@@ -99,20 +101,33 @@ export class TaskRunner {
     this.#state = (await readJson<SchedulerState>(this.#stateFile).catch(() => undefined)) ?? { lastAliveAt: null, lastFireAt: {} };
     const now = this.#o.now();
     const lastAlive = this.#state.lastAliveAt ? new Date(this.#state.lastAliveAt) : null;
-    this.setTasks(tasks);
+    // Interrupted runs are launched before setTasks(), which starts continuous tasks that are not
+    // running: the other way round, a continuous task interrupted by the stop was started afresh
+    // AND resumed, two executions of which only the second was tracked (stop() and stopAll()
+    // could never end the first). The launches and setTasks() run with no await in between, so
+    // a resumed run always finds the task list set when it ends.
+    const wanted = new Map(tasks.map((t) => [t.id, t]));
+    const resumed: ActiveRun[] = [];
     for (const name of await readdir(this.#activeDir)) {
       if (!name.endsWith('.json')) continue;
       const run = await readJson<ActiveRun>(path.join(this.#activeDir, name)).catch(() => undefined);
       if (!run) continue;
-      const task = this.#tasks.get(run.task.id) ?? (run.requestId ? run.task : undefined);
+      const task = wanted.get(run.task.id) ?? (run.requestId ? run.task : undefined);
       if (!task) {
         await this.#finish(run, { state: 'cancelled', reason: 'the task was removed while the agent was stopped', exitCode: null, outputTail: '' });
         continue;
       }
+      // A scheduled run of a task disabled meanwhile is not resumed; a run-now is an explicit order and is.
+      if (!task.enabled && !run.requestId) {
+        await this.#finish(run, { state: 'cancelled', reason: 'the task was disabled while the agent was stopped', exitCode: null, outputTail: '' });
+        continue;
+      }
       this.#seenRuns.add(run.runId);
       await this.#o.events.write({ time: now.toISOString(), severity: 'warning', kind: 'run.resumed', message: `run of "${task.name}" was interrupted by an agent stop; starting attempt ${run.attempt + 1}`, taskId: task.id, runId: run.runId });
-      this.#launch({ ...run, task, attempt: run.attempt + 1, cause: run.cause, startedAt: null });
+      resumed.push({ ...run, task, attempt: run.attempt + 1, cause: run.cause, startedAt: null });
     }
+    for (const run of resumed) this.#launch(run);
+    this.setTasks(tasks);
     if (lastAlive) {
       for (const t of this.#tasks.values()) {
         if (!t.enabled || !t.schedule.runMissed) continue;
@@ -248,10 +263,19 @@ export class TaskRunner {
       r.abortReason = reason;
       r.abort.abort();
     }
+    // A run waiting for its retry is stopped too, and must be reported cancelled: only clearing
+    // its timer left it "scheduled" for ever, with its active/ record resuming it (as attempt+1)
+    // at the next agent start although it was stopped, disabled or removed.
+    const waiting = this.#retryRuns.get(taskId);
+    if (waiting && runIds && !runIds.includes(waiting.runId)) return;
     const retry = this.#retryTimers.get(taskId);
     if (retry) {
       clearTimeout(retry);
       this.#retryTimers.delete(taskId);
+    }
+    if (waiting) {
+      this.#retryRuns.delete(taskId);
+      void this.#finish(waiting, { state: 'cancelled', reason, exitCode: null, outputTail: '' }).catch(() => {});
     }
   }
 
@@ -301,6 +325,12 @@ export class TaskRunner {
     const t = run.task;
     const startedMs = Date.now();
     let state: RunState = 'failed';
+    // Whether the run ended in a final state, so that after-task triggers fire and a continuous
+    // task restarts. Decided in `finally`: the early returns below (no executor, application not
+    // running → skipped) used to skip #afterFinal, so an after-task trigger on "skipped" (or on
+    // all states) never fired, and a continuous task whose application was not running at a
+    // restart was never tried again.
+    let final = true;
     try {
       const plugin = this.#o.plugins.get(t.product);
       const executor = plugin?.taskTypes[t.type];
@@ -317,6 +347,7 @@ export class TaskRunner {
       await this.#report(run, { state: 'running', percent: 0 });
       let lastProgress = 0;
       let lastPercent = 0;
+      let progressReport: Promise<void> = Promise.resolve();
       // The execution condition holds for the whole run: if the application stops, so does the task.
       const appWatch = setInterval(() => {
         void plugin.isRunning().then((up) => {
@@ -337,14 +368,21 @@ export class TaskRunner {
             if (percent === lastPercent || nowMs - lastProgress < PROGRESS_REPORT_MS) return;
             lastProgress = nowMs;
             lastPercent = percent;
-            void this.#report(run, { state: 'running', percent });
+            progressReport = this.#report(run, { state: 'running', percent }).catch(() => {});
           },
         });
       } finally {
         clearInterval(appWatch);
       }
+      // A progress report still being written rewrites active/<runId>.json after its spool put;
+      // landing after #finish's rm, it left the finished run in active/, to be run again at the
+      // next start. Let it land before anything else is reported.
+      await progressReport;
       // Stopped by an agent shutdown: keep the active record, so the next start resumes the run.
-      if (running.abortReason === SHUTDOWN_REASON) return;
+      if (running.abortReason === SHUTDOWN_REASON) {
+        final = false;
+        return;
+      }
       state = outcome.state;
       const reason = outcome.state === 'cancelled' ? (running.abortReason ?? outcome.reason) : outcome.reason;
       const delay = (state === 'failed' || state === 'timed_out') && !this.#stopped ? retryDelayMs(t.schedule, run.attempt) : null;
@@ -353,9 +391,12 @@ export class TaskRunner {
         this.#running.delete(t.id);
         const timer = setTimeout(() => {
           this.#retryTimers.delete(t.id);
+          this.#retryRuns.delete(t.id);
           if (!this.#running.has(t.id)) this.#launch({ ...run, attempt: run.attempt + 1, cause: run.cause, startedAt: null });
         }, delay);
         this.#retryTimers.set(t.id, timer);
+        this.#retryRuns.set(t.id, run);
+        final = false;
         return;
       }
       await this.#finish(run, { state: outcome.state, reason, exitCode: outcome.exitCode, outputTail: outcome.outputTail });
@@ -363,9 +404,8 @@ export class TaskRunner {
       await this.#finish(run, { state: 'failed', reason: `agent error: ${(err as Error).message}`, exitCode: null, outputTail: '' }).catch(() => {});
     } finally {
       if (this.#running.get(t.id)?.run === run) this.#running.delete(t.id);
+      if (final && !this.#stopped) this.#afterFinal(t, state, Date.now() - startedMs);
     }
-    if (this.#stopped) return;
-    this.#afterFinal(t, state, Date.now() - startedMs);
   }
 
   /** Continuous tasks restart with back-off; after-task triggers fire. */

@@ -9,7 +9,9 @@
 // event writes are real fs calls completed by the event loop. `until()` spins on setImmediate
 // (never mocked) with a real-time deadline (performance.now, never mocked) until a condition
 // holds. Whether a time trigger fired is checked synchronously right after tick(): fire()
-// registers the run as running before its first await.
+// registers the run as running before its first await. Tests that tick across hours or days
+// mock only setTimeout and Date (EnvOptions.intervals): a mocked 60 s "alive" interval would
+// write scheduler.json once per mocked minute, thousands of times in one tick.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -132,6 +134,13 @@ interface Env {
 
 interface EnvOptions {
   now: string;
+  /**
+   * Mock setInterval too (default). Tests that tick across hours or days turn it off: the
+   * runner's 60 s "alive" interval would otherwise write scheduler.json (fsync and all) once per
+   * mocked minute, thousands of times per tick. The real intervals (alive state, application
+   * check) never come due in these millisecond-long tests and are cleared by stopAll().
+   */
+  intervals?: boolean;
   tasks?: AgentTask[];
   timeZone?: string;
   random?: number;
@@ -173,7 +182,7 @@ async function openRunner(env: Env, tasks: AgentTask[], opts: { timeZone?: strin
 }
 
 async function withEnv(t: TestContext, opts: EnvOptions, fn: (env: Env) => Promise<void>): Promise<void> {
-  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: Date.parse(opts.now) });
+  t.mock.timers.enable({ apis: opts.intervals === false ? ['setTimeout', 'Date'] : ['setTimeout', 'setInterval', 'Date'], now: Date.parse(opts.now) });
   const root = await mkdtemp(join(tmpdir(), 'garrison-runner-'));
   const env = {
     root,
@@ -185,14 +194,28 @@ async function withEnv(t: TestContext, opts: EnvOptions, fn: (env: Env) => Promi
     randomCalls: 0,
     t,
   } as unknown as Env;
+  let hung = false;
   try {
     await opts.prepare?.(env);
     await openRunner(env, opts.tasks ?? [], opts);
     await fn(env);
   } finally {
-    await env.runner?.stopAll({ interruptRunning: true });
+    if (env.runner) {
+      // stopAll() aborts what it knows is running and waits for it. An execution it cannot
+      // reach would hang it for ever: end such executions ourselves, and fail the test.
+      let done = false;
+      const stopping = env.runner.stopAll({ interruptRunning: true }).finally(() => (done = true));
+      const deadline = performance.now() + 2000;
+      while (!done && performance.now() < deadline) await turn();
+      if (!done) {
+        hung = true;
+        for (const c of env.fake.calls) c.finish('cancelled');
+        await stopping;
+      }
+    }
     await rm(root, { recursive: true, force: true });
   }
+  if (hung) assert.fail('stopAll() did not return: an execution was left running out of its reach');
 }
 
 /** Advances the mocked clock to the ISO instant `iso` (never backwards). */
@@ -229,7 +252,7 @@ function assertSeqIncreasing(reports: Report[]): void {
 // ---------------------------------------------------------------------------------------------
 
 test('daily 02:30 Europe/Paris fires once on the spring-forward day, at 03:30 local (01:30Z)', (t) =>
-  withEnv(t, { now: '2026-03-28T12:00:00.000Z', tasks: [task('d', { triggers: [{ type: 'daily', time: '02:30' }], timeBasis: 'Europe/Paris' })] }, async (env) => {
+  withEnv(t, { now: '2026-03-28T12:00:00.000Z', intervals: false, tasks: [task('d', { triggers: [{ type: 'daily', time: '02:30' }], timeBasis: 'Europe/Paris' })] }, async (env) => {
     const { runner, fake } = env;
     tickTo(env, '2026-03-29T00:30:00.000Z'); // 02:30 CEST would be 00:30Z: the wall time does not exist, no fire
     assert.deepEqual(runner.runningTaskIds(), []);
@@ -334,7 +357,7 @@ test('startAt/endAt bound the fires (inclusive), for time and event triggers', (
 test('randomizeMinutes delays the fire by random × window', (t) =>
   withEnv(
     t,
-    { now: '2026-01-10T00:00:00.000Z', random: 0.5, tasks: [task('r', { triggers: [{ type: 'daily', time: '02:30' }], timeBasis: 'UTC', randomizeMinutes: 10 })] },
+    { now: '2026-01-10T00:00:00.000Z', intervals: false, random: 0.5, tasks: [task('r', { triggers: [{ type: 'daily', time: '02:30' }], timeBasis: 'UTC', randomizeMinutes: 10 })] },
     async (env) => {
       assert.ok(env.randomCalls >= 1, 'the injected random was used');
       tickTo(env, '2026-01-10T02:34:59.999Z');
@@ -416,13 +439,17 @@ test('after-task fires on the listed final states of the other task only', (t) =
       await idle(env);
       assert.deepEqual(count(), { A: 2, onOk: 1, onFail: 1, onAny: 2, onOther: 0 });
 
-      // A skipped run is final too: the application is not running.
+      // A skipped run is final too (the application is not running): "onAny" fires (and is
+      // skipped as well, the application being down), the others do not.
       fake.running = false;
       runner.onEvent('check-in');
       await idle(env);
       assert.equal(finalsOf(env, 'A').at(-1)!.state, 'skipped');
-      fake.running = true;
-      assert.deepEqual(count(), { A: 2, onOk: 1, onFail: 1, onAny: 3, onOther: 0 }, '"onAny" (all final states) fires after a skipped run');
+      const onAny = finalsOf(env, 'onAny');
+      assert.equal(onAny.length, 3, '"onAny" (all final states) fires after a skipped run');
+      assert.deepEqual([onAny[2].state, onAny[2].cause], ['skipped', 'after-task']);
+      assert.deepEqual([finalsOf(env, 'onOk').length, finalsOf(env, 'onFail').length], [1, 1]);
+      assert.deepEqual(count(), { A: 2, onOk: 1, onFail: 1, onAny: 2, onOther: 0 });
     },
   ));
 
@@ -500,6 +527,34 @@ test('continuous: not restarted after stop(), nor after being disabled (running 
       await idle(env);
       assert.deepEqual([fake.callsOf('c1').length, fake.callsOf('c2').length, fake.callsOf('c3').length], [1, 1, 1]);
       assert.deepEqual(await activeFiles(env), []);
+    },
+  ));
+
+test('continuous: an application that is not running is waited for (skipped, retried with the back-off)', (t) =>
+  withEnv(
+    t,
+    {
+      now: '2026-01-10T10:00:00.000Z',
+      tasks: [task('c', { triggers: [{ type: 'continuous', backoffSeconds: 5 }] })],
+      prepare: async (env) => {
+        env.fake.running = false;
+      },
+    },
+    async (env) => {
+      const { runner, fake } = env;
+      await idle(env);
+      assert.deepEqual(finalsOf(env, 'c').map((r) => r.state), ['skipped']);
+      t.mock.timers.tick(5_000);
+      assert.deepEqual(runner.runningTaskIds(), ['c'], 'tried again after 5 s');
+      await idle(env);
+      fake.running = true;
+      fake.auto = null;
+      t.mock.timers.tick(9_999); // second quick exit in a row: 10 s
+      assert.deepEqual(runner.runningTaskIds(), []);
+      t.mock.timers.tick(1);
+      assert.deepEqual(runner.runningTaskIds(), ['c']);
+      await until(() => fake.calls.length === 1, 'the execution once the application runs');
+      assert.deepEqual(finalsOf(env, 'c').map((r) => r.state), ['skipped', 'skipped']);
     },
   ));
 
@@ -678,6 +733,7 @@ test('runMissed: a daily fire missed while off runs once, missedDelayMinutes aft
     t,
     {
       now: '2026-01-10T12:00:00.000Z',
+      intervals: false,
       prepare: writeSchedulerState('2026-01-08T12:00:00.000Z'),
       tasks: [
         task('m', { triggers: [{ type: 'daily', time: '03:00' }], timeBasis: 'UTC', runMissed: true, missedDelayMinutes: 5 }),
@@ -832,7 +888,7 @@ test('setTasks: removing a running task cancels it', (t) =>
   }));
 
 test('setTasks: a new revision reschedules the task; an unchanged list keeps its timers', (t) =>
-  withEnv(t, { now: '2026-01-10T00:00:00.000Z', tasks: [task('s', { triggers: [{ type: 'daily', time: '02:00' }], timeBasis: 'UTC' })] }, async (env) => {
+  withEnv(t, { now: '2026-01-10T00:00:00.000Z', intervals: false, tasks: [task('s', { triggers: [{ type: 'daily', time: '02:00' }], timeBasis: 'UTC' })] }, async (env) => {
     const { runner, fake } = env;
     const s1 = runner.task('s')!;
     runner.setTasks([{ ...s1 }]); // the same revision: nothing changes
@@ -853,15 +909,25 @@ test('setTasks: a new revision reschedules the task; an unchanged list keeps its
 // Reports and active/ bookkeeping
 // ---------------------------------------------------------------------------------------------
 
+// The race: a progress report's active/ write (the whole run, task included) against the final
+// report's spool write (no task) and active/ removal. A large task definition (a product plug-in's
+// settings can carry a payload) makes the active/ write the slower one, which without the fix
+// leaves nearly every run behind in active/ (measured: 6 of 6 runs, 5 test runs of 5).
 test('a progress report just before the end does not leave the finished run in active/', (t) =>
-  withEnv(t, { now: '2026-01-10T10:00:00.000Z', tasks: [task('p', { triggers: [{ type: 'check-in' }] })] }, async (env) => {
-    env.fake.onRun = (call) => call.ctx.onProgress(50);
-    for (let i = 0; i < 20; i++) {
-      env.runner.onEvent('check-in');
-      await idle(env);
-      t.mock.timers.tick(2_000); // progress reports are throttled to one a second
-    }
-    for (let i = 0; i < 50; i++) await turn(); // let any straggling write land
-    assert.equal(finalsOf(env, 'p').length, 20);
-    assert.deepEqual(await activeFiles(env), [], 'a finished run must not be resumed at the next start');
-  }));
+  withEnv(
+    t,
+    { now: '2026-01-10T10:00:00.000Z', tasks: [task('p', { triggers: [{ type: 'check-in' }] }, { settings: { payload: 'x'.repeat(8 * 1024 * 1024) } })] },
+    async (env) => {
+      env.fake.onRun = (call) => call.ctx.onProgress(50); // and the fake executor ends at once
+      for (let i = 0; i < 4; i++) {
+        env.runner.onEvent('check-in');
+        await idle(env);
+        for (let j = 0; j < 20; j++) await turn(); // let a straggling write land
+        assert.deepEqual(await activeFiles(env), [], `run ${i + 1}: a finished run must not be resumed at the next start`);
+        t.mock.timers.tick(2_000); // progress reports are throttled to one a second
+      }
+      const finals = finalsOf(env, 'p');
+      assert.deepEqual(finals.map((r) => r.state), ['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+      for (const f of finals) assert.equal(f.seq, 3, 'running 0 %, running 50 %, succeeded');
+    },
+  ));
