@@ -83,7 +83,7 @@ export async function enrol(serverUrl: string, token: string, name: string | und
 export class Agent {
   readonly stateDir: string;
   readonly #opts: AgentOptions;
-  readonly plugins = new AgentPluginRegistry();
+  readonly plugins: AgentPluginRegistry;
   events!: LocalEventLog;
   spool!: RunSpool;
   runner!: TaskRunner;
@@ -104,6 +104,7 @@ export class Agent {
   constructor(opts: AgentOptions) {
     this.#opts = opts;
     this.stateDir = path.resolve(opts.stateDir);
+    this.plugins = new AgentPluginRegistry(path.join(this.stateDir, 'products'));
     this.plugins.install(builtinAgentPlugin);
   }
 

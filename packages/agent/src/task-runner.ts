@@ -21,7 +21,7 @@ import {
   resolveTimeZone,
   retryDelayMs,
 } from '@garrison/core';
-import { isFinalRunState, type AgentTask, type RunReport, type RunRequest, type RunState, type Trigger } from '@garrison/protocol';
+import { isFinalRunState, type RunEvent, type AgentTask, type RunReport, type RunRequest, type RunState, type Trigger } from '@garrison/protocol';
 import type { LocalEventLog } from './event-log.ts';
 import type { AgentPluginRegistry } from './plugins.ts';
 import type { RunSpool } from './run-spool.ts';
@@ -304,9 +304,17 @@ export class TaskRunner {
     this.#o.onReport();
   }
 
-  async #finish(run: ActiveRun, outcome: { state: RunState; reason: string | null; exitCode: number | null; outputTail: string }): Promise<void> {
+  async #finish(run: ActiveRun, outcome: { state: RunState; reason: string | null; exitCode: number | null; outputTail: string; events?: RunEvent[] }): Promise<void> {
     const endedAt = this.#o.now().toISOString();
-    await this.#report(run, { state: outcome.state, reason: outcome.reason, exitCode: outcome.exitCode, outputTail: outcome.outputTail, endedAt, percent: outcome.state === 'succeeded' ? 100 : undefined });
+    await this.#report(run, {
+      state: outcome.state,
+      reason: outcome.reason,
+      exitCode: outcome.exitCode,
+      outputTail: outcome.outputTail,
+      endedAt,
+      percent: outcome.state === 'succeeded' ? 100 : undefined,
+      ...(outcome.events?.length ? { events: outcome.events.slice(0, 100) } : {}),
+    });
     await rm(path.join(this.#activeDir, `${run.runId}.json`), { force: true });
     const severity = outcome.state === 'succeeded' ? 'info' : outcome.state === 'failed' || outcome.state === 'timed_out' ? 'error' : 'warning';
     await this.#o.events.write({
@@ -338,7 +346,7 @@ export class TaskRunner {
         await this.#finish(run, { state: 'failed', reason: `this agent has no executor for ${t.product}/${t.type}`, exitCode: null, outputTail: '' });
         return;
       }
-      if (!(await plugin.isRunning())) {
+      if (!(await this.#o.plugins.isRunning(t.product))) {
         state = 'skipped';
         await this.#finish(run, { state: 'skipped', reason: `the application of product "${t.product}" is not running`, exitCode: null, outputTail: '' });
         return;
@@ -350,7 +358,7 @@ export class TaskRunner {
       let progressReport: Promise<void> = Promise.resolve();
       // The execution condition holds for the whole run: if the application stops, so does the task.
       const appWatch = setInterval(() => {
-        void plugin.isRunning().then((up) => {
+        void this.#o.plugins.isRunning(t.product).then((up) => {
           if (!up && !running.abort.signal.aborted) {
             running.abortReason = `the application of product "${t.product}" stopped`;
             running.abort.abort();
@@ -363,6 +371,7 @@ export class TaskRunner {
           signal: running.abort.signal,
           ...(t.schedule.stopAfterMinutes ? { timeoutMs: t.schedule.stopAfterMinutes * 60_000 } : {}),
           tempDir: path.join(this.#o.dir, 'tmp'),
+          ...this.#o.plugins.context(t.product),
           onProgress: (percent) => {
             const nowMs = Date.now();
             if (percent === lastPercent || nowMs - lastProgress < PROGRESS_REPORT_MS) return;
@@ -399,7 +408,7 @@ export class TaskRunner {
         final = false;
         return;
       }
-      await this.#finish(run, { state: outcome.state, reason, exitCode: outcome.exitCode, outputTail: outcome.outputTail });
+      await this.#finish(run, { state: outcome.state, reason, exitCode: outcome.exitCode, outputTail: outcome.outputTail, events: outcome.events });
     } catch (err) {
       await this.#finish(run, { state: 'failed', reason: `agent error: ${(err as Error).message}`, exitCode: null, outputTail: '' }).catch(() => {});
     } finally {

@@ -34,6 +34,19 @@ export type EnrolRequest = Static<typeof EnrolRequest>;
 export const EnrolResponse = Type.Object({ deviceId: Type.String(), credential: Type.String(), groupId: Type.String(), policy: Policy });
 export type EnrolResponse = Static<typeof EnrolResponse>;
 
+/** An event a run reports, e.g. a detection; its kind is recorded as `product.<kind>`. */
+export const RunEvent = Type.Object(
+  {
+    severity: Type.Union([Type.Literal('info'), Type.Literal('warning'), Type.Literal('error')]),
+    kind: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,63}$' }),
+    message: Type.String({ minLength: 1, maxLength: 2000 }),
+    time: Type.Optional(Type.String({ maxLength: 40 })),
+    data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { additionalProperties: false },
+);
+export type RunEvent = Static<typeof RunEvent>;
+
 /** One report of a run's state. `seq` grows with each report of the same run; the server keeps the highest. */
 export const RunReport = Type.Object(
   {
@@ -51,6 +64,8 @@ export const RunReport = Type.Object(
     exitCode: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
     reason: Type.Optional(Type.Union([Type.String({ maxLength: 2000 }), Type.Null()])),
     outputTail: Type.Optional(Type.Union([Type.String({ maxLength: 65536 }), Type.Null()])),
+    /** Events the run produced (a scanner's detections), recorded in the central event log. */
+    events: Type.Optional(Type.Array(RunEvent, { maxItems: 100 })),
   },
   { additionalProperties: false },
 );

@@ -8,3 +8,4 @@ export * from './inventory.ts';
 export * from './agent.ts';
 export * from './script-settings.ts';
 export * from './api.ts';
+export * from './package.ts';

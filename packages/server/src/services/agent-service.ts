@@ -324,8 +324,22 @@ export class AgentService {
 
   #recordRunEvent(i: DeviceReport): void {
     const r = i.report;
-    if (!isFinalRunState(r.state)) return;
     const task = this.#catalog.task(r.taskId);
+    for (const e of r.events ?? []) {
+      const time = e.time && !Number.isNaN(Date.parse(e.time)) ? new Date(e.time).toISOString() : undefined;
+      this.#events.record({
+        severity: e.severity,
+        kind: `product.${e.kind}`,
+        message: e.message,
+        deviceId: i.deviceId,
+        taskId: r.taskId,
+        runId: r.runId,
+        product: task?.product ?? null,
+        ...(time ? { time } : {}),
+        ...(e.data ? { data: e.data } : {}),
+      });
+    }
+    if (!isFinalRunState(r.state)) return;
     const device = this.#catalog.device(i.deviceId);
     const detail = r.exitCode != null ? ` (exit code ${r.exitCode})` : r.reason ? ` (${r.reason})` : '';
     this.#events.record({
