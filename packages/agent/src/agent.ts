@@ -45,6 +45,8 @@ interface Credential {
   deviceId: string;
   credential: string;
   groupId: string;
+  /** The server's package-signing key, received at enrolment. */
+  signingPublicKey?: string;
 }
 interface TaskCache {
   etag: string | null;
@@ -123,7 +125,7 @@ export class Agent {
     if (!cred) {
       if (!this.#opts.serverUrl || !this.#opts.token) throw new EnrolmentError('NOT_ENROLLED', 'this agent is not enrolled yet: give --server URL and --token TOKEN');
       const r = await enrol(this.#opts.serverUrl, this.#opts.token, this.#opts.name, await this.plugins.installedProducts());
-      cred = { serverUrl: this.#opts.serverUrl.replace(/\/+$/, ''), deviceId: r.deviceId, credential: r.credential, groupId: r.groupId };
+      cred = { serverUrl: this.#opts.serverUrl.replace(/\/+$/, ''), deviceId: r.deviceId, credential: r.credential, groupId: r.groupId, signingPublicKey: r.signingPublicKey };
       await writeJsonAtomic(credFile, cred, 0o600);
       this.#cache.policy = r.policy;
       justEnrolled = true;

@@ -15,6 +15,8 @@ export const AGENT_WS_PATH = '/agent/v1/ws';
 export const AGENT_ENROL_PATH = '/agent/v1/enrol';
 export const AGENT_CHECK_IN_PATH = '/agent/v1/check-in';
 export const AGENT_REPORTS_PATH = '/agent/v1/reports';
+/** GET `${AGENT_PACKAGES_PATH}/<packageId>`: a package archive, for an authenticated device. */
+export const AGENT_PACKAGES_PATH = '/agent/v1/packages';
 /** The largest agent message the server accepts (WebSocket frame or HTTP body). */
 export const AGENT_MESSAGE_MAX_BYTES = 1024 * 1024;
 /** Device credentials look like `gdc.<deviceId>.<secret>`; sent as `Authorization: Bearer`. */
@@ -31,7 +33,14 @@ export const EnrolRequest = Type.Object(
   { additionalProperties: false },
 );
 export type EnrolRequest = Static<typeof EnrolRequest>;
-export const EnrolResponse = Type.Object({ deviceId: Type.String(), credential: Type.String(), groupId: Type.String(), policy: Policy });
+export const EnrolResponse = Type.Object({
+  deviceId: Type.String(),
+  credential: Type.String(),
+  groupId: Type.String(),
+  policy: Policy,
+  /** The server's Ed25519 package-signing public key (PEM): agents verify every package with it. */
+  signingPublicKey: Type.String(),
+});
 export type EnrolResponse = Static<typeof EnrolResponse>;
 
 /** An event a run reports, e.g. a detection; its kind is recorded as `product.<kind>`. */

@@ -21,6 +21,9 @@ import { RunStore } from './storage/run-store.ts';
 import { EventStore } from './storage/event-store.ts';
 import { SecretStore } from './storage/secret-store.ts';
 import { SettingsStore } from './storage/settings-store.ts';
+import { PackageStore } from './storage/package-store.ts';
+import { RepositoryService } from './services/repository-service.ts';
+import { SigningKey } from './services/signing.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { Catalog } from './services/catalog.ts';
 import { EventService } from './services/event-service.ts';
@@ -100,6 +103,7 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
     events: new EventStore(db),
     secrets: new SecretStore(db),
     settings: new SettingsStore(db),
+    packages: new PackageStore(db),
   };
   const catalog = new Catalog({ groups: stores.groups, tasks: stores.tasks, devices: stores.devices });
   await catalog.load();
@@ -111,7 +115,9 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   const groups = new GroupService({ store: stores.groups, catalog, clock, events });
   await groups.ensureRoot();
   const devices = new DeviceService({ store: stores.devices, catalog, clock, events, presence: noPresence });
-  const enrolment = new EnrolmentService({ tokens: stores.tokens, devices: stores.devices, catalog, clock, events });
+  const signingKey = await SigningKey.loadOrCreate(config.dataDir);
+  const repository = new RepositoryService({ store: stores.packages, dir: path.join(config.dataDir, 'repository'), key: signingKey, clock, events });
+  const enrolment = new EnrolmentService({ tokens: stores.tokens, devices: stores.devices, catalog, clock, events, signingPublicKey: signingKey.publicKeyPem });
   const tasks = new TaskService({ store: stores.tasks, devices: stores.devices, catalog, plugins, secrets, clock, events });
   const runs = new RunService({ runs: stores.runs, catalog, tasks, clock, events, presence: noPresence });
   const agents = new AgentService({ devices: stores.devices, runs: stores.runs, taskStore: stores.tasks, tasks, catalog, secrets, events, clock, log });
@@ -125,7 +131,7 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   devices.onChanged = nudge;
   groups.onChanged = (groupIds) => nudge(catalog.devicesInGroups(groupIds));
 
-  const services: Services = { auth, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub };
+  const services: Services = { auth, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub, repository };
   const http = await buildHttpApp(services, log);
   http.server.on('upgrade', (req, socket, head) => {
     if ((req.url ?? '').split('?')[0] === AGENT_WS_PATH) void hub.handleUpgrade(req, socket, head);

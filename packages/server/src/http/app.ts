@@ -12,6 +12,7 @@ import type { Actor } from '../services/actor.ts';
 import type { Services } from '../services/services.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
 import { registerAgentRoutes } from './agent-routes.ts';
+import { registerRepositoryRoutes } from './repository-routes.ts';
 import { bearer } from '../agent-hub/hub.ts';
 
 declare module 'fastify' {
@@ -85,5 +86,6 @@ export async function buildHttpApp(services: Services, log: Logger): Promise<Fas
 
   registerAdminRoutes(app, services);
   registerAgentRoutes(app, services);
+  registerRepositoryRoutes(app, services);
   return app;
 }

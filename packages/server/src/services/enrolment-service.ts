@@ -16,10 +16,12 @@ export class EnrolmentService {
   readonly #catalog: Catalog;
   readonly #clock: Clock;
   readonly #events: EventService;
+  readonly #signingPublicKey: string;
   /** Verified credentials, so that reconnect storms do not each hit the database. */
   readonly #credentialCache = new Map<string, string>();
 
-  constructor(deps: { tokens: EnrolmentStore; devices: DeviceStore; catalog: Catalog; clock: Clock; events: EventService }) {
+  constructor(deps: { tokens: EnrolmentStore; devices: DeviceStore; catalog: Catalog; clock: Clock; events: EventService; signingPublicKey: string }) {
+    this.#signingPublicKey = deps.signingPublicKey;
     this.#tokens = deps.tokens;
     this.#devices = deps.devices;
     this.#catalog = deps.catalog;
@@ -92,7 +94,7 @@ export class EnrolmentService {
       groupId: t.groupId,
       data: { tokenId: t.id, remoteAddress, hostname: req.inventory.hostname },
     });
-    return { deviceId, credential: `${DEVICE_CREDENTIAL_PREFIX}.${deviceId}.${secret}`, groupId: t.groupId, policy: this.#catalog.policyOf(t.groupId) };
+    return { deviceId, credential: `${DEVICE_CREDENTIAL_PREFIX}.${deviceId}.${secret}`, groupId: t.groupId, policy: this.#catalog.policyOf(t.groupId), signingPublicKey: this.#signingPublicKey };
   }
 
   /** Returns the device id of a valid credential, or throws DEVICE_CREDENTIAL_INVALID. */

@@ -37,7 +37,7 @@ export class EventService {
   recordMany(events: NewEvent[]): void {
     for (const e of events) this.record(e);
   }
-  async audit(actor: Actor, kind: string, message: string, refs: Partial<Pick<NewEvent, 'deviceId' | 'groupId' | 'taskId' | 'data'>>): Promise<void> {
+  async audit(actor: Actor, kind: string, message: string, refs: Partial<Pick<NewEvent, 'deviceId' | 'groupId' | 'taskId' | 'product' | 'data'>>): Promise<void> {
     await this.#store.insertEvents([{ time: this.#clock.now().toISOString(), severity: 'info', kind: `audit.${kind}`, message, actor: actorName(actor), ...refs }]);
   }
   async flush(): Promise<void> {

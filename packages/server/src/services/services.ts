@@ -11,6 +11,7 @@ import type { Presence } from './presence.ts';
 import type { RunService } from './run-service.ts';
 import type { SecretService } from './secret-service.ts';
 import type { TaskService } from './task-service.ts';
+import type { RepositoryService } from './repository-service.ts';
 
 /** Everything the HTTP layer and the agent hub call. */
 export interface Services {
@@ -27,4 +28,5 @@ export interface Services {
   plugins: PluginRegistry;
   settings: SettingsStore;
   presence: Presence;
+  repository: RepositoryService;
 }

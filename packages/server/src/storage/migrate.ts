@@ -7,11 +7,12 @@
 import { Migrator, type Migration, type MigrationProvider } from 'kysely/migration';
 import type { Db } from './database.ts';
 import * as m0001 from './migrations/0001-initial.ts';
+import * as m0002 from './migrations/0002-repository.ts';
 
 interface MigrationModule {
   up(db: import('kysely').Kysely<unknown>, dialect: import('./database.ts').Dialect): Promise<void>;
 }
-const migrations: Record<string, MigrationModule> = { '0001-initial': m0001 };
+const migrations: Record<string, MigrationModule> = { '0001-initial': m0001, '0002-repository': m0002 };
 
 export async function migrateToLatest(db: Db): Promise<string[]> {
   const provider: MigrationProvider = {

@@ -157,7 +157,23 @@ export interface ServerSettingsTable {
   value: string;
 }
 
+export interface PackagesTable {
+  id: string;
+  product: string;
+  version: string;
+  kind: string;
+  platforms: string;
+  manifest: string;
+  sha256: string;
+  signature: string;
+  size: number;
+  branch: string | null;
+  created_at: string;
+  created_by: string;
+}
+
 export interface Database {
+  packages: PackagesTable;
   groups: GroupsTable;
   devices: DevicesTable;
   enrolment_tokens: EnrolmentTokensTable;

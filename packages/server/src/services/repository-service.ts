@@ -1,0 +1,184 @@
+/**
+ * The master repository: signed, versioned packages in branches current, previous and
+ * evaluation. An archive is streamed to a temporary file while its SHA-256 is computed, its
+ * manifest is read from inside it and validated, and the package is signed with the
+ * server's key. Archives are stored by content hash under `DATA/repository/`.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform, type Readable } from 'node:stream';
+import * as tar from 'tar';
+import {
+  PACKAGE_MANIFEST_FILE,
+  PackageManifest,
+  canonicalJson,
+  checker,
+  packageSigningPayload,
+  type Branch,
+  type RepositoryPackage,
+} from '@garrison/protocol';
+import { compareVersions } from '@garrison/core';
+import { AppError } from '../errors.ts';
+import type { Clock } from '../clock.ts';
+import { newId } from '../ids.ts';
+import type { PackageStore } from '../storage/package-store.ts';
+import { actorName, authorize, Permission, type Actor } from './actor.ts';
+import type { EventService } from './event-service.ts';
+import type { SigningKey } from './signing.ts';
+
+const manifestChecker = checker(PackageManifest);
+export const MAX_PACKAGE_BYTES = 1024 * 1024 * 1024;
+const MAX_MANIFEST_BYTES = 256 * 1024;
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** Reads `garrison-package.json` from the root of a .tar.gz without extracting anything else. */
+export async function readManifest(archive: string): Promise<unknown> {
+  let text: string | null = null;
+  let tooBig = false;
+  try {
+    await tar.t({
+      file: archive,
+      strict: true,
+      filter: (p) => p.replace(/^\.\//, '') === PACKAGE_MANIFEST_FILE,
+      onReadEntry: (entry) => {
+        if (entry.size > MAX_MANIFEST_BYTES) {
+          tooBig = true;
+          entry.resume();
+          return;
+        }
+        const chunks: Buffer[] = [];
+        entry.on('data', (c: Buffer) => chunks.push(c));
+        entry.on('end', () => (text = Buffer.concat(chunks).toString('utf8')));
+      },
+    });
+  } catch (err) {
+    throw new AppError('VALIDATION_FAILED', `the archive is not a readable .tar.gz: ${(err as Error).message}`);
+  }
+  if (tooBig) throw new AppError('VALIDATION_FAILED', `${PACKAGE_MANIFEST_FILE} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+  if (text === null) throw new AppError('VALIDATION_FAILED', `the archive has no ${PACKAGE_MANIFEST_FILE} at its root`);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new AppError('VALIDATION_FAILED', `${PACKAGE_MANIFEST_FILE} is not valid JSON`);
+  }
+}
+
+export class RepositoryService {
+  readonly #store: PackageStore;
+  readonly #dir: string;
+  readonly #key: SigningKey;
+  readonly #clock: Clock;
+  readonly #events: EventService;
+  /** Called when a package enters a branch: deployments and "new content" triggers follow. */
+  onContent: (pkg: RepositoryPackage) => void = () => {};
+
+  constructor(deps: { store: PackageStore; dir: string; key: SigningKey; clock: Clock; events: EventService }) {
+    this.#store = deps.store;
+    this.#dir = deps.dir;
+    this.#key = deps.key;
+    this.#clock = deps.clock;
+    this.#events = deps.events;
+  }
+  get publicKeyPem(): string {
+    return this.#key.publicKeyPem;
+  }
+  archivePath(sha256: string): string {
+    return path.join(this.#dir, `${sha256}.tgz`);
+  }
+  async list(actor: Actor, filter: { product?: string; branch?: Branch } = {}): Promise<RepositoryPackage[]> {
+    authorize(actor, Permission.read);
+    const list = await this.#store.list(filter);
+    return list.sort((a, b) => (a.product === b.product ? compareVersions(b.version, a.version) : a.product < b.product ? -1 : 1));
+  }
+  async get(actor: Actor, id: string): Promise<RepositoryPackage> {
+    authorize(actor, Permission.read);
+    const p = await this.#store.get(id);
+    if (!p) throw new AppError('NOT_FOUND', `package ${id} does not exist`);
+    return p;
+  }
+  /** The newest package of a product in a branch: what a deployment installs. */
+  async inBranch(product: string, branch: Branch): Promise<RepositoryPackage | undefined> {
+    return (await this.#store.list({ product, branch }))[0];
+  }
+
+  async add(actor: Actor, body: Readable, branch: Branch | null): Promise<RepositoryPackage> {
+    authorize(actor, Permission.manageServer);
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    const tmp = path.join(this.#dir, `.upload-${newId()}`);
+    const hash = createHash('sha256');
+    let size = 0;
+    try {
+      await pipeline(
+        body,
+        new Transform({
+          transform(chunk: Buffer, _enc, done) {
+            size += chunk.length;
+            if (size > MAX_PACKAGE_BYTES) return done(new AppError('PAYLOAD_TOO_LARGE', `a package is at most ${MAX_PACKAGE_BYTES} bytes`));
+            hash.update(chunk);
+            done(null, chunk);
+          },
+        }),
+        createWriteStream(tmp, { mode: 0o600 }),
+      );
+      if (size === 0) throw new AppError('VALIDATION_FAILED', 'the body is empty: send the package archive (.tar.gz)');
+      const manifest = await readManifest(tmp);
+      if (!manifestChecker.check(manifest)) throw new AppError('VALIDATION_FAILED', `${PACKAGE_MANIFEST_FILE} does not match the package manifest schema`, { issues: manifestChecker.issues(manifest) });
+      if (manifest.kind === 'definitions' && !manifest.contentFor) throw new AppError('VALIDATION_FAILED', 'a definitions package names the product it is for in "contentFor"');
+      if (await this.#store.find(manifest.product, manifest.version)) throw new AppError('CONFLICT', `${manifest.product} ${manifest.version} is already in the repository`);
+      const sha256 = hash.digest('hex');
+      const signature = this.#key.sign(packageSigningPayload({ product: manifest.product, version: manifest.version, sha256, manifestSha256: sha256Hex(canonicalJson(manifest)) }));
+      await rename(tmp, this.archivePath(sha256));
+      const pkg: RepositoryPackage = {
+        id: newId(),
+        product: manifest.product,
+        version: manifest.version,
+        kind: manifest.kind,
+        platforms: manifest.platforms,
+        branch,
+        sha256,
+        signature,
+        size,
+        manifest,
+        createdAt: this.#clock.now().toISOString(),
+        createdBy: actorName(actor),
+      };
+      await this.#store.placeInBranch(pkg, branch, true);
+      await this.#events.audit(actor, 'repository.added', `${pkg.product} ${pkg.version} checked into ${branch ?? 'the repository (no branch)'}`, { product: pkg.product, data: { packageId: pkg.id, sha256, size } });
+      if (branch) this.onContent(pkg);
+      return pkg;
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+  async promote(actor: Actor, id: string, branch: Branch | null): Promise<RepositoryPackage> {
+    authorize(actor, Permission.manageServer);
+    const pkg = await this.get(actor, id);
+    await this.#store.placeInBranch(pkg, branch, false);
+    await this.#events.audit(actor, 'repository.promoted', `${pkg.product} ${pkg.version} moved to ${branch ?? 'no branch'}`, { product: pkg.product, data: { packageId: id, from: pkg.branch, to: branch } });
+    const moved = (await this.#store.get(id))!;
+    if (branch) this.onContent(moved);
+    return moved;
+  }
+  async remove(actor: Actor, id: string): Promise<void> {
+    authorize(actor, Permission.manageServer);
+    const pkg = await this.get(actor, id);
+    await this.#store.remove(id);
+    if ((await this.#store.countBySha(pkg.sha256)) === 0) await rm(this.archivePath(pkg.sha256), { force: true });
+    await this.#events.audit(actor, 'repository.removed', `${pkg.product} ${pkg.version} removed from the repository`, { product: pkg.product, data: { packageId: id } });
+  }
+  /** The archive of a package for an agent's download. */
+  async openArchive(id: string): Promise<{ pkg: RepositoryPackage; stream: Readable; size: number }> {
+    const pkg = await this.#store.get(id);
+    if (!pkg) throw new AppError('NOT_FOUND', `package ${id} does not exist`);
+    const file = this.archivePath(pkg.sha256);
+    const st = await stat(file).catch(() => null);
+    if (!st) throw new AppError('NOT_FOUND', `the archive of package ${id} is missing from the repository`);
+    return { pkg, stream: createReadStream(file), size: st.size };
+  }
+}

@@ -1,0 +1,86 @@
+import type { Branch, PackageManifest, RepositoryPackage } from '@garrison/protocol';
+import type { Db } from './database.ts';
+import type { PackagesTable } from './schema.ts';
+
+function toPackage(r: PackagesTable): RepositoryPackage {
+  return {
+    id: r.id,
+    product: r.product,
+    version: r.version,
+    kind: r.kind as RepositoryPackage['kind'],
+    platforms: JSON.parse(r.platforms) as string[],
+    branch: r.branch as Branch | null,
+    sha256: r.sha256,
+    signature: r.signature,
+    size: Number(r.size),
+    manifest: JSON.parse(r.manifest) as PackageManifest,
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+  };
+}
+
+export class PackageStore {
+  readonly #db: Db;
+  constructor(db: Db) {
+    this.#db = db;
+  }
+  async list(filter: { product?: string; branch?: Branch } = {}): Promise<RepositoryPackage[]> {
+    let q = this.#db.kysely.selectFrom('packages').selectAll();
+    if (filter.product) q = q.where('product', '=', filter.product);
+    if (filter.branch) q = q.where('branch', '=', filter.branch);
+    return (await q.orderBy('product').orderBy('created_at', 'desc').execute()).map(toPackage);
+  }
+  async get(id: string): Promise<RepositoryPackage | undefined> {
+    const r = await this.#db.kysely.selectFrom('packages').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toPackage(r);
+  }
+  async find(product: string, version: string): Promise<RepositoryPackage | undefined> {
+    const r = await this.#db.kysely.selectFrom('packages').selectAll().where('product', '=', product).where('version', '=', version).executeTakeFirst();
+    return r && toPackage(r);
+  }
+  async countBySha(sha256: string): Promise<number> {
+    const r = await this.#db.kysely.selectFrom('packages').select((eb) => eb.fn.countAll<number>().as('n')).where('sha256', '=', sha256).executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+  /**
+   * Inserts or moves a package into a branch, shifting the product's others in one
+   * transaction: into `current`, the old current becomes `previous` and the old previous
+   * leaves the branches; into `previous` or `evaluation`, the old holder leaves them.
+   */
+  async placeInBranch(pkg: RepositoryPackage, branch: Branch | null, insert: boolean): Promise<void> {
+    await this.#db.kysely.transaction().execute(async (trx) => {
+      const others = () => trx.updateTable('packages').where('product', '=', pkg.product).where('id', '!=', pkg.id);
+      if (branch === 'current') {
+        await others().set({ branch: null }).where('branch', '=', 'previous').execute();
+        await others().set({ branch: 'previous' }).where('branch', '=', 'current').execute();
+      } else if (branch !== null) {
+        await others().set({ branch: null }).where('branch', '=', branch).execute();
+      }
+      if (insert) {
+        await trx
+          .insertInto('packages')
+          .values({
+            id: pkg.id,
+            product: pkg.product,
+            version: pkg.version,
+            kind: pkg.kind,
+            platforms: JSON.stringify(pkg.platforms),
+            manifest: JSON.stringify(pkg.manifest),
+            sha256: pkg.sha256,
+            signature: pkg.signature,
+            size: pkg.size,
+            branch,
+            created_at: pkg.createdAt,
+            created_by: pkg.createdBy,
+          })
+          .execute();
+      } else {
+        await trx.updateTable('packages').set({ branch }).where('id', '=', pkg.id).execute();
+      }
+    });
+  }
+  async remove(id: string): Promise<boolean> {
+    const r = await this.#db.kysely.deleteFrom('packages').where('id', '=', id).executeTakeFirst();
+    return Number(r.numDeletedRows) === 1;
+  }
+}
