@@ -134,6 +134,8 @@ export interface RequestOptions {
   body?: unknown;
   /** Return the body as text (CSV, JSON lines) rather than parsed JSON. */
   text?: boolean;
+  /** A raw body (a package archive) instead of JSON. */
+  raw?: { data: Blob; contentType: string };
   timeoutMs?: number;
 }
 
@@ -161,12 +163,14 @@ export class Client {
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { authorization: `Bearer ${this.#token}`, accept: 'application/json' };
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
+    if (opts.raw) headers['content-type'] = opts.raw.contentType;
     let res: Response;
     try {
       res = await fetch(url, {
         method,
         headers,
         ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+        ...(opts.raw ? { body: opts.raw.data } : {}),
         signal: AbortSignal.timeout(opts.timeoutMs ?? 60_000),
       });
     } catch (err) {

@@ -15,6 +15,7 @@ import { registerRunCommands } from './commands/runs.ts';
 import { registerSecretCommands } from './commands/secrets.ts';
 import { registerTaskCommands } from './commands/tasks.ts';
 import { registerTokenCommands } from './commands/tokens.ts';
+import { registerRepoCommands } from './commands/repo.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;
@@ -70,6 +71,7 @@ export function buildProgram(state: RunState): Command {
   registerGroupCommands(program, state);
   registerDeviceCommands(program, state);
   registerTokenCommands(program, state);
+  registerRepoCommands(program, state);
   registerTaskCommands(program, state);
   registerRunCommands(program, state);
   registerEventCommands(program, state);

@@ -626,6 +626,25 @@ describe('garrison CLI against a real server', { timeout: 120_000 }, () => {
     assert.match(gone.stderr, /^error NOT_FOUND: /);
   });
 
+  it('checks packages into the repository, lists, promotes and removes them', async () => {
+    const { buildArchive, manifest } = await import('../../server/test/package-fixtures.ts');
+    const v1 = await buildArchive(manifest('cli-app', '1.9'));
+    const v2 = await buildArchive(manifest('cli-app', '1.10'));
+    assert.match(await ok(['repo', 'add', v1]), /cli-app 1\.9 checked into current/);
+    assert.match(await ok(['repo', 'add', v2, '--branch', 'evaluation']), /cli-app 1\.10 checked into evaluation/);
+    await ok(['repo', 'promote', 'cli-app@1.10', '--branch', 'current']);
+    const list = JSON.parse(await ok(['repo', 'list', '--product', 'cli-app', '--json'])) as { version: string; branch: string }[];
+    assert.deepEqual(list.map((p) => [p.version, p.branch]), [['1.10', 'current'], ['1.9', 'previous']]);
+    assert.match(await ok(['repo', 'show', 'cli-app@1.10']), /sha256:\s+[0-9a-f]{64}/);
+    assert.match(await ok(['repo', 'key']), /BEGIN PUBLIC KEY/);
+    await ok(['repo', 'remove', 'cli-app@1.9']);
+    const bad = await cli(['repo', 'add', '/nonexistent.tgz']);
+    assert.equal(bad.code, 2);
+    const dup = await cli(['repo', 'add', v2]);
+    assert.equal(dup.code, 1);
+    assert.match(dup.stderr, /CONFLICT/);
+  });
+
   it('reports the API error code for unknown groups and exits 2 without a token', async () => {
     const devices = await cli(['device', 'list', '--group', 'No/Such/Group']);
     assert.equal(devices.code, 1);
