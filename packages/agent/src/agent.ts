@@ -17,7 +17,10 @@ import { randomUUID } from 'node:crypto';
 import {
   AGENT_ENROL_PATH,
   type AgentTask,
+  BUILTIN_PRODUCT,
+  DEPLOYMENT_TASK_TYPE,
   type CheckInResult,
+  type DeploymentInstruction,
   type EnrolResponse,
   type LocalTaskChange,
   type Policy,
@@ -29,6 +32,8 @@ import { readJson, writeJsonAtomic } from './state-file.ts';
 import { TaskRunner } from './task-runner.ts';
 import { Transport, TransportError } from './transport.ts';
 import { AgentPluginRegistry, builtinAgentPlugin } from './plugins.ts';
+import { ProductManager } from './products.ts';
+import { deploymentExecutor } from './executors/deployment.ts';
 import { collectInventory } from './inventory.ts';
 import { startLocalApi, type LocalApi } from './local-api.ts';
 
@@ -53,6 +58,8 @@ interface TaskCache {
   tasks: AgentTask[];
   policy: Policy;
   lastCheckInAt: string | null;
+  /** The deployment steps of the last check-in, for the deployment task. */
+  deployment?: DeploymentInstruction[];
 }
 const DEFAULT_POLICY: Policy = { checkInIntervalMinutes: 60, policyEnforcementMinutes: 5 };
 const REPORT_BATCH = 500;
@@ -86,6 +93,7 @@ export class Agent {
   readonly stateDir: string;
   readonly #opts: AgentOptions;
   readonly plugins: AgentPluginRegistry;
+  products!: ProductManager;
   events!: LocalEventLog;
   spool!: RunSpool;
   runner!: TaskRunner;
@@ -100,6 +108,7 @@ export class Agent {
   #flushRetry: NodeJS.Timeout | null = null;
   #checkingIn: Promise<void> | null = null;
   #checkInAgain = false;
+  #lastDeploymentCheckIn = 0;
   #localApi: LocalApi | null = null;
   #stopped = false;
 
@@ -132,6 +141,29 @@ export class Agent {
       await this.log('info', 'agent.enrolled', `enrolled as device ${r.deviceId} with ${cred.serverUrl}`);
     }
     this.credential = cred;
+    const credential = cred;
+    this.products = new ProductManager({
+      productsRoot: path.join(this.stateDir, 'products'),
+      downloadsDir: path.join(this.stateDir, 'downloads'),
+      tempDir: path.join(this.stateDir, 'tmp'),
+      server: () => ({ url: credential.serverUrl, credential: credential.credential, ...(credential.signingPublicKey ? { signingPublicKey: credential.signingPublicKey } : {}) }),
+    });
+    this.plugins.packaged = this.products;
+    this.plugins.registerTaskType(
+      BUILTIN_PRODUCT,
+      DEPLOYMENT_TASK_TYPE,
+      deploymentExecutor({
+        products: this.products,
+        plan: () => this.#cache.deployment ?? [],
+        // Report the new inventory now, but at most once a minute: a package whose detect
+        // command disagrees with its version must not turn into an install loop.
+        changed: () => {
+          if (Date.now() - this.#lastDeploymentCheckIn < 60_000) return;
+          this.#lastDeploymentCheckIn = Date.now();
+          void this.checkIn();
+        },
+      }),
+    );
     this.#cache = (await readJson<TaskCache>(path.join(this.stateDir, 'tasks.json')).catch(() => undefined)) ?? this.#cache;
     const pendingLocal = (await readJson<LocalTaskChange[]>(path.join(this.stateDir, 'local-changes.json')).catch(() => undefined)) ?? [];
     this.#localChanges = new Map(pendingLocal.map((c) => [c.taskId, c]));
@@ -250,6 +282,7 @@ export class Agent {
       tasks: result.tasks ?? this.#cache.tasks,
       policy: result.policy,
       lastCheckInAt: result.serverTime,
+      deployment: result.deployment?.steps ?? [],
     };
     await writeJsonAtomic(path.join(this.stateDir, 'tasks.json'), this.#cache);
     if (result.tasks || result.localResolutions.length) this.runner.setTasks(this.#effectiveTasks());

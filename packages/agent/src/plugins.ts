@@ -28,6 +28,16 @@ export type ExecutionOutcome = ScriptOutcome & { events?: RunEvent[] };
 
 export interface TaskExecutor {
   run(task: AgentTask, ctx: ExecutionContext): Promise<ExecutionOutcome>;
+  /** When a trigger fires: false skips it without a run (e.g. a deployment with nothing to do). */
+  shouldRun?(task: AgentTask): boolean;
+}
+
+/** Lifecycle of products installed from packages: the fallback when a plug-in says nothing. */
+export interface PackagedProducts {
+  installed(): Promise<{ product: string }[]>;
+  detect(product: string): Promise<{ version: string } | null>;
+  isRunning(product: string): Promise<boolean>;
+  record(product: string): Promise<unknown>;
 }
 
 export interface AgentPlugin {
@@ -55,11 +65,18 @@ export const builtinAgentPlugin: AgentPlugin = {
 export class AgentPluginRegistry {
   readonly #plugins = new Map<string, AgentPlugin>();
   readonly #productsRoot: string;
+  packaged: PackagedProducts | null = null;
   constructor(productsRoot = '') {
     this.#productsRoot = productsRoot;
   }
   install(p: AgentPlugin): void {
     this.#plugins.set(p.product, p);
+  }
+  /** Adds a task type to a product's plug-in (the agent's own deployment task, for one). */
+  registerTaskType(product: string, type: string, executor: TaskExecutor): void {
+    const p = this.#plugins.get(product) ?? { product, taskTypes: {} };
+    p.taskTypes = { ...p.taskTypes, [type]: executor };
+    this.#plugins.set(product, p);
   }
   get(product: string): AgentPlugin | undefined {
     return this.#plugins.get(product);
@@ -67,15 +84,26 @@ export class AgentPluginRegistry {
   context(product: string): ProductContext {
     return { product, productDir: path.join(this.#productsRoot, product) };
   }
+  /** The execution condition: the plug-in's answer, else the package's status command, else running. */
   async isRunning(product: string): Promise<boolean> {
     const p = this.#plugins.get(product);
-    return p?.isRunning ? p.isRunning(this.context(product)) : true;
+    if (p?.isRunning) return p.isRunning(this.context(product));
+    if (this.packaged && (await this.packaged.record(product))) return this.packaged.isRunning(product);
+    return true;
   }
+  async detect(product: string): Promise<{ version: string } | null> {
+    const p = this.#plugins.get(product);
+    if (p?.detect) return p.detect(this.context(product));
+    return this.packaged ? this.packaged.detect(product) : null;
+  }
+  /** Inventory: every product a plug-in detects or a package installed. */
   async installedProducts(): Promise<{ id: string; version: string; running: boolean }[]> {
+    const ids = new Set<string>(this.#plugins.keys());
+    for (const r of (await this.packaged?.installed()) ?? []) ids.add(r.product);
     const out: { id: string; version: string; running: boolean }[] = [];
-    for (const p of this.#plugins.values()) {
-      const found = p.detect ? await p.detect(this.context(p.product)) : null;
-      if (found) out.push({ id: p.product, version: found.version, running: await this.isRunning(p.product) });
+    for (const id of [...ids].sort()) {
+      const found = await this.detect(id);
+      if (found) out.push({ id, version: found.version, running: await this.isRunning(id) });
     }
     return out;
   }

@@ -234,6 +234,8 @@ export class TaskRunner {
     const t = this.#tasks.get(taskId);
     if (!t || !t.enabled || this.#stopped || this.#running.has(taskId)) return;
     if (!isWithinWindow(t.schedule, this.#o.now())) return;
+    const executor = this.#o.plugins.get(t.product)?.taskTypes[t.type];
+    if (executor?.shouldRun && !executor.shouldRun(t)) return;
     const now = this.#o.now().toISOString();
     this.#launch({ runId: randomUUID(), task: t, requestId: null, cause, attempt: 1, seq: 0, createdAt: now, startedAt: null });
   }

@@ -8,3 +8,4 @@ export * from './schedule.ts';
 export * from './effective-tasks.ts';
 export * from './run-state.ts';
 export * from './version.ts';
+export * from './deployment.ts';

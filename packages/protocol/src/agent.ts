@@ -9,6 +9,7 @@ import { Inventory } from './inventory.ts';
 import { AgentTask } from './task.ts';
 import { RunStateSchema } from './run.ts';
 import { Schedule } from './schedule.ts';
+import type { DeploymentInstruction } from './deployment.ts';
 
 export const PROTOCOL_VERSION = 1;
 export const AGENT_WS_PATH = '/agent/v1/ws';
@@ -43,7 +44,7 @@ export const EnrolResponse = Type.Object({
 });
 export type EnrolResponse = Static<typeof EnrolResponse>;
 
-/** An event a run reports, e.g. a detection; its kind is recorded as `product.<kind>`. */
+/** An event a run reports, e.g. a detection; recorded centrally as `<task's product>.<kind>`. */
 export const RunEvent = Type.Object(
   {
     severity: Type.Union([Type.Literal('info'), Type.Literal('warning'), Type.Literal('error')]),
@@ -156,6 +157,8 @@ export interface CheckInResult {
   tasks?: AgentTask[];
   runRequests: RunRequest[];
   localResolutions: LocalTaskResolution[];
+  /** What the deployment task should install or remove now; absent when nothing is assigned. */
+  deployment?: { steps: DeploymentInstruction[] };
   serverTime: string;
 }
 export interface AckMessage {

@@ -9,3 +9,4 @@ export * from './agent.ts';
 export * from './script-settings.ts';
 export * from './api.ts';
 export * from './package.ts';
+export * from './deployment.ts';

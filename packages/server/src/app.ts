@@ -24,6 +24,8 @@ import { SettingsStore } from './storage/settings-store.ts';
 import { PackageStore } from './storage/package-store.ts';
 import { RepositoryService } from './services/repository-service.ts';
 import { SigningKey } from './services/signing.ts';
+import { DeploymentStore } from './storage/deployment-store.ts';
+import { DeploymentService } from './services/deployment-service.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { Catalog } from './services/catalog.ts';
 import { EventService } from './services/event-service.ts';
@@ -36,6 +38,7 @@ import { SecretService } from './services/secret-service.ts';
 import { AgentService } from './services/agent-service.ts';
 import { AuthService } from './services/auth-service.ts';
 import { noPresence } from './services/presence.ts';
+import { systemActor } from './services/actor.ts';
 import type { Services } from './services/services.ts';
 import { PluginRegistry } from './plugins/registry.ts';
 import { builtinGarrisonPlugin } from './plugins/builtin-garrison.ts';
@@ -104,6 +107,7 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
     secrets: new SecretStore(db),
     settings: new SettingsStore(db),
     packages: new PackageStore(db),
+    deployments: new DeploymentStore(db),
   };
   const catalog = new Catalog({ groups: stores.groups, tasks: stores.tasks, devices: stores.devices });
   await catalog.load();
@@ -120,7 +124,11 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   const enrolment = new EnrolmentService({ tokens: stores.tokens, devices: stores.devices, catalog, clock, events, signingPublicKey: signingKey.publicKeyPem });
   const tasks = new TaskService({ store: stores.tasks, devices: stores.devices, catalog, plugins, secrets, clock, events });
   const runs = new RunService({ runs: stores.runs, catalog, tasks, clock, events, presence: noPresence });
-  const agents = new AgentService({ devices: stores.devices, runs: stores.runs, taskStore: stores.tasks, tasks, catalog, secrets, events, clock, log });
+  const deployments = new DeploymentService({ store: stores.deployments, packages: stores.packages, catalog, clock, events, log });
+  await deployments.load();
+  await deployments.ensureDeploymentTask(tasks, systemActor, groups.rootId);
+  repository.onContent = (pkg) => void deployments.repositoryChanged(pkg.product).catch((err: unknown) => log.error({ err }, 'replanning deployments failed'));
+  const agents = new AgentService({ devices: stores.devices, runs: stores.runs, taskStore: stores.tasks, tasks, catalog, secrets, events, clock, log, deployments });
   const auth = new AuthService({ store: stores.admins, clock });
   const hub = new AgentHub({ agents, enrolment, log });
   devices.presence = hub;
@@ -129,9 +137,10 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   const nudge = (ids: string[]) => hub.send(ids, { type: 'sync' });
   tasks.onChanged = nudge;
   devices.onChanged = nudge;
+  deployments.onChanged = nudge;
   groups.onChanged = (groupIds) => nudge(catalog.devicesInGroups(groupIds));
 
-  const services: Services = { auth, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub, repository };
+  const services: Services = { auth, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub, repository, deployments };
   const http = await buildHttpApp(services, log);
   http.server.on('upgrade', (req, socket, head) => {
     if ((req.url ?? '').split('?')[0] === AGENT_WS_PATH) void hub.handleUpgrade(req, socket, head);
@@ -184,6 +193,7 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
         await hub.close();
         await http.close();
         await agents.flushAll();
+        await deployments.flush();
         await events.flush();
         await db.close();
       })();

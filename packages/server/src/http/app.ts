@@ -13,6 +13,7 @@ import type { Services } from '../services/services.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
 import { registerAgentRoutes } from './agent-routes.ts';
 import { registerRepositoryRoutes } from './repository-routes.ts';
+import { registerDeploymentRoutes } from './deployment-routes.ts';
 import { bearer } from '../agent-hub/hub.ts';
 
 declare module 'fastify' {
@@ -87,5 +88,6 @@ export async function buildHttpApp(services: Services, log: Logger): Promise<Fas
   registerAdminRoutes(app, services);
   registerAgentRoutes(app, services);
   registerRepositoryRoutes(app, services);
+  registerDeploymentRoutes(app, services);
   return app;
 }

@@ -1,4 +1,5 @@
-import { BUILTIN_PRODUCT, SCRIPT_TASK_TYPE, ScriptSettings } from '@garrison/protocol';
+import { Type } from 'typebox';
+import { BUILTIN_PRODUCT, DEPLOYMENT_TASK_TYPE, SCRIPT_TASK_TYPE, ScriptSettings } from '@garrison/protocol';
 import type { ServerPlugin } from './plugin.ts';
 
 /** The built-in plug-in: product "garrison" (the agent itself) and its generic `script` task type. */
@@ -18,6 +19,12 @@ export const builtinGarrisonPlugin: ServerPlugin = {
         if (settings.shell === 'none' && hasScript) problems.push('shell "none" runs a command, not a script body');
         return problems;
       },
+    },
+    {
+      id: DEPLOYMENT_TASK_TYPE,
+      name: 'Initial deployment / update',
+      description: "Installs, updates and removes the products assigned to the device's group, as the server plans it at each check-in.",
+      settingsSchema: Type.Object({}, { additionalProperties: false }),
     },
   ],
 };

@@ -10,6 +10,8 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
+  BUILTIN_PRODUCT,
+  DEPLOYMENT_TASK_TYPE,
   isFinalRunState,
   type AckMessage,
   type CheckInRequest,
@@ -33,6 +35,7 @@ import type { SecretService } from './secret-service.ts';
 import type { TaskService } from './task-service.ts';
 import { systemActor } from './actor.ts';
 import type { Severity } from '../storage/event-store.ts';
+import type { DeploymentService } from './deployment-service.ts';
 
 const RUN_ID = /^[A-Za-z0-9._:-]{1,80}$/;
 const INGEST_FLUSH_MS = 15;
@@ -65,6 +68,7 @@ export class AgentService {
   readonly #events: EventService;
   readonly #clock: Clock;
   readonly #log: Logger;
+  readonly #deployments: DeploymentService;
   #queue: QueuedReports[] = [];
   #queuedCount = 0;
   #timer: NodeJS.Timeout | null = null;
@@ -87,7 +91,9 @@ export class AgentService {
     events: EventService;
     clock: Clock;
     log: Logger;
+    deployments: DeploymentService;
   }) {
+    this.#deployments = deps.deployments;
     this.#devices = deps.devices;
     this.#runs = deps.runs;
     this.#taskStore = deps.taskStore;
@@ -146,6 +152,7 @@ export class AgentService {
       if (task) runRequests.push({ runId: p.id, requestId: p.requestId, taskId: p.taskId, expiresAt: p.expiresAt, task: await this.#tasks.toAgentTask(task) });
     }
     const facts2 = this.#catalog.device(deviceId)!;
+    const deploymentSteps = this.#deployments.planFor(deviceId, facts2.groupId, req.inventory);
     return {
       type: 'check-in-result',
       ...(req.id !== undefined ? { re: req.id } : {}),
@@ -156,6 +163,7 @@ export class AgentService {
       ...(req.tasksEtag === list.etag ? {} : { tasks: await Promise.all(list.tasks.map((t) => this.#tasks.toAgentTask(t))) }),
       runRequests,
       localResolutions,
+      ...(deploymentSteps ? { deployment: { steps: deploymentSteps } } : {}),
       serverTime: now,
     };
   }
@@ -325,11 +333,12 @@ export class AgentService {
   #recordRunEvent(i: DeviceReport): void {
     const r = i.report;
     const task = this.#catalog.task(r.taskId);
+    if (task?.product === BUILTIN_PRODUCT && task.type === DEPLOYMENT_TASK_TYPE && r.events?.length) this.#deployments.recordResults(i.deviceId, r.events);
     for (const e of r.events ?? []) {
       const time = e.time && !Number.isNaN(Date.parse(e.time)) ? new Date(e.time).toISOString() : undefined;
       this.#events.record({
         severity: e.severity,
-        kind: `product.${e.kind}`,
+        kind: `${task?.product ?? 'product'}.${e.kind}`,
         message: e.message,
         deviceId: i.deviceId,
         taskId: r.taskId,

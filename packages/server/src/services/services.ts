@@ -12,6 +12,7 @@ import type { RunService } from './run-service.ts';
 import type { SecretService } from './secret-service.ts';
 import type { TaskService } from './task-service.ts';
 import type { RepositoryService } from './repository-service.ts';
+import type { DeploymentService } from './deployment-service.ts';
 
 /** Everything the HTTP layer and the agent hub call. */
 export interface Services {
@@ -29,4 +30,5 @@ export interface Services {
   settings: SettingsStore;
   presence: Presence;
   repository: RepositoryService;
+  deployments: DeploymentService;
 }

@@ -172,7 +172,32 @@ export interface PackagesTable {
   created_by: string;
 }
 
+export interface DeploymentsTable {
+  group_id: string;
+  product: string;
+  branch: string;
+  pinned_version: string | null;
+  action: string;
+  remove_conflicts: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface DeviceProductsTable {
+  device_id: string;
+  product: string;
+  state: string;
+  installed_version: string | null;
+  target_version: string | null;
+  exit_code: number | null;
+  detail: string | null;
+  output_tail: string | null;
+  updated_at: string;
+}
+
 export interface Database {
+  deployments: DeploymentsTable;
+  device_products: DeviceProductsTable;
   packages: PackagesTable;
   groups: GroupsTable;
   devices: DevicesTable;

@@ -1,0 +1,162 @@
+/**
+ * Products installed on the device from packages of the master repository. Each lives in
+ * `<state>/products/<product>/`: `installed.json` (version, the signed manifest, where its
+ * files are) and `packages/<version>/` (the extracted archive, where its commands run).
+ * Installing means: download, verify hash and signature, extract, check the manifest, run
+ * the install command; only then is the product recorded as installed. The manifest's
+ * detect, status, start and stop commands are what the agent uses for a product whose
+ * plug-in does not say otherwise.
+ */
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { DeploymentInstruction, PackageCommand, PackageManifest } from '@garrison/protocol';
+import { runScript, type ScriptOutcome } from './executors/script.ts';
+import { downloadPackage, extractPackage, PackageVerificationError, verifyPackage } from './package-verify.ts';
+import { readJson, writeJsonAtomic } from './state-file.ts';
+
+export interface InstalledRecord {
+  product: string;
+  version: string;
+  manifest: PackageManifest;
+  packageDir: string;
+  installedAt: string;
+}
+
+export interface StepOutcome {
+  ok: boolean;
+  /** The step was refused before anything ran (verification failed). */
+  refused: boolean;
+  exitCode: number | null;
+  reason: string | null;
+  outputTail: string;
+}
+
+export interface ProductManagerOptions {
+  productsRoot: string;
+  downloadsDir: string;
+  tempDir: string;
+  server(): { url: string; credential: string; signingPublicKey?: string };
+}
+
+const COMMAND_TIMEOUT_S = 15 * 60;
+
+export class ProductManager {
+  readonly #o: ProductManagerOptions;
+  constructor(o: ProductManagerOptions) {
+    this.#o = o;
+  }
+  productDir(product: string): string {
+    return path.join(this.#o.productsRoot, product);
+  }
+  async record(product: string): Promise<InstalledRecord | undefined> {
+    return readJson<InstalledRecord>(path.join(this.productDir(product), 'installed.json')).catch(() => undefined);
+  }
+  async installed(): Promise<InstalledRecord[]> {
+    const names = await readdir(this.#o.productsRoot).catch(() => [] as string[]);
+    const out: InstalledRecord[] = [];
+    for (const n of names) {
+      const r = await this.record(n);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  /** Runs one of a package's commands in its folder, with the documented environment. */
+  async run(manifest: PackageManifest, packageDir: string, which: keyof PackageManifest['commands'], signal?: AbortSignal): Promise<ScriptOutcome | null> {
+    const cmd: PackageCommand | undefined = manifest.commands[which];
+    if (!cmd) return null;
+    const env: Record<string, string> = {
+      GARRISON_PACKAGE_DIR: packageDir,
+      GARRISON_PRODUCT_DIR: this.productDir(manifest.product),
+      GARRISON_PRODUCT: manifest.product,
+      GARRISON_VERSION: manifest.version,
+      GARRISON_NODE: process.execPath,
+      ...(manifest.contentFor ? { GARRISON_CONTENT_DIR: this.productDir(manifest.contentFor) } : {}),
+    };
+    await mkdir(this.#o.tempDir, { recursive: true });
+    return runScript(
+      {
+        ...(cmd.shell ? { shell: cmd.shell } : {}),
+        ...(cmd.command ? { command: cmd.command } : {}),
+        ...(cmd.script ? { script: cmd.script } : {}),
+        ...(cmd.args ? { args: cmd.args } : {}),
+        ...(cmd.successExitCodes ? { successExitCodes: cmd.successExitCodes } : {}),
+        env,
+        workingDirectory: packageDir,
+        timeoutSeconds: cmd.timeoutSeconds ?? COMMAND_TIMEOUT_S,
+      },
+      { signal: signal ?? new AbortController().signal, tempDir: this.#o.tempDir },
+    );
+  }
+
+  async install(step: DeploymentInstruction, signal: AbortSignal): Promise<StepOutcome> {
+    const pkg = step.package;
+    if (!pkg) return { ok: false, refused: true, exitCode: null, reason: 'the instruction names no package', outputTail: '' };
+    const server = this.#o.server();
+    if (!server.signingPublicKey) {
+      return { ok: false, refused: true, exitCode: null, reason: "this agent has no server signing key (enrolled before packages were signed); re-enrol it", outputTail: '' };
+    }
+    const archive = path.join(this.#o.downloadsDir, `${pkg.sha256}.tgz`);
+    const productDir = this.productDir(pkg.product);
+    const packageDir = path.join(productDir, 'packages', pkg.version);
+    try {
+      await downloadPackage(server.url, server.credential, pkg.id, archive);
+      await verifyPackage(archive, pkg, server.signingPublicKey);
+      await mkdir(productDir, { recursive: true, mode: 0o700 });
+      await extractPackage(archive, packageDir, pkg);
+    } catch (err) {
+      await rm(archive, { force: true });
+      const refused = err instanceof PackageVerificationError && err.code !== 'DOWNLOAD_FAILED';
+      return { ok: false, refused, exitCode: null, reason: (err as Error).message, outputTail: '' };
+    } finally {
+      await rm(archive, { force: true });
+    }
+    const out = (await this.run(pkg.manifest, packageDir, 'install', signal))!;
+    if (out.state !== 'succeeded' && out.state !== 'succeeded_with_warnings') {
+      await rm(packageDir, { recursive: true, force: true });
+      return { ok: false, refused: false, exitCode: out.exitCode, reason: out.reason ?? out.state, outputTail: out.outputTail };
+    }
+    const previous = await this.record(pkg.product);
+    await writeJsonAtomic(path.join(productDir, 'installed.json'), { product: pkg.product, version: pkg.version, manifest: pkg.manifest, packageDir, installedAt: new Date().toISOString() } satisfies InstalledRecord);
+    if (previous && previous.packageDir !== packageDir) await rm(previous.packageDir, { recursive: true, force: true });
+    return { ok: true, refused: false, exitCode: out.exitCode, reason: null, outputTail: out.outputTail };
+  }
+
+  async uninstall(product: string, signal: AbortSignal): Promise<StepOutcome> {
+    const rec = await this.record(product);
+    if (!rec) return { ok: true, refused: false, exitCode: null, reason: 'not installed', outputTail: '' };
+    const out = await this.run(rec.manifest, rec.packageDir, 'uninstall', signal);
+    if (out && out.state !== 'succeeded' && out.state !== 'succeeded_with_warnings') {
+      return { ok: false, refused: false, exitCode: out.exitCode, reason: out.reason ?? out.state, outputTail: out.outputTail };
+    }
+    await rm(path.join(this.productDir(product), 'installed.json'), { force: true });
+    await rm(path.join(this.productDir(product), 'packages'), { recursive: true, force: true });
+    return { ok: true, refused: false, exitCode: out?.exitCode ?? 0, reason: null, outputTail: out?.outputTail ?? '' };
+  }
+
+  /** The installed version: the package's detect command when it has one, else the recorded version. */
+  async detect(product: string): Promise<{ version: string } | null> {
+    const rec = await this.record(product);
+    if (!rec) return null;
+    if (!rec.manifest.commands.detect) return { version: rec.version };
+    const out = await this.run(rec.manifest, rec.packageDir, 'detect');
+    const version = out?.outputTail.trim().split('\n').pop()?.trim();
+    return out?.state === 'succeeded' && version ? { version } : null;
+  }
+  /** Running: the status command exits 0; a product without one counts as running once installed. */
+  async isRunning(product: string): Promise<boolean> {
+    const rec = await this.record(product);
+    if (!rec) return false;
+    if (!rec.manifest.commands.status) return true;
+    const out = await this.run(rec.manifest, rec.packageDir, 'status');
+    return out?.state === 'succeeded';
+  }
+  async start(product: string): Promise<ScriptOutcome | null> {
+    const rec = await this.record(product);
+    return rec ? this.run(rec.manifest, rec.packageDir, 'start') : null;
+  }
+  async stop(product: string): Promise<ScriptOutcome | null> {
+    const rec = await this.record(product);
+    return rec ? this.run(rec.manifest, rec.packageDir, 'stop') : null;
+  }
+}

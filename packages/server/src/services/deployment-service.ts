@@ -1,0 +1,273 @@
+/**
+ * Product deployment: products (with a branch, optionally a pinned version) assigned to
+ * groups and inherited down the tree; at every check-in the device's plan is computed from
+ * what it reports as installed, the newest packages of its branches and the dependencies
+ * between them (core's planDeployment), handed to its built-in deployment task, and the
+ * device's state per product recorded. Install results come back as run events of that task.
+ */
+import type { Logger } from 'pino';
+import {
+  DEPLOYMENT_TASK_NAME,
+  DEPLOYMENT_TASK_TYPE,
+  BUILTIN_PRODUCT,
+  type Branch,
+  type DeploymentAssign,
+  type DeploymentAssignmentView,
+  type DeploymentInstruction,
+  type DeviceProductState,
+  type Inventory,
+  type RunEvent,
+} from '@garrison/protocol';
+import { effectiveAssignments, planDeployment, type CandidatePackage, type DeploymentAssignment } from '@garrison/core';
+import { AppError, notFound } from '../errors.ts';
+import type { Clock } from '../clock.ts';
+import type { DeploymentStore, Assignment, DeviceProductUpdate } from '../storage/deployment-store.ts';
+import type { PackageStore } from '../storage/package-store.ts';
+import { authorize, Permission, type Actor } from './actor.ts';
+import type { Catalog } from './catalog.ts';
+import type { EventService } from './event-service.ts';
+import type { TaskService } from './task-service.ts';
+
+const STATE_FLUSH_MS = 500;
+
+export interface ComplianceSummary {
+  product: string;
+  states: Record<string, number>;
+  versions: Record<string, number>;
+}
+
+export class DeploymentService {
+  readonly #store: DeploymentStore;
+  readonly #packages: PackageStore;
+  readonly #catalog: Catalog;
+  readonly #clock: Clock;
+  readonly #events: EventService;
+  readonly #log: Logger;
+  #assignments: Assignment[] = [];
+  #candidates: CandidatePackage[] = [];
+  #pending = new Map<string, DeviceProductUpdate>();
+  #stale = new Map<string, string[]>();
+  /** The products of each device's last plan, so that stale states are deleted only when that set changes. */
+  #lastProducts = new Map<string, string>();
+  #timer: NodeJS.Timeout | null = null;
+  #chain: Promise<void> = Promise.resolve();
+  /** Nudges devices to check in now (their plan changed). */
+  onChanged: (deviceIds: string[]) => void = () => {};
+
+  constructor(deps: { store: DeploymentStore; packages: PackageStore; catalog: Catalog; clock: Clock; events: EventService; log: Logger }) {
+    this.#store = deps.store;
+    this.#packages = deps.packages;
+    this.#catalog = deps.catalog;
+    this.#clock = deps.clock;
+    this.#events = deps.events;
+    this.#log = deps.log;
+  }
+  async load(): Promise<void> {
+    this.#assignments = await this.#store.listAssignments();
+    await this.reloadPackages();
+  }
+  async reloadPackages(): Promise<void> {
+    this.#candidates = (await this.#packages.list()).map((p) => ({
+      id: p.id,
+      product: p.product,
+      version: p.version,
+      branch: p.branch,
+      platforms: p.platforms,
+      manifest: p.manifest,
+      sha256: p.sha256,
+      signature: p.signature,
+    }));
+  }
+
+  /** The built-in "Initial deployment / update" task on the root group, created once. */
+  async ensureDeploymentTask(tasks: TaskService, actor: Actor, rootId: string): Promise<void> {
+    if (this.#catalog.tasks.some((t) => t.product === BUILTIN_PRODUCT && t.type === DEPLOYMENT_TASK_TYPE)) return;
+    await tasks.create(actor, {
+      name: DEPLOYMENT_TASK_NAME,
+      description: 'Installs and updates the products assigned to the device’s group, at enrolment and at every check-in.',
+      product: BUILTIN_PRODUCT,
+      type: DEPLOYMENT_TASK_TYPE,
+      settings: {},
+      schedule: { triggers: [{ type: 'enrolment' }, { type: 'check-in' }] },
+      scope: { type: 'group', groupId: rootId, includeSubgroups: true },
+    });
+  }
+
+  #view(a: Assignment): DeploymentAssignmentView {
+    return { ...a, groupPath: this.#catalog.tree.path(a.groupId) };
+  }
+  list(actor: Actor, groupId?: string): DeploymentAssignmentView[] {
+    authorize(actor, Permission.read);
+    return this.#assignments.filter((a) => !groupId || a.groupId === groupId).map((a) => this.#view(a));
+  }
+  /** What applies to a group: its own assignments and those inherited from its ancestors. */
+  effective(actor: Actor, groupId: string): (DeploymentAssignmentView & { inheritedFrom: string })[] {
+    authorize(actor, Permission.read);
+    if (!this.#catalog.group(groupId)) throw notFound('group', groupId);
+    return effectiveAssignments(groupId, this.#catalog.tree, this.#assignments).map((a) => ({
+      ...this.#view(this.#assignments.find((x) => x.groupId === a.inheritedFrom && x.product === a.product)!),
+      inheritedFrom: a.inheritedFrom,
+    }));
+  }
+  async assign(actor: Actor, groupId: string, input: DeploymentAssign): Promise<DeploymentAssignmentView> {
+    if (!this.#catalog.group(groupId)) throw notFound('group', groupId);
+    authorize(actor, Permission.manageDevices, this.#catalog.tree, [groupId]);
+    if (input.pinnedVersion && !this.#candidates.some((p) => p.product === input.product && p.version === input.pinnedVersion)) {
+      throw new AppError('VALIDATION_FAILED', `${input.product} ${input.pinnedVersion} is not in the repository`);
+    }
+    if ((input.action ?? 'install') === 'install' && !this.#candidates.some((p) => p.product === input.product)) {
+      throw new AppError('NOT_FOUND', `the repository has no package of product "${input.product}"`);
+    }
+    const now = this.#clock.now().toISOString();
+    const existing = this.#assignments.find((a) => a.groupId === groupId && a.product === input.product);
+    const a: Assignment = {
+      groupId,
+      product: input.product,
+      branch: input.branch ?? existing?.branch ?? 'current',
+      pinnedVersion: input.pinnedVersion === undefined ? (existing?.pinnedVersion ?? null) : input.pinnedVersion,
+      action: input.action ?? existing?.action ?? 'install',
+      removeConflicts: input.removeConflicts ?? existing?.removeConflicts ?? false,
+      createdAt: existing?.createdAt ?? now,
+      updatedAt: now,
+    };
+    await this.#store.putAssignment(a);
+    this.#assignments = await this.#store.listAssignments();
+    await this.#events.audit(actor, 'deployment.assigned', `${a.product} (${a.action}, ${a.pinnedVersion ? `pinned ${a.pinnedVersion}` : `branch ${a.branch}`}) assigned to "${this.#catalog.tree.path(groupId)}"`, {
+      groupId,
+      product: a.product,
+      data: { ...a },
+    });
+    this.onChanged(this.#catalog.devicesInGroups(this.#catalog.tree.descendants(groupId)));
+    return this.#view(a);
+  }
+  async unassign(actor: Actor, groupId: string, product: string): Promise<void> {
+    authorize(actor, Permission.manageDevices, this.#catalog.tree, [groupId]);
+    if (!(await this.#store.deleteAssignment(groupId, product))) throw new AppError('NOT_FOUND', `${product} is not assigned to group ${groupId}`);
+    this.#assignments = await this.#store.listAssignments();
+    await this.#events.audit(actor, 'deployment.unassigned', `${product} unassigned from "${this.#catalog.tree.path(groupId)}"`, { groupId, product });
+    this.onChanged(this.#catalog.devicesInGroups(this.#catalog.tree.descendants(groupId)));
+  }
+  /** After the repository changed: devices whose assignments name the product check in now. */
+  async repositoryChanged(product: string): Promise<void> {
+    await this.reloadPackages();
+    const groups = new Set<string>();
+    for (const a of this.#assignments) if (a.product === product || this.#candidates.some((c) => c.product === product && c.manifest.contentFor === a.product)) for (const g of this.#catalog.tree.descendants(a.groupId)) groups.add(g);
+    if (groups.size) this.onChanged(this.#catalog.devicesInGroups(groups));
+  }
+
+  /** The device's deployment steps now; records its per-product state (batched). */
+  planFor(deviceId: string, groupId: string, inventory: Inventory): DeploymentInstruction[] | undefined {
+    const assignments: DeploymentAssignment[] = this.#assignments;
+    const effective = effectiveAssignments(groupId, this.#catalog.tree, assignments);
+    if (effective.length === 0) {
+      this.#forget(deviceId, []);
+      return undefined;
+    }
+    const plan = planDeployment({
+      assignments: effective,
+      installed: inventory.products.map((p) => ({ id: p.id, version: p.version })),
+      packages: this.#candidates,
+      platform: inventory.osPlatform,
+      arch: inventory.arch,
+    });
+    for (const p of plan.products) {
+      this.#pending.set(`${deviceId}\n${p.product}`, {
+        deviceId,
+        product: p.product,
+        state: p.state,
+        installedVersion: p.installedVersion,
+        targetVersion: p.targetVersion,
+        detail: p.detail ?? null,
+      });
+    }
+    this.#forget(deviceId, plan.products.map((p) => p.product));
+    this.#arm();
+    return plan.steps.map((s) =>
+      s.action === 'install'
+        ? {
+            action: 'install',
+            product: s.product,
+            version: s.version,
+            fromVersion: s.fromVersion,
+            reason: s.reason,
+            package: { id: s.package.id, product: s.package.product, version: s.package.version, sha256: s.package.sha256, signature: s.package.signature, manifest: s.package.manifest },
+          }
+        : { action: 'uninstall', product: s.product, version: null, fromVersion: s.fromVersion, reason: s.reason },
+    );
+  }
+
+  #forget(deviceId: string, products: string[]): void {
+    const key = [...products].sort().join('\n');
+    if (this.#lastProducts.get(deviceId) === key) return;
+    this.#lastProducts.set(deviceId, key);
+    this.#stale.set(deviceId, products);
+    this.#arm();
+  }
+
+  /** Results of the deployment task's steps, from its run events. */
+  recordResults(deviceId: string, events: readonly RunEvent[]): void {
+    for (const e of events) {
+      const d = (e.data ?? {}) as { product?: unknown; version?: unknown; exitCode?: unknown; outputTail?: unknown };
+      if (typeof d.product !== 'string') continue;
+      const version = typeof d.version === 'string' ? d.version : null;
+      const exitCode = typeof d.exitCode === 'number' ? d.exitCode : null;
+      const outputTail = typeof d.outputTail === 'string' ? d.outputTail.slice(-4096) : null;
+      if (e.kind === 'deployment.installed') this.#pending.set(`${deviceId}\n${d.product}`, { deviceId, product: d.product, state: 'compliant', installedVersion: version, targetVersion: version });
+      else if (e.kind === 'deployment.uninstalled') this.#pending.set(`${deviceId}\n${d.product}`, { deviceId, product: d.product, state: 'compliant', installedVersion: null, targetVersion: null });
+      else if (e.kind === 'deployment.failed' || e.kind === 'deployment.refused') {
+        this.#pending.set(`${deviceId}\n${d.product}`, { deviceId, product: d.product, state: 'failed', installedVersion: null, targetVersion: version, exitCode, detail: e.message, outputTail });
+      }
+    }
+    this.#arm();
+  }
+
+  #arm(): void {
+    this.#timer ??= setTimeout(() => void this.flush(), STATE_FLUSH_MS);
+  }
+  async flush(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    const updates = [...this.#pending.values()];
+    const stale = [...this.#stale.entries()];
+    this.#pending.clear();
+    this.#stale.clear();
+    if (!updates.length && !stale.length) return this.#chain;
+    this.#chain = this.#chain.then(async () => {
+      try {
+        const at = this.#clock.now().toISOString();
+        // Results (compliant/failed from the agent) overwrite; a plan's "pending" keeps a failure visible.
+        await this.#store.putStates(updates.filter((u) => u.state !== 'pending'), at, false);
+        await this.#store.putStates(updates.filter((u) => u.state === 'pending'), at, true);
+        for (const [deviceId, keep] of stale) await this.#store.deleteStates(deviceId, keep);
+      } catch (err) {
+        this.#log.error({ err }, 'storing deployment states failed');
+      }
+    });
+    return this.#chain;
+  }
+
+  async compliance(actor: Actor, filter: { groupId?: string; product?: string; state?: string }): Promise<{ summary: ComplianceSummary[]; devices: (DeviceProductState & { deviceName: string })[] }> {
+    authorize(actor, Permission.read);
+    await this.flush();
+    let deviceIds: string[] | undefined;
+    if (filter.groupId) {
+      if (!this.#catalog.group(filter.groupId)) throw notFound('group', filter.groupId);
+      deviceIds = this.#catalog.devicesInGroups(this.#catalog.tree.descendants(filter.groupId));
+    }
+    const states = await this.#store.listStates({ ...(deviceIds ? { deviceIds } : {}), ...(filter.product ? { product: filter.product } : {}), ...(filter.state ? { state: filter.state } : {}) });
+    const byProduct = new Map<string, ComplianceSummary>();
+    for (const s of states) {
+      const sum = byProduct.get(s.product) ?? { product: s.product, states: {}, versions: {} };
+      sum.states[s.state] = (sum.states[s.state] ?? 0) + 1;
+      const v = s.installedVersion ?? 'not installed';
+      sum.versions[v] = (sum.versions[v] ?? 0) + 1;
+      byProduct.set(s.product, sum);
+    }
+    return {
+      summary: [...byProduct.values()],
+      devices: states.map((s) => ({ ...s, deviceName: this.#catalog.device(s.deviceId)?.name ?? s.deviceId })),
+    };
+  }
+}
+
+export type { Branch };

@@ -1,0 +1,135 @@
+import type { Branch, DeploymentState, DeviceProductState } from '@garrison/protocol';
+import { chunkRows, type Db } from './database.ts';
+
+export interface Assignment {
+  groupId: string;
+  product: string;
+  branch: Branch;
+  pinnedVersion: string | null;
+  action: 'install' | 'remove';
+  removeConflicts: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface DeviceProductUpdate {
+  deviceId: string;
+  product: string;
+  state: DeploymentState;
+  installedVersion: string | null;
+  targetVersion: string | null;
+  exitCode?: number | null;
+  detail?: string | null;
+  outputTail?: string | null;
+}
+
+export class DeploymentStore {
+  readonly #db: Db;
+  constructor(db: Db) {
+    this.#db = db;
+  }
+  async listAssignments(): Promise<Assignment[]> {
+    const rows = await this.#db.kysely.selectFrom('deployments').selectAll().orderBy('group_id').orderBy('product').execute();
+    return rows.map((r) => ({
+      groupId: r.group_id,
+      product: r.product,
+      branch: r.branch as Branch,
+      pinnedVersion: r.pinned_version,
+      action: r.action as Assignment['action'],
+      removeConflicts: r.remove_conflicts === 1,
+      createdAt: r.created_at,
+      updatedAt: r.updated_at,
+    }));
+  }
+  async putAssignment(a: Assignment): Promise<void> {
+    const row = {
+      group_id: a.groupId,
+      product: a.product,
+      branch: a.branch,
+      pinned_version: a.pinnedVersion,
+      action: a.action,
+      remove_conflicts: a.removeConflicts ? 1 : 0,
+      created_at: a.createdAt,
+      updated_at: a.updatedAt,
+    };
+    await this.#db.kysely
+      .insertInto('deployments')
+      .values(row)
+      .onConflict((oc) =>
+        oc.columns(['group_id', 'product']).doUpdateSet({ branch: row.branch, pinned_version: row.pinned_version, action: row.action, remove_conflicts: row.remove_conflicts, updated_at: row.updated_at }),
+      )
+      .execute();
+  }
+  async deleteAssignment(groupId: string, product: string): Promise<boolean> {
+    const r = await this.#db.kysely.deleteFrom('deployments').where('group_id', '=', groupId).where('product', '=', product).executeTakeFirst();
+    return Number(r.numDeletedRows) === 1;
+  }
+  /**
+   * Upserts per-device product states. A plan's "pending" never overwrites "failed" for the
+   * same target version: the failure and its return code stay visible until the next try
+   * changes them.
+   */
+  async putStates(updates: readonly DeviceProductUpdate[], at: string, keepFailed: boolean): Promise<void> {
+    const rows = updates.map((u) => ({
+      device_id: u.deviceId,
+      product: u.product,
+      state: u.state,
+      installed_version: u.installedVersion,
+      target_version: u.targetVersion,
+      exit_code: u.exitCode ?? null,
+      detail: u.detail ?? null,
+      output_tail: u.outputTail ?? null,
+      updated_at: at,
+    }));
+    for (const chunk of chunkRows(rows, this.#db.dialect)) {
+      await this.#db.kysely
+        .insertInto('device_products')
+        .values(chunk)
+        .onConflict((oc) => {
+          const b = oc.columns(['device_id', 'product']).doUpdateSet((eb) => ({
+            state: eb.ref('excluded.state'),
+            installed_version: eb.ref('excluded.installed_version'),
+            target_version: eb.ref('excluded.target_version'),
+            exit_code: eb.ref('excluded.exit_code'),
+            detail: eb.ref('excluded.detail'),
+            output_tail: eb.ref('excluded.output_tail'),
+            updated_at: eb.ref('excluded.updated_at'),
+          }));
+          return keepFailed
+            ? b.where((eb) =>
+                eb.or([
+                  eb('device_products.state', '!=', 'failed'),
+                  eb('excluded.state', '!=', 'pending'),
+                  eb('device_products.target_version', 'is', null),
+                  eb('device_products.target_version', '!=', eb.ref('excluded.target_version')),
+                ]),
+              )
+            : b;
+        })
+        .execute();
+    }
+  }
+  async deleteStates(deviceId: string, keepProducts: readonly string[]): Promise<void> {
+    let q = this.#db.kysely.deleteFrom('device_products').where('device_id', '=', deviceId);
+    if (keepProducts.length) q = q.where('product', 'not in', keepProducts);
+    await q.execute();
+  }
+  async listStates(filter: { deviceIds?: string[]; product?: string; state?: string }): Promise<DeviceProductState[]> {
+    let q = this.#db.kysely.selectFrom('device_products').selectAll();
+    if (filter.deviceIds) q = q.where('device_id', 'in', filter.deviceIds.length ? filter.deviceIds : ['']);
+    if (filter.product) q = q.where('product', '=', filter.product);
+    if (filter.state) q = q.where('state', '=', filter.state);
+    const rows = await q.orderBy('product').orderBy('device_id').limit(100000).execute();
+    return rows.map((r) => ({
+      deviceId: r.device_id,
+      product: r.product,
+      state: r.state as DeploymentState,
+      installedVersion: r.installed_version,
+      targetVersion: r.target_version,
+      exitCode: r.exit_code,
+      detail: r.detail,
+      outputTail: r.output_tail,
+      updatedAt: r.updated_at,
+    }));
+  }
+}
