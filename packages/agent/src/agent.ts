@@ -108,7 +108,7 @@ export class Agent {
   #flushRetry: NodeJS.Timeout | null = null;
   #checkingIn: Promise<void> | null = null;
   #checkInAgain = false;
-  #lastDeploymentCheckIn = 0;
+  #lastDeploymentSteps = '';
   #localApi: LocalApi | null = null;
   #stopped = false;
 
@@ -155,11 +155,12 @@ export class Agent {
       deploymentExecutor({
         products: this.products,
         plan: () => this.#cache.deployment ?? [],
-        // Report the new inventory now, but at most once a minute: a package whose detect
-        // command disagrees with its version must not turn into an install loop.
+        // Report the new inventory now, unless these very steps already led to a check-in: a
+        // package whose detect command disagrees with its version must not become an install loop.
         changed: () => {
-          if (Date.now() - this.#lastDeploymentCheckIn < 60_000) return;
-          this.#lastDeploymentCheckIn = Date.now();
+          const key = JSON.stringify((this.#cache.deployment ?? []).map((s) => [s.action, s.product, s.version]));
+          if (key === this.#lastDeploymentSteps) return;
+          this.#lastDeploymentSteps = key;
           void this.checkIn();
         },
       }),
