@@ -16,6 +16,7 @@ import { registerSecretCommands } from './commands/secrets.ts';
 import { registerTaskCommands } from './commands/tasks.ts';
 import { registerTokenCommands } from './commands/tokens.ts';
 import { registerRepoCommands } from './commands/repo.ts';
+import { registerDeployCommands } from './commands/deploy.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;
@@ -72,6 +73,7 @@ export function buildProgram(state: RunState): Command {
   registerDeviceCommands(program, state);
   registerTokenCommands(program, state);
   registerRepoCommands(program, state);
+  registerDeployCommands(program, state);
   registerTaskCommands(program, state);
   registerRunCommands(program, state);
   registerEventCommands(program, state);

@@ -645,6 +645,23 @@ describe('garrison CLI against a real server', { timeout: 120_000 }, () => {
     assert.match(dup.stderr, /CONFLICT/);
   });
 
+  it('assigns a product to a group and shows deployment compliance as the agent installs it', async () => {
+    const { buildArchive, manifest } = await import('../../server/test/package-fixtures.ts');
+    await ok(['repo', 'add', await buildArchive(manifest('cli-deployed', '2.1'))]);
+    assert.match(await ok(['deploy', 'assign', 'cli-deployed', '--group', 'Fleet']), /install from current on "My Organization\/Fleet"/);
+    assert.match(await ok(['deploy', 'list', '--group', 'Fleet']), /cli-deployed\s+install\s+current/);
+    const deadline = Date.now() + 20_000;
+    let out = '';
+    while (Date.now() < deadline) {
+      out = await ok(['deploy', 'status', '--group', 'Fleet', '--product', 'cli-deployed']);
+      if (/cli-agent-1\s+cli-deployed\s+compliant\s+2\.1/.test(out)) break;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.match(out, /cli-agent-1\s+cli-deployed\s+compliant\s+2\.1/);
+    await ok(['deploy', 'unassign', 'cli-deployed', '--group', 'Fleet']);
+    assert.equal((await cli(['deploy', 'assign', 'cli-deployed', '--group', 'Fleet', '--branch', 'nightly'])).code, 2);
+  });
+
   it('reports the API error code for unknown groups and exits 2 without a token', async () => {
     const devices = await cli(['device', 'list', '--group', 'No/Such/Group']);
     assert.equal(devices.code, 1);

@@ -1,0 +1,100 @@
+import type { Command } from 'commander';
+import type { DeploymentAssignmentView, DeviceProductState } from '@garrison/protocol';
+import { UsageError, seg } from '../client.ts';
+import { act, type RunState } from '../context.ts';
+import { formatTime, table } from '../format.ts';
+import { Groups } from '../resolve.ts';
+
+type Compliance = {
+  summary: { product: string; states: Record<string, number>; versions: Record<string, number> }[];
+  devices: (DeviceProductState & { deviceName: string })[];
+};
+
+export function registerDeployCommands(program: Command, state: RunState): void {
+  const deploy = program.command('deploy').description('Product deployment: products assigned to groups, installed and kept up to date by the agents');
+
+  act(
+    deploy
+      .command('assign')
+      .description('Assign a product to a group (inherited by subgroups): install from a branch or a pinned version, or remove it')
+      .argument('<product>', 'product id')
+      .requiredOption('--group <group>', 'group id or path')
+      .option('--branch <branch>', 'current (default), previous (a rollback), or evaluation')
+      .option('--pin <version>', 'install exactly this version')
+      .option('--unpin', 'follow the branch again')
+      .option('--remove', 'uninstall the product from the devices of this group')
+      .option('--remove-conflicts', "uninstall the products the package's manifest lists as conflicting first"),
+    state,
+    async (io, opts, [product]) => {
+      const client = await io.client();
+      if (opts.branch && !['current', 'previous', 'evaluation'].includes(opts.branch)) throw new UsageError('--branch must be current, previous or evaluation');
+      if (opts.pin && opts.unpin) throw new UsageError('give --pin or --unpin, not both');
+      const groupId = await new Groups(client).id(opts.group);
+      const body: Record<string, unknown> = {
+        ...(opts.branch ? { branch: opts.branch } : {}),
+        ...(opts.pin ? { pinnedVersion: opts.pin } : opts.unpin ? { pinnedVersion: null } : {}),
+        ...(opts.remove ? { action: 'remove' } : { action: 'install' }),
+        ...(opts.removeConflicts ? { removeConflicts: true } : {}),
+      };
+      const a = await client.put<DeploymentAssignmentView>(`/groups/${seg(groupId)}/deployments/${seg(product!)}`, body);
+      io.print(a, () => `${a.product}: ${a.action === 'remove' ? 'remove' : `install ${a.pinnedVersion ? `version ${a.pinnedVersion}` : `from ${a.branch}`}`} on "${a.groupPath}" and its subgroups\n`);
+    },
+  );
+
+  act(
+    deploy.command('unassign').description("Remove a group's own assignment of a product (inherited ones apply again)").argument('<product>', 'product id').requiredOption('--group <group>', 'group id or path'),
+    state,
+    async (io, opts, [product]) => {
+      const client = await io.client();
+      const groupId = await new Groups(client).id(opts.group);
+      await client.delete(`/groups/${seg(groupId)}/deployments/${seg(product!)}`);
+      io.print({ unassigned: product }, () => `${product} unassigned from the group\n`);
+    },
+  );
+
+  act(
+    deploy.command('list').description("Assignments: all, or what applies to one group (its own and its ancestors')").option('--group <group>', 'group id or path'),
+    state,
+    async (io, opts) => {
+      const client = await io.client();
+      const list = opts.group
+        ? await client.get<(DeploymentAssignmentView & { inheritedFrom: string })[]>(`/groups/${seg(await new Groups(client).id(opts.group))}/deployments`)
+        : await client.get<DeploymentAssignmentView[]>('/deployments');
+      io.print(list, () =>
+        list.length
+          ? table(
+              ['PRODUCT', 'ACTION', 'BRANCH', 'PINNED', 'REMOVE CONFLICTS', 'SET ON', 'UPDATED'],
+              list.map((a) => [a.product, a.action, a.branch, a.pinnedVersion ?? '-', a.removeConflicts ? 'yes' : 'no', a.groupPath, formatTime(a.updatedAt)]),
+            )
+          : 'no products assigned\n',
+      );
+    },
+  );
+
+  act(
+    deploy
+      .command('status')
+      .description('Deployment compliance: per product a summary, then each device (compliant, pending, failed with its return code)')
+      .option('--group <group>', 'group id or path (with its subgroups)')
+      .option('--product <id>', 'one product')
+      .option('--state <state>', 'compliant, pending, failed or unavailable'),
+    state,
+    async (io, opts) => {
+      const client = await io.client();
+      const groupId = opts.group ? await new Groups(client).id(opts.group) : undefined;
+      const c = await client.get<Compliance>('/deployments/compliance', { groupId, product: opts.product, state: opts.state });
+      io.print(c, () => {
+        if (!c.devices.length) return 'no deployment state yet\n';
+        const summary = table(
+          ['PRODUCT', 'COMPLIANT', 'PENDING', 'FAILED', 'UNAVAILABLE', 'VERSIONS'],
+          c.summary.map((s) => [s.product, s.states.compliant ?? 0, s.states.pending ?? 0, s.states.failed ?? 0, s.states.unavailable ?? 0, Object.entries(s.versions).map(([v, n]) => `${v}×${n}`).join(' ')]),
+        );
+        const devices = table(
+          ['DEVICE', 'PRODUCT', 'STATE', 'INSTALLED', 'TARGET', 'CODE', 'DETAIL', 'UPDATED'],
+          c.devices.map((d) => [d.deviceName, d.product, d.state, d.installedVersion ?? '-', d.targetVersion ?? '-', d.exitCode ?? '-', d.detail ?? '', formatTime(d.updatedAt)]),
+        );
+        return `${summary}\n${devices}`;
+      });
+    },
+  );
+}
