@@ -32,6 +32,7 @@ import { readJson, writeJsonAtomic } from './state-file.ts';
 import { TaskRunner } from './task-runner.ts';
 import { Transport, TransportError } from './transport.ts';
 import { AgentPluginRegistry, builtinAgentPlugin } from './plugins.ts';
+import { sampleScannerAgentPlugin } from '@garrison/sample-scanner/agent-plugin';
 import { ProductManager } from './products.ts';
 import { deploymentExecutor } from './executors/deployment.ts';
 import { collectInventory } from './inventory.ts';
@@ -117,6 +118,7 @@ export class Agent {
     this.stateDir = path.resolve(opts.stateDir);
     this.plugins = new AgentPluginRegistry(path.join(this.stateDir, 'products'));
     this.plugins.install(builtinAgentPlugin);
+    this.plugins.install(sampleScannerAgentPlugin);
   }
 
   async log(severity: LocalEvent['severity'], kind: string, message: string, extra: Partial<LocalEvent> = {}): Promise<void> {

@@ -42,6 +42,7 @@ import { systemActor } from './services/actor.ts';
 import type { Services } from './services/services.ts';
 import { PluginRegistry } from './plugins/registry.ts';
 import { builtinGarrisonPlugin } from './plugins/builtin-garrison.ts';
+import { sampleScannerServerPlugin } from '@garrison/sample-scanner/server-plugin';
 import { AgentHub } from './agent-hub/hub.ts';
 import { buildHttpApp, DEFAULT_SETTINGS } from './http/index.ts';
 import { startLoop, type Loop } from './scheduler/loop.ts';
@@ -113,6 +114,7 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   await catalog.load();
   const plugins = new PluginRegistry();
   plugins.install(builtinGarrisonPlugin);
+  plugins.install(sampleScannerServerPlugin);
 
   const events = new EventService({ store: stores.events, clock, log, catalog });
   const secrets = new SecretService({ store: stores.secrets, key: await loadSecretKey(config.dataDir, config.secretKey), clock, events });

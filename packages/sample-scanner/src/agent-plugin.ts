@@ -1,0 +1,230 @@
+/**
+ * The agent half of the sample scanner's plug-in (product "sample-scanner").
+ *
+ * - detect: the version in DIR/VERSION, written last by the package's install command.
+ * - isRunning: the service answers a ping within a second. This is the execution condition
+ *   of the product's tasks, so it must be quick and must not trust a pid file alone.
+ * - start / stop: control.ts, with the service installed in DIR/app run by the agent's own
+ *   Node (process.execPath).
+ * - scan: runs a scan in the service. A scan that finds something completes: the run is
+ *   `succeeded_with_warnings` ("2 detections") and every detection is a RunEvent of kind
+ *   "detection" for the central event log, as in Kaspersky Security Center, where a virus
+ *   scan that found threats is a completed task whose threats are events. Files that could
+ *   not be read also give a warning: an administrator must know a scan was partial.
+ *   `failed` is kept for a scan that could not run (service unreachable, no definitions).
+ * - update-definitions: new definitions reach the device as the definitions package
+ *   (kind "definitions", contentFor "sample-scanner") through product deployment; this
+ *   task makes the service load what is installed now and reports the version.
+ *
+ * Executors never throw for a run failure: every problem is an outcome with a reason.
+ */
+import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import type { AgentTask, RunEvent } from '@garrison/protocol';
+import type { AgentPlugin, ExecutionContext, ExecutionOutcome, ProductContext, TaskExecutor } from '@garrison/agent/plugins';
+import { OutputTail } from '@garrison/agent/output-tail';
+import { pingService, ScannerClient, ScannerError, type ScanResult } from './client.ts';
+import { startService, stopService } from './control.ts';
+import { scannerPaths } from './paths.ts';
+import { SAMPLE_SCANNER_PRODUCT, SCAN_TASK_TYPE, scanSettingsProblems, UPDATE_DEFINITIONS_TASK_TYPE, type ScanTaskSettings } from './task-types.ts';
+
+/** A run report carries at most this many events (RunReport.events). */
+export const MAX_RUN_EVENTS = 100;
+/** After a cancel or timeout, how long the service gets to confirm before we hang up. */
+export const CANCEL_GRACE_MS = 5000;
+const CONNECT_TIMEOUT_MS = 2000;
+const MAX_EVENT_MESSAGE = 2000;
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+function formatDuration(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 100) / 10} s`;
+}
+
+function unreachableReason(err: unknown): string {
+  if (err instanceof ScannerError && (err.code === 'unreachable' || err.code === 'timeout')) return `the scanner service is not running: ${err.message}`;
+  return (err as Error).message;
+}
+
+function lines(tail: OutputTail, ...text: string[]): void {
+  for (const t of text) tail.push(Buffer.from(`${t}\n`, 'utf8'));
+}
+
+async function runScan(task: AgentTask, ctx: ExecutionContext): Promise<ExecutionOutcome> {
+  const tail = new OutputTail();
+  const outcome = (state: ExecutionOutcome['state'], reason: string | null, events?: RunEvent[]): ExecutionOutcome => ({
+    state,
+    exitCode: null,
+    reason,
+    outputTail: tail.text(),
+    ...(events && events.length > 0 ? { events } : {}),
+  });
+  if (ctx.signal.aborted) return outcome('cancelled', 'cancelled');
+  const problems = scanSettingsProblems(task.settings);
+  if (problems.length > 0) return outcome('failed', `invalid settings: ${problems.join('; ')}`);
+  const settings = task.settings as unknown as ScanTaskSettings;
+
+  let client: ScannerClient;
+  try {
+    client = await ScannerClient.connect(ctx.productDir, { timeoutMs: CONNECT_TIMEOUT_MS });
+  } catch (err) {
+    return outcome('failed', unreachableReason(err));
+  }
+
+  // One controller stops the scan, for a cancel or a timeout; `why` says which.
+  const stopper = new AbortController();
+  let why: 'cancel' | 'timeout' | null = null;
+  let graceTimer: NodeJS.Timeout | undefined;
+  const stop = (reason: 'cancel' | 'timeout'): void => {
+    if (why) return;
+    why = reason;
+    stopper.abort();
+    graceTimer = setTimeout(() => client.close(), CANCEL_GRACE_MS);
+  };
+  const onAbort = (): void => stop('cancel');
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  const timeoutTimer = ctx.timeoutMs !== undefined ? setTimeout(() => stop('timeout'), Math.max(1, Math.min(ctx.timeoutMs, 2 ** 31 - 1))) : undefined;
+
+  const detections: RunEvent[] = [];
+  let detectionCount = 0;
+  let lastPercent = -1;
+  const started = Date.now();
+  lines(tail, `Scanning ${settings.paths.join(', ')}${settings.maxFileBytes !== undefined ? ` (files up to ${settings.maxFileBytes} bytes)` : ''}`);
+
+  let result: ScanResult | null = null;
+  let failure: unknown = null;
+  try {
+    result = await client.scan(settings.paths, {
+      maxFileBytes: settings.maxFileBytes,
+      signal: stopper.signal,
+      onProgress: (percent) => {
+        if (percent <= lastPercent) return;
+        lastPercent = percent;
+        try {
+          ctx.onProgress(percent);
+        } catch {
+          // a broken progress listener must not break the run
+        }
+      },
+      onDetection: ({ path, signature }) => {
+        detectionCount++;
+        lines(tail, `DETECTED ${signature} in ${path}`);
+        if (detections.length < MAX_RUN_EVENTS) {
+          detections.push({
+            severity: 'warning',
+            kind: 'detection',
+            message: `${signature} in ${path}`.slice(0, MAX_EVENT_MESSAGE),
+            time: new Date().toISOString(),
+            data: { path, signature },
+          });
+        }
+      },
+      onProblem: ({ path, message }) => lines(tail, `cannot read ${path}: ${message}`),
+    });
+  } catch (err) {
+    failure = err;
+  } finally {
+    clearTimeout(timeoutTimer);
+    clearTimeout(graceTimer);
+    ctx.signal.removeEventListener('abort', onAbort);
+    client.close();
+  }
+
+  const events = detections.slice();
+  if (detectionCount > events.length) {
+    // The report holds MAX_RUN_EVENTS events: the last slot says how many were left out.
+    events.splice(MAX_RUN_EVENTS - 1);
+    events.push({
+      severity: 'warning',
+      kind: 'detections-truncated',
+      message: `${plural(detectionCount - events.length, 'more detection')} not listed as events; the run's output lists them`,
+      data: { total: detectionCount },
+    });
+  }
+  const elapsed = formatDuration(Date.now() - started);
+  const stoppedBy: 'cancel' | 'timeout' | null = why;
+
+  if (result) {
+    lines(
+      tail,
+      `Scanned ${plural(result.scanned, 'file')} in ${elapsed} with definitions ${result.definitionsVersion}: ` +
+        `${plural(result.detections, 'detection')}, ${plural(result.errors, 'error')}, ${plural(result.skipped, 'file')} skipped` +
+        (result.cancelled ? ' (stopped before the end)' : ''),
+    );
+  }
+  if (stoppedBy === 'timeout') return outcome('timed_out', `timed out after ${formatDuration(ctx.timeoutMs!)}`, events);
+  if (stoppedBy === 'cancel') return outcome('cancelled', 'cancelled', events);
+  if (!result) {
+    const reason = failure instanceof ScannerError && failure.code === 'disconnected' ? 'the scanner service closed the connection during the scan' : unreachableReason(failure);
+    return outcome('failed', reason, events);
+  }
+  if (result.cancelled) return outcome('failed', 'the scanner service stopped during the scan', events);
+  try {
+    ctx.onProgress(100);
+  } catch {
+    // ignored, as above
+  }
+  const warnings: string[] = [];
+  if (result.detections > 0) warnings.push(plural(result.detections, 'detection'));
+  if (result.errors > 0) warnings.push(`${plural(result.errors, 'file or folder', 'files or folders')} could not be read`);
+  if (warnings.length > 0) return outcome('succeeded_with_warnings', warnings.join('; '), events);
+  return outcome('succeeded', null);
+}
+
+async function runUpdateDefinitions(_task: AgentTask, ctx: ExecutionContext): Promise<ExecutionOutcome> {
+  const tail = new OutputTail();
+  const outcome = (state: ExecutionOutcome['state'], reason: string | null): ExecutionOutcome => ({ state, exitCode: null, reason, outputTail: tail.text() });
+  if (ctx.signal.aborted) return outcome('cancelled', 'cancelled');
+  let client: ScannerClient;
+  try {
+    client = await ScannerClient.connect(ctx.productDir, { timeoutMs: CONNECT_TIMEOUT_MS });
+  } catch (err) {
+    return outcome('failed', unreachableReason(err));
+  }
+  try {
+    const before = await client.ping(2000);
+    const after = await client.reload(Math.min(ctx.timeoutMs ?? 30_000, 30_000));
+    lines(
+      tail,
+      after.definitionsVersion === before.definitionsVersion
+        ? `Definitions ${after.definitionsVersion} loaded (${plural(after.signatures, 'signature')}); already the newest installed`
+        : `Definitions updated from ${before.definitionsVersion ?? 'none'} to ${after.definitionsVersion} (${plural(after.signatures, 'signature')})`,
+    );
+    return outcome('succeeded', null);
+  } catch (err) {
+    if (err instanceof ScannerError && err.code === 'definitions_invalid') return outcome('failed', `the installed definitions were refused: ${err.message}`);
+    return outcome('failed', unreachableReason(err));
+  } finally {
+    client.close();
+  }
+}
+
+async function detect(ctx: ProductContext): Promise<{ version: string } | null> {
+  try {
+    const version = (await readFile(scannerPaths(ctx.productDir).version, 'utf8')).trim();
+    return version ? { version } : null;
+  } catch {
+    return null;
+  }
+}
+
+export const scanExecutor: TaskExecutor = { run: runScan };
+export const updateDefinitionsExecutor: TaskExecutor = { run: runUpdateDefinitions };
+
+export const sampleScannerAgentPlugin: AgentPlugin = {
+  product: SAMPLE_SCANNER_PRODUCT,
+  detect,
+  isRunning: async (ctx) => (await pingService(ctx.productDir, 1000)) !== null,
+  start: async (ctx) => {
+    await startService(ctx.productDir, { serviceScript: join(scannerPaths(ctx.productDir).app, 'service.ts') });
+  },
+  stop: async (ctx) => {
+    await stopService(ctx.productDir);
+  },
+  taskTypes: {
+    [SCAN_TASK_TYPE]: scanExecutor,
+    [UPDATE_DEFINITIONS_TASK_TYPE]: updateDefinitionsExecutor,
+  },
+};
