@@ -7,7 +7,7 @@
  * (always running) with the generic `script` type. See docs/plugins.md.
  */
 import path from 'node:path';
-import { BUILTIN_PRODUCT, SCRIPT_TASK_TYPE, type AgentTask, type ResolvedScriptSettings, type RunEvent } from '@garrison/protocol';
+import { BUILTIN_PRODUCT, SCRIPT_TASK_TYPE, START_TASK_TYPE, STOP_TASK_TYPE, type AgentTask, type ResolvedScriptSettings, type RunEvent } from '@garrison/protocol';
 import { runScript, type ScriptOutcome } from './executors/script.ts';
 import { AGENT_VERSION } from './inventory.ts';
 
@@ -38,6 +38,8 @@ export interface PackagedProducts {
   detect(product: string): Promise<{ version: string } | null>;
   isRunning(product: string): Promise<boolean>;
   record(product: string): Promise<unknown>;
+  start(product: string): Promise<ScriptOutcome | null>;
+  stop(product: string): Promise<ScriptOutcome | null>;
 }
 
 export interface AgentPlugin {
@@ -96,6 +98,38 @@ export class AgentPluginRegistry {
     if (p?.detect) return p.detect(this.context(product));
     return this.packaged ? this.packaged.detect(product) : null;
   }
+  /**
+   * The executor of a task type: the plug-in's own, or for `start` and `stop` the plug-in's
+   * lifecycle methods, else the package's commands.
+   */
+  executor(product: string, type: string): TaskExecutor | undefined {
+    const own = this.#plugins.get(product)?.taskTypes[type];
+    if (own) return own;
+    if (product === BUILTIN_PRODUCT || (type !== START_TASK_TYPE && type !== STOP_TASK_TYPE)) return undefined;
+    return {
+      run: async (_task, ctx) => {
+        const p = this.#plugins.get(product);
+        const method = type === START_TASK_TYPE ? p?.start : p?.stop;
+        try {
+          if (method) {
+            await method.call(p, this.context(product));
+          } else {
+            const out = this.packaged ? await (type === START_TASK_TYPE ? this.packaged.start(product) : this.packaged.stop(product)) : null;
+            if (!out) return { state: 'failed', exitCode: null, reason: `product "${product}" has no ${type} command on this device`, outputTail: '' };
+            if (out.state !== 'succeeded' && out.state !== 'succeeded_with_warnings') return out;
+          }
+        } catch (err) {
+          return { state: 'failed', exitCode: null, reason: `${type} failed: ${(err as Error).message}`, outputTail: '' };
+        }
+        const running = await this.isRunning(product);
+        const wanted = type === START_TASK_TYPE;
+        if (running !== wanted) return { state: 'failed', exitCode: null, reason: `the application is ${running ? 'still running' : 'not running'} after ${type}`, outputTail: '' };
+        void ctx;
+        return { state: 'succeeded', exitCode: 0, reason: null, outputTail: `${product} ${wanted ? 'started' : 'stopped'}\n` };
+      },
+    };
+  }
+
   /** Inventory: every product a plug-in detects or a package installed. */
   async installedProducts(): Promise<{ id: string; version: string; running: boolean }[]> {
     const ids = new Set<string>(this.#plugins.keys());

@@ -21,7 +21,7 @@ import {
   resolveTimeZone,
   retryDelayMs,
 } from '@garrison/core';
-import { isFinalRunState, type RunEvent, type AgentTask, type RunReport, type RunRequest, type RunState, type Trigger } from '@garrison/protocol';
+import { START_TASK_TYPE, STOP_TASK_TYPE, isFinalRunState, type RunEvent, type AgentTask, type RunReport, type RunRequest, type RunState, type Trigger } from '@garrison/protocol';
 import type { LocalEventLog } from './event-log.ts';
 import type { AgentPluginRegistry } from './plugins.ts';
 import type { RunSpool } from './run-spool.ts';
@@ -234,7 +234,7 @@ export class TaskRunner {
     const t = this.#tasks.get(taskId);
     if (!t || !t.enabled || this.#stopped || this.#running.has(taskId)) return;
     if (!isWithinWindow(t.schedule, this.#o.now())) return;
-    const executor = this.#o.plugins.get(t.product)?.taskTypes[t.type];
+    const executor = this.#o.plugins.executor(t.product, t.type);
     if (executor?.shouldRun && !executor.shouldRun(t)) return;
     const now = this.#o.now().toISOString();
     this.#launch({ runId: randomUUID(), task: t, requestId: null, cause, attempt: 1, seq: 0, createdAt: now, startedAt: null });
@@ -342,13 +342,14 @@ export class TaskRunner {
     // restart was never tried again.
     let final = true;
     try {
-      const plugin = this.#o.plugins.get(t.product);
-      const executor = plugin?.taskTypes[t.type];
-      if (!plugin || !executor) {
+      const executor = this.#o.plugins.executor(t.product, t.type);
+      if (!executor) {
         await this.#finish(run, { state: 'failed', reason: `this agent has no executor for ${t.product}/${t.type}`, exitCode: null, outputTail: '' });
         return;
       }
-      if (!(await this.#o.plugins.isRunning(t.product))) {
+      // Starting and stopping the application are the two tasks the execution condition does not govern.
+      const lifecycle = t.type === START_TASK_TYPE || t.type === STOP_TASK_TYPE;
+      if (!lifecycle && !(await this.#o.plugins.isRunning(t.product))) {
         state = 'skipped';
         await this.#finish(run, { state: 'skipped', reason: `the application of product "${t.product}" is not running`, exitCode: null, outputTail: '' });
         return;
@@ -360,6 +361,7 @@ export class TaskRunner {
       let progressReport: Promise<void> = Promise.resolve();
       // The execution condition holds for the whole run: if the application stops, so does the task.
       const appWatch = setInterval(() => {
+        if (lifecycle) return;
         void this.#o.plugins.isRunning(t.product).then((up) => {
           if (!up && !running.abort.signal.aborted) {
             running.abortReason = `the application of product "${t.product}" stopped`;

@@ -35,3 +35,12 @@ export type ScriptSettings = Static<typeof ScriptSettings>;
 export type ResolvedScriptSettings = Omit<ScriptSettings, 'env'> & { env?: Record<string, string> };
 
 export const PROGRESS_LINE_PATTERN = /^garrison:progress=(\d{1,3})\s*$/m;
+
+/**
+ * Task types every product has: start and stop its application. They run through the
+ * product's plug-in, or its package's start/stop commands. A start task is exempt from the
+ * execution condition (the application is not running yet).
+ */
+export const START_TASK_TYPE = 'start';
+export const STOP_TASK_TYPE = 'stop';
+export const LIFECYCLE_TASK_TYPES: readonly string[] = [START_TASK_TYPE, STOP_TASK_TYPE];

@@ -1,4 +1,5 @@
-import { checker, isSecretRef, type Checker } from '@garrison/protocol';
+import { Type } from 'typebox';
+import { BUILTIN_PRODUCT, START_TASK_TYPE, STOP_TASK_TYPE, checker, isSecretRef, type Checker } from '@garrison/protocol';
 import type { TSchema } from 'typebox';
 import { AppError } from '../errors.ts';
 import type { ServerPlugin, TaskTypeDefinition } from './plugin.ts';
@@ -36,6 +37,12 @@ export function secretRefs(value: unknown, out = new Set<string>()): Set<string>
   return out;
 }
 
+/** Start and stop: offered for every product but the agent itself. */
+const lifecycleTaskTypes: TaskTypeDefinition[] = [
+  { id: START_TASK_TYPE, name: 'Start the application', description: "Starts the product's application.", settingsSchema: Type.Object({}, { additionalProperties: false }) },
+  { id: STOP_TASK_TYPE, name: 'Stop the application', description: "Stops the product's application; its running tasks are cancelled.", settingsSchema: Type.Object({}, { additionalProperties: false }) },
+];
+
 export class PluginRegistry {
   readonly #plugins = new Map<string, ServerPlugin>();
   readonly #checkers = new Map<string, Checker<TSchema>>();
@@ -43,7 +50,9 @@ export class PluginRegistry {
   install(plugin: ServerPlugin): void {
     if (this.#plugins.has(plugin.product.id)) throw new Error(`a plug-in for product ${plugin.product.id} is already installed`);
     this.#plugins.set(plugin.product.id, plugin);
-    for (const t of plugin.taskTypes) this.#checkers.set(`${plugin.product.id}/${t.id}`, checker(t.settingsSchema));
+    for (const t of [...plugin.taskTypes, ...(plugin.product.id !== BUILTIN_PRODUCT ? lifecycleTaskTypes : [])]) {
+      if (!this.#checkers.has(`${plugin.product.id}/${t.id}`)) this.#checkers.set(`${plugin.product.id}/${t.id}`, checker(t.settingsSchema));
+    }
   }
   list(): ServerPlugin[] {
     return [...this.#plugins.values()];
@@ -51,7 +60,7 @@ export class PluginRegistry {
   taskType(product: string, type: string): TaskTypeDefinition {
     const plugin = this.#plugins.get(product);
     if (!plugin) throw new AppError('PRODUCT_NOT_INSTALLED', `no management plug-in for product "${product}" is installed`);
-    const t = plugin.taskTypes.find((x) => x.id === type);
+    const t = plugin.taskTypes.find((x) => x.id === type) ?? (product !== BUILTIN_PRODUCT ? lifecycleTaskTypes.find((x) => x.id === type) : undefined);
     if (!t) throw new AppError('TASK_TYPE_UNKNOWN', `product "${product}" has no task type "${type}"`, { available: plugin.taskTypes.map((x) => x.id) });
     return t;
   }
