@@ -8,8 +8,48 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createReadStream } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { startServer, type GarrisonServer } from './app.ts';
 import { systemActor } from './services/actor.ts';
+import { buildScannerPackages } from '@garrison/sample-scanner/build-packages';
+import { SAMPLE_HEX_MARKER } from '@garrison/sample-scanner/definitions';
+import { stopService } from '@garrison/sample-scanner/control';
+
+const DEMO_SCAN_TASK = 'Demo: scan the sample folder';
+
+/**
+ * The seed's story for the demo: the sample scanner and its definitions in the repository,
+ * assigned to Demo (the demo agent installs them at enrolment), and a scan task over a folder
+ * holding the scanner's harmless test marker.
+ */
+async function setUpDemoProducts(server: GarrisonServer, dataDir: string, groupId: string): Promise<void> {
+  const s = server.services;
+  if (!(await s.repository.list(systemActor, { product: 'sample-scanner' })).length) {
+    const built = await buildScannerPackages(path.join(dataDir, 'demo-packages'));
+    await s.repository.add(systemActor, createReadStream(built.application), 'current');
+    await s.repository.add(systemActor, createReadStream(built.definitions), 'current');
+  }
+  const assigned = s.deployments.list(systemActor, groupId).map((a) => a.product);
+  for (const product of ['sample-scanner', 'sample-scanner-definitions']) {
+    if (!assigned.includes(product)) await s.deployments.assign(systemActor, groupId, { product });
+  }
+  const folder = path.join(dataDir, 'demo-scan');
+  await mkdir(path.join(folder, 'nested'), { recursive: true });
+  await writeFile(path.join(folder, 'clean.txt'), 'nothing to find here\n');
+  await writeFile(path.join(folder, 'nested', 'marked.bin'), `a harmless file carrying the scanner's test marker: ${SAMPLE_HEX_MARKER}\n`);
+  if (!s.tasks.list(systemActor).some((t) => t.name === DEMO_SCAN_TASK)) {
+    await s.tasks.create(systemActor, {
+      name: DEMO_SCAN_TASK,
+      description: 'On-demand scan with the sample security application; the marked file is reported as a detection event.',
+      product: 'sample-scanner',
+      type: 'scan',
+      settings: { paths: [folder] },
+      schedule: { triggers: [{ type: 'on-demand' }] },
+      scope: { type: 'group', groupId },
+    });
+  }
+}
 
 const USAGE = `usage: garrison server [--data DIR] [--host HOST] [--port PORT] [--database-url postgres://…] [--demo]
   --data DIR           data folder (database, keys, admin token); default ./data or GARRISON_DATA
@@ -39,6 +79,7 @@ async function setUpDemo(server: GarrisonServer, dataDir: string): Promise<Child
       scope: { type: 'group', groupId: demo.id },
     });
   }
+  await setUpDemoProducts(server, dataDir, demo.id);
   const child = spawn(process.execPath, [...args, '--quiet'], { stdio: ['ignore', 'inherit', 'inherit'] });
   child.on('exit', (code, signal) => {
     if (signal !== 'SIGTERM') console.error(`demo agent exited (${signal ?? code})`);
@@ -90,7 +131,12 @@ export async function serverMain(argv: string[]): Promise<number> {
   let demoAgent: ChildProcess | null = null;
   if (values.demo) {
     demoAgent = await setUpDemo(server, dataDir);
-    lines.push('  Demo: a local agent is enrolled into "My Organization/Demo", which has the task "Demo: system summary".');
+    lines.push(
+      '  Demo: a local agent is enrolled into "My Organization/Demo". Its initial deployment installs the sample scanner',
+      '  and its definitions from the signed repository; then try:',
+      '    npx garrison deploy status --group Demo',
+      `    npx garrison task run "${DEMO_SCAN_TASK}" --watch && npx garrison events --kind sample-scanner.detection`,
+    );
   }
   console.log(lines.join('\n') + '\n');
   await new Promise<void>((resolve) => {
@@ -100,6 +146,10 @@ export async function serverMain(argv: string[]): Promise<number> {
   if (demoAgent && demoAgent.exitCode === null) {
     demoAgent.kill('SIGTERM');
     await new Promise((r) => demoAgent!.once('exit', r));
+  }
+  if (demoAgent) {
+    // The scanner service outlives its agent, as a real product would; the demo takes it down.
+    await stopService(path.join(dataDir, 'demo-agent', 'products', 'sample-scanner')).catch(() => {});
   }
   await server.close();
   return 0;
