@@ -157,6 +157,7 @@ export class Agent {
       deploymentExecutor({
         products: this.products,
         plan: () => this.#cache.deployment ?? [],
+        newContent: (products) => this.runner.onNewContent(products),
         // Report the new inventory now, unless these very steps already led to a check-in: a
         // package whose detect command disagrees with its version must not become an install loop.
         changed: () => {

@@ -222,6 +222,13 @@ export class TaskRunner {
     arm();
   }
 
+  /** New content for these products was installed: their tasks triggered by repository content fire. */
+  onNewContent(products: readonly string[]): void {
+    for (const t of this.#tasks.values()) {
+      if (t.enabled && products.includes(t.product) && t.schedule.triggers.some((x) => x.type === 'repository-content')) this.fire(t.id, 'repository-content');
+    }
+  }
+
   /** Agent events: check-in, policy enforcement, agent start, enrolment. */
   onEvent(type: 'check-in' | 'policy-enforcement' | 'agent-start' | 'enrolment'): void {
     for (const t of this.#tasks.values()) {

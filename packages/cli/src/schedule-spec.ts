@@ -135,6 +135,9 @@ export function parseTriggerSpec(input: string): Trigger {
     case 'enrolment':
     case 'enrollment':
       return noArgument({ type: 'enrolment' });
+    case 'repository-content':
+    case 'new-content':
+      return noArgument({ type: 'repository-content' });
     case 'on-demand':
     case 'manual':
       return noArgument({ type: 'on-demand' });
@@ -268,6 +271,7 @@ export function formatTrigger(t: Trigger): string {
     case 'policy-enforcement':
     case 'agent-start':
     case 'enrolment':
+    case 'repository-content':
       return t.type;
     case 'after-task':
       return `after:${t.taskId}${t.states?.length ? `:${t.states.join(',')}` : ''}`;

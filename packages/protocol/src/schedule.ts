@@ -27,6 +27,7 @@ export const TriggerType = {
   checkIn: 'check-in',
   policyEnforcement: 'policy-enforcement',
   agentStart: 'agent-start',
+  repositoryContent: 'repository-content',
   enrolment: 'enrolment',
   afterTask: 'after-task',
   once: 'once',
@@ -49,7 +50,17 @@ export const ContinuousTrigger = Type.Object(
   { additionalProperties: false },
 );
 export const EventTrigger = Type.Object(
-  { type: Type.Union([Type.Literal('check-in'), Type.Literal('policy-enforcement'), Type.Literal('agent-start'), Type.Literal('enrolment')]) },
+  {
+    type: Type.Union([
+      Type.Literal('check-in'),
+      Type.Literal('policy-enforcement'),
+      Type.Literal('agent-start'),
+      Type.Literal('enrolment'),
+      // New content for the task's product arrived from the repository: a new version of it,
+      // or of a definitions package for it, was installed on the device.
+      Type.Literal('repository-content'),
+    ]),
+  },
   { additionalProperties: false },
 );
 export const AfterTaskTrigger = Type.Object(

@@ -85,13 +85,16 @@ for (const kind of dbKinds) {
       await t.api('POST', `/api/v1/tasks/${start.id}/run`, {});
       await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${start.id}/results`)).body[0]?.state === 'succeeded', { what: 'service started', output: a.output });
 
-      // Newer definitions checked into the repository reach the device at its next contact.
+      // Newer definitions checked into the repository reach the device at its next contact, and
+      // the scanner's task triggered by new repository content runs by itself once they are in.
+      const update = (await t.api<Task>('POST', '/api/v1/tasks', { name: 'update definitions', product: 'sample-scanner', type: 'update-definitions', settings: {}, schedule: { triggers: [{ type: 'repository-content' }] }, scope: { type: 'group', groupId: group } })).body;
+      await waitFor(async () => (await t.api<{ id: string }[]>('GET', `/api/v1/devices/${a.deviceId}/tasks`)).body.some((x) => x.id === update.id), { what: 'task assigned' });
+      await new Promise((r) => setTimeout(r, 300));
       const v2 = await buildScannerPackages(await tempDir('garrison-scanner-pkg-'), { version: '1.0.0', definitionsVersion: '2026.11.22.1' });
       await upload(t, v2.definitions);
       await waitFor(async () => (await compliance()).find((d) => d.product === 'sample-scanner-definitions')?.installedVersion === '2026.11.22.1', { what: 'definitions updated', timeoutMs: 30_000, output: a.output });
-      const update = (await t.api<Task>('POST', '/api/v1/tasks', { name: 'update definitions', product: 'sample-scanner', type: 'update-definitions', settings: {}, schedule: { triggers: [{ type: 'on-demand' }] }, scope: { type: 'group', groupId: group } })).body;
-      await t.api('POST', `/api/v1/tasks/${update.id}/run`, {});
       const updated = await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${update.id}/results`)).body.find((r) => r.state === 'succeeded'), { what: 'definitions reloaded', output: a.output });
+      assert.equal(updated.cause, 'repository-content');
       assert.match(updated.outputTail ?? '', /2026\.11\.22\.1/);
     });
   });

@@ -9,7 +9,7 @@ import { DeploymentEventKind, type DeploymentInstruction, type RunEvent } from '
 import type { TaskExecutor } from '../plugins.ts';
 import type { ProductManager } from '../products.ts';
 
-export function deploymentExecutor(deps: { products: ProductManager; plan(): DeploymentInstruction[]; changed(): void }): TaskExecutor {
+export function deploymentExecutor(deps: { products: ProductManager; plan(): DeploymentInstruction[]; changed(): void; newContent(products: string[]): void }): TaskExecutor {
   return {
     shouldRun: () => deps.plan().length > 0,
     async run(_task, ctx) {
@@ -18,6 +18,7 @@ export function deploymentExecutor(deps: { products: ProductManager; plan(): Dep
       const log: string[] = [];
       if (steps.length === 0) return { state: 'succeeded', exitCode: 0, reason: null, outputTail: 'every assigned product is compliant\n', events };
       let failed: { reason: string; exitCode: number | null } | null = null;
+      const content = new Set<string>();
       for (const [i, step] of steps.entries()) {
         if (ctx.signal.aborted) break;
         ctx.onProgress(Math.floor((i * 100) / steps.length));
@@ -25,6 +26,10 @@ export function deploymentExecutor(deps: { products: ProductManager; plan(): Dep
         const out = step.action === 'install' ? await deps.products.install(step, ctx.signal) : await deps.products.uninstall(step.product, ctx.signal);
         const data = { product: step.product, version: step.version, action: step.action, exitCode: out.exitCode, ...(out.outputTail ? { outputTail: out.outputTail.slice(-4096) } : {}) };
         if (out.ok) {
+          if (step.action === 'install') {
+            content.add(step.product);
+            if (step.package?.manifest.contentFor) content.add(step.package.manifest.contentFor);
+          }
           log.push(`ok      ${label}`);
           events.push({ severity: 'info', kind: step.action === 'install' ? DeploymentEventKind.installed : DeploymentEventKind.uninstalled, message: `${label}: done`, data });
           continue;
@@ -40,6 +45,7 @@ export function deploymentExecutor(deps: { products: ProductManager; plan(): Dep
         failed = { reason: `${step.action} of ${step.product} ${step.version ?? ''} failed: ${out.refused ? out.reason : why}`.replace('  ', ' '), exitCode: out.exitCode };
         break;
       }
+      if (content.size) deps.newContent([...content]);
       if (events.some((e) => e.severity === 'info')) deps.changed();
       const outputTail = log.join('\n') + '\n';
       if (ctx.signal.aborted) return { state: 'cancelled', exitCode: null, reason: 'stopped', outputTail, events };
