@@ -62,6 +62,8 @@ interface TaskCache {
   /** The deployment steps of the last check-in, for the deployment task. */
   deployment?: DeploymentInstruction[];
 }
+/** Products whose agent plug-in comes with the agent, never from a package. */
+const BUILT_IN_PRODUCTS = [BUILTIN_PRODUCT, 'sample-scanner'];
 const DEFAULT_POLICY: Policy = { checkInIntervalMinutes: 60, policyEnforcementMinutes: 5 };
 const REPORT_BATCH = 500;
 
@@ -149,7 +151,16 @@ export class Agent {
       downloadsDir: path.join(this.stateDir, 'downloads'),
       tempDir: path.join(this.stateDir, 'tmp'),
       server: () => ({ url: credential.serverUrl, credential: credential.credential, ...(credential.signingPublicKey ? { signingPublicKey: credential.signingPublicKey } : {}) }),
+      onInstalled: async (record) => {
+        if (await this.plugins.loadFromPackage(record, BUILT_IN_PRODUCTS)) await this.log('info', 'plugin.loaded', `agent plug-in of ${record.product} ${record.version} loaded`);
+      },
+      onUninstalled: (product) => {
+        if (!BUILT_IN_PRODUCTS.includes(product)) this.plugins.uninstall(product);
+      },
     });
+    for (const record of await this.products.installed()) {
+      await this.plugins.loadFromPackage(record, BUILT_IN_PRODUCTS).catch((err: unknown) => this.log('error', 'plugin.failed', `agent plug-in of ${record.product} could not be loaded: ${(err as Error).message}`));
+    }
     this.plugins.packaged = this.products;
     this.plugins.registerTaskType(
       BUILTIN_PRODUCT,

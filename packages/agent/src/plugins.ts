@@ -7,6 +7,7 @@
  * (always running) with the generic `script` type. See docs/plugins.md.
  */
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { BUILTIN_PRODUCT, SCRIPT_TASK_TYPE, START_TASK_TYPE, STOP_TASK_TYPE, type AgentTask, type ResolvedScriptSettings, type RunEvent } from '@garrison/protocol';
 import { runScript, type ScriptOutcome } from './executors/script.ts';
 import { AGENT_VERSION } from './inventory.ts';
@@ -73,6 +74,24 @@ export class AgentPluginRegistry {
   }
   install(p: AgentPlugin): void {
     this.#plugins.set(p.product, p);
+  }
+  uninstall(product: string): void {
+    this.#plugins.delete(product);
+  }
+  /**
+   * Loads the agent half of a plug-in shipped in an installed (so verified) package: the
+   * module's default export, or its `agentPlugin` export, must be an AgentPlugin for the
+   * package's product. Built-in plug-ins are never replaced.
+   */
+  async loadFromPackage(record: { product: string; packageDir: string; manifest: { agentPlugin?: string } }, builtIn: readonly string[]): Promise<boolean> {
+    if (!record.manifest.agentPlugin || builtIn.includes(record.product)) return false;
+    const file = path.resolve(record.packageDir, record.manifest.agentPlugin);
+    if (!file.startsWith(path.resolve(record.packageDir) + path.sep)) throw new Error('agentPlugin points outside the package');
+    const mod = (await import(pathToFileURL(file).href)) as { default?: AgentPlugin; agentPlugin?: AgentPlugin };
+    const plugin = mod.default ?? mod.agentPlugin;
+    if (!plugin || plugin.product !== record.product || typeof plugin.taskTypes !== 'object') throw new Error(`${record.manifest.agentPlugin} does not export an agent plug-in for product "${record.product}"`);
+    this.#plugins.set(record.product, plugin);
+    return true;
   }
   /** Adds a task type to a product's plug-in (the agent's own deployment task, for one). */
   registerTaskType(product: string, type: string, executor: TaskExecutor): void {

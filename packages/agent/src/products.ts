@@ -36,6 +36,9 @@ export interface ProductManagerOptions {
   downloadsDir: string;
   tempDir: string;
   server(): { url: string; credential: string; signingPublicKey?: string };
+  /** After an install or uninstall: the agent (re)loads or drops a plug-in shipped in the package. */
+  onInstalled?(record: InstalledRecord): Promise<void>;
+  onUninstalled?(product: string): void;
 }
 
 const COMMAND_TIMEOUT_S = 15 * 60;
@@ -119,6 +122,12 @@ export class ProductManager {
     const previous = await this.record(pkg.product);
     await writeJsonAtomic(path.join(productDir, 'installed.json'), { product: pkg.product, version: pkg.version, manifest: pkg.manifest, packageDir, installedAt: new Date().toISOString() } satisfies InstalledRecord);
     if (previous && previous.packageDir !== packageDir) await rm(previous.packageDir, { recursive: true, force: true });
+    const record = (await this.record(pkg.product))!;
+    try {
+      await this.#o.onInstalled?.(record);
+    } catch (err) {
+      return { ok: false, refused: false, exitCode: null, reason: `installed, but its agent plug-in could not be loaded: ${(err as Error).message}`, outputTail: out.outputTail };
+    }
     return { ok: true, refused: false, exitCode: out.exitCode, reason: null, outputTail: out.outputTail };
   }
 
@@ -131,6 +140,7 @@ export class ProductManager {
     }
     await rm(path.join(this.productDir(product), 'installed.json'), { force: true });
     await rm(path.join(this.productDir(product), 'packages'), { recursive: true, force: true });
+    this.#o.onUninstalled?.(product);
     return { ok: true, refused: false, exitCode: out?.exitCode ?? 0, reason: null, outputTail: out?.outputTail ?? '' };
   }
 

@@ -51,6 +51,12 @@ export const PackageManifest = Type.Object(
     conflicts: Type.Optional(Type.Array(ProductId, { maxItems: 20 })),
     /** For kind "definitions": the product whose content this is. */
     contentFor: Type.Optional(ProductId),
+    /**
+     * The agent half of the product's management plug-in, shipped in the package: a module
+     * path inside the archive (e.g. "plugin/agent.js") whose default export is an AgentPlugin.
+     * The agent loads it only from a verified, installed package.
+     */
+    agentPlugin: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_./-]{0,255}$' })),
     commands: Type.Object(
       {
         install: PackageCommand,

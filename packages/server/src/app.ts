@@ -41,6 +41,7 @@ import { noPresence } from './services/presence.ts';
 import { systemActor } from './services/actor.ts';
 import type { Services } from './services/services.ts';
 import { PluginRegistry } from './plugins/registry.ts';
+import { loadServerPlugins } from './plugins/loader.ts';
 import { builtinGarrisonPlugin } from './plugins/builtin-garrison.ts';
 import { sampleScannerServerPlugin } from '@garrison/sample-scanner/server-plugin';
 import { AgentHub } from './agent-hub/hub.ts';
@@ -58,6 +59,8 @@ export interface ServerConfig {
   logLevel?: string;
   logger?: Logger;
   clock?: Clock;
+  /** Server plug-ins to load (paths or npm package names), besides those in `<dataDir>/plugins/`. */
+  plugins?: string[];
 }
 
 export interface GarrisonServer {
@@ -115,6 +118,10 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   const plugins = new PluginRegistry();
   plugins.install(builtinGarrisonPlugin);
   plugins.install(sampleScannerServerPlugin);
+  for (const p of await loadServerPlugins(config.plugins ?? [], path.join(config.dataDir, 'plugins'))) {
+    plugins.install(p);
+    log.info({ product: p.product.id }, 'management plug-in installed');
+  }
 
   const events = new EventService({ store: stores.events, clock, log, catalog });
   const secrets = new SecretService({ store: stores.secrets, key: await loadSecretKey(config.dataDir, config.secretKey), clock, events });

@@ -55,6 +55,8 @@ const USAGE = `usage: garrison server [--data DIR] [--host HOST] [--port PORT] [
   --data DIR           data folder (database, keys, admin token); default ./data or GARRISON_DATA
   --host, --port       where to listen; default 127.0.0.1:8420 (GARRISON_HOST, GARRISON_PORT)
   --database-url URL   PostgreSQL instead of the embedded SQLite (GARRISON_DATABASE_URL)
+  --plugin PATH|NAME   load a management plug-in (a file, folder or npm package; repeatable; GARRISON_PLUGINS)
+                       plug-ins in DATA/plugins/ are loaded too
   --demo               enrol a local agent into a "Demo" group with a sample task`;
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/garrison.js');
@@ -96,6 +98,7 @@ export async function serverMain(argv: string[]): Promise<number> {
       port: { type: 'string' },
       'database-url': { type: 'string' },
       demo: { type: 'boolean' },
+      plugin: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -115,6 +118,7 @@ export async function serverMain(argv: string[]): Promise<number> {
     host: values.host ?? process.env.GARRISON_HOST ?? '127.0.0.1',
     port,
     ...(dbUrl ? { database: { kind: 'postgres' as const, url: dbUrl } } : {}),
+    plugins: [...(values.plugin ?? []), ...(process.env.GARRISON_PLUGINS ?? '').split(',').filter(Boolean)],
   });
   const lines = [
     '',
