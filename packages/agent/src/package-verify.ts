@@ -12,7 +12,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import * as tar from 'tar';
-import { AGENT_PACKAGES_PATH, PACKAGE_MANIFEST_FILE, canonicalJson, packageSigningPayload, type PackageManifest } from '@garrison/protocol';
+import { AGENT_PACKAGES_PATH, PACKAGE_MANIFEST_FILE, canonicalJson, packageSigningPayload, type DeploymentPackageRef } from '@garrison/protocol';
 
 export class PackageVerificationError extends Error {
   readonly code: 'HASH_MISMATCH' | 'SIGNATURE_INVALID' | 'MANIFEST_MISMATCH' | 'DOWNLOAD_FAILED';
@@ -22,14 +22,8 @@ export class PackageVerificationError extends Error {
   }
 }
 
-export interface SignedPackage {
-  id: string;
-  product: string;
-  version: string;
-  sha256: string;
-  signature: string;
-  manifest: PackageManifest;
-}
+/** What the server signed: the package reference a deployment instruction carries. */
+export type SignedPackage = DeploymentPackageRef;
 
 export async function downloadPackage(serverUrl: string, credential: string, id: string, dest: string): Promise<void> {
   let res: Response;

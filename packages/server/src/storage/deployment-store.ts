@@ -1,16 +1,8 @@
-import type { Branch, DeploymentState, DeviceProductState } from '@garrison/protocol';
+import type { DeploymentAssignmentView, DeploymentState, DeviceProductState } from '@garrison/protocol';
 import { chunkRows, type Db } from './database.ts';
 
-export interface Assignment {
-  groupId: string;
-  product: string;
-  branch: Branch;
-  pinnedVersion: string | null;
-  action: 'install' | 'remove';
-  removeConflicts: boolean;
-  createdAt: string;
-  updatedAt: string;
-}
+/** An assignment as stored; the API adds the group's path. */
+export type Assignment = Omit<DeploymentAssignmentView, 'groupPath'>;
 
 export interface DeviceProductUpdate {
   deviceId: string;
@@ -33,7 +25,7 @@ export class DeploymentStore {
     return rows.map((r) => ({
       groupId: r.group_id,
       product: r.product,
-      branch: r.branch as Branch,
+      branch: r.branch as Assignment['branch'],
       pinnedVersion: r.pinned_version,
       action: r.action as Assignment['action'],
       removeConflicts: r.remove_conflicts === 1,

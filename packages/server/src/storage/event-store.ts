@@ -6,19 +6,8 @@ export const Severity = { info: 'info', warning: 'warning', error: 'error' } as 
 export type Severity = (typeof Severity)[keyof typeof Severity];
 const severityRank: Record<string, number> = { info: 0, warning: 1, error: 2 };
 
-export interface NewEvent {
-  time: string;
-  severity: Severity;
-  kind: string;
-  message: string;
-  actor?: string | null;
-  deviceId?: string | null;
-  groupId?: string | null;
-  taskId?: string | null;
-  runId?: string | null;
-  product?: string | null;
-  data?: Record<string, unknown> | null;
-}
+/** An event to store: the API's shape without the id the database gives it. */
+export type NewEvent = Omit<EventView, 'id'>;
 /** A stored event as the API returns it. */
 export type StoredEvent = EventView;
 export interface EventFilter {
