@@ -9,3 +9,4 @@ export * from './effective-tasks.ts';
 export * from './run-state.ts';
 export * from './version.ts';
 export * from './deployment.ts';
+export * from './rollout.ts';

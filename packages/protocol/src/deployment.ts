@@ -18,6 +18,32 @@ export const DeploymentState = {
 } as const;
 export type DeploymentState = (typeof DeploymentState)[keyof typeof DeploymentState];
 
+/**
+ * A staged rollout of new versions: first the devices of a pilot group (and its subgroups),
+ * then growing percentages of the others (each device falls in a stable bucket by its id).
+ * A phase opens when every device of the previous one runs the new version; the rollout
+ * halts by itself when the share of failed installs passes the threshold.
+ */
+export const Rollout = Type.Object(
+  {
+    pilotGroupId: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    percentages: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 100 }), { minItems: 1, maxItems: 10 })),
+    failureThresholdPercent: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+  },
+  { additionalProperties: false },
+);
+export type Rollout = Static<typeof Rollout>;
+
+export interface RolloutState {
+  targetVersion: string;
+  phase: number;
+  phases: string[];
+  state: 'active' | 'halted' | 'completed';
+  reason: string | null;
+  startedAt: string;
+  updatedAt: string;
+}
+
 export const DeploymentAssign = Type.Object(
   {
     product: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,63}$' }),
@@ -25,6 +51,8 @@ export const DeploymentAssign = Type.Object(
     pinnedVersion: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()])),
     action: Type.Optional(Type.Union([Type.Literal('install'), Type.Literal('remove')])),
     removeConflicts: Type.Optional(Type.Boolean()),
+    /** Null: every device gets a new version at once. */
+    rollout: Type.Optional(Type.Union([Rollout, Type.Null()])),
   },
   { additionalProperties: false },
 );
@@ -38,6 +66,9 @@ export interface DeploymentAssignmentView {
   pinnedVersion: string | null;
   action: 'install' | 'remove';
   removeConflicts: boolean;
+  rollout: Rollout | null;
+  /** The rollout of the branch's newest version, when a rollout is configured. */
+  rolloutState: RolloutState | null;
   createdAt: string;
   updatedAt: string;
 }

@@ -61,6 +61,8 @@ export interface ServerConfig {
   clock?: Clock;
   /** Server plug-ins to load (paths or npm package names), besides those in `<dataDir>/plugins/`. */
   plugins?: string[];
+  /** How often staged rollouts are evaluated (default 15 s). */
+  rolloutIntervalMs?: number;
 }
 
 export interface GarrisonServer {
@@ -170,6 +172,7 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
 
   const loops: Loop[] = [
     startLoop('run-now-expiry', 30_000, () => runs.expireOverdue(), log),
+    startLoop('rollouts', config.rolloutIntervalMs ?? 15_000, () => deployments.evaluateRollouts(), log),
     startLoop(
       'retention',
       3600_000,

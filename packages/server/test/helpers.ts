@@ -68,7 +68,7 @@ export interface TestServer {
  * Starts a server on a fresh database. `restartOf` starts a new server process-in-process on
  * the same data folder and database as a closed one (its close() then cleans up both).
  */
-export async function startTestServer(kind: DbKind = sqliteKind, opts: { port?: number; restartOf?: TestServer; plugins?: string[] } = {}): Promise<TestServer> {
+export async function startTestServer(kind: DbKind = sqliteKind, opts: { port?: number; restartOf?: TestServer; plugins?: string[]; rolloutIntervalMs?: number } = {}): Promise<TestServer> {
   const dataDir = opts.restartOf?.dataDir ?? (await tempDir());
   const db = opts.restartOf ? { config: opts.restartOf.database, cleanup: opts.restartOf.cleanup } : await kind.make(dataDir);
   const server = await startServer({
@@ -76,6 +76,7 @@ export async function startTestServer(kind: DbKind = sqliteKind, opts: { port?: 
     database: db.config,
     port: opts.port ?? 0,
     ...(opts.plugins ? { plugins: opts.plugins } : {}),
+    ...(opts.rolloutIntervalMs ? { rolloutIntervalMs: opts.rolloutIntervalMs } : {}),
     logger: pino({ level: process.env.GARRISON_TEST_LOG ?? 'silent' }),
   });
   const { readFile } = await import('node:fs/promises');

@@ -1,7 +1,7 @@
 /** Product deployment over the API: assignments per group and deployment state per device. */
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { BranchSchema } from '@garrison/protocol';
+import { BranchSchema, Rollout } from '@garrison/protocol';
 import type { Services } from '../services/services.ts';
 
 const GroupParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
@@ -12,6 +12,7 @@ const AssignBody = Type.Object(
     pinnedVersion: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()])),
     action: Type.Optional(Type.Union([Type.Literal('install'), Type.Literal('remove')])),
     removeConflicts: Type.Optional(Type.Boolean()),
+    rollout: Type.Optional(Type.Union([Rollout, Type.Null()])),
   },
   { additionalProperties: false },
 );
@@ -46,6 +47,14 @@ export function registerDeploymentRoutes(app: FastifyInstance, s: Services): voi
     await s.deployments.unassign(req.actor!, id, product);
     return reply.status(204).send();
   });
+  app.post(
+    `${p}/groups/:id/deployments/:product/rollout/resume`,
+    { schema: { tags: ['deployment'], summary: 'Resume a halted staged rollout', params: AssignParams } },
+    async (req) => {
+      const { id, product } = req.params as Static<typeof AssignParams>;
+      return s.deployments.resumeRollout(req.actor!, id, product);
+    },
+  );
   app.get(`${p}/deployments/compliance`, { schema: { tags: ['deployment'], summary: 'Deployment state per device and product, with a summary per product', querystring: ComplianceQuery } }, async (req) =>
     s.deployments.compliance(req.actor!, req.query as Static<typeof ComplianceQuery>),
   );

@@ -16,9 +16,19 @@ import {
   type DeploymentInstruction,
   type DeviceProductState,
   type Inventory,
+  type RolloutState,
   type RunEvent,
 } from '@garrison/protocol';
-import { effectiveAssignments, planDeployment, type CandidatePackage, type DeploymentAssignment } from '@garrison/core';
+import {
+  compareVersions,
+  decideRollout,
+  effectiveAssignments,
+  eligibleInPhase,
+  planDeployment,
+  rolloutPhases,
+  type CandidatePackage,
+  type DeploymentAssignment,
+} from '@garrison/core';
 import { AppError, notFound } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import type { DeploymentStore, Assignment, DeviceProductUpdate } from '../storage/deployment-store.ts';
@@ -45,6 +55,8 @@ export class DeploymentService {
   readonly #log: Logger;
   #assignments: Assignment[] = [];
   #candidates: CandidatePackage[] = [];
+  /** Rollout state by "group\nproduct"; persisted on every change. */
+  #rollouts = new Map<string, Omit<RolloutState, 'phases'>>();
   #pending = new Map<string, DeviceProductUpdate>();
   #stale = new Map<string, string[]>();
   /** The products of each device's last plan, so that stale states are deleted only when that set changes. */
@@ -64,6 +76,7 @@ export class DeploymentService {
   }
   async load(): Promise<void> {
     this.#assignments = await this.#store.listAssignments();
+    this.#rollouts = new Map((await this.#store.listRollouts()).map((r) => [`${r.groupId}\n${r.product}`, r.state]));
     await this.reloadPackages();
   }
   async reloadPackages(): Promise<void> {
@@ -94,7 +107,8 @@ export class DeploymentService {
   }
 
   #view(a: Assignment): DeploymentAssignmentView {
-    return { ...a, groupPath: this.#catalog.tree.path(a.groupId) };
+    const r = this.#rollouts.get(`${a.groupId}\n${a.product}`);
+    return { ...a, groupPath: this.#catalog.tree.path(a.groupId), rolloutState: a.rollout && r ? { ...r, phases: rolloutPhases(a.rollout) } : null };
   }
   list(actor: Actor, groupId?: string): DeploymentAssignmentView[] {
     authorize(actor, Permission.read);
@@ -118,6 +132,7 @@ export class DeploymentService {
     if ((input.action ?? 'install') === 'install' && !this.#candidates.some((p) => p.product === input.product)) {
       throw new AppError('NOT_FOUND', `the repository has no package of product "${input.product}"`);
     }
+    if (input.rollout?.pilotGroupId && !this.#catalog.group(input.rollout.pilotGroupId)) throw notFound('pilot group', input.rollout.pilotGroupId);
     const now = this.#clock.now().toISOString();
     const existing = this.#assignments.find((a) => a.groupId === groupId && a.product === input.product);
     const a: Assignment = {
@@ -127,10 +142,16 @@ export class DeploymentService {
       pinnedVersion: input.pinnedVersion === undefined ? (existing?.pinnedVersion ?? null) : input.pinnedVersion,
       action: input.action ?? existing?.action ?? 'install',
       removeConflicts: input.removeConflicts ?? existing?.removeConflicts ?? false,
+      rollout: input.rollout === undefined ? (existing?.rollout ?? null) : input.rollout,
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
     };
     await this.#store.putAssignment(a);
+    // A changed rollout (or branch) starts over with the next version the branch brings.
+    if (JSON.stringify(a.rollout) !== JSON.stringify(existing?.rollout ?? null) || a.branch !== existing?.branch || a.pinnedVersion !== existing?.pinnedVersion) {
+      this.#rollouts.delete(`${groupId}\n${a.product}`);
+      await this.#store.deleteRollout(groupId, a.product);
+    }
     this.#assignments = await this.#store.listAssignments();
     await this.#events.audit(actor, 'deployment.assigned', `${a.product} (${a.action}, ${a.pinnedVersion ? `pinned ${a.pinnedVersion}` : `branch ${a.branch}`}) assigned to "${this.#catalog.tree.path(groupId)}"`, {
       groupId,
@@ -170,7 +191,10 @@ export class DeploymentService {
       platform: inventory.osPlatform,
       arch: inventory.arch,
     });
+    const held = this.#holdForRollout(deviceId, groupId, effective, plan);
     for (const p of plan.products) {
+      const why = held.get(p.product);
+      if (why) Object.assign(p, { state: 'pending', detail: why });
       this.#pending.set(`${deviceId}\n${p.product}`, {
         deviceId,
         product: p.product,
@@ -182,7 +206,7 @@ export class DeploymentService {
     }
     this.#forget(deviceId, plan.products.map((p) => p.product));
     this.#arm();
-    return plan.steps.map((s) =>
+    return plan.steps.filter((s) => !(s.action === 'install' && held.has(s.product))).map((s) =>
       s.action === 'install'
         ? {
             action: 'install',
@@ -194,6 +218,108 @@ export class DeploymentService {
           }
         : { action: 'uninstall', product: s.product, version: null, fromVersion: s.fromVersion, reason: s.reason },
     );
+  }
+
+  /**
+   * Staged rollout: an update to the version a rollout is spreading waits until the device's
+   * phase opens (or is held while the rollout is halted). New installs are not held: a device
+   * without the product gets the branch's version as before.
+   */
+  #holdForRollout(deviceId: string, groupId: string, effective: ReturnType<typeof effectiveAssignments>, plan: ReturnType<typeof planDeployment>): Map<string, string> {
+    const held = new Map<string, string>();
+    for (const step of plan.steps) {
+      if (step.action !== 'install' || step.reason !== 'older') continue;
+      const a = effective.find((x) => x.product === step.product);
+      const own = a && this.#assignments.find((x) => x.groupId === a.inheritedFrom && x.product === a.product);
+      if (!own?.rollout) continue;
+      const key = `${own.groupId}\n${own.product}`;
+      let r = this.#rollouts.get(key);
+      if (!r || r.targetVersion !== step.version) {
+        const now = this.#clock.now().toISOString();
+        r = { targetVersion: step.version, phase: 0, state: 'active', reason: null, startedAt: now, updatedAt: now };
+        this.#rollouts.set(key, r);
+        void this.#store.putRollout(own.groupId, own.product, r).catch((err: unknown) => this.#log.error({ err }, 'storing a rollout failed'));
+        void this.#events.record({ severity: 'info', kind: 'deployment.rollout-started', message: `rollout of ${own.product} ${step.version} started on "${this.#catalog.tree.path(own.groupId)}" (phases ${rolloutPhases(own.rollout).join(', ')})`, groupId: own.groupId, product: own.product });
+      }
+      if (r.state === 'completed') continue;
+      const inPilot = !!own.rollout.pilotGroupId && this.#catalog.tree.isAncestorOrSelf(own.rollout.pilotGroupId, groupId);
+      if (r.state === 'halted') held.set(step.product, `rollout of ${step.version} halted: ${r.reason ?? ''}`.trim());
+      else if (!eligibleInPhase(own.rollout, r.phase, { id: deviceId, inPilot })) held.set(step.product, `waiting for the rollout of ${step.version} (phase ${rolloutPhases(own.rollout)[r.phase]})`);
+    }
+    return held;
+  }
+
+  /**
+   * Moves rollouts on: counts, among the devices the assignment governs, who runs the new
+   * version and whose install failed; then waits, opens the next phase, completes, or halts
+   * past the failure threshold. Runs in a background loop.
+   */
+  async evaluateRollouts(): Promise<void> {
+    await this.flush();
+    for (const a of this.#assignments) {
+      if (!a.rollout || a.action !== 'install') continue;
+      const key = `${a.groupId}\n${a.product}`;
+      const r = this.#rollouts.get(key);
+      if (!r || r.state !== 'active') continue;
+      const devices = this.#catalog
+        .devicesInGroups(this.#catalog.tree.descendants(a.groupId))
+        .map((id) => this.#catalog.device(id)!)
+        .filter((d) => effectiveAssignments(d.groupId, this.#catalog.tree, this.#assignments).find((x) => x.product === a.product)?.inheritedFrom === a.groupId);
+      const states = new Map((await this.#store.listStates({ deviceIds: devices.map((d) => d.id), product: a.product })).map((s) => [s.deviceId, s]));
+      let eligible = 0;
+      let eligibleDone = 0;
+      let succeeded = 0;
+      let failed = 0;
+      for (const d of devices) {
+        const st = states.get(d.id);
+        const done = !!st && st.installedVersion !== null && compareVersions(st.installedVersion, r.targetVersion) === 0;
+        const fail = !!st && st.state === 'failed' && st.targetVersion === r.targetVersion;
+        if (done) succeeded++;
+        if (fail) failed++;
+        const inPilot = !!a.rollout.pilotGroupId && this.#catalog.tree.isAncestorOrSelf(a.rollout.pilotGroupId, d.groupId);
+        if (eligibleInPhase(a.rollout, r.phase, { id: d.id, inPilot })) {
+          eligible++;
+          if (done) eligibleDone++;
+        }
+      }
+      const decision = decideRollout(a.rollout, r.phase, { eligible, eligibleDone, succeeded, failed });
+      if (decision.action === 'wait') continue;
+      const now = this.#clock.now().toISOString();
+      const phases = rolloutPhases(a.rollout);
+      const next: Omit<RolloutState, 'phases'> =
+        decision.action === 'halt'
+          ? { ...r, state: 'halted', reason: decision.reason, updatedAt: now }
+          : decision.action === 'complete'
+            ? { ...r, state: 'completed', updatedAt: now }
+            : { ...r, phase: r.phase + 1, updatedAt: now };
+      this.#rollouts.set(key, next);
+      await this.#store.putRollout(a.groupId, a.product, next);
+      const where = `"${this.#catalog.tree.path(a.groupId)}"`;
+      this.#events.record(
+        decision.action === 'halt'
+          ? { severity: 'error', kind: 'deployment.rollout-halted', message: `rollout of ${a.product} ${r.targetVersion} on ${where} halted: ${decision.reason}`, groupId: a.groupId, product: a.product }
+          : decision.action === 'complete'
+            ? { severity: 'info', kind: 'deployment.rollout-completed', message: `rollout of ${a.product} ${r.targetVersion} on ${where} completed`, groupId: a.groupId, product: a.product }
+            : { severity: 'info', kind: 'deployment.rollout-advanced', message: `rollout of ${a.product} ${r.targetVersion} on ${where} moved to phase ${phases[next.phase]}`, groupId: a.groupId, product: a.product },
+      );
+      if (decision.action !== 'halt') this.onChanged(devices.map((d) => d.id));
+    }
+  }
+
+  /** Resumes a halted rollout (after a fixed package is checked in, or the failures understood). */
+  async resumeRollout(actor: Actor, groupId: string, product: string): Promise<DeploymentAssignmentView> {
+    authorize(actor, Permission.manageDevices, this.#catalog.tree, [groupId]);
+    const a = this.#assignments.find((x) => x.groupId === groupId && x.product === product);
+    const key = `${groupId}\n${product}`;
+    const r = this.#rollouts.get(key);
+    if (!a || !r) throw new AppError('NOT_FOUND', `no rollout of ${product} on group ${groupId}`);
+    if (r.state !== 'halted') throw new AppError('CONFLICT', `the rollout is ${r.state}, not halted`);
+    const next = { ...r, state: 'active' as const, reason: null, updatedAt: this.#clock.now().toISOString() };
+    this.#rollouts.set(key, next);
+    await this.#store.putRollout(groupId, product, next);
+    await this.#events.audit(actor, 'deployment.rollout-resumed', `rollout of ${product} ${r.targetVersion} on "${this.#catalog.tree.path(groupId)}" resumed`, { groupId, product });
+    this.onChanged(this.#catalog.devicesInGroups(this.#catalog.tree.descendants(groupId)));
+    return this.#view(a);
   }
 
   #forget(deviceId: string, products: string[]): void {

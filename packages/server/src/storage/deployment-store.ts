@@ -1,8 +1,8 @@
-import type { DeploymentAssignmentView, DeploymentState, DeviceProductState } from '@garrison/protocol';
+import type { DeploymentAssignmentView, DeploymentState, DeviceProductState, Rollout, RolloutState } from '@garrison/protocol';
 import { chunkRows, type Db } from './database.ts';
 
 /** An assignment as stored; the API adds the group's path. */
-export type Assignment = Omit<DeploymentAssignmentView, 'groupPath'>;
+export type Assignment = Omit<DeploymentAssignmentView, 'groupPath' | 'rolloutState'>;
 
 export interface DeviceProductUpdate {
   deviceId: string;
@@ -29,6 +29,7 @@ export class DeploymentStore {
       pinnedVersion: r.pinned_version,
       action: r.action as Assignment['action'],
       removeConflicts: r.remove_conflicts === 1,
+      rollout: r.rollout ? (JSON.parse(r.rollout) as Rollout) : null,
       createdAt: r.created_at,
       updatedAt: r.updated_at,
     }));
@@ -41,6 +42,7 @@ export class DeploymentStore {
       pinned_version: a.pinnedVersion,
       action: a.action,
       remove_conflicts: a.removeConflicts ? 1 : 0,
+      rollout: a.rollout ? JSON.stringify(a.rollout) : null,
       created_at: a.createdAt,
       updated_at: a.updatedAt,
     };
@@ -48,9 +50,28 @@ export class DeploymentStore {
       .insertInto('deployments')
       .values(row)
       .onConflict((oc) =>
-        oc.columns(['group_id', 'product']).doUpdateSet({ branch: row.branch, pinned_version: row.pinned_version, action: row.action, remove_conflicts: row.remove_conflicts, updated_at: row.updated_at }),
+        oc.columns(['group_id', 'product']).doUpdateSet({ branch: row.branch, pinned_version: row.pinned_version, action: row.action, remove_conflicts: row.remove_conflicts, rollout: row.rollout, updated_at: row.updated_at }),
       )
       .execute();
+  }
+  async listRollouts(): Promise<{ groupId: string; product: string; state: Omit<RolloutState, 'phases'> }[]> {
+    const rows = await this.#db.kysely.selectFrom('rollouts').selectAll().execute();
+    return rows.map((r) => ({
+      groupId: r.group_id,
+      product: r.product,
+      state: { targetVersion: r.target_version, phase: r.phase, state: r.state as RolloutState['state'], reason: r.reason, startedAt: r.started_at, updatedAt: r.updated_at },
+    }));
+  }
+  async putRollout(groupId: string, product: string, s: Omit<RolloutState, 'phases'>): Promise<void> {
+    const row = { group_id: groupId, product, target_version: s.targetVersion, phase: s.phase, state: s.state, reason: s.reason, started_at: s.startedAt, updated_at: s.updatedAt };
+    await this.#db.kysely
+      .insertInto('rollouts')
+      .values(row)
+      .onConflict((oc) => oc.columns(['group_id', 'product']).doUpdateSet({ target_version: row.target_version, phase: row.phase, state: row.state, reason: row.reason, started_at: row.started_at, updated_at: row.updated_at }))
+      .execute();
+  }
+  async deleteRollout(groupId: string, product: string): Promise<void> {
+    await this.#db.kysely.deleteFrom('rollouts').where('group_id', '=', groupId).where('product', '=', product).execute();
   }
   async deleteAssignment(groupId: string, product: string): Promise<boolean> {
     const r = await this.#db.kysely.deleteFrom('deployments').where('group_id', '=', groupId).where('product', '=', product).executeTakeFirst();

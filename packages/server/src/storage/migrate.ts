@@ -9,11 +9,12 @@ import type { Db } from './database.ts';
 import * as m0001 from './migrations/0001-initial.ts';
 import * as m0002 from './migrations/0002-repository.ts';
 import * as m0003 from './migrations/0003-deployment.ts';
+import * as m0004 from './migrations/0004-rollouts.ts';
 
 interface MigrationModule {
   up(db: import('kysely').Kysely<unknown>, dialect: import('./database.ts').Dialect): Promise<void>;
 }
-const migrations: Record<string, MigrationModule> = { '0001-initial': m0001, '0002-repository': m0002, '0003-deployment': m0003 };
+const migrations: Record<string, MigrationModule> = { '0001-initial': m0001, '0002-repository': m0002, '0003-deployment': m0003, '0004-rollouts': m0004 };
 
 export async function migrateToLatest(db: Db): Promise<string[]> {
   const provider: MigrationProvider = {

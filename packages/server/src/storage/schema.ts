@@ -179,6 +179,7 @@ export interface DeploymentsTable {
   pinned_version: string | null;
   action: string;
   remove_conflicts: number;
+  rollout: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -195,7 +196,19 @@ export interface DeviceProductsTable {
   updated_at: string;
 }
 
+export interface RolloutsTable {
+  group_id: string;
+  product: string;
+  target_version: string;
+  phase: number;
+  state: string;
+  reason: string | null;
+  started_at: string;
+  updated_at: string;
+}
+
 export interface Database {
+  rollouts: RolloutsTable;
   deployments: DeploymentsTable;
   device_products: DeviceProductsTable;
   packages: PackagesTable;

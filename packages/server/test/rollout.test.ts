@@ -1,0 +1,88 @@
+/**
+ * Staged rollout with real agents: a new version reaches the pilot group first, the others
+ * once the pilot runs it; a version whose installs fail past the threshold halts the
+ * rollout by itself, leaving the other devices on the version they had.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import type { DeploymentAssignmentView, DeviceProductState, PackageManifest } from '@garrison/protocol';
+import { dbKinds, startAgent, startTestServer, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
+import { buildArchive } from './package-fixtures.ts';
+
+const app = (version: string, install = 'true'): PackageManifest => ({
+  product: 'fleet-app',
+  name: 'Fleet app',
+  version,
+  kind: 'application',
+  platforms: ['linux-*', 'darwin-*'],
+  commands: { install: { shell: 'sh', script: install } },
+});
+
+for (const kind of dbKinds) {
+  describe(`staged rollout (${kind.name})`, () => {
+    let t: TestServer;
+    const agents: AgentProcess[] = [];
+    before(async () => {
+      t = await startTestServer(kind, { rolloutIntervalMs: 300 });
+    });
+    after(async () => {
+      await Promise.all(agents.map((a) => a.kill('SIGKILL')));
+      await t.close();
+    });
+    const upload = async (m: PackageManifest) => {
+      const res = await fetch(`${t.server.url}/api/v1/repository/packages`, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/gzip' }, body: await readFile(await buildArchive(m)) });
+      assert.equal(res.status, 201, await res.text());
+    };
+
+    it('goes to the pilot group first, then everyone; halts past the failure threshold', async () => {
+      const fleet = (await t.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Rollout fleet' })).body.id;
+      const pilot = (await t.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Pilot', parentId: fleet })).body.id;
+      await upload(app('1.0'));
+      const assigned = await t.api<DeploymentAssignmentView>('PUT', `/api/v1/groups/${fleet}/deployments/fleet-app`, { rollout: { pilotGroupId: pilot, percentages: [100], failureThresholdPercent: 40 } });
+      assert.equal(assigned.status, 200, JSON.stringify(assigned.body));
+      const p1 = await startAgent(t, pilot, 'pilot-1');
+      const a1 = await startAgent(t, fleet, 'fleet-1');
+      const a2 = await startAgent(t, fleet, 'fleet-2');
+      agents.push(p1, a1, a2);
+      const versions = async () => {
+        const c = (await t.api<{ devices: (DeviceProductState & { deviceName: string })[] }>('GET', `/api/v1/deployments/compliance?groupId=${fleet}&product=fleet-app`)).body.devices;
+        return Object.fromEntries(c.map((d) => [d.deviceName, `${d.installedVersion}/${d.state}`]));
+      };
+      // New installs are not held: everyone gets 1.0.
+      await waitFor(async () => Object.values(await versions()).filter((v) => v === '1.0/compliant').length === 3, { what: 'all on 1.0', timeoutMs: 30_000 });
+
+      // 1.1: the pilot first (the others wait), then the others once the pilot runs it.
+      await upload(app('1.1'));
+      const seen: string[] = [];
+      await waitFor(async () => {
+        const v = await versions();
+        seen.push(JSON.stringify(v));
+        return Object.values(v).every((x) => x === '1.1/compliant') && v;
+      }, { what: 'all on 1.1', timeoutMs: 30_000 });
+      assert.ok(
+        seen.some((s) => {
+          const v = JSON.parse(s) as Record<string, string>;
+          return v['pilot-1'] === '1.1/compliant' && v['fleet-1']?.startsWith('1.0') && v['fleet-2']?.startsWith('1.0');
+        }),
+        `the pilot ran 1.1 before the others: ${seen.join(' | ')}`,
+      );
+      await waitFor(async () => (await t.api<DeploymentAssignmentView[]>('GET', `/api/v1/deployments?groupId=${fleet}`)).body[0]!.rolloutState?.state === 'completed', { what: 'rollout completed' });
+
+      // 1.2 fails on the pilot: the rollout halts and the others stay on 1.1.
+      await upload(app('1.2', 'echo "disk full" >&2; exit 28'));
+      await waitFor(async () => (await t.api<DeploymentAssignmentView[]>('GET', `/api/v1/deployments?groupId=${fleet}`)).body[0]!.rolloutState?.state === 'halted', { what: 'rollout halted', timeoutMs: 30_000 });
+      const halted = (await t.api<DeploymentAssignmentView[]>('GET', `/api/v1/deployments?groupId=${fleet}`)).body[0]!.rolloutState!;
+      assert.equal(halted.targetVersion, '1.2');
+      assert.match(halted.reason ?? '', /1 of 1 installs failed/);
+      const v = await versions();
+      assert.equal(v['pilot-1'], 'null/failed');
+      assert.equal(v['fleet-1'], '1.1/pending');
+      assert.equal(v['fleet-2'], '1.1/pending');
+      const events = await t.api<{ kind: string }[]>('GET', `/api/v1/events?groupId=${fleet}&kind=deployment.rollout-halted`);
+      assert.equal(events.body.length, 1);
+      // Resuming is refused unless halted, and accepted now.
+      assert.equal((await t.api('POST', `/api/v1/groups/${fleet}/deployments/fleet-app/rollout/resume`)).status, 200);
+    });
+  });
+}
