@@ -658,6 +658,12 @@ describe('garrison CLI against a real server', { timeout: 120_000 }, () => {
       await new Promise((r) => setTimeout(r, 300));
     }
     assert.match(out, /cli-agent-1\s+cli-deployed\s+compliant\s+2\.1/);
+    assert.match(await ok(['deploy', 'assign', 'cli-deployed', '--group', 'Fleet', '--pilot', 'Fleet', '--phases', '10,100', '--failure-threshold', '20']), /staged rollout/);
+    const staged = JSON.parse(await ok(['deploy', 'list', '--json'])) as { product: string; rollout: unknown }[];
+    assert.deepEqual(staged.find((a) => a.product === 'cli-deployed')!.rollout, { pilotGroupId: fleetId, percentages: [10, 100], failureThresholdPercent: 20 });
+    assert.equal((await cli(['deploy', 'assign', 'cli-deployed', '--group', 'Fleet', '--phases', '0,200'])).code, 2);
+    const notHalted = await cli(['deploy', 'resume', 'cli-deployed', '--group', 'Fleet']);
+    assert.equal(notHalted.code, 1);
     await ok(['deploy', 'unassign', 'cli-deployed', '--group', 'Fleet']);
     assert.equal((await cli(['deploy', 'assign', 'cli-deployed', '--group', 'Fleet', '--branch', 'nightly'])).code, 2);
   });

@@ -23,21 +23,51 @@ export function registerDeployCommands(program: Command, state: RunState): void 
       .option('--pin <version>', 'install exactly this version')
       .option('--unpin', 'follow the branch again')
       .option('--remove', 'uninstall the product from the devices of this group')
-      .option('--remove-conflicts', "uninstall the products the package's manifest lists as conflicting first"),
+      .option('--remove-conflicts', "uninstall the products the package's manifest lists as conflicting first")
+      .option('--pilot <group>', 'staged rollout: new versions go to this group first')
+      .option('--phases <percentages>', 'staged rollout: then to these cumulative percentages of devices, e.g. 10,50,100')
+      .option('--failure-threshold <percent>', 'staged rollout: halt when more than this share of installs fail (default 10)')
+      .option('--no-rollout', 'new versions go to every device at once'),
     state,
     async (io, opts, [product]) => {
       const client = await io.client();
       if (opts.branch && !['current', 'previous', 'evaluation'].includes(opts.branch)) throw new UsageError('--branch must be current, previous or evaluation');
       if (opts.pin && opts.unpin) throw new UsageError('give --pin or --unpin, not both');
-      const groupId = await new Groups(client).id(opts.group);
+      const groups = new Groups(client);
+      const groupId = await groups.id(opts.group);
+      let rollout: Record<string, unknown> | null | undefined;
+      if (opts.rollout === false) rollout = null;
+      else if (opts.pilot || opts.phases || opts.failureThreshold) {
+        const phases = opts.phases ? String(opts.phases).split(',').map((p: string) => Number(p.trim())) : undefined;
+        if (phases && phases.some((p: number) => !Number.isInteger(p) || p < 1 || p > 100)) throw new UsageError('--phases takes percentages from 1 to 100, e.g. 10,50,100');
+        const threshold = opts.failureThreshold !== undefined ? Number(opts.failureThreshold) : undefined;
+        if (threshold !== undefined && (!Number.isInteger(threshold) || threshold < 0 || threshold > 100)) throw new UsageError('--failure-threshold is a percentage from 0 to 100');
+        rollout = {
+          ...(opts.pilot ? { pilotGroupId: await groups.id(opts.pilot) } : {}),
+          ...(phases ? { percentages: phases } : {}),
+          ...(threshold !== undefined ? { failureThresholdPercent: threshold } : {}),
+        };
+      }
       const body: Record<string, unknown> = {
+        ...(rollout !== undefined ? { rollout } : {}),
         ...(opts.branch ? { branch: opts.branch } : {}),
         ...(opts.pin ? { pinnedVersion: opts.pin } : opts.unpin ? { pinnedVersion: null } : {}),
         ...(opts.remove ? { action: 'remove' } : { action: 'install' }),
         ...(opts.removeConflicts ? { removeConflicts: true } : {}),
       };
       const a = await client.put<DeploymentAssignmentView>(`/groups/${seg(groupId)}/deployments/${seg(product!)}`, body);
-      io.print(a, () => `${a.product}: ${a.action === 'remove' ? 'remove' : `install ${a.pinnedVersion ? `version ${a.pinnedVersion}` : `from ${a.branch}`}`} on "${a.groupPath}" and its subgroups\n`);
+      io.print(a, () => `${a.product}: ${a.action === 'remove' ? 'remove' : `install ${a.pinnedVersion ? `version ${a.pinnedVersion}` : `from ${a.branch}`}`} on "${a.groupPath}" and its subgroups${a.rollout ? ' (staged rollout)' : ''}\n`);
+    },
+  );
+
+  act(
+    deploy.command('resume').description('Resume a halted staged rollout').argument('<product>', 'product id').requiredOption('--group <group>', 'the group the product is assigned to'),
+    state,
+    async (io, opts, [product]) => {
+      const client = await io.client();
+      const groupId = await new Groups(client).id(opts.group);
+      const a = await client.post<DeploymentAssignmentView>(`/groups/${seg(groupId)}/deployments/${seg(product!)}/rollout/resume`);
+      io.print(a, () => `rollout of ${a.product} ${a.rolloutState?.targetVersion ?? ''} resumed on "${a.groupPath}"\n`);
     },
   );
 
@@ -63,8 +93,21 @@ export function registerDeployCommands(program: Command, state: RunState): void 
       io.print(list, () =>
         list.length
           ? table(
-              ['PRODUCT', 'ACTION', 'BRANCH', 'PINNED', 'REMOVE CONFLICTS', 'SET ON', 'UPDATED'],
-              list.map((a) => [a.product, a.action, a.branch, a.pinnedVersion ?? '-', a.removeConflicts ? 'yes' : 'no', a.groupPath, formatTime(a.updatedAt)]),
+              ['PRODUCT', 'ACTION', 'BRANCH', 'PINNED', 'REMOVE CONFLICTS', 'ROLLOUT', 'SET ON', 'UPDATED'],
+              list.map((a) => [
+                a.product,
+                a.action,
+                a.branch,
+                a.pinnedVersion ?? '-',
+                a.removeConflicts ? 'yes' : 'no',
+                a.rolloutState
+                  ? `${a.rolloutState.targetVersion}: ${a.rolloutState.state}${a.rolloutState.state === 'active' ? ` (${a.rolloutState.phases[a.rolloutState.phase]})` : ''}${a.rolloutState.reason ? ` - ${a.rolloutState.reason}` : ''}`
+                  : a.rollout
+                    ? 'staged'
+                    : '-',
+                a.groupPath,
+                formatTime(a.updatedAt),
+              ]),
             )
           : 'no products assigned\n',
       );
