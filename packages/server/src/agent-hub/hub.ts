@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from 'pino';
-import { AGENT_MESSAGE_MAX_BYTES, AgentToServer, checker, errorCodeInfo, type ServerToAgent } from '@garrison/protocol';
+import { AGENT_MESSAGE_MAX_BYTES, AgentToServer, checker, type ServerToAgent } from '@garrison/protocol';
 import { AppError } from '../errors.ts';
 import type { AgentService } from '../services/agent-service.ts';
 import type { EnrolmentService } from '../services/enrolment-service.ts';
@@ -170,4 +170,3 @@ export class AgentHub implements Presence {
   }
 }
 
-export { errorCodeInfo };

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type Static, type TSchema } from 'typebox';
-import { RunStateSchema, Schedule, Scope, TaskCreate, TaskUpdate, type RunState } from '@garrison/protocol';
+import { RunStateSchema, TaskCreate, TaskUpdate, type RunState } from '@garrison/protocol';
 import type { Services } from '../services/services.ts';
 import type { Actor } from '../services/actor.ts';
 import { AppError } from '../errors.ts';
@@ -272,4 +272,3 @@ export function registerAdminRoutes(app: FastifyInstance, s: Services): void {
   });
 }
 
-export { Schedule, Scope };

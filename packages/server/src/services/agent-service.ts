@@ -33,7 +33,6 @@ import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
 import type { SecretService } from './secret-service.ts';
 import type { TaskService } from './task-service.ts';
-import { systemActor } from './actor.ts';
 import type { Severity } from '../storage/event-store.ts';
 import type { DeploymentService } from './deployment-service.ts';
 
@@ -369,4 +368,3 @@ export class AgentService {
   }
 }
 
-export { systemActor };

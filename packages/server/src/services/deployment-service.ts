@@ -10,7 +10,6 @@ import {
   DEPLOYMENT_TASK_NAME,
   DEPLOYMENT_TASK_TYPE,
   BUILTIN_PRODUCT,
-  type Branch,
   type DeploymentAssign,
   type DeploymentAssignmentView,
   type DeploymentInstruction,
@@ -396,4 +395,3 @@ export class DeploymentService {
   }
 }
 
-export type { Branch };

@@ -33,10 +33,6 @@ export class EventService {
     if (this.#queue.length >= 5000) void this.flush();
     else this.#timer ??= setTimeout(() => void this.flush(), 20);
   }
-  /** Events to store inside another transaction's aftermath (already timed). */
-  recordMany(events: NewEvent[]): void {
-    for (const e of events) this.record(e);
-  }
   async audit(actor: Actor, kind: string, message: string, refs: Partial<Pick<NewEvent, 'deviceId' | 'groupId' | 'taskId' | 'product' | 'data'>>): Promise<void> {
     await this.#store.insertEvents([{ time: this.#clock.now().toISOString(), severity: 'info', kind: `audit.${kind}`, message, actor: actorName(actor), ...refs }]);
   }

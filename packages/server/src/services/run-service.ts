@@ -1,4 +1,4 @@
-import { DEFAULT_RUN_NOW_EXPIRY_MINUTES, type Run, type RunNowResult, type RunState, type TaskProgress } from '@garrison/protocol';
+import { DEFAULT_RUN_NOW_EXPIRY_MINUTES, type Run, type RunNowResult, type TaskProgress } from '@garrison/protocol';
 import { summarizeProgress } from '@garrison/core';
 import { AppError, notFound } from '../errors.ts';
 import type { Clock } from '../clock.ts';
@@ -104,4 +104,3 @@ export class RunService {
   }
 }
 
-export type { RunState };
