@@ -6,12 +6,39 @@
  * `run-now` reports `running` (seq 1), waits for the ack, reports `succeeded` (seq 2) and waits
  * for that ack, as the real agent does with a command that ends at once.
  *
+ * Deployment: a check-in result that carries an install step makes the agent download the
+ * package archive over HTTP (GET /agent/v1/packages/<id>, with its own credential, on a new
+ * connection from its own source address), hash it as it arrives and verify the SHA-256 and
+ * the Ed25519 signature as the real agent does (package-verify.ts), with the key it got at
+ * enrolment. It extracts and runs nothing. It then reports a run of the built-in deployment
+ * task (running, then succeeded with a `deployment.installed` event) and checks in with the
+ * product at its new version in its inventory. Downloads are bounded per worker.
+ *
  * Driven by bench.ts over IPC (see shared.ts for the messages).
  */
+import { createHash, createPublicKey, randomUUID, verify } from 'node:crypto';
+import http from 'node:http';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import WebSocket from 'ws';
-import { AGENT_ENROL_PATH, type AckMessage, type CheckInResult, type EnrolResponse, type Inventory, type RunReport, type RunRequest, type ServerToAgent } from '@garrison/protocol';
-import { now, type FromWorker, type ToWorker, type WorkerStatus } from './shared.ts';
+import {
+  AGENT_ENROL_PATH,
+  AGENT_PACKAGES_PATH,
+  BUILTIN_PRODUCT,
+  DEPLOYMENT_TASK_TYPE,
+  DeploymentEventKind,
+  canonicalJson,
+  packageSigningPayload,
+  type AckMessage,
+  type CheckInResult,
+  type DeploymentInstruction,
+  type DeploymentPackageRef,
+  type EnrolResponse,
+  type Inventory,
+  type RunReport,
+  type RunRequest,
+  type ServerToAgent,
+} from '@garrison/protocol';
+import { now, type DeployCollected, type FromWorker, type ToWorker, type WorkerStatus } from './shared.ts';
 
 const send = (m: FromWorker) => process.send!(m);
 process.on('disconnect', () => process.exit(1));
@@ -31,6 +58,14 @@ interface Agent {
   etag: string | undefined;
   syncQueued: boolean;
   runIds: Set<string> | null;
+  /** The loopback source address of its socket (its downloads come from there too). */
+  localAddress: string;
+  /** The built-in deployment task, from its task list. */
+  deployTaskId: string | null;
+  /** Products installed from packages: product → version (reported in its inventory). */
+  installed: Map<string, string> | null;
+  /** "product@version" being downloaded and installed now. */
+  deploying: string | null;
 }
 
 let agents: Agent[] = [];
@@ -43,6 +78,11 @@ const status: WorkerStatus = {
   checkInsOutstanding: 0,
   runNowReceived: 0,
   finalAcks: 0,
+  deployStepsReceived: 0,
+  downloadsOutstanding: 0,
+  downloadsVerified: 0,
+  installsAcked: 0,
+  deployCheckInsDone: 0,
   errors: 0,
   lastError: '',
 };
@@ -52,13 +92,15 @@ let finalAckAt = new Float64Array(0);
 let rejected = 0;
 let firstRejection = '';
 let syncWindow = 64;
+/** The server's package-signing key, from the enrolment answer (the same for every agent). */
+let signingPublicKey = '';
 
 function fail(what: string): void {
   status.errors++;
   status.lastError = what;
 }
 
-function inventory(hostname: string, k: number): Inventory {
+function inventory(hostname: string, k: number, installed?: Map<string, string> | null): Inventory {
   return {
     hostname,
     osPlatform: 'linux',
@@ -68,7 +110,7 @@ function inventory(hostname: string, k: number): Inventory {
     addresses: [`10.${(k >> 16) & 255}.${(k >> 8) & 255}.${k & 255}`],
     agentVersion: '0.1.0',
     timeZone: 'UTC',
-    products: [{ id: 'garrison', version: '0.1.0', running: true }],
+    products: [{ id: 'garrison', version: '0.1.0', running: true }, ...[...(installed ?? [])].map(([id, version]) => ({ id, version, running: true }))],
   };
 }
 
@@ -100,7 +142,25 @@ async function enrol(m: Extract<ToWorker, { cmd: 'enrol' }>): Promise<void> {
         });
         const body = (await res.json()) as EnrolResponse & { error?: { message: string } };
         if (res.status !== 201) throw new Error(`HTTP ${res.status}: ${body.error?.message ?? JSON.stringify(body)}`);
-        slots[k] = { k, hostname, deviceId: body.deviceId, credential: body.credential, ws: null, open: false, nextId: 1, pending: null, etag: undefined, syncQueued: false, runIds: null };
+        if (signingPublicKey && body.signingPublicKey !== signingPublicKey) throw new Error('the server answered enrolments with different signing keys');
+        signingPublicKey = body.signingPublicKey;
+        slots[k] = {
+          k,
+          hostname,
+          deviceId: body.deviceId,
+          credential: body.credential,
+          ws: null,
+          open: false,
+          nextId: 1,
+          pending: null,
+          etag: undefined,
+          syncQueued: false,
+          runIds: null,
+          localAddress: '127.0.0.1',
+          deployTaskId: null,
+          installed: null,
+          deploying: null,
+        };
         ok++;
         return;
       } catch (err) {
@@ -219,6 +279,7 @@ async function connect(m: Extract<ToWorker, { cmd: 'connect' }>): Promise<void> 
     const a = agents[k]!;
     // Spread over the source addresses by device, so that every address carries its share.
     const localAddress = m.addresses[k % m.addresses.length]!;
+    a.localAddress = localAddress;
     try {
       await connectOne(a, m.wsUrl, localAddress);
       ok++;
@@ -231,7 +292,7 @@ async function connect(m: Extract<ToWorker, { cmd: 'connect' }>): Promise<void> 
 }
 
 function checkInMessage(a: Agent): Record<string, unknown> {
-  return { type: 'check-in', inventory: inventory(a.hostname, a.k), ...(a.etag ? { tasksEtag: a.etag } : {}) };
+  return { type: 'check-in', inventory: inventory(a.hostname, a.k, a.installed), ...(a.etag ? { tasksEtag: a.etag } : {}) };
 }
 function onCheckInResult(a: Agent, msg: ServerToAgent, at: number): boolean {
   if (msg.type !== 'check-in-result') {
@@ -240,7 +301,9 @@ function onCheckInResult(a: Agent, msg: ServerToAgent, at: number): boolean {
   }
   const r = msg as CheckInResult;
   a.etag = r.tasksEtag;
+  if (r.tasks) a.deployTaskId = r.tasks.find((t) => t.product === BUILTIN_PRODUCT && t.type === DEPLOYMENT_TASK_TYPE)?.id ?? null;
   for (const req of r.runRequests) startRun(a, req, at);
+  if (r.deployment?.steps.length) onDeploymentSteps(a, r.deployment.steps, at);
   return true;
 }
 
@@ -315,6 +378,7 @@ function report(a: Agent, r: RunReport, then: (at: number) => void): void {
     if (ack.rejected.length) {
       rejected += ack.rejected.length;
       firstRejection ||= `${ack.rejected[0]!.code}: ${ack.rejected[0]!.message}`;
+      fail(`a report was rejected: ${firstRejection}`);
       return;
     }
     if (!ack.runIds.includes(r.runId)) {
@@ -347,6 +411,220 @@ function startRun(a: Agent, req: RunRequest, at: number): void {
       }
     });
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deployment
+
+interface DeployRound {
+  url: string;
+  product: string;
+  version: string;
+  downloadWindow: number;
+}
+let round: DeployRound | null = null;
+let marks: DeployCollected = emptyMarks(0);
+function emptyMarks(n: number): DeployCollected {
+  const nan = () => new Float64Array(n).fill(Number.NaN);
+  return { stepAt: nan(), downloadStartAt: nan(), verifiedAt: nan(), installedAckAt: nan(), checkedInAt: nan(), bytes: 0, downloads: 0, repeatedSteps: 0, stepsAfterInstall: 0, verifyFailures: 0, rejected: 0, firstError: '' };
+}
+function deployFail(what: string): void {
+  marks.firstError ||= what;
+  fail(what);
+}
+
+/** Install steps wait here for a download slot (at most `downloadWindow` downloads per worker). */
+let downloadQueue: { a: Agent; step: DeploymentInstruction & { package: DeploymentPackageRef } }[] = [];
+let downloadHead = 0;
+let downloadsInFlight = 0;
+
+/** The deployment task's part of a check-in result: each install step is downloaded, verified and reported. */
+function onDeploymentSteps(a: Agent, steps: DeploymentInstruction[], at: number): void {
+  for (const step of steps) {
+    if (step.action !== 'install' || !step.package || !step.version) {
+      deployFail(`${a.hostname}: unexpected deployment step ${step.action} ${step.product} ${step.version ?? ''} (${step.reason})`);
+      continue;
+    }
+    if (!round || step.product !== round.product || step.version !== round.version) {
+      deployFail(`${a.hostname}: install step for ${step.product} ${step.version} outside its deployment round`);
+      continue;
+    }
+    const key = `${step.product}@${step.version}`;
+    if (a.installed?.get(step.product) === step.version) {
+      // The server still asks for a version the device reported as installed.
+      marks.stepsAfterInstall++;
+      continue;
+    }
+    if (a.deploying === key) {
+      // Another check-in while this step is under way (the real agent would not run the task twice at once).
+      marks.repeatedSteps++;
+      continue;
+    }
+    a.deploying = key;
+    if (Number.isNaN(marks.stepAt[a.k]!)) {
+      marks.stepAt[a.k] = at;
+      status.deployStepsReceived++;
+    }
+    status.downloadsOutstanding++;
+    downloadQueue.push({ a, step: step as DeploymentInstruction & { package: DeploymentPackageRef } });
+  }
+  pumpDownloads();
+}
+
+function pumpDownloads(): void {
+  while (round && downloadsInFlight < round.downloadWindow && downloadHead < downloadQueue.length) {
+    const job = downloadQueue[downloadHead++]!;
+    if (downloadHead === downloadQueue.length) {
+      downloadQueue = [];
+      downloadHead = 0;
+    }
+    downloadsInFlight++;
+    void install(job.a, job.step).finally(() => {
+      downloadsInFlight--;
+      status.downloadsOutstanding--;
+      pumpDownloads();
+    });
+  }
+}
+
+/** GET the archive with the agent's credential; hashes it as it arrives (nothing is kept). */
+function download(a: Agent, pkg: DeploymentPackageRef): Promise<{ bytes: number; sha256: string }> {
+  const url = new URL(`${AGENT_PACKAGES_PATH}/${encodeURIComponent(pkg.id)}`, round!.url);
+  return new Promise((resolve, reject) => {
+    const req = http.get(
+      {
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        localAddress: a.localAddress,
+        // A connection of its own, as each real agent has.
+        agent: false,
+        headers: { authorization: `Bearer ${a.credential}` },
+        timeout: 120_000,
+      },
+      (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          reject(new Error(`HTTP ${res.statusCode}`));
+          return;
+        }
+        const expected = Number(res.headers['content-length']);
+        const h = createHash('sha256');
+        let bytes = 0;
+        res.on('data', (chunk: Buffer) => {
+          bytes += chunk.length;
+          h.update(chunk);
+        });
+        res.on('end', () => {
+          if (Number.isFinite(expected) && bytes !== expected) reject(new Error(`got ${bytes} of ${expected} bytes`));
+          else resolve({ bytes, sha256: h.digest('hex') });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * The checks of the real agent's verifyPackage (packages/agent/src/package-verify.ts), on the
+ * hash of the bytes as they arrived instead of a file: the SHA-256 must be the signed one, and
+ * the Ed25519 signature over the signing payload must verify with the key from enrolment.
+ */
+function verifyDownloaded(actualSha256: string, pkg: DeploymentPackageRef, publicKeyPem: string): string | null {
+  if (actualSha256 !== pkg.sha256) return `HASH_MISMATCH: ${pkg.product} ${pkg.version}: archive SHA-256 ${actualSha256} is not the signed ${pkg.sha256}`;
+  const manifestSha256 = createHash('sha256').update(canonicalJson(pkg.manifest)).digest('hex');
+  const payload = packageSigningPayload({ product: pkg.product, version: pkg.version, sha256: pkg.sha256, manifestSha256 });
+  let ok = false;
+  try {
+    ok = verify(null, Buffer.from(payload, 'utf8'), createPublicKey(publicKeyPem), Buffer.from(pkg.signature, 'base64'));
+  } catch {
+    ok = false;
+  }
+  if (!ok || pkg.manifest.product !== pkg.product || pkg.manifest.version !== pkg.version) return `SIGNATURE_INVALID: ${pkg.product} ${pkg.version}: the signature does not verify with this server's key`;
+  return null;
+}
+
+/** One install step: download and verify (in a download slot), then report and check in. */
+async function install(a: Agent, step: DeploymentInstruction & { package: DeploymentPackageRef }): Promise<void> {
+  const pkg = step.package;
+  let got: { bytes: number; sha256: string } | null = null;
+  for (let attempt = 1; !got; attempt++) {
+    if (Number.isNaN(marks.downloadStartAt[a.k]!)) marks.downloadStartAt[a.k] = now();
+    try {
+      got = await download(a, pkg);
+    } catch (err) {
+      // A transient socket error is retried, as the agent would at its next check-in.
+      if (attempt >= 3) {
+        a.deploying = null;
+        deployFail(`${a.hostname}: download of ${pkg.product} ${pkg.version} failed: ${(err as Error).message}`);
+        return;
+      }
+    }
+  }
+  marks.bytes += got.bytes;
+  marks.downloads++;
+  const problem = verifyDownloaded(got.sha256, pkg, signingPublicKey);
+  if (problem) {
+    marks.verifyFailures++;
+    a.deploying = null;
+    deployFail(`${a.hostname}: ${problem}`);
+    return;
+  }
+  marks.verifiedAt[a.k] = now();
+  status.downloadsVerified++;
+  if (!a.deployTaskId) {
+    deployFail(`${a.hostname}: no "${BUILTIN_PRODUCT}"/"${DEPLOYMENT_TASK_TYPE}" task in its task list`);
+    return;
+  }
+  // Outside the download slot: the run's reports and the check-in with the new inventory.
+  reportInstalled(a, step);
+}
+
+/** What the real deployment task reports for one successful install step, then the check-in it triggers. */
+function reportInstalled(a: Agent, step: DeploymentInstruction & { package: DeploymentPackageRef }): void {
+  const createdAt = new Date().toISOString();
+  const label = `install ${step.product} ${step.version}${step.fromVersion ? ` (over ${step.fromVersion})` : ''} [${step.reason}]`;
+  const base = { runId: randomUUID(), taskId: a.deployTaskId!, requestId: null, attempt: 1, cause: 'check-in', createdAt, startedAt: createdAt };
+  report(a, { ...base, seq: 1, state: 'running', percent: 0 }, () => {
+    const final: RunReport = {
+      ...base,
+      seq: 2,
+      state: 'succeeded',
+      percent: 100,
+      exitCode: 0,
+      endedAt: new Date().toISOString(),
+      reason: null,
+      outputTail: `ok      ${label}\n`,
+      events: [{ severity: 'info', kind: DeploymentEventKind.installed, message: `${label}: done`, data: { product: step.product, version: step.version, action: 'install', exitCode: 0 } }],
+    };
+    report(a, final, (ackAt) => {
+      marks.installedAckAt[a.k] = ackAt;
+      status.installsAcked++;
+      if (status.installsAcked === agents.length) send({ ev: 'all-installed', at: ackAt });
+      (a.installed ??= new Map()).set(step.product, step.version!);
+      a.deploying = null;
+      const ok = request(a, checkInMessage(a), (msg, at) => {
+        if (!onCheckInResult(a, msg, at)) return;
+        if (!Number.isNaN(marks.checkedInAt[a.k]!)) return;
+        marks.checkedInAt[a.k] = at;
+        status.deployCheckInsDone++;
+        if (status.deployCheckInsDone === agents.length) send({ ev: 'all-deployed', at });
+      });
+      if (!ok) deployFail(`${a.hostname} could not check in after the install: socket closed`);
+    });
+  });
+}
+
+function armDeployment(m: Extract<ToWorker, { cmd: 'deploy' }>): void {
+  round = { url: m.url, product: m.product, version: m.version, downloadWindow: m.downloadWindow };
+  marks = emptyMarks(agents.length);
+  status.deployStepsReceived = 0;
+  status.downloadsVerified = 0;
+  status.installsAcked = 0;
+  status.deployCheckInsDone = 0;
+  send({ ev: 'deploy-armed', seq: m.seq });
 }
 
 let eluMark: EventLoopUtilization = performance.eventLoopUtilization();
@@ -399,6 +677,11 @@ process.on('message', (m: ToWorker) => {
         }
         return;
       }
+      case 'deploy':
+        return armDeployment(m);
+      case 'collect-deploy':
+        marks.rejected = rejected;
+        return send({ ev: 'deploy-collected', seq: m.seq, marks });
       case 'close':
         return close(m.seq);
     }

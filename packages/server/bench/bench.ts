@@ -9,9 +9,10 @@
  *
  * It prints, with its conditions: connected agents and server memory per agent; check-ins per
  * second; the time from run-now to 50/95/99/100% of targets started and to all results
- * stored; and a bare SQLite ingest baseline from the same run, so that ingest is also shown
- * as a ratio. The figures go to `.bench/last.json` too. See the `usage` text below for the
- * options.
+ * stored; the time for a new package version to reach every agent, downloads included (an
+ * assignment, then a newer version checked into the repository); and a bare SQLite ingest
+ * baseline from the same run, so that ingest is also shown as a ratio. The figures go to
+ * `.bench/last.json` too. See the `usage` text below for the options.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
@@ -20,7 +21,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { TaskProgress } from '@garrison/protocol';
+import * as tar from 'tar';
+import type { DeviceProductState, PackageManifest, RepositoryPackage, TaskProgress } from '@garrison/protocol';
 import type { DatabaseConfig } from '../src/storage/database.ts';
 import { runBaseline, type BaselineResult } from './baseline.ts';
 import {
@@ -39,6 +41,7 @@ import {
   type ToServer,
   type ToWorker,
   type WorkerStatus,
+  type DeployCollected,
 } from './shared.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -55,6 +58,8 @@ const usage = `usage: npm run bench -- [options]
   --checkin-seconds S   length of the check-in phase (default 5)
   --window K            check-ins in flight per worker (default 64)
   --addresses A         loopback source addresses, in a random block of 127/8 (default: one per 1,000 agents, at least 4)
+  --package-kb N        payload of the deployed package, KB of random bytes (default 256)
+  --download-window D   package downloads in flight per worker (default 32)
   --cpu-prof            profile the server process in each phase: .bench/server-<phase>.cpuprofile,
                         and the hottest code in the report (the sampling slows the server a little)
   --strict              exit 2 when a target is missed
@@ -71,6 +76,8 @@ const { values: opts } = parseArgs({
     'checkin-seconds': { type: 'string' },
     window: { type: 'string' },
     addresses: { type: 'string' },
+    'package-kb': { type: 'string' },
+    'download-window': { type: 'string' },
     'cpu-prof': { type: 'boolean' },
     strict: { type: 'boolean' },
     keep: { type: 'boolean' },
@@ -97,6 +104,9 @@ const CHECKIN_MS = intOption('checkin-seconds', opts['checkin-seconds'], 5, 1) *
 const WINDOW = intOption('window', opts.window, 64, 1);
 const A = intOption('addresses', opts.addresses, Math.max(4, Math.ceil(N / 1000)), 1);
 const PG_URL = opts.pg ?? process.env.GARRISON_BENCH_PG_URL;
+const PACKAGE_KB = intOption('package-kb', opts['package-kb'], 256, 0);
+const DOWNLOAD_WINDOW = intOption('download-window', opts['download-window'], 32, 1);
+const DEPLOY_PRODUCT = 'bench-app';
 /**
  * Source addresses: a few hundred to a thousand sockets each, because bind() to an address
  * with port 0 searches its ports linearly, and gets slow (CPU in the worker's kernel time) as
@@ -180,7 +190,8 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 // Nothing may hang: the whole run has a deadline too.
-const WATCHDOG_MS = 10 * 60_000 + N * 30;
+// The deployment rounds get more: two rounds of N downloads, at a pessimistic 20 MB/s.
+const WATCHDOG_MS = 10 * 60_000 + N * 30 + 2 * (N * PACKAGE_KB * 1024) / (20 * 1024 * 1024) * 1000;
 const watchdog = setTimeout(() => fatal(`the whole run took more than ${fmt(WATCHDOG_MS / 1000)} s`), WATCHDOG_MS);
 
 async function dropPgSchema(): Promise<void> {
@@ -369,7 +380,22 @@ async function workerCpu(workers: WorkerChild[], reset = true): Promise<{ cpuMs:
 }
 async function statuses(workers: WorkerChild[]): Promise<WorkerStatus> {
   const all = await Promise.all(workers.map((w) => w.ask<'status'>({ cmd: 'status' }, 30_000, 'status')));
-  const sum: WorkerStatus = { open: 0, unexpectedCloses: 0, syncReceived: 0, syncCheckInsDone: 0, checkInsOutstanding: 0, runNowReceived: 0, finalAcks: 0, errors: 0, lastError: '' };
+  const sum: WorkerStatus = {
+    open: 0,
+    unexpectedCloses: 0,
+    syncReceived: 0,
+    syncCheckInsDone: 0,
+    checkInsOutstanding: 0,
+    runNowReceived: 0,
+    finalAcks: 0,
+    deployStepsReceived: 0,
+    downloadsOutstanding: 0,
+    downloadsVerified: 0,
+    installsAcked: 0,
+    deployCheckInsDone: 0,
+    errors: 0,
+    lastError: '',
+  };
   for (const { status: s } of all) {
     for (const k of Object.keys(sum) as (keyof WorkerStatus)[]) if (k !== 'lastError') (sum[k] as number) += s[k] as number;
     sum.lastError ||= s.lastError;
@@ -483,6 +509,76 @@ function phaseCost(s: ServerStats, w: { cpuMs: number }[], startedAt: number): P
 }
 
 // ---------------------------------------------------------------------------------------------
+// Deployment: a real package archive, checked in through the admin API
+
+interface ComplianceAnswer {
+  summary: { product: string; states: Record<string, number>; versions: Record<string, number> }[];
+  devices: (DeviceProductState & { deviceName: string })[];
+}
+
+/** A real package archive (.tar.gz): the manifest and PACKAGE_KB KB of random bytes, which gzip cannot shrink. */
+async function buildPackage(dir: string, version: string): Promise<Buffer> {
+  const stage = path.join(dir, `stage-${version}`);
+  mkdirSync(stage, { recursive: true });
+  const manifest: PackageManifest = {
+    product: DEPLOY_PRODUCT,
+    name: 'Benchmark application',
+    version,
+    kind: 'application',
+    platforms: ['any'],
+    // Never run: the simulated agents verify the package and extract nothing.
+    commands: { install: { shell: 'sh', command: 'true' } },
+  };
+  writeFileSync(path.join(stage, 'garrison-package.json'), JSON.stringify(manifest));
+  writeFileSync(path.join(stage, 'payload.bin'), randomBytes(PACKAGE_KB * 1024));
+  const file = path.join(dir, `${DEPLOY_PRODUCT}-${version}.tgz`);
+  await tar.c({ gzip: true, file, cwd: stage }, ['.']);
+  return readFileSync(file);
+}
+
+/** POST /api/v1/repository/packages with the archive as the body: into the current branch. */
+async function checkInPackage(url: string, token: string, archive: Buffer): Promise<RepositoryPackage> {
+  const res = await fetch(`${url}/api/v1/repository/packages`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/gzip' },
+    body: archive,
+    signal: AbortSignal.timeout(60_000),
+  });
+  const text = await res.text();
+  if (res.status !== 201) throw new Error(`POST /api/v1/repository/packages: HTTP ${res.status} ${text.slice(0, 500)}`);
+  return JSON.parse(text) as RepositoryPackage;
+}
+
+interface DeployRound {
+  version: string;
+  trigger: string;
+  packageId: string;
+  archiveBytes: number;
+  /** The API call that started the clock. */
+  apiMs: number;
+  /** From the API call: the install step reached the agent (check-in result), downloaded + verified, "installed" acked, new inventory checked in. */
+  stepMs: { p50: number; p95: number; p100: number };
+  verifiedMs: { p50: number; p95: number; p100: number };
+  installedAckedMs: { p50: number; p95: number; p100: number };
+  checkedInMs: { p50: number; p95: number; p100: number };
+  /** The first compliance answer showing every device compliant at the version. */
+  allCompliantMs: number;
+  compliancePolls: number;
+  compliancePollMs: { avg: number; max: number };
+  bytes: number;
+  downloads: number;
+  /** Bytes over the time from the first download request to the last verified archive. */
+  downloadBytesPerSecond: number;
+  downloadWindowMs: number;
+  /** Per download, from its request to the verified archive (queueing in the worker excluded). */
+  downloadLatencyMs: { p50: number; p99: number; max: number };
+  repeatedSteps: number;
+  stepsAfterInstall: number;
+  lastSummary: ComplianceAnswer['summary'][number] | undefined;
+  cost: PhaseCost & { online: number };
+}
+
+// ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
   const conditions = {
@@ -498,6 +594,8 @@ async function main(): Promise<void> {
     openFileLimit: { soft: fds.soft, hard: fds.hard },
     checkInSeconds: CHECKIN_MS / 1000,
     checkInWindowPerWorker: WINDOW,
+    packagePayloadKb: PACKAGE_KB,
+    downloadWindowPerWorker: DOWNLOAD_WINDOW,
     loadAverageAtStart: os.loadavg(),
   };
   log(`${fmt(N)} agents, ${W} worker processes, ${conditions.database}, source addresses ${ADDRESSES[0]}…${ADDRESSES.at(-1)}`);
@@ -518,10 +616,18 @@ async function main(): Promise<void> {
   await Promise.all(workers.map((w) => w.next('hello', 30_000, 'start')));
   let allAckedWorkers = 0;
   let wake: (() => void) | null = null;
+  let allDeployedWorkers = 0;
+  let allInstalledWorkers = 0;
   for (const w of workers)
     w.on((m) => {
       if (m.ev === 'all-acked') {
         allAckedWorkers++;
+        wake?.();
+      } else if (m.ev === 'all-installed') {
+        allInstalledWorkers++;
+        wake?.();
+      } else if (m.ev === 'all-deployed') {
+        allDeployedWorkers++;
         wake?.();
       }
     });
@@ -649,11 +755,123 @@ async function main(): Promise<void> {
   const storedMs = storedAt - t0;
   const lastAckMs = finalAcked.at(-1)!;
   log(`run-now: all started in ${ms(started.at(-1)!)}, all results stored in ${ms(storedMs)}`);
+
+  // 8. Deployment: a package assigned to the group, then a newer version checked in. Each
+  // round is timed from the API call that starts it until the compliance API shows every
+  // device compliant at the new version.
+  const pkgDir = path.join(tmp, 'packages');
+  const archives = { '1.0.0': await buildPackage(pkgDir, '1.0.0'), '1.0.1': await buildPackage(pkgDir, '1.0.1') };
+  const setupCheckInStart = now();
+  const pkg1 = await checkInPackage(url, adminToken, archives['1.0.0']);
+  const setupCheckInMs = now() - setupCheckInStart;
+  await settle(server, 'the check-in of the first package');
+  const deployRound = async (version: '1.0.0' | '1.0.1', phaseName: string, trigger: string, start: () => Promise<RepositoryPackage>): Promise<DeployRound> => {
+    const archiveBytes = archives[version].length;
+    const roundTimeout = 60_000 + N * 10 + ((N * archiveBytes) / (10 * 1024 * 1024)) * 1000;
+    await Promise.all(workers.map((w) => w.ask<'deploy-armed'>({ cmd: 'deploy', url, product: DEPLOY_PRODUCT, version, downloadWindow: DOWNLOAD_WINDOW }, 30_000, 'arm the deployment')));
+    allDeployedWorkers = 0;
+    allInstalledWorkers = 0;
+    await beginPhase(server, workers);
+    await profileStart(server);
+    log(`deployment of ${DEPLOY_PRODUCT} ${version} (${trigger})…`);
+    const t0 = now();
+    const pkg = await start();
+    const apiMs = now() - t0;
+    if (pkg.version !== version || pkg.size !== archiveBytes) fatal(`the repository has ${pkg.product} ${pkg.version} of ${pkg.size} bytes, expected ${version} of ${archiveBytes}`);
+    let allCompliantAt = Number.NaN;
+    let polls = 0;
+    let pollTotal = 0;
+    let pollMax = 0;
+    let lastSummary: ComplianceAnswer['summary'][number] | undefined;
+    let lastLog = t0;
+    let lastPoll = 0;
+    // Every compliance answer lists every device, so polls cost the server too: the API is
+    // polled every 5 s, and every 20 ms once the workers have seen every "installed" report
+    // acked (each ack is sent after its report is committed, so not all can be compliant before).
+    for (;;) {
+      if (Number.isNaN(allCompliantAt) && (allInstalledWorkers >= W || now() - lastPoll >= 5000)) {
+        lastPoll = now();
+        const p0 = now();
+        const c = await api<ComplianceAnswer>('GET', `/api/v1/deployments/compliance?groupId=${encodeURIComponent(group.id)}&product=${DEPLOY_PRODUCT}`, undefined, 60_000);
+        const took = now() - p0;
+        polls++;
+        pollTotal += took;
+        pollMax = Math.max(pollMax, took);
+        lastSummary = c.summary.find((x) => x.product === DEPLOY_PRODUCT);
+        const rows = lastSummary ? Object.values(lastSummary.states).reduce((a, b) => a + b, 0) : 0;
+        if (lastSummary && rows === N && lastSummary.states.compliant === N && lastSummary.versions[version] === N) allCompliantAt = now();
+      }
+      if (!Number.isNaN(allCompliantAt) && allDeployedWorkers >= W) break;
+      const st = await statuses(workers);
+      if (st.errors) fatal(`agent errors during the deployment of ${version}: ${st.lastError}`);
+      const t = now();
+      if (t - t0 > 15_000 && st.deployStepsReceived === 0) fatal(`no agent got an install step of ${DEPLOY_PRODUCT} ${version} within 15 s of the ${trigger}: ${JSON.stringify(st)}`);
+      if (t - t0 > roundTimeout) fatal(`the deployment of ${version} did not complete within ${fmt(roundTimeout / 1000)} s: compliance ${JSON.stringify(lastSummary)}; agents ${JSON.stringify(st)}`);
+      if (t - lastLog > 5000) {
+        lastLog = t;
+        log(`  ${fmt((t - t0) / 1000, 1)} s: steps ${fmt(st.deployStepsReceived)}, verified ${fmt(st.downloadsVerified)}, installed ${fmt(st.installsAcked)}, checked in ${fmt(st.deployCheckInsDone)} of ${fmt(N)}`);
+      }
+      if (allInstalledWorkers < W) {
+        await Promise.race([sleep(250), new Promise<void>((r) => (wake = r))]);
+        wake = null;
+      } else await sleep(20);
+    }
+    const settleMs = await settle(server, `the deployment of ${version}`);
+    await profileStop(server, phaseName);
+    const cost = await endPhase(server, workers, t0);
+    const got = (await Promise.all(workers.map((w) => w.ask<'deploy-collected'>({ cmd: 'collect-deploy' }, 30_000, 'deployment marks')))).map((c) => c.marks);
+    const rel = (pick: (m: DeployCollected) => Float64Array) => sortedFloat64(got.map((m) => pick(m).map((t) => t - t0)));
+    const step = rel((m) => m.stepAt);
+    const verified = rel((m) => m.verifiedAt);
+    const installed = rel((m) => m.installedAckAt);
+    const checkedIn = rel((m) => m.checkedInAt);
+    for (const [what, a] of [['got the install step', step], ['verified the download', verified], ['had "installed" acked', installed], ['checked in after the install', checkedIn]] as const) {
+      const missing = a.filter(Number.isNaN).length;
+      if (missing) fatal(`${missing} agents never ${what} of ${version}`);
+    }
+    const latencies = sortedFloat64(got.map((m) => m.verifiedAt.map((v, i) => v - m.downloadStartAt[i]!)));
+    const firstRequest = Math.min(...got.map((m) => m.downloadStartAt.reduce((a, b) => Math.min(a, b), Number.POSITIVE_INFINITY)));
+    const lastVerified = Math.max(...got.map((m) => m.verifiedAt.reduce((a, b) => Math.max(a, b), 0)));
+    const bytes = got.reduce((a, m) => a + m.bytes, 0);
+    const downloads = got.reduce((a, m) => a + m.downloads, 0);
+    if (downloads !== N || bytes !== N * archiveBytes) fatal(`${fmt(downloads)} downloads of ${fmt(bytes)} bytes, expected ${fmt(N)} of ${fmt(N * archiveBytes)}`);
+    const q3 = (a: Float64Array) => ({ p50: quantile(a, 0.5), p95: quantile(a, 0.95), p100: quantile(a, 1) });
+    const r: DeployRound = {
+      version,
+      trigger,
+      packageId: pkg.id,
+      archiveBytes,
+      apiMs,
+      stepMs: q3(step),
+      verifiedMs: q3(verified),
+      installedAckedMs: q3(installed),
+      checkedInMs: q3(checkedIn),
+      allCompliantMs: allCompliantAt - t0,
+      compliancePolls: polls,
+      compliancePollMs: { avg: pollTotal / polls, max: pollMax },
+      bytes,
+      downloads,
+      downloadWindowMs: lastVerified - firstRequest,
+      downloadBytesPerSecond: (bytes / (lastVerified - firstRequest)) * 1000,
+      downloadLatencyMs: { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), max: quantile(latencies, 1) },
+      repeatedSteps: got.reduce((a, m) => a + m.repeatedSteps, 0),
+      stepsAfterInstall: got.reduce((a, m) => a + m.stepsAfterInstall, 0),
+      lastSummary,
+      cost,
+    };
+    log(`${DEPLOY_PRODUCT} ${version}: all verified in ${ms(r.verifiedMs.p100)}, all compliant in ${ms(r.allCompliantMs)} (${mb(bytes)} at ${mb(r.downloadBytesPerSecond)}/s; writes went on ${ms(settleMs)} more)`);
+    return r;
+  };
+  const deploy1 = await deployRound('1.0.0', 'deploy-assign', 'assignment', async () => {
+    await api('PUT', `/api/v1/groups/${group.id}/deployments/${DEPLOY_PRODUCT}`, { branch: 'current' });
+    return pkg1;
+  });
+  const deploy2 = await deployRound('1.0.1', 'deploy-update', 'repository check-in', () => checkInPackage(url, adminToken, archives['1.0.1']));
   const endStatus = await statuses(workers);
   const memEnd = await serverMem(server);
   const finalStats = await serverStats(server, false);
 
-  // 8. Shut down, then the baseline on a quiet machine
+  // 9. Shut down, then the baseline on a quiet machine
   shuttingDown = true;
   await Promise.all(workers.map((w) => w.ask<'closed'>({ cmd: 'close' }, 20_000, 'close').catch(() => w.proc.kill('SIGKILL'))));
   await stopServerProcess(server);
@@ -679,7 +897,7 @@ async function main(): Promise<void> {
   const row = (label: string, value: string) => out(`  ${label.padEnd(44)} ${value}`);
   out(`Garrison fleet benchmark — ${new Date().toISOString()}`);
   out();
-  const measured = [connectCost, checkInCost, syncCost, runNowCost];
+  const measured = [connectCost, checkInCost, syncCost, runNowCost, deploy1.cost, deploy2.cost];
   const otherCpu = measured.reduce((a, c) => a + (Number.isNaN(c.otherCpuMs) ? 0 : c.otherCpuMs), 0);
   const measuredWall = measured.reduce((a, c) => a + c.serverWallMs, 0);
   const disturbed = otherCpu > 0.15 * measuredWall;
@@ -698,6 +916,7 @@ async function main(): Promise<void> {
   row('agent worker processes', `${W} (+ 1 server process, + this one)`);
   row('loopback source addresses', `${ADDRESSES.length} (${ADDRESSES[0]} … ${ADDRESSES.at(-1)}, ≤ ${fmt(perAddress)} agents each) → 127.0.0.1`);
   row('open-file limit (soft / hard)', `${fds.soft} / ${fds.hard}`);
+  row('package downloads in flight', `≤ ${DOWNLOAD_WINDOW} per worker (≤ ${fmt(DOWNLOAD_WINDOW * W)} in all), each on a new connection from its agent's source address`);
   row('load average at start (1, 5, 15 min)', conditions.loadAverageAtStart.map((x) => x.toFixed(2)).join(', '));
   out();
   out('Setup (not measured)');
@@ -726,6 +945,29 @@ async function main(): Promise<void> {
   row('results stored (acked): 50% / 100%', `${ms(quantile(finalAcked, 0.5))} / ${ms(lastAckMs)}`);
   row('all results stored (progress API shows all)', `${ms(storedMs)} (${polls} polls)`);
   row('ingest rate, end to end', `${fmt(((2 * N) / storedMs) * 1000)} reports/s (${fmt(2 * N)} reports)`);
+  out();
+  out(`Deployment of "${DEPLOY_PRODUCT}" to ${fmt(N)} agents (downloads included)`);
+  row('package', `${kb(deploy1.archiveBytes)} archive (.tar.gz: manifest + ${fmt(PACKAGE_KB)} KB of random bytes); checked in (setup) in ${ms(setupCheckInMs)}`);
+  row('agents do', `download over HTTP, SHA-256 + Ed25519 check; no extraction; report "installed"; check in`);
+  const deploySection = (r: DeployRound, title: string, api: string) => {
+    out(`  ${title}`);
+    row(`  ${api}`, ms(r.apiMs));
+    row('  got the install step: 50 / 95 / 100%', `${ms(r.stepMs.p50)} / ${ms(r.stepMs.p95)} / ${ms(r.stepMs.p100)} (answer to the check-in on sync)`);
+    row('  downloaded + verified: 50%', ms(r.verifiedMs.p50));
+    row('                         95%', ms(r.verifiedMs.p95));
+    row('                        100%', ms(r.verifiedMs.p100));
+    row('  "installed" stored (acked): 50 / 95 / 100%', `${ms(r.installedAckedMs.p50)} / ${ms(r.installedAckedMs.p95)} / ${ms(r.installedAckedMs.p100)}`);
+    row('  check-in with the new version: 100%', ms(r.checkedInMs.p100));
+    row(`  all compliant (compliance API)`, `${ms(r.allCompliantMs)}: ${fmt(N)} devices at ${r.version} (${r.compliancePolls} polls, avg ${ms(r.compliancePollMs.avg)}, max ${ms(r.compliancePollMs.max)})`);
+    row('  downloaded', `${mb(r.bytes)} in ${fmt(r.downloads)} downloads`);
+    row('  download throughput', `${mb(r.downloadBytesPerSecond)}/s over ${ms(r.downloadWindowMs)} (first request → last verified)`);
+    row('  per download p50 / p99 / max', `${fmt(r.downloadLatencyMs.p50, 1)} / ${fmt(r.downloadLatencyMs.p99, 1)} / ${fmt(r.downloadLatencyMs.max, 1)} ms (request → verified)`);
+    row('  server CPU', `${ms(r.cost.serverCpuMs)} over ${ms(r.cost.serverWallMs)} (${fmt((r.cost.serverCpuMs / r.cost.serverWallMs) * 100)}% of a core; event loop ${fmt(r.cost.serverElu * 100)}% busy; max stall ${ms(r.cost.serverMaxLoopDelayMs)})`);
+    row('  server CPU per agent', `${fmt(r.cost.serverCpuMs / N, 2)} ms (workers ${fmt(r.cost.workersCpuMs / N, 2)} ms)`);
+    if (r.repeatedSteps || r.stepsAfterInstall) row('  install steps repeated / after the install', `${fmt(r.repeatedSteps)} / ${fmt(r.stepsAfterInstall)}`);
+  };
+  deploySection(deploy1, `Round 1: 1.0.0 assigned to the group; clock from the assignment call`, 'PUT …/deployments/:product returned');
+  deploySection(deploy2, `Round 2: 1.0.1 checked in; clock from the check-in call (the server nudges the devices)`, 'POST /api/v1/repository/packages returned');
   out();
   out('Baseline (same run): raw batched inserts into SQLite');
   row('rows (runs-table shape, 17 columns, 3 indexes)', `${fmt(baseline.rows)} in ${baseline.transactions} transactions of ≤ ${fmt(baseline.batch)}`);
@@ -769,6 +1011,8 @@ async function main(): Promise<void> {
   phase('check-ins', checkInCost, profiles['check-ins']);
   if (!Number.isNaN(syncMs)) phase('task creation + sync storm', syncCost, profiles['sync-storm']);
   phase('run-now → all stored', runNowCost, profiles['run-now']);
+  phase(`deploy ${deploy1.version}: assign → all compliant`, deploy1.cost, profiles['deploy-assign']);
+  phase(`deploy ${deploy2.version}: check-in → all compliant`, deploy2.cost, profiles['deploy-update']);
   row('server peak RSS (whole run)', `${mb(finalStats.maxRssBytes)}; after the run ${mb(memEnd.rss)} (after GC)`);
   row('server log lines (warn and above)', String(serverLogLines));
   row('agent-side errors / unexpected closes', `${endStatus.errors} / ${endStatus.unexpectedCloses}`);
@@ -800,11 +1044,19 @@ async function main(): Promise<void> {
       progressPolls: polls,
       lastProgress,
     },
+    deployment: {
+      product: DEPLOY_PRODUCT,
+      packagePayloadKb: PACKAGE_KB,
+      archiveBytes: deploy1.archiveBytes,
+      downloadWindowPerWorker: DOWNLOAD_WINDOW,
+      setupCheckInMs,
+      rounds: [deploy1, deploy2].map(({ cost: _cost, ...r }) => r),
+    },
     baseline,
     baselineRunsMs: baselineRuns.map((b) => b.ms),
     ingestRatio,
     dbIngestRatio,
-    phases: { connect: connectCost, checkIns: checkInCost, syncStorm: syncCost, runNow: runNowCost },
+    phases: { connect: connectCost, checkIns: checkInCost, syncStorm: syncCost, runNow: runNowCost, deployAssign: deploy1.cost, deployUpdate: deploy2.cost },
     serverPeakRss: finalStats.maxRssBytes,
     otherProcessesCpuMs: otherCpu,
     disturbed,

@@ -19,6 +19,11 @@ import { AgentHub } from '../src/agent-hub/hub.ts';
 import { AgentService } from '../src/services/agent-service.ts';
 import { EnrolmentService } from '../src/services/enrolment-service.ts';
 import { RunService } from '../src/services/run-service.ts';
+import { DeploymentService } from '../src/services/deployment-service.ts';
+import { RepositoryService } from '../src/services/repository-service.ts';
+import { DeploymentStore } from '../src/storage/deployment-store.ts';
+import { PackageStore } from '../src/storage/package-store.ts';
+import { AGENT_PACKAGES_PATH } from '@garrison/protocol';
 import { now, type FromServer, type OpStat, type ProfileSummary, type ServerStats, type Stall, type ToServer } from './shared.ts';
 
 const send = (m: FromServer) => process.send!(m);
@@ -116,6 +121,14 @@ instrument(RunService.prototype, 'runNow', 'svc: RunService.runNow (whole call)'
 instrument(RunService.prototype, 'progress', 'svc: RunService.progress', () => 1);
 instrument(AgentHub.prototype, 'sendEach', 'hub: sendEach (run-now push)', (_a, r) => (typeof r === 'number' ? r : 0));
 instrument(AgentHub.prototype, 'send', 'hub: send (broadcast, e.g. sync)', (_a, r) => (typeof r === 'number' ? r : 0));
+// Deployment: the plan at each check-in, state batches, compliance, repository check-in, downloads.
+instrument(DeploymentService.prototype, 'planFor', 'svc: DeploymentService.planFor (per check-in)', () => 1);
+instrument(DeploymentService.prototype, 'compliance', 'svc: DeploymentService.compliance (API)', () => 1);
+instrument(DeploymentStore.prototype, 'putStates', 'db: putStates (deployment states batch)', len(0));
+instrument(DeploymentStore.prototype, 'listStates', 'db: listStates (compliance)', (_a, r) => (Array.isArray(r) ? r.length : 0));
+instrument(RepositoryService.prototype, 'add', 'svc: RepositoryService.add (package check-in)', () => 1);
+instrument(RepositoryService.prototype, 'openArchive', 'svc: openArchive (per download)', () => 1);
+instrument(PackageStore.prototype, 'get', 'db: PackageStore.get (per download)', () => 1);
 
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
@@ -238,6 +251,14 @@ async function main(): Promise<void> {
   if (!dataDir || !database) throw new Error('usage: server-process.ts <dataDir> <database-config-json>');
   const server = await startServer({ dataDir, database, host: '127.0.0.1', port: 0, logLevel: process.env.GARRISON_BENCH_LOG ?? 'warn' });
   const adminToken = (await readFile(server.adminTokenFile, 'utf8')).trim();
+  // Package downloads, from the request to the last byte handed to the socket (they overlap: a latency).
+  server.http.server.on('request', (req, res) => {
+    if (!req.url?.startsWith(AGENT_PACKAGES_PATH + '/')) return;
+    const start = now();
+    totalCalls++;
+    // Until the response closes: the agent may close its connection on the last byte, before the server ends the response.
+    res.once('close', () => record(res.headersSent && res.statusCode === 200 ? 'http: package download (request → close)' : 'failed: http: package download', start, 1));
+  });
   stats(true, server);
   process.on('message', (m: ToServer) => {
     void (async () => {

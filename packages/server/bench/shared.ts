@@ -90,6 +90,8 @@ export type ToWorker =
   | { cmd: 'status'; seq: number }
   | { cmd: 'collect'; seq: number }
   | { cmd: 'stats'; seq: number; reset: boolean }
+  | { cmd: 'deploy'; seq: number; url: string; product: string; version: string; downloadWindow: number }
+  | { cmd: 'collect-deploy'; seq: number }
   | { cmd: 'close'; seq: number };
 
 export interface WorkerStatus {
@@ -102,8 +104,41 @@ export interface WorkerStatus {
   checkInsOutstanding: number;
   runNowReceived: number;
   finalAcks: number;
+  /** Deployment round: agents whose check-in result carried the install step of the round's version. */
+  deployStepsReceived: number;
+  /** Downloads queued or under way. */
+  downloadsOutstanding: number;
+  /** Downloaded and verified (hash and signature). */
+  downloadsVerified: number;
+  /** "deployment.installed" reports acknowledged. */
+  installsAcked: number;
+  /** Check-ins with the new inventory answered. */
+  deployCheckInsDone: number;
   errors: number;
   lastError: string;
+}
+
+/** One worker's marks of a deployment round (ms since the epoch, NaN where not reached). */
+export interface DeployCollected {
+  /** The check-in result carrying the install step arrived. */
+  stepAt: Float64Array;
+  /** The download started (its request was sent). */
+  downloadStartAt: Float64Array;
+  /** The archive was downloaded whole and its hash and signature verified. */
+  verifiedAt: Float64Array;
+  /** The "succeeded" report carrying the deployment.installed event was acknowledged. */
+  installedAckAt: Float64Array;
+  /** The check-in with the new inventory was answered. */
+  checkedInAt: Float64Array;
+  bytes: number;
+  downloads: number;
+  /** Install steps received again for a version already being installed or installed. */
+  repeatedSteps: number;
+  /** Check-in results after the install that still asked for an install of the round's version. */
+  stepsAfterInstall: number;
+  verifyFailures: number;
+  rejected: number;
+  firstError: string;
 }
 
 export type FromWorker =
@@ -115,6 +150,10 @@ export type FromWorker =
   | { ev: 'collected'; seq: number; runNowAt: Float64Array; finalAckAt: Float64Array; runningAckAt: Float64Array; rejected: number; firstRejection: string }
   | { ev: 'stats'; seq: number; cpuMs: number; wallMs: number; elu: number }
   | { ev: 'all-acked'; at: number }
+  | { ev: 'deploy-armed'; seq: number }
+  | { ev: 'deploy-collected'; seq: number; marks: DeployCollected }
+  | { ev: 'all-installed'; at: number }
+  | { ev: 'all-deployed'; at: number }
   | { ev: 'closed'; seq: number }
   | { ev: 'failed'; message: string };
 
