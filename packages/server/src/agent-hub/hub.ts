@@ -117,14 +117,27 @@ export class AgentHub implements Presence {
     if (conn.socket.readyState === conn.socket.OPEN) conn.socket.send(JSON.stringify(message));
   }
 
+  /**
+   * Pings every connection once per interval, spread over it in slices, so that 100,000
+   * pings (and their pongs) never arrive in one burst that starves the event loop.
+   */
   #beat(): void {
-    for (const conn of this.#connections.values()) {
-      if (!conn.alive) {
-        conn.socket.terminate();
-        continue;
-      }
-      conn.alive = false;
-      conn.socket.ping();
+    const conns = [...this.#connections.values()];
+    const slices = 20;
+    const per = Math.ceil(conns.length / slices);
+    for (let i = 0; i < slices && i * per < conns.length; i++) {
+      const slice = conns.slice(i * per, (i + 1) * per);
+      setTimeout(() => {
+        for (const conn of slice) {
+          if (conn.socket.readyState !== conn.socket.OPEN) continue;
+          if (!conn.alive) {
+            conn.socket.terminate();
+            continue;
+          }
+          conn.alive = false;
+          conn.socket.ping();
+        }
+      }, (i * HEARTBEAT_MS) / slices).unref();
     }
   }
 

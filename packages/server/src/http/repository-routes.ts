@@ -59,7 +59,7 @@ export function registerRepositoryRoutes(app: FastifyInstance, s: Services): voi
 
   app.get(`${AGENT_PACKAGES_PATH}/:id`, { schema: { hide: true, params: IdParams } }, async (req, reply) => {
     await s.enrolment.authenticateDevice(bearer(req.headers.authorization));
-    const { stream, size, pkg } = await s.repository.openArchive((req.params as Static<typeof IdParams>).id);
-    return reply.type('application/gzip').header('content-length', size).header('x-garrison-sha256', pkg.sha256).send(stream);
+    const { body, size, pkg } = await s.repository.openArchive((req.params as Static<typeof IdParams>).id);
+    return reply.type('application/gzip').header('content-length', size).header('x-garrison-sha256', pkg.sha256).send(body);
   });
 }

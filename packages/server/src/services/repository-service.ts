@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform, type Readable } from 'node:stream';
@@ -30,6 +30,14 @@ import type { EventService } from './event-service.ts';
 import type { SigningKey } from './signing.ts';
 
 const manifestChecker = checker(PackageManifest);
+/**
+ * Archives small enough are served from memory: when a new version reaches a fleet, every
+ * device downloads the same bytes, and opening and reading the file per download cost the
+ * server three times the CPU of sending it. Archives are stored by hash and never change, so
+ * an entry is only dropped when its package is removed or the budget needs room.
+ */
+const CACHE_MAX_ARCHIVE_BYTES = 8 * 1024 * 1024;
+const CACHE_BUDGET_BYTES = 64 * 1024 * 1024;
 export const MAX_PACKAGE_BYTES = 1024 * 1024 * 1024;
 const MAX_MANIFEST_BYTES = 256 * 1024;
 
@@ -75,6 +83,8 @@ export class RepositoryService {
   readonly #key: SigningKey;
   readonly #clock: Clock;
   readonly #events: EventService;
+  readonly #cache = new Map<string, Buffer>();
+  #cacheBytes = 0;
   /** Called when a package enters a branch: deployments and "new content" triggers follow. */
   onContent: (pkg: RepositoryPackage) => void = () => {};
 
@@ -169,16 +179,31 @@ export class RepositoryService {
     authorize(actor, Permission.manageServer);
     const pkg = await this.get(actor, id);
     await this.#store.remove(id);
+    this.#uncache(pkg.sha256);
     if ((await this.#store.countBySha(pkg.sha256)) === 0) await rm(this.archivePath(pkg.sha256), { force: true });
     await this.#events.audit(actor, 'repository.removed', `${pkg.product} ${pkg.version} removed from the repository`, { product: pkg.product, data: { packageId: id } });
   }
-  /** The archive of a package for an agent's download. */
-  async openArchive(id: string): Promise<{ pkg: RepositoryPackage; stream: Readable; size: number }> {
+  #uncache(sha256: string): void {
+    const b = this.#cache.get(sha256);
+    if (b) {
+      this.#cacheBytes -= b.length;
+      this.#cache.delete(sha256);
+    }
+  }
+  /** The archive of a package for an agent's download: bytes from memory, or a file stream for large ones. */
+  async openArchive(id: string): Promise<{ pkg: RepositoryPackage; body: Buffer | Readable; size: number }> {
     const pkg = await this.#store.get(id);
     if (!pkg) throw new AppError('NOT_FOUND', `package ${id} does not exist`);
+    const cached = this.#cache.get(pkg.sha256);
+    if (cached) return { pkg, body: cached, size: cached.length };
     const file = this.archivePath(pkg.sha256);
     const st = await stat(file).catch(() => null);
     if (!st) throw new AppError('NOT_FOUND', `the archive of package ${id} is missing from the repository`);
-    return { pkg, stream: createReadStream(file), size: st.size };
+    if (st.size > CACHE_MAX_ARCHIVE_BYTES) return { pkg, body: createReadStream(file, { highWaterMark: 1024 * 1024 }), size: st.size };
+    const bytes = await readFile(file);
+    while (this.#cacheBytes + bytes.length > CACHE_BUDGET_BYTES && this.#cache.size) this.#uncache(this.#cache.keys().next().value!);
+    this.#cache.set(pkg.sha256, bytes);
+    this.#cacheBytes += bytes.length;
+    return { pkg, body: bytes, size: bytes.length };
   }
 }
