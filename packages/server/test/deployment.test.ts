@@ -107,6 +107,14 @@ for (const kind of dbKinds) {
       await t.api('DELETE', `/api/v1/groups/${groupId}/deployments/extra`);
     });
 
+    it('shows a product as installing while its install runs', async () => {
+      await upload(t, product('slow', '1.0', { order: 60 }, 'sleep 2'));
+      await t.api('PUT', `/api/v1/groups/${groupId}/deployments/slow`, {});
+      await waitFor(async () => (await stateOf('slow'))?.state === 'installing', { what: 'slow installing', output: agent.output, timeoutMs: 30_000 });
+      await waitFor(async () => (await stateOf('slow'))?.state === 'compliant', { what: 'slow installed', output: agent.output, timeoutMs: 30_000 });
+      await t.api('DELETE', `/api/v1/groups/${groupId}/deployments/slow`);
+    });
+
     it('rolls back to the previous branch, and removes a product assigned for removal', async () => {
       await t.api('PUT', `/api/v1/groups/${groupId}/deployments/secapp`, { branch: 'previous' });
       await waitFor(async () => (await stateOf('secapp'))?.installedVersion === '1.9', { what: 'secapp rolled back', output: agent.output, timeoutMs: 30_000 });

@@ -332,7 +332,10 @@ export class AgentService {
   #recordRunEvent(i: DeviceReport): void {
     const r = i.report;
     const task = this.#catalog.task(r.taskId);
-    if (task?.product === BUILTIN_PRODUCT && task.type === DEPLOYMENT_TASK_TYPE && r.events?.length) this.#deployments.recordResults(i.deviceId, r.events);
+    if (task?.product === BUILTIN_PRODUCT && task.type === DEPLOYMENT_TASK_TYPE) {
+      if (r.state === 'running') this.#deployments.markInstalling(i.deviceId);
+      if (r.events?.length) this.#deployments.recordResults(i.deviceId, r.events);
+    }
     for (const e of r.events ?? []) {
       const time = e.time && !Number.isNaN(Date.parse(e.time)) ? new Date(e.time).toISOString() : undefined;
       this.#events.record({

@@ -58,6 +58,8 @@ export class DeploymentService {
   #rollouts = new Map<string, Omit<RolloutState, 'phases'>>();
   #pending = new Map<string, DeviceProductUpdate>();
   #stale = new Map<string, string[]>();
+  /** The products each device's last plan had steps for, to show them "installing" while its deployment task runs. */
+  #planned = new Map<string, { product: string; installedVersion: string | null; targetVersion: string | null }[]>();
   /** The products of each device's last plan, so that stale states are deleted only when that set changes. */
   #lastProducts = new Map<string, string>();
   #timer: NodeJS.Timeout | null = null;
@@ -191,6 +193,11 @@ export class DeploymentService {
       arch: inventory.arch,
     });
     const held = this.#holdForRollout(deviceId, groupId, effective, plan);
+    const stepped = new Set(plan.steps.filter((x) => !(x.action === 'install' && held.has(x.product))).map((x) => x.product));
+    this.#planned.set(
+      deviceId,
+      plan.products.filter((p) => stepped.has(p.product)).map((p) => ({ product: p.product, installedVersion: p.installedVersion, targetVersion: p.targetVersion })),
+    );
     for (const p of plan.products) {
       const why = held.get(p.product);
       if (why) Object.assign(p, { state: 'pending', detail: why });
@@ -326,6 +333,14 @@ export class DeploymentService {
     if (this.#lastProducts.get(deviceId) === key) return;
     this.#lastProducts.set(deviceId, key);
     this.#stale.set(deviceId, products);
+    this.#arm();
+  }
+
+  /** The device's deployment task started: the products of its plan are now installing. */
+  markInstalling(deviceId: string): void {
+    for (const p of this.#planned.get(deviceId) ?? []) {
+      this.#pending.set(`${deviceId}\n${p.product}`, { deviceId, product: p.product, state: 'installing', installedVersion: p.installedVersion, targetVersion: p.targetVersion });
+    }
     this.#arm();
   }
 
