@@ -54,19 +54,15 @@ for (const kind of dbKinds) {
 
       // 1.1: the pilot first (the others wait), then the others once the pilot runs it.
       await upload(app('1.1'));
-      const seen: string[] = [];
-      await waitFor(async () => {
-        const v = await versions();
-        seen.push(JSON.stringify(v));
-        return Object.values(v).every((x) => x === '1.1/compliant') && v;
-      }, { what: 'all on 1.1', timeoutMs: 30_000 });
-      assert.ok(
-        seen.some((s) => {
-          const v = JSON.parse(s) as Record<string, string>;
-          return v['pilot-1'] === '1.1/compliant' && v['fleet-1']?.startsWith('1.0') && v['fleet-2']?.startsWith('1.0');
-        }),
-        `the pilot ran 1.1 before the others: ${seen.join(' | ')}`,
-      );
+      await waitFor(async () => Object.values(await versions()).every((x) => x === '1.1/compliant'), { what: 'all on 1.1', timeoutMs: 30_000 });
+      // The others installed 1.1 only after the pilot had it: compare when the installs were stored.
+      // (The install reports may reach the server just after the check-ins that made the devices compliant.)
+      const installs = await waitFor(async () => {
+        const list = (await t.api<{ time: string; deviceId: string; data: { version: string } }[]>('GET', `/api/v1/events?groupId=${fleet}&kind=garrison.deployment.installed&limit=100`)).body.filter((e) => e.data.version === '1.1');
+        return list.length === 3 && list;
+      }, { what: 'three install events' });
+      const at = (d: { deviceId: string }) => installs.find((e) => e.deviceId === d.deviceId)!.time;
+      assert.ok(at(p1) < at(a1) && at(p1) < at(a2), `pilot first: ${JSON.stringify(installs.map((e) => [e.deviceId === p1.deviceId ? 'pilot' : 'other', e.time]))}`);
       await waitFor(async () => (await t.api<DeploymentAssignmentView[]>('GET', `/api/v1/deployments?groupId=${fleet}`)).body[0]!.rolloutState?.state === 'completed', { what: 'rollout completed' });
 
       // 1.2 fails on the pilot: the rollout halts and the others stay on 1.1.
