@@ -48,7 +48,15 @@ export async function fileSha256(file: string): Promise<string> {
 
 /** Throws PackageVerificationError unless the archive is exactly the package the server signed. */
 export async function verifyPackage(archive: string, pkg: SignedPackage, publicKeyPem: string): Promise<void> {
-  const actual = await fileSha256(archive);
+  verifySignedHash(await fileSha256(archive), pkg, publicKeyPem);
+}
+
+/**
+ * The checks on an archive's SHA-256, however it was computed (from a file, or from bytes as
+ * they arrived): it must be the signed one, and the Ed25519 signature over the signing
+ * payload must verify with the server's key.
+ */
+export function verifySignedHash(actual: string, pkg: SignedPackage, publicKeyPem: string): void {
   if (actual !== pkg.sha256) throw new PackageVerificationError('HASH_MISMATCH', `${pkg.product} ${pkg.version}: archive SHA-256 ${actual} is not the signed ${pkg.sha256}`);
   const manifestSha256 = createHash('sha256').update(canonicalJson(pkg.manifest)).digest('hex');
   const payload = packageSigningPayload({ product: pkg.product, version: pkg.version, sha256: pkg.sha256, manifestSha256 });

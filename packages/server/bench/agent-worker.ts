@@ -16,7 +16,7 @@
  *
  * Driven by bench.ts over IPC (see shared.ts for the messages).
  */
-import { createHash, createPublicKey, randomUUID, verify } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import WebSocket from 'ws';
@@ -26,8 +26,6 @@ import {
   BUILTIN_PRODUCT,
   DEPLOYMENT_TASK_TYPE,
   DeploymentEventKind,
-  canonicalJson,
-  packageSigningPayload,
   type AckMessage,
   type CheckInResult,
   type DeploymentInstruction,
@@ -38,6 +36,7 @@ import {
   type RunRequest,
   type ServerToAgent,
 } from '@garrison/protocol';
+import { PackageVerificationError, verifySignedHash } from '../../agent/src/package-verify.ts';
 import { now, type DeployCollected, type FromWorker, type ToWorker, type WorkerStatus } from './shared.ts';
 
 const send = (m: FromWorker) => process.send!(m);
@@ -527,23 +526,14 @@ function download(a: Agent, pkg: DeploymentPackageRef): Promise<{ bytes: number;
   });
 }
 
-/**
- * The checks of the real agent's verifyPackage (packages/agent/src/package-verify.ts), on the
- * hash of the bytes as they arrived instead of a file: the SHA-256 must be the signed one, and
- * the Ed25519 signature over the signing payload must verify with the key from enrolment.
- */
+/** The real agent's checks (verifySignedHash), on the hash of the bytes as they arrived. */
 function verifyDownloaded(actualSha256: string, pkg: DeploymentPackageRef, publicKeyPem: string): string | null {
-  if (actualSha256 !== pkg.sha256) return `HASH_MISMATCH: ${pkg.product} ${pkg.version}: archive SHA-256 ${actualSha256} is not the signed ${pkg.sha256}`;
-  const manifestSha256 = createHash('sha256').update(canonicalJson(pkg.manifest)).digest('hex');
-  const payload = packageSigningPayload({ product: pkg.product, version: pkg.version, sha256: pkg.sha256, manifestSha256 });
-  let ok = false;
   try {
-    ok = verify(null, Buffer.from(payload, 'utf8'), createPublicKey(publicKeyPem), Buffer.from(pkg.signature, 'base64'));
-  } catch {
-    ok = false;
+    verifySignedHash(actualSha256, pkg, publicKeyPem);
+    return null;
+  } catch (err) {
+    return err instanceof PackageVerificationError ? `${err.code}: ${err.message}` : String(err);
   }
-  if (!ok || pkg.manifest.product !== pkg.product || pkg.manifest.version !== pkg.version) return `SIGNATURE_INVALID: ${pkg.product} ${pkg.version}: the signature does not verify with this server's key`;
-  return null;
 }
 
 /** One install step: download and verify (in a download slot), then report and check in. */

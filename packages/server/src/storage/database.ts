@@ -102,3 +102,18 @@ export function chunkRows<T extends object>(rows: readonly T[], dialect: Dialect
   for (let i = 0; i < rows.length; i += size) chunks.push(rows.slice(i, i + size));
   return chunks;
 }
+
+/**
+ * Deletes what `selectIds` finds, a batch at a time, so that a large purge never holds the
+ * write lock for long (agents' reports and check-ins get in between batches).
+ */
+export async function deleteInBatches<T>(selectIds: (limit: number) => Promise<T[]>, deleteIds: (ids: T[]) => Promise<unknown>, batchSize: number): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const ids = await selectIds(batchSize);
+    if (ids.length === 0) return total;
+    await deleteIds(ids);
+    total += ids.length;
+    if (ids.length < batchSize) return total;
+  }
+}

@@ -1,5 +1,5 @@
 import type { EventView } from '@garrison/protocol';
-import { chunkRows, type Db } from './database.ts';
+import { chunkRows, deleteInBatches, type Db } from './database.ts';
 import type { EventsTable } from './schema.ts';
 
 export const Severity = { info: 'info', warning: 'warning', error: 'error' } as const;
@@ -82,22 +82,13 @@ export class EventStore {
     const rows = await q.orderBy('id', 'desc').limit(Math.min(f.limit ?? 100, 10000)).execute();
     return rows.map((r) => toEvent(r as EventsTable & { id: number }));
   }
-  /** Deletes in batches so that a large purge never holds the write lock for long. */
+  /** Deletes events older than `time`, in batches. */
   async purgeBefore(time: string, batchSize = 5000): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const ids = await this.#db.kysely.selectFrom('events').select('id').where('time', '<', time).orderBy('id').limit(batchSize).execute();
-      if (ids.length === 0) return total;
-      await this.#db.kysely
-        .deleteFrom('events')
-        .where(
-          'id',
-          'in',
-          ids.map((r) => r.id),
-        )
-        .execute();
-      total += ids.length;
-      if (ids.length < batchSize) return total;
-    }
+    const k = this.#db.kysely;
+    return deleteInBatches(
+      async (limit) => (await k.selectFrom('events').select('id').where('time', '<', time).orderBy('id').limit(limit).execute()).map((r) => r.id),
+      (ids) => k.deleteFrom('events').where('id', 'in', ids).execute(),
+      batchSize,
+    );
   }
 }

@@ -1,6 +1,6 @@
 import type { Run, RunReport, RunState } from '@garrison/protocol';
 import { shouldApplyReport } from '@garrison/core';
-import { chunkRows, type Db } from './database.ts';
+import { chunkRows, deleteInBatches, type Db } from './database.ts';
 import type { RunsTable } from './schema.ts';
 
 export function toRun(r: RunsTable): Run {
@@ -288,28 +288,23 @@ export class RunStore {
       .execute();
     return rows.map(toRun);
   }
+  /** Deletes finished runs last updated before `time` that are no device's latest run of a task, in batches. */
   async purgeRunsBefore(time: string, batchSize = 5000): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const ids = await this.#db.kysely
-        .selectFrom('runs')
-        .select('id')
-        .where('updated_at', '<', time)
-        .where('state', 'not in', ['pending', 'scheduled', 'running'])
-        .where(({ not, exists, selectFrom }) => not(exists(selectFrom('task_device_state').select('run_id').whereRef('task_device_state.run_id', '=', 'runs.id'))))
-        .limit(batchSize)
-        .execute();
-      if (ids.length === 0) return total;
-      await this.#db.kysely
-        .deleteFrom('runs')
-        .where(
-          'id',
-          'in',
-          ids.map((r) => r.id),
-        )
-        .execute();
-      total += ids.length;
-      if (ids.length < batchSize) return total;
-    }
+    const k = this.#db.kysely;
+    return deleteInBatches(
+      async (limit) =>
+        (
+          await k
+            .selectFrom('runs')
+            .select('id')
+            .where('updated_at', '<', time)
+            .where('state', 'not in', ['pending', 'scheduled', 'running'])
+            .where(({ not, exists, selectFrom }) => not(exists(selectFrom('task_device_state').select('run_id').whereRef('task_device_state.run_id', '=', 'runs.id'))))
+            .limit(limit)
+            .execute()
+        ).map((r) => r.id),
+      (ids) => k.deleteFrom('runs').where('id', 'in', ids).execute(),
+      batchSize,
+    );
   }
 }
