@@ -35,7 +35,8 @@ import { AgentPluginRegistry, builtinAgentPlugin } from './plugins.ts';
 import { sampleScannerAgentPlugin } from '@garrison/sample-scanner/agent-plugin';
 import { ProductManager } from './products.ts';
 import { deploymentExecutor } from './executors/deployment.ts';
-import { collectInventory } from './inventory.ts';
+import { AGENT_VERSION, collectInventory } from './inventory.ts';
+import { UPDATE_EXIT_CODE } from './launcher.ts';
 import { startLocalApi, type LocalApi } from './local-api.ts';
 
 export interface AgentOptions {
@@ -112,6 +113,8 @@ export class Agent {
   #checkingIn: Promise<void> | null = null;
   #checkInAgain = false;
   #lastDeploymentSteps = '';
+  #updateConfirmed = false;
+  #reportedUpdateFailure = false;
   #localApi: LocalApi | null = null;
   #stopped = false;
 
@@ -169,6 +172,13 @@ export class Agent {
         products: this.products,
         plan: () => this.#cache.deployment ?? [],
         newContent: (products) => this.runner.onNewContent(products),
+        selfUpdate: (step) => this.products.stageAgentUpdate(step, this.stateDir, AGENT_VERSION),
+        restart: () => void this.restartForUpdate(),
+        // A plan is done once carried out; a check-in during the run brings a new one (a new array).
+        installedVersion: async (product) => (await this.plugins.detect(product))?.version ?? null,
+        consumed: (steps) => {
+          if (this.#cache.deployment === steps) this.#cache.deployment = [];
+        },
         // Report the new inventory now, unless these very steps already led to a check-in: a
         // package whose detect command disagrees with its version must not become an install loop.
         changed: () => {
@@ -306,7 +316,24 @@ export class Agent {
       this.#armEnforcement();
     }
     for (const r of result.runRequests) this.runner.runNow(r);
+    await this.#confirmUpdate();
     this.runner.onEvent('check-in');
+  }
+
+  /** After an update, the first successful check-in tells the launcher that this version works. */
+  async #confirmUpdate(): Promise<void> {
+    if (!process.env.GARRISON_LAUNCHER || this.#updateConfirmed) return;
+    this.#updateConfirmed = true;
+    const pending = await readJson<{ to: string }>(path.join(this.stateDir, 'update-pending.json')).catch(() => undefined);
+    if (pending?.to === AGENT_VERSION) {
+      await writeJsonAtomic(path.join(this.stateDir, 'update-confirmed.json'), { version: AGENT_VERSION, at: new Date().toISOString() });
+      await this.log('info', 'agent.updated', `now running agent ${AGENT_VERSION}`);
+    }
+    const failed = await readJson<{ version: string; reason: string }>(path.join(this.stateDir, 'update-failed.json')).catch(() => undefined);
+    if (failed && !this.#reportedUpdateFailure) {
+      this.#reportedUpdateFailure = true;
+      await this.log('error', 'agent.update-rolled-back', `the update to ${failed.version} was rolled back: ${failed.reason}`);
+    }
   }
 
   /** Sends spooled reports until the spool is empty; acknowledged reports leave the spool. */
@@ -380,6 +407,22 @@ export class Agent {
       spooledReports: this.spool.size,
       pendingLocalChanges: this.#localChanges.size,
     };
+  }
+
+  /**
+   * Hands over to the launcher after staging an update: once the deployment run's result is
+   * spooled (and, if the server is reachable, acknowledged), stop and exit with
+   * UPDATE_EXIT_CODE; the launcher starts the new runtime. Spooled results stay for it.
+   */
+  async restartForUpdate(): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (this.runner.runningTaskIds().some((id) => this.runner.task(id)?.type === DEPLOYMENT_TASK_TYPE) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await Promise.race([this.flushReports(), new Promise((r) => setTimeout(r, 5000))]);
+    await this.log('info', 'agent.updating', 'restarting into the new agent version');
+    await this.stop();
+    process.exit(UPDATE_EXIT_CODE);
   }
 
   async stop(): Promise<void> {

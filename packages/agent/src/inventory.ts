@@ -1,7 +1,9 @@
 import os from 'node:os';
 import type { Inventory, InstalledProduct } from '@garrison/protocol';
 
-export const AGENT_VERSION = '0.1.0';
+/** Replaced by the bundler with the version an agent package is built as (see bundle.ts). */
+declare const __GARRISON_AGENT_VERSION__: string | undefined;
+export const AGENT_VERSION: string = typeof __GARRISON_AGENT_VERSION__ === 'string' ? __GARRISON_AGENT_VERSION__ : '0.1.0';
 
 function osName(): string {
   switch (process.platform) {

@@ -13,6 +13,7 @@ import type { DeploymentInstruction, PackageCommand, PackageManifest } from '@ga
 import { runScript, type ScriptOutcome } from './executors/script.ts';
 import { downloadPackage, extractPackage, PackageVerificationError, verifyPackage } from './package-verify.ts';
 import { readJson, writeJsonAtomic } from './state-file.ts';
+import { installRuntime } from './launcher.ts';
 
 export interface InstalledRecord {
   product: string;
@@ -129,6 +130,39 @@ export class ProductManager {
       return { ok: false, refused: false, exitCode: null, reason: `installed, but its agent plug-in could not be loaded: ${(err as Error).message}`, outputTail: out.outputTail };
     }
     return { ok: true, refused: false, exitCode: out.exitCode, reason: null, outputTail: out.outputTail };
+  }
+
+  /**
+   * Stages a new agent runtime from a verified agent package: its `agent.mjs` goes to
+   * `<state>/runtime/<version>/`, and `update.json` asks the launcher to switch to it when
+   * this agent exits with UPDATE_EXIT_CODE. The launcher rolls back if it does not come up.
+   */
+  async stageAgentUpdate(step: DeploymentInstruction, stateDir: string, currentVersion: string): Promise<StepOutcome> {
+    const pkg = step.package;
+    if (!pkg) return { ok: false, refused: true, exitCode: null, reason: 'the instruction names no package', outputTail: '' };
+    if (!process.env.GARRISON_LAUNCHER) {
+      return { ok: false, refused: false, exitCode: null, reason: 'this agent was not started by the Garrison launcher, so it cannot replace itself', outputTail: '' };
+    }
+    const failed = await readJson<{ version: string; reason: string }>(path.join(stateDir, 'update-failed.json')).catch(() => undefined);
+    if (failed?.version === pkg.version) return { ok: false, refused: false, exitCode: null, reason: `an earlier update to ${pkg.version} was rolled back: ${failed.reason}`, outputTail: '' };
+    const server = this.#o.server();
+    if (!server.signingPublicKey) return { ok: false, refused: true, exitCode: null, reason: 'this agent has no server signing key; re-enrol it', outputTail: '' };
+    const archive = path.join(this.#o.downloadsDir, `${pkg.sha256}.tgz`);
+    const staging = path.join(this.#o.downloadsDir, `agent-${pkg.version}`);
+    try {
+      await downloadPackage(server.url, server.credential, pkg.id, archive);
+      await verifyPackage(archive, pkg, server.signingPublicKey);
+      await extractPackage(archive, staging, pkg);
+      await installRuntime(stateDir, pkg.version, path.join(staging, 'agent.mjs'));
+      await writeJsonAtomic(path.join(stateDir, 'update.json'), { from: currentVersion, to: pkg.version });
+      return { ok: true, refused: false, exitCode: 0, reason: null, outputTail: `agent ${pkg.version} staged; restarting into it\n` };
+    } catch (err) {
+      const refused = err instanceof PackageVerificationError && err.code !== 'DOWNLOAD_FAILED';
+      return { ok: false, refused, exitCode: null, reason: (err as Error).message, outputTail: '' };
+    } finally {
+      await rm(archive, { force: true });
+      await rm(staging, { recursive: true, force: true });
+    }
   }
 
   async uninstall(product: string, signal: AbortSignal): Promise<StepOutcome> {

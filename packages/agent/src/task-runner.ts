@@ -74,6 +74,7 @@ export class TaskRunner {
   #retryRuns = new Map<string, ActiveRun>();
   #running = new Map<string, Running>();
   #continuousExits = new Map<string, number>();
+  #refire = new Map<string, string>();
   #seenRuns = new Set<string>();
   #state: SchedulerState = { lastAliveAt: null, lastFireAt: {} };
   #aliveTimer: NodeJS.Timeout | null = null;
@@ -239,9 +240,15 @@ export class TaskRunner {
   /** Fires a task from a trigger: skipped silently if it is already running or outside its window. */
   fire(taskId: string, cause: string): void {
     const t = this.#tasks.get(taskId);
-    if (!t || !t.enabled || this.#stopped || this.#running.has(taskId)) return;
-    if (!isWithinWindow(t.schedule, this.#o.now())) return;
+    if (!t || !t.enabled || this.#stopped) return;
     const executor = this.#o.plugins.executor(t.product, t.type);
+    if (this.#running.has(taskId)) {
+      // A task that decides for itself whether there is work (the deployment) is fired again
+      // when its run ends: the work may have changed while it ran. Others skip this fire.
+      if (executor?.shouldRun) this.#refire.set(taskId, cause);
+      return;
+    }
+    if (!isWithinWindow(t.schedule, this.#o.now())) return;
     if (executor?.shouldRun && !executor.shouldRun(t)) return;
     const now = this.#o.now().toISOString();
     this.#launch({ runId: randomUUID(), task: t, requestId: null, cause, attempt: 1, seq: 0, createdAt: now, startedAt: null });
@@ -430,6 +437,11 @@ export class TaskRunner {
 
   /** Continuous tasks restart with back-off; after-task triggers fire. */
   #afterFinal(t: AgentTask, state: RunState, ranMs: number): void {
+    const again = this.#refire.get(t.id);
+    if (again !== undefined) {
+      this.#refire.delete(t.id);
+      this.fire(t.id, again);
+    }
     const cur = this.#tasks.get(t.id);
     const continuous = cur?.enabled ? cur.schedule.triggers.find((x) => x.type === 'continuous') : undefined;
     if (cur && continuous && continuous.type === 'continuous' && state !== 'cancelled') {

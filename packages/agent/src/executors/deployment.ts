@@ -7,9 +7,21 @@
  */
 import { DeploymentEventKind, type DeploymentInstruction, type RunEvent } from '@garrison/protocol';
 import type { TaskExecutor } from '../plugins.ts';
-import type { ProductManager } from '../products.ts';
+import type { ProductManager, StepOutcome } from '../products.ts';
 
-export function deploymentExecutor(deps: { products: ProductManager; plan(): DeploymentInstruction[]; changed(): void; newContent(products: string[]): void }): TaskExecutor {
+export function deploymentExecutor(deps: {
+  products: ProductManager;
+  plan(): DeploymentInstruction[];
+  changed(): void;
+  newContent(products: string[]): void;
+  /** Stages an agent update; `restart` is called once the run's result is reported. */
+  selfUpdate(step: DeploymentInstruction): Promise<StepOutcome>;
+  restart(): void;
+  /** These steps were carried out (or failed): not to be run again before the next check-in plans anew. */
+  consumed(steps: DeploymentInstruction[]): void;
+  /** The version installed now, as the device sees it. */
+  installedVersion(product: string): Promise<string | null>;
+}): TaskExecutor {
   return {
     shouldRun: () => deps.plan().length > 0,
     async run(_task, ctx) {
@@ -18,12 +30,28 @@ export function deploymentExecutor(deps: { products: ProductManager; plan(): Dep
       const log: string[] = [];
       if (steps.length === 0) return { state: 'succeeded', exitCode: 0, reason: null, outputTail: 'every assigned product is compliant\n', events };
       let failed: { reason: string; exitCode: number | null } | null = null;
+      let restart = false;
       const content = new Set<string>();
       for (const [i, step] of steps.entries()) {
         if (ctx.signal.aborted) break;
         ctx.onProgress(Math.floor((i * 100) / steps.length));
+        // A plan describes a wanted state; one made before an earlier run finished may ask for
+        // what is already done. Acting only on the difference keeps steps idempotent.
+        const now = await deps.installedVersion(step.product);
+        if (step.action === 'install' ? now === step.version : now === null) {
+          log.push(`skip    ${step.action} ${step.product} ${step.version ?? ''}: already done`.trimEnd());
+          continue;
+        }
         const label = step.action === 'install' ? `install ${step.product} ${step.version}${step.fromVersion ? ` (over ${step.fromVersion})` : ''} [${step.reason}]` : `uninstall ${step.product} ${step.fromVersion} [${step.reason}]`;
-        const out = step.action === 'install' ? await deps.products.install(step, ctx.signal) : await deps.products.uninstall(step.product, ctx.signal);
+        const selfUpdate = step.action === 'install' && step.package?.manifest.kind === 'agent';
+        const out = selfUpdate ? await deps.selfUpdate(step) : step.action === 'install' ? await deps.products.install(step, ctx.signal) : await deps.products.uninstall(step.product, ctx.signal);
+        if (selfUpdate && out.ok) {
+          // The new agent reports itself; this one stops here and hands over to the launcher.
+          log.push(`ok      ${label}: staged, restarting`);
+          events.push({ severity: 'info', kind: 'deployment.agent-restarting', message: `${label}: staged; the agent restarts into it`, data: { product: step.product, version: step.version } });
+          restart = true;
+          break;
+        }
         const data = { product: step.product, version: step.version, action: step.action, exitCode: out.exitCode, ...(out.outputTail ? { outputTail: out.outputTail.slice(-4096) } : {}) };
         if (out.ok) {
           if (step.action === 'install') {
@@ -48,6 +76,8 @@ export function deploymentExecutor(deps: { products: ProductManager; plan(): Dep
       if (content.size) deps.newContent([...content]);
       if (events.some((e) => e.severity === 'info')) deps.changed();
       const outputTail = log.join('\n') + '\n';
+      deps.consumed(steps);
+      if (restart) setTimeout(() => deps.restart(), 0);
       if (ctx.signal.aborted) return { state: 'cancelled', exitCode: null, reason: 'stopped', outputTail, events };
       return failed ? { state: 'failed', exitCode: failed.exitCode, reason: failed.reason, outputTail, events } : { state: 'succeeded', exitCode: 0, reason: null, outputTail, events };
     },
