@@ -37,7 +37,7 @@ import {
   type ServerToAgent,
 } from '@garrison/protocol';
 import { PackageVerificationError, verifySignedHash } from '../../agent/src/package-verify.ts';
-import { now, type DeployCollected, type FromWorker, type ToWorker, type WorkerStatus } from './shared.ts';
+import { emptyStatus, now, type DeployCollected, type FromWorker, type ToWorker, type WorkerStatus } from './shared.ts';
 
 const send = (m: FromWorker) => process.send!(m);
 process.on('disconnect', () => process.exit(1));
@@ -69,22 +69,7 @@ interface Agent {
 
 let agents: Agent[] = [];
 let closing = false;
-const status: WorkerStatus = {
-  open: 0,
-  unexpectedCloses: 0,
-  syncReceived: 0,
-  syncCheckInsDone: 0,
-  checkInsOutstanding: 0,
-  runNowReceived: 0,
-  finalAcks: 0,
-  deployStepsReceived: 0,
-  downloadsOutstanding: 0,
-  downloadsVerified: 0,
-  installsAcked: 0,
-  deployCheckInsDone: 0,
-  errors: 0,
-  lastError: '',
-};
+const status: WorkerStatus = emptyStatus();
 let runNowAt = new Float64Array(0);
 let runningAckAt = new Float64Array(0);
 let finalAckAt = new Float64Array(0);

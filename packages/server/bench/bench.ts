@@ -26,6 +26,7 @@ import type { DeviceProductState, PackageManifest, RepositoryPackage, TaskProgre
 import type { DatabaseConfig } from '../src/storage/database.ts';
 import { runBaseline, type BaselineResult } from './baseline.ts';
 import {
+  emptyStatus,
   now,
   quantile,
   sleep,
@@ -380,22 +381,7 @@ async function workerCpu(workers: WorkerChild[], reset = true): Promise<{ cpuMs:
 }
 async function statuses(workers: WorkerChild[]): Promise<WorkerStatus> {
   const all = await Promise.all(workers.map((w) => w.ask<'status'>({ cmd: 'status' }, 30_000, 'status')));
-  const sum: WorkerStatus = {
-    open: 0,
-    unexpectedCloses: 0,
-    syncReceived: 0,
-    syncCheckInsDone: 0,
-    checkInsOutstanding: 0,
-    runNowReceived: 0,
-    finalAcks: 0,
-    deployStepsReceived: 0,
-    downloadsOutstanding: 0,
-    downloadsVerified: 0,
-    installsAcked: 0,
-    deployCheckInsDone: 0,
-    errors: 0,
-    lastError: '',
-  };
+  const sum: WorkerStatus = emptyStatus();
   for (const { status: s } of all) {
     for (const k of Object.keys(sum) as (keyof WorkerStatus)[]) if (k !== 'lastError') (sum[k] as number) += s[k] as number;
     sum.lastError ||= s.lastError;

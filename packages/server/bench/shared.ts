@@ -118,6 +118,26 @@ export interface WorkerStatus {
   lastError: string;
 }
 
+/** A status with every counter at zero: a worker's start, and the sum over workers. */
+export function emptyStatus(): WorkerStatus {
+  return {
+    open: 0,
+    unexpectedCloses: 0,
+    syncReceived: 0,
+    syncCheckInsDone: 0,
+    checkInsOutstanding: 0,
+    runNowReceived: 0,
+    finalAcks: 0,
+    deployStepsReceived: 0,
+    downloadsOutstanding: 0,
+    downloadsVerified: 0,
+    installsAcked: 0,
+    deployCheckInsDone: 0,
+    errors: 0,
+    lastError: '',
+  };
+}
+
 /** One worker's marks of a deployment round (ms since the epoch, NaN where not reached). */
 export interface DeployCollected {
   /** The check-in result carrying the install step arrived. */

@@ -276,11 +276,23 @@ export class AgentService {
     const acks = new Map<QueuedReports, Omit<AckMessage, 're'>>();
     const items: DeviceReport[] = [];
     const owner = new Map<string, QueuedReports>();
+    // A run-now of a task that uses secrets brings one report per device: look its secret
+    // values up once per batch, not once per report.
+    const secretValues = new Map<string, Promise<string[]>>();
+    const secretsOf = (task: Task): Promise<string[]> => {
+      let v = secretValues.get(task.id);
+      if (!v) {
+        const names = [...secretRefs(task.settings)];
+        v = names.length ? this.#secrets.values(names).then((m) => [...m.values()].filter((x) => x.length >= 4)) : Promise.resolve([]);
+        secretValues.set(task.id, v);
+      }
+      return v;
+    };
     for (const q of batch) {
       const ack: Omit<AckMessage, 're'> = { type: 'ack', runIds: [], rejected: [] };
       acks.set(q, ack);
       for (const r of q.reports) {
-        const problem = await this.#checkReport(r);
+        const problem = await this.#checkReport(r, secretsOf);
         if (problem) {
           ack.rejected.push({ runId: r.runId, code: problem.code, message: problem.message });
           continue;
@@ -309,7 +321,7 @@ export class AgentService {
     }
   }
 
-  async #checkReport(r: RunReport): Promise<AppError | null> {
+  async #checkReport(r: RunReport, secretsOf: (task: Task) => Promise<string[]>): Promise<AppError | null> {
     if (!RUN_ID.test(r.runId)) return new AppError('VALIDATION_FAILED', 'runId must be 1-80 of A-Z a-z 0-9 . _ : -');
     for (const t of [r.createdAt, r.startedAt, r.endedAt]) {
       if (t != null && Number.isNaN(Date.parse(t))) return new AppError('VALIDATION_FAILED', `invalid timestamp "${t}"`);
@@ -318,12 +330,9 @@ export class AgentService {
     if (!task && !(await this.#taskStore.taskExisted(r.taskId))) return new AppError('NOT_FOUND', `task ${r.taskId} does not exist`);
     if (task && r.outputTail) {
       // Secrets handed to the agent must not come back into the central log through output.
-      const names = [...secretRefs(task.settings)];
-      if (names.length) {
-        let tail = r.outputTail;
-        for (const v of (await this.#secrets.values(names)).values()) if (v.length >= 4) tail = tail.split(v).join('***');
-        r.outputTail = tail;
-      }
+      let tail = r.outputTail;
+      for (const v of await secretsOf(task)) tail = tail.split(v).join('***');
+      r.outputTail = tail;
     }
     if (r.outputTail && r.outputTail.length > 16384) r.outputTail = r.outputTail.slice(-16384);
     return null;

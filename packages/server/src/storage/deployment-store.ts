@@ -127,12 +127,25 @@ export class DeploymentStore {
     if (keepProducts.length) q = q.where('product', 'not in', keepProducts);
     await q.execute();
   }
+  /**
+   * States filtered by device, product and state. A device list (a large group's devices) is
+   * queried in chunks, so that it never passes the drivers' bound-parameter limits.
+   */
   async listStates(filter: { deviceIds?: string[]; product?: string; state?: string }): Promise<DeviceProductState[]> {
-    let q = this.#db.kysely.selectFrom('device_products').selectAll();
-    if (filter.deviceIds) q = q.where('device_id', 'in', filter.deviceIds.length ? filter.deviceIds : ['']);
-    if (filter.product) q = q.where('product', '=', filter.product);
-    if (filter.state) q = q.where('state', '=', filter.state);
-    const rows = await q.orderBy('product').orderBy('device_id').limit(100000).execute();
+    const query = (deviceIds?: string[]) => {
+      let q = this.#db.kysely.selectFrom('device_products').selectAll();
+      if (deviceIds) q = q.where('device_id', 'in', deviceIds);
+      if (filter.product) q = q.where('product', '=', filter.product);
+      if (filter.state) q = q.where('state', '=', filter.state);
+      return q.execute();
+    };
+    let rows: Awaited<ReturnType<typeof query>>;
+    if (!filter.deviceIds) rows = await query();
+    else {
+      rows = [];
+      for (const chunk of chunkRows(filter.deviceIds.map((id) => ({ id })), this.#db.dialect)) rows.push(...(await query(chunk.map((c) => c.id))));
+    }
+    rows.sort((a, b) => (a.product === b.product ? (a.device_id < b.device_id ? -1 : 1) : a.product < b.product ? -1 : 1));
     return rows.map((r) => ({
       deviceId: r.device_id,
       product: r.product,
