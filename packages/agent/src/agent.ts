@@ -4,18 +4,28 @@
  * spooled results until the server acknowledges them. Everything it needs to go on working
  * while the server is unreachable is in its state folder:
  *
- *   credential.json  server URL, device id and credential (0600)
+ *   credential.json  server URL, pinned CA, device id and credential (0600)
+ *   credential.next.json  a rotated credential not yet confirmed by the server
+ *   install.json     written by the installer: the install folder and its uninstall script
  *   tasks.json       the last task list, its etag and the group policy
  *   local-changes.json  local task edits not yet accepted by the server
  *   spool/           run reports not yet acknowledged
  *   active/          runs in flight (resumed after a restart)
  *   logs/            the local event log (JSON lines, rotated)
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { randomUUID, randomBytes } from 'node:crypto';
+import { fetchPinnedCa, certificateFingerprint, normalizeFingerprint, pinnedFetch, requireHttps, TrustError, type FetchLike } from '@garrison/protocol/tls';
 import {
   AGENT_ENROL_PATH,
+  AGENT_CREDENTIAL_PATH,
+  AGENT_UNINSTALLED_PATH,
+  AGENT_CHECK_IN_PATH,
+  DEVICE_CREDENTIAL_PREFIX,
+  type IdentityDirective,
   type AgentTask,
   BUILTIN_PRODUCT,
   DEPLOYMENT_TASK_TYPE,
@@ -35,7 +45,7 @@ import { AgentPluginRegistry, builtinAgentPlugin } from './plugins.ts';
 import { sampleScannerAgentPlugin } from '@garrison/sample-scanner/agent-plugin';
 import { ProductManager } from './products.ts';
 import { deploymentExecutor } from './executors/deployment.ts';
-import { AGENT_VERSION, collectInventory } from './inventory.ts';
+import { AGENT_VERSION, collectInventory, machineIdentity } from './inventory.ts';
 import { UPDATE_EXIT_CODE } from './launcher.ts';
 import { startLocalApi, type LocalApi } from './local-api.ts';
 
@@ -44,6 +54,9 @@ export interface AgentOptions {
   serverUrl?: string;
   token?: string;
   name?: string;
+  /** The server's CA: a PEM file, and/or the SHA-256 fingerprint it must have (fetched from the server when no file is given). */
+  caFile?: string;
+  caFingerprint?: string;
   /** Echo local events to stderr (the service's journal). */
   verbose?: boolean;
 }
@@ -54,6 +67,12 @@ interface Credential {
   groupId: string;
   /** The server's package-signing key, received at enrolment. */
   signingPublicKey?: string;
+  /** The server's CA (PEM), pinned at enrolment: the only certificate authority the agent trusts. */
+  caPem: string;
+}
+export interface InstallInfo {
+  installDir: string;
+  uninstallScript: string;
 }
 interface TaskCache {
   etag: string | null;
@@ -76,17 +95,54 @@ export class EnrolmentError extends Error {
   }
 }
 
-export async function enrol(serverUrl: string, token: string, name: string | undefined, products: { id: string; version: string }[]): Promise<EnrolResponse> {
-  let res: Response;
+/**
+ * The CA the agent will pin: from a file (checked against the fingerprint when both are
+ * given), or fetched from the server and accepted only with the expected fingerprint.
+ */
+export async function resolveServerCa(serverUrl: string, opts: { caFile?: string; caFingerprint?: string }): Promise<string> {
   try {
-    res = await fetch(serverUrl.replace(/\/+$/, '') + AGENT_ENROL_PATH, {
+    requireHttps(serverUrl);
+    if (opts.caFile) {
+      const pem = await readFile(opts.caFile, 'utf8').catch((err: Error) => {
+        throw new EnrolmentError('CA_INVALID', `cannot read the CA file ${opts.caFile}: ${err.message}`);
+      });
+      let got: string;
+      try {
+        got = certificateFingerprint(pem);
+      } catch {
+        throw new EnrolmentError('CA_INVALID', `${opts.caFile} holds no readable certificate`);
+      }
+      if (opts.caFingerprint) {
+        const want = normalizeFingerprint(opts.caFingerprint);
+        if (!want) throw new EnrolmentError('CA_INVALID', 'the CA fingerprint must be 64 hex digits (SHA-256)');
+        if (want !== got) throw new EnrolmentError('CA_FINGERPRINT_MISMATCH', `the CA in ${opts.caFile} has fingerprint ${got}, not ${want}`);
+      }
+      return pem;
+    }
+    if (opts.caFingerprint) return await fetchPinnedCa(serverUrl, opts.caFingerprint);
+  } catch (err) {
+    if (err instanceof TrustError) throw new EnrolmentError(err.code, err.message);
+    throw err;
+  }
+  throw new EnrolmentError('CA_REQUIRED', "give the server's CA: --ca-fingerprint SHA256 (printed by the server and in installer links) or --ca FILE");
+}
+
+export async function enrol(serverUrl: string, token: string, name: string | undefined, products: { id: string; version: string }[], caPem: string): Promise<EnrolResponse> {
+  let res: Response;
+  const identity = machineIdentity();
+  try {
+    res = await pinnedFetch(caPem)(requireHttps(serverUrl) + AGENT_ENROL_PATH, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ token, inventory: collectInventory(products), ...(name ? { name } : {}) }),
+      body: JSON.stringify({ token, inventory: collectInventory(products), ...(name ? { name } : {}), ...(identity ? { machineIdentity: identity } : {}) }),
       signal: AbortSignal.timeout(30_000),
     });
   } catch (err) {
-    throw new EnrolmentError('UNREACHABLE', `cannot reach ${serverUrl}: ${(err as Error).message}`);
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    if (cause?.code && /CERT|SELF_SIGNED|ALTNAME|UNABLE_TO_VERIFY/.test(cause.code)) {
+      throw new EnrolmentError('SERVER_NOT_TRUSTED', `${serverUrl} did not present a certificate from the pinned CA for this address (${cause.code}: ${cause.message ?? ''})`);
+    }
+    throw new EnrolmentError('UNREACHABLE', `cannot reach ${serverUrl}: ${cause?.message ?? (err as Error).message}`);
   }
   const body = (await res.json().catch(() => null)) as (EnrolResponse & { error?: { code: string; message: string } }) | null;
   if (!res.ok || !body) throw new EnrolmentError(body?.error?.code ?? `HTTP_${res.status}`, body?.error?.message ?? `enrolment failed with HTTP ${res.status}`);
@@ -117,6 +173,8 @@ export class Agent {
   #reportedUpdateFailure = false;
   #localApi: LocalApi | null = null;
   #stopped = false;
+  #fetch: FetchLike = pinnedFetch(null);
+  #identity = machineIdentity();
 
   constructor(opts: AgentOptions) {
     this.#opts = opts;
@@ -138,22 +196,25 @@ export class Agent {
     const credFile = path.join(this.stateDir, 'credential.json');
     let cred = await readJson<Credential>(credFile);
     let justEnrolled = false;
+    if (cred && !cred.caPem) throw new EnrolmentError('NOT_ENROLLED', `${credFile} predates TLS pinning: enrol this agent again`);
     if (!cred) {
-      if (!this.#opts.serverUrl || !this.#opts.token) throw new EnrolmentError('NOT_ENROLLED', 'this agent is not enrolled yet: give --server URL and --token TOKEN');
-      const r = await enrol(this.#opts.serverUrl, this.#opts.token, this.#opts.name, await this.plugins.installedProducts());
-      cred = { serverUrl: this.#opts.serverUrl.replace(/\/+$/, ''), deviceId: r.deviceId, credential: r.credential, groupId: r.groupId, signingPublicKey: r.signingPublicKey };
+      if (!this.#opts.serverUrl || !this.#opts.token) throw new EnrolmentError('NOT_ENROLLED', 'this agent is not enrolled yet: give --server URL, --token TOKEN and --ca-fingerprint SHA256 (or --ca FILE)');
+      const caPem = await resolveServerCa(this.#opts.serverUrl, { ...(this.#opts.caFile ? { caFile: this.#opts.caFile } : {}), ...(this.#opts.caFingerprint ? { caFingerprint: this.#opts.caFingerprint } : {}) });
+      const r = await enrol(this.#opts.serverUrl, this.#opts.token, this.#opts.name, await this.plugins.installedProducts(), caPem);
+      cred = { serverUrl: this.#opts.serverUrl.replace(/\/+$/, ''), deviceId: r.deviceId, credential: r.credential, groupId: r.groupId, signingPublicKey: r.signingPublicKey, caPem };
       await writeJsonAtomic(credFile, cred, 0o600);
       this.#cache.policy = r.policy;
       justEnrolled = true;
       await this.log('info', 'agent.enrolled', `enrolled as device ${r.deviceId} with ${cred.serverUrl}`);
     }
+    cred = await this.#recoverRotation(cred);
     this.credential = cred;
-    const credential = cred;
+    this.#fetch = pinnedFetch(cred.caPem);
     this.products = new ProductManager({
       productsRoot: path.join(this.stateDir, 'products'),
       downloadsDir: path.join(this.stateDir, 'downloads'),
       tempDir: path.join(this.stateDir, 'tmp'),
-      server: () => ({ url: credential.serverUrl, credential: credential.credential, ...(credential.signingPublicKey ? { signingPublicKey: credential.signingPublicKey } : {}) }),
+      server: () => ({ url: this.credential.serverUrl, credential: this.credential.credential, fetch: this.#fetch, ...(this.credential.signingPublicKey ? { signingPublicKey: this.credential.signingPublicKey } : {}) }),
       onInstalled: async (record) => {
         if (await this.plugins.loadFromPackage(record, BUILT_IN_PRODUCTS)) await this.log('info', 'plugin.loaded', `agent plug-in of ${record.product} ${record.version} loaded`);
       },
@@ -198,7 +259,7 @@ export class Agent {
     this.runner = new TaskRunner({ dir: this.stateDir, spool: this.spool, plugins: this.plugins, events: this.events, onReport: () => void this.flushReports() });
     await this.runner.init(this.#effectiveTasks());
 
-    this.transport = new Transport({ serverUrl: cred.serverUrl, credential: cred.credential, log: (level, msg) => void this.log(level, 'transport', msg) });
+    this.transport = new Transport({ serverUrl: cred.serverUrl, credential: cred.credential, caPem: cred.caPem, log: (level, msg) => void this.log(level, 'transport', msg) });
     this.transport.on('connected', () => {
       void this.log('info', 'agent.connected', `connected to ${cred.serverUrl}`);
       void this.checkIn();
@@ -288,10 +349,17 @@ export class Agent {
         inventory: collectInventory(await this.plugins.installedProducts()),
         ...(this.#cache.etag ? { tasksEtag: this.#cache.etag } : {}),
         ...(this.#localChanges.size ? { localChanges: [...this.#localChanges.values()] } : {}),
+        ...(this.#identity ? { machineIdentity: this.#identity } : {}),
       });
     } catch (err) {
       const e = err as TransportError;
       await this.log(e.retryable === false ? 'error' : 'warning', 'check-in.failed', `check-in failed: ${e.message}`);
+      return;
+    }
+    // A clone or an uninstall: nothing else of this answer applies.
+    if (result.identity?.action === 'reidentify') return this.#reidentify(result.identity);
+    if (result.identity?.action === 'uninstall') {
+      void this.uninstall('the administrator asked for it');
       return;
     }
     for (const r of result.localResolutions) {
@@ -316,6 +384,7 @@ export class Agent {
       this.#armEnforcement();
     }
     for (const r of result.runRequests) this.runner.runNow(r);
+    if (result.identity?.action === 'rotate-credential') await this.rotateCredential();
     await this.#confirmUpdate();
     this.runner.onEvent('check-in');
   }
@@ -425,6 +494,101 @@ export class Agent {
     process.exit(UPDATE_EXIT_CODE);
   }
 
+  /**
+   * Makes a new secret and registers it with the server (authenticated by the current one),
+   * then switches to it. The new credential is written to credential.next.json first: if the
+   * agent dies in between, the next start finds out which of the two the server holds.
+   */
+  async rotateCredential(): Promise<void> {
+    const secret = randomBytes(32).toString('base64url');
+    const next: Credential = { ...this.credential, credential: `${DEVICE_CREDENTIAL_PREFIX}.${this.credential.deviceId}.${secret}` };
+    const nextFile = path.join(this.stateDir, 'credential.next.json');
+    await writeJsonAtomic(nextFile, next, 0o600);
+    let ok = false;
+    try {
+      const res = await this.#fetch(this.credential.serverUrl + AGENT_CREDENTIAL_PATH, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${this.credential.credential}` },
+        body: JSON.stringify({ secret }),
+        signal: AbortSignal.timeout(30_000),
+      });
+      ok = res.ok;
+      if (!ok) await this.log('error', 'credential.rotation-failed', `the server refused the new credential: HTTP ${res.status}`);
+    } catch (err) {
+      await this.log('warning', 'credential.rotation-failed', `credential rotation deferred: ${(err as Error).message}`);
+    }
+    if (!ok) {
+      await rm(nextFile, { force: true });
+      return;
+    }
+    await writeJsonAtomic(path.join(this.stateDir, 'credential.json'), next, 0o600);
+    await rm(nextFile, { force: true });
+    this.credential = next;
+    this.transport.setCredential(next.credential);
+    await this.log('info', 'credential.rotated', 'the device credential was rotated');
+  }
+
+  /** After a crash mid-rotation: keep whichever credential the server accepts. */
+  async #recoverRotation(cred: Credential): Promise<Credential> {
+    const nextFile = path.join(this.stateDir, 'credential.next.json');
+    const next = await readJson<Credential>(nextFile).catch(() => undefined);
+    if (!next) return cred;
+    try {
+      const res = await pinnedFetch(cred.caPem)(cred.serverUrl + AGENT_CHECK_IN_PATH, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${next.credential}` },
+        body: JSON.stringify({ type: 'check-in', id: 'rotation-check', inventory: collectInventory(await this.plugins.installedProducts()) }),
+        signal: AbortSignal.timeout(30_000),
+      });
+      if (res.status === 401) {
+        await rm(nextFile, { force: true });
+        return cred;
+      }
+      if (!res.ok) return cred; // undecided (server trouble): the old credential still works until the new one is used
+    } catch {
+      return cred;
+    }
+    await writeJsonAtomic(path.join(this.stateDir, 'credential.json'), next, 0o600);
+    await rm(nextFile, { force: true });
+    await this.log('info', 'credential.rotated', 'the credential rotation interrupted by a restart was completed');
+    return next;
+  }
+
+  /**
+   * This machine is a copy of another device's (a cloned image): take the identity the server
+   * made for it and drop what belongs to the original, so the two are never mixed.
+   */
+  async #reidentify(d: Extract<IdentityDirective, { action: 'reidentify' }>): Promise<void> {
+    const from = this.credential.deviceId;
+    const next: Credential = { ...this.credential, deviceId: d.deviceId, credential: d.credential, groupId: d.groupId };
+    await writeJsonAtomic(path.join(this.stateDir, 'credential.json'), next, 0o600);
+    this.credential = next;
+    const dropped = await this.spool.discardAll();
+    this.#localChanges.clear();
+    await writeJsonAtomic(path.join(this.stateDir, 'local-changes.json'), []);
+    this.#cache = { etag: null, tasks: [], policy: this.#cache.policy, lastCheckInAt: null, deployment: [] };
+    await writeJsonAtomic(path.join(this.stateDir, 'tasks.json'), this.#cache);
+    this.runner.setTasks([]);
+    await this.log('warning', 'agent.reidentified', `${d.reason}; now device ${d.deviceId} (was ${from}); ${dropped} unsent results of the original were dropped`);
+    this.transport.setCredential(d.credential);
+    setTimeout(() => void this.checkIn(), 100).unref();
+  }
+
+  /**
+   * Removes the agent from this machine: tells the server (which revokes the credential and
+   * keeps the device's history), then runs the installer's uninstall script, which stops the
+   * service and removes the agent's folder; an agent not installed by the installer removes
+   * its state folder and exits. Installed products are left in place.
+   */
+  async uninstall(why: string): Promise<void> {
+    await this.log('warning', 'agent.uninstalling', `uninstalling the agent: ${why}`);
+    await confirmUninstall(this.credential, this.#fetch).catch((err: unknown) => this.log('warning', 'agent.uninstalling', `the server was not told: ${(err as Error).message}`));
+    const install = await readJson<InstallInfo>(path.join(this.stateDir, 'install.json')).catch(() => undefined);
+    await this.stop();
+    await removeAgent(this.stateDir, install);
+    process.exit(0);
+  }
+
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
@@ -436,4 +600,20 @@ export class Agent {
     await this.transport?.stop();
     await this.log('info', 'agent.stopped', 'agent stopped');
   }
+}
+
+/** Tells the server the agent is being removed (it revokes the credential and keeps the history). */
+export async function confirmUninstall(cred: { serverUrl: string; credential: string }, fetcher: FetchLike): Promise<void> {
+  const res = await fetcher(cred.serverUrl + AGENT_UNINSTALLED_PATH, { method: 'POST', headers: { authorization: `Bearer ${cred.credential}` }, signal: AbortSignal.timeout(15_000) });
+  if (!res.ok && res.status !== 401) throw new Error(`HTTP ${res.status}`);
+}
+
+/** Runs the installer's uninstall script (detached: it stops this service), or removes the state folder. */
+export async function removeAgent(stateDir: string, install: InstallInfo | undefined): Promise<void> {
+  if (install && existsSync(install.uninstallScript)) {
+    const child = spawn('/bin/sh', [install.uninstallScript], { detached: true, stdio: 'ignore' });
+    child.unref();
+    return;
+  }
+  for (const name of await readdir(stateDir).catch(() => [] as string[])) await rm(path.join(stateDir, name), { recursive: true, force: true });
 }

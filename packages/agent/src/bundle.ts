@@ -6,20 +6,35 @@
 import { build } from 'esbuild';
 import path from 'node:path';
 
-export async function buildAgentBundle(outFile: string, opts: { version: string }): Promise<void> {
+export interface AgentBundleOptions {
+  version: string;
+  /** The entry module; default bundle-entry.ts (`node agent.mjs [args]` is `garrison agent [args]`). */
+  entry?: string;
+  /**
+   * 'esm' (default): the agent.mjs of packages and runtimes. 'cjs': for the main script of a
+   * single executable (Node 24's SEA runs its injected script as CommonJS; see sea.ts). A CJS
+   * entry must not use top-level await or import.meta.
+   */
+  format?: 'esm' | 'cjs';
+}
+
+export async function buildAgentBundle(outFile: string, opts: AgentBundleOptions): Promise<void> {
+  const format = opts.format ?? 'esm';
   await build({
-    entryPoints: [path.join(import.meta.dirname, 'bundle-entry.ts')],
+    entryPoints: [opts.entry ?? path.join(import.meta.dirname, 'bundle-entry.ts')],
     outfile: outFile,
     bundle: true,
     platform: 'node',
-    format: 'esm',
+    format,
     target: 'node22',
     minify: false,
     legalComments: 'none',
     define: { __GARRISON_AGENT_VERSION__: JSON.stringify(opts.version) },
     // ws's optional native accelerators are not needed; some dependencies still call require().
     external: ['bufferutil', 'utf-8-validate'],
-    banner: { js: "import { createRequire as __garrisonRequire } from 'node:module'; const require = __garrisonRequire(import.meta.url);" },
+    // An ES module has no require() for the bundled CommonJS dependencies' built-in modules:
+    // give it one. CommonJS output has its own.
+    ...(format === 'esm' ? { banner: { js: "import { createRequire as __garrisonRequire } from 'node:module'; const require = __garrisonRequire(import.meta.url);" } } : {}),
     logLevel: 'silent',
   });
 }

@@ -9,6 +9,13 @@
  * tasks) is shared by every runtime, so no result is lost across an update.
  *
  *   node launcher-main.ts --state DIR [--bootstrap agent.mjs --bootstrap-version V] [-- agent args]
+ *
+ * A single-executable agent (sea-entry.ts) is its own launcher and carries an agent runtime
+ * built in (`embedded`): it is the bootstrap runtime of an empty state folder and the runtime
+ * of its version (so also the one a failed update rolls back to), run as
+ * `process.execPath ...embedded.args --state DIR [agent args]`; downloaded runtimes run as
+ * `process.execPath <state>/runtime/<version>/agent.mjs ...`, which the executable runs as
+ * node would.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFile, mkdir, rm } from 'node:fs/promises';
@@ -41,7 +48,23 @@ export async function installRuntime(stateDir: string, version: string, bundle: 
   await copyFile(bundle, runtimeFile(stateDir, version));
 }
 
-export async function runLauncher(argv: string[]): Promise<number> {
+/** An agent runtime built into the launcher's own executable (see sea-entry.ts). */
+export interface EmbeddedRuntime {
+  version: string;
+  /** What to give process.execPath to run it, before `--state DIR` and the agent arguments. */
+  args: string[];
+}
+
+export interface LauncherOptions {
+  embedded?: EmbeddedRuntime;
+}
+
+/** The arguments to process.execPath that start a runtime version (before `--state DIR`). */
+export function runtimeArgs(stateDir: string, version: string, embedded?: EmbeddedRuntime): string[] {
+  return embedded && version === embedded.version ? [...embedded.args] : [runtimeFile(stateDir, version)];
+}
+
+export async function runLauncher(argv: string[], opts: LauncherOptions = {}): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -51,6 +74,12 @@ export async function runLauncher(argv: string[]): Promise<number> {
   const currentFile = path.join(stateDir, RUNTIME_DIR, 'current.json');
   const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} launcher: ${msg}\n`);
   let current = await readJson<CurrentRuntime>(currentFile);
+  if (!current && opts.embedded && !values.bootstrap) {
+    log(`no agent runtime in ${stateDir} yet: starting the built-in agent ${opts.embedded.version}`);
+    current = { version: opts.embedded.version, previous: null };
+    await mkdir(path.dirname(currentFile), { recursive: true, mode: 0o700 });
+    await writeJsonAtomic(currentFile, current);
+  }
   if (!current) {
     if (!values.bootstrap || !values['bootstrap-version']) {
       log(`no agent runtime in ${stateDir}; give --bootstrap agent.mjs --bootstrap-version V`);
@@ -74,7 +103,7 @@ export async function runLauncher(argv: string[]): Promise<number> {
   for (;;) {
     const pending = await readJson<PendingUpdate>(path.join(stateDir, 'update-pending.json'));
     const startedAt = Date.now();
-    child = spawn(process.execPath, [runtimeFile(stateDir, current.version), '--state', stateDir, ...positionals], {
+    child = spawn(process.execPath, [...runtimeArgs(stateDir, current.version, opts.embedded), '--state', stateDir, ...positionals], {
       stdio: 'inherit',
       env: { ...process.env, GARRISON_LAUNCHER: '1' },
     });

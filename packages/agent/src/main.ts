@@ -5,12 +5,22 @@
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
-import { Agent, EnrolmentError } from './agent.ts';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { pinnedFetch } from '@garrison/protocol/tls';
+import { Agent, EnrolmentError, confirmUninstall, enrol, removeAgent, resolveServerCa, type InstallInfo } from './agent.ts';
+import { readJson, writeJsonAtomic } from './state-file.ts';
+import { AgentPluginRegistry } from './plugins.ts';
 import { localSocketPath } from './local-api.ts';
 
 const USAGE = `usage:
-  garrison agent --server URL --token TOKEN [--state DIR] [--name NAME]   enrol (once) and run
+  garrison agent --server https://HOST:PORT --token TOKEN (--ca-fingerprint SHA256 | --ca FILE) [--state DIR] [--name NAME]
+                                                                          enrol (once) and run
   garrison agent [--state DIR]                                            run an enrolled agent
+  garrison agent enrol --server URL --token TOKEN (--ca-fingerprint FP | --ca FILE) [--name NAME] [--replace]
+                                                                          enrol only (installers); the token may
+                                                                          come from GARRISON_ENROL_TOKEN instead
+  garrison agent uninstall [--state DIR] [--offline]                      remove the agent from this machine
   garrison agent status [--state DIR]
   garrison agent task list [--state DIR] [--json]
   garrison agent task create --name N --schedule JSON|@file [--settings JSON|@file] [--type script] [--disabled]
@@ -53,6 +63,10 @@ export async function agentMain(argv: string[]): Promise<number> {
     options: {
       server: { type: 'string' },
       token: { type: 'string' },
+      ca: { type: 'string' },
+      'ca-fingerprint': { type: 'string' },
+      replace: { type: 'boolean' },
+      offline: { type: 'boolean' },
       state: { type: 'string' },
       name: { type: 'string' },
       schedule: { type: 'string' },
@@ -83,6 +97,48 @@ export async function agentMain(argv: string[]): Promise<number> {
     console.log(values.json || !table ? JSON.stringify(r.json, null, 2) : table(r.json as never));
     return 0;
   };
+  const token = values.token ?? process.env.GARRISON_ENROL_TOKEN;
+  const ca = { ...(values.ca ? { caFile: values.ca } : {}), ...(values['ca-fingerprint'] ? { caFingerprint: values['ca-fingerprint'] } : {}) };
+  if (cmd === 'enrol' || cmd === 'enroll') {
+    const credFile = path.join(stateDir, 'credential.json');
+    if (!values.server || !token) {
+      console.error('garrison agent enrol: --server and --token (or GARRISON_ENROL_TOKEN) are required');
+      return 2;
+    }
+    if (existsSync(credFile) && !values.replace) {
+      const cur = await readJson<{ serverUrl: string; deviceId: string }>(credFile).catch(() => undefined);
+      console.error(`garrison agent enrol: already enrolled as device ${cur?.deviceId ?? '?'} with ${cur?.serverUrl ?? '?'}; --replace enrols anew and discards this state`);
+      return 3;
+    }
+    try {
+      const caPem = await resolveServerCa(values.server, ca);
+      const r = await enrol(values.server, token, values.name, await new AgentPluginRegistry(path.join(stateDir, 'products')).installedProducts(), caPem);
+      if (values.replace) {
+        const { rm, readdir } = await import('node:fs/promises');
+        // A new enrolment: nothing of the previous identity may be sent under the new one.
+        for (const name of await readdir(stateDir).catch(() => [] as string[])) if (name !== 'install.json') await rm(path.join(stateDir, name), { recursive: true, force: true });
+      }
+      await writeJsonAtomic(credFile, { serverUrl: values.server.replace(/\/+$/, ''), deviceId: r.deviceId, credential: r.credential, groupId: r.groupId, signingPublicKey: r.signingPublicKey, caPem }, 0o600);
+      console.log(`enrolled device ${r.deviceId}`);
+      return 0;
+    } catch (err) {
+      if (err instanceof EnrolmentError) {
+        console.error(`garrison agent: enrolment failed: ${err.code}: ${err.message}`);
+        return 1;
+      }
+      throw err;
+    }
+  }
+  if (cmd === 'uninstall') {
+    const cred = await readJson<{ serverUrl: string; credential: string; caPem: string }>(path.join(stateDir, 'credential.json')).catch(() => undefined);
+    if (cred && !values.offline) {
+      await confirmUninstall(cred, pinnedFetch(cred.caPem)).catch((err: Error) => console.error(`garrison agent uninstall: the server was not told (${err.message}); use --offline to skip`));
+    }
+    const install = await readJson<InstallInfo>(path.join(stateDir, 'install.json')).catch(() => undefined);
+    await removeAgent(stateDir, install);
+    console.log(install ? `uninstalling from ${install.installDir}` : `removed the agent state in ${stateDir}`);
+    return 0;
+  }
   if (cmd === 'status') return show(await localRequest(stateDir, 'GET', '/status'));
   if (cmd === 'events') {
     return show(await localRequest(stateDir, 'GET', `/events?limit=${Number(values.limit ?? 50)}`), (evs: { time: string; severity: string; kind: string; message: string }[]) =>
@@ -117,7 +173,7 @@ export async function agentMain(argv: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
-  const agent = new Agent({ stateDir, serverUrl: values.server, token: values.token, name: values.name, verbose: !values.quiet });
+  const agent = new Agent({ stateDir, serverUrl: values.server, token, name: values.name, verbose: !values.quiet, ...ca });
   try {
     await agent.start();
   } catch (err) {

@@ -5,6 +5,7 @@
  * manifest inside the archive must be the signed one. Extraction refuses absolute paths and
  * `..` (node-tar's defaults) and links pointing out of the folder.
  */
+import type { FetchLike } from '@garrison/protocol/tls';
 import { createHash, createPublicKey, verify } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
@@ -25,10 +26,10 @@ export class PackageVerificationError extends Error {
 /** What the server signed: the package reference a deployment instruction carries. */
 export type SignedPackage = DeploymentPackageRef;
 
-export async function downloadPackage(serverUrl: string, credential: string, id: string, dest: string): Promise<void> {
+export async function downloadPackage(serverUrl: string, credential: string, id: string, dest: string, fetcher: FetchLike): Promise<void> {
   let res: Response;
   try {
-    res = await fetch(`${serverUrl.replace(/\/+$/, '')}${AGENT_PACKAGES_PATH}/${encodeURIComponent(id)}`, {
+    res = await fetcher(`${serverUrl.replace(/\/+$/, '')}${AGENT_PACKAGES_PATH}/${encodeURIComponent(id)}`, {
       headers: { authorization: `Bearer ${credential}` },
       signal: AbortSignal.timeout(30 * 60_000),
     });

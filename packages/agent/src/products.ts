@@ -7,6 +7,7 @@
  * detect, status, start and stop commands are what the agent uses for a product whose
  * plug-in does not say otherwise.
  */
+import type { FetchLike } from '@garrison/protocol/tls';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { DeploymentInstruction, PackageCommand, PackageManifest } from '@garrison/protocol';
@@ -36,7 +37,7 @@ export interface ProductManagerOptions {
   productsRoot: string;
   downloadsDir: string;
   tempDir: string;
-  server(): { url: string; credential: string; signingPublicKey?: string };
+  server(): { url: string; credential: string; signingPublicKey?: string; fetch: FetchLike };
   /** After an install or uninstall: the agent (re)loads or drops a plug-in shipped in the package. */
   onInstalled?(record: InstalledRecord): Promise<void>;
   onUninstalled?(product: string): void;
@@ -104,7 +105,7 @@ export class ProductManager {
     const productDir = this.productDir(pkg.product);
     const packageDir = path.join(productDir, 'packages', pkg.version);
     try {
-      await downloadPackage(server.url, server.credential, pkg.id, archive);
+      await downloadPackage(server.url, server.credential, pkg.id, archive, server.fetch);
       await verifyPackage(archive, pkg, server.signingPublicKey);
       await mkdir(productDir, { recursive: true, mode: 0o700 });
       await extractPackage(archive, packageDir, pkg);
@@ -150,7 +151,7 @@ export class ProductManager {
     const archive = path.join(this.#o.downloadsDir, `${pkg.sha256}.tgz`);
     const staging = path.join(this.#o.downloadsDir, `agent-${pkg.version}`);
     try {
-      await downloadPackage(server.url, server.credential, pkg.id, archive);
+      await downloadPackage(server.url, server.credential, pkg.id, archive, server.fetch);
       await verifyPackage(archive, pkg, server.signingPublicKey);
       await extractPackage(archive, staging, pkg);
       await installRuntime(stateDir, pkg.version, path.join(staging, 'agent.mjs'));

@@ -73,6 +73,13 @@ export class RunSpool {
     this.#initialised = true;
   }
 
+  /** Drops every unsent report (a cloned machine's copy of another device's results); returns how many. */
+  async discardAll(): Promise<number> {
+    const all = [...this.#reports.values()];
+    for (const r of all) await this.ack(r.runId, r.seq);
+    return all.length;
+  }
+
   /** Reports not yet acknowledged, oldest first (by createdAt, then seq). */
   pending(): RunReport[] {
     this.#assertInitialised();

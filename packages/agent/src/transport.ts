@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
+import { pinnedFetch, requireHttps, type FetchLike } from '@garrison/protocol/tls';
 import {
   AGENT_CHECK_IN_PATH,
   AGENT_REPORTS_PATH,
@@ -37,7 +38,9 @@ const REQUEST_TIMEOUT_MS = 30_000;
 
 export class Transport extends EventEmitter<TransportEvents> {
   readonly #serverUrl: string;
-  readonly #credential: string;
+  #credential: string;
+  readonly #caPem: string;
+  readonly #fetch: FetchLike;
   readonly #log: (level: 'info' | 'warning' | 'error', msg: string) => void;
   #socket: WebSocket | null = null;
   #open = false;
@@ -47,11 +50,18 @@ export class Transport extends EventEmitter<TransportEvents> {
   #nextId = 1;
   #pending = new Map<string | number, { resolve(v: ServerToAgent): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
 
-  constructor(opts: { serverUrl: string; credential: string; log: (level: 'info' | 'warning' | 'error', msg: string) => void }) {
+  constructor(opts: { serverUrl: string; credential: string; caPem: string; log: (level: 'info' | 'warning' | 'error', msg: string) => void }) {
     super();
-    this.#serverUrl = opts.serverUrl.replace(/\/+$/, '');
+    this.#serverUrl = requireHttps(opts.serverUrl);
     this.#credential = opts.credential;
+    this.#caPem = opts.caPem;
+    this.#fetch = pinnedFetch(opts.caPem);
     this.#log = opts.log;
+  }
+  /** Switches to a new credential: the socket reconnects with it at once. */
+  setCredential(credential: string): void {
+    this.#credential = credential;
+    this.#socket?.close(1000, 'credential changed');
   }
   get connected(): boolean {
     return this.#open;
@@ -63,7 +73,8 @@ export class Transport extends EventEmitter<TransportEvents> {
   #connect(): void {
     if (this.#stopped) return;
     const url = this.#serverUrl.replace(/^http/, 'ws') + AGENT_WS_PATH;
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.#credential}` }, perMessageDeflate: false, handshakeTimeout: 15_000 });
+    // Only the pinned CA is trusted; the host name is checked as usual.
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.#credential}` }, perMessageDeflate: false, handshakeTimeout: 15_000, ca: this.#caPem });
     this.#socket = ws;
     let failure = '';
     ws.on('open', () => {
@@ -140,7 +151,7 @@ export class Transport extends EventEmitter<TransportEvents> {
   async #http<T>(path: string, body: unknown): Promise<T> {
     let res: Response;
     try {
-      res = await fetch(this.#serverUrl + path, {
+      res = await this.#fetch(this.#serverUrl + path, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${this.#credential}` },
         body: JSON.stringify(body),

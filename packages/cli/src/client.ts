@@ -7,6 +7,7 @@ import { readFile, writeFile, mkdir, chmod } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { ErrorBody } from '@garrison/protocol';
+import { pinnedFetch, type FetchLike } from '@garrison/protocol/tls';
 
 /** An error the API returned (or a transport failure, with a code from the same closed list). Exit code 1. */
 export class ApiError extends Error {
@@ -36,16 +37,22 @@ export interface ConnectionOptions {
   server?: string;
   token?: string;
   tokenFile?: string;
+  /** A PEM file with the server's CA (else GARRISON_CA, else the one saved by login). */
+  ca?: string;
 }
 export interface Settings {
   server: string;
   token: string;
+  /** The CA (PEM) the server's certificate must chain to; null: the system's trust store. */
+  ca: string | null;
   /** Where each came from, for `whoami`. */
   source: { server: string; token: string };
 }
 export interface ConfigFile {
   server?: string;
   token?: string;
+  /** The server's CA (PEM), pinned at login. */
+  ca?: string;
 }
 
 export function configPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -78,12 +85,12 @@ export async function writeConfig(config: ConfigFile, file = configPath()): Prom
 
 export function normalizeServerUrl(url: string): string {
   let u = url.trim();
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(u)) u = `http://${u}`;
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(u)) u = `https://${u}`;
   let parsed: URL;
   try {
     parsed = new URL(u);
   } catch {
-    throw new UsageError(`"${url}" is not a server URL (such as http://127.0.0.1:8420)`);
+    throw new UsageError(`"${url}" is not a server URL (such as https://127.0.0.1:8420)`);
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError(`"${url}": the server URL must be http:// or https://`);
   return parsed.toString().replace(/\/+$/, '');
@@ -115,18 +122,27 @@ export async function resolveSettings(opts: ConnectionOptions, env: NodeJS.Proce
     tokenSource = opts.tokenFile;
   }
 
-  if (!server || !token) {
-    const config = await readConfig(file);
-    if (!server && config.server) [server, serverSource] = [config.server, file];
-    if (!token && config.token && config.server && server && normalizeServerUrl(config.server) === normalizeServerUrl(server)) [token, tokenSource] = [config.token, file];
+  const caFile = opts.ca ?? env.GARRISON_CA;
+  let ca: string | null = null;
+  if (caFile) {
+    try {
+      ca = await readFile(caFile, 'utf8');
+    } catch (err) {
+      throw new UsageError(`cannot read the CA file ${caFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
   }
+  const config = await readConfig(file);
+  if (!server && config.server) [server, serverSource] = [config.server, file];
+  const sameServer = !!config.server && !!server && normalizeServerUrl(config.server) === normalizeServerUrl(server);
+  if (!token && config.token && sameServer) [token, tokenSource] = [config.token, file];
+  if (!ca && config.ca && sameServer) ca = config.ca;
   if (!server) {
     throw new UsageError('no server given: use --server URL, set GARRISON_URL, or run "garrison login --server URL --token TOKEN"');
   }
   if (!token) {
     throw new UsageError(`no API token for ${server}: use --token TOKEN or --token-file PATH, set GARRISON_TOKEN, or run "garrison login --server URL --token TOKEN"`);
   }
-  return { server: normalizeServerUrl(server), token, source: { server: serverSource, token: tokenSource } };
+  return { server: normalizeServerUrl(server), token, ca, source: { server: serverSource, token: tokenSource } };
 }
 
 export interface RequestOptions {
@@ -153,9 +169,11 @@ const STATUS_CODES: Record<number, string> = {
 export class Client {
   readonly server: string;
   readonly #token: string;
-  constructor(server: string, token: string) {
+  readonly #fetch: FetchLike;
+  constructor(server: string, token: string, ca: string | null = null) {
     this.server = server;
     this.#token = token;
+    this.#fetch = pinnedFetch(ca);
   }
 
   async request<T = unknown>(method: string, urlPath: string, opts: RequestOptions = {}): Promise<T> {
@@ -166,7 +184,7 @@ export class Client {
     if (opts.raw) headers['content-type'] = opts.raw.contentType;
     let res: Response;
     try {
-      res = await fetch(url, {
+      res = await this.#fetch(url.toString(), {
         method,
         headers,
         ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
@@ -176,7 +194,11 @@ export class Client {
     } catch (err) {
       const e = err as Error & { cause?: { code?: string; message?: string } };
       if (e.name === 'TimeoutError') throw new ApiError('UNAVAILABLE', `${this.server} did not answer ${method} ${urlPath} in time`);
-      throw new ApiError('UNAVAILABLE', `cannot reach ${this.server}: ${e.cause?.code ?? e.cause?.message ?? e.message}`);
+      const code = e.cause?.code ?? '';
+      if (/CERT|SELF_SIGNED|ALTNAME|UNABLE_TO_VERIFY/.test(code)) {
+        throw new ApiError('SERVER_NOT_TRUSTED', `${this.server} presented a certificate that is not trusted (${code}): give its CA with --ca FILE or GARRISON_CA, or run "garrison login --server URL --ca-fingerprint SHA256"`);
+      }
+      throw new ApiError('UNAVAILABLE', `cannot reach ${this.server}: ${code || e.cause?.message || e.message}`);
     }
     const text = await res.text();
     if (!res.ok) {

@@ -43,7 +43,7 @@ export function makeIo(globals: GlobalOptions, streams: IoStreams): Io {
     },
     async client() {
       const s = await io.settings();
-      return new Client(s.server, s.token);
+      return new Client(s.server, s.token, s.ca);
     },
   };
   return io;

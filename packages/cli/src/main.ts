@@ -17,6 +17,7 @@ import { registerTaskCommands } from './commands/tasks.ts';
 import { registerTokenCommands } from './commands/tokens.ts';
 import { registerRepoCommands } from './commands/repo.ts';
 import { registerDeployCommands } from './commands/deploy.ts';
+import { registerPushCommands } from './commands/push.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;
@@ -58,6 +59,7 @@ export function buildProgram(state: RunState): Command {
     .option('--server <url>', 'server URL (else GARRISON_URL, else the saved login)')
     .option('--token <token>', 'API token (else GARRISON_TOKEN, --token-file, else the saved login)')
     .option('--token-file <path>', 'read the API token from this file')
+    .option('--ca <file>', "the server's CA certificate, PEM (else GARRISON_CA, else the one saved by login)")
     .option('--json', 'print the API JSON instead of tables')
     .showSuggestionAfterError(true)
     .configureOutput({
@@ -74,6 +76,7 @@ export function buildProgram(state: RunState): Command {
   registerTokenCommands(program, state);
   registerRepoCommands(program, state);
   registerDeployCommands(program, state);
+  registerPushCommands(program, state);
   registerTaskCommands(program, state);
   registerRunCommands(program, state);
   registerEventCommands(program, state);

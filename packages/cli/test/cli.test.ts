@@ -315,7 +315,7 @@ describe('CLI helpers', () => {
   });
 
   it('normalizes server URLs', () => {
-    assert.equal(normalizeServerUrl('127.0.0.1:8420/'), 'http://127.0.0.1:8420');
+    assert.equal(normalizeServerUrl('127.0.0.1:8420/'), 'https://127.0.0.1:8420');
     assert.equal(normalizeServerUrl('https://garrison.example.com/'), 'https://garrison.example.com');
     assert.throws(() => normalizeServerUrl('ftp://x'), UsageError);
   });
@@ -438,7 +438,7 @@ describe('garrison CLI against a real server', { timeout: 120_000 }, () => {
   const cli = (args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> =>
     new Promise((resolve, reject) => {
       const child = spawn(process.execPath, [BIN, ...args], {
-        env: { PATH: process.env.PATH, HOME: configHome, XDG_CONFIG_HOME: configHome, GARRISON_URL: t.server.url, GARRISON_TOKEN: t.token, ...opts.env },
+        env: { PATH: process.env.PATH, HOME: configHome, XDG_CONFIG_HOME: configHome, GARRISON_URL: t.server.url, GARRISON_TOKEN: t.token, GARRISON_CA: t.caFile, ...opts.env },
         stdio: ['pipe', 'pipe', 'pipe'],
       });
       let stdout = '';
@@ -691,13 +691,20 @@ describe('garrison CLI against a real server', { timeout: 120_000 }, () => {
   });
 
   it('logs in, saving the settings readable by the owner only', async () => {
-    const env = { GARRISON_URL: '', GARRISON_TOKEN: '' };
-    const bad = await cli(['login', '--server', t.server.url, '--token', 'gat.wrong.token'], { env });
+    const env = { GARRISON_URL: '', GARRISON_TOKEN: '', GARRISON_CA: '' };
+    const fp = t.server.tls!.caFingerprint;
+    const untrusted = await cli(['login', '--server', t.server.url, '--token', t.token], { env });
+    assert.equal(untrusted.code, 1);
+    assert.match(untrusted.stderr, /SERVER_NOT_TRUSTED/);
+    const forged = await cli(['login', '--server', t.server.url, '--token', t.token, '--ca-fingerprint', 'ab'.repeat(32)], { env });
+    assert.equal(forged.code, 1);
+    assert.match(forged.stderr, /CA_FINGERPRINT_MISMATCH/);
+    const bad = await cli(['login', '--server', t.server.url, '--token', 'gat.wrong.token', '--ca-fingerprint', fp], { env });
     assert.equal(bad.code, 1);
-    await ok(['login', '--server', t.server.url, '--token', t.token], { env });
+    await ok(['login', '--server', t.server.url, '--token', t.token, '--ca-fingerprint', fp.toUpperCase().match(/../g)!.join(':')], { env });
     const file = path.join(configHome, 'garrison', 'cli.json');
     assert.equal((await stat(file)).mode & 0o777, 0o600);
-    assert.deepEqual(JSON.parse(await readFile(file, 'utf8')), { server: t.server.url, token: t.token });
+    assert.deepEqual(JSON.parse(await readFile(file, 'utf8')), { server: t.server.url, token: t.token, ca: t.server.tls!.caPem });
     assert.match(await ok(['whoami'], { env }), /^Name:\s+admin$/m);
     await ok(['settings', 'set', '--event-retention', '30'], { env });
     assert.match(await ok(['settings', 'show'], { env }), /^Event retention:\s+30 days$/m);

@@ -29,8 +29,15 @@ export const Policy = Type.Object({
 });
 export type Policy = Static<typeof Policy>;
 
+/** SHA-256 (hex) of what identifies the machine itself (machine-id, hardware UUID): a cloned image tells itself apart by it. */
+export const MachineIdentity = Type.String({ pattern: '^[0-9a-f]{64}$' });
 export const EnrolRequest = Type.Object(
-  { token: Type.String({ minLength: 8, maxLength: 200 }), inventory: Inventory, name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) },
+  {
+    token: Type.String({ minLength: 8, maxLength: 200 }),
+    inventory: Inventory,
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    machineIdentity: Type.Optional(MachineIdentity),
+  },
   { additionalProperties: false },
 );
 export type EnrolRequest = Static<typeof EnrolRequest>;
@@ -132,6 +139,7 @@ export const CheckInRequest = Type.Object(
     /** The etag of the task list the agent holds; the reply carries the list only when it changed. */
     tasksEtag: Type.Optional(Type.String({ maxLength: 128 })),
     localChanges: Type.Optional(Type.Array(LocalTaskChange, { maxItems: 1000 })),
+    machineIdentity: Type.Optional(MachineIdentity),
   },
   { additionalProperties: false },
 );
@@ -159,8 +167,25 @@ export interface CheckInResult {
   localResolutions: LocalTaskResolution[];
   /** What the deployment task should install or remove now; absent when nothing is assigned. */
   deployment?: { steps: DeploymentInstruction[] };
+  /** What the administrator or the server asks of the agent's identity (ADR 0009). */
+  identity?: IdentityDirective;
   serverTime: string;
 }
+/**
+ * - `rotate-credential`: make a new secret and register it at AGENT_CREDENTIAL_PATH;
+ * - `uninstall`: remove the agent from this machine, confirming at AGENT_UNINSTALLED_PATH first;
+ * - `reidentify`: this machine is a clone of another device's; take this new identity and drop
+ *   the state that belongs to the other device (unsent reports, cached tasks).
+ */
+export type IdentityDirective =
+  | { action: 'rotate-credential' }
+  | { action: 'uninstall' }
+  | { action: 'reidentify'; deviceId: string; credential: string; groupId: string; reason: string };
+
+export const AGENT_CREDENTIAL_PATH = '/agent/v1/credential';
+export const CredentialRotation = Type.Object({ secret: Type.String({ pattern: '^[A-Za-z0-9_-]{32,128}$' }) }, { additionalProperties: false });
+export type CredentialRotation = Static<typeof CredentialRotation>;
+export const AGENT_UNINSTALLED_PATH = '/agent/v1/uninstalled';
 export interface AckMessage {
   type: 'ack';
   re?: string | number;

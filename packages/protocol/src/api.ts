@@ -43,6 +43,18 @@ export interface DeviceView {
   enrolledAt: string;
   lastContactAt: string | null;
   credentialRevoked: boolean;
+  /** When the device's credential was last rotated. */
+  credentialRotatedAt: string | null;
+  /** A rotation was asked for and waits for the agent's next check-in. */
+  rotateRequested: boolean;
+  /** An uninstall was asked for and waits for the agent. */
+  uninstallRequested: boolean;
+  /** When the agent confirmed it uninstalled itself (its credential is then revoked). */
+  uninstalledAt: string | null;
+  /** The device this one was split from when a cloned machine was detected (ADR 0009). */
+  clonedFrom: string | null;
+  /** SHA-256 of the machine's identity (machine-id, hardware UUID) as the agent reports it. */
+  machineIdentity: string | null;
   updatedAt: string;
   online: boolean;
   groupPath: string;

@@ -10,3 +10,4 @@ export * from './script-settings.ts';
 export * from './api.ts';
 export * from './package.ts';
 export * from './deployment.ts';
+export * from './push.ts';

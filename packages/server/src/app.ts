@@ -37,6 +37,10 @@ import { RunService } from './services/run-service.ts';
 import { SecretService } from './services/secret-service.ts';
 import { AgentService } from './services/agent-service.ts';
 import { AuthService } from './services/auth-service.ts';
+import { PushService } from './services/push-service.ts';
+import { IdentityService } from './services/identity-service.ts';
+import { InstallerService } from './services/installer-service.ts';
+import { AgentBuilds } from './services/agent-builds.ts';
 import { noPresence } from './services/presence.ts';
 import { systemActor } from './services/actor.ts';
 import type { Services } from './services/services.ts';
@@ -47,6 +51,7 @@ import { sampleScannerServerPlugin } from '@garrison/sample-scanner/server-plugi
 import { AgentHub } from './agent-hub/hub.ts';
 import { buildHttpApp, DEFAULT_SETTINGS } from './http/index.ts';
 import { startLoop, type Loop } from './scheduler/loop.ts';
+import { loadOrCreateTls, type ServerTls, type TlsOptions } from './tls/pki.ts';
 
 export interface ServerConfig {
   dataDir: string;
@@ -63,6 +68,16 @@ export interface ServerConfig {
   plugins?: string[];
   /** How often staged rollouts are evaluated (default 15 s). */
   rolloutIntervalMs?: number;
+  /** The address agents and installers reach this server at (default: where it listens). */
+  publicUrl?: string;
+  /** Where single-executable agents are built and kept (default `<dataDir>/agent-builds`). */
+  agentBuildDir?: string;
+  /**
+   * TLS (ADR 0009): by default the server serves HTTPS with its own CA and certificate from
+   * `<dataDir>/tls`. `false` serves plain HTTP, for a deployment behind a TLS-terminating
+   * reverse proxy (agents still talk TLS, to the proxy).
+   */
+  tls?: TlsOptions | false;
 }
 
 export interface GarrisonServer {
@@ -72,6 +87,8 @@ export interface GarrisonServer {
   http: FastifyInstance;
   services: Services;
   hub: AgentHub;
+  /** The TLS material agents pin (null when serving plain HTTP). */
+  tls: ServerTls | null;
   /** Set on first start only: the administrator's API token (also written to `<dataDir>/admin-token`). */
   initialAdminToken: string | null;
   adminTokenFile: string;
@@ -96,11 +113,12 @@ async function loadSecretKey(dataDir: string, given?: Buffer): Promise<Buffer> {
 }
 
 export async function startServer(config: ServerConfig): Promise<GarrisonServer> {
-  const log = config.logger ?? pino({ level: config.logLevel ?? process.env.GARRISON_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization', '*.credential', '*.token', '*.value'] });
+  const log = config.logger ?? pino({ level: config.logLevel ?? process.env.GARRISON_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization', '*.credential', '*.token', '*.value', '*.password', '*.privateKey', '*.passphrase'] });
   const clock = config.clock ?? systemClock;
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const db = await openDatabase(config.database ?? { kind: 'sqlite', file: path.join(config.dataDir, 'garrison.db') });
   await migrateToLatest(db);
+  const tls = config.tls === false ? null : await loadOrCreateTls(config.dataDir, config.tls ?? {}, (msg) => log.info(msg));
 
   const stores = {
     groups: new GroupStore(db),
@@ -142,6 +160,9 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   const agents = new AgentService({ devices: stores.devices, runs: stores.runs, taskStore: stores.tasks, tasks, catalog, secrets, events, clock, log, deployments });
   const auth = new AuthService({ store: stores.admins, clock });
   const hub = new AgentHub({ agents, enrolment, log });
+  const identity = new IdentityService({ store: stores.devices, catalog, clock, events, enrolment, devices, presence: hub });
+  await identity.load();
+  agents.identity = identity;
   devices.presence = hub;
   runs.presence = hub;
   // A change of tasks, groups or devices tells the connected agents concerned to check in now.
@@ -149,10 +170,21 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   tasks.onChanged = nudge;
   devices.onChanged = nudge;
   deployments.onChanged = nudge;
+  identity.onChanged = nudge;
   groups.onChanged = (groupIds) => nudge(catalog.devicesInGroups(groupIds));
 
-  const services: Services = { auth, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub, repository, deployments };
-  const http = await buildHttpApp(services, log);
+  const installers = new InstallerService({ enrolment, catalog, trust: tls, builds: new AgentBuilds(config.agentBuildDir ?? path.join(config.dataDir, 'agent-builds'), (msg) => log.info(msg)) });
+  let publicUrl = config.publicUrl ?? '';
+  const push = await PushService.start({ db, catalog, clock, events, log, tokens: enrolment });
+  // Push installation runs the Linux installer link of the target group on each host.
+  push.installCommands = {
+    async unixInstallCommand(actor, groupId, opts) {
+      const link = await installers.create(actor, { groupId, name: `push installation to ${catalog.tree.path(groupId)}`, expiresInMinutes: opts.expiresInMinutes, maxUses: opts.uses, serverUrl: publicUrl });
+      return { command: installers.unixCommand(publicUrl, link.url.slice(link.url.lastIndexOf('/') + 1), opts.installDir), tokenId: link.token.id };
+    },
+  };
+  const services: Services = { installers, trust: tls, identity, auth, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub, repository, deployments, push };
+  const http = await buildHttpApp(services, log, { https: tls, serverUrl: () => publicUrl });
   http.server.on('upgrade', (req, socket, head) => {
     if ((req.url ?? '').split('?')[0] === AGENT_WS_PATH) void hub.handleUpgrade(req, socket, head);
     else socket.destroy();
@@ -168,7 +200,8 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   await http.listen({ host: config.host ?? '127.0.0.1', port: config.port ?? 8420 });
   const port = (http.server.address() as AddressInfo).port;
   const host = config.host && config.host !== '0.0.0.0' && config.host !== '::' ? config.host : '127.0.0.1';
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  publicUrl ||= url;
 
   const loops: Loop[] = [
     startLoop('run-now-expiry', 30_000, () => runs.expireOverdue(), log),
@@ -197,11 +230,13 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
     http,
     services,
     hub,
+    tls,
     initialAdminToken,
     adminTokenFile,
     close() {
       closing ??= (async () => {
         await Promise.all(loops.map((l) => l.stop()));
+        await push.close();
         await hub.close();
         await http.close();
         await agents.flushAll();

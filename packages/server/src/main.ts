@@ -57,7 +57,12 @@ const USAGE = `usage: garrison server [--data DIR] [--host HOST] [--port PORT] [
   --database-url URL   PostgreSQL instead of the embedded SQLite (GARRISON_DATABASE_URL)
   --plugin PATH|NAME   load a management plug-in (a file, folder or npm package; repeatable; GARRISON_PLUGINS)
                        plug-ins in DATA/plugins/ are loaded too
-  --demo               enrol a local agent into a "Demo" group with a sample task`;
+  --demo               enrol a local agent into a "Demo" group with a sample task
+TLS (HTTPS is the default; the server creates its own CA and certificate in DATA/tls/):
+  --tls-name NAME      an extra DNS name or address the certificate must cover (repeatable; GARRISON_TLS_NAMES)
+  --tls-cert FILE --tls-key FILE --tls-ca FILE
+                       use this certificate (chain), key and issuing CA instead (agents pin the CA)
+  --http               serve plain HTTP, only behind a reverse proxy that terminates TLS`;
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/garrison.js');
 
@@ -69,7 +74,7 @@ async function setUpDemo(server: GarrisonServer, dataDir: string): Promise<Child
   const args = [BIN, 'agent', '--state', agentState];
   if (!existsSync(path.join(agentState, 'credential.json'))) {
     const token = await s.enrolment.createToken(systemActor, { groupId: demo.id, name: 'demo agent', expiresInMinutes: 10, maxUses: 1 });
-    args.push('--server', server.url, '--token', token.token, '--name', 'demo-device');
+    args.push('--server', server.url, '--token', token.token, '--name', 'demo-device', '--ca', server.tls!.caFile);
   }
   if (!s.tasks.list(systemActor).some((t) => t.name === 'Demo: system summary')) {
     await s.tasks.create(systemActor, {
@@ -99,6 +104,11 @@ export async function serverMain(argv: string[]): Promise<number> {
       'database-url': { type: 'string' },
       demo: { type: 'boolean' },
       plugin: { type: 'string', multiple: true },
+      'tls-name': { type: 'string', multiple: true },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-ca': { type: 'string' },
+      http: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -113,8 +123,12 @@ export async function serverMain(argv: string[]): Promise<number> {
     return 2;
   }
   const dbUrl = values['database-url'] ?? process.env.GARRISON_DATABASE_URL;
+  const tlsNames = [...(values['tls-name'] ?? []), ...(process.env.GARRISON_TLS_NAMES ?? '').split(',').filter(Boolean)];
   const server = await startServer({
     dataDir,
+    tls: values.http
+      ? false
+      : { names: tlsNames, ...(values['tls-cert'] ? { certFile: values['tls-cert'] } : {}), ...(values['tls-key'] ? { keyFile: values['tls-key'] } : {}), ...(values['tls-ca'] ? { caFile: values['tls-ca'] } : {}) },
     host: values.host ?? process.env.GARRISON_HOST ?? '127.0.0.1',
     port,
     ...(dbUrl ? { database: { kind: 'postgres' as const, url: dbUrl } } : {}),
@@ -125,15 +139,22 @@ export async function serverMain(argv: string[]): Promise<number> {
     `Garrison server listening on ${server.url} (${dbUrl ? 'PostgreSQL' : `SQLite in ${dataDir}`})`,
     `  API documentation: ${server.url}/docs`,
   ];
+  if (server.tls) {
+    lines.push(
+      `  TLS: CA ${server.tls.caFile}, fingerprint (SHA-256) ${server.tls.caFingerprint}`,
+      `  The CLI trusts it with:  export GARRISON_CA=${server.tls.caFile}   (or: garrison login --server URL --ca-fingerprint ${server.tls.caFingerprint})`,
+    );
+  } else lines.push('  Plain HTTP (--http): put a TLS-terminating reverse proxy in front; agents refuse plain HTTP.');
   if (server.initialAdminToken) {
     lines.push(
       `  First start: an administrator API token was created and saved to ${server.adminTokenFile} (mode 0600).`,
-      `  Sign in from a shell:  export GARRISON_URL=${server.url} GARRISON_TOKEN=$(cat ${server.adminTokenFile})`,
+      `  Sign in from a shell:  export GARRISON_URL=${server.url} GARRISON_TOKEN=$(cat ${server.adminTokenFile})${server.tls ? ` GARRISON_CA=${server.tls.caFile}` : ''}`,
     );
-  } else lines.push(`  Sign in with the API token in ${server.adminTokenFile}:  export GARRISON_URL=${server.url} GARRISON_TOKEN=$(cat ${server.adminTokenFile})`);
+  } else lines.push(`  Sign in with the API token in ${server.adminTokenFile}:  export GARRISON_URL=${server.url} GARRISON_TOKEN=$(cat ${server.adminTokenFile})${server.tls ? ` GARRISON_CA=${server.tls.caFile}` : ''}`);
   lines.push('  Then, for example:  npx garrison device list   npx garrison task list   npx garrison events');
   let demoAgent: ChildProcess | null = null;
-  if (values.demo) {
+  if (values.demo && !server.tls) lines.push('  Demo: no local agent with --http (agents talk TLS only).');
+  else if (values.demo) {
     demoAgent = await setUpDemo(server, dataDir);
     lines.push(
       '  Demo: a local agent is enrolled into "My Organization/Demo". Its initial deployment installs the sample scanner',

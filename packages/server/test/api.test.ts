@@ -22,13 +22,13 @@ const inventory = (hostname: string) => ({
 });
 
 async function enrolRaw(t: TestServer, token: string, hostname: string) {
-  const res = await fetch(`${t.server.url}/agent/v1/enrol`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token, inventory: inventory(hostname) }) });
+  const res = await t.fetch(`${t.server.url}/agent/v1/enrol`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token, inventory: inventory(hostname) }) });
   return { status: res.status, body: (await res.json()) as { deviceId: string; credential: string; error?: { code: string } } };
 }
 
 function openSocket(t: TestServer, credential: string): Promise<{ ws: WebSocket; next(): Promise<Record<string, unknown>>; send(m: unknown): void }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(t.server.url.replace('http', 'ws') + AGENT_WS_PATH, { headers: { authorization: `Bearer ${credential}` } });
+    const ws = new WebSocket(t.server.url.replace('http', 'ws') + AGENT_WS_PATH, { headers: { authorization: `Bearer ${credential}` }, ca: t.server.tls!.caPem });
     const queue: Record<string, unknown>[] = [];
     const waiters: ((m: Record<string, unknown>) => void)[] = [];
     ws.on('message', (d) => {
@@ -71,18 +71,18 @@ for (const kind of dbKinds) {
     after(() => t.close());
 
     it('refuses calls without a valid API token, with a stable code', async () => {
-      const res = await fetch(`${t.server.url}/api/v1/groups`);
+      const res = await t.fetch(`${t.server.url}/api/v1/groups`);
       assert.equal(res.status, 401);
       assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'UNAUTHENTICATED');
-      const bad = await fetch(`${t.server.url}/api/v1/groups`, { headers: { authorization: 'Bearer gat.x.y' } });
+      const bad = await t.fetch(`${t.server.url}/api/v1/groups`, { headers: { authorization: 'Bearer gat.x.y' } });
       assert.equal(bad.status, 401);
     });
 
     it('serves its OpenAPI document and a complete error-code table', async () => {
-      const doc = (await (await fetch(`${t.server.url}/api/v1/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+      const doc = (await (await t.fetch(`${t.server.url}/api/v1/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
       assert.match(doc.openapi, /^3\./);
       assert.ok(doc.paths['/api/v1/tasks/{id}/run']);
-      const codes = (await (await fetch(`${t.server.url}/api/v1/error-codes`)).json()) as Record<string, { status: number }>;
+      const codes = (await (await t.fetch(`${t.server.url}/api/v1/error-codes`)).json()) as Record<string, { status: number }>;
       assert.deepEqual(Object.keys(codes).sort(), Object.values(ErrorCode).sort());
       for (const info of Object.values(errorCodeInfo)) assert.ok(info.status >= 400 && info.status < 600);
     });
@@ -122,7 +122,7 @@ for (const kind of dbKinds) {
       const tok2 = await t.api<{ token: string; id: string }>('POST', '/api/v1/enrolment-tokens', { groupId: g.body.id });
       await t.api('POST', `/api/v1/enrolment-tokens/${tok2.body.id}/revoke`);
       assert.equal((await enrolRaw(t, tok2.body.token, 'host-4')).body.error!.code, 'TOKEN_REVOKED');
-      const bad = await fetch(`${t.server.url}/agent/v1/enrol`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"token": 5}' });
+      const bad = await t.fetch(`${t.server.url}/agent/v1/enrol`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"token": 5}' });
       assert.equal(bad.status, 400);
       assert.equal(((await bad.json()) as { error: { code: string } }).error.code, 'VALIDATION_FAILED');
       const devices = await t.api<{ name: string; groupPath: string }[]>('GET', `/api/v1/devices?groupId=${g.body.id}`);
@@ -133,7 +133,7 @@ for (const kind of dbKinds) {
     });
 
     it('refuses unknown or revoked device credentials on every agent endpoint', async () => {
-      const res = await fetch(`${t.server.url}/agent/v1/check-in`, { method: 'POST', headers: { authorization: 'Bearer gdc.nope.nope', 'content-type': 'application/json' }, body: '{}' });
+      const res = await t.fetch(`${t.server.url}/agent/v1/check-in`, { method: 'POST', headers: { authorization: 'Bearer gdc.nope.nope', 'content-type': 'application/json' }, body: '{}' });
       assert.equal(res.status, 401);
       assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'DEVICE_CREDENTIAL_INVALID');
       await assert.rejects(openSocket(t, 'gdc.nope.nope'), /HTTP 401/);
@@ -165,7 +165,7 @@ for (const kind of dbKinds) {
         const r = await t.api<{ error: { code: string; message: string } }>('POST', '/api/v1/tasks', body);
         assert.equal(r.body.error?.code, code, `expected ${code} for ${JSON.stringify(body)}: got ${JSON.stringify(r.body)}`);
       }
-      const notJson = await fetch(`${t.server.url}/api/v1/tasks`, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json' }, body: '{oops' });
+      const notJson = await t.fetch(`${t.server.url}/api/v1/tasks`, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json' }, body: '{oops' });
       assert.equal(notJson.status, 400);
       assert.equal(((await notJson.json()) as { error: { code: string } }).error.code, 'BAD_REQUEST');
       const list = await t.api<Task[]>('GET', '/api/v1/tasks');
@@ -256,7 +256,7 @@ for (const kind of dbKinds) {
       const tok = await t.api<{ token: string }>('POST', '/api/v1/enrolment-tokens', { groupId: g.body.id });
       const devs = await Promise.all(['inv-1', 'inv-2'].map((h) => enrolRaw(t, tok.body.token, h)));
       for (const [i, d] of devs.entries()) {
-        const res = await fetch(`${t.server.url}/agent/v1/check-in`, {
+        const res = await t.fetch(`${t.server.url}/agent/v1/check-in`, {
           method: 'POST',
           headers: { authorization: `Bearer ${d.body.credential}`, 'content-type': 'application/json' },
           body: JSON.stringify({ type: 'check-in', inventory: { ...inventory(`inv-${i + 1}`), osVersion: `9.${i}`, addresses: [`10.9.9.${i}`], products: [{ id: 'garrison', version: '0.2.0' }, { id: 'scanner', version: '1.10' }] } }),
@@ -308,7 +308,7 @@ for (const kind of dbKinds) {
       // An agent without a socket gets the run at its check-in over plain HTTP.
       const offline = (await t.api<{ id: string; name: string }[]>('GET', `/api/v1/devices?groupId=${g.body.id}&search=prog-offline`)).body[0]!;
       const credOffline = await enrolRaw(t, tok.body.token, 'prog-http');
-      const viaHttp = await fetch(`${t.server.url}/agent/v1/check-in`, {
+      const viaHttp = await t.fetch(`${t.server.url}/agent/v1/check-in`, {
         method: 'POST',
         headers: { authorization: `Bearer ${credOffline.body.credential}`, 'content-type': 'application/json' },
         body: JSON.stringify({ type: 'check-in', inventory: inventory('prog-http') }),

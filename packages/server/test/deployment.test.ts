@@ -29,7 +29,7 @@ function product(id: string, version: string, extra: Partial<PackageManifest> = 
 }
 
 async function upload(t: TestServer, m: PackageManifest, branch = 'current'): Promise<RepositoryPackage> {
-  const res = await fetch(`${t.server.url}/api/v1/repository/packages?branch=${branch}`, {
+  const res = await t.fetch(`${t.server.url}/api/v1/repository/packages?branch=${branch}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/gzip' },
     body: await readFile(await buildArchive(m)),

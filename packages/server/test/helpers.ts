@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import pg from 'pg';
+import { pinnedFetch, type FetchLike } from '@garrison/protocol/tls';
 import { startServer, type GarrisonServer } from '../src/app.ts';
 import type { DatabaseConfig } from '../src/storage/database.ts';
 
@@ -57,6 +58,10 @@ export interface TestServer {
   dataDir: string;
   database: DatabaseConfig;
   token: string;
+  /** fetch() that trusts this server's CA. */
+  fetch: FetchLike;
+  /** The server's CA certificate file, which agents are given with --ca. */
+  caFile: string;
   api<T = unknown>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }>;
   /** Closes the server and removes its database and data folder. */
   close(): Promise<void>;
@@ -78,11 +83,14 @@ export async function startTestServer(kind: DbKind = sqliteKind, opts: { port?: 
     ...(opts.plugins ? { plugins: opts.plugins } : {}),
     ...(opts.rolloutIntervalMs ? { rolloutIntervalMs: opts.rolloutIntervalMs } : {}),
     logger: pino({ level: process.env.GARRISON_TEST_LOG ?? 'silent' }),
+    // One single-executable agent build shared by every test server (it is keyed by its sources).
+    agentBuildDir: path.join(os.tmpdir(), 'garrison-test-agent-builds'),
   });
   const { readFile } = await import('node:fs/promises');
   const token = (await readFile(server.adminTokenFile, 'utf8')).trim();
+  const tfetch = pinnedFetch(server.tls!.caPem);
   const api = async <T>(method: string, url: string, body?: unknown) => {
-    const res = await fetch(server.url + url, {
+    const res = await tfetch(server.url + url, {
       method,
       headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -105,6 +113,8 @@ export async function startTestServer(kind: DbKind = sqliteKind, opts: { port?: 
     dataDir,
     database: db.config,
     token,
+    fetch: tfetch,
+    caFile: server.tls!.caFile,
     api,
     cleanup,
     async close() {
@@ -140,7 +150,7 @@ export function spawnAgent(args: string[], stateDir: string): AgentProcess {
 export async function startAgent(t: TestServer, groupId: string, name: string, opts: { stateDir?: string; serverUrl?: string } = {}): Promise<AgentProcess & { deviceId: string }> {
   const dir = opts.stateDir ?? (await tempDir('garrison-agent-'));
   const tok = await t.api<{ token: string }>('POST', '/api/v1/enrolment-tokens', { groupId, maxUses: 1, expiresInMinutes: 10 });
-  const agent = spawnAgent(['--server', opts.serverUrl ?? t.server.url, '--token', tok.body.token, '--name', name], dir);
+  const agent = spawnAgent(['--server', opts.serverUrl ?? t.server.url, '--token', tok.body.token, '--name', name, '--ca', t.caFile], dir);
   const device = await waitFor(async () => {
     const r = await t.api<{ id: string; online: boolean }[]>('GET', `/api/v1/devices?search=${encodeURIComponent(name)}`);
     return r.body.find((d) => d.online);
@@ -197,7 +207,7 @@ export async function startProxy(targetPort: number): Promise<CuttableProxy> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const port = (server.address() as import('node:net').AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `https://127.0.0.1:${port}`,
     cut() {
       up = false;
       for (const s of sockets) s.destroy();

@@ -40,7 +40,7 @@ for (const kind of dbKinds) {
       const dir = await tempDir('garrison-hello-');
       const archive = path.join(dir, 'hello-1.0.0.tgz');
       await tar.c({ gzip: true, file: archive, cwd: path.join(EXAMPLE, 'package') }, ['.']);
-      const up = await fetch(`${t.server.url}/api/v1/repository/packages`, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/gzip' }, body: await readFile(archive) });
+      const up = await t.fetch(`${t.server.url}/api/v1/repository/packages`, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/gzip' }, body: await readFile(archive) });
       assert.equal(up.status, 201, await up.text());
       const g = (await t.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Hello world' })).body.id;
       await t.api('PUT', `/api/v1/groups/${g}/deployments/hello`, {});

@@ -13,7 +13,7 @@ import { dbKinds, startTestServer, tempDir, type TestServer } from './helpers.ts
 import { buildArchive, manifest } from './package-fixtures.ts';
 
 async function upload(t: TestServer, file: string, branch?: string): Promise<{ status: number; body: RepositoryPackage & { error?: { code: string } } }> {
-  const res = await fetch(`${t.server.url}/api/v1/repository/packages${branch ? `?branch=${branch}` : ''}`, {
+  const res = await t.fetch(`${t.server.url}/api/v1/repository/packages${branch ? `?branch=${branch}` : ''}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/gzip' },
     body: await readFile(file),
@@ -64,7 +64,7 @@ for (const kind of dbKinds) {
         [await buildArchive({ ...manifest('defs', '1.0'), kind: 'definitions' }), 'VALIDATION_FAILED'],
       ];
       for (const [file, code] of cases) assert.equal((await upload(t, file)).body.error?.code, code, file);
-      const empty = await fetch(`${t.server.url}/api/v1/repository/packages`, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/gzip' }, body: '' });
+      const empty = await t.fetch(`${t.server.url}/api/v1/repository/packages`, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/gzip' }, body: '' });
       assert.equal(empty.status, 400);
       const list = await t.api<RepositoryPackage[]>('GET', '/api/v1/repository/packages');
       assert.ok(!list.body.some((p) => p.product === 'bad' || p.product === 'defs'));
@@ -74,7 +74,7 @@ for (const kind of dbKinds) {
       const g = await t.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Repo agents' });
       const tok = await t.api<{ token: string }>('POST', '/api/v1/enrolment-tokens', { groupId: g.body.id });
       const enrol = (await (
-        await fetch(`${t.server.url}/agent/v1/enrol`, {
+        await t.fetch(`${t.server.url}/agent/v1/enrol`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ token: tok.body.token, inventory: { hostname: 'h', osPlatform: 'linux', osName: 'Linux', osVersion: '6', arch: 'x64', addresses: [], agentVersion: '0.1.0', timeZone: 'UTC', products: [] } }),
@@ -85,7 +85,7 @@ for (const kind of dbKinds) {
       const pkg = (await upload(t, await buildArchive(manifest('app-y', '3.1.4'), { 'run.sh': 'echo hi' }))).body;
       const dir = await tempDir();
       const file = path.join(dir, 'p.tgz');
-      await downloadPackage(t.server.url, enrol.credential, pkg.id, file);
+      await downloadPackage(t.server.url, enrol.credential, pkg.id, file, t.fetch);
       await verifyPackage(file, pkg, enrol.signingPublicKey);
       await extractPackage(file, path.join(dir, 'x'), pkg);
       assert.equal(await readFile(path.join(dir, 'x', 'run.sh'), 'utf8'), 'echo hi');
@@ -104,12 +104,12 @@ for (const kind of dbKinds) {
       // The right signature but another archive's manifest inside.
       const swapped = (await upload(t, await buildArchive(manifest('app-z', '1.0')))).body;
       const swappedFile = path.join(dir, 'z.tgz');
-      await downloadPackage(t.server.url, enrol.credential, swapped.id, swappedFile);
+      await downloadPackage(t.server.url, enrol.credential, swapped.id, swappedFile, t.fetch);
       await refuse(extractPackage(swappedFile, path.join(dir, 'z'), pkg), 'MANIFEST_MISMATCH');
 
-      await refuse(downloadPackage(t.server.url, 'gdc.nope.nope', pkg.id, path.join(dir, 'n.tgz')), 'DOWNLOAD_FAILED');
+      await refuse(downloadPackage(t.server.url, 'gdc.nope.nope', pkg.id, path.join(dir, 'n.tgz'), t.fetch), 'DOWNLOAD_FAILED');
       assert.equal((await t.api('DELETE', `/api/v1/repository/packages/${pkg.id}`)).status, 204);
-      await refuse(downloadPackage(t.server.url, enrol.credential, pkg.id, path.join(dir, 'gone.tgz')), 'DOWNLOAD_FAILED');
+      await refuse(downloadPackage(t.server.url, enrol.credential, pkg.id, path.join(dir, 'gone.tgz'), t.fetch), 'DOWNLOAD_FAILED');
     });
   });
 }

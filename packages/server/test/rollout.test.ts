@@ -31,7 +31,7 @@ for (const kind of dbKinds) {
       await t.close();
     });
     const upload = async (m: PackageManifest) => {
-      const res = await fetch(`${t.server.url}/api/v1/repository/packages`, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/gzip' }, body: await readFile(await buildArchive(m)) });
+      const res = await t.fetch(`${t.server.url}/api/v1/repository/packages`, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/gzip' }, body: await readFile(await buildArchive(m)) });
       assert.equal(res.status, 201, await res.text());
     };
 

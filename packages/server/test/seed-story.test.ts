@@ -15,7 +15,7 @@ import { EICAR_TEST_STRING } from '@garrison/sample-scanner/definitions';
 import { dbKinds, startAgent, startTestServer, tempDir, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
 
 async function upload(t: TestServer, file: string): Promise<void> {
-  const res = await fetch(`${t.server.url}/api/v1/repository/packages?branch=current`, {
+  const res = await t.fetch(`${t.server.url}/api/v1/repository/packages?branch=current`, {
     method: 'POST',
     headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/gzip' },
     body: await readFile(file),

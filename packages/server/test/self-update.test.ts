@@ -28,7 +28,7 @@ for (const kind of dbKinds) {
       await t.close();
     });
     const upload = async (file: string) => {
-      const res = await fetch(`${t.server.url}/api/v1/repository/packages`, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/gzip' }, body: await readFile(file) });
+      const res = await t.fetch(`${t.server.url}/api/v1/repository/packages`, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/gzip' }, body: await readFile(file) });
       assert.equal(res.status, 201, await res.text());
     };
 
@@ -39,7 +39,7 @@ for (const kind of dbKinds) {
       const group = (await t.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Self-updating' })).body.id;
       const token = (await t.api<{ token: string }>('POST', '/api/v1/enrolment-tokens', { groupId: group, maxUses: 1 })).body.token;
       const state = path.join(work, 'state');
-      launcher = spawn(process.execPath, [path.join(ROOT, 'packages/agent/src/launcher-main.ts'), '--state', state, '--bootstrap', v1, '--bootstrap-version', '1.0.0', '--', '--server', t.server.url, '--token', token, '--name', 'updater-device'], {
+      launcher = spawn(process.execPath, [path.join(ROOT, 'packages/agent/src/launcher-main.ts'), '--state', state, '--bootstrap', v1, '--bootstrap-version', '1.0.0', '--', '--server', t.server.url, '--token', token, '--name', 'updater-device', '--ca', t.caFile], {
         env: { ...process.env, GARRISON_UPDATE_CONFIRM_MS: '20000' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });

@@ -1,6 +1,7 @@
 /** login, whoami and server settings. */
 import type { Command } from 'commander';
-import { Client, UsageError, configPath, normalizeServerUrl, readConfig, writeConfig } from '../client.ts';
+import { fetchPinnedCa, TrustError } from '@garrison/protocol/tls';
+import { ApiError, Client, UsageError, configPath, normalizeServerUrl, readConfig, writeConfig } from '../client.ts';
 import { act, type RunState } from '../context.ts';
 import { keyValues, parseIntOption } from '../format.ts';
 import type { GroupView, Me, ServerSettings } from '../types.ts';
@@ -9,26 +10,36 @@ export function registerAdminCommands(program: Command, state: RunState): void {
   act(
     program
       .command('login')
-      .description(`Check an API token and save it with the server URL in ${configPath().replace(process.env.HOME ?? '\u0000', '~')} (mode 0600)`),
+      .description(`Check an API token and save it with the server URL and CA in ${configPath().replace(process.env.HOME ?? '\u0000', '~')} (mode 0600)`)
+      .option('--ca-fingerprint <sha256>', "trust the server's CA if it has this fingerprint (printed by the server at start)"),
     state,
-    async (io) => {
+    async (io, opts) => {
       const g = io.globals;
       const server = g.server ?? state.streams.env.GARRISON_URL;
       if (!server) throw new UsageError('give the server: garrison login --server URL --token TOKEN');
       if (!g.token && !g.tokenFile && !state.streams.env.GARRISON_TOKEN) throw new UsageError('give the API token: garrison login --server URL --token TOKEN (or --token-file PATH)');
       const s = await io.settings();
       const url = normalizeServerUrl(server);
-      const me = await new Client(url, s.token).get<Me>('/me');
+      let ca = s.ca;
+      if (opts.caFingerprint) {
+        try {
+          ca = await fetchPinnedCa(url, String(opts.caFingerprint));
+        } catch (err) {
+          if (err instanceof TrustError) throw new ApiError(err.code, err.message);
+          throw err;
+        }
+      }
+      const me = await new Client(url, s.token, ca).get<Me>('/me');
       const file = configPath(state.streams.env);
       const existing = await readConfig(file);
-      await writeConfig({ ...existing, server: url, token: s.token }, file);
+      await writeConfig({ ...existing, server: url, token: s.token, ...(ca ? { ca } : {}) }, file);
       io.print({ server: url, me, config: file }, () => `logged in to ${url} as ${me.name}; settings saved in ${file}\n`);
     },
   );
 
   act(program.command('whoami').description('The administrator the API token belongs to, and the server'), state, async (io) => {
     const s = await io.settings();
-    const client = new Client(s.server, s.token);
+    const client = new Client(s.server, s.token, s.ca);
     const me = await client.get<Me>('/me');
     if (io.json) return io.print({ server: s.server, ...me }, () => '');
     let scope = 'the whole organization';

@@ -169,6 +169,15 @@ export function registerAdminRoutes(app: FastifyInstance, s: Services): void {
     await s.devices.remove(actor(req), (req.params as IdParams).id);
     return reply.status(204).send();
   });
+  app.post(`${p}/devices/:id/credential/rotate`, doc('devices', "Ask the agent to rotate its credential (at once if connected, else at its next check-in)", { params: IdParams }), async (req) =>
+    s.identity.requestRotation(actor(req), (req.params as IdParams).id),
+  );
+  app.post(`${p}/devices/:id/credential/revoke`, doc('devices', 'Revoke the device credential and disconnect the agent at once', { params: IdParams }), async (req) =>
+    s.identity.revoke(actor(req), (req.params as IdParams).id),
+  );
+  app.post(`${p}/devices/:id/uninstall`, doc('devices', 'Ask the agent to uninstall itself; the device record and history are kept', { params: IdParams }), async (req) =>
+    s.identity.requestUninstall(actor(req), (req.params as IdParams).id),
+  );
   app.get(`${p}/devices/:id/tasks`, doc('devices', "The device's effective tasks", { params: IdParams }), async (req) => s.devices.effectiveTasks(actor(req), (req.params as IdParams).id));
   app.get(`${p}/devices/:id/runs`, doc('devices', "The device's runs, newest first", { params: IdParams }), async (req) =>
     s.runs.list(actor(req), { deviceId: (req.params as IdParams).id, limit: 200 }),

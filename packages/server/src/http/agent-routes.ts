@@ -2,8 +2,12 @@
  * Agent endpoints over plain HTTP: enrolment, and the same check-in and reports messages the
  * WebSocket carries, for agents that cannot hold a connection.
  */
+import { AGENT_CA_PATH } from '@garrison/protocol/tls';
 import type { FastifyInstance } from 'fastify';
 import {
+  AGENT_CREDENTIAL_PATH,
+  AGENT_UNINSTALLED_PATH,
+  CredentialRotation,
   AGENT_CHECK_IN_PATH,
   AGENT_ENROL_PATH,
   AGENT_REPORTS_PATH,
@@ -22,9 +26,15 @@ import { AppError } from '../errors.ts';
 const enrolChecker = checker(EnrolRequest);
 const checkInChecker = checker(CheckInRequest);
 const reportsChecker = checker(ReportsRequest);
+const rotationChecker = checker(CredentialRotation);
 
 export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
   const hidden = { schema: { tags: ['agent'], hide: true } };
+  // Public: clients check it against the fingerprint they were given before trusting it.
+  app.get(AGENT_CA_PATH, { schema: { tags: ['agent'], summary: "The server's CA certificate (PEM), for clients that hold its fingerprint", security: [] } }, async (_req, reply) => {
+    if (!s.trust) throw new AppError('UNAVAILABLE', 'this server speaks plain HTTP behind a proxy; its CA is the proxy\'s');
+    return reply.type('application/x-pem-file').send(s.trust.caPem);
+  });
   app.post(AGENT_ENROL_PATH, hidden, async (req, reply) => {
     if (!enrolChecker.check(req.body)) throw new AppError('VALIDATION_FAILED', 'invalid enrolment request', { issues: enrolChecker.issues(req.body) });
     return reply.status(201).send(await s.enrolment.enrol(req.body as Enrol, req.ip));
@@ -38,5 +48,18 @@ export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
     const deviceId = await s.enrolment.authenticateDevice(bearer(req.headers.authorization));
     if (!reportsChecker.check(req.body)) throw new AppError('VALIDATION_FAILED', 'invalid reports', { issues: reportsChecker.issues(req.body) });
     return s.agents.submitReports(deviceId, (req.body as Reports).reports);
+  });
+  // The agent registers the new secret it made; answered before it switches to it.
+  app.post(AGENT_CREDENTIAL_PATH, hidden, async (req) => {
+    const deviceId = await s.enrolment.authenticateDevice(bearer(req.headers.authorization));
+    if (!rotationChecker.check(req.body)) throw new AppError('VALIDATION_FAILED', 'invalid credential rotation', { issues: rotationChecker.issues(req.body) });
+    await s.identity.rotated(deviceId, (req.body as CredentialRotation).secret);
+    return { ok: true };
+  });
+  // The agent confirms it is removing itself (asked from the console, or run locally).
+  app.post(AGENT_UNINSTALLED_PATH, hidden, async (req) => {
+    const deviceId = await s.enrolment.authenticateDevice(bearer(req.headers.authorization));
+    await s.identity.uninstalled(deviceId);
+    return { ok: true };
   });
 }

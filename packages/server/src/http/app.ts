@@ -14,6 +14,8 @@ import { registerAdminRoutes } from './admin-routes.ts';
 import { registerAgentRoutes } from './agent-routes.ts';
 import { registerRepositoryRoutes } from './repository-routes.ts';
 import { registerDeploymentRoutes } from './deployment-routes.ts';
+import { registerPushRoutes } from './push-routes.ts';
+import { registerInstallRoutes } from './install-routes.ts';
 import { bearer } from '../agent-hub/hub.ts';
 
 declare module 'fastify' {
@@ -24,10 +26,11 @@ declare module 'fastify' {
 
 export const API_VERSION = '1.0.0';
 
-export async function buildHttpApp(services: Services, log: Logger): Promise<FastifyInstance> {
+export async function buildHttpApp(services: Services, log: Logger, opts: { https?: { key: string; cert: string } | null; serverUrl?: () => string } = {}): Promise<FastifyInstance> {
   // The pino instance is typed more narrowly than Fastify's logger interface; the app is used through the default one.
   const app = Fastify({
     loggerInstance: log,
+    ...(opts.https ? { https: { key: opts.https.key, cert: opts.https.cert, minVersion: 'TLSv1.2' as const } } : {}),
     bodyLimit: Math.max(AGENT_MESSAGE_MAX_BYTES, 16 * 1024 * 1024),
     // Per-request lines would drown the log at fleet scale; errors are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
@@ -89,5 +92,7 @@ export async function buildHttpApp(services: Services, log: Logger): Promise<Fas
   registerAgentRoutes(app, services);
   registerRepositoryRoutes(app, services);
   registerDeploymentRoutes(app, services);
+  registerPushRoutes(app, services);
+  registerInstallRoutes(app, services, opts.serverUrl ?? (() => ''));
   return app;
 }

@@ -7,6 +7,7 @@
  * one transaction per flush, and each agent is acknowledged only after its reports are
  * committed, so that an agent drops a spooled result only once it is durably stored.
  */
+import type { IdentityService } from './identity-service.ts';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
@@ -122,10 +123,30 @@ export class AgentService {
     return h.digest('base64url');
   }
 
+  /** Set by the composition root: the identity service sees every check-in first. */
+  identity: Pick<IdentityService, 'onCheckIn'> | null = null;
+
   async checkIn(deviceId: string, req: CheckInRequest): Promise<CheckInResult> {
     const facts = this.#catalog.device(deviceId);
     if (!facts) throw new AppError('DEVICE_CREDENTIAL_INVALID', 'this device is no longer known to the server');
     const now = this.#clock.now().toISOString();
+    const id = this.identity ? await this.identity.onCheckIn(deviceId, req) : { foreign: false as const };
+    if (id.foreign) {
+      // Another machine holding this device's credential (a clone): nothing of it is recorded here.
+      return {
+        type: 'check-in-result',
+        ...(req.id !== undefined ? { re: req.id } : {}),
+        deviceId,
+        groupId: facts.groupId,
+        policy: this.#catalog.policyOf(facts.groupId),
+        tasksEtag: '',
+        tasks: [],
+        runRequests: [],
+        localResolutions: [],
+        ...(id.directive ? { identity: id.directive } : {}),
+        serverTime: now,
+      };
+    }
     this.#queueCheckIn(deviceId, req.inventory, now);
     const products = req.inventory.products.map((p) => p.id);
     if (
@@ -163,6 +184,7 @@ export class AgentService {
       runRequests,
       localResolutions,
       ...(deploymentSteps ? { deployment: { steps: deploymentSteps } } : {}),
+      ...(id.directive ? { identity: id.directive } : {}),
       serverTime: now,
     };
   }

@@ -17,6 +17,8 @@ export class EnrolmentService {
   readonly #clock: Clock;
   readonly #events: EventService;
   readonly #signingPublicKey: string;
+  /** Called after a device is created, so the identity service tracks it. */
+  onEnrolled: ((device: { id: string; name: string; groupId: string }, machineIdentity: string | null) => void) | null = null;
   /** Verified credentials, so that reconnect storms do not each hit the database. */
   readonly #credentialCache = new Map<string, string>();
 
@@ -66,6 +68,18 @@ export class EnrolmentService {
     return this.#view((await this.#tokens.getToken(id))!);
   }
 
+  /** Checks a token without using it (installers); throws TOKEN_* when it cannot enrol. */
+  async checkToken(secret: string): Promise<TokenView> {
+    const t = secret.length >= 8 && secret.length <= 200 ? await this.#tokens.findByHash(hashSecret(secret)) : undefined;
+    if (!t) throw new AppError('TOKEN_INVALID', 'this installer link is not known to this server');
+    const v = this.#view(t);
+    if (v.state === 'revoked') throw new AppError('TOKEN_REVOKED', 'this installer link was revoked');
+    if (v.state === 'expired') throw new AppError('TOKEN_EXPIRED', `this installer link expired at ${t.expiresAt}`);
+    if (v.state === 'exhausted') throw new AppError('TOKEN_EXHAUSTED', `this installer link was used ${t.uses} of ${t.maxUses} times`);
+    if (!this.#catalog.group(t.groupId)) throw new AppError('TOKEN_INVALID', "this installer link's group no longer exists");
+    return v;
+  }
+
   /** Enrols a device with a token: checks it, counts a use, and creates the device and its credential. */
   async enrol(req: EnrolRequest, remoteAddress: string): Promise<EnrolResponse> {
     const now = this.#clock.now().toISOString();
@@ -83,7 +97,7 @@ export class EnrolmentService {
     const deviceId = newId();
     const secret = newSecret();
     const name = req.name ?? req.inventory.hostname;
-    await this.#devices.insertDevice({ id: deviceId, groupId: t.groupId, name, inventory: req.inventory, credentialHash: hashSecret(secret), at: now });
+    await this.#devices.insertDevice({ id: deviceId, groupId: t.groupId, name, inventory: req.inventory, credentialHash: hashSecret(secret), at: now, machineIdentity: req.machineIdentity ?? null });
     const device = (await this.#devices.getDevice(deviceId))!;
     this.#catalog.putDevice(device);
     this.#events.record({
@@ -94,6 +108,7 @@ export class EnrolmentService {
       groupId: t.groupId,
       data: { tokenId: t.id, remoteAddress, hostname: req.inventory.hostname },
     });
+    this.onEnrolled?.({ id: deviceId, name, groupId: t.groupId }, req.machineIdentity ?? null);
     return { deviceId, credential: `${DEVICE_CREDENTIAL_PREFIX}.${deviceId}.${secret}`, groupId: t.groupId, policy: this.#catalog.policyOf(t.groupId), signingPublicKey: this.#signingPublicKey };
   }
 
@@ -109,9 +124,16 @@ export class EnrolmentService {
     const cached = this.#credentialCache.get(deviceId);
     if (cached !== undefined && sameHash(cached, hash)) return deviceId;
     const stored = await this.#devices.getCredential(deviceId);
-    if (!stored || stored.revoked || !sameHash(stored.hash, hash)) throw invalid();
-    this.#credentialCache.set(deviceId, stored.hash);
-    return deviceId;
+    if (!stored || stored.revoked) throw invalid();
+    if (sameHash(stored.hash, hash)) {
+      // The agent uses its rotated credential: the previous one stops working now.
+      if (stored.prevHash) await this.#devices.dropPreviousCredential(deviceId);
+      this.#credentialCache.set(deviceId, stored.hash);
+      return deviceId;
+    }
+    // During a rotation the previous credential works until the new one is first used (not cached).
+    if (stored.prevHash && sameHash(stored.prevHash, hash)) return deviceId;
+    throw invalid();
   }
   forgetCredential(deviceId: string): void {
     this.#credentialCache.delete(deviceId);

@@ -13,9 +13,17 @@ import type { SecretService } from './secret-service.ts';
 import type { TaskService } from './task-service.ts';
 import type { RepositoryService } from './repository-service.ts';
 import type { DeploymentService } from './deployment-service.ts';
+import type { PushService } from './push-service.ts';
+import type { ServerTls } from '../tls/pki.ts';
+import type { IdentityService } from './identity-service.ts';
+import type { InstallerService } from './installer-service.ts';
 
 /** Everything the HTTP layer and the agent hub call. */
 export interface Services {
+  /** The TLS material agents and installers pin; null when the server speaks plain HTTP behind a proxy. */
+  trust: ServerTls | null;
+  identity: IdentityService;
+  installers: InstallerService;
   auth: AuthService;
   catalog: Catalog;
   groups: GroupService;
@@ -31,4 +39,5 @@ export interface Services {
   presence: Presence;
   repository: RepositoryService;
   deployments: DeploymentService;
+  push: PushService;
 }

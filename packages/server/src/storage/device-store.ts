@@ -32,6 +32,12 @@ function toDevice(r: DevicesTable): Device {
     enrolledAt: r.enrolled_at,
     lastContactAt: r.last_contact_at,
     credentialRevoked: r.credential_revoked_at !== null,
+    credentialRotatedAt: r.credential_rotated_at,
+    rotateRequested: r.rotate_requested_at !== null,
+    uninstallRequested: r.uninstall_requested_at !== null,
+    uninstalledAt: r.uninstalled_at,
+    clonedFrom: r.cloned_from,
+    machineIdentity: r.machine_identity,
     updatedAt: r.updated_at,
   };
 }
@@ -59,7 +65,7 @@ export class DeviceStore {
   constructor(db: Db) {
     this.#db = db;
   }
-  async insertDevice(d: { id: string; groupId: string; name: string; inventory: Inventory; credentialHash: string; at: string }): Promise<void> {
+  async insertDevice(d: { id: string; groupId: string; name: string; inventory: Inventory; credentialHash: string; at: string; machineIdentity?: string | null; clonedFrom?: string | null }): Promise<void> {
     await this.#db.kysely
       .insertInto('devices')
       .values({
@@ -70,6 +76,8 @@ export class DeviceStore {
         tags: '[]',
         credential_hash: d.credentialHash,
         credential_revoked_at: null,
+        machine_identity: d.machineIdentity ?? null,
+        cloned_from: d.clonedFrom ?? null,
         enrolled_at: d.at,
         last_contact_at: d.at,
         updated_at: d.at,
@@ -80,13 +88,43 @@ export class DeviceStore {
     const row = await this.#db.kysely.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
     return row && toDevice(row);
   }
-  async getCredential(id: string): Promise<{ hash: string; revoked: boolean } | undefined> {
+  async getCredential(id: string): Promise<{ hash: string; prevHash: string | null; revoked: boolean } | undefined> {
     const row = await this.#db.kysely
       .selectFrom('devices')
-      .select(['credential_hash', 'credential_revoked_at'])
+      .select(['credential_hash', 'credential_prev_hash', 'credential_revoked_at'])
       .where('id', '=', id)
       .executeTakeFirst();
-    return row && { hash: row.credential_hash, revoked: row.credential_revoked_at !== null };
+    return row && { hash: row.credential_hash, prevHash: row.credential_prev_hash, revoked: row.credential_revoked_at !== null };
+  }
+  /** The identity state of every device still holding a valid credential, for the check-in path. */
+  async listIdentities(): Promise<{ id: string; machineIdentity: string | null; rotateRequested: boolean; uninstallRequested: boolean }[]> {
+    const rows = await this.#db.kysely
+      .selectFrom('devices')
+      .select(['id', 'machine_identity', 'rotate_requested_at', 'uninstall_requested_at'])
+      .where('credential_revoked_at', 'is', null)
+      .execute();
+    return rows.map((r) => ({ id: r.id, machineIdentity: r.machine_identity, rotateRequested: r.rotate_requested_at !== null, uninstallRequested: r.uninstall_requested_at !== null }));
+  }
+  async setIdentityFields(
+    id: string,
+    patch: Partial<{ machine_identity: string | null; rotate_requested_at: string | null; uninstall_requested_at: string | null; uninstalled_at: string | null }>,
+    at: string,
+  ): Promise<void> {
+    await this.#db.kysely.updateTable('devices').set({ ...patch, updated_at: at }).where('id', '=', id).execute();
+  }
+  /** A new credential; the old one stays valid until the agent first uses the new one. */
+  async rotateCredential(id: string, newHash: string, at: string): Promise<boolean> {
+    const r = await this.#db.kysely
+      .updateTable('devices')
+      .set((eb) => ({ credential_prev_hash: eb.ref('credential_hash'), credential_hash: newHash, credential_rotated_at: at, rotate_requested_at: null, updated_at: at }))
+      .where('id', '=', id)
+      .where('credential_revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+  /** The agent used its new credential: the previous one stops working. */
+  async dropPreviousCredential(id: string): Promise<void> {
+    await this.#db.kysely.updateTable('devices').set({ credential_prev_hash: null }).where('id', '=', id).where('credential_prev_hash', 'is not', null).execute();
   }
   async listDevices(filter: DeviceFilter = {}): Promise<Device[]> {
     let q = this.#db.kysely.selectFrom('devices').selectAll();
@@ -119,7 +157,7 @@ export class DeviceStore {
     return Number(r.numDeletedRows) === 1;
   }
   async revokeCredential(id: string, at: string): Promise<void> {
-    await this.#db.kysely.updateTable('devices').set({ credential_revoked_at: at, updated_at: at }).where('id', '=', id).execute();
+    await this.#db.kysely.updateTable('devices').set({ credential_revoked_at: at, credential_prev_hash: null, rotate_requested_at: null, updated_at: at }).where('id', '=', id).execute();
   }
   /** One transaction for a batch of check-ins: inventory and last contact. */
   async recordCheckIns(batch: { id: string; inventory: Inventory; at: string }[]): Promise<void> {

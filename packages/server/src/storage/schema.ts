@@ -33,6 +33,13 @@ export interface DevicesTable {
   tags: string;
   credential_hash: string;
   credential_revoked_at: string | null;
+  credential_prev_hash: string | null;
+  credential_rotated_at: string | null;
+  rotate_requested_at: string | null;
+  machine_identity: string | null;
+  uninstall_requested_at: string | null;
+  uninstalled_at: string | null;
+  cloned_from: string | null;
   enrolled_at: string;
   last_contact_at: string | null;
   updated_at: string;

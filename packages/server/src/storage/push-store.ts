@@ -1,0 +1,236 @@
+/**
+ * Push installation jobs and the state of each of their hosts. A job is written once when it
+ * starts, its hosts as they move through their steps, and the job again when it ends. The
+ * server running a job holds a lease on it; a job whose lease ran out is marked interrupted.
+ *
+ * The tables are declared here (with Kysely's `withTables`) rather than in schema.ts: only
+ * this store reads or writes them.
+ */
+import type { Kysely } from 'kysely';
+import type { PushHostView, PushJobOptions, PushJobState, PushJobSummary, PushOutcome, PushStepView } from '@garrison/protocol';
+import { chunkRows, type Db } from './database.ts';
+import type { Database } from './schema.ts';
+
+export interface PushJobsTable {
+  id: string;
+  group_id: string;
+  requested_by: string;
+  state: string;
+  options: string;
+  token_id: string | null;
+  host_count: number;
+  created_at: string;
+  finished_at: string | null;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+}
+
+export interface PushHostsTable {
+  job_id: string;
+  idx: number;
+  address: string;
+  port: number;
+  state: string;
+  outcome: string | null;
+  message: string | null;
+  step: string | null;
+  steps: string;
+  percent: number;
+  exit_code: number | null;
+  output_tail: string | null;
+  device_id: string | null;
+  host_key_sha256: string | null;
+  platform: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+type PushDatabase = Database & { push_jobs: PushJobsTable; push_hosts: PushHostsTable };
+
+/** A job as stored; the API adds the group's path and the host summary. */
+export interface PushJobRecord {
+  id: string;
+  groupId: string;
+  requestedBy: string;
+  state: PushJobState;
+  options: PushJobOptions;
+  tokenId: string | null;
+  hostCount: number;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+export type PushHostRecord = PushHostView;
+
+function toJob(r: PushJobsTable): PushJobRecord {
+  return {
+    id: r.id,
+    groupId: r.group_id,
+    requestedBy: r.requested_by,
+    state: r.state as PushJobState,
+    options: JSON.parse(r.options) as PushJobOptions,
+    tokenId: r.token_id,
+    hostCount: Number(r.host_count),
+    createdAt: r.created_at,
+    finishedAt: r.finished_at,
+  };
+}
+
+function toHost(r: PushHostsTable): PushHostRecord {
+  return {
+    address: r.address,
+    port: Number(r.port),
+    state: r.state as PushHostView['state'],
+    outcome: r.outcome as PushOutcome | null,
+    message: r.message,
+    step: r.step as PushHostView['step'],
+    percent: Number(r.percent),
+    steps: JSON.parse(r.steps) as PushStepView[],
+    exitCode: r.exit_code === null ? null : Number(r.exit_code),
+    outputTail: r.output_tail,
+    deviceId: r.device_id,
+    hostKeySha256: r.host_key_sha256,
+    platform: r.platform,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+  };
+}
+
+function hostColumns(h: PushHostRecord): Omit<PushHostsTable, 'job_id' | 'idx' | 'address' | 'port'> {
+  return {
+    state: h.state,
+    outcome: h.outcome,
+    message: h.message,
+    step: h.step,
+    steps: JSON.stringify(h.steps),
+    percent: Math.round(h.percent),
+    exit_code: h.exitCode,
+    output_tail: h.outputTail,
+    device_id: h.deviceId,
+    host_key_sha256: h.hostKeySha256,
+    platform: h.platform,
+    started_at: h.startedAt,
+    finished_at: h.finishedAt,
+  };
+}
+
+export function emptySummary(total: number): PushJobSummary {
+  return { total, pending: 0, running: 0, succeeded: 0, failed: 0, outcomes: {} };
+}
+
+export class PushStore {
+  readonly #db: Db;
+  readonly #k: Kysely<PushDatabase>;
+  constructor(db: Db) {
+    this.#db = db;
+    this.#k = db.kysely.withTables<{ push_jobs: PushJobsTable; push_hosts: PushHostsTable }>();
+  }
+
+  async insertJob(job: PushJobRecord, hosts: readonly PushHostRecord[], lease: { owner: string; expiresAt: string }): Promise<void> {
+    await this.#k.transaction().execute(async (tx) => {
+      await tx
+        .insertInto('push_jobs')
+        .values({
+          id: job.id,
+          group_id: job.groupId,
+          requested_by: job.requestedBy,
+          state: job.state,
+          options: JSON.stringify(job.options),
+          token_id: job.tokenId,
+          host_count: job.hostCount,
+          created_at: job.createdAt,
+          finished_at: job.finishedAt,
+          lease_owner: lease.owner,
+          lease_expires_at: lease.expiresAt,
+        })
+        .execute();
+      const rows = hosts.map((h, idx) => ({ job_id: job.id, idx, address: h.address, port: h.port, ...hostColumns(h) }));
+      for (const chunk of chunkRows(rows, this.#db.dialect)) await tx.insertInto('push_hosts').values(chunk).execute();
+    });
+  }
+
+  async updateHost(jobId: string, idx: number, host: PushHostRecord): Promise<void> {
+    await this.#k.updateTable('push_hosts').set(hostColumns(host)).where('job_id', '=', jobId).where('idx', '=', idx).execute();
+  }
+
+  async finishJob(jobId: string, state: PushJobState, finishedAt: string): Promise<void> {
+    await this.#k.updateTable('push_jobs').set({ state, finished_at: finishedAt, lease_owner: null, lease_expires_at: null }).where('id', '=', jobId).execute();
+  }
+
+  /** Extends the leases of this server's running jobs. */
+  async renewLeases(jobIds: readonly string[], owner: string, expiresAt: string): Promise<void> {
+    if (jobIds.length === 0) return;
+    await this.#k.updateTable('push_jobs').set({ lease_expires_at: expiresAt }).where('id', 'in', [...jobIds]).where('lease_owner', '=', owner).where('state', '=', 'running').execute();
+  }
+
+  /**
+   * Marks running jobs whose lease has run out as interrupted, and their unfinished hosts as
+   * failed with INTERRUPTED. Returns the jobs it marked (for their events).
+   */
+  async interruptExpired(now: string, message: string): Promise<PushJobRecord[]> {
+    const rows = await this.#k.selectFrom('push_jobs').selectAll().where('state', '=', 'running').where((eb) => eb.or([eb('lease_expires_at', 'is', null), eb('lease_expires_at', '<', now)])).execute();
+    const marked: PushJobRecord[] = [];
+    for (const r of rows) {
+      const won = await this.#k.transaction().execute(async (tx) => {
+        const u = await tx
+          .updateTable('push_jobs')
+          .set({ state: 'interrupted', finished_at: now, lease_owner: null, lease_expires_at: null })
+          .where('id', '=', r.id)
+          .where('state', '=', 'running')
+          .executeTakeFirst();
+        if (Number(u.numUpdatedRows) !== 1) return false;
+        await tx
+          .updateTable('push_hosts')
+          .set({ state: 'failed', outcome: 'INTERRUPTED', message, finished_at: now })
+          .where('job_id', '=', r.id)
+          .where('state', 'in', ['pending', 'running'])
+          .execute();
+        return true;
+      });
+      if (won) marked.push({ ...toJob(r), state: 'interrupted', finishedAt: now });
+    }
+    return marked;
+  }
+
+  async getJob(id: string): Promise<PushJobRecord | undefined> {
+    const r = await this.#k.selectFrom('push_jobs').selectAll().where('id', '=', id).executeTakeFirst();
+    return r ? toJob(r) : undefined;
+  }
+
+  async getHosts(jobId: string): Promise<PushHostRecord[]> {
+    const rows = await this.#k.selectFrom('push_hosts').selectAll().where('job_id', '=', jobId).orderBy('idx').execute();
+    return rows.map(toHost);
+  }
+
+  /** Newest first. */
+  async listJobs(filter: { state?: PushJobState; groupIds?: readonly string[]; limit: number }): Promise<PushJobRecord[]> {
+    let q = this.#k.selectFrom('push_jobs').selectAll();
+    if (filter.state) q = q.where('state', '=', filter.state);
+    if (filter.groupIds) {
+      if (filter.groupIds.length === 0) return [];
+      q = q.where('group_id', 'in', [...filter.groupIds]);
+    }
+    const rows = await q.orderBy('created_at', 'desc').orderBy('id').limit(filter.limit).execute();
+    return rows.map(toJob);
+  }
+
+  /** Host counts per state and outcome, per job. */
+  async summaries(jobs: readonly PushJobRecord[]): Promise<Map<string, PushJobSummary>> {
+    const out = new Map<string, PushJobSummary>(jobs.map((j) => [j.id, emptySummary(j.hostCount)]));
+    if (jobs.length === 0) return out;
+    const rows = await this.#k
+      .selectFrom('push_hosts')
+      .select((eb) => ['job_id', 'state', 'outcome', eb.fn.countAll().as('n')])
+      .where('job_id', 'in', jobs.map((j) => j.id))
+      .groupBy(['job_id', 'state', 'outcome'])
+      .execute();
+    for (const r of rows) {
+      const s = out.get(r.job_id)!;
+      const n = Number(r.n);
+      const state = r.state as keyof Omit<PushJobSummary, 'total' | 'outcomes'>;
+      if (state in s) s[state] += n;
+      if (r.outcome) s.outcomes[r.outcome as PushOutcome] = (s.outcomes[r.outcome as PushOutcome] ?? 0) + n;
+    }
+    return out;
+  }
+}
