@@ -46,7 +46,7 @@ import { sampleScannerAgentPlugin } from '@garrison/sample-scanner/agent-plugin'
 import { ProductManager } from './products.ts';
 import { deploymentExecutor } from './executors/deployment.ts';
 import { AGENT_VERSION, collectInventory, machineIdentity } from './inventory.ts';
-import { UPDATE_EXIT_CODE } from './launcher.ts';
+import { UNINSTALLED_EXIT_CODE, UPDATE_EXIT_CODE } from './launcher.ts';
 import { startLocalApi, type LocalApi } from './local-api.ts';
 
 export interface AgentOptions {
@@ -586,7 +586,7 @@ export class Agent {
     const install = await readJson<InstallInfo>(path.join(this.stateDir, 'install.json')).catch(() => undefined);
     await this.stop();
     await removeAgent(this.stateDir, install);
-    process.exit(0);
+    process.exit(UNINSTALLED_EXIT_CODE);
   }
 
   async stop(): Promise<void> {

@@ -1,7 +1,7 @@
 /**
  * Builds the agent as one JavaScript file (esbuild, from the registry's prebuilt binary
  * package): what an agent package carries, what self-update installs, and what a
- * single-executable agent will be made of. Only Node.js is needed to run it.
+ * single-executable agent is made of (as CommonJS, see sea.ts). Only Node.js is needed to run it.
  */
 import { build } from 'esbuild';
 import path from 'node:path';

@@ -24,6 +24,8 @@ import { parseArgs } from 'node:util';
 import { readJson, writeJsonAtomic } from './state-file.ts';
 
 export const UPDATE_EXIT_CODE = 75;
+/** The agent removed itself from this machine: the launcher stops too, without restarting it. */
+export const UNINSTALLED_EXIT_CODE = 76;
 export const RUNTIME_DIR = 'runtime';
 const CONFIRM_DEADLINE_MS = Number(process.env.GARRISON_UPDATE_CONFIRM_MS ?? 90_000);
 
@@ -149,6 +151,10 @@ export async function runLauncher(argv: string[], opts: LauncherOptions = {}): P
     }
     const code = await exited;
     if (stopping) return 0;
+    if (code === UNINSTALLED_EXIT_CODE) {
+      log('the agent was uninstalled; stopping');
+      return 0;
+    }
     if (code === UPDATE_EXIT_CODE) {
       const req = await readJson<UpdateRequest>(path.join(stateDir, 'update.json')).catch(() => undefined);
       if (req && req.from === current.version) {

@@ -15,7 +15,7 @@
  *       is); `import.meta.main` is false and `require.main` is not the script.
  *   --version | -v                               prints the built-in agent's version.
  *   help | --help | -h                           prints this contract and the agent's usage.
- *   [--state DIR] status | task ... | events | run ...   the agent CLI (`garrison agent ...`,
+ *   [--state DIR] status | task ... | events | run | enrol | uninstall ...   the agent CLI (`garrison agent ...`,
  *       main.ts) in this process: talk to the running agent, or `run` an agent in the
  *       foreground without launcher (no self-update).
  *   --garrison-embedded-agent [agent args]       the built-in agent runtime, as the launcher
@@ -41,14 +41,14 @@ import { agentMain } from './main.ts';
 
 const EMBEDDED_AGENT_FLAG = '--garrison-embedded-agent';
 const SCRIPT_EXTENSIONS = ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'];
-const AGENT_COMMANDS = new Set(['status', 'task', 'events', 'run']);
+const AGENT_COMMANDS = new Set(['status', 'task', 'events', 'run', 'enrol', 'enroll', 'uninstall']);
 
 const USAGE = `garrison-agent ${AGENT_VERSION}: the Garrison agent as one executable (Node.js built in)
 usage:
   garrison-agent [--state DIR] [--] [--server URL --token TOKEN --name NAME]
       the launcher: runs and updates the agent of the state folder (the built-in agent at first);
       the agent arguments enrol it on its first start
-  garrison-agent status | task ... | events | run ...   the agent CLI, below
+  garrison-agent [--state DIR] status | task | events | run | enrol | uninstall ...   the agent CLI
   garrison-agent SCRIPT.mjs [args]      runs a script as \`node SCRIPT.mjs [args]\` (also .js .cjs .ts .mts .cts)
   garrison-agent --version
 `;
@@ -66,15 +66,21 @@ async function runScript(file: string, args: string[]): Promise<void> {
     return;
   }
   process.argv = [process.execPath, abs, ...args];
-  // Like node: a top-level await that never settles ends the process with exit code 13.
+  // Like node: when the event loop runs dry while the module's top-level await is still
+  // pending, the process ends with exit code 13 (not when the script calls process.exit()).
   let settled = false;
-  const unsettled = () => {
+  let unsettled = false;
+  const beforeExit = () => {
     if (!settled && process.exitCode === undefined) {
-      process.stderr.write(`Warning: Detected unsettled top-level await in ${abs}\n`);
+      unsettled = true;
       process.exitCode = 13;
     }
   };
-  process.once('exit', unsettled);
+  const exit = () => {
+    if (unsettled && !settled) process.stderr.write(`Warning: Detected unsettled top-level await in ${abs}\n`);
+  };
+  process.on('beforeExit', beforeExit);
+  process.once('exit', exit);
   try {
     await import(pathToFileURL(abs).href);
   } catch (err) {
@@ -84,7 +90,9 @@ async function runScript(file: string, args: string[]): Promise<void> {
     });
   } finally {
     settled = true;
-    process.off('exit', unsettled);
+    if (unsettled && process.exitCode === 13) process.exitCode = undefined; // it settled after all
+    process.off('beforeExit', beforeExit);
+    process.off('exit', exit);
   }
 }
 

@@ -12,8 +12,8 @@
  *      binary that is copied (the blob format belongs to one Node version), with V8's code
  *      cache of the main script (`useCodeCache`: starts in about half the time, e.g. 75 ms
  *      instead of 145 ms for `--version`). Node's docs up to 24 still say import() does not
- *      work with the code cache; that was a V8 bug fixed since (nodejs/node#62678 drops the
- *      note), and import() does work in Node 24.21's SEA with it: sea.test.ts runs scripts
+ *      work with the code cache; that was a V8 bug fixed since (nodejs/node#62678 proposes to
+ *      drop the note), and import() does work in Node 24.21's SEA with it: sea.test.ts runs scripts
  *      through it. A blob for a binary of another platform is made without code cache, since
  *      the cache would come from this process's V8 and could be rejected. No snapshot.
  *   3. a copy of the node binary, the blob injected with postject's JS API (resource

@@ -141,6 +141,13 @@ process.exitCode = 7;
     assert.equal(f.code, 1);
     assert.match(f.stderr, /this script fails/);
 
+    // Top-level await: pending when the loop runs dry is exit code 13, as with node; an
+    // explicit process.exit() meanwhile is not.
+    await writeFile(path.join(s, 'pending.mjs'), 'await new Promise(() => {});\n');
+    await writeFile(path.join(s, 'exits.mjs'), 'await new Promise((r) => setTimeout(r, 10));\nprocess.exit();\n');
+    assert.equal((await runExe(built.file, [path.join(s, 'pending.mjs')])).code, 13);
+    assert.equal((await runExe(built.file, [path.join(s, 'exits.mjs')])).code, 0);
+
     const missing = await runExe(built.file, [path.join(s, 'missing.mjs')]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /cannot find the script .*missing\.mjs/);

@@ -73,7 +73,7 @@ export interface TestServer {
  * Starts a server on a fresh database. `restartOf` starts a new server process-in-process on
  * the same data folder and database as a closed one (its close() then cleans up both).
  */
-export async function startTestServer(kind: DbKind = sqliteKind, opts: { port?: number; restartOf?: TestServer; plugins?: string[]; rolloutIntervalMs?: number } = {}): Promise<TestServer> {
+export async function startTestServer(kind: DbKind = sqliteKind, opts: { port?: number; restartOf?: TestServer; plugins?: string[]; rolloutIntervalMs?: number; agentBuildDir?: string } = {}): Promise<TestServer> {
   const dataDir = opts.restartOf?.dataDir ?? (await tempDir());
   const db = opts.restartOf ? { config: opts.restartOf.database, cleanup: opts.restartOf.cleanup } : await kind.make(dataDir);
   const server = await startServer({
@@ -84,7 +84,7 @@ export async function startTestServer(kind: DbKind = sqliteKind, opts: { port?: 
     ...(opts.rolloutIntervalMs ? { rolloutIntervalMs: opts.rolloutIntervalMs } : {}),
     logger: pino({ level: process.env.GARRISON_TEST_LOG ?? 'silent' }),
     // One single-executable agent build shared by every test server (it is keyed by its sources).
-    agentBuildDir: path.join(os.tmpdir(), 'garrison-test-agent-builds'),
+    agentBuildDir: opts.agentBuildDir ?? path.join(os.tmpdir(), 'garrison-test-agent-builds'),
   });
   const { readFile } = await import('node:fs/promises');
   const token = (await readFile(server.adminTokenFile, 'utf8')).trim();

@@ -18,9 +18,10 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import pg from 'pg';
-import { PUSH_PROGRESS_MARKER, type EventView, type PushHostView, type PushJobView } from '@garrison/protocol';
+import { expandHostList, PUSH_PROGRESS_MARKER, splitHostList, type EventView, type PushHostView, type PushJobView } from '@garrison/protocol';
 import { BIN, dbKinds, PG_URL, startTestServer, tempDir, waitFor, type DbKind, type TestServer } from './helpers.ts';
 import { freePort, generateKey, passwordLoginsSupported, sshdSkipReason, startSshd, type Sshd } from './support/sshd.ts';
+import type { GarrisonServer } from '../src/app.ts';
 import type { InstallCommandSource } from '../src/services/push-service.ts';
 import type { Actor } from '../src/services/actor.ts';
 import { PushStore } from '../src/storage/push-store.ts';
@@ -33,12 +34,12 @@ const ENROLLED = 'echo "garrison-install: enrolled device $(cat /proc/sys/kernel
 class TestSource implements InstallCommandSource {
   readonly calls: { groupId: string; uses: number; expiresInMinutes: number; installDir: string; tokenId: string }[] = [];
   script: (installDir: string) => string = () => ENROLLED;
-  readonly #t: () => TestServer;
-  constructor(t: () => TestServer) {
-    this.#t = t;
+  readonly #server: () => GarrisonServer;
+  constructor(server: () => GarrisonServer) {
+    this.#server = server;
   }
   async unixInstallCommand(actor: Actor, groupId: string, opts: { uses: number; expiresInMinutes: number; installDir: string }) {
-    const token = await this.#t().server.services.enrolment.createToken(actor, { groupId, maxUses: opts.uses, expiresInMinutes: opts.expiresInMinutes, name: 'push test' });
+    const token = await this.#server().services.enrolment.createToken(actor, { groupId, maxUses: opts.uses, expiresInMinutes: opts.expiresInMinutes, name: 'push test' });
     this.calls.push({ groupId, ...opts, tokenId: token.id });
     return { command: this.script(opts.installDir), tokenId: token.id };
   }
@@ -83,7 +84,7 @@ function pushSuite(kind: DbKind): void {
     let fleetId: string;
     let passwords = false;
     const rootPassword = `pw-${Math.random().toString(36).slice(2)}-Secr3t`;
-    const source = new TestSource(() => t);
+    const source = new TestSource(() => t.server);
     const target = (s: Sshd, address = '127.0.0.1') => `${address}:${s.port}`;
 
     const start = async (body: Record<string, unknown>): Promise<PushJobView> => {
@@ -326,7 +327,7 @@ function pushSuite(kind: DbKind): void {
       assert.deepEqual(r.body.hosts!.map((h) => h.outcome), ['CANCELLED', 'CANCELLED']);
       assert.equal(step(host(r.body, 1), 'connect').state, 'pending');
       assert.equal((await get(id)).state, 'cancelled');
-      // The SSH server was asked to kill the installer.
+      // The installer on the host was killed, not left running.
       await waitFor(async () => !(await processRunning('sleep 37')), { what: 'the installer on the host to be killed', timeoutMs: 10_000 });
       const again = await t.api<{ error: { code: string } }>('POST', `/api/v1/push-installs/${id}/cancel`);
       assert.equal(again.status, 409);
@@ -373,7 +374,7 @@ function pushSuite(kind: DbKind): void {
 
       // A server that stops cleanly interrupts its own running jobs.
       const t2 = await startTestServer(kind);
-      const source2 = new TestSource(() => t2);
+      const source2 = new TestSource(() => t2.server);
       source2.script = () => `echo started; sleep 41; ${ENROLLED}`;
       t2.server.services.push.installCommands = source2;
       const group2 = (await t2.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Fleet' })).body.id;
@@ -438,6 +439,39 @@ function pushSuite(kind: DbKind): void {
   });
 }
 
+describe('push host lists', () => {
+  const expand = (...entries: string[]) => {
+    const r = expandHostList(entries);
+    return r.ok ? r.hosts.map((h) => `${h.address}:${h.port}`) : `${r.entry}: ${r.reason}`;
+  };
+  it('expands names, addresses, ranges and CIDR blocks with their ports, in order and without duplicates', () => {
+    assert.deepEqual(expand('Web1.Example.com', 'db:2222, 10.0.0.1'), ['web1.example.com:22', 'db:2222', '10.0.0.1:22']);
+    assert.deepEqual(expand('10.0.0.254-10.0.1.1:2200'), ['10.0.0.254:2200', '10.0.0.255:2200', '10.0.1.0:2200', '10.0.1.1:2200']);
+    assert.deepEqual(expand('10.0.0.5-7', '10.0.0.6'), ['10.0.0.5:22', '10.0.0.6:22', '10.0.0.7:22']);
+    assert.deepEqual(expand('192.168.1.0/30'), ['192.168.1.1:22', '192.168.1.2:22']);
+    assert.deepEqual(expand('192.168.1.7/31', '192.168.1.9/32'), ['192.168.1.6:22', '192.168.1.7:22', '192.168.1.9:22']);
+    assert.deepEqual(expand('[fd00::1]:2222', '::1', 'fd00::/127'), ['fd00::1:2222', '::1:22', 'fd00:::22', 'fd00::1:22']);
+    assert.equal((expandHostList(['10.1.0.0/22']) as { hosts: unknown[] }).hosts.length, 1022);
+    assert.equal((expandHostList(['10.1.0.0/22', '10.2.0.0/22', '10.3.0.0/22', '10.4.0.0/22', '10.5.0.0/29']) as { hosts: unknown[] }).hosts.length, 4094);
+    assert.deepEqual(splitHostList(' a,b;c\n d  '), ['a', 'b', 'c', 'd']);
+  });
+  it('says what is wrong with an entry', () => {
+    assert.match(expand('10.0.0.0/21') as string, /at most a \/22/);
+    assert.match(expand('fd00::/64') as string, /at most a \/118/);
+    assert.match(expand('0.0.0.0-255.255.255.255') as string, /more than 4096 hosts/);
+    assert.match(expand('10.0.0.256') as string, /not an IPv4 address/);
+    assert.match(expand('10.0.0.9-3') as string, /ends before it starts/);
+    assert.match(expand('10.0.0.1-256') as string, /256 is not 0 to 255/);
+    assert.match(expand('web:0') as string, /port 0 is not 1 to 65535/);
+    assert.match(expand('web:ssh') as string, /"ssh" is not a port/);
+    assert.match(expand('web:') as string, /a port must follow/);
+    assert.match(expand('[fd00::1') as string, /in brackets/);
+    assert.match(expand('[nothex::1]:22') as string, /not an IPv6 address/);
+    assert.match(expand('-bad-.example') as string, /not a host name/);
+    assert.match(expand('') as string, /no hosts given/);
+  });
+});
+
 for (const kind of dbKinds) pushSuite(kind);
 
 // -------------------------------------------------------------------------------------------
@@ -460,7 +494,6 @@ describe('push installation credentials', { skip, timeout: 120_000 }, () => {
     const server = await startServer({ dataDir, port: 0, logger: pino({ level: 'trace' }, logStream) });
     try {
       const adminToken = (await readFile(server.adminTokenFile, 'utf8')).trim();
-      const t = { server } as TestServer;
       // In process (inject): this test is about what is recorded, not about the transport.
       const call = async <T>(method: 'GET' | 'POST', url: string, body?: unknown) => {
         const res = await server.http.inject({ method, url, headers: { authorization: `Bearer ${adminToken}` }, ...(body !== undefined ? { payload: body as object } : {}) });
@@ -471,7 +504,7 @@ describe('push installation credentials', { skip, timeout: 120_000 }, () => {
       const key = await generateKey(keyDir, 'with-passphrase', { passphrase });
       await appendFile(path.join(sshd.dir, 'authorized_keys'), `${key.publicKey}\n`);
       const keyBody = key.privateKey.split('\n').filter((l) => l && !l.startsWith('-----')).sort((a, b) => b.length - a.length)[0]!;
-      const source = new TestSource(() => t);
+      const source = new TestSource(() => server);
       const passwords = await passwordLoginsSupported();
       server.services.push.installCommands = source;
       const group = (await call<{ id: string }>('POST', '/api/v1/groups', { name: 'Creds' })).body.id;
@@ -529,7 +562,7 @@ describe('push installation credentials', { skip, timeout: 120_000 }, () => {
     const t = await startTestServer(kind);
     const sshd = await startSshd();
     try {
-      const source = new TestSource(() => t);
+      const source = new TestSource(() => t.server);
       const password = `pw-${Math.random().toString(36).slice(2)}-Secr3t-PG`;
       source.script = () => `echo "${password}"; ${ENROLLED}`;
       t.server.services.push.installCommands = source;
@@ -563,7 +596,7 @@ describe('garrison push (CLI)', { skip, timeout: 180_000 }, () => {
   let t: TestServer;
   let sshd: Sshd;
   let home: string;
-  const source = new TestSource(() => t);
+  const source = new TestSource(() => t.server);
 
   const cli = (args: string[], input = ''): Promise<{ code: number; stdout: string; stderr: string }> =>
     new Promise((resolve, reject) => {
@@ -601,7 +634,7 @@ describe('garrison push (CLI)', { skip, timeout: 180_000 }, () => {
     assert.match(r.stdout, /push installation \S+ into "My Organization\/Web": 3 hosts, 10 at once/);
     assert.match(r.stdout, new RegExp(`127\\.0\\.0\\.1:${sshd.port}\\s+100%\\s+succeeded`));
     assert.match(r.stdout, new RegExp(`127\\.0\\.0\\.2:${sshd.port}\\s+100%\\s+succeeded`));
-    assert.match(r.stdout, new RegExp(`127\\.0\\.0\\.1:${refused}\\s+\\d+%\\s+failed UNREACHABLE`));
+    assert.match(r.stdout, new RegExp(`127\\.0\\.0\\.1:${refused}\\s+\\d+%\\s+failed\\s+connect\\s+UNREACHABLE: connection refused`));
     assert.match(r.stdout, /completed: 3 hosts: 2 succeeded, 1 failed/);
     assert.match(r.stdout, /HOST\s+OUTCOME\s+STEP\s+EXIT\s+MESSAGE/);
 

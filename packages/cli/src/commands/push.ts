@@ -61,13 +61,13 @@ export function summaryLine(job: PushJobView): string {
   return `${s.total} host${s.total === 1 ? '' : 's'}: ${parts.join(', ') || 'none'}`;
 }
 
-/** One host's progress line: "10.0.0.5:22  [######----]  60%  running  install  downloading". */
+/** One host's progress line: "10.0.0.5:22  [######----]   60%  running    install  running the installer". */
 export function hostLine(h: PushHostView, width: number, bar: boolean): string {
-  const what = h.state === 'succeeded' || h.state === 'failed' ? `${h.state}${h.outcome && h.outcome !== 'SUCCEEDED' ? ` ${h.outcome}` : ''}` : h.state;
   const step = h.state === 'pending' ? '' : (h.step ?? '');
-  const detail = h.state === 'failed' ? (h.message ?? '') : h.state === 'succeeded' ? (h.deviceId ? `device ${h.deviceId}` : '') : (h.steps.find((s) => s.name === h.step)?.message ?? '');
   const exit = h.exitCode !== null && h.state === 'failed' ? ` (exit ${h.exitCode})` : '';
-  return [target(h).padEnd(width), bar ? progressBar(h.percent, 100, 20) : null, `${String(Math.round(h.percent)).padStart(3)}%`, what.padEnd(9), step.padEnd(16), `${detail}${exit}`]
+  const detail =
+    h.state === 'failed' ? `${h.outcome}: ${h.message ?? ''}${exit}` : h.state === 'succeeded' ? (h.deviceId ? `device ${h.deviceId}` : '') : (h.steps.find((s) => s.name === h.step)?.message ?? '');
+  return [target(h).padEnd(width), bar ? progressBar(h.percent, 100, 20) : null, `${String(Math.round(h.percent)).padStart(3)}%`, h.state.padEnd(9), step.padEnd(16), detail]
     .filter((x) => x !== null)
     .join('  ')
     .trimEnd();
@@ -206,10 +206,7 @@ export async function buildPushBody(io: Io, client: Client, opts: Opts): Promise
 export function registerPushCommands(program: Command, state: RunState): void {
   const push = program
     .command('push')
-    .description(
-      'Push installation over SSH: install the agent on hosts and enrol them into a group (credentials are used for this job only)\n' +
-        'Subcommands: push list, push show ID, push cancel ID',
-    )
+    .description('Push installation over SSH: install the agent on hosts and enrol them into a group (credentials are used for this job only)')
     .option('--group <group>', 'the group the hosts enrol into (id or path)')
     .option('--hosts <list>', 'hosts, comma-separated: names, addresses, 10.0.0.5-20, 10.0.0.5-10.0.1.9, 10.0.0.0/24 (at most /22), each with an optional :port ([v6]:port)')
     .option('--port <n>', 'SSH port of hosts given without one (default 22)')

@@ -228,7 +228,8 @@ Wants=network-online.target
 [Service]
 Type=simple
 ExecStart=$INSTALL_DIR/garrison-agent --state $STATE -- --quiet
-Restart=always
+# The launcher exits 0 only when stopped or when the agent was uninstalled.
+Restart=on-failure
 RestartSec=5
 # Products the agent starts (their services) outlive an agent restart.
 KillMode=process

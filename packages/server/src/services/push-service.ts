@@ -152,6 +152,30 @@ function probeScript(installDir: string): string {
   ].join('\n');
 }
 
+/**
+ * Runs `command` so that it dies with the SSH channel. Without a terminal, closing the channel
+ * (cancel, timeout) or losing the connection does not stop a command, and OpenSSH refuses
+ * signal requests for root logins. So the command runs in its own session (setsid, when the
+ * host has it) with stdin from /dev/null, while a watchdog waits on the channel's stdin,
+ * which we keep open: EOF there means the channel is gone, and it kills the command's process
+ * group. (An asynchronous list's stdin is /dev/null unless redirected, hence fd 3.)
+ */
+export function supervisedCommand(command: string): string {
+  const c = shellQuote(command);
+  return [
+    'exec 3<&0',
+    `if command -v setsid >/dev/null 2>&1; then setsid sh -c ${c} </dev/null 3<&- & else sh -c ${c} </dev/null 3<&- & fi`,
+    'pid=$!',
+    '( read -r _ <&3; kill -KILL -"$pid" 2>/dev/null || kill -KILL "$pid" ) >/dev/null 2>&1 &',
+    'wd=$!',
+    'exec 3<&-',
+    'wait "$pid"',
+    'status=$?',
+    'kill "$wd" 2>/dev/null',
+    'exit $status',
+  ].join('\n');
+}
+
 function parseProbe(stdout: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of stdout.split('\n')) {
@@ -602,8 +626,10 @@ export class PushService {
     throw new HostFailure('REQUIREMENTS_NOT_MET', 'the user is not root and sudo refused it (wrong password or not in sudoers)');
   }
 
-  #privileged(session: SshSession, privilege: Privilege, command: string, creds: Credentials, o: Parameters<SshSession['exec']>[1]) {
-    const sh = `sh -c ${shellQuote(command)}`;
+  /** Runs a long command (uninstall, install) as root, supervised so that it dies with the channel. */
+  #privileged(session: SshSession, privilege: Privilege, command: string, creds: Credentials, options: Parameters<SshSession['exec']>[1]) {
+    const sh = `sh -c ${shellQuote(supervisedCommand(command))}`;
+    const o = { ...options, keepStdinOpen: true };
     if (privilege === 'root') return session.exec(sh, o);
     if (privilege === 'sudo') return session.exec(`sudo -n ${sh}`, o);
     // -k: always read the password, so that it never reaches the command's stdin instead.

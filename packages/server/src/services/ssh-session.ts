@@ -50,6 +50,8 @@ export interface SshLogin {
 export interface ExecOptions {
   /** Written to the command's standard input, which is then closed (closed at once when absent). */
   stdin?: string;
+  /** Leave standard input open after `stdin` (see supervisedCommand in push-service.ts). */
+  keepStdinOpen?: boolean;
   timeoutMs: number;
   signal?: AbortSignal;
   onOutput?(text: string, stream: 'stdout' | 'stderr'): void;
@@ -113,14 +115,15 @@ function connectFailure(err: Error & { level?: string; code?: string }, timeoutM
 /**
  * Asks the SSH server to SIGKILL the command's process group. Closing the channel alone does
  * not stop a command without a terminal: it runs on until it writes to the closed pipe.
- * ssh2's `channel.signal()` sends nothing once our side of stdin is closed (which it is, so
- * that commands reading stdin see EOF), so the request goes through its protocol object,
- * as signal() itself does. OpenSSH honours it since 7.9 for sessions without a forced command.
+ * ssh2's `channel.signal()` sends nothing once our side of stdin is closed, so the request
+ * goes through its protocol object, as signal() itself does. OpenSSH honours it (since 7.9)
+ * only for non-root logins without a forced command; push-service.ts therefore also runs
+ * long commands under a watchdog that kills them when the channel closes.
  */
 function killRemote(channel: ClientChannel): void {
   const c = channel as unknown as { type?: string; outgoing?: { id: number; state: string }; _client?: { _protocol?: { signal?(id: number, name: string): void } } };
   try {
-    if (c.type === 'session' && c.outgoing?.state === 'open' && typeof c._client?._protocol?.signal === 'function') c._client._protocol.signal(c.outgoing.id, 'KILL');
+    if (c.type === 'session' && (c.outgoing?.state === 'open' || c.outgoing?.state === 'eof') && typeof c._client?._protocol?.signal === 'function') c._client._protocol.signal(c.outgoing.id, 'KILL');
     else channel.signal('KILL');
   } catch {
     /* the channel or connection is already gone */
@@ -271,7 +274,9 @@ export class SshSession {
             }),
           ),
         );
-        if (o.stdin !== undefined) ch.end(o.stdin);
+        if (o.keepStdinOpen) {
+          if (o.stdin !== undefined) ch.write(o.stdin);
+        } else if (o.stdin !== undefined) ch.end(o.stdin);
         else ch.end();
       });
     });

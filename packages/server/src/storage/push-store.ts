@@ -77,6 +77,9 @@ function toJob(r: PushJobsTable): PushJobRecord {
 }
 
 function toHost(r: PushHostsTable): PushHostRecord {
+  const steps = JSON.parse(r.steps) as PushStepView[];
+  // A host interrupted by interruptExpired() was ended by SQL alone: its running step ended with it.
+  if (r.state === 'failed') for (const s of steps) if (s.state === 'running') Object.assign(s, { state: 'failed', finishedAt: r.finished_at });
   return {
     address: r.address,
     port: Number(r.port),
@@ -85,7 +88,7 @@ function toHost(r: PushHostsTable): PushHostRecord {
     message: r.message,
     step: r.step as PushHostView['step'],
     percent: Number(r.percent),
-    steps: JSON.parse(r.steps) as PushStepView[],
+    steps,
     exitCode: r.exit_code === null ? null : Number(r.exit_code),
     outputTail: r.output_tail,
     deviceId: r.device_id,

@@ -73,6 +73,8 @@ export interface SshdOptions {
   forceCommand?: string;
   /** Root's password inside sshd's private mount namespace; see passwordLoginsSupported(). */
   rootPassword?: string;
+  /** sshd's LogLevel (default VERBOSE); DEBUG2 helps when a test fails inside sshd. */
+  logLevel?: string;
 }
 
 export interface Sshd {
@@ -155,7 +157,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     'PubkeyAuthentication yes',
     'MaxStartups 100:30:200',
     'MaxSessions 50',
-    'LogLevel VERBOSE',
+    `LogLevel ${opts.logLevel ?? 'VERBOSE'}`,
     'PrintMotd no',
   ];
   if (opts.forceCommand !== undefined) {
