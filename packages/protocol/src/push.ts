@@ -12,7 +12,7 @@ export const PUSH_MAX_HOSTS = 4096;
 export const PUSH_MAX_PARALLEL = 50;
 export const PUSH_DEFAULT_PARALLEL = 10;
 export const PUSH_DEFAULT_PORT = 22;
-export const PUSH_DEFAULT_INSTALL_DIR = '/opt/garrison';
+export const PUSH_DEFAULT_INSTALL_DIR = '/opt/garrison-agent';
 export const PUSH_DEFAULT_CONNECT_TIMEOUT_SECONDS = 20;
 export const PUSH_DEFAULT_INSTALL_TIMEOUT_MINUTES = 30;
 /** Smallest IPv4 CIDR prefix accepted: a /22 is 1,024 addresses. */

@@ -133,8 +133,8 @@ export interface AgentProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export function spawnAgent(args: string[], stateDir: string): AgentProcess {
-  const child = spawn(process.execPath, [BIN, 'agent', '--state', stateDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnAgent(args: string[], stateDir: string, env: Record<string, string> = {}): AgentProcess {
+  const child = spawn(process.execPath, [BIN, 'agent', '--state', stateDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -147,10 +147,10 @@ export function spawnAgent(args: string[], stateDir: string): AgentProcess {
 }
 
 /** Enrols and starts a real agent process into the group; resolves with its device id once it is online. */
-export async function startAgent(t: TestServer, groupId: string, name: string, opts: { stateDir?: string; serverUrl?: string } = {}): Promise<AgentProcess & { deviceId: string }> {
+export async function startAgent(t: TestServer, groupId: string, name: string, opts: { stateDir?: string; serverUrl?: string; env?: Record<string, string> } = {}): Promise<AgentProcess & { deviceId: string }> {
   const dir = opts.stateDir ?? (await tempDir('garrison-agent-'));
   const tok = await t.api<{ token: string }>('POST', '/api/v1/enrolment-tokens', { groupId, maxUses: 1, expiresInMinutes: 10 });
-  const agent = spawnAgent(['--server', opts.serverUrl ?? t.server.url, '--token', tok.body.token, '--name', name, '--ca', t.caFile], dir);
+  const agent = spawnAgent(['--server', opts.serverUrl ?? t.server.url, '--token', tok.body.token, '--name', name, '--ca', t.caFile], dir, opts.env);
   const device = await waitFor(async () => {
     const r = await t.api<{ id: string; online: boolean }[]>('GET', `/api/v1/devices?search=${encodeURIComponent(name)}`);
     return r.body.find((d) => d.online);

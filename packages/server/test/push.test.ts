@@ -343,7 +343,7 @@ function pushSuite(kind: DbKind): void {
         groupId: fleetId,
         requestedBy: 'admin',
         state: 'running' as const,
-        options: { port: 22, parallel: 1, removeConflicting: false, installDir: '/opt/garrison', auth: 'key' as const, connectTimeoutSeconds: 5, installTimeoutMinutes: 1 },
+        options: { port: 22, parallel: 1, removeConflicting: false, installDir: '/opt/garrison-agent', auth: 'key' as const, connectTimeoutSeconds: 5, installTimeoutMinutes: 1 },
         tokenId: null,
         hostCount: 1,
         createdAt: now.toISOString(),
