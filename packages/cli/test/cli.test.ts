@@ -495,7 +495,10 @@ describe('garrison CLI against a real server', { timeout: 120_000 }, () => {
     const out = await ok(['token', 'create', '--group', 'Fleet', '--expires', '60', '--max-uses', '3', '--name', 'fleet token']);
     const value = /^\s+(get\.\S+)$/m.exec(out)?.[1];
     assert.ok(value, out);
-    assert.ok(out.includes(`garrison agent --server ${t.server.url} --token ${value}`), out);
+    assert.ok(out.includes(`garrison agent --server ${t.server.url} --token ${value} --ca-fingerprint ${t.server.tls!.caFingerprint}`), out);
+    const link = await ok(['installer', 'create', '--group', 'Fleet', '--max-uses', '2']);
+    assert.match(link, /^Linux \(as root\):\n  curl -sSk --pinnedpubkey 'sha256\/\/[^']+' 'https:\/\/127\.0\.0\.1:\d+\/install\/get\.[^/]+\/linux\.sh' -o garrison-install\.sh && sudo sh garrison-install\.sh$/m);
+    assert.ok(link.includes(t.server.tls!.caFingerprint), link);
     const list = await ok(['token', 'list']);
     assert.match(list, /fleet token\s+My Organization\/Fleet\s+active\s+0\/3/);
     assert.ok(!list.includes(value), 'token values are never listed');

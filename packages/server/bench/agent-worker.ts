@@ -6,9 +6,14 @@
  * `run-now` reports `running` (seq 1), waits for the ack, reports `succeeded` (seq 2) and waits
  * for that ack, as the real agent does with a command that ends at once.
  *
+ * TLS: as real agents, the simulated agents trust only the server's own CA (given by bench.ts
+ * from the server's `tls.caPem`): enrolment goes through `pinnedFetch(caPem)`, the WebSocket
+ * and the package downloads pass the CA as `ca` (host name checked as usual). With `--http`
+ * the server serves plain HTTP and no CA is given.
+ *
  * Deployment: a check-in result that carries an install step makes the agent download the
- * package archive over HTTP (GET /agent/v1/packages/<id>, with its own credential, on a new
- * connection from its own source address), hash it as it arrives and verify the SHA-256 and
+ * package archive over HTTPS (GET /agent/v1/packages/<id>, with its own credential, on a new
+ * connection from its own source address: a full TLS handshake, no session resumed), hash it as it arrives and verify the SHA-256 and
  * the Ed25519 signature as the real agent does (package-verify.ts), with the key it got at
  * enrolment. It extracts and runs nothing. It then reports a run of the built-in deployment
  * task (running, then succeeded with a `deployment.installed` event) and checks in with the
@@ -18,6 +23,8 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import {
@@ -36,6 +43,7 @@ import {
   type RunRequest,
   type ServerToAgent,
 } from '@garrison/protocol';
+import { pinnedFetch } from '@garrison/protocol/tls';
 import { PackageVerificationError, verifySignedHash } from '../../agent/src/package-verify.ts';
 import { emptyStatus, now, type DeployCollected, type FromWorker, type ToWorker, type WorkerStatus } from './shared.ts';
 
@@ -114,11 +122,13 @@ async function enrol(m: Extract<ToWorker, { cmd: 'enrol' }>): Promise<void> {
   let failed = 0;
   let firstError = '';
   const slots: (Agent | undefined)[] = new Array(m.count);
+  // The real agent's enrolment: fetch that trusts only the server's CA (plain fetch with --http).
+  const fetchPinned = pinnedFetch(m.caPem);
   await pool(m.count, m.concurrency, async (k) => {
     const hostname = `bench-agent-${String(m.first + k).padStart(6, '0')}`;
     for (let attempt = 1; ; attempt++) {
       try {
-        const res = await fetch(m.url + AGENT_ENROL_PATH, {
+        const res = await fetchPinned(m.url + AGENT_ENROL_PATH, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ token: m.token, inventory: inventory(hostname, m.first + k), name: hostname }),
@@ -208,7 +218,11 @@ function onMessage(a: Agent, data: WebSocket.RawData): void {
   }
 }
 
-function connectOne(a: Agent, wsUrl: string, localAddress: string): Promise<void> {
+/** The TLS of the connections (from the first): protocol and cipher; null on plain HTTP. */
+let tlsSeen: { protocol: string; cipher: string } | null = null;
+let plainSockets = 0;
+
+function connectOne(a: Agent, wsUrl: string, localAddress: string, caPem: string | null): Promise<void> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(wsUrl, {
       headers: { authorization: `Bearer ${a.credential}` },
@@ -216,9 +230,16 @@ function connectOne(a: Agent, wsUrl: string, localAddress: string): Promise<void
       localAddress,
       handshakeTimeout: 30_000,
       skipUTF8Validation: true,
+      // As the real agent's transport: only the server's CA is trusted.
+      ...(caPem ? { ca: caPem } : {}),
     });
     a.ws = ws;
     let settled = false;
+    ws.on('upgrade', (res) => {
+      const socket = res.socket as TLSSocket;
+      if (!socket.encrypted) plainSockets++;
+      else tlsSeen ??= { protocol: socket.getProtocol() ?? '?', cipher: socket.getCipher()?.standardName ?? '?' };
+    });
     ws.on('open', () => {
       settled = true;
       a.open = true;
@@ -265,14 +286,18 @@ async function connect(m: Extract<ToWorker, { cmd: 'connect' }>): Promise<void> 
     const localAddress = m.addresses[k % m.addresses.length]!;
     a.localAddress = localAddress;
     try {
-      await connectOne(a, m.wsUrl, localAddress);
+      await connectOne(a, m.wsUrl, localAddress, m.caPem);
       ok++;
     } catch (err) {
       failed++;
       firstError ||= `${a.hostname} from ${localAddress}: ${(err as Error).message}`;
     }
   });
-  send({ ev: 'connected', seq: m.seq, ok, failed, ms: now() - start, firstError });
+  if (m.caPem && plainSockets) {
+    failed += plainSockets;
+    firstError ||= `${plainSockets} WebSockets are not over TLS`;
+  }
+  send({ ev: 'connected', seq: m.seq, ok, failed, ms: now() - start, firstError, tls: tlsSeen });
 }
 
 function checkInMessage(a: Agent): Record<string, unknown> {
@@ -402,6 +427,7 @@ function startRun(a: Agent, req: RunRequest, at: number): void {
 
 interface DeployRound {
   url: string;
+  caPem: string | null;
   product: string;
   version: string;
   downloadWindow: number;
@@ -471,21 +497,32 @@ function pumpDownloads(): void {
   }
 }
 
-/** GET the archive with the agent's credential; hashes it as it arrives (nothing is kept). */
+/**
+ * GET the archive with the agent's credential; hashes it as it arrives (nothing is kept).
+ * Over TLS, trusting only the server's CA, on a connection of its own (a full handshake: a
+ * real agent's next download comes long after its TLS session expired).
+ */
 function download(a: Agent, pkg: DeploymentPackageRef): Promise<{ bytes: number; sha256: string }> {
   const url = new URL(`${AGENT_PACKAGES_PATH}/${encodeURIComponent(pkg.id)}`, round!.url);
+  const caPem = round!.caPem;
   return new Promise((resolve, reject) => {
-    const req = http.get(
-      {
-        host: url.hostname,
-        port: url.port,
-        path: url.pathname,
-        localAddress: a.localAddress,
-        // A connection of its own, as each real agent has.
-        agent: false,
-        headers: { authorization: `Bearer ${a.credential}` },
-        timeout: 120_000,
-      },
+    const options: https.RequestOptions = {
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname,
+      localAddress: a.localAddress,
+      // A connection of its own, as each real agent has.
+      agent: false,
+      headers: { authorization: `Bearer ${a.credential}` },
+      timeout: 120_000,
+      ...(caPem ? { ca: caPem } : {}),
+    };
+    if (caPem && url.protocol !== 'https:') {
+      reject(new Error(`${url.origin} is not https, but the server has a CA`));
+      return;
+    }
+    const req = (caPem ? https : http).get(
+      options,
       (res) => {
         if (res.statusCode !== 200) {
           res.resume();
@@ -593,7 +630,7 @@ function reportInstalled(a: Agent, step: DeploymentInstruction & { package: Depl
 }
 
 function armDeployment(m: Extract<ToWorker, { cmd: 'deploy' }>): void {
-  round = { url: m.url, product: m.product, version: m.version, downloadWindow: m.downloadWindow };
+  round = { url: m.url, caPem: m.caPem, product: m.product, version: m.version, downloadWindow: m.downloadWindow };
   marks = emptyMarks(agents.length);
   status.deployStepsReceived = 0;
   status.downloadsVerified = 0;

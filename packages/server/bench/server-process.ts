@@ -1,7 +1,9 @@
 /**
  * The server under test, alone in its own process so that its memory is measured alone.
  * Started by bench.ts with an IPC channel: argv[2] is the data folder, argv[3] the database
- * configuration as JSON. It answers memory and statistics requests over IPC.
+ * configuration as JSON, argv[4] `tls` (the default: HTTPS with the server's own CA, in
+ * `<data>/tls`, kept across the restart) or `http` (plain HTTP, `tls: false`). It answers
+ * memory and statistics requests over IPC; its `ready` message carries the CA agents pin.
  *
  * Instrumentation: a few hot functions of the stores, services and hub are wrapped (on their
  * prototypes, from here, without changing the server's code) to count calls, rows and time,
@@ -248,8 +250,10 @@ async function profileStop(file: string): Promise<ProfileSummary | null> {
 async function main(): Promise<void> {
   const dataDir = process.argv[2];
   const database = JSON.parse(process.argv[3] ?? 'null') as DatabaseConfig | null;
-  if (!dataDir || !database) throw new Error('usage: server-process.ts <dataDir> <database-config-json>');
-  const server = await startServer({ dataDir, database, host: '127.0.0.1', port: 0, logLevel: process.env.GARRISON_BENCH_LOG ?? 'warn' });
+  const transport = process.argv[4] ?? 'tls';
+  if (!dataDir || !database || (transport !== 'tls' && transport !== 'http')) throw new Error('usage: server-process.ts <dataDir> <database-config-json> [tls|http]');
+  const server = await startServer({ dataDir, database, host: '127.0.0.1', port: 0, logLevel: process.env.GARRISON_BENCH_LOG ?? 'warn', ...(transport === 'http' ? { tls: false as const } : {}) });
+  if ((transport === 'tls') !== !!server.tls) throw new Error(`asked for ${transport}, but the server ${server.tls ? 'serves HTTPS' : 'serves plain HTTP'}`);
   const adminToken = (await readFile(server.adminTokenFile, 'utf8')).trim();
   // Package downloads, from the request to the last byte handed to the socket (they overlap: a latency).
   server.http.server.on('request', (req, res) => {
@@ -288,7 +292,7 @@ async function main(): Promise<void> {
       }
     })().catch((err: unknown) => send({ ev: 'failed', message: (err as Error).stack ?? String(err) }));
   });
-  send({ ev: 'ready', url: server.url, adminToken, database: database.kind });
+  send({ ev: 'ready', url: server.url, adminToken, database: database.kind, caPem: server.tls?.caPem ?? null, caFingerprint: server.tls?.caFingerprint ?? null });
 }
 
 main().catch((err: unknown) => {

@@ -75,7 +75,8 @@ export type ToServer =
   | { cmd: 'close'; seq: number };
 // Server process → orchestrator
 export type FromServer =
-  | { ev: 'ready'; url: string; adminToken: string; database: string }
+  /** caPem: the server's CA, which agents pin (null when the server serves plain HTTP). */
+  | { ev: 'ready'; url: string; adminToken: string; database: string; caPem: string | null; caFingerprint: string | null }
   | { ev: 'failed'; message: string }
   | { ev: 'mem'; seq: number; mem: Mem; gc: boolean }
   | { ev: 'stats'; seq: number; stats: ServerStats }
@@ -84,13 +85,13 @@ export type FromServer =
 
 // Orchestrator → agent worker
 export type ToWorker =
-  | { cmd: 'enrol'; seq: number; url: string; token: string; first: number; count: number; concurrency: number }
-  | { cmd: 'connect'; seq: number; wsUrl: string; addresses: string[]; concurrency: number }
+  | { cmd: 'enrol'; seq: number; url: string; caPem: string | null; token: string; first: number; count: number; concurrency: number }
+  | { cmd: 'connect'; seq: number; wsUrl: string; caPem: string | null; addresses: string[]; concurrency: number }
   | { cmd: 'check-in'; seq: number; durationMs: number; window: number }
   | { cmd: 'status'; seq: number }
   | { cmd: 'collect'; seq: number }
   | { cmd: 'stats'; seq: number; reset: boolean }
-  | { cmd: 'deploy'; seq: number; url: string; product: string; version: string; downloadWindow: number }
+  | { cmd: 'deploy'; seq: number; url: string; caPem: string | null; product: string; version: string; downloadWindow: number }
   | { cmd: 'collect-deploy'; seq: number }
   | { cmd: 'close'; seq: number };
 
@@ -164,7 +165,7 @@ export interface DeployCollected {
 export type FromWorker =
   | { ev: 'hello' }
   | { ev: 'enrolled'; seq: number; ok: number; failed: number; ms: number; firstError: string }
-  | { ev: 'connected'; seq: number; ok: number; failed: number; ms: number; firstError: string }
+  | { ev: 'connected'; seq: number; ok: number; failed: number; ms: number; firstError: string; tls: { protocol: string; cipher: string } | null }
   | { ev: 'check-ins'; seq: number; count: number; start: number; end: number; latenciesMs: Float64Array; errors: number }
   | { ev: 'status'; seq: number; status: WorkerStatus }
   | { ev: 'collected'; seq: number; runNowAt: Float64Array; finalAckAt: Float64Array; runningAckAt: Float64Array; rejected: number; firstRejection: string }

@@ -37,6 +37,11 @@ function deviceDetails(d: DeviceView): string {
     ['Tags', d.tags.join(', ')],
     ['Products', d.products.map((p) => `${p.id} ${p.version}${p.running === false ? ' (stopped)' : ''}`).join(', ')],
     ...(d.credentialRevoked ? [['Credential', 'revoked'] as const] : []),
+    ...(d.credentialRotatedAt ? [['Credential rotated', formatTime(d.credentialRotatedAt)] as const] : []),
+    ...(d.rotateRequested ? [['Rotation', 'requested, waiting for the agent'] as const] : []),
+    ...(d.uninstallRequested ? [['Uninstall', 'requested, waiting for the agent'] as const] : []),
+    ...(d.uninstalledAt ? [['Uninstalled', formatTime(d.uninstalledAt)] as const] : []),
+    ...(d.clonedFrom ? [['Cloned from', d.clonedFrom] as const] : []),
   ]);
 }
 
@@ -80,6 +85,43 @@ export function registerDeviceCommands(program: Command, state: RunState): void 
     async (io, _opts, [ref]) => {
       const d = await device(await io.client(), ref!);
       io.print(d, () => deviceDetails(d));
+    },
+  );
+
+  act(
+    dev
+      .command('rotate-credential')
+      .description("Ask the agent for a new credential (at once if it is connected, else at its next check-in)")
+      .argument('<device>', 'id, name or hostname'),
+    state,
+    async (io, _opts, [ref]) => {
+      const client = await io.client();
+      const d = await client.post<DeviceView>(`/devices/${seg((await device(client, ref!)).id)}/credential/rotate`);
+      io.print(d, () => `credential rotation requested for ${d.name}\n`);
+    },
+  );
+  act(
+    dev
+      .command('revoke')
+      .description('Revoke the device credential: the agent is disconnected at once and must be enrolled again')
+      .argument('<device>', 'id, name or hostname'),
+    state,
+    async (io, _opts, [ref]) => {
+      const client = await io.client();
+      const d = await client.post<DeviceView>(`/devices/${seg((await device(client, ref!)).id)}/credential/revoke`);
+      io.print(d, () => `revoked the credential of ${d.name}; its agent was disconnected\n`);
+    },
+  );
+  act(
+    dev
+      .command('uninstall')
+      .description('Ask the agent to uninstall itself (the device record and its history are kept)')
+      .argument('<device>', 'id, name or hostname'),
+    state,
+    async (io, _opts, [ref]) => {
+      const client = await io.client();
+      const d = await client.post<DeviceView>(`/devices/${seg((await device(client, ref!)).id)}/uninstall`);
+      io.print(d, () => `uninstall requested on ${d.name}${d.online ? '' : ' (offline: at its next check-in)'}\n`);
     },
   );
 

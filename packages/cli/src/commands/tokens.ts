@@ -31,12 +31,45 @@ export function registerTokenCommands(program: Command, state: RunState): void {
       if (maxUses !== undefined) body.maxUses = maxUses;
       if (opts.name !== undefined) body.name = opts.name;
       const t = await client.post<EnrolmentTokenView & { token: string }>('/enrolment-tokens', body);
+      const fp = (await client.get<{ caFingerprint: string | null }>('/health').catch(() => ({ caFingerprint: null }))).caFingerprint;
       io.print(
         t,
         () =>
           `Enrolment token for ${t.groupPath} (id ${t.id}${t.expiresAt ? `, expires ${formatTime(t.expiresAt)}` : ''}${t.maxUses !== null ? `, ${t.maxUses} use${t.maxUses === 1 ? '' : 's'}` : ''}).\n` +
           `The value is shown only now:\n\n  ${t.token}\n\n` +
-          `On each device, run:\n\n  garrison agent --server ${shellQuote(client.server)} --token ${shellQuote(t.token)}\n`,
+          `On each device, run:\n\n  garrison agent --server ${shellQuote(client.server)} --token ${shellQuote(t.token)}${fp ? ` --ca-fingerprint ${fp}` : ''}\n` +
+          `(or create an installer link: garrison installer create --group …)\n`,
+      );
+    },
+  );
+
+  const installer = program.command('installer').description('Installer links: a one-line command that installs the agent as a service and enrols the machine into a group');
+  act(
+    installer
+      .command('create')
+      .description('Create an installer link for a group (an enrolment token inside); its commands are shown once')
+      .requiredOption('--group <group>', 'the group installed machines join (id or path)')
+      .option('--expires <min>', 'valid for this many minutes (default: 7 days)')
+      .option('--max-uses <n>', 'at most this many machines (default: unlimited)')
+      .option('--name <name>', 'a name to recognise it by')
+      .option('--server-url <url>', 'the https:// address machines reach the server at (default: the one this CLI uses)'),
+    state,
+    async (io, opts) => {
+      const client = await io.client();
+      const body: Record<string, unknown> = { groupId: await new Groups(client).id(opts.group), serverUrl: opts.serverUrl ?? client.server };
+      const expires = parseIntOption(opts.expires, '--expires', 1, 525600);
+      if (expires !== undefined) body.expiresInMinutes = expires;
+      const maxUses = parseIntOption(opts.maxUses, '--max-uses', 1, 1000000);
+      if (maxUses !== undefined) body.maxUses = maxUses;
+      if (opts.name !== undefined) body.name = opts.name;
+      const l = await client.post<{ url: string; caFingerprint: string; commands: { linux: string; macos: string; windows: string }; token: EnrolmentTokenView; agentPlatforms: string[] }>('/installers', body);
+      io.print(
+        l,
+        () =>
+          `Installer link for ${l.token.groupPath} (token ${l.token.id}${l.token.expiresAt ? `, expires ${formatTime(l.token.expiresAt)}` : ''}${l.token.maxUses !== null ? `, ${l.token.maxUses} use${l.token.maxUses === 1 ? '' : 's'}` : ''}).\n` +
+          `Server CA fingerprint (SHA-256): ${l.caFingerprint}\nAgent builds available: ${l.agentPlatforms.join(', ')}\n\n` +
+          `Linux (as root):\n  ${l.commands.linux}\n\nmacOS (as root):\n  ${l.commands.macos}\n\nWindows (as Administrator):\n  ${l.commands.windows}\n\n` +
+          `Revoke it with: garrison token revoke ${l.token.id}\n`,
       );
     },
   );

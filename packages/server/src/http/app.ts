@@ -70,6 +70,8 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
     status: 'ok',
     version: API_VERSION,
     agentsOnline: services.presence.onlineCount(),
+    // Public: what agents and the CLI are told to pin (also printed by the server at start).
+    caFingerprint: services.trust?.caFingerprint ?? null,
   }));
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/api/v1/error-codes', { schema: { security: [], tags: ['server'], summary: 'The closed list of error codes and their HTTP status' } }, async () => errorCodeInfo);
