@@ -6,6 +6,10 @@
  *   npm run bench                         10,000 agents on SQLite
  *   npm run bench -- --agents 1000        a quick run
  *   npm run bench -- --pg postgres://...  PostgreSQL (or GARRISON_BENCH_PG_URL)
+ *   npm run bench -- --http               the server on plain HTTP, to show what TLS costs
+ *
+ * The server serves HTTPS with its own CA, as by default, and the simulated agents trust that
+ * CA only, as real agents do (pinnedFetch for enrolment, `ca` for the WebSocket and downloads).
  *
  * It prints, with its conditions: connected agents and server memory per agent; check-ins per
  * second; the time from run-now to 50/95/99/100% of targets started and to all results
@@ -15,6 +19,7 @@
  * `.bench/last.json` too. See the `usage` text below for the options.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import tls from 'node:tls';
 import { mkdtempSync, rmSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -23,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tar from 'tar';
 import type { DeviceProductState, PackageManifest, RepositoryPackage, TaskProgress } from '@garrison/protocol';
+import { pinnedFetch, type FetchLike } from '@garrison/protocol/tls';
 import type { DatabaseConfig } from '../src/storage/database.ts';
 import { runBaseline, type BaselineResult } from './baseline.ts';
 import {
@@ -56,6 +62,8 @@ const usage = `usage: npm run bench -- [options]
   --agents N            simulated agents (default 10000)
   --workers W           agent worker processes (default: one per 10,000 agents, at least 2)
   --pg URL              run the server on PostgreSQL (default: GARRISON_BENCH_PG_URL, else SQLite)
+  --http                the server on plain HTTP (tls: false) instead of HTTPS with its own CA,
+                        to show what TLS costs
   --checkin-seconds S   length of the check-in phase (default 5)
   --window K            check-ins in flight per worker (default 64)
   --addresses A         loopback source addresses, in a random block of 127/8 (default: one per 1,000 agents, at least 4)
@@ -74,6 +82,7 @@ const { values: opts } = parseArgs({
     agents: { type: 'string' },
     workers: { type: 'string' },
     pg: { type: 'string' },
+    http: { type: 'boolean' },
     'checkin-seconds': { type: 'string' },
     window: { type: 'string' },
     addresses: { type: 'string' },
@@ -108,6 +117,8 @@ const PG_URL = opts.pg ?? process.env.GARRISON_BENCH_PG_URL;
 const PACKAGE_KB = intOption('package-kb', opts['package-kb'], 256, 0);
 const DOWNLOAD_WINDOW = intOption('download-window', opts['download-window'], 32, 1);
 const DEPLOY_PRODUCT = 'bench-app';
+/** HTTPS with the server's own CA (the server's default), or plain HTTP (--http). */
+const TLS = !opts.http;
 /**
  * Source addresses: a few hundred to a thousand sockets each, because bind() to an address
  * with port 0 searches its ports linearly, and gets slow (CPU in the worker's kernel time) as
@@ -328,9 +339,17 @@ function databaseConfig(): DatabaseConfig {
   return { kind: 'sqlite', file: path.join(dataDir, 'garrison.db') };
 }
 
-async function startServerProcess(database: DatabaseConfig): Promise<{ server: ServerChild; url: string; adminToken: string }> {
+interface StartedServer {
+  server: ServerChild;
+  url: string;
+  adminToken: string;
+  /** The CA the agents (and this process) trust; null on plain HTTP. */
+  caPem: string | null;
+  caFingerprint: string | null;
+}
+async function startServerProcess(database: DatabaseConfig): Promise<StartedServer> {
   const execArgv = ['--expose-gc'];
-  const proc = spawn(process.execPath, [...execArgv, path.join(HERE, 'server-process.ts'), dataDir, JSON.stringify(database)], {
+  const proc = spawn(process.execPath, [...execArgv, path.join(HERE, 'server-process.ts'), dataDir, JSON.stringify(database), TLS ? 'tls' : 'http'], {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     serialization: 'advanced',
     env: { ...process.env, GARRISON_SECRET_KEY: secretKey },
@@ -347,7 +366,32 @@ async function startServerProcess(database: DatabaseConfig): Promise<{ server: S
   proc.stderr!.on('data', keep);
   const server: ServerChild = new Child('server process', proc);
   const ready = await server.next('ready', 60_000, 'start');
-  return { server, url: ready.url, adminToken: ready.adminToken };
+  if (TLS !== (ready.caPem !== null) || TLS !== ready.url.startsWith('https:')) fatal(`expected the server on ${TLS ? 'HTTPS with a CA' : 'plain HTTP'}, got ${ready.url}${ready.caPem ? ' with a CA' : ''}`);
+  return { server, url: ready.url, adminToken: ready.adminToken, caPem: ready.caPem, caFingerprint: ready.caFingerprint };
+}
+
+/** One TLS connection trusting only the CA: what the agents negotiate, and the server's key. */
+async function tlsProbe(url: string, caPem: string): Promise<{ protocol: string; cipher: string; group: string; key: string }> {
+  const u = new URL(url);
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      const socket = tls.connect({ host: u.hostname, port: Number(u.port), ca: caPem, servername: u.hostname.match(/^[\d.]+$/) ? undefined : u.hostname }, () => {
+        const cert = socket.getPeerCertificate();
+        const eph = socket.getEphemeralKeyInfo();
+        const r = {
+          protocol: socket.getProtocol() ?? '?',
+          cipher: socket.getCipher()?.standardName ?? '?',
+          group: eph && 'name' in eph && eph.name ? String(eph.name) : eph && 'type' in eph ? String(eph.type) : '?',
+          key: cert.asn1Curve ? `ECDSA ${cert.nistCurve ?? cert.asn1Curve}` : cert.bits ? `RSA ${cert.bits}` : '?',
+        };
+        socket.end();
+        resolve(r);
+      });
+      socket.on('error', reject);
+    }),
+    10_000,
+    'a TLS connection to the server',
+  );
 }
 async function stopServerProcess(server: ServerChild): Promise<void> {
   server.exiting = true;
@@ -356,9 +400,12 @@ async function stopServerProcess(server: ServerChild): Promise<void> {
   await withTimeout(exited, 10_000, 'the server process to exit').catch(() => server.proc.kill('SIGKILL'));
 }
 
+/** This process's fetch: trusting only the server's CA, as the CLI does (plain fetch with --http). */
+let benchFetch: FetchLike = pinnedFetch(null);
+
 function makeApi(url: string, token: string) {
   return async function api<T>(method: string, p: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
-    const res = await fetch(url + p, {
+    const res = await benchFetch(url + p, {
       method,
       headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -524,7 +571,7 @@ async function buildPackage(dir: string, version: string): Promise<Buffer> {
 
 /** POST /api/v1/repository/packages with the archive as the body: into the current branch. */
 async function checkInPackage(url: string, token: string, archive: Buffer): Promise<RepositoryPackage> {
-  const res = await fetch(`${url}/api/v1/repository/packages`, {
+  const res = await benchFetch(`${url}/api/v1/repository/packages`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/gzip' },
     body: archive,
@@ -574,6 +621,7 @@ async function main(): Promise<void> {
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
     memory: os.totalmem(),
     database: PG_URL ? 'postgresql' : 'sqlite',
+    transport: TLS ? 'https' : 'http',
     agents: N,
     workerProcesses: W,
     sourceAddresses: ADDRESSES,
@@ -584,11 +632,12 @@ async function main(): Promise<void> {
     downloadWindowPerWorker: DOWNLOAD_WINDOW,
     loadAverageAtStart: os.loadavg(),
   };
-  log(`${fmt(N)} agents, ${W} worker processes, ${conditions.database}, source addresses ${ADDRESSES[0]}…${ADDRESSES.at(-1)}`);
+  log(`${fmt(N)} agents, ${W} worker processes, ${conditions.database}, ${TLS ? 'HTTPS (the server\'s own CA, pinned)' : 'plain HTTP (--http)'}, source addresses ${ADDRESSES[0]}…${ADDRESSES.at(-1)}`);
 
   // 1. Server (for setup)
   const database = databaseConfig();
   const setupServer = await startServerProcess(database);
+  benchFetch = pinnedFetch(setupServer.caPem);
   const setupApi = makeApi(setupServer.url, setupServer.adminToken);
   log(`server at ${setupServer.url}`);
 
@@ -624,7 +673,7 @@ async function main(): Promise<void> {
   log(`enrolling ${fmt(N)} devices…`);
   const enrolTimeout = 120_000 + N * 20;
   const enrolled = await Promise.all(
-    slices(N, W).map((s, i) => workers[i]!.ask<'enrolled'>({ cmd: 'enrol', url: setupServer.url, token: tok.token, first: s.first, count: s.count, concurrency: 8 }, enrolTimeout, 'enrolment')),
+    slices(N, W).map((s, i) => workers[i]!.ask<'enrolled'>({ cmd: 'enrol', url: setupServer.url, caPem: setupServer.caPem, token: tok.token, first: s.first, count: s.count, concurrency: 8 }, enrolTimeout, 'enrolment')),
   );
   const enrolOk = enrolled.reduce((a, e) => a + e.ok, 0);
   const enrolMs = Math.max(...enrolled.map((e) => e.ms));
@@ -633,9 +682,13 @@ async function main(): Promise<void> {
   // The server is restarted after enrolment, so that the memory measured is that of a server
   // which loaded a fleet of N devices, without what enrolment churned through its heap.
   await stopServerProcess(setupServer.server);
-  const { server, url, adminToken } = await startServerProcess(database);
+  const { server, url, adminToken, caPem, caFingerprint } = await startServerProcess(database);
+  // The CA is kept in the data folder: the restarted server has the one the agents enrolled with.
+  if (caPem !== setupServer.caPem) fatal('the restarted server has another CA than the one the agents enrolled with');
+  benchFetch = pinnedFetch(caPem);
   const api = makeApi(url, adminToken);
-  log(`server restarted at ${url}`);
+  const probe = caPem ? await tlsProbe(url, caPem) : null;
+  log(`server restarted at ${url}${probe ? ` (${probe.protocol} ${probe.cipher}, ${probe.group}, ${probe.key})` : ''}`);
 
   // 4. Connect, and memory before/after
   const memBefore = await serverMem(server);
@@ -643,10 +696,12 @@ async function main(): Promise<void> {
   await profileStart(server);
   log(`connecting ${fmt(N)} agents…`);
   const connectStart = now();
-  const connected = await Promise.all(workers.map((w) => w.ask<'connected'>({ cmd: 'connect', wsUrl: url.replace(/^http/, 'ws') + '/agent/v1/ws', addresses: ADDRESSES, concurrency: 128 }, 60_000 + N * 20, 'connecting')));
+  const connected = await Promise.all(workers.map((w) => w.ask<'connected'>({ cmd: 'connect', wsUrl: url.replace(/^http/, 'ws') + '/agent/v1/ws', caPem, addresses: ADDRESSES, concurrency: 128 }, 60_000 + N * 20, 'connecting')));
   const connectMs = now() - connectStart;
   const connectedOk = connected.reduce((a, c) => a + c.ok, 0);
   if (connectedOk !== N) fatal(`only ${connectedOk} of ${N} agents connected: ${connected.find((c) => c.firstError)?.firstError}`);
+  const wsTls = connected.find((c) => c.tls)?.tls ?? null;
+  if (TLS !== !!wsTls) fatal(`the agents' WebSockets are ${wsTls ? '' : 'not '}over TLS`);
   const connectTailMs = await settle(server, 'connecting');
   await profileStop(server, 'connect');
   const connectCost = await endPhase(server, workers, connectStart);
@@ -754,7 +809,7 @@ async function main(): Promise<void> {
   const deployRound = async (version: '1.0.0' | '1.0.1', phaseName: string, trigger: string, start: () => Promise<RepositoryPackage>): Promise<DeployRound> => {
     const archiveBytes = archives[version].length;
     const roundTimeout = 60_000 + N * 10 + ((N * archiveBytes) / (10 * 1024 * 1024)) * 1000;
-    await Promise.all(workers.map((w) => w.ask<'deploy-armed'>({ cmd: 'deploy', url, product: DEPLOY_PRODUCT, version, downloadWindow: DOWNLOAD_WINDOW }, 30_000, 'arm the deployment')));
+    await Promise.all(workers.map((w) => w.ask<'deploy-armed'>({ cmd: 'deploy', url, caPem, product: DEPLOY_PRODUCT, version, downloadWindow: DOWNLOAD_WINDOW }, 30_000, 'arm the deployment')));
     allDeployedWorkers = 0;
     allInstalledWorkers = 0;
     await beginPhase(server, workers);
@@ -881,7 +936,7 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   const out = (s = '') => lines.push(s);
   const row = (label: string, value: string) => out(`  ${label.padEnd(44)} ${value}`);
-  out(`Garrison fleet benchmark — ${new Date().toISOString()}`);
+  out(`Garrison fleet benchmark — ${new Date().toISOString()}${TLS ? '' : ' — plain HTTP (--http)'}`);
   out();
   const measured = [connectCost, checkInCost, syncCost, runNowCost, deploy1.cost, deploy2.cost];
   const otherCpu = measured.reduce((a, c) => a + (Number.isNaN(c.otherCpuMs) ? 0 : c.otherCpuMs), 0);
@@ -897,12 +952,18 @@ async function main(): Promise<void> {
   row('OS', conditions.os);
   row('CPUs', `${conditions.cpus} × ${conditions.cpuModel}`);
   row('memory', mb(conditions.memory));
+  row(
+    'transport',
+    TLS
+      ? `HTTPS (the default): ${wsTls!.protocol} ${wsTls!.cipher}, key exchange ${probe!.group}, ${probe!.key} certificate from the server's own CA; agents trust that CA only (fingerprint ${caFingerprint!.slice(0, 16)}…)`
+      : 'plain HTTP (--http: tls: false), no TLS',
+  );
   row('database', conditions.database === 'sqlite' ? 'SQLite (better-sqlite3, WAL, synchronous=NORMAL)' : `PostgreSQL (${PG_URL?.replace(/\/\/[^@]*@/, '//***@')})`);
   row('agents (each its own device and credential)', fmt(N));
   row('agent worker processes', `${W} (+ 1 server process, + this one)`);
   row('loopback source addresses', `${ADDRESSES.length} (${ADDRESSES[0]} … ${ADDRESSES.at(-1)}, ≤ ${fmt(perAddress)} agents each) → 127.0.0.1`);
   row('open-file limit (soft / hard)', `${fds.soft} / ${fds.hard}`);
-  row('package downloads in flight', `≤ ${DOWNLOAD_WINDOW} per worker (≤ ${fmt(DOWNLOAD_WINDOW * W)} in all), each on a new connection from its agent's source address`);
+  row('package downloads in flight', `≤ ${DOWNLOAD_WINDOW} per worker (≤ ${fmt(DOWNLOAD_WINDOW * W)} in all), each on a new connection from its agent's source address${TLS ? ' (a full TLS handshake each)' : ''}`);
   row('load average at start (1, 5, 15 min)', conditions.loadAverageAtStart.map((x) => x.toFixed(2)).join(', '));
   out();
   out('Setup (not measured)');
@@ -915,7 +976,7 @@ async function main(): Promise<void> {
   row('server heap used before → after connect', `${mb(memBefore.heapUsed)} → ${mb(memAfter.heapUsed)} (heap total ${mb(memBefore.heapTotal)} → ${mb(memAfter.heapTotal)})`);
   row('server memory per connected agent', `${kb(perAgent.rss)} RSS (heap ${kb(perAgent.heapUsed)}, external ${kb(perAgent.external)})`);
   out();
-  out('Check-ins (WebSocket, with inventory)');
+  out(`Check-ins (WebSocket${TLS ? ' over TLS' : ''}, with inventory)`);
   row('check-ins per second', `${fmt((ciCount / ciElapsed) * 1000)} (${fmt(ciCount)} in ${ms(ciElapsed)}, ${WINDOW} in flight per worker)`);
   row('check-in latency p50 / p99 / max', `${fmt(quantile(ciLat, 0.5), 1)} / ${fmt(quantile(ciLat, 0.99), 1)} / ${fmt(ciLat.at(-1)!, 1)} ms`);
   row('batched check-in writes went on after the last', ms(checkInTailMs));
@@ -934,7 +995,7 @@ async function main(): Promise<void> {
   out();
   out(`Deployment of "${DEPLOY_PRODUCT}" to ${fmt(N)} agents (downloads included)`);
   row('package', `${kb(deploy1.archiveBytes)} archive (.tar.gz: manifest + ${fmt(PACKAGE_KB)} KB of random bytes); checked in (setup) in ${ms(setupCheckInMs)}`);
-  row('agents do', `download over HTTP, SHA-256 + Ed25519 check; no extraction; report "installed"; check in`);
+  row('agents do', `download over ${TLS ? 'HTTPS (CA pinned)' : 'HTTP'}, SHA-256 + Ed25519 check; no extraction; report "installed"; check in`);
   const deploySection = (r: DeployRound, title: string, api: string) => {
     out(`  ${title}`);
     row(`  ${api}`, ms(r.apiMs));
@@ -1011,6 +1072,7 @@ async function main(): Promise<void> {
     at: new Date().toISOString(),
     conditions,
     setup: { enrolMs, enrolPerSecond: (N / enrolMs) * 1000 },
+    tls: TLS ? { ...wsTls, keyExchange: probe?.group, certificateKey: probe?.key, caFingerprint } : null,
     connect: { connected: connectedOk, ms: connectMs, backgroundWritesAfterMs: connectTailMs, perSecond: (N / connectMs) * 1000, serverMemBefore: memBefore, serverMemAfter: memAfter, bytesPerAgent: perAgent },
     checkIns: {
       count: ciCount,
