@@ -6,6 +6,7 @@ import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -201,7 +202,9 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   const port = (http.server.address() as AddressInfo).port;
   const host = config.host && config.host !== '0.0.0.0' && config.host !== '::' ? config.host : '127.0.0.1';
   const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  publicUrl ||= url;
+  // Machines on the network cannot use a loopback address: a wildcard listener is announced by host name.
+  const wildcard = !config.host || config.host === '0.0.0.0' || config.host === '::';
+  publicUrl ||= wildcard && config.host ? `${tls ? 'https' : 'http'}://${os.hostname()}:${port}` : url;
 
   const loops: Loop[] = [
     startLoop('run-now-expiry', 30_000, () => runs.expireOverdue(), log),

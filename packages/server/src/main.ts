@@ -62,7 +62,9 @@ TLS (HTTPS is the default; the server creates its own CA and certificate in DATA
   --tls-name NAME      an extra DNS name or address the certificate must cover (repeatable; GARRISON_TLS_NAMES)
   --tls-cert FILE --tls-key FILE --tls-ca FILE
                        use this certificate (chain), key and issuing CA instead (agents pin the CA)
-  --http               serve plain HTTP, only behind a reverse proxy that terminates TLS`;
+  --http               serve plain HTTP, only behind a reverse proxy that terminates TLS
+  --public-url URL     the https:// address machines reach the server at, for push installation
+                       (GARRISON_PUBLIC_URL; default: where it listens, by host name when on 0.0.0.0)`;
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/garrison.js');
 
@@ -109,6 +111,7 @@ export async function serverMain(argv: string[]): Promise<number> {
       'tls-key': { type: 'string' },
       'tls-ca': { type: 'string' },
       http: { type: 'boolean' },
+      'public-url': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -124,8 +127,10 @@ export async function serverMain(argv: string[]): Promise<number> {
   }
   const dbUrl = values['database-url'] ?? process.env.GARRISON_DATABASE_URL;
   const tlsNames = [...(values['tls-name'] ?? []), ...(process.env.GARRISON_TLS_NAMES ?? '').split(',').filter(Boolean)];
+  const publicUrl = values['public-url'] ?? process.env.GARRISON_PUBLIC_URL;
   const server = await startServer({
     dataDir,
+    ...(publicUrl ? { publicUrl: publicUrl.replace(/\/+$/, '') } : {}),
     tls: values.http
       ? false
       : { names: tlsNames, ...(values['tls-cert'] ? { certFile: values['tls-cert'] } : {}), ...(values['tls-key'] ? { keyFile: values['tls-key'] } : {}), ...(values['tls-ca'] ? { caFile: values['tls-ca'] } : {}) },
