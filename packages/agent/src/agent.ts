@@ -544,7 +544,9 @@ export class Agent {
         await rm(nextFile, { force: true });
         return cred;
       }
-      if (!res.ok) return cred; // undecided (server trouble): the old credential still works until the new one is used
+      // Undecided (server trouble): the old credential still works until the new one is used.
+      // Any other answer came after the server accepted the new credential.
+      if (res.status >= 500) return cred;
     } catch {
       return cred;
     }

@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import { parseArgs } from 'node:util';
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pinnedFetch } from '@garrison/protocol/tls';
@@ -114,7 +114,6 @@ export async function agentMain(argv: string[]): Promise<number> {
       const caPem = await resolveServerCa(values.server, ca);
       const r = await enrol(values.server, token, values.name, await new AgentPluginRegistry(path.join(stateDir, 'products')).installedProducts(), caPem);
       if (values.replace) {
-        const { rm, readdir } = await import('node:fs/promises');
         // A new enrolment: nothing of the previous identity may be sent under the new one.
         for (const name of await readdir(stateDir).catch(() => [] as string[])) if (name !== 'install.json') await rm(path.join(stateDir, name), { recursive: true, force: true });
       }

@@ -181,7 +181,7 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   push.installCommands = {
     async unixInstallCommand(actor, groupId, opts) {
       const link = await installers.create(actor, { groupId, name: `push installation to ${catalog.tree.path(groupId)}`, expiresInMinutes: opts.expiresInMinutes, maxUses: opts.uses, serverUrl: publicUrl });
-      return { command: installers.unixCommand(publicUrl, link.url.slice(link.url.lastIndexOf('/') + 1), opts.installDir), tokenId: link.token.id };
+      return { command: installers.unixCommand(publicUrl, link.tokenValue, opts.installDir), tokenId: link.token.id };
     },
   };
   const services: Services = { installers, trust: tls, identity, auth, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub, repository, deployments, push };

@@ -11,7 +11,7 @@ import { expandHostList, PUSH_MAX_PARALLEL, splitHostList, type PushHostView, ty
 import { ApiError, UsageError, seg, type Client } from '../client.ts';
 import { act, type Io, type Opts, type RunState } from '../context.ts';
 import { formatTime, keyValues, parseIntOption, table } from '../format.ts';
-import { readStdin } from '../files.ts';
+import { promptHidden, readStdin } from '../files.ts';
 import { Groups } from '../resolve.ts';
 import { progressBar } from '../watch.ts';
 
@@ -23,31 +23,9 @@ async function readSecret(what: string, io: Io): Promise<string> {
     if (!v) throw new UsageError(`the ${what} read from standard input is empty`);
     return v;
   }
-  return new Promise((resolve, reject) => {
-    io.err(`${what}: `);
-    let value = '';
-    stdin.setRawMode(true);
-    stdin.resume();
-    stdin.setEncoding('utf8');
-    const done = (err?: Error) => {
-      stdin.setRawMode(false);
-      stdin.pause();
-      stdin.off('data', onData);
-      io.err('\n');
-      if (err) reject(err);
-      else if (!value) reject(new UsageError(`the ${what} is empty`));
-      else resolve(value);
-    };
-    const onData = (chunk: string) => {
-      for (const ch of chunk) {
-        if (ch === '\r' || ch === '\n' || ch === '\u0004') return done();
-        if (ch === '\u0003') return done(new UsageError('cancelled'));
-        if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
-        else value += ch;
-      }
-    };
-    stdin.on('data', onData);
-  });
+  const value = await promptHidden(`${what}: `, io.err);
+  if (!value) throw new UsageError(`the ${what} is empty`);
+  return value;
 }
 
 function target(h: Pick<PushHostView, 'address' | 'port'>): string {

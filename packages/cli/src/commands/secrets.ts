@@ -2,37 +2,8 @@ import type { Command } from 'commander';
 import { UsageError, seg } from '../client.ts';
 import { act, type RunState } from '../context.ts';
 import { formatTime, table } from '../format.ts';
-import { readStdin, readText } from '../files.ts';
+import { promptHidden, readStdin, readText } from '../files.ts';
 import type { SecretMeta } from '../types.ts';
-
-/** Reads a line from a terminal without echoing it. */
-function promptHidden(prompt: string, stderr: NodeJS.WritableStream): Promise<string> {
-  const stdin = process.stdin;
-  return new Promise((resolve, reject) => {
-    stderr.write(prompt);
-    let value = '';
-    stdin.setRawMode(true);
-    stdin.resume();
-    stdin.setEncoding('utf8');
-    const done = (err?: Error) => {
-      stdin.setRawMode(false);
-      stdin.pause();
-      stdin.off('data', onData);
-      stderr.write('\n');
-      if (err) reject(err);
-      else resolve(value);
-    };
-    const onData = (chunk: string) => {
-      for (const ch of chunk) {
-        if (ch === '\r' || ch === '\n' || ch === '\u0004') return done();
-        if (ch === '\u0003') return done(new UsageError('cancelled'));
-        if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
-        else value += ch;
-      }
-    };
-    stdin.on('data', onData);
-  });
-}
 
 /** A secret value: --value, --from-file, a hidden prompt on a terminal, else all of standard input. */
 async function secretValue(opts: { value?: string; fromFile?: string }, name: string, stderr: NodeJS.WritableStream): Promise<string> {
@@ -40,7 +11,7 @@ async function secretValue(opts: { value?: string; fromFile?: string }, name: st
   let value: string;
   if (opts.value !== undefined) value = opts.value;
   else if (opts.fromFile !== undefined) value = (await readText(opts.fromFile, '--from-file')).replace(/\r?\n$/, '');
-  else if (process.stdin.isTTY) value = await promptHidden(`value of secret ${name}: `, stderr);
+  else if (process.stdin.isTTY) value = await promptHidden(`value of secret ${name}: `, (t) => void stderr.write(t));
   else value = (await readStdin()).replace(/\r?\n$/, '');
   if (!value) throw new UsageError('the secret value is empty');
   return value;

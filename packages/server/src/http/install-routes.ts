@@ -45,7 +45,8 @@ export function registerInstallRoutes(app: FastifyInstance, s: Services, serverU
     },
     async (req, reply) => {
       const body = req.body as InstallerCreate;
-      const view = await s.installers.create(req.actor!, { ...body, serverUrl: body.serverUrl ?? requestServerUrl(req, serverUrl()) });
+      // The token's value is in the link and its commands; it is not repeated on its own.
+      const { tokenValue: _value, ...view } = await s.installers.create(req.actor!, { ...body, serverUrl: body.serverUrl ?? requestServerUrl(req, serverUrl()) });
       return reply.status(201).send(view);
     },
   );

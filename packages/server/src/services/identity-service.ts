@@ -40,6 +40,8 @@ export class IdentityService {
   presence: Presence;
   onChanged: (deviceIds: string[]) => void = () => {};
   readonly #state = new Map<string, IdentityState>();
+  /** Devices by machine identity: which devices a newly enrolled machine already is. */
+  readonly #byIdentity = new Map<string, Set<string>>();
   readonly #splits = new Map<string, { at: number; directive: Extract<IdentityDirective, { action: 'reidentify' }> }>();
 
   constructor(deps: { store: DeviceStore; catalog: Catalog; clock: Clock; events: EventService; enrolment: EnrolmentService; devices: DeviceService; presence: Presence }) {
@@ -54,12 +56,12 @@ export class IdentityService {
   }
 
   async load(): Promise<void> {
-    for (const r of await this.#store.listIdentities()) this.#state.set(r.id, { machineIdentity: r.machineIdentity, rotateRequested: r.rotateRequested, uninstallRequested: r.uninstallRequested });
+    for (const r of await this.#store.listIdentities()) this.#put(r.id, { machineIdentity: r.machineIdentity, rotateRequested: r.rotateRequested, uninstallRequested: r.uninstallRequested });
   }
 
   #enrolled(device: { id: string; name: string; groupId: string }, identity: string | null): void {
-    const same = identity ? [...this.#state].filter(([id, s]) => id !== device.id && s.machineIdentity === identity).map(([id]) => id) : [];
-    this.#state.set(device.id, { machineIdentity: identity, rotateRequested: false, uninstallRequested: false });
+    const same = identity ? [...(this.#byIdentity.get(identity) ?? [])].filter((id) => id !== device.id) : [];
+    this.#put(device.id, { machineIdentity: identity, rotateRequested: false, uninstallRequested: false });
     if (same.length) {
       // The same machine enrolled again (re-installed, or moved back from another server): a
       // new device, never a merge; the administrator sees which devices share the machine.
@@ -82,12 +84,13 @@ export class IdentityService {
     let s = this.#state.get(deviceId);
     if (!s) {
       s = { machineIdentity: null, rotateRequested: false, uninstallRequested: false };
-      this.#state.set(deviceId, s);
+      this.#put(deviceId, s);
     }
     const reported = req.machineIdentity ?? null;
     if (reported && s.machineIdentity && reported !== s.machineIdentity) return { directive: await this.#split(deviceId, reported, req), foreign: true };
     if (reported && !s.machineIdentity) {
-      s.machineIdentity = reported;
+      s = { ...s, machineIdentity: reported };
+      this.#put(deviceId, s);
       await this.#store.setIdentityFields(deviceId, { machine_identity: reported }, this.#clock.now().toISOString());
     }
     if (s.uninstallRequested) return { directive: { action: 'uninstall' }, foreign: false };
@@ -108,7 +111,7 @@ export class IdentityService {
     const name = req.inventory.hostname;
     await this.#store.insertDevice({ id, groupId: original.groupId, name, inventory: req.inventory, credentialHash: hashSecret(secret), at, machineIdentity: identity, clonedFrom: originalId });
     this.#catalog.putDevice((await this.#store.getDevice(id))!);
-    this.#state.set(id, { machineIdentity: identity, rotateRequested: false, uninstallRequested: false });
+    this.#put(id, { machineIdentity: identity, rotateRequested: false, uninstallRequested: false });
     const reason = `this machine's identity differs from the one recorded for device ${originalId}: it is a copy (a cloned image, or state copied from another machine)`;
     this.#events.record({
       severity: 'warning',
@@ -146,7 +149,7 @@ export class IdentityService {
   async revoke(actor: Actor, id: string) {
     const d = await this.#deviceForAdmin(actor, id);
     await this.#store.revokeCredential(id, this.#clock.now().toISOString());
-    this.#state.delete(id);
+    this.#remove(id);
     this.#enrolment.forgetCredential(id);
     this.presence.disconnect(id, 'credential revoked');
     await this.#events.audit(actor, 'device.revoked', `credential of device "${d.name}" revoked; the agent was disconnected`, { deviceId: id, groupId: d.groupId });
@@ -179,16 +182,35 @@ export class IdentityService {
     const at = this.#clock.now().toISOString();
     await this.#store.setIdentityFields(deviceId, { uninstalled_at: at, uninstall_requested_at: null }, at);
     await this.#store.revokeCredential(deviceId, at);
-    this.#state.delete(deviceId);
+    this.#remove(deviceId);
     this.#enrolment.forgetCredential(deviceId);
     const d = this.#catalog.device(deviceId);
     this.#events.record({ severity: 'info', kind: 'agent.uninstalled', message: `the agent of device "${d?.name ?? deviceId}" was uninstalled; its record and history are kept`, deviceId, ...(d ? { groupId: d.groupId } : {}) });
     setTimeout(() => this.presence.disconnect(deviceId, 'agent uninstalled'), 200).unref();
   }
 
+  #put(id: string, state: IdentityState): void {
+    this.#remove(id);
+    this.#state.set(id, state);
+    if (state.machineIdentity) {
+      let ids = this.#byIdentity.get(state.machineIdentity);
+      if (!ids) this.#byIdentity.set(state.machineIdentity, (ids = new Set()));
+      ids.add(id);
+    }
+  }
+  #remove(id: string): void {
+    const old = this.#state.get(id);
+    this.#state.delete(id);
+    const ids = old?.machineIdentity ? this.#byIdentity.get(old.machineIdentity) : undefined;
+    if (ids) {
+      ids.delete(id);
+      if (!ids.size) this.#byIdentity.delete(old!.machineIdentity!);
+    }
+  }
+
   #stateOf(id: string): IdentityState {
     let s = this.#state.get(id);
-    if (!s) this.#state.set(id, (s = { machineIdentity: null, rotateRequested: false, uninstallRequested: false }));
+    if (!s) this.#put(id, (s = { machineIdentity: null, rotateRequested: false, uninstallRequested: false }));
     return s;
   }
 }

@@ -83,7 +83,8 @@ export class InstallerService {
     return `f=$(mktemp /tmp/garrison-install.XXXXXX) && curl -sSk --pinnedpubkey ${shq(tls.publicKeyPin)} ${shq(url)} -o "$f" && GARRISON_INSTALL_DIR=${shq(installDir)} sh "$f"; r=$?; rm -f "$f"; exit $r`;
   }
 
-  async create(actor: Actor, input: { groupId: string; name?: string; expiresInMinutes?: number; maxUses?: number; serverUrl: string }): Promise<InstallerView> {
+  /** The link's view, and its token's value (for callers that run the link themselves, as push installation does). */
+  async create(actor: Actor, input: { groupId: string; name?: string; expiresInMinutes?: number; maxUses?: number; serverUrl: string }): Promise<InstallerView & { tokenValue: string }> {
     const tls = this.#tls();
     if (!this.#catalog.group(input.groupId)) throw new AppError('NOT_FOUND', `no group ${input.groupId}`);
     authorize(actor, Permission.manageTokens, this.#catalog.tree, [input.groupId]);
@@ -96,6 +97,7 @@ export class InstallerService {
     });
     const { token, ...view } = t;
     return {
+      tokenValue: token,
       token: view,
       url: `${input.serverUrl}${INSTALL_PATH}/${token}`,
       caFingerprint: tls.caFingerprint,
