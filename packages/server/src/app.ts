@@ -157,7 +157,7 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   const deployments = new DeploymentService({ store: stores.deployments, packages: stores.packages, catalog, clock, events, log });
   await deployments.load();
   await deployments.ensureDeploymentTask(tasks, systemActor, groups.rootId);
-  repository.onContent = (pkg) => void deployments.repositoryChanged(pkg.product).catch((err: unknown) => log.error({ err }, 'replanning deployments failed'));
+  repository.onContent = (pkg) => deployments.repositoryChanged(pkg.product).catch((err: unknown) => log.error({ err }, 'replanning deployments failed'));
   const agents = new AgentService({ devices: stores.devices, runs: stores.runs, taskStore: stores.tasks, tasks, catalog, secrets, events, clock, log, deployments });
   const auth = new AuthService({ store: stores.admins, clock });
   const hub = new AgentHub({ agents, enrolment, log });

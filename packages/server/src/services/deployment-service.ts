@@ -80,7 +80,13 @@ export class DeploymentService {
     this.#rollouts = new Map((await this.#store.listRollouts()).map((r) => [`${r.groupId}\n${r.product}`, r.state]));
     await this.reloadPackages();
   }
-  async reloadPackages(): Promise<void> {
+  #reloading: Promise<void> = Promise.resolve();
+  /** Reloads the packages; reloads run one after another, so an older read never overwrites a newer one. */
+  reloadPackages(): Promise<void> {
+    this.#reloading = this.#reloading.catch(() => {}).then(() => this.#loadPackages());
+    return this.#reloading;
+  }
+  async #loadPackages(): Promise<void> {
     this.#candidates = (await this.#packages.list()).map((p) => ({
       id: p.id,
       product: p.product,

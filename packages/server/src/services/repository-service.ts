@@ -85,8 +85,11 @@ export class RepositoryService {
   readonly #events: EventService;
   readonly #cache = new Map<string, Buffer>();
   #cacheBytes = 0;
-  /** Called when a package enters a branch: deployments and "new content" triggers follow. */
-  onContent: (pkg: RepositoryPackage) => void = () => {};
+  /**
+   * Called when a package enters a branch: deployments and "new content" triggers follow.
+   * Awaited, so that once a check-in or promotion has answered, deployment plans know the package.
+   */
+  onContent: (pkg: RepositoryPackage) => Promise<void> = async () => {};
 
   constructor(deps: { store: PackageStore; dir: string; key: SigningKey; clock: Clock; events: EventService }) {
     this.#store = deps.store;
@@ -160,7 +163,7 @@ export class RepositoryService {
       };
       await this.#store.placeInBranch(pkg, branch, true);
       await this.#events.audit(actor, 'repository.added', `${pkg.product} ${pkg.version} checked into ${branch ?? 'the repository (no branch)'}`, { product: pkg.product, data: { packageId: pkg.id, sha256, size } });
-      if (branch) this.onContent(pkg);
+      if (branch) await this.onContent(pkg);
       return pkg;
     } finally {
       await rm(tmp, { force: true });
@@ -172,7 +175,7 @@ export class RepositoryService {
     await this.#store.placeInBranch(pkg, branch, false);
     await this.#events.audit(actor, 'repository.promoted', `${pkg.product} ${pkg.version} moved to ${branch ?? 'no branch'}`, { product: pkg.product, data: { packageId: id, from: pkg.branch, to: branch } });
     const moved = (await this.#store.get(id))!;
-    if (branch) this.onContent(moved);
+    if (branch) await this.onContent(moved);
     return moved;
   }
   async remove(actor: Actor, id: string): Promise<void> {
