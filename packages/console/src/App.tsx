@@ -1,0 +1,155 @@
+/**
+ * The console's frame: sign-in gate, navigation, live-update status and the routes. Each page
+ * is one module under pages/ reading the REST API.
+ */
+import { useEffect, useState, type ReactNode } from 'react';
+import { Link, Route, Switch, useLocation } from 'wouter';
+import { useQueryClient } from '@tanstack/react-query';
+import type { Me } from '@garrison/protocol';
+import { del, session, useApi } from './api.ts';
+import { LiveProvider, useLiveState } from './live.tsx';
+import { ErrorMessage, ToastProvider } from './ui.tsx';
+import { SignIn } from './pages/SignIn.tsx';
+import { Dashboard } from './pages/Dashboard.tsx';
+import { Devices } from './pages/Devices.tsx';
+import { DeviceDetails } from './pages/DeviceDetails.tsx';
+import { Tasks } from './pages/Tasks.tsx';
+import { TaskEdit } from './pages/TaskEdit.tsx';
+import { TaskDetails } from './pages/TaskDetails.tsx';
+import { Events } from './pages/Events.tsx';
+import { Repository } from './pages/Repository.tsx';
+import { Deployments } from './pages/Deployments.tsx';
+import { Installers } from './pages/Installers.tsx';
+import { Push, PushJob } from './pages/Push.tsx';
+import { Secrets } from './pages/Secrets.tsx';
+import { Account } from './pages/Account.tsx';
+
+const NAV: { href: string; label: string }[] = [
+  { href: '/', label: 'Dashboard' },
+  { href: '/devices', label: 'Devices' },
+  { href: '/tasks', label: 'Tasks' },
+  { href: '/events', label: 'Events' },
+  { href: '/repository', label: 'Repository' },
+  { href: '/deployments', label: 'Deployments' },
+  { href: '/installers', label: 'Installers' },
+  { href: '/push', label: 'Push installation' },
+  { href: '/secrets', label: 'Secrets' },
+];
+
+export function App() {
+  const [token, setToken] = useState(session.token());
+  const qc = useQueryClient();
+  useEffect(
+    () =>
+      session.onSignedOut(() => {
+        setToken(null);
+        qc.clear();
+      }),
+    [qc],
+  );
+  return (
+    <ToastProvider>
+      {token ? (
+        <LiveProvider>
+          <Shell />
+        </LiveProvider>
+      ) : (
+        <SignIn onSignedIn={(t) => {
+          session.set(t);
+          setToken(t);
+        }} />
+      )}
+    </ToastProvider>
+  );
+}
+
+function isCurrent(location: string, href: string): boolean {
+  return href === '/' ? location === '/' : location === href || location.startsWith(`${href}/`);
+}
+
+function Shell() {
+  const me = useApi<Me>('/me', { staleTime: 60_000 });
+  const [location] = useLocation();
+  const [menuOpen, setMenuOpen] = useState(false);
+  const live = useLiveState();
+  useEffect(() => setMenuOpen(false), [location]);
+  return (
+    <div className="shell">
+      <a className="skip" href="#main">
+        Skip to content
+      </a>
+      <header className="topbar">
+        <button type="button" className="menu-toggle" aria-expanded={menuOpen} aria-controls="nav" onClick={() => setMenuOpen((o) => !o)}>
+          <span aria-hidden="true">☰</span> Menu
+        </button>
+        <Link href="/" className="brand">
+          Garrison
+        </Link>
+        <span className={`live live-${live}`} role="status" title={live === 'live' ? 'Pages update as things change' : 'Live updates are reconnecting; pages refresh every 15 s'}>
+          {live === 'live' ? 'Live' : live === 'connecting' ? 'Connecting…' : 'Reconnecting…'}
+        </span>
+        <nav className="user" aria-label="Account">
+          <Link href="/account">{me.data?.name ?? 'Account'}</Link>
+          <button
+            type="button"
+            className="link"
+            onClick={async () => {
+              await del('/session').catch(() => {});
+              session.clear();
+            }}
+          >
+            Sign out
+          </button>
+        </nav>
+      </header>
+      <div className="body">
+        <nav id="nav" className={`sidenav ${menuOpen ? 'open' : ''}`} aria-label="Main">
+          <ul>
+            {NAV.map((n) => (
+              <li key={n.href}>
+                <Link href={n.href} aria-current={isCurrent(location, n.href) ? 'page' : undefined}>
+                  {n.label}
+                </Link>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <main id="main" tabIndex={-1}>
+          {me.error ? <ErrorMessage error={me.error} /> : null}
+          <Routes />
+        </main>
+      </div>
+    </div>
+  );
+}
+
+function Routes(): ReactNode {
+  return (
+    <Switch>
+      <Route path="/" component={Dashboard} />
+      <Route path="/devices" component={Devices} />
+      <Route path="/devices/:id">{(p) => <DeviceDetails id={p.id} />}</Route>
+      <Route path="/tasks" component={Tasks} />
+      <Route path="/tasks/new">{() => <TaskEdit />}</Route>
+      <Route path="/tasks/:id/edit">{(p) => <TaskEdit id={p.id} />}</Route>
+      <Route path="/tasks/:id">{(p) => <TaskDetails id={p.id} />}</Route>
+      <Route path="/events" component={Events} />
+      <Route path="/repository" component={Repository} />
+      <Route path="/deployments" component={Deployments} />
+      <Route path="/installers" component={Installers} />
+      <Route path="/push" component={Push} />
+      <Route path="/push/:id">{(p) => <PushJob id={p.id} />}</Route>
+      <Route path="/secrets" component={Secrets} />
+      <Route path="/account" component={Account} />
+      <Route>
+        <section className="page">
+          <h1 id="page-title">Page not found</h1>
+          <p>
+            <Link href="/">Back to the dashboard</Link>
+          </p>
+        </section>
+      </Route>
+    </Switch>
+  );
+}
+

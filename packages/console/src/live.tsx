@@ -1,0 +1,102 @@
+/**
+ * Live updates: one server-sent event stream (GET /api/v1/live, read with fetch so the
+ * session token goes in a header) tells which kinds of data changed; the console refreshes
+ * the reads on screen that depend on them. Nothing is pushed but topics, so what a page shows
+ * always comes from the API and its permission checks.
+ */
+import { createContext, useContext, useEffect, useState, type ReactNode } from 'react';
+import { useQueryClient } from '@tanstack/react-query';
+import { API, session } from './api.ts';
+
+export type LiveTopic = 'runs' | 'presence' | 'events' | 'config' | 'deployments' | 'repository' | 'push';
+export type LiveState = 'connecting' | 'live' | 'offline';
+
+/** Which cached API paths each topic makes stale. */
+const STALE: Record<LiveTopic, string[]> = {
+  runs: ['/tasks', '/runs', '/devices/'],
+  presence: ['/devices', '/groups', '/health', '/deployments'],
+  events: ['/events'],
+  config: ['/'],
+  deployments: ['/deployments', '/devices/'],
+  repository: ['/repository', '/deployments'],
+  push: ['/push-installs', '/devices'],
+};
+
+const LiveContext = createContext<LiveState>('connecting');
+export const useLiveState = () => useContext(LiveContext);
+
+export function LiveProvider({ children }: { children: ReactNode }) {
+  const qc = useQueryClient();
+  const [state, setState] = useState<LiveState>('connecting');
+  useEffect(() => {
+    let stopped = false;
+    let ctrl: AbortController | null = null;
+    let retry = 1000;
+    let fallback: ReturnType<typeof setInterval> | null = null;
+    const refresh = (topics: LiveTopic[]) => {
+      const prefixes = topics.flatMap((t) => STALE[t] ?? []);
+      if (!prefixes.length) return;
+      void qc.invalidateQueries({ predicate: (q) => prefixes.some((p) => String(q.queryKey[0]).startsWith(p)), refetchType: 'active' });
+    };
+    const connect = async () => {
+      while (!stopped) {
+        ctrl = new AbortController();
+        try {
+          const token = session.token();
+          if (!token) return;
+          const res = await fetch(`${API}/live`, { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' }, signal: ctrl.signal, cache: 'no-store' });
+          if (res.status === 401) {
+            session.clear();
+            return;
+          }
+          if (!res.ok || !res.body) throw new Error(`live stream: HTTP ${res.status}`);
+          setState('live');
+          if (fallback) clearInterval(fallback);
+          fallback = null;
+          retry = 1000;
+          // Whatever changed while the stream was down is read again.
+          refresh(['config']);
+          const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+          let buf = '';
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            buf += value;
+            let i: number;
+            while ((i = buf.indexOf('\n\n')) >= 0) {
+              const block = buf.slice(0, i);
+              buf = buf.slice(i + 2);
+              const data = block
+                .split('\n')
+                .filter((l) => l.startsWith('data:'))
+                .map((l) => l.slice(5).trim())
+                .join('\n');
+              if (!data) continue;
+              try {
+                const msg = JSON.parse(data) as { topics?: LiveTopic[] };
+                if (Array.isArray(msg.topics)) refresh(msg.topics);
+              } catch {
+                /* a malformed line is skipped */
+              }
+            }
+          }
+        } catch {
+          if (stopped) return;
+        }
+        if (stopped) return;
+        setState('offline');
+        // While the stream is down, pages still refresh every 15 s.
+        fallback ??= setInterval(() => refresh(['config']), 15_000);
+        await new Promise((r) => setTimeout(r, retry));
+        retry = Math.min(retry * 2, 15_000);
+      }
+    };
+    void connect();
+    return () => {
+      stopped = true;
+      ctrl?.abort();
+      if (fallback) clearInterval(fallback);
+    };
+  }, [qc]);
+  return <LiveContext.Provider value={state}>{children}</LiveContext.Provider>;
+}

@@ -1,0 +1,5 @@
+import { Page } from '../ui.tsx';
+
+export function Dashboard() {
+  return <Page title="Dashboard">{null}</Page>;
+}

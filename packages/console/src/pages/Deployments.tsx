@@ -1,0 +1,5 @@
+import { Page } from '../ui.tsx';
+
+export function Deployments() {
+  return <Page title="Deployments">{null}</Page>;
+}

@@ -1,0 +1,5 @@
+import { Page } from '../ui.tsx';
+
+export function Devices() {
+  return <Page title="Devices">{null}</Page>;
+}

@@ -1,0 +1,5 @@
+import { Page } from '../ui.tsx';
+
+export function Events() {
+  return <Page title="Events">{null}</Page>;
+}

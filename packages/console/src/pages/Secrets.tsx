@@ -1,0 +1,5 @@
+import { Page } from '../ui.tsx';
+
+export function Secrets() {
+  return <Page title="Secrets">{null}</Page>;
+}

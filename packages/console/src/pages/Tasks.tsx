@@ -1,0 +1,5 @@
+import { Page } from '../ui.tsx';
+
+export function Tasks() {
+  return <Page title="Tasks">{null}</Page>;
+}

@@ -1,0 +1,300 @@
+/**
+ * The console's shared components. Pages build on these so that errors, progress, dialogs and
+ * form fields look and behave the same everywhere (labels, keyboard, screen readers).
+ */
+import { createContext, useCallback, useContext, useEffect, useRef, useState, type ReactNode } from 'react';
+import type { GroupView, TaskProgress } from '@garrison/protocol';
+import { describeError, useApi } from './api.ts';
+import { RUN_STATE_ORDER, formatAgo, formatTime } from './format.ts';
+
+export function Page({ title, actions, children, subtitle }: { title: string; subtitle?: ReactNode; actions?: ReactNode; children: ReactNode }) {
+  useEffect(() => {
+    document.title = `${title} · Garrison`;
+  }, [title]);
+  return (
+    <section className="page" aria-labelledby="page-title">
+      <header className="page-header">
+        <div>
+          <h1 id="page-title">{title}</h1>
+          {subtitle ? <p className="subtitle">{subtitle}</p> : null}
+        </div>
+        {actions ? <div className="actions">{actions}</div> : null}
+      </header>
+      {children}
+    </section>
+  );
+}
+
+export function Section({ title, actions, children }: { title: string; actions?: ReactNode; children: ReactNode }) {
+  return (
+    <section className="card" aria-label={title}>
+      <header className="card-header">
+        <h2>{title}</h2>
+        {actions ? <div className="actions">{actions}</div> : null}
+      </header>
+      {children}
+    </section>
+  );
+}
+
+/** An API or network error, with its stable code, the issues the server listed and its request id. */
+export function ErrorMessage({ error, onDismiss }: { error: unknown; onDismiss?: () => void }) {
+  if (!error) return null;
+  const d = describeError(error);
+  return (
+    <div className="error" role="alert">
+      <p>
+        <strong>{d.detail}</strong>
+        {d.code ? <code className="code">{d.code}</code> : null}
+      </p>
+      <p className="muted">{d.title}</p>
+      {d.issues?.length ? (
+        <ul>
+          {d.issues.map((i, n) => (
+            <li key={n}>
+              <code>{i.path}</code>: {i.message}
+            </li>
+          ))}
+        </ul>
+      ) : null}
+      {d.requestId ? <p className="muted small">Request id {d.requestId}</p> : null}
+      {onDismiss ? (
+        <button type="button" className="link" onClick={onDismiss}>
+          Dismiss
+        </button>
+      ) : null}
+    </div>
+  );
+}
+
+export function Loading({ label = 'Loading…' }: { label?: string }) {
+  return (
+    <p className="loading" role="status">
+      {label}
+    </p>
+  );
+}
+
+export function Empty({ children }: { children: ReactNode }) {
+  return <p className="empty">{children}</p>;
+}
+
+/** Loading, error or the content, for one read. */
+export function Async<T>({ q, children }: { q: { data: T | undefined; error: Error | null; isPending: boolean }; children: (data: T) => ReactNode }) {
+  if (q.error && q.data === undefined) return <ErrorMessage error={q.error} />;
+  if (q.data === undefined) return <Loading />;
+  return <>{children(q.data)}</>;
+}
+
+export function StateBadge({ state, label }: { state: string; label?: string }) {
+  return <span className={`badge state-${state}`}>{label ?? state.replaceAll('_', ' ')}</span>;
+}
+
+export function OnlineBadge({ online, lastContactAt }: { online: boolean; lastContactAt?: string | null }) {
+  return (
+    <span className={`badge ${online ? 'state-online' : 'state-offline'}`} title={lastContactAt ? `last contact ${formatTime(lastContactAt)}` : undefined}>
+      {online ? 'online' : lastContactAt ? `offline · ${formatAgo(lastContactAt)}` : 'offline'}
+    </span>
+  );
+}
+
+export function Time({ iso }: { iso: string | null | undefined }) {
+  if (!iso) return <span className="muted">—</span>;
+  return (
+    <time dateTime={iso} title={formatAgo(iso)}>
+      {formatTime(iso)}
+    </time>
+  );
+}
+
+/** A task's targets by the state of their latest run, as one stacked bar with a legend. */
+export function ProgressBar({ progress, compact }: { progress: Pick<TaskProgress, 'targets' | 'notRun' | 'states'>; compact?: boolean }) {
+  const counts = RUN_STATE_ORDER.map((s) => ({ ...s, n: s.state === 'notRun' ? progress.notRun : (progress.states[s.state] ?? 0) })).filter((s) => s.n > 0);
+  const total = Math.max(progress.targets, counts.reduce((a, s) => a + s.n, 0));
+  const text = total === 0 ? 'no target devices' : counts.map((s) => `${s.label} ${s.n}`).join(', ');
+  return (
+    <div className={`progress ${compact ? 'compact' : ''}`}>
+      <div className="progress-bar" role="img" aria-label={`Progress: ${text} of ${total}`}>
+        {counts.map((s) => (
+          <span key={s.state} className={`seg state-${s.state}`} style={{ width: `${(100 * s.n) / Math.max(total, 1)}%` }} />
+        ))}
+      </div>
+      {compact ? null : (
+        <ul className="legend" aria-hidden="true">
+          {counts.map((s) => (
+            <li key={s.state}>
+              <span className={`dot state-${s.state}`} />
+              {s.label} <strong>{s.n}</strong>
+            </li>
+          ))}
+          {total === 0 ? <li className="muted">no target devices</li> : null}
+        </ul>
+      )}
+    </div>
+  );
+}
+
+/** A modal dialog on the native <dialog>: focus is trapped, Escape closes it. */
+export function Dialog({ open, title, onClose, children, wide }: { open: boolean; title: string; onClose: () => void; children: ReactNode; wide?: boolean }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const d = ref.current;
+    if (!d) return;
+    if (open && !d.open) d.showModal();
+    if (!open && d.open) d.close();
+  }, [open]);
+  return (
+    <dialog ref={ref} className={wide ? 'wide' : ''} aria-labelledby={open ? 'dialog-title' : undefined} onClose={onClose} onCancel={onClose}>
+      {open ? (
+        <>
+          <header className="dialog-header">
+            <h2 id="dialog-title">{title}</h2>
+            <button type="button" className="icon" aria-label="Close" onClick={onClose}>
+              ×
+            </button>
+          </header>
+          {children}
+        </>
+      ) : null}
+    </dialog>
+  );
+}
+
+/** A button that asks before doing something that cannot be undone. */
+export function ConfirmButton({ label, question, confirmLabel, onConfirm, danger, disabled }: { label: string; question: ReactNode; confirmLabel?: string; onConfirm: () => Promise<unknown> | void; danger?: boolean; disabled?: boolean }) {
+  const [open, setOpen] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  return (
+    <>
+      <button type="button" className={danger ? 'danger' : ''} disabled={disabled} onClick={() => setOpen(true)}>
+        {label}
+      </button>
+      <Dialog open={open} title={label} onClose={() => setOpen(false)}>
+        <div className="dialog-body">{question}</div>
+        <ErrorMessage error={error} />
+        <footer className="dialog-footer">
+          <button type="button" onClick={() => setOpen(false)}>
+            Cancel
+          </button>
+          <button
+            type="button"
+            className={danger ? 'danger' : 'primary'}
+            disabled={busy}
+            onClick={async () => {
+              setBusy(true);
+              setError(null);
+              try {
+                await onConfirm();
+                setOpen(false);
+              } catch (e) {
+                setError(e);
+              } finally {
+                setBusy(false);
+              }
+            }}
+          >
+            {confirmLabel ?? label}
+          </button>
+        </footer>
+      </Dialog>
+    </>
+  );
+}
+
+/** A labelled form field; the label wraps the control so a click or a screen reader finds it. */
+export function Field({ label, hint, children, inline }: { label: ReactNode; hint?: ReactNode; children: ReactNode; inline?: boolean }) {
+  return (
+    <label className={`field ${inline ? 'inline' : ''}`}>
+      <span className="field-label">{label}</span>
+      {children}
+      {hint ? <small className="hint">{hint}</small> : null}
+    </label>
+  );
+}
+
+/** The group tree as a select, each group by its path. */
+export function GroupSelect({ value, onChange, label = 'Group', allowEmpty, emptyLabel = 'All groups', required }: { value: string; onChange: (id: string) => void; label?: string; allowEmpty?: boolean; emptyLabel?: string; required?: boolean }) {
+  const groups = useGroups();
+  return (
+    <Field label={label}>
+      <select value={value} onChange={(e) => onChange(e.target.value)} required={required}>
+        {allowEmpty || !value ? <option value="">{allowEmpty ? emptyLabel : 'Choose a group…'}</option> : null}
+        {(groups.data ?? []).map((g) => (
+          <option key={g.id} value={g.id}>
+            {g.path}
+          </option>
+        ))}
+      </select>
+    </Field>
+  );
+}
+
+export function useGroups() {
+  return useApi<GroupView[]>('/groups', { staleTime: 10_000 });
+}
+
+export function CopyButton({ text, label = 'Copy' }: { text: string; label?: string }) {
+  const [done, setDone] = useState(false);
+  return (
+    <button
+      type="button"
+      onClick={async () => {
+        try {
+          await navigator.clipboard.writeText(text);
+          setDone(true);
+          setTimeout(() => setDone(false), 1500);
+        } catch {
+          /* clipboard refused (not a secure context): the text stays selectable */
+        }
+      }}
+    >
+      {done ? 'Copied' : label}
+    </button>
+  );
+}
+
+type Toast = { id: number; text: string; kind: 'ok' | 'error' };
+const ToastContext = createContext<(text: string, kind?: Toast['kind']) => void>(() => {});
+export const useToast = () => useContext(ToastContext);
+
+/** Short confirmations ("Task run on 3 devices") read out by screen readers. */
+export function ToastProvider({ children }: { children: ReactNode }) {
+  const [toasts, setToasts] = useState<Toast[]>([]);
+  const push = useCallback((text: string, kind: Toast['kind'] = 'ok') => {
+    const id = Date.now() + Math.random();
+    setToasts((t) => [...t.slice(-3), { id, text, kind }]);
+    setTimeout(() => setToasts((t) => t.filter((x) => x.id !== id)), 6000);
+  }, []);
+  return (
+    <ToastContext.Provider value={push}>
+      {children}
+      <div className="toasts" role="status" aria-live="polite">
+        {toasts.map((t) => (
+          <p key={t.id} className={`toast ${t.kind}`}>
+            {t.text}
+          </p>
+        ))}
+      </div>
+    </ToastContext.Provider>
+  );
+}
+
+/** Runs an async action with a busy flag and keeps its error for display. */
+export function useBusy() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const run = useCallback(async <T,>(fn: () => Promise<T>): Promise<T | undefined> => {
+    setBusy(true);
+    setError(null);
+    try {
+      return await fn();
+    } catch (e) {
+      setError(e);
+      return undefined;
+    } finally {
+      setBusy(false);
+    }
+  }, []);
+  return { busy, error, setError, run };
+}
