@@ -298,3 +298,27 @@ export function useBusy() {
   }, []);
   return { busy, error, setError, run };
 }
+
+/** Counts by state as one stacked bar with a legend (deployment compliance, run outcomes). */
+export function StackedBar({ segments, label }: { segments: { key: string; label: string; n: number }[]; label: string }) {
+  const shown = segments.filter((s) => s.n > 0);
+  const total = shown.reduce((a, s) => a + s.n, 0);
+  return (
+    <div className="progress">
+      <div className="progress-bar" role="img" aria-label={`${label}: ${total === 0 ? 'none' : shown.map((s) => `${s.label} ${s.n}`).join(', ')}`}>
+        {shown.map((s) => (
+          <span key={s.key} className={`seg state-${s.key}`} style={{ width: `${(100 * s.n) / Math.max(total, 1)}%` }} />
+        ))}
+      </div>
+      <ul className="legend" aria-hidden="true">
+        {shown.map((s) => (
+          <li key={s.key}>
+            <span className={`dot state-${s.key}`} />
+            {s.label} <strong>{s.n.toLocaleString()}</strong>
+          </li>
+        ))}
+        {total === 0 ? <li className="muted">none</li> : null}
+      </ul>
+    </div>
+  );
+}

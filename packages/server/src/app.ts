@@ -10,7 +10,9 @@ import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { AGENT_WS_PATH } from '@garrison/protocol';
+import { AGENT_WS_PATH, BUILTIN_PRODUCT } from '@garrison/protocol';
+import { fileURLToPath } from 'node:url';
+import { LiveFeed, topicsOfEvents } from './services/live-feed.ts';
 import { openDatabase, type DatabaseConfig, type Db } from './storage/database.ts';
 import { migrateToLatest } from './storage/migrate.ts';
 import { GroupStore } from './storage/group-store.ts';
@@ -79,6 +81,8 @@ export interface ServerConfig {
    * reverse proxy (agents still talk TLS, to the proxy).
    */
   tls?: TlsOptions | false;
+  /** The built web console to serve at `/`; default packages/console/dist when built, null for none. */
+  consoleDir?: string | null;
 }
 
 export interface GarrisonServer {
@@ -93,10 +97,21 @@ export interface GarrisonServer {
   /** Set on first start only: the administrator's API token (also written to `<dataDir>/admin-token`). */
   initialAdminToken: string | null;
   adminTokenFile: string;
+  /** Set when the first administrator was given a random console password (a new server, or one from before the console). */
+  initialPassword: { name: string; file: string } | null;
+  /** Whether the web console is served at `/`. */
+  consoleBuilt: boolean;
   close(): Promise<void>;
 }
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
+export const INITIAL_PASSWORD_FILE = 'initial-admin-password';
+
+/** The web console's build (packages/console/dist), when it is there. */
+export function defaultConsoleDir(): string | null {
+  const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../console/dist');
+  return existsSync(path.join(dir, 'index.html')) ? dir : null;
+}
 
 async function loadSecretKey(dataDir: string, given?: Buffer): Promise<Buffer> {
   if (given) return given;
@@ -184,8 +199,14 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
       return { command: installers.unixCommand(publicUrl, link.tokenValue, opts.installDir), tokenId: link.token.id };
     },
   };
-  const services: Services = { installers, trust: tls, identity, auth, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub, repository, deployments, push };
-  const http = await buildHttpApp(services, log, { https: tls, serverUrl: () => publicUrl });
+  const live = new LiveFeed();
+  events.onStored = (kinds) => {
+    if (live.subscribers) live.publish(...topicsOfEvents(kinds, BUILTIN_PRODUCT));
+  };
+  agents.onRunsChanged = () => live.publish('runs');
+  const services: Services = { installers, trust: tls, identity, auth, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub, repository, deployments, push, live };
+  const consoleDir = config.consoleDir === undefined ? defaultConsoleDir() : config.consoleDir;
+  const http = await buildHttpApp(services, log, { https: tls, serverUrl: () => publicUrl, consoleDir });
   http.server.on('upgrade', (req, socket, head) => {
     if ((req.url ?? '').split('?')[0] === AGENT_WS_PATH) void hub.handleUpgrade(req, socket, head);
     else socket.destroy();
@@ -196,6 +217,13 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   if (initialAdminToken) {
     await writeFile(adminTokenFile, initialAdminToken + '\n', { mode: 0o600 });
     await chmod(adminTokenFile, 0o600);
+  }
+  // The console's sign-in: the first administrator gets a random password when none has one.
+  const initialPasswordFile = path.join(config.dataDir, INITIAL_PASSWORD_FILE);
+  const initialPassword = await auth.ensureInitialPassword();
+  if (initialPassword) {
+    await writeFile(initialPasswordFile, `${initialPassword.password}\n`, { mode: 0o600 });
+    await chmod(initialPasswordFile, 0o600);
   }
 
   await http.listen({ host: config.host ?? '127.0.0.1', port: config.port ?? 8420 });
@@ -214,6 +242,7 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
       3600_000,
       async () => {
         const s = { ...DEFAULT_SETTINGS, ...((await stores.settings.get<Record<string, number>>('server')) ?? {}) };
+        await auth.purgeExpiredSessions();
         const removedEvents = await events.purgeOlderThan(s.eventRetentionDays);
         const removedRuns = await stores.runs.purgeRunsBefore(new Date(clock.now().getTime() - s.runRetentionDays * 86400_000).toISOString());
         if (removedEvents || removedRuns) events.record({ severity: 'info', kind: 'server.retention-purge', message: `purged ${removedEvents} events and ${removedRuns} runs past retention`, data: { removedEvents, removedRuns } });
@@ -236,6 +265,8 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
     tls,
     initialAdminToken,
     adminTokenFile,
+    initialPassword: initialPassword && { name: initialPassword.name, file: initialPasswordFile },
+    consoleBuilt: consoleDir !== null,
     close() {
       closing ??= (async () => {
         await Promise.all(loops.map((l) => l.stop()));

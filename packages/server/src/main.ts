@@ -142,8 +142,12 @@ export async function serverMain(argv: string[]): Promise<number> {
   const lines = [
     '',
     `Garrison server listening on ${server.url} (${dbUrl ? 'PostgreSQL' : `SQLite in ${dataDir}`})`,
+    `  Web console: ${server.url}/${server.consoleBuilt ? '' : '  (not built: run npm run build:console)'}`,
     `  API documentation: ${server.url}/docs`,
   ];
+  if (server.initialPassword) {
+    lines.push(`  Console sign-in: name "${server.initialPassword.name}", password in ${server.initialPassword.file} (mode 0600); change it under Account.`);
+  }
   if (server.tls) {
     lines.push(
       `  TLS: CA ${server.tls.caFile}, fingerprint (SHA-256) ${server.tls.caFingerprint}`,

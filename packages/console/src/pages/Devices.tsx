@@ -1,5 +1,366 @@
-import { Page } from '../ui.tsx';
+/**
+ * The group tree with its devices: pick a group, search and filter its devices, move them to
+ * another group; create, rename, configure and delete groups. Online state updates live.
+ */
+import { useMemo, useState, type FormEvent } from 'react';
+import { Link, useLocation, useSearch } from 'wouter';
+import { useQueryClient } from '@tanstack/react-query';
+import type { DeviceView, GroupView } from '@garrison/protocol';
+import { del, patch, post, qs, useApi } from '../api.ts';
+import { Async, ConfirmButton, Dialog, Empty, ErrorMessage, Field, GroupSelect, OnlineBadge, Page, Section, useBusy, useGroups, useToast } from '../ui.tsx';
+import { plural } from '../format.ts';
+
+const PAGE = 100;
+
+interface TreeNode {
+  group: GroupView;
+  children: TreeNode[];
+}
+
+function buildTree(groups: GroupView[]): TreeNode[] {
+  const nodes = new Map(groups.map((g) => [g.id, { group: g, children: [] as TreeNode[] }]));
+  const roots: TreeNode[] = [];
+  for (const n of nodes.values()) {
+    const parent = n.group.parentId ? nodes.get(n.group.parentId) : undefined;
+    if (parent) parent.children.push(n);
+    else roots.push(n);
+  }
+  const sort = (list: TreeNode[]) => {
+    list.sort((a, b) => a.group.name.localeCompare(b.group.name));
+    list.forEach((n) => sort(n.children));
+  };
+  sort(roots);
+  return roots;
+}
+
+function Tree({ nodes, selected, onSelect }: { nodes: TreeNode[]; selected: string; onSelect: (id: string) => void }) {
+  return (
+    <ul className="tree">
+      {nodes.map((n) => (
+        <li key={n.group.id}>
+          <button type="button" aria-current={n.group.id === selected} onClick={() => onSelect(n.group.id)}>
+            {n.group.name}
+          </button>
+          {n.children.length ? <Tree nodes={n.children} selected={selected} onSelect={onSelect} /> : null}
+        </li>
+      ))}
+    </ul>
+  );
+}
 
 export function Devices() {
-  return <Page title="Devices">{null}</Page>;
+  const groups = useGroups();
+  const search = new URLSearchParams(useSearch());
+  const [, navigate] = useLocation();
+  const rootId = groups.data?.find((g) => g.parentId === null)?.id ?? '';
+  const groupId = search.get('group') ?? rootId;
+  const group = groups.data?.find((g) => g.id === groupId);
+  const tree = useMemo(() => buildTree(groups.data ?? []), [groups.data]);
+  return (
+    <Page title="Devices" subtitle="The group tree and the devices in it">
+      <div className="split">
+        <Section title="Groups">
+          <Async q={groups}>
+            {() => (
+              <nav aria-label="Group tree">
+                <Tree nodes={tree} selected={groupId} onSelect={(id) => navigate(`/devices?group=${id}`)} />
+              </nav>
+            )}
+          </Async>
+        </Section>
+        <div>
+          {group ? <GroupActions group={group} onDeleted={() => navigate(`/devices?group=${group.parentId ?? ''}`)} /> : null}
+          {groupId ? <DeviceList groupId={groupId} /> : null}
+        </div>
+      </div>
+    </Page>
+  );
+}
+
+function GroupActions({ group, onDeleted }: { group: GroupView; onDeleted: () => void }) {
+  const [dialog, setDialog] = useState<'new' | 'settings' | null>(null);
+  const toast = useToast();
+  const isRoot = group.parentId === null;
+  return (
+    <Section
+      title={group.path}
+      actions={
+        <>
+          <button type="button" onClick={() => setDialog('new')}>
+            New subgroup
+          </button>
+          <button type="button" onClick={() => setDialog('settings')}>
+            Group settings
+          </button>
+          {isRoot ? null : (
+            <ConfirmButton
+              label="Delete group"
+              danger
+              question={<p>Delete the group “{group.path}”? Only an empty group (no devices, subgroups or tasks) can be deleted.</p>}
+              onConfirm={async () => {
+                await del(`/groups/${group.id}`);
+                toast(`Group ${group.name} deleted`);
+                onDeleted();
+              }}
+            />
+          )}
+        </>
+      }
+    >
+      <dl className="props">
+        <dt>Check-in interval</dt>
+        <dd>
+          {group.effectivePolicy.checkInIntervalMinutes} min {group.checkInIntervalMinutes === null ? <span className="muted">(inherited)</span> : null}
+        </dd>
+        <dt>Policy enforcement</dt>
+        <dd>
+          {group.effectivePolicy.policyEnforcementMinutes} min {group.policyEnforcementMinutes === null ? <span className="muted">(inherited)</span> : null}
+        </dd>
+        <dt>Inheritance</dt>
+        <dd>{group.blockInheritance ? 'blocked: tasks of parent groups do not apply' : 'tasks of parent groups apply'}</dd>
+      </dl>
+      <NewGroupDialog open={dialog === 'new'} parent={group} onClose={() => setDialog(null)} />
+      <GroupSettingsDialog open={dialog === 'settings'} group={group} onClose={() => setDialog(null)} />
+    </Section>
+  );
+}
+
+function NewGroupDialog({ open, parent, onClose }: { open: boolean; parent: GroupView; onClose: () => void }) {
+  const [name, setName] = useState('');
+  const { busy, error, run } = useBusy();
+  const groups = useGroups();
+  const [, navigate] = useLocation();
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    const g = await run(() => post<GroupView>('/groups', { name, parentId: parent.id }));
+    if (g) {
+      setName('');
+      await groups.refetch();
+      onClose();
+      navigate(`/devices?group=${g.id}`);
+    }
+  }
+  return (
+    <Dialog open={open} title={`New group under ${parent.path}`} onClose={onClose}>
+      <form onSubmit={submit}>
+        <div className="dialog-body">
+          <Field label="Group name">
+            <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={100} autoFocus />
+          </Field>
+        </div>
+        <ErrorMessage error={error} />
+        <footer className="dialog-footer">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary" disabled={busy}>
+            Create group
+          </button>
+        </footer>
+      </form>
+    </Dialog>
+  );
+}
+
+function GroupSettingsDialog({ open, group, onClose }: { open: boolean; group: GroupView; onClose: () => void }) {
+  const [name, setName] = useState(group.name);
+  const [parentId, setParentId] = useState(group.parentId ?? '');
+  const [checkIn, setCheckIn] = useState(group.checkInIntervalMinutes?.toString() ?? '');
+  const [enforce, setEnforce] = useState(group.policyEnforcementMinutes?.toString() ?? '');
+  const [block, setBlock] = useState(group.blockInheritance);
+  const { busy, error, run } = useBusy();
+  const groups = useGroups();
+  const isRoot = group.parentId === null;
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    const body = {
+      ...(isRoot ? {} : { name, parentId }),
+      blockInheritance: block,
+      checkInIntervalMinutes: checkIn === '' ? null : Number(checkIn),
+      policyEnforcementMinutes: enforce === '' ? null : Number(enforce),
+    };
+    const r = await run(() => patch<GroupView>(`/groups/${group.id}`, body));
+    if (r) {
+      await groups.refetch();
+      onClose();
+    }
+  }
+  return (
+    <Dialog open={open} title={`Settings of ${group.path}`} onClose={onClose}>
+      <form onSubmit={submit}>
+        <div className="dialog-body">
+          {isRoot ? null : (
+            <>
+              <Field label="Group name">
+                <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={100} />
+              </Field>
+              <GroupSelect label="Parent group" value={parentId} onChange={setParentId} required />
+            </>
+          )}
+          <Field label="Check-in interval (minutes)" hint="Empty: inherited from the parent group.">
+            <input type="number" min={1} max={10080} value={checkIn} onChange={(e) => setCheckIn(e.target.value)} />
+          </Field>
+          <Field label="Policy enforcement interval (minutes)" hint="Empty: inherited.">
+            <input type="number" min={1} max={10080} value={enforce} onChange={(e) => setEnforce(e.target.value)} />
+          </Field>
+          <Field label="Block inheritance of parent groups' tasks" inline>
+            <input type="checkbox" checked={block} onChange={(e) => setBlock(e.target.checked)} />
+          </Field>
+        </div>
+        <ErrorMessage error={error} />
+        <footer className="dialog-footer">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary" disabled={busy}>
+            Save settings
+          </button>
+        </footer>
+      </form>
+    </Dialog>
+  );
+}
+
+function DeviceList({ groupId }: { groupId: string }) {
+  const [text, setText] = useState('');
+  const [online, setOnline] = useState('');
+  const [recursive, setRecursive] = useState(true);
+  const [offset, setOffset] = useState(0);
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const [moving, setMoving] = useState(false);
+  const path = `/devices${qs({ groupId, recursive, search: text.trim() || undefined, online: online || undefined, limit: PAGE, offset })}`;
+  const devices = useApi<DeviceView[]>(path, { placeholderData: (prev) => prev });
+  const toggle = (id: string) =>
+    setSelected((s) => {
+      const n = new Set(s);
+      if (n.has(id)) n.delete(id);
+      else n.add(id);
+      return n;
+    });
+  return (
+    <Section title="Devices" actions={<button type="button" disabled={selected.size === 0} onClick={() => setMoving(true)}>Move to group…</button>}>
+      <div className="toolbar" role="search">
+        <Field label="Search">
+          <input type="search" value={text} placeholder="name, host name, address" onChange={(e) => { setText(e.target.value); setOffset(0); }} />
+        </Field>
+        <Field label="State">
+          <select value={online} onChange={(e) => { setOnline(e.target.value); setOffset(0); }}>
+            <option value="">All</option>
+            <option value="true">Online</option>
+            <option value="false">Offline</option>
+          </select>
+        </Field>
+        <Field label="Include subgroups" inline>
+          <input type="checkbox" checked={recursive} onChange={(e) => { setRecursive(e.target.checked); setOffset(0); }} />
+        </Field>
+      </div>
+      <Async q={devices}>
+        {(list) =>
+          list.length === 0 && offset === 0 ? (
+            <Empty>No devices here{text ? ' match the search' : ''}. Enrol machines from Installers or Push installation.</Empty>
+          ) : (
+            <>
+              <div className="table-wrap">
+                <table>
+                  <thead>
+                    <tr>
+                      <th>
+                        <input
+                          type="checkbox"
+                          aria-label="Select all devices on this page"
+                          checked={list.length > 0 && list.every((d) => selected.has(d.id))}
+                          onChange={(e) => setSelected(e.target.checked ? new Set(list.map((d) => d.id)) : new Set())}
+                        />
+                      </th>
+                      <th>Name</th>
+                      <th>State</th>
+                      <th>Group</th>
+                      <th>OS</th>
+                      <th>Addresses</th>
+                      <th>Agent</th>
+                      <th>Tags</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {list.map((d) => (
+                      <tr key={d.id} className={selected.has(d.id) ? 'selected' : ''}>
+                        <td>
+                          <input type="checkbox" aria-label={`Select ${d.name}`} checked={selected.has(d.id)} onChange={() => toggle(d.id)} />
+                        </td>
+                        <td>
+                          <Link href={`/devices/${d.id}`}>{d.name}</Link>
+                          {d.hostname !== d.name ? <div className="muted small">{d.hostname}</div> : null}
+                        </td>
+                        <td>{d.uninstalledAt ? <span className="badge state-offline">uninstalled</span> : <OnlineBadge online={d.online} lastContactAt={d.lastContactAt} />}</td>
+                        <td>{d.groupPath}</td>
+                        <td>
+                          {d.osName} {d.osVersion}
+                        </td>
+                        <td className="small">{d.addresses.slice(0, 2).join(', ')}</td>
+                        <td className="small">{d.agentVersion}</td>
+                        <td className="small">{d.tags.join(', ')}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+              <div className="toolbar">
+                <span className="muted">
+                  {list.length ? `${offset + 1}–${offset + list.length}` : 'none'}
+                  {selected.size ? ` · ${plural(selected.size, 'device')} selected` : ''}
+                </span>
+                <button type="button" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE))}>
+                  Previous
+                </button>
+                <button type="button" disabled={list.length < PAGE} onClick={() => setOffset(offset + PAGE)}>
+                  Next
+                </button>
+              </div>
+            </>
+          )
+        }
+      </Async>
+      <MoveDialog open={moving} ids={[...selected]} onClose={() => setMoving(false)} onMoved={() => setSelected(new Set())} />
+    </Section>
+  );
+}
+
+function MoveDialog({ open, ids, onClose, onMoved }: { open: boolean; ids: string[]; onClose: () => void; onMoved: () => void }) {
+  const [target, setTarget] = useState('');
+  const { busy, error, run } = useBusy();
+  const toast = useToast();
+  const qc = useQueryClient();
+  return (
+    <Dialog open={open} title={`Move ${plural(ids.length, 'device')}`} onClose={onClose}>
+      <form
+        onSubmit={async (e) => {
+          e.preventDefault();
+          const done = await run(async () => {
+            for (const id of ids) await patch(`/devices/${id}`, { groupId: target });
+            return true;
+          });
+          if (done) {
+            await qc.invalidateQueries({ predicate: (q) => String(q.queryKey[0]).startsWith('/devices') });
+            toast(`${plural(ids.length, 'device')} moved`);
+            onMoved();
+            onClose();
+          }
+        }}
+      >
+        <div className="dialog-body">
+          <GroupSelect label="Target group" value={target} onChange={setTarget} required />
+          <p className="muted">The devices' tasks change with their group; connected agents are told at once.</p>
+        </div>
+        <ErrorMessage error={error} />
+        <footer className="dialog-footer">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary" disabled={busy || !target}>
+            Move
+          </button>
+        </footer>
+      </form>
+    </Dialog>
+  );
 }

@@ -134,7 +134,10 @@ export function registerAdminRoutes(app: FastifyInstance, s: Services): void {
   const p = '/api/v1';
 
   // Identity and API tokens
-  app.get(`${p}/me`, doc('auth', 'The calling administrator'), async (req) => actor(req));
+  app.get(`${p}/me`, doc('auth', 'The calling administrator'), async (req) => {
+    const { sessionId, ...me } = actor(req) as Actor & { sessionId?: string };
+    return { ...me, session: sessionId !== undefined };
+  });
   app.get(`${p}/api-tokens`, doc('auth', "The caller's API tokens (never their values)"), async (req) => s.auth.listTokens(actor(req)));
   app.post(`${p}/api-tokens`, doc('auth', 'Create an API token; its value is shown once', { body: ApiTokenCreate }), async (req, reply) => {
     const token = await s.auth.createToken(actor(req), (req.body as Static<typeof ApiTokenCreate>).name);

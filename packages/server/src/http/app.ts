@@ -17,6 +17,7 @@ import { registerDeploymentRoutes } from './deployment-routes.ts';
 import { registerPushRoutes } from './push-routes.ts';
 import { registerInstallRoutes } from './install-routes.ts';
 import { bearer } from '../agent-hub/hub.ts';
+import { registerConsoleRoutes } from './console-routes.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -26,7 +27,7 @@ declare module 'fastify' {
 
 export const API_VERSION = '1.0.0';
 
-export async function buildHttpApp(services: Services, log: Logger, opts: { https?: { key: string; cert: string } | null; serverUrl?: () => string } = {}): Promise<FastifyInstance> {
+export async function buildHttpApp(services: Services, log: Logger, opts: { https?: { key: string; cert: string } | null; serverUrl?: () => string; consoleDir?: string | null } = {}): Promise<FastifyInstance> {
   // The pino instance is typed more narrowly than Fastify's logger interface; the app is used through the default one.
   const app = Fastify({
     loggerInstance: log,
@@ -62,9 +63,6 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
     }
     void reply.status(e.status).send(e.toBody(String(req.id)));
   });
-  app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send(new AppError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`).toBody(String(req.id)));
-  });
 
   app.get('/api/v1/health', { schema: { security: [], tags: ['server'], summary: 'Liveness and version' } }, async () => ({
     status: 'ok',
@@ -75,18 +73,11 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
   }));
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/api/v1/error-codes', { schema: { security: [], tags: ['server'], summary: 'The closed list of error codes and their HTTP status' } }, async () => errorCodeInfo);
-  app.get('/', { schema: { hide: true } }, async (_req, reply) =>
-    reply
-      .type('text/html')
-      .send(
-        '<!doctype html><html><head><meta charset="utf-8"><title>Garrison</title></head><body><h1>Garrison</h1><p>The administration server is running. The web console arrives with issue 5; meanwhile use the CLI (<code>garrison --help</code>) or the API: <a href="/docs">API documentation</a>.</p></body></html>',
-      ),
-  );
-
   // Admin API: every /api/v1 route but the public ones needs an API token.
   app.addHook('onRequest', async (req: FastifyRequest) => {
     const url = req.url.split('?')[0]!;
     if (!url.startsWith('/api/v1/') || url === '/api/v1/health' || url === '/api/v1/openapi.json' || url === '/api/v1/error-codes') return;
+    if (url === '/api/v1/session' && req.method === 'POST') return;
     req.actor = await services.auth.authenticate(bearer(req.headers.authorization));
   });
 
@@ -96,5 +87,6 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
   registerDeploymentRoutes(app, services);
   registerPushRoutes(app, services);
   registerInstallRoutes(app, services, opts.serverUrl ?? (() => ''));
+  await registerConsoleRoutes(app, services, opts.consoleDir ?? null);
   return app;
 }

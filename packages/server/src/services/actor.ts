@@ -7,7 +7,7 @@ import type { GroupTree } from '@garrison/core';
  * the checks below already honour that scope so that group-scoped roles can follow.
  */
 export type Actor =
-  | { kind: 'admin'; adminId: string; name: string; role: string; scopeGroupId: string | null }
+  | { kind: 'admin'; adminId: string; name: string; role: string; scopeGroupId: string | null; /** Set when signed in through the console (a session token). */ sessionId?: string }
   | { kind: 'system'; name: string };
 
 export const systemActor: Actor = { kind: 'system', name: 'system' };

@@ -125,6 +125,8 @@ export class AgentService {
 
   /** Set by the composition root: the identity service sees every check-in first. */
   identity: Pick<IdentityService, 'onCheckIn'> | null = null;
+  /** Called when run reports were stored (states change without events, e.g. to running). */
+  onRunsChanged: () => void = () => {};
 
   async checkIn(deviceId: string, req: CheckInRequest): Promise<CheckInResult> {
     const facts = this.#catalog.device(deviceId);
@@ -336,6 +338,7 @@ export class AgentService {
         if (q) acks.get(q)!.rejected.push({ runId: r.runId, code: r.code, message: r.message });
       }
       for (const i of result.applied) this.#recordRunEvent(i);
+      if (result.applied.length) this.onRunsChanged();
       for (const q of batch) q.resolve(acks.get(q)!);
     } catch (err) {
       this.#log.error({ err, reports: items.length }, 'storing run reports failed; agents will resend');

@@ -83,6 +83,9 @@ export class Catalog {
   device(id: string): DeviceFacts | undefined {
     return this.#deviceFacts.get(id);
   }
+  deviceIds(): IterableIterator<string> {
+    return this.#deviceFacts.keys();
+  }
   get deviceCount(): number {
     return this.#deviceFacts.size;
   }
@@ -109,7 +112,7 @@ export class Catalog {
     const facts = this.#deviceFacts.get(deviceId);
     return facts ? effectiveTasks(facts, this.#taskList, this.#tree) : [];
   }
-  targetsOf(task: Task): DeviceFacts[] {
+  targetsOf(task: Pick<Task, 'id' | 'scope'>): DeviceFacts[] {
     return targetDevices(task, [...this.#deviceFacts.values()], this.#tree);
   }
   /** The effective policy of a group: the nearest value set on it or an ancestor, else the default. */

@@ -37,6 +37,14 @@ export class DeviceService {
   view(d: Device): DeviceView {
     return { ...d, online: this.presence.isOnline(d.id), groupPath: this.#catalog.tree.path(d.groupId) };
   }
+  /** Devices in all and connected now, for the dashboard (from memory: no query). */
+  counts(actor: Actor): { total: number; online: number; offline: number } {
+    authorize(actor, Permission.read);
+    const total = this.#catalog.deviceCount;
+    let online = 0;
+    for (const id of this.#catalog.deviceIds()) if (this.presence.isOnline(id)) online++;
+    return { total, online, offline: total - online };
+  }
   async list(actor: Actor, q: DeviceQuery = {}): Promise<DeviceView[]> {
     authorize(actor, Permission.read);
     let groupIds: string[] | undefined;

@@ -19,6 +19,8 @@ export class EventService {
   #queue: NewEvent[] = [];
   #timer: NodeJS.Timeout | null = null;
   #flushing: Promise<void> = Promise.resolve();
+  /** Called with the kinds of each batch once it is stored (the console's live feed). */
+  onStored: (kinds: Set<string>) => void = () => {};
 
   constructor(deps: { store: EventStore; clock: Clock; log: Logger; catalog: Catalog }) {
     this.#store = deps.store;
@@ -35,6 +37,7 @@ export class EventService {
   }
   async audit(actor: Actor, kind: string, message: string, refs: Partial<Pick<NewEvent, 'deviceId' | 'groupId' | 'taskId' | 'product' | 'data'>>): Promise<void> {
     await this.#store.insertEvents([{ time: this.#clock.now().toISOString(), severity: 'info', kind: `audit.${kind}`, message, actor: actorName(actor), ...refs }]);
+    this.onStored(new Set([`audit.${kind}`]));
   }
   async flush(): Promise<void> {
     if (this.#timer) {
@@ -47,6 +50,7 @@ export class EventService {
     this.#flushing = this.#flushing.then(async () => {
       try {
         await this.#store.insertEvents(batch);
+        this.onStored(new Set(batch.map((e) => e.kind)));
       } catch (err) {
         this.#log.error({ err, count: batch.length }, 'storing events failed');
       }

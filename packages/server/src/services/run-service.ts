@@ -89,6 +89,20 @@ export class RunService {
     this.#tasks.get(actor, taskId);
     return this.#runs.latestRuns(taskId, limit);
   }
+  /**
+   * The dashboard's view of the last `hours`: how many runs ended in each final state and the
+   * latest failures, with task and device names.
+   */
+  async outcomes(actor: Actor, hours = 24, failures = 10): Promise<{ since: string; states: Record<string, number>; failures: (Run & { taskName: string; deviceName: string })[] }> {
+    authorize(actor, Permission.read);
+    const since = new Date(this.#clock.now().getTime() - hours * 3600_000).toISOString();
+    const [states, failed] = await Promise.all([this.#runs.outcomesSince(since), this.#runs.failuresSince(since, failures)]);
+    return {
+      since,
+      states,
+      failures: failed.map((r) => ({ ...r, taskName: this.#catalog.task(r.taskId)?.name ?? r.taskId, deviceName: this.#catalog.device(r.deviceId)?.name ?? r.deviceId })),
+    };
+  }
   async list(actor: Actor, filter: RunFilter): Promise<Run[]> {
     authorize(actor, Permission.read);
     return this.#runs.listRuns(filter);

@@ -1,3 +1,4 @@
+import type { LiveFeed } from './live-feed.ts';
 import type { PluginRegistry } from '../plugins/registry.ts';
 import type { SettingsStore } from '../storage/settings-store.ts';
 import type { AgentService } from './agent-service.ts';
@@ -40,4 +41,5 @@ export interface Services {
   repository: RepositoryService;
   deployments: DeploymentService;
   push: PushService;
+  live: LiveFeed;
 }

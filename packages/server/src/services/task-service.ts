@@ -70,6 +70,13 @@ export class TaskService {
       if (unknown.length) throw new AppError('SCOPE_INVALID', `unknown devices: ${unknown.slice(0, 10).join(', ')}`);
     }
   }
+  /** The devices a scope targets now, for the console's scope picker (before the task is saved). */
+  previewScope(actor: Actor, scope: Scope, limit = 200): { total: number; devices: { id: string; groupId: string; name: string; hostname: string }[] } {
+    authorize(actor, Permission.read, this.#catalog.tree, this.scopeGroups(scope));
+    this.#checkScope(scope);
+    const targets = this.#catalog.targetsOf({ id: 'preview', scope });
+    return { total: targets.length, devices: targets.slice(0, limit).map((d) => ({ id: d.id, groupId: d.groupId, name: d.name, hostname: d.hostname })) };
+  }
   /** Every check a task definition passes before it is stored, at creation, change and import. */
   async validateDefinition(t: Pick<Task, 'product' | 'type' | 'settings' | 'schedule' | 'scope'>, selfId?: string): Promise<void> {
     this.#plugins.validateSettings(t.product, t.type, t.settings);

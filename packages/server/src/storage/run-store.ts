@@ -1,4 +1,4 @@
-import type { Run, RunReport, RunState } from '@garrison/protocol';
+import { finalRunStates, type Run, type RunReport, type RunState } from '@garrison/protocol';
 import { shouldApplyReport } from '@garrison/core';
 import { chunkRows, deleteInBatches, type Db } from './database.ts';
 import type { RunsTable } from './schema.ts';
@@ -269,6 +269,29 @@ export class RunStore {
     if (f.state) q = q.where('state', '=', f.state);
     if (f.requestId) q = q.where('request_id', '=', f.requestId);
     const rows = await q.orderBy('created_at', 'desc').limit(Math.min(f.limit ?? 100, 10000)).execute();
+    return rows.map(toRun);
+  }
+  /** How many runs reached each final state since `since` (the dashboard's outcomes). */
+  async outcomesSince(since: string): Promise<Record<string, number>> {
+    const rows = await this.#db.kysely
+      .selectFrom('runs')
+      .select(['state', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('updated_at', '>=', since)
+      .where('state', 'in', [...finalRunStates])
+      .groupBy('state')
+      .execute();
+    return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+  }
+  /** The latest failed or timed-out runs since `since`, newest first. */
+  async failuresSince(since: string, limit: number): Promise<Run[]> {
+    const rows = await this.#db.kysely
+      .selectFrom('runs')
+      .selectAll()
+      .where('updated_at', '>=', since)
+      .where('state', 'in', ['failed', 'timed_out'])
+      .orderBy('updated_at', 'desc')
+      .limit(limit)
+      .execute();
     return rows.map(toRun);
   }
   /** The latest run of each device for a task, as a map device → state (for progress). */

@@ -65,6 +65,9 @@ export interface AdminsTable {
   /** Null: the whole tree. Kept so that roles scoped to groups can follow. */
   scope_group_id: string | null;
   created_at: string;
+  /** scrypt$N$r$p$salt$hash (base64url); null: no password, API tokens only. */
+  password_hash: string | null;
+  password_changed_at: string | null;
 }
 
 export interface ApiTokensTable {
@@ -75,6 +78,9 @@ export interface ApiTokensTable {
   created_at: string;
   last_used_at: string | null;
   revoked_at: string | null;
+  /** "api" (made by an administrator, no expiry) or "session" (a console sign-in). */
+  kind: Generated<string>;
+  expires_at: string | null;
 }
 
 export interface TasksTable {

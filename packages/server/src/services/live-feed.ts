@@ -1,0 +1,41 @@
+/**
+ * What changed, for the console's live updates: services publish topics, the admin stream
+ * (GET /api/v1/live) forwards them, coalesced, to each signed-in console, which then reads the
+ * API again for what it shows. Only topic names travel, never data, so every read still goes
+ * through the API's authorization.
+ */
+export const LIVE_TOPICS = ['runs', 'presence', 'events', 'config', 'deployments', 'repository', 'push'] as const;
+export type LiveTopic = (typeof LIVE_TOPICS)[number];
+
+export class LiveFeed {
+  readonly #subscribers = new Set<(topics: ReadonlySet<LiveTopic>) => void>();
+
+  get subscribers(): number {
+    return this.#subscribers.size;
+  }
+  publish(...topics: LiveTopic[]): void {
+    if (this.#subscribers.size === 0 || topics.length === 0) return;
+    const set = new Set(topics);
+    for (const s of this.#subscribers) s(set);
+  }
+  subscribe(fn: (topics: ReadonlySet<LiveTopic>) => void): () => void {
+    this.#subscribers.add(fn);
+    return () => this.#subscribers.delete(fn);
+  }
+}
+
+/** The topics a batch of stored events touches, by their kinds (audit events by what they audit). */
+export function topicsOfEvents(kinds: Iterable<string>, builtinProduct: string): LiveTopic[] {
+  const out = new Set<LiveTopic>(['events']);
+  for (const raw of kinds) {
+    const audit = raw.startsWith('audit.');
+    const k = audit ? raw.slice(6) : raw;
+    if (k.startsWith('agent.') || k.startsWith('device.')) out.add('presence');
+    if (k.startsWith('run.') || k.startsWith('task.')) out.add('runs');
+    if (k.startsWith('deployment.') || k.startsWith(`${builtinProduct}.`)) out.add('deployments');
+    else if (k.startsWith('repository.')) out.add('repository');
+    else if (k.startsWith('push.')) out.add('push');
+    else if (audit) out.add('config');
+  }
+  return [...out];
+}
