@@ -165,7 +165,7 @@ export async function registerConsoleRoutes(app: FastifyInstance, s: Services, c
     root: consoleDir,
     prefix: '/',
     index: false,
-    wildcard: false,
+    wildcard: true,
     setHeaders(res, file) {
       res.headers(CONSOLE_HEADERS);
       // Vite names built assets by content hash: they never change under the same name.
