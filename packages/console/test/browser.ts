@@ -1,0 +1,85 @@
+/**
+ * Browser tests' tools: Debian's Chromium driven by playwright-core (no browser download),
+ * trusting only the test server's certificate key, recording every console error and page
+ * error so that a test can assert there were none, and checking pages for unlabelled controls
+ * and horizontal overflow.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+
+export const CHROMIUM = process.env.GARRISON_CHROMIUM ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
+export const chromiumSkip = CHROMIUM ? false : 'Chromium not found (apt-get install chromium, or set GARRISON_CHROMIUM): browser tests skipped';
+export const SCREENSHOTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../test-results/console');
+
+export interface TestBrowser {
+  browser: Browser;
+  context: BrowserContext;
+  page: Page;
+  /** Console errors, page errors and failed requests seen so far. */
+  problems: string[];
+  screenshot(name: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function openBrowser(baseURL: string, serverKeyPin: string, viewport = { width: 1366, height: 900 }): Promise<TestBrowser> {
+  const profile = await mkdtemp(path.join(os.tmpdir(), 'garrison-chromium-'));
+  await mkdir(SCREENSHOTS, { recursive: true });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM!,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      `--user-data-dir=${profile}`,
+      // Trust the test server's certificate by its key only, as agents and the CLI pin it.
+      `--ignore-certificate-errors-spki-list=${serverKeyPin.replace(/^sha256\/\//, '')}`,
+    ],
+  });
+  const context = await browser.newContext({ baseURL, viewport, acceptDownloads: true });
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  return {
+    browser,
+    context,
+    page,
+    problems,
+    async screenshot(name) {
+      await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+    },
+    async close() {
+      await browser.close();
+      await rm(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Form controls without an accessible name, and whether the page scrolls sideways. */
+export async function auditPage(page: Page): Promise<{ unlabelled: string[]; overflowX: boolean }> {
+  return page.evaluate(() => {
+    const unlabelled: string[] = [];
+    for (const el of document.querySelectorAll<HTMLElement>('input, select, textarea, button')) {
+      if ((el as HTMLInputElement).type === 'hidden' || el.closest('dialog:not([open])')) continue;
+      const labelled =
+        (el as HTMLInputElement).labels?.length ||
+        el.getAttribute('aria-label') ||
+        el.getAttribute('aria-labelledby') ||
+        el.getAttribute('title') ||
+        (el.tagName === 'BUTTON' && el.textContent?.trim());
+      if (!labelled) unlabelled.push(el.outerHTML.slice(0, 120));
+    }
+    return { unlabelled, overflowX: document.documentElement.scrollWidth > window.innerWidth + 1 };
+  });
+}
