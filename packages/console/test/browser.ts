@@ -68,18 +68,14 @@ export async function openBrowser(baseURL: string, serverKeyPin: string, viewpor
 
 /** Form controls without an accessible name, and whether the page scrolls sideways. */
 export async function auditPage(page: Page): Promise<{ unlabelled: string[]; overflowX: boolean }> {
-  return page.evaluate(() => {
-    const unlabelled: string[] = [];
-    for (const el of document.querySelectorAll<HTMLElement>('input, select, textarea, button')) {
-      if ((el as HTMLInputElement).type === 'hidden' || el.closest('dialog:not([open])')) continue;
-      const labelled =
-        (el as HTMLInputElement).labels?.length ||
-        el.getAttribute('aria-label') ||
-        el.getAttribute('aria-labelledby') ||
-        el.getAttribute('title') ||
-        (el.tagName === 'BUTTON' && el.textContent?.trim());
+  // Runs in the page; written as source text because this file is type-checked without the DOM library.
+  return page.evaluate(`(() => {
+    const unlabelled = [];
+    for (const el of document.querySelectorAll('input, select, textarea, button')) {
+      if (el.type === 'hidden' || el.closest('dialog:not([open])')) continue;
+      const labelled = el.labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || el.getAttribute('title') || (el.tagName === 'BUTTON' && el.textContent.trim());
       if (!labelled) unlabelled.push(el.outerHTML.slice(0, 120));
     }
     return { unlabelled, overflowX: document.documentElement.scrollWidth > window.innerWidth + 1 };
-  });
+  })()`);
 }

@@ -1,0 +1,198 @@
+/**
+ * The web console in a real browser (Debian's Chromium, driven by playwright-core) against a
+ * real server over HTTPS with real agent processes: sign-in, the dashboard, the group tree
+ * with live online state, creating a group task from the form, running it, watching its
+ * progress and reading a device's output, the event log and its export, secrets, the other
+ * pages at laptop and phone widths. Every page is checked for unlabelled controls and console
+ * errors; screenshots are saved in test-results/console/.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { spawnAgent, startAgent, startTestServer, ROOT, type AgentProcess, type TestServer } from '../../server/test/helpers.ts';
+import { auditPage, chromiumSkip, openBrowser, type TestBrowser } from './browser.ts';
+
+/** Builds the console if its sources changed since the last build (as npm install does). */
+async function buildConsole(): Promise<void> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/build-console.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d));
+  child.stderr.on('data', (d: Buffer) => (out += d));
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  assert.equal(code, 0, `console build failed:\n${out}`);
+}
+
+describe('web console in Chromium', { skip: chromiumSkip, timeout: 300_000 }, () => {
+  let t: TestServer;
+  let b: TestBrowser;
+  let password: string;
+  let groupId: string;
+  const agents: (AgentProcess & { deviceId: string })[] = [];
+  const others: AgentProcess[] = [];
+
+  /** Each page: no unlabelled control, no sideways scrolling, and a screenshot. */
+  async function check(name: string): Promise<void> {
+    await b.page.waitForLoadState('networkidle');
+    const audit = await auditPage(b.page);
+    assert.deepEqual(audit.unlabelled, [], `${name}: controls without an accessible name`);
+    assert.equal(audit.overflowX, false, `${name}: the page scrolls sideways`);
+    await b.screenshot(name);
+  }
+
+  before(async () => {
+    await buildConsole();
+    t = await startTestServer();
+    assert.ok(t.server.consoleBuilt, 'the server serves the console');
+    password = (await readFile(t.server.initialPassword!.file, 'utf8')).trim();
+    const g = await t.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Web servers' });
+    groupId = g.body.id;
+    agents.push(await startAgent(t, groupId, 'web-1'), await startAgent(t, groupId, 'web-2'));
+    b = await openBrowser(t.server.url, t.server.tls!.publicKeyPin);
+  });
+  after(async () => {
+    await b?.close();
+    await Promise.all([...agents, ...others].map((a) => a.stop()));
+    await t?.close();
+  });
+
+  it('signs in: a wrong password shows the error code, the right one opens the dashboard', async () => {
+    const { page } = b;
+    await page.goto('/');
+    await page.getByLabel('Name', { exact: true }).fill('admin');
+    await page.getByLabel('Password', { exact: true }).fill('wrong password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    assert.match(await alert.innerText(), /UNAUTHENTICATED/);
+    assert.match(await alert.innerText(), /name or the password is wrong/);
+    await check('sign-in-error');
+    // The browser logs the refused request itself; that one is expected.
+    assert.ok(b.problems.every((p) => /status of 401/.test(p)), b.problems.join('\n'));
+    b.problems.length = 0;
+    await page.getByLabel('Password', { exact: true }).fill(password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Dashboard', level: 1 }).waitFor();
+    await page.getByText('managed devices').waitFor();
+    const devicesCard = page.getByRole('region', { name: 'Devices' });
+    await devicesCard.getByRole('img', { name: /Online 2/ }).waitFor();
+    await check('dashboard');
+  });
+
+  it('shows the group tree and its devices, whose online state changes live', async () => {
+    const { page } = b;
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Devices' }).click();
+    await page.getByRole('navigation', { name: 'Group tree' }).getByRole('button', { name: 'Web servers' }).click();
+    const row = (name: string) => page.getByRole('row').filter({ has: page.getByRole('link', { name, exact: true }) });
+    await row('web-1').getByText('online').waitFor();
+    await row('web-2').getByText('online').waitFor();
+    await check('devices');
+    // web-2's agent stops: the page shows it offline without a reload.
+    await agents[1]!.stop();
+    await row('web-2').getByText(/offline/).waitFor({ timeout: 15_000 });
+    await row('web-1').getByText('online').waitFor();
+    await page.getByRole('link', { name: 'web-1', exact: true }).click();
+    await page.getByRole('heading', { name: 'web-1', level: 1 }).waitFor();
+    await page.getByText('Host name').waitFor();
+    await check('device-details');
+  });
+
+  it('creates a group task from the form, runs it, watches its progress and reads a device result', async () => {
+    const { page } = b;
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Tasks' }).click();
+    await page.getByRole('heading', { name: 'Tasks', level: 1 }).waitFor();
+    await page.getByRole('link', { name: 'New task' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('Console: say hello');
+    await page.getByLabel('Task type').selectOption('script');
+    await page.getByLabel('Command', { exact: true }).fill('echo "hello from $(hostname) via the console"');
+    await page.getByLabel('Scope type').selectOption('group').catch(() => page.getByRole('radio', { name: /group/i }).check());
+    await page.getByLabel('Group', { exact: true }).selectOption({ label: 'My Organization/Web servers' });
+    const preview = page.getByRole('region', { name: 'Devices in scope' });
+    await preview.getByText(/2 devices/).waitFor();
+    await check('task-new');
+    await page.getByRole('button', { name: 'Save task' }).click();
+    await page.getByRole('heading', { name: 'Console: say hello', level: 1 }).waitFor();
+    await page.getByRole('button', { name: 'Run now' }).click();
+    // web-1 runs it at once; web-2 is offline and gets it when it comes back.
+    await page.getByRole('img', { name: /Succeeded 1/ }).first().waitFor({ timeout: 30_000 });
+    await check('task-running');
+    // web-2 comes back: it gets the pending run, and the bar moves on without a reload.
+    others.push(spawnAgent([], agents[1]!.stateDir));
+    await page.getByRole('img', { name: /Succeeded 2/ }).first().waitFor({ timeout: 30_000 });
+    const results = page.getByRole('region', { name: 'Results' });
+    const row = results.getByRole('row').filter({ hasText: 'web-1' });
+    await row.getByText(/succeeded/i).first().waitFor();
+    await row.getByRole('button', { name: /output/i }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByText(/hello from .* via the console/).waitFor();
+    await b.screenshot('task-result-output');
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    await check('task-details');
+  });
+
+  it('filters the event log and exports it as CSV', async () => {
+    const { page } = b;
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Events' }).click();
+    await page.getByLabel('Kind').fill('run.succeeded');
+    await page.getByRole('cell', { name: /Console: say hello" succeeded on "web-1"/ }).first().waitFor();
+    await check('events');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
+    const csv = await readFile((await download.path())!, 'utf8');
+    assert.match(csv.split('\n')[0]!, /^id,time,severity,kind,message/);
+    assert.match(csv, /run\.succeeded/);
+    assert.doesNotMatch(csv, /agent\.connected/, 'the export has the filter applied');
+  });
+
+  it('sets a secret whose value is never shown again', async () => {
+    const { page } = b;
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Secrets' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('deploy-password');
+    await page.getByLabel('Value', { exact: true }).fill('s3cret-value-from-the-browser');
+    await page.getByLabel('Description', { exact: true }).fill('for the console test');
+    await page.getByRole('button', { name: 'Save secret' }).click();
+    await page.getByRole('cell', { name: 'deploy-password', exact: true }).waitFor();
+    assert.equal(await page.getByLabel('Value', { exact: true }).inputValue(), '', 'the value field is cleared');
+    assert.ok(!(await page.content()).includes('s3cret-value-from-the-browser'));
+    await check('secrets');
+  });
+
+  it('shows the repository, deployments, installers, push installation and account pages', async () => {
+    const { page } = b;
+    for (const [link, heading, shot] of [
+      ['Repository', /Repository/, 'repository'],
+      ['Deployments', /Deployments/, 'deployments'],
+      ['Installers', /Installer/, 'installers'],
+      ['Push installation', /Push installation/, 'push'],
+    ] as const) {
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: link, exact: true }).click();
+      await page.getByRole('heading', { name: heading, level: 1 }).waitFor();
+      await check(shot);
+    }
+    await page.getByRole('link', { name: 'admin' }).click();
+    await page.getByRole('heading', { name: 'Account', level: 1 }).waitFor();
+    await check('account');
+  });
+
+  it('works at phone width: a menu button opens the navigation, pages do not scroll sideways', async () => {
+    const { page } = b;
+    await page.setViewportSize({ width: 375, height: 800 });
+    await page.goto('/tasks');
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    assert.equal(await nav.isVisible(), false, 'the navigation is folded away');
+    await page.getByRole('button', { name: 'Menu' }).click();
+    await nav.getByRole('link', { name: 'Dashboard' }).waitFor();
+    await check('phone-menu');
+    await nav.getByRole('link', { name: 'Tasks' }).click();
+    await page.getByRole('heading', { name: 'Tasks', level: 1 }).waitFor();
+    await check('phone-tasks');
+    await page.goto('/devices');
+    await page.getByRole('heading', { name: 'Devices', level: 1 }).waitFor();
+    await check('phone-devices');
+    await page.setViewportSize({ width: 1366, height: 900 });
+  });
+
+  it('left no errors in the browser console', () => {
+    assert.deepEqual(b.problems, []);
+  });
+});
