@@ -2,7 +2,7 @@
  * The console's shared components. Pages build on these so that errors, progress, dialogs and
  * form fields look and behave the same everywhere (labels, keyboard, screen readers).
  */
-import { createContext, useCallback, useContext, useEffect, useRef, useState, type ReactNode } from 'react';
+import { cloneElement, createContext, isValidElement, useCallback, useContext, useEffect, useId, useRef, useState, type ReactNode } from 'react';
 import type { GroupView, TaskProgress } from '@garrison/protocol';
 import { describeError, useApi } from './api.ts';
 import { RUN_STATE_ORDER, formatAgo, formatTime } from './format.ts';
@@ -202,14 +202,31 @@ export function ConfirmButton({ label, question, confirmLabel, onConfirm, danger
   );
 }
 
-/** A labelled form field; the label wraps the control so a click or a screen reader finds it. */
+/**
+ * A labelled form field: the label names the control (its accessible name is the label alone,
+ * not the hint or a select's options) and the hint describes it.
+ */
 export function Field({ label, hint, children, inline }: { label: ReactNode; hint?: ReactNode; children: ReactNode; inline?: boolean }) {
+  const autoId = useId();
+  const hintId = `${autoId}-hint`;
+  let controlId = autoId;
+  let control = children;
+  if (isValidElement<{ id?: string; 'aria-describedby'?: string }>(children)) {
+    controlId = children.props.id ?? autoId;
+    control = cloneElement(children, { id: controlId, ...(hint ? { 'aria-describedby': hintId } : {}) });
+  }
   return (
-    <label className={`field ${inline ? 'inline' : ''}`}>
-      <span className="field-label">{label}</span>
-      {children}
-      {hint ? <small className="hint">{hint}</small> : null}
-    </label>
+    <div className={`field ${inline ? 'inline' : ''}`}>
+      <label className="field-label" htmlFor={controlId}>
+        {label}
+      </label>
+      {control}
+      {hint ? (
+        <small className="hint" id={hintId}>
+          {hint}
+        </small>
+      ) : null}
+    </div>
   );
 }
 

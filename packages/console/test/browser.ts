@@ -5,8 +5,7 @@
  * and horizontal overflow.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -26,7 +25,6 @@ export interface TestBrowser {
 }
 
 export async function openBrowser(baseURL: string, serverKeyPin: string, viewport = { width: 1366, height: 900 }): Promise<TestBrowser> {
-  const profile = await mkdtemp(path.join(os.tmpdir(), 'garrison-chromium-'));
   await mkdir(SCREENSHOTS, { recursive: true });
   const browser = await chromium.launch({
     executablePath: CHROMIUM!,
@@ -39,7 +37,6 @@ export async function openBrowser(baseURL: string, serverKeyPin: string, viewpor
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
-      `--user-data-dir=${profile}`,
       // Trust the test server's certificate by its key only, as agents and the CLI pin it.
       `--ignore-certificate-errors-spki-list=${serverKeyPin.replace(/^sha256\/\//, '')}`,
     ],
@@ -60,14 +57,14 @@ export async function openBrowser(baseURL: string, serverKeyPin: string, viewpor
       await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
     },
     async close() {
+      // Playwright gives each launch a new empty profile and removes it at close.
       await browser.close();
-      await rm(profile, { recursive: true, force: true });
     },
   };
 }
 
 /** Form controls without an accessible name, and whether the page scrolls sideways. */
-export async function auditPage(page: Page): Promise<{ unlabelled: string[]; overflowX: boolean }> {
+export async function auditPage(page: Page): Promise<{ unlabelled: string[]; overflowX: string[] }> {
   // Runs in the page; written as source text because this file is type-checked without the DOM library.
   return page.evaluate(`(() => {
     const unlabelled = [];
@@ -76,6 +73,15 @@ export async function auditPage(page: Page): Promise<{ unlabelled: string[]; ove
       const labelled = el.labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || el.getAttribute('title') || (el.tagName === 'BUTTON' && el.textContent.trim());
       if (!labelled) unlabelled.push(el.outerHTML.slice(0, 120));
     }
-    return { unlabelled, overflowX: document.documentElement.scrollWidth > window.innerWidth + 1 };
+    // What sticks out to the right, when the page scrolls sideways.
+    const overflowX = [];
+    if (document.documentElement.scrollWidth > window.innerWidth + 1) {
+      for (const el of document.querySelectorAll('main *, header *')) {
+        if (el.getBoundingClientRect().right > window.innerWidth + 1 && !el.closest('.table-wrap')) overflowX.push(el.tagName.toLowerCase() + '.' + el.className + ' ' + Math.round(el.getBoundingClientRect().right));
+        if (overflowX.length >= 8) break;
+      }
+      if (!overflowX.length) overflowX.push('document ' + document.documentElement.scrollWidth);
+    }
+    return { unlabelled, overflowX };
   })()`);
 }

@@ -1,5 +1,273 @@
-import { Page } from '../ui.tsx';
+/**
+ * Create a task (POST /tasks) or change one (PATCH /tasks/:id): name, product and task type,
+ * settings (a form generated from the type's schema, or raw JSON), schedule and scope.
+ */
+import { useMemo, useRef, useState } from 'react';
+import { Link, useLocation, useSearch } from 'wouter';
+import { BUILTIN_PRODUCT, SCRIPT_TASK_TYPE, type Schedule, type Scope, type SecretMeta, type Task, type TaskCreate, type TaskUpdate } from '@garrison/protocol';
+import { patch, post, useAction, useApi } from '../api.ts';
+import { Async, ErrorMessage, Page, Section } from '../ui.tsx';
+import { Labeled } from '../tasks/controls.tsx';
+import { SchemaForm } from '../tasks/SchemaForm.tsx';
+import { DEFAULT_SCHEDULE, ScheduleEditor } from '../tasks/ScheduleEditor.tsx';
+import { ScopePicker, scopeComplete } from '../tasks/ScopePicker.tsx';
+import { credentialLiterals, withLifecycleTypes, type ProductInfo, type TaskTypeInfo } from '../tasks/model.ts';
+import { initialValue, isFormable, type JsonSchema } from '../tasks/schema.ts';
+import '../tasks/tasks.css';
 
 export function TaskEdit({ id }: { id?: string }) {
-  return <Page title={id ? 'Edit task' : 'New task'}>{null}</Page>;
+  const products = useApi<ProductInfo[]>('/products', { staleTime: 60_000 });
+  const task = useApi<Task>(id ? `/tasks/${encodeURIComponent(id)}` : null);
+  const title = id ? (task.data ? `Edit task: ${task.data.name}` : 'Edit task') : 'New task';
+  return (
+    <Page title={title} subtitle={id && task.data ? <Link href={`/tasks/${encodeURIComponent(id)}`}>Back to the task</Link> : <Link href="/tasks">Back to tasks</Link>}>
+      <Async q={products}>
+        {(list) =>
+          id ? (
+            <Async q={task}>{(t) => <TaskForm key={t.id} products={withLifecycleTypes(list)} current={t} />}</Async>
+          ) : (
+            <TaskForm products={withLifecycleTypes(list)} />
+          )
+        }
+      </Async>
+    </Page>
+  );
+}
+
+function typeOf(products: ProductInfo[], product: string, type: string): TaskTypeInfo | undefined {
+  return products.find((p) => p.id === product)?.taskTypes.find((t) => t.id === type);
+}
+
+function asSettings(v: unknown): Record<string, unknown> {
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+/** What a new task starts from; ?product=&type=&groupId=&deviceId= preset it. */
+function presets(products: ProductInfo[], search: string) {
+  const q = new URLSearchParams(search);
+  const wantedProduct = q.get('product');
+  const product = products.find((p) => p.id === wantedProduct) ?? products.find((p) => p.id === BUILTIN_PRODUCT) ?? products[0];
+  const wantedType = q.get('type');
+  const type = product?.taskTypes.find((t) => t.id === wantedType) ?? product?.taskTypes.find((t) => t.id === SCRIPT_TASK_TYPE) ?? product?.taskTypes[0];
+  const deviceId = q.get('deviceId');
+  const groupId = q.get('groupId');
+  const scope: Scope = deviceId ? { type: 'local', deviceId } : { type: 'group', groupId: groupId ?? '' };
+  return { product: product?.id ?? BUILTIN_PRODUCT, type: type?.id ?? '', settings: asSettings(type ? initialValue(type.settingsSchema) : {}), scope };
+}
+
+function TaskForm({ products, current }: { products: ProductInfo[]; current?: Task }) {
+  // The task as it was when the form opened: its revision goes with the change, so that a
+  // change made meanwhile elsewhere is refused (CONFLICT) rather than overwritten.
+  const [initial] = useState(current);
+  const latestRevision = current?.revision;
+  const search = useSearch();
+  const [, navigate] = useLocation();
+  const start = useMemo(() => (initial ? null : presets(products, search)), [initial, products, search]);
+  const [name, setName] = useState(initial?.name ?? '');
+  const [description, setDescription] = useState(initial?.description ?? '');
+  const [enabled, setEnabled] = useState(initial?.enabled ?? true);
+  const [product, setProduct] = useState(initial?.product ?? start!.product);
+  const [type, setType] = useState(initial?.type ?? start!.type);
+  const [settings, setSettings] = useState<Record<string, unknown>>(initial?.settings ?? start!.settings);
+  const [schedule, setSchedule] = useState<Schedule>(initial?.schedule ?? DEFAULT_SCHEDULE);
+  const [scope, setScope] = useState<Scope>(initial?.scope ?? start!.scope);
+  const taskType = typeOf(products, product, type);
+  const schema: JsonSchema | undefined = taskType?.settingsSchema;
+  const formable = isFormable(schema);
+  const [json, setJson] = useState<{ text: string; error: string | null } | null>(formable ? null : { text: JSON.stringify(initial?.settings ?? {}, null, 2), error: null });
+  const [localError, setLocalError] = useState<string | null>(null);
+  const secrets = useApi<SecretMeta[]>('/secrets', { staleTime: 30_000 });
+  const formRef = useRef<HTMLFormElement>(null);
+
+  const save = useAction(
+    async (): Promise<Task> => {
+      if (initial) {
+        const body: TaskUpdate = { name, description, settings, schedule, scope, enabled, revision: initial.revision };
+        return patch<Task>(`/tasks/${encodeURIComponent(initial.id)}`, body);
+      }
+      const body: TaskCreate = { name, description, product, type, settings, schedule, scope, enabled };
+      return post<Task>('/tasks', body);
+    },
+    ['/tasks', '/devices/'],
+  );
+
+  const chooseType = (p: string, t: string) => {
+    setProduct(p);
+    setType(t);
+    const next = typeOf(products, p, t);
+    const fresh = asSettings(next ? initialValue(next.settingsSchema) : {});
+    setSettings(fresh);
+    setJson(isFormable(next?.settingsSchema) ? null : { text: JSON.stringify(fresh, null, 2), error: null });
+  };
+
+  const submit = async () => {
+    setLocalError(null);
+    if (!formRef.current?.reportValidity()) return;
+    if (json?.error) return setLocalError('The settings are not valid JSON; correct them before saving.');
+    if (!type) return setLocalError('Choose a task type.');
+    if (!scopeComplete(scope)) return setLocalError(scope.type === 'local' ? 'Choose the device of this local task.' : scope.type === 'group' ? 'Choose a group.' : 'A global task needs devices or a selection.');
+    try {
+      const saved = await save.mutateAsync(undefined);
+      navigate(`/tasks/${encodeURIComponent(saved.id)}`);
+    } catch {
+      /* shown from save.error */
+    }
+  };
+
+  const literals = credentialLiterals(settings);
+  const currentProduct = products.find((p) => p.id === product);
+
+  return (
+    <form
+      ref={formRef}
+      className="task-form"
+      aria-label={initial ? 'Edit task' : 'New task'}
+      onSubmit={(e) => {
+        e.preventDefault();
+        void submit();
+      }}
+    >
+      {initial && latestRevision !== undefined && latestRevision !== initial.revision ? (
+        <p className="notice" role="status">
+          This task was changed elsewhere since this page opened (revision {initial.revision} → {latestRevision}). Saving will be refused; reload the page to edit the newest version.
+        </p>
+      ) : null}
+      <Section title="General">
+        <div className="row">
+          <Labeled label="Name">
+            <input type="text" required minLength={1} maxLength={200} value={name} onChange={(e) => setName(e.target.value)} autoComplete="off" />
+          </Labeled>
+          <Labeled inline label="Enabled">
+            <input type="checkbox" checked={enabled} onChange={(e) => setEnabled(e.target.checked)} />
+          </Labeled>
+        </div>
+        <Labeled label="Description">
+          <textarea className="plain" rows={2} maxLength={2000} value={description} onChange={(e) => setDescription(e.target.value)} />
+        </Labeled>
+        {initial ? (
+          <dl className="props">
+            <dt>Product</dt>
+            <dd>{currentProduct?.name ?? product}</dd>
+            <dt>Task type</dt>
+            <dd>
+              {taskType?.name ?? type}
+              {taskType ? null : <span className="muted"> (its plug-in is not installed; settings are edited as JSON)</span>}
+            </dd>
+          </dl>
+        ) : (
+          <div className="row top">
+            <Labeled label="Product">
+              <select
+                value={product}
+                onChange={(e) => {
+                  const p = products.find((x) => x.id === e.target.value);
+                  chooseType(e.target.value, p?.taskTypes[0]?.id ?? '');
+                }}
+              >
+                {products.map((p) => (
+                  <option key={p.id} value={p.id}>
+                    {p.name}
+                  </option>
+                ))}
+              </select>
+            </Labeled>
+            <Labeled label="Task type" hint={taskType?.description}>
+              <select value={type} required onChange={(e) => chooseType(product, e.target.value)}>
+                {currentProduct?.taskTypes.length ? null : <option value="">No task types</option>}
+                {(currentProduct?.taskTypes ?? []).map((t) => (
+                  <option key={t.id} value={t.id}>
+                    {t.name}
+                  </option>
+                ))}
+              </select>
+            </Labeled>
+          </div>
+        )}
+      </Section>
+
+      <Section
+        title="Settings"
+        actions={
+          formable ? (
+            <button
+              type="button"
+              aria-pressed={json !== null}
+              onClick={() => {
+                if (json === null) return setJson({ text: JSON.stringify(settings, null, 2), error: null });
+                if (json.error) return setLocalError('The settings are not valid JSON; correct them to go back to the form.');
+                setLocalError(null);
+                setJson(null);
+              }}
+            >
+              {json === null ? 'Edit as JSON' : 'Edit as form'}
+            </button>
+          ) : null
+        }
+      >
+        {json !== null ? (
+          <>
+            <Labeled label="Settings (JSON)" hint={formable ? 'The settings object as the API takes it; secret references are written {"$secret": "name"}.' : 'This task type’s settings cannot be shown as a form; edit them as JSON. Secret references are written {"$secret": "name"}.'}>
+              <textarea
+                rows={16}
+                spellCheck={false}
+                aria-invalid={json.error ? true : undefined}
+                value={json.text}
+                onChange={(e) => {
+                  const text = e.target.value;
+                  try {
+                    const v: unknown = JSON.parse(text);
+                    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('the settings must be a JSON object');
+                    setSettings(v as Record<string, unknown>);
+                    setJson({ text, error: null });
+                  } catch (err) {
+                    setJson({ text, error: err instanceof Error ? err.message : 'not JSON' });
+                  }
+                }}
+              />
+            </Labeled>
+            {json.error ? <p className="warn-text">Not valid: {json.error}</p> : null}
+            {schema ? (
+              <details>
+                <summary>Settings schema</summary>
+                <pre>{JSON.stringify(schema, null, 2)}</pre>
+              </details>
+            ) : null}
+          </>
+        ) : schema ? (
+          <SchemaForm schema={schema} value={settings} onChange={setSettings} secrets={secrets.data} />
+        ) : null}
+        {literals.length ? (
+          <p className="notice" role="status">
+            The server refuses credentials written as literal values ({literals.join(', ')}). Store them on the <Link href="/secrets">Secrets</Link> page and choose them as secrets.
+          </p>
+        ) : null}
+      </Section>
+
+      <Section title="Schedule">
+        <ScheduleEditor value={schedule} onChange={setSchedule} taskId={initial?.id} />
+      </Section>
+
+      <Section title="Scope">
+        <ScopePicker value={scope} onChange={setScope} products={products} />
+      </Section>
+
+      <div className="form-actions">
+        {localError ? (
+          <p className="error" role="alert">
+            {localError}
+          </p>
+        ) : null}
+        <ErrorMessage error={save.error} onDismiss={() => save.reset()} />
+        <div className="actions">
+          <button type="button" className="primary" disabled={save.isPending} aria-busy={save.isPending} onClick={() => void submit()}>
+            Save task
+          </button>
+          {save.isPending ? <span className="muted" role="status">Saving…</span> : null}
+          <Link href={initial ? `/tasks/${encodeURIComponent(initial.id)}` : '/tasks'} className="button">
+            Cancel
+          </Link>
+        </div>
+      </div>
+    </form>
+  );
 }
