@@ -109,29 +109,8 @@ export function Time({ iso }: { iso: string | null | undefined }) {
 
 /** A task's targets by the state of their latest run, as one stacked bar with a legend. */
 export function ProgressBar({ progress, compact }: { progress: Pick<TaskProgress, 'targets' | 'notRun' | 'states'>; compact?: boolean }) {
-  const counts = RUN_STATE_ORDER.map((s) => ({ ...s, n: s.state === 'notRun' ? progress.notRun : (progress.states[s.state] ?? 0) })).filter((s) => s.n > 0);
-  const total = Math.max(progress.targets, counts.reduce((a, s) => a + s.n, 0));
-  const text = total === 0 ? 'no target devices' : counts.map((s) => `${s.label} ${s.n}`).join(', ');
-  return (
-    <div className={`progress ${compact ? 'compact' : ''}`}>
-      <div className="progress-bar" role="img" aria-label={`Progress: ${text} of ${total}`}>
-        {counts.map((s) => (
-          <span key={s.state} className={`seg state-${s.state}`} style={{ width: `${(100 * s.n) / Math.max(total, 1)}%` }} />
-        ))}
-      </div>
-      {compact ? null : (
-        <ul className="legend" aria-hidden="true">
-          {counts.map((s) => (
-            <li key={s.state}>
-              <span className={`dot state-${s.state}`} />
-              {s.label} <strong>{s.n}</strong>
-            </li>
-          ))}
-          {total === 0 ? <li className="muted">no target devices</li> : null}
-        </ul>
-      )}
-    </div>
-  );
+  const segments = RUN_STATE_ORDER.map((s) => ({ key: s.state, label: s.label, n: s.state === 'notRun' ? progress.notRun : (progress.states[s.state] ?? 0) }));
+  return <StackedBar label="Progress" segments={segments} compact={compact} what="target devices" total={progress.targets} />;
 }
 
 /** A modal dialog on the native <dialog>: focus is trapped, Escape closes it. */
@@ -161,13 +140,13 @@ export function Dialog({ open, title, onClose, children, wide }: { open: boolean
 }
 
 /** A button that asks before doing something that cannot be undone. */
-export function ConfirmButton({ label, question, confirmLabel, onConfirm, danger, disabled }: { label: string; question: ReactNode; confirmLabel?: string; onConfirm: () => Promise<unknown> | void; danger?: boolean; disabled?: boolean }) {
+export function ConfirmButton({ label, question, confirmLabel, onConfirm, danger, disabled, ariaLabel }: { label: string; question: ReactNode; confirmLabel?: string; onConfirm: () => Promise<unknown> | void; danger?: boolean; disabled?: boolean; /** The trigger's name when `label` alone is ambiguous (one per table row). */ ariaLabel?: string }) {
   const [open, setOpen] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   return (
     <>
-      <button type="button" className={danger ? 'danger' : ''} disabled={disabled} onClick={() => setOpen(true)}>
+      <button type="button" className={danger ? 'danger' : ''} disabled={disabled} aria-label={ariaLabel} onClick={() => setOpen(true)}>
         {label}
       </button>
       <Dialog open={open} title={label} onClose={() => setOpen(false)}>
@@ -206,20 +185,28 @@ export function ConfirmButton({ label, question, confirmLabel, onConfirm, danger
  * A labelled form field: the label names the control (its accessible name is the label alone,
  * not the hint or a select's options) and the hint describes it.
  */
-export function Field({ label, hint, children, inline }: { label: ReactNode; hint?: ReactNode; children: ReactNode; inline?: boolean }) {
+export function Field({ label, hint, children, inline, optional }: { label: ReactNode; hint?: ReactNode; children: ReactNode; inline?: boolean; optional?: boolean }) {
   const autoId = useId();
   const hintId = `${autoId}-hint`;
+  const optionalId = `${autoId}-optional`;
   let controlId = autoId;
   let control = children;
   if (isValidElement<{ id?: string; 'aria-describedby'?: string }>(children)) {
     controlId = children.props.id ?? autoId;
-    control = cloneElement(children, { id: controlId, ...(hint ? { 'aria-describedby': hintId } : {}) });
+    const describedBy = [optional ? optionalId : '', hint ? hintId : '', children.props['aria-describedby'] ?? ''].filter(Boolean).join(' ');
+    control = cloneElement(children, { id: controlId, ...(describedBy ? { 'aria-describedby': describedBy } : {}) });
   }
   return (
     <div className={`field ${inline ? 'inline' : ''}`}>
-      <label className="field-label" htmlFor={controlId}>
-        {label}
-      </label>
+      <span className="field-label">
+        <label htmlFor={controlId}>{label}</label>
+        {optional ? (
+          <span className="muted optional" id={optionalId}>
+            {' '}
+            (optional)
+          </span>
+        ) : null}
+      </span>
       {control}
       {hint ? (
         <small className="hint" id={hintId}>
@@ -316,26 +303,29 @@ export function useBusy() {
   return { busy, error, setError, run };
 }
 
-/** Counts by state as one stacked bar with a legend (deployment compliance, run outcomes). */
-export function StackedBar({ segments, label }: { segments: { key: string; label: string; n: number }[]; label: string }) {
+/** Counts by state as one stacked bar with a legend; the colours are the state-* classes. */
+export function StackedBar({ segments, label, compact, what = 'items', total: given }: { segments: { key: string; label: string; n: number }[]; label: string; compact?: boolean; what?: string; total?: number }) {
   const shown = segments.filter((s) => s.n > 0);
-  const total = shown.reduce((a, s) => a + s.n, 0);
+  const total = Math.max(given ?? 0, shown.reduce((a, s) => a + s.n, 0));
+  const text = total === 0 ? `no ${what}` : `${shown.map((s) => `${s.label} ${s.n}`).join(', ')} of ${total} ${what}`;
   return (
-    <div className="progress">
-      <div className="progress-bar" role="img" aria-label={`${label}: ${total === 0 ? 'none' : shown.map((s) => `${s.label} ${s.n}`).join(', ')}`}>
+    <div className={`progress ${compact ? 'compact' : ''}`}>
+      <div className="progress-bar" role="img" aria-label={`${label}: ${text}`}>
         {shown.map((s) => (
           <span key={s.key} className={`seg state-${s.key}`} style={{ width: `${(100 * s.n) / Math.max(total, 1)}%` }} />
         ))}
       </div>
-      <ul className="legend" aria-hidden="true">
-        {shown.map((s) => (
-          <li key={s.key}>
-            <span className={`dot state-${s.key}`} />
-            {s.label} <strong>{s.n.toLocaleString()}</strong>
-          </li>
-        ))}
-        {total === 0 ? <li className="muted">none</li> : null}
-      </ul>
+      {compact ? null : (
+        <ul className="legend" aria-hidden="true">
+          {shown.map((s) => (
+            <li key={s.key}>
+              <span className={`dot state-${s.key}`} />
+              {s.label} <strong>{s.n.toLocaleString()}</strong>
+            </li>
+          ))}
+          {total === 0 ? <li className="muted">no {what}</li> : null}
+        </ul>
+      )}
     </div>
   );
 }

@@ -137,6 +137,14 @@ for (const kind of dbKinds) {
       assert.equal(typeof sum.body.runs.states, 'object');
     });
 
+    it('keeps a secret description when a new value comes without one', async () => {
+      assert.equal((await t.api('PUT', '/api/v1/secrets/console-kept', { value: 'one', description: 'the db password' })).status, 204);
+      assert.equal((await t.api('PUT', '/api/v1/secrets/console-kept', { value: 'two' })).status, 204);
+      const list = await t.api<{ name: string; description: string }[]>('GET', '/api/v1/secrets');
+      assert.equal(list.body.find((x) => x.name === 'console-kept')?.description, 'the db password');
+      assert.ok(!JSON.stringify(list.body).includes('two'));
+    });
+
     it('serves the console at / and its client routes with a strict content security policy; API paths stay JSON 404s', async () => {
       const root = await t.fetch(`${t.server.url}/`, { headers: { accept: 'text/html' } });
       assert.equal(root.status, 200);

@@ -143,6 +143,7 @@ function ApiTokens() {
                         {t.revokedAt ? null : (
                           <ConfirmButton
                             label="Revoke"
+                            ariaLabel={`Revoke ${t.name}`}
                             danger
                             question={<p>Revoke the token “{t.name}”? Scripts using it stop working at once.</p>}
                             onConfirm={async () => {

@@ -1,48 +1,8 @@
 /** Small controls the task forms share: labelled fields, numbers, comma-separated lists, a debounced value. */
-import { cloneElement, useEffect, useId, useState, type InputHTMLAttributes, type ReactElement, type ReactNode } from 'react';
+import { useEffect, useState, type InputHTMLAttributes } from 'react';
 
-/**
- * A form field whose label names only the control: the label points at the control (for/id)
- * rather than wrapping it, and the hint and "optional" mark describe it (aria-describedby).
- * So the accessible name is exactly the label ("Command", "Group"), never the label plus a
- * hint or a select's options, and getByLabel(…, { exact: true }) finds it.
- */
-export function Labeled({
-  label,
-  hint,
-  optional,
-  inline,
-  children,
-}: {
-  label: ReactNode;
-  hint?: ReactNode;
-  optional?: boolean;
-  inline?: boolean;
-  children: ReactElement<{ id?: string; 'aria-describedby'?: string }>;
-}) {
-  const id = useId();
-  const describedBy = [optional ? `${id}-optional` : '', hint ? `${id}-hint` : ''].filter(Boolean).join(' ');
-  const control = cloneElement(children, { id, ...(describedBy ? { 'aria-describedby': describedBy } : {}) });
-  return (
-    <div className={`field ${inline ? 'inline' : ''}`}>
-      <span className="field-label">
-        <label htmlFor={id}>{label}</label>
-        {optional ? (
-          <span className="muted optional" id={`${id}-optional`}>
-            {' '}
-            (optional)
-          </span>
-        ) : null}
-      </span>
-      {control}
-      {hint ? (
-        <small className="hint" id={`${id}-hint`}>
-          {hint}
-        </small>
-      ) : null}
-    </div>
-  );
-}
+/** Field of ui.tsx under the name the task pages use. */
+export { Field as Labeled } from '../ui.tsx';
 
 /** A number field whose value is a number or undefined (empty). */
 export function NumberInput({

@@ -259,7 +259,7 @@ export function registerAdminRoutes(app: FastifyInstance, s: Services): void {
 
   // Secrets: names only; values are write-only.
   app.get(`${p}/secrets`, doc('secrets', 'Secret names and descriptions (never values)'), async (req) => s.secrets.list(actor(req)));
-  app.put(`${p}/secrets/:name`, doc('secrets', 'Set a secret value', { params: SecretParams, body: SecretPut }), async (req, reply) => {
+  app.put(`${p}/secrets/:name`, doc('secrets', 'Set a secret value (the description is kept when absent)', { params: SecretParams, body: SecretPut }), async (req, reply) => {
     const b = req.body as Static<typeof SecretPut>;
     await s.secrets.put(actor(req), (req.params as Static<typeof SecretParams>).name, b.value, b.description);
     return reply.status(204).send();

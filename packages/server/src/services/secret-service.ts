@@ -49,7 +49,7 @@ export class SecretService {
     authorize(actor, Permission.read);
     return this.#store.listSecrets();
   }
-  async put(actor: Actor, name: string, value: string, description = ''): Promise<void> {
+  async put(actor: Actor, name: string, value: string, description?: string): Promise<void> {
     authorize(actor, Permission.manageSecrets);
     if (!NAME.test(name)) throw new AppError('VALIDATION_FAILED', 'a secret name is 1-100 letters, digits, ".", "_" or "-"');
     if (value.length === 0 || value.length > 65536) throw new AppError('VALIDATION_FAILED', 'a secret value is 1 to 65536 characters');

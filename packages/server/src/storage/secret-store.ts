@@ -9,11 +9,12 @@ export class SecretStore {
   constructor(db: Db) {
     this.#db = db;
   }
-  async putSecret(name: string, ciphertext: string, description: string, at: string): Promise<void> {
+  /** Sets a value; an undefined description keeps the stored one (empty for a new secret). */
+  async putSecret(name: string, ciphertext: string, description: string | undefined, at: string): Promise<void> {
     await this.#db.kysely
       .insertInto('secrets')
-      .values({ name, ciphertext, description, created_at: at, updated_at: at })
-      .onConflict((oc) => oc.column('name').doUpdateSet({ ciphertext, description, updated_at: at }))
+      .values({ name, ciphertext, description: description ?? '', created_at: at, updated_at: at })
+      .onConflict((oc) => oc.column('name').doUpdateSet({ ciphertext, ...(description !== undefined ? { description } : {}), updated_at: at }))
       .execute();
   }
   async deleteSecret(name: string): Promise<boolean> {

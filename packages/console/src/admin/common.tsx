@@ -1,0 +1,98 @@
+/**
+ * Pieces shared by the administration pages (repository, deployments, installers, push
+ * installation, secrets): a stacked bar of counts by state, accessible tabs, expiry choices.
+ */
+import { useRef, type KeyboardEvent, type ReactNode } from 'react';
+import { ApiError } from '../api.ts';
+import { StackedBar, useGroups } from '../ui.tsx';
+import './admin.css';
+
+export { Field } from '../ui.tsx';
+
+export const BRANCHES = ['current', 'previous', 'evaluation'] as const;
+
+export interface BarItem {
+  state: string;
+  label: string;
+  n: number;
+}
+
+/** Counts by state as one stacked bar with a legend (ui.tsx's StackedBar, fed by state). */
+export function StateBar({ items, compact, what = 'items' }: { items: BarItem[]; compact?: boolean; what?: string }) {
+  return <StackedBar label={what} segments={items.map((i) => ({ key: i.state, label: i.label, n: i.n }))} compact={compact} what={what} />;
+}
+
+/** A row of tabs (arrow keys move between them); the page renders the panel with `tabPanelProps`. */
+export function Tabs<T extends string>({ tabs, value, onChange, label, idBase }: { tabs: { id: T; label: ReactNode }[]; value: T; onChange: (id: T) => void; label: string; idBase: string }) {
+  const refs = useRef<(HTMLButtonElement | null)[]>([]);
+  const onKey = (e: KeyboardEvent, i: number) => {
+    const delta = e.key === 'ArrowRight' ? 1 : e.key === 'ArrowLeft' ? -1 : 0;
+    const to = e.key === 'Home' ? 0 : e.key === 'End' ? tabs.length - 1 : delta ? (i + delta + tabs.length) % tabs.length : -1;
+    if (to < 0) return;
+    e.preventDefault();
+    onChange(tabs[to]!.id);
+    refs.current[to]?.focus();
+  };
+  return (
+    <div className="tabs" role="tablist" aria-label={label}>
+      {tabs.map((t, i) => (
+        <button
+          key={t.id}
+          ref={(el) => {
+            refs.current[i] = el;
+          }}
+          type="button"
+          role="tab"
+          id={`${idBase}-tab-${t.id}`}
+          aria-selected={t.id === value}
+          aria-controls={`${idBase}-panel`}
+          tabIndex={t.id === value ? 0 : -1}
+          onClick={() => onChange(t.id)}
+          onKeyDown={(e) => onKey(e, i)}
+        >
+          {t.label}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+export function tabPanelProps(idBase: string, value: string) {
+  return { role: 'tabpanel', id: `${idBase}-panel`, 'aria-labelledby': `${idBase}-tab-${value}` } as const;
+}
+
+/** The root group's id ("My Organization"), once the groups are read. */
+export function useRootGroupId(): string {
+  const groups = useGroups();
+  return groups.data?.find((g) => g.parentId === null)?.id ?? groups.data?.[0]?.id ?? '';
+}
+
+/** Expiry choices in minutes ('' for none). */
+export const EXPIRY_CHOICES: { value: string; label: string }[] = [
+  { value: '60', label: '1 hour' },
+  { value: '1440', label: '1 day' },
+  { value: '10080', label: '7 days' },
+  { value: '43200', label: '30 days' },
+  { value: '131400', label: '3 months' },
+  { value: '525600', label: '1 year' },
+];
+
+/** An optional whole number from a text field: undefined when empty, NaN when not a number. */
+export function optionalInt(text: string): number | undefined {
+  const t = text.trim();
+  if (!t) return undefined;
+  return /^-?\d+$/.test(t) ? Number(t) : Number.NaN;
+}
+
+/**
+ * A check made before sending, as the error the server would answer, so that ErrorMessage
+ * shows it the same way (with the code the server would use).
+ */
+export function checkError(message: string, code: 'VALIDATION_FAILED' | 'HOSTS_INVALID' | 'CREDENTIALS_INVALID' = 'VALIDATION_FAILED'): ApiError {
+  return new ApiError(code, message, 400);
+}
+
+/** `host:port`, with brackets for IPv6. */
+export function hostTarget(h: { address: string; port: number }): string {
+  return `${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}`;
+}
