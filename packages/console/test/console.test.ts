@@ -74,8 +74,9 @@ describe('web console in Chromium', { skip: chromiumSkip, timeout: 300_000 }, ()
     // The browser logs the refused request itself; that one is expected.
     assert.ok(b.problems.every((p) => /status of 401/.test(p)), b.problems.join('\n'));
     b.problems.length = 0;
+    // By keyboard: Enter in the password field submits the form.
     await page.getByLabel('Password', { exact: true }).fill(password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByLabel('Password', { exact: true }).press('Enter');
     await page.getByRole('heading', { name: 'Dashboard', level: 1 }).waitFor();
     await page.getByText('managed devices').waitFor();
     const devicesCard = page.getByRole('region', { name: 'Devices' });
@@ -160,13 +161,39 @@ describe('web console in Chromium', { skip: chromiumSkip, timeout: 300_000 }, ()
     await check('secrets');
   });
 
-  it('shows the repository, deployments, installers, push installation and account pages', async () => {
+  it('creates an installer link whose one-line command pins the server key', async () => {
+    const { page } = b;
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Installers', exact: true }).click();
+    await page.getByRole('combobox', { name: 'Group' }).first().selectOption({ label: 'My Organization/Web servers' });
+    await page.getByRole('button', { name: 'Create installer link' }).click();
+    const link = page.getByLabel('Installer link', { exact: true });
+    await link.waitFor();
+    assert.match(await link.innerText(), new RegExp(`^${t.server.url.replace(/[.]/g, '\\.')}/install/`));
+    await page.getByText(/--pinnedpubkey/).first().waitFor();
+    await check('installers');
+  });
+
+  it('starts a push installation and shows the outcome of each host as it ends', async () => {
+    const { page } = b;
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Push installation', exact: true }).click();
+    await page.getByRole('combobox', { name: 'Enrol into group' }).selectOption({ label: 'My Organization/Web servers' });
+    // Port 1 on this machine refuses connections: the host ends UNREACHABLE within seconds.
+    await page.getByLabel('Hosts', { exact: true }).fill('127.0.0.1:1');
+    await page.getByLabel('Username', { exact: true }).fill('root');
+    await page.getByLabel('Password', { exact: true }).fill('not-used-anywhere');
+    await check('push');
+    await page.getByRole('button', { name: 'Start push installation' }).click();
+    await page.getByRole('heading', { level: 1, name: /Push installation/ }).waitFor();
+    await page.getByText('UNREACHABLE').first().waitFor({ timeout: 30_000 });
+    assert.ok(!(await page.content()).includes('not-used-anywhere'), 'the password is not shown back');
+    await check('push-job');
+  });
+
+  it('shows the repository, deployments and account pages', async () => {
     const { page } = b;
     for (const [link, heading, shot] of [
       ['Repository', /Repository/, 'repository'],
       ['Deployments', /Deployments/, 'deployments'],
-      ['Installers', /Installer/, 'installers'],
-      ['Push installation', /Push installation/, 'push'],
     ] as const) {
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: link, exact: true }).click();
       await page.getByRole('heading', { name: heading, level: 1 }).waitFor();

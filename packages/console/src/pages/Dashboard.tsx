@@ -36,6 +36,7 @@ export function Dashboard() {
                   <p className="stat-label">managed devices</p>
                   <StackedBar
                     label="Devices"
+                    what="devices"
                     segments={[
                       { key: 'online', label: 'Online', n: s.devices.online },
                       { key: 'offline', label: 'Offline', n: s.devices.offline },
@@ -48,7 +49,7 @@ export function Dashboard() {
                 <Section title="Task outcomes, last 24 hours">
                   <p className="stat">{totalRuns.toLocaleString()}</p>
                   <p className="stat-label">finished runs</p>
-                  <StackedBar label="Run outcomes" segments={outcomes} />
+                  <StackedBar label="Run outcomes" segments={outcomes} what="runs" />
                   <p>
                     <Link href="/tasks">Tasks</Link>
                   </p>
@@ -64,7 +65,7 @@ export function Dashboard() {
                           <h3>
                             {c.product} <span className="muted small">{Math.round((100 * (c.states.compliant ?? 0)) / Math.max(total, 1))}% compliant</span>
                           </h3>
-                          <StackedBar label={`${c.product} compliance`} segments={DEPLOYMENT_STATES.map((d) => ({ ...d, n: c.states[d.key] ?? 0 }))} />
+                          <StackedBar label={`${c.product} compliance`} what="devices" segments={DEPLOYMENT_STATES.map((d) => ({ ...d, n: c.states[d.key] ?? 0 }))} />
                         </div>
                       );
                     })
