@@ -6,6 +6,14 @@ import react from '@vitejs/plugin-react';
 export default defineConfig({
   plugins: [react()],
   base: '/',
-  build: { outDir: 'dist', emptyOutDir: true, sourcemap: false, chunkSizeWarningLimit: 1500 },
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    sourcemap: false,
+    chunkSizeWarningLimit: 1500,
+    // The wire contract's modules declare TypeBox schemas at top level; the console uses their
+    // constants and types only, so schema construction (pure) is dropped when unused.
+    rolldownOptions: { treeshake: { manualPureFunctions: ['Type'] } },
+  },
   server: { proxy: { '/api': { target: process.env.GARRISON_SERVER ?? 'https://127.0.0.1:8420', secure: false } } },
 });
