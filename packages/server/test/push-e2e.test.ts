@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { PushJobView } from '@garrison/protocol';
 import { startTestServer, tempDir, waitFor, type TestServer } from './helpers.ts';
@@ -37,6 +37,21 @@ describe('push installation with the real installer', { skip, timeout: 180_000 }
         process.kill(Number((await readFile(pidFile, 'utf8')).trim()), 'SIGKILL');
       } catch {
         /* gone */
+      }
+    }
+    // The launcher's embedded agent (its child) outlives a SIGKILL of the launcher: end every
+    // process running from the test folder.
+    if (work) {
+      for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+        if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+        const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+        if (cmd.includes(work)) {
+          try {
+            process.kill(Number(pid), 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+        }
       }
     }
     await sshd?.stop();
