@@ -2,7 +2,7 @@
  * The console's shared components. Pages build on these so that errors, progress, dialogs and
  * form fields look and behave the same everywhere (labels, keyboard, screen readers).
  */
-import { cloneElement, createContext, isValidElement, useCallback, useContext, useEffect, useId, useRef, useState, type ReactNode } from 'react';
+import { cloneElement, createContext, isValidElement, useCallback, useContext, useEffect, useId, useRef, useState, type KeyboardEvent, type ReactNode } from 'react';
 import type { GroupView, TaskProgress } from '@garrison/protocol';
 import { describeError, useApi } from './api.ts';
 import { RUN_STATE_ORDER, formatAgo, formatTime } from './format.ts';
@@ -328,4 +328,43 @@ export function StackedBar({ segments, label, compact, what = 'items', total: gi
       )}
     </div>
   );
+}
+
+/** A row of tabs (arrow keys move between them); the page renders the panel with `tabPanelProps`. */
+export function Tabs<T extends string>({ tabs, value, onChange, label, idBase }: { tabs: { id: T; label: ReactNode }[]; value: T; onChange: (id: T) => void; label: string; idBase: string }) {
+  const refs = useRef<(HTMLButtonElement | null)[]>([]);
+  const onKey = (e: KeyboardEvent, i: number) => {
+    const delta = e.key === 'ArrowRight' ? 1 : e.key === 'ArrowLeft' ? -1 : 0;
+    const to = e.key === 'Home' ? 0 : e.key === 'End' ? tabs.length - 1 : delta ? (i + delta + tabs.length) % tabs.length : -1;
+    if (to < 0) return;
+    e.preventDefault();
+    onChange(tabs[to]!.id);
+    refs.current[to]?.focus();
+  };
+  return (
+    <div className="tabs" role="tablist" aria-label={label}>
+      {tabs.map((t, i) => (
+        <button
+          key={t.id}
+          ref={(el) => {
+            refs.current[i] = el;
+          }}
+          type="button"
+          role="tab"
+          id={`${idBase}-tab-${t.id}`}
+          aria-selected={t.id === value}
+          aria-controls={`${idBase}-panel`}
+          tabIndex={t.id === value ? 0 : -1}
+          onClick={() => onChange(t.id)}
+          onKeyDown={(e) => onKey(e, i)}
+        >
+          {t.label}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+export function tabPanelProps(idBase: string, value: string) {
+  return { role: 'tabpanel', id: `${idBase}-panel`, 'aria-labelledby': `${idBase}-tab-${value}` } as const;
 }

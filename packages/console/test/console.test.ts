@@ -64,7 +64,7 @@ describe('web console in Chromium', { skip: chromiumSkip, timeout: 300_000 }, ()
     const { page } = b;
     await page.goto('/');
     await page.getByLabel('Name', { exact: true }).fill('admin');
-    await page.getByLabel('Password', { exact: true }).fill('wrong password');
+    await page.getByRole('textbox', { name: 'Password', exact: true }).fill('wrong password');
     await page.getByRole('button', { name: 'Sign in' }).click();
     const alert = page.getByRole('alert');
     await alert.waitFor();
@@ -75,8 +75,8 @@ describe('web console in Chromium', { skip: chromiumSkip, timeout: 300_000 }, ()
     assert.ok(b.problems.every((p) => /status of 401/.test(p)), b.problems.join('\n'));
     b.problems.length = 0;
     // By keyboard: Enter in the password field submits the form.
-    await page.getByLabel('Password', { exact: true }).fill(password);
-    await page.getByLabel('Password', { exact: true }).press('Enter');
+    await page.getByRole('textbox', { name: 'Password', exact: true }).fill(password);
+    await page.getByRole('textbox', { name: 'Password', exact: true }).press('Enter');
     await page.getByRole('heading', { name: 'Dashboard', level: 1 }).waitFor();
     await page.getByText('managed devices').waitFor();
     const devicesCard = page.getByRole('region', { name: 'Devices' });

@@ -2,7 +2,6 @@
  * Pieces shared by the administration pages (repository, deployments, installers, push
  * installation, secrets): a stacked bar of counts by state, accessible tabs, expiry choices.
  */
-import { useRef, type KeyboardEvent, type ReactNode } from 'react';
 import { ApiError } from '../api.ts';
 import { StackedBar, useGroups } from '../ui.tsx';
 import './admin.css';
@@ -22,44 +21,7 @@ export function StateBar({ items, compact, what = 'items' }: { items: BarItem[];
   return <StackedBar label={what} segments={items.map((i) => ({ key: i.state, label: i.label, n: i.n }))} compact={compact} what={what} />;
 }
 
-/** A row of tabs (arrow keys move between them); the page renders the panel with `tabPanelProps`. */
-export function Tabs<T extends string>({ tabs, value, onChange, label, idBase }: { tabs: { id: T; label: ReactNode }[]; value: T; onChange: (id: T) => void; label: string; idBase: string }) {
-  const refs = useRef<(HTMLButtonElement | null)[]>([]);
-  const onKey = (e: KeyboardEvent, i: number) => {
-    const delta = e.key === 'ArrowRight' ? 1 : e.key === 'ArrowLeft' ? -1 : 0;
-    const to = e.key === 'Home' ? 0 : e.key === 'End' ? tabs.length - 1 : delta ? (i + delta + tabs.length) % tabs.length : -1;
-    if (to < 0) return;
-    e.preventDefault();
-    onChange(tabs[to]!.id);
-    refs.current[to]?.focus();
-  };
-  return (
-    <div className="tabs" role="tablist" aria-label={label}>
-      {tabs.map((t, i) => (
-        <button
-          key={t.id}
-          ref={(el) => {
-            refs.current[i] = el;
-          }}
-          type="button"
-          role="tab"
-          id={`${idBase}-tab-${t.id}`}
-          aria-selected={t.id === value}
-          aria-controls={`${idBase}-panel`}
-          tabIndex={t.id === value ? 0 : -1}
-          onClick={() => onChange(t.id)}
-          onKeyDown={(e) => onKey(e, i)}
-        >
-          {t.label}
-        </button>
-      ))}
-    </div>
-  );
-}
-
-export function tabPanelProps(idBase: string, value: string) {
-  return { role: 'tabpanel', id: `${idBase}-panel`, 'aria-labelledby': `${idBase}-tab-${value}` } as const;
-}
+export { Tabs, tabPanelProps } from '../ui.tsx';
 
 /** The root group's id ("My Organization"), once the groups are read. */
 export function useRootGroupId(): string {

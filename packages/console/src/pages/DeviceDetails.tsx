@@ -8,7 +8,7 @@ import { Link, useLocation } from 'wouter';
 import type { DeviceView, EventView, Run, Task } from '@garrison/protocol';
 import { del, patch, post, qs, useApi } from '../api.ts';
 import { stateLabel } from '../format.ts';
-import { Async, ConfirmButton, Dialog, Empty, ErrorMessage, Field, GroupSelect, OnlineBadge, Page, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
+import { Async, ConfirmButton, Dialog, Empty, ErrorMessage, Field, GroupSelect, OnlineBadge, Page, Section, StateBadge, Tabs, tabPanelProps, Time, useBusy, useToast } from '../ui.tsx';
 
 type Tab = 'overview' | 'tasks' | 'runs' | 'events';
 const TABS: { id: Tab; label: string }[] = [
@@ -85,14 +85,8 @@ export function DeviceDetails({ id }: { id: string }) {
             </>
           }
         >
-          <div className="tabs" role="tablist" aria-label="Device sections">
-            {TABS.map((t) => (
-              <button key={t.id} type="button" role="tab" id={`tab-${t.id}`} aria-selected={tab === t.id} aria-controls="device-panel" onClick={() => setTab(t.id)}>
-                {t.label}
-              </button>
-            ))}
-          </div>
-          <div id="device-panel" role="tabpanel" aria-labelledby={`tab-${tab}`}>
+          <Tabs label="Device sections" idBase="device" tabs={TABS} value={tab} onChange={setTab} />
+          <div {...tabPanelProps('device', tab)}>
             {tab === 'overview' ? <Overview d={d} /> : null}
             {tab === 'tasks' ? <DeviceTasks id={id} /> : null}
             {tab === 'runs' ? <DeviceRuns id={id} /> : null}

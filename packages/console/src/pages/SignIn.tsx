@@ -4,7 +4,7 @@
  */
 import { useState, type FormEvent } from 'react';
 import { ApiError, request } from '../api.ts';
-import { ErrorMessage, Field } from '../ui.tsx';
+import { ErrorMessage, Field, Tabs, tabPanelProps } from '../ui.tsx';
 
 export function SignIn({ onSignedIn }: { onSignedIn: (token: string) => void }) {
   const [mode, setMode] = useState<'password' | 'token'>('password');
@@ -39,14 +39,17 @@ export function SignIn({ onSignedIn }: { onSignedIn: (token: string) => void }) 
   return (
     <main id="main" className="signin card">
       <h1>Sign in to Garrison</h1>
-      <div className="tabs" role="tablist" aria-label="Sign-in method">
-        <button type="button" role="tab" aria-selected={mode === 'password'} onClick={() => setMode('password')}>
-          Password
-        </button>
-        <button type="button" role="tab" aria-selected={mode === 'token'} onClick={() => setMode('token')}>
-          API token
-        </button>
-      </div>
+      <Tabs
+        label="Sign-in method"
+        idBase="signin"
+        value={mode}
+        onChange={setMode}
+        tabs={[
+          { id: 'password', label: 'Password' },
+          { id: 'token', label: 'API token' },
+        ]}
+      />
+      <div {...tabPanelProps('signin', mode)}>
       <form onSubmit={submit} aria-label="Sign in">
         {mode === 'password' ? (
           <>
@@ -67,6 +70,7 @@ export function SignIn({ onSignedIn }: { onSignedIn: (token: string) => void }) 
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
       </form>
+      </div>
     </main>
   );
 }
