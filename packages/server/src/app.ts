@@ -200,8 +200,9 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
     },
   };
   const live = new LiveFeed();
-  events.onStored = (kinds) => {
-    if (live.subscribers) live.publish(...topicsOfEvents(kinds, BUILTIN_PRODUCT));
+  // Nothing is computed on the result-ingestion path unless a console is listening.
+  events.onStored = (batch) => {
+    if (live.subscribers) live.publish(...topicsOfEvents(new Set(batch.map((e) => e.kind)), BUILTIN_PRODUCT));
   };
   agents.onRunsChanged = () => live.publish('runs');
   const services: Services = { installers, trust: tls, identity, auth, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub, repository, deployments, push, live };

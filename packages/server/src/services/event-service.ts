@@ -19,8 +19,8 @@ export class EventService {
   #queue: NewEvent[] = [];
   #timer: NodeJS.Timeout | null = null;
   #flushing: Promise<void> = Promise.resolve();
-  /** Called with the kinds of each batch once it is stored (the console's live feed). */
-  onStored: (kinds: Set<string>) => void = () => {};
+  /** Called with each batch once it is stored (the console's live feed); it must be cheap. */
+  onStored: (events: readonly Pick<NewEvent, 'kind'>[]) => void = () => {};
 
   constructor(deps: { store: EventStore; clock: Clock; log: Logger; catalog: Catalog }) {
     this.#store = deps.store;
@@ -37,7 +37,7 @@ export class EventService {
   }
   async audit(actor: Actor, kind: string, message: string, refs: Partial<Pick<NewEvent, 'deviceId' | 'groupId' | 'taskId' | 'product' | 'data'>>): Promise<void> {
     await this.#store.insertEvents([{ time: this.#clock.now().toISOString(), severity: 'info', kind: `audit.${kind}`, message, actor: actorName(actor), ...refs }]);
-    this.onStored(new Set([`audit.${kind}`]));
+    this.onStored([{ kind: `audit.${kind}` }]);
   }
   async flush(): Promise<void> {
     if (this.#timer) {
@@ -50,7 +50,7 @@ export class EventService {
     this.#flushing = this.#flushing.then(async () => {
       try {
         await this.#store.insertEvents(batch);
-        this.onStored(new Set(batch.map((e) => e.kind)));
+        this.onStored(batch);
       } catch (err) {
         this.#log.error({ err, count: batch.length }, 'storing events failed');
       }
