@@ -4,6 +4,8 @@
  * so they live here, in the wire contract.
  */
 import type { InstalledProduct } from './inventory.ts';
+import type { Run } from './run.ts';
+import type { ComplianceSummary } from './deployment.ts';
 
 export interface Me {
   kind: 'admin' | 'system';
@@ -116,4 +118,29 @@ export interface RunNowResult {
 export interface ServerSettings {
   eventRetentionDays: number;
   runRetentionDays: number;
+}
+
+/** The platforms installer links have a script for. */
+export const INSTALL_PLATFORMS = ['linux', 'macos', 'windows'] as const;
+export type InstallPlatform = (typeof INSTALL_PLATFORMS)[number];
+
+/** What POST /installers answers (the token's value is only inside `url` and `commands`). */
+export interface InstallerView {
+  token: EnrolmentTokenView;
+  /** The link itself: its scripts are `<url>/linux.sh`, `<url>/macos.sh`, `<url>/windows.ps1`. */
+  url: string;
+  caFingerprint: string;
+  certFingerprint: string;
+  publicKeyPin: string;
+  /** One command per platform, to paste on the machine (as root / administrator). */
+  commands: Record<InstallPlatform, string>;
+  /** Agent builds this server can hand out. */
+  agentPlatforms: string[];
+}
+
+/** GET /summary: the console's dashboard. */
+export interface DashboardSummary {
+  devices: { total: number; online: number; offline: number };
+  runs: { since: string; states: Record<string, number>; failures: (Run & { taskName: string; deviceName: string })[] };
+  compliance: ComplianceSummary[];
 }

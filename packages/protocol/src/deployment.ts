@@ -85,6 +85,22 @@ export interface DeviceProductState {
   updatedAt: string;
 }
 
+/** Per product: how many devices are in each deployment state and which versions they have. */
+export interface ComplianceSummary {
+  product: string;
+  states: Record<string, number>;
+  versions: Record<string, number>;
+}
+
+/** GET /deployments/compliance. */
+export interface ComplianceView {
+  summary: ComplianceSummary[];
+  devices: (DeviceProductState & { deviceName: string })[];
+}
+
+/** GET /groups/:id/deployments: an assignment that applies to the group, and the group it is set on. */
+export type EffectiveDeployment = DeploymentAssignmentView & { inheritedFrom: string };
+
 export interface DeploymentPackageRef {
   id: string;
   product: string;

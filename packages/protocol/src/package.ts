@@ -8,6 +8,8 @@ import { Type, type Static } from 'typebox';
 
 export const PACKAGE_MANIFEST_FILE = 'garrison-package.json';
 export const PACKAGE_SIGNATURE_CONTEXT = 'garrison-package-v1';
+/** The largest package archive the repository takes. */
+export const MAX_PACKAGE_BYTES = 1024 * 1024 * 1024;
 
 export const Branch = { current: 'current', previous: 'previous', evaluation: 'evaluation' } as const;
 export type Branch = (typeof Branch)[keyof typeof Branch];

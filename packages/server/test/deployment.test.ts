@@ -74,6 +74,12 @@ for (const kind of dbKinds) {
       assert.deepEqual(await inventory(), ['garrison@0.1.0', 'manager@2.0', 'secapp@1.9', 'updater@1.0']);
       // The install reports may reach the server just after the check-in that made the device compliant.
       await waitFor(async () => (await t.api<{ kind: string }[]>('GET', `/api/v1/events?deviceId=${agent.deviceId}&kind=garrison.deployment.installed`)).body.length === 3, { what: 'three install events' });
+      // The dashboard's summary, counted by the database, agrees with the compliance view.
+      const dashboard = await t.api<{ compliance: Compliance['summary'] }>('GET', '/api/v1/summary');
+      const compliance = await t.api<Compliance>('GET', '/api/v1/deployments/compliance');
+      const bySorted = (l: Compliance['summary']) => [...l].sort((a, b) => a.product.localeCompare(b.product));
+      assert.deepEqual(bySorted(dashboard.body.compliance), bySorted(compliance.body.summary));
+      assert.equal(dashboard.body.compliance.find((c) => c.product === 'secapp')?.states.compliant, 1);
     });
 
     it('updates to a newer version checked into the branch (1.10 after 1.9)', async () => {

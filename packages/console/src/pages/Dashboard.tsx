@@ -1,15 +1,9 @@
 /** The dashboard: devices online and offline, run outcomes of the last 24 hours, deployment compliance, recent failures. */
 import { Link } from 'wouter';
-import type { Run } from '@garrison/protocol';
+import type { DashboardSummary } from '@garrison/protocol';
 import { useApi } from '../api.ts';
 import { RUN_STATE_ORDER, formatAgo, stateLabel } from '../format.ts';
 import { Async, Empty, Page, Section, StackedBar, StateBadge, Time } from '../ui.tsx';
-
-interface Summary {
-  devices: { total: number; online: number; offline: number };
-  runs: { since: string; states: Record<string, number>; failures: (Run & { taskName: string; deviceName: string })[] };
-  compliance: { product: string; states: Record<string, number>; versions: Record<string, number> }[];
-}
 
 const DEPLOYMENT_STATES: { key: string; label: string }[] = [
   { key: 'compliant', label: 'Compliant' },
@@ -21,7 +15,7 @@ const DEPLOYMENT_STATES: { key: string; label: string }[] = [
 
 export function Dashboard() {
   // The summary is refreshed every 10 s rather than on every change: it counts over all runs.
-  const q = useApi<Summary>('/summary', { refetchInterval: 10_000 });
+  const q = useApi<DashboardSummary>('/summary', { refetchInterval: 10_000 });
   return (
     <Page title="Dashboard">
       <Async q={q}>

@@ -5,18 +5,15 @@
  */
 import { useMemo, useState, type FormEvent } from 'react';
 import { Link } from 'wouter';
-import type { Branch, DeploymentAssignmentView, DeploymentState, DeviceProductState, RepositoryPackage } from '@garrison/protocol';
+import type { Branch, ComplianceView, DeploymentAssignmentView, DeploymentState, EffectiveDeployment, RepositoryPackage } from '@garrison/protocol';
 import { del, post, put, qs, useApi } from '../api.ts';
 import { plural } from '../format.ts';
 import { Async, ConfirmButton, Dialog, Empty, ErrorMessage, GroupSelect, Page, Section, StateBadge, Time, useBusy, useGroups, useToast } from '../ui.tsx';
 import { BRANCHES, StateBar, Tabs, checkError, optionalInt, tabPanelProps, useRootGroupId, Field } from '../admin/common.tsx';
 
-type Effective = DeploymentAssignmentView & { inheritedFrom: string };
-type ComplianceRow = DeviceProductState & { deviceName: string };
-interface Compliance {
-  summary: { product: string; states: Record<string, number>; versions: Record<string, number> }[];
-  devices: ComplianceRow[];
-}
+type Effective = EffectiveDeployment;
+type Compliance = ComplianceView;
+type ComplianceRow = ComplianceView['devices'][number];
 
 const DEPLOYMENT_STATES: { state: DeploymentState; label: string }[] = [
   { state: 'compliant', label: 'Compliant' },

@@ -4,22 +4,12 @@
  * is for installing the agent by hand. A token's value is shown once, when it is created.
  */
 import { useState, type FormEvent } from 'react';
-import type { EnrolmentTokenView } from '@garrison/protocol';
+import type { EnrolmentTokenView, InstallPlatform, InstallerView } from '@garrison/protocol';
 import { post, useApi } from '../api.ts';
 import { Async, ConfirmButton, CopyButton, Dialog, Empty, ErrorMessage, GroupSelect, Page, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
 import { EXPIRY_CHOICES, Tabs, checkError, optionalInt, tabPanelProps, useRootGroupId, Field } from '../admin/common.tsx';
 
-/** What POST /installers answers (InstallerView in the server's installer-service.ts). */
-interface InstallerView {
-  token: EnrolmentTokenView;
-  url: string;
-  caFingerprint: string;
-  certFingerprint: string;
-  publicKeyPin: string;
-  commands: Record<Platform, string>;
-  agentPlatforms: string[];
-}
-type Platform = 'linux' | 'macos' | 'windows';
+type Platform = InstallPlatform;
 const PLATFORMS: { id: Platform; label: string; how: string }[] = [
   { id: 'linux', label: 'Linux', how: 'In a terminal, as a user who may use sudo (systemd service).' },
   { id: 'macos', label: 'macOS', how: 'In Terminal, as an administrator (launchd service).' },

@@ -4,14 +4,12 @@
  * remove it; the server's package-signing public key.
  */
 import { useMemo, useRef, useState, type FormEvent } from 'react';
-import type { Branch, RepositoryPackage } from '@garrison/protocol';
+import { MAX_PACKAGE_BYTES, type Branch, type RepositoryPackage } from '@garrison/protocol';
 import { del, post, request, useApi } from '../api.ts';
 import { formatBytes, plural } from '../format.ts';
 import { Async, ConfirmButton, CopyButton, Dialog, Empty, ErrorMessage, Loading, Page, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
 import { BRANCHES, checkError, Field } from '../admin/common.tsx';
 
-/** The server's limit (MAX_PACKAGE_BYTES in repository-service.ts). */
-const MAX_PACKAGE_BYTES = 1024 * 1024 * 1024;
 const PACKAGES = '/repository/packages';
 
 type BranchChoice = Branch | 'none';

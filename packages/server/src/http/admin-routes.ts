@@ -117,7 +117,8 @@ const ServerSettings = Type.Object(
 );
 export const DEFAULT_SETTINGS = { eventRetentionDays: 90, runRetentionDays: 90 };
 
-function actor(req: FastifyRequest): Actor {
+/** The authenticated caller (the onRequest hook set it), or UNAUTHENTICATED. */
+export function actor(req: FastifyRequest): Actor {
   if (!req.actor) throw new AppError('UNAUTHENTICATED', 'no API token');
   return req.actor;
 }
@@ -135,7 +136,9 @@ export function registerAdminRoutes(app: FastifyInstance, s: Services): void {
 
   // Identity and API tokens
   app.get(`${p}/me`, doc('auth', 'The calling administrator'), async (req) => {
-    const { sessionId, ...me } = actor(req) as Actor & { sessionId?: string };
+    const a = actor(req);
+    if (a.kind !== 'admin') return a;
+    const { sessionId, ...me } = a;
     return { ...me, session: sessionId !== undefined };
   });
   app.get(`${p}/api-tokens`, doc('auth', "The caller's API tokens (never their values)"), async (req) => s.auth.listTokens(actor(req)));

@@ -9,9 +9,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import rateLimit from '@fastify/rate-limit';
 import { Type, type Static } from 'typebox';
-import { Scope } from '@garrison/protocol';
+import { Scope, type DashboardSummary } from '@garrison/protocol';
 import type { Services } from '../services/services.ts';
-import type { Actor } from '../services/actor.ts';
+import { actor } from './admin-routes.ts';
 import { PASSWORD_MIN_LENGTH } from '../services/auth-service.ts';
 import type { LiveTopic } from '../services/live-feed.ts';
 import { AppError } from '../errors.ts';
@@ -43,11 +43,6 @@ const NOT_CONSOLE = /^\/(api|agent|install|docs)(\/|$)/;
 /** How often a live stream writes at most, and re-checks that its session is still valid. */
 const LIVE_COALESCE_MS = 1000;
 const LIVE_RECHECK_MS = 60_000;
-
-function actor(req: FastifyRequest): Actor {
-  if (!req.actor) throw new AppError('UNAUTHENTICATED', 'no API token');
-  return req.actor;
-}
 
 export async function registerConsoleRoutes(app: FastifyInstance, s: Services, consoleDir: string | null): Promise<void> {
   const p = '/api/v1';
@@ -101,8 +96,9 @@ export async function registerConsoleRoutes(app: FastifyInstance, s: Services, c
   app.get(`${p}/summary`, { schema: { tags: ['server'], summary: "The dashboard: devices online and offline, run outcomes of the last hours, deployment compliance, recent failures", querystring: SummaryQuery } }, async (req) => {
     const a = actor(req);
     const hours = (req.query as Static<typeof SummaryQuery>).hours ?? 24;
-    const [devices, runs, compliance] = await Promise.all([s.devices.counts(a), s.runs.outcomes(a, hours), s.deployments.compliance(a, {})]);
-    return { devices, runs, compliance: compliance.summary };
+    const [devices, runs, compliance] = await Promise.all([s.devices.counts(a), s.runs.outcomes(a, hours), s.deployments.complianceSummary(a)]);
+    const summary: DashboardSummary = { devices, runs, compliance };
+    return summary;
   });
 
   // Live updates: a server-sent event stream of topic names (see services/live-feed.ts).

@@ -4,11 +4,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { AGENT_PACKAGES_PATH, BranchSchema, type Branch } from '@garrison/protocol';
+import { AGENT_PACKAGES_PATH, BranchSchema, type Branch, MAX_PACKAGE_BYTES } from '@garrison/protocol';
 import type { Services } from '../services/services.ts';
 import { AppError } from '../errors.ts';
 import { bearer } from '../agent-hub/hub.ts';
-import { MAX_PACKAGE_BYTES } from '../services/repository-service.ts';
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
 const ListQuery = Type.Object({ product: Type.Optional(Type.String({ maxLength: 64 })), branch: Type.Optional(BranchSchema) }, { additionalProperties: false });

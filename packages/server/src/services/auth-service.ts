@@ -30,8 +30,9 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const key = await scryptKey(password, Buffer.from(salt, 'base64url'), { N: Number(n), r: Number(r), p: Number(p) });
   return key.length === expected.length && timingSafeEqual(key, expected);
 }
-// A fixed hash to verify against when the name is unknown, so that timing does not tell names apart.
-const DUMMY_HASH = hashPassword(randomBytes(12).toString('base64url'));
+// A hash to verify against when the name is unknown, so that timing does not tell names apart;
+// made at the first such sign-in, not at start-up.
+let dummyHash: Promise<string> | null = null;
 
 export class AuthService {
   readonly #store: AdminStore;
@@ -79,7 +80,7 @@ export class AuthService {
   /** Console sign-in: name and password give a session token valid SESSION_HOURS hours. */
   async signIn(name: string, password: string): Promise<{ token: string; expiresAt: string; name: string }> {
     const admin = await this.#store.findAdminByName(name);
-    const ok = admin?.passwordHash ? await verifyPassword(password, admin.passwordHash) : (await verifyPassword(password, await DUMMY_HASH), false);
+    const ok = admin?.passwordHash ? await verifyPassword(password, admin.passwordHash) : (await verifyPassword(password, await (dummyHash ??= hashPassword(randomBytes(12).toString('base64url')))), false);
     if (!admin || !ok) throw new AppError('UNAUTHENTICATED', 'the name or the password is wrong');
     const expiresAt = new Date(this.#clock.now().getTime() + SESSION_HOURS * 3600_000).toISOString();
     const token = await this.#issue(admin.id, 'console session', { expiresAt });

@@ -11,9 +11,11 @@ import {
   DEPLOYMENT_TASK_TYPE,
   BUILTIN_PRODUCT,
   type DeploymentAssign,
+  type ComplianceSummary,
+  type ComplianceView,
   type DeploymentAssignmentView,
+  type EffectiveDeployment,
   type DeploymentInstruction,
-  type DeviceProductState,
   type Inventory,
   type RolloutState,
   type RunEvent,
@@ -38,12 +40,6 @@ import type { EventService } from './event-service.ts';
 import type { TaskService } from './task-service.ts';
 
 const STATE_FLUSH_MS = 500;
-
-export interface ComplianceSummary {
-  product: string;
-  states: Record<string, number>;
-  versions: Record<string, number>;
-}
 
 export class DeploymentService {
   readonly #store: DeploymentStore;
@@ -122,7 +118,7 @@ export class DeploymentService {
     return this.#assignments.filter((a) => !groupId || a.groupId === groupId).map((a) => this.#view(a));
   }
   /** What applies to a group: its own assignments and those inherited from its ancestors. */
-  effective(actor: Actor, groupId: string): (DeploymentAssignmentView & { inheritedFrom: string })[] {
+  effective(actor: Actor, groupId: string): EffectiveDeployment[] {
     authorize(actor, Permission.read);
     if (!this.#catalog.group(groupId)) throw notFound('group', groupId);
     return effectiveAssignments(groupId, this.#catalog.tree, this.#assignments).map((a) => ({
@@ -392,7 +388,13 @@ export class DeploymentService {
     return this.#chain;
   }
 
-  async compliance(actor: Actor, filter: { groupId?: string; product?: string; state?: string }): Promise<{ summary: ComplianceSummary[]; devices: (DeviceProductState & { deviceName: string })[] }> {
+  /** The per-product summary of compliance over all devices, counted by the database (no device rows). */
+  async complianceSummary(actor: Actor): Promise<ComplianceSummary[]> {
+    authorize(actor, Permission.read);
+    await this.flush();
+    return summarize(await this.#store.countStates());
+  }
+  async compliance(actor: Actor, filter: { groupId?: string; product?: string; state?: string }): Promise<ComplianceView> {
     authorize(actor, Permission.read);
     await this.flush();
     let deviceIds: string[] | undefined;
@@ -401,18 +403,23 @@ export class DeploymentService {
       deviceIds = this.#catalog.devicesInGroups(this.#catalog.tree.descendants(filter.groupId));
     }
     const states = await this.#store.listStates({ ...(deviceIds ? { deviceIds } : {}), ...(filter.product ? { product: filter.product } : {}), ...(filter.state ? { state: filter.state } : {}) });
-    const byProduct = new Map<string, ComplianceSummary>();
-    for (const s of states) {
-      const sum = byProduct.get(s.product) ?? { product: s.product, states: {}, versions: {} };
-      sum.states[s.state] = (sum.states[s.state] ?? 0) + 1;
-      const v = s.installedVersion ?? 'not installed';
-      sum.versions[v] = (sum.versions[v] ?? 0) + 1;
-      byProduct.set(s.product, sum);
-    }
     return {
-      summary: [...byProduct.values()],
+      summary: summarize(states),
       devices: states.map((s) => ({ ...s, deviceName: this.#catalog.device(s.deviceId)?.name ?? s.deviceId })),
     };
   }
 }
 
+/** Adds up device-product states (each counting `n` devices, 1 when absent) per product. */
+function summarize(rows: Iterable<{ product: string; state: string; installedVersion: string | null; n?: number }>): ComplianceSummary[] {
+  const byProduct = new Map<string, ComplianceSummary>();
+  for (const r of rows) {
+    const n = r.n ?? 1;
+    const sum = byProduct.get(r.product) ?? { product: r.product, states: {}, versions: {} };
+    sum.states[r.state] = (sum.states[r.state] ?? 0) + n;
+    const v = r.installedVersion ?? 'not installed';
+    sum.versions[v] = (sum.versions[v] ?? 0) + n;
+    byProduct.set(r.product, sum);
+  }
+  return [...byProduct.values()];
+}

@@ -13,26 +13,14 @@ import { authorize, Permission, type Actor } from './actor.ts';
 import type { Catalog } from './catalog.ts';
 import type { EnrolmentService } from './enrolment-service.ts';
 import type { AgentBuild, AgentBuilds } from './agent-builds.ts';
-import type { EnrolmentTokenView } from '@garrison/protocol';
+import { INSTALL_PLATFORMS, type InstallPlatform, type InstallerView } from '@garrison/protocol';
+
+export { INSTALL_PLATFORMS, type InstallPlatform, type InstallerView };
 
 export const INSTALL_PATH = '/install';
-export const INSTALL_PLATFORMS = ['linux', 'macos', 'windows'] as const;
-export type InstallPlatform = (typeof INSTALL_PLATFORMS)[number];
 export const SCRIPT_FILES: Record<InstallPlatform, string> = { linux: 'linux.sh', macos: 'macos.sh', windows: 'windows.ps1' };
 export const DEFAULT_INSTALL_DIR = '/opt/garrison-agent';
 
-export interface InstallerView {
-  token: EnrolmentTokenView;
-  /** The link itself: its scripts are `<url>/linux.sh`, `<url>/macos.sh`, `<url>/windows.ps1`. */
-  url: string;
-  caFingerprint: string;
-  certFingerprint: string;
-  publicKeyPin: string;
-  /** One command per platform, to paste on the machine (as root / administrator). */
-  commands: Record<InstallPlatform, string>;
-  /** Agent builds this server can hand out. */
-  agentPlatforms: string[];
-}
 
 /** Single-quotes a value for POSIX sh. */
 function shq(v: string): string {

@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { Transform, type Readable } from 'node:stream';
 import * as tar from 'tar';
 import {
+  MAX_PACKAGE_BYTES,
   PACKAGE_MANIFEST_FILE,
   PackageManifest,
   canonicalJson,
@@ -38,7 +39,6 @@ const manifestChecker = checker(PackageManifest);
  */
 const CACHE_MAX_ARCHIVE_BYTES = 8 * 1024 * 1024;
 const CACHE_BUDGET_BYTES = 64 * 1024 * 1024;
-export const MAX_PACKAGE_BYTES = 1024 * 1024 * 1024;
 const MAX_MANIFEST_BYTES = 256 * 1024;
 
 export function sha256Hex(text: string): string {

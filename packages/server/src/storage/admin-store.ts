@@ -7,6 +7,10 @@ export interface Admin {
   scopeGroupId: string | null;
 }
 
+function toAdmin(r: { id: string; name: string; role: string; scope_group_id: string | null }): Admin {
+  return { id: r.id, name: r.name, role: r.role, scopeGroupId: r.scope_group_id };
+}
+
 export class AdminStore {
   readonly #db: Db;
   constructor(db: Db) {
@@ -38,7 +42,7 @@ export class AdminStore {
         revoked: r.revoked_at !== null,
         kind: r.kind,
         expiresAt: r.expires_at,
-        admin: { id: r.id, name: r.name, role: r.role, scopeGroupId: r.scope_group_id },
+        admin: toAdmin(r),
       }
     );
   }
@@ -53,7 +57,7 @@ export class AdminStore {
   }
   async findAdminByName(name: string): Promise<(Admin & { passwordHash: string | null }) | undefined> {
     const r = await this.#db.kysely.selectFrom('admins').select(['id', 'name', 'role', 'scope_group_id', 'password_hash']).where('name', '=', name).executeTakeFirst();
-    return r && { id: r.id, name: r.name, role: r.role, scopeGroupId: r.scope_group_id, passwordHash: r.password_hash };
+    return r && { ...toAdmin(r), passwordHash: r.password_hash };
   }
   async passwordHashOf(adminId: string): Promise<string | null> {
     const r = await this.#db.kysely.selectFrom('admins').select('password_hash').where('id', '=', adminId).executeTakeFirst();
@@ -65,7 +69,7 @@ export class AdminStore {
   }
   async firstAdmin(): Promise<Admin | undefined> {
     const r = await this.#db.kysely.selectFrom('admins').select(['id', 'name', 'role', 'scope_group_id']).orderBy('created_at').orderBy('id').limit(1).executeTakeFirst();
-    return r && { id: r.id, name: r.name, role: r.role, scopeGroupId: r.scope_group_id };
+    return r && toAdmin(r);
   }
   async setPassword(adminId: string, hash: string, at: string): Promise<void> {
     await this.#db.kysely.updateTable('admins').set({ password_hash: hash, password_changed_at: at }).where('id', '=', adminId).execute();

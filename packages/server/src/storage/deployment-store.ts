@@ -131,6 +131,15 @@ export class DeploymentStore {
    * States filtered by device, product and state. A device list (a large group's devices) is
    * queried in chunks, so that it never passes the drivers' bound-parameter limits.
    */
+  /** Devices per product, state and installed version, counted by the database (the dashboard). */
+  async countStates(): Promise<{ product: string; state: string; installedVersion: string | null; n: number }[]> {
+    const rows = await this.#db.kysely
+      .selectFrom('device_products')
+      .select(['product', 'state', 'installed_version', (eb) => eb.fn.countAll<number>().as('n')])
+      .groupBy(['product', 'state', 'installed_version'])
+      .execute();
+    return rows.map((r) => ({ product: r.product, state: r.state, installedVersion: r.installed_version, n: Number(r.n) }));
+  }
   async listStates(filter: { deviceIds?: string[]; product?: string; state?: string }): Promise<DeviceProductState[]> {
     const query = (deviceIds?: string[]) => {
       let q = this.#db.kysely.selectFrom('device_products').selectAll();
