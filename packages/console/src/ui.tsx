@@ -2,7 +2,7 @@
  * The console's shared components. Pages build on these so that errors, progress, dialogs and
  * form fields look and behave the same everywhere (labels, keyboard, screen readers).
  */
-import { cloneElement, createContext, isValidElement, useCallback, useContext, useEffect, useId, useRef, useState, type KeyboardEvent, type ReactNode } from 'react';
+import { cloneElement, createContext, isValidElement, useCallback, useContext, useEffect, useId, useRef, useState, type FormEvent, type KeyboardEvent, type ReactNode } from 'react';
 import type { GroupView, TaskProgress } from '@garrison/protocol';
 import { describeError, useApi } from './api.ts';
 import { RUN_STATE_ORDER, formatAgo, formatTime } from './format.ts';
@@ -367,4 +367,25 @@ export function Tabs<T extends string>({ tabs, value, onChange, label, idBase }:
 
 export function tabPanelProps(idBase: string, value: string) {
   return { role: 'tabpanel', id: `${idBase}-panel`, 'aria-labelledby': `${idBase}-tab-${value}` } as const;
+}
+
+/**
+ * The form inside a dialog: its fields, the error of the last attempt, then Cancel and the
+ * submit button.
+ */
+export function DialogForm({ onSubmit, onCancel, submitLabel, disabled, error, onDismissError, children }: { onSubmit: (e: FormEvent<HTMLFormElement>) => unknown; onCancel: () => void; submitLabel: ReactNode; disabled?: boolean; error: unknown; onDismissError?: () => void; children: ReactNode }) {
+  return (
+    <form onSubmit={onSubmit}>
+      <div className="dialog-body">{children}</div>
+      <ErrorMessage error={error} {...(onDismissError ? { onDismiss: onDismissError } : {})} />
+      <footer className="dialog-footer">
+        <button type="button" onClick={onCancel}>
+          Cancel
+        </button>
+        <button type="submit" className="primary" disabled={disabled}>
+          {submitLabel}
+        </button>
+      </footer>
+    </form>
+  );
 }

@@ -96,6 +96,22 @@ describe('web console in Chromium', { skip: chromiumSkip, timeout: 300_000 }, ()
     await agents[1]!.stop();
     await row('web-2').getByText(/offline/).waitFor({ timeout: 15_000 });
     await row('web-1').getByText('online').waitFor();
+    // A subgroup from the dialog; the same name again is refused with the API's code, shown in the dialog.
+    const tree = page.getByRole('navigation', { name: 'Group tree' });
+    const dialog = page.getByRole('dialog');
+    await page.getByRole('button', { name: 'New subgroup' }).click();
+    await dialog.getByLabel('Group name').fill('Staging');
+    await dialog.getByRole('button', { name: 'Create group' }).click();
+    await page.getByRole('region', { name: 'My Organization/Web servers/Staging' }).waitFor();
+    await tree.getByRole('button', { name: 'Web servers' }).click();
+    await page.getByRole('button', { name: 'New subgroup' }).click();
+    await dialog.getByLabel('Group name').fill('Staging');
+    await dialog.getByRole('button', { name: 'Create group' }).click();
+    await dialog.getByRole('alert').getByText('CONFLICT', { exact: true }).waitFor();
+    assert.match(await dialog.getByRole('alert').innerText(), /already exists/);
+    assert.ok(b.problems.every((p) => /status of 409/.test(p)), b.problems.join('\n'));
+    b.problems.length = 0;
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
     await page.getByRole('link', { name: 'web-1', exact: true }).click();
     await page.getByRole('heading', { name: 'web-1', level: 1 }).waitFor();
     await page.getByText('Host name').waitFor();

@@ -8,7 +8,7 @@ import { Link } from 'wouter';
 import type { Branch, ComplianceView, DeploymentAssignmentView, DeploymentState, EffectiveDeployment, RepositoryPackage } from '@garrison/protocol';
 import { del, post, put, qs, useApi } from '../api.ts';
 import { plural } from '../format.ts';
-import { Async, ConfirmButton, Dialog, Empty, ErrorMessage, GroupSelect, Page, Section, StateBadge, Time, useBusy, useGroups, useToast } from '../ui.tsx';
+import { Async, ConfirmButton, Dialog, DialogForm, Empty, ErrorMessage, GroupSelect, Page, Section, StateBadge, Time, useBusy, useGroups, useToast } from '../ui.tsx';
 import { BRANCHES, StateBar, Tabs, checkError, optionalInt, tabPanelProps, useRootGroupId, Field } from '../admin/common.tsx';
 
 type Effective = EffectiveDeployment;
@@ -257,104 +257,93 @@ function AssignForm({ groupId, groupPath, initial, onClose, onSaved }: { groupId
   };
 
   return (
-    <form onSubmit={submit}>
-      <div className="dialog-body">
-        <p className="muted">
-          On <strong>{groupPath}</strong> and its subgroups (unless they block inheritance or assign the product themselves).
+    <DialogForm onSubmit={submit} onCancel={onClose} submitLabel={busy ? 'Saving…' : initial && initial.inheritedFrom === groupId ? 'Save assignment' : 'Assign'} disabled={busy} error={error} onDismissError={() => setError(null)}>
+      <p className="muted">
+        On <strong>{groupPath}</strong> and its subgroups (unless they block inheritance or assign the product themselves).
+      </p>
+      {initial ? (
+        <p>
+          Product <strong>{initial.product}</strong>
         </p>
-        {initial ? (
-          <p>
-            Product <strong>{initial.product}</strong>
-          </p>
-        ) : (
-          <Field label="Product" hint={packages.data && products.length === 0 ? 'The repository has no packages yet: check one in on the Repository page.' : 'A product with packages in the repository.'}>
-            <input value={product} onChange={(e) => setProduct(e.target.value)} list="deploy-products" required autoComplete="off" spellCheck={false} />
-          </Field>
-        )}
-        {initial ? null : (
-          <datalist id="deploy-products">
-            {products.map((p) => (
-              <option key={p} value={p} />
-            ))}
-          </datalist>
-        )}
-        <fieldset>
-          <legend>Action</legend>
-          <div className="adm-radio-row">
-            <label>
-              <input type="radio" name="action" value="install" checked={action === 'install'} onChange={() => setAction('install')} /> Install and keep up to date
-            </label>
-            <label>
-              <input type="radio" name="action" value="remove" checked={action === 'remove'} onChange={() => setAction('remove')} /> Remove from the devices
-            </label>
-          </div>
-        </fieldset>
-        {action === 'install' ? (
-          <>
-            <div className="row adm-top">
-              <Field label="Branch" hint={product.trim() ? (inBranch ? `${branch} is ${inBranch.version}` : `${product.trim()} has no package in ${branch}`) : 'current: the default; previous: a rollback; evaluation: for pilots.'}>
-                <select value={branch} onChange={(e) => setBranch(e.target.value as Branch)}>
-                  {BRANCHES.map((b) => (
-                    <option key={b} value={b}>
-                      {b}
-                    </option>
-                  ))}
-                </select>
-              </Field>
-              <Field label="Version" hint="Pin a version to install exactly it, whatever the branch holds.">
-                <select value={pinned} onChange={(e) => setPinned(e.target.value)}>
-                  <option value="">Newest in the branch</option>
-                  {versions.map((v) => (
-                    <option key={v.id} value={v.version}>
-                      {v.version}
-                      {v.branch ? ` (${v.branch})` : ''}
-                    </option>
-                  ))}
-                  {pinned && !versions.some((v) => v.version === pinned) ? <option value={pinned}>{pinned} (not in the repository)</option> : null}
-                </select>
-              </Field>
-            </div>
-            <fieldset>
-              <legend>Staged rollout</legend>
-              <Field inline label="Roll new versions out in phases">
-                <input type="checkbox" checked={staged} onChange={(e) => setStaged(e.target.checked)} />
-              </Field>
-              {staged ? (
-                <>
-                  <p className="muted small">
-                    A new version goes first to the pilot group, then to growing shares of the other devices; each phase opens when every device of the previous one runs it. The rollout halts by
-                    itself when too many installs fail.
-                  </p>
-                  <div className="row adm-top">
-                    <GroupSelect label="Pilot group" value={pilot} onChange={setPilot} allowEmpty emptyLabel="No pilot group" />
-                    <Field label="Phases (% of devices)" hint="Cumulative, e.g. 10, 50, 100.">
-                      <input value={phases} onChange={(e) => setPhases(e.target.value)} inputMode="numeric" autoComplete="off" />
-                    </Field>
-                    <Field label="Failure threshold (%)" hint={`Halt when more installs fail; default ${DEFAULT_FAILURE_THRESHOLD}.`}>
-                      <input type="number" min={0} max={100} value={threshold} onChange={(e) => setThreshold(e.target.value)} placeholder={String(DEFAULT_FAILURE_THRESHOLD)} />
-                    </Field>
-                  </div>
-                </>
-              ) : (
-                <p className="muted small">New versions go to every device at once.</p>
-              )}
-            </fieldset>
-          </>
-        ) : null}
-        <Field inline label="Remove conflicting products first" hint="Uninstall the products the package's manifest lists as conflicting before installing.">
-          <input type="checkbox" checked={removeConflicts} onChange={(e) => setRemoveConflicts(e.target.checked)} />
+      ) : (
+        <Field label="Product" hint={packages.data && products.length === 0 ? 'The repository has no packages yet: check one in on the Repository page.' : 'A product with packages in the repository.'}>
+          <input value={product} onChange={(e) => setProduct(e.target.value)} list="deploy-products" required autoComplete="off" spellCheck={false} />
         </Field>
-      </div>
-      <ErrorMessage error={error} onDismiss={() => setError(null)} />
-      <footer className="dialog-footer">
-        <button type="button" onClick={onClose}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" disabled={busy}>
-          {busy ? 'Saving…' : initial && initial.inheritedFrom === groupId ? 'Save assignment' : 'Assign'}
-        </button>
-      </footer>
-    </form>
+      )}
+      {initial ? null : (
+        <datalist id="deploy-products">
+          {products.map((p) => (
+            <option key={p} value={p} />
+          ))}
+        </datalist>
+      )}
+      <fieldset>
+        <legend>Action</legend>
+        <div className="adm-radio-row">
+          <label>
+            <input type="radio" name="action" value="install" checked={action === 'install'} onChange={() => setAction('install')} /> Install and keep up to date
+          </label>
+          <label>
+            <input type="radio" name="action" value="remove" checked={action === 'remove'} onChange={() => setAction('remove')} /> Remove from the devices
+          </label>
+        </div>
+      </fieldset>
+      {action === 'install' ? (
+        <>
+          <div className="row adm-top">
+            <Field label="Branch" hint={product.trim() ? (inBranch ? `${branch} is ${inBranch.version}` : `${product.trim()} has no package in ${branch}`) : 'current: the default; previous: a rollback; evaluation: for pilots.'}>
+              <select value={branch} onChange={(e) => setBranch(e.target.value as Branch)}>
+                {BRANCHES.map((b) => (
+                  <option key={b} value={b}>
+                    {b}
+                  </option>
+                ))}
+              </select>
+            </Field>
+            <Field label="Version" hint="Pin a version to install exactly it, whatever the branch holds.">
+              <select value={pinned} onChange={(e) => setPinned(e.target.value)}>
+                <option value="">Newest in the branch</option>
+                {versions.map((v) => (
+                  <option key={v.id} value={v.version}>
+                    {v.version}
+                    {v.branch ? ` (${v.branch})` : ''}
+                  </option>
+                ))}
+                {pinned && !versions.some((v) => v.version === pinned) ? <option value={pinned}>{pinned} (not in the repository)</option> : null}
+              </select>
+            </Field>
+          </div>
+          <fieldset>
+            <legend>Staged rollout</legend>
+            <Field inline label="Roll new versions out in phases">
+              <input type="checkbox" checked={staged} onChange={(e) => setStaged(e.target.checked)} />
+            </Field>
+            {staged ? (
+              <>
+                <p className="muted small">
+                  A new version goes first to the pilot group, then to growing shares of the other devices; each phase opens when every device of the previous one runs it. The rollout halts by
+                  itself when too many installs fail.
+                </p>
+                <div className="row adm-top">
+                  <GroupSelect label="Pilot group" value={pilot} onChange={setPilot} allowEmpty emptyLabel="No pilot group" />
+                  <Field label="Phases (% of devices)" hint="Cumulative, e.g. 10, 50, 100.">
+                    <input value={phases} onChange={(e) => setPhases(e.target.value)} inputMode="numeric" autoComplete="off" />
+                  </Field>
+                  <Field label="Failure threshold (%)" hint={`Halt when more installs fail; default ${DEFAULT_FAILURE_THRESHOLD}.`}>
+                    <input type="number" min={0} max={100} value={threshold} onChange={(e) => setThreshold(e.target.value)} placeholder={String(DEFAULT_FAILURE_THRESHOLD)} />
+                  </Field>
+                </div>
+              </>
+            ) : (
+              <p className="muted small">New versions go to every device at once.</p>
+            )}
+          </fieldset>
+        </>
+      ) : null}
+      <Field inline label="Remove conflicting products first" hint="Uninstall the products the package's manifest lists as conflicting before installing.">
+        <input type="checkbox" checked={removeConflicts} onChange={(e) => setRemoveConflicts(e.target.checked)} />
+      </Field>
+    </DialogForm>
   );
 }
 

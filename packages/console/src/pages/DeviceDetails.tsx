@@ -8,7 +8,7 @@ import { Link, useLocation } from 'wouter';
 import type { DeviceView, EventView, Run, Task } from '@garrison/protocol';
 import { del, patch, post, qs, useApi } from '../api.ts';
 import { stateLabel } from '../format.ts';
-import { Async, ConfirmButton, Dialog, Empty, ErrorMessage, Field, GroupSelect, OnlineBadge, Page, Section, StateBadge, Tabs, tabPanelProps, Time, useBusy, useToast } from '../ui.tsx';
+import { Async, ConfirmButton, Dialog, DialogForm, Empty, Field, GroupSelect, OnlineBadge, Page, Section, StateBadge, tabPanelProps, Tabs, Time, useBusy, useToast } from '../ui.tsx';
 
 type Tab = 'overview' | 'tasks' | 'runs' | 'events';
 const TABS: { id: Tab; label: string }[] = [
@@ -380,26 +380,15 @@ function EditDialog({ open, d, onClose, onSaved }: { open: boolean; d: DeviceVie
   }
   return (
     <Dialog open={open} title={`Edit ${d.name}`} onClose={onClose}>
-      <form onSubmit={submit}>
-        <div className="dialog-body">
-          <Field label="Device name">
-            <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={200} />
-          </Field>
-          <GroupSelect label="Group" value={groupId} onChange={setGroupId} required />
-          <Field label="Tags" hint="Comma-separated; global tasks can select devices by tag.">
-            <input value={tags} onChange={(e) => setTags(e.target.value)} />
-          </Field>
-        </div>
-        <ErrorMessage error={error} />
-        <footer className="dialog-footer">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={busy}>
-            Save device
-          </button>
-        </footer>
-      </form>
+      <DialogForm onSubmit={submit} onCancel={onClose} submitLabel={'Save device'} disabled={busy} error={error}>
+        <Field label="Device name">
+          <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={200} />
+        </Field>
+        <GroupSelect label="Group" value={groupId} onChange={setGroupId} required />
+        <Field label="Tags" hint="Comma-separated; global tasks can select devices by tag.">
+          <input value={tags} onChange={(e) => setTags(e.target.value)} />
+        </Field>
+      </DialogForm>
     </Dialog>
   );
 }

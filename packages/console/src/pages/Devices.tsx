@@ -7,7 +7,7 @@ import { Link, useLocation, useSearch } from 'wouter';
 import { useQueryClient } from '@tanstack/react-query';
 import type { DeviceView, GroupView } from '@garrison/protocol';
 import { del, patch, post, qs, useApi } from '../api.ts';
-import { Async, ConfirmButton, Dialog, Empty, ErrorMessage, Field, GroupSelect, OnlineBadge, Page, Section, useBusy, useGroups, useToast } from '../ui.tsx';
+import { Async, ConfirmButton, Dialog, DialogForm, Empty, ErrorMessage, Field, GroupSelect, OnlineBadge, Page, Section, useBusy, useGroups, useToast } from '../ui.tsx';
 import { plural } from '../format.ts';
 
 const PAGE = 100;
@@ -142,22 +142,11 @@ function NewGroupDialog({ open, parent, onClose }: { open: boolean; parent: Grou
   }
   return (
     <Dialog open={open} title={`New group under ${parent.path}`} onClose={onClose}>
-      <form onSubmit={submit}>
-        <div className="dialog-body">
-          <Field label="Group name">
-            <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={100} autoFocus />
-          </Field>
-        </div>
-        <ErrorMessage error={error} />
-        <footer className="dialog-footer">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={busy}>
-            Create group
-          </button>
-        </footer>
-      </form>
+      <DialogForm onSubmit={submit} onCancel={onClose} submitLabel={'Create group'} disabled={busy} error={error}>
+        <Field label="Group name">
+          <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={100} autoFocus />
+        </Field>
+      </DialogForm>
     </Dialog>
   );
 }
@@ -187,36 +176,25 @@ function GroupSettingsDialog({ open, group, onClose }: { open: boolean; group: G
   }
   return (
     <Dialog open={open} title={`Settings of ${group.path}`} onClose={onClose}>
-      <form onSubmit={submit}>
-        <div className="dialog-body">
-          {isRoot ? null : (
-            <>
-              <Field label="Group name">
-                <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={100} />
-              </Field>
-              <GroupSelect label="Parent group" value={parentId} onChange={setParentId} required />
-            </>
-          )}
-          <Field label="Check-in interval (minutes)" hint="Empty: inherited from the parent group.">
-            <input type="number" min={1} max={10080} value={checkIn} onChange={(e) => setCheckIn(e.target.value)} />
-          </Field>
-          <Field label="Policy enforcement interval (minutes)" hint="Empty: inherited.">
-            <input type="number" min={1} max={10080} value={enforce} onChange={(e) => setEnforce(e.target.value)} />
-          </Field>
-          <Field label="Block inheritance of parent groups' tasks" inline>
-            <input type="checkbox" checked={block} onChange={(e) => setBlock(e.target.checked)} />
-          </Field>
-        </div>
-        <ErrorMessage error={error} />
-        <footer className="dialog-footer">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={busy}>
-            Save settings
-          </button>
-        </footer>
-      </form>
+      <DialogForm onSubmit={submit} onCancel={onClose} submitLabel={'Save settings'} disabled={busy} error={error}>
+        {isRoot ? null : (
+          <>
+            <Field label="Group name">
+              <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={100} />
+            </Field>
+            <GroupSelect label="Parent group" value={parentId} onChange={setParentId} required />
+          </>
+        )}
+        <Field label="Check-in interval (minutes)" hint="Empty: inherited from the parent group.">
+          <input type="number" min={1} max={10080} value={checkIn} onChange={(e) => setCheckIn(e.target.value)} />
+        </Field>
+        <Field label="Policy enforcement interval (minutes)" hint="Empty: inherited.">
+          <input type="number" min={1} max={10080} value={enforce} onChange={(e) => setEnforce(e.target.value)} />
+        </Field>
+        <Field label="Block inheritance of parent groups' tasks" inline>
+          <input type="checkbox" checked={block} onChange={(e) => setBlock(e.target.checked)} />
+        </Field>
+      </DialogForm>
     </Dialog>
   );
 }

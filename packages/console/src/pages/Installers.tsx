@@ -6,7 +6,7 @@
 import { useState, type FormEvent } from 'react';
 import type { EnrolmentTokenView, InstallPlatform, InstallerView } from '@garrison/protocol';
 import { post, useApi } from '../api.ts';
-import { Async, ConfirmButton, CopyButton, Dialog, Empty, ErrorMessage, GroupSelect, Page, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
+import { Async, ConfirmButton, CopyButton, Dialog, DialogForm, Empty, ErrorMessage, GroupSelect, Page, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
 import { EXPIRY_CHOICES, Tabs, checkError, optionalInt, tabPanelProps, useRootGroupId, Field } from '../admin/common.tsx';
 
 type Platform = InstallPlatform;
@@ -320,23 +320,12 @@ function CreateToken({ onClose, onCreated }: { onClose: () => void; onCreated: (
     if (t) onCreated(t);
   };
   return (
-    <form onSubmit={submit}>
-      <div className="dialog-body">
-        <GroupSelect value={group} onChange={setGroupId} required />
-        <Field label="Name" hint="Optional; shown in the token list.">
-          <input value={name} onChange={(e) => setName(e.target.value)} maxLength={200} />
-        </Field>
-        <LimitFields expiry={expiry} setExpiry={setExpiry} maxUses={maxUses} setMaxUses={setMaxUses} allowNever />
-      </div>
-      <ErrorMessage error={error} onDismiss={() => setError(null)} />
-      <footer className="dialog-footer">
-        <button type="button" onClick={onClose}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" disabled={busy}>
-          {busy ? 'Creating…' : 'Create token'}
-        </button>
-      </footer>
-    </form>
+    <DialogForm onSubmit={submit} onCancel={onClose} submitLabel={busy ? 'Creating…' : 'Create token'} disabled={busy} error={error} onDismissError={() => setError(null)}>
+      <GroupSelect value={group} onChange={setGroupId} required />
+      <Field label="Name" hint="Optional; shown in the token list.">
+        <input value={name} onChange={(e) => setName(e.target.value)} maxLength={200} />
+      </Field>
+      <LimitFields expiry={expiry} setExpiry={setExpiry} maxUses={maxUses} setMaxUses={setMaxUses} allowNever />
+    </DialogForm>
   );
 }

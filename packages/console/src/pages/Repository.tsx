@@ -7,7 +7,7 @@ import { useMemo, useRef, useState, type FormEvent } from 'react';
 import { MAX_PACKAGE_BYTES, type Branch, type RepositoryPackage } from '@garrison/protocol';
 import { del, post, request, useApi } from '../api.ts';
 import { formatBytes, plural } from '../format.ts';
-import { Async, ConfirmButton, CopyButton, Dialog, Empty, ErrorMessage, Loading, Page, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
+import { Async, ConfirmButton, CopyButton, Dialog, DialogForm, Empty, ErrorMessage, Loading, Page, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
 import { BRANCHES, checkError, Field } from '../admin/common.tsx';
 
 const PACKAGES = '/repository/packages';
@@ -273,33 +273,22 @@ function PromoteForm({ pkg, onClose, onDone }: { pkg: RepositoryPackage; onClose
     }
   };
   return (
-    <form onSubmit={submit}>
-      <div className="dialog-body">
-        <fieldset>
-          <legend>Move to</legend>
-          {([...BRANCHES, 'none'] as BranchChoice[]).map((b) => (
-            <label key={b} className="field inline">
-              <input type="radio" name="branch" value={b} checked={choice === b} onChange={() => setChoice(b)} />
-              <span>
-                <strong>{b === 'none' ? 'No branch' : b}</strong>
-                {(pkg.branch ?? 'none') === b ? <span className="muted"> (now)</span> : null}
-                <br />
-                <small className="hint">{BRANCH_HELP[b]}</small>
-              </span>
-            </label>
-          ))}
-        </fieldset>
-      </div>
-      <ErrorMessage error={error} onDismiss={() => setError(null)} />
-      <footer className="dialog-footer">
-        <button type="button" onClick={onClose}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" disabled={busy || choice === (pkg.branch ?? 'none')}>
-          {choice === 'none' ? 'Remove from branches' : `Move to ${choice}`}
-        </button>
-      </footer>
-    </form>
+    <DialogForm onSubmit={submit} onCancel={onClose} submitLabel={choice === 'none' ? 'Remove from branches' : `Move to ${choice}`} disabled={busy || choice === (pkg.branch ?? 'none')} error={error} onDismissError={() => setError(null)}>
+      <fieldset>
+        <legend>Move to</legend>
+        {([...BRANCHES, 'none'] as BranchChoice[]).map((b) => (
+          <label key={b} className="field inline">
+            <input type="radio" name="branch" value={b} checked={choice === b} onChange={() => setChoice(b)} />
+            <span>
+              <strong>{b === 'none' ? 'No branch' : b}</strong>
+              {(pkg.branch ?? 'none') === b ? <span className="muted"> (now)</span> : null}
+              <br />
+              <small className="hint">{BRANCH_HELP[b]}</small>
+            </span>
+          </label>
+        ))}
+      </fieldset>
+    </DialogForm>
   );
 }
 
