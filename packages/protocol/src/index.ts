@@ -11,3 +11,4 @@ export * from './api.ts';
 export * from './package.ts';
 export * from './deployment.ts';
 export * from './push.ts';
+export * from './server-task.ts';

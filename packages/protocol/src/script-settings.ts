@@ -4,7 +4,7 @@ import { Type, type Static } from 'typebox';
 export const BUILTIN_PRODUCT = 'garrison';
 export const SCRIPT_TASK_TYPE = 'script';
 
-const SecretRefSchema = Type.Object({ $secret: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false });
+export const SecretRefSchema = Type.Object({ $secret: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false });
 
 /**
  * Settings of the `script` task type. Exactly one of `command` (a command line, or with

@@ -1,0 +1,130 @@
+import { Type, type Static } from 'typebox';
+import { Schedule } from './schedule.ts';
+
+/**
+ * Server tasks (issue 6): work the administration server does itself (report distribution,
+ * downloading updates into the repository, backup, database maintenance, installation
+ * packages), scheduled with the same schedule model as client tasks.
+ *
+ * Of the schedule's triggers, a server task accepts the time triggers (once, interval, daily,
+ * weekly, monthly, cron), on-demand, "after-task" (naming another server task) and
+ * "repository-content" (new packages arrived in the master repository). "local" as the time
+ * basis means the server's own time zone.
+ */
+export const SERVER_TASK_TRIGGERS = ['once', 'interval', 'daily', 'weekly', 'monthly', 'cron', 'on-demand', 'after-task', 'repository-content'] as const;
+
+export const ServerTaskRunState = {
+  pending: 'pending',
+  running: 'running',
+  succeeded: 'succeeded',
+  succeededWithWarnings: 'succeeded_with_warnings',
+  failed: 'failed',
+  timedOut: 'timed_out',
+  cancelled: 'cancelled',
+  skipped: 'skipped',
+} as const;
+export type ServerTaskRunState = (typeof ServerTaskRunState)[keyof typeof ServerTaskRunState];
+export const finalServerTaskRunStates: readonly ServerTaskRunState[] = ['succeeded', 'succeeded_with_warnings', 'failed', 'timed_out', 'cancelled', 'skipped'];
+
+const Name = Type.String({ minLength: 1, maxLength: 200 });
+const Settings = Type.Record(Type.String(), Type.Unknown(), { description: "Validated by the server task type's schema; credentials only as {\"$secret\": name}" });
+
+export const ServerTask = Type.Object({
+  id: Type.String(),
+  name: Name,
+  description: Type.String(),
+  type: Type.String(),
+  settings: Settings,
+  schedule: Schedule,
+  enabled: Type.Boolean(),
+  revision: Type.Integer(),
+  /** When the schedule fires next (null: only on demand or on events). */
+  nextRunAt: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+export type ServerTask = Static<typeof ServerTask>;
+
+export const ServerTaskCreate = Type.Object(
+  {
+    name: Name,
+    description: Type.Optional(Type.String({ maxLength: 2000 })),
+    type: Type.String({ minLength: 1, maxLength: 100 }),
+    settings: Settings,
+    schedule: Schedule,
+    enabled: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type ServerTaskCreate = Static<typeof ServerTaskCreate>;
+
+export const ServerTaskUpdate = Type.Object(
+  {
+    name: Type.Optional(Name),
+    description: Type.Optional(Type.String({ maxLength: 2000 })),
+    settings: Type.Optional(Settings),
+    schedule: Type.Optional(Schedule),
+    enabled: Type.Optional(Type.Boolean()),
+    /** Optimistic concurrency: refused with CONFLICT when the task has moved on. */
+    revision: Type.Optional(Type.Integer()),
+  },
+  { additionalProperties: false },
+);
+export type ServerTaskUpdate = Static<typeof ServerTaskUpdate>;
+
+/** One execution of a server task. */
+export interface ServerTaskRun {
+  id: string;
+  taskId: string;
+  state: ServerTaskRunState;
+  /** What started it: a trigger type, "run-now", "retry", "missed" or "resumed". */
+  cause: string;
+  attempt: number;
+  percent: number | null;
+  /** The latest progress message. */
+  message: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  endedAt: string | null;
+  /** One line saying what the run did or why it failed. */
+  summary: string | null;
+  /** What the task type reports (counts, files written, sizes); never a secret. */
+  result: Record<string, unknown> | null;
+  /** The tail of the run's log lines. */
+  outputTail: string | null;
+  createdBy: string | null;
+}
+
+export interface ServerTaskTypeInfo {
+  type: string;
+  name: string;
+  description: string;
+  settingsSchema: unknown;
+}
+
+export const SERVER_TASK_EXPORT_FORMAT = 'garrison.server-tasks';
+export const SERVER_TASK_EXPORT_VERSION = 1;
+
+export const ExportedServerTask = Type.Object(
+  {
+    name: Name,
+    description: Type.Optional(Type.String({ maxLength: 2000 })),
+    type: Type.String({ minLength: 1 }),
+    settings: Settings,
+    /** After-task triggers name the other task by name, re-linked on import. */
+    schedule: Schedule,
+    enabled: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+export type ExportedServerTask = Static<typeof ExportedServerTask>;
+export const ServerTaskExport = Type.Object(
+  {
+    format: Type.Literal(SERVER_TASK_EXPORT_FORMAT),
+    version: Type.Literal(SERVER_TASK_EXPORT_VERSION),
+    exportedAt: Type.String(),
+    tasks: Type.Array(ExportedServerTask, { maxItems: 1000 }),
+  },
+  { additionalProperties: false },
+);
+export type ServerTaskExport = Static<typeof ServerTaskExport>;
