@@ -52,8 +52,15 @@ import { loadServerPlugins } from './plugins/loader.ts';
 import { builtinGarrisonPlugin } from './plugins/builtin-garrison.ts';
 import { sampleScannerServerPlugin } from '@garrison/sample-scanner/server-plugin';
 import { AgentHub } from './agent-hub/hub.ts';
-import { buildHttpApp, DEFAULT_SETTINGS } from './http/index.ts';
+import { buildHttpApp } from './http/index.ts';
 import { startLoop, type Loop } from './scheduler/loop.ts';
+import { ServerTaskStore } from './storage/server-task-store.ts';
+import { ServerTaskService } from './services/server-task-service.ts';
+import { ServerTaskRunner } from './server-tasks/server-task-runner.ts';
+import { builtinServerTaskTypes, ServerTaskTypes } from './server-tasks/types.ts';
+import { purgeByRetention } from './server-tasks/database-maintenance.ts';
+import type { ServerTaskEnvironment, ServerTaskType } from './server-tasks/server-task.ts';
+import { newId } from './ids.ts';
 import { loadOrCreateTls, type ServerTls, type TlsOptions } from './tls/pki.ts';
 
 export interface ServerConfig {
@@ -83,6 +90,11 @@ export interface ServerConfig {
   tls?: TlsOptions | false;
   /** The built web console to serve at `/`; default packages/console/dist when built, null for none. */
   consoleDir?: string | null;
+  /** How often server task schedules are checked (default 5 s) and how long a run's claim lasts unless renewed (default 60 s). */
+  serverTaskTickMs?: number;
+  serverTaskLeaseMs?: number;
+  /** Server task types besides the built-in ones (a server plug-in's, or a test's). */
+  serverTaskTypes?: readonly ServerTaskType[];
 }
 
 export interface GarrisonServer {
@@ -105,6 +117,17 @@ export interface GarrisonServer {
 }
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
+
+/** The server tasks a new server starts with (made once; deleting them is respected). */
+const DEFAULT_SERVER_TASKS = [
+  {
+    name: 'Database maintenance',
+    description: 'Purges events and runs past retention, then vacuums and analyzes the database.',
+    type: 'database-maintenance',
+    settings: {},
+    schedule: { triggers: [{ type: 'daily' as const, time: '03:30' }], timeBasis: 'local', runMissed: true, missedDelayMinutes: 10 },
+  },
+];
 export const INITIAL_PASSWORD_FILE = 'initial-admin-password';
 
 /** The web console's build (packages/console/dist), when it is there. */
@@ -148,6 +171,7 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
     settings: new SettingsStore(db),
     packages: new PackageStore(db),
     deployments: new DeploymentStore(db),
+    serverTasks: new ServerTaskStore(db),
   };
   const catalog = new Catalog({ groups: stores.groups, tasks: stores.tasks, devices: stores.devices });
   await catalog.load();
@@ -172,7 +196,6 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   const deployments = new DeploymentService({ store: stores.deployments, packages: stores.packages, catalog, clock, events, log });
   await deployments.load();
   await deployments.ensureDeploymentTask(tasks, systemActor, groups.rootId);
-  repository.onContent = (pkg) => deployments.repositoryChanged(pkg.product).catch((err: unknown) => log.error({ err }, 'replanning deployments failed'));
   const agents = new AgentService({ devices: stores.devices, runs: stores.runs, taskStore: stores.tasks, tasks, catalog, secrets, events, clock, log, deployments });
   const auth = new AuthService({ store: stores.admins, clock });
   const hub = new AgentHub({ agents, enrolment, log });
@@ -205,7 +228,21 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
     if (live.subscribers) live.publish(...topicsOfEvents(new Set(batch.map((e) => e.kind)), BUILTIN_PRODUCT));
   };
   agents.onRunsChanged = () => live.publish('runs');
-  const services: Services = { installers, trust: tls, identity, auth, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub, repository, deployments, push, live };
+  // Server tasks (issue 6): the environment every type runs in is the whole set of services.
+  const serverTaskEnv = { db, dataDir: config.dataDir, clock, log, publicUrl: () => publicUrl } as ServerTaskEnvironment;
+  const serverTaskTypes = new ServerTaskTypes([...builtinServerTaskTypes, ...(config.serverTaskTypes ?? [])]);
+  const serverTaskRunner = new ServerTaskRunner({ store: stores.serverTasks, types: serverTaskTypes, env: serverTaskEnv, events, secrets, live, tickMs: config.serverTaskTickMs, leaseMs: config.serverTaskLeaseMs });
+  const serverTasks = new ServerTaskService({ store: stores.serverTasks, types: serverTaskTypes, runner: serverTaskRunner, secrets, events, clock });
+  serverTasks.env = serverTaskEnv;
+  const services: Services = { installers, trust: tls, identity, auth, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub, repository, deployments, push, live, serverTasks };
+  serverTaskEnv.services = services;
+  // New content in the master repository replans deployments and fires the server tasks waiting for it.
+  repository.onContent = async (pkg) => {
+    await deployments.repositoryChanged(pkg.product).catch((err: unknown) => log.error({ err }, 'replanning deployments failed'));
+    await serverTaskRunner.fireEvent('repository-content', await stores.serverTasks.listTasks(), `${pkg.product} ${pkg.version}`).catch((err: unknown) => log.error({ err }, 'firing repository-content server tasks failed'));
+  };
+  const defaultsMarker = newId();
+  await serverTasks.ensureDefaults(DEFAULT_SERVER_TASKS, async () => (await stores.settings.setIfAbsent('server-tasks.defaults-created', defaultsMarker)) === defaultsMarker);
   const consoleDir = config.consoleDir === undefined ? defaultConsoleDir() : config.consoleDir;
   const http = await buildHttpApp(services, log, { https: tls, serverUrl: () => publicUrl, consoleDir });
   http.server.on('upgrade', (req, socket, head) => {
@@ -242,11 +279,11 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
       'retention',
       3600_000,
       async () => {
-        const s = { ...DEFAULT_SETTINGS, ...((await stores.settings.get<Record<string, number>>('server')) ?? {}) };
-        await auth.purgeExpiredSessions();
-        const removedEvents = await events.purgeOlderThan(s.eventRetentionDays);
-        const removedRuns = await stores.runs.purgeRunsBefore(new Date(clock.now().getTime() - s.runRetentionDays * 86400_000).toISOString());
-        if (removedEvents || removedRuns) events.record({ severity: 'info', kind: 'server.retention-purge', message: `purged ${removedEvents} events and ${removedRuns} runs past retention`, data: { removedEvents, removedRuns } });
+        // Retention holds even without the database maintenance server task (which also vacuums and reports).
+        const removed = await purgeByRetention(serverTaskEnv);
+        if (removed.events || removed.runs || removed.serverTaskRuns) {
+          events.record({ severity: 'info', kind: 'server.retention-purge', message: `purged ${removed.events} events and ${removed.runs + removed.serverTaskRuns} runs past retention`, data: { ...removed } });
+        }
       },
       log,
     ),
@@ -254,6 +291,8 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
     startLoop('catalog-refresh', 30_000, () => catalog.refresh(), log),
     startLoop('device-catalog-refresh', 300_000, () => catalog.reloadDevices(), log),
   ];
+
+  serverTaskRunner.start();
 
   let closing: Promise<void> | null = null;
   return {
@@ -270,7 +309,7 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
     consoleBuilt: consoleDir !== null,
     close() {
       closing ??= (async () => {
-        await Promise.all(loops.map((l) => l.stop()));
+        await Promise.all([...loops.map((l) => l.stop()), serverTaskRunner.close()]);
         await push.close();
         await hub.close();
         await http.close();

@@ -13,6 +13,7 @@ import pg from 'pg';
 import { pinnedFetch, type FetchLike } from '@garrison/protocol/tls';
 import { startServer, type GarrisonServer } from '../src/app.ts';
 import type { DatabaseConfig } from '../src/storage/database.ts';
+import type { ServerTaskType } from '../src/server-tasks/server-task.ts';
 
 export const PG_URL = process.env.GARRISON_TEST_PG_URL;
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -73,7 +74,7 @@ export interface TestServer {
  * Starts a server on a fresh database. `restartOf` starts a new server process-in-process on
  * the same data folder and database as a closed one (its close() then cleans up both).
  */
-export async function startTestServer(kind: DbKind = sqliteKind, opts: { port?: number; restartOf?: TestServer; plugins?: string[]; rolloutIntervalMs?: number; agentBuildDir?: string } = {}): Promise<TestServer> {
+export async function startTestServer(kind: DbKind = sqliteKind, opts: { port?: number; restartOf?: TestServer; plugins?: string[]; rolloutIntervalMs?: number; agentBuildDir?: string; serverTaskTypes?: ServerTaskType[]; serverTaskLeaseMs?: number } = {}): Promise<TestServer> {
   const dataDir = opts.restartOf?.dataDir ?? (await tempDir());
   const db = opts.restartOf ? { config: opts.restartOf.database, cleanup: opts.restartOf.cleanup } : await kind.make(dataDir);
   const server = await startServer({
@@ -82,6 +83,10 @@ export async function startTestServer(kind: DbKind = sqliteKind, opts: { port?: 
     port: opts.port ?? 0,
     ...(opts.plugins ? { plugins: opts.plugins } : {}),
     ...(opts.rolloutIntervalMs ? { rolloutIntervalMs: opts.rolloutIntervalMs } : {}),
+    ...(opts.serverTaskTypes ? { serverTaskTypes: opts.serverTaskTypes } : {}),
+    ...(opts.serverTaskLeaseMs ? { serverTaskLeaseMs: opts.serverTaskLeaseMs } : {}),
+    // Server task schedules are checked often so that tests of "once" triggers finish quickly.
+    serverTaskTickMs: 200,
     logger: pino({ level: process.env.GARRISON_TEST_LOG ?? 'silent' }),
     // One single-executable agent build shared by every test server (it is keyed by its sources).
     agentBuildDir: opts.agentBuildDir ?? path.join(os.tmpdir(), 'garrison-test-agent-builds'),

@@ -115,7 +115,7 @@ const ServerSettings = Type.Object(
   },
   { additionalProperties: false },
 );
-export const DEFAULT_SETTINGS = { eventRetentionDays: 90, runRetentionDays: 90 };
+export { DEFAULT_SERVER_SETTINGS as DEFAULT_SETTINGS } from '../storage/settings-store.ts';
 
 /** The authenticated caller (the onRequest hook set it), or UNAUTHENTICATED. */
 export function actor(req: FastifyRequest): Actor {
@@ -275,12 +275,12 @@ export function registerAdminRoutes(app: FastifyInstance, s: Services): void {
   // Server settings
   app.get(`${p}/settings`, doc('server', 'Server settings (retention)'), async (req) => {
     actor(req);
-    return { ...DEFAULT_SETTINGS, ...((await s.settings.get<Record<string, number>>('server')) ?? {}) };
+    return s.settings.serverSettings();
   });
   app.patch(`${p}/settings`, doc('server', 'Change server settings', { body: ServerSettings }), async (req) => {
     const a = actor(req);
     if (a.kind === 'admin' && a.scopeGroupId !== null) throw new AppError('FORBIDDEN', 'server settings need an unscoped administrator');
-    const next = { ...DEFAULT_SETTINGS, ...((await s.settings.get<Record<string, number>>('server')) ?? {}), ...(req.body as object) };
+    const next = { ...(await s.settings.serverSettings()), ...(req.body as object) };
     await s.settings.set('server', next);
     await s.events.audit(a, 'settings.updated', 'server settings changed', { data: next });
     return next;

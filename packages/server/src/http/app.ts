@@ -16,6 +16,7 @@ import { registerRepositoryRoutes } from './repository-routes.ts';
 import { registerDeploymentRoutes } from './deployment-routes.ts';
 import { registerPushRoutes } from './push-routes.ts';
 import { registerInstallRoutes } from './install-routes.ts';
+import { registerServerTaskRoutes } from './server-task-routes.ts';
 import { bearer } from '../agent-hub/hub.ts';
 import { registerConsoleRoutes } from './console-routes.ts';
 
@@ -86,6 +87,7 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
   registerRepositoryRoutes(app, services);
   registerDeploymentRoutes(app, services);
   registerPushRoutes(app, services);
+  registerServerTaskRoutes(app, services);
   registerInstallRoutes(app, services, opts.serverUrl ?? (() => ''));
   await registerConsoleRoutes(app, services, opts.consoleDir ?? null);
   return app;

@@ -4,7 +4,7 @@
  * API again for what it shows. Only topic names travel, never data, so every read still goes
  * through the API's authorization.
  */
-export const LIVE_TOPICS = ['runs', 'presence', 'events', 'config', 'deployments', 'repository', 'push'] as const;
+export const LIVE_TOPICS = ['runs', 'presence', 'events', 'config', 'deployments', 'repository', 'push', 'server-tasks'] as const;
 export type LiveTopic = (typeof LIVE_TOPICS)[number];
 
 export class LiveFeed {
@@ -35,6 +35,7 @@ export function topicsOfEvents(kinds: Iterable<string>, builtinProduct: string):
     if (k.startsWith('deployment.') || k.startsWith(`${builtinProduct}.`)) out.add('deployments');
     else if (k.startsWith('repository.')) out.add('repository');
     else if (k.startsWith('push.')) out.add('push');
+    else if (k.startsWith('server-task.')) out.add('server-tasks');
     else if (audit) out.add('config');
   }
   return [...out];

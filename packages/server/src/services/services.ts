@@ -18,6 +18,7 @@ import type { PushService } from './push-service.ts';
 import type { ServerTls } from '../tls/pki.ts';
 import type { IdentityService } from './identity-service.ts';
 import type { InstallerService } from './installer-service.ts';
+import type { ServerTaskService } from './server-task-service.ts';
 
 /** Everything the HTTP layer and the agent hub call. */
 export interface Services {
@@ -42,4 +43,5 @@ export interface Services {
   deployments: DeploymentService;
   push: PushService;
   live: LiveFeed;
+  serverTasks: ServerTaskService;
 }

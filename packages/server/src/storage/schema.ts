@@ -220,7 +220,47 @@ export interface RolloutsTable {
   updated_at: string;
 }
 
+export interface ServerTasksTable {
+  id: string;
+  name: string;
+  description: string;
+  type: string;
+  settings: string;
+  schedule: string;
+  enabled: number;
+  revision: number;
+  next_run_at: string | null;
+  created_at: string;
+  updated_at: string;
+  deleted_at: string | null;
+}
+
+export interface ServerTaskRunsTable {
+  id: string;
+  task_id: string;
+  state: string;
+  cause: string;
+  attempt: number;
+  percent: number | null;
+  message: string | null;
+  created_at: string;
+  /** A pending run is not claimed before this time (randomization, retries, missed-run delay). */
+  not_before: string;
+  started_at: string | null;
+  ended_at: string | null;
+  /** The server instance running it, and until when that claim holds unless renewed. */
+  owner: string | null;
+  lease_until: string | null;
+  stop_requested_at: string | null;
+  summary: string | null;
+  result: string | null;
+  output_tail: string | null;
+  created_by: string | null;
+}
+
 export interface Database {
+  server_tasks: ServerTasksTable;
+  server_task_runs: ServerTaskRunsTable;
   rollouts: RolloutsTable;
   deployments: DeploymentsTable;
   device_products: DeviceProductsTable;

@@ -1,4 +1,7 @@
+import type { ServerSettings } from '@garrison/protocol';
 import type { Db } from './database.ts';
+
+export const DEFAULT_SERVER_SETTINGS: ServerSettings = { eventRetentionDays: 90, runRetentionDays: 90 };
 
 /** Server-wide settings as JSON values under string keys. */
 export class SettingsStore {
@@ -17,6 +20,10 @@ export class SettingsStore {
       .values({ key, value: v })
       .onConflict((oc) => oc.column('key').doUpdateSet({ value: v }))
       .execute();
+  }
+  /** Retention and other server-wide settings, defaults filled in. */
+  async serverSettings(): Promise<ServerSettings> {
+    return { ...DEFAULT_SERVER_SETTINGS, ...((await this.get<Partial<ServerSettings>>('server')) ?? {}) };
   }
   /** Sets the value only if the key is absent; returns the value now stored (first writer wins across servers). */
   async setIfAbsent<T>(key: string, value: T): Promise<T> {

@@ -1,0 +1,226 @@
+/**
+ * Server tasks and their runs. A run row doubles as the unit of work server instances share:
+ * claiming is a compare-and-set on its state, and the claim is a lease (`owner`,
+ * `lease_until`) renewed while the run goes on, so a run whose instance died is reaped and
+ * taken again instead of staying "running" for ever.
+ */
+import type { Schedule, ServerTask, ServerTaskRun, ServerTaskRunState } from '@garrison/protocol';
+import { deleteInBatches, type Db } from './database.ts';
+import type { ServerTaskRunsTable, ServerTasksTable } from './schema.ts';
+
+function toTask(r: ServerTasksTable): ServerTask {
+  return {
+    id: r.id,
+    name: r.name,
+    description: r.description,
+    type: r.type,
+    settings: JSON.parse(r.settings) as Record<string, unknown>,
+    schedule: JSON.parse(r.schedule) as Schedule,
+    enabled: r.enabled === 1,
+    revision: r.revision,
+    nextRunAt: r.next_run_at,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+function toRow(t: ServerTask): Omit<ServerTasksTable, 'deleted_at'> {
+  return {
+    id: t.id,
+    name: t.name,
+    description: t.description,
+    type: t.type,
+    settings: JSON.stringify(t.settings),
+    schedule: JSON.stringify(t.schedule),
+    enabled: t.enabled ? 1 : 0,
+    revision: t.revision,
+    next_run_at: t.nextRunAt,
+    created_at: t.createdAt,
+    updated_at: t.updatedAt,
+  };
+}
+export function toServerTaskRun(r: ServerTaskRunsTable): ServerTaskRun {
+  return {
+    id: r.id,
+    taskId: r.task_id,
+    state: r.state as ServerTaskRunState,
+    cause: r.cause,
+    attempt: r.attempt,
+    percent: r.percent,
+    message: r.message,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    endedAt: r.ended_at,
+    summary: r.summary,
+    result: r.result === null ? null : (JSON.parse(r.result) as Record<string, unknown>),
+    outputTail: r.output_tail,
+    createdBy: r.created_by,
+  };
+}
+
+export type NewServerTaskRun = Pick<ServerTaskRunsTable, 'id' | 'task_id' | 'cause' | 'attempt' | 'created_at' | 'not_before' | 'created_by'> & { state?: ServerTaskRunState; summary?: string; ended_at?: string };
+
+const ACTIVE = ['pending', 'running'];
+
+export class ServerTaskStore {
+  readonly #db: Db;
+  constructor(db: Db) {
+    this.#db = db;
+  }
+
+  async listTasks(): Promise<ServerTask[]> {
+    return (await this.#db.kysely.selectFrom('server_tasks').selectAll().where('deleted_at', 'is', null).orderBy('name').execute()).map(toTask);
+  }
+  async getTask(id: string): Promise<ServerTask | undefined> {
+    const r = await this.#db.kysely.selectFrom('server_tasks').selectAll().where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst();
+    return r && toTask(r);
+  }
+  async insertTask(t: ServerTask): Promise<void> {
+    await this.#db.kysely.insertInto('server_tasks').values({ ...toRow(t), deleted_at: null }).execute();
+  }
+  /** Writes the task only if it is still at `revision` (another administrator or instance may have changed it). */
+  async replaceTask(t: ServerTask, revision: number): Promise<boolean> {
+    const r = await this.#db.kysely.updateTable('server_tasks').set(toRow(t)).where('id', '=', t.id).where('revision', '=', revision).where('deleted_at', 'is', null).executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+  async softDeleteTask(id: string, at: string): Promise<void> {
+    await this.#db.kysely.updateTable('server_tasks').set({ deleted_at: at, next_run_at: null }).where('id', '=', id).execute();
+  }
+  /** Enabled tasks whose schedule has come due. */
+  async dueTasks(now: string): Promise<ServerTask[]> {
+    const rows = await this.#db.kysely.selectFrom('server_tasks').selectAll().where('deleted_at', 'is', null).where('enabled', '=', 1).where('next_run_at', '<=', now).execute();
+    return rows.map(toTask);
+  }
+  /** Moves a due task to its next fire time; false when another instance already did (it fires the run). */
+  async advanceNextRun(id: string, expected: string, next: string | null): Promise<boolean> {
+    const r = await this.#db.kysely.updateTable('server_tasks').set({ next_run_at: next }).where('id', '=', id).where('next_run_at', '=', expected).executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
+  async hasActiveRun(taskId: string): Promise<boolean> {
+    return !!(await this.#db.kysely.selectFrom('server_task_runs').select('id').where('task_id', '=', taskId).where('state', 'in', ACTIVE).executeTakeFirst());
+  }
+  async insertRun(run: NewServerTaskRun): Promise<void> {
+    await this.#db.kysely
+      .insertInto('server_task_runs')
+      .values({
+        id: run.id,
+        task_id: run.task_id,
+        state: run.state ?? 'pending',
+        cause: run.cause,
+        attempt: run.attempt,
+        percent: null,
+        message: null,
+        created_at: run.created_at,
+        not_before: run.not_before,
+        started_at: null,
+        ended_at: run.ended_at ?? null,
+        owner: null,
+        lease_until: null,
+        stop_requested_at: null,
+        summary: run.summary ?? null,
+        result: null,
+        output_tail: null,
+        created_by: run.created_by,
+      })
+      .execute();
+  }
+  /** Claims up to `limit` pending runs that are due; each claim is a compare-and-set, so two instances never take the same run. */
+  async claimRuns(owner: string, now: string, leaseUntil: string, limit: number): Promise<ServerTaskRunsTable[]> {
+    const k = this.#db.kysely;
+    const candidates = await k.selectFrom('server_task_runs').select('id').where('state', '=', 'pending').where('not_before', '<=', now).orderBy('not_before').limit(limit).execute();
+    const claimed: ServerTaskRunsTable[] = [];
+    for (const { id } of candidates) {
+      const r = await k
+        .updateTable('server_task_runs')
+        .set({ state: 'running', owner, lease_until: leaseUntil, started_at: now })
+        .where('id', '=', id)
+        .where('state', '=', 'pending')
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) === 1) claimed.push((await k.selectFrom('server_task_runs').selectAll().where('id', '=', id).executeTakeFirst())!);
+    }
+    return claimed;
+  }
+  /** Extends the lease and says whether a stop was asked for; null when this instance no longer holds the run. */
+  async renewLease(id: string, owner: string, until: string): Promise<{ stopRequested: boolean } | null> {
+    const k = this.#db.kysely;
+    const r = await k.updateTable('server_task_runs').set({ lease_until: until }).where('id', '=', id).where('owner', '=', owner).where('state', '=', 'running').executeTakeFirst();
+    if (Number(r.numUpdatedRows) !== 1) return null;
+    const row = await k.selectFrom('server_task_runs').select('stop_requested_at').where('id', '=', id).executeTakeFirst();
+    return { stopRequested: !!row?.stop_requested_at };
+  }
+  async saveProgress(id: string, owner: string, fields: { percent: number | null; message: string | null; output_tail: string | null }): Promise<void> {
+    await this.#db.kysely.updateTable('server_task_runs').set(fields).where('id', '=', id).where('owner', '=', owner).where('state', '=', 'running').execute();
+  }
+  async finishRun(id: string, owner: string, fields: { state: ServerTaskRunState; ended_at: string; summary: string; result: string | null; output_tail: string | null; percent: number | null }): Promise<boolean> {
+    const r = await this.#db.kysely
+      .updateTable('server_task_runs')
+      .set({ ...fields, owner: null, lease_until: null })
+      .where('id', '=', id)
+      .where('owner', '=', owner)
+      .where('state', '=', 'running')
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+  /** Hands a running run back (server shutdown): the next instance to tick resumes it. */
+  async releaseRun(id: string, owner: string, message: string): Promise<void> {
+    await this.#db.kysely.updateTable('server_task_runs').set({ state: 'pending', owner: null, lease_until: null, message }).where('id', '=', id).where('owner', '=', owner).where('state', '=', 'running').execute();
+  }
+  /** Runs whose instance stopped renewing their lease go back to pending; returns them. */
+  async reapExpired(now: string): Promise<ServerTaskRunsTable[]> {
+    const k = this.#db.kysely;
+    const expired = await k.selectFrom('server_task_runs').selectAll().where('state', '=', 'running').where('lease_until', '<', now).execute();
+    const reaped: ServerTaskRunsTable[] = [];
+    for (const row of expired) {
+      const r = await k
+        .updateTable('server_task_runs')
+        .set({ state: 'pending', owner: null, lease_until: null, cause: 'resumed', attempt: row.attempt + 1, not_before: now, message: 'resumed: the server instance running it stopped' })
+        .where('id', '=', row.id)
+        .where('state', '=', 'running')
+        .where('lease_until', '=', row.lease_until)
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) === 1) reaped.push(row);
+    }
+    return reaped;
+  }
+  /** Cancels the task's pending runs and asks its running ones to stop; returns the affected runs. */
+  async requestStop(taskId: string, at: string, by: string): Promise<{ cancelled: string[]; stopping: string[] }> {
+    const k = this.#db.kysely;
+    const active = await k.selectFrom('server_task_runs').select(['id', 'state']).where('task_id', '=', taskId).where('state', 'in', ACTIVE).execute();
+    const out = { cancelled: [] as string[], stopping: [] as string[] };
+    for (const r of active) {
+      if (r.state === 'pending') {
+        const u = await k
+          .updateTable('server_task_runs')
+          .set({ state: 'cancelled', ended_at: at, summary: `cancelled by ${by} before it started` })
+          .where('id', '=', r.id)
+          .where('state', '=', 'pending')
+          .executeTakeFirst();
+        if (Number(u.numUpdatedRows) === 1) out.cancelled.push(r.id);
+      } else {
+        await k.updateTable('server_task_runs').set({ stop_requested_at: at }).where('id', '=', r.id).where('state', '=', 'running').execute();
+        out.stopping.push(r.id);
+      }
+    }
+    return out;
+  }
+  async listRuns(filter: { taskId?: string; state?: string; limit: number; before?: string }): Promise<ServerTaskRun[]> {
+    let q = this.#db.kysely.selectFrom('server_task_runs').selectAll();
+    if (filter.taskId) q = q.where('task_id', '=', filter.taskId);
+    if (filter.state) q = q.where('state', '=', filter.state);
+    if (filter.before) q = q.where('created_at', '<', filter.before);
+    return (await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit).execute()).map(toServerTaskRun);
+  }
+  async getRun(id: string): Promise<ServerTaskRun | undefined> {
+    const r = await this.#db.kysely.selectFrom('server_task_runs').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toServerTaskRun(r);
+  }
+  /** Finished runs older than `time`, a batch at a time (database maintenance). */
+  async purgeRunsBefore(time: string, batchSize = 5000): Promise<number> {
+    const k = this.#db.kysely;
+    return deleteInBatches(
+      async (limit) => (await k.selectFrom('server_task_runs').select('id').where('created_at', '<', time).where('state', 'not in', ACTIVE).limit(limit).execute()).map((r) => r.id),
+      (ids) => k.deleteFrom('server_task_runs').where('id', 'in', ids).execute(),
+      batchSize,
+    );
+  }
+}
