@@ -60,6 +60,9 @@ export class ServerTaskRunner {
   readonly #inFlight = new Map<string, { abort(reason: StopReason): void; done: Promise<void> }>();
   #loop: Loop | null = null;
   #closing = false;
+  #ticking = false;
+  /** A wake-up that came while a tick was past the point of seeing it: tick once more. */
+  #again = false;
 
   constructor(deps: {
     store: ServerTaskStore;
@@ -90,7 +93,9 @@ export class ServerTaskRunner {
   }
   /** Runs a tick now (after run-now, a stop, or content arriving) instead of at the next interval. */
   wake(): void {
-    if (this.#loop && !this.#closing) void this.#loop.runNow();
+    if (!this.#loop || this.#closing) return;
+    if (this.#ticking) this.#again = true;
+    else void this.#loop.runNow();
   }
   /** Stops the loop and hands running runs back to pending, so that they resume at the next start. */
   async close(): Promise<void> {
@@ -103,6 +108,18 @@ export class ServerTaskRunner {
   /** One pass: fire due schedules, take back runs of dead instances, claim and start due runs. */
   async tick(): Promise<void> {
     if (this.#closing) return;
+    this.#ticking = true;
+    try {
+      await this.#tick();
+    } finally {
+      this.#ticking = false;
+    }
+    if (this.#again) {
+      this.#again = false;
+      setImmediate(() => this.wake());
+    }
+  }
+  async #tick(): Promise<void> {
     const now = this.#clock.now();
     for (const task of await this.#store.dueTasks(now.toISOString())) await this.#fire(task, now);
     for (const row of await this.#store.reapExpired(now.toISOString())) {
