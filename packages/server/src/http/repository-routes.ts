@@ -54,6 +54,13 @@ export function registerRepositoryRoutes(app: FastifyInstance, s: Services): voi
     await s.repository.remove(req.actor!, (req.params as Static<typeof IdParams>).id);
     return reply.status(204).send();
   });
+  // For a downstream server pulling updates with an API token (server task "repository-download").
+  app.get(`${p}/packages/:id/archive`, { schema: { tags: ['repository'], summary: 'The archive (.tar.gz) of a package, for a downstream server pulling updates', params: IdParams } }, async (req, reply) => {
+    const id = (req.params as Static<typeof IdParams>).id;
+    await s.repository.get(req.actor!, id);
+    const { body, size, pkg } = await s.repository.openArchive(id);
+    return reply.type('application/gzip').header('content-length', size).header('x-garrison-sha256', pkg.sha256).send(body);
+  });
   app.get(`${p}/signing-key`, { schema: { tags: ['repository'], summary: "The server's Ed25519 package-signing public key (PEM)" } }, async () => ({ publicKey: s.repository.publicKeyPem }));
 
   app.get(`${AGENT_PACKAGES_PATH}/:id`, { schema: { hide: true, params: IdParams } }, async (req, reply) => {

@@ -9,8 +9,9 @@ import { AppError } from '../errors.ts';
 import { findCredentialLiterals } from '../plugins/registry.ts';
 import type { ServerTaskEnvironment, ServerTaskType } from './server-task.ts';
 import { databaseMaintenanceTaskType } from './database-maintenance.ts';
+import { repositoryDownloadTaskType } from './repository-download.ts';
 
-export const builtinServerTaskTypes: readonly ServerTaskType[] = [databaseMaintenanceTaskType];
+export const builtinServerTaskTypes: readonly ServerTaskType[] = [databaseMaintenanceTaskType, repositoryDownloadTaskType];
 
 export class ServerTaskTypes {
   readonly #types = new Map<string, { type: ServerTaskType; checker: Checker<TSchema> }>();
