@@ -14,6 +14,7 @@ import { registerGroupCommands } from './commands/groups.ts';
 import { registerRunCommands } from './commands/runs.ts';
 import { registerSecretCommands } from './commands/secrets.ts';
 import { registerTaskCommands } from './commands/tasks.ts';
+import { registerServerTaskCommands } from './commands/server-tasks.ts';
 import { registerTokenCommands } from './commands/tokens.ts';
 import { registerRepoCommands } from './commands/repo.ts';
 import { registerDeployCommands } from './commands/deploy.ts';
@@ -78,6 +79,7 @@ export function buildProgram(state: RunState): Command {
   registerDeployCommands(program, state);
   registerPushCommands(program, state);
   registerTaskCommands(program, state);
+  registerServerTaskCommands(program, state);
   registerRunCommands(program, state);
   registerEventCommands(program, state);
   registerSecretCommands(program, state);
@@ -121,8 +123,9 @@ export async function cliMain(argv: string[], streams: IoStreams = { stdout: pro
     }
     if (err instanceof ApiError) {
       streams.stderr.write(`error ${err.code}: ${err.message}\n`);
-      const issues = (err.details as { issues?: { path: string; message: string }[] } | undefined)?.issues;
-      if (Array.isArray(issues)) for (const i of issues.slice(0, 10)) streams.stderr.write(`  ${i.path}: ${i.message}\n`);
+      // Schema issues are {path, message}; semantic ones (schedules) are sentences.
+      const issues = (err.details as { issues?: ({ path: string; message: string } | string)[] } | undefined)?.issues;
+      if (Array.isArray(issues)) for (const i of issues.slice(0, 10)) streams.stderr.write(`  ${typeof i === 'string' ? i : `${i.path}: ${i.message}`}\n`);
       return EXIT_ERROR;
     }
     if (err instanceof UsageError) {

@@ -16,6 +16,9 @@ import { DeviceDetails } from './pages/DeviceDetails.tsx';
 import { Tasks } from './pages/Tasks.tsx';
 import { TaskEdit } from './pages/TaskEdit.tsx';
 import { TaskDetails } from './pages/TaskDetails.tsx';
+import { ServerTasks } from './pages/ServerTasks.tsx';
+import { ServerTaskEdit } from './pages/ServerTaskEdit.tsx';
+import { ServerTaskDetails } from './pages/ServerTaskDetails.tsx';
 import { Events } from './pages/Events.tsx';
 import { Repository } from './pages/Repository.tsx';
 import { Deployments } from './pages/Deployments.tsx';
@@ -28,6 +31,7 @@ const NAV: { href: string; label: string }[] = [
   { href: '/', label: 'Dashboard' },
   { href: '/devices', label: 'Devices' },
   { href: '/tasks', label: 'Tasks' },
+  { href: '/server-tasks', label: 'Server tasks' },
   { href: '/events', label: 'Events' },
   { href: '/repository', label: 'Repository' },
   { href: '/deployments', label: 'Deployments' },
@@ -133,6 +137,10 @@ function Routes(): ReactNode {
       <Route path="/tasks/new">{() => <TaskEdit />}</Route>
       <Route path="/tasks/:id/edit">{(p) => <TaskEdit id={p.id} />}</Route>
       <Route path="/tasks/:id">{(p) => <TaskDetails id={p.id} />}</Route>
+      <Route path="/server-tasks" component={ServerTasks} />
+      <Route path="/server-tasks/new">{() => <ServerTaskEdit />}</Route>
+      <Route path="/server-tasks/:id/edit">{(p) => <ServerTaskEdit id={p.id} />}</Route>
+      <Route path="/server-tasks/:id">{(p) => <ServerTaskDetails id={p.id} />}</Route>
       <Route path="/events" component={Events} />
       <Route path="/repository" component={Repository} />
       <Route path="/deployments" component={Deployments} />

@@ -52,3 +52,15 @@ export function stateLabel(state: string): string {
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n.toLocaleString()} ${n === 1 ? one : many}`;
 }
+
+/** A duration in milliseconds, as "850 ms", "4.2 s", "3 min 5 s" or "2 h 10 min". */
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '—';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
+  const total = Math.round(s);
+  const m = Math.floor(total / 60);
+  if (m < 60) return `${m} min ${total % 60} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}

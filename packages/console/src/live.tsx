@@ -8,7 +8,7 @@ import { createContext, useContext, useEffect, useState, type ReactNode } from '
 import { useQueryClient } from '@tanstack/react-query';
 import { API, session } from './api.ts';
 
-export type LiveTopic = 'runs' | 'presence' | 'events' | 'config' | 'deployments' | 'repository' | 'push';
+export type LiveTopic = 'runs' | 'presence' | 'events' | 'config' | 'deployments' | 'repository' | 'push' | 'server-tasks';
 export type LiveState = 'connecting' | 'live' | 'offline';
 
 /** Which cached API paths each topic makes stale. */
@@ -20,6 +20,8 @@ const STALE: Record<LiveTopic, string[]> = {
   deployments: ['/deployments', '/devices/'],
   repository: ['/repository', '/deployments'],
   push: ['/push-installs', '/devices'],
+  // A server task run was queued, progressed or ended (its task's next run moves too).
+  'server-tasks': ['/server-tasks', '/server-task-runs'],
 };
 
 const LiveContext = createContext<LiveState>('connecting');

@@ -2,9 +2,10 @@
  * The web console in a real browser (Debian's Chromium, driven by playwright-core) against a
  * real server over HTTPS with real agent processes: sign-in, the dashboard, the group tree
  * with live online state, creating a group task from the form, running it, watching its
- * progress and reading a device's output, the event log and its export, secrets, the other
- * pages at laptop and phone widths. Every page is checked for unlabelled controls and console
- * errors; screenshots are saved in test-results/console/.
+ * progress and reading a device's output, the event log and its export, secrets, a server
+ * task run watched live and one created from the form, the other pages at laptop and phone
+ * widths. Every page is checked for unlabelled controls and console errors; screenshots are
+ * saved in test-results/console/.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -120,7 +121,7 @@ describe('web console in Chromium', { skip: chromiumSkip, timeout: 300_000 }, ()
 
   it('creates a group task from the form, runs it, watches its progress and reads a device result', async () => {
     const { page } = b;
-    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Tasks' }).click();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Tasks', exact: true }).click();
     await page.getByRole('heading', { name: 'Tasks', level: 1 }).waitFor();
     await page.getByRole('link', { name: 'New task' }).click();
     await page.getByLabel('Name', { exact: true }).fill('Console: say hello');
@@ -205,6 +206,38 @@ describe('web console in Chromium', { skip: chromiumSkip, timeout: 300_000 }, ()
     await check('push-job');
   });
 
+  it('runs the default server task and watches its run live, then creates a server task from the form', async () => {
+    const { page } = b;
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    await nav.getByRole('link', { name: 'Server tasks' }).click();
+    await page.getByRole('heading', { name: 'Server tasks', level: 1 }).waitFor();
+    await check('server-tasks');
+    await page.getByRole('link', { name: 'Database maintenance', exact: true }).click();
+    await page.getByRole('heading', { name: 'Database maintenance', level: 1 }).waitFor();
+    await page.getByRole('button', { name: 'Run now' }).click();
+    const history = page.getByRole('region', { name: 'Run history' });
+    await history.getByText('Succeeded', { exact: true }).waitFor({ timeout: 30_000 });
+    // A run started elsewhere (the API) shows up through the live topic alone, well before the 15 s fallback refresh.
+    assert.equal((await t.api('POST', `/api/v1${new URL(page.url()).pathname}/run`)).status, 202);
+    await history.getByText('Succeeded', { exact: true }).nth(1).waitFor({ timeout: 10_000 });
+    await history.getByRole('button', { name: /^Details of the run/ }).first().click();
+    const run = history.getByRole('region', { name: /^Run / });
+    await run.getByText(/^removed \d+ events and \d+ runs/).waitFor();
+    assert.match(await run.getByLabel('Result').innerText(), /"sizeAfterBytes"/);
+    await check('server-task-details');
+    await nav.getByRole('link', { name: 'Server tasks' }).click();
+    await page.getByRole('link', { name: 'New server task' }).click();
+    await page.getByRole('radio', { name: 'Database maintenance' }).check();
+    await page.getByLabel('Name', { exact: true }).fill('Console: nightly maintenance');
+    await page.getByLabel('Runs', { exact: true }).selectOption('daily');
+    await page.getByLabel('Time', { exact: true }).fill('02:15');
+    await check('server-task-new');
+    await page.getByRole('button', { name: 'Save server task' }).click();
+    await page.getByRole('heading', { name: 'Console: nightly maintenance', level: 1 }).waitFor();
+    await page.getByRole('region', { name: 'Properties' }).getByText('daily at 02:15').waitFor();
+    await page.getByRole('region', { name: 'Status' }).getByText('never run').waitFor();
+  });
+
   it('shows the repository, deployments and account pages', async () => {
     const { page } = b;
     for (const [link, heading, shot] of [
@@ -229,12 +262,18 @@ describe('web console in Chromium', { skip: chromiumSkip, timeout: 300_000 }, ()
     await page.getByRole('button', { name: 'Menu' }).click();
     await nav.getByRole('link', { name: 'Dashboard' }).waitFor();
     await check('phone-menu');
-    await nav.getByRole('link', { name: 'Tasks' }).click();
+    await nav.getByRole('link', { name: 'Tasks', exact: true }).click();
     await page.getByRole('heading', { name: 'Tasks', level: 1 }).waitFor();
     await check('phone-tasks');
     await page.goto('/devices');
     await page.getByRole('heading', { name: 'Devices', level: 1 }).waitFor();
     await check('phone-devices');
+    await page.goto('/server-tasks');
+    await page.getByRole('link', { name: 'Database maintenance', exact: true }).waitFor();
+    await check('phone-server-tasks');
+    await page.getByRole('link', { name: 'Database maintenance', exact: true }).click();
+    await page.getByRole('region', { name: 'Run history' }).getByRole('button', { name: /^Details of the run/ }).first().click();
+    await check('phone-server-task-details');
     await page.setViewportSize({ width: 1366, height: 900 });
   });
 

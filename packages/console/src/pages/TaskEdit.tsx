@@ -4,15 +4,15 @@
  */
 import { useMemo, useRef, useState } from 'react';
 import { Link, useLocation, useSearch } from 'wouter';
-import { BUILTIN_PRODUCT, SCRIPT_TASK_TYPE, type Schedule, type Scope, type SecretMeta, type Task, type TaskCreate, type TaskUpdate } from '@garrison/protocol';
+import { BUILTIN_PRODUCT, SCRIPT_TASK_TYPE, type Schedule, type Scope, type Task, type TaskCreate, type TaskUpdate } from '@garrison/protocol';
 import { patch, post, useAction, useApi } from '../api.ts';
 import { Async, ErrorMessage, Page, Section } from '../ui.tsx';
 import { Labeled } from '../tasks/controls.tsx';
-import { SchemaForm } from '../tasks/SchemaForm.tsx';
+import { SettingsEditor } from '../tasks/SettingsEditor.tsx';
 import { DEFAULT_SCHEDULE, ScheduleEditor } from '../tasks/ScheduleEditor.tsx';
 import { ScopePicker, scopeComplete } from '../tasks/ScopePicker.tsx';
-import { credentialLiterals, withLifecycleTypes, type ProductInfo, type TaskTypeInfo } from '../tasks/model.ts';
-import { initialValue, isFormable, type JsonSchema } from '../tasks/schema.ts';
+import { withLifecycleTypes, type ProductInfo, type TaskTypeInfo } from '../tasks/model.ts';
+import { initialValue, type JsonSchema } from '../tasks/schema.ts';
 import '../tasks/tasks.css';
 
 export function TaskEdit({ id }: { id?: string }) {
@@ -73,10 +73,8 @@ function TaskForm({ products, current }: { products: ProductInfo[]; current?: Ta
   const [scope, setScope] = useState<Scope>(initial?.scope ?? start!.scope);
   const taskType = typeOf(products, product, type);
   const schema: JsonSchema | undefined = taskType?.settingsSchema;
-  const formable = isFormable(schema);
-  const [json, setJson] = useState<{ text: string; error: string | null } | null>(formable ? null : { text: JSON.stringify(initial?.settings ?? {}, null, 2), error: null });
+  const [jsonError, setJsonError] = useState<string | null>(null);
   const [localError, setLocalError] = useState<string | null>(null);
-  const secrets = useApi<SecretMeta[]>('/secrets', { staleTime: 30_000 });
   const formRef = useRef<HTMLFormElement>(null);
 
   const save = useAction(
@@ -97,13 +95,13 @@ function TaskForm({ products, current }: { products: ProductInfo[]; current?: Ta
     const next = typeOf(products, p, t);
     const fresh = asSettings(next ? initialValue(next.settingsSchema) : {});
     setSettings(fresh);
-    setJson(isFormable(next?.settingsSchema) ? null : { text: JSON.stringify(fresh, null, 2), error: null });
+    setJsonError(null);
   };
 
   const submit = async () => {
     setLocalError(null);
     if (!formRef.current?.reportValidity()) return;
-    if (json?.error) return setLocalError('The settings are not valid JSON; correct them before saving.');
+    if (jsonError) return setLocalError('The settings are not valid JSON; correct them before saving.');
     if (!type) return setLocalError('Choose a task type.');
     if (!scopeComplete(scope)) return setLocalError(scope.type === 'local' ? 'Choose the device of this local task.' : scope.type === 'group' ? 'Choose a group.' : 'A global task needs devices or a selection.');
     try {
@@ -114,7 +112,6 @@ function TaskForm({ products, current }: { products: ProductInfo[]; current?: Ta
     }
   };
 
-  const literals = credentialLiterals(settings);
   const currentProduct = products.find((p) => p.id === product);
 
   return (
@@ -185,63 +182,7 @@ function TaskForm({ products, current }: { products: ProductInfo[]; current?: Ta
         )}
       </Section>
 
-      <Section
-        title="Settings"
-        actions={
-          formable ? (
-            <button
-              type="button"
-              aria-pressed={json !== null}
-              onClick={() => {
-                if (json === null) return setJson({ text: JSON.stringify(settings, null, 2), error: null });
-                if (json.error) return setLocalError('The settings are not valid JSON; correct them to go back to the form.');
-                setLocalError(null);
-                setJson(null);
-              }}
-            >
-              {json === null ? 'Edit as JSON' : 'Edit as form'}
-            </button>
-          ) : null
-        }
-      >
-        {json !== null ? (
-          <>
-            <Labeled label="Settings (JSON)" hint={formable ? 'The settings object as the API takes it; secret references are written {"$secret": "name"}.' : 'This task type’s settings cannot be shown as a form; edit them as JSON. Secret references are written {"$secret": "name"}.'}>
-              <textarea
-                rows={16}
-                spellCheck={false}
-                aria-invalid={json.error ? true : undefined}
-                value={json.text}
-                onChange={(e) => {
-                  const text = e.target.value;
-                  try {
-                    const v: unknown = JSON.parse(text);
-                    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('the settings must be a JSON object');
-                    setSettings(v as Record<string, unknown>);
-                    setJson({ text, error: null });
-                  } catch (err) {
-                    setJson({ text, error: err instanceof Error ? err.message : 'not JSON' });
-                  }
-                }}
-              />
-            </Labeled>
-            {json.error ? <p className="warn-text">Not valid: {json.error}</p> : null}
-            {schema ? (
-              <details>
-                <summary>Settings schema</summary>
-                <pre>{JSON.stringify(schema, null, 2)}</pre>
-              </details>
-            ) : null}
-          </>
-        ) : schema ? (
-          <SchemaForm schema={schema} value={settings} onChange={setSettings} secrets={secrets.data} />
-        ) : null}
-        {literals.length ? (
-          <p className="notice" role="status">
-            The server refuses credentials written as literal values ({literals.join(', ')}). Store them on the <Link href="/secrets">Secrets</Link> page and choose them as secrets.
-          </p>
-        ) : null}
-      </Section>
+      <SettingsEditor key={`${product}/${type}`} schema={schema} value={settings} onChange={setSettings} onJsonError={setJsonError} onProblem={setLocalError} />
 
       <Section title="Schedule">
         <ScheduleEditor value={schedule} onChange={setSchedule} taskId={initial?.id} />

@@ -2,12 +2,13 @@
  * The schedule of a task: its triggers (continuous, events, after another task, once,
  * interval, daily, weekly, monthly, cron, on demand; several per task) and its options
  * (time basis, randomization, missed runs, stop after, retries, start and end, run-now expiry).
+ * `runsOn="server"` offers only what a server task accepts (see RUNS_ON).
  */
 import { useId, useMemo, useRef } from 'react';
-import type { Retry, Schedule, Task, Trigger, Weekday } from '@garrison/protocol';
+import { SERVER_TASK_TRIGGERS, type Retry, type Schedule, type Trigger, type Weekday } from '@garrison/protocol';
 import { useApi } from '../api.ts';
 import { Labeled, NumberInput } from './controls.tsx';
-import { FINAL_STATES, MONTHS, TRIGGER_TYPES, WEEKDAYS, describeTrigger, isoToLocalInput, localInputToIso } from './model.ts';
+import { FINAL_STATES, MONTHS, TRIGGER_TYPES, WEEKDAYS, describeTrigger, isoToLocalInput, localInputToIso, type ScheduleRunsOn } from './model.ts';
 import './tasks.css';
 
 export const DEFAULT_SCHEDULE: Schedule = { triggers: [{ type: 'on-demand' }] };
@@ -50,7 +51,45 @@ export function newTrigger(type: Trigger['type']): Trigger {
 
 const TRIGGER_GROUPS = ['Continuous', 'At events', 'On schedule', 'On demand'] as const;
 
-export function ScheduleEditor({ value, onChange, taskId }: { value: Schedule; onChange: (s: Schedule) => void; taskId?: string | undefined }) {
+/**
+ * What differs with who runs the schedule: agents on devices (client tasks: every trigger)
+ * or the server itself (server tasks: only SERVER_TASK_TRIGGERS, after-task names another
+ * server task, "local" is the server's time zone, and run-now waits for no device).
+ */
+interface RunsOnInfo {
+  /** The list an after-task trigger picks from. */
+  tasksPath: string;
+  /** The trigger types offered; null: all of them. */
+  triggers: ReadonlySet<string> | null;
+  labels: Partial<Record<Trigger['type'], string>>;
+  localTime: string;
+  afterTaskHint: string;
+  repositoryHint: string;
+  missedHint: string;
+}
+const RUNS_ON: Record<ScheduleRunsOn, RunsOnInfo> = {
+  devices: {
+    tasksPath: '/tasks',
+    triggers: null,
+    labels: {},
+    localTime: "The device's local time",
+    afterTaskHint: "Runs on a device when this other task's run there ends",
+    repositoryHint: "When a new version of the task's product, or of its definitions, is installed on the device from the repository.",
+    missedHint: "When the device was off at a run's time, run once at start-up",
+  },
+  server: {
+    tasksPath: '/server-tasks',
+    triggers: new Set<string>(SERVER_TASK_TRIGGERS),
+    labels: { 'after-task': 'After another server task finishes', 'repository-content': 'When new packages arrive in the repository' },
+    localTime: "The server's local time",
+    afterTaskHint: "Runs when this other server task's run ends",
+    repositoryHint: 'When new packages arrive in the master repository.',
+    missedHint: "When the server was down at a run's time, run once after it starts",
+  },
+};
+
+export function ScheduleEditor({ value, onChange, taskId, runsOn = 'devices' }: { value: Schedule; onChange: (s: Schedule) => void; taskId?: string | undefined; runsOn?: ScheduleRunsOn }) {
+  const on = RUNS_ON[runsOn];
   // Stable keys for the trigger cards (the triggers themselves have no ids).
   const keys = useRef<number[]>([]);
   const counter = useRef(0);
@@ -58,7 +97,7 @@ export function ScheduleEditor({ value, onChange, taskId }: { value: Schedule; o
   if (keys.current.length > value.triggers.length) keys.current.length = value.triggers.length;
 
   const needsTasks = value.triggers.some((t) => t.type === 'after-task');
-  const tasks = useApi<Task[]>(needsTasks ? '/tasks' : null, { staleTime: 30_000 });
+  const tasks = useApi<NamedTask[]>(needsTasks ? on.tasksPath : null, { staleTime: 30_000 });
   const set = (patch: Partial<Schedule>) => {
     const next: Schedule = { ...value, ...patch };
     for (const k of Object.keys(next) as (keyof Schedule)[]) if (next[k] === undefined) delete next[k];
@@ -85,22 +124,26 @@ export function ScheduleEditor({ value, onChange, taskId }: { value: Schedule; o
               <div className="trigger-head">
                 <Labeled label="Runs">
                   <select value={t.type} onChange={(e) => setTrigger(i, newTrigger(e.target.value as Trigger['type']))}>
-                    {TRIGGER_GROUPS.map((g) => (
-                      <optgroup key={g} label={g}>
-                        {TRIGGER_TYPES.filter((x) => x.group === g).map((x) => (
-                          <option key={x.type} value={x.type}>
-                            {x.label}
-                          </option>
-                        ))}
-                      </optgroup>
-                    ))}
+                    {TRIGGER_GROUPS.map((g) => {
+                      // A trigger the runner does not offer stays shown while it is the one chosen.
+                      const offered = TRIGGER_TYPES.filter((x) => x.group === g && (!on.triggers || on.triggers.has(x.type) || x.type === t.type));
+                      return offered.length ? (
+                        <optgroup key={g} label={g}>
+                          {offered.map((x) => (
+                            <option key={x.type} value={x.type}>
+                              {on.labels[x.type] ?? x.label}
+                            </option>
+                          ))}
+                        </optgroup>
+                      ) : null;
+                    })}
                   </select>
                 </Labeled>
                 <button type="button" disabled={value.triggers.length <= 1} onClick={() => remove(i)} aria-label={`Remove trigger ${i + 1}`}>
                   Remove
                 </button>
               </div>
-              <TriggerFields trigger={t} onChange={(x) => setTrigger(i, x)} tasks={tasks.data} taskId={taskId} />
+              <TriggerFields trigger={t} onChange={(x) => setTrigger(i, x)} tasks={tasks.data} taskId={taskId} on={on} />
             </fieldset>
           </li>
         ))}
@@ -108,12 +151,18 @@ export function ScheduleEditor({ value, onChange, taskId }: { value: Schedule; o
       <button type="button" disabled={value.triggers.length >= 20} onClick={() => set({ triggers: [...value.triggers, newTrigger('daily')] })}>
         Add trigger
       </button>
-      <ScheduleOptions value={value} set={set} />
+      <ScheduleOptions value={value} set={set} on={on} runsOn={runsOn} />
     </div>
   );
 }
 
-function TriggerFields({ trigger: t, onChange, tasks, taskId }: { trigger: Trigger; onChange: (t: Trigger) => void; tasks: Task[] | undefined; taskId?: string | undefined }) {
+/** What the after-task picker needs of a client or server task. */
+interface NamedTask {
+  id: string;
+  name: string;
+}
+
+function TriggerFields({ trigger: t, onChange, tasks, taskId, on }: { trigger: Trigger; onChange: (t: Trigger) => void; tasks: NamedTask[] | undefined; taskId?: string | undefined; on: RunsOnInfo }) {
   switch (t.type) {
     case 'continuous':
       return (
@@ -138,11 +187,11 @@ function TriggerFields({ trigger: t, onChange, tasks, taskId }: { trigger: Trigg
     case 'enrolment':
       return <p className="hint small">Once, right after the device enrols.</p>;
     case 'repository-content':
-      return <p className="hint small">When a new version of the task's product, or of its definitions, is installed on the device from the repository.</p>;
+      return <p className="hint small">{on.repositoryHint}</p>;
     case 'on-demand':
       return <p className="hint small">Runs only when someone chooses Run now.</p>;
     case 'after-task':
-      return <AfterTaskFields trigger={t} onChange={onChange} tasks={tasks} taskId={taskId} />;
+      return <AfterTaskFields trigger={t} onChange={onChange} tasks={tasks} taskId={taskId} hint={on.afterTaskHint} />;
     case 'once':
       return (
         <Labeled label="Date and time" hint="Wall-clock time in the schedule's time basis">
@@ -235,14 +284,14 @@ function DayChecks({ days, onChange }: { days: readonly Weekday[]; onChange: (d:
   );
 }
 
-function AfterTaskFields({ trigger: t, onChange, tasks, taskId }: { trigger: Extract<Trigger, { type: 'after-task' }>; onChange: (t: Trigger) => void; tasks: Task[] | undefined; taskId?: string | undefined }) {
+function AfterTaskFields({ trigger: t, onChange, tasks, taskId, hint }: { trigger: Extract<Trigger, { type: 'after-task' }>; onChange: (t: Trigger) => void; tasks: NamedTask[] | undefined; taskId?: string | undefined; hint: string }) {
   const id = useId();
   const others = (tasks ?? []).filter((x) => x.id !== taskId).sort((a, b) => a.name.localeCompare(b.name));
   const known = others.some((x) => x.id === t.taskId);
   const states = t.states ?? [];
   return (
     <>
-      <Labeled label="After task" hint="Runs on a device when this other task's run there ends">
+      <Labeled label="After task" hint={hint}>
         <select required value={t.taskId} onChange={(e) => onChange({ ...t, taskId: e.target.value })}>
           <option value="">{tasks ? 'Choose a task…' : 'Loading tasks…'}</option>
           {t.taskId && !known && tasks ? <option value={t.taskId}>{t.taskId} (unknown task)</option> : null}
@@ -370,7 +419,7 @@ function browserZone(): string {
   return z && z !== 'UTC' && z !== 'Etc/UTC' ? z : '';
 }
 
-function ScheduleOptions({ value: s, set }: { value: Schedule; set: (p: Partial<Schedule>) => void }) {
+function ScheduleOptions({ value: s, set, on, runsOn }: { value: Schedule; set: (p: Partial<Schedule>) => void; on: RunsOnInfo; runsOn: ScheduleRunsOn }) {
   const zonesId = useId();
   const zones = useMemo(timeZones, []);
   const basisKind = s.timeBasis === undefined || s.timeBasis === 'local' ? 'local' : s.timeBasis === 'UTC' ? 'UTC' : 'zone';
@@ -384,7 +433,7 @@ function ScheduleOptions({ value: s, set }: { value: Schedule; set: (p: Partial<
             value={basisKind}
             onChange={(e) => set({ timeBasis: e.target.value === 'local' ? undefined : e.target.value === 'UTC' ? 'UTC' : browserZone() })}
           >
-            <option value="local">The device's local time</option>
+            <option value="local">{on.localTime}</option>
             <option value="UTC">UTC</option>
             <option value="zone">A named time zone</option>
           </select>
@@ -410,7 +459,7 @@ function ScheduleOptions({ value: s, set }: { value: Schedule; set: (p: Partial<
       </div>
 
       <div className="row">
-        <Labeled inline label="Run missed runs" hint="When the device was off at a run's time, run once at start-up">
+        <Labeled inline label="Run missed runs" hint={on.missedHint}>
           <input type="checkbox" checked={s.runMissed ?? false} onChange={(e) => set({ runMissed: e.target.checked || undefined, missedDelayMinutes: e.target.checked ? s.missedDelayMinutes : undefined })} />
         </Labeled>
         {s.runMissed ? (
@@ -446,9 +495,11 @@ function ScheduleOptions({ value: s, set }: { value: Schedule; set: (p: Partial<
         <Labeled label="End" hint="…and not after this one">
           <input type="datetime-local" value={isoToLocalInput(s.endAt)} onChange={(e) => set({ endAt: localInputToIso(e.target.value) })} />
         </Labeled>
-        <Labeled label="Run-now expiry (minutes)" hint="How long a run now waits for an offline device; default 1440 (one day)">
-          <NumberInput integer min={1} max={525600} value={s.runNowExpiryMinutes} placeholder="1440" onChange={(v) => set({ runNowExpiryMinutes: v })} />
-        </Labeled>
+        {runsOn === 'devices' ? (
+          <Labeled label="Run-now expiry (minutes)" hint="How long a run now waits for an offline device; default 1440 (one day)">
+            <NumberInput integer min={1} max={525600} value={s.runNowExpiryMinutes} placeholder="1440" onChange={(v) => set({ runNowExpiryMinutes: v })} />
+          </Labeled>
+        ) : null}
       </div>
     </>
   );

@@ -141,17 +141,21 @@ export function describeRetry(r: Retry): string {
   return `${r.attempts} ${r.attempts === 1 ? 'retry' : 'retries'}, ${r.delaySeconds} s apart${r.factor && r.factor !== 1 ? ` (×${r.factor} each time)` : ''}`;
 }
 
-/** The schedule's options besides its triggers, in words. */
-export function describeScheduleOptions(s: Schedule): string[] {
+/** Who runs a schedule: agents on devices (client tasks) or the server itself (server tasks). */
+export type ScheduleRunsOn = 'devices' | 'server';
+
+/** The schedule's options besides its triggers, in words; a server task's times are the server's and its run-now waits for no device. */
+export function describeScheduleOptions(s: Schedule, runsOn: ScheduleRunsOn = 'devices'): string[] {
   const out: string[] = [];
-  out.push(s.timeBasis === undefined || s.timeBasis === 'local' ? "times in the device's local time" : s.timeBasis === 'UTC' ? 'times in UTC' : `times in ${s.timeBasis}`);
+  const where = runsOn === 'server' ? 'server' : 'device';
+  out.push(s.timeBasis === undefined || s.timeBasis === 'local' ? `times in the ${where}'s local time` : s.timeBasis === 'UTC' ? 'times in UTC' : `times in ${s.timeBasis}`);
   if (s.randomizeMinutes) out.push(`randomized within ${s.randomizeMinutes} min`);
   if (s.runMissed) out.push(`missed runs run at start-up${s.missedDelayMinutes ? ` after ${s.missedDelayMinutes} min` : ''}`);
   if (s.stopAfterMinutes) out.push(`stopped after ${s.stopAfterMinutes} min`);
   if (s.retry && s.retry.attempts > 0) out.push(describeRetry(s.retry));
   if (s.startAt) out.push(`from ${new Date(s.startAt).toLocaleString()}`);
   if (s.endAt) out.push(`until ${new Date(s.endAt).toLocaleString()}`);
-  out.push(`run-now waits ${s.runNowExpiryMinutes ?? 1440} min for offline devices`);
+  if (runsOn === 'devices') out.push(`run-now waits ${s.runNowExpiryMinutes ?? 1440} min for offline devices`);
   return out;
 }
 

@@ -1,0 +1,214 @@
+/**
+ * The server task list: what the administration server does itself (database maintenance,
+ * backup, reports, repository download, installation packages), each with its schedule, next
+ * run, last run and actions; creating, importing and exporting server tasks.
+ */
+import { useMemo, useRef, useState } from 'react';
+import { Link } from 'wouter';
+import { useQueryClient } from '@tanstack/react-query';
+import type { ServerTask, ServerTaskRun } from '@garrison/protocol';
+import { download, post, qs, useApi } from '../api.ts';
+import { Async, ConfirmButton, Empty, ErrorMessage, Page, Time, useBusy, useToast } from '../ui.tsx';
+import { formatAgo, plural } from '../format.ts';
+import { describeTriggers } from '../tasks/model.ts';
+import { Labeled } from '../tasks/controls.tsx';
+import { RunStateBadge, exportFilename, isActiveRun, refreshServerTasks, serverTaskPath, useServerTaskActions, useServerTaskTypes } from '../server-tasks/common.tsx';
+import '../tasks/tasks.css';
+
+export function ServerTasks() {
+  const tasks = useApi<ServerTask[]>('/server-tasks');
+  const { byType } = useServerTaskTypes();
+  const [text, setText] = useState('');
+  const busy = useBusy();
+  const toast = useToast();
+  const qc = useQueryClient();
+  const fileRef = useRef<HTMLInputElement>(null);
+  const [imported, setImported] = useState<ServerTask[] | null>(null);
+  const needle = text.trim().toLowerCase();
+  const list = useMemo(
+    () =>
+      [...(tasks.data ?? [])]
+        .filter((t) => !needle || t.name.toLowerCase().includes(needle) || t.description.toLowerCase().includes(needle) || t.type.includes(needle))
+        .sort((a, b) => a.name.localeCompare(b.name)),
+    [tasks.data, needle],
+  );
+  const taskNames = useMemo(() => new Map((tasks.data ?? []).map((t) => [t.id, t.name])), [tasks.data]);
+
+  const importFile = (file: File) =>
+    busy.run(async () => {
+      setImported(null);
+      let doc: unknown;
+      try {
+        doc = JSON.parse(await file.text());
+      } catch (err) {
+        throw new Error(`${file.name} is not a JSON file: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      const created = await post<ServerTask[]>('/server-tasks/import', doc);
+      setImported(created);
+      toast(`Imported ${plural(created.length, 'server task')}`);
+      await refreshServerTasks(qc);
+    });
+
+  return (
+    <Page
+      title="Server tasks"
+      subtitle="Work the administration server does itself: database maintenance, backup, reports, repository download, installation packages."
+      actions={
+        <>
+          <Link href="/server-tasks/new" className="button primary">
+            New server task
+          </Link>
+          <button type="button" disabled={busy.busy} onClick={() => fileRef.current?.click()}>
+            Import
+          </button>
+          <input
+            ref={fileRef}
+            type="file"
+            accept=".json,application/json"
+            aria-label="Server task export file to import"
+            hidden
+            onChange={(e) => {
+              const f = e.target.files?.[0];
+              e.target.value = '';
+              if (f) void importFile(f);
+            }}
+          />
+          <button type="button" disabled={busy.busy} onClick={() => void busy.run(() => download('/server-tasks/export', exportFilename()))}>
+            Export all
+          </button>
+        </>
+      }
+    >
+      <ErrorMessage error={busy.error} onDismiss={() => busy.setError(null)} />
+      {imported ? (
+        <div className="notice import-result" role="status">
+          <p>
+            Imported {plural(imported.length, 'server task')}
+            {imported.length ? ':' : '.'}
+          </p>
+          {imported.length ? (
+            <ul>
+              {imported.map((t) => (
+                <li key={t.id}>
+                  <Link href={serverTaskPath(t.id)}>{t.name}</Link>
+                </li>
+              ))}
+            </ul>
+          ) : null}
+          <button type="button" className="link" onClick={() => setImported(null)}>
+            Dismiss
+          </button>
+        </div>
+      ) : null}
+
+      <div className="card">
+        <div className="toolbar" role="search" aria-label="Filter server tasks">
+          <Labeled label="Find">
+            <input type="search" value={text} onChange={(e) => setText(e.target.value)} placeholder="Name, description or type" />
+          </Labeled>
+        </div>
+        <Async q={tasks}>
+          {() =>
+            list.length === 0 ? (
+              <Empty>{tasks.data?.length ? 'No server task matches.' : 'No server tasks yet. Create one with New server task, or import an export file.'}</Empty>
+            ) : (
+              <div className="table-wrap">
+                <table>
+                  <caption className="visually-hidden">Server tasks</caption>
+                  <thead>
+                    <tr>
+                      <th scope="col">Name</th>
+                      <th scope="col">Type</th>
+                      <th scope="col">Schedule</th>
+                      <th scope="col">Next run</th>
+                      <th scope="col">Last run</th>
+                      <th scope="col">Enabled</th>
+                      <th scope="col">Actions</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {list.map((t) => (
+                      <ServerTaskRow key={t.id} task={t} typeName={byType.get(t.type)?.name ?? t.type} taskNames={taskNames} />
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+            )
+          }
+        </Async>
+      </div>
+    </Page>
+  );
+}
+
+function ServerTaskRow({ task, typeName, taskNames }: { task: ServerTask; typeName: string; taskNames: ReadonlyMap<string, string> }) {
+  const [deleting, setDeleting] = useState(false);
+  const runs = useApi<ServerTaskRun[]>(`${serverTaskPath(task.id)}/runs${qs({ limit: 1 })}`, { enabled: !deleting });
+  const last = runs.data?.[0];
+  const act = useServerTaskActions(task);
+  const active = isActiveRun(last);
+  return (
+    <tr>
+      <td>
+        <Link href={serverTaskPath(task.id)} className="task-name">
+          {task.name}
+        </Link>
+        {task.description ? <div className="muted small">{task.description.length > 120 ? `${task.description.slice(0, 117)}…` : task.description}</div> : null}
+        {act.error ? <ErrorMessage error={act.error} onDismiss={act.clearError} /> : null}
+      </td>
+      <td>{typeName}</td>
+      <td>{describeTriggers(task.schedule, taskNames)}</td>
+      <td className="nowrap">{task.nextRunAt ? <Time iso={task.nextRunAt} /> : <span className="muted">{task.enabled ? 'on demand or events' : 'disabled'}</span>}</td>
+      <td className="summary-cell">
+        {runs.error ? (
+          <span className="muted small">unavailable</span>
+        ) : !runs.data ? (
+          <span className="muted small">…</span>
+        ) : last ? (
+          <>
+            <RunStateBadge run={last} /> <span className="muted small">{formatAgo(last.endedAt ?? last.startedAt ?? last.createdAt)}</span>
+            {last.summary || (active && last.message) ? <div className="small">{active ? last.message : last.summary}</div> : null}
+          </>
+        ) : (
+          <span className="muted small">never run</span>
+        )}
+      </td>
+      <td>{task.enabled ? <span className="badge state-active">enabled</span> : <span className="badge state-cancelled">disabled</span>}</td>
+      <td>
+        <div className="row-actions">
+          <button type="button" disabled={act.busy} aria-label={`Run ${task.name} now`} onClick={() => void act.runNow()}>
+            Run now
+          </button>
+          <button type="button" disabled={act.busy || !active} aria-label={`Stop ${task.name}`} onClick={() => void act.stop()}>
+            Stop
+          </button>
+          <button type="button" disabled={act.busy} aria-label={`${task.enabled ? 'Disable' : 'Enable'} ${task.name}`} onClick={() => void act.setEnabled(!task.enabled)}>
+            {task.enabled ? 'Disable' : 'Enable'}
+          </button>
+          <button type="button" disabled={act.busy} aria-label={`Copy ${task.name}`} onClick={() => void act.copy()}>
+            Copy
+          </button>
+          <button type="button" disabled={act.busy} aria-label={`Export ${task.name}`} onClick={() => void act.exportTask()}>
+            Export
+          </button>
+          <ConfirmButton
+            label="Delete"
+            ariaLabel={`Delete ${task.name}`}
+            danger
+            disabled={act.busy}
+            question={<p>Delete the server task “{task.name}”? A run in progress is stopped; its history stays in the event log.</p>}
+            onConfirm={async () => {
+              setDeleting(true);
+              try {
+                await act.remove();
+              } catch (err) {
+                setDeleting(false);
+                throw err;
+              }
+            }}
+          />
+        </div>
+      </td>
+    </tr>
+  );
+}
