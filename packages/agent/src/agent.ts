@@ -213,6 +213,8 @@ export class Agent {
     this.products = new ProductManager({
       productsRoot: path.join(this.stateDir, 'products'),
       downloadsDir: path.join(this.stateDir, 'downloads'),
+      // Filled by an offline installation package's install script (server: installation-package.ts).
+      offlineDir: path.join(this.stateDir, 'offline-packages'),
       tempDir: path.join(this.stateDir, 'tmp'),
       server: () => ({ url: this.credential.serverUrl, credential: this.credential.credential, fetch: this.#fetch, ...(this.credential.signingPublicKey ? { signingPublicKey: this.credential.signingPublicKey } : {}) }),
       onInstalled: async (record) => {

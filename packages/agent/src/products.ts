@@ -8,7 +8,7 @@
  * plug-in does not say otherwise.
  */
 import type { FetchLike } from '@garrison/protocol/tls';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { DeploymentInstruction, PackageCommand, PackageManifest } from '@garrison/protocol';
 import { runScript, type ScriptOutcome } from './executors/script.ts';
@@ -36,6 +36,13 @@ export interface StepOutcome {
 export interface ProductManagerOptions {
   productsRoot: string;
   downloadsDir: string;
+  /**
+   * Archives an offline installation package left for this agent, named `<sha256>.tgz`: a
+   * package of the plan is taken from here instead of being downloaded, then verified exactly
+   * like a download. Each file is used once (moved, then deleted whatever the outcome), so a
+   * tampered one is refused once and the next attempt downloads from the server.
+   */
+  offlineDir?: string;
   tempDir: string;
   server(): { url: string; credential: string; signingPublicKey?: string; fetch: FetchLike };
   /** After an install or uninstall: the agent (re)loads or drops a plug-in shipped in the package. */
@@ -94,6 +101,16 @@ export class ProductManager {
     );
   }
 
+  /** Puts the package's archive at `archive`: the offline copy when there is one, else a download. */
+  async #fetchArchive(pkg: NonNullable<DeploymentInstruction['package']>, archive: string, server: ReturnType<ProductManagerOptions['server']>): Promise<void> {
+    if (this.#o.offlineDir && /^[0-9a-f]{64}$/.test(pkg.sha256)) {
+      await mkdir(path.dirname(archive), { recursive: true, mode: 0o700 });
+      // Same file system (both in the state folder): a rename, not a copy.
+      if (await rename(path.join(this.#o.offlineDir, `${pkg.sha256}.tgz`), archive).then(() => true, () => false)) return;
+    }
+    await downloadPackage(server.url, server.credential, pkg.id, archive, server.fetch);
+  }
+
   async install(step: DeploymentInstruction, signal: AbortSignal): Promise<StepOutcome> {
     const pkg = step.package;
     if (!pkg) return { ok: false, refused: true, exitCode: null, reason: 'the instruction names no package', outputTail: '' };
@@ -105,7 +122,7 @@ export class ProductManager {
     const productDir = this.productDir(pkg.product);
     const packageDir = path.join(productDir, 'packages', pkg.version);
     try {
-      await downloadPackage(server.url, server.credential, pkg.id, archive, server.fetch);
+      await this.#fetchArchive(pkg, archive, server);
       await verifyPackage(archive, pkg, server.signingPublicKey);
       await mkdir(productDir, { recursive: true, mode: 0o700 });
       await extractPackage(archive, packageDir, pkg);
@@ -151,7 +168,7 @@ export class ProductManager {
     const archive = path.join(this.#o.downloadsDir, `${pkg.sha256}.tgz`);
     const staging = path.join(this.#o.downloadsDir, `agent-${pkg.version}`);
     try {
-      await downloadPackage(server.url, server.credential, pkg.id, archive, server.fetch);
+      await this.#fetchArchive(pkg, archive, server);
       await verifyPackage(archive, pkg, server.signingPublicKey);
       await extractPackage(archive, staging, pkg);
       await installRuntime(stateDir, pkg.version, path.join(staging, 'agent.mjs'));

@@ -17,6 +17,7 @@ import { registerDeploymentRoutes } from './deployment-routes.ts';
 import { registerPushRoutes } from './push-routes.ts';
 import { registerInstallRoutes } from './install-routes.ts';
 import { registerServerTaskRoutes } from './server-task-routes.ts';
+import { registerInstallationPackageRoutes } from './installation-package-routes.ts';
 import { bearer } from '../agent-hub/hub.ts';
 import { registerConsoleRoutes } from './console-routes.ts';
 
@@ -28,7 +29,7 @@ declare module 'fastify' {
 
 export const API_VERSION = '1.0.0';
 
-export async function buildHttpApp(services: Services, log: Logger, opts: { https?: { key: string; cert: string } | null; serverUrl?: () => string; consoleDir?: string | null } = {}): Promise<FastifyInstance> {
+export async function buildHttpApp(services: Services, log: Logger, opts: { https?: { key: string; cert: string } | null; serverUrl?: () => string; consoleDir?: string | null; dataDir?: string } = {}): Promise<FastifyInstance> {
   // The pino instance is typed more narrowly than Fastify's logger interface; the app is used through the default one.
   const app = Fastify({
     loggerInstance: log,
@@ -88,6 +89,7 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
   registerDeploymentRoutes(app, services);
   registerPushRoutes(app, services);
   registerServerTaskRoutes(app, services);
+  if (opts.dataDir) registerInstallationPackageRoutes(app, services, { dataDir: opts.dataDir });
   registerInstallRoutes(app, services, opts.serverUrl ?? (() => ''));
   await registerConsoleRoutes(app, services, opts.consoleDir ?? null);
   return app;

@@ -10,8 +10,11 @@ import { findCredentialLiterals } from '../plugins/registry.ts';
 import type { ServerTaskEnvironment, ServerTaskType } from './server-task.ts';
 import { databaseMaintenanceTaskType } from './database-maintenance.ts';
 import { repositoryDownloadTaskType } from './repository-download.ts';
+import { reportTaskType } from './report.ts';
+import { backupTaskType } from './backup.ts';
+import { installationPackageTaskType } from './installation-package.ts';
 
-export const builtinServerTaskTypes: readonly ServerTaskType[] = [databaseMaintenanceTaskType, repositoryDownloadTaskType];
+export const builtinServerTaskTypes: readonly ServerTaskType[] = [databaseMaintenanceTaskType, backupTaskType, reportTaskType, repositoryDownloadTaskType, installationPackageTaskType];
 
 export class ServerTaskTypes {
   readonly #types = new Map<string, { type: ServerTaskType; checker: Checker<TSchema> }>();

@@ -119,11 +119,25 @@ export class InstallerService {
 
 interface ScriptContext {
   serverUrl: string;
-  token: string;
+  /** Null for an offline installation package: the token is its 0600 file beside the script. */
+  token: string | null;
   groupPath: string;
   tls: ServerTls;
   /** The agent build for this platform, if the server has one. */
   build: AgentBuild | null;
+}
+
+/**
+ * The install script of an offline installation package (server task "installation-package"):
+ * the link's script, with the agent taken from the package instead of downloaded, the token
+ * read from the package's `enrolment-token` file (0600, never in the script), and the
+ * packaged products (`packages/<sha256>.tgz`) handed to the agent's `offline-packages` folder.
+ */
+export function offlineInstallScript(platform: InstallPlatform, c: Omit<ScriptContext, 'token'>): string {
+  const ctx = { ...c, token: null };
+  if (platform === 'linux') return linuxScript(ctx);
+  if (platform === 'macos') return macosScript(ctx);
+  return windowsScript(ctx);
 }
 
 /** A script that only reports why the link cannot install (an expired token, say). */
@@ -136,15 +150,15 @@ export function errorScript(platform: InstallPlatform, code: string, message: st
 function posixCommon(c: ScriptContext, os: 'Linux' | 'Darwin', defaultDir: string): string {
   const archMap = os === 'Linux' ? 'x86_64|amd64) ARCH=x64 ;; aarch64|arm64) ARCH=arm64 ;;' : 'x86_64) ARCH=x64 ;; arm64) ARCH=arm64 ;;';
   const plat = os === 'Linux' ? 'linux' : 'darwin';
+  const offline = c.token === null;
   return `#!/bin/sh
-# Garrison agent installer for the group "${c.groupPath.replace(/[\r\n"]/g, ' ')}" of ${c.serverUrl}
+# Garrison agent ${offline ? 'offline installation package' : 'installer'} for the group "${c.groupPath.replace(/[\r\n"]/g, ' ')}" of ${c.serverUrl}
 # Installs the agent as a service in its own folder, verifies it, and enrols this machine.
-# Environment: GARRISON_INSTALL_DIR (default ${defaultDir}), GARRISON_NAME (device name),
+${offline ? "# Nothing is downloaded: the agent, the enrolment token and the group's products come from this\n# package's folder; the agent verifies each product (SHA-256, the server's signature) before use.\n" : ''}# Environment: GARRISON_INSTALL_DIR (default ${defaultDir}), GARRISON_NAME (device name),
 # GARRISON_NO_START=1 (install and enrol, do not start the service).
 set -eu
 SERVER=${shq(c.serverUrl)}
-TOKEN=${shq(c.token)}
-CA_FINGERPRINT=${shq(c.tls.caFingerprint)}
+${offline ? '' : `TOKEN=${shq(c.token!)}\n`}CA_FINGERPRINT=${shq(c.tls.caFingerprint)}
 PIN=${shq(c.tls.publicKeyPin)}
 AGENT_PLATFORMS=${shq(c.build ? c.build.platform : '')}
 AGENT_SHA256=${shq(c.build ? c.build.sha256 : '')}
@@ -160,7 +174,13 @@ PLATFORM="${plat}-$ARCH"
 [ "$PLATFORM" = "$AGENT_PLATFORMS" ] || fail 2 "this server has an agent for $AGENT_PLATFORMS, not for $PLATFORM"
 case "$INSTALL_DIR" in /*) ;; *) fail 3 "GARRISON_INSTALL_DIR must be an absolute path" ;; esac
 if [ "$(id -u)" != 0 ] && [ -z "\${GARRISON_INSTALL_DIR:-}" ]; then fail 3 "run as root (sudo sh $0)"; fi
-command -v curl >/dev/null 2>&1 || fail 3 "curl is required"
+${
+    offline
+      ? `HERE="$(cd "$(dirname "$0")" && pwd)"
+[ -r "$HERE/enrolment-token" ] || fail 3 "cannot read $HERE/enrolment-token (run as root: the file is readable by its owner only)"
+TOKEN="$(cat "$HERE/enrolment-token")"`
+      : 'command -v curl >/dev/null 2>&1 || fail 3 "curl is required"'
+  }
 sha256() { if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1; else shasum -a 256 "$1" | cut -d' ' -f1; fi; }
 
 STATE="$INSTALL_DIR/state"
@@ -178,12 +198,17 @@ mkdir -p "$INSTALL_DIR" "$STATE"
 chmod 755 "$INSTALL_DIR"
 chmod 700 "$STATE"
 
-say "downloading the agent $AGENT_VERSION for $PLATFORM"
 PART="$INSTALL_DIR/garrison-agent.part"
 rm -f "$PART"
-curl -sSf -k --pinnedpubkey "$PIN" --retry 3 -o "$PART" "$SERVER/install/$TOKEN/agent/$PLATFORM" || { rm -f "$PART"; fail 4 "the agent download failed"; }
+${
+    offline
+      ? `say "installing the agent $AGENT_VERSION for $PLATFORM from $HERE"
+cp "$HERE/garrison-agent" "$PART" || { rm -f "$PART"; fail 4 "cannot copy $HERE/garrison-agent"; }`
+      : `say "downloading the agent $AGENT_VERSION for $PLATFORM"
+curl -sSf -k --pinnedpubkey "$PIN" --retry 3 -o "$PART" "$SERVER/install/$TOKEN/agent/$PLATFORM" || { rm -f "$PART"; fail 4 "the agent download failed"; }`
+  }
 GOT="$(sha256 "$PART")"
-if [ "$GOT" != "$AGENT_SHA256" ]; then rm -f "$PART"; fail 4 "the downloaded agent's SHA-256 is $GOT, not $AGENT_SHA256: tampered or corrupted, nothing installed"; fi
+if [ "$GOT" != "$AGENT_SHA256" ]; then rm -f "$PART"; fail 4 "the ${offline ? 'packaged' : 'downloaded'} agent's SHA-256 is $GOT, not $AGENT_SHA256: tampered or corrupted, nothing installed"; fi
 chmod 755 "$PART"
 mv -f "$PART" "$INSTALL_DIR/garrison-agent"
 
@@ -199,7 +224,21 @@ if ! OUT="$(GARRISON_ENROL_TOKEN="$TOKEN" "$INSTALL_DIR/garrison-agent" enrol --
 fi
 DEVICE_ID="$(printf '%s\\n' "$OUT" | sed -n 's/^enrolled device //p' | head -n1)"
 printf '{"installDir":"%s","uninstallScript":"%s"}\\n' "$INSTALL_DIR" "$INSTALL_DIR/uninstall.sh" > "$STATE/install.json"
-`;
+${
+    offline
+      ? `# Copied after enrolment (which empties a replaced agent's state) to where the agent looks
+# for a package before downloading it (products.ts, offlineDir).
+N=0
+for f in "$HERE"/packages/*.tgz; do
+  [ -f "$f" ] || continue
+  mkdir -p "$STATE/offline-packages" && chmod 700 "$STATE/offline-packages"
+  cp "$f" "$STATE/offline-packages/" || fail 4 "cannot copy $f"
+  N=$((N + 1))
+done
+[ "$N" = 0 ] || say "$N product package(s) handed to the agent, which verifies each before installing it"
+`
+      : ''
+  }`;
 }
 
 function linuxScript(c: ScriptContext): string {
@@ -308,10 +347,11 @@ say "enrolled device $DEVICE_ID"
 }
 
 function windowsScript(c: ScriptContext): string {
-  return `# Garrison agent installer for the group "${c.groupPath.replace(/[\r\n"]/g, ' ')}" of ${c.serverUrl} (PowerShell 5.1 or later, as Administrator)
+  const offline = c.token === null;
+  return `# Garrison agent ${offline ? 'offline installation package' : 'installer'} for the group "${c.groupPath.replace(/[\r\n"]/g, ' ')}" of ${c.serverUrl} (PowerShell 5.1 or later, as Administrator)
 $ErrorActionPreference = 'Stop'
 $Server = ${psq(c.serverUrl)}
-$Token = ${psq(c.token)}
+${offline ? "$Here = $PSScriptRoot\n$Token = (Get-Content -Raw (Join-Path $Here 'enrolment-token')).Trim()" : `$Token = ${psq(c.token!)}`}
 $CaFingerprint = ${psq(c.tls.caFingerprint)}
 $CertHash = ${psq(c.tls.certFingerprint.toUpperCase())}
 $AgentPlatform = ${psq(c.build ? c.build.platform : '')}
@@ -328,9 +368,9 @@ if ($AgentPlatform -ne "win32-$Arch") { Fail 2 "this server has an agent for $Ag
 New-Item -ItemType Directory -Force -Path $InstallDir, $State | Out-Null
 $Exe = Join-Path $InstallDir 'garrison-agent.exe'
 $Part = "$Exe.part"
-(New-Object Net.WebClient).DownloadFile("$Server/install/$Token/agent/$AgentPlatform", $Part)
+${offline ? "Copy-Item (Join-Path $Here 'garrison-agent.exe') $Part" : '(New-Object Net.WebClient).DownloadFile("$Server/install/$Token/agent/$AgentPlatform", $Part)'}
 $Got = (Get-FileHash -Algorithm SHA256 $Part).Hash
-if ($Got -ne $AgentSha256) { Remove-Item $Part; Fail 4 "the downloaded agent's SHA-256 is $Got, not $AgentSha256: tampered or corrupted, nothing installed" }
+if ($Got -ne $AgentSha256) { Remove-Item $Part; Fail 4 "the ${offline ? 'packaged' : 'downloaded'} agent's SHA-256 is $Got, not $AgentSha256: tampered or corrupted, nothing installed" }
 Move-Item -Force $Part $Exe
 Set-Content -Path (Join-Path $InstallDir 'ca.pem') -Value @'
 ${c.tls.caPem.trim()}
@@ -339,7 +379,14 @@ $env:GARRISON_ENROL_TOKEN = $Token
 $Out = & $Exe enrol --state $State --server $Server --ca (Join-Path $InstallDir 'ca.pem') --ca-fingerprint $CaFingerprint 2>&1
 if ($LASTEXITCODE -ne 0) { Write-Output $Out; Fail 5 'enrolment failed' }
 Remove-Item Env:GARRISON_ENROL_TOKEN
-# The agent runs as SYSTEM at start-up and is restarted when it stops (a scheduled task: the
+${
+  offline
+    ? `$Offline = Join-Path $State 'offline-packages'
+New-Item -ItemType Directory -Force -Path $Offline | Out-Null
+Get-ChildItem (Join-Path $Here 'packages') -Filter '*.tgz' -ErrorAction SilentlyContinue | Copy-Item -Destination $Offline
+`
+    : ''
+}# The agent runs as SYSTEM at start-up and is restarted when it stops (a scheduled task: the
 # single-executable agent does not speak the service control protocol yet).
 $Action = New-ScheduledTaskAction -Execute $Exe -Argument "--state \`"$State\`" -- --quiet"
 $Trigger = New-ScheduledTaskTrigger -AtStartup

@@ -29,6 +29,10 @@ export interface Db {
   dialect: Dialect;
   /** The PostgreSQL schema in use, when not the default. */
   schema?: string;
+  /** The SQLite file (a backup opens a second connection to it). */
+  file?: string;
+  /** The PostgreSQL connection URL (for pg_dump); it may hold a password: never log it. */
+  url?: string;
   close(): Promise<void>;
 }
 
@@ -50,7 +54,7 @@ export async function openDatabase(config: DatabaseConfig): Promise<Db> {
     database.pragma('busy_timeout = 5000');
     database.pragma('foreign_keys = OFF');
     const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
-    return { kysely, dialect: sqliteDialect, close: () => kysely.destroy() };
+    return { kysely, dialect: sqliteDialect, file: config.file, close: () => kysely.destroy() };
   }
   const pool = new pg.Pool({
     connectionString: config.url,
@@ -61,7 +65,7 @@ export async function openDatabase(config: DatabaseConfig): Promise<Db> {
   if (config.schema) {
     await sql`create schema if not exists ${sql.id(config.schema)}`.execute(kysely);
   }
-  return { kysely, dialect: postgresDialect, ...(config.schema ? { schema: config.schema } : {}), close: () => kysely.destroy() };
+  return { kysely, dialect: postgresDialect, url: config.url, ...(config.schema ? { schema: config.schema } : {}), close: () => kysely.destroy() };
 }
 
 /**

@@ -311,6 +311,33 @@ export class RunStore {
       .execute();
     return rows.map(toRun);
   }
+  /**
+   * Runs that ended (a final state) with their last update in [since, until), one page at a
+   * time in (updated_at, id) order: a report reads a period of any size with bounded memory,
+   * each page resuming after the last row of the one before (keyset, so no page is skipped or
+   * read twice as offsets would). The runs_updated index serves the range; runs sharing one
+   * updated_at (an ingest batch) are sorted by id within it, which stays cheap while batches
+   * are thousands, not millions. The output tail is left out: it is large and not a report's
+   * business.
+   */
+  async pageFinalRunsUpdatedBetween(since: string, until: string, opts: { taskIds?: readonly string[]; after?: { updatedAt: string; id: string }; limit: number }): Promise<Omit<Run, 'outputTail'>[]> {
+    let q = this.#db.kysely
+      .selectFrom('runs')
+      .select(['id', 'task_id', 'device_id', 'request_id', 'state', 'percent', 'attempt', 'cause', 'created_at', 'started_at', 'ended_at', 'exit_code', 'reason', 'updated_at'])
+      .where('updated_at', '>=', since)
+      .where('updated_at', '<', until)
+      .where('state', 'in', [...finalRunStates]);
+    if (opts.taskIds) q = q.where('task_id', 'in', opts.taskIds.length ? [...opts.taskIds] : ['']);
+    const after = opts.after;
+    // The row value resumes exactly after the last row; the plain bound beside it lets both
+    // databases walk the updated_at index from there instead of scanning the period again.
+    if (after) q = q.where('updated_at', '>=', after.updatedAt).where((eb) => eb(eb.refTuple('updated_at', 'id'), '>', eb.tuple(after.updatedAt, after.id)));
+    const rows = await q.orderBy('updated_at').orderBy('id').limit(opts.limit).execute();
+    return rows.map((r) => {
+      const { outputTail: _, ...run } = toRun({ ...r, seq: 0, output_tail: null, expires_at: null });
+      return run;
+    });
+  }
   /** Deletes finished runs last updated before `time` that are no device's latest run of a task, in batches. */
   async purgeRunsBefore(time: string, batchSize = 5000): Promise<number> {
     const k = this.#db.kysely;
