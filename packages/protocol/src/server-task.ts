@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { Schedule } from './schedule.ts';
+import { finalRunStates, type RunState } from './run.ts';
 
 /**
  * Server tasks (issue 6): work the administration server does itself (report distribution,
@@ -13,18 +14,9 @@ import { Schedule } from './schedule.ts';
  */
 export const SERVER_TASK_TRIGGERS = ['once', 'interval', 'daily', 'weekly', 'monthly', 'cron', 'on-demand', 'after-task', 'repository-content'] as const;
 
-export const ServerTaskRunState = {
-  pending: 'pending',
-  running: 'running',
-  succeeded: 'succeeded',
-  succeededWithWarnings: 'succeeded_with_warnings',
-  failed: 'failed',
-  timedOut: 'timed_out',
-  cancelled: 'cancelled',
-  skipped: 'skipped',
-} as const;
-export type ServerTaskRunState = (typeof ServerTaskRunState)[keyof typeof ServerTaskRunState];
-export const finalServerTaskRunStates: readonly ServerTaskRunState[] = ['succeeded', 'succeeded_with_warnings', 'failed', 'timed_out', 'cancelled', 'skipped'];
+/** The run states of client tasks but "scheduled" (a server task run is claimed when due). */
+export type ServerTaskRunState = Exclude<RunState, 'scheduled'>;
+export const finalServerTaskRunStates: readonly ServerTaskRunState[] = finalRunStates.filter((s): s is ServerTaskRunState => s !== 'scheduled');
 
 const Name = Type.String({ minLength: 1, maxLength: 200 });
 const Settings = Type.Record(Type.String(), Type.Unknown(), { description: "Validated by the server task type's schema; credentials only as {\"$secret\": name}" });

@@ -7,6 +7,7 @@
  *   npm run bench -- --agents 1000        a quick run
  *   npm run bench -- --pg postgres://...  PostgreSQL (or GARRISON_BENCH_PG_URL)
  *   npm run bench -- --http               the server on plain HTTP, to show what TLS costs
+ *   npm run bench -- --server-tasks       what database maintenance and backup cost agents (server-tasks.ts)
  *
  * The server serves HTTPS with its own CA, as by default, and the simulated agents trust that
  * CA only, as real agents do (pinnedFetch for enrolment, `ca` for the WebSocket and downloads).
@@ -50,6 +51,9 @@ import {
   type WorkerStatus,
   type DeployCollected,
 } from './shared.ts';
+
+// `--server-tasks`: the server-task benchmark, a mode of its own (server-tasks.ts).
+if (process.argv.includes('--server-tasks')) process.exit(await (await import('./server-tasks.ts')).main());
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../../..');

@@ -131,6 +131,10 @@ instrument(DeploymentStore.prototype, 'listStates', 'db: listStates (compliance)
 instrument(RepositoryService.prototype, 'add', 'svc: RepositoryService.add (package check-in)', () => 1);
 instrument(RepositoryService.prototype, 'openArchive', 'svc: openArchive (per download)', () => 1);
 instrument(PackageStore.prototype, 'get', 'db: PackageStore.get (per download)', () => 1);
+// Server tasks (server-tasks.ts): the purges of the database maintenance, rows removed.
+const count = (_a: unknown[], r: unknown) => (typeof r === 'number' ? r : 0);
+instrument(EventStore.prototype, 'purgeBefore', 'db: EventStore.purgeBefore (purge)', count);
+instrument(RunStore.prototype, 'purgeRunsBefore', 'db: RunStore.purgeRunsBefore (purge)', count);
 
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();

@@ -127,6 +127,13 @@ const DEFAULT_SERVER_TASKS = [
     settings: {},
     schedule: { triggers: [{ type: 'daily' as const, time: '03:30' }], timeBasis: 'local', runMissed: true, missedDelayMinutes: 10 },
   },
+  {
+    name: 'Backup of server data',
+    description: 'The database, repository and keys into DATA/backups, keeping 7. Set a passphrase secret to encrypt the archives, and a folder on another disk.',
+    type: 'backup',
+    settings: { keep: 7 },
+    schedule: { triggers: [{ type: 'daily' as const, time: '02:30' }], timeBasis: 'local', runMissed: true, missedDelayMinutes: 15 },
+  },
 ];
 export const INITIAL_PASSWORD_FILE = 'initial-admin-password';
 

@@ -71,13 +71,14 @@ for (const kind of dbKinds) {
     });
     after(async () => t.close());
 
-    it('lists types and starts with the default database maintenance task', async () => {
+    it('lists types and starts with the default maintenance and backup tasks', async () => {
       const types = (await t.api<{ type: string; settingsSchema: unknown }[]>('GET', '/api/v1/server-task-types')).body;
       assert.ok(types.some((x) => x.type === 'database-maintenance' && x.settingsSchema));
       const list = (await t.api<ServerTask[]>('GET', '/api/v1/server-tasks')).body;
       const m = list.find((x) => x.type === 'database-maintenance');
       assert.ok(m, 'default maintenance task');
       assert.ok(m.nextRunAt && Date.parse(m.nextRunAt) > Date.now(), 'scheduled');
+      assert.ok(list.some((x) => x.type === 'backup' && x.enabled), 'default backup task');
     });
 
     it('refuses bad definitions with stable codes and stores nothing', async () => {

@@ -29,6 +29,18 @@ export function findCredentialLiterals(value: unknown, path = ''): SecretLiteral
   return found;
 }
 
+/** Refuses settings holding a credential as a literal (client and server tasks alike). */
+export function assertNoCredentialLiterals(settings: unknown): void {
+  const literals = findCredentialLiterals(settings);
+  if (literals.length > 0) {
+    throw new AppError(
+      'SECRET_LITERAL_REFUSED',
+      `settings hold a credential as a literal value at ${literals.map((l) => l.path).join(', ')}; store it with "garrison secret set" and refer to it as {"$secret": "name"}`,
+      { paths: literals.map((l) => l.path) },
+    );
+  }
+}
+
 /** Every secret name the settings refer to. */
 export function secretRefs(value: unknown, out = new Set<string>()): Set<string> {
   if (isSecretRef(value)) out.add(value.$secret);
@@ -67,14 +79,7 @@ export class PluginRegistry {
   /** Validates settings against the type's schema and rules, and refuses credential literals. */
   validateSettings(product: string, type: string, settings: Record<string, unknown>): void {
     const t = this.taskType(product, type);
-    const literals = findCredentialLiterals(settings);
-    if (literals.length > 0) {
-      throw new AppError(
-        'SECRET_LITERAL_REFUSED',
-        `settings hold a credential as a literal value at ${literals.map((l) => l.path).join(', ')}; store it with "garrison secret set" and refer to it as {"$secret": "name"}`,
-        { paths: literals.map((l) => l.path) },
-      );
-    }
+    assertNoCredentialLiterals(settings);
     const c = this.#checkers.get(`${product}/${type}`)!;
     if (!c.check(settings)) throw new AppError('SETTINGS_INVALID', `settings do not match the schema of ${product}/${type}`, { issues: c.issues(settings) });
     const problems = t.validate?.(settings) ?? [];

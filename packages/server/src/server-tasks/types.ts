@@ -6,7 +6,7 @@
 import type { TSchema } from 'typebox';
 import { checker, type Checker, type ServerTaskTypeInfo } from '@garrison/protocol';
 import { AppError } from '../errors.ts';
-import { findCredentialLiterals } from '../plugins/registry.ts';
+import { assertNoCredentialLiterals } from '../plugins/registry.ts';
 import type { ServerTaskEnvironment, ServerTaskType } from './server-task.ts';
 import { databaseMaintenanceTaskType } from './database-maintenance.ts';
 import { repositoryDownloadTaskType } from './repository-download.ts';
@@ -35,14 +35,7 @@ export class ServerTaskTypes {
   /** Settings as stored (secret references, not values): credentials only by reference, then the schema, then the type's own checks. */
   async validateSettings(type: string, settings: Record<string, unknown>, env: ServerTaskEnvironment): Promise<void> {
     const t = this.get(type);
-    const literals = findCredentialLiterals(settings);
-    if (literals.length > 0) {
-      throw new AppError(
-        'SECRET_LITERAL_REFUSED',
-        `settings hold a credential as a literal value at ${literals.map((l) => l.path).join(', ')}; store it with "garrison secret set" and refer to it as {"$secret": "name"}`,
-        { paths: literals.map((l) => l.path) },
-      );
-    }
+    assertNoCredentialLiterals(settings);
     const c = this.#types.get(type)!.checker;
     if (!c.check(settings)) throw new AppError('SETTINGS_INVALID', `settings do not match the schema of server task type ${type}`, { issues: c.issues(settings) });
     const problems = (await t.validate?.(settings, env)) ?? [];
