@@ -428,7 +428,7 @@ interface CliResult {
   stderr: string;
 }
 
-describe('garrison CLI against a real server', { timeout: 120_000 }, () => {
+describe('garrison CLI against a real server', { timeout: 300_000 }, () => {
   let t: TestServer;
   let agent: AgentProcess & { deviceId: string };
   let configHome: string;

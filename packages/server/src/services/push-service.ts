@@ -467,6 +467,8 @@ export class PushService {
     for (const h of job.hosts) this.#write(job, h);
     await Promise.all(job.hosts.map((h) => h.writing));
     const state: PushJobState = job.stopping ? 'interrupted' : job.cancelRequested ? 'cancelled' : 'completed';
+    // Revoked before the job reads as finished, so that "finished" implies "its token no longer works".
+    await this.#revokeToken(job.record);
     const now = this.#clock.now().toISOString();
     job.record.state = state;
     job.record.finishedAt = now;
@@ -483,7 +485,6 @@ export class PushService {
       groupId: job.record.groupId,
       data: { jobId: job.record.id, state, total: s.total, succeeded: s.succeeded, failed: s.failed, outcomes: s.outcomes },
     });
-    await this.#revokeToken(job.record);
     this.#live.delete(job.record.id);
   }
 
