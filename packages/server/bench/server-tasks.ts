@@ -4,8 +4,10 @@
  *
  * The real server runs in its own process (server-process.ts) and simulated agents in worker
  * processes (agent-worker.ts) check in over the real protocol and real sockets, as in the
- * fleet benchmark. Old events and old finished runs (past the 90-day retention), and recent
- * ones that must survive, are written straight into the database from this process. Then:
+ * fleet benchmark. Old events and old finished runs (past the 90-day retention), recent ones
+ * that must survive, and task_device_state rows (each device's latest run of a few client
+ * tasks: the runs purge checks every candidate against them) are written straight into the
+ * database from this process. Then:
  *
  * 1. baseline: check-in latency and throughput for 5 s;
  * 2. the server's "Database maintenance" task is run through the API while the agents keep
@@ -21,7 +23,7 @@
  * instrumentation in server-process.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -52,6 +54,8 @@ const usage = `usage: npm run bench -- --server-tasks [options]
   --window K     check-ins in flight per worker (default 8)
   --seconds S    length of the baseline (default 5)
   --recent N     recent events and runs, which must survive the purge (default 10000 of each)
+  --task-states N  rows of task_device_state (each device's latest run of each client task;
+                 default 5 per agent: 5 client tasks run on every device); they point at recent runs
   --batch-size B set the maintenance task's batchSize setting (rows per DELETE) before it runs
                  (default: the task as the server made it, with the server's default batch)
   --strict       exit 2 when a target is missed
@@ -127,6 +131,8 @@ interface Latency {
 interface PhaseCpu {
   serverMs: number;
   workersMs: number;
+  /** The local PostgreSQL's processes (0 on SQLite). */
+  postgresMs: number;
   otherMs: number;
   wallMs: number;
 }
@@ -144,6 +150,34 @@ interface TaskPhase {
   /** Polls of the run that failed (connection refused or timed out) and were retried. */
   pollErrors: number;
   cpu: PhaseCpu;
+}
+
+/**
+ * CPU time of the PostgreSQL processes on this machine so far (Linux /proc), ms: so that a
+ * local PostgreSQL's work is not counted as disturbance. Backends that exit within a phase
+ * take their time with them (an underestimate); a remote server counts 0.
+ */
+function postgresCpuMs(): number {
+  let total = 0;
+  try {
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      } catch {
+        continue;
+      }
+      const close = stat.lastIndexOf(')');
+      const comm = stat.slice(stat.indexOf('(') + 1, close);
+      if (comm !== 'postgres' && comm !== 'pg_dump') continue;
+      const f = stat.slice(close + 2).split(' ');
+      total += (Number(f[11]) + Number(f[12])) * 10;
+    }
+  } catch {
+    return 0;
+  }
+  return total;
 }
 
 /** CPU time the whole machine spent busy so far (Linux /proc/stat), ms; NaN elsewhere. */
@@ -169,6 +203,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       window: { type: 'string' },
       seconds: { type: 'string' },
       recent: { type: 'string' },
+      'task-states': { type: 'string' },
       'batch-size': { type: 'string' },
       strict: { type: 'boolean' },
       keep: { type: 'boolean' },
@@ -186,7 +221,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     if (!Number.isInteger(n) || n < min) throw new Failed(`--${name} must be an integer ≥ ${min}\n\n${usage}`);
     return n;
   };
-  let N: number, EVENTS: number, RUNS: number, W: number, WINDOW: number, BASE_MS: number, RECENT: number, BATCH: number | null;
+  let N: number, EVENTS: number, RUNS: number, W: number, WINDOW: number, BASE_MS: number, RECENT: number, BATCH: number | null, TASK_STATES: number;
   try {
     N = int('agents', opts.agents, 2000, 1);
     EVENTS = int('events', opts.events, 1_000_000, 0);
@@ -195,6 +230,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     WINDOW = int('window', opts.window, 8, 1);
     BASE_MS = int('seconds', opts.seconds, 5, 1) * 1000;
     RECENT = int('recent', opts.recent, 10_000, 0);
+    TASK_STATES = int('task-states', opts['task-states'], 5 * N, 0);
     BATCH = opts['batch-size'] === undefined ? null : int('batch-size', opts['batch-size'], 0, 100);
   } catch (err) {
     console.error((err as Error).message);
@@ -272,6 +308,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     oldRuns: RUNS,
     recentEvents: RECENT,
     recentRuns: RECENT,
+    taskStates: TASK_STATES,
     loadAverageAtStart: os.loadavg(),
   };
 
@@ -323,14 +360,17 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
      * What a phase cost (call at its start, then at its end): the CPU of the server, of the
      * workers, and of the rest of the machine (other processes disturb the figures: the report warns).
      */
-    let marks = { machine: 0, own: process.cpuUsage() };
-    const phaseCpu = async (serverStats: ServerStats | null) => {
+    const pgLocal = () => (PG_URL ? postgresCpuMs() : 0);
+    let marks = { machine: 0, own: process.cpuUsage(), pg: 0 };
+    const phaseCpu = async (serverStats: ServerStats | null): Promise<PhaseCpu | null> => {
       const workersMs = (await guard(Promise.all(workers.map((w) => w.ask<'stats'>({ cmd: 'stats', reset: true }, 30_000, 'statistics'))))).reduce((a, x) => a + x.cpuMs, 0);
       const own = process.cpuUsage(marks.own);
       const machine = machineBusyMs() - marks.machine;
-      marks = { machine: machineBusyMs(), own: process.cpuUsage() };
+      const postgresMs = pgLocal() - marks.pg;
+      marks = { machine: machineBusyMs(), own: process.cpuUsage(), pg: pgLocal() };
       if (!serverStats) return null;
-      return { serverMs: serverStats.cpuMs, workersMs, otherMs: Math.max(0, machine - serverStats.cpuMs - workersMs - (own.user + own.system) / 1000), wallMs: serverStats.wallMs };
+      const otherMs = Math.max(0, machine - serverStats.cpuMs - workersMs - postgresMs - (own.user + own.system) / 1000);
+      return { serverMs: serverStats.cpuMs, workersMs, postgresMs, otherMs, wallMs: serverStats.wallMs };
     };
     const group = await api<{ id: string }>('POST', '/api/v1/groups', { name: 'bench server tasks' });
     const tok = await api<{ token: string }>('POST', '/api/v1/enrolment-tokens', { groupId: group.id, maxUses: N, expiresInMinutes: 240, name: 'benchmark' });
@@ -364,6 +404,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       const t = now();
       await seeder.seed(EVENTS, RUNS, 'old', (m) => log(m));
       await seeder.seed(RECENT, RECENT, 'recent', (m) => log(m));
+      await seeder.taskStates(TASK_STATES, RECENT);
       await seeder.analyze();
       const seedMs = now() - t;
       log(`seeded ${fmt(EVENTS + RECENT)} events and ${fmt(RUNS + RECENT)} runs in ${fmt(seedMs / 1000, 1)} s (${fmt(((EVENTS + RUNS + 2 * RECENT) / seedMs) * 1000)} rows/s)`);
@@ -527,7 +568,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     const purgeOps = (s: ServerStats) => Object.entries(s.ops).filter(([k]) => k.includes('purge'));
     // The longest stall: the histogram's, or the 10-ms timer's (server-process.ts), whichever saw more.
     const serverLine = (s: ServerStats, c: PhaseCpu) =>
-      `CPU ${fmt(s.cpuMs)} ms over ${fmt(s.wallMs)} ms; event loop ${fmt(s.elu * 100)}% busy, longest stall ${msf(Math.max(s.maxLoopDelayMs, s.stalls[0]?.ms ?? 0), 0)}; agent workers ${fmt(c.workersMs)} ms CPU, other processes ${fmt(c.otherMs)} ms`;
+      `CPU ${fmt(s.cpuMs)} ms over ${fmt(s.wallMs)} ms; event loop ${fmt(s.elu * 100)}% busy, longest stall ${msf(Math.max(s.maxLoopDelayMs, s.stalls[0]?.ms ?? 0), 0)}; agent workers ${fmt(c.workersMs)} ms CPU${PG_URL ? `, PostgreSQL ${fmt(c.postgresMs)} ms` : ''}, other processes ${fmt(c.otherMs)} ms`;
     const stallLines = (s: ServerStats, origin: number) => {
       for (const st of s.stalls.slice(0, 3)) {
         const ops = Object.entries(st.ops)
@@ -560,6 +601,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     row('check-in load', `closed loop, ${WINDOW} in flight per worker (${WINDOW * W} in all), with inventory, in 1-s phases`);
     row('old rows (past the 90-day retention)', `${fmt(EVENTS)} events, ${fmt(RUNS)} finished runs (${OLD_MIN_DAYS}–${OLD_MIN_DAYS + OLD_SPAN_DAYS} days old)`);
     row('recent rows (must survive)', `${fmt(RECENT)} events, ${fmt(RECENT)} runs (and the server's own)`);
+    row('task_device_state rows', `${fmt(TASK_STATES)} (${fmt(TASK_STATES / N, 1)} client tasks' latest run per device; the runs purge keeps the runs they name)`);
     row('load average at start (1, 5, 15 min)', conditions.loadAverageAtStart.map((x) => x.toFixed(2)).join(', '));
     out();
     out('Baseline check-ins');
@@ -753,10 +795,36 @@ class Seeder {
     }
   }
 
+  /**
+   * `count` rows of task_device_state (a device's latest run of a client task), for tasks of
+   * 2,000 devices each, naming recent runs: the table the runs purge checks every candidate against.
+   */
+  async taskStates(count: number, recentRuns: number): Promise<void> {
+    if (count === 0) return;
+    const t = new Date().toISOString();
+    const runId = (i: number) => (recentRuns > 0 ? `${RECENT_TASK}-${this.#batch}-${i % recentRuns}` : `bench-missing-run-${i}`);
+    if (this.#sqlite) {
+      const ins = this.#sqlite.prepare("insert into task_device_state (task_id, device_id, run_id, run_created_at, state, updated_at) values (?, ?, ?, ?, 'succeeded', ?)");
+      this.#sqlite.transaction(() => {
+        for (let i = 0; i < count; i++) ins.run(`bench-task-${Math.floor(i / 2000)}`, `bench-dev-${i % 2000}`, runId(i), t, t);
+      })();
+      return;
+    }
+    for (let i = 0; i < count; i += 100_000) {
+      const to = Math.min(count, i + 100_000) - 1;
+      await this.#pg!.query(
+        `insert into task_device_state (task_id, device_id, run_id, run_created_at, state, updated_at)
+         select 'bench-task-' || (i / 2000), 'bench-dev-' || (i % 2000), case when $1::int > 0 then $2 || '-' || (i % greatest($1::int, 1)) else 'bench-missing-run-' || i end, $3, 'succeeded', $3
+         from generate_series($4::int, $5::int) i`,
+        [recentRuns, `${RECENT_TASK}-${this.#batch}`, t, i, to],
+      );
+    }
+  }
+
   /** Fresh planner statistics, as a database in service has (PostgreSQL's autovacuum; SQLite's ANALYZE). */
   async analyze(): Promise<void> {
-    if (this.#sqlite) this.#sqlite.exec('analyze events; analyze runs;');
-    else await this.#pg!.query('analyze events; analyze runs;');
+    if (this.#sqlite) this.#sqlite.exec('analyze events; analyze runs; analyze task_device_state;');
+    else await this.#pg!.query('analyze events; analyze runs; analyze task_device_state;');
   }
 
   async counts(): Promise<{ oldEvents: number; recentEvents: number; oldRuns: number; recentRuns: number }> {

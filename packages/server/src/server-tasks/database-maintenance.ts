@@ -15,7 +15,7 @@ const Settings = Type.Object(
   {
     eventRetentionDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 36500, description: "Default: the server's retention setting" })),
     runRetentionDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 36500, description: "Default: the server's retention setting" })),
-    vacuum: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('always'), Type.Literal('never')], { description: 'Default auto' })),
+    vacuum: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('always'), Type.Literal('never')], { description: 'Default auto: give free space back without blocking; always: also a full SQLite VACUUM on older files (blocks while it runs); never: analyze only' })),
     batchSize: Type.Optional(Type.Integer({ minimum: 100, maximum: 50000, description: 'Rows deleted per statement (default 5000)' })),
   },
   { additionalProperties: false },
@@ -62,7 +62,7 @@ export const databaseMaintenanceTaskType = defineServerTaskType<Settings>({
     ctx.output(`removed ${removed.events} events, ${removed.runs} runs, ${removed.serverTaskRuns} server task runs, ${removed.sessions} expired sessions`);
     ctx.progress(60, 'vacuum and analyze');
     throwIfStopped(ctx.signal);
-    const done = await vacuumDatabase(ctx.db, settings.vacuum ?? 'auto', ['events', 'runs', 'task_device_state', 'server_task_runs', 'api_tokens']);
+    const done = await vacuumDatabase(ctx.db, settings.vacuum ?? 'auto', ['events', 'runs', 'task_device_state', 'server_task_runs', 'api_tokens'], ctx.signal);
     const sizeAfter = await databaseSize(ctx.db);
     ctx.output(`${done.join(', ')}; database size after: ${mib(sizeAfter.bytes)}`);
     return {

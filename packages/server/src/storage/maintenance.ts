@@ -30,12 +30,14 @@ export type VacuumMode = 'auto' | 'always' | 'never';
 /**
  * Refreshes statistics and reclaims space. PostgreSQL: a plain VACUUM (ANALYZE) of the tables
  * that purges thin out; it runs beside normal reads and writes (never VACUUM FULL, which
- * locks the tables). SQLite: ANALYZE (via `pragma optimize`) always; a full VACUUM rewrites
- * the file and holds the one connection every query waits on for its duration, so "auto"
- * does it only when more than a quarter of the file is free pages. Returns what was done.
+ * locks the tables). SQLite: ANALYZE (via `pragma optimize`) always; free pages are given back
+ * by `pragma incremental_vacuum` in steps of 8 MiB with the event loop let through between
+ * steps, in databases created with auto_vacuum=INCREMENTAL (every database since issue 6).
+ * An older file can only be shrunk by a full VACUUM, which holds the one connection every
+ * query waits on while it rewrites the file (seconds per hundred MiB kept): only "always" does
+ * that; "auto" leaves the free pages for SQLite to reuse. Returns what was done.
  */
-export async function vacuumDatabase(db: Db, mode: VacuumMode, tables: readonly string[]): Promise<string[]> {
-  const done: string[] = [];
+export async function vacuumDatabase(db: Db, mode: VacuumMode, tables: readonly string[], signal?: AbortSignal): Promise<string[]> {
   if (db.dialect.name === 'postgres') {
     if (mode === 'never') {
       await sql.raw(`analyze ${tables.join(', ')}`).execute(db.kysely);
@@ -44,12 +46,27 @@ export async function vacuumDatabase(db: Db, mode: VacuumMode, tables: readonly 
     await sql.raw(`vacuum (analyze) ${tables.join(', ')}`).execute(db.kysely);
     return ['vacuum (analyze)'];
   }
+  const done: string[] = [];
+  const pragma = async (text: string) => Number(Object.values(((await sql.raw(`pragma ${text}`).execute(db.kysely)).rows[0] as object | undefined) ?? { v: 0 })[0]);
   await sql`pragma optimize=0x10002`.execute(db.kysely);
   done.push('analyze');
-  const size = await databaseSize(db);
-  if (mode === 'always' || (mode === 'auto' && size.bytes > 0 && size.freeBytes / size.bytes > 0.25)) {
-    await sql`vacuum`.execute(db.kysely);
-    done.push('vacuum');
+  if (mode !== 'never') {
+    if ((await pragma('auto_vacuum')) === 2) {
+      const pageSize = await pragma('page_size');
+      const step = Math.max(1, Math.floor((8 * 1048576) / pageSize));
+      const before = await pragma('freelist_count');
+      for (let free = before; free > 0 && !signal?.aborted; free = await pragma('freelist_count')) {
+        if (db.execSqlite) db.execSqlite(`pragma incremental_vacuum(${step})`);
+        else await sql.raw(`pragma incremental_vacuum(${step})`).execute(db.kysely);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      done.push(`incremental vacuum (${before - (await pragma('freelist_count'))} pages)`);
+    } else if (mode === 'always') {
+      await sql`vacuum`.execute(db.kysely);
+      done.push('vacuum');
+    } else {
+      done.push('no vacuum (an older file without incremental vacuum: free pages are reused; vacuum "always" shrinks it, blocking while it runs)');
+    }
   }
   // Folds the write-ahead log back into the file so that the size on disk reflects the result.
   await sql`pragma wal_checkpoint(TRUNCATE)`.execute(db.kysely);

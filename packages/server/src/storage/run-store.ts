@@ -338,7 +338,13 @@ export class RunStore {
       return run;
     });
   }
-  /** Deletes finished runs last updated before `time` that are no device's latest run of a task, in batches. */
+  /**
+   * Deletes finished runs last updated before `time` that are no device's latest run of a task, in batches.
+   * An anti-join, not a correlated NOT EXISTS: task_device_state has no index on run_id, and
+   * SQLite ran the NOT EXISTS as a scan of task_device_state per candidate run (5,000 runs ×
+   * 10,000 states held the event loop 4 s per batch); for the join it builds an automatic index
+   * once per statement. PostgreSQL plans both as the same anti-join.
+   */
   async purgeRunsBefore(time: string, batchSize = 5000): Promise<number> {
     const k = this.#db.kysely;
     return deleteInBatches(
@@ -346,10 +352,11 @@ export class RunStore {
         (
           await k
             .selectFrom('runs')
-            .select('id')
-            .where('updated_at', '<', time)
-            .where('state', 'not in', ['pending', 'scheduled', 'running'])
-            .where(({ not, exists, selectFrom }) => not(exists(selectFrom('task_device_state').select('run_id').whereRef('task_device_state.run_id', '=', 'runs.id'))))
+            .leftJoin('task_device_state', 'task_device_state.run_id', 'runs.id')
+            .select('runs.id')
+            .where('runs.updated_at', '<', time)
+            .where('runs.state', 'not in', ['pending', 'scheduled', 'running'])
+            .where('task_device_state.run_id', 'is', null)
             .limit(limit)
             .execute()
         ).map((r) => r.id),

@@ -46,4 +46,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .execute();
   await db.schema.createIndex('server_task_runs_task').on('server_task_runs').columns(['task_id', 'created_at']).execute();
   await db.schema.createIndex('server_task_runs_state').on('server_task_runs').columns(['state', 'not_before']).execute();
+  // Database maintenance purges runs that are no device's latest: without this index SQLite
+  // scanned task_device_state once per candidate run.
+  await db.schema.createIndex('task_device_state_run').on('task_device_state').column('run_id').execute();
 }
