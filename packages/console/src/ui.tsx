@@ -98,6 +98,28 @@ export function OnlineBadge({ online, lastContactAt }: { online: boolean; lastCo
   );
 }
 
+/** The revision, creation and change times and id of a task or server task, as rows of a <dl>. */
+export function DefinitionFacts({ definition: d }: { definition: { id: string; revision: number; createdAt: string; updatedAt: string } }) {
+  return (
+    <>
+      <dt>Revision</dt>
+      <dd>{d.revision}</dd>
+      <dt>Created</dt>
+      <dd>
+        <Time iso={d.createdAt} />
+      </dd>
+      <dt>Changed</dt>
+      <dd>
+        <Time iso={d.updatedAt} />
+      </dd>
+      <dt>Id</dt>
+      <dd>
+        <code>{d.id}</code>
+      </dd>
+    </>
+  );
+}
+
 export function Time({ iso }: { iso: string | null | undefined }) {
   if (!iso) return <span className="muted">—</span>;
   return (

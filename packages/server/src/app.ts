@@ -246,7 +246,7 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   // New content in the master repository replans deployments and fires the server tasks waiting for it.
   repository.onContent = async (pkg) => {
     await deployments.repositoryChanged(pkg.product).catch((err: unknown) => log.error({ err }, 'replanning deployments failed'));
-    await serverTaskRunner.fireEvent('repository-content', await stores.serverTasks.listTasks(), `${pkg.product} ${pkg.version}`).catch((err: unknown) => log.error({ err }, 'firing repository-content server tasks failed'));
+    await serverTaskRunner.fireEvent('repository-content', `${pkg.product} ${pkg.version}`).catch((err: unknown) => log.error({ err }, 'firing repository-content server tasks failed'));
   };
   const defaultsMarker = newId();
   await serverTasks.ensureDefaults(DEFAULT_SERVER_TASKS, async () => (await stores.settings.setIfAbsent('server-tasks.defaults-created', defaultsMarker)) === defaultsMarker);

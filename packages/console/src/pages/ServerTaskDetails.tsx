@@ -7,7 +7,7 @@ import { Fragment, useMemo, useState } from 'react';
 import { Link, useLocation } from 'wouter';
 import type { ServerTask, ServerTaskRun } from '@garrison/protocol';
 import { qs, useApi } from '../api.ts';
-import { Async, ConfirmButton, CopyButton, Empty, ErrorMessage, Page, Section, Time } from '../ui.tsx';
+import { Async, ConfirmButton, CopyButton, DefinitionFacts, Empty, ErrorMessage, Page, Section, Time } from '../ui.tsx';
 import { formatTime } from '../format.ts';
 import { SettingsView } from '../tasks/SettingsView.tsx';
 import { describeScheduleOptions, describeTrigger } from '../tasks/model.ts';
@@ -148,20 +148,7 @@ function ServerTaskView({ task, live, setDeleting }: { task: ServerTask; live: b
             <dd>{describeScheduleOptions(task.schedule, 'server').join(' · ')}</dd>
             <dt>State</dt>
             <dd>{task.enabled ? 'Enabled' : 'Disabled: runs neither on schedule nor on events'}</dd>
-            <dt>Revision</dt>
-            <dd>{task.revision}</dd>
-            <dt>Created</dt>
-            <dd>
-              <Time iso={task.createdAt} />
-            </dd>
-            <dt>Changed</dt>
-            <dd>
-              <Time iso={task.updatedAt} />
-            </dd>
-            <dt>Id</dt>
-            <dd>
-              <code>{task.id}</code>
-            </dd>
+            <DefinitionFacts definition={task} />
           </dl>
         </Section>
         <Section title="Settings">

@@ -3,16 +3,17 @@
  * backup, reports, repository download, installation packages), each with its schedule, next
  * run, last run and actions; creating, importing and exporting server tasks.
  */
-import { useMemo, useRef, useState } from 'react';
+import { useMemo, useState } from 'react';
 import { Link } from 'wouter';
 import { useQueryClient } from '@tanstack/react-query';
 import type { ServerTask, ServerTaskRun } from '@garrison/protocol';
-import { download, post, qs, useApi } from '../api.ts';
-import { Async, ConfirmButton, Empty, ErrorMessage, Page, Time, useBusy, useToast } from '../ui.tsx';
-import { formatAgo, plural } from '../format.ts';
+import { qs, useApi } from '../api.ts';
+import { Async, ConfirmButton, Empty, ErrorMessage, Page, Time, useBusy } from '../ui.tsx';
+import { formatAgo } from '../format.ts';
 import { describeTriggers } from '../tasks/model.ts';
 import { Labeled } from '../tasks/controls.tsx';
 import { RunStateBadge, exportFilename, isActiveRun, refreshServerTasks, serverTaskPath, useServerTaskActions, useServerTaskTypes } from '../server-tasks/common.tsx';
+import { useImportExport } from '../tasks/ImportExport.tsx';
 import '../tasks/tasks.css';
 
 export function ServerTasks() {
@@ -20,10 +21,7 @@ export function ServerTasks() {
   const { byType } = useServerTaskTypes();
   const [text, setText] = useState('');
   const busy = useBusy();
-  const toast = useToast();
   const qc = useQueryClient();
-  const fileRef = useRef<HTMLInputElement>(null);
-  const [imported, setImported] = useState<ServerTask[] | null>(null);
   const needle = text.trim().toLowerCase();
   const list = useMemo(
     () =>
@@ -33,21 +31,8 @@ export function ServerTasks() {
     [tasks.data, needle],
   );
   const taskNames = useMemo(() => new Map((tasks.data ?? []).map((t) => [t.id, t.name])), [tasks.data]);
+  const io = useImportExport<ServerTask>({ busy, noun: 'server task', importPath: '/server-tasks/import', exportPath: '/server-tasks/export', exportFile: exportFilename(), hrefOf: serverTaskPath, refresh: () => refreshServerTasks(qc) });
 
-  const importFile = (file: File) =>
-    busy.run(async () => {
-      setImported(null);
-      let doc: unknown;
-      try {
-        doc = JSON.parse(await file.text());
-      } catch (err) {
-        throw new Error(`${file.name} is not a JSON file: ${err instanceof Error ? err.message : String(err)}`);
-      }
-      const created = await post<ServerTask[]>('/server-tasks/import', doc);
-      setImported(created);
-      toast(`Imported ${plural(created.length, 'server task')}`);
-      await refreshServerTasks(qc);
-    });
 
   return (
     <Page
@@ -58,48 +43,12 @@ export function ServerTasks() {
           <Link href="/server-tasks/new" className="button primary">
             New server task
           </Link>
-          <button type="button" disabled={busy.busy} onClick={() => fileRef.current?.click()}>
-            Import
-          </button>
-          <input
-            ref={fileRef}
-            type="file"
-            accept=".json,application/json"
-            aria-label="Server task export file to import"
-            hidden
-            onChange={(e) => {
-              const f = e.target.files?.[0];
-              e.target.value = '';
-              if (f) void importFile(f);
-            }}
-          />
-          <button type="button" disabled={busy.busy} onClick={() => void busy.run(() => download('/server-tasks/export', exportFilename()))}>
-            Export all
-          </button>
+          {io.actions}
         </>
       }
     >
       <ErrorMessage error={busy.error} onDismiss={() => busy.setError(null)} />
-      {imported ? (
-        <div className="notice import-result" role="status">
-          <p>
-            Imported {plural(imported.length, 'server task')}
-            {imported.length ? ':' : '.'}
-          </p>
-          {imported.length ? (
-            <ul>
-              {imported.map((t) => (
-                <li key={t.id}>
-                  <Link href={serverTaskPath(t.id)}>{t.name}</Link>
-                </li>
-              ))}
-            </ul>
-          ) : null}
-          <button type="button" className="link" onClick={() => setImported(null)}>
-            Dismiss
-          </button>
-        </div>
-      ) : null}
+      {io.result}
 
       <div className="card">
         <div className="toolbar" role="search" aria-label="Filter server tasks">

@@ -7,7 +7,7 @@ import { Link, useLocation } from 'wouter';
 import { useQueryClient } from '@tanstack/react-query';
 import { isFinalRunState, type DeviceSummary, type DeviceView, type Run, type RunNowResult, type Task, type TaskProgress } from '@garrison/protocol';
 import { del, download, post, qs, useApi } from '../api.ts';
-import { Async, ConfirmButton, CopyButton, Dialog, Empty, ErrorMessage, Loading, Page, ProgressBar, Section, StateBadge, Time, useBusy, useGroups, useToast } from '../ui.tsx';
+import { Async, ConfirmButton, CopyButton, DefinitionFacts, Dialog, Empty, ErrorMessage, Loading, Page, ProgressBar, Section, StateBadge, Time, useBusy, useGroups, useToast } from '../ui.tsx';
 import { RUN_STATE_ORDER, plural, stateLabel } from '../format.ts';
 import { SettingsView } from '../tasks/SettingsView.tsx';
 import { Labeled } from '../tasks/controls.tsx';
@@ -191,20 +191,7 @@ function TaskView({ task, path, live, setDeleting }: { task: Task; path: string;
             <dd>{task.enabled ? 'Enabled' : 'Disabled: runs neither on schedule nor on events'}</dd>
             <dt>Created by</dt>
             <dd>{task.origin === 'device' ? 'the device’s local user' : 'an administrator'}</dd>
-            <dt>Revision</dt>
-            <dd>{task.revision}</dd>
-            <dt>Created</dt>
-            <dd>
-              <Time iso={task.createdAt} />
-            </dd>
-            <dt>Changed</dt>
-            <dd>
-              <Time iso={task.updatedAt} />
-            </dd>
-            <dt>Id</dt>
-            <dd>
-              <code>{task.id}</code>
-            </dd>
+            <DefinitionFacts definition={task} />
           </dl>
         </Section>
         <Section title="Settings">

@@ -2,7 +2,7 @@
  * The task list: filters (product, scope, group), each task's type, scope, triggers, state
  * and live progress; creating, importing and exporting tasks (all or the selected ones).
  */
-import { useMemo, useRef, useState } from 'react';
+import { useMemo, useState } from 'react';
 import { Link, useLocation, useSearch } from 'wouter';
 import { useQueryClient } from '@tanstack/react-query';
 import { finalRunStates, type DeviceView, type GroupView, type Task, type TaskProgress } from '@garrison/protocol';
@@ -12,6 +12,7 @@ import { plural } from '../format.ts';
 import { describeScope, describeTriggers, productLabel, withLifecycleTypes, type ProductInfo } from '../tasks/model.ts';
 import { dropDeletedTasks } from '../tasks/cache.ts';
 import { Labeled } from '../tasks/controls.tsx';
+import { useImportExport } from '../tasks/ImportExport.tsx';
 import '../tasks/tasks.css';
 
 const SCOPE_TYPES = [
@@ -42,8 +43,6 @@ export function Tasks() {
   const busy = useBusy();
   const toast = useToast();
   const qc = useQueryClient();
-  const fileRef = useRef<HTMLInputElement>(null);
-  const [imported, setImported] = useState<Task[] | null>(null);
 
   const needle = text.trim().toLowerCase();
   const list = useMemo(
@@ -65,21 +64,8 @@ export function Tasks() {
       return n;
     });
   const refresh = () => qc.invalidateQueries({ predicate: (q) => String(q.queryKey[0]).startsWith('/tasks') });
+  const io = useImportExport<Task>({ busy, noun: 'task', importPath: '/tasks/import', exportPath: '/tasks/export', exportFile: 'garrison-tasks.json', hrefOf: (id) => `/tasks/${encodeURIComponent(id)}`, refresh: refresh });
 
-  const importFile = (file: File) =>
-    busy.run(async () => {
-      setImported(null);
-      let doc: unknown;
-      try {
-        doc = JSON.parse(await file.text());
-      } catch (err) {
-        throw new Error(`${file.name} is not a JSON file: ${err instanceof Error ? err.message : String(err)}`);
-      }
-      const created = await post<Task[]>('/tasks/import', doc);
-      setImported(created);
-      toast(`Imported ${plural(created.length, 'task')}`);
-      await refresh();
-    });
 
   const bulk = (what: 'enable' | 'disable') =>
     busy.run(async () => {
@@ -97,48 +83,12 @@ export function Tasks() {
           <Link href="/tasks/new" className="button primary">
             New task
           </Link>
-          <button type="button" disabled={busy.busy} onClick={() => fileRef.current?.click()}>
-            Import
-          </button>
-          <input
-            ref={fileRef}
-            type="file"
-            accept=".json,application/json"
-            aria-label="Task export file to import"
-            hidden
-            onChange={(e) => {
-              const f = e.target.files?.[0];
-              e.target.value = '';
-              if (f) void importFile(f);
-            }}
-          />
-          <button type="button" disabled={busy.busy} onClick={() => void busy.run(() => download('/tasks/export', 'garrison-tasks.json'))}>
-            Export all
-          </button>
+          {io.actions}
         </>
       }
     >
       <ErrorMessage error={busy.error} onDismiss={() => busy.setError(null)} />
-      {imported ? (
-        <div className="notice import-result" role="status">
-          <p>
-            Imported {plural(imported.length, 'task')}
-            {imported.length ? ':' : '.'}
-          </p>
-          {imported.length ? (
-            <ul>
-              {imported.map((t) => (
-                <li key={t.id}>
-                  <Link href={`/tasks/${encodeURIComponent(t.id)}`}>{t.name}</Link>
-                </li>
-              ))}
-            </ul>
-          ) : null}
-          <button type="button" className="link" onClick={() => setImported(null)}>
-            Dismiss
-          </button>
-        </div>
-      ) : null}
+      {io.result}
 
       <div className="card">
         <div className="toolbar" role="search" aria-label="Filter tasks">

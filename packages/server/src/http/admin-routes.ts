@@ -3,6 +3,7 @@
  * schema (which also documents it in OpenAPI), call one service method with the caller's
  * actor, and return its result.
  */
+import { csvCell } from '../csv.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type Static, type TSchema } from 'typebox';
 import { RunStateSchema, TaskCreate, TaskUpdate, type RunState } from '@garrison/protocol';
@@ -126,10 +127,6 @@ function doc(tag: string, summary: string, parts: { body?: TSchema; params?: TSc
   return { schema: { tags: [tag], summary, ...parts } };
 }
 
-function csvCell(v: unknown): string {
-  const s = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
-}
 
 export function registerAdminRoutes(app: FastifyInstance, s: Services): void {
   const p = '/api/v1';

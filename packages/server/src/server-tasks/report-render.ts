@@ -16,6 +16,7 @@
  * agents and administrators, and a report must not become a way to run one in a reader's
  * spreadsheet. Numbers are written as numbers, so a negative exit code stays a number.
  */
+import { csvCell } from '../csv.ts';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import {
   COMPLIANCE_CATEGORIES,
@@ -35,13 +36,8 @@ import {
 
 // ---------------------------------------------------------------- CSV
 
-const FORMULA_START = /^[=+\-@\t\r]/;
-export function csvCell(value: Cell): string {
-  if (value === null || value === undefined) return '';
-  if (typeof value !== 'string') return String(value);
-  const text = FORMULA_START.test(value) ? `'${value}` : value;
-  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-}
+export { csvCell };
+
 export function csvLine(cells: readonly Cell[]): string {
   return `${cells.map(csvCell).join(',')}\r\n`;
 }

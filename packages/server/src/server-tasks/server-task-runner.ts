@@ -167,13 +167,13 @@ export class ServerTaskRunner {
     }
     await this.#store.insertRun({ id, task_id: task.id, cause, attempt: opts.attempt ?? 1, created_at: now, not_before: (opts.notBefore ?? this.#clock.now()).toISOString(), created_by: opts.createdBy ?? null });
     this.#live.publish('server-tasks');
-    if (!opts.notBefore || opts.notBefore.getTime() <= Date.now()) this.wake();
+    if (!opts.notBefore || opts.notBefore.getTime() <= this.#clock.now().getTime()) this.wake();
     return id;
   }
 
   /** Fires the tasks whose schedule has a trigger of this event type (repository content, …). */
-  async fireEvent(triggerType: 'repository-content', tasks: readonly ServerTask[], detail: string): Promise<void> {
-    for (const t of tasks) {
+  async fireEvent(triggerType: 'repository-content', detail: string): Promise<void> {
+    for (const t of await this.#store.listTasks()) {
       if (t.enabled && t.schedule.triggers.some((x) => x.type === triggerType)) {
         await this.enqueue(t, triggerType).catch((err: unknown) => this.#log.error({ err, taskId: t.id }, `firing ${triggerType} (${detail}) failed`));
       }

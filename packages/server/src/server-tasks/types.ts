@@ -27,6 +27,9 @@ export class ServerTaskTypes {
   list(): ServerTaskTypeInfo[] {
     return [...this.#types.values()].map(({ type: t }) => ({ type: t.type, name: t.name, description: t.description, settingsSchema: t.settingsSchema }));
   }
+  has(type: string): boolean {
+    return this.#types.has(type);
+  }
   get(type: string): ServerTaskType {
     const t = this.#types.get(type);
     if (!t) throw new AppError('TASK_TYPE_UNKNOWN', `there is no server task type "${type}"`, { available: [...this.#types.keys()] });

@@ -23,7 +23,7 @@ import type { ServerTaskStore } from '../storage/server-task-store.ts';
 import type { ServerTaskEnvironment } from '../server-tasks/server-task.ts';
 import { nextRunOf, type ServerTaskRunner } from '../server-tasks/server-task-runner.ts';
 import type { ServerTaskTypes } from '../server-tasks/types.ts';
-import { actorName, authorize, Permission, type Actor } from './actor.ts';
+import { actorName, authorize, Permission, systemActor, type Actor } from './actor.ts';
 import type { EventService } from './event-service.ts';
 import type { SecretService } from './secret-service.ts';
 
@@ -225,9 +225,6 @@ export class ServerTaskService {
    */
   async ensureDefaults(defaults: readonly ServerTaskCreate[], markDone: () => Promise<boolean>): Promise<void> {
     if (!(await markDone())) return;
-    for (const d of defaults) if (this.#typesHas(d.type)) await this.create({ kind: 'system', name: 'system' }, d);
-  }
-  #typesHas(type: string): boolean {
-    return this.#types.list().some((t) => t.type === type);
+    for (const d of defaults) if (this.#types.has(d.type)) await this.create(systemActor, d);
   }
 }
