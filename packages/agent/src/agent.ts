@@ -35,7 +35,16 @@ import {
   type LocalTaskChange,
   type Policy,
   type ServerToAgent,
+  isSecretRef,
+  replaceAt,
+  valueAt,
+  withSecretReferences,
 } from '@garrison/protocol';
+
+/** A task's settings as the device shows and sends them: secret references, never their values. */
+export function referenceSettings(t: AgentTask): Record<string, unknown> {
+  return withSecretReferences(t.settings, t.secretPlacements ?? []);
+}
 import { LocalEventLog, type LocalEvent } from './event-log.ts';
 import { RunSpool } from './run-spool.ts';
 import { readJson, writeJsonAtomic } from './state-file.ts';
@@ -48,6 +57,7 @@ import { deploymentExecutor } from './executors/deployment.ts';
 import { AGENT_VERSION, collectInventory, machineIdentity } from './inventory.ts';
 import { UNINSTALLED_EXIT_CODE, UPDATE_EXIT_CODE } from './launcher.ts';
 import { startLocalApi, type LocalApi } from './local-api.ts';
+import { DeviceKey } from './device-key.ts';
 
 export interface AgentOptions {
   stateDir: string;
@@ -127,14 +137,20 @@ export async function resolveServerCa(serverUrl: string, opts: { caFile?: string
   throw new EnrolmentError('CA_REQUIRED', "give the server's CA: --ca-fingerprint SHA256 (printed by the server and in installer links) or --ca FILE");
 }
 
-export async function enrol(serverUrl: string, token: string, name: string | undefined, products: { id: string; version: string }[], caPem: string): Promise<EnrolResponse> {
+/**
+ * Enrols with a token. With `stateDir`, a new device key is made there first and its public
+ * half registered with the device (without one, the agent registers its key at its first
+ * check-in).
+ */
+export async function enrol(serverUrl: string, token: string, name: string | undefined, products: { id: string; version: string }[], caPem: string, stateDir?: string): Promise<EnrolResponse> {
   let res: Response;
   const identity = machineIdentity();
+  const publicKey = stateDir ? (await DeviceKey.create(stateDir)).publicKey : undefined;
   try {
     res = await pinnedFetch(caPem)(requireHttps(serverUrl) + AGENT_ENROL_PATH, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ token, inventory: collectInventory(products), ...(name ? { name } : {}), ...(identity ? { machineIdentity: identity } : {}) }),
+      body: JSON.stringify({ token, inventory: collectInventory(products), ...(name ? { name } : {}), ...(identity ? { machineIdentity: identity } : {}), ...(publicKey ? { publicKey } : {}) }),
       signal: AbortSignal.timeout(30_000),
     });
   } catch (err) {
@@ -175,6 +191,7 @@ export class Agent {
   #stopped = false;
   #fetch: FetchLike = pinnedFetch(null);
   #identity = machineIdentity();
+  #deviceKey!: DeviceKey;
 
   constructor(opts: AgentOptions) {
     this.#opts = opts;
@@ -200,13 +217,14 @@ export class Agent {
     if (!cred) {
       if (!this.#opts.serverUrl || !this.#opts.token) throw new EnrolmentError('NOT_ENROLLED', 'this agent is not enrolled yet: give --server URL, --token TOKEN and --ca-fingerprint SHA256 (or --ca FILE)');
       const caPem = await resolveServerCa(this.#opts.serverUrl, { ...(this.#opts.caFile ? { caFile: this.#opts.caFile } : {}), ...(this.#opts.caFingerprint ? { caFingerprint: this.#opts.caFingerprint } : {}) });
-      const r = await enrol(this.#opts.serverUrl, this.#opts.token, this.#opts.name, await this.plugins.installedProducts(), caPem);
+      const r = await enrol(this.#opts.serverUrl, this.#opts.token, this.#opts.name, await this.plugins.installedProducts(), caPem, this.stateDir);
       cred = { serverUrl: this.#opts.serverUrl.replace(/\/+$/, ''), deviceId: r.deviceId, credential: r.credential, groupId: r.groupId, signingPublicKey: r.signingPublicKey, caPem };
       await writeJsonAtomic(credFile, cred, 0o600);
       this.#cache.policy = r.policy;
       justEnrolled = true;
       await this.log('info', 'agent.enrolled', `enrolled as device ${r.deviceId} with ${cred.serverUrl}`);
     }
+    this.#deviceKey = await DeviceKey.load(this.stateDir);
     cred = await this.#recoverRotation(cred);
     this.credential = cred;
     this.#fetch = pinnedFetch(cred.caPem);
@@ -261,7 +279,7 @@ export class Agent {
     this.runner = new TaskRunner({ dir: this.stateDir, spool: this.spool, plugins: this.plugins, events: this.events, onReport: () => void this.flushReports() });
     await this.runner.init(this.#effectiveTasks());
 
-    this.transport = new Transport({ serverUrl: cred.serverUrl, credential: cred.credential, caPem: cred.caPem, log: (level, msg) => void this.log(level, 'transport', msg) });
+    this.transport = new Transport({ serverUrl: cred.serverUrl, credential: cred.credential, caPem: cred.caPem, machineIdentity: this.#identity, log: (level, msg) => void this.log(level, 'transport', msg) });
     this.transport.on('connected', () => {
       void this.log('info', 'agent.connected', `connected to ${cred.serverUrl}`);
       void this.checkIn();
@@ -313,12 +331,26 @@ export class Agent {
     this.#enforcementTimer = setInterval(() => this.runner.onEvent('policy-enforcement'), this.#cache.policy.policyEnforcementMinutes * 60_000);
   }
 
-  /** The server's list with this device's pending local edits laid over it. */
+  /**
+   * The server's list with this device's pending local edits laid over it. An edit holds
+   * settings in reference form; a reference it kept at its place runs with the value the
+   * server resolved for it (any other reference stays unresolved until the server answers,
+   * and the server refuses a new one).
+   */
   #effectiveTasks(): AgentTask[] {
     const byId = new Map(this.#cache.tasks.map((t) => [t.id, t]));
     for (const c of this.#localChanges.values()) {
-      if (c.deleted) byId.delete(c.taskId);
-      else byId.set(c.taskId, { id: c.taskId, ...c.task, revision: (c.baseRevision ?? 0) + 0.5, local: true });
+      if (c.deleted) {
+        byId.delete(c.taskId);
+        continue;
+      }
+      const base = byId.get(c.taskId);
+      const kept = (base?.secretPlacements ?? []).filter((p) => {
+        const v = valueAt(c.task.settings, p.path);
+        return isSecretRef(v) && v.$secret === p.name;
+      });
+      const settings = base && kept.length ? replaceAt(c.task.settings, kept, (p) => valueAt(base.settings, p.path)) : c.task.settings;
+      byId.set(c.taskId, { id: c.taskId, ...c.task, settings, revision: (c.baseRevision ?? 0) + 0.5, local: true, ...(kept.length ? { secretPlacements: kept } : {}) });
     }
     return [...byId.values()];
   }
@@ -352,14 +384,19 @@ export class Agent {
         ...(this.#cache.etag ? { tasksEtag: this.#cache.etag } : {}),
         ...(this.#localChanges.size ? { localChanges: [...this.#localChanges.values()] } : {}),
         ...(this.#identity ? { machineIdentity: this.#identity } : {}),
+        publicKey: this.#deviceKey.publicKey,
       });
     } catch (err) {
       const e = err as TransportError;
       await this.log(e.retryable === false ? 'error' : 'warning', 'check-in.failed', `check-in failed: ${e.message}`);
       return;
     }
-    // A clone or an uninstall: nothing else of this answer applies.
+    // A clone, a quarantine or an uninstall: nothing else of this answer applies.
     if (result.identity?.action === 'reidentify') return this.#reidentify(result.identity);
+    if (result.identity?.action === 'quarantined') {
+      await this.log('warning', 'agent.quarantined', result.identity.reason);
+      return;
+    }
     if (result.identity?.action === 'uninstall') {
       void this.uninstall('the administrator asked for it');
       return;
@@ -386,7 +423,7 @@ export class Agent {
       this.#armEnforcement();
     }
     for (const r of result.runRequests) this.runner.runNow(r);
-    if (result.identity?.action === 'rotate-credential') await this.rotateCredential();
+    if (result.identity?.action === 'rotate-credential') await this.rotateCredential(result.identity.challenge);
     await this.#confirmUpdate();
     this.runner.onEvent('check-in');
   }
@@ -501,7 +538,7 @@ export class Agent {
    * then switches to it. The new credential is written to credential.next.json first: if the
    * agent dies in between, the next start finds out which of the two the server holds.
    */
-  async rotateCredential(): Promise<void> {
+  async rotateCredential(challenge: string): Promise<void> {
     const secret = randomBytes(32).toString('base64url');
     const next: Credential = { ...this.credential, credential: `${DEVICE_CREDENTIAL_PREFIX}.${this.credential.deviceId}.${secret}` };
     const nextFile = path.join(this.stateDir, 'credential.next.json');
@@ -511,7 +548,7 @@ export class Agent {
       const res = await this.#fetch(this.credential.serverUrl + AGENT_CREDENTIAL_PATH, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${this.credential.credential}` },
-        body: JSON.stringify({ secret }),
+        body: JSON.stringify({ secret, challenge, signature: this.#deviceKey.signRotation(this.credential.deviceId, challenge, secret), publicKey: this.#deviceKey.publicKey }),
         signal: AbortSignal.timeout(30_000),
       });
       ok = res.ok;
@@ -567,6 +604,8 @@ export class Agent {
     const next: Credential = { ...this.credential, deviceId: d.deviceId, credential: d.credential, groupId: d.groupId };
     await writeJsonAtomic(path.join(this.stateDir, 'credential.json'), next, 0o600);
     this.credential = next;
+    // The copied key belongs to the original device: this machine makes its own.
+    this.#deviceKey = await DeviceKey.create(this.stateDir);
     const dropped = await this.spool.discardAll();
     this.#localChanges.clear();
     await writeJsonAtomic(path.join(this.stateDir, 'local-changes.json'), []);

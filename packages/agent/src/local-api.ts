@@ -7,7 +7,7 @@ import http from 'node:http';
 import { chmod, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { BUILTIN_PRODUCT, Schedule, checker } from '@garrison/protocol';
-import type { Agent } from './agent.ts';
+import { referenceSettings, type Agent } from './agent.ts';
 
 export interface LocalApi {
   socketPath: string;
@@ -74,7 +74,11 @@ export async function startLocalApi(agent: Agent): Promise<LocalApi> {
         if (req.method === 'GET' && url.pathname === '/status') out = agent.status();
         else if (req.method === 'GET' && url.pathname === '/tasks') {
           const pending = new Set(agent.pendingLocalChanges().map((c) => c.taskId));
-          out = agent.runner.tasks().map((t) => ({ ...t, settings: t.local ? t.settings : '[managed by the administrator]', pendingSync: pending.has(t.id) }));
+          // Secret values resolved for running are never shown: a local task shows its references.
+          out = agent.runner.tasks().map((t) => {
+            const { secretPlacements: _placements, ...shown } = t;
+            return { ...shown, settings: t.local ? referenceSettings(t) : '[managed by the administrator]', pendingSync: pending.has(t.id) };
+          });
         } else if (req.method === 'POST' && url.pathname === '/tasks') {
           const b = parseTaskBody(await readBody(req), false);
           const id = agent.newLocalTaskId();
@@ -93,7 +97,7 @@ export async function startLocalApi(agent: Agent): Promise<LocalApi> {
           } else {
             if (!t.local) throw new LocalError(403, 'FORBIDDEN', 'only local tasks can be changed on the device; group and global tasks belong to the administrator');
             if (req.method === 'DELETE') {
-              agent.localTaskChange({ taskId: t.id, deleted: true, task: { name: t.name, product: t.product, type: t.type, settings: t.settings, schedule: t.schedule, enabled: t.enabled } });
+              agent.localTaskChange({ taskId: t.id, deleted: true, task: { name: t.name, product: t.product, type: t.type, settings: referenceSettings(t), schedule: t.schedule, enabled: t.enabled } });
               out = { deleted: true };
             } else {
               const b = parseTaskBody(await readBody(req), true);
@@ -101,7 +105,8 @@ export async function startLocalApi(agent: Agent): Promise<LocalApi> {
                 name: (b.name as string) ?? t.name,
                 product: t.product,
                 type: t.type,
-                settings: (b.settings as Record<string, unknown>) ?? t.settings,
+                // The change carries references, never the values the agent resolved them to.
+                settings: (b.settings as Record<string, unknown>) ?? referenceSettings(t),
                 schedule: (b.schedule as Schedule) ?? t.schedule,
                 enabled: (b.enabled as boolean) ?? t.enabled,
               };

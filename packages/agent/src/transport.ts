@@ -10,6 +10,7 @@ import { pinnedFetch, requireHttps, type FetchLike } from '@garrison/protocol/tl
 import {
   AGENT_CHECK_IN_PATH,
   AGENT_REPORTS_PATH,
+  MACHINE_IDENTITY_HEADER,
   AGENT_WS_PATH,
   type AckMessage,
   type CheckInRequest,
@@ -50,8 +51,11 @@ export class Transport extends EventEmitter<TransportEvents> {
   #nextId = 1;
   #pending = new Map<string | number, { resolve(v: ServerToAgent): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
 
-  constructor(opts: { serverUrl: string; credential: string; caPem: string; log: (level: 'info' | 'warning' | 'error', msg: string) => void }) {
+  readonly #identityHeader: Record<string, string>;
+
+  constructor(opts: { serverUrl: string; credential: string; caPem: string; machineIdentity?: string | null; log: (level: 'info' | 'warning' | 'error', msg: string) => void }) {
     super();
+    this.#identityHeader = opts.machineIdentity ? { [MACHINE_IDENTITY_HEADER]: opts.machineIdentity } : {};
     this.#serverUrl = requireHttps(opts.serverUrl);
     this.#credential = opts.credential;
     this.#caPem = opts.caPem;
@@ -74,7 +78,7 @@ export class Transport extends EventEmitter<TransportEvents> {
     if (this.#stopped) return;
     const url = this.#serverUrl.replace(/^http/, 'ws') + AGENT_WS_PATH;
     // Only the pinned CA is trusted; the host name is checked as usual.
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.#credential}` }, perMessageDeflate: false, handshakeTimeout: 15_000, ca: this.#caPem });
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.#credential}`, ...this.#identityHeader }, perMessageDeflate: false, handshakeTimeout: 15_000, ca: this.#caPem });
     this.#socket = ws;
     let failure = '';
     ws.on('open', () => {
@@ -153,7 +157,7 @@ export class Transport extends EventEmitter<TransportEvents> {
     try {
       res = await this.#fetch(this.#serverUrl + path, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${this.#credential}` },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${this.#credential}`, ...this.#identityHeader },
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });

@@ -10,3 +10,4 @@ export * from './run-state.ts';
 export * from './version.ts';
 export * from './deployment.ts';
 export * from './rollout.ts';
+export * from './authorization.ts';

@@ -18,6 +18,8 @@ export const AGENT_CHECK_IN_PATH = '/agent/v1/check-in';
 export const AGENT_REPORTS_PATH = '/agent/v1/reports';
 /** GET `${AGENT_PACKAGES_PATH}/<packageId>`: a package archive, for an authenticated device. */
 export const AGENT_PACKAGES_PATH = '/agent/v1/packages';
+/** The header an agent names its machine identity in, on the WebSocket upgrade and HTTP calls: a duplicate's connection is kept apart from the device's. */
+export const MACHINE_IDENTITY_HEADER = 'x-garrison-machine-identity';
 /** The largest agent message the server accepts (WebSocket frame or HTTP body). */
 export const AGENT_MESSAGE_MAX_BYTES = 1024 * 1024;
 /** Device credentials look like `gdc.<deviceId>.<secret>`; sent as `Authorization: Bearer`. */
@@ -31,12 +33,18 @@ export type Policy = Static<typeof Policy>;
 
 /** SHA-256 (hex) of what identifies the machine itself (machine-id, hardware UUID): a cloned image tells itself apart by it. */
 export const MachineIdentity = Type.String({ pattern: '^[0-9a-f]{64}$' });
+/**
+ * The device's Ed25519 public key (SPKI DER, base64url), made by the agent at enrolment; its
+ * private key never leaves the device. Re-registering the credential secret is signed with it.
+ */
+export const DevicePublicKey = Type.String({ pattern: '^[A-Za-z0-9_-]{40,120}$' });
 export const EnrolRequest = Type.Object(
   {
     token: Type.String({ minLength: 8, maxLength: 200 }),
     inventory: Inventory,
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
     machineIdentity: Type.Optional(MachineIdentity),
+    publicKey: Type.Optional(DevicePublicKey),
   },
   { additionalProperties: false },
 );
@@ -140,6 +148,8 @@ export const CheckInRequest = Type.Object(
     tasksEtag: Type.Optional(Type.String({ maxLength: 128 })),
     localChanges: Type.Optional(Type.Array(LocalTaskChange, { maxItems: 1000 })),
     machineIdentity: Type.Optional(MachineIdentity),
+    /** Sent by agents enrolled before device keys: registered once, if the device has none. */
+    publicKey: Type.Optional(DevicePublicKey),
   },
   { additionalProperties: false },
 );
@@ -172,19 +182,38 @@ export interface CheckInResult {
   serverTime: string;
 }
 /**
- * - `rotate-credential`: make a new secret and register it at AGENT_CREDENTIAL_PATH;
+ * - `rotate-credential`: make a new secret and register it at AGENT_CREDENTIAL_PATH, signed
+ *   with the device key over the challenge (credentialRotationPayload);
  * - `uninstall`: remove the agent from this machine, confirming at AGENT_UNINSTALLED_PATH first;
- * - `reidentify`: this machine is a clone of another device's; take this new identity and drop
- *   the state that belongs to the other device (unsent reports, cached tasks).
+ * - `reidentify`: this machine is a clone of another device's, approved as a device of its own;
+ *   take this new identity, make a new device key, and drop the state that belongs to the
+ *   other device (unsent reports, cached tasks);
+ * - `quarantined`: this machine presented another device's credential and waits for an
+ *   administrator's approval; nothing it sends is recorded until then.
  */
 export type IdentityDirective =
-  | { action: 'rotate-credential' }
+  | { action: 'rotate-credential'; challenge: string }
   | { action: 'uninstall' }
-  | { action: 'reidentify'; deviceId: string; credential: string; groupId: string; reason: string };
+  | { action: 'reidentify'; deviceId: string; credential: string; groupId: string; reason: string }
+  | { action: 'quarantined'; reason: string };
 
 export const AGENT_CREDENTIAL_PATH = '/agent/v1/credential';
-export const CredentialRotation = Type.Object({ secret: Type.String({ pattern: '^[A-Za-z0-9_-]{32,128}$' }) }, { additionalProperties: false });
+export const CredentialRotation = Type.Object(
+  {
+    secret: Type.String({ pattern: '^[A-Za-z0-9_-]{32,128}$' }),
+    challenge: Type.String({ pattern: '^[A-Za-z0-9_-]{16,128}$' }),
+    /** Ed25519 signature (base64url) of credentialRotationPayload by the device key. */
+    signature: Type.String({ pattern: '^[A-Za-z0-9_-]{40,200}$' }),
+    /** For a device without a registered key (enrolled before device keys): registered with this rotation. */
+    publicKey: Type.Optional(DevicePublicKey),
+  },
+  { additionalProperties: false },
+);
 export type CredentialRotation = Static<typeof CredentialRotation>;
+/** What the device signs to register a new credential secret: bound to the device, the server's challenge and the secret. */
+export function credentialRotationPayload(deviceId: string, challenge: string, secret: string): string {
+  return `garrison-credential-rotation\n${deviceId}\n${challenge}\n${secret}`;
+}
 export const AGENT_UNINSTALLED_PATH = '/agent/v1/uninstalled';
 export interface AckMessage {
   type: 'ack';

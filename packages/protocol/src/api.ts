@@ -6,13 +6,24 @@
 import type { InstalledProduct } from './inventory.ts';
 import type { Run } from './run.ts';
 import type { ComplianceSummary } from './deployment.ts';
+import type { ActorVia, GrantView, Permission } from './access.ts';
 
 export interface Me {
   kind: 'admin' | 'system';
   adminId?: string;
   name: string;
-  role?: string;
-  scopeGroupId?: string | null;
+  displayName?: string | null;
+  /** Roles held and the group subtrees they are held on. */
+  grants?: GrantView[];
+  /** Permissions held on at least one group: what the console offers at all. */
+  permissions?: Permission[];
+  /** Permissions held on the root group: server-wide objects and the whole tree. */
+  rootPermissions?: Permission[];
+  /** How this request was authenticated. */
+  via?: ActorVia;
+  /** True for a console session (it can be ended by signing out). */
+  session?: boolean;
+  totpEnabled?: boolean;
 }
 
 export interface GroupView {
@@ -98,11 +109,17 @@ export interface EventView {
   runId?: string | null;
   product?: string | null;
   data?: Record<string, unknown> | null;
+  /** For audit events: the administrator's id, how the request came (console, cli, api-token) and from which address. */
+  actorId?: string | null;
+  via?: string | null;
+  address?: string | null;
 }
 
 export interface SecretMeta {
   name: string;
   description: string;
+  /** The group the secret belongs to (null: the root): who may use it, and which devices may receive it. */
+  groupId: string | null;
   createdAt: string;
   updatedAt: string;
 }

@@ -39,6 +39,11 @@ export const ErrorCode = {
   TLS_REQUIRED: 'TLS_REQUIRED',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   RATE_LIMITED: 'RATE_LIMITED',
+  SECOND_FACTOR_REQUIRED: 'SECOND_FACTOR_REQUIRED',
+  NOT_ASSIGNED: 'NOT_ASSIGNED',
+  SECRET_REFERENCE_REFUSED: 'SECRET_REFERENCE_REFUSED',
+  DEVICE_QUARANTINED: 'DEVICE_QUARANTINED',
+  CREDENTIAL_PROOF_INVALID: 'CREDENTIAL_PROOF_INVALID',
   UNAVAILABLE: 'UNAVAILABLE',
   INTERNAL: 'INTERNAL',
 } as const;
@@ -87,6 +92,11 @@ export const errorCodeInfo: Record<ErrorCode, ErrorCodeInfo> = {
   TLS_REQUIRED: { status: 400, retryable: false, summary: '(client side) Agents and the CLI talk to servers over https:// only.' },
   PAYLOAD_TOO_LARGE: { status: 413, retryable: false, summary: 'The body or message is too large.' },
   RATE_LIMITED: { status: 429, retryable: true, summary: 'Too many requests; retry later.' },
+  SECOND_FACTOR_REQUIRED: { status: 401, retryable: false, summary: 'This administrator has a second factor: give the current code of the authenticator app.' },
+  NOT_ASSIGNED: { status: 403, retryable: false, summary: 'A device reported for a run, task or package that the server did not give it.' },
+  SECRET_REFERENCE_REFUSED: { status: 403, retryable: false, summary: "A secret reference may not be introduced or changed here: settings from a device never may, and an administrator only within the secret's group and their role." },
+  DEVICE_QUARANTINED: { status: 403, retryable: true, summary: "This machine presented another device's credential: it waits until an administrator approves it as a new device." },
+  CREDENTIAL_PROOF_INVALID: { status: 401, retryable: false, summary: "A new device credential must be signed with the device's key over the challenge the server issued." },
   UNAVAILABLE: { status: 503, retryable: true, summary: 'The server cannot serve this now; retry later.' },
   INTERNAL: { status: 500, retryable: true, summary: 'An unexpected error; the server log has details under the request id.' },
 };

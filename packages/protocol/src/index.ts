@@ -12,3 +12,4 @@ export * from './package.ts';
 export * from './deployment.ts';
 export * from './push.ts';
 export * from './server-task.ts';
+export * from './access.ts';

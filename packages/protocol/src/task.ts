@@ -20,6 +20,50 @@ export function isSecretRef(value: unknown): value is SecretRef {
   );
 }
 
+/** Where a secret reference sits in settings: the keys and indexes down to it, and the secret's name. */
+export interface SecretPlacement {
+  path: (string | number)[];
+  name: string;
+}
+export const SecretPlacementSchema = Type.Object({ path: Type.Array(Type.Union([Type.String(), Type.Integer()]), { maxItems: 32 }), name: Type.String() });
+
+/** Every secret reference in `settings`, with its place. */
+export function secretPlacements(settings: unknown, path: (string | number)[] = [], out: SecretPlacement[] = []): SecretPlacement[] {
+  if (isSecretRef(settings)) out.push({ path, name: settings.$secret });
+  else if (Array.isArray(settings)) settings.forEach((v, i) => secretPlacements(v, [...path, i], out));
+  else if (settings !== null && typeof settings === 'object') for (const [k, v] of Object.entries(settings)) secretPlacements(v, [...path, k], out);
+  return out;
+}
+
+/** The value at a path, or undefined. */
+export function valueAt(value: unknown, path: readonly (string | number)[]): unknown {
+  let v = value;
+  for (const k of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string | number, unknown>)[k];
+  }
+  return v;
+}
+
+/** A copy of `settings` with the value at each path replaced by `put(placement)`; paths that are absent are left alone. */
+export function replaceAt<T>(settings: T, placements: readonly SecretPlacement[], put: (p: SecretPlacement, current: unknown) => unknown): T {
+  if (placements.length === 0) return settings;
+  const copy = structuredClone(settings);
+  for (const p of placements) {
+    if (p.path.length === 0) continue;
+    const parent = valueAt(copy, p.path.slice(0, -1));
+    const key = p.path[p.path.length - 1]!;
+    if (parent === null || typeof parent !== 'object' || !Object.hasOwn(parent, key)) continue;
+    (parent as Record<string | number, unknown>)[key] = put(p, (parent as Record<string | number, unknown>)[key]);
+  }
+  return copy;
+}
+
+/** Settings with each placement put back as its reference: the form a device shows and sends back, never the values. */
+export function withSecretReferences<T>(resolved: T, placements: readonly SecretPlacement[]): T {
+  return replaceAt(resolved, placements, (p) => ({ [SECRET_REF_KEY]: p.name }));
+}
+
 const Name = Type.String({ minLength: 1, maxLength: 200 });
 const Settings = Type.Record(Type.String(), Type.Unknown(), { description: "Validated by the task type's schema" });
 
@@ -86,6 +130,12 @@ export const AgentTask = Type.Object({
   enabled: Type.Boolean(),
   revision: Type.Integer(),
   local: Type.Boolean(),
+  /**
+   * Where `settings` hold a secret's value instead of its reference (resolved for this agent).
+   * The agent runs with the values but shows and sends back only the references
+   * (withSecretReferences), so a value never travels back into a task, an event or an export.
+   */
+  secretPlacements: Type.Optional(Type.Array(SecretPlacementSchema)),
 });
 export type AgentTask = Static<typeof AgentTask>;
 

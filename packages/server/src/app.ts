@@ -19,6 +19,9 @@ import { GroupStore } from './storage/group-store.ts';
 import { DeviceStore } from './storage/device-store.ts';
 import { EnrolmentStore } from './storage/enrolment-store.ts';
 import { AdminStore } from './storage/admin-store.ts';
+import { DuplicateStore } from './storage/duplicate-store.ts';
+import { AdminService } from './services/admin-service.ts';
+import { DeviceLimits } from './services/device-limits.ts';
 import { TaskStore } from './storage/task-store.ts';
 import { RunStore } from './storage/run-store.ts';
 import { EventStore } from './storage/event-store.ts';
@@ -45,7 +48,7 @@ import { IdentityService } from './services/identity-service.ts';
 import { InstallerService } from './services/installer-service.ts';
 import { AgentBuilds } from './services/agent-builds.ts';
 import { noPresence } from './services/presence.ts';
-import { systemActor } from './services/actor.ts';
+import { actorName, systemActor } from './services/actor.ts';
 import type { Services } from './services/services.ts';
 import { PluginRegistry } from './plugins/registry.ts';
 import { loadServerPlugins } from './plugins/loader.ts';
@@ -171,6 +174,7 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
     devices: new DeviceStore(db),
     tokens: new EnrolmentStore(db),
     admins: new AdminStore(db),
+    duplicates: new DuplicateStore(db),
     tasks: new TaskStore(db),
     runs: new RunStore(db),
     events: new EventStore(db),
@@ -191,23 +195,27 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   }
 
   const events = new EventService({ store: stores.events, clock, log, catalog });
-  const secrets = new SecretService({ store: stores.secrets, key: await loadSecretKey(config.dataDir, config.secretKey), clock, events });
+  const secrets = new SecretService({ store: stores.secrets, key: await loadSecretKey(config.dataDir, config.secretKey), clock, events, tree: () => catalog.tree });
   const groups = new GroupService({ store: stores.groups, catalog, clock, events });
   await groups.ensureRoot();
   const devices = new DeviceService({ store: stores.devices, catalog, clock, events, presence: noPresence });
   const signingKey = await SigningKey.loadOrCreate(config.dataDir);
-  const repository = new RepositoryService({ store: stores.packages, dir: path.join(config.dataDir, 'repository'), key: signingKey, clock, events });
+  const repository = new RepositoryService({ store: stores.packages, dir: path.join(config.dataDir, 'repository'), key: signingKey, clock, events, tree: () => catalog.tree });
   const enrolment = new EnrolmentService({ tokens: stores.tokens, devices: stores.devices, catalog, clock, events, signingPublicKey: signingKey.publicKeyPem });
   const tasks = new TaskService({ store: stores.tasks, devices: stores.devices, catalog, plugins, secrets, clock, events });
   const runs = new RunService({ runs: stores.runs, catalog, tasks, clock, events, presence: noPresence });
-  const deployments = new DeploymentService({ store: stores.deployments, packages: stores.packages, catalog, clock, events, log });
+  const deployments = new DeploymentService({ store: stores.deployments, packages: stores.packages, devices: stores.devices, catalog, clock, events, log });
   await deployments.load();
   await deployments.ensureDeploymentTask(tasks, systemActor, groups.rootId);
-  const agents = new AgentService({ devices: stores.devices, runs: stores.runs, taskStore: stores.tasks, tasks, catalog, secrets, events, clock, log, deployments });
-  const auth = new AuthService({ store: stores.admins, clock });
+  const limits = new DeviceLimits({ clock, events });
+  const agents = new AgentService({ devices: stores.devices, runs: stores.runs, taskStore: stores.tasks, tasks, catalog, secrets, events, clock, log, deployments, limits });
+  const auth = new AuthService({ store: stores.admins, clock, seal: secrets });
+  const admins = new AdminService({ store: stores.admins, auth, catalog, clock, events });
   const hub = new AgentHub({ agents, enrolment, log });
-  const identity = new IdentityService({ store: stores.devices, catalog, clock, events, enrolment, devices, presence: hub });
+  enrolment.onSuperseded = (deviceId, hash) => hub.closeSuperseded(deviceId, hash);
+  const identity = new IdentityService({ store: stores.devices, duplicates: stores.duplicates, catalog, clock, events, enrolment, devices, presence: hub });
   await identity.load();
+  hub.isForeign = (deviceId, machineIdentity) => identity.isForeign(deviceId, machineIdentity);
   agents.identity = identity;
   devices.presence = hub;
   runs.presence = hub;
@@ -225,7 +233,8 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   // Push installation runs the Linux installer link of the target group on each host.
   push.installCommands = {
     async unixInstallCommand(actor, groupId, opts) {
-      const link = await installers.create(actor, { groupId, name: `push installation to ${catalog.tree.path(groupId)}`, expiresInMinutes: opts.expiresInMinutes, maxUses: opts.uses, serverUrl: publicUrl });
+      // The job's own link: push:run on the group (checked by the push service) covers it, without tokens:write.
+      const link = await installers.create({ kind: 'system', name: actorName(actor) }, { groupId, name: `push installation to ${catalog.tree.path(groupId)}`, expiresInMinutes: opts.expiresInMinutes, maxUses: opts.uses, serverUrl: publicUrl });
       return { command: installers.unixCommand(publicUrl, link.tokenValue, opts.installDir), tokenId: link.token.id };
     },
   };
@@ -239,9 +248,9 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   const serverTaskEnv = { db, dataDir: config.dataDir, clock, log, publicUrl: () => publicUrl } as ServerTaskEnvironment;
   const serverTaskTypes = new ServerTaskTypes([...builtinServerTaskTypes, ...(config.serverTaskTypes ?? [])]);
   const serverTaskRunner = new ServerTaskRunner({ store: stores.serverTasks, types: serverTaskTypes, env: serverTaskEnv, events, secrets, live, tickMs: config.serverTaskTickMs, leaseMs: config.serverTaskLeaseMs });
-  const serverTasks = new ServerTaskService({ store: stores.serverTasks, types: serverTaskTypes, runner: serverTaskRunner, secrets, events, clock });
+  const serverTasks = new ServerTaskService({ store: stores.serverTasks, types: serverTaskTypes, runner: serverTaskRunner, secrets, events, clock, tree: () => catalog.tree });
   serverTasks.env = serverTaskEnv;
-  const services: Services = { installers, trust: tls, identity, auth, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub, repository, deployments, push, live, serverTasks };
+  const services: Services = { installers, trust: tls, identity, auth, admins, limits, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub, repository, deployments, push, live, serverTasks };
   serverTaskEnv.services = services;
   // New content in the master repository replans deployments and fires the server tasks waiting for it.
   repository.onContent = async (pkg) => {
@@ -258,7 +267,7 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   });
 
   const adminTokenFile = path.join(config.dataDir, ADMIN_TOKEN_FILE);
-  const initialAdminToken = await auth.bootstrap();
+  const initialAdminToken = await auth.bootstrap(groups.rootId);
   if (initialAdminToken) {
     await writeFile(adminTokenFile, initialAdminToken + '\n', { mode: 0o600 });
     await chmod(adminTokenFile, 0o600);

@@ -5,49 +5,9 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import WebSocket from 'ws';
-import { errorCodeInfo, ErrorCode, AGENT_WS_PATH, type Task } from '@garrison/protocol';
+import { errorCodeInfo, ErrorCode, type Task } from '@garrison/protocol';
 import { dbKinds, startTestServer, type TestServer } from './helpers.ts';
-
-const inventory = (hostname: string) => ({
-  hostname,
-  osPlatform: 'linux',
-  osName: 'Linux',
-  osVersion: '6.1',
-  arch: 'x64',
-  addresses: ['10.0.0.1'],
-  agentVersion: '0.1.0',
-  timeZone: 'UTC',
-  products: [{ id: 'garrison', version: '0.1.0' }],
-});
-
-async function enrolRaw(t: TestServer, token: string, hostname: string) {
-  const res = await t.fetch(`${t.server.url}/agent/v1/enrol`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token, inventory: inventory(hostname) }) });
-  return { status: res.status, body: (await res.json()) as { deviceId: string; credential: string; error?: { code: string } } };
-}
-
-function openSocket(t: TestServer, credential: string): Promise<{ ws: WebSocket; next(): Promise<Record<string, unknown>>; send(m: unknown): void }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(t.server.url.replace('http', 'ws') + AGENT_WS_PATH, { headers: { authorization: `Bearer ${credential}` }, ca: t.server.tls!.caPem });
-    const queue: Record<string, unknown>[] = [];
-    const waiters: ((m: Record<string, unknown>) => void)[] = [];
-    ws.on('message', (d) => {
-      const m = JSON.parse(d.toString()) as Record<string, unknown>;
-      const w = waiters.shift();
-      if (w) w(m);
-      else queue.push(m);
-    });
-    ws.once('open', () =>
-      resolve({
-        ws,
-        next: () => (queue.length ? Promise.resolve(queue.shift()!) : new Promise((r) => waiters.push(r))),
-        send: (m) => ws.send(typeof m === 'string' ? m : JSON.stringify(m)),
-      }),
-    );
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
-    ws.once('error', reject);
-  });
-}
+import { enrolRaw, inventory, openSocket } from './support/raw-agent.ts';
 
 const scriptTask = (scope: unknown, extra: Record<string, unknown> = {}) => ({
   name: `task ${Math.random().toString(36).slice(2, 8)}`,
@@ -227,7 +187,7 @@ for (const kind of dbKinds) {
       sb.send({ type: 'reports', id: 2, reports: [report(5, 'succeeded')] });
       const ackB = (await sb.next()) as { type: string; runIds: string[]; rejected: { code: string }[] };
       assert.deepEqual(ackB.runIds, []);
-      assert.equal(ackB.rejected[0]!.code, 'FORBIDDEN');
+      assert.equal(ackB.rejected[0]!.code, 'NOT_ASSIGNED');
       const run = await t.api<{ deviceId: string; state: string }>('GET', '/api/v1/runs/run-iso-1');
       assert.equal(run.body.deviceId, a.body.deviceId);
       assert.equal(run.body.state, 'running');

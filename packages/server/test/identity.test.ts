@@ -67,7 +67,7 @@ for (const kind of dbKinds) {
       assert.equal((await t.api('POST', `/api/v1/devices/${a.deviceId}/credential/rotate`)).status, 409);
     });
 
-    it('tells a cloned machine apart: a new device for the clone, the original keeps its own', async () => {
+    it('quarantines a cloned machine until an administrator approves it; then it becomes a device of its own, the original keeps its own', async () => {
       const dir = await tempDir('garrison-clone-');
       const idA = path.join(dir, 'machine-id-a');
       const idB = path.join(dir, 'machine-id-b');
@@ -83,25 +83,36 @@ for (const kind of dbKinds) {
       const again = spawnAgent([], original.stateDir, { GARRISON_MACHINE_ID_FILE: idA });
       const clone = spawnAgent([], cloneState, { GARRISON_MACHINE_ID_FILE: idB });
       agents.push(again, clone);
+      // Quarantined: a pending duplicate, no device made, nothing of it recorded for the original.
+      const pending = await waitFor(async () => (await t.api<{ id: string; deviceId: string; state: string }[]>('GET', '/api/v1/device-duplicates?state=pending')).body[0], { what: 'a pending duplicate', output: clone.output });
+      assert.equal(pending.deviceId, original.deviceId);
+      await waitFor(async () => (await device(original.deviceId)).online, { what: 'the original online', output: again.output });
+      const before = (await t.api<{ id: string }[]>('GET', '/api/v1/devices')).body.length;
+      assert.equal(JSON.parse(await readFile(path.join(cloneState, 'credential.json'), 'utf8')).deviceId, original.deviceId);
+      // Both connections stay: the clone's never replaces the original's.
+      await new Promise((res) => setTimeout(res, 500));
+      assert.equal((await device(original.deviceId)).online, true);
+      // Approved: the clone is told at once and takes its new identity.
+      const approved = await t.api<{ state: string; newDeviceId: string }>('POST', `/api/v1/device-duplicates/${pending.id}/approve`);
+      assert.equal(approved.status, 200, JSON.stringify(approved.body));
       const cloneCred = await waitFor(async () => {
         const c = JSON.parse(await readFile(path.join(cloneState, 'credential.json'), 'utf8')) as { deviceId: string };
         return c.deviceId !== original.deviceId && c;
       }, { what: 'the clone re-identified', output: clone.output });
+      assert.equal(cloneCred.deviceId, approved.body.newDeviceId);
       const d = await waitFor(async () => {
         const x = await device(cloneCred.deviceId);
         return x.online && x;
       }, { what: 'the clone online as a new device', output: clone.output });
       assert.equal(d.clonedFrom, original.deviceId);
       assert.equal(d.groupId, groupId);
-      await waitFor(async () => (await device(original.deviceId)).online, { what: 'the original online', output: again.output });
+      assert.equal((await t.api<{ id: string }[]>('GET', '/api/v1/devices')).body.length, before + 1);
       assert.equal(JSON.parse(await readFile(path.join(original.stateDir, 'credential.json'), 'utf8')).deviceId, original.deviceId);
-      const ev = (await t.api<{ kind: string; deviceId: string }[]>('GET', '/api/v1/events?kind=device.duplicate-identity')).body;
+      const ev = (await t.api<{ kind: string; deviceId: string }[]>('GET', '/api/v1/events?kind=device.duplicate-pending')).body;
       assert.equal(ev.length, 1);
-      assert.equal(ev[0]!.deviceId, cloneCred.deviceId);
+      assert.equal(ev[0]!.deviceId, original.deviceId);
       // Both stay online and apart.
-      await new Promise((res) => setTimeout(res, 1000));
-      assert.equal((await device(original.deviceId)).online, true);
-      assert.equal((await device(cloneCred.deviceId)).online, true);
+      await waitFor(async () => (await device(original.deviceId)).online && (await device(cloneCred.deviceId)).online, { what: 'both online' });
     });
   });
 }

@@ -83,6 +83,8 @@ for (const kind of dbKinds) {
       const key = await t.api<{ publicKey: string }>('GET', '/api/v1/repository/signing-key');
       assert.equal(enrol.signingPublicKey, key.body.publicKey);
       const pkg = (await upload(t, await buildArchive(manifest('app-y', '3.1.4'), { 'run.sh': 'echo hi' }))).body;
+      // A device may download what its deployment plan names: the product is assigned to its group.
+      assert.equal((await t.api('PUT', `/api/v1/groups/${g.body.id}/deployments/app-y`, { branch: 'current' })).status, 200);
       const dir = await tempDir();
       const file = path.join(dir, 'p.tgz');
       await downloadPackage(t.server.url, enrol.credential, pkg.id, file, t.fetch);
@@ -103,6 +105,7 @@ for (const kind of dbKinds) {
       await refuse(verifyPackage(file, pkg, other), 'SIGNATURE_INVALID');
       // The right signature but another archive's manifest inside.
       const swapped = (await upload(t, await buildArchive(manifest('app-z', '1.0')))).body;
+      assert.equal((await t.api('PUT', `/api/v1/groups/${g.body.id}/deployments/app-z`, { branch: 'current' })).status, 200);
       const swappedFile = path.join(dir, 'z.tgz');
       await downloadPackage(t.server.url, enrol.credential, swapped.id, swappedFile, t.fetch);
       await refuse(extractPackage(swappedFile, path.join(dir, 'z'), pkg), 'MANIFEST_MISMATCH');

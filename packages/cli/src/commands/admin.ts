@@ -42,16 +42,13 @@ export function registerAdminCommands(program: Command, state: RunState): void {
     const client = new Client(s.server, s.token, s.ca);
     const me = await client.get<Me>('/me');
     if (io.json) return io.print({ server: s.server, ...me }, () => '');
-    let scope = 'the whole organization';
-    if (me.scopeGroupId) {
-      const groups = await client.get<GroupView[]>('/groups').catch(() => []);
-      scope = groups.find((x) => x.id === me.scopeGroupId)?.path ?? me.scopeGroupId;
-    }
+    const roles = (me.grants ?? []).map((g) => `${g.roleName} on ${g.groupPath}`).join('; ') || (me.kind === 'admin' ? 'none' : me.kind);
     io.out(
       keyValues([
         ['Name', me.name],
-        ['Role', me.role ?? me.kind],
-        ['Scope', scope],
+        ['Roles', roles],
+        ['Permissions', (me.permissions ?? []).join(', ') || 'none'],
+        ['Signed in via', me.via ?? ''],
         ['Server', `${s.server} (from ${s.source.server})`],
         ['Token from', s.source.token],
       ]),

@@ -11,6 +11,7 @@ import {
   AGENT_CHECK_IN_PATH,
   AGENT_ENROL_PATH,
   AGENT_REPORTS_PATH,
+  MACHINE_IDENTITY_HEADER,
   CheckInRequest,
   EnrolRequest,
   ReportsRequest,
@@ -20,8 +21,8 @@ import {
   type ReportsRequest as Reports,
 } from '@garrison/protocol';
 import type { Services } from '../services/services.ts';
-import { bearer } from '../agent-hub/hub.ts';
 import { AppError } from '../errors.ts';
+import { deviceAccess, publicAccess } from './access.ts';
 
 const enrolChecker = checker(EnrolRequest);
 const checkInChecker = checker(CheckInRequest);
@@ -29,37 +30,38 @@ const reportsChecker = checker(ReportsRequest);
 const rotationChecker = checker(CredentialRotation);
 
 export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
-  const hidden = { schema: { tags: ['agent'], hide: true } };
+  const device = { config: deviceAccess, schema: { tags: ['agent'], hide: true } };
   // Public: clients check it against the fingerprint they were given before trusting it.
-  app.get(AGENT_CA_PATH, { schema: { tags: ['agent'], summary: "The server's CA certificate (PEM), for clients that hold its fingerprint", security: [] } }, async (_req, reply) => {
+  app.get(AGENT_CA_PATH, { config: publicAccess, schema: { tags: ['agent'], summary: "The server's CA certificate (PEM), for clients that hold its fingerprint", security: [] } }, async (_req, reply) => {
     if (!s.trust) throw new AppError('UNAVAILABLE', 'this server speaks plain HTTP behind a proxy; its CA is the proxy\'s');
     return reply.type('application/x-pem-file').send(s.trust.caPem);
   });
-  app.post(AGENT_ENROL_PATH, hidden, async (req, reply) => {
+  // Public: the enrolment token in the body is the credential.
+  app.post(AGENT_ENROL_PATH, { config: publicAccess, schema: { tags: ['agent'], hide: true } }, async (req, reply) => {
     if (!enrolChecker.check(req.body)) throw new AppError('VALIDATION_FAILED', 'invalid enrolment request', { issues: enrolChecker.issues(req.body) });
     return reply.status(201).send(await s.enrolment.enrol(req.body as Enrol, req.ip));
   });
-  app.post(AGENT_CHECK_IN_PATH, hidden, async (req) => {
-    const deviceId = await s.enrolment.authenticateDevice(bearer(req.headers.authorization));
+  app.post(AGENT_CHECK_IN_PATH, device, async (req) => {
     if (!checkInChecker.check(req.body)) throw new AppError('VALIDATION_FAILED', 'invalid check-in', { issues: checkInChecker.issues(req.body) });
-    return s.agents.checkIn(deviceId, req.body as CheckIn);
+    return s.agents.checkIn(req.deviceId!, req.body as CheckIn, req.ip);
   });
-  app.post(AGENT_REPORTS_PATH, hidden, async (req) => {
-    const deviceId = await s.enrolment.authenticateDevice(bearer(req.headers.authorization));
+  app.post(AGENT_REPORTS_PATH, device, async (req) => {
+    const identity = req.headers[MACHINE_IDENTITY_HEADER];
+    if (typeof identity === 'string' && s.identity.isForeign(req.deviceId!, identity)) throw new AppError('DEVICE_QUARANTINED', "this machine presented another device's credential: its reports are not taken until an administrator approves it");
     if (!reportsChecker.check(req.body)) throw new AppError('VALIDATION_FAILED', 'invalid reports', { issues: reportsChecker.issues(req.body) });
-    return s.agents.submitReports(deviceId, (req.body as Reports).reports);
+    return s.agents.submitReports(req.deviceId!, (req.body as Reports).reports);
   });
-  // The agent registers the new secret it made; answered before it switches to it.
-  app.post(AGENT_CREDENTIAL_PATH, hidden, async (req) => {
-    const deviceId = await s.enrolment.authenticateDevice(bearer(req.headers.authorization));
+  // The agent registers the new secret it made, signed with its device key; answered before it switches to it.
+  app.post(AGENT_CREDENTIAL_PATH, device, async (req) => {
+    s.agents.admit(req.deviceId!);
     if (!rotationChecker.check(req.body)) throw new AppError('VALIDATION_FAILED', 'invalid credential rotation', { issues: rotationChecker.issues(req.body) });
-    await s.identity.rotated(deviceId, (req.body as CredentialRotation).secret);
+    await s.identity.rotated(req.deviceId!, req.body as CredentialRotation);
     return { ok: true };
   });
   // The agent confirms it is removing itself (asked from the console, or run locally).
-  app.post(AGENT_UNINSTALLED_PATH, hidden, async (req) => {
-    const deviceId = await s.enrolment.authenticateDevice(bearer(req.headers.authorization));
-    await s.identity.uninstalled(deviceId);
+  app.post(AGENT_UNINSTALLED_PATH, device, async (req) => {
+    s.agents.admit(req.deviceId!);
+    await s.identity.uninstalled(req.deviceId!);
     return { ok: true };
   });
 }

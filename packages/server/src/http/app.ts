@@ -2,13 +2,13 @@
  * The HTTP application factory: it builds every route and hook but does not listen, so tests
  * drive it in process with inject() and the server entry point decides where it listens.
  */
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
 import { AGENT_MESSAGE_MAX_BYTES, errorCodeInfo } from '@garrison/protocol';
 import { AppError } from '../errors.ts';
-import type { Actor } from '../services/actor.ts';
+import { installAccessControl, publicAccess, type DeclaredRoute } from './access.ts';
 import type { Services } from '../services/services.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
 import { registerAgentRoutes } from './agent-routes.ts';
@@ -18,12 +18,12 @@ import { registerPushRoutes } from './push-routes.ts';
 import { registerInstallRoutes } from './install-routes.ts';
 import { registerServerTaskRoutes } from './server-task-routes.ts';
 import { registerInstallationPackageRoutes } from './installation-package-routes.ts';
-import { bearer } from '../agent-hub/hub.ts';
 import { registerConsoleRoutes } from './console-routes.ts';
 
 declare module 'fastify' {
-  interface FastifyRequest {
-    actor?: Actor;
+  interface FastifyInstance {
+    /** Every route with who may call it (http/access.ts). */
+    declaredRoutes: DeclaredRoute[];
   }
 }
 
@@ -39,6 +39,8 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
     logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   }) as unknown as FastifyInstance;
+
+  app.decorate('declaredRoutes', installAccessControl(app, services));
 
   await app.register(swagger, {
     openapi: {
@@ -66,22 +68,15 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
     void reply.status(e.status).send(e.toBody(String(req.id)));
   });
 
-  app.get('/api/v1/health', { schema: { security: [], tags: ['server'], summary: 'Liveness and version' } }, async () => ({
+  app.get('/api/v1/health', { config: publicAccess, schema: { security: [], tags: ['server'], summary: 'Liveness and version' } }, async () => ({
     status: 'ok',
     version: API_VERSION,
     agentsOnline: services.presence.onlineCount(),
     // Public: what agents and the CLI are told to pin (also printed by the server at start).
     caFingerprint: services.trust?.caFingerprint ?? null,
   }));
-  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  app.get('/api/v1/error-codes', { schema: { security: [], tags: ['server'], summary: 'The closed list of error codes and their HTTP status' } }, async () => errorCodeInfo);
-  // Admin API: every /api/v1 route but the public ones needs an API token.
-  app.addHook('onRequest', async (req: FastifyRequest) => {
-    const url = req.url.split('?')[0]!;
-    if (!url.startsWith('/api/v1/') || url === '/api/v1/health' || url === '/api/v1/openapi.json' || url === '/api/v1/error-codes') return;
-    if (url === '/api/v1/session' && req.method === 'POST') return;
-    req.actor = await services.auth.authenticate(bearer(req.headers.authorization));
-  });
+  app.get('/api/v1/openapi.json', { config: publicAccess, schema: { hide: true } }, async () => app.swagger());
+  app.get('/api/v1/error-codes', { config: publicAccess, schema: { security: [], tags: ['server'], summary: 'The closed list of error codes and their HTTP status' } }, async () => errorCodeInfo);
 
   registerAdminRoutes(app, services);
   registerAgentRoutes(app, services);

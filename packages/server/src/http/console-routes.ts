@@ -16,9 +16,11 @@ import { PASSWORD_MIN_LENGTH } from '../services/auth-service.ts';
 import type { LiveTopic } from '../services/live-feed.ts';
 import { AppError } from '../errors.ts';
 import { bearer } from '../agent-hub/hub.ts';
+import { anyAdmin, needs, publicAccess } from './access.ts';
+import { Permission } from '../services/actor.ts';
 
 const SignInBody = Type.Object(
-  { name: Type.String({ minLength: 1, maxLength: 100 }), password: Type.String({ minLength: 1, maxLength: 1024 }) },
+  { name: Type.String({ minLength: 1, maxLength: 100 }), password: Type.String({ minLength: 1, maxLength: 1024 }), otp: Type.Optional(Type.String({ maxLength: 10, description: 'The current code of the authenticator app, for an administrator with a second factor' })) },
   { additionalProperties: false },
 );
 const PasswordBody = Type.Object(
@@ -55,14 +57,14 @@ export async function registerConsoleRoutes(app: FastifyInstance, s: Services, c
   app.post(
     `${p}/session`,
     {
-      schema: { tags: ['auth'], summary: 'Sign in with a name and password; returns a session token (12 h) used as a bearer token', security: [], body: SignInBody },
-      config: { rateLimit: { max: 10, timeWindow: '1 minute' } },
+      schema: { tags: ['auth'], summary: 'Sign in with a name and password (and the second-factor code when set); returns a session token (12 h) used as a bearer token', security: [], body: SignInBody },
+      config: { ...publicAccess, rateLimit: { max: 10, timeWindow: '1 minute' } },
     },
     async (req, reply) => {
       const b = req.body as Static<typeof SignInBody>;
       try {
-        const session = await s.auth.signIn(b.name, b.password);
-        s.events.record({ severity: 'info', kind: 'admin.signed-in', message: `${session.name} signed in to the console`, actor: session.name, data: { address: req.ip } });
+        const session = await s.auth.signIn(b.name, b.password, b.otp);
+        s.events.record({ severity: 'info', kind: 'admin.signed-in', message: `${session.name} signed in to the console`, actor: session.name, via: 'console', address: req.ip, data: { address: req.ip } });
         return reply.status(201).send(session);
       } catch (err) {
         if (err instanceof AppError && err.code === 'UNAUTHENTICATED') {
@@ -72,13 +74,13 @@ export async function registerConsoleRoutes(app: FastifyInstance, s: Services, c
       }
     },
   );
-  app.delete(`${p}/session`, { schema: { tags: ['auth'], summary: 'Sign out: ends the console session used for this request' } }, async (req, reply) => {
+  app.delete(`${p}/session`, { config: anyAdmin, schema: { tags: ['auth'], summary: 'Sign out: ends the console session used for this request' } }, async (req, reply) => {
     await s.auth.signOut(actor(req));
     return reply.status(204).send();
   });
   app.put(
     `${p}/me/password`,
-    { schema: { tags: ['auth'], summary: "Set the caller's console password (the current one is needed from a console session); other sessions end", body: PasswordBody } },
+    { config: anyAdmin, schema: { tags: ['auth'], summary: "Set the caller's console password (the current one is needed from a console session); other sessions end", body: PasswordBody } },
     async (req, reply) => {
       const a = actor(req);
       const b = req.body as Static<typeof PasswordBody>;
@@ -88,12 +90,12 @@ export async function registerConsoleRoutes(app: FastifyInstance, s: Services, c
     },
   );
 
-  app.post(`${p}/scopes/preview`, { schema: { tags: ['tasks'], summary: 'The devices a scope targets now (first `limit`, default 200) and their total', body: PreviewBody } }, async (req) => {
+  app.post(`${p}/scopes/preview`, { config: needs(Permission.read), schema: { tags: ['tasks'], summary: 'The devices a scope targets now (first `limit`, default 200) and their total', body: PreviewBody } }, async (req) => {
     const b = req.body as Static<typeof PreviewBody>;
     return s.tasks.previewScope(actor(req), b.scope, b.limit);
   });
 
-  app.get(`${p}/summary`, { schema: { tags: ['server'], summary: "The dashboard: devices online and offline, run outcomes of the last hours, deployment compliance, recent failures", querystring: SummaryQuery } }, async (req) => {
+  app.get(`${p}/summary`, { config: needs(Permission.read), schema: { tags: ['server'], summary: "The dashboard: devices online and offline, run outcomes of the last hours, deployment compliance, recent failures", querystring: SummaryQuery } }, async (req) => {
     const a = actor(req);
     const hours = (req.query as Static<typeof SummaryQuery>).hours ?? 24;
     const [devices, runs, compliance] = await Promise.all([s.devices.counts(a), s.runs.outcomes(a, hours), s.deployments.complianceSummary(a)]);
@@ -107,7 +109,7 @@ export async function registerConsoleRoutes(app: FastifyInstance, s: Services, c
     for (const res of streams) res.end();
     streams.clear();
   });
-  app.get(`${p}/live`, { schema: { tags: ['server'], summary: 'Server-sent events naming what changed (runs, presence, events, config, deployments, repository, push), at most once a second' } }, (req, reply) => {
+  app.get(`${p}/live`, { config: needs(Permission.read), schema: { tags: ['server'], summary: 'Server-sent events naming what changed (runs, presence, events, config, deployments, repository, push), at most once a second' } }, (req, reply) => {
     actor(req);
     const token = bearer(req.headers.authorization);
     reply.hijack();
@@ -147,7 +149,7 @@ export async function registerConsoleRoutes(app: FastifyInstance, s: Services, c
     reply.status(404).send(new AppError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`).toBody(String(req.id)));
   if (!consoleDir) {
     app.setNotFoundHandler(notFound);
-    app.get('/', { schema: { hide: true } }, async (_req, reply) =>
+    app.get('/', { config: publicAccess, schema: { hide: true } }, async (_req, reply) =>
       reply
         .type('text/html')
         .headers(CONSOLE_HEADERS)
@@ -169,7 +171,7 @@ export async function registerConsoleRoutes(app: FastifyInstance, s: Services, c
     },
   });
   const indexPage = (_req: FastifyRequest, reply: FastifyReply) => reply.headers(CONSOLE_HEADERS).header('cache-control', 'no-cache').sendFile('index.html');
-  app.get('/', { schema: { hide: true } }, indexPage);
+  app.get('/', { config: publicAccess, schema: { hide: true } }, indexPage);
   app.setNotFoundHandler((req, reply) => {
     const url = req.url.split('?')[0]!;
     if ((req.method === 'GET' || req.method === 'HEAD') && !NOT_CONSOLE.test(url) && !path.extname(url) && (req.headers.accept ?? '').includes('text/html')) return indexPage(req, reply);

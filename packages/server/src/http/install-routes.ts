@@ -10,6 +10,8 @@ import { errorCodeInfo, type ErrorCode } from '@garrison/protocol';
 import { AppError } from '../errors.ts';
 import type { Services } from '../services/services.ts';
 import { errorScript, INSTALL_PATH, SCRIPT_FILES, type InstallPlatform } from '../services/installer-service.ts';
+import { Permission } from '../services/actor.ts';
+import { needs, publicAccess } from './access.ts';
 
 const InstallerCreate = Type.Object(
   {
@@ -37,6 +39,7 @@ export function registerInstallRoutes(app: FastifyInstance, s: Services, serverU
   app.post(
     '/api/v1/installers',
     {
+      config: needs(Permission.manageTokens),
       schema: {
         tags: ['installation'],
         summary: 'Create an installer link for a group: an enrolment token, the one-line install command per platform, and the fingerprints it pins',
@@ -51,7 +54,8 @@ export function registerInstallRoutes(app: FastifyInstance, s: Services, serverU
     },
   );
 
-  app.get(`${INSTALL_PATH}/:token/:file`, { schema: { tags: ['installation'], summary: 'An install script (linux.sh, macos.sh, windows.ps1) for an installer link', security: [], params: TokenParams } }, async (req, reply: FastifyReply) => {
+  // Public: the enrolment token in the path is the credential (checked, not used up).
+  app.get(`${INSTALL_PATH}/:token/:file`, { config: publicAccess, schema: { tags: ['installation'], summary: 'An install script (linux.sh, macos.sh, windows.ps1) for an installer link', security: [], params: TokenParams } }, async (req, reply: FastifyReply) => {
     const { token, file } = req.params as Static<typeof TokenParams>;
     const platform = (Object.entries(SCRIPT_FILES).find(([, f]) => f === file)?.[0] ?? null) as InstallPlatform | null;
     if (!platform) throw new AppError('NOT_FOUND', `no install script "${file}" (linux.sh, macos.sh, windows.ps1)`);
@@ -66,7 +70,7 @@ export function registerInstallRoutes(app: FastifyInstance, s: Services, serverU
     }
   });
 
-  app.get(`${INSTALL_PATH}/:token/agent/:platform`, { schema: { tags: ['installation'], summary: 'The single-executable agent for a platform, for an installer link', security: [], params: AgentParams } }, async (req, reply) => {
+  app.get(`${INSTALL_PATH}/:token/agent/:platform`, { config: publicAccess, schema: { tags: ['installation'], summary: 'The single-executable agent for a platform, for an installer link', security: [], params: AgentParams } }, async (req, reply) => {
     const { token, platform } = req.params as Static<typeof AgentParams>;
     const build = await s.installers.agentFor(token, platform);
     return reply

@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { PushInstallCreate, PushInstallListQuery } from '@garrison/protocol';
 import type { Services } from '../services/services.ts';
+import { Permission } from '../services/actor.ts';
+import { needs } from './access.ts';
 
 const JobParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
 
@@ -11,6 +13,7 @@ export function registerPushRoutes(app: FastifyInstance, s: Services): void {
   app.post(
     p,
     {
+      config: needs(Permission.pushInstall),
       schema: {
         tags: ['push'],
         summary: 'Start a push installation: connect to each host over SSH, check it, install the agent and enrol it into the group',
@@ -21,15 +24,15 @@ export function registerPushRoutes(app: FastifyInstance, s: Services): void {
     },
     async (req, reply) => reply.status(202).send(await s.push.create(req.actor!, req.body as PushInstallCreate)),
   );
-  app.get(p, { schema: { tags: ['push'], summary: 'Push installations, newest first, with a summary of their hosts', querystring: PushInstallListQuery } }, async (req) =>
+  app.get(p, { config: needs(Permission.read), schema: { tags: ['push'], summary: 'Push installations, newest first, with a summary of their hosts', querystring: PushInstallListQuery } }, async (req) =>
     s.push.list(req.actor!, req.query as PushInstallListQuery),
   );
-  app.get(`${p}/:id`, { schema: { tags: ['push'], summary: "A push installation with each host's state, steps, outcome, exit code and output tail", params: JobParams } }, async (req) =>
+  app.get(`${p}/:id`, { config: needs(Permission.read), schema: { tags: ['push'], summary: "A push installation with each host's state, steps, outcome, exit code and output tail", params: JobParams } }, async (req) =>
     s.push.get(req.actor!, (req.params as Static<typeof JobParams>).id),
   );
   app.post(
     `${p}/:id/cancel`,
-    { schema: { tags: ['push'], summary: 'Cancel a running push installation: pending hosts are not started, running ones are disconnected', params: JobParams } },
+    { config: needs(Permission.pushInstall), schema: { tags: ['push'], summary: 'Cancel a running push installation: pending hosts are not started, running ones are disconnected', params: JobParams } },
     async (req) => s.push.cancel(req.actor!, (req.params as Static<typeof JobParams>).id),
   );
 }

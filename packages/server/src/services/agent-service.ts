@@ -22,6 +22,7 @@ import {
   type LocalTaskResolution,
   type RunReport,
   type RunRequest,
+  type AgentTask,
   type Task,
 } from '@garrison/protocol';
 import { AppError } from '../errors.ts';
@@ -36,6 +37,7 @@ import type { SecretService } from './secret-service.ts';
 import type { TaskService } from './task-service.ts';
 import type { Severity } from '../storage/event-store.ts';
 import type { DeploymentService } from './deployment-service.ts';
+import { MAX_LOCAL_TASKS_PER_DEVICE, type DeviceLimits } from './device-limits.ts';
 
 const RUN_ID = /^[A-Za-z0-9._:-]{1,80}$/;
 const INGEST_FLUSH_MS = 15;
@@ -69,6 +71,7 @@ export class AgentService {
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #deployments: DeploymentService;
+  readonly #limits: DeviceLimits;
   #queue: QueuedReports[] = [];
   #queuedCount = 0;
   #timer: NodeJS.Timeout | null = null;
@@ -79,7 +82,7 @@ export class AgentService {
   #checkInTimer: NodeJS.Timeout | null = null;
   #checkInChain: Promise<void> = Promise.resolve();
   /** Agent task lists by device and catalog generation: run-now storms resolve each list once. */
-  #listCache = new Map<string, { key: string; etag: string; tasks: Task[] }>();
+  #listCache = new Map<string, { key: string; etag: string; tasks: Task[]; ids: Set<string> }>();
 
   constructor(deps: {
     devices: DeviceStore;
@@ -92,8 +95,10 @@ export class AgentService {
     clock: Clock;
     log: Logger;
     deployments: DeploymentService;
+    limits: DeviceLimits;
   }) {
     this.#deployments = deps.deployments;
+    this.#limits = deps.limits;
     this.#devices = deps.devices;
     this.#runs = deps.runs;
     this.#taskStore = deps.taskStore;
@@ -116,9 +121,26 @@ export class AgentService {
     this.#checkInTimer ??= setTimeout(() => void this.flushCheckIns(), CHECKIN_FLUSH_MS);
   }
 
-  #etag(tasks: Task[]): string {
+  /**
+   * Every agent message costs a token of the device's message budget; an empty budget refuses
+   * the message with RATE_LIMITED (retryable: the agent keeps its reports and tries later).
+   */
+  admit(deviceId: string): void {
+    if (this.#limits.take(deviceId, 'messages') > 0) return;
+    this.#limits.refused(deviceId, 'RATE_LIMITED');
+    throw new AppError('RATE_LIMITED', 'this device sends messages too fast; retry later');
+  }
+
+  /** The ids of the device's effective tasks (for the report check), from the check-in cache when current. */
+  #effectiveIds(deviceId: string): Set<string> {
+    const list = this.#listCache.get(deviceId);
+    if (list && list.key === `${this.#catalog.generation}:${this.#secrets.generation}`) return list.ids;
+    return new Set(this.#catalog.effectiveTasksOf(deviceId).map((t) => t.id));
+  }
+
+  #etag(tasks: Task[], groupId: string): string {
     const h = createHash('sha1');
-    h.update(String(this.#secrets.generation));
+    h.update(`${this.#secrets.generation}|${groupId}`);
     for (const t of tasks) h.update(`|${t.id}:${t.revision}`);
     return h.digest('base64url');
   }
@@ -128,11 +150,12 @@ export class AgentService {
   /** Called when run reports were stored (states change without events, e.g. to running). */
   onRunsChanged: () => void = () => {};
 
-  async checkIn(deviceId: string, req: CheckInRequest): Promise<CheckInResult> {
+  async checkIn(deviceId: string, req: CheckInRequest, remoteAddress?: string): Promise<CheckInResult> {
+    this.admit(deviceId);
     const facts = this.#catalog.device(deviceId);
     if (!facts) throw new AppError('DEVICE_CREDENTIAL_INVALID', 'this device is no longer known to the server');
     const now = this.#clock.now().toISOString();
-    const id = this.identity ? await this.identity.onCheckIn(deviceId, req) : { foreign: false as const };
+    const id = this.identity ? await this.identity.onCheckIn(deviceId, req, remoteAddress) : { foreign: false as const };
     if (id.foreign) {
       // Another machine holding this device's credential (a clone): nothing of it is recorded here.
       return {
@@ -162,18 +185,19 @@ export class AgentService {
     const localResolutions = req.localChanges?.length ? await this.#applyLocalChanges(deviceId, req.localChanges) : [];
     const key = `${this.#catalog.generation}:${this.#secrets.generation}`;
     let list = this.#listCache.get(deviceId);
+    const facts2 = this.#catalog.device(deviceId)!;
     if (!list || list.key !== key) {
       const tasks = this.#catalog.effectiveTasksOf(deviceId);
-      list = { key, etag: this.#etag(tasks), tasks };
+      list = { key, etag: this.#etag(tasks, facts2.groupId), tasks, ids: new Set(tasks.map((t) => t.id)) };
       this.#listCache.set(deviceId, list);
     }
     const pending = await this.#runs.pendingRunsForDevice(deviceId, now);
     const runRequests: RunRequest[] = [];
     for (const p of pending) {
       const task = this.#catalog.task(p.taskId);
-      if (task) runRequests.push({ runId: p.id, requestId: p.requestId, taskId: p.taskId, expiresAt: p.expiresAt, task: await this.#tasks.toAgentTask(task) });
+      const agentTask = task && (await this.#agentTask(task, deviceId, facts2.groupId));
+      if (agentTask) runRequests.push({ runId: p.id, requestId: p.requestId, taskId: p.taskId, expiresAt: p.expiresAt, task: agentTask });
     }
-    const facts2 = this.#catalog.device(deviceId)!;
     const deploymentSteps = this.#deployments.planFor(deviceId, facts2.groupId, req.inventory);
     return {
       type: 'check-in-result',
@@ -182,13 +206,27 @@ export class AgentService {
       groupId: facts2.groupId,
       policy: this.#catalog.policyOf(facts2.groupId),
       tasksEtag: list.etag,
-      ...(req.tasksEtag === list.etag ? {} : { tasks: await Promise.all(list.tasks.map((t) => this.#tasks.toAgentTask(t))) }),
+      ...(req.tasksEtag === list.etag ? {} : { tasks: (await Promise.all(list.tasks.map((t) => this.#agentTask(t, deviceId, facts2.groupId)))).filter((t) => t !== null) }),
       runRequests,
       localResolutions,
       ...(deploymentSteps ? { deployment: { steps: deploymentSteps } } : {}),
       ...(id.directive ? { identity: id.directive } : {}),
       serverTime: now,
     };
+  }
+
+  /**
+   * A task as this device receives it; null when it refers to a secret this device may not
+   * receive (a secret of another subtree): the task is withheld, never sent unresolved.
+   */
+  async #agentTask(t: Task, deviceId: string, groupId: string): Promise<AgentTask | null> {
+    try {
+      return await this.#tasks.toAgentTask(t, groupId);
+    } catch (err) {
+      if (!(err instanceof AppError) || err.code !== 'SECRET_REFERENCE_REFUSED') throw err;
+      this.#limits.refused(deviceId, err.code, 1, `task "${t.name}" was withheld from this device: ${err.message}`);
+      return null;
+    }
   }
 
   #queueCheckIn(id: string, inventory: Inventory, at: string): void {
@@ -224,10 +262,15 @@ export class AgentService {
     const out: LocalTaskResolution[] = [];
     for (const c of changes) {
       try {
+        if (this.#limits.take(deviceId, 'localChanges') === 0) {
+          this.#limits.refused(deviceId, 'RATE_LIMITED', 1, 'a local task change was refused');
+          throw new AppError('RATE_LIMITED', 'too many local task changes from this device; make the change again later');
+        }
         out.push(await this.#applyLocalChange(deviceId, c));
       } catch (err) {
         const reason = err instanceof AppError ? `${err.code}: ${err.message}` : 'internal error';
         if (!(err instanceof AppError)) this.#log.error({ err, deviceId, taskId: c.taskId }, 'applying a local task change failed');
+        else if (err.code === 'SECRET_REFERENCE_REFUSED' || err.code === 'FORBIDDEN') this.#limits.refused(deviceId, err.code, 1, 'a local task change was refused');
         out.push({ taskId: c.taskId, outcome: 'rejected', revision: null, reason });
         this.#events.record({ severity: 'warning', kind: 'task.local-change-rejected', message: `local change to task ${c.taskId} rejected: ${reason}`, deviceId, taskId: c.taskId });
       }
@@ -237,8 +280,19 @@ export class AgentService {
   async #applyLocalChange(deviceId: string, c: LocalTaskChange): Promise<LocalTaskResolution> {
     if (!RUN_ID.test(c.taskId)) throw new AppError('VALIDATION_FAILED', 'invalid task id');
     const cur = this.#catalog.task(c.taskId);
+    if (cur && (cur.scope.type !== 'local' || cur.scope.deviceId !== deviceId)) throw new AppError('FORBIDDEN', 'not a local task of this device');
+    // What a device sends may not introduce or change a secret reference, and a secret's value
+    // sent in its place is put back as the reference (never stored, never logged).
+    let settings: Record<string, unknown> | null = null;
+    let settingsRefused: AppError | null = null;
+    try {
+      settings = await this.#secrets.normalizeDeviceSettings(c.task.settings, cur?.settings);
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      settingsRefused = err;
+    }
     const overridden = (why: string, revision: number | null): LocalTaskResolution => {
-      const redacted = findCredentialLiterals(c.task.settings).length ? { ...c.task, settings: '[withheld: holds credential-like fields]' } : c.task;
+      const redacted = !settings || findCredentialLiterals(settings).length ? { ...c.task, settings: '[withheld: holds credential-like fields or secret values]' } : { ...c.task, settings };
       this.#events.record({
         severity: 'warning',
         kind: 'task.local-change-overridden',
@@ -253,15 +307,20 @@ export class AgentService {
       if (c.baseRevision !== null) return overridden('the administrator deleted the task', null);
       if (c.deleted) return { taskId: c.taskId, outcome: 'applied', revision: null };
       if (await this.#taskStore.taskExisted(c.taskId)) throw new AppError('CONFLICT', 'a task with this id existed already');
+      if (settingsRefused) throw settingsRefused;
+      const own = this.#catalog.tasks.filter((t) => t.origin === 'device' && t.scope.type === 'local' && t.scope.deviceId === deviceId).length;
+      if (own >= MAX_LOCAL_TASKS_PER_DEVICE) {
+        this.#limits.refused(deviceId, 'RATE_LIMITED', 1, 'a new local task was refused');
+        throw new AppError('RATE_LIMITED', `this device already has ${own} local tasks of its own (at most ${MAX_LOCAL_TASKS_PER_DEVICE})`);
+      }
       const t = await this.#tasks.create(
         { kind: 'system', name: `device:${deviceId}` },
-        { name: c.task.name, product: c.task.product, type: c.task.type, settings: c.task.settings, schedule: c.task.schedule, enabled: c.task.enabled, scope: { type: 'local', deviceId } },
+        { name: c.task.name, product: c.task.product, type: c.task.type, settings: settings!, schedule: c.task.schedule, enabled: c.task.enabled, scope: { type: 'local', deviceId } },
         'device',
         c.taskId,
       );
       return { taskId: c.taskId, outcome: 'applied', revision: t.revision };
     }
-    if (cur.scope.type !== 'local' || cur.scope.deviceId !== deviceId) throw new AppError('FORBIDDEN', 'not a local task of this device');
     if (c.baseRevision !== cur.revision) return overridden(`the administrator changed it since (revision ${c.baseRevision ?? 'new'} → ${cur.revision})`, cur.revision);
     const actor = { kind: 'system' as const, name: `device:${deviceId}` };
     if (c.deleted) {
@@ -269,12 +328,18 @@ export class AgentService {
       return { taskId: c.taskId, outcome: 'applied', revision: null };
     }
     if (cur.product !== c.task.product || cur.type !== c.task.type) throw new AppError('VALIDATION_FAILED', 'the product and type of a task cannot change');
-    const t = await this.#tasks.update(actor, c.taskId, { name: c.task.name, settings: c.task.settings, schedule: c.task.schedule, enabled: c.task.enabled, revision: cur.revision });
+    if (settingsRefused) throw settingsRefused;
+    const t = await this.#tasks.update(actor, c.taskId, { name: c.task.name, settings: settings!, schedule: c.task.schedule, enabled: c.task.enabled, revision: cur.revision });
     return { taskId: c.taskId, outcome: 'applied', revision: t.revision };
   }
 
   /** Queues reports for the next batched write; resolves with the ack once they are committed. */
   submitReports(deviceId: string, reports: RunReport[]): Promise<Omit<AckMessage, 're'>> {
+    try {
+      this.admit(deviceId);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return new Promise((resolve, reject) => {
       this.#queue.push({ deviceId, reports, resolve, reject });
       this.#queuedCount += reports.length;
@@ -312,15 +377,25 @@ export class AgentService {
       }
       return v;
     };
+    const owners = await this.#runs.runOwners(batch.flatMap((q) => q.reports.map((r) => r.runId)).filter((id) => RUN_ID.test(id)));
+    const priorStates = await this.#runs.taskStatesOf(
+      batch.flatMap((q) => {
+        const effective = this.#effectiveIds(q.deviceId);
+        return q.reports.filter((r) => !owners.has(r.runId) && !effective.has(r.taskId)).map((r) => ({ deviceId: q.deviceId, taskId: r.taskId }));
+      }),
+    );
     for (const q of batch) {
       const ack: Omit<AckMessage, 're'> = { type: 'ack', runIds: [], rejected: [] };
       acks.set(q, ack);
+      const effective = this.#effectiveIds(q.deviceId);
       for (const r of q.reports) {
-        const problem = await this.#checkReport(r, secretsOf);
+        const problem = this.#checkOwnership(q.deviceId, r, owners, effective, priorStates) ?? (await this.#checkReport(r, secretsOf));
         if (problem) {
+          if (problem.code === 'NOT_ASSIGNED') this.#limits.refused(q.deviceId, problem.code, 1, 'a run report was refused');
           ack.rejected.push({ runId: r.runId, code: problem.code, message: problem.message });
           continue;
         }
+        this.#budgetEvents(q.deviceId, r);
         items.push({ deviceId: q.deviceId, report: r });
         owner.set(`${q.deviceId}\n${r.runId}\n${r.seq}`, q);
       }
@@ -343,6 +418,34 @@ export class AgentService {
     } catch (err) {
       this.#log.error({ err, reports: items.length }, 'storing run reports failed; agents will resend');
       for (const q of batch) q.reject(new AppError('UNAVAILABLE', 'the reports could not be stored now; resend later'));
+    }
+  }
+
+  /**
+   * A device reports only for runs the server created for it (same run, same task), or for new
+   * runs of tasks in its effective set, or of tasks it ran before (a task removed from the
+   * device while a run was in flight still gets its result). Anything else: NOT_ASSIGNED.
+   */
+  #checkOwnership(deviceId: string, r: RunReport, owners: Map<string, { deviceId: string; taskId: string }>, effective: Set<string>, prior: Set<string>): AppError | null {
+    const own = owners.get(r.runId);
+    if (own) {
+      if (own.deviceId !== deviceId) return new AppError('NOT_ASSIGNED', 'this run belongs to another device');
+      if (own.taskId !== r.taskId) return new AppError('NOT_ASSIGNED', 'this run is of another task');
+      return null;
+    }
+    // A run the device made from a schedule: never a run-now of someone else's request.
+    r.requestId = null;
+    if (effective.has(r.taskId) || prior.has(`${deviceId}\n${r.taskId}`)) return null;
+    if (!this.#catalog.task(r.taskId)) return null; // unknown or deleted tasks are judged by #checkReport
+    return new AppError('NOT_ASSIGNED', `task ${r.taskId} is not one of this device's tasks`);
+  }
+  /** Run events enter the central log within the device's event budget; the rest are dropped and counted, the result kept. */
+  #budgetEvents(deviceId: string, r: RunReport): void {
+    if (!r.events?.length) return;
+    const got = this.#limits.take(deviceId, 'events', r.events.length);
+    if (got < r.events.length) {
+      this.#limits.refused(deviceId, 'RATE_LIMITED', r.events.length - got, 'run events were dropped (the result was kept)');
+      r.events = r.events.slice(0, got);
     }
   }
 

@@ -33,8 +33,9 @@ import {
 import { AppError, notFound } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import type { DeploymentStore, Assignment, DeviceProductUpdate } from '../storage/deployment-store.ts';
+import type { DeviceStore } from '../storage/device-store.ts';
 import type { PackageStore } from '../storage/package-store.ts';
-import { authorize, Permission, type Actor } from './actor.ts';
+import { authorize, inReach, notVisible, Permission, reachList, reachOf, type Actor } from './actor.ts';
 import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
 import type { TaskService } from './task-service.ts';
@@ -63,9 +64,14 @@ export class DeploymentService {
   /** Nudges devices to check in now (their plan changed). */
   onChanged: (deviceIds: string[]) => void = () => {};
 
-  constructor(deps: { store: DeploymentStore; packages: PackageStore; catalog: Catalog; clock: Clock; events: EventService; log: Logger }) {
+  /** Package ids each device may download: those its latest plans named and those it reported installed. */
+  readonly #offered = new Map<string, { current: Set<string>; previous: Set<string> }>();
+  readonly #devices: Pick<DeviceStore, 'getDevice'>;
+
+  constructor(deps: { store: DeploymentStore; packages: PackageStore; devices: Pick<DeviceStore, 'getDevice'>; catalog: Catalog; clock: Clock; events: EventService; log: Logger }) {
     this.#store = deps.store;
     this.#packages = deps.packages;
+    this.#devices = deps.devices;
     this.#catalog = deps.catalog;
     this.#clock = deps.clock;
     this.#events = deps.events;
@@ -113,22 +119,25 @@ export class DeploymentService {
     const r = this.#rollouts.get(`${a.groupId}\n${a.product}`);
     return { ...a, groupPath: this.#catalog.tree.path(a.groupId), rolloutState: a.rollout && r ? { ...r, phases: rolloutPhases(a.rollout) } : null };
   }
+  /** Assignments set on groups the caller reads. */
   list(actor: Actor, groupId?: string): DeploymentAssignmentView[] {
-    authorize(actor, Permission.read);
-    return this.#assignments.filter((a) => !groupId || a.groupId === groupId).map((a) => this.#view(a));
+    const reach = reachOf(actor, Permission.read, this.#catalog.tree);
+    return this.#assignments.filter((a) => inReach(reach, a.groupId) && (!groupId || a.groupId === groupId)).map((a) => this.#view(a));
+  }
+  #visibleGroup(actor: Actor, groupId: string): void {
+    if (!this.#catalog.group(groupId) || !inReach(reachOf(actor, Permission.read, this.#catalog.tree), groupId)) throw notVisible('group', groupId);
   }
   /** What applies to a group: its own assignments and those inherited from its ancestors. */
   effective(actor: Actor, groupId: string): EffectiveDeployment[] {
-    authorize(actor, Permission.read);
-    if (!this.#catalog.group(groupId)) throw notFound('group', groupId);
+    this.#visibleGroup(actor, groupId);
     return effectiveAssignments(groupId, this.#catalog.tree, this.#assignments).map((a) => ({
       ...this.#view(this.#assignments.find((x) => x.groupId === a.inheritedFrom && x.product === a.product)!),
       inheritedFrom: a.inheritedFrom,
     }));
   }
   async assign(actor: Actor, groupId: string, input: DeploymentAssign): Promise<DeploymentAssignmentView> {
-    if (!this.#catalog.group(groupId)) throw notFound('group', groupId);
-    authorize(actor, Permission.manageDevices, this.#catalog.tree, [groupId]);
+    this.#visibleGroup(actor, groupId);
+    authorize(actor, Permission.manageDeployments, this.#catalog.tree, [groupId]);
     if (input.pinnedVersion && !this.#candidates.some((p) => p.product === input.product && p.version === input.pinnedVersion)) {
       throw new AppError('VALIDATION_FAILED', `${input.product} ${input.pinnedVersion} is not in the repository`);
     }
@@ -165,7 +174,8 @@ export class DeploymentService {
     return this.#view(a);
   }
   async unassign(actor: Actor, groupId: string, product: string): Promise<void> {
-    authorize(actor, Permission.manageDevices, this.#catalog.tree, [groupId]);
+    this.#visibleGroup(actor, groupId);
+    authorize(actor, Permission.manageDeployments, this.#catalog.tree, [groupId]);
     if (!(await this.#store.deleteAssignment(groupId, product))) throw new AppError('NOT_FOUND', `${product} is not assigned to group ${groupId}`);
     this.#assignments = await this.#store.listAssignments();
     await this.#events.audit(actor, 'deployment.unassigned', `${product} unassigned from "${this.#catalog.tree.path(groupId)}"`, { groupId, product });
@@ -179,11 +189,40 @@ export class DeploymentService {
     if (groups.size) this.onChanged(this.#catalog.devicesInGroups(groups));
   }
 
+  /** The packages matching what the inventory says is installed (a device may fetch those again, to repair). */
+  #installedPackages(inventory: Inventory): string[] {
+    const have = new Set(inventory.products.map((p) => `${p.id}\n${p.version}`));
+    return this.#candidates.filter((c) => have.has(`${c.product}\n${c.version}`)).map((c) => c.id);
+  }
+  #offer(deviceId: string, ids: Iterable<string>): void {
+    const prev = this.#offered.get(deviceId);
+    this.#offered.set(deviceId, { current: new Set(ids), previous: prev?.current ?? new Set() });
+  }
+  /**
+   * A device downloads only packages its deployment plan names or that it has installed. The
+   * plans of this instance are remembered; a device planned by another instance is planned
+   * again here from its stored inventory.
+   */
+  async assertMayDownload(deviceId: string, packageId: string): Promise<void> {
+    const o = this.#offered.get(deviceId);
+    if (o && (o.current.has(packageId) || o.previous.has(packageId))) return;
+    const d = await this.#devices.getDevice(deviceId);
+    if (d) {
+      const inventory = { hostname: d.hostname, osPlatform: d.osPlatform, osName: d.osName, osVersion: d.osVersion, arch: d.arch, addresses: d.addresses, agentVersion: d.agentVersion, timeZone: d.timeZone, products: d.products };
+      const effective = effectiveAssignments(d.groupId, this.#catalog.tree, this.#assignments);
+      const plan = effective.length ? planDeployment({ assignments: effective, installed: d.products.map((p) => ({ id: p.id, version: p.version })), packages: this.#candidates, platform: d.osPlatform, arch: d.arch }) : null;
+      const ids = [...(plan?.steps ?? []).flatMap((st) => (st.action === 'install' ? [st.package.id] : [])), ...this.#installedPackages(inventory)];
+      if (ids.includes(packageId)) return;
+    }
+    throw new AppError('NOT_ASSIGNED', `package ${packageId} is not in this device's deployment plan`);
+  }
+
   /** The device's deployment steps now; records its per-product state (batched). */
   planFor(deviceId: string, groupId: string, inventory: Inventory): DeploymentInstruction[] | undefined {
     const assignments: DeploymentAssignment[] = this.#assignments;
     const effective = effectiveAssignments(groupId, this.#catalog.tree, assignments);
     if (effective.length === 0) {
+      this.#offer(deviceId, this.#installedPackages(inventory));
       this.#forget(deviceId, []);
       return undefined;
     }
@@ -195,6 +234,7 @@ export class DeploymentService {
       arch: inventory.arch,
     });
     const held = this.#holdForRollout(deviceId, groupId, effective, plan);
+    this.#offer(deviceId, [...plan.steps.flatMap((st) => (st.action === 'install' && !held.has(st.product) ? [st.package.id] : [])), ...this.#installedPackages(inventory)]);
     const stepped = new Set(plan.steps.filter((x) => !(x.action === 'install' && held.has(x.product))).map((x) => x.product));
     this.#planned.set(
       deviceId,
@@ -316,7 +356,8 @@ export class DeploymentService {
 
   /** Resumes a halted rollout (after a fixed package is checked in, or the failures understood). */
   async resumeRollout(actor: Actor, groupId: string, product: string): Promise<DeploymentAssignmentView> {
-    authorize(actor, Permission.manageDevices, this.#catalog.tree, [groupId]);
+    this.#visibleGroup(actor, groupId);
+    authorize(actor, Permission.manageDeployments, this.#catalog.tree, [groupId]);
     const a = this.#assignments.find((x) => x.groupId === groupId && x.product === product);
     const key = `${groupId}\n${product}`;
     const r = this.#rollouts.get(key);
@@ -389,17 +430,17 @@ export class DeploymentService {
   }
 
   /** The per-product summary of compliance over all devices, counted by the database (no device rows). */
+  /** The per-product summary of compliance over the devices the caller reads, counted by the database (no device rows). */
   async complianceSummary(actor: Actor): Promise<ComplianceSummary[]> {
-    authorize(actor, Permission.read);
     await this.flush();
-    return summarize(await this.#store.countStates());
+    return summarize(await this.#store.countStates(reachList(reachOf(actor, Permission.read, this.#catalog.tree))));
   }
   async compliance(actor: Actor, filter: { groupId?: string; product?: string; state?: string }): Promise<ComplianceView> {
-    authorize(actor, Permission.read);
     await this.flush();
-    let deviceIds: string[] | undefined;
+    const reach = reachOf(actor, Permission.read, this.#catalog.tree);
+    let deviceIds: string[] | undefined = reach.all ? undefined : this.#catalog.devicesInGroups(reach.groups);
     if (filter.groupId) {
-      if (!this.#catalog.group(filter.groupId)) throw notFound('group', filter.groupId);
+      this.#visibleGroup(actor, filter.groupId);
       deviceIds = this.#catalog.devicesInGroups(this.#catalog.tree.descendants(filter.groupId));
     }
     const states = await this.#store.listStates({ ...(deviceIds ? { deviceIds } : {}), ...(filter.product ? { product: filter.product } : {}), ...(filter.state ? { state: filter.state } : {}) });

@@ -1,8 +1,8 @@
 import type { DeviceView, Task } from '@garrison/protocol';
-import { AppError, notFound } from '../errors.ts';
+import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import type { Device, DeviceStore } from '../storage/device-store.ts';
-import { authorize, Permission, type Actor } from './actor.ts';
+import { authorize, inReach, notVisible, Permission, reachList, reachOf, type Actor } from './actor.ts';
 import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
 import type { Presence } from './presence.ts';
@@ -39,17 +39,26 @@ export class DeviceService {
   }
   /** Devices in all and connected now, for the dashboard (from memory: no query). */
   counts(actor: Actor): { total: number; online: number; offline: number } {
-    authorize(actor, Permission.read);
-    const total = this.#catalog.deviceCount;
+    const reach = reachOf(actor, Permission.read, this.#catalog.tree);
+    let total = 0;
     let online = 0;
-    for (const id of this.#catalog.deviceIds()) if (this.presence.isOnline(id)) online++;
+    for (const id of this.#catalog.deviceIds()) {
+      if (!reach.all && !reach.groups.has(this.#catalog.device(id)!.groupId)) continue;
+      total++;
+      if (this.presence.isOnline(id)) online++;
+    }
     return { total, online, offline: total - online };
   }
+  /** Whether the caller may see the device (its group is within the caller's read reach). */
+  canSee(actor: Actor, deviceId: string): boolean {
+    const d = this.#catalog.device(deviceId);
+    return !!d && inReach(reachOf(actor, Permission.read, this.#catalog.tree), d.groupId);
+  }
   async list(actor: Actor, q: DeviceQuery = {}): Promise<DeviceView[]> {
-    authorize(actor, Permission.read);
-    let groupIds: string[] | undefined;
+    const reach = reachOf(actor, Permission.read, this.#catalog.tree);
+    let groupIds = reachList(reach);
     if (q.groupId) {
-      if (!this.#catalog.group(q.groupId)) throw notFound('group', q.groupId);
+      if (!this.#catalog.group(q.groupId) || !inReach(reach, q.groupId)) throw notVisible('group', q.groupId);
       groupIds = q.recursive === false ? [q.groupId] : this.#catalog.tree.descendants(q.groupId);
     }
     const online = q.online;
@@ -59,16 +68,18 @@ export class DeviceService {
     return online === undefined ? filtered : filtered.slice(q.offset ?? 0, (q.offset ?? 0) + (q.limit ?? filtered.length));
   }
   async get(actor: Actor, id: string): Promise<DeviceView> {
-    authorize(actor, Permission.read);
+    return this.view(await this.stored(actor, id));
+  }
+  /** The stored device, if the caller may see it (NOT_FOUND otherwise, as for a device that does not exist). */
+  async stored(actor: Actor, id: string): Promise<Device> {
     const d = await this.#store.getDevice(id);
-    if (!d) throw notFound('device', id);
-    return this.view(d);
+    if (!d || !inReach(reachOf(actor, Permission.read, this.#catalog.tree), d.groupId)) throw notVisible('device', id);
+    return d;
   }
   async update(actor: Actor, id: string, patch: { name?: string; groupId?: string; tags?: string[] }): Promise<DeviceView> {
-    const d = await this.#store.getDevice(id);
-    if (!d) throw notFound('device', id);
+    const d = await this.stored(actor, id);
+    if (patch.groupId !== undefined && (!this.#catalog.group(patch.groupId) || !inReach(reachOf(actor, Permission.read, this.#catalog.tree), patch.groupId))) throw notVisible('group', patch.groupId);
     authorize(actor, Permission.manageDevices, this.#catalog.tree, [d.groupId, ...(patch.groupId ? [patch.groupId] : [])]);
-    if (patch.groupId !== undefined && !this.#catalog.group(patch.groupId)) throw notFound('group', patch.groupId);
     if (patch.name !== undefined && (patch.name.length < 1 || patch.name.length > 200)) throw new AppError('VALIDATION_FAILED', 'a device name is 1-200 characters');
     if (patch.tags !== undefined) {
       const bad = patch.tags.filter((t) => !TAG.test(t));
@@ -85,17 +96,16 @@ export class DeviceService {
     return this.view(updated);
   }
   async remove(actor: Actor, id: string): Promise<void> {
-    const d = await this.#store.getDevice(id);
-    if (!d) throw notFound('device', id);
+    const d = await this.stored(actor, id);
     authorize(actor, Permission.manageDevices, this.#catalog.tree, [d.groupId]);
     await this.#store.deleteDevice(id);
     this.#catalog.removeDevice(id);
     this.presence.disconnect(id, 'device deleted');
     await this.#events.audit(actor, 'device.deleted', `device "${d.name}" deleted`, { deviceId: id, groupId: d.groupId });
   }
-  async effectiveTasks(actor: Actor, id: string): Promise<Task[]> {
-    authorize(actor, Permission.read);
-    if (!this.#catalog.device(id)) throw notFound('device', id);
-    return this.#catalog.effectiveTasksOf(id);
+  /** The device's effective tasks that the caller may see (tasks of other subtrees or server-wide ones are left out). */
+  async effectiveTasks(actor: Actor, id: string, visible: (t: Task) => boolean): Promise<Task[]> {
+    if (!this.canSee(actor, id)) throw notVisible('device', id);
+    return this.#catalog.effectiveTasksOf(id).filter(visible);
   }
 }

@@ -4,7 +4,7 @@ import type { Clock } from '../clock.ts';
 import { hashSecret, newId, newSecret, sameHash } from '../ids.ts';
 import type { DeviceStore } from '../storage/device-store.ts';
 import type { EnrolmentStore, EnrolmentToken } from '../storage/enrolment-store.ts';
-import { authorize, Permission, type Actor, actorName } from './actor.ts';
+import { allowed, authorize, inReach, Permission, reachOf, type Actor, actorName } from './actor.ts';
 import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
 
@@ -18,7 +18,12 @@ export class EnrolmentService {
   readonly #events: EventService;
   readonly #signingPublicKey: string;
   /** Called after a device is created, so the identity service tracks it. */
-  onEnrolled: ((device: { id: string; name: string; groupId: string }, machineIdentity: string | null) => void) | null = null;
+  onEnrolled: ((device: { id: string; name: string; groupId: string }, machineIdentity: string | null, hasPublicKey: boolean) => void) | null = null;
+  /**
+   * Called when a device first uses its rotated credential, so that connections opened with the
+   * previous secret (which stops working now) are closed at once.
+   */
+  onSuperseded: (deviceId: string, currentHash: string) => void = () => {};
   /** Verified credentials, so that reconnect storms do not each hit the database. */
   readonly #credentialCache = new Map<string, string>();
 
@@ -36,7 +41,7 @@ export class EnrolmentService {
     return { ...t, groupPath: this.#catalog.tree.path(t.groupId), state };
   }
   async createToken(actor: Actor, input: { groupId: string; name?: string; expiresInMinutes?: number; maxUses?: number }): Promise<TokenView & { token: string }> {
-    if (!this.#catalog.group(input.groupId)) throw notFound('group', input.groupId);
+    if (!this.#catalog.group(input.groupId) || !allowed(actor, Permission.read, this.#catalog.tree, [input.groupId])) throw notFound('group', input.groupId);
     authorize(actor, Permission.manageTokens, this.#catalog.tree, [input.groupId]);
     const now = this.#clock.now();
     const secret = `get.${newSecret()}`;
@@ -55,13 +60,14 @@ export class EnrolmentService {
     await this.#events.audit(actor, 'token.created', `enrolment token "${t.name}" created`, { groupId: t.groupId, data: { tokenId: t.id, expiresAt: t.expiresAt, maxUses: t.maxUses } });
     return { ...this.#view(t), token: secret };
   }
+  /** Tokens of the groups the caller reads. */
   async listTokens(actor: Actor): Promise<TokenView[]> {
-    authorize(actor, Permission.read);
-    return (await this.#tokens.listTokens()).map((t) => this.#view(t));
+    const reach = reachOf(actor, Permission.read, this.#catalog.tree);
+    return (await this.#tokens.listTokens()).filter((t) => inReach(reach, t.groupId)).map((t) => this.#view(t));
   }
   async revokeToken(actor: Actor, id: string): Promise<TokenView> {
     const t = await this.#tokens.getToken(id);
-    if (!t) throw notFound('enrolment token', id);
+    if (!t || !allowed(actor, Permission.read, this.#catalog.tree, [t.groupId])) throw notFound('enrolment token', id);
     authorize(actor, Permission.manageTokens, this.#catalog.tree, [t.groupId]);
     await this.#tokens.revoke(id, this.#clock.now().toISOString());
     await this.#events.audit(actor, 'token.revoked', `enrolment token "${t.name}" revoked`, { groupId: t.groupId, data: { tokenId: id } });
@@ -97,7 +103,7 @@ export class EnrolmentService {
     const deviceId = newId();
     const secret = newSecret();
     const name = req.name ?? req.inventory.hostname;
-    await this.#devices.insertDevice({ id: deviceId, groupId: t.groupId, name, inventory: req.inventory, credentialHash: hashSecret(secret), at: now, machineIdentity: req.machineIdentity ?? null });
+    await this.#devices.insertDevice({ id: deviceId, groupId: t.groupId, name, inventory: req.inventory, credentialHash: hashSecret(secret), at: now, machineIdentity: req.machineIdentity ?? null, publicKey: req.publicKey ?? null });
     const device = (await this.#devices.getDevice(deviceId))!;
     this.#catalog.putDevice(device);
     this.#events.record({
@@ -108,7 +114,7 @@ export class EnrolmentService {
       groupId: t.groupId,
       data: { tokenId: t.id, remoteAddress, hostname: req.inventory.hostname },
     });
-    this.onEnrolled?.({ id: deviceId, name, groupId: t.groupId }, req.machineIdentity ?? null);
+    this.onEnrolled?.({ id: deviceId, name, groupId: t.groupId }, req.machineIdentity ?? null, req.publicKey !== undefined);
     return { deviceId, credential: `${DEVICE_CREDENTIAL_PREFIX}.${deviceId}.${secret}`, groupId: t.groupId, policy: this.#catalog.policyOf(t.groupId), signingPublicKey: this.#signingPublicKey };
   }
 
@@ -126,14 +132,23 @@ export class EnrolmentService {
     const stored = await this.#devices.getCredential(deviceId);
     if (!stored || stored.revoked) throw invalid();
     if (sameHash(stored.hash, hash)) {
-      // The agent uses its rotated credential: the previous one stops working now.
-      if (stored.prevHash) await this.#devices.dropPreviousCredential(deviceId);
+      // The agent uses its rotated credential: the previous one stops working now, and so do
+      // the connections opened with it.
       this.#credentialCache.set(deviceId, stored.hash);
+      if (stored.prevHash) {
+        await this.#devices.dropPreviousCredential(deviceId);
+        this.onSuperseded(deviceId, stored.hash);
+      }
       return deviceId;
     }
     // During a rotation the previous credential works until the new one is first used (not cached).
     if (stored.prevHash && sameHash(stored.prevHash, hash)) return deviceId;
     throw invalid();
+  }
+  /** The hash a credential's secret is stored under (what a connection remembers of the credential it was opened with). */
+  credentialHash(credential: string | undefined): string | undefined {
+    const secret = credential?.split('.')[2];
+    return secret ? hashSecret(secret) : undefined;
   }
   forgetCredential(deviceId: string): void {
     this.#credentialCache.delete(deviceId);

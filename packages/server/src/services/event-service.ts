@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import type { EventFilter, EventStore, NewEvent, StoredEvent } from '../storage/event-store.ts';
-import { actorName, authorize, Permission, type Actor } from './actor.ts';
+import { actorName, inReach, Permission, reachList, reachOf, type Actor } from './actor.ts';
 import type { Catalog } from './catalog.ts';
 
 export class EventService {
@@ -35,9 +35,30 @@ export class EventService {
     if (this.#queue.length >= 5000) void this.flush();
     else this.#timer ??= setTimeout(() => void this.flush(), 20);
   }
+  /** An administrator's action: who, through what (console, CLI, API token) and from where. Stored before the call returns. */
   async audit(actor: Actor, kind: string, message: string, refs: Partial<Pick<NewEvent, 'deviceId' | 'groupId' | 'taskId' | 'product' | 'data'>>): Promise<void> {
-    await this.#store.insertEvents([{ time: this.#clock.now().toISOString(), severity: 'info', kind: `audit.${kind}`, message, actor: actorName(actor), ...refs }]);
+    const groupId = refs.groupId ?? (refs.deviceId ? this.#catalog.device(refs.deviceId)?.groupId : undefined) ?? (refs.taskId ? this.#taskGroup(refs.taskId) : undefined) ?? null;
+    await this.#store.insertEvents([
+      {
+        time: this.#clock.now().toISOString(),
+        severity: 'info',
+        kind: `audit.${kind}`,
+        message,
+        actor: actorName(actor),
+        ...refs,
+        groupId,
+        ...(actor.kind === 'admin' ? { actorId: actor.adminId, via: actor.via, address: actor.address ?? null } : { via: 'system' }),
+      },
+    ]);
     this.onStored([{ kind: `audit.${kind}` }]);
+  }
+  /** The group an event about a task belongs to: its group, or its device's for a local task. */
+  #taskGroup(taskId: string): string | undefined {
+    const t = this.#catalog.task(taskId);
+    if (!t) return undefined;
+    if (t.scope.type === 'group') return t.scope.groupId;
+    if (t.scope.type === 'local') return this.#catalog.device(t.scope.deviceId)?.groupId;
+    return undefined;
   }
   async flush(): Promise<void> {
     if (this.#timer) {
@@ -57,12 +78,13 @@ export class EventService {
     });
     return this.#flushing;
   }
+  /** Events of the groups the caller reads; those of no group (server-wide, the administrators' own audit) need read on the root. */
   async query(actor: Actor, filter: EventFilter & { groupId?: string; recursive?: boolean }): Promise<StoredEvent[]> {
-    authorize(actor, Permission.read);
     await this.flush();
-    const f: EventFilter = { ...filter };
+    const reach = reachOf(actor, Permission.read, this.#catalog.tree);
+    const f: EventFilter = { ...filter, visibleGroupIds: reachList(reach) };
     if (filter.groupId) {
-      if (!this.#catalog.group(filter.groupId)) throw new AppError('NOT_FOUND', `group ${filter.groupId} does not exist`);
+      if (!this.#catalog.group(filter.groupId) || !inReach(reach, filter.groupId)) throw new AppError('NOT_FOUND', `group ${filter.groupId} does not exist`);
       f.groupIds = filter.recursive === false ? [filter.groupId] : this.#catalog.tree.descendants(filter.groupId);
     }
     return this.#store.queryEvents(f);

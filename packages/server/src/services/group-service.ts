@@ -3,7 +3,7 @@ import { AppError, notFound } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
 import type { Group, GroupStore } from '../storage/group-store.ts';
-import { authorize, Permission, type Actor } from './actor.ts';
+import { authorize, inReach, notVisible, Permission, reachOf, type Actor } from './actor.ts';
 import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
 
@@ -53,14 +53,14 @@ export class GroupService {
   view(g: Group): GroupView {
     return { ...g, path: this.#catalog.tree.path(g.id), effectivePolicy: this.#catalog.policyOf(g.id) };
   }
+  /** The groups the caller may see: the subtrees its grants cover (paths stay full, for context). */
   list(actor: Actor): GroupView[] {
-    authorize(actor, Permission.read);
-    return this.#catalog.groups.map((g) => this.view(g));
+    const reach = reachOf(actor, Permission.read, this.#catalog.tree);
+    return this.#catalog.groups.filter((g) => inReach(reach, g.id)).map((g) => this.view(g));
   }
   get(actor: Actor, id: string): GroupView {
-    authorize(actor, Permission.read);
     const g = this.#catalog.group(id);
-    if (!g) throw notFound('group', id);
+    if (!g || !inReach(reachOf(actor, Permission.read, this.#catalog.tree), id)) throw notVisible('group', id);
     return this.view(g);
   }
   resolvePath(path: string): Group | undefined {
@@ -73,7 +73,7 @@ export class GroupService {
   }
   async create(actor: Actor, input: { name: string; parentId?: string } & Omit<GroupPatch, 'name' | 'parentId'>): Promise<GroupView> {
     const parentId = input.parentId ?? this.rootId;
-    if (!this.#catalog.group(parentId)) throw notFound('group', parentId);
+    this.get(actor, parentId);
     authorize(actor, Permission.manageGroups, this.#catalog.tree, [parentId]);
     this.#checkName(input.name, parentId);
     const at = this.#clock.now().toISOString();
@@ -95,6 +95,8 @@ export class GroupService {
   async update(actor: Actor, id: string, patch: GroupPatch): Promise<GroupView> {
     const g = this.#catalog.group(id);
     if (!g) throw notFound('group', id);
+    this.get(actor, id);
+    if (patch.parentId) this.get(actor, patch.parentId);
     authorize(actor, Permission.manageGroups, this.#catalog.tree, [id, ...(patch.parentId ? [patch.parentId] : [])]);
     const next: Group = { ...g, updatedAt: this.#clock.now().toISOString() };
     if (patch.parentId !== undefined && patch.parentId !== g.parentId) {
@@ -120,6 +122,7 @@ export class GroupService {
   async remove(actor: Actor, id: string): Promise<void> {
     const g = this.#catalog.group(id);
     if (!g) throw notFound('group', id);
+    this.get(actor, id);
     if (g.parentId === null) throw new AppError('ROOT_GROUP_IMMUTABLE', 'the root group cannot be deleted');
     authorize(actor, Permission.manageGroups, this.#catalog.tree, [id]);
     const path = this.#catalog.tree.path(id);

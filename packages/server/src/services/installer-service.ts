@@ -9,7 +9,7 @@
  */
 import { AppError } from '../errors.ts';
 import type { ServerTls } from '../tls/pki.ts';
-import { authorize, Permission, type Actor } from './actor.ts';
+import { allowed, authorize, Permission, type Actor } from './actor.ts';
 import type { Catalog } from './catalog.ts';
 import type { EnrolmentService } from './enrolment-service.ts';
 import type { AgentBuild, AgentBuilds } from './agent-builds.ts';
@@ -74,7 +74,7 @@ export class InstallerService {
   /** The link's view, and its token's value (for callers that run the link themselves, as push installation does). */
   async create(actor: Actor, input: { groupId: string; name?: string; expiresInMinutes?: number; maxUses?: number; serverUrl: string }): Promise<InstallerView & { tokenValue: string }> {
     const tls = this.#tls();
-    if (!this.#catalog.group(input.groupId)) throw new AppError('NOT_FOUND', `no group ${input.groupId}`);
+    if (!this.#catalog.group(input.groupId) || !allowed(actor, Permission.read, this.#catalog.tree, [input.groupId])) throw new AppError('NOT_FOUND', `no group ${input.groupId}`);
     authorize(actor, Permission.manageTokens, this.#catalog.tree, [input.groupId]);
     const t = await this.#enrolment.createToken(actor, {
       groupId: input.groupId,

@@ -12,6 +12,8 @@ export interface Presence {
   /** Sends a distinct message per device (serialized once each). */
   sendEach(messages: Iterable<readonly [string, ServerToAgent]>): number;
   disconnect(deviceId: string, reason: string): void;
+  /** Tells a quarantined duplicate of a device to check in now. */
+  nudgeDuplicate?(deviceId: string, machineIdentity: string): void;
 }
 
 export const noPresence: Presence = {

@@ -50,7 +50,7 @@ import { newId } from '../ids.ts';
 import type { Db } from '../storage/database.ts';
 import { emptySummary, PushStore, type PushJobRecord } from '../storage/push-store.ts';
 import { startLoop, type Loop } from '../scheduler/loop.ts';
-import { actorName, authorize, Permission, systemActor, type Actor } from './actor.ts';
+import { allowed, authorize, inReach, Permission, reachList, reachOf, systemActor, actorName, type Actor } from './actor.ts';
 import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
 import { privateKeyProblem, SshFailure, SshSession, type SshLogin } from './ssh-session.ts';
@@ -234,7 +234,7 @@ export class PushService {
 
   async create(actor: Actor, input: PushInstallCreate): Promise<PushJobView> {
     if (!this.#catalog.group(input.groupId)) throw notFound('group', input.groupId);
-    authorize(actor, Permission.manageDevices, this.#catalog.tree, [input.groupId]);
+    authorize(actor, Permission.pushInstall, this.#catalog.tree, [input.groupId]);
     if (this.#closing) throw new AppError('UNAVAILABLE', 'the server is stopping');
 
     const credentials = this.#credentials(input);
@@ -326,15 +326,11 @@ export class PushService {
   }
 
   async list(actor: Actor, query: PushInstallListQuery = {}): Promise<PushJobView[]> {
-    authorize(actor, Permission.read);
-    let groupIds: string[] | undefined;
+    const reach = reachOf(actor, Permission.read, this.#catalog.tree);
+    let groupIds = reachList(reach);
     if (query.groupId) {
-      if (!this.#catalog.group(query.groupId)) throw notFound('group', query.groupId);
+      if (!this.#catalog.group(query.groupId) || !inReach(reach, query.groupId)) throw notFound('group', query.groupId);
       groupIds = this.#catalog.tree.descendants(query.groupId);
-    }
-    if (actor.kind === 'admin' && actor.scopeGroupId) {
-      const scope = new Set(this.#catalog.tree.descendants(actor.scopeGroupId));
-      groupIds = (groupIds ?? [...scope]).filter((g) => scope.has(g));
     }
     const jobs = await this.#store.listJobs({ ...(query.state ? { state: query.state } : {}), ...(groupIds ? { groupIds } : {}), limit: query.limit ?? 100 });
     const summaries = await this.#store.summaries(jobs.filter((j) => !this.#live.has(j.id)));
@@ -347,8 +343,7 @@ export class PushService {
   async get(actor: Actor, id: string): Promise<PushJobView> {
     const live = this.#live.get(id);
     const record = live?.record ?? (await this.#store.getJob(id));
-    if (!record) throw notFound('push installation', id);
-    authorize(actor, Permission.read, this.#catalog.tree, [record.groupId]);
+    if (!record || !allowed(actor, Permission.read, this.#catalog.tree, [record.groupId])) throw notFound('push installation', id);
     if (live) return this.#liveView(live, true);
     const hosts = await this.#store.getHosts(id);
     return { ...this.#view(record, summarize(record.hostCount, hosts)), hosts };
@@ -361,8 +356,8 @@ export class PushService {
   async cancel(actor: Actor, id: string): Promise<PushJobView> {
     const live = this.#live.get(id);
     const record = live?.record ?? (await this.#store.getJob(id));
-    if (!record) throw notFound('push installation', id);
-    authorize(actor, Permission.manageDevices, this.#catalog.tree, [record.groupId]);
+    if (!record || !allowed(actor, Permission.read, this.#catalog.tree, [record.groupId])) throw notFound('push installation', id);
+    authorize(actor, Permission.pushInstall, this.#catalog.tree, [record.groupId]);
     if (!live) {
       if (record.state !== 'running') throw new AppError('CONFLICT', `push installation ${id} has already ended (${record.state})`);
       // Running on another server instance: that server sees its own jobs only.

@@ -26,7 +26,8 @@ import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
 import type { PackageStore } from '../storage/package-store.ts';
-import { actorName, authorize, Permission, type Actor } from './actor.ts';
+import { actorName, authorize, authorizeAnywhere, Permission, type Actor } from './actor.ts';
+import type { GroupTree } from '@garrison/core';
 import type { EventService } from './event-service.ts';
 import type { SigningKey } from './signing.ts';
 
@@ -83,6 +84,7 @@ export class RepositoryService {
   readonly #key: SigningKey;
   readonly #clock: Clock;
   readonly #events: EventService;
+  readonly #tree: () => GroupTree;
   readonly #cache = new Map<string, Buffer>();
   #cacheBytes = 0;
   /**
@@ -91,7 +93,8 @@ export class RepositoryService {
    */
   onContent: (pkg: RepositoryPackage) => Promise<void> = async () => {};
 
-  constructor(deps: { store: PackageStore; dir: string; key: SigningKey; clock: Clock; events: EventService }) {
+  constructor(deps: { store: PackageStore; dir: string; key: SigningKey; clock: Clock; events: EventService; tree: () => GroupTree }) {
+    this.#tree = deps.tree;
     this.#store = deps.store;
     this.#dir = deps.dir;
     this.#key = deps.key;
@@ -105,12 +108,12 @@ export class RepositoryService {
     return path.join(this.#dir, `${sha256}.tgz`);
   }
   async list(actor: Actor, filter: { product?: string; branch?: Branch } = {}): Promise<RepositoryPackage[]> {
-    authorize(actor, Permission.read);
+    authorizeAnywhere(actor, Permission.read, this.#tree());
     const list = await this.#store.list(filter);
     return list.sort((a, b) => (a.product === b.product ? compareVersions(b.version, a.version) : a.product < b.product ? -1 : 1));
   }
   async get(actor: Actor, id: string): Promise<RepositoryPackage> {
-    authorize(actor, Permission.read);
+    authorizeAnywhere(actor, Permission.read, this.#tree());
     const p = await this.#store.get(id);
     if (!p) throw new AppError('NOT_FOUND', `package ${id} does not exist`);
     return p;
@@ -121,7 +124,7 @@ export class RepositoryService {
   }
 
   async add(actor: Actor, body: Readable, branch: Branch | null): Promise<RepositoryPackage> {
-    authorize(actor, Permission.manageServer);
+    authorize(actor, Permission.manageRepository, this.#tree());
     await mkdir(this.#dir, { recursive: true, mode: 0o700 });
     const tmp = path.join(this.#dir, `.upload-${newId()}`);
     const hash = createHash('sha256');
@@ -170,7 +173,7 @@ export class RepositoryService {
     }
   }
   async promote(actor: Actor, id: string, branch: Branch | null): Promise<RepositoryPackage> {
-    authorize(actor, Permission.manageServer);
+    authorize(actor, Permission.manageRepository, this.#tree());
     const pkg = await this.get(actor, id);
     await this.#store.placeInBranch(pkg, branch, false);
     await this.#events.audit(actor, 'repository.promoted', `${pkg.product} ${pkg.version} moved to ${branch ?? 'no branch'}`, { product: pkg.product, data: { packageId: id, from: pkg.branch, to: branch } });
@@ -179,7 +182,7 @@ export class RepositoryService {
     return moved;
   }
   async remove(actor: Actor, id: string): Promise<void> {
-    authorize(actor, Permission.manageServer);
+    authorize(actor, Permission.manageRepository, this.#tree());
     const pkg = await this.get(actor, id);
     await this.#store.remove(id);
     this.#uncache(pkg.sha256);

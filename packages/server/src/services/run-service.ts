@@ -1,10 +1,10 @@
-import { DEFAULT_RUN_NOW_EXPIRY_MINUTES, type Run, type RunNowResult, type TaskProgress } from '@garrison/protocol';
+import { DEFAULT_RUN_NOW_EXPIRY_MINUTES, type AgentTask, type Run, type RunNowResult, type ServerToAgent, type TaskProgress } from '@garrison/protocol';
 import { summarizeProgress } from '@garrison/core';
-import { AppError, notFound } from '../errors.ts';
+import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
 import type { RunFilter, RunStore } from '../storage/run-store.ts';
-import { authorize, Permission, actorName, type Actor } from './actor.ts';
+import { authorize, inReach, notVisible, Permission, actorName, reachList, reachOf, type Actor } from './actor.ts';
 import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
 import type { Presence } from './presence.ts';
@@ -45,17 +45,28 @@ export class RunService {
     const expiresAt = new Date(now.getTime() + expiry * 60_000).toISOString();
     const requestId = newId();
     const targets = this.#catalog.targetsOf(task);
-    const agentTask = await this.#tasks.toAgentTask(task);
+    // Resolved per group: a secret is resolved only for devices within its own group.
+    const agentTasks = new Map<string, Promise<AgentTask>>();
+    const agentTaskFor = (groupId: string) => {
+      let t = agentTasks.get(groupId);
+      if (!t) agentTasks.set(groupId, (t = this.#tasks.toAgentTask(task, groupId)));
+      return t;
+    };
+    if (targets.length) await agentTaskFor(targets[0]!.groupId);
     await this.#runs.insertRunRequest({ id: requestId, taskId, createdBy: actorName(actor), createdAt, expiresAt, targetCount: targets.length });
     // In chunks: the first agents start while later chunks are being stored, and the event
     // loop (acks, heartbeats) runs between chunks instead of stalling for the whole fleet.
     let delivered = 0;
     for (let i = 0; i < targets.length; i += DISPATCH_CHUNK) {
-      const runs = targets.slice(i, i + DISPATCH_CHUNK).map((d) => ({ id: newId(), taskId, deviceId: d.id, requestId, createdAt, expiresAt }));
+      const chunk = targets.slice(i, i + DISPATCH_CHUNK);
+      const runs = chunk.map((d) => ({ id: newId(), taskId, deviceId: d.id, requestId, createdAt, expiresAt }));
       await this.#runs.insertPendingRuns(runs);
-      delivered += this.presence.sendEach(
-        runs.map((r) => [r.deviceId, { type: 'run-now', requests: [{ runId: r.id, requestId, taskId, expiresAt, task: agentTask }] }] as const),
-      );
+      const messages: (readonly [string, ServerToAgent])[] = [];
+      for (const [k, r] of runs.entries()) {
+        const agentTask = await agentTaskFor(chunk[k]!.groupId).catch(() => null);
+        if (agentTask) messages.push([r.deviceId, { type: 'run-now', requests: [{ runId: r.id, requestId, taskId, expiresAt, task: agentTask }] }]);
+      }
+      delivered += this.presence.sendEach(messages);
       if (i + DISPATCH_CHUNK < targets.length) await new Promise((r) => setImmediate(r));
     }
     await this.#events.audit(actor, 'task.run-now', `task "${task.name}" run now on ${targets.length} device${targets.length === 1 ? '' : 's'} (${delivered} connected)`, {
@@ -79,24 +90,26 @@ export class RunService {
     return { cancelledPending, signalled };
   }
 
+  /** Progress over the targets the caller may see (an inherited task shows only the caller's devices). */
   async progress(actor: Actor, taskId: string): Promise<TaskProgress> {
     const task = this.#tasks.get(actor, taskId);
-    const targets = this.#catalog.targetsOf(task).map((d) => d.id);
+    const reach = reachOf(actor, Permission.read, this.#catalog.tree);
+    const targets = this.#catalog.targetsOf(task).filter((d) => inReach(reach, d.groupId)).map((d) => d.id);
     const latest = await this.#runs.latestStates(taskId);
     return summarizeProgress(taskId, targets, latest);
   }
   async results(actor: Actor, taskId: string, limit?: number): Promise<Run[]> {
     this.#tasks.get(actor, taskId);
-    return this.#runs.latestRuns(taskId, limit);
+    return this.#runs.latestRuns(taskId, limit, reachList(reachOf(actor, Permission.read, this.#catalog.tree)));
   }
   /**
    * The dashboard's view of the last `hours`: how many runs ended in each final state and the
    * latest failures, with task and device names.
    */
   async outcomes(actor: Actor, hours = 24, failures = 10): Promise<{ since: string; states: Record<string, number>; failures: (Run & { taskName: string; deviceName: string })[] }> {
-    authorize(actor, Permission.read);
+    const groups = reachList(reachOf(actor, Permission.read, this.#catalog.tree));
     const since = new Date(this.#clock.now().getTime() - hours * 3600_000).toISOString();
-    const [states, failed] = await Promise.all([this.#runs.outcomesSince(since), this.#runs.failuresSince(since, failures)]);
+    const [states, failed] = await Promise.all([this.#runs.outcomesSince(since, groups), this.#runs.failuresSince(since, failures, groups)]);
     return {
       since,
       states,
@@ -104,13 +117,12 @@ export class RunService {
     };
   }
   async list(actor: Actor, filter: RunFilter): Promise<Run[]> {
-    authorize(actor, Permission.read);
-    return this.#runs.listRuns(filter);
+    return this.#runs.listRuns({ ...filter, groupIds: reachList(reachOf(actor, Permission.read, this.#catalog.tree)) });
   }
   async get(actor: Actor, id: string): Promise<Run> {
-    authorize(actor, Permission.read);
     const r = await this.#runs.getRun(id);
-    if (!r) throw notFound('run', id);
+    const device = r && this.#catalog.device(r.deviceId);
+    if (!r || !inReach(reachOf(actor, Permission.read, this.#catalog.tree), device?.groupId)) throw notVisible('run', id);
     return r;
   }
   async expireOverdue(): Promise<number> {

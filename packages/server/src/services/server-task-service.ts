@@ -15,7 +15,7 @@ import {
   type ServerTaskTypeInfo,
   type ServerTaskUpdate,
 } from '@garrison/protocol';
-import { scheduleIssues } from '@garrison/core';
+import { scheduleIssues, type GroupTree } from '@garrison/core';
 import { AppError, notFound } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
@@ -37,10 +37,12 @@ export class ServerTaskService {
   readonly #secrets: SecretService;
   readonly #events: EventService;
   readonly #clock: Clock;
+  readonly #tree: () => GroupTree;
   /** For the types' own checks (they may look up groups, tasks, …). */
   env: ServerTaskEnvironment | null = null;
 
-  constructor(deps: { store: ServerTaskStore; types: ServerTaskTypes; runner: ServerTaskRunner; secrets: SecretService; events: EventService; clock: Clock }) {
+  constructor(deps: { store: ServerTaskStore; types: ServerTaskTypes; runner: ServerTaskRunner; secrets: SecretService; events: EventService; clock: Clock; tree: () => GroupTree }) {
+    this.#tree = deps.tree;
     this.#store = deps.store;
     this.#types = deps.types;
     this.#runner = deps.runner;
@@ -50,15 +52,15 @@ export class ServerTaskService {
   }
 
   types(actor: Actor): ServerTaskTypeInfo[] {
-    authorize(actor, Permission.read);
+    authorize(actor, Permission.read, this.#tree());
     return this.#types.list();
   }
   async list(actor: Actor, filter: { type?: string } = {}): Promise<ServerTask[]> {
-    authorize(actor, Permission.read);
+    authorize(actor, Permission.read, this.#tree());
     return (await this.#store.listTasks()).filter((t) => !filter.type || t.type === filter.type);
   }
   async get(actor: Actor, id: string): Promise<ServerTask> {
-    authorize(actor, Permission.read);
+    authorize(actor, Permission.read, this.#tree());
     const t = await this.#store.getTask(id);
     if (!t) throw notFound('server task', id);
     return t;
@@ -79,7 +81,7 @@ export class ServerTaskService {
   }
 
   async create(actor: Actor, input: ServerTaskCreate, id = newId()): Promise<ServerTask> {
-    authorize(actor, Permission.manageServer);
+    authorize(actor, Permission.manageServerTasks, this.#tree());
     const now = this.#clock.now();
     const task: ServerTask = {
       id,
@@ -95,13 +97,14 @@ export class ServerTaskService {
       updatedAt: now.toISOString(),
     };
     await this.#validate(task, id);
+    await this.#secrets.assertMayReference(actor, task.settings, undefined, []);
     task.nextRunAt = nextRunOf(task, now);
     await this.#store.insertTask(task);
     await this.#events.audit(actor, 'server-task.created', `server task "${task.name}" (${task.type}) created`, { taskId: id });
     return task;
   }
   async update(actor: Actor, id: string, patch: ServerTaskUpdate, auditKind = 'server-task.updated'): Promise<ServerTask> {
-    authorize(actor, Permission.manageServer);
+    authorize(actor, Permission.manageServerTasks, this.#tree());
     const cur = await this.get(actor, id);
     if (patch.revision !== undefined && patch.revision !== cur.revision) {
       throw new AppError('CONFLICT', `server task ${id} is at revision ${cur.revision}, not ${patch.revision}; reload and retry`);
@@ -118,6 +121,7 @@ export class ServerTaskService {
       updatedAt: now.toISOString(),
     };
     await this.#validate(next, id);
+    await this.#secrets.assertMayReference(actor, next.settings, cur.settings, []);
     // A new schedule or re-enabling starts counting from now; otherwise the pending fire time stays.
     next.nextRunAt = patch.schedule !== undefined || patch.enabled !== undefined ? nextRunOf(next, now) : cur.nextRunAt;
     if (!(await this.#store.replaceTask(next, cur.revision))) throw new AppError('CONFLICT', `server task ${id} changed meanwhile; reload and retry`);
@@ -129,7 +133,7 @@ export class ServerTaskService {
     return this.update(actor, id, { enabled }, enabled ? 'server-task.enabled' : 'server-task.disabled');
   }
   async remove(actor: Actor, id: string): Promise<void> {
-    authorize(actor, Permission.manageServer);
+    authorize(actor, Permission.manageServerTasks, this.#tree());
     const cur = await this.get(actor, id);
     await this.#store.requestStop(id, this.#clock.now().toISOString(), actorName(actor));
     await this.#store.softDeleteTask(id, this.#clock.now().toISOString());
@@ -141,14 +145,14 @@ export class ServerTaskService {
   }
 
   async runNow(actor: Actor, id: string): Promise<ServerTaskRun> {
-    authorize(actor, Permission.manageServer);
+    authorize(actor, Permission.manageServerTasks, this.#tree());
     const t = await this.get(actor, id);
     const runId = await this.#runner.enqueue(t, 'run-now', { createdBy: actorName(actor) });
     await this.#events.audit(actor, 'server-task.run-now', `server task "${t.name}" run now`, { taskId: id, data: { runId } });
     return (await this.#store.getRun(runId))!;
   }
   async stop(actor: Actor, id: string): Promise<{ cancelled: number; stopping: number }> {
-    authorize(actor, Permission.manageServer);
+    authorize(actor, Permission.manageServerTasks, this.#tree());
     const t = await this.get(actor, id);
     const r = await this.#store.requestStop(id, this.#clock.now().toISOString(), actorName(actor));
     for (const runId of r.stopping) this.#runner.abortLocal(runId);
@@ -156,12 +160,12 @@ export class ServerTaskService {
     return { cancelled: r.cancelled.length, stopping: r.stopping.length };
   }
   async runs(actor: Actor, filter: { taskId?: string; state?: string; limit?: number; before?: string }): Promise<ServerTaskRun[]> {
-    authorize(actor, Permission.read);
+    authorize(actor, Permission.read, this.#tree());
     if (filter.taskId) await this.get(actor, filter.taskId);
     return this.#store.listRuns({ ...filter, limit: Math.min(filter.limit ?? 100, 1000) });
   }
   async run(actor: Actor, runId: string): Promise<ServerTaskRun> {
-    authorize(actor, Permission.read);
+    authorize(actor, Permission.read, this.#tree());
     const r = await this.#store.getRun(runId);
     if (!r) throw notFound('server task run', runId);
     return r;
@@ -169,7 +173,7 @@ export class ServerTaskService {
 
   /** A portable document; after-task links name the other task by name. Secrets stay references. */
   async export(actor: Actor, ids?: string[]): Promise<ServerTaskExport> {
-    authorize(actor, Permission.read);
+    authorize(actor, Permission.read, this.#tree());
     const all = await this.#store.listTasks();
     const tasks = ids ? await Promise.all(ids.map((id) => this.get(actor, id))) : all;
     const nameOf = new Map(all.map((t) => [t.id, t.name]));
@@ -189,7 +193,7 @@ export class ServerTaskService {
   }
   /** All or nothing: every task is validated before any is created; after-task links re-linked by name. */
   async import(actor: Actor, doc: unknown): Promise<ServerTask[]> {
-    authorize(actor, Permission.manageServer);
+    authorize(actor, Permission.manageServerTasks, this.#tree());
     if (!exportChecker.check(doc)) throw new AppError('IMPORT_INVALID', 'not a Garrison server task export document (format garrison.server-tasks, version 1)', { issues: exportChecker.issues(doc) });
     const ids = doc.tasks.map(() => newId());
     const byName = new Map((await this.#store.listTasks()).map((t) => [t.name, t.id]));

@@ -19,6 +19,8 @@ import type { ServerTls } from '../tls/pki.ts';
 import type { IdentityService } from './identity-service.ts';
 import type { InstallerService } from './installer-service.ts';
 import type { ServerTaskService } from './server-task-service.ts';
+import type { AdminService } from './admin-service.ts';
+import type { DeviceLimits } from './device-limits.ts';
 
 /** Everything the HTTP layer and the agent hub call. */
 export interface Services {
@@ -27,6 +29,8 @@ export interface Services {
   identity: IdentityService;
   installers: InstallerService;
   auth: AuthService;
+  admins: AdminService;
+  limits: DeviceLimits;
   catalog: Catalog;
   groups: GroupService;
   devices: DeviceService;

@@ -4,6 +4,7 @@ import {
   TASK_EXPORT_VERSION,
   checker,
   TaskExport,
+  secretPlacements,
   type AgentTask,
   type ExportedTask,
   type Scope,
@@ -12,12 +13,12 @@ import {
   type TaskUpdate,
 } from '@garrison/protocol';
 import { scheduleIssues } from '@garrison/core';
-import { AppError, notFound } from '../errors.ts';
+import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
 import type { TaskStore } from '../storage/task-store.ts';
 import type { PluginRegistry } from '../plugins/registry.ts';
-import { authorize, Permission, type Actor } from './actor.ts';
+import { accessOf, authorize, inReach, notVisible, Permission, reachOf, type Actor } from './actor.ts';
 import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
 import type { SecretService } from './secret-service.ts';
@@ -70,15 +71,37 @@ export class TaskService {
       if (unknown.length) throw new AppError('SCOPE_INVALID', `unknown devices: ${unknown.slice(0, 10).join(', ')}`);
     }
   }
+  /**
+   * Whether the caller may see a task: a group task of a group it reads, or one inherited by
+   * such a group (read-only there: changing or running it needs the task's own group); a local
+   * task of a device it reads; a global task only from the root.
+   */
+  canSee(actor: Actor, t: Pick<Task, 'scope'>): boolean {
+    if (actor.kind === 'system') return true;
+    const tree = this.#catalog.tree;
+    const reach = reachOf(actor, Permission.read, tree);
+    if (reach.all) return true;
+    if (t.scope.type === 'local') return inReach(reach, this.#catalog.device(t.scope.deviceId)?.groupId);
+    if (t.scope.type === 'global') return false;
+    const groupId = t.scope.groupId;
+    if (reach.groups.has(groupId)) return true;
+    if (t.scope.includeSubgroups === false) return false;
+    const access = accessOf(actor, tree);
+    return actor.grants.some((g) => g.permissions.includes(Permission.read) && tree.isAncestorOrSelf(groupId, g.groupId) && access.can(Permission.read, g.groupId));
+  }
   /** The devices a scope targets now, for the console's scope picker (before the task is saved). */
   previewScope(actor: Actor, scope: Scope, limit = 200): { total: number; devices: { id: string; groupId: string; name: string; hostname: string }[] } {
-    authorize(actor, Permission.read, this.#catalog.tree, this.scopeGroups(scope));
     this.#checkScope(scope);
+    authorize(actor, Permission.read, this.#catalog.tree, this.scopeGroups(scope));
     const targets = this.#catalog.targetsOf({ id: 'preview', scope });
     return { total: targets.length, devices: targets.slice(0, limit).map((d) => ({ id: d.id, groupId: d.groupId, name: d.name, hostname: d.hostname })) };
   }
-  /** Every check a task definition passes before it is stored, at creation, change and import. */
-  async validateDefinition(t: Pick<Task, 'product' | 'type' | 'settings' | 'schedule' | 'scope'>, selfId?: string): Promise<void> {
+  /**
+   * Every check a task definition passes before it is stored, at creation, change and import.
+   * With an actor, the secret references the settings introduce (compared with `before`) must
+   * be the actor's to use and stay within the secret's group.
+   */
+  async validateDefinition(t: Pick<Task, 'product' | 'type' | 'settings' | 'schedule' | 'scope'>, selfId?: string, actor?: Actor, before?: Task['settings']): Promise<void> {
     this.#plugins.validateSettings(t.product, t.type, t.settings);
     const issues = scheduleIssues(t.schedule);
     if (issues.length) throw new AppError('SCHEDULE_INVALID', issues.join('; '), { issues });
@@ -89,6 +112,7 @@ export class TaskService {
     }
     this.#checkScope(t.scope);
     await this.#secrets.assertRefsExist(t.settings);
+    if (actor) await this.#secrets.assertMayReference(actor, t.settings, before, this.scopeGroups(t.scope));
   }
   #affected(...tasks: (Task | undefined)[]): string[] {
     const ids = new Set<string>();
@@ -97,9 +121,9 @@ export class TaskService {
   }
 
   list(actor: Actor, filter: { product?: string; scopeType?: string; groupId?: string; deviceId?: string } = {}): Task[] {
-    authorize(actor, Permission.read);
     return this.#catalog.tasks.filter(
       (t) =>
+        this.canSee(actor, t) &&
         (!filter.product || t.product === filter.product) &&
         (!filter.scopeType || t.scope.type === filter.scopeType) &&
         (!filter.groupId || (t.scope.type === 'group' && t.scope.groupId === filter.groupId)) &&
@@ -107,12 +131,12 @@ export class TaskService {
     );
   }
   get(actor: Actor, id: string): Task {
-    authorize(actor, Permission.read);
     const t = this.#catalog.task(id);
-    if (!t) throw notFound('task', id);
+    if (!t || !this.canSee(actor, t)) throw notVisible('task', id);
     return t;
   }
   async create(actor: Actor, input: TaskCreate, origin: Task['origin'] = 'admin', id = newId()): Promise<Task> {
+    this.#checkScope(input.scope);
     authorize(actor, Permission.manageTasks, this.#catalog.tree, this.scopeGroups(input.scope));
     const at = this.#clock.now().toISOString();
     const task: Task = {
@@ -130,7 +154,7 @@ export class TaskService {
       createdAt: at,
       updatedAt: at,
     };
-    await this.validateDefinition(task);
+    await this.validateDefinition(task, undefined, actor);
     await this.#store.insertTask(task);
     await this.#catalog.reloadTasks();
     await this.#events.audit(actor, 'task.created', `task "${task.name}" created`, { taskId: task.id, groupId: task.scope.type === 'group' ? task.scope.groupId : null });
@@ -139,6 +163,7 @@ export class TaskService {
   }
   async update(actor: Actor, id: string, patch: TaskUpdate, audit = true): Promise<Task> {
     const cur = this.get(actor, id);
+    if (patch.scope) this.#checkScope(patch.scope);
     authorize(actor, Permission.manageTasks, this.#catalog.tree, [...this.scopeGroups(cur.scope), ...(patch.scope ? this.scopeGroups(patch.scope) : [])]);
     if (patch.revision !== undefined && patch.revision !== cur.revision) {
       throw new AppError('CONFLICT', `task ${id} is at revision ${cur.revision}, not ${patch.revision}; reload and retry`);
@@ -154,7 +179,8 @@ export class TaskService {
       revision: cur.revision + 1,
       updatedAt: this.#clock.now().toISOString(),
     };
-    await this.validateDefinition(next, id);
+    // A new scope takes every reference to new devices: all are checked again then.
+    await this.validateDefinition(next, id, actor, patch.scope ? undefined : cur.settings);
     if (!(await this.#store.replaceTask(next, cur.revision))) throw new AppError('CONFLICT', `task ${id} changed meanwhile; reload and retry`);
     await this.#catalog.reloadTasks();
     if (audit) await this.#events.audit(actor, 'task.updated', `task "${next.name}" changed`, { taskId: id, data: { fields: Object.keys(patch).filter((k) => k !== 'revision') } });
@@ -190,8 +216,7 @@ export class TaskService {
   }
   /** A portable document: groups by path, devices by name, secrets as references only. */
   async export(actor: Actor, ids?: string[]): Promise<TaskExport> {
-    authorize(actor, Permission.read);
-    const tasks = ids ? ids.map((id) => this.get(actor, id)) : this.#catalog.tasks;
+    const tasks = ids ? ids.map((id) => this.get(actor, id)) : this.list(actor);
     const deviceName = async (id: string) => (await this.#devices.getDevice(id))?.name ?? id;
     const out: ExportedTask[] = [];
     for (const t of tasks) {
@@ -226,7 +251,6 @@ export class TaskService {
    * device name), then created; nothing is created if anything is invalid.
    */
   async import(actor: Actor, doc: unknown): Promise<Task[]> {
-    authorize(actor, Permission.manageTasks, this.#catalog.tree, []);
     if (!exportChecker.check(doc)) throw new AppError('IMPORT_INVALID', 'not a Garrison task export document (format garrison.tasks, version 1)', { issues: exportChecker.issues(doc) });
     const devices = await this.#devices.listDevices();
     const byName = new Map<string, string[]>();
@@ -266,7 +290,9 @@ export class TaskService {
         const issues = scheduleIssues(probe.schedule);
         if (issues.length) throw new AppError('SCHEDULE_INVALID', issues.join('; '));
         this.#checkScope(probe.scope);
+        authorize(actor, Permission.manageTasks, this.#catalog.tree, this.scopeGroups(probe.scope));
         await this.#secrets.assertRefsExist(probe.settings);
+        await this.#secrets.assertMayReference(actor, probe.settings, undefined, this.scopeGroups(probe.scope));
       } catch (err) {
         if (err instanceof AppError) throw new AppError('IMPORT_INVALID', `task ${i + 1} ("${t.name}"): ${err.message}`, { cause: err.code, details: err.details });
         throw err;
@@ -284,18 +310,24 @@ export class TaskService {
     return created;
   }
 
-  /** What an agent receives: settings with secret references resolved to values. */
-  async toAgentTask(t: Task): Promise<AgentTask> {
+  /**
+   * What the agent of a device in `groupId` receives: settings with secret references
+   * resolved to values (only secrets of the device's own subtree), and where they were, so
+   * that the agent can show and send back the references instead.
+   */
+  async toAgentTask(t: Task, groupId: string): Promise<AgentTask> {
+    const placements = secretPlacements(t.settings);
     return {
       id: t.id,
       name: t.name,
       product: t.product,
       type: t.type,
-      settings: await this.#secrets.resolve(t.settings),
+      settings: placements.length ? await this.#secrets.resolve(t.settings, groupId) : t.settings,
       schedule: t.schedule,
       enabled: t.enabled,
       revision: t.revision,
       local: t.scope.type === 'local',
+      ...(placements.length ? { secretPlacements: placements } : {}),
     };
   }
 }

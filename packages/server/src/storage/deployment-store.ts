@@ -132,12 +132,11 @@ export class DeploymentStore {
    * queried in chunks, so that it never passes the drivers' bound-parameter limits.
    */
   /** Devices per product, state and installed version, counted by the database (the dashboard). */
-  async countStates(): Promise<{ product: string; state: string; installedVersion: string | null; n: number }[]> {
-    const rows = await this.#db.kysely
-      .selectFrom('device_products')
-      .select(['product', 'state', 'installed_version', (eb) => eb.fn.countAll<number>().as('n')])
-      .groupBy(['product', 'state', 'installed_version'])
-      .execute();
+  /** Counts per product, state and version; over the devices of `groupIds` when given. */
+  async countStates(groupIds?: string[]): Promise<{ product: string; state: string; installedVersion: string | null; n: number }[]> {
+    let q = this.#db.kysely.selectFrom('device_products').select(['product', 'state', 'installed_version', (eb) => eb.fn.countAll<number>().as('n')]);
+    if (groupIds) q = q.where('device_id', 'in', (eb) => eb.selectFrom('devices').select('devices.id').where('devices.group_id', 'in', groupIds.length ? groupIds : ['']));
+    const rows = await q.groupBy(['product', 'state', 'installed_version']).execute();
     return rows.map((r) => ({ product: r.product, state: r.state, installedVersion: r.installed_version, n: Number(r.n) }));
   }
   async listStates(filter: { deviceIds?: string[]; product?: string; state?: string }): Promise<DeviceProductState[]> {

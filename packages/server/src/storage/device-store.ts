@@ -65,7 +65,7 @@ export class DeviceStore {
   constructor(db: Db) {
     this.#db = db;
   }
-  async insertDevice(d: { id: string; groupId: string; name: string; inventory: Inventory; credentialHash: string; at: string; machineIdentity?: string | null; clonedFrom?: string | null }): Promise<void> {
+  async insertDevice(d: { id: string; groupId: string; name: string; inventory: Inventory; credentialHash: string; at: string; machineIdentity?: string | null; clonedFrom?: string | null; publicKey?: string | null }): Promise<void> {
     await this.#db.kysely
       .insertInto('devices')
       .values({
@@ -78,6 +78,8 @@ export class DeviceStore {
         credential_revoked_at: null,
         machine_identity: d.machineIdentity ?? null,
         cloned_from: d.clonedFrom ?? null,
+        public_key: d.publicKey ?? null,
+        rotate_challenge: null,
         enrolled_at: d.at,
         last_contact_at: d.at,
         updated_at: d.at,
@@ -97,17 +99,41 @@ export class DeviceStore {
     return row && { hash: row.credential_hash, prevHash: row.credential_prev_hash, revoked: row.credential_revoked_at !== null };
   }
   /** The identity state of every device still holding a valid credential, for the check-in path. */
-  async listIdentities(): Promise<{ id: string; machineIdentity: string | null; rotateRequested: boolean; uninstallRequested: boolean }[]> {
+  async listIdentities(): Promise<{ id: string; machineIdentity: string | null; rotateChallenge: string | null; uninstallRequested: boolean; hasPublicKey: boolean }[]> {
     const rows = await this.#db.kysely
       .selectFrom('devices')
-      .select(['id', 'machine_identity', 'rotate_requested_at', 'uninstall_requested_at'])
+      .select(['id', 'machine_identity', 'rotate_requested_at', 'rotate_challenge', 'uninstall_requested_at', 'public_key'])
       .where('credential_revoked_at', 'is', null)
       .execute();
-    return rows.map((r) => ({ id: r.id, machineIdentity: r.machine_identity, rotateRequested: r.rotate_requested_at !== null, uninstallRequested: r.uninstall_requested_at !== null }));
+    return rows.map((r) => ({
+      id: r.id,
+      machineIdentity: r.machine_identity,
+      rotateChallenge: r.rotate_requested_at !== null ? r.rotate_challenge : null,
+      uninstallRequested: r.uninstall_requested_at !== null,
+      hasPublicKey: r.public_key !== null,
+    }));
+  }
+  /** The device's public key and the challenge its pending rotation must sign. */
+  async rotationProof(id: string): Promise<{ publicKey: string | null; challenge: string | null; revoked: boolean } | undefined> {
+    const r = await this.#db.kysely.selectFrom('devices').select(['public_key', 'rotate_challenge', 'rotate_requested_at', 'credential_revoked_at']).where('id', '=', id).executeTakeFirst();
+    return r && { publicKey: r.public_key, challenge: r.rotate_requested_at !== null ? r.rotate_challenge : null, revoked: r.credential_revoked_at !== null };
+  }
+  /** Registers the device's key once (trust on first use, for devices enrolled before keys); false when it has one. */
+  async setPublicKeyIfNone(id: string, publicKey: string, at: string): Promise<boolean> {
+    const r = await this.#db.kysely.updateTable('devices').set({ public_key: publicKey, updated_at: at }).where('id', '=', id).where('public_key', 'is', null).executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+  /** Devices made from this one (approved clones), for revocation. */
+  async derivedDevices(id: string): Promise<string[]> {
+    return (await this.#db.kysely.selectFrom('devices').select('id').where('cloned_from', '=', id).execute()).map((r) => r.id);
+  }
+  /** A fresh credential for a device that has not used any yet (a clone being handed its identity). */
+  async setCredential(id: string, hash: string, at: string): Promise<void> {
+    await this.#db.kysely.updateTable('devices').set({ credential_hash: hash, credential_prev_hash: null, updated_at: at }).where('id', '=', id).where('credential_revoked_at', 'is', null).execute();
   }
   async setIdentityFields(
     id: string,
-    patch: Partial<{ machine_identity: string | null; rotate_requested_at: string | null; uninstall_requested_at: string | null; uninstalled_at: string | null }>,
+    patch: Partial<{ machine_identity: string | null; rotate_requested_at: string | null; rotate_challenge: string | null; uninstall_requested_at: string | null; uninstalled_at: string | null }>,
     at: string,
   ): Promise<void> {
     await this.#db.kysely.updateTable('devices').set({ ...patch, updated_at: at }).where('id', '=', id).execute();
@@ -116,7 +142,7 @@ export class DeviceStore {
   async rotateCredential(id: string, newHash: string, at: string): Promise<boolean> {
     const r = await this.#db.kysely
       .updateTable('devices')
-      .set((eb) => ({ credential_prev_hash: eb.ref('credential_hash'), credential_hash: newHash, credential_rotated_at: at, rotate_requested_at: null, updated_at: at }))
+      .set((eb) => ({ credential_prev_hash: eb.ref('credential_hash'), credential_hash: newHash, credential_rotated_at: at, rotate_requested_at: null, rotate_challenge: null, updated_at: at }))
       .where('id', '=', id)
       .where('credential_revoked_at', 'is', null)
       .executeTakeFirst();
@@ -174,7 +200,7 @@ export class DeviceStore {
     return Number(r.numDeletedRows) === 1;
   }
   async revokeCredential(id: string, at: string): Promise<void> {
-    await this.#db.kysely.updateTable('devices').set({ credential_revoked_at: at, credential_prev_hash: null, rotate_requested_at: null, updated_at: at }).where('id', '=', id).execute();
+    await this.#db.kysely.updateTable('devices').set({ credential_revoked_at: at, credential_prev_hash: null, rotate_requested_at: null, rotate_challenge: null, updated_at: at }).where('id', '=', id).execute();
   }
   /** One transaction for a batch of check-ins: inventory and last contact. */
   async recordCheckIns(batch: { id: string; inventory: Inventory; at: string }[]): Promise<void> {

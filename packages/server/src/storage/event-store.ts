@@ -13,6 +13,8 @@ export type StoredEvent = EventView;
 export interface EventFilter {
   deviceId?: string;
   groupIds?: string[];
+  /** The caller's read reach: events of other groups, and those of no group (server-wide), are left out. */
+  visibleGroupIds?: string[];
   taskId?: string;
   runId?: string;
   product?: string;
@@ -40,6 +42,9 @@ function toEvent(r: EventsTable & { id: number }): StoredEvent {
     runId: r.run_id,
     product: r.product,
     data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : null,
+    actorId: r.actor_id,
+    via: r.actor_via,
+    address: r.actor_address,
   };
 }
 
@@ -61,6 +66,9 @@ export class EventStore {
       run_id: e.runId ?? null,
       product: e.product ?? null,
       data: e.data ? JSON.stringify(e.data) : null,
+      actor_id: e.actorId ?? null,
+      actor_via: e.via ?? null,
+      actor_address: e.address ?? null,
     }));
     for (const chunk of chunkRows(rows, this.#db.dialect)) await this.#db.kysely.insertInto('events').values(chunk).execute();
   }
@@ -68,6 +76,7 @@ export class EventStore {
     let q = this.#db.kysely.selectFrom('events').selectAll();
     if (f.deviceId) q = q.where('device_id', '=', f.deviceId);
     if (f.groupIds) q = q.where('group_id', 'in', f.groupIds.length ? f.groupIds : ['']);
+    if (f.visibleGroupIds) q = q.where('group_id', 'in', f.visibleGroupIds.length ? f.visibleGroupIds : ['']);
     if (f.taskId) q = q.where('task_id', '=', f.taskId);
     if (f.runId) q = q.where('run_id', '=', f.runId);
     if (f.product) q = q.where('product', '=', f.product);

@@ -49,6 +49,8 @@ export interface RunFilter {
   state?: RunState;
   requestId?: string;
   limit?: number;
+  /** Only runs of devices in these groups (the caller's read reach); undefined: all. */
+  groupIds?: string[];
 }
 
 export class RunStore {
@@ -106,6 +108,26 @@ export class RunStore {
     });
   }
 
+  /** Which device and task each existing run belongs to (runs not stored yet are absent). */
+  async runOwners(runIds: readonly string[]): Promise<Map<string, { deviceId: string; taskId: string }>> {
+    const out = new Map<string, { deviceId: string; taskId: string }>();
+    for (const chunk of chunkRows([...new Set(runIds)].map((id) => ({ id })), this.#db.dialect)) {
+      const rows = await this.#db.kysely.selectFrom('runs').select(['id', 'device_id', 'task_id']).where('id', 'in', chunk.map((c) => c.id)).execute();
+      for (const r of rows) out.set(r.id, { deviceId: r.device_id, taskId: r.task_id });
+    }
+    return out;
+  }
+  /** Of these (device, task) pairs, those that have run before ("device\ntask" keys). */
+  async taskStatesOf(pairs: readonly { deviceId: string; taskId: string }[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    const byDevice = new Map<string, Set<string>>();
+    for (const p of pairs) (byDevice.get(p.deviceId) ?? byDevice.set(p.deviceId, new Set()).get(p.deviceId)!).add(p.taskId);
+    for (const [deviceId, tasks] of byDevice) {
+      const rows = await this.#db.kysely.selectFrom('task_device_state').select('task_id').where('device_id', '=', deviceId).where('task_id', 'in', [...tasks].slice(0, 1000)).execute();
+      for (const r of rows) out.add(`${deviceId}\n${r.task_id}`);
+    }
+    return out;
+  }
   async pendingRunsForDevice(deviceId: string, now: string): Promise<PendingRun[]> {
     const rows = await this.#db.kysely
       .selectFrom('runs')
@@ -264,6 +286,7 @@ export class RunStore {
   }
   async listRuns(f: RunFilter): Promise<Run[]> {
     let q = this.#db.kysely.selectFrom('runs').selectAll();
+    if (f.groupIds) q = q.where('device_id', 'in', (eb) => eb.selectFrom('devices').select('devices.id').where('devices.group_id', 'in', f.groupIds!.length ? f.groupIds! : ['']));
     if (f.taskId) q = q.where('task_id', '=', f.taskId);
     if (f.deviceId) q = q.where('device_id', '=', f.deviceId);
     if (f.state) q = q.where('state', '=', f.state);
@@ -272,26 +295,21 @@ export class RunStore {
     return rows.map(toRun);
   }
   /** How many runs reached each final state since `since` (the dashboard's outcomes). */
-  async outcomesSince(since: string): Promise<Record<string, number>> {
-    const rows = await this.#db.kysely
+  async outcomesSince(since: string, groupIds?: string[]): Promise<Record<string, number>> {
+    let q = this.#db.kysely
       .selectFrom('runs')
       .select(['state', (eb) => eb.fn.countAll<number>().as('n')])
       .where('updated_at', '>=', since)
-      .where('state', 'in', [...finalRunStates])
-      .groupBy('state')
-      .execute();
+      .where('state', 'in', [...finalRunStates]);
+    if (groupIds) q = q.where('device_id', 'in', (eb) => eb.selectFrom('devices').select('devices.id').where('devices.group_id', 'in', groupIds.length ? groupIds : ['']));
+    const rows = await q.groupBy('state').execute();
     return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
   }
   /** The latest failed or timed-out runs since `since`, newest first. */
-  async failuresSince(since: string, limit: number): Promise<Run[]> {
-    const rows = await this.#db.kysely
-      .selectFrom('runs')
-      .selectAll()
-      .where('updated_at', '>=', since)
-      .where('state', 'in', ['failed', 'timed_out'])
-      .orderBy('updated_at', 'desc')
-      .limit(limit)
-      .execute();
+  async failuresSince(since: string, limit: number, groupIds?: string[]): Promise<Run[]> {
+    let q = this.#db.kysely.selectFrom('runs').selectAll().where('updated_at', '>=', since).where('state', 'in', ['failed', 'timed_out']);
+    if (groupIds) q = q.where('device_id', 'in', (eb) => eb.selectFrom('devices').select('devices.id').where('devices.group_id', 'in', groupIds.length ? groupIds : ['']));
+    const rows = await q.orderBy('updated_at', 'desc').limit(limit).execute();
     return rows.map(toRun);
   }
   /** The latest run of each device for a task, as a map device → state (for progress). */
@@ -300,15 +318,10 @@ export class RunStore {
     return new Map(rows.map((r) => [r.device_id, r.state as RunState]));
   }
   /** The latest run per device for a task, with its details (per-device results). */
-  async latestRuns(taskId: string, limit = 1000): Promise<Run[]> {
-    const rows = await this.#db.kysely
-      .selectFrom('task_device_state as s')
-      .innerJoin('runs', 'runs.id', 's.run_id')
-      .selectAll('runs')
-      .where('s.task_id', '=', taskId)
-      .orderBy('runs.updated_at', 'desc')
-      .limit(limit)
-      .execute();
+  async latestRuns(taskId: string, limit = 1000, groupIds?: string[]): Promise<Run[]> {
+    let q = this.#db.kysely.selectFrom('task_device_state as s').innerJoin('runs', 'runs.id', 's.run_id').selectAll('runs').where('s.task_id', '=', taskId);
+    if (groupIds) q = q.where('s.device_id', 'in', (eb) => eb.selectFrom('devices').select('devices.id').where('devices.group_id', 'in', groupIds.length ? groupIds : ['']));
+    const rows = await q.orderBy('runs.updated_at', 'desc').limit(limit).execute();
     return rows.map(toRun);
   }
   /**

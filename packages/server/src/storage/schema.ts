@@ -40,6 +40,10 @@ export interface DevicesTable {
   uninstall_requested_at: string | null;
   uninstalled_at: string | null;
   cloned_from: string | null;
+  /** The device's Ed25519 public key (SPKI, base64url), made at enrolment. */
+  public_key: string | null;
+  /** The challenge a rotation must sign, issued with the rotation request. */
+  rotate_challenge: string | null;
   enrolled_at: string;
   last_contact_at: string | null;
   updated_at: string;
@@ -68,6 +72,50 @@ export interface AdminsTable {
   /** scrypt$N$r$p$salt$hash (base64url); null: no password, API tokens only. */
   password_hash: string | null;
   password_changed_at: string | null;
+  display_name: string | null;
+  email: string | null;
+  disabled_at: string | null;
+  /** The TOTP secret, encrypted with the secret-store key; enabled once confirmed. */
+  totp_secret: string | null;
+  totp_enabled_at: string | null;
+  oidc_issuer: string | null;
+  oidc_subject: string | null;
+  last_sign_in_at: string | null;
+}
+
+export interface RolesTable {
+  id: string;
+  name: string;
+  description: string;
+  /** JSON array of permissions. */
+  permissions: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AdminGrantsTable {
+  admin_id: string;
+  role_id: string;
+  group_id: string;
+  created_at: string;
+}
+
+export interface DeviceDuplicatesTable {
+  id: string;
+  /** The device whose credential the other machine presented. */
+  device_id: string;
+  machine_identity: string;
+  hostname: string;
+  inventory: string;
+  remote_address: string | null;
+  /** pending | approved | rejected */
+  state: string;
+  first_seen_at: string;
+  last_seen_at: string;
+  seen_count: number;
+  new_device_id: string | null;
+  decided_by: string | null;
+  decided_at: string | null;
 }
 
 export interface ApiTokensTable {
@@ -155,6 +203,10 @@ export interface EventsTable {
   run_id: string | null;
   product: string | null;
   data: string | null;
+  actor_id: string | null;
+  /** console | cli | api-token | agent | system */
+  actor_via: string | null;
+  actor_address: string | null;
 }
 
 export interface SecretsTable {
@@ -163,6 +215,8 @@ export interface SecretsTable {
   description: string;
   created_at: string;
   updated_at: string;
+  /** The group the secret belongs to; null: the root. */
+  group_id: string | null;
 }
 
 export interface ServerSettingsTable {
@@ -269,6 +323,9 @@ export interface Database {
   devices: DevicesTable;
   enrolment_tokens: EnrolmentTokensTable;
   admins: AdminsTable;
+  roles: RolesTable;
+  admin_grants: AdminGrantsTable;
+  device_duplicates: DeviceDuplicatesTable;
   api_tokens: ApiTokensTable;
   tasks: TasksTable;
   runs: RunsTable;

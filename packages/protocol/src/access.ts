@@ -1,0 +1,172 @@
+/**
+ * Administrators, roles and permissions (issue 12, ADR 0013): the wire contract shared by the
+ * server, the CLI and the console. A role is a named set of permissions; an administrator
+ * holds grants, each of one role on one group subtree. What a grant allows applies to that
+ * group and everything below it. Permissions marked server-wide concern objects that belong
+ * to no group (the master repository, server tasks, server settings, administrators): they
+ * take effect only from a grant on the root group.
+ */
+import { Type, type Static } from 'typebox';
+
+export const Permission = {
+  /** See the groups, devices, tasks, runs, events, deployments and installers of the subtree. */
+  read: 'read',
+  manageGroups: 'groups:write',
+  /** Rename, move, tag, delete devices; rotate, revoke, uninstall; approve duplicates. */
+  manageDevices: 'devices:write',
+  manageTasks: 'tasks:write',
+  /** Run now and stop tasks (without changing them). */
+  runTasks: 'tasks:run',
+  /** Assign products to groups, roll out, roll back. */
+  manageDeployments: 'deployments:write',
+  /** Enrolment tokens and installer links. */
+  manageTokens: 'tokens:write',
+  /** Push installation over SSH. */
+  pushInstall: 'push:run',
+  /** Set and delete secrets, and refer to them in task settings. */
+  manageSecrets: 'secrets:write',
+  manageRepository: 'repository:write',
+  manageServerTasks: 'server-tasks:write',
+  manageSettings: 'settings:write',
+  /** Administrators, roles and grants; sign-in settings. */
+  manageAdmins: 'admins:write',
+} as const;
+export type Permission = (typeof Permission)[keyof typeof Permission];
+export const ALL_PERMISSIONS: readonly Permission[] = Object.values(Permission);
+/** Permissions on objects outside the group tree: effective only when granted on the root group. */
+export const SERVER_WIDE_PERMISSIONS: readonly Permission[] = [Permission.manageRepository, Permission.manageServerTasks, Permission.manageSettings, Permission.manageAdmins];
+
+export const permissionInfo: Record<Permission, string> = {
+  read: 'See groups, devices, tasks, runs, events, deployments and installers',
+  'groups:write': 'Create, change and delete groups and their policy',
+  'devices:write': 'Rename, move, tag and delete devices; rotate, revoke and uninstall agents; approve duplicates',
+  'tasks:write': 'Create, change, copy, import and delete tasks',
+  'tasks:run': 'Run tasks now and stop them',
+  'deployments:write': 'Assign products to groups, stage rollouts and roll back',
+  'tokens:write': 'Create and revoke enrolment tokens and installer links',
+  'push:run': 'Install agents by push installation',
+  'secrets:write': 'Set and delete secrets and refer to them in settings',
+  'repository:write': 'Check packages into the master repository, promote and remove them (server-wide)',
+  'server-tasks:write': 'Create, change, run and delete server tasks (server-wide)',
+  'settings:write': 'Change server settings (server-wide)',
+  'admins:write': 'Manage administrators, roles and sign-in settings (server-wide)',
+};
+
+/** The built-in roles, with fixed ids; they cannot be changed or deleted. */
+export const BuiltinRole = {
+  mainAdministrator: 'main-administrator',
+  administrator: 'administrator',
+  operator: 'operator',
+  installer: 'installer',
+  auditor: 'auditor',
+} as const;
+export type BuiltinRole = (typeof BuiltinRole)[keyof typeof BuiltinRole];
+
+const P = Permission;
+export const BUILTIN_ROLES: readonly { id: BuiltinRole; name: string; description: string; permissions: readonly Permission[] }[] = [
+  { id: 'main-administrator', name: 'Main administrator', description: 'Everything, including administrators, roles and server settings.', permissions: ALL_PERMISSIONS },
+  {
+    id: 'administrator',
+    name: 'Administrator',
+    description: 'Everything in the subtree: groups, devices, tasks, deployments, installers, secrets; on the root group also the repository and server tasks.',
+    permissions: [P.read, P.manageGroups, P.manageDevices, P.manageTasks, P.runTasks, P.manageDeployments, P.manageTokens, P.pushInstall, P.manageSecrets, P.manageRepository, P.manageServerTasks],
+  },
+  { id: 'operator', name: 'Operator', description: 'Sees the subtree and runs and stops its tasks, but changes nothing.', permissions: [P.read, P.runTasks] },
+  { id: 'installer', name: 'Installer', description: 'Sees the subtree, enrols machines (enrolment tokens, installer links) and installs agents by push.', permissions: [P.read, P.manageTokens, P.pushInstall] },
+  { id: 'auditor', name: 'Auditor', description: 'Reads everything in the subtree, including the audit trail; changes nothing.', permissions: [P.read] },
+];
+
+export const PermissionSchema = Type.Union(ALL_PERMISSIONS.map((p) => Type.Literal(p)));
+
+export interface RoleView {
+  id: string;
+  name: string;
+  description: string;
+  permissions: Permission[];
+  builtin: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+export const RoleCreate = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 100 }),
+    description: Type.Optional(Type.String({ maxLength: 500 })),
+    permissions: Type.Array(PermissionSchema, { minItems: 1, maxItems: ALL_PERMISSIONS.length, uniqueItems: true }),
+  },
+  { additionalProperties: false },
+);
+export type RoleCreate = Static<typeof RoleCreate>;
+export const RoleUpdate = Type.Object(
+  {
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    description: Type.Optional(Type.String({ maxLength: 500 })),
+    permissions: Type.Optional(Type.Array(PermissionSchema, { minItems: 1, maxItems: ALL_PERMISSIONS.length, uniqueItems: true })),
+  },
+  { additionalProperties: false },
+);
+export type RoleUpdate = Static<typeof RoleUpdate>;
+
+/** One role on one group subtree. */
+export const GrantInput = Type.Object({ roleId: Type.String({ minLength: 1, maxLength: 100 }), groupId: Type.String({ minLength: 1, maxLength: 100 }) }, { additionalProperties: false });
+export type GrantInput = Static<typeof GrantInput>;
+export interface GrantView {
+  roleId: string;
+  roleName: string;
+  groupId: string;
+  groupPath: string;
+}
+
+export interface AdminView {
+  id: string;
+  name: string;
+  displayName: string | null;
+  email: string | null;
+  grants: GrantView[];
+  disabled: boolean;
+  hasPassword: boolean;
+  totpEnabled: boolean;
+  /** Set for administrators who sign in through the OpenID provider. */
+  oidcSubject: string | null;
+  createdAt: string;
+  lastSignInAt: string | null;
+}
+export const ADMIN_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$';
+export const AdminCreate = Type.Object(
+  {
+    name: Type.String({ pattern: ADMIN_NAME_PATTERN }),
+    displayName: Type.Optional(Type.String({ maxLength: 200 })),
+    email: Type.Optional(Type.String({ maxLength: 320 })),
+    password: Type.Optional(Type.String({ minLength: 10, maxLength: 1024 })),
+    grants: Type.Array(GrantInput, { maxItems: 100 }),
+  },
+  { additionalProperties: false },
+);
+export type AdminCreate = Static<typeof AdminCreate>;
+export const AdminUpdate = Type.Object(
+  {
+    displayName: Type.Optional(Type.Union([Type.String({ maxLength: 200 }), Type.Null()])),
+    email: Type.Optional(Type.Union([Type.String({ maxLength: 320 }), Type.Null()])),
+    grants: Type.Optional(Type.Array(GrantInput, { maxItems: 100 })),
+    disabled: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type AdminUpdate = Static<typeof AdminUpdate>;
+
+/** How a caller reached the API: what the audit trail records beside who and from where. */
+export const ActorVia = { console: 'console', cli: 'cli', apiToken: 'api-token', agent: 'agent', system: 'system' } as const;
+export type ActorVia = (typeof ActorVia)[keyof typeof ActorVia];
+
+export interface ApiTokenView {
+  id: string;
+  name: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+  expiresAt: string | null;
+  revokedAt: string | null;
+}
+export const ApiTokenCreate = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: 200 }), expiresInDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })) },
+  { additionalProperties: false },
+);
+export type ApiTokenCreate = Static<typeof ApiTokenCreate>;
