@@ -215,7 +215,7 @@ export class Agent {
     let justEnrolled = false;
     if (cred && !cred.caPem) throw new EnrolmentError('NOT_ENROLLED', `${credFile} predates TLS pinning: enrol this agent again`);
     if (!cred) {
-      if (!this.#opts.serverUrl || !this.#opts.token) throw new EnrolmentError('NOT_ENROLLED', 'this agent is not enrolled yet: give --server URL, --token TOKEN and --ca-fingerprint SHA256 (or --ca FILE)');
+      if (!this.#opts.serverUrl || !this.#opts.token) throw new EnrolmentError('NOT_ENROLLED', 'this agent is not enrolled yet: give --server URL, the enrolment token (--token-file FILE, --token-stdin or GARRISON_ENROL_TOKEN) and --ca-fingerprint SHA256 (or --ca FILE)');
       const caPem = await resolveServerCa(this.#opts.serverUrl, { ...(this.#opts.caFile ? { caFile: this.#opts.caFile } : {}), ...(this.#opts.caFingerprint ? { caFingerprint: this.#opts.caFingerprint } : {}) });
       const r = await enrol(this.#opts.serverUrl, this.#opts.token, this.#opts.name, await this.plugins.installedProducts(), caPem, this.stateDir);
       cred = { serverUrl: this.#opts.serverUrl.replace(/\/+$/, ''), deviceId: r.deviceId, credential: r.credential, groupId: r.groupId, signingPublicKey: r.signingPublicKey, caPem };

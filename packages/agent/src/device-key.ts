@@ -6,7 +6,7 @@
  * log, a copied request) is not enough to take the device over.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { credentialRotationPayload } from '@garrison/protocol';
 
@@ -23,6 +23,7 @@ export class DeviceKey {
   /** A new key pair, written (replacing any) to the state folder. */
   static async create(stateDir: string): Promise<DeviceKey> {
     const { privateKey } = generateKeyPairSync('ed25519');
+    await mkdir(stateDir, { recursive: true, mode: 0o700 });
     const file = path.join(stateDir, DEVICE_KEY_FILE);
     await writeFile(`${file}.tmp`, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
     await rename(`${file}.tmp`, file);

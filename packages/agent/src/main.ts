@@ -4,22 +4,22 @@
  */
 import http from 'node:http';
 import { parseArgs } from 'node:util';
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { open, readFile, readdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pinnedFetch } from '@garrison/protocol/tls';
 import { Agent, EnrolmentError, confirmUninstall, enrol, removeAgent, resolveServerCa, type InstallInfo } from './agent.ts';
+import { DEVICE_KEY_FILE } from './device-key.ts';
 import { readJson, writeJsonAtomic } from './state-file.ts';
 import { AgentPluginRegistry } from './plugins.ts';
 import { localSocketPath } from './local-api.ts';
 
 const USAGE = `usage:
-  garrison agent --server https://HOST:PORT --token TOKEN (--ca-fingerprint SHA256 | --ca FILE) [--state DIR] [--name NAME]
+  garrison agent --server https://HOST:PORT TOKEN-SOURCE (--ca-fingerprint SHA256 | --ca FILE) [--state DIR] [--name NAME]
                                                                           enrol (once) and run
   garrison agent [--state DIR]                                            run an enrolled agent
-  garrison agent enrol --server URL --token TOKEN (--ca-fingerprint FP | --ca FILE) [--name NAME] [--replace]
-                                                                          enrol only (installers); the token may
-                                                                          come from GARRISON_ENROL_TOKEN instead
+  garrison agent enrol --server URL TOKEN-SOURCE (--ca-fingerprint FP | --ca FILE) [--name NAME] [--replace]
+                                                                          enrol only (installers)
   garrison agent uninstall [--state DIR] [--offline]                      remove the agent from this machine
   garrison agent status [--state DIR]
   garrison agent task list [--state DIR] [--json]
@@ -28,6 +28,14 @@ const USAGE = `usage:
   garrison agent task delete ID
   garrison agent task run ID
   garrison agent events [--limit N] [--json]
+TOKEN-SOURCE, where the enrolment token comes from (never the command line, which every user of
+the machine can read):
+  --token-file PATH   the file's content (trimmed); the file must not be readable or writable by
+                      group or others (chmod 600), else it is refused
+  --token-stdin       one line read from standard input (pipe it in, or paste it when asked)
+  (neither)           the environment variable GARRISON_ENROL_TOKEN
+  The token is read only while the agent is not enrolled yet; GARRISON_ENROL_TOKEN is removed
+  from the environment at start, so programs the agent runs do not inherit it.
 State folder: --state, else GARRISON_AGENT_STATE, else ./agent-state.`;
 
 function localRequest(stateDir: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
@@ -56,13 +64,123 @@ async function jsonArg(value: string | undefined, what: string): Promise<unknown
   }
 }
 
+/** The environment variable an installer (or a service manager) may pass the enrolment token in. */
+export const ENROL_TOKEN_ENV = 'GARRISON_ENROL_TOKEN';
+/** Far more than any enrolment token; a bigger file or line is not one. */
+const MAX_TOKEN_BYTES = 4096;
+
+/** A wrong way of giving the enrolment token: exit code 2, like the other usage errors. */
+class TokenUsageError extends Error {}
+
+/** Checks what was read as an enrolment token. The messages never contain the value. */
+function tokenValue(text: string, from: string): string {
+  const token = text.trim();
+  if (!token) throw new TokenUsageError(`${from} holds no enrolment token`);
+  if (/\s/.test(token)) throw new TokenUsageError(`${from} holds more than one word: it must hold the enrolment token only`);
+  return token;
+}
+
+/**
+ * `--token-file PATH`: the file's content, trimmed. On POSIX systems a file that its group or
+ * other users may read or write is refused (as OpenSSH refuses such private keys): a token
+ * that others could read is already leaked, and one they could write would let them choose
+ * the group this machine enrols into. The mode is checked on the opened file, so the file
+ * cannot be swapped between the check and the read. Windows has no such mode bits: there the
+ * file's ACL is the administrator's business.
+ */
+async function readTokenFile(file: string): Promise<string> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch (err) {
+    throw new TokenUsageError(`cannot read the token file ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  try {
+    const st = await handle.stat();
+    if (st.isDirectory()) throw new TokenUsageError(`the token file ${file} is a folder`);
+    if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
+      throw new TokenUsageError(`the token file ${file} may be read or written by other users (mode ${(st.mode & 0o777).toString(8).padStart(3, '0')}): restrict it to its owner (chmod 600 ${file}) and try again`);
+    }
+    const buf = Buffer.alloc(MAX_TOKEN_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buf, length, buf.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length > MAX_TOKEN_BYTES) throw new TokenUsageError(`the token file ${file} is too big to hold an enrolment token`);
+    }
+    return tokenValue(buf.subarray(0, length).toString('utf8'), `the token file ${file}`);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * `--token-stdin`: one line from standard input (up to its newline, or to its end). Standard
+ * input is closed afterwards: nothing else of the agent reads it, and what a pipe sends after
+ * the line is not for the agent.
+ */
+async function readTokenLine(stdin: NodeJS.ReadStream = process.stdin): Promise<string> {
+  if (stdin.isTTY) process.stderr.write('enrolment token: ');
+  const text = await new Promise<string>((resolve, reject) => {
+    let got = '';
+    const finish = (err: Error | null) => {
+      stdin.off('data', onData);
+      stdin.off('end', onEnd);
+      stdin.off('error', onError);
+      stdin.pause();
+      stdin.destroy();
+      if (err) reject(err);
+      else resolve(got);
+    };
+    const onData = (chunk: Buffer | string) => {
+      got += chunk.toString();
+      const nl = got.indexOf('\n');
+      if (nl >= 0) {
+        got = got.slice(0, nl);
+        finish(null);
+      } else if (got.length > MAX_TOKEN_BYTES) finish(new TokenUsageError('the line on standard input is too long to be an enrolment token'));
+    };
+    const onEnd = () => finish(null);
+    const onError = (err: Error) => finish(new TokenUsageError(`cannot read standard input (${err.message})`));
+    stdin.on('data', onData);
+    stdin.once('end', onEnd);
+    stdin.once('error', onError);
+  });
+  return tokenValue(text, 'standard input (--token-stdin)');
+}
+
+/** The enrolment token from --token-file, --token-stdin or the environment (in that order); undefined when none is given. */
+async function enrolmentToken(values: { 'token-file'?: string | undefined; 'token-stdin'?: boolean | undefined }, fromEnv: string | undefined): Promise<string | undefined> {
+  if (values['token-file'] !== undefined && values['token-stdin']) throw new TokenUsageError('give the enrolment token one way: --token-file or --token-stdin, not both');
+  if (values['token-file'] !== undefined) return readTokenFile(values['token-file']);
+  if (values['token-stdin']) return readTokenLine();
+  return fromEnv === undefined || fromEnv === '' ? undefined : tokenValue(fromEnv, ENROL_TOKEN_ENV);
+}
+
+const TOKEN_SOURCES = '--token-file PATH (a file only its owner can read), --token-stdin (one line on standard input) or the environment variable GARRISON_ENROL_TOKEN';
+
 export async function agentMain(argv: string[]): Promise<number> {
+  // Read once, then removed from this process's environment: the tasks, product commands and
+  // runtimes the agent starts must not inherit the token. (Linux keeps the environment the
+  // process was started with in /proc/PID/environ, readable by the same user and root only;
+  // --token-file and --token-stdin leave no trace there.)
+  const envToken = process.env[ENROL_TOKEN_ENV];
+  delete process.env[ENROL_TOKEN_ENV];
+  // Before parsing, so that `--token` without a value gets this message too. The value is not
+  // repeated: this message may end up in logs.
+  const end = argv.indexOf('--');
+  if ((end < 0 ? argv : argv.slice(0, end)).some((a) => a === '--token' || a.startsWith('--token='))) {
+    console.error(`garrison agent: --token is not accepted: a token on the command line can be read by every user of this machine. Give the enrolment token with ${TOKEN_SOURCES}.`);
+    return 2;
+  }
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
       server: { type: 'string' },
-      token: { type: 'string' },
+      'token-file': { type: 'string' },
+      'token-stdin': { type: 'boolean' },
       ca: { type: 'string' },
       'ca-fingerprint': { type: 'string' },
       replace: { type: 'boolean' },
@@ -86,6 +204,7 @@ export async function agentMain(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  const token = async (): Promise<string | undefined> => enrolmentToken(values, envToken);
   const stateDir = values.state ?? process.env.GARRISON_AGENT_STATE ?? './agent-state';
   const [cmd, sub, id] = positionals;
   const show = (r: { status: number; json: unknown }, table?: (j: never) => string) => {
@@ -97,12 +216,19 @@ export async function agentMain(argv: string[]): Promise<number> {
     console.log(values.json || !table ? JSON.stringify(r.json, null, 2) : table(r.json as never));
     return 0;
   };
-  const token = values.token ?? process.env.GARRISON_ENROL_TOKEN;
   const ca = { ...(values.ca ? { caFile: values.ca } : {}), ...(values['ca-fingerprint'] ? { caFingerprint: values['ca-fingerprint'] } : {}) };
   if (cmd === 'enrol' || cmd === 'enroll') {
     const credFile = path.join(stateDir, 'credential.json');
-    if (!values.server || !token) {
-      console.error('garrison agent enrol: --server and --token (or GARRISON_ENROL_TOKEN) are required');
+    let enrolToken: string | undefined;
+    try {
+      enrolToken = await token();
+    } catch (err) {
+      if (!(err instanceof TokenUsageError)) throw err;
+      console.error(`garrison agent enrol: ${err.message}`);
+      return 2;
+    }
+    if (!values.server || !enrolToken) {
+      console.error(`garrison agent enrol: --server and the enrolment token are required; give the token with ${TOKEN_SOURCES}`);
       return 2;
     }
     if (existsSync(credFile) && !values.replace) {
@@ -112,10 +238,11 @@ export async function agentMain(argv: string[]): Promise<number> {
     }
     try {
       const caPem = await resolveServerCa(values.server, ca);
-      const r = await enrol(values.server, token, values.name, await new AgentPluginRegistry(path.join(stateDir, 'products')).installedProducts(), caPem);
+      // The enrolment makes a new device key in the state folder and registers its public half.
+      const r = await enrol(values.server, enrolToken, values.name, await new AgentPluginRegistry(path.join(stateDir, 'products')).installedProducts(), caPem, stateDir);
       if (values.replace) {
-        // A new enrolment: nothing of the previous identity may be sent under the new one.
-        for (const name of await readdir(stateDir).catch(() => [] as string[])) if (name !== 'install.json') await rm(path.join(stateDir, name), { recursive: true, force: true });
+        // A new enrolment: nothing of the previous identity may be sent under the new one (the key was just made for it).
+        for (const name of await readdir(stateDir).catch(() => [] as string[])) if (name !== 'install.json' && name !== DEVICE_KEY_FILE) await rm(path.join(stateDir, name), { recursive: true, force: true });
       }
       await writeJsonAtomic(credFile, { serverUrl: values.server.replace(/\/+$/, ''), deviceId: r.deviceId, credential: r.credential, groupId: r.groupId, signingPublicKey: r.signingPublicKey, caPem }, 0o600);
       console.log(`enrolled device ${r.deviceId}`);
@@ -172,7 +299,24 @@ export async function agentMain(argv: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
-  const agent = new Agent({ stateDir, serverUrl: values.server, token, name: values.name, verbose: !values.quiet, ...ca });
+  // The token is needed (and read) only for the first start. The launcher restarts an agent
+  // with the arguments it first had: an enrolled one must not wait for standard input or need
+  // a token file that has since been deleted.
+  let enrolToken: string | undefined;
+  if (!existsSync(path.join(stateDir, 'credential.json'))) {
+    try {
+      enrolToken = await token();
+    } catch (err) {
+      if (!(err instanceof TokenUsageError)) throw err;
+      console.error(`garrison agent: ${err.message}`);
+      return 2;
+    }
+    if (!values.server || !enrolToken) {
+      console.error(`garrison agent: enrolment failed: NOT_ENROLLED: this agent is not enrolled yet: give --server URL, the enrolment token (${TOKEN_SOURCES}) and --ca-fingerprint SHA256 (or --ca FILE)`);
+      return 1;
+    }
+  }
+  const agent = new Agent({ stateDir, serverUrl: values.server, ...(enrolToken ? { token: enrolToken } : {}), name: values.name, verbose: !values.quiet, ...ca });
   try {
     await agent.start();
   } catch (err) {

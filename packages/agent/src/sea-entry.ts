@@ -19,13 +19,14 @@
  *       main.ts) in this process: talk to the running agent, or `run` an agent in the
  *       foreground without launcher (no self-update).
  *   --garrison-embedded-agent [agent args]       the built-in agent runtime, as the launcher
- *       starts it (`--state DIR [--server URL --token T ...]`); not for people.
+ *       starts it (`--state DIR [--server URL --token-file F ...]`); not for people.
  *   [--state DIR] [--] [agent args]              anything else: the launcher (launcher.ts,
  *       what the service manager runs): runs the current runtime of the state folder
  *       (`<state>/runtime/<version>/agent.mjs`, run through script mode above, or the built-in
  *       agent for its own version), restarts it, carries out self-updates and rolls them back.
  *       On an empty state folder the built-in agent is the bootstrap runtime. The agent
- *       arguments (e.g. `--server URL --token TOKEN --name NAME` to enrol on the first start)
+ *       arguments (e.g. `--server URL --token-file FILE --name NAME` to enrol on the first start;
+ *       the enrolment token is never an argument)
  *       are given to every runtime it starts, after `--state DIR`.
  *
  * Under plain Node (`node sea-entry.ts ...`) it behaves the same, the built-in agent being
@@ -45,9 +46,9 @@ const AGENT_COMMANDS = new Set(['status', 'task', 'events', 'run', 'enrol', 'enr
 
 const USAGE = `garrison-agent ${AGENT_VERSION}: the Garrison agent as one executable (Node.js built in)
 usage:
-  garrison-agent [--state DIR] [--] [--server URL --token TOKEN --name NAME]
+  garrison-agent [--state DIR] [--] [--server URL (--token-file FILE | --token-stdin) --name NAME]
       the launcher: runs and updates the agent of the state folder (the built-in agent at first);
-      the agent arguments enrol it on its first start
+      the agent arguments enrol it on its first start (the token may also come from GARRISON_ENROL_TOKEN)
   garrison-agent [--state DIR] status | task | events | run | enrol | uninstall ...   the agent CLI
   garrison-agent SCRIPT.mjs [args]      runs a script as \`node SCRIPT.mjs [args]\` (also .js .cjs .ts .mts .cts)
   garrison-agent --version

@@ -495,9 +495,11 @@ describe('garrison CLI against a real server', { timeout: 300_000 }, () => {
     const out = await ok(['token', 'create', '--group', 'Fleet', '--expires', '60', '--max-uses', '3', '--name', 'fleet token']);
     const value = /^\s+(get\.\S+)$/m.exec(out)?.[1];
     assert.ok(value, out);
-    assert.ok(out.includes(`garrison agent --server ${t.server.url} --token ${value} --ca-fingerprint ${t.server.tls!.caFingerprint}`), out);
+    // The agent command line takes the token from standard input, never as an argument.
+    const agentLine = out.split('\n').find((l) => l.trim().startsWith('garrison agent '));
+    assert.equal(agentLine?.trim(), `garrison agent --server ${t.server.url} --ca-fingerprint ${t.server.tls!.caFingerprint} --token-stdin`, out);
     const link = await ok(['installer', 'create', '--group', 'Fleet', '--max-uses', '2']);
-    assert.match(link, /^Linux \(as root\):\n  curl -sSk --pinnedpubkey 'sha256\/\/[^']+' 'https:\/\/127\.0\.0\.1:\d+\/install\/get\.[^/]+\/linux\.sh' -o garrison-install\.sh && sudo sh garrison-install\.sh$/m);
+    assert.match(link, /^Linux \(as root\):\n  \(umask 077; printf 'url = "%s"\\n' 'https:\/\/127\.0\.0\.1:\d+\/install\/get\.[^/]+\/linux\.sh' \| curl -sSk --pinnedpubkey 'sha256\/\/[^']+' -K - -o garrison-install\.sh && sudo sh garrison-install\.sh; r=\$\?; rm -f garrison-install\.sh; exit \$r\)$/m);
     assert.ok(link.includes(t.server.tls!.caFingerprint), link);
     const list = await ok(['token', 'list']);
     assert.match(list, /fleet token\s+My Organization\/Fleet\s+active\s+0\/3/);

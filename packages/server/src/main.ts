@@ -74,9 +74,12 @@ async function setUpDemo(server: GarrisonServer, dataDir: string): Promise<Child
   demo ??= await s.groups.create(systemActor, { name: 'Demo' });
   const agentState = path.join(dataDir, 'demo-agent');
   const args = [BIN, 'agent', '--state', agentState];
+  // The enrolment token goes on the agent's standard input, never on its command line.
+  let enrolToken: string | null = null;
   if (!existsSync(path.join(agentState, 'credential.json'))) {
     const token = await s.enrolment.createToken(systemActor, { groupId: demo.id, name: 'demo agent', expiresInMinutes: 10, maxUses: 1 });
-    args.push('--server', server.url, '--token', token.token, '--name', 'demo-device', '--ca', server.tls!.caFile);
+    enrolToken = token.token;
+    args.push('--server', server.url, '--token-stdin', '--name', 'demo-device', '--ca', server.tls!.caFile);
   }
   if (!s.tasks.list(systemActor).some((t) => t.name === 'Demo: system summary')) {
     await s.tasks.create(systemActor, {
@@ -89,7 +92,11 @@ async function setUpDemo(server: GarrisonServer, dataDir: string): Promise<Child
     });
   }
   await setUpDemoProducts(server, dataDir, demo.id);
-  const child = spawn(process.execPath, [...args, '--quiet'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [...args, '--quiet'], { stdio: [enrolToken === null ? 'ignore' : 'pipe', 'inherit', 'inherit'] });
+  if (enrolToken !== null) {
+    child.stdin!.on('error', () => {});
+    child.stdin!.end(`${enrolToken}\n`);
+  }
   child.on('exit', (code, signal) => {
     if (signal !== 'SIGTERM') console.error(`demo agent exited (${signal ?? code})`);
   });

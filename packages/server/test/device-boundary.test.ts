@@ -214,6 +214,8 @@ for (const kind of dbKinds) {
       assert.equal(assigned.status, 200, JSON.stringify(assigned.body));
       const hostile = await hostileDevice(t, groupB, 'hostile-downloader');
       const get = (credential: string) => t.fetch(`${t.server.url}${AGENT_PACKAGES_PATH}/${pkg.id}`, { headers: { authorization: `Bearer ${credential}` } });
+      // Claiming to have it installed opens nothing: the product is not one of its deployments.
+      assert.equal((await agentPost(t, hostile.credential, AGENT_CHECK_IN_PATH, { type: 'check-in', inventory: inventory('hostile-downloader', [{ id: 'boundary-app', version: '1.0.0' }]) })).status, 200);
       const refused = await get(hostile.credential);
       assert.equal(refused.status, 403);
       assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'NOT_ASSIGNED');
@@ -223,12 +225,16 @@ for (const kind of dbKinds) {
 
     it('one device cannot flood the server: messages and run events have per-device budgets, refused and counted', async () => {
       const hostile = await hostileDevice(t, groupB, 'hostile-flooder');
-      const taskB = (await t.api<Task[]>('GET', '/api/v1/tasks')).body.find((x) => x.name === 'B own')!;
+      const taskB = (await t.api<Task>('POST', '/api/v1/tasks', { name: 'B flood target', type: 'script', settings: { command: 'true' }, schedule: onDemand, scope: { type: 'group', groupId: groupB } })).body;
       const s = await openSocket(t, hostile.credential);
       const events = Array.from({ length: 100 }, (_, i) => ({ severity: 'info', kind: 'spam', message: `spam ${i}` }));
       for (let i = 0; i < 30; i++) s.send({ type: 'reports', id: i, reports: [report(`flood-${i}`, taskB.id, { events })] });
       let acks = 0;
-      while (acks < 30) if ((await s.next()).type === 'ack') acks++;
+      while (acks < 30) {
+        const m = await s.next();
+        assert.equal(m.type, 'ack', JSON.stringify(m));
+        acks++;
+      }
       await t.server.services.events.flush();
       const stored = (await t.api<unknown[]>('GET', `/api/v1/events?deviceId=${hostile.deviceId}&kind=garrison.spam&limit=10000`)).body.length;
       assert.ok(stored <= 2000 + 60, `stored ${stored} events`);

@@ -2,7 +2,7 @@
  * Test support: real databases (SQLite always; PostgreSQL when GARRISON_TEST_PG_URL is set,
  * each test in a fresh schema), a real server on port 0, and real agent processes.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -138,8 +138,13 @@ export interface AgentProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export function spawnAgent(args: string[], stateDir: string, env: Record<string, string> = {}): AgentProcess {
-  const child = spawn(process.execPath, [BIN, 'agent', '--state', stateDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+/** Starts `garrison agent --state DIR ARGS`; `opts.stdin` is written to its standard input (else it has none). */
+export function spawnAgent(args: string[], stateDir: string, env: Record<string, string> = {}, opts: { stdin?: string } = {}): AgentProcess {
+  const child = spawn(process.execPath, [BIN, 'agent', '--state', stateDir, ...args], { stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  if (opts.stdin !== undefined) {
+    child.stdin!.on('error', () => {});
+    child.stdin!.end(opts.stdin);
+  }
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -155,12 +160,21 @@ export function spawnAgent(args: string[], stateDir: string, env: Record<string,
 export async function startAgent(t: TestServer, groupId: string, name: string, opts: { stateDir?: string; serverUrl?: string; env?: Record<string, string> } = {}): Promise<AgentProcess & { deviceId: string }> {
   const dir = opts.stateDir ?? (await tempDir('garrison-agent-'));
   const tok = await t.api<{ token: string }>('POST', '/api/v1/enrolment-tokens', { groupId, maxUses: 1, expiresInMinutes: 10 });
-  const agent = spawnAgent(['--server', opts.serverUrl ?? t.server.url, '--token', tok.body.token, '--name', name, '--ca', t.caFile], dir, opts.env);
-  const device = await waitFor(async () => {
-    const r = await t.api<{ id: string; online: boolean }[]>('GET', `/api/v1/devices?search=${encodeURIComponent(name)}`);
-    return r.body.find((d) => d.online);
-  }, { what: `agent ${name} online`, output: agent.output });
-  return { ...agent, deviceId: device.id };
+  // The token in a file only its owner can read (the agent refuses others), never on the command line.
+  const tokenDir = await tempDir('garrison-enrol-');
+  const tokenFile = path.join(tokenDir, 'enrolment-token');
+  await writeFile(tokenFile, `${tok.body.token}\n`, { mode: 0o600 });
+  const agent = spawnAgent(['--server', opts.serverUrl ?? t.server.url, '--token-file', tokenFile, '--name', name, '--ca', t.caFile], dir, opts.env);
+  try {
+    const device = await waitFor(async () => {
+      const r = await t.api<{ id: string; online: boolean }[]>('GET', `/api/v1/devices?search=${encodeURIComponent(name)}`);
+      return r.body.find((d) => d.online);
+    }, { what: `agent ${name} online`, output: agent.output });
+    return { ...agent, deviceId: device.id };
+  } finally {
+    // Read at the first start only: a restart of the enrolled agent does not need it.
+    await rm(tokenDir, { recursive: true, force: true });
+  }
 }
 
 export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>, opts: { timeoutMs?: number; what?: string; output?: () => string } = {}): Promise<T> {

@@ -1,6 +1,6 @@
 /**
  * Installer links for real: the one-line command's own curl (public key pinned) fetches the
- * Linux script, which downloads the single-executable agent, checks its SHA-256, installs it
+ * Linux script (which deletes itself as it starts), which downloads the single-executable agent, checks its SHA-256, installs it
  * in its own folder with a systemd unit, and enrols the machine; the unit's ExecStart is then
  * started as systemd would, the device comes online and the deployment task installs the
  * group's product; the console's uninstall removes it again. Expired, revoked and used-up
@@ -81,25 +81,26 @@ describe('installer links (Linux, for real)', { skip }, () => {
     assert.equal(r.status, 201, JSON.stringify(r.body));
     return r.body;
   };
-  /** The curl half of the one-line command, run as given; then the script with a staged root. */
+  /** The one-line command, run as given but without sudo, the script installing into a staged root. */
   const install = async (link: Installer, name: string, env: Record<string, string> = {}) => {
-    const [download] = link.commands.linux.split(' && ');
     const dir = path.join(root, name);
     await mkdir(dir, { recursive: true });
-    const got = await sh(download!, dir);
-    if (got.code !== 0) return got;
-    return sh('sh garrison-install.sh', dir, {
+    const r = await sh(link.commands.linux.replace(' sudo sh ', ' sh '), dir, {
       GARRISON_INSTALL_DIR: path.join(dir, 'opt/garrison-agent'),
       GARRISON_UNIT_DIR: path.join(dir, 'etc/systemd/system'),
       GARRISON_NO_START: '1',
       GARRISON_NAME: name,
       ...env,
     });
+    // Whatever happened, no copy of the script (it holds the token) is left behind.
+    assert.equal(existsSync(path.join(dir, 'garrison-install.sh')), false, r.out);
+    return r;
   };
 
   it('installs the agent as a service, enrols it, deploys the group products, and uninstalls it from the console', async () => {
     const link = await create({ maxUses: 5 });
-    assert.match(link.commands.linux, /^curl -sSk --pinnedpubkey 'sha256\/\/[A-Za-z0-9+/=]+' 'https:\/\/127\.0\.0\.1:\d+\/install\/get\.[^/]+\/linux\.sh' -o garrison-install\.sh && sudo sh garrison-install\.sh$/);
+    // The link reaches curl on its stdin (not its command line); the script is removed whatever happens.
+    assert.match(link.commands.linux, /^\(umask 077; printf 'url = "%s"\\n' 'https:\/\/127\.0\.0\.1:\d+\/install\/get\.[^/]+\/linux\.sh' \| curl -sSk --pinnedpubkey 'sha256\/\/[A-Za-z0-9+/=]+' -K - -o garrison-install\.sh && sudo sh garrison-install\.sh; r=\$\?; rm -f garrison-install\.sh; exit \$r\)$/);
     assert.equal(link.caFingerprint, t.server.tls!.caFingerprint);
     const r = await install(link, 'linked-1');
     assert.equal(r.code, 0, r.out);

@@ -39,7 +39,11 @@ for (const kind of dbKinds) {
       const group = (await t.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Self-updating' })).body.id;
       const token = (await t.api<{ token: string }>('POST', '/api/v1/enrolment-tokens', { groupId: group, maxUses: 1 })).body.token;
       const state = path.join(work, 'state');
-      launcher = spawn(process.execPath, [path.join(ROOT, 'packages/agent/src/launcher-main.ts'), '--state', state, '--bootstrap', v1, '--bootstrap-version', '1.0.0', '--', '--server', t.server.url, '--token', token, '--name', 'updater-device', '--ca', t.caFile], {
+      // The launcher gives every runtime it starts these arguments; the token is read from the
+      // file at the first start only (the updated runtimes find the agent enrolled).
+      const tokenFile = path.join(work, 'enrolment-token');
+      await writeFile(tokenFile, token, { mode: 0o600 });
+      launcher = spawn(process.execPath, [path.join(ROOT, 'packages/agent/src/launcher-main.ts'), '--state', state, '--bootstrap', v1, '--bootstrap-version', '1.0.0', '--', '--server', t.server.url, '--token-file', tokenFile, '--name', 'updater-device', '--ca', t.caFile], {
         env: { ...process.env, GARRISON_UPDATE_CONFIRM_MS: '20000' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });

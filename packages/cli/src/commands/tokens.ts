@@ -37,7 +37,10 @@ export function registerTokenCommands(program: Command, state: RunState): void {
         () =>
           `Enrolment token for ${t.groupPath} (id ${t.id}${t.expiresAt ? `, expires ${formatTime(t.expiresAt)}` : ''}${t.maxUses !== null ? `, ${t.maxUses} use${t.maxUses === 1 ? '' : 's'}` : ''}).\n` +
           `The value is shown only now:\n\n  ${t.token}\n\n` +
-          `On each device, run:\n\n  garrison agent --server ${shellQuote(client.server)} --token ${shellQuote(t.token)}${fp ? ` --ca-fingerprint ${fp}` : ''}\n` +
+          // Never the token on the agent's command line: every user of the device could read it there.
+          `On each device, run this and paste the token when asked (or pipe it in; or save it in a file\n` +
+          `only root can read and give --token-file FILE instead of --token-stdin):\n\n` +
+          `  garrison agent --server ${shellQuote(client.server)}${fp ? ` --ca-fingerprint ${fp}` : ''} --token-stdin\n` +
           `(or create an installer link: garrison installer create --group …)\n`,
       );
     },

@@ -293,7 +293,7 @@ function OneTimeToken({ token, onDismiss }: { token: EnrolmentTokenView; onDismi
         <CopyButton text={token.token ?? ''} label="Copy token" />
       </div>
       <p className="muted small">
-        Use it where the agent is already installed: <code>garrison agent enrol --server https://{location.host} --token TOKEN --ca-fingerprint SHA256</code>. An installer link does all of it in
+        Use it where the agent is already installed: <code>garrison agent enrol --server https://{location.host} --ca-fingerprint SHA256 --token-stdin</code> and paste it when asked (never put it on the command line). An installer link does all of it in
         one command.
       </p>
       <button type="button" onClick={onDismiss}>

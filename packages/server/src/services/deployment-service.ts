@@ -189,9 +189,14 @@ export class DeploymentService {
     if (groups.size) this.onChanged(this.#catalog.devicesInGroups(groups));
   }
 
-  /** The packages matching what the inventory says is installed (a device may fetch those again, to repair). */
-  #installedPackages(inventory: Inventory): string[] {
-    const have = new Set(inventory.products.map((p) => `${p.id}\n${p.version}`));
+  /**
+   * The packages matching what the inventory says is installed, of products assigned to the
+   * device's group (a device may fetch those again, to repair). The inventory is the device's
+   * own word, so it only ever opens packages of the device's own deployments.
+   */
+  #installedPackages(inventory: Inventory, assigned: readonly { product: string }[]): string[] {
+    const products = new Set(assigned.map((a) => a.product));
+    const have = new Set(inventory.products.filter((p) => products.has(p.id)).map((p) => `${p.id}\n${p.version}`));
     return this.#candidates.filter((c) => have.has(`${c.product}\n${c.version}`)).map((c) => c.id);
   }
   #offer(deviceId: string, ids: Iterable<string>): void {
@@ -199,7 +204,8 @@ export class DeploymentService {
     this.#offered.set(deviceId, { current: new Set(ids), previous: prev?.current ?? new Set() });
   }
   /**
-   * A device downloads only packages its deployment plan names or that it has installed. The
+   * A device downloads only packages its deployment plan names or that it has installed (of
+   * its own deployments). The
    * plans of this instance are remembered; a device planned by another instance is planned
    * again here from its stored inventory.
    */
@@ -211,7 +217,7 @@ export class DeploymentService {
       const inventory = { hostname: d.hostname, osPlatform: d.osPlatform, osName: d.osName, osVersion: d.osVersion, arch: d.arch, addresses: d.addresses, agentVersion: d.agentVersion, timeZone: d.timeZone, products: d.products };
       const effective = effectiveAssignments(d.groupId, this.#catalog.tree, this.#assignments);
       const plan = effective.length ? planDeployment({ assignments: effective, installed: d.products.map((p) => ({ id: p.id, version: p.version })), packages: this.#candidates, platform: d.osPlatform, arch: d.arch }) : null;
-      const ids = [...(plan?.steps ?? []).flatMap((st) => (st.action === 'install' ? [st.package.id] : [])), ...this.#installedPackages(inventory)];
+      const ids = [...(plan?.steps ?? []).flatMap((st) => (st.action === 'install' ? [st.package.id] : [])), ...this.#installedPackages(inventory, effective)];
       if (ids.includes(packageId)) return;
     }
     throw new AppError('NOT_ASSIGNED', `package ${packageId} is not in this device's deployment plan`);
@@ -222,7 +228,7 @@ export class DeploymentService {
     const assignments: DeploymentAssignment[] = this.#assignments;
     const effective = effectiveAssignments(groupId, this.#catalog.tree, assignments);
     if (effective.length === 0) {
-      this.#offer(deviceId, this.#installedPackages(inventory));
+      this.#offer(deviceId, []);
       this.#forget(deviceId, []);
       return undefined;
     }
@@ -234,7 +240,7 @@ export class DeploymentService {
       arch: inventory.arch,
     });
     const held = this.#holdForRollout(deviceId, groupId, effective, plan);
-    this.#offer(deviceId, [...plan.steps.flatMap((st) => (st.action === 'install' && !held.has(st.product) ? [st.package.id] : [])), ...this.#installedPackages(inventory)]);
+    this.#offer(deviceId, [...plan.steps.flatMap((st) => (st.action === 'install' && !held.has(st.product) ? [st.package.id] : [])), ...this.#installedPackages(inventory, effective)]);
     const stepped = new Set(plan.steps.filter((x) => !(x.action === 'install' && held.has(x.product))).map((x) => x.product));
     this.#planned.set(
       deviceId,

@@ -73,7 +73,7 @@ export class GroupService {
   }
   async create(actor: Actor, input: { name: string; parentId?: string } & Omit<GroupPatch, 'name' | 'parentId'>): Promise<GroupView> {
     const parentId = input.parentId ?? this.rootId;
-    this.get(actor, parentId);
+    if (input.parentId !== undefined) this.get(actor, parentId);
     authorize(actor, Permission.manageGroups, this.#catalog.tree, [parentId]);
     this.#checkName(input.name, parentId);
     const at = this.#clock.now().toISOString();

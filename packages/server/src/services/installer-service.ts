@@ -20,6 +20,12 @@ export { INSTALL_PLATFORMS, type InstallPlatform, type InstallerView };
 export const INSTALL_PATH = '/install';
 export const SCRIPT_FILES: Record<InstallPlatform, string> = { linux: 'linux.sh', macos: 'macos.sh', windows: 'windows.ps1' };
 export const DEFAULT_INSTALL_DIR = '/opt/garrison-agent';
+/**
+ * A line of every downloaded POSIX install script, which deletes the script when it starts
+ * (it carries a live enrolment token). The script checks that "$0" has this line before it
+ * removes it, so that run from standard input (`sh -s`, where $0 is the shell) it deletes nothing.
+ */
+export const SELF_DELETE_MARKER = '# This copy of the script deletes itself when it runs: it holds a live enrolment token.';
 
 
 /** Single-quotes a value for POSIX sh. */
@@ -54,9 +60,20 @@ export class InstallerService {
     const tls = this.#tls();
     const base = `${serverUrl}${INSTALL_PATH}/${token}`;
     const certHash = tls.certFingerprint.toUpperCase();
+    // POSIX: downloaded to a file, then run. Not `curl … | sudo sh`: a cut download would run
+    // half a script, and a refused download (wrong pin) would still "succeed" with status 0.
+    // So that no copy with the live token stays on disk: the subshell's umask 077 keeps the
+    // file from other users while it exists, the script deletes itself as it starts, and the
+    // final rm removes it when the script never ran (curl failed, sudo refused); the exit
+    // status is the script's. The link (it holds the token) goes to curl on its standard input
+    // as a config line (`-K -`; printf is a shell builtin): not on curl's command line, which
+    // every user of the machine can read.
+    const posix = (file: string) =>
+      `(umask 077; printf 'url = "%s"\\n' ${shq(`${base}/${file}`)} | curl -sSk --pinnedpubkey ${shq(tls.publicKeyPin)} -K - -o garrison-install.sh && sudo sh garrison-install.sh; r=$?; rm -f garrison-install.sh; exit $r)`;
     return {
-      linux: `curl -sSk --pinnedpubkey ${shq(tls.publicKeyPin)} ${shq(`${base}/linux.sh`)} -o garrison-install.sh && sudo sh garrison-install.sh`,
-      macos: `curl -sSk --pinnedpubkey ${shq(tls.publicKeyPin)} ${shq(`${base}/macos.sh`)} -o garrison-install.sh && sudo sh garrison-install.sh`,
+      linux: posix('linux.sh'),
+      macos: posix('macos.sh'),
+      // Nothing on disk: the script is downloaded into memory and run (iex).
       windows:
         `powershell -NoProfile -ExecutionPolicy Bypass -Command "[Net.ServicePointManager]::SecurityProtocol='Tls12'; ` +
         `[Net.ServicePointManager]::ServerCertificateValidationCallback={param($s,$c) [BitConverter]::ToString([Security.Cryptography.SHA256]::Create().ComputeHash($c.GetRawCertData())).Replace('-','') -eq '${certHash}'}; ` +
@@ -64,11 +81,17 @@ export class InstallerService {
     };
   }
 
-  /** The command push installation runs over SSH: downloads with the key pinned, runs, removes the script. */
+  /**
+   * The command push installation runs over SSH: downloads with the key pinned, runs, removes
+   * the script. It holds the token, so push-service.ts sends it on the session's standard
+   * input, never as the command line; inside it the link reaches curl on curl's standard input
+   * (`-K -`, printf being a shell builtin), so no process of the host shows the token. The
+   * script (mktemp: 0600, root's) deletes itself as it starts; the rm is for when it never ran.
+   */
   unixCommand(serverUrl: string, token: string, installDir: string): string {
     const tls = this.#tls();
     const url = `${serverUrl}${INSTALL_PATH}/${token}/linux.sh`;
-    return `f=$(mktemp /tmp/garrison-install.XXXXXX) && curl -sSk --pinnedpubkey ${shq(tls.publicKeyPin)} ${shq(url)} -o "$f" && GARRISON_INSTALL_DIR=${shq(installDir)} sh "$f"; r=$?; rm -f "$f"; exit $r`;
+    return `f=$(mktemp /tmp/garrison-install.XXXXXX) && printf 'url = "%s"\\n' ${shq(url)} | curl -sSk --pinnedpubkey ${shq(tls.publicKeyPin)} -K - -o "$f" && GARRISON_INSTALL_DIR=${shq(installDir)} sh "$f" </dev/null; r=$?; rm -f "$f"; exit $r`;
   }
 
   /** The link's view, and its token's value (for callers that run the link themselves, as push installation does). */
@@ -156,7 +179,17 @@ function posixCommon(c: ScriptContext, os: 'Linux' | 'Darwin', defaultDir: strin
 # Installs the agent as a service in its own folder, verifies it, and enrols this machine.
 ${offline ? "# Nothing is downloaded: the agent, the enrolment token and the group's products come from this\n# package's folder; the agent verifies each product (SHA-256, the server's signature) before use.\n" : ''}# Environment: GARRISON_INSTALL_DIR (default ${defaultDir}), GARRISON_NAME (device name),
 # GARRISON_NO_START=1 (install and enrol, do not start the service).
-set -eu
+${
+    offline
+      ? ''
+      : `${SELF_DELETE_MARKER}
+# (The shell goes on reading the script from the file it has open.)
+if [ -f "$0" ] && grep -qxF ${shq(SELF_DELETE_MARKER)} "$0" 2>/dev/null; then rm -f -- "$0"; fi
+`
+  }set -eu
+# Whatever the caller's umask (the one-line command runs this under umask 077): the files it
+# installs are modes it sets, and a background agent started here does not inherit 077.
+umask 022
 SERVER=${shq(c.serverUrl)}
 ${offline ? '' : `TOKEN=${shq(c.token!)}\n`}CA_FINGERPRINT=${shq(c.tls.caFingerprint)}
 PIN=${shq(c.tls.publicKeyPin)}
@@ -173,7 +206,7 @@ PLATFORM="${plat}-$ARCH"
 [ -n "$AGENT_PLATFORMS" ] || fail 2 "this server has no ${os === 'Linux' ? 'Linux' : 'macOS'} agent build (it builds for its own platform only)"
 [ "$PLATFORM" = "$AGENT_PLATFORMS" ] || fail 2 "this server has an agent for $AGENT_PLATFORMS, not for $PLATFORM"
 case "$INSTALL_DIR" in /*) ;; *) fail 3 "GARRISON_INSTALL_DIR must be an absolute path" ;; esac
-if [ "$(id -u)" != 0 ] && [ -z "\${GARRISON_INSTALL_DIR:-}" ]; then fail 3 "run as root (sudo sh $0)"; fi
+if [ "$(id -u)" != 0 ] && [ -z "\${GARRISON_INSTALL_DIR:-}" ]; then fail 3 ${offline ? '"run as root (sudo sh $0)"' : '"run as root: run the one-line command again, with sudo (this copy of the script has removed itself)"'}; fi
 ${
     offline
       ? `HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -205,7 +238,8 @@ ${
       ? `say "installing the agent $AGENT_VERSION for $PLATFORM from $HERE"
 cp "$HERE/garrison-agent" "$PART" || { rm -f "$PART"; fail 4 "cannot copy $HERE/garrison-agent"; }`
       : `say "downloading the agent $AGENT_VERSION for $PLATFORM"
-curl -sSf -k --pinnedpubkey "$PIN" --retry 3 -o "$PART" "$SERVER/install/$TOKEN/agent/$PLATFORM" || { rm -f "$PART"; fail 4 "the agent download failed"; }`
+# The URL holds the token: curl reads it from standard input, not from its command line.
+printf 'url = "%s"\\n' "$SERVER/install/$TOKEN/agent/$PLATFORM" | curl -sSf -k --pinnedpubkey "$PIN" --retry 3 -K - -o "$PART" || { rm -f "$PART"; fail 4 "the agent download failed"; }`
   }
 GOT="$(sha256 "$PART")"
 if [ "$GOT" != "$AGENT_SHA256" ]; then rm -f "$PART"; fail 4 "the ${offline ? 'packaged' : 'downloaded'} agent's SHA-256 is $GOT, not $AGENT_SHA256: tampered or corrupted, nothing installed"; fi
@@ -218,7 +252,9 @@ GARRISON_CA_EOF
 printf '%s\\n' "$CA_FINGERPRINT" > "$INSTALL_DIR/ca.fingerprint"
 
 say "enrolling into \\"${c.groupPath.replace(/[\r\n"\\$`]/g, ' ')}\\""
-if ! OUT="$(GARRISON_ENROL_TOKEN="$TOKEN" "$INSTALL_DIR/garrison-agent" enrol --state "$STATE" --server "$SERVER" --ca "$INSTALL_DIR/ca.pem" --ca-fingerprint "$CA_FINGERPRINT" $REPLACE \${GARRISON_NAME:+--name "$GARRISON_NAME"} 2>&1)"; then
+# The token goes to the agent on its standard input (printf is a shell builtin): never on a
+# command line, nor in the environment of a process.
+if ! OUT="$(printf '%s\\n' "$TOKEN" | "$INSTALL_DIR/garrison-agent" enrol --token-stdin --state "$STATE" --server "$SERVER" --ca "$INSTALL_DIR/ca.pem" --ca-fingerprint "$CA_FINGERPRINT" $REPLACE \${GARRISON_NAME:+--name "$GARRISON_NAME"} 2>&1)"; then
   echo "$OUT" >&2
   fail 5 "enrolment failed"
 fi
@@ -349,7 +385,14 @@ say "enrolled device $DEVICE_ID"
 function windowsScript(c: ScriptContext): string {
   const offline = c.token === null;
   return `# Garrison agent ${offline ? 'offline installation package' : 'installer'} for the group "${c.groupPath.replace(/[\r\n"]/g, ' ')}" of ${c.serverUrl} (PowerShell 5.1 or later, as Administrator)
-$ErrorActionPreference = 'Stop'
+${
+  offline
+    ? ''
+    : `# Run from a file, this copy deletes itself at once: it holds a live enrolment token. (PowerShell
+# has read the whole script already; the one-line command runs it from memory, without a file.)
+if ($PSCommandPath) { Remove-Item -LiteralPath $PSCommandPath -Force -ErrorAction SilentlyContinue }
+`
+}$ErrorActionPreference = 'Stop'
 $Server = ${psq(c.serverUrl)}
 ${offline ? "$Here = $PSScriptRoot\n$Token = (Get-Content -Raw (Join-Path $Here 'enrolment-token')).Trim()" : `$Token = ${psq(c.token!)}`}
 $CaFingerprint = ${psq(c.tls.caFingerprint)}
@@ -375,10 +418,12 @@ Move-Item -Force $Part $Exe
 Set-Content -Path (Join-Path $InstallDir 'ca.pem') -Value @'
 ${c.tls.caPem.trim()}
 '@
+# The token reaches the agent in its environment (which the agent removes from its own at
+# start), never on its command line; it is removed from this one as soon as the agent has run.
 $env:GARRISON_ENROL_TOKEN = $Token
-$Out = & $Exe enrol --state $State --server $Server --ca (Join-Path $InstallDir 'ca.pem') --ca-fingerprint $CaFingerprint 2>&1
+try { $Out = & $Exe enrol --state $State --server $Server --ca (Join-Path $InstallDir 'ca.pem') --ca-fingerprint $CaFingerprint 2>&1 }
+finally { Remove-Item Env:GARRISON_ENROL_TOKEN -ErrorAction SilentlyContinue }
 if ($LASTEXITCODE -ne 0) { Write-Output $Out; Fail 5 'enrolment failed' }
-Remove-Item Env:GARRISON_ENROL_TOKEN
 ${
   offline
     ? `$Offline = Join-Path $State 'offline-packages'

@@ -153,18 +153,29 @@ function probeScript(installDir: string): string {
 }
 
 /**
- * Runs `command` so that it dies with the SSH channel. Without a terminal, closing the channel
+ * Runs a command so that it dies with the SSH channel. Without a terminal, closing the channel
  * (cancel, timeout) or losing the connection does not stop a command, and OpenSSH refuses
  * signal requests for root logins. So the command runs in its own session (setsid, when the
  * host has it) with stdin from /dev/null, while a watchdog waits on the channel's stdin,
  * which we keep open: EOF there means the channel is gone, and it kills the command's process
  * group. (An asynchronous list's stdin is /dev/null unless redirected, hence fd 3.)
+ *
+ * The command itself is not in this text: it comes first on the channel's stdin, framed by
+ * commandInput() (the install command holds an enrolment token, and a command line, the SSH
+ * exec request's included, is visible to every user of the host in `ps`). The shell's `read`
+ * takes it line by line without reading ahead, printf (a builtin) hands it to the command's
+ * shell through a pipe, and `eval` runs it there: it is never an argument of any process.
  */
-export function supervisedCommand(command: string): string {
-  const c = shellQuote(command);
+export function supervisedCommand(): string {
+  const run = shellQuote('c=$(cat); exec </dev/null; eval "$c"');
   return [
+    'IFS= read -r n || exit 97',
+    "case $n in ''|*[!0-9]*) exit 97 ;; esac",
+    "c=''",
+    'while [ "$n" -gt 0 ]; do IFS= read -r l || exit 97; c="$c$l',
+    '"; n=$((n - 1)); done',
     'exec 3<&0',
-    `if command -v setsid >/dev/null 2>&1; then setsid sh -c ${c} </dev/null 3<&- & else sh -c ${c} </dev/null 3<&- & fi`,
+    `if command -v setsid >/dev/null 2>&1; then printf '%s' "$c" | setsid sh -c ${run} 3<&- & else printf '%s' "$c" | sh -c ${run} 3<&- & fi`,
     'pid=$!',
     '( read -r _ <&3; kill -KILL -"$pid" 2>/dev/null || kill -KILL "$pid" ) >/dev/null 2>&1 &',
     'wd=$!',
@@ -174,6 +185,12 @@ export function supervisedCommand(command: string): string {
     'kill "$wd" 2>/dev/null',
     'exit $status',
   ].join('\n');
+}
+
+/** What supervisedCommand() reads from stdin: the number of lines of the command, then its lines. */
+export function commandInput(command: string): string {
+  const lines = command.split('\n');
+  return `${lines.length}\n${lines.join('\n')}\n`;
 }
 
 function parseProbe(stdout: string): Record<string, string> {
@@ -624,12 +641,15 @@ export class PushService {
 
   /** Runs a long command (uninstall, install) as root, supervised so that it dies with the channel. */
   #privileged(session: SshSession, privilege: Privilege, command: string, creds: Credentials, options: Parameters<SshSession['exec']>[1]) {
-    const sh = `sh -c ${shellQuote(supervisedCommand(command))}`;
-    const o = { ...options, keepStdinOpen: true };
+    // The command goes on stdin (see supervisedCommand): the install command holds the job's
+    // enrolment token, which must not show in the host's process list.
+    const sh = `sh -c ${shellQuote(supervisedCommand())}`;
+    const o = { ...options, keepStdinOpen: true, stdin: commandInput(command) };
     if (privilege === 'root') return session.exec(sh, o);
     if (privilege === 'sudo') return session.exec(`sudo -n ${sh}`, o);
     // -k: always read the password, so that it never reaches the command's stdin instead.
-    return session.exec(`sudo -k -S -p '' ${sh}`, { ...o, stdin: `${creds.password ?? ''}\n` });
+    // sudo reads the password line byte by byte: the command's lines after it stay for sh.
+    return session.exec(`sudo -k -S -p '' ${sh}`, { ...o, stdin: `${creds.password ?? ''}\n${o.stdin}` });
   }
 
   // ------------------------------------------------------------------------------------------

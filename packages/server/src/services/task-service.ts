@@ -265,7 +265,7 @@ export class TaskService {
       let scope: Scope;
       if (t.scope.type === 'group') {
         const g = this.#catalog.tree.findByPath(t.scope.groupPath);
-        if (!g) throw new AppError('IMPORT_INVALID', `${where}: no group at path "${t.scope.groupPath}"`);
+        if (!g || !inReach(reachOf(actor, Permission.read, this.#catalog.tree), g.id)) throw new AppError('IMPORT_INVALID', `${where}: no group at path "${t.scope.groupPath}"`);
         scope = { type: 'group', groupId: g.id, includeSubgroups: t.scope.includeSubgroups ?? true };
       } else if (t.scope.type === 'local') scope = { type: 'local', deviceId: deviceId(t.scope.deviceName, where) };
       else
@@ -294,6 +294,7 @@ export class TaskService {
         await this.#secrets.assertRefsExist(probe.settings);
         await this.#secrets.assertMayReference(actor, probe.settings, undefined, this.scopeGroups(probe.scope));
       } catch (err) {
+        if (err instanceof AppError && (err.code === 'FORBIDDEN' || err.code === 'SECRET_REFERENCE_REFUSED')) throw err;
         if (err instanceof AppError) throw new AppError('IMPORT_INVALID', `task ${i + 1} ("${t.name}"): ${err.message}`, { cause: err.code, details: err.details });
         throw err;
       }

@@ -235,7 +235,15 @@ export class RunStore {
           )
           .execute();
       }
-      const states = runRows.map((r) => ({ task_id: r.task_id, device_id: r.device_id, run_id: r.id, run_created_at: r.created_at, state: r.state, updated_at: now }));
+      // One row per (task, device): several runs of one task in a batch (a spool flushed after
+      // a night offline) keep the newest. PostgreSQL refuses an upsert that touches a row twice.
+      const latest = new Map<string, { task_id: string; device_id: string; run_id: string; run_created_at: string; state: string; updated_at: string }>();
+      for (const r of runRows) {
+        const key = `${r.task_id}\n${r.device_id}`;
+        const prev = latest.get(key);
+        if (!prev || prev.run_created_at <= r.created_at) latest.set(key, { task_id: r.task_id, device_id: r.device_id, run_id: r.id, run_created_at: r.created_at, state: r.state, updated_at: now });
+      }
+      const states = [...latest.values()];
       for (const chunk of chunkRows(states, this.#db.dialect)) {
         await trx
           .insertInto('task_device_state')
