@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ErrorBody } from '@garrison/protocol';
 import { pinnedFetch, type FetchLike } from '@garrison/protocol/tls';
+import { userAgent } from './version.ts';
 
 /** An error the API returned (or a transport failure, with a code from the same closed list). Exit code 1. */
 export class ApiError extends Error {
@@ -179,7 +180,8 @@ export class Client {
   async request<T = unknown>(method: string, urlPath: string, opts: RequestOptions = {}): Promise<T> {
     const url = new URL(`${this.server}/api/v1${urlPath}`);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, String(v));
-    const headers: Record<string, string> = { authorization: `Bearer ${this.#token}`, accept: 'application/json' };
+    // The User-Agent tells the server the request comes from the CLI: the audit trail records "cli" as its channel.
+    const headers: Record<string, string> = { authorization: `Bearer ${this.#token}`, accept: 'application/json', 'user-agent': userAgent() };
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
     if (opts.raw) headers['content-type'] = opts.raw.contentType;
     let res: Response;

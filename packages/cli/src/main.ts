@@ -3,7 +3,6 @@
  * of the REST API. Exit codes: 0 success, 1 an error from the API (printed as
  * `error CODE: message`) or a task that did not succeed, 2 a usage error.
  */
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ApiError, UsageError } from './client.ts';
 import type { IoStreams, RunState } from './context.ts';
@@ -19,18 +18,13 @@ import { registerTokenCommands } from './commands/tokens.ts';
 import { registerRepoCommands } from './commands/repo.ts';
 import { registerDeployCommands } from './commands/deploy.ts';
 import { registerPushCommands } from './commands/push.ts';
+import { registerAdministratorCommands } from './commands/admins.ts';
+import { registerAccountCommands } from './commands/account.ts';
+import { cliVersion } from './version.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;
 export const EXIT_USAGE = 2;
-
-function version(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
 
 /** Every leaf command with its usage, for `garrison --help`. */
 function commandList(program: Command): string {
@@ -55,8 +49,8 @@ function commandList(program: Command): string {
 export function buildProgram(state: RunState): Command {
   const program = new Command('garrison');
   program
-    .description('Garrison administration CLI: manage groups, devices, tasks and secrets over the REST API.')
-    .version(version(), '-V, --version', 'print the CLI version')
+    .description('Garrison administration CLI: manage groups, devices, tasks, secrets and administrators over the REST API.')
+    .version(cliVersion(), '-V, --version', 'print the CLI version')
     .option('--server <url>', 'server URL (else GARRISON_URL, else the saved login)')
     .option('--token <token>', 'API token (else GARRISON_TOKEN, --token-file, else the saved login)')
     .option('--token-file <path>', 'read the API token from this file')
@@ -72,6 +66,8 @@ export function buildProgram(state: RunState): Command {
   program.command('agent').description('Run the agent, or talk to the local agent (see garrison agent --help)');
 
   registerAdminCommands(program, state);
+  registerAdministratorCommands(program, state);
+  registerAccountCommands(program, state);
   registerGroupCommands(program, state);
   registerDeviceCommands(program, state);
   registerTokenCommands(program, state);

@@ -1,12 +1,13 @@
 /**
  * Naming things on the command line: groups by id or path ("My Organization/Servers", or
- * without the root, "Servers/Web"), devices by id, name or hostname, tasks by id or name.
+ * without the root, "Servers/Web"), devices by id, name or hostname, tasks by id or name,
+ * roles and administrators by id or name.
  * What cannot be found here is passed on as an id, so that the API says what is wrong with
  * its own error code.
  */
 import type { Task } from '@garrison/protocol';
 import { ApiError, seg, type Client } from './client.ts';
-import type { DeviceView, GroupView } from './types.ts';
+import type { AdminView, DeviceView, GroupView, RoleView } from './types.ts';
 
 function normPath(p: string): string {
   return p
@@ -130,4 +131,50 @@ export async function resolveTask(client: Client, ref: string): Promise<Task> {
     if (id === ref) throw err;
     return client.get<Task>(`/tasks/${seg(id)}`);
   }
+}
+
+/** The one item whose name is `ref` (exactly, else ignoring case); CONFLICT when several are. */
+function byName<T extends { id: string; name: string }>(items: readonly T[], ref: string, what: string): T | undefined {
+  const exact = items.filter((i) => i.name === ref);
+  const named = exact.length ? exact : items.filter((i) => i.name.toLowerCase() === ref.trim().toLowerCase());
+  if (named.length > 1) throw new ApiError('CONFLICT', `${named.length} ${what}s are named "${ref}" (${named.map((i) => i.id).join(', ')}); give the id`);
+  return named[0];
+}
+
+/** The role a reference names (its id, such as "operator", or its name, such as "Operator"), or undefined. */
+export function findRole(roles: readonly RoleView[], ref: string): RoleView | undefined {
+  return roles.find((r) => r.id === ref) ?? byName(roles, ref, 'role');
+}
+
+/** Caches the role list for one command. */
+export class Roles {
+  readonly #client: Client;
+  #list: Promise<RoleView[]> | undefined;
+  constructor(client: Client) {
+    this.#client = client;
+  }
+  list(): Promise<RoleView[]> {
+    this.#list ??= this.#client.get<RoleView[]>('/roles');
+    return this.#list;
+  }
+  async find(ref: string): Promise<RoleView | undefined> {
+    return findRole(await this.list(), ref);
+  }
+  /** The role's id; an unknown reference is passed on as given, for the API to refuse. */
+  async id(ref: string): Promise<string> {
+    return (await this.find(ref))?.id ?? ref;
+  }
+  /** The role itself; NOT_FOUND when there is none. */
+  async get(ref: string): Promise<RoleView> {
+    const r = await this.find(ref);
+    if (!r) throw new ApiError('NOT_FOUND', `no role "${ref}" (garrison role list shows them)`);
+    return r;
+  }
+}
+
+/** An administrator by id or name; the API's NOT_FOUND when neither. */
+export async function resolveAdmin(client: Client, ref: string): Promise<AdminView> {
+  const admins = await client.get<AdminView[]>('/admins');
+  const found = admins.find((a) => a.id === ref) ?? byName(admins, ref, 'administrator');
+  return found ?? client.get<AdminView>(`/admins/${seg(ref)}`);
 }

@@ -13,3 +13,4 @@ export * from './deployment.ts';
 export * from './push.ts';
 export * from './server-task.ts';
 export * from './access.ts';
+export * from './oidc.ts';

@@ -43,6 +43,7 @@ import { RunService } from './services/run-service.ts';
 import { SecretService } from './services/secret-service.ts';
 import { AgentService } from './services/agent-service.ts';
 import { AuthService } from './services/auth-service.ts';
+import { OidcService } from './services/oidc-service.ts';
 import { PushService } from './services/push-service.ts';
 import { IdentityService } from './services/identity-service.ts';
 import { InstallerService } from './services/installer-service.ts';
@@ -211,6 +212,7 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   const agents = new AgentService({ devices: stores.devices, runs: stores.runs, taskStore: stores.tasks, tasks, catalog, secrets, events, clock, log, deployments, limits });
   const auth = new AuthService({ store: stores.admins, clock, seal: secrets });
   const admins = new AdminService({ store: stores.admins, auth, catalog, clock, events });
+  const oidc = new OidcService({ settings: stores.settings, secrets, store: stores.admins, auth, admins, catalog, clock, events, log });
   const hub = new AgentHub({ agents, enrolment, log });
   enrolment.onSuperseded = (deviceId, hash) => hub.closeSuperseded(deviceId, hash);
   const identity = new IdentityService({ store: stores.devices, duplicates: stores.duplicates, catalog, clock, events, enrolment, devices, presence: hub });
@@ -250,7 +252,7 @@ export async function startServer(config: ServerConfig): Promise<GarrisonServer>
   const serverTaskRunner = new ServerTaskRunner({ store: stores.serverTasks, types: serverTaskTypes, env: serverTaskEnv, events, secrets, live, tickMs: config.serverTaskTickMs, leaseMs: config.serverTaskLeaseMs });
   const serverTasks = new ServerTaskService({ store: stores.serverTasks, types: serverTaskTypes, runner: serverTaskRunner, secrets, events, clock, tree: () => catalog.tree });
   serverTasks.env = serverTaskEnv;
-  const services: Services = { installers, trust: tls, identity, auth, admins, limits, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub, repository, deployments, push, live, serverTasks };
+  const services: Services = { installers, trust: tls, identity, auth, admins, oidc, limits, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub, repository, deployments, push, live, serverTasks };
   serverTaskEnv.services = services;
   // New content in the master repository replans deployments and fires the server tasks waiting for it.
   repository.onContent = async (pkg) => {

@@ -46,8 +46,12 @@ export function registerAdminCommands(program: Command, state: RunState): void {
     io.out(
       keyValues([
         ['Name', me.name],
+        ...(me.displayName ? [['Display name', me.displayName] as const] : []),
         ['Roles', roles],
+        // Held on some group (what applies there and below it) and on the root group (the whole tree and server-wide objects).
         ['Permissions', (me.permissions ?? []).join(', ') || 'none'],
+        ...(me.kind === 'admin' ? [['On the root group', (me.rootPermissions ?? []).join(', ') || 'none'] as const] : []),
+        ...(me.totpEnabled !== undefined ? [['Second factor', me.totpEnabled ? 'on' : 'off'] as const] : []),
         ['Signed in via', me.via ?? ''],
         ['Server', `${s.server} (from ${s.source.server})`],
         ['Token from', s.source.token],

@@ -1,10 +1,10 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { Run, Task } from '@garrison/protocol';
 import { UsageError, seg, type Client } from '../client.ts';
 import { act, type RunState } from '../context.ts';
 import { formatAgo, formatTime, keyValues, parseIntOption, table } from '../format.ts';
-import { Groups, resolveDevice } from '../resolve.ts';
-import type { DeviceView } from '../types.ts';
+import { deviceNames, Groups, resolveDevice } from '../resolve.ts';
+import type { DeviceDuplicateView, DeviceView, RefusalCounts } from '../types.ts';
 import { runRows, RUN_HEADERS, taskRows, TASK_HEADERS } from './tasks.ts';
 
 export function deviceRows(devices: readonly DeviceView[], now = Date.now()) {
@@ -50,7 +50,7 @@ async function device(client: Client, ref: string): Promise<DeviceView> {
 }
 
 export function registerDeviceCommands(program: Command, state: RunState): void {
-  const dev = program.command('device').description('Devices: list, inspect, move, tag, rename, delete');
+  const dev = program.command('device').description('Devices: list, inspect, move, tag, rename, delete; duplicates and refusals');
 
   act(
     dev
@@ -204,4 +204,79 @@ export function registerDeviceCommands(program: Command, state: RunState): void 
       io.out(runs.length ? table(RUN_HEADERS, runRows(runs, names, new Map([[d.id, d.name]]))) : `no runs on ${d.name}\n`);
     },
   );
+
+  // Machines that presented another device's credential with another machine identity (a
+  // cloned image, a copied credential): quarantined, nothing merged, until someone decides.
+  act(
+    dev
+      .command('duplicates')
+      .description("Machines that presented another device's credential, waiting to be approved as new devices or rejected")
+      .addOption(new Option('--state <state>', 'which duplicates to list').choices(['pending', 'approved', 'rejected', 'all']).default('pending')),
+    state,
+    async (io, opts) => {
+      const client = await io.client();
+      const dups = await client.get<DeviceDuplicateView[]>('/device-duplicates', { state: opts.state === 'all' ? undefined : opts.state });
+      if (io.json) return io.print(dups, () => '');
+      if (dups.length === 0) return io.out(`no ${opts.state === 'all' ? '' : `${opts.state} `}duplicates\n`);
+      const names = await deviceNames(client, dups.flatMap((d) => [d.deviceId, d.newDeviceId]));
+      io.out(
+        table(
+          ['HOSTNAME', 'CREDENTIAL OF', 'STATE', 'SEEN', 'FIRST SEEN', 'LAST SEEN', 'ADDRESS', 'DECIDED', 'ID'],
+          dups.map((d) => [
+            d.hostname,
+            names.get(d.deviceId) ?? d.deviceId,
+            d.state === 'approved' && d.newDeviceId ? `approved as ${names.get(d.newDeviceId) ?? d.newDeviceId}` : d.state,
+            d.seenCount,
+            formatTime(d.firstSeenAt),
+            formatTime(d.lastSeenAt),
+            d.remoteAddress,
+            d.decidedBy ? `${d.decidedBy} ${formatTime(d.decidedAt)}` : '',
+            d.id,
+          ]),
+        ),
+      );
+    },
+  );
+  act(
+    dev
+      .command('approve-duplicate')
+      .description("Approve a duplicate as a new device in the original's group; it takes its own identity at its next check-in")
+      .argument('<id>', 'duplicate id (garrison device duplicates)'),
+    state,
+    async (io, _opts, [id]) => {
+      const d = await (await io.client()).post<DeviceDuplicateView>(`/device-duplicates/${seg(id!)}/approve`);
+      io.print(d, () => `approved: the machine ${d.hostname} takes the identity of the new device ${d.newDeviceId} (at once if it is connected, else at its next contact); device ${d.deviceId} is unchanged\n`);
+    },
+  );
+  act(
+    dev
+      .command('reject-duplicate')
+      .description('Reject a duplicate: that machine is refused from now on')
+      .argument('<id>', 'duplicate id (garrison device duplicates)'),
+    state,
+    async (io, _opts, [id]) => {
+      const d = await (await io.client()).post<DeviceDuplicateView>(`/device-duplicates/${seg(id!)}/reject`);
+      io.print(d, () => `rejected: the machine ${d.hostname} is refused from now on; device ${d.deviceId} is unchanged\n`);
+    },
+  );
+
+  act(dev.command('refusals').description('Agent messages refused at the device boundary since the server started, by code and by device'), state, async (io) => {
+    const client = await io.client();
+    const r = await client.get<RefusalCounts>('/security/refusals');
+    if (io.json) return io.print(r, () => '');
+    const codes = Object.entries(r.byCode).sort((a, b) => b[1] - a[1]);
+    let out = keyValues([
+      ['Since', formatTime(r.since)],
+      ['Refused', r.total],
+    ]);
+    if (codes.length) out += `\n${table(['CODE', 'COUNT'], codes)}`;
+    if (r.devices.length) {
+      const names = await deviceNames(client, r.devices.map((d) => d.deviceId));
+      out += `\n${table(
+        ['DEVICE', 'REFUSED', 'CODES', 'LAST', 'ID'],
+        r.devices.map((d) => [names.get(d.deviceId) ?? d.deviceId, d.total, Object.entries(d.byCode).map(([c, n]) => `${c} ${n}`).join(', '), formatTime(d.lastAt), d.deviceId]),
+      )}`;
+    }
+    io.out(out);
+  });
 }

@@ -2,7 +2,7 @@
  * The HTTP application factory: it builds every route and hook but does not listen, so tests
  * drive it in process with inject() and the server entry point decides where it listens.
  */
-import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
@@ -18,7 +18,9 @@ import { registerPushRoutes } from './push-routes.ts';
 import { registerInstallRoutes } from './install-routes.ts';
 import { registerServerTaskRoutes } from './server-task-routes.ts';
 import { registerInstallationPackageRoutes } from './installation-package-routes.ts';
-import { registerConsoleRoutes } from './console-routes.ts';
+import { registerOidcRoutes } from './oidc-routes.ts';
+import { CONSOLE_HEADERS, registerConsoleRoutes } from './console-routes.ts';
+import { MAX_PARAM_LENGTH, baseHeaders, clientErrorHandler, toAppError } from './boundary.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -30,6 +32,7 @@ declare module 'fastify' {
 export const API_VERSION = '1.0.0';
 
 export async function buildHttpApp(services: Services, log: Logger, opts: { https?: { key: string; cert: string } | null; serverUrl?: () => string; consoleDir?: string | null; dataDir?: string } = {}): Promise<FastifyInstance> {
+  const boundaryHeaders = baseHeaders(Boolean(opts.https));
   // The pino instance is typed more narrowly than Fastify's logger interface; the app is used through the default one.
   const app = Fastify({
     loggerInstance: log,
@@ -38,7 +41,55 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
     // Per-request lines would drown the log at fleet scale; errors are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    // Errors that happen before a route is found (bad percent-encoding, an overlong segment) and
+    // those of Node's parser (oversized headers, timeouts) get the API's error body too
+    // (http/boundary.ts); no hook runs for them, so they are given the boundary's headers here.
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: (err, req, reply) => {
+      let e = toAppError(err, req);
+      if (!e) {
+        req.log.error({ err, reqId: req.id }, 'request failed');
+        e = new AppError('INTERNAL', 'an unexpected error occurred; see the server log for this request id');
+      }
+      // The option's reply is generic over route types it does not have here.
+      void (reply as FastifyReply).headers(boundaryHeaders).status(e.status).send(e.toBody(String(req.id)));
+    },
+    clientErrorHandler: clientErrorHandler(Boolean(opts.https)),
+    // Fastify's own 503 while closing is not the API's error body: the hook below answers UNAVAILABLE instead.
+    return503OnClosing: false,
   }) as unknown as FastifyInstance;
+
+  // The security headers of every response, set on the raw response first thing so that errors
+  // of later hooks (the access check), the not-found handler and hijacked streams carry them; a
+  // route that sets its own (the console's cache policy) wins. The API documentation gets the
+  // console's headers unchanged: Swagger UI (@fastify/swagger-ui 6) loads only its own files, with
+  // no inline script, and without its top bar (below) inserts no inline style either, so it needs
+  // no hash or 'unsafe-inline' (checked in Chromium; test/http-boundary.test.ts checks the page),
+  // and swagger-ui's own staticCSP is left off.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    for (const [name, value] of Object.entries(boundaryHeaders)) reply.raw.setHeader(name, value);
+    const route = req.routeOptions.url;
+    if (route === '/docs' || route?.startsWith('/docs/')) for (const [name, value] of Object.entries(CONSOLE_HEADERS)) reply.raw.setHeader(name, value);
+    if (closing) {
+      reply.raw.setHeader('connection', 'close');
+      throw new AppError('UNAVAILABLE', 'the server is shutting down; retry in a moment');
+    }
+  });
+
+  // Set before any plug-in registers its routes (Swagger UI's): a plug-in's routes keep the
+  // error handler of when they were added.
+  app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
+    let e = toAppError(err, req);
+    if (!e) {
+      req.log.error({ err, reqId: req.id }, 'request failed');
+      e = new AppError('INTERNAL', 'an unexpected error occurred; see the server log for this request id');
+    }
+    void reply.status(e.status).send(e.toBody(String(req.id)));
+  });
 
   app.decorate('declaredRoutes', installAccessControl(app, services));
 
@@ -49,24 +100,9 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
       security: [{ apiToken: [] }],
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
-
-  app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
-    let e: AppError;
-    if (err instanceof AppError) e = err;
-    else if ((err as FastifyError).validation) {
-      e = new AppError('VALIDATION_FAILED', `${(err as FastifyError).validationContext ?? 'request'} ${err.message.replace(/^(body|querystring|params)\s*/, '')}`, {
-        issues: (err as FastifyError).validation!.map((v) => ({ path: v.instancePath || '/', message: v.message ?? 'invalid' })),
-      });
-    } else if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = new AppError('PAYLOAD_TOO_LARGE', 'the body is too large');
-    else if ((err as FastifyError).statusCode && (err as FastifyError).statusCode! < 500) {
-      e = new AppError('BAD_REQUEST', err.message);
-    } else {
-      req.log.error({ err, reqId: req.id }, 'request failed');
-      e = new AppError('INTERNAL', 'an unexpected error occurred; see the server log for this request id');
-    }
-    void reply.status(e.status).send(e.toBody(String(req.id)));
-  });
+  // BaseLayout: the standalone layout's top bar adds only Swagger's logo, an inline SVG whose
+  // <style> the console's CSP (style-src 'self') refuses, and a box to load other documents.
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { layout: 'BaseLayout' } });
 
   app.get('/api/v1/health', { config: publicAccess, schema: { security: [], tags: ['server'], summary: 'Liveness and version' } }, async () => ({
     status: 'ok',
@@ -84,6 +120,7 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
   registerDeploymentRoutes(app, services);
   registerPushRoutes(app, services);
   registerServerTaskRoutes(app, services);
+  registerOidcRoutes(app, services);
   if (opts.dataDir) registerInstallationPackageRoutes(app, services, { dataDir: opts.dataDir });
   registerInstallRoutes(app, services, opts.serverUrl ?? (() => ''));
   await registerConsoleRoutes(app, services, opts.consoleDir ?? null);

@@ -15,6 +15,7 @@ import { actor } from './admin-routes.ts';
 import { PASSWORD_MIN_LENGTH } from '../services/auth-service.ts';
 import type { LiveTopic } from '../services/live-feed.ts';
 import { AppError } from '../errors.ts';
+import { noRoute } from './boundary.ts';
 import { bearer } from '../agent-hub/hub.ts';
 import { anyAdmin, needs, publicAccess } from './access.ts';
 import { Permission } from '../services/actor.ts';
@@ -30,8 +31,8 @@ const PasswordBody = Type.Object(
 const PreviewBody = Type.Object({ scope: Scope, limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }, { additionalProperties: false });
 const SummaryQuery = Type.Object({ hours: Type.Optional(Type.Integer({ minimum: 1, maximum: 720 })) }, { additionalProperties: false });
 
-/** The console's pages may load only what the server itself serves. */
-const CONSOLE_HEADERS = {
+/** The console's pages may load only what the server itself serves (the API documentation at /docs gets the same, see app.ts). */
+export const CONSOLE_HEADERS = {
   'content-security-policy':
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
@@ -145,8 +146,10 @@ export async function registerConsoleRoutes(app: FastifyInstance, s: Services, c
   });
 
   // The console: static files, and its index page for every other browser path (client-side routes).
-  const notFound = (req: FastifyRequest, reply: FastifyReply) =>
-    reply.status(404).send(new AppError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`).toBody(String(req.id)));
+  const notFound = (req: FastifyRequest, reply: FastifyReply) => {
+    const e = noRoute(req);
+    return reply.status(e.status).send(e.toBody(String(req.id)));
+  };
   if (!consoleDir) {
     app.setNotFoundHandler(notFound);
     app.get('/', { config: publicAccess, schema: { hide: true } }, async (_req, reply) =>

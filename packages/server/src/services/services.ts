@@ -21,6 +21,7 @@ import type { InstallerService } from './installer-service.ts';
 import type { ServerTaskService } from './server-task-service.ts';
 import type { AdminService } from './admin-service.ts';
 import type { DeviceLimits } from './device-limits.ts';
+import type { OidcService } from './oidc-service.ts';
 
 /** Everything the HTTP layer and the agent hub call. */
 export interface Services {
@@ -30,6 +31,8 @@ export interface Services {
   installers: InstallerService;
   auth: AuthService;
   admins: AdminService;
+  /** Sign-in with the organisation's OpenID Connect provider. */
+  oidc: OidcService;
   limits: DeviceLimits;
   catalog: Catalog;
   groups: GroupService;
