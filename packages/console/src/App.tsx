@@ -5,11 +5,11 @@
 import { useEffect, useState, type ReactNode } from 'react';
 import { Link, Route, Switch, useLocation } from 'wouter';
 import { useQueryClient } from '@tanstack/react-query';
-import type { Me } from '@garrison/protocol';
-import { del, session, useApi } from './api.ts';
+import { del, session } from './api.ts';
+import { AccessProvider, Permission, useAccess, useMe, type Access } from './access.tsx';
 import { LiveProvider, useLiveState } from './live.tsx';
-import { ErrorMessage, ToastProvider } from './ui.tsx';
-import { SignIn } from './pages/SignIn.tsx';
+import { ErrorMessage, Loading, ToastProvider } from './ui.tsx';
+import { SignIn, hasOidcReturn } from './pages/SignIn.tsx';
 import { Dashboard } from './pages/Dashboard.tsx';
 import { Devices } from './pages/Devices.tsx';
 import { DeviceDetails } from './pages/DeviceDetails.tsx';
@@ -26,22 +26,28 @@ import { Installers } from './pages/Installers.tsx';
 import { Push, PushJob } from './pages/Push.tsx';
 import { Secrets } from './pages/Secrets.tsx';
 import { Account } from './pages/Account.tsx';
+import { Administrators } from './pages/Administrators.tsx';
+import { Roles } from './pages/Roles.tsx';
 
-const NAV: { href: string; label: string }[] = [
-  { href: '/', label: 'Dashboard' },
-  { href: '/devices', label: 'Devices' },
-  { href: '/tasks', label: 'Tasks' },
-  { href: '/server-tasks', label: 'Server tasks' },
-  { href: '/events', label: 'Events' },
-  { href: '/repository', label: 'Repository' },
-  { href: '/deployments', label: 'Deployments' },
-  { href: '/installers', label: 'Installers' },
-  { href: '/push', label: 'Push installation' },
-  { href: '/secrets', label: 'Secrets' },
+/** The pages, each shown to administrators who may read it (server-wide ones need read on the root group). */
+const NAV: { href: string; label: string; show: (a: Access) => boolean }[] = [
+  { href: '/', label: 'Dashboard', show: () => true },
+  { href: '/devices', label: 'Devices', show: (a) => a.can(Permission.read) },
+  { href: '/tasks', label: 'Tasks', show: (a) => a.can(Permission.read) },
+  { href: '/server-tasks', label: 'Server tasks', show: (a) => a.canOnRoot(Permission.read) },
+  { href: '/events', label: 'Events', show: (a) => a.can(Permission.read) },
+  { href: '/repository', label: 'Repository', show: (a) => a.can(Permission.read) },
+  { href: '/deployments', label: 'Deployments', show: (a) => a.can(Permission.read) },
+  { href: '/installers', label: 'Installers', show: (a) => a.can(Permission.read) },
+  { href: '/push', label: 'Push installation', show: (a) => a.can(Permission.read) },
+  { href: '/secrets', label: 'Secrets', show: (a) => a.can(Permission.read) },
+  { href: '/administrators', label: 'Administrators', show: (a) => a.canOnRoot(Permission.read) },
+  { href: '/roles', label: 'Roles', show: (a) => a.canOnRoot(Permission.read) },
 ];
 
 export function App() {
-  const [token, setToken] = useState(session.token());
+  // Back from the OpenID provider (/?oidc=…): the sign-in page exchanges the code, even over a session this browser had.
+  const [token, setToken] = useState(() => (hasOidcReturn() ? null : session.token()));
   const qc = useQueryClient();
   useEffect(
     () =>
@@ -72,11 +78,22 @@ function isCurrent(location: string, href: string): boolean {
 }
 
 function Shell() {
-  const me = useApi<Me>('/me', { staleTime: 60_000 });
+  const me = useMe();
+  return (
+    <AccessProvider me={me.data}>
+      <Frame me={me} />
+    </AccessProvider>
+  );
+}
+
+function Frame({ me }: { me: ReturnType<typeof useMe> }) {
   const [location] = useLocation();
   const [menuOpen, setMenuOpen] = useState(false);
   const live = useLiveState();
   useEffect(() => setMenuOpen(false), [location]);
+  const access = useAccess();
+  // Until /me is read the menu and the pages wait, so that nothing shows that the role then hides.
+  const known = me.data !== undefined || me.error !== null;
   return (
     <div className="shell">
       <a className="skip" href="#main">
@@ -109,7 +126,7 @@ function Shell() {
       <div className="body">
         <nav id="nav" className={`sidenav ${menuOpen ? 'open' : ''}`} aria-label="Main">
           <ul>
-            {NAV.map((n) => (
+            {!known ? null : NAV.filter((n) => n.show(access)).map((n) => (
               <li key={n.href}>
                 <Link href={n.href} aria-current={isCurrent(location, n.href) ? 'page' : undefined}>
                   {n.label}
@@ -120,7 +137,7 @@ function Shell() {
         </nav>
         <main id="main" tabIndex={-1}>
           {me.error ? <ErrorMessage error={me.error} /> : null}
-          <Routes />
+          {known ? <Routes /> : <Loading />}
         </main>
       </div>
     </div>
@@ -148,6 +165,8 @@ function Routes(): ReactNode {
       <Route path="/push" component={Push} />
       <Route path="/push/:id">{(p) => <PushJob id={p.id} />}</Route>
       <Route path="/secrets" component={Secrets} />
+      <Route path="/administrators" component={Administrators} />
+      <Route path="/roles" component={Roles} />
       <Route path="/account" component={Account} />
       <Route>
         <section className="page">

@@ -14,7 +14,8 @@ export type LiveState = 'connecting' | 'live' | 'offline';
 /** Which cached API paths each topic makes stale. */
 const STALE: Record<LiveTopic, string[]> = {
   runs: ['/tasks', '/runs', '/devices/'],
-  presence: ['/devices', '/groups', '/health', '/deployments'],
+  // device.* events, among them a duplicate found or decided.
+  presence: ['/devices', '/device-duplicates', '/groups', '/health', '/deployments'],
   events: ['/events'],
   config: ['/'],
   deployments: ['/deployments', '/devices/'],

@@ -2,7 +2,7 @@
  * The console's shared components. Pages build on these so that errors, progress, dialogs and
  * form fields look and behave the same everywhere (labels, keyboard, screen readers).
  */
-import { cloneElement, createContext, isValidElement, useCallback, useContext, useEffect, useId, useRef, useState, type FormEvent, type KeyboardEvent, type ReactNode } from 'react';
+import { cloneElement, createContext, isValidElement, useCallback, useContext, useEffect, useId, useRef, useState, type FormEvent, type KeyboardEvent, type ReactNode, type Ref } from 'react';
 import type { GroupView, TaskProgress } from '@garrison/protocol';
 import { describeError, useApi } from './api.ts';
 import { RUN_STATE_ORDER, formatAgo, formatTime } from './format.ts';
@@ -239,6 +239,27 @@ export function Field({ label, hint, children, inline, optional }: { label: Reac
   );
 }
 
+/** The 6-digit code of an authenticator app (TOTP), in a labelled field: digits only, offered by password managers as a one-time code. */
+export function OneTimeCodeField({ value, onChange, label = 'Authentication code', hint, inputRef, name = 'otp' }: { value: string; onChange: (code: string) => void; label?: string; hint?: ReactNode; inputRef?: Ref<HTMLInputElement>; name?: string }) {
+  return (
+    <Field label={label} hint={hint}>
+      <input
+        ref={inputRef}
+        name={name}
+        inputMode="numeric"
+        autoComplete="one-time-code"
+        pattern="[0-9]{6}"
+        minLength={6}
+        maxLength={6}
+        size={8}
+        value={value}
+        onChange={(e) => onChange(e.target.value.replace(/\D/g, '').slice(0, 6))}
+        required
+      />
+    </Field>
+  );
+}
+
 /** The group tree as a select, each group by its path. */
 export function GroupSelect({ value, onChange, label = 'Group', allowEmpty, emptyLabel = 'All groups', required }: { value: string; onChange: (id: string) => void; label?: string; allowEmpty?: boolean; emptyLabel?: string; required?: boolean }) {
   const groups = useGroups();
@@ -256,8 +277,8 @@ export function GroupSelect({ value, onChange, label = 'Group', allowEmpty, empt
   );
 }
 
-export function useGroups() {
-  return useApi<GroupView[]>('/groups', { staleTime: 10_000 });
+export function useGroups({ enabled = true }: { enabled?: boolean } = {}) {
+  return useApi<GroupView[]>('/groups', { staleTime: 10_000, enabled });
 }
 
 export function CopyButton({ text, label = 'Copy' }: { text: string; label?: string }) {

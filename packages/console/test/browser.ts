@@ -2,10 +2,14 @@
  * Browser tests' tools: Debian's Chromium driven by playwright-core (no browser download),
  * trusting only the test server's certificate key, recording every console error and page
  * error so that a test can assert there were none, and checking pages for unlabelled controls
- * and horizontal overflow.
+ * and horizontal overflow; and the console's build, made once for test files run in parallel.
  */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, open, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -13,6 +17,41 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 export const CHROMIUM = process.env.GARRISON_CHROMIUM ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 export const chromiumSkip = CHROMIUM ? false : 'Chromium not found (apt-get install chromium, or set GARRISON_CHROMIUM): browser tests skipped';
 export const SCREENSHOTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../test-results/console');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/**
+ * Builds the console if its sources changed since the last build (as npm install does). Test
+ * files run in parallel: a lock file makes them build one after the other, so that no build
+ * empties dist/ under a server another file already started (the later one finds the build
+ * current and does nothing).
+ */
+export async function buildConsole(): Promise<void> {
+  const lock = path.join(os.tmpdir(), `garrison-console-build-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}.lock`);
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      await (await open(lock, 'wx')).close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // A lock left by a killed run is taken over after a minute.
+      const age = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0);
+      if (age > 60_000) await rm(lock, { force: true });
+      if (Date.now() > deadline) throw new Error(`console build: ${lock} is held for too long`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  try {
+    const child = spawn(process.execPath, [path.join(ROOT, 'scripts/build-console.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stderr.on('data', (d: Buffer) => (out += d));
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    assert.equal(code, 0, `console build failed:\n${out}`);
+  } finally {
+    await rm(lock, { force: true });
+  }
+}
 
 export interface TestBrowser {
   browser: Browser;
@@ -61,6 +100,18 @@ export async function openBrowser(baseURL: string, serverKeyPin: string, viewpor
       await browser.close();
     },
   };
+}
+
+/** Each page: no unlabelled control, no sideways scrolling, and a screenshot. */
+export async function checkPage(b: TestBrowser, name: string): Promise<void> {
+  // Not 'networkidle': the live-update stream keeps a request open. Reads are done when no
+  // loading indicator is left.
+  await b.page.waitForLoadState('load');
+  await b.page.locator('.loading').first().waitFor({ state: 'detached' });
+  await b.screenshot(name);
+  const audit = await auditPage(b.page);
+  assert.deepEqual(audit.unlabelled, [], `${name}: controls without an accessible name`);
+  assert.deepEqual(audit.overflowX, [], `${name}: the page scrolls sideways`);
 }
 
 /** Form controls without an accessible name, and whether the page scrolls sideways. */

@@ -9,21 +9,9 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { spawnAgent, startAgent, startTestServer, ROOT, type AgentProcess, type TestServer } from '../../server/test/helpers.ts';
-import { auditPage, chromiumSkip, openBrowser, type TestBrowser } from './browser.ts';
-
-/** Builds the console if its sources changed since the last build (as npm install does). */
-async function buildConsole(): Promise<void> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/build-console.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d));
-  child.stderr.on('data', (d: Buffer) => (out += d));
-  const code = await new Promise<number | null>((r) => child.once('exit', r));
-  assert.equal(code, 0, `console build failed:\n${out}`);
-}
+import { spawnAgent, startAgent, startTestServer, type AgentProcess, type TestServer } from '../../server/test/helpers.ts';
+import { buildConsole, checkPage, chromiumSkip, openBrowser, type TestBrowser } from './browser.ts';
 
 describe('web console in Chromium', { skip: chromiumSkip, timeout: 300_000 }, () => {
   let t: TestServer;
@@ -33,17 +21,7 @@ describe('web console in Chromium', { skip: chromiumSkip, timeout: 300_000 }, ()
   const agents: (AgentProcess & { deviceId: string })[] = [];
   const others: AgentProcess[] = [];
 
-  /** Each page: no unlabelled control, no sideways scrolling, and a screenshot. */
-  async function check(name: string): Promise<void> {
-    // Not 'networkidle': the live-update stream keeps a request open. Reads are done when no
-    // loading indicator is left.
-    await b.page.waitForLoadState('load');
-    await b.page.locator('.loading').first().waitFor({ state: 'detached' });
-    await b.screenshot(name);
-    const audit = await auditPage(b.page);
-    assert.deepEqual(audit.unlabelled, [], `${name}: controls without an accessible name`);
-    assert.deepEqual(audit.overflowX, [], `${name}: the page scrolls sideways`);
-  }
+  const check = (name: string) => checkPage(b, name);
 
   before(async () => {
     await buildConsole();
@@ -248,7 +226,7 @@ describe('web console in Chromium', { skip: chromiumSkip, timeout: 300_000 }, ()
       await page.getByRole('heading', { name: heading, level: 1 }).waitFor();
       await check(shot);
     }
-    await page.getByRole('link', { name: 'admin' }).click();
+    await page.getByRole('navigation', { name: 'Account' }).getByRole('link', { name: 'admin', exact: true }).click();
     await page.getByRole('heading', { name: 'Account', level: 1 }).waitFor();
     await check('account');
   });

@@ -4,6 +4,7 @@ import { act, type RunState } from '../context.ts';
 import { formatTime, table } from '../format.ts';
 import { promptHidden, readStdin, readText } from '../files.ts';
 import type { SecretMeta } from '../types.ts';
+import { Groups } from '../resolve.ts';
 
 /** A secret value: --value, --from-file, a hidden prompt on a terminal, else all of standard input. */
 async function secretValue(opts: { value?: string; fromFile?: string }, name: string, stderr: NodeJS.WritableStream): Promise<string> {
@@ -34,12 +35,14 @@ export function registerSecretCommands(program: Command, state: RunState): void 
       .argument('<name>', 'the name tasks use: --env-secret VAR=NAME')
       .option('--value <value>', 'the value (visible in shell history: prefer standard input)')
       .option('--from-file <file>', 'read the value from a file (one trailing newline dropped)')
-      .option('--description <text>', 'what the secret is for'),
+      .option('--description <text>', 'what the secret is for')
+      .option('--group <group>', 'the group it belongs to (default: the root, or the one it has): only tasks of that subtree may use it'),
     state,
     async (io, opts, [name]) => {
       const client = await io.client();
       const value = await secretValue(opts, name!, state.streams.stderr);
-      await client.put(`/secrets/${seg(name!)}`, { value, ...(opts.description !== undefined ? { description: opts.description } : {}) });
+      const groupId = opts.group !== undefined ? await new Groups(client).id(String(opts.group)) : undefined;
+      await client.put(`/secrets/${seg(name!)}`, { value, ...(opts.description !== undefined ? { description: opts.description } : {}), ...(groupId ? { groupId } : {}) });
       io.print({ name, set: true }, () => `secret ${name} set\n`);
     },
   );

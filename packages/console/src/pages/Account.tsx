@@ -1,26 +1,54 @@
-/** The signed-in administrator: console password and API tokens (values shown once). */
+/**
+ * The signed-in administrator: what they hold (roles on groups), console password, second
+ * factor (TOTP: the secret and its otpauth:// address for an authenticator app, confirmed with
+ * a code), and API tokens with expiry and last use (values shown once).
+ */
 import { useState, type FormEvent } from 'react';
-import type { Me } from '@garrison/protocol';
-import { del, post, put, useApi } from '../api.ts';
-import { Async, ConfirmButton, CopyButton, Empty, ErrorMessage, Field, Page, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
+import { useQueryClient } from '@tanstack/react-query';
+import type { ApiTokenView, Me } from '@garrison/protocol';
+import { del, post, put, request, useApi } from '../api.ts';
+import { useMe } from '../access.tsx';
+import { Async, ConfirmButton, CopyButton, Empty, ErrorMessage, Field, OneTimeCodeField, Page, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
+import { EXPIRY_CHOICES } from '../admin/common.tsx';
+import type { TotpSetup } from '../admin/types.ts';
 
-interface ApiTokenRow {
-  id: string;
-  name: string;
-  createdAt: string;
-  lastUsedAt: string | null;
-  revokedAt: string | null;
-}
+const VIA: Record<string, string> = { console: 'a console session', cli: 'the CLI', 'api-token': 'an API token', agent: 'an agent', system: 'the system' };
 
 export function Account() {
-  const me = useApi<Me & { session?: boolean }>('/me');
+  const me = useMe();
+  const m = me.data;
   return (
-    <Page title="Account" subtitle={me.data ? `Signed in as ${me.data.name} (${me.data.role ?? me.data.kind})` : undefined}>
+    <Page title="Account" subtitle={m ? `Signed in as ${m.name}${m.displayName ? ` (${m.displayName})` : ''}${m.via ? ` through ${VIA[m.via] ?? m.via}` : ''}` : undefined}>
       <div className="grid">
-        <PasswordForm session={me.data?.session ?? true} />
-        <ApiTokens />
+        {m ? <YourAccess me={m} /> : null}
+        <PasswordForm session={m?.session ?? true} />
+        {m?.kind === 'admin' ? <SecondFactor enabled={m.totpEnabled === true} /> : null}
       </div>
+      <ApiTokens />
     </Page>
+  );
+}
+
+function YourAccess({ me }: { me: Me }) {
+  return (
+    <Section title="Your access">
+      {me.kind === 'system' ? (
+        <p>A system token: it may do everything.</p>
+      ) : !me.grants?.length ? (
+        <Empty>You hold no role: ask an administrator for one.</Empty>
+      ) : (
+        <>
+          <ul className="plain-list">
+            {me.grants.map((g) => (
+              <li key={`${g.roleId}/${g.groupId}`}>
+                <strong>{g.roleName}</strong> on {g.groupPath}
+              </li>
+            ))}
+          </ul>
+          <p className="muted small">A role on a group applies to its subgroups too.</p>
+        </>
+      )}
+    </Section>
   );
 }
 
@@ -74,22 +102,125 @@ function PasswordForm({ session }: { session: boolean }) {
   );
 }
 
+/** The second factor: set up (secret and otpauth address, then a code to confirm), or removed with a current code. */
+function SecondFactor({ enabled }: { enabled: boolean }) {
+  const [setup, setSetup] = useState<TotpSetup | null>(null);
+  const [code, setCode] = useState('');
+  const { busy, error, setError, run } = useBusy();
+  const toast = useToast();
+  const qc = useQueryClient();
+  const refreshMe = () => qc.invalidateQueries({ queryKey: ['/me'] });
+  const done = (message: string) => {
+    setCode('');
+    setSetup(null);
+    toast(message);
+    void refreshMe();
+  };
+  return (
+    <Section title="Second factor">
+      {enabled ? (
+        <>
+          <p>
+            <StateBadge state="active" label="on" /> Signing in with your password also asks for the code of your authenticator app.
+          </p>
+          <form
+            aria-label="Remove the second factor"
+            onSubmit={async (e) => {
+              e.preventDefault();
+              if (await run(async () => (await request('DELETE', '/me/totp', { code }), true))) done('Second factor removed');
+            }}
+          >
+            <OneTimeCodeField value={code} onChange={setCode} hint="The code your app shows now, to remove the second factor." />
+            <ErrorMessage error={error} onDismiss={() => setError(null)} />
+            <button type="submit" className="danger" disabled={busy}>
+              Remove second factor
+            </button>
+          </form>
+        </>
+      ) : setup ? (
+        <form
+          aria-label="Confirm the second factor"
+          onSubmit={async (e) => {
+            e.preventDefault();
+            if (await run(async () => (await post('/me/totp/confirm', { code }), true))) done('Second factor set: sign-ins now ask for a code');
+          }}
+        >
+          <p>1. In your authenticator app, add an account with this setup key (a time-based code):</p>
+          <div className="adm-command">
+            <pre aria-label="Setup key">{setup.secret.replace(/(.{4})(?=.)/g, '$1 ')}</pre>
+            <CopyButton text={setup.secret} label="Copy key" />
+          </div>
+          <p className="muted small">Or give it the whole otpauth address (some apps take it pasted, or from a QR code made of it):</p>
+          <div className="adm-command">
+            <pre aria-label="otpauth address" className="adm-mono">
+              {setup.uri}
+            </pre>
+            <CopyButton text={setup.uri} label="Copy address" />
+          </div>
+          <p>2. Type the code the app shows, to check that it works:</p>
+          <OneTimeCodeField value={code} onChange={setCode} />
+          <ErrorMessage error={error} onDismiss={() => setError(null)} />
+          <div className="adm-form-actions">
+            <button type="submit" className="primary" disabled={busy}>
+              Turn on second factor
+            </button>
+            <button type="button" onClick={() => setSetup(null)}>
+              Cancel
+            </button>
+          </div>
+        </form>
+      ) : (
+        <>
+          <p>
+            <StateBadge state="cancelled" label="off" /> Ask for a code from an authenticator app when you sign in with your password.
+          </p>
+          <ErrorMessage error={error} onDismiss={() => setError(null)} />
+          <button
+            type="button"
+            disabled={busy}
+            onClick={async () => {
+              const s = await run(() => post<TotpSetup>('/me/totp'));
+              if (s) {
+                setCode('');
+                setSetup(s);
+              }
+            }}
+          >
+            Set up second factor
+          </button>
+        </>
+      )}
+    </Section>
+  );
+}
+
+/** Expiry choices of API tokens, in days (the day-or-longer ones of the installers' list). */
+const TOKEN_EXPIRY = EXPIRY_CHOICES.filter((c) => Number(c.value) >= 1440).map((c) => ({ value: String(Math.round(Number(c.value) / 1440)), label: c.label }));
+
+function tokenState(t: ApiTokenView, now = Date.now()): 'revoked' | 'expired' | 'active' {
+  if (t.revokedAt) return 'revoked';
+  if (t.expiresAt && Date.parse(t.expiresAt) <= now) return 'expired';
+  return 'active';
+}
+
 function ApiTokens() {
-  const tokens = useApi<ApiTokenRow[]>('/api-tokens');
+  const tokens = useApi<ApiTokenView[]>('/api-tokens');
   const [name, setName] = useState('');
-  const [created, setCreated] = useState<string | null>(null);
-  const { busy, error, run } = useBusy();
+  const [expiry, setExpiry] = useState('91');
+  const [created, setCreated] = useState<{ name: string; token: string } | null>(null);
+  const { busy, error, setError, run } = useBusy();
+  const toast = useToast();
   return (
     <Section title="API tokens">
-      <p className="muted">For the CLI and scripts (Authorization: Bearer …). A token's value is shown once.</p>
+      <p className="muted">For the CLI and scripts (Authorization: Bearer …); a token does what you may do. Its value is shown once.</p>
       <form
         className="row"
         aria-label="Create an API token"
         onSubmit={async (e) => {
           e.preventDefault();
-          const r = await run(() => post<{ token: string }>('/api-tokens', { name }));
+          const r = await run(() => post<{ token: string } & ApiTokenView>('/api-tokens', { name, ...(expiry ? { expiresInDays: Number(expiry) } : {}) }));
           if (r) {
-            setCreated(r.token);
+            setCreated({ name: r.name, token: r.token });
             setName('');
             await tokens.refetch();
           }
@@ -98,16 +229,35 @@ function ApiTokens() {
         <Field label="Token name">
           <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={200} />
         </Field>
-        <button type="submit" disabled={busy}>
-          Create token
-        </button>
+        <Field label="Expires after">
+          <select value={expiry} onChange={(e) => setExpiry(e.target.value)}>
+            {TOKEN_EXPIRY.map((c) => (
+              <option key={c.value} value={c.value}>
+                {c.label}
+              </option>
+            ))}
+            <option value="">Never</option>
+          </select>
+        </Field>
+        <div className="field">
+          <button type="submit" disabled={busy}>
+            Create token
+          </button>
+        </div>
       </form>
-      <ErrorMessage error={error} />
+      <ErrorMessage error={error} onDismiss={() => setError(null)} />
       {created ? (
-        <div className="notice" role="status">
-          <p>New token (shown once; store it now):</p>
-          <pre>{created}</pre>
-          <CopyButton text={created} />
+        <div className="adm-one-time" role="status">
+          <p>
+            <strong>Token “{created.name}”: copy its value now, it is shown only once.</strong>
+          </p>
+          <div className="adm-command">
+            <pre aria-label="New API token value">{created.token}</pre>
+            <CopyButton text={created.token} label="Copy token" />
+          </div>
+          <button type="button" onClick={() => setCreated(null)}>
+            I have copied it
+          </button>
         </div>
       ) : null}
       <Async q={tokens}>
@@ -119,42 +269,49 @@ function ApiTokens() {
               <table>
                 <thead>
                   <tr>
-                    <th>Name</th>
-                    <th>Created</th>
-                    <th>Last used</th>
-                    <th>State</th>
-                    <th>
+                    <th scope="col">Name</th>
+                    <th scope="col">Created</th>
+                    <th scope="col">Expires</th>
+                    <th scope="col">Last used</th>
+                    <th scope="col">State</th>
+                    <th scope="col">
                       <span className="sr-only">Actions</span>
                     </th>
                   </tr>
                 </thead>
                 <tbody>
-                  {list.map((t) => (
-                    <tr key={t.id}>
-                      <td>{t.name}</td>
-                      <td>
-                        <Time iso={t.createdAt} />
-                      </td>
-                      <td>
-                        <Time iso={t.lastUsedAt} />
-                      </td>
-                      <td>{t.revokedAt ? <StateBadge state="revoked" /> : <StateBadge state="active" />}</td>
-                      <td>
-                        {t.revokedAt ? null : (
-                          <ConfirmButton
-                            label="Revoke"
-                            ariaLabel={`Revoke ${t.name}`}
-                            danger
-                            question={<p>Revoke the token “{t.name}”? Scripts using it stop working at once.</p>}
-                            onConfirm={async () => {
-                              await del(`/api-tokens/${t.id}`);
-                              await tokens.refetch();
-                            }}
-                          />
-                        )}
-                      </td>
-                    </tr>
-                  ))}
+                  {[...list]
+                    .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
+                    .map((t) => {
+                      const state = tokenState(t);
+                      return (
+                        <tr key={t.id}>
+                          <td>{t.name}</td>
+                          <td className="nowrap">
+                            <Time iso={t.createdAt} />
+                          </td>
+                          <td className="nowrap">{t.expiresAt ? <Time iso={t.expiresAt} /> : <span className="muted">never</span>}</td>
+                          <td className="nowrap">{t.lastUsedAt ? <Time iso={t.lastUsedAt} /> : <span className="muted">never</span>}</td>
+                          <td>{state === 'revoked' ? <span className="muted">revoked <Time iso={t.revokedAt} /></span> : <StateBadge state={state} />}</td>
+                          <td>
+                            {state === 'revoked' ? null : (
+                              <ConfirmButton
+                                label="Revoke"
+                                ariaLabel={`Revoke ${t.name}`}
+                                danger
+                                confirmLabel={`Revoke ${t.name}`}
+                                question={<p>Revoke the token “{t.name}”? Scripts using it stop working at once.</p>}
+                                onConfirm={async () => {
+                                  await del(`/api-tokens/${encodeURIComponent(t.id)}`);
+                                  toast(`Token “${t.name}” revoked`);
+                                  await tokens.refetch();
+                                }}
+                              />
+                            )}
+                          </td>
+                        </tr>
+                      );
+                    })}
                 </tbody>
               </table>
             </div>

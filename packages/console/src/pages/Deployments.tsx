@@ -10,6 +10,7 @@ import { del, post, put, qs, useApi } from '../api.ts';
 import { plural } from '../format.ts';
 import { Async, ConfirmButton, Dialog, DialogForm, Empty, ErrorMessage, GroupSelect, Page, Section, StateBadge, Time, useBusy, useGroups, useToast } from '../ui.tsx';
 import { BRANCHES, StateBar, Tabs, checkError, optionalInt, tabPanelProps, useRootGroupId, Field } from '../admin/common.tsx';
+import { Permission, useAccess } from '../access.tsx';
 
 type Effective = EffectiveDeployment;
 type Compliance = ComplianceView;
@@ -60,14 +61,18 @@ function Assignments() {
   const list = useApi<Effective[]>(groupId ? `/groups/${encodeURIComponent(groupId)}/deployments` : null);
   const [editing, setEditing] = useState<{ initial: Effective | null } | null>(null);
   const toast = useToast();
+  const access = useAccess();
+  const manage = groupId !== '' && access.canIn(Permission.manageDeployments, groupId);
 
   return (
     <Section
       title={group ? `Products of ${group.path}` : 'Products of a group'}
       actions={
-        <button type="button" className="primary" disabled={!groupId} onClick={() => setEditing({ initial: null })}>
-          Assign a product
-        </button>
+        manage ? (
+          <button type="button" className="primary" onClick={() => setEditing({ initial: null })}>
+            Assign a product
+          </button>
+        ) : null
       }
     >
       <div className="toolbar">
@@ -119,7 +124,7 @@ function Assignments() {
                           </td>
                           <td>
                             <div className="actions">
-                              {a.rolloutState?.state === 'halted' ? (
+                              {a.rolloutState?.state === 'halted' && access.canIn(Permission.manageDeployments, a.groupId) ? (
                                 <ConfirmButton
                                   label="Resume rollout"
                                   question={
@@ -135,26 +140,30 @@ function Assignments() {
                                   }}
                                 />
                               ) : null}
-                              <button type="button" onClick={() => setEditing({ initial: a })} aria-label={own ? `Change ${a.product}` : `Override ${a.product} on this group`}>
-                                {own ? 'Change' : 'Override'}
-                              </button>
-                              {own ? (
-                                <ConfirmButton
-                                  label="Unassign"
-                                  danger
-                                  confirmLabel={`Unassign ${a.product}`}
-                                  question={
-                                    <p>
-                                      Remove the assignment of <strong>{a.product}</strong> from {a.groupPath}? Devices keep what is installed; an assignment inherited from a parent group applies
-                                      again.
-                                    </p>
-                                  }
-                                  onConfirm={async () => {
-                                    await del(`/groups/${encodeURIComponent(groupId)}/deployments/${encodeURIComponent(a.product)}`);
-                                    toast(`${a.product} unassigned from ${a.groupPath}`);
-                                    await list.refetch();
-                                  }}
-                                />
+                              {manage ? (
+                                <>
+                                  <button type="button" onClick={() => setEditing({ initial: a })} aria-label={own ? `Change ${a.product}` : `Override ${a.product} on this group`}>
+                                    {own ? 'Change' : 'Override'}
+                                  </button>
+                                  {own ? (
+                                    <ConfirmButton
+                                      label="Unassign"
+                                      danger
+                                      confirmLabel={`Unassign ${a.product}`}
+                                      question={
+                                        <p>
+                                          Remove the assignment of <strong>{a.product}</strong> from {a.groupPath}? Devices keep what is installed; an assignment inherited from a parent group applies
+                                          again.
+                                        </p>
+                                      }
+                                      onConfirm={async () => {
+                                        await del(`/groups/${encodeURIComponent(groupId)}/deployments/${encodeURIComponent(a.product)}`);
+                                        toast(`${a.product} unassigned from ${a.groupPath}`);
+                                        await list.refetch();
+                                      }}
+                                    />
+                                  ) : null}
+                                </>
                               ) : null}
                             </div>
                           </td>

@@ -7,6 +7,7 @@ import { useState, type FormEvent } from 'react';
 import { Link, useLocation } from 'wouter';
 import type { DeviceView, EventView, Run, Task } from '@garrison/protocol';
 import { del, patch, post, qs, useApi } from '../api.ts';
+import { Permission, useAccess } from '../access.tsx';
 import { stateLabel } from '../format.ts';
 import { Async, ConfirmButton, Dialog, DialogForm, Empty, Field, GroupSelect, OnlineBadge, Page, Section, StateBadge, tabPanelProps, Tabs, Time, useBusy, useToast } from '../ui.tsx';
 
@@ -24,6 +25,7 @@ export function DeviceDetails({ id }: { id: string }) {
   const [editing, setEditing] = useState(false);
   const [, navigate] = useLocation();
   const toast = useToast();
+  const access = useAccess();
   return (
     <Async q={device}>
       {(d) => (
@@ -36,59 +38,61 @@ export function DeviceDetails({ id }: { id: string }) {
             </>
           }
           actions={
-            <>
-              <button type="button" onClick={() => setEditing(true)}>
-                Edit
-              </button>
-              <ConfirmButton
-                label="Rotate credential"
-                question={<p>Ask the agent to make a new credential? It happens at once if it is connected, else at its next check-in.</p>}
-                disabled={d.credentialRevoked}
-                onConfirm={async () => {
-                  await post(`/devices/${id}/credential/rotate`);
-                  toast('Credential rotation requested');
-                  await device.refetch();
-                }}
-              />
-              <ConfirmButton
-                label="Revoke credential"
-                danger
-                disabled={d.credentialRevoked}
-                question={<p>Revoke the device credential? The agent is disconnected at once and cannot come back without enrolling again.</p>}
-                onConfirm={async () => {
-                  await post(`/devices/${id}/credential/revoke`);
-                  toast('Credential revoked');
-                  await device.refetch();
-                }}
-              />
-              <ConfirmButton
-                label="Uninstall agent"
-                danger
-                disabled={d.credentialRevoked || d.uninstallRequested}
-                question={<p>Ask the agent to uninstall itself? The device record and its history are kept.</p>}
-                onConfirm={async () => {
-                  await post(`/devices/${id}/uninstall`);
-                  toast('Uninstall requested');
-                  await device.refetch();
-                }}
-              />
-              <ConfirmButton
-                label="Delete device"
-                danger
-                question={<p>Delete “{d.name}” and revoke its credential? Its runs and events stay in the log.</p>}
-                onConfirm={async () => {
-                  await del(`/devices/${id}`);
-                  toast(`Device ${d.name} deleted`);
-                  navigate('/devices');
-                }}
-              />
-            </>
+            access.canIn(Permission.manageDevices, d.groupId) ? (
+              <>
+                <button type="button" onClick={() => setEditing(true)}>
+                  Edit
+                </button>
+                <ConfirmButton
+                  label="Rotate credential"
+                  question={<p>Ask the agent to make a new credential? It happens at once if it is connected, else at its next check-in.</p>}
+                  disabled={d.credentialRevoked}
+                  onConfirm={async () => {
+                    await post(`/devices/${id}/credential/rotate`);
+                    toast('Credential rotation requested');
+                    await device.refetch();
+                  }}
+                />
+                <ConfirmButton
+                  label="Revoke credential"
+                  danger
+                  disabled={d.credentialRevoked}
+                  question={<p>Revoke the device credential? The agent is disconnected at once and cannot come back without enrolling again.</p>}
+                  onConfirm={async () => {
+                    await post(`/devices/${id}/credential/revoke`);
+                    toast('Credential revoked');
+                    await device.refetch();
+                  }}
+                />
+                <ConfirmButton
+                  label="Uninstall agent"
+                  danger
+                  disabled={d.credentialRevoked || d.uninstallRequested}
+                  question={<p>Ask the agent to uninstall itself? The device record and its history are kept.</p>}
+                  onConfirm={async () => {
+                    await post(`/devices/${id}/uninstall`);
+                    toast('Uninstall requested');
+                    await device.refetch();
+                  }}
+                />
+                <ConfirmButton
+                  label="Delete device"
+                  danger
+                  question={<p>Delete “{d.name}” and revoke its credential? Its runs and events stay in the log.</p>}
+                  onConfirm={async () => {
+                    await del(`/devices/${id}`);
+                    toast(`Device ${d.name} deleted`);
+                    navigate('/devices');
+                  }}
+                />
+              </>
+            ) : null
           }
         >
           <Tabs label="Device sections" idBase="device" tabs={TABS} value={tab} onChange={setTab} />
           <div {...tabPanelProps('device', tab)}>
             {tab === 'overview' ? <Overview d={d} /> : null}
-            {tab === 'tasks' ? <DeviceTasks id={id} /> : null}
+            {tab === 'tasks' ? <DeviceTasks id={id} groupId={d.groupId} /> : null}
             {tab === 'runs' ? <DeviceRuns id={id} /> : null}
             {tab === 'events' ? <DeviceEvents id={id} /> : null}
           </div>
@@ -196,10 +200,11 @@ function scopeLabel(t: Task): string {
   return 'global';
 }
 
-function DeviceTasks({ id }: { id: string }) {
+function DeviceTasks({ id, groupId }: { id: string; groupId: string }) {
   const tasks = useApi<Task[]>(`/devices/${id}/tasks`);
+  const mayCreate = useAccess().canIn(Permission.manageTasks, groupId);
   return (
-    <Section title="Effective tasks" actions={<Link href={`/tasks/new?device=${id}`} className="button">New local task</Link>}>
+    <Section title="Effective tasks" actions={mayCreate ? <Link href={`/tasks/new?deviceId=${encodeURIComponent(id)}`} className="button">New local task</Link> : null}>
       <Async q={tasks}>
         {(list) =>
           list.length === 0 ? (

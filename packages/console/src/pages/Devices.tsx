@@ -1,14 +1,18 @@
 /**
  * The group tree with its devices: pick a group, search and filter its devices, move them to
  * another group; create, rename, configure and delete groups. Online state updates live.
+ * Duplicates: machines that presented another device's credential (a cloned image, copied
+ * state), held until they are approved as devices of their own or rejected.
  */
 import { useMemo, useState, type FormEvent } from 'react';
 import { Link, useLocation, useSearch } from 'wouter';
 import { useQueryClient } from '@tanstack/react-query';
 import type { DeviceView, GroupView } from '@garrison/protocol';
 import { del, patch, post, qs, useApi } from '../api.ts';
-import { Async, ConfirmButton, Dialog, DialogForm, Empty, ErrorMessage, Field, GroupSelect, OnlineBadge, Page, Section, useBusy, useGroups, useToast } from '../ui.tsx';
+import { Permission, useAccess } from '../access.tsx';
+import { Async, ConfirmButton, Dialog, DialogForm, Empty, ErrorMessage, Field, GroupSelect, OnlineBadge, Page, Section, StateBadge, Tabs, Time, tabPanelProps, useBusy, useGroups, useToast } from '../ui.tsx';
 import { plural } from '../format.ts';
+import type { DeviceDuplicateView } from '../admin/types.ts';
 
 const PAGE = 100;
 
@@ -48,32 +52,56 @@ function Tree({ nodes, selected, onSelect }: { nodes: TreeNode[]; selected: stri
   );
 }
 
+const DUPLICATES = `/device-duplicates${qs({ state: 'pending' })}`;
+
+type View = 'tree' | 'duplicates';
+
 export function Devices() {
-  const groups = useGroups();
   const search = new URLSearchParams(useSearch());
   const [, navigate] = useLocation();
-  const rootId = groups.data?.find((g) => g.parentId === null)?.id ?? '';
-  const groupId = search.get('group') ?? rootId;
-  const group = groups.data?.find((g) => g.id === groupId);
-  const tree = useMemo(() => buildTree(groups.data ?? []), [groups.data]);
+  const view: View = search.get('view') === 'duplicates' ? 'duplicates' : 'tree';
+  const pending = useApi<DeviceDuplicateView[]>(DUPLICATES);
+  const waiting = pending.data?.length ?? 0;
   return (
     <Page title="Devices" subtitle="The group tree and the devices in it">
-      <div className="split">
-        <Section title="Groups">
-          <Async q={groups}>
-            {() => (
-              <nav aria-label="Group tree">
-                <Tree nodes={tree} selected={groupId} onSelect={(id) => navigate(`/devices?group=${id}`)} />
-              </nav>
-            )}
-          </Async>
-        </Section>
-        <div>
-          {group ? <GroupActions group={group} onDeleted={() => navigate(`/devices?group=${group.parentId ?? ''}`)} /> : null}
-          {groupId ? <DeviceList groupId={groupId} /> : null}
-        </div>
-      </div>
+      <Tabs
+        label="Device views"
+        idBase="devices"
+        value={view}
+        onChange={(v) => navigate(v === 'duplicates' ? '/devices?view=duplicates' : `/devices${qs({ group: search.get('group') })}`)}
+        tabs={[
+          { id: 'tree', label: 'Group tree' },
+          { id: 'duplicates', label: waiting ? `Duplicates (${waiting})` : 'Duplicates' },
+        ]}
+      />
+      <div {...tabPanelProps('devices', view)}>{view === 'duplicates' ? <Duplicates /> : <GroupTree picked={search.get('group')} />}</div>
     </Page>
+  );
+}
+
+function GroupTree({ picked }: { picked: string | null }) {
+  const groups = useGroups();
+  const [, navigate] = useLocation();
+  const tree = useMemo(() => buildTree(groups.data ?? []), [groups.data]);
+  // The top of the tree this administrator sees: the root group, or the group they were granted.
+  const groupId = picked || (tree[0]?.group.id ?? '');
+  const group = groups.data?.find((g) => g.id === groupId);
+  return (
+    <div className="split">
+      <Section title="Groups">
+        <Async q={groups}>
+          {() => (
+            <nav aria-label="Group tree">
+              <Tree nodes={tree} selected={groupId} onSelect={(id) => navigate(`/devices?group=${id}`)} />
+            </nav>
+          )}
+        </Async>
+      </Section>
+      <div>
+        {group ? <GroupActions group={group} onDeleted={() => navigate(`/devices?group=${group.parentId ?? ''}`)} /> : null}
+        {groupId ? <DeviceList groupId={groupId} /> : null}
+      </div>
+    </div>
   );
 }
 
@@ -81,30 +109,33 @@ function GroupActions({ group, onDeleted }: { group: GroupView; onDeleted: () =>
   const [dialog, setDialog] = useState<'new' | 'settings' | null>(null);
   const toast = useToast();
   const isRoot = group.parentId === null;
+  const manage = useAccess().canIn(Permission.manageGroups, group.id);
   return (
     <Section
       title={group.path}
       actions={
-        <>
-          <button type="button" onClick={() => setDialog('new')}>
-            New subgroup
-          </button>
-          <button type="button" onClick={() => setDialog('settings')}>
-            Group settings
-          </button>
-          {isRoot ? null : (
-            <ConfirmButton
-              label="Delete group"
-              danger
-              question={<p>Delete the group “{group.path}”? Only an empty group (no devices, subgroups or tasks) can be deleted.</p>}
-              onConfirm={async () => {
-                await del(`/groups/${group.id}`);
-                toast(`Group ${group.name} deleted`);
-                onDeleted();
-              }}
-            />
-          )}
-        </>
+        manage ? (
+          <>
+            <button type="button" onClick={() => setDialog('new')}>
+              New subgroup
+            </button>
+            <button type="button" onClick={() => setDialog('settings')}>
+              Group settings
+            </button>
+            {isRoot ? null : (
+              <ConfirmButton
+                label="Delete group"
+                danger
+                question={<p>Delete the group “{group.path}”? Only an empty group (no devices, subgroups or tasks) can be deleted.</p>}
+                onConfirm={async () => {
+                  await del(`/groups/${group.id}`);
+                  toast(`Group ${group.name} deleted`);
+                  onDeleted();
+                }}
+              />
+            )}
+          </>
+        ) : null
       }
     >
       <dl className="props">
@@ -208,6 +239,7 @@ function DeviceList({ groupId }: { groupId: string }) {
   const [moving, setMoving] = useState(false);
   const path = `/devices${qs({ groupId, recursive, search: text.trim() || undefined, online: online || undefined, limit: PAGE, offset })}`;
   const devices = useApi<DeviceView[]>(path, { placeholderData: (prev) => prev });
+  const mayMove = useAccess().can(Permission.manageDevices);
   const toggle = (id: string) =>
     setSelected((s) => {
       const n = new Set(s);
@@ -216,7 +248,7 @@ function DeviceList({ groupId }: { groupId: string }) {
       return n;
     });
   return (
-    <Section title="Devices" actions={<button type="button" disabled={selected.size === 0} onClick={() => setMoving(true)}>Move to group…</button>}>
+    <Section title="Devices" actions={mayMove ? <button type="button" disabled={selected.size === 0} onClick={() => setMoving(true)}>Move to group…</button> : null}>
       <div className="toolbar" role="search">
         <Field label="Search">
           <input type="search" value={text} placeholder="name, host name, address" onChange={(e) => { setText(e.target.value); setOffset(0); }} />
@@ -242,14 +274,16 @@ function DeviceList({ groupId }: { groupId: string }) {
                 <table>
                   <thead>
                     <tr>
-                      <th>
-                        <input
-                          type="checkbox"
-                          aria-label="Select all devices on this page"
-                          checked={list.length > 0 && list.every((d) => selected.has(d.id))}
-                          onChange={(e) => setSelected(e.target.checked ? new Set(list.map((d) => d.id)) : new Set())}
-                        />
-                      </th>
+                      {mayMove ? (
+                        <th>
+                          <input
+                            type="checkbox"
+                            aria-label="Select all devices on this page"
+                            checked={list.length > 0 && list.every((d) => selected.has(d.id))}
+                            onChange={(e) => setSelected(e.target.checked ? new Set(list.map((d) => d.id)) : new Set())}
+                          />
+                        </th>
+                      ) : null}
                       <th>Name</th>
                       <th>State</th>
                       <th>Group</th>
@@ -262,9 +296,11 @@ function DeviceList({ groupId }: { groupId: string }) {
                   <tbody>
                     {list.map((d) => (
                       <tr key={d.id} className={selected.has(d.id) ? 'selected' : ''}>
-                        <td>
-                          <input type="checkbox" aria-label={`Select ${d.name}`} checked={selected.has(d.id)} onChange={() => toggle(d.id)} />
-                        </td>
+                        {mayMove ? (
+                          <td>
+                            <input type="checkbox" aria-label={`Select ${d.name}`} checked={selected.has(d.id)} onChange={() => toggle(d.id)} />
+                          </td>
+                        ) : null}
                         <td>
                           <Link href={`/devices/${d.id}`}>{d.name}</Link>
                           {d.hostname !== d.name ? <div className="muted small">{d.hostname}</div> : null}
@@ -340,5 +376,146 @@ function MoveDialog({ open, ids, onClose, onMoved }: { open: boolean; ids: strin
         </footer>
       </form>
     </Dialog>
+  );
+}
+
+const DUPLICATE_STATES = [
+  { value: 'pending', label: 'Pending' },
+  { value: 'approved', label: 'Approved' },
+  { value: 'rejected', label: 'Rejected' },
+  { value: '', label: 'All' },
+];
+
+function Duplicates() {
+  const [state, setState] = useState('pending');
+  const list = useApi<DeviceDuplicateView[]>(`/device-duplicates${qs({ state })}`);
+  return (
+    <Section title={state === 'pending' ? 'Pending duplicates' : 'Duplicates'}>
+      <p className="muted">
+        A machine that presents the credential of another device with another machine identity (a cloned disk image, agent state copied elsewhere) is held here instead of taking that device's place; nothing of the two is merged. Approve it
+        as a new device in the original's group (it gets a credential of its own at its next check-in), or reject it: it is refused from then on.
+      </p>
+      <div className="toolbar">
+        <Field label="Show">
+          <select value={state} onChange={(e) => setState(e.target.value)}>
+            {DUPLICATE_STATES.map((s) => (
+              <option key={s.value} value={s.value}>
+                {s.label}
+              </option>
+            ))}
+          </select>
+        </Field>
+      </div>
+      <Async q={list}>
+        {(rows) =>
+          rows.length === 0 ? (
+            <Empty>{state === 'pending' ? 'No machine is waiting: no duplicate credential was presented.' : 'None.'}</Empty>
+          ) : (
+            <div className="table-wrap">
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">Machine</th>
+                    <th scope="col">Credential of</th>
+                    <th scope="col">Address</th>
+                    <th scope="col" className="num">
+                      Seen
+                    </th>
+                    <th scope="col">First seen</th>
+                    <th scope="col">Last seen</th>
+                    <th scope="col">State</th>
+                    <th scope="col">
+                      <span className="muted">Actions</span>
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {rows.map((d) => (
+                    <DuplicateRow key={d.id} d={d} />
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )
+        }
+      </Async>
+      {list.error && list.data ? <ErrorMessage error={list.error} /> : null}
+    </Section>
+  );
+}
+
+function DuplicateRow({ d }: { d: DeviceDuplicateView }) {
+  const original = useApi<DeviceView>(`/devices/${encodeURIComponent(d.deviceId)}`, { staleTime: 60_000 });
+  const may = useAccess().canIn(Permission.manageDevices, original.data?.groupId ?? null);
+  const qc = useQueryClient();
+  const toast = useToast();
+  const originalName = original.data?.name ?? d.deviceId;
+  const decide = async (what: 'approve' | 'reject') => {
+    await post(`/device-duplicates/${encodeURIComponent(d.id)}/${what}`);
+    toast(what === 'approve' ? `${d.hostname} approved as a new device` : `${d.hostname} rejected`);
+    await qc.invalidateQueries({ predicate: (q) => /^\/device(s|-duplicates)/.test(String(q.queryKey[0])) });
+  };
+  return (
+    <tr>
+      <td>
+        <strong>{d.hostname}</strong>
+        <div className="muted small">
+          {d.inventory.osName} {d.inventory.osVersion}
+        </div>
+        <div className="mono small" title="Machine identity">
+          {d.machineIdentity.slice(0, 12)}…
+        </div>
+      </td>
+      <td>
+        <Link href={`/devices/${encodeURIComponent(d.deviceId)}`}>{originalName}</Link>
+        {original.data ? <div className="muted small">{original.data.groupPath}</div> : null}
+      </td>
+      <td className="small">{d.remoteAddress ?? '—'}</td>
+      <td className="num">{d.seenCount.toLocaleString()}</td>
+      <td className="nowrap">
+        <Time iso={d.firstSeenAt} />
+      </td>
+      <td className="nowrap">
+        <Time iso={d.lastSeenAt} />
+      </td>
+      <td>
+        <StateBadge state={d.state === 'approved' ? 'active' : d.state === 'rejected' ? 'revoked' : 'pending'} label={d.state} />
+        {d.decidedAt ? (
+          <div className="muted small">
+            by {d.decidedBy} <Time iso={d.decidedAt} />
+          </div>
+        ) : null}
+        {d.newDeviceId ? (
+          <div className="small">
+            as <Link href={`/devices/${encodeURIComponent(d.newDeviceId)}`}>new device</Link>
+          </div>
+        ) : null}
+      </td>
+      <td>
+        {d.state === 'pending' && may ? (
+          <div className="actions">
+            <ConfirmButton
+              label="Approve"
+              ariaLabel={`Approve ${d.hostname}`}
+              confirmLabel={`Approve ${d.hostname}`}
+              question={
+                <p>
+                  Approve the machine “{d.hostname}” as a new device in {original.data?.groupPath ?? 'the group of the original'}? It takes a credential of its own at its next check-in; “{originalName}” is not changed.
+                </p>
+              }
+              onConfirm={() => decide('approve')}
+            />
+            <ConfirmButton
+              label="Reject"
+              ariaLabel={`Reject ${d.hostname}`}
+              confirmLabel={`Reject ${d.hostname}`}
+              danger
+              question={<p>Reject the machine “{d.hostname}”? It is refused from now on; “{originalName}” keeps its credential.</p>}
+              onConfirm={() => decide('reject')}
+            />
+          </div>
+        ) : null}
+      </td>
+    </tr>
   );
 }

@@ -8,6 +8,7 @@ import type { EnrolmentTokenView, InstallPlatform, InstallerView } from '@garris
 import { post, useApi } from '../api.ts';
 import { Async, ConfirmButton, CopyButton, Dialog, DialogForm, Empty, ErrorMessage, GroupSelect, Page, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
 import { EXPIRY_CHOICES, Tabs, checkError, optionalInt, tabPanelProps, useRootGroupId, Field } from '../admin/common.tsx';
+import { Permission, useAccess } from '../access.tsx';
 
 type Platform = InstallPlatform;
 const PLATFORMS: { id: Platform; label: string; how: string }[] = [
@@ -19,9 +20,10 @@ const TOKENS = '/enrolment-tokens';
 
 export function Installers() {
   const [created, setCreated] = useState<InstallerView | null>(null);
+  const mayCreate = useAccess().can(Permission.manageTokens);
   return (
     <Page title="Installers" subtitle="Links and tokens that install the agent and enrol machines into a group. For hosts reachable over SSH, see Push installation.">
-      {created ? <InstallerResult view={created} onDone={() => setCreated(null)} /> : <CreateInstaller onCreated={setCreated} />}
+      {created ? <InstallerResult view={created} onDone={() => setCreated(null)} /> : mayCreate ? <CreateInstaller onCreated={setCreated} /> : null}
       <Tokens />
     </Page>
   );
@@ -173,21 +175,24 @@ function Tokens() {
   const [creating, setCreating] = useState(false);
   const [createdToken, setCreatedToken] = useState<EnrolmentTokenView | null>(null);
   const toast = useToast();
+  const access = useAccess();
   const shown = (tokens.data ?? []).filter((t) => filter === 'all' || t.state === 'active').sort((a, b) => b.createdAt.localeCompare(a.createdAt));
 
   return (
     <Section
       title="Enrolment tokens"
       actions={
-        <button
-          type="button"
-          onClick={() => {
-            setCreatedToken(null);
-            setCreating(true);
-          }}
-        >
-          Create enrolment token
-        </button>
+        access.can(Permission.manageTokens) ? (
+          <button
+            type="button"
+            onClick={() => {
+              setCreatedToken(null);
+              setCreating(true);
+            }}
+          >
+            Create enrolment token
+          </button>
+        ) : null
       }
     >
       {createdToken?.token ? <OneTimeToken token={createdToken} onDismiss={() => setCreatedToken(null)} /> : null}
@@ -239,7 +244,7 @@ function Tokens() {
                         <span className="muted small">by {t.createdBy}</span>
                       </td>
                       <td>
-                        {t.state === 'active' ? (
+                        {t.state === 'active' && access.canIn(Permission.manageTokens, t.groupId) ? (
                           <ConfirmButton
                             label="Revoke"
                             danger

@@ -22,6 +22,7 @@ import type { PushHostState, PushHostView, PushJobView } from '@garrison/protoco
 import { post, useApi } from '../api.ts';
 import { plural } from '../format.ts';
 import { Async, ConfirmButton, Empty, ErrorMessage, GroupSelect, Page, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
+import { Permission, useAccess } from '../access.tsx';
 import { StateBar, checkError, hostTarget, optionalInt, useRootGroupId, Field } from '../admin/common.tsx';
 
 const JOBS = '/push-installs';
@@ -42,9 +43,10 @@ function summaryItems(s: PushJobView['summary']) {
 // ---------------------------------------------------------------------------------------------
 
 export function Push() {
+  const mayPush = useAccess().can(Permission.pushInstall);
   return (
     <Page title="Push installation" subtitle="Install the agent on machines over SSH and enrol them into a group. The credentials are used for this job only and never stored.">
-      <StartPush />
+      {mayPush ? <StartPush /> : null}
       <Jobs />
     </Page>
   );
@@ -295,6 +297,7 @@ export function PushJob({ id }: { id: string }) {
   const job = useApi<PushJobView>(`${JOBS}/${encodeURIComponent(id)}`, { refetchInterval: (q) => (q.state.data?.state === 'running' ? 2000 : false) });
   const toast = useToast();
   const j = job.data;
+  const access = useAccess();
   return (
     <Page
       title="Push installation"
@@ -312,7 +315,7 @@ export function PushJob({ id }: { id: string }) {
           <Link href="/push" className="button">
             All push installations
           </Link>
-          {j?.state === 'running' ? (
+          {j?.state === 'running' && access.canIn(Permission.pushInstall, j.groupId) ? (
             <ConfirmButton
               label="Cancel push installation"
               danger

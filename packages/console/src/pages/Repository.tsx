@@ -9,6 +9,7 @@ import { del, post, request, useApi } from '../api.ts';
 import { formatBytes, plural } from '../format.ts';
 import { Async, ConfirmButton, CopyButton, Dialog, DialogForm, Empty, ErrorMessage, Loading, Page, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
 import { BRANCHES, checkError, Field } from '../admin/common.tsx';
+import { Permission, useAccess } from '../access.tsx';
 
 const PACKAGES = '/repository/packages';
 
@@ -25,13 +26,15 @@ export function Repository() {
   const [details, setDetails] = useState<RepositoryPackage | null>(null);
   const [promoting, setPromoting] = useState<RepositoryPackage | null>(null);
   const toast = useToast();
+  // The master repository belongs to no group: changing it needs repository:write on the root group.
+  const manage = useAccess().canOnRoot(Permission.manageRepository);
 
   const products = useMemo(() => [...new Set((packages.data ?? []).map((p) => p.product))].sort(), [packages.data]);
   const shown = (packages.data ?? []).filter((p) => (!product || p.product === product) && (!branch || (branch === 'none' ? p.branch === null : p.branch === branch)));
 
   return (
     <Page title="Repository" subtitle="The master repository: signed packages of the agent and the managed products, in the branches current, previous and evaluation.">
-      <Upload />
+      {manage ? <Upload /> : null}
 
       <Section title="Packages">
         <div className="toolbar">
@@ -66,7 +69,7 @@ export function Repository() {
         <Async q={packages}>
           {(all) =>
             all.length === 0 ? (
-              <Empty>The repository is empty. Check in a package archive above.</Empty>
+              <Empty>{manage ? 'The repository is empty. Check in a package archive above.' : 'The repository is empty.'}</Empty>
             ) : shown.length === 0 ? (
               <Empty>No package matches these filters.</Empty>
             ) : (
@@ -126,31 +129,35 @@ export function Repository() {
                             <button type="button" onClick={() => setDetails(p)} aria-label={`Details of ${p.product} ${p.version}`}>
                               Details
                             </button>
-                            <button type="button" onClick={() => setPromoting(p)} aria-label={`Change the branch of ${p.product} ${p.version}`}>
-                              Branch…
-                            </button>
-                            <ConfirmButton
-                              label="Delete"
-                              danger
-                              confirmLabel={`Delete ${p.product} ${p.version}`}
-                              question={
-                                <>
-                                  <p>
-                                    Remove <strong>{p.product} {p.version}</strong> from the repository?
-                                  </p>
-                                  {p.branch ? (
-                                    <p className="notice">
-                                      It is the <strong>{p.branch}</strong> package of {p.product}: groups deploying that branch will no longer get it.
-                                    </p>
-                                  ) : null}
-                                </>
-                              }
-                              onConfirm={async () => {
-                                await del(`${PACKAGES}/${encodeURIComponent(p.id)}`);
-                                toast(`${p.product} ${p.version} removed from the repository`);
-                                await packages.refetch();
-                              }}
-                            />
+                            {manage ? (
+                              <>
+                                <button type="button" onClick={() => setPromoting(p)} aria-label={`Change the branch of ${p.product} ${p.version}`}>
+                                  Branch…
+                                </button>
+                                <ConfirmButton
+                                  label="Delete"
+                                  danger
+                                  confirmLabel={`Delete ${p.product} ${p.version}`}
+                                  question={
+                                    <>
+                                      <p>
+                                        Remove <strong>{p.product} {p.version}</strong> from the repository?
+                                      </p>
+                                      {p.branch ? (
+                                        <p className="notice">
+                                          It is the <strong>{p.branch}</strong> package of {p.product}: groups deploying that branch will no longer get it.
+                                        </p>
+                                      ) : null}
+                                    </>
+                                  }
+                                  onConfirm={async () => {
+                                    await del(`${PACKAGES}/${encodeURIComponent(p.id)}`);
+                                    toast(`${p.product} ${p.version} removed from the repository`);
+                                    await packages.refetch();
+                                  }}
+                                />
+                              </>
+                            ) : null}
                           </div>
                         </td>
                       </tr>

@@ -7,6 +7,7 @@ import type { SecretMeta } from '@garrison/protocol';
 import { del, put, useApi } from '../api.ts';
 import { Async, ConfirmButton, Empty, ErrorMessage, Page, Section, Time, useBusy, useToast } from '../ui.tsx';
 import { checkError, Field } from '../admin/common.tsx';
+import { Permission, useAccess } from '../access.tsx';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
@@ -20,6 +21,9 @@ export function Secrets() {
   const valueRef = useRef<HTMLInputElement>(null);
   const formRef = useRef<HTMLFormElement>(null);
   const existing = secrets.data?.find((s) => s.name === name.trim());
+  const access = useAccess();
+  // A secret of no group belongs to the root group.
+  const mayChange = (s: SecretMeta) => access.canIn(Permission.manageSecrets, s.groupId ?? []);
 
   const save = async (e: FormEvent) => {
     e.preventDefault();
@@ -52,40 +56,42 @@ export function Secrets() {
 
   return (
     <Page title="Secrets" subtitle="Passwords and keys that task settings refer to by name. Values are write-only: they are never shown again, here, in the API or in exports.">
-      <Section title={existing ? `Replace the value of “${existing.name}”` : 'Set a secret'}>
-        <form ref={formRef} onSubmit={save} autoComplete="off" aria-label="Set a secret">
-          <div className="row adm-top">
-            <Field label="Name" hint={existing ? 'A secret of this name exists: saving replaces its value and description.' : 'Letters, digits, ".", "_" and "-"; tasks refer to it by this name.'}>
-              <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={100} autoComplete="off" spellCheck={false} />
+      {access.can(Permission.manageSecrets) ? (
+        <Section title={existing ? `Replace the value of “${existing.name}”` : 'Set a secret'}>
+          <form ref={formRef} onSubmit={save} autoComplete="off" aria-label="Set a secret">
+            <div className="row adm-top">
+              <Field label="Name" hint={existing ? 'A secret of this name exists: saving replaces its value and description.' : 'Letters, digits, ".", "_" and "-"; tasks refer to it by this name.'}>
+                <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={100} autoComplete="off" spellCheck={false} />
+              </Field>
+              <Field label="Value" hint="Write-only: it is encrypted on the server and never displayed.">
+                <input ref={valueRef} type="password" value={value} onChange={(e) => setValue(e.target.value)} required maxLength={65536} autoComplete="new-password" spellCheck={false} />
+              </Field>
+            </div>
+            <Field label="Description">
+              <input value={description} onChange={(e) => setDescription(e.target.value)} maxLength={500} className="adm-wide" />
             </Field>
-            <Field label="Value" hint="Write-only: it is encrypted on the server and never displayed.">
-              <input ref={valueRef} type="password" value={value} onChange={(e) => setValue(e.target.value)} required maxLength={65536} autoComplete="new-password" spellCheck={false} />
-            </Field>
-          </div>
-          <Field label="Description">
-            <input value={description} onChange={(e) => setDescription(e.target.value)} maxLength={500} className="adm-wide" />
-          </Field>
-          <ErrorMessage error={error} onDismiss={() => setError(null)} />
-          <div className="adm-form-actions">
-            <button type="submit" className="primary" disabled={busy}>
-              {busy ? 'Saving…' : 'Save secret'}
-            </button>
-            {name || description || value ? (
-              <button
-                type="button"
-                onClick={() => {
-                  setName('');
-                  setValue('');
-                  setDescription('');
-                  setError(null);
-                }}
-              >
-                Clear
+            <ErrorMessage error={error} onDismiss={() => setError(null)} />
+            <div className="adm-form-actions">
+              <button type="submit" className="primary" disabled={busy}>
+                {busy ? 'Saving…' : 'Save secret'}
               </button>
-            ) : null}
-          </div>
-        </form>
-      </Section>
+              {name || description || value ? (
+                <button
+                  type="button"
+                  onClick={() => {
+                    setName('');
+                    setValue('');
+                    setDescription('');
+                    setError(null);
+                  }}
+                >
+                  Clear
+                </button>
+              ) : null}
+            </div>
+          </form>
+        </Section>
+      ) : null}
 
       <Section title="Secrets">
         <Async q={secrets}>
@@ -122,12 +128,14 @@ export function Secrets() {
                             <Time iso={s.createdAt} />
                           </td>
                           <td>
-                            <div className="actions">
-                              <button type="button" onClick={() => replace(s)} aria-label={`Replace the value of ${s.name}`}>
-                                Replace value
-                              </button>
-                              <DeleteSecret name={s.name} onDeleted={() => toast(`Secret "${s.name}" deleted`)} />
-                            </div>
+                            {mayChange(s) ? (
+                              <div className="actions">
+                                <button type="button" onClick={() => replace(s)} aria-label={`Replace the value of ${s.name}`}>
+                                  Replace value
+                                </button>
+                                <DeleteSecret name={s.name} onDeleted={() => toast(`Secret "${s.name}" deleted`)} />
+                              </div>
+                            ) : null}
                           </td>
                         </tr>
                       ))}

@@ -8,6 +8,7 @@ import { Link, useLocation } from 'wouter';
 import type { ServerTask, ServerTaskRun } from '@garrison/protocol';
 import { qs, useApi } from '../api.ts';
 import { Async, ConfirmButton, CopyButton, DefinitionFacts, Empty, ErrorMessage, Page, Section, Time } from '../ui.tsx';
+import { Permission, useAccess } from '../access.tsx';
 import { formatTime } from '../format.ts';
 import { SettingsView } from '../tasks/SettingsView.tsx';
 import { describeScheduleOptions, describeTrigger } from '../tasks/model.ts';
@@ -36,6 +37,7 @@ function ServerTaskView({ task, live, setDeleting }: { task: ServerTask; live: b
   const act = useServerTaskActions(task);
   const latest = runs.data?.[0];
   const active = isActiveRun(latest);
+  const manage = useAccess().canOnRoot(Permission.manageServerTasks);
 
   return (
     <Page
@@ -48,46 +50,52 @@ function ServerTaskView({ task, live, setDeleting }: { task: ServerTask; live: b
       }
       actions={
         <>
-          <button type="button" className="primary" disabled={act.busy} onClick={() => void act.runNow()}>
-            Run now
-          </button>
-          <button type="button" disabled={act.busy || !active} onClick={() => void act.stop()}>
-            Stop
-          </button>
-          <button type="button" disabled={act.busy} onClick={() => void act.setEnabled(!task.enabled)}>
-            {task.enabled ? 'Disable' : 'Enable'}
-          </button>
-          <Link href={`${path}/edit`} className="button">
-            Edit
-          </Link>
-          <button
-            type="button"
-            disabled={act.busy}
-            onClick={async () => {
-              const c = await act.copy();
-              if (c) navigate(serverTaskPath(c.id));
-            }}
-          >
-            Copy
-          </button>
+          {manage ? (
+            <>
+              <button type="button" className="primary" disabled={act.busy} onClick={() => void act.runNow()}>
+                Run now
+              </button>
+              <button type="button" disabled={act.busy || !active} onClick={() => void act.stop()}>
+                Stop
+              </button>
+              <button type="button" disabled={act.busy} onClick={() => void act.setEnabled(!task.enabled)}>
+                {task.enabled ? 'Disable' : 'Enable'}
+              </button>
+              <Link href={`${path}/edit`} className="button">
+                Edit
+              </Link>
+              <button
+                type="button"
+                disabled={act.busy}
+                onClick={async () => {
+                  const c = await act.copy();
+                  if (c) navigate(serverTaskPath(c.id));
+                }}
+              >
+                Copy
+              </button>
+            </>
+          ) : null}
           <button type="button" disabled={act.busy} onClick={() => void act.exportTask()}>
             Export
           </button>
-          <ConfirmButton
-            label="Delete"
-            danger
-            question={<p>Delete the server task “{task.name}”? A run in progress is stopped; its history stays in the event log.</p>}
-            onConfirm={async () => {
-              setDeleting(true);
-              try {
-                await act.remove();
-              } catch (err) {
-                setDeleting(false);
-                throw err;
-              }
-              navigate('/server-tasks');
-            }}
-          />
+          {manage ? (
+            <ConfirmButton
+              label="Delete"
+              danger
+              question={<p>Delete the server task “{task.name}”? A run in progress is stopped; its history stays in the event log.</p>}
+              onConfirm={async () => {
+                setDeleting(true);
+                try {
+                  await act.remove();
+                } catch (err) {
+                  setDeleting(false);
+                  throw err;
+                }
+                navigate('/server-tasks');
+              }}
+            />
+          ) : null}
         </>
       }
     >

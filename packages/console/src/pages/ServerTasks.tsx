@@ -8,6 +8,7 @@ import { Link } from 'wouter';
 import { useQueryClient } from '@tanstack/react-query';
 import type { ServerTask, ServerTaskRun } from '@garrison/protocol';
 import { qs, useApi } from '../api.ts';
+import { Permission, useAccess } from '../access.tsx';
 import { Async, ConfirmButton, Empty, ErrorMessage, Page, Time, useBusy } from '../ui.tsx';
 import { formatAgo } from '../format.ts';
 import { describeTriggers } from '../tasks/model.ts';
@@ -31,7 +32,8 @@ export function ServerTasks() {
     [tasks.data, needle],
   );
   const taskNames = useMemo(() => new Map((tasks.data ?? []).map((t) => [t.id, t.name])), [tasks.data]);
-  const io = useImportExport<ServerTask>({ busy, noun: 'server task', importPath: '/server-tasks/import', exportPath: '/server-tasks/export', exportFile: exportFilename(), hrefOf: serverTaskPath, refresh: () => refreshServerTasks(qc) });
+  const manage = useAccess().canOnRoot(Permission.manageServerTasks);
+  const io = useImportExport<ServerTask>({ busy, noun: 'server task', importPath: '/server-tasks/import', exportPath: '/server-tasks/export', exportFile: exportFilename(), hrefOf: serverTaskPath, refresh: () => refreshServerTasks(qc), canImport: manage });
 
 
   return (
@@ -40,9 +42,11 @@ export function ServerTasks() {
       subtitle="Work the administration server does itself: database maintenance, backup, reports, repository download, installation packages."
       actions={
         <>
-          <Link href="/server-tasks/new" className="button primary">
-            New server task
-          </Link>
+          {manage ? (
+            <Link href="/server-tasks/new" className="button primary">
+              New server task
+            </Link>
+          ) : null}
           {io.actions}
         </>
       }
@@ -59,7 +63,7 @@ export function ServerTasks() {
         <Async q={tasks}>
           {() =>
             list.length === 0 ? (
-              <Empty>{tasks.data?.length ? 'No server task matches.' : 'No server tasks yet. Create one with New server task, or import an export file.'}</Empty>
+              <Empty>{tasks.data?.length ? 'No server task matches.' : manage ? 'No server tasks yet. Create one with New server task, or import an export file.' : 'No server tasks yet.'}</Empty>
             ) : (
               <div className="table-wrap">
                 <table>
@@ -77,7 +81,7 @@ export function ServerTasks() {
                   </thead>
                   <tbody>
                     {list.map((t) => (
-                      <ServerTaskRow key={t.id} task={t} typeName={byType.get(t.type)?.name ?? t.type} taskNames={taskNames} />
+                      <ServerTaskRow key={t.id} task={t} typeName={byType.get(t.type)?.name ?? t.type} taskNames={taskNames} manage={manage} />
                     ))}
                   </tbody>
                 </table>
@@ -90,7 +94,7 @@ export function ServerTasks() {
   );
 }
 
-function ServerTaskRow({ task, typeName, taskNames }: { task: ServerTask; typeName: string; taskNames: ReadonlyMap<string, string> }) {
+function ServerTaskRow({ task, typeName, taskNames, manage }: { task: ServerTask; typeName: string; taskNames: ReadonlyMap<string, string>; manage: boolean }) {
   const [deleting, setDeleting] = useState(false);
   const runs = useApi<ServerTaskRun[]>(`${serverTaskPath(task.id)}/runs${qs({ limit: 1 })}`, { enabled: !deleting });
   const last = runs.data?.[0];
@@ -125,37 +129,43 @@ function ServerTaskRow({ task, typeName, taskNames }: { task: ServerTask; typeNa
       <td>{task.enabled ? <span className="badge state-active">enabled</span> : <span className="badge state-cancelled">disabled</span>}</td>
       <td>
         <div className="row-actions">
-          <button type="button" disabled={act.busy} aria-label={`Run ${task.name} now`} onClick={() => void act.runNow()}>
-            Run now
-          </button>
-          <button type="button" disabled={act.busy || !active} aria-label={`Stop ${task.name}`} onClick={() => void act.stop()}>
-            Stop
-          </button>
-          <button type="button" disabled={act.busy} aria-label={`${task.enabled ? 'Disable' : 'Enable'} ${task.name}`} onClick={() => void act.setEnabled(!task.enabled)}>
-            {task.enabled ? 'Disable' : 'Enable'}
-          </button>
-          <button type="button" disabled={act.busy} aria-label={`Copy ${task.name}`} onClick={() => void act.copy()}>
-            Copy
-          </button>
+          {manage ? (
+            <>
+              <button type="button" disabled={act.busy} aria-label={`Run ${task.name} now`} onClick={() => void act.runNow()}>
+                Run now
+              </button>
+              <button type="button" disabled={act.busy || !active} aria-label={`Stop ${task.name}`} onClick={() => void act.stop()}>
+                Stop
+              </button>
+              <button type="button" disabled={act.busy} aria-label={`${task.enabled ? 'Disable' : 'Enable'} ${task.name}`} onClick={() => void act.setEnabled(!task.enabled)}>
+                {task.enabled ? 'Disable' : 'Enable'}
+              </button>
+              <button type="button" disabled={act.busy} aria-label={`Copy ${task.name}`} onClick={() => void act.copy()}>
+                Copy
+              </button>
+            </>
+          ) : null}
           <button type="button" disabled={act.busy} aria-label={`Export ${task.name}`} onClick={() => void act.exportTask()}>
             Export
           </button>
-          <ConfirmButton
-            label="Delete"
-            ariaLabel={`Delete ${task.name}`}
-            danger
-            disabled={act.busy}
-            question={<p>Delete the server task “{task.name}”? A run in progress is stopped; its history stays in the event log.</p>}
-            onConfirm={async () => {
-              setDeleting(true);
-              try {
-                await act.remove();
-              } catch (err) {
-                setDeleting(false);
-                throw err;
-              }
-            }}
-          />
+          {manage ? (
+            <ConfirmButton
+              label="Delete"
+              ariaLabel={`Delete ${task.name}`}
+              danger
+              disabled={act.busy}
+              question={<p>Delete the server task “{task.name}”? A run in progress is stopped; its history stays in the event log.</p>}
+              onConfirm={async () => {
+                setDeleting(true);
+                try {
+                  await act.remove();
+                } catch (err) {
+                  setDeleting(false);
+                  throw err;
+                }
+              }}
+            />
+          ) : null}
         </div>
       </td>
     </tr>

@@ -7,6 +7,7 @@ import { Link, useLocation } from 'wouter';
 import { useQueryClient } from '@tanstack/react-query';
 import { isFinalRunState, type DeviceSummary, type DeviceView, type Run, type RunNowResult, type Task, type TaskProgress } from '@garrison/protocol';
 import { del, download, post, qs, useApi } from '../api.ts';
+import { Permission, taskGroups, useAccess } from '../access.tsx';
 import { Async, ConfirmButton, CopyButton, DefinitionFacts, Dialog, Empty, ErrorMessage, Loading, Page, ProgressBar, Section, StateBadge, Time, useBusy, useGroups, useToast } from '../ui.tsx';
 import { RUN_STATE_ORDER, plural, stateLabel } from '../format.ts';
 import { SettingsView } from '../tasks/SettingsView.tsx';
@@ -54,6 +55,11 @@ function TaskView({ task, path, live, setDeleting }: { task: Task; path: string;
     .find((p) => p.id === task.product)
     ?.taskTypes.find((t) => t.id === task.type);
   const localDevice = task.scope.type === 'local' ? task.scope.deviceId : null;
+  // What the role allows on this task's groups (a global task's are server-wide).
+  const access = useAccess();
+  const groupsOfTask = taskGroups(task.scope, localDevice ? targets.data?.find((d) => d.id === localDevice)?.groupId : null);
+  const mayRun = access.canIn(Permission.runTasks, groupsOfTask);
+  const mayChange = access.canIn(Permission.manageTasks, groupsOfTask);
 
   const runNow = () =>
     action.run(async () => {
@@ -93,46 +99,56 @@ function TaskView({ task, path, live, setDeleting }: { task: Task; path: string;
       }
       actions={
         <>
-          <button type="button" className="primary" disabled={action.busy} onClick={() => void runNow()}>
-            Run now
-          </button>
-          <button type="button" disabled={action.busy} onClick={() => void stop()}>
-            Stop
-          </button>
-          <button type="button" disabled={action.busy} onClick={() => void setEnabled(!task.enabled)}>
-            {task.enabled ? 'Disable' : 'Enable'}
-          </button>
-          <Link href={`${path}/edit`} className="button">
-            Edit
-          </Link>
-          <button type="button" disabled={action.busy} onClick={() => void copy()}>
-            Copy
-          </button>
+          {mayRun ? (
+            <>
+              <button type="button" className="primary" disabled={action.busy} onClick={() => void runNow()}>
+                Run now
+              </button>
+              <button type="button" disabled={action.busy} onClick={() => void stop()}>
+                Stop
+              </button>
+            </>
+          ) : null}
+          {mayChange ? (
+            <>
+              <button type="button" disabled={action.busy} onClick={() => void setEnabled(!task.enabled)}>
+                {task.enabled ? 'Disable' : 'Enable'}
+              </button>
+              <Link href={`${path}/edit`} className="button">
+                Edit
+              </Link>
+              <button type="button" disabled={action.busy} onClick={() => void copy()}>
+                Copy
+              </button>
+            </>
+          ) : null}
           <button type="button" disabled={action.busy} onClick={() => void exportTask()}>
             Export
           </button>
-          <ConfirmButton
-            label="Delete"
-            danger
-            question={
-              <p>
-                Delete the task “{task.name}”? Agents drop it at their next contact; its run history stays in the event log.
-              </p>
-            }
-            onConfirm={async () => {
-              setDeleting(true);
-              try {
-                await del(path);
-              } catch (err) {
-                setDeleting(false);
-                throw err;
+          {mayChange ? (
+            <ConfirmButton
+              label="Delete"
+              danger
+              question={
+                <p>
+                  Delete the task “{task.name}”? Agents drop it at their next contact; its run history stays in the event log.
+                </p>
               }
-              toast(`“${task.name}” deleted`);
-              dropDeletedTasks(qc, [task.id]);
-              navigate('/tasks');
-              await qc.invalidateQueries({ predicate: (q) => String(q.queryKey[0]).startsWith('/tasks') });
-            }}
-          />
+              onConfirm={async () => {
+                setDeleting(true);
+                try {
+                  await del(path);
+                } catch (err) {
+                  setDeleting(false);
+                  throw err;
+                }
+                toast(`“${task.name}” deleted`);
+                dropDeletedTasks(qc, [task.id]);
+                navigate('/tasks');
+                await qc.invalidateQueries({ predicate: (q) => String(q.queryKey[0]).startsWith('/tasks') });
+              }}
+            />
+          ) : null}
         </>
       }
     >

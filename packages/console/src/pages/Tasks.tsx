@@ -7,6 +7,7 @@ import { Link, useLocation, useSearch } from 'wouter';
 import { useQueryClient } from '@tanstack/react-query';
 import { finalRunStates, type DeviceView, type GroupView, type Task, type TaskProgress } from '@garrison/protocol';
 import { del, download, post, qs, useApi } from '../api.ts';
+import { Permission, useAccess } from '../access.tsx';
 import { Async, ConfirmButton, Empty, ErrorMessage, GroupSelect, Page, ProgressBar, useBusy, useGroups, useToast } from '../ui.tsx';
 import { plural } from '../format.ts';
 import { describeScope, describeTriggers, productLabel, withLifecycleTypes, type ProductInfo } from '../tasks/model.ts';
@@ -64,7 +65,8 @@ export function Tasks() {
       return n;
     });
   const refresh = () => qc.invalidateQueries({ predicate: (q) => String(q.queryKey[0]).startsWith('/tasks') });
-  const io = useImportExport<Task>({ busy, noun: 'task', importPath: '/tasks/import', exportPath: '/tasks/export', exportFile: 'garrison-tasks.json', hrefOf: (id) => `/tasks/${encodeURIComponent(id)}`, refresh: refresh });
+  const manage = useAccess().can(Permission.manageTasks);
+  const io = useImportExport<Task>({ busy, noun: 'task', importPath: '/tasks/import', exportPath: '/tasks/export', exportFile: 'garrison-tasks.json', hrefOf: (id) => `/tasks/${encodeURIComponent(id)}`, refresh: refresh, canImport: manage });
 
 
   const bulk = (what: 'enable' | 'disable') =>
@@ -80,9 +82,11 @@ export function Tasks() {
       subtitle="Work run on devices: scripts, scans, updates, start and stop, on schedules, at events or on demand."
       actions={
         <>
-          <Link href="/tasks/new" className="button primary">
-            New task
-          </Link>
+          {manage ? (
+            <Link href="/tasks/new" className="button primary">
+              New task
+            </Link>
+          ) : null}
           {io.actions}
         </>
       }
@@ -123,42 +127,46 @@ export function Tasks() {
             <button type="button" disabled={busy.busy} onClick={() => void busy.run(() => download(`/tasks/export${qs({ ids: chosen.map((t) => t.id).join(',') })}`, 'garrison-tasks.json'))}>
               Export selected
             </button>
-            <button type="button" disabled={busy.busy} onClick={() => void bulk('enable')}>
-              Enable
-            </button>
-            <button type="button" disabled={busy.busy} onClick={() => void bulk('disable')}>
-              Disable
-            </button>
-            <ConfirmButton
-              label="Delete selected"
-              danger
-              disabled={busy.busy}
-              question={
-                <>
-                  <p>Delete these {plural(chosen.length, 'task')}? Agents drop them at their next contact.</p>
-                  <ul>
-                    {chosen.slice(0, 20).map((t) => (
-                      <li key={t.id}>{t.name}</li>
-                    ))}
-                    {chosen.length > 20 ? <li>…and {chosen.length - 20} more</li> : null}
-                  </ul>
-                </>
-              }
-              onConfirm={async () => {
-                const done: string[] = [];
-                try {
-                  for (const t of chosen) {
-                    await del(`/tasks/${encodeURIComponent(t.id)}`);
-                    done.push(t.id);
+            {manage ? (
+              <>
+                <button type="button" disabled={busy.busy} onClick={() => void bulk('enable')}>
+                  Enable
+                </button>
+                <button type="button" disabled={busy.busy} onClick={() => void bulk('disable')}>
+                  Disable
+                </button>
+                <ConfirmButton
+                  label="Delete selected"
+                  danger
+                  disabled={busy.busy}
+                  question={
+                    <>
+                      <p>Delete these {plural(chosen.length, 'task')}? Agents drop them at their next contact.</p>
+                      <ul>
+                        {chosen.slice(0, 20).map((t) => (
+                          <li key={t.id}>{t.name}</li>
+                        ))}
+                        {chosen.length > 20 ? <li>…and {chosen.length - 20} more</li> : null}
+                      </ul>
+                    </>
                   }
-                } finally {
-                  dropDeletedTasks(qc, done);
-                }
-                toast(`${plural(done.length, 'task')} deleted`);
-                setSelected(new Set());
-                await refresh();
-              }}
-            />
+                  onConfirm={async () => {
+                    const done: string[] = [];
+                    try {
+                      for (const t of chosen) {
+                        await del(`/tasks/${encodeURIComponent(t.id)}`);
+                        done.push(t.id);
+                      }
+                    } finally {
+                      dropDeletedTasks(qc, done);
+                    }
+                    toast(`${plural(done.length, 'task')} deleted`);
+                    setSelected(new Set());
+                    await refresh();
+                  }}
+                />
+              </>
+            ) : null}
             <button type="button" className="link" onClick={() => setSelected(new Set())}>
               Clear selection
             </button>
@@ -169,7 +177,7 @@ export function Tasks() {
           {() =>
             list.length === 0 ? (
               <Empty>
-                {tasks.data?.length ? 'No task matches.' : product || scopeType || groupId ? 'No task matches these filters.' : 'No tasks yet. Create one with New task, or import an export file.'}
+                {tasks.data?.length ? 'No task matches.' : product || scopeType || groupId ? 'No task matches these filters.' : manage ? 'No tasks yet. Create one with New task, or import an export file.' : 'No tasks yet.'}
               </Empty>
             ) : (
               <div className="table-wrap">

@@ -22,6 +22,8 @@ export function useImportExport<T extends Named>(o: {
   exportFile: string;
   hrefOf: (id: string) => string;
   refresh: () => Promise<unknown>;
+  /** False when the administrator may not create them: only "Export all" is offered. */
+  canImport?: boolean;
 }): { actions: ReactNode; result: ReactNode } {
   const { busy } = o;
   const toast = useToast();
@@ -44,21 +46,25 @@ export function useImportExport<T extends Named>(o: {
   const label = o.noun[0]!.toUpperCase() + o.noun.slice(1);
   const actions = (
     <>
-      <button type="button" disabled={busy.busy} onClick={() => fileRef.current?.click()}>
-        Import
-      </button>
-      <input
-        ref={fileRef}
-        type="file"
-        accept=".json,application/json"
-        aria-label={`${label} export file to import`}
-        hidden
-        onChange={(e) => {
-          const f = e.target.files?.[0];
-          e.target.value = '';
-          if (f) void importFile(f);
-        }}
-      />
+      {o.canImport === false ? null : (
+        <>
+          <button type="button" disabled={busy.busy} onClick={() => fileRef.current?.click()}>
+            Import
+          </button>
+          <input
+            ref={fileRef}
+            type="file"
+            accept=".json,application/json"
+            aria-label={`${label} export file to import`}
+            hidden
+            onChange={(e) => {
+              const f = e.target.files?.[0];
+              e.target.value = '';
+              if (f) void importFile(f);
+            }}
+          />
+        </>
+      )}
       <button type="button" disabled={busy.busy} onClick={() => void busy.run(() => download(o.exportPath, o.exportFile))}>
         Export all
       </button>
