@@ -7,6 +7,7 @@
  * take effect only from a grant on the root group.
  */
 import { Type, type Static } from 'typebox';
+import type { Inventory } from './inventory.ts';
 
 export const Permission = {
   /** See the groups, devices, tasks, runs, events, deployments and installers of the subtree. */
@@ -76,7 +77,22 @@ export const BUILTIN_ROLES: readonly { id: BuiltinRole; name: string; descriptio
   { id: 'auditor', name: 'Auditor', description: 'Reads everything in the subtree, including the audit trail; changes nothing.', permissions: [P.read] },
 ];
 
-export const PermissionSchema = Type.Union(ALL_PERMISSIONS.map((p) => Type.Literal(p)));
+// Listed literally so that RoleCreate's static type is Permission[] (a mapped union widens to never).
+export const PermissionSchema = Type.Union([
+  Type.Literal('read'),
+  Type.Literal('groups:write'),
+  Type.Literal('devices:write'),
+  Type.Literal('tasks:write'),
+  Type.Literal('tasks:run'),
+  Type.Literal('deployments:write'),
+  Type.Literal('tokens:write'),
+  Type.Literal('push:run'),
+  Type.Literal('secrets:write'),
+  Type.Literal('repository:write'),
+  Type.Literal('server-tasks:write'),
+  Type.Literal('settings:write'),
+  Type.Literal('admins:write'),
+]);
 
 export interface RoleView {
   id: string;
@@ -170,3 +186,44 @@ export const ApiTokenCreate = Type.Object(
   { additionalProperties: false },
 );
 export type ApiTokenCreate = Static<typeof ApiTokenCreate>;
+
+/** GET /api/v1/permissions: a permission, what it allows, and whether it counts only on the root group. */
+export interface PermissionInfo {
+  id: Permission;
+  description: string;
+  serverWide: boolean;
+}
+
+/** POST /api/v1/me/totp: the secret of a second factor being set up, for an authenticator app. */
+export interface TotpSetup {
+  secret: string;
+  uri: string;
+}
+
+/** GET /api/v1/device-duplicates: a machine that presented another device's credential with another machine identity. */
+export interface DeviceDuplicateView {
+  id: string;
+  /** The device whose credential it presented. */
+  deviceId: string;
+  machineIdentity: string;
+  hostname: string;
+  inventory: Inventory;
+  remoteAddress: string | null;
+  state: 'pending' | 'approved' | 'rejected';
+  firstSeenAt: string;
+  lastSeenAt: string;
+  seenCount: number;
+  /** The device it became when approved. */
+  newDeviceId: string | null;
+  decidedBy: string | null;
+  decidedAt: string | null;
+}
+
+/** GET /api/v1/security/refusals: what the device boundary refused since this server instance started. */
+export interface RefusalCounts {
+  since: string;
+  total: number;
+  byCode: Record<string, number>;
+  /** The devices with the most refusals, most first (at most 100). */
+  devices: { deviceId: string; total: number; byCode: Record<string, number>; lastAt: string }[];
+}

@@ -10,7 +10,7 @@ import { del, post, put, request, useApi } from '../api.ts';
 import { useMe } from '../access.tsx';
 import { Async, ConfirmButton, CopyButton, Empty, ErrorMessage, Field, OneTimeCodeField, Page, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
 import { EXPIRY_CHOICES } from '../admin/common.tsx';
-import type { TotpSetup } from '../admin/types.ts';
+import type { TotpSetup } from '@garrison/protocol';
 
 const VIA: Record<string, string> = { console: 'a console session', cli: 'the CLI', 'api-token': 'an API token', agent: 'an agent', system: 'the system' };
 

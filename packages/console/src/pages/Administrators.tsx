@@ -12,7 +12,7 @@ import { del, patch, post, useApi } from '../api.ts';
 import { Permission, useAccess } from '../access.tsx';
 import { Async, ConfirmButton, Dialog, DialogForm, Empty, ErrorMessage, GroupSelect, Page, Section, StateBadge, Time, useBusy, useGroups, useToast } from '../ui.tsx';
 import { checkError, Field, useRootGroupId } from '../admin/common.tsx';
-import type { PermissionInfo } from '../admin/types.ts';
+import type { PermissionInfo } from '@garrison/protocol';
 
 const ADMINS = '/admins';
 const NAME = new RegExp(ADMIN_NAME_PATTERN);

@@ -12,7 +12,7 @@ import { del, patch, post, qs, useApi } from '../api.ts';
 import { Permission, useAccess } from '../access.tsx';
 import { Async, ConfirmButton, Dialog, DialogForm, Empty, ErrorMessage, Field, GroupSelect, OnlineBadge, Page, Section, StateBadge, Tabs, Time, tabPanelProps, useBusy, useGroups, useToast } from '../ui.tsx';
 import { plural } from '../format.ts';
-import type { DeviceDuplicateView } from '../admin/types.ts';
+import type { DeviceDuplicateView } from '@garrison/protocol';
 
 const PAGE = 100;
 

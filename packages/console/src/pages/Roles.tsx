@@ -11,7 +11,7 @@ import { del, patch, post, useApi } from '../api.ts';
 import { Permission, useAccess } from '../access.tsx';
 import { Async, ConfirmButton, Dialog, DialogForm, Empty, ErrorMessage, Page, Section, StateBadge, useToast } from '../ui.tsx';
 import { checkError, Field } from '../admin/common.tsx';
-import type { PermissionInfo } from '../admin/types.ts';
+import type { PermissionInfo } from '@garrison/protocol';
 
 const ROLES = '/roles';
 

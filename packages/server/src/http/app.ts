@@ -2,7 +2,7 @@
  * The HTTP application factory: it builds every route and hook but does not listen, so tests
  * drive it in process with inject() and the server entry point decides where it listens.
  */
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
@@ -31,6 +31,14 @@ declare module 'fastify' {
 
 export const API_VERSION = '1.0.0';
 
+/** The coded error a request failed with; anything unexpected is logged and becomes INTERNAL. */
+function errorOf(err: unknown, req: FastifyRequest): AppError {
+  const e = toAppError(err as FastifyError, req);
+  if (e) return e;
+  req.log.error({ err, reqId: req.id }, 'request failed');
+  return new AppError('INTERNAL', 'an unexpected error occurred; see the server log for this request id');
+}
+
 export async function buildHttpApp(services: Services, log: Logger, opts: { https?: { key: string; cert: string } | null; serverUrl?: () => string; consoleDir?: string | null; dataDir?: string } = {}): Promise<FastifyInstance> {
   const boundaryHeaders = baseHeaders(Boolean(opts.https));
   // The pino instance is typed more narrowly than Fastify's logger interface; the app is used through the default one.
@@ -46,11 +54,7 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
     // (http/boundary.ts); no hook runs for them, so they are given the boundary's headers here.
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: (err, req, reply) => {
-      let e = toAppError(err, req);
-      if (!e) {
-        req.log.error({ err, reqId: req.id }, 'request failed');
-        e = new AppError('INTERNAL', 'an unexpected error occurred; see the server log for this request id');
-      }
+      const e = errorOf(err, req);
       // The option's reply is generic over route types it does not have here.
       void (reply as FastifyReply).headers(boundaryHeaders).status(e.status).send(e.toBody(String(req.id)));
     },
@@ -83,11 +87,7 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
   // Set before any plug-in registers its routes (Swagger UI's): a plug-in's routes keep the
   // error handler of when they were added.
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
-    let e = toAppError(err, req);
-    if (!e) {
-      req.log.error({ err, reqId: req.id }, 'request failed');
-      e = new AppError('INTERNAL', 'an unexpected error occurred; see the server log for this request id');
-    }
+    const e = errorOf(err, req);
     void reply.status(e.status).send(e.toBody(String(req.id)));
   });
 

@@ -63,7 +63,7 @@ export class AdminService {
     authorize(actor, Permission.manageAdmins, this.#catalog.tree);
     this.#checkRoleName(input.name, await this.listRoles(actor));
     const at = this.#clock.now().toISOString();
-    const role = { id: newId(), name: input.name, description: input.description ?? '', permissions: ALL_PERMISSIONS.filter((p) => (input.permissions as readonly Permission[]).includes(p)), createdAt: at, updatedAt: at };
+    const role = { id: newId(), name: input.name, description: input.description ?? '', permissions: ALL_PERMISSIONS.filter((p) => input.permissions.includes(p)), createdAt: at, updatedAt: at };
     await this.#store.insertRole(role);
     await this.#events.audit(actor, 'role.created', `role "${role.name}" created`, { data: { roleId: role.id, permissions: role.permissions } });
     return { ...role, builtin: false };
@@ -77,7 +77,7 @@ export class AdminService {
       ...cur,
       ...(patch.name !== undefined ? { name: patch.name } : {}),
       ...(patch.description !== undefined ? { description: patch.description } : {}),
-      ...(patch.permissions !== undefined ? { permissions: ALL_PERMISSIONS.filter((p) => (patch.permissions as readonly Permission[]).includes(p)) } : {}),
+      ...(patch.permissions !== undefined ? { permissions: ALL_PERMISSIONS.filter((p) => patch.permissions!.includes(p)) } : {}),
       updatedAt: this.#clock.now().toISOString(),
     };
     await this.#store.updateRole(next);

@@ -12,6 +12,7 @@
  * agent's connection on one instance this is the device's whole budget; spread over N
  * instances a device gets at most N times it, still bounded.
  */
+import type { RefusalCounts } from '@garrison/protocol';
 import type { Clock } from '../clock.ts';
 import type { EventService } from './event-service.ts';
 
@@ -39,13 +40,6 @@ interface Buckets {
   at: number;
 }
 
-export interface RefusalCounts {
-  since: string;
-  total: number;
-  byCode: Record<string, number>;
-  /** The devices with the most refusals, most first (at most 100). */
-  devices: { deviceId: string; total: number; byCode: Record<string, number>; lastAt: string }[];
-}
 
 export class DeviceLimits {
   readonly #clock: Clock;

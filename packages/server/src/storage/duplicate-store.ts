@@ -1,23 +1,9 @@
-import type { Inventory } from '@garrison/protocol';
+import type { DeviceDuplicateView, Inventory } from '@garrison/protocol';
 import type { Db } from './database.ts';
 import type { DeviceDuplicatesTable } from './schema.ts';
 
 /** A machine that presented another device's credential (a cloned image, or a stolen credential). */
-export interface DeviceDuplicate {
-  id: string;
-  deviceId: string;
-  machineIdentity: string;
-  hostname: string;
-  inventory: Inventory;
-  remoteAddress: string | null;
-  state: 'pending' | 'approved' | 'rejected';
-  firstSeenAt: string;
-  lastSeenAt: string;
-  seenCount: number;
-  newDeviceId: string | null;
-  decidedBy: string | null;
-  decidedAt: string | null;
-}
+export type DeviceDuplicate = DeviceDuplicateView;
 
 function toDuplicate(r: DeviceDuplicatesTable): DeviceDuplicate {
   return {
