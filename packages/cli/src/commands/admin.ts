@@ -4,7 +4,7 @@ import { fetchPinnedCa, TrustError } from '@garrison/protocol/tls';
 import { ApiError, Client, UsageError, configPath, normalizeServerUrl, readConfig, writeConfig } from '../client.ts';
 import { act, type RunState } from '../context.ts';
 import { keyValues, parseIntOption } from '../format.ts';
-import type { GroupView, Me, ServerSettings } from '../types.ts';
+import type { Me, ServerSettings } from '../types.ts';
 
 export function registerAdminCommands(program: Command, state: RunState): void {
   act(

@@ -90,17 +90,21 @@ export class AgentHub implements Presence {
     this.#quarantined.get(key)?.socket.close(4000, 'replaced by a newer connection');
     const conn: Connection = { socket, deviceId, alive: true, credentialHash, remoteAddress, quarantineKey: key };
     this.#quarantined.set(key, conn);
-    socket.on('pong', () => {
+    this.#wire(conn, () => {
+      if (this.#quarantined.get(key) === conn) this.#quarantined.delete(key);
+    });
+  }
+  /** Heartbeat, messages and errors of a connection; `onClose` forgets it. */
+  #wire(conn: Connection, onClose: (code: number) => void): void {
+    conn.socket.on('pong', () => {
       conn.alive = true;
     });
-    socket.on('message', (data, isBinary) => {
+    conn.socket.on('message', (data, isBinary) => {
       conn.alive = true;
       void this.#onMessage(conn, data as Buffer, isBinary);
     });
-    socket.on('error', (err) => this.#log.debug({ err, deviceId }, 'quarantined agent socket error'));
-    socket.on('close', () => {
-      if (this.#quarantined.get(key) === conn) this.#quarantined.delete(key);
-    });
+    conn.socket.on('error', (err) => this.#log.debug({ err, deviceId: conn.deviceId, quarantined: !!conn.quarantineKey }, 'agent socket error'));
+    conn.socket.on('close', onClose);
   }
   /** Tells a quarantined machine to check in now (an administrator decided about it). */
   nudgeDuplicate(deviceId: string, machineIdentity: string): void {
@@ -114,15 +118,7 @@ export class AgentHub implements Presence {
     const conn: Connection = { socket, deviceId, alive: true, credentialHash, remoteAddress };
     this.#connections.set(deviceId, conn);
     this.#agents.connected(deviceId, remoteAddress);
-    socket.on('pong', () => {
-      conn.alive = true;
-    });
-    socket.on('message', (data, isBinary) => {
-      conn.alive = true;
-      void this.#onMessage(conn, data as Buffer, isBinary);
-    });
-    socket.on('error', (err) => this.#log.debug({ err, deviceId }, 'agent socket error'));
-    socket.on('close', (code) => {
+    this.#wire(conn, (code) => {
       if (this.#connections.get(deviceId) === conn) {
         this.#connections.delete(deviceId);
         this.#agents.disconnected(deviceId, code === 1000 ? 'closed' : `code ${code}`);

@@ -27,7 +27,6 @@ import { hashPassword } from './auth-service.ts';
 import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
 
-const BUILTIN_IDS = new Set<string>(BUILTIN_ROLES.map((r) => r.id));
 
 export class AdminService {
   readonly #store: AdminStore;

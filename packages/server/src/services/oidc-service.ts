@@ -21,7 +21,7 @@
  * - Pending sign-ins are per server instance: behind a load balancer the login and the
  *   callback must reach the same instance (sticky sessions) until issue 14 shares them.
  */
-import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import * as client from 'openid-client';
 import type { Logger } from 'pino';
 import {
@@ -38,7 +38,6 @@ import {
   type OidcSettingsInput,
   type OidcSettingsView,
   type OidcStatus,
-  type OidcTokenAuthMethod,
   type SecretRef,
 } from '@garrison/protocol';
 import { pinnedFetch } from '@garrison/protocol/tls';
@@ -65,22 +64,8 @@ const MAX_PENDING = 10_000;
 const DISCOVERY_TTL_MS = 3600_000;
 const PROVIDER_TIMEOUT_S = 10;
 
-/** What is stored under the `oidc` settings key. */
-interface StoredOidcSettings {
-  enabled: boolean;
-  issuer: string;
-  clientId: string;
-  clientSecret: SecretRef | null;
-  tokenEndpointAuthMethod: OidcTokenAuthMethod;
-  displayName: string;
-  scopes: string[];
-  groupsClaim: string;
-  createUsers: boolean;
-  roleMappings: OidcRoleMapping[];
-  caPem: string | null;
-  redirectUri: string | null;
-  updatedAt: string;
-}
+/** What is stored under the `oidc` settings key: the view's fields, all of them set. */
+type StoredOidcSettings = Omit<OidcSettingsView, 'configured' | 'callbackPath' | 'issuer' | 'clientId' | 'updatedAt'> & { issuer: string; clientId: string; updatedAt: string };
 
 interface PendingLogin {
   codeVerifier: string;
