@@ -377,19 +377,24 @@ export class AgentService {
       }
       return v;
     };
-    const owners = await this.#runs.runOwners(batch.flatMap((q) => q.reports.map((r) => r.runId)).filter((id) => RUN_ID.test(id)));
-    const priorStates = await this.#runs.taskStatesOf(
-      batch.flatMap((q) => {
-        const effective = this.#effectiveIds(q.deviceId);
-        return q.reports.filter((r) => !owners.has(r.runId) && !effective.has(r.taskId)).map((r) => ({ deviceId: q.deviceId, taskId: r.taskId }));
-      }),
-    );
+    // Reports of tasks in the device's effective set need nothing more here (the ingest
+    // transaction checks that an existing run is this device's and this task's); only the others
+    // are looked up: runs the server made for the device, and tasks it ran before.
+    const effectiveOf = new Map<QueuedReports, Set<string>>();
+    const doubtful: { deviceId: string; runId: string; taskId: string }[] = [];
+    for (const q of batch) {
+      const effective = this.#effectiveIds(q.deviceId);
+      effectiveOf.set(q, effective);
+      for (const r of q.reports) if (!effective.has(r.taskId) && RUN_ID.test(r.runId)) doubtful.push({ deviceId: q.deviceId, runId: r.runId, taskId: r.taskId });
+    }
+    const owners = doubtful.length ? await this.#runs.runOwners(doubtful.map((d) => d.runId)) : new Map<string, { deviceId: string; taskId: string }>();
+    const priorStates = doubtful.length ? await this.#runs.taskStatesOf(doubtful.filter((d) => !owners.has(d.runId))) : new Set<string>();
     for (const q of batch) {
       const ack: Omit<AckMessage, 're'> = { type: 'ack', runIds: [], rejected: [] };
       acks.set(q, ack);
-      const effective = this.#effectiveIds(q.deviceId);
+      const effective = effectiveOf.get(q)!;
       for (const r of q.reports) {
-        const problem = this.#checkOwnership(q.deviceId, r, owners, effective, priorStates) ?? (await this.#checkReport(r, secretsOf));
+        const problem = this.#checkOwnership(q.deviceId, r, effective, owners, priorStates) ?? (await this.#checkReport(r, secretsOf));
         if (problem) {
           if (problem.code === 'NOT_ASSIGNED') this.#limits.refused(q.deviceId, problem.code, 1, 'a run report was refused');
           ack.rejected.push({ runId: r.runId, code: problem.code, message: problem.message });
@@ -411,6 +416,7 @@ export class AgentService {
       for (const r of result.rejected) {
         const q = batch.find((b) => b.deviceId === r.deviceId);
         if (q) acks.get(q)!.rejected.push({ runId: r.runId, code: r.code, message: r.message });
+        if (r.code === 'NOT_ASSIGNED') this.#limits.refused(r.deviceId, r.code, 1, 'a run report was refused');
       }
       for (const i of result.applied) this.#recordRunEvent(i);
       if (result.applied.length) this.onRunsChanged();
@@ -424,18 +430,20 @@ export class AgentService {
   /**
    * A device reports only for runs the server created for it (same run, same task), or for new
    * runs of tasks in its effective set, or of tasks it ran before (a task removed from the
-   * device while a run was in flight still gets its result). Anything else: NOT_ASSIGNED.
+   * device while a run was in flight still gets its result). Anything else: NOT_ASSIGNED. For
+   * a task in the effective set, whether an existing run is this device's and this task's is
+   * checked where the run is read anyway, in the ingest transaction (RunStore.applyReports),
+   * which also gives a new run no run-now request id.
    */
-  #checkOwnership(deviceId: string, r: RunReport, owners: Map<string, { deviceId: string; taskId: string }>, effective: Set<string>, prior: Set<string>): AppError | null {
+  #checkOwnership(deviceId: string, r: RunReport, effective: Set<string>, owners: Map<string, { deviceId: string; taskId: string }>, prior: Set<string>): AppError | null {
+    if (effective.has(r.taskId)) return null;
     const own = owners.get(r.runId);
     if (own) {
       if (own.deviceId !== deviceId) return new AppError('NOT_ASSIGNED', 'this run belongs to another device');
       if (own.taskId !== r.taskId) return new AppError('NOT_ASSIGNED', 'this run is of another task');
       return null;
     }
-    // A run the device made from a schedule: never a run-now of someone else's request.
-    r.requestId = null;
-    if (effective.has(r.taskId) || prior.has(`${deviceId}\n${r.taskId}`)) return null;
+    if (prior.has(`${deviceId}\n${r.taskId}`)) return null;
     if (!this.#catalog.task(r.taskId)) return null; // unknown or deleted tasks are judged by #checkReport
     return new AppError('NOT_ASSIGNED', `task ${r.taskId} is not one of this device's tasks`);
   }

@@ -1,4 +1,4 @@
-import { DEFAULT_RUN_NOW_EXPIRY_MINUTES, type AgentTask, type Run, type RunNowResult, type ServerToAgent, type TaskProgress } from '@garrison/protocol';
+import { DEFAULT_RUN_NOW_EXPIRY_MINUTES, type AgentTask, type Run, type RunNowResult, type TaskProgress } from '@garrison/protocol';
 import { summarizeProgress } from '@garrison/core';
 import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
@@ -45,14 +45,19 @@ export class RunService {
     const expiresAt = new Date(now.getTime() + expiry * 60_000).toISOString();
     const requestId = newId();
     const targets = this.#catalog.targetsOf(task);
-    // Resolved per group: a secret is resolved only for devices within its own group.
-    const agentTasks = new Map<string, Promise<AgentTask>>();
-    const agentTaskFor = (groupId: string) => {
-      let t = agentTasks.get(groupId);
-      if (!t) agentTasks.set(groupId, (t = this.#tasks.toAgentTask(task, groupId)));
-      return t;
-    };
-    if (targets.length) await agentTaskFor(targets[0]!.groupId);
+    // Resolved once per group of the targets (a secret is resolved only for devices of its own
+    // subtree); a group whose devices may not receive a secret of the task gets no message.
+    const agentTasks = new Map<string, AgentTask | null>();
+    for (const d of targets) if (!agentTasks.has(d.groupId)) agentTasks.set(d.groupId, null);
+    for (const groupId of agentTasks.keys()) {
+      agentTasks.set(
+        groupId,
+        await this.#tasks.toAgentTask(task, groupId).catch((err: unknown) => {
+          if (err instanceof AppError && err.code === 'SECRET_REFERENCE_REFUSED') return null;
+          throw err;
+        }),
+      );
+    }
     await this.#runs.insertRunRequest({ id: requestId, taskId, createdBy: actorName(actor), createdAt, expiresAt, targetCount: targets.length });
     // In chunks: the first agents start while later chunks are being stored, and the event
     // loop (acks, heartbeats) runs between chunks instead of stalling for the whole fleet.
@@ -61,12 +66,12 @@ export class RunService {
       const chunk = targets.slice(i, i + DISPATCH_CHUNK);
       const runs = chunk.map((d) => ({ id: newId(), taskId, deviceId: d.id, requestId, createdAt, expiresAt }));
       await this.#runs.insertPendingRuns(runs);
-      const messages: (readonly [string, ServerToAgent])[] = [];
-      for (const [k, r] of runs.entries()) {
-        const agentTask = await agentTaskFor(chunk[k]!.groupId).catch(() => null);
-        if (agentTask) messages.push([r.deviceId, { type: 'run-now', requests: [{ runId: r.id, requestId, taskId, expiresAt, task: agentTask }] }]);
-      }
-      delivered += this.presence.sendEach(messages);
+      delivered += this.presence.sendEach(
+        runs.flatMap((r, k) => {
+          const agentTask = agentTasks.get(chunk[k]!.groupId);
+          return agentTask ? [[r.deviceId, { type: 'run-now', requests: [{ runId: r.id, requestId, taskId, expiresAt, task: agentTask }] }] as const] : [];
+        }),
+      );
       if (i + DISPATCH_CHUNK < targets.length) await new Promise((r) => setImmediate(r));
     }
     await this.#events.audit(actor, 'task.run-now', `task "${task.name}" run now on ${targets.length} device${targets.length === 1 ? '' : 's'} (${delivered} connected)`, {

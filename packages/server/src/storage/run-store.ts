@@ -141,8 +141,9 @@ export class RunStore {
 
   /**
    * Stores a batch of reports in one transaction. Idempotent: a report whose seq is not newer
-   * than the stored one changes nothing. A run id that belongs to another device is refused:
-   * an agent can never write another device's results.
+   * than the stored one changes nothing. A run id that belongs to another device, or to
+   * another task, is refused (NOT_ASSIGNED): an agent can never write another device's results.
+   * A run stored here for the first time has no run-now request: only the server makes those.
    */
   async applyReports(batch: readonly DeviceReport[], now: string): Promise<ApplyResult> {
     const result: ApplyResult = { applied: [], duplicates: [], rejected: [] };
@@ -152,7 +153,7 @@ export class RunStore {
     for (const item of batch) {
       const prev = newest.get(item.report.runId);
       if (prev && prev.deviceId !== item.deviceId) {
-        result.rejected.push({ deviceId: item.deviceId, runId: item.report.runId, code: 'FORBIDDEN', message: 'run belongs to another device' });
+        result.rejected.push({ deviceId: item.deviceId, runId: item.report.runId, code: 'NOT_ASSIGNED', message: 'this run belongs to another device' });
         continue;
       }
       if (!prev || prev.report.seq < item.report.seq) {
@@ -162,11 +163,11 @@ export class RunStore {
     }
     await this.#db.kysely.transaction().execute(async (trx) => {
       const ids = [...newest.keys()];
-      const existing = new Map<string, { device_id: string; seq: number; state: string; created_at: string; request_id: string | null }>();
+      const existing = new Map<string, { device_id: string; task_id: string; seq: number; state: string; created_at: string; request_id: string | null }>();
       for (const chunk of chunkRows(ids.map((id) => ({ id })), this.#db.dialect)) {
         const rows = await trx
           .selectFrom('runs')
-          .select(['id', 'device_id', 'seq', 'state', 'created_at', 'request_id'])
+          .select(['id', 'device_id', 'task_id', 'seq', 'state', 'created_at', 'request_id'])
           .where(
             'id',
             'in',
@@ -179,8 +180,8 @@ export class RunStore {
       for (const item of newest.values()) {
         const r = item.report;
         const cur = existing.get(r.runId);
-        if (cur && cur.device_id !== item.deviceId) {
-          result.rejected.push({ deviceId: item.deviceId, runId: r.runId, code: 'FORBIDDEN', message: 'run belongs to another device' });
+        if (cur && (cur.device_id !== item.deviceId || cur.task_id !== r.taskId)) {
+          result.rejected.push({ deviceId: item.deviceId, runId: r.runId, code: 'NOT_ASSIGNED', message: cur.device_id !== item.deviceId ? 'this run belongs to another device' : 'this run is of another task' });
           continue;
         }
         if (!shouldApplyReport(cur ? { state: cur.state as RunState, seq: cur.seq } : null, { state: r.state, seq: r.seq })) {
@@ -192,7 +193,7 @@ export class RunStore {
           id: r.runId,
           task_id: r.taskId,
           device_id: item.deviceId,
-          request_id: cur?.request_id ?? r.requestId ?? null,
+          request_id: cur ? cur.request_id : null,
           state: r.state,
           percent: r.percent ?? null,
           attempt: r.attempt,
