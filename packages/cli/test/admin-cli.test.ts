@@ -7,15 +7,13 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { Writable } from 'node:stream';
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Secret, TOTP } from 'otpauth';
-import { BIN, spawnAgent, startAgent, startTestServer, sqliteKind, tempDir, waitFor, type AgentProcess, type TestServer } from '../../server/test/helpers.ts';
+import { spawnAgent, startAgent, startTestServer, sqliteKind, tempDir, waitFor, type AgentProcess, type TestServer } from '../../server/test/helpers.ts';
 import { nextGrants, parseGrant } from '../src/commands/admins.ts';
-import { cliMain } from '../src/main.ts';
+import { cliInProcess, cliProcess, type CliResult } from './support/run-cli.ts';
 import { userAgent } from '../src/version.ts';
 import type { AdminView, DeviceView, GroupView, RoleView, StoredEvent } from '../src/types.ts';
 
@@ -68,20 +66,7 @@ describe('grant specs', () => {
 });
 
 describe('cliMain: the access commands', () => {
-  const inProcess = async (argv: string[]): Promise<CliResult> => {
-    let stdout = '';
-    let stderr = '';
-    const sink = (append: (s: string) => void) =>
-      new Writable({
-        write(chunk, _enc, cb) {
-          append(chunk.toString());
-          cb();
-        },
-      });
-    const env = { XDG_CONFIG_HOME: '/nonexistent-garrison-test', GARRISON_URL: 'http://127.0.0.1:9', GARRISON_TOKEN: 'gat.x.y' };
-    const code = await cliMain(argv, { stdout: sink((s) => (stdout += s)), stderr: sink((s) => (stderr += s)), env });
-    return { code, stdout, stderr };
-  };
+  const inProcess = (argv: string[]): Promise<CliResult> => cliInProcess(argv, { XDG_CONFIG_HOME: '/nonexistent-garrison-test', GARRISON_URL: 'http://127.0.0.1:9', GARRISON_TOKEN: 'gat.x.y' });
 
   it('lists them in the help', async () => {
     const help = await inProcess(['--help']);
@@ -110,12 +95,6 @@ describe('cliMain: the access commands', () => {
 // The binary against a real server
 // ---------------------------------------------------------------------------------------------
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 describe('garrison admin, role, api-token and 2fa against a real server', { timeout: 300_000 }, () => {
   let t: TestServer;
   let configHome: string;
@@ -127,21 +106,8 @@ describe('garrison admin, role, api-token and 2fa against a real server', { time
   let operatorId = '';
   const password = 'correct horse battery staple';
 
-  /** Runs the real binary; never spawnSync: the server answering it runs in this process. */
   const cli = (args: string[], opts: { input?: string; token?: string } = {}): Promise<CliResult> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args], {
-        env: { PATH: process.env.PATH, HOME: configHome, XDG_CONFIG_HOME: configHome, GARRISON_URL: t.server.url, GARRISON_TOKEN: opts.token ?? t.token, GARRISON_CA: t.caFile },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      child.stdin.end(opts.input ?? '');
-    });
+    cliProcess(args, { HOME: configHome, XDG_CONFIG_HOME: configHome, GARRISON_URL: t.server.url, GARRISON_TOKEN: opts.token ?? t.token, GARRISON_CA: t.caFile }, opts.input);
   const ok = async (args: string[], opts?: { input?: string; token?: string }): Promise<string> => {
     const r = await cli(args, opts);
     assert.equal(r.code, 0, `garrison ${args.join(' ')} exited ${r.code}\n${r.stderr}${r.stdout}`);

@@ -5,13 +5,11 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import type { Task, TaskProgress, Trigger } from '@garrison/protocol';
-import { BIN, startAgent, startTestServer, sqliteKind, type AgentProcess, type TestServer } from '../../server/test/helpers.ts';
+import { startAgent, startTestServer, sqliteKind, type AgentProcess, type TestServer } from '../../server/test/helpers.ts';
 import { formatDays, formatTrigger, parseScheduleSpecs, parseTriggerSpec, ScheduleSpecError } from '../src/schedule-spec.ts';
 import { buildSchedule, buildTaskCreate, buildTaskUpdate, formatSelection, parseSelection } from '../src/task-options.ts';
 import { UsageError, normalizeServerUrl, resolveSettings } from '../src/client.ts';
@@ -19,7 +17,7 @@ import { findGroup } from '../src/resolve.ts';
 import { parseDuration, parseInstantOption, table } from '../src/format.ts';
 import { groupTreeRows } from '../src/commands/groups.ts';
 import { progressExitCode, progressLine, watchProgress } from '../src/watch.ts';
-import { cliMain } from '../src/main.ts';
+import { cliInProcess, cliProcess, type CliResult } from './support/run-cli.ts';
 import type { GroupView } from '../src/types.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -369,18 +367,8 @@ describe('CLI helpers', () => {
 // cliMain in process: usage errors need no server
 // ---------------------------------------------------------------------------------------------
 
-async function inProcess(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const sink = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk, _enc, cb) {
-        append(chunk.toString());
-        cb();
-      },
-    });
-  const code = await cliMain(argv, { stdout: sink((s) => (stdout += s)), stderr: sink((s) => (stderr += s)), env: { XDG_CONFIG_HOME: '/nonexistent-garrison-test', ...env } });
-  return { code, stdout, stderr };
+function inProcess(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return cliInProcess(argv, { XDG_CONFIG_HOME: '/nonexistent-garrison-test', ...env });
 }
 
 describe('cliMain', () => {
@@ -422,33 +410,14 @@ describe('cliMain', () => {
 // The binary against a real server and agent
 // ---------------------------------------------------------------------------------------------
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 describe('garrison CLI against a real server', { timeout: 300_000 }, () => {
   let t: TestServer;
   let agent: AgentProcess & { deviceId: string };
   let configHome: string;
   let fleetId: string;
 
-  /** Runs the real binary; never spawnSync: the server answering it runs in this process. */
   const cli = (args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args], {
-        env: { PATH: process.env.PATH, HOME: configHome, XDG_CONFIG_HOME: configHome, GARRISON_URL: t.server.url, GARRISON_TOKEN: t.token, GARRISON_CA: t.caFile, ...opts.env },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      child.stdin.end(opts.input ?? '');
-    });
+    cliProcess(args, { HOME: configHome, XDG_CONFIG_HOME: configHome, GARRISON_URL: t.server.url, GARRISON_TOKEN: t.token, GARRISON_CA: t.caFile, ...opts.env }, opts.input);
   const ok = async (args: string[], opts?: { input?: string; env?: NodeJS.ProcessEnv }): Promise<string> => {
     const r = await cli(args, opts);
     assert.equal(r.code, 0, `garrison ${args.join(' ')} exited ${r.code}\n${r.stderr}${r.stdout}`);

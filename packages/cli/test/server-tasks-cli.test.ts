@@ -7,15 +7,13 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import type { ServerTask, ServerTaskExport, ServerTaskRun } from '@garrison/protocol';
-import { BIN, startTestServer, sqliteKind, type TestServer } from '../../server/test/helpers.ts';
+import { startTestServer, sqliteKind, type TestServer } from '../../server/test/helpers.ts';
 import { formatDuration, schemaType, settingsFields } from '../src/commands/server-tasks.ts';
-import { cliMain } from '../src/main.ts';
+import { cliInProcess, cliProcess, type CliResult } from './support/run-cli.ts';
 
 describe('server task settings fields', () => {
   it('flattens a settings schema into typed fields', () => {
@@ -50,48 +48,17 @@ describe('server task settings fields', () => {
   });
 });
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 describe('garrison server-task against a real server', { timeout: 60_000 }, () => {
   let t: TestServer;
   let home: string;
 
-  /** Runs the real binary; never spawnSync: the server answering it runs in this process. */
-  const cli = (args: string[]): Promise<CliResult> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args], {
-        env: { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: home, GARRISON_URL: t.server.url, GARRISON_TOKEN: t.token, GARRISON_CA: t.caFile },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    });
+  const env = () => ({ HOME: home, XDG_CONFIG_HOME: home, GARRISON_URL: t.server.url, GARRISON_TOKEN: t.token, GARRISON_CA: t.caFile });
+  const cli = (args: string[]): Promise<CliResult> => cliProcess(args, env());
   /**
    * The same commands through cliMain in this process: a spawned CLI costs about a second of
    * start-up, so only the steps whose process behaviour matters (exit codes, --wait) spawn.
    */
-  const inProcess = async (args: string[]): Promise<CliResult> => {
-    let stdout = '';
-    let stderr = '';
-    const sink = (append: (s: string) => void) =>
-      new Writable({
-        write(chunk, _enc, cb) {
-          append(chunk.toString());
-          cb();
-        },
-      });
-    const env = { HOME: home, XDG_CONFIG_HOME: home, GARRISON_URL: t.server.url, GARRISON_TOKEN: t.token, GARRISON_CA: t.caFile };
-    const code = await cliMain(args, { stdout: sink((s) => (stdout += s)), stderr: sink((s) => (stderr += s)), env });
-    return { code, stdout, stderr };
-  };
+  const inProcess = (args: string[]): Promise<CliResult> => cliInProcess(args, env());
   const ok = async (args: string[], spawned = false): Promise<string> => {
     const r = await (spawned ? cli : inProcess)(args);
     assert.equal(r.code, 0, `garrison ${args.join(' ')} exited ${r.code}\n${r.stderr}${r.stdout}`);

@@ -85,13 +85,13 @@ export class AuthService {
   }
 
   /** The permissions of a role id (built-in or custom), undefined when it does not exist. */
-  async rolePermissions(): Promise<Map<string, readonly Permission[]>> {
+  async #rolePermissions(): Promise<Map<string, readonly Permission[]>> {
     const m = new Map<string, readonly Permission[]>(BUILTIN_ROLES.map((r) => [r.id, r.permissions]));
     for (const r of await this.#store.listRoles()) m.set(r.id, r.permissions);
     return m;
   }
   async grantsOf(adminId: string): Promise<Grant[]> {
-    const [stored, roles] = await Promise.all([this.#store.grantsOf(adminId), this.rolePermissions()]);
+    const [stored, roles] = await Promise.all([this.#store.grantsOf(adminId), this.#rolePermissions()]);
     return stored.flatMap((g) => {
       const permissions = roles.get(g.roleId);
       return permissions ? [{ roleId: g.roleId, groupId: g.groupId, permissions }] : [];

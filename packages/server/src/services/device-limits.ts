@@ -45,7 +45,7 @@ export class DeviceLimits {
   readonly #clock: Clock;
   readonly #events: EventService;
   readonly #buckets = new Map<string, Buckets>();
-  readonly #refusals = new Map<string, { total: number; byCode: Record<string, number>; lastAt: number; warnedAt: number; since: number }>();
+  readonly #refusals = new Map<string, { total: number; byCode: Record<string, number>; lastAt: number; warnedAt: number }>();
   readonly #byCode: Record<string, number> = {};
   #total = 0;
   readonly #since: string;
@@ -82,7 +82,7 @@ export class DeviceLimits {
   refused(deviceId: string, code: string, n = 1, what = 'messages were refused'): void {
     const now = this.#clock.now().getTime();
     let r = this.#refusals.get(deviceId);
-    if (!r) this.#refusals.set(deviceId, (r = { total: 0, byCode: {}, lastAt: now, warnedAt: 0, since: now }));
+    if (!r) this.#refusals.set(deviceId, (r = { total: 0, byCode: {}, lastAt: now, warnedAt: 0 }));
     r.total += n;
     r.byCode[code] = (r.byCode[code] ?? 0) + n;
     r.lastAt = now;
@@ -106,11 +106,5 @@ export class DeviceLimits {
       .slice(0, 100)
       .map(([deviceId, r]) => ({ deviceId, total: r.total, byCode: { ...r.byCode }, lastAt: new Date(r.lastAt).toISOString() }));
     return { since: this.#since, total: this.#total, byCode: { ...this.#byCode }, devices };
-  }
-  refusalsOf(deviceId: string): number {
-    return this.#refusals.get(deviceId)?.total ?? 0;
-  }
-  forget(deviceId: string): void {
-    this.#buckets.delete(deviceId);
   }
 }

@@ -18,7 +18,7 @@ import type { Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
 import type { TaskStore } from '../storage/task-store.ts';
 import type { PluginRegistry } from '../plugins/registry.ts';
-import { accessOf, authorize, inReach, notVisible, Permission, reachOf, type Actor } from './actor.ts';
+import { authorize, inReach, notVisible, Permission, reachOf, type Actor } from './actor.ts';
 import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
 import type { SecretService } from './secret-service.ts';
@@ -86,8 +86,8 @@ export class TaskService {
     const groupId = t.scope.groupId;
     if (reach.groups.has(groupId)) return true;
     if (t.scope.includeSubgroups === false) return false;
-    const access = accessOf(actor, tree);
-    return actor.grants.some((g) => g.permissions.includes(Permission.read) && tree.isAncestorOrSelf(groupId, g.groupId) && access.can(Permission.read, g.groupId));
+    // Inherited from above: the task's group is an ancestor of a group the caller reads.
+    return actor.grants.some((g) => g.permissions.includes(Permission.read) && tree.get(g.groupId) !== undefined && tree.isAncestorOrSelf(groupId, g.groupId));
   }
   /** The devices a scope targets now, for the console's scope picker (before the task is saved). */
   previewScope(actor: Actor, scope: Scope, limit = 200): { total: number; devices: { id: string; groupId: string; name: string; hostname: string }[] } {

@@ -142,10 +142,6 @@ export class AdminStore {
     const r = await this.#db.kysely.selectFrom('admin_grants').select((eb) => eb.fn.countAll<number>().as('n')).where('role_id', '=', roleId).executeTakeFirstOrThrow();
     return Number(r.n);
   }
-  async countGrantsOnGroup(groupId: string): Promise<number> {
-    const r = await this.#db.kysely.selectFrom('admin_grants').select((eb) => eb.fn.countAll<number>().as('n')).where('group_id', '=', groupId).executeTakeFirstOrThrow();
-    return Number(r.n);
-  }
 
   // Custom roles
   async listRoles(): Promise<CustomRole[]> {
