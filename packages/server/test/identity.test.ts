@@ -5,7 +5,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { cp, lstat, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { dbKinds, spawnAgent, startAgent, startTestServer, tempDir, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
 
@@ -79,7 +79,8 @@ for (const kind of dbKinds) {
       await original.stop();
       // The image: the agent's state folder copied to another machine.
       const cloneState = path.join(dir, 'clone-state');
-      await cp(original.stateDir, cloneState, { recursive: true });
+      // Files only: the stopped agent's local socket may still be there, and an image holds none.
+      await cp(original.stateDir, cloneState, { recursive: true, filter: async (src) => !(await lstat(src)).isSocket() });
       const again = spawnAgent([], original.stateDir, { GARRISON_MACHINE_ID_FILE: idA });
       const clone = spawnAgent([], cloneState, { GARRISON_MACHINE_ID_FILE: idB });
       agents.push(again, clone);

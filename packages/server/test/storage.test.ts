@@ -8,7 +8,8 @@ import { openDatabase } from '../src/storage/database.ts';
 import { migrateToLatest } from '../src/storage/migrate.ts';
 import { EventStore } from '../src/storage/event-store.ts';
 import { RunStore } from '../src/storage/run-store.ts';
-import { dbKinds, tempDir } from './helpers.ts';
+import pg from 'pg';
+import { dbKinds, PG_URL, tempDir } from './helpers.ts';
 
 for (const kind of dbKinds) {
   describe(`storage (${kind.name})`, () => {
@@ -28,6 +29,39 @@ for (const kind of dbKinds) {
         await made.cleanup();
       }
     });
+
+    if (kind.name === 'postgres') {
+      // Kysely's own introspector read every schema by name, so a schema dropped elsewhere in
+      // the database at that moment failed the migration ("schema … does not exist").
+      it('migrates while schemas and tables elsewhere in the database are created and dropped', async () => {
+        const churner = new pg.Client({ connectionString: PG_URL });
+        await churner.connect();
+        let stop = false;
+        const churn = (async () => {
+          for (let i = 0; !stop; i++) {
+            const s = `churn_${process.pid}_${i}`;
+            await churner.query(`create schema ${s}; create table ${s}.t (id serial primary key, x int)`);
+            await churner.query(`drop schema ${s} cascade`);
+          }
+        })();
+        try {
+          for (let i = 0; i < 6; i++) {
+            const made = await kind.make(await tempDir());
+            const db = await openDatabase(made.config);
+            try {
+              assert.equal((await migrateToLatest(db)).length > 0, true);
+            } finally {
+              await db.close();
+              await made.cleanup();
+            }
+          }
+        } finally {
+          stop = true;
+          await churn;
+          await churner.end();
+        }
+      });
+    }
 
     it('purges events and finished runs past retention, in batches, keeping the rest', async () => {
       const made = await kind.make(await tempDir());

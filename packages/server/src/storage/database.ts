@@ -3,7 +3,17 @@
  * differs between SQLite and PostgreSQL is a named capability in `Dialect` below, so that
  * stores and migrations never branch on a database name (MeshCentral's mistake).
  */
-import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase, type SqliteStatement } from 'kysely';
+import {
+  Kysely,
+  PostgresDialect,
+  SqliteDialect,
+  sql,
+  type DatabaseIntrospector,
+  type SchemaMetadata,
+  type SqliteDatabase,
+  type SqliteStatement,
+  type TableMetadata,
+} from 'kysely';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import type { Database } from './schema.ts';
@@ -72,11 +82,70 @@ export async function openDatabase(config: DatabaseConfig): Promise<Db> {
     max: 10,
     ...(config.schema ? { options: `-c search_path=${config.schema}` } : {}),
   });
-  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const kysely = new Kysely<Database>({ dialect: new OwnSchemaPostgresDialect({ pool }) });
   if (config.schema) {
     await sql`create schema if not exists ${sql.id(config.schema)}`.execute(kysely);
   }
   return { kysely, dialect: postgresDialect, url: config.url, ...(config.schema ? { schema: config.schema } : {}), close: () => kysely.destroy() };
+}
+
+/**
+ * Kysely's PostgreSQL introspector (which its Migrator uses to find its own tables) reads every
+ * schema of the database and calls `has_schema_privilege(name)` and `pg_get_serial_sequence(name)`
+ * on each by name: when anyone drops a schema or a table elsewhere in the same database while
+ * that query runs, it fails with "schema … does not exist" and the server does not start. Seen
+ * in the suite (tests drop their schemas while others migrate), and possible in production on a
+ * shared database. This introspector looks only at the schema the connection uses
+ * (`current_schema()`, i.e. the configured search path) and joins catalogs by OID, which a
+ * concurrent drop cannot make fail.
+ */
+class OwnSchemaIntrospector implements DatabaseIntrospector {
+  readonly #db: Kysely<unknown>;
+  constructor(db: Kysely<unknown>) {
+    this.#db = db;
+  }
+
+  async getSchemas(): Promise<SchemaMetadata[]> {
+    const rows = await sql<{ name: string }>`select nspname as name from pg_catalog.pg_namespace`.execute(this.#db);
+    return rows.rows;
+  }
+
+  async getTables(): Promise<TableMetadata[]> {
+    const rows = await sql<{ table: string; kind: string; schema: string; column: string; type: string; type_schema: string; not_null: boolean; has_default: boolean; identity: string }>`
+      select c.relname as "table", c.relkind as kind, ns.nspname as schema, a.attname as "column",
+             typ.typname as type, tns.nspname as type_schema, a.attnotnull as not_null,
+             a.atthasdef as has_default, a.attidentity as identity
+        from pg_catalog.pg_class c
+        join pg_catalog.pg_namespace ns on ns.oid = c.relnamespace
+        join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+        join pg_catalog.pg_type typ on typ.oid = a.atttypid
+        join pg_catalog.pg_namespace tns on tns.oid = typ.typnamespace
+       where ns.nspname = current_schema() and c.relkind in ('r', 'v', 'p', 'f')
+       order by c.relname, a.attnum`.execute(this.#db);
+    const tables = new Map<string, TableMetadata & { columns: TableMetadata['columns'][number][] }>();
+    for (const r of rows.rows) {
+      let table = tables.get(r.table);
+      if (!table) {
+        table = { name: r.table, schema: r.schema, isView: r.kind === 'v', isForeign: r.kind === 'f', columns: [] };
+        tables.set(r.table, table);
+      }
+      table.columns.push({
+        name: r.column,
+        dataType: r.type,
+        dataTypeSchema: r.type_schema,
+        isNullable: !r.not_null,
+        hasDefaultValue: r.has_default,
+        isAutoIncrementing: r.identity !== '',
+      });
+    }
+    return [...tables.values()];
+  }
+}
+
+class OwnSchemaPostgresDialect extends PostgresDialect {
+  override createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
+    return new OwnSchemaIntrospector(db);
+  }
 }
 
 /**
