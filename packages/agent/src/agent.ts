@@ -9,9 +9,12 @@
  *   install.json     written by the installer: the install folder and its uninstall script
  *   tasks.json       the last task list, its etag and the group policy
  *   local-changes.json  local task edits not yet accepted by the server
+ *   enrolment-pending.json  present from enrolment until the enrolment event has fired
  *   spool/           run reports not yet acknowledged
  *   active/          runs in flight (resumed after a restart)
  *   logs/            the local event log (JSON lines, rotated)
+ *   processes/       the processes runs in flight started (ended before a run is resumed)
+ *   agent.lock       held while the agent runs: one agent per state folder
  */
 import { mkdir, readFile, rm, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -58,6 +61,8 @@ import { AGENT_VERSION, collectInventory, machineIdentity } from './inventory.ts
 import { UNINSTALLED_EXIT_CODE, UPDATE_EXIT_CODE } from './launcher.ts';
 import { startLocalApi, type LocalApi } from './local-api.ts';
 import { DeviceKey } from './device-key.ts';
+import { lockStateFolder } from './state-folder-lock.ts';
+import type { FolderLock } from '@garrison/protocol/folder-lock';
 
 export interface AgentOptions {
   stateDir: string;
@@ -96,6 +101,18 @@ interface TaskCache {
 const BUILT_IN_PRODUCTS = [BUILTIN_PRODUCT, 'sample-scanner'];
 const DEFAULT_POLICY: Policy = { checkInIntervalMinutes: 60, policyEnforcementMinutes: 5 };
 const REPORT_BATCH = 500;
+
+/**
+ * Marks the enrolment event as owed. It is written at enrolment (by the agent, or by
+ * `garrison agent enrol` for an installer) before the credential, so that no enrolled agent is
+ * without it, and removed when the event fires, which is after the first check-in: before
+ * that the agent knows none of its tasks. Kept in a file, a restart in between still fires the
+ * event once, and a later start never again.
+ */
+export const ENROLMENT_PENDING_FILE = 'enrolment-pending.json';
+export async function markEnrolmentPending(stateDir: string): Promise<void> {
+  await writeJsonAtomic(path.join(stateDir, ENROLMENT_PENDING_FILE), { since: new Date().toISOString() });
+}
 
 export class EnrolmentError extends Error {
   readonly code: string;
@@ -192,6 +209,14 @@ export class Agent {
   #fetch: FetchLike = pinnedFetch(null);
   #identity = machineIdentity();
   #deviceKey!: DeviceKey;
+  #folderLock: FolderLock | null = null;
+  /**
+   * Tasks fired for the agent-start event of this process. The event fires at start for the
+   * tasks kept from the last run and, at the first check-in, for those it brings (a first
+   * start knows no task before it); null once that check-in has closed the window.
+   */
+  #agentStartFired: Set<string> | null = new Set();
+  #enrolmentPending = false;
 
   constructor(opts: AgentOptions) {
     this.#opts = opts;
@@ -208,6 +233,8 @@ export class Agent {
 
   async start(): Promise<void> {
     await mkdir(this.stateDir, { recursive: true, mode: 0o700 });
+    // Before anything else touches the folder: a second agent here is refused (FolderInUseError).
+    this.#folderLock = await lockStateFolder(this.stateDir);
     await mkdir(path.join(this.stateDir, 'tmp'), { recursive: true, mode: 0o711 });
     this.events = new LocalEventLog(path.join(this.stateDir, 'logs'));
     const credFile = path.join(this.stateDir, 'credential.json');
@@ -219,6 +246,7 @@ export class Agent {
       const caPem = await resolveServerCa(this.#opts.serverUrl, { ...(this.#opts.caFile ? { caFile: this.#opts.caFile } : {}), ...(this.#opts.caFingerprint ? { caFingerprint: this.#opts.caFingerprint } : {}) });
       const r = await enrol(this.#opts.serverUrl, this.#opts.token, this.#opts.name, await this.plugins.installedProducts(), caPem, this.stateDir);
       cred = { serverUrl: this.#opts.serverUrl.replace(/\/+$/, ''), deviceId: r.deviceId, credential: r.credential, groupId: r.groupId, signingPublicKey: r.signingPublicKey, caPem };
+      await markEnrolmentPending(this.stateDir);
       await writeJsonAtomic(credFile, cred, 0o600);
       this.#cache.policy = r.policy;
       justEnrolled = true;
@@ -289,11 +317,18 @@ export class Agent {
     this.transport.on('message', (m) => this.#onMessage(m));
     this.transport.start();
 
-    this.#localApi = await startLocalApi(this);
+    // Without its local API the agent still does its work: the device's user is told why.
+    this.#localApi = await startLocalApi(this).catch(async (err: Error) => {
+      await this.log('error', 'local-api.failed', `the local API (garrison agent status, task …) is not available: ${err.message}`);
+      return null;
+    });
+    if (this.#localApi && process.platform !== 'win32' && !this.#localApi.socketPath.endsWith(`${path.sep}agent.sock`)) {
+      await this.log('info', 'local-api.socket', `the state folder's path is too long for a socket address: the local API listens on ${this.#localApi.socketPath}`);
+    }
     this.#armCheckIn(justEnrolled ? 0 : 5_000);
     this.#armEnforcement();
-    this.runner.onEvent('agent-start');
-    if (justEnrolled) this.runner.onEvent('enrolment');
+    this.#enrolmentPending = existsSync(path.join(this.stateDir, ENROLMENT_PENDING_FILE));
+    this.#fireAgentStart();
     await this.log('info', 'agent.started', `agent started (device ${cred.deviceId})`);
   }
 
@@ -425,7 +460,32 @@ export class Agent {
     for (const r of result.runRequests) this.runner.runNow(r);
     if (result.identity?.action === 'rotate-credential') await this.rotateCredential(result.identity.challenge);
     await this.#confirmUpdate();
+    await this.#fireStartEvents();
     this.runner.onEvent('check-in');
+  }
+
+  /** Fires agent-start for the tasks that have it and have not had it in this process. */
+  #fireAgentStart(): void {
+    const fired = this.#agentStartFired;
+    if (!fired) return;
+    for (const t of this.runner.tasks()) {
+      if (fired.has(t.id) || !t.enabled || !t.schedule.triggers.some((x) => x.type === 'agent-start')) continue;
+      fired.add(t.id);
+      this.runner.fire(t.id, 'agent-start');
+    }
+  }
+  /**
+   * After a check-in the task list is the server's: the start and enrolment events owed fire
+   * now, once. The enrolment mark is removed before the event fires, so a crash in between
+   * loses this one event rather than running it twice.
+   */
+  async #fireStartEvents(): Promise<void> {
+    this.#fireAgentStart();
+    this.#agentStartFired = null;
+    if (!this.#enrolmentPending) return;
+    this.#enrolmentPending = false;
+    await rm(path.join(this.stateDir, ENROLMENT_PENDING_FILE), { force: true });
+    this.runner.onEvent('enrolment');
   }
 
   /** After an update, the first successful check-in tells the launcher that this version works. */
@@ -642,6 +702,7 @@ export class Agent {
     await this.#localApi?.close();
     await this.transport?.stop();
     await this.log('info', 'agent.stopped', 'agent stopped');
+    await this.#folderLock?.release();
   }
 }
 

@@ -22,6 +22,7 @@ import { copyFile, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readJson, writeJsonAtomic } from './state-file.ts';
+import { STATE_FOLDER_IN_USE_EXIT_CODE } from './state-folder-lock.ts';
 
 export const UPDATE_EXIT_CODE = 75;
 /** The agent removed itself from this machine: the launcher stops too, without restarting it. */
@@ -154,6 +155,11 @@ export async function runLauncher(argv: string[], opts: LauncherOptions = {}): P
     if (code === UNINSTALLED_EXIT_CODE) {
       log('the agent was uninstalled; stopping');
       return 0;
+    }
+    if (code === STATE_FOLDER_IN_USE_EXIT_CODE) {
+      // Another agent (another launcher) runs on this state folder: restarting ours would only be refused again.
+      log(`another agent runs on ${stateDir} (see the message above); stopping`);
+      return code;
     }
     if (code === UPDATE_EXIT_CODE) {
       const req = await readJson<UpdateRequest>(path.join(stateDir, 'update.json')).catch(() => undefined);

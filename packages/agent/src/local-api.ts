@@ -1,11 +1,14 @@
 /**
  * The agent's local API for the device's own user (the `garrison agent task …` commands): a
- * small HTTP server on a Unix socket in the state folder, mode 0600, so that only the user
- * who owns the agent's state (root, for a service) may use it. On Windows, a named pipe.
+ * small HTTP server on a Unix socket, mode 0600, so that only the user who owns the agent's
+ * state (root, for a service) may use it. On Windows, a named pipe.
  */
 import http from 'node:http';
-import { chmod, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { realpathSync, statSync } from 'node:fs';
+import { chmod, lstat, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { scheduleIssues } from '@garrison/core';
 import { BUILTIN_PRODUCT, Schedule, checker } from '@garrison/protocol';
 import { referenceSettings, type Agent } from './agent.ts';
 
@@ -14,8 +17,80 @@ export interface LocalApi {
   close(): Promise<void>;
 }
 
-export function localSocketPath(stateDir: string): string {
-  return process.platform === 'win32' ? `\\\\.\\pipe\\garrison-agent-${Buffer.from(path.resolve(stateDir)).toString('hex').slice(-32)}` : path.join(stateDir, 'agent.sock');
+/**
+ * The longest socket path that binds everywhere: sun_path is 108 bytes on Linux and 104 on
+ * macOS and the BSDs, the terminating NUL included. A longer one fails with a bare EINVAL.
+ */
+export const MAX_SOCKET_PATH_BYTES = 103;
+/** Where sockets of state folders with long paths go: one private folder per user. */
+export const SHORT_SOCKET_ROOT = '/tmp';
+
+/** The state folder as both the agent and the local CLI name it: absolute, symbolic links resolved. */
+function canonicalStateDir(stateDir: string, platform: NodeJS.Platform): string {
+  const p = platform === 'win32' ? path.win32 : path.posix;
+  const abs = p.resolve(stateDir);
+  if (platform !== process.platform) return abs;
+  try {
+    return realpathSync.native(abs);
+  } catch {
+    return abs;
+  }
+}
+const digest = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 24);
+
+/** The private folder of `uid` for sockets that do not fit in their state folder. */
+export function shortSocketDir(uid: number): string {
+  return path.posix.join(SHORT_SOCKET_ROOT, `garrison-agent-${uid}`);
+}
+
+/**
+ * Where the agent of a state folder listens. In the state folder (agent.sock) when that path
+ * fits in a socket address; else, as the limit would otherwise bite, in a private folder of
+ * the agent's user (/tmp/garrison-agent-UID, mode 0700, checked before use) under a name
+ * derived from the state folder, so that the local CLI finds it from the state folder alone.
+ * Not a Linux abstract socket: those have no file permissions, and any local user could
+ * connect. `uid` is the agent's user: the agent passes its own, the CLI the state folder's
+ * owner (it may run as another user, root for one). On Windows a named pipe, named after a
+ * hash of the state folder (case-insensitive, as Windows paths are).
+ */
+export function localSocketPath(stateDir: string, opts: { platform?: NodeJS.Platform; uid?: number } = {}): string {
+  const platform = opts.platform ?? process.platform;
+  const dir = canonicalStateDir(stateDir, platform);
+  if (platform === 'win32') return `\\\\.\\pipe\\garrison-agent-${digest(dir.toLowerCase())}`;
+  const inState = path.posix.join(dir, 'agent.sock');
+  if (Buffer.byteLength(inState) <= MAX_SOCKET_PATH_BYTES) return inState;
+  return path.posix.join(shortSocketDir(opts.uid ?? process.getuid?.() ?? 0), `${digest(dir)}.sock`);
+}
+
+/** For the local CLI: the socket of the agent that owns this state folder. */
+export function findLocalSocket(stateDir: string): string {
+  if (process.platform === 'win32') return localSocketPath(stateDir);
+  let uid: number | undefined;
+  try {
+    uid = statSync(stateDir).uid;
+  } catch {
+    /* no state folder: the request fails and says the agent is not running there */
+  }
+  return localSocketPath(stateDir, uid === undefined ? {} : { uid });
+}
+
+/** Thrown when the socket cannot be placed safely; the agent does not start its local API then. */
+export class LocalSocketError extends Error {}
+
+/**
+ * Makes (or checks) the private folder of a socket outside the state folder. /tmp is shared:
+ * a folder there that is not a real folder of this user with no access for others may have
+ * been planted by another user to receive the socket, and is refused.
+ */
+export async function preparePrivateSocketDir(dir: string): Promise<void> {
+  const uid = process.getuid?.() ?? 0;
+  await mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw new LocalSocketError(`cannot make the socket folder ${dir}: ${err.message}`);
+  });
+  const st = await lstat(dir);
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
+    throw new LocalSocketError(`the socket folder ${dir} is not a private folder of this user (uid ${uid}, mode 0700): remove it and start the agent again`);
+  }
 }
 
 const scheduleChecker = checker(Schedule);
@@ -43,7 +118,22 @@ function parseTaskBody(body: unknown, partial: boolean) {
     throw new LocalError(400, 'SCHEDULE_INVALID', `schedule: ${scheduleChecker.issues(b.schedule, 3).map((i) => `${i.path} ${i.message}`).join('; ')}`);
   }
   if (b.enabled !== undefined && typeof b.enabled !== 'boolean') throw new LocalError(400, 'VALIDATION_FAILED', 'enabled: true or false');
+  if (b.product !== undefined && (typeof b.product !== 'string' || !b.product)) throw new LocalError(400, 'VALIDATION_FAILED', 'product: a product id such as "garrison"');
+  if (b.schedule !== undefined) {
+    const issues = scheduleIssues(b.schedule as Schedule);
+    if (issues.length) throw new LocalError(400, 'SCHEDULE_INVALID', `schedule: ${issues.join('; ')}`);
+  }
   return b;
+}
+
+/**
+ * A task the device's user makes is checked here as the server checks an administrator's:
+ * for every client of the local API, and before it is accepted, rather than refused later at
+ * the sync where the user no longer sees it.
+ */
+function checkSettings(agent: Agent, product: string, type: string, settings: Record<string, unknown>): void {
+  const problem = agent.plugins.checkSettings(product, type, settings);
+  if (problem) throw new LocalError(400, problem.code, problem.message);
 }
 
 async function readBody(req: http.IncomingMessage): Promise<unknown> {
@@ -64,7 +154,10 @@ async function readBody(req: http.IncomingMessage): Promise<unknown> {
 
 export async function startLocalApi(agent: Agent): Promise<LocalApi> {
   const socketPath = localSocketPath(agent.stateDir);
-  if (process.platform !== 'win32') await rm(socketPath, { force: true });
+  if (process.platform !== 'win32') {
+    if (path.dirname(socketPath) !== canonicalStateDir(agent.stateDir, process.platform)) await preparePrivateSocketDir(path.dirname(socketPath));
+    await rm(socketPath, { force: true });
+  }
   const server = http.createServer((req, res) => {
     void (async () => {
       try {
@@ -81,6 +174,7 @@ export async function startLocalApi(agent: Agent): Promise<LocalApi> {
           });
         } else if (req.method === 'POST' && url.pathname === '/tasks') {
           const b = parseTaskBody(await readBody(req), false);
+          checkSettings(agent, (b.product as string) ?? BUILTIN_PRODUCT, b.type as string, (b.settings as Record<string, unknown>) ?? {});
           const id = agent.newLocalTaskId();
           agent.localTaskChange({
             taskId: id,
@@ -101,6 +195,8 @@ export async function startLocalApi(agent: Agent): Promise<LocalApi> {
               out = { deleted: true };
             } else {
               const b = parseTaskBody(await readBody(req), true);
+              if (b.product !== undefined || b.type !== undefined) throw new LocalError(400, 'VALIDATION_FAILED', "a task's product and type cannot change; create a new task");
+              if (b.settings !== undefined) checkSettings(agent, t.product, t.type, b.settings as Record<string, unknown>);
               const task = {
                 name: (b.name as string) ?? t.name,
                 product: t.product,

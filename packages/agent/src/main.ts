@@ -4,15 +4,18 @@
  */
 import http from 'node:http';
 import { parseArgs } from 'node:util';
-import { open, readFile, readdir, rm } from 'node:fs/promises';
+import { open, readdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pinnedFetch } from '@garrison/protocol/tls';
-import { Agent, EnrolmentError, confirmUninstall, enrol, removeAgent, resolveServerCa, type InstallInfo } from './agent.ts';
+import { Agent, EnrolmentError, confirmUninstall, enrol, markEnrolmentPending, removeAgent, resolveServerCa, type InstallInfo } from './agent.ts';
 import { DEVICE_KEY_FILE } from './device-key.ts';
 import { readJson, writeJsonAtomic } from './state-file.ts';
 import { AgentPluginRegistry } from './plugins.ts';
-import { localSocketPath } from './local-api.ts';
+import { findLocalSocket } from './local-api.ts';
+import { FolderInUseError } from '@garrison/protocol/folder-lock';
+import { STATE_FOLDER_IN_USE_EXIT_CODE } from './state-folder-lock.ts';
+import { LOCAL_TASK_OPTIONS, LOCAL_TASK_USAGE, UsageError, localTaskFields } from './local-task-options.ts';
 
 const USAGE = `usage:
   garrison agent --server https://HOST:PORT TOKEN-SOURCE (--ca-fingerprint SHA256 | --ca FILE) [--state DIR] [--name NAME]
@@ -23,8 +26,9 @@ const USAGE = `usage:
   garrison agent uninstall [--state DIR] [--offline]                      remove the agent from this machine
   garrison agent status [--state DIR]
   garrison agent task list [--state DIR] [--json]
-  garrison agent task create --name N --schedule JSON|@file [--settings JSON|@file] [--type script] [--disabled]
-  garrison agent task set ID [--name N] [--schedule JSON] [--settings JSON] [--enable|--disable]
+  garrison agent task create --name N --schedule SPEC (--command CMD | --script-file FILE | --settings JSON|@file)
+                             [--type script] [--product P] [--disabled] [task options]
+  garrison agent task set ID [--name N] [--schedule SPEC] [--command CMD] [--settings JSON] [--enable|--disable] [task options]
   garrison agent task delete ID
   garrison agent task run ID
   garrison agent events [--limit N] [--json]
@@ -36,11 +40,13 @@ the machine can read):
   (neither)           the environment variable GARRISON_ENROL_TOKEN
   The token is read only while the agent is not enrolled yet; GARRISON_ENROL_TOKEN is removed
   from the environment at start, so programs the agent runs do not inherit it.
+${LOCAL_TASK_USAGE}
 State folder: --state, else GARRISON_AGENT_STATE, else ./agent-state.`;
 
 function localRequest(stateDir: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: localSocketPath(stateDir), method, path, headers: { 'content-type': 'application/json' } }, (res) => {
+    const socketPath = findLocalSocket(stateDir);
+    const req = http.request({ socketPath, method, path, headers: { 'content-type': 'application/json' } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -48,20 +54,10 @@ function localRequest(stateDir: string, method: string, path: string, body?: unk
         resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : null });
       });
     });
-    req.on('error', (err) => reject(new Error(`the agent is not running in ${stateDir} (${(err as NodeJS.ErrnoException).code ?? err.message})`)));
+    req.on('error', (err) => reject(new Error(`the agent is not running in ${stateDir} (${(err as NodeJS.ErrnoException).code ?? err.message} on ${socketPath})`)));
     if (body !== undefined) req.write(JSON.stringify(body));
     req.end();
   });
-}
-
-async function jsonArg(value: string | undefined, what: string): Promise<unknown> {
-  if (value === undefined) return undefined;
-  const text = value.startsWith('@') ? await readFile(value.slice(1), 'utf8') : value;
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new Error(`--${what} is not valid JSON`);
-  }
 }
 
 /** The environment variable an installer (or a service manager) may pass the enrolment token in. */
@@ -187,7 +183,7 @@ export async function agentMain(argv: string[]): Promise<number> {
       offline: { type: 'boolean' },
       state: { type: 'string' },
       name: { type: 'string' },
-      schedule: { type: 'string' },
+      ...LOCAL_TASK_OPTIONS,
       settings: { type: 'string' },
       type: { type: 'string' },
       product: { type: 'string' },
@@ -244,6 +240,7 @@ export async function agentMain(argv: string[]): Promise<number> {
         // A new enrolment: nothing of the previous identity may be sent under the new one (the key was just made for it).
         for (const name of await readdir(stateDir).catch(() => [] as string[])) if (name !== 'install.json' && name !== DEVICE_KEY_FILE) await rm(path.join(stateDir, name), { recursive: true, force: true });
       }
+      await markEnrolmentPending(stateDir);
       await writeJsonAtomic(credFile, { serverUrl: values.server.replace(/\/+$/, ''), deviceId: r.deviceId, credential: r.credential, groupId: r.groupId, signingPublicKey: r.signingPublicKey, caPem }, 0o600);
       console.log(`enrolled device ${r.deviceId}`);
       return 0;
@@ -277,20 +274,30 @@ export async function agentMain(argv: string[]): Promise<number> {
         ['ID                                    SCOPE   ENABLED  NAME', ...ts.map((t) => `${t.id.padEnd(38)}${(t.local ? 'local' : 'server').padEnd(8)}${String(t.enabled).padEnd(9)}${t.name}${t.pendingSync ? '  (not yet synced)' : ''}`)].join('\n'),
       );
     }
-    if (sub === 'create') {
-      const body = { name: values.name, type: values.type ?? 'script', ...(values.product ? { product: values.product } : {}), settings: (await jsonArg(values.settings, 'settings')) ?? {}, schedule: await jsonArg(values.schedule, 'schedule'), enabled: !values.disabled };
-      return show(await localRequest(stateDir, 'POST', '/tasks', body));
-    }
-    if ((sub === 'set' || sub === 'delete' || sub === 'run') && id) {
-      if (sub === 'delete') return show(await localRequest(stateDir, 'DELETE', `/tasks/${encodeURIComponent(id)}`));
-      if (sub === 'run') return show(await localRequest(stateDir, 'POST', `/tasks/${encodeURIComponent(id)}/run`));
-      const body = {
-        ...(values.name ? { name: values.name } : {}),
-        ...(values.schedule ? { schedule: await jsonArg(values.schedule, 'schedule') } : {}),
-        ...(values.settings ? { settings: await jsonArg(values.settings, 'settings') } : {}),
-        ...(values.enable ? { enabled: true } : values.disable ? { enabled: false } : {}),
-      };
-      return show(await localRequest(stateDir, 'PATCH', `/tasks/${encodeURIComponent(id)}`, body));
+    try {
+      if (sub === 'create') {
+        if (!values.name) throw new UsageError('give the task a name: --name NAME');
+        const body = { name: values.name, type: values.type ?? 'script', ...(values.product ? { product: values.product } : {}), ...(await localTaskFields(values)), enabled: !values.disabled };
+        return show(await localRequest(stateDir, 'POST', '/tasks', body));
+      }
+      if ((sub === 'set' || sub === 'delete' || sub === 'run') && id) {
+        if (sub === 'delete') return show(await localRequest(stateDir, 'DELETE', `/tasks/${encodeURIComponent(id)}`));
+        if (sub === 'run') return show(await localRequest(stateDir, 'POST', `/tasks/${encodeURIComponent(id)}/run`));
+        const listed = await localRequest(stateDir, 'GET', '/tasks');
+        const current = Array.isArray(listed.json) ? (listed.json as { id: string; settings: unknown; schedule: import('@garrison/protocol').Schedule }[]).find((t) => t.id === id) : undefined;
+        if (!current) return show({ status: 404, json: { error: { code: 'NOT_FOUND', message: `no task ${id} on this device` } } });
+        const body = {
+          ...(values.name ? { name: values.name } : {}),
+          ...(await localTaskFields(values, current)),
+          ...(values.enable ? { enabled: true } : values.disable ? { enabled: false } : {}),
+        };
+        if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give at least one option');
+        return show(await localRequest(stateDir, 'PATCH', `/tasks/${encodeURIComponent(id)}`, body));
+      }
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      console.error(`garrison agent task ${sub}: ${err.message}`);
+      return 2;
     }
     console.error(USAGE);
     return 2;
@@ -323,6 +330,10 @@ export async function agentMain(argv: string[]): Promise<number> {
     if (err instanceof EnrolmentError) {
       console.error(`garrison agent: enrolment failed: ${err.code}: ${err.message}`);
       return 1;
+    }
+    if (err instanceof FolderInUseError) {
+      console.error(`garrison agent: ${err.code}: ${err.message}`);
+      return STATE_FOLDER_IN_USE_EXIT_CODE;
     }
     throw err;
   }

@@ -8,9 +8,11 @@
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { BUILTIN_PRODUCT, SCRIPT_TASK_TYPE, START_TASK_TYPE, STOP_TASK_TYPE, type AgentTask, type ResolvedScriptSettings, type RunEvent } from '@garrison/protocol';
+import type { TSchema } from 'typebox';
+import { BUILTIN_PRODUCT, SCRIPT_TASK_TYPE, START_TASK_TYPE, STOP_TASK_TYPE, ScriptSettings, checker, scriptSettingsProblems, type AgentTask, type Checker, type ResolvedScriptSettings, type RunEvent } from '@garrison/protocol';
 import { runScript, type ScriptOutcome } from './executors/script.ts';
 import { AGENT_VERSION } from './inventory.ts';
+import type { StartedProcess } from './process-ledger.ts';
 
 /** Where a product lives on the device: `<agent state>/products/<product>`. */
 export interface ProductContext {
@@ -23,6 +25,13 @@ export interface ExecutionContext extends ProductContext {
   timeoutMs?: number;
   onProgress(percent: number): void;
   tempDir: string;
+  /**
+   * Executors that start processes call this in the tick of each spawn: the agent records the
+   * process durably, so that after a crash it can end what the interrupted attempt left
+   * running before the next attempt starts (process-ledger.ts). It throws if the record
+   * cannot be written: the process must then be killed.
+   */
+  onProcessStarted?(p: StartedProcess): void;
 }
 /** What a task type's executor returns; `events` (a scanner's detections) go to the central event log. */
 export type ExecutionOutcome = ScriptOutcome & { events?: RunEvent[] };
@@ -31,6 +40,19 @@ export interface TaskExecutor {
   run(task: AgentTask, ctx: ExecutionContext): Promise<ExecutionOutcome>;
   /** When a trigger fires: false skips it without a run (e.g. a deployment with nothing to do). */
   shouldRun?(task: AgentTask): boolean;
+  /**
+   * The type's settings schema (the one its server half declares) and the rules it cannot
+   * express: the local API checks a task the device's user makes against them. Without a
+   * schema, only the server checks the settings, when the task is synced.
+   */
+  settingsSchema?: TSchema;
+  validate?(settings: Record<string, unknown>): string[];
+}
+
+/** Why a task's product, type or settings are refused on the device; `code` is an ErrorCode. */
+export interface SettingsProblem {
+  code: 'PRODUCT_NOT_INSTALLED' | 'TASK_TYPE_UNKNOWN' | 'SETTINGS_INVALID';
+  message: string;
 }
 
 /** Lifecycle of products installed from packages: the fallback when a plug-in says nothing. */
@@ -61,6 +83,8 @@ export const builtinAgentPlugin: AgentPlugin = {
   taskTypes: {
     [SCRIPT_TASK_TYPE]: {
       run: (task, ctx) => runScript(task.settings as ResolvedScriptSettings, ctx),
+      settingsSchema: ScriptSettings,
+      validate: scriptSettingsProblems,
     },
   },
 };
@@ -68,6 +92,7 @@ export const builtinAgentPlugin: AgentPlugin = {
 export class AgentPluginRegistry {
   readonly #plugins = new Map<string, AgentPlugin>();
   readonly #productsRoot: string;
+  readonly #checkers = new WeakMap<TSchema, Checker<TSchema>>();
   packaged: PackagedProducts | null = null;
   constructor(productsRoot = '') {
     this.#productsRoot = productsRoot;
@@ -147,6 +172,31 @@ export class AgentPluginRegistry {
         return { state: 'succeeded', exitCode: 0, reason: null, outputTail: `${product} ${wanted ? 'started' : 'stopped'}\n` };
       },
     };
+  }
+
+  /**
+   * Checks a task's product, type and settings as the server would: the product's plug-in
+   * is here, it has the type, and the settings match the type's schema and rules. Null when
+   * they pass (or when the type declares no schema on the device: the server then decides).
+   */
+  checkSettings(product: string, type: string, settings: Record<string, unknown>): SettingsProblem | null {
+    const plugin = this.#plugins.get(product);
+    const lifecycle = product !== BUILTIN_PRODUCT && (type === START_TASK_TYPE || type === STOP_TASK_TYPE);
+    if (!plugin && !lifecycle) return { code: 'PRODUCT_NOT_INSTALLED', message: `product "${product}" has no plug-in on this device` };
+    const executor = plugin?.taskTypes[type];
+    if (!executor && !lifecycle) return { code: 'TASK_TYPE_UNKNOWN', message: `product "${product}" has no task type "${type}" (on this device: ${Object.keys(plugin!.taskTypes).sort().join(', ') || 'none'})` };
+    if (!executor && Object.keys(settings).length) return { code: 'SETTINGS_INVALID', message: `${type} tasks take no settings` };
+    const schema = executor?.settingsSchema;
+    if (schema) {
+      let c = this.#checkers.get(schema);
+      if (!c) this.#checkers.set(schema, (c = checker(schema)));
+      if (!c.check(settings)) {
+        return { code: 'SETTINGS_INVALID', message: `settings do not match the schema of ${product}/${type}: ${c.issues(settings, 5).map((i) => `${i.path} ${i.message}`).join('; ')}` };
+      }
+    }
+    const problems = executor?.validate?.(settings) ?? [];
+    if (problems.length) return { code: 'SETTINGS_INVALID', message: `settings of ${product}/${type}: ${problems.join('; ')}` };
+    return null;
   }
 
   /** Inventory: every product a plug-in detects or a package installed. */

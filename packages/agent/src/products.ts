@@ -11,7 +11,7 @@ import type { FetchLike } from '@garrison/protocol/tls';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { DeploymentInstruction, PackageCommand, PackageManifest } from '@garrison/protocol';
-import { runScript, type ScriptOutcome } from './executors/script.ts';
+import { runScript, type ScriptContext, type ScriptOutcome } from './executors/script.ts';
 import { downloadPackage, extractPackage, PackageVerificationError, verifyPackage } from './package-verify.ts';
 import { readJson, writeJsonAtomic } from './state-file.ts';
 import { installRuntime } from './launcher.ts';
@@ -74,7 +74,7 @@ export class ProductManager {
   }
 
   /** Runs one of a package's commands in its folder, with the documented environment. */
-  async run(manifest: PackageManifest, packageDir: string, which: keyof PackageManifest['commands'], signal?: AbortSignal): Promise<ScriptOutcome | null> {
+  async run(manifest: PackageManifest, packageDir: string, which: keyof PackageManifest['commands'], signal?: AbortSignal, onProcessStarted?: ScriptContext['onProcessStarted']): Promise<ScriptOutcome | null> {
     const cmd: PackageCommand | undefined = manifest.commands[which];
     if (!cmd) return null;
     const env: Record<string, string> = {
@@ -97,7 +97,7 @@ export class ProductManager {
         workingDirectory: packageDir,
         timeoutSeconds: cmd.timeoutSeconds ?? COMMAND_TIMEOUT_S,
       },
-      { signal: signal ?? new AbortController().signal, tempDir: this.#o.tempDir },
+      { signal: signal ?? new AbortController().signal, tempDir: this.#o.tempDir, ...(onProcessStarted ? { onProcessStarted } : {}) },
     );
   }
 
@@ -111,7 +111,8 @@ export class ProductManager {
     await downloadPackage(server.url, server.credential, pkg.id, archive, server.fetch);
   }
 
-  async install(step: DeploymentInstruction, signal: AbortSignal): Promise<StepOutcome> {
+  /** `onProcessStarted`: the run's process recorder (see process-ledger.ts), for the install command. */
+  async install(step: DeploymentInstruction, signal: AbortSignal, onProcessStarted?: ScriptContext['onProcessStarted']): Promise<StepOutcome> {
     const pkg = step.package;
     if (!pkg) return { ok: false, refused: true, exitCode: null, reason: 'the instruction names no package', outputTail: '' };
     const server = this.#o.server();
@@ -133,7 +134,7 @@ export class ProductManager {
     } finally {
       await rm(archive, { force: true });
     }
-    const out = (await this.run(pkg.manifest, packageDir, 'install', signal))!;
+    const out = (await this.run(pkg.manifest, packageDir, 'install', signal, onProcessStarted))!;
     if (out.state !== 'succeeded' && out.state !== 'succeeded_with_warnings') {
       await rm(packageDir, { recursive: true, force: true });
       return { ok: false, refused: false, exitCode: out.exitCode, reason: out.reason ?? out.state, outputTail: out.outputTail };
@@ -183,10 +184,10 @@ export class ProductManager {
     }
   }
 
-  async uninstall(product: string, signal: AbortSignal): Promise<StepOutcome> {
+  async uninstall(product: string, signal: AbortSignal, onProcessStarted?: ScriptContext['onProcessStarted']): Promise<StepOutcome> {
     const rec = await this.record(product);
     if (!rec) return { ok: true, refused: false, exitCode: null, reason: 'not installed', outputTail: '' };
-    const out = await this.run(rec.manifest, rec.packageDir, 'uninstall', signal);
+    const out = await this.run(rec.manifest, rec.packageDir, 'uninstall', signal, onProcessStarted);
     if (out && out.state !== 'succeeded' && out.state !== 'succeeded_with_warnings') {
       return { ok: false, refused: false, exitCode: out.exitCode, reason: out.reason ?? out.state, outputTail: out.outputTail };
     }

@@ -12,6 +12,14 @@
  * ack racing with a newer put cannot delete the newer report: ack(runId, seq) removes the
  * stored report only when its seq is <= the acknowledged one.
  *
+ * A report's `events` (a scanner's detections, the agent's run.interrupted and run.resumed)
+ * are recorded centrally from the report that carries them; a newer report of the same run
+ * replacing an unsent one would drop them. So put() carries the stored report's events over
+ * into the newer one, and ack(runId, seq) of an older report strips from the stored one the
+ * events that the acknowledged report had carried (the server has them): each event is sent
+ * until a report holding it is acknowledged, at least once and, short of a crash between
+ * send and ack, once. At most 100 events per report (the protocol's limit): the oldest stay.
+ *
  * runIds come from the server and become file names, so they are checked against a strict
  * pattern (no slashes, no "..": no path traversal). Files that cannot be read at init
  * (crash leftovers, damaged files) are moved aside or removed, never fatal: one bad file
@@ -21,6 +29,8 @@ import { mkdir, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunReport } from '@garrison/protocol';
 import { isTempFileName, readJson, writeJsonAtomic } from './state-file.ts';
+
+const MAX_EVENTS = 100;
 
 export const RUN_ID_PATTERN = /^[A-Za-z0-9._:-]{1,80}$/;
 
@@ -37,6 +47,8 @@ export class RunSpool {
   readonly dir: string;
   #options: RunSpoolOptions;
   #reports = new Map<string, RunReport>();
+  /** Per stored report with events: the seq of the report each event was first put with. */
+  #eventOrigins = new Map<string, number[]>();
   #chains = new Map<string, Promise<void>>();
   #initialised = false;
 
@@ -64,6 +76,7 @@ export class RunSpool {
         if (report.runId !== runId) throw new Error(`file holds run ${String(report.runId)}`);
         if (!Number.isInteger(report.seq) || report.seq < 0) throw new Error('report has no valid seq');
         this.#reports.set(runId, report);
+        if (report.events?.length) this.#eventOrigins.set(runId, report.events.map(() => report.seq));
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err));
         await rename(file, `${file}.corrupt`).catch(() => {});
@@ -99,8 +112,16 @@ export class RunSpool {
     await this.#serialize(report.runId, async () => {
       const stored = this.#reports.get(copy.runId);
       if (stored && stored.seq > copy.seq) return;
+      let origins = (copy.events ?? []).map(() => copy.seq);
+      if (stored && stored.seq < copy.seq && stored.events?.length) {
+        const carried = this.#eventOrigins.get(copy.runId) ?? stored.events.map(() => stored.seq);
+        copy.events = [...stored.events, ...(copy.events ?? [])].slice(0, MAX_EVENTS);
+        origins = [...carried, ...origins].slice(0, MAX_EVENTS);
+      }
       await writeJsonAtomic(this.#file(copy.runId), copy);
       this.#reports.set(copy.runId, copy);
+      if (origins.length) this.#eventOrigins.set(copy.runId, origins);
+      else this.#eventOrigins.delete(copy.runId);
     });
   }
 
@@ -110,13 +131,28 @@ export class RunSpool {
     if (!isValidRunId(runId)) return;
     await this.#serialize(runId, async () => {
       const stored = this.#reports.get(runId);
-      if (!stored || stored.seq > seq) return;
+      if (!stored) return;
+      if (stored.seq > seq) {
+        // A newer report was put meanwhile: drop the events it carried over from the acknowledged one.
+        const origins = this.#eventOrigins.get(runId);
+        if (!origins || !stored.events?.length || !origins.some((o) => o <= seq)) return;
+        const keep = origins.map((o) => o > seq);
+        const next: RunReport = { ...stored, events: stored.events.filter((_, i) => keep[i]) };
+        if (!next.events!.length) delete next.events;
+        await writeJsonAtomic(this.#file(runId), next);
+        this.#reports.set(runId, next);
+        const left = origins.filter((o) => o > seq);
+        if (left.length) this.#eventOrigins.set(runId, left);
+        else this.#eventOrigins.delete(runId);
+        return;
+      }
       try {
         await unlink(this.#file(runId));
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
       this.#reports.delete(runId);
+      this.#eventOrigins.delete(runId);
     });
   }
 

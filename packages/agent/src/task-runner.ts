@@ -4,7 +4,10 @@
  * too: nothing here needs the server. Every state change of a run is written to the spool
  * (the durable outbox) before anything else, and the run itself to `active/` while it is in
  * flight, so that a killed agent resumes its interrupted runs as a new attempt on restart and
- * no result is ever lost.
+ * no result is ever lost. The processes an attempt starts are recorded too (processes/, see
+ * process-ledger.ts): before a run is resumed, what its earlier attempt left running is ended
+ * (leftover-processes.ts), so that its work never happens twice side by side, and the run's
+ * next report carries `run.interrupted` and `run.resumed` events to the central log.
  *
  * Schedule arithmetic (next fire times, DST, retries, back-off) comes from @garrison/core, the
  * same pure functions the server uses; see docs/adr/0002-agent-uses-core-schedules.md.
@@ -21,11 +24,13 @@ import {
   resolveTimeZone,
   retryDelayMs,
 } from '@garrison/core';
-import { START_TASK_TYPE, STOP_TASK_TYPE, isFinalRunState, type RunEvent, type AgentTask, type RunReport, type RunRequest, type RunState, type Trigger } from '@garrison/protocol';
+import { AGENT_RUN_EVENT, START_TASK_TYPE, STOP_TASK_TYPE, isAgentRunEventKind, isFinalRunState, type RunEvent, type AgentTask, type RunReport, type RunRequest, type RunState, type Trigger } from '@garrison/protocol';
 import type { LocalEventLog } from './event-log.ts';
 import type { AgentPluginRegistry } from './plugins.ts';
 import type { RunSpool } from './run-spool.ts';
 import { readJson, writeJsonAtomic } from './state-file.ts';
+import { ProcessLedger, type ProcessRecord } from './process-ledger.ts';
+import { describeLeftover, endLeftover, type LeftoverResult } from './leftover-processes.ts';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const SHUTDOWN_REASON = 'the agent is stopping';
@@ -51,6 +56,14 @@ interface Running {
 interface SchedulerState {
   lastAliveAt: string | null;
   lastFireAt: Record<string, string>;
+  /** Set by stopAll(), cleared at init(): false at a start means the agent ended without stopping (kill -9, crash, power loss). */
+  cleanStop?: boolean;
+}
+/** An interrupted run about to be resumed: what its earlier attempt left running, to be ended first. */
+interface Resume {
+  previousAttempt: number;
+  records: ProcessRecord[];
+  cleanStop: boolean;
 }
 
 export interface TaskRunnerOptions {
@@ -63,10 +76,18 @@ export interface TaskRunnerOptions {
   timeZone?: string;
   now?: () => Date;
   random?: () => number;
+  /** Where the processes runs start are recorded (default `<dir>/processes`). */
+  processes?: ProcessLedger;
+  /** Before resuming a run: how long its earlier attempt's processes get between SIGTERM and SIGKILL. */
+  leftoverGraceMs?: number;
 }
 
 export class TaskRunner {
   readonly #o: Required<Omit<TaskRunnerOptions, 'timeZone'>> & { timeZone: string };
+  /** Interrupted runs to resume, by run id: their earlier attempt's processes are ended before the executor runs. */
+  #resumes = new Map<string, Resume>();
+  /** Events to send with a run's next report (a resume's interruption and resumption). */
+  #carry = new Map<string, RunEvent[]>();
   #tasks = new Map<string, AgentTask>();
   #timers = new Map<string, NodeJS.Timeout>();
   #retryTimers = new Map<string, NodeJS.Timeout>();
@@ -87,6 +108,8 @@ export class TaskRunner {
       timeZone: o.timeZone ?? (Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'),
       now: o.now ?? (() => new Date()),
       random: o.random ?? Math.random,
+      processes: o.processes ?? new ProcessLedger(path.join(o.dir, 'processes')),
+      leftoverGraceMs: o.leftoverGraceMs ?? 5000,
     };
   }
   get #activeDir(): string {
@@ -99,7 +122,10 @@ export class TaskRunner {
   /** Loads scheduler state, resumes interrupted runs, and schedules runs missed while the agent was off. */
   async init(tasks: AgentTask[]): Promise<void> {
     await mkdir(this.#activeDir, { recursive: true, mode: 0o700 });
+    await this.#o.processes.init();
     this.#state = (await readJson<SchedulerState>(this.#stateFile).catch(() => undefined)) ?? { lastAliveAt: null, lastFireAt: {} };
+    const cleanStop = this.#state.cleanStop === true;
+    this.#state.cleanStop = false;
     const now = this.#o.now();
     const lastAlive = this.#state.lastAliveAt ? new Date(this.#state.lastAliveAt) : null;
     // Interrupted runs are launched before setTasks(), which starts continuous tasks that are not
@@ -109,24 +135,29 @@ export class TaskRunner {
     // a resumed run always finds the task list set when it ends.
     const wanted = new Map(tasks.map((t) => [t.id, t]));
     const resumed: ActiveRun[] = [];
+    const active = new Set<string>();
     for (const name of await readdir(this.#activeDir)) {
       if (!name.endsWith('.json')) continue;
       const run = await readJson<ActiveRun>(path.join(this.#activeDir, name)).catch(() => undefined);
       if (!run) continue;
+      active.add(run.runId);
+      const records = await this.#o.processes.list(run.runId);
       const task = wanted.get(run.task.id) ?? (run.requestId ? run.task : undefined);
-      if (!task) {
-        await this.#finish(run, { state: 'cancelled', reason: 'the task was removed while the agent was stopped', exitCode: null, outputTail: '' });
-        continue;
-      }
-      // A scheduled run of a task disabled meanwhile is not resumed; a run-now is an explicit order and is.
-      if (!task.enabled && !run.requestId) {
-        await this.#finish(run, { state: 'cancelled', reason: 'the task was disabled while the agent was stopped', exitCode: null, outputTail: '' });
+      // A run that is not resumed must not go on either: what its attempt left running is ended.
+      const cancel = !task ? 'the task was removed while the agent was stopped' : !task.enabled && !run.requestId ? 'the task was disabled while the agent was stopped' : null;
+      if (cancel) {
+        const results = await this.#endLeftovers(records);
+        await this.#o.processes.forget(run.runId);
+        const left = results.filter((r) => r.outcome !== 'already-gone').map(describeLeftover);
+        await this.#finish(run, { state: 'cancelled', reason: `${cancel}${left.length ? `; ${left.join('; ')}` : ''}`, exitCode: null, outputTail: '' });
         continue;
       }
       this.#seenRuns.add(run.runId);
-      await this.#o.events.write({ time: now.toISOString(), severity: 'warning', kind: 'run.resumed', message: `run of "${task.name}" was interrupted by an agent stop; starting attempt ${run.attempt + 1}`, taskId: task.id, runId: run.runId });
-      resumed.push({ ...run, task, attempt: run.attempt + 1, cause: run.cause, startedAt: null });
+      this.#resumes.set(run.runId, { previousAttempt: run.attempt, records, cleanStop });
+      resumed.push({ ...run, task: task!, attempt: run.attempt + 1, cause: run.cause, startedAt: null });
     }
+    // Records of runs no longer active: their attempt ended (the record's removal was cut short). Not ours to end.
+    for (const rec of await this.#o.processes.list()) if (!active.has(rec.runId)) await this.#o.processes.forget(rec.runId);
     for (const run of resumed) this.#launch(run);
     this.setTasks(tasks);
     if (lastAlive) {
@@ -303,6 +334,11 @@ export class TaskRunner {
   }
 
   async #report(run: ActiveRun, r: Partial<RunReport> & { state: RunState }): Promise<void> {
+    const carried = this.#carry.get(run.runId);
+    if (carried) {
+      this.#carry.delete(run.runId);
+      r = { ...r, events: [...carried, ...(r.events ?? [])].slice(0, 100) };
+    }
     run.seq++;
     const report: RunReport = {
       runId: run.runId,
@@ -329,7 +365,8 @@ export class TaskRunner {
       outputTail: outcome.outputTail,
       endedAt,
       percent: outcome.state === 'succeeded' ? 100 : undefined,
-      ...(outcome.events?.length ? { events: outcome.events.slice(0, 100) } : {}),
+      // The run lifecycle kinds are the agent's own: an executor cannot report them.
+      ...(outcome.events?.length ? { events: outcome.events.filter((e) => !isAgentRunEventKind(e.kind)).slice(0, 100) } : {}),
     });
     await rm(path.join(this.#activeDir, `${run.runId}.json`), { force: true });
     const severity = outcome.state === 'succeeded' ? 'info' : outcome.state === 'failed' || outcome.state === 'timed_out' ? 'error' : 'warning';
@@ -356,6 +393,11 @@ export class TaskRunner {
     // restart was never tried again.
     let final = true;
     try {
+      const resume = this.#resumes.get(run.runId);
+      if (resume) {
+        this.#resumes.delete(run.runId);
+        if (!(await this.#prepareResume(run, resume))) return;
+      }
       const executor = this.#o.plugins.executor(t.product, t.type);
       if (!executor) {
         await this.#finish(run, { state: 'failed', reason: `this agent has no executor for ${t.product}/${t.type}`, exitCode: null, outputTail: '' });
@@ -390,6 +432,9 @@ export class TaskRunner {
           ...(t.schedule.stopAfterMinutes ? { timeoutMs: t.schedule.stopAfterMinutes * 60_000 } : {}),
           tempDir: path.join(this.#o.dir, 'tmp'),
           ...this.#o.plugins.context(t.product),
+          onProcessStarted: (p) => {
+            this.#o.processes.recordStarted({ runId: run.runId, attempt: run.attempt, taskId: t.id }, p);
+          },
           onProgress: (percent) => {
             const nowMs = Date.now();
             if (percent === lastPercent || nowMs - lastProgress < PROGRESS_REPORT_MS) return;
@@ -400,6 +445,9 @@ export class TaskRunner {
         });
       } finally {
         clearInterval(appWatch);
+        // The attempt is over: what it started is no longer the run's to end. Kept when the agent
+        // is stopping in the middle of it, so the next start makes sure nothing of it is left.
+        if (running.abortReason !== SHUTDOWN_REASON) await this.#o.processes.forget(run.runId).catch(() => {});
       }
       // A progress report still being written rewrites active/<runId>.json after its spool put;
       // landing after #finish's rm, it left the finished run in active/, to be run again at the
@@ -433,6 +481,51 @@ export class TaskRunner {
       if (this.#running.get(t.id)?.run === run) this.#running.delete(t.id);
       if (final && !this.#stopped) this.#afterFinal(t, state, Date.now() - startedMs);
     }
+  }
+
+  /** Ends every recorded process at once (each waits for its own group): the bound is one grace time, not one per process. */
+  #endLeftovers(records: ProcessRecord[]): Promise<LeftoverResult[]> {
+    return Promise.all(records.map((r) => endLeftover(r, { graceMs: this.#o.leftoverGraceMs })));
+  }
+
+  /**
+   * Before an interrupted run's next attempt: ends what the earlier attempt left running (its
+   * process groups), and tells the central event log about the interruption and the resume
+   * (events carried by the run's next report). False when something could not be ended: the
+   * run then fails rather than doing its work a second time beside the first.
+   */
+  async #prepareResume(run: ActiveRun, resume: Resume): Promise<boolean> {
+    const t = run.task;
+    const results = await this.#endLeftovers(resume.records);
+    const time = this.#o.now().toISOString();
+    const how = resume.cleanStop ? 'the agent was stopped during it' : 'the agent ended without stopping (killed, crashed or lost power)';
+    const left = results.map(describeLeftover);
+    const leftovers = results.map((r) => ({ pid: r.record.pid, group: r.record.group, command: r.record.command, outcome: r.outcome }));
+    const survived = results.filter((r) => r.outcome === 'survived');
+    const interrupted: RunEvent = {
+      severity: survived.length ? 'error' : 'warning',
+      kind: AGENT_RUN_EVENT.interrupted,
+      message: `attempt ${resume.previousAttempt} of task "${t.name}" was interrupted: ${how}${left.length ? `; ${left.join('; ')}` : '; it had started no process'}`.slice(0, 2000),
+      time,
+      data: { attempt: resume.previousAttempt, cleanStop: resume.cleanStop, leftovers },
+    };
+    await this.#o.events.write({ time, severity: interrupted.severity, kind: interrupted.kind, message: interrupted.message, taskId: t.id, runId: run.runId, data: interrupted.data! });
+    await this.#o.processes.forget(run.runId);
+    if (survived.length) {
+      this.#carry.set(run.runId, [interrupted]);
+      await this.#finish(run, { state: 'failed', reason: `not resumed: ${survived.map(describeLeftover).join('; ')}; ending it by hand and running the task again is safe`, exitCode: null, outputTail: '' });
+      return false;
+    }
+    const resumed: RunEvent = {
+      severity: 'info',
+      kind: AGENT_RUN_EVENT.resumed,
+      message: `task "${t.name}" resumed as attempt ${run.attempt}`,
+      time,
+      data: { attempt: run.attempt, previousAttempt: resume.previousAttempt },
+    };
+    await this.#o.events.write({ time, severity: 'info', kind: resumed.kind, message: resumed.message, taskId: t.id, runId: run.runId, data: resumed.data! });
+    this.#carry.set(run.runId, [interrupted, resumed]);
+    return true;
   }
 
   /** Continuous tasks restart with back-off; after-task triggers fire. */
@@ -477,6 +570,7 @@ export class TaskRunner {
       }
       await Promise.allSettled([...this.#inFlight]);
     }
+    this.#state.cleanStop = true;
     await this.#saveState();
   }
 }

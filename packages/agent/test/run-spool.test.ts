@@ -132,3 +132,25 @@ test('many concurrent puts of one run keep the highest seq', () =>
     assert.equal(again.pending()[0].seq, 29);
     assert.deepEqual(await readdir(dir), ['r.json']);
   }));
+
+test("a report's events are carried into the newer report that replaces it unsent, and dropped once a report holding them is acknowledged", () =>
+  withDir(async (dir) => {
+    const ev = (kind: string) => ({ severity: 'warning' as const, kind, message: kind });
+    const s = new RunSpool(dir);
+    await s.init();
+    await s.put(report('r1', 1, { events: [ev('run.interrupted'), ev('run.resumed')] }));
+    await s.put(report('r1', 2, { percent: 50 }));
+    assert.deepEqual(s.pending()[0].events?.map((e) => e.kind), ['run.interrupted', 'run.resumed'], 'not lost by the progress report');
+    // Sent with seq 2 (carrying them) while seq 3 is put: acknowledging 2 drops them from 3.
+    await s.put(report('r1', 3, { state: 'succeeded', events: [ev('sample.detection')] }));
+    assert.deepEqual(s.pending()[0].events?.map((e) => e.kind), ['run.interrupted', 'run.resumed', 'sample.detection']);
+    await s.ack('r1', 2);
+    assert.equal(s.pending()[0].seq, 3);
+    assert.deepEqual(s.pending()[0].events?.map((e) => e.kind), ['sample.detection']);
+    // Durably: a restart sees the same.
+    const again = new RunSpool(dir);
+    await again.init();
+    assert.deepEqual(again.pending()[0].events?.map((e) => e.kind), ['sample.detection']);
+    await again.ack('r1', 3);
+    assert.equal(again.size, 0);
+  }));

@@ -15,7 +15,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AgentTask, RunReport, RunRequest, RunState, Schedule } from '@garrison/protocol';
 import { LocalEventLog } from '../src/event-log.ts';
@@ -803,6 +803,61 @@ test('a run interrupted by an agent stop resumes on the next init as attempt+1 o
     assert.equal(resumed.length, 1);
     assert.equal(resumed[0].runId, runId);
   }));
+
+test('a resumed run first deals with the processes its earlier attempt recorded, and its next report tells the central log', (t) =>
+  withEnv(t, { now: '2026-01-10T10:00:00.000Z', tasks: [task('p', { triggers: [{ type: 'check-in' }] })] }, async (env) => {
+    const p = env.runner.task('p')!;
+    env.fake.auto = null;
+    // The executor "starts" a process: a pid that no longer exists by the time the agent is back.
+    env.fake.onRun = (call) => call.ctx.onProcessStarted?.({ pid: 2 ** 22 + 4321, group: true, command: 'worker' });
+    env.runner.onEvent('check-in');
+    await until(() => env.fake.calls.length === 1, 'the execution');
+    await env.runner.stopAll({ interruptRunning: true });
+    const [runId] = runsOf(env, 'p');
+    const records = await readdir(join(env.agentDir, 'processes'));
+    assert.deepEqual(records, [`${runId}.1.${2 ** 22 + 4321}.json`], 'kept across the stop');
+
+    env.fake.onRun = null;
+    env.fake.auto = 'succeeded';
+    await openRunner(env, [p]);
+    await idle(env);
+    const [resumedReport] = reportsOfRun(env, runId).filter((r) => r.attempt === 2);
+    assert.deepEqual(resumedReport.events?.map((e) => e.kind), ['run.interrupted', 'run.resumed']);
+    const interrupted = resumedReport.events![0];
+    assert.equal(interrupted.data?.cleanStop, true);
+    assert.deepEqual(interrupted.data?.leftovers, [{ pid: 2 ** 22 + 4321, group: true, command: 'worker', outcome: 'already-gone' }]);
+    assert.match(interrupted.message, /attempt 1 of task "task p" was interrupted: the agent was stopped during it; process group \d+ \(worker\) of attempt 1 had already ended/);
+    const local = (await env.events.read()).filter((e) => e.runId === runId).map((e) => e.kind);
+    assert.deepEqual(local.filter((k) => k === 'run.interrupted' || k === 'run.resumed'), ['run.interrupted', 'run.resumed']);
+    assert.deepEqual(await readdir(join(env.agentDir, 'processes')), [], 'the finished run keeps no records');
+  }));
+
+test('a run of a task removed while the agent was stopped is cancelled, and its process records are dealt with and dropped', (t) => {
+  const gone = task('gone', { triggers: [{ type: 'check-in' }] });
+  return withEnv(
+    t,
+    {
+      now: '2026-01-10T10:00:00.000Z',
+      tasks: [],
+      prepare: async (env) => {
+        await mkdir(join(env.agentDir, 'active'), { recursive: true });
+        await mkdir(join(env.agentDir, 'processes'), { recursive: true });
+        const run = { runId: 'run-gone', task: gone, requestId: null, cause: 'check-in', attempt: 1, seq: 1, createdAt: '2026-01-10T09:00:00.000Z', startedAt: '2026-01-10T09:00:01.000Z' };
+        await writeFile(join(env.agentDir, 'active', 'run-gone.json'), JSON.stringify(run));
+        const rec = { runId: 'run-gone', attempt: 1, taskId: 'gone', pid: 2 ** 22 + 77, group: true, startTime: null, bootId: null, hostname: hostname(), platform: process.platform, command: 'sh', recordedAt: '2026-01-10T09:00:01.000Z' };
+        await writeFile(join(env.agentDir, 'processes', `run-gone.1.${rec.pid}.json`), JSON.stringify(rec));
+        // A record of a run that is no longer active (its removal was cut short): dropped, not acted on.
+        await writeFile(join(env.agentDir, 'processes', `run-done.1.${rec.pid}.json`), JSON.stringify({ ...rec, runId: 'run-done' }));
+      },
+    },
+    async (env) => {
+      const [final] = env.spool.pending().filter((r) => r.runId === 'run-gone') as Report[];
+      assert.equal(final.state, 'cancelled');
+      assert.equal(final.reason, 'the task was removed while the agent was stopped');
+      assert.deepEqual(await readdir(join(env.agentDir, 'processes')), []);
+    },
+  );
+});
 
 test('init resumes active/ files as TaskRunner writes them: run-now of an unknown task too; a removed task is cancelled', (t) => {
   const known = task('known', { triggers: [{ type: 'check-in' }] });

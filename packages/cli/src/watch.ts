@@ -1,9 +1,11 @@
 /**
- * `task run --watch` and `task progress --watch`: poll a task's progress until every target's
- * latest run is final. On a terminal, one line redrawn in place with a bar; otherwise a line
+ * `task run --watch` and `task progress --watch`: poll a progress until it is finished: for
+ * `task progress`, every target's latest run is final; for `task run`, the run-now's own runs
+ * on the devices it was given to (devices that joined the targets since are shown apart and
+ * not waited for). On a terminal, one line redrawn in place with a bar; otherwise a line
  * each time the counts change, which reads well in CI logs.
  */
-import type { TaskProgress } from '@garrison/protocol';
+import type { RunNowProgress, TaskProgress } from '@garrison/protocol';
 import { ApiError } from './client.ts';
 
 /** Display order and labels of the states. */
@@ -44,6 +46,18 @@ export function progressLine(p: TaskProgress, opts: { bar?: boolean } = {}): str
   return `${opts.bar ? `${progressBar(done, p.targets)} ` : ''}${head}: ${stateCounts(p)}`;
 }
 
+/** How many devices joined the targets after a run-now, and their states ("succeeded 1, not run 1"). */
+export function joinedLater(p: TaskProgress | RunNowProgress): { count: number; states: string } {
+  if (!('joinedLater' in p) || p.joinedLater.targets === 0) return { count: 0, states: '' };
+  return { count: p.joinedLater.targets, states: stateCounts({ ...p.joinedLater, taskId: p.taskId, finished: false }) };
+}
+
+/** " (+2 joined the targets later, not in this run: succeeded 1, not run 1)", or "". */
+export function joinedLaterText(p: TaskProgress | RunNowProgress): string {
+  const later = joinedLater(p);
+  return later.count ? ` (+${later.count} joined the targets later, not in this run: ${later.states})` : '';
+}
+
 /** 0 when every target succeeded (warnings included), else 1. */
 export function progressExitCode(p: TaskProgress): number {
   if (!p.finished || p.targets === 0) return 1;
@@ -59,18 +73,18 @@ export interface WatchOptions {
   now?: () => number;
 }
 
-export interface WatchResult {
-  progress: TaskProgress;
+export interface WatchResult<P extends TaskProgress = TaskProgress> {
+  progress: P;
   timedOut: boolean;
 }
 
 /** Polls until finished or timed out; transient API errors (server restarting) are waited out. */
-export async function watchProgress(fetch: () => Promise<TaskProgress>, o: WatchOptions): Promise<WatchResult> {
+export async function watchProgress<P extends TaskProgress>(fetch: () => Promise<P>, o: WatchOptions): Promise<WatchResult<P>> {
   const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const now = o.now ?? Date.now;
   const start = now();
   const deadline = start + o.timeoutMs;
-  let last: TaskProgress | undefined;
+  let last: P | undefined;
   let lastLine = '';
   for (;;) {
     try {
@@ -82,10 +96,10 @@ export async function watchProgress(fetch: () => Promise<TaskProgress>, o: Watch
     const done = p.finished || p.targets === 0;
     if (o.tty) {
       const secs = Math.floor((now() - start) / 1000);
-      o.out(`\r\x1b[K${progressLine(p, { bar: true })}  ${secs}s`);
+      o.out(`\r\x1b[K${progressLine(p, { bar: true })}${joinedLaterText(p)}  ${secs}s`);
       if (done) o.out('\n');
     } else {
-      const line = progressLine(p);
+      const line = progressLine(p) + joinedLaterText(p);
       if (line !== lastLine) o.out(`${line}\n`);
       lastLine = line;
     }

@@ -81,7 +81,7 @@ describe('schedule spec parser', () => {
     ['weekly:mon,xyz@08:00', /"xyz" is not a day of the week/],
     ['weekly:@08:00', /empty day/],
     ['monthly:32@09:00', /day 32 is not 1 to 31/],
-    ['monthly:5th-tue@09:00', /not a day of the month/],
+    ['monthly:6th-tue@09:00', /not a day of the month/],
     ['monthly:2nd-xyz@09:00', /not a day of the week/],
     ['monthly:15', /DAY@HH:MM/],
     ['cron:0 3 * *', /5 fields/],

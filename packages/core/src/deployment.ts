@@ -11,6 +11,12 @@
  * follows the tree as it is: a group's blockInheritance (which stops inherited *tasks*) does
  * not apply here; a subgroup that wants something else assigns it (or a 'remove').
  *
+ * Versions. A product's versions are ordered by the version scheme its packages name
+ * (manifest.versionScheme, default semver; the repository keeps one scheme per product): the
+ * installed version a device reports, pinned versions and a dependency's minVersion too. An
+ * installed version that does not parse under that scheme is still ordered (compareVersions
+ * is total) and the product's state says so in its detail.
+ *
  * Target. A pinned version is installed exactly (whatever its branch, or none); otherwise the
  * newest package (compareVersions) of the assignment's branch built for the device's
  * platform. When several packages tie on version, the most specific platform wins
@@ -56,9 +62,9 @@
  * are reduced to one deterministically, install before remove. The output does not depend
  * on the order of any input list.
  */
-import { platformMatches, type PackageManifest } from '@garrison/protocol';
+import { DEFAULT_VERSION_SCHEME, platformMatches, type PackageManifest, type VersionScheme } from '@garrison/protocol';
 import type { GroupTree } from './effective-tasks.ts';
-import { compareVersions } from './version.ts';
+import { compareVersions, parseVersion, versionSchemeOf } from './version.ts';
 
 export type DeploymentBranch = 'current' | 'previous' | 'evaluation';
 
@@ -170,6 +176,24 @@ export function effectiveAssignments(groupId: string, tree: GroupTree, assignmen
 }
 
 // ---------------------------------------------------------------------------------------------
+// Version schemes
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The version scheme of each product, from its packages' manifests. The repository refuses a
+ * package whose scheme differs from its product's others; should stored data disagree anyway,
+ * the package with the smallest id decides, so the answer does not depend on list order.
+ */
+export function productVersionSchemes(packages: readonly { id: string; product: string; manifest: Pick<PackageManifest, 'versionScheme'> }[]): Map<string, VersionScheme> {
+  const decider = new Map<string, { id: string; scheme: VersionScheme }>();
+  for (const p of packages) {
+    const seen = decider.get(p.product);
+    if (seen === undefined || p.id < seen.id) decider.set(p.product, { id: p.id, scheme: versionSchemeOf(p.manifest) });
+  }
+  return new Map([...decider].map(([product, d]) => [product, d.scheme]));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Planning
 // ---------------------------------------------------------------------------------------------
 
@@ -234,12 +258,16 @@ export function planDeployment(input: {
 }): DeploymentPlan {
   const { platform, arch } = input;
   const platformName = `${platform}-${arch}`;
+  const schemes = productVersionSchemes(input.packages);
+  const schemeOf = (product: string) => schemes.get(product) ?? DEFAULT_VERSION_SCHEME;
+  /** Orders two versions of one product by its scheme. */
+  const compare = (product: string, a: string, b: string) => compareVersions(a, b, schemeOf(product));
 
   // Installed products; a product reported twice counts at its newest version.
   const installed = new Map<string, string>();
   for (const fact of input.installed) {
     const seen = installed.get(fact.id);
-    if (seen === undefined || compareVersions(fact.version, seen) > 0) installed.set(fact.id, fact.version);
+    if (seen === undefined || compare(fact.id, fact.version, seen) > 0) installed.set(fact.id, fact.version);
   }
 
   const packagesOf = new Map<string, CandidatePackage[]>();
@@ -251,7 +279,7 @@ export function planDeployment(input: {
   const fits = (pkg: CandidatePackage) => platformMatches(pkg.platforms, platform, arch);
   /** Newest first, then the most specific platform, then the package id. */
   const byPreference = (a: CandidatePackage, b: CandidatePackage) =>
-    compareVersions(b.version, a.version) || platformSpecificity(b, platform, arch) - platformSpecificity(a, platform, arch) || compareStrings(a.id, b.id);
+    compare(a.product, b.version, a.version) || platformSpecificity(b, platform, arch) - platformSpecificity(a, platform, arch) || compareStrings(a.id, b.id);
   const newestInBranch = (product: string, branch: DeploymentBranch): CandidatePackage | undefined =>
     (packagesOf.get(product) ?? []).filter((p) => p.branch === branch && fits(p)).sort(byPreference)[0];
 
@@ -296,7 +324,7 @@ export function planDeployment(input: {
     const pinned = a.pinnedVersion !== null && a.pinnedVersion.trim() !== '' ? a.pinnedVersion : null;
     const all = packagesOf.get(a.product) ?? [];
     if (pinned !== null) {
-      const versions = all.filter((p) => compareVersions(p.version, pinned) === 0);
+      const versions = all.filter((p) => compare(a.product, p.version, pinned) === 0);
       const usable = versions.filter(fits);
       if (versions.length === 0) {
         unavailable(node, `pinned version ${pinned} of ${a.product} is not in the repository`);
@@ -327,7 +355,10 @@ export function planDeployment(input: {
       node.state = 'pending';
       node.reason = 'missing';
     } else {
-      const c = compareVersions(have, targetVersion);
+      const scheme = schemeOf(a.product);
+      const parsed = parseVersion(have, scheme);
+      if (!parsed.ok) node.details.push(`installed version ${have} is not a valid ${scheme} version (${parsed.error}); ordered by the ${scheme} rules as text`);
+      const c = compareVersions(have, targetVersion, scheme);
       if (c < 0) {
         node.state = 'pending';
         node.reason = 'older';
@@ -347,7 +378,7 @@ export function planDeployment(input: {
 
   // 2. Dependencies: a depth-first walk over the products being installed.
   const stack: PlanNode[] = [];
-  const satisfies = (version: string | null, min: string | undefined) => version !== null && (min === undefined || compareVersions(version, min) >= 0);
+  const satisfies = (product: string, version: string | null, min: string | undefined) => version !== null && (min === undefined || compare(product, version, min) >= 0);
 
   const requireDependency = (node: PlanNode, dep: Dependency): string | null => {
     const name = dep.product;
@@ -356,13 +387,13 @@ export function planDeployment(input: {
     let other = nodes.get(name);
     if (other?.origin === 'remove') return `dependency ${name} is assigned for removal`;
     if (other === undefined) {
-      if (satisfies(have, dep.minVersion)) {
+      if (satisfies(name, have, dep.minVersion)) {
         node.reliesOn.push(name);
         return null;
       }
       const candidate = newestInBranch(name, node.branch);
       if (candidate === undefined) return `dependency ${need} has no package in branch ${node.branch} for ${platformName}`;
-      if (!satisfies(candidate.version, dep.minVersion)) return `dependency ${need}: branch ${node.branch} has ${candidate.version}`;
+      if (!satisfies(name, candidate.version, dep.minVersion)) return `dependency ${need}: branch ${node.branch} has ${candidate.version}`;
       other = {
         product: name,
         origin: 'dependency',
@@ -390,12 +421,12 @@ export function planDeployment(input: {
     }
     if (other.state === 'pending') {
       const version = other.target!.version;
-      if (!satisfies(version, dep.minVersion)) return `dependency ${need}: this plan installs ${name} ${version}`;
+      if (!satisfies(name, version, dep.minVersion)) return `dependency ${need}: this plan installs ${name} ${version}`;
       node.needs.push(other);
       return null;
     }
     // The plan does not install it: what is installed stays.
-    if (satisfies(have, dep.minVersion)) {
+    if (satisfies(name, have, dep.minVersion)) {
       node.reliesOn.push(name);
       return null;
     }

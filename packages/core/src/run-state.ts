@@ -54,6 +54,22 @@ export function classifyExit(exitCode: number | null, success: readonly number[]
  * is true when there is at least one target and every target has a latest run in a final
  * state (a target that has not run yet is not finished).
  */
+/**
+ * The progress of one run-now: `given` holds the state of the run it gave each device, and
+ * `targetsNow` the task's targets today; those of them it was not given (they joined later)
+ * are counted apart by their latest run of the task.
+ */
+export function summarizeRunNowProgress(
+  taskId: string,
+  given: ReadonlyMap<string, RunState>,
+  targetsNow: readonly string[],
+  latestStateByDevice: ReadonlyMap<string, RunState>,
+): TaskProgress & { joinedLater: Omit<TaskProgress, 'taskId' | 'finished'> } {
+  const own = summarizeProgress(taskId, [...given.keys()], given);
+  const later = summarizeProgress(taskId, targetsNow.filter((d) => !given.has(d)), latestStateByDevice);
+  return { ...own, joinedLater: { targets: later.targets, notRun: later.notRun, states: later.states } };
+}
+
 export function summarizeProgress(
   taskId: string,
   targetDeviceIds: readonly string[],

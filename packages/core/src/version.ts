@@ -1,92 +1,121 @@
 /**
  * Version ordering for products, agents and packages ("is the repository's version newer than
- * what the device reports?").
+ * what the device reports?"), under the version scheme a product's manifest names
+ * (docs/adr/0015-version-schemes.md):
  *
- * Vendors do not all use semver: Windows products report four numeric parts (10.7.0.1234),
- * some report two (1.2). So the release part is any number of dot-separated segments,
- * compared numerically, with missing segments counting as 0 (1.2 == 1.2.0). What semver does
- * well is kept: a pre-release after "-" sorts before its release (1.0.0-beta < 1.0.0), its
- * dot-separated identifiers compare numerically when both are numeric, lexically (ASCII)
- * otherwise, numeric before alphanumeric, and a longer list wins when one is a prefix of the
- * other (1.0.0-alpha < 1.0.0-alpha.1); build metadata after "+" is ignored.
+ * - semver (the default; version-semver.ts): lenient semver — any number of numeric parts,
+ *   digit runs inside mixed parts as numbers, pre-release tags with or without a dash.
+ * - dpkg (version-dpkg.ts): Debian's epoch:upstream-revision with "~".
+ * - rpm (version-rpm.ts): rpm's epoch:version-release, rpmvercmp with "~" and "^".
+ * - windows: one to four decimal parts, each 0-65535 (file and product versions), missing
+ *   parts counting as 0.
  *
- * Trade-offs and tolerance: a leading "v" is ignored ("v1.2" == "1.2"); surrounding space is
- * trimmed; numbers are compared by digits, not as floats, so arbitrarily long segments work;
- * a non-numeric release segment ("1.2b") sorts after numeric ones and compares lexically —
- * deterministic, not clever. compareVersions is a total order, so sort() is stable with it.
+ * Two questions, two functions. parseVersion says whether a text is a version of the scheme
+ * at all: the repository refuses a package whose version does not parse (VERSION_INVALID)
+ * rather than order it by guess. compareVersions is a total order over any text, because the
+ * versions agents detect on devices and OS inventories are whatever the software prints: text
+ * that does not parse is ordered by the scheme's rules over what it splits into (dpkg and rpm
+ * define their comparisons over any string; a windows version that is not four numbers falls
+ * back to the semver rules), deterministically, so sort() is stable with it.
  */
+import { DEFAULT_VERSION_SCHEME, type VersionScheme } from '@garrison/protocol';
+import { compareDpkgVersions, parseDpkgVersion, type DpkgVersion } from './version-dpkg.ts';
+import { compareRpmVersions, parseRpmVersion, type RpmVersion } from './version-rpm.ts';
+import { compareSemverVersions, parseSemverVersion, type SemverVersion } from './version-semver.ts';
 
-interface ParsedVersion {
-  release: string[];
-  prerelease: string[] | null;
+export { compareDpkgVersions, parseDpkgVersion, type DpkgVersion } from './version-dpkg.ts';
+export { compareRpmVersions, parseRpmVersion, rpmvercmp, type RpmVersion } from './version-rpm.ts';
+export { compareSemverVersions, parseSemverVersion, type SemverVersion } from './version-semver.ts';
+
+export const VERSION_SCHEMES: readonly VersionScheme[] = ['semver', 'dpkg', 'rpm', 'windows'];
+
+export type ParsedVersion =
+  | ({ scheme: 'semver' } & SemverVersion)
+  | ({ scheme: 'dpkg' } & DpkgVersion)
+  | ({ scheme: 'rpm' } & RpmVersion)
+  | { scheme: 'windows'; parts: number[] };
+
+export type VersionParse = { ok: true; version: ParsedVersion } | { ok: false; error: string };
+
+const WINDOWS = /^\d{1,5}(?:\.\d{1,5}){0,3}$/;
+const WINDOWS_MAX_PART = 65535;
+
+function parseWindowsVersion(text: string): VersionParse {
+  const s = text.trim();
+  if (!WINDOWS.test(s)) return { ok: false, error: 'a windows version is one to four dot-separated numbers (10.0.19041.1)' };
+  const parts = s.split('.').map(Number);
+  const big = parts.find((p) => p > WINDOWS_MAX_PART);
+  if (big !== undefined) return { ok: false, error: `the part ${big} is larger than ${WINDOWS_MAX_PART}` };
+  return { ok: true, version: { scheme: 'windows', parts } };
 }
 
-function parse(version: string): ParsedVersion {
-  let v = version.trim();
-  if (/^[vV](?=\d)/.test(v)) v = v.slice(1);
-  const plus = v.indexOf('+');
-  if (plus >= 0) v = v.slice(0, plus);
-  const dash = v.indexOf('-');
-  const core = dash >= 0 ? v.slice(0, dash) : v;
-  const pre = dash >= 0 ? v.slice(dash + 1) : null;
-  return {
-    release: core === '' ? [] : core.split('.'),
-    prerelease: pre === null ? null : pre.split('.'),
-  };
-}
-
-const NUMERIC = /^\d+$/;
-
-function compareNumeric(a: string, b: string): number {
-  const x = a.replace(/^0+(?=\d)/, '');
-  const y = b.replace(/^0+(?=\d)/, '');
-  if (x.length !== y.length) return x.length < y.length ? -1 : 1;
-  return x < y ? -1 : x > y ? 1 : 0;
-}
-
-function compareLexical(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Numeric identifiers compare as numbers and sort before alphanumeric ones. */
-function compareIdentifier(a: string, b: string): number {
-  const an = NUMERIC.test(a);
-  const bn = NUMERIC.test(b);
-  if (an && bn) return compareNumeric(a, b);
-  if (an) return -1;
-  if (bn) return 1;
-  return compareLexical(a, b);
-}
-
-/** Negative when a < b, 0 when equal in precedence, positive when a > b. */
-export function compareVersions(a: string, b: string): number {
-  const pa = parse(a);
-  const pb = parse(b);
-  const n = Math.max(pa.release.length, pb.release.length);
-  for (let i = 0; i < n; i++) {
-    const c = compareIdentifier(pa.release[i] ?? '0', pb.release[i] ?? '0');
+function compareWindowsVersions(a: string, b: string): number {
+  const x = parseWindowsVersion(a);
+  const y = parseWindowsVersion(b);
+  if (!x.ok || !y.ok || x.version.scheme !== 'windows' || y.version.scheme !== 'windows') return compareSemverVersions(a, b);
+  const p = x.version.parts;
+  const q = y.version.parts;
+  for (let i = 0; i < 4; i++) {
+    const c = (p[i] ?? 0) - (q[i] ?? 0);
     if (c !== 0) return c;
   }
-  if (pa.prerelease === null || pb.prerelease === null) {
-    if (pa.prerelease === pb.prerelease) return 0;
-    return pa.prerelease === null ? 1 : -1;
+  return 0;
+}
+
+/** Whether `text` is a version of `scheme`, and its parts; the error says why not. */
+export function parseVersion(text: string, scheme: VersionScheme = DEFAULT_VERSION_SCHEME): VersionParse {
+  switch (scheme) {
+    case 'semver': {
+      const r = parseSemverVersion(text);
+      return r.ok ? { ok: true, version: { scheme, ...r.version } } : r;
+    }
+    case 'dpkg': {
+      const r = parseDpkgVersion(text);
+      return r.ok ? { ok: true, version: { scheme, ...r.version } } : r;
+    }
+    case 'rpm': {
+      const r = parseRpmVersion(text);
+      return r.ok ? { ok: true, version: { scheme, ...r.version } } : r;
+    }
+    case 'windows':
+      return parseWindowsVersion(text);
+    default:
+      return { ok: false, error: `unknown version scheme ${String(scheme)}` };
   }
-  const m = Math.min(pa.prerelease.length, pb.prerelease.length);
-  for (let i = 0; i < m; i++) {
-    const c = compareIdentifier(pa.prerelease[i], pb.prerelease[i]);
-    if (c !== 0) return c;
+}
+
+/** -1 when a < b, 0 when equal in precedence, 1 when a > b, under `scheme` (default semver). */
+export function compareVersions(a: string, b: string, scheme: VersionScheme = DEFAULT_VERSION_SCHEME): number {
+  let c: number;
+  switch (scheme) {
+    case 'dpkg':
+      c = compareDpkgVersions(a, b);
+      break;
+    case 'rpm':
+      c = compareRpmVersions(a, b);
+      break;
+    case 'windows':
+      c = compareWindowsVersions(a, b);
+      break;
+    default:
+      c = compareSemverVersions(a, b);
   }
-  return Math.sign(pa.prerelease.length - pb.prerelease.length);
+  return Math.sign(c);
 }
 
 /** True when `a` is strictly newer than `b`. */
-export function isNewerVersion(a: string, b: string): boolean {
-  return compareVersions(a, b) > 0;
+export function isNewerVersion(a: string, b: string, scheme: VersionScheme = DEFAULT_VERSION_SCHEME): boolean {
+  return compareVersions(a, b, scheme) > 0;
 }
 
 /** The newest version in the list (the first of equals), or undefined for an empty list. */
-export function maxVersion(list: readonly string[]): string | undefined {
+export function maxVersion(list: readonly string[], scheme: VersionScheme = DEFAULT_VERSION_SCHEME): string | undefined {
   let best: string | undefined;
-  for (const v of list) if (best === undefined || compareVersions(v, best) > 0) best = v;
+  for (const v of list) if (best === undefined || compareVersions(v, best, scheme) > 0) best = v;
   return best;
+}
+
+/** The scheme a manifest names, or the default. */
+export function versionSchemeOf(manifest: { versionScheme?: VersionScheme | undefined }): VersionScheme {
+  return manifest.versionScheme ?? DEFAULT_VERSION_SCHEME;
 }

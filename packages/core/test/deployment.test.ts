@@ -26,6 +26,7 @@ interface PkgOptions {
   conflicts?: string[];
   contentFor?: string;
   id?: string;
+  versionScheme?: PackageManifest['versionScheme'];
 }
 
 function pkg(product: string, version: string, o: PkgOptions = {}): CandidatePackage {
@@ -42,6 +43,7 @@ function pkg(product: string, version: string, o: PkgOptions = {}): CandidatePac
   if (o.order !== undefined) manifest.order = o.order;
   if (o.conflicts !== undefined) manifest.conflicts = o.conflicts;
   if (o.contentFor !== undefined) manifest.contentFor = o.contentFor;
+  if (o.versionScheme !== undefined) manifest.versionScheme = o.versionScheme;
   const branch = o.branch === undefined ? 'current' : o.branch;
   return {
     id: o.id ?? `${product}@${version}/${branch ?? 'none'}/${platforms.join('+')}`,
@@ -801,5 +803,36 @@ describe('planDeployment: determinism and invariants', () => {
         'sophos-rms:pending',
       ],
     );
+  });
+});
+
+describe('planDeployment: version schemes', () => {
+  it("orders a dpkg product's versions by dpkg: an epoch beats a bigger upstream version", () => {
+    const packages = [pkg('tool', '1:1.0', { versionScheme: 'dpkg' }), pkg('tool', '9.0', { branch: 'evaluation', versionScheme: 'dpkg' })];
+    const p = plan([assign('tool')], [inst('tool', '9.0')], packages);
+    assert.deepEqual(p.products, [{ product: 'tool', state: 'pending', installedVersion: '9.0', targetVersion: '1:1.0' }]);
+    assert.equal(p.steps[0]?.action === 'install' && p.steps[0].reason, 'older');
+    // The same text under the default scheme: 9.0 is newer, nothing to do.
+    const semver = plan([assign('tool')], [inst('tool', '9.0')], [pkg('tool', '1.1')]);
+    assert.equal(semver.products[0]?.state, 'compliant');
+  });
+  it('a Debian revision is newer, a tilde older', () => {
+    const packages = [pkg('tool', '2.2-1', { versionScheme: 'dpkg' })];
+    assert.equal(plan([assign('tool')], [inst('tool', '2.2~rc-4')], packages).products[0]?.state, 'pending');
+    assert.equal(plan([assign('tool')], [inst('tool', '2.2-1ubuntu1')], packages).products[0]?.detail, 'newer than the branch');
+  });
+  it('pins and minVersion use the scheme of their product', () => {
+    const packages = [
+      pkg('lib', '1:0.5', { versionScheme: 'rpm' }),
+      pkg('app', '2.0', { dependencies: [{ product: 'lib', minVersion: '3.0' }] }),
+    ];
+    const p = plan([assign('app')], [], packages);
+    assert.deepEqual(p.steps.map((s) => s.product), ['lib', 'app']); // rpm: 1:0.5 >= 3.0
+    const pinned = plan([assign('lib', { pinnedVersion: '0:1:0.5' })], [], packages);
+    assert.equal(pinned.products[0]?.state, 'unavailable'); // not the same EVR
+  });
+  it('says when an installed version does not parse under the scheme', () => {
+    const p = plan([assign('tool')], [inst('tool', 'weird build')], [pkg('tool', '1.0', { versionScheme: 'windows' })]);
+    assert.match(p.products[0]?.detail ?? '', /installed version weird build is not a valid windows version/);
   });
 });

@@ -72,6 +72,22 @@ export const RunEvent = Type.Object(
 );
 export type RunEvent = Static<typeof RunEvent>;
 
+/**
+ * Run events the agent itself reports about a run's life (not a product's): the central log
+ * records them under these kinds as they are, where other run events become
+ * `<product>.<kind>`. An executor cannot report them (the agent drops them).
+ */
+export const AGENT_RUN_EVENT = {
+  /** An attempt ended with the agent (kill -9, crash, power loss, or a stop): what it had started and what was done about it. */
+  interrupted: 'run.interrupted',
+  /** The run goes on as its next attempt after an interruption. */
+  resumed: 'run.resumed',
+} as const;
+export type AgentRunEventKind = (typeof AGENT_RUN_EVENT)[keyof typeof AGENT_RUN_EVENT];
+export function isAgentRunEventKind(kind: string): kind is AgentRunEventKind {
+  return (Object.values(AGENT_RUN_EVENT) as string[]).includes(kind);
+}
+
 /** One report of a run's state. `seq` grows with each report of the same run; the server keeps the highest. */
 export const RunReport = Type.Object(
   {

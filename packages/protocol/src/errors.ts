@@ -56,6 +56,10 @@ export const ErrorCode = {
   SECRET_REFERENCE_REFUSED: 'SECRET_REFERENCE_REFUSED',
   DEVICE_QUARANTINED: 'DEVICE_QUARANTINED',
   CREDENTIAL_PROOF_INVALID: 'CREDENTIAL_PROOF_INVALID',
+  STATE_FOLDER_IN_USE: 'STATE_FOLDER_IN_USE',
+  DATA_FOLDER_IN_USE: 'DATA_FOLDER_IN_USE',
+  VERSION_INVALID: 'VERSION_INVALID',
+  VERSION_SCHEME_MISMATCH: 'VERSION_SCHEME_MISMATCH',
   UNAVAILABLE: 'UNAVAILABLE',
   INTERNAL: 'INTERNAL',
 } as const;
@@ -121,6 +125,10 @@ export const errorCodeInfo: Record<ErrorCode, ErrorCodeInfo> = {
   SECRET_REFERENCE_REFUSED: { status: 403, retryable: false, summary: "A secret reference may not be introduced or changed here: settings from a device never may, and an administrator only within the secret's group and their role." },
   DEVICE_QUARANTINED: { status: 403, retryable: true, summary: "This machine presented another device's credential: it waits until an administrator approves it as a new device." },
   CREDENTIAL_PROOF_INVALID: { status: 401, retryable: false, summary: "A new device credential must be signed with the device's key over the challenge the server issued." },
+  STATE_FOLDER_IN_USE: { status: 409, retryable: true, summary: "(agent side) Another agent process runs on this state folder (its lock file names the pid): stop it, or use another --state folder." },
+  DATA_FOLDER_IN_USE: { status: 409, retryable: true, summary: "(server side) Another server process runs on this SQLite data folder (its lock file names the pid): stop it, or use another --data folder." },
+  VERSION_INVALID: { status: 422, retryable: false, summary: "The package's version does not parse under its version scheme (semver, dpkg, rpm or windows), so it cannot be ordered; nothing was stored." },
+  VERSION_SCHEME_MISMATCH: { status: 409, retryable: false, summary: "The package names another version scheme than the product's packages already in the repository; all packages of a product use one scheme." },
   UNAVAILABLE: { status: 503, retryable: true, summary: 'The server cannot serve this now; retry later.' },
   INTERNAL: { status: 500, retryable: true, summary: 'An unexpected error; the server log has details under the request id.' },
 };

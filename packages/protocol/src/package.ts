@@ -35,11 +35,30 @@ export type PackageCommand = Static<typeof PackageCommand>;
 
 const ProductId = Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,63}$', description: 'lower-case product id' });
 
+/**
+ * How a product's versions are ordered (docs/adr/0015-version-schemes.md): "semver" (the
+ * default: lenient semver, any number of numeric parts, pre-release tags with or without a
+ * dash), "dpkg" (Debian: epoch, "~", revision), "rpm" (epoch, "~", "^", rpmvercmp), "windows"
+ * (one to four numeric parts, each 0-65535). All packages of one product use the same scheme,
+ * and the versions the agent detects on a device are ordered by it.
+ */
+export const VersionScheme = { semver: 'semver', dpkg: 'dpkg', rpm: 'rpm', windows: 'windows' } as const;
+export type VersionScheme = (typeof VersionScheme)[keyof typeof VersionScheme];
+export const VersionSchemeSchema = Type.Union([Type.Literal('semver'), Type.Literal('dpkg'), Type.Literal('rpm'), Type.Literal('windows')]);
+export const DEFAULT_VERSION_SCHEME: VersionScheme = 'semver';
+
 export const PackageManifest = Type.Object(
   {
     product: ProductId,
     name: Type.String({ minLength: 1, maxLength: 200 }),
-    version: Type.String({ pattern: '^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$' }),
+    /**
+     * Checked against versionScheme at check-in (VERSION_INVALID when it does not parse). The
+     * pattern only bounds the characters: ":" (epochs), "~" and "^" (dpkg, rpm), "_" (rpm,
+     * Java's 1.8.0_99).
+     */
+    version: Type.String({ pattern: '^[0-9A-Za-z][0-9A-Za-z.+~^_:-]{0,63}$' }),
+    /** How versions of this product are ordered; default "semver". The same for all its packages. */
+    versionScheme: Type.Optional(VersionSchemeSchema),
     /** "application" (installed and possibly running), "definitions" (content for another product), "agent" (the agent itself). */
     kind: Type.Union([Type.Literal('application'), Type.Literal('definitions'), Type.Literal('agent')]),
     description: Type.Optional(Type.String({ maxLength: 2000 })),

@@ -65,3 +65,28 @@ export const TaskProgress = Type.Object({
   finished: Type.Boolean(),
 });
 export type TaskProgress = Static<typeof TaskProgress>;
+
+/**
+ * The progress of one run-now: the devices it was given to, by the state of the run it gave
+ * each (`targets`, `states`, `finished` as in TaskProgress, so that a watch of the task and
+ * of a run-now read alike). Devices that are targets of the task now but joined after the
+ * run-now are not part of it and are counted apart in `joinedLater`, by their latest run of
+ * the task, if any: a watch of the run-now does not wait for them.
+ */
+export const RunNowProgress = Type.Object({
+  taskId: Type.String(),
+  requestId: Type.String(),
+  createdAt: Type.String(),
+  expiresAt: Type.String(),
+  targets: Type.Integer(),
+  /** Always 0: every device of a run-now has its run from the start. */
+  notRun: Type.Integer(),
+  states: Type.Record(Type.String(), Type.Integer()),
+  finished: Type.Boolean(),
+  joinedLater: Type.Object({
+    targets: Type.Integer(),
+    notRun: Type.Integer(),
+    states: Type.Record(Type.String(), Type.Integer()),
+  }),
+});
+export type RunNowProgress = Static<typeof RunNowProgress>;

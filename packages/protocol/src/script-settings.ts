@@ -31,6 +31,15 @@ export const ScriptSettings = Type.Object(
   { additionalProperties: false },
 );
 export type ScriptSettings = Static<typeof ScriptSettings>;
+/** What the schema cannot say about script settings; checked by the server and by the agent's local API alike. */
+export function scriptSettingsProblems(settings: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const hasCommand = typeof settings.command === 'string';
+  const hasScript = typeof settings.script === 'string';
+  if (hasCommand === hasScript) problems.push('give exactly one of "command" and "script"');
+  if (settings.shell === 'none' && hasScript) problems.push('shell "none" runs a command, not a script body');
+  return problems;
+}
 /** Settings as the agent receives them: secret references already resolved to values. */
 export type ResolvedScriptSettings = Omit<ScriptSettings, 'env'> & { env?: Record<string, string> };
 

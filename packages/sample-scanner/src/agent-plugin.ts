@@ -26,6 +26,7 @@ import { OutputTail } from '@garrison/agent/output-tail';
 import { pingService, ScannerClient, ScannerError, type ScanResult } from './client.ts';
 import { startService, stopService } from './control.ts';
 import { scannerPaths } from './paths.ts';
+import { ScanSettingsSchema, UpdateDefinitionsSettingsSchema } from './server-plugin.ts';
 import { SAMPLE_SCANNER_PRODUCT, SCAN_TASK_TYPE, scanSettingsProblems, UPDATE_DEFINITIONS_TASK_TYPE, type ScanTaskSettings } from './task-types.ts';
 
 /** A run report carries at most this many events (RunReport.events). */
@@ -210,8 +211,9 @@ async function detect(ctx: ProductContext): Promise<{ version: string } | null> 
   }
 }
 
-export const scanExecutor: TaskExecutor = { run: runScan };
-export const updateDefinitionsExecutor: TaskExecutor = { run: runUpdateDefinitions };
+// The schemas of the server half: the agent's local API checks a local task against them.
+export const scanExecutor: TaskExecutor = { run: runScan, settingsSchema: ScanSettingsSchema, validate: scanSettingsProblems };
+export const updateDefinitionsExecutor: TaskExecutor = { run: runUpdateDefinitions, settingsSchema: UpdateDefinitionsSettingsSchema };
 
 export const sampleScannerAgentPlugin: AgentPlugin = {
   product: SAMPLE_SCANNER_PRODUCT,

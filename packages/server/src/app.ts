@@ -66,6 +66,7 @@ import { purgeByRetention } from './server-tasks/database-maintenance.ts';
 import type { ServerTaskEnvironment, ServerTaskType } from './server-tasks/server-task.ts';
 import { newId } from './ids.ts';
 import { loadOrCreateTls, type ServerTls, type TlsOptions } from './tls/pki.ts';
+import { lockDataFolder } from './data-folder-lock.ts';
 
 export interface ServerConfig {
   dataDir: string;
@@ -162,7 +163,27 @@ async function loadSecretKey(dataDir: string, given?: Buffer): Promise<Buffer> {
   return key;
 }
 
+/**
+ * Starts the server. With SQLite, the data folder is locked first (data-folder-lock.ts: a
+ * second server on it is refused with DATA_FOLDER_IN_USE), and released by close() or when
+ * the start fails; with PostgreSQL several instances may share it.
+ */
 export async function startServer(config: ServerConfig): Promise<GarrisonServer> {
+  if ((config.database?.kind ?? 'sqlite') !== 'sqlite') return startServerInFolder(config);
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const lock = await lockDataFolder(config.dataDir);
+  let server: GarrisonServer;
+  try {
+    server = await startServerInFolder(config);
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+  const close = server.close;
+  return { ...server, close: () => close().finally(() => lock.release()) };
+}
+
+async function startServerInFolder(config: ServerConfig): Promise<GarrisonServer> {
   const log = config.logger ?? pino({ level: config.logLevel ?? process.env.GARRISON_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization', '*.credential', '*.token', '*.value', '*.password', '*.privateKey', '*.passphrase'] });
   const clock = config.clock ?? systemClock;
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { createReadStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { startServer, type GarrisonServer } from './app.ts';
+import { AppError } from './errors.ts';
 import { systemActor } from './services/actor.ts';
 import { buildScannerPackages } from '@garrison/sample-scanner/build-packages';
 import { SAMPLE_HEX_MARKER } from '@garrison/sample-scanner/definitions';
@@ -135,7 +136,7 @@ export async function serverMain(argv: string[]): Promise<number> {
   const dbUrl = values['database-url'] ?? process.env.GARRISON_DATABASE_URL;
   const tlsNames = [...(values['tls-name'] ?? []), ...(process.env.GARRISON_TLS_NAMES ?? '').split(',').filter(Boolean)];
   const publicUrl = values['public-url'] ?? process.env.GARRISON_PUBLIC_URL;
-  const server = await startServer({
+  const started = await startServer({
     dataDir,
     ...(publicUrl ? { publicUrl: publicUrl.replace(/\/+$/, '') } : {}),
     tls: values.http
@@ -145,7 +146,14 @@ export async function serverMain(argv: string[]): Promise<number> {
     port,
     ...(dbUrl ? { database: { kind: 'postgres' as const, url: dbUrl } } : {}),
     plugins: [...(values.plugin ?? []), ...(process.env.GARRISON_PLUGINS ?? '').split(',').filter(Boolean)],
+  }).catch((err: unknown) => {
+    if (!(err instanceof AppError) || err.code !== 'DATA_FOLDER_IN_USE') throw err;
+    console.error(`garrison server: ${err.code}: ${err.message}`);
+    return null;
   });
+  // Another server runs on this data folder (EX_CANTCREAT, as the agent on a state folder in use).
+  if (!started) return 73;
+  const server = started;
   const lines = [
     '',
     `Garrison server listening on ${server.url} (${dbUrl ? 'PostgreSQL' : `SQLite in ${dataDir}`})`,

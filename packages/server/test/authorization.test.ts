@@ -215,6 +215,7 @@ for (const kind of dbKinds) {
       'POST /api/v1/tasks/:id/run': { path: `/api/v1/tasks/${f.globalTask}/run`, body: {}, expect: 'denied' },
       'POST /api/v1/tasks/:id/stop': { path: `/api/v1/tasks/${f.taskOut}/stop`, expect: 'denied' },
       'GET /api/v1/tasks/:id/progress': { path: `/api/v1/tasks/${f.taskOut}/progress`, expect: 'denied' },
+      'GET /api/v1/tasks/:id/run-requests/:requestId/progress': { path: `/api/v1/tasks/${f.taskOut}/run-requests/${f.runOut}/progress`, expect: 'denied' },
       'GET /api/v1/tasks/:id/results': { path: `/api/v1/tasks/${f.localOut}/results`, expect: 'denied' },
       'GET /api/v1/tasks/:id/targets': { path: `/api/v1/tasks/${f.globalTask}/targets`, expect: 'denied' },
     });

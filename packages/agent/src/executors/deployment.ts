@@ -44,7 +44,7 @@ export function deploymentExecutor(deps: {
         }
         const label = step.action === 'install' ? `install ${step.product} ${step.version}${step.fromVersion ? ` (over ${step.fromVersion})` : ''} [${step.reason}]` : `uninstall ${step.product} ${step.fromVersion} [${step.reason}]`;
         const selfUpdate = step.action === 'install' && step.package?.manifest.kind === 'agent';
-        const out = selfUpdate ? await deps.selfUpdate(step) : step.action === 'install' ? await deps.products.install(step, ctx.signal) : await deps.products.uninstall(step.product, ctx.signal);
+        const out = selfUpdate ? await deps.selfUpdate(step) : step.action === 'install' ? await deps.products.install(step, ctx.signal, ctx.onProcessStarted) : await deps.products.uninstall(step.product, ctx.signal, ctx.onProcessStarted);
         if (selfUpdate && out.ok) {
           // The new agent reports itself; this one stops here and hands over to the launcher.
           log.push(`ok      ${label}: staged, restarting`);

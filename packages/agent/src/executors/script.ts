@@ -16,6 +16,10 @@
  *   and cancel signal the whole group (SIGTERM, then SIGKILL 5 s later if anything is
  *   left), so a script's children and grandchildren die with it. On Windows the tree is
  *   killed with `taskkill /T /F`.
+ * - The started process is handed to ctx.onProcessStarted in the tick of the spawn, which
+ *   records it durably (process-ledger.ts): after a kill -9 of the agent, the next start ends
+ *   the group before it resumes the run. If the record cannot be written, the process is
+ *   killed at once and the run fails.
  * - stdout and stderr go into one bounded OutputTail, in arrival order, so memory does not
  *   grow with the output. Progress lines (`garrison:progress=NN`) are found by a per-stream
  *   line scanner that keeps at most a short partial line.
@@ -39,6 +43,13 @@ export interface ScriptContext {
   onProgress?(percent: number): void;
   tempDir: string;
   platform?: NodeJS.Platform;
+  /**
+   * Called in the tick of the spawn with the started process, so that the agent records it
+   * durably (process-ledger.ts): a killed agent's next start ends what its run left running.
+   * If it throws, the process is killed at once and the run fails: a process nobody could end
+   * after a crash must not run.
+   */
+  onProcessStarted?(p: { pid: number; group: boolean; command: string }): void;
 }
 
 export interface ScriptOutcome {
@@ -373,6 +384,7 @@ function execute(
     let child: ChildProcess;
     let settled = false;
     let killReason: 'timeout' | 'cancel' | null = null;
+    let unrecorded: string | null = null;
     let exited: { code: number | null; signal: NodeJS.Signals | null } | null = null;
     let timeoutTimer: NodeJS.Timeout | undefined;
     let drainTimer: NodeJS.Timeout | undefined;
@@ -450,6 +462,7 @@ function execute(
     }
 
     const outcomeOf = (code: number | null, signal: NodeJS.Signals | null): Omit<ScriptOutcome, 'outputTail'> => {
+      if (unrecorded) return { state: 'failed', exitCode: code, reason: `the started process could not be recorded, so it was killed: ${unrecorded}` };
       if (killReason === 'timeout') return { state: 'timed_out', exitCode: code, reason: `timed out after ${formatDuration(timeoutMs!)}` };
       if (killReason === 'cancel') return { state: 'cancelled', exitCode: code, reason: 'cancelled' };
       if (code === null) return { state: 'failed', exitCode: null, reason: `killed by signal ${signal ?? 'unknown'}` };
@@ -465,6 +478,14 @@ function execute(
     } catch (err) {
       finish({ state: 'failed', exitCode: null, reason: `cannot start "${invocation.file}": ${(err as Error).message}` });
       return;
+    }
+    if (child.pid !== undefined && ctx.onProcessStarted) {
+      try {
+        ctx.onProcessStarted({ pid: child.pid, group: !windows, command: invocation.file });
+      } catch (err) {
+        unrecorded = (err as Error).message;
+        killTree('SIGKILL');
+      }
     }
 
     child.stdout!.on('data', (chunk: Buffer) => {

@@ -75,6 +75,7 @@ export function registerRepoCommands(program: Command, state: RunState): void {
       keyValues([
         ['product', `${p.product} (${p.manifest.name})`],
         ['version', p.version],
+        ['version scheme', p.manifest.versionScheme ?? 'semver'],
         ['kind', p.kind],
         ['branch', p.branch ?? '-'],
         ['platforms', p.platforms.join(', ')],

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import type { Run, Task, TaskCreate, TaskProgress, Trigger } from '@garrison/protocol';
+import type { Run, RunNowProgress, Task, TaskCreate, TaskProgress, Trigger } from '@garrison/protocol';
 import { UsageError, seg, type Client } from '../client.ts';
 import { act, type Io, type Opts, type RunState } from '../context.ts';
 import { formatTime, indent, keyValues, parseIntOption, table, type Cell } from '../format.ts';
@@ -8,7 +8,7 @@ import { deviceNames, Groups, resolveDevice, resolveTask, resolveTaskId } from '
 import { formatTrigger, SCHEDULE_SPEC_HELP } from '../schedule-spec.ts';
 import { buildTaskCreate, buildTaskUpdate, formatSelection, scheduleOptionsText, type ResolvedTaskInputs, type TaskOptionValues } from '../task-options.ts';
 import type { DeviceFacts, RunNowResult } from '../types.ts';
-import { progressExitCode, progressLine, watchProgress } from '../watch.ts';
+import { joinedLater, progressExitCode, progressLine, watchProgress } from '../watch.ts';
 
 export const TASK_HEADERS = ['NAME', 'TYPE', 'TARGET', 'SCHEDULE', 'ENABLED', 'ID'];
 export const RUN_HEADERS = ['TASK', 'DEVICE', 'STATE', 'CAUSE', 'STARTED', 'ENDED', 'EXIT', 'ID'];
@@ -180,8 +180,13 @@ async function linkAfterTriggers(client: Client, triggers: Trigger[] | undefined
   for (const t of triggers) if (t.type === 'after-task') t.taskId = await resolveTaskId(client, t.taskId, tasks);
 }
 
-async function showProgressOrWatch(io: Io, client: Client, taskId: string, opts: Opts, prefix?: unknown): Promise<number> {
-  const fetchProgress = () => client.get<TaskProgress>(`/tasks/${seg(taskId)}/progress`);
+/**
+ * A task's progress, or with `requestId` that of one run-now (over the devices it was given
+ * to, so a watch does not wait for devices that joined the targets afterwards).
+ */
+async function showProgressOrWatch(io: Io, client: Client, taskId: string, opts: Opts, prefix?: unknown, requestId?: string): Promise<number> {
+  const fetchProgress = (): Promise<TaskProgress | RunNowProgress> =>
+    requestId ? client.get<RunNowProgress>(`/tasks/${seg(taskId)}/run-requests/${seg(requestId)}/progress`) : client.get<TaskProgress>(`/tasks/${seg(taskId)}/progress`);
   if (!opts.watch) {
     const p = await fetchProgress();
     io.print(prefix ? { ...(prefix as object), progress: p } : p, () => `${progressLine(p)}${p.finished ? '' : ' (not finished)'}\n`);
@@ -203,8 +208,12 @@ async function showProgressOrWatch(io: Io, client: Client, taskId: string, opts:
     io.err(`stopped waiting after ${timeoutSec}s: the task has not finished on every target (${p.notRun + (p.states.pending ?? 0) + (p.states.scheduled ?? 0) + (p.states.running ?? 0)} left)\n`);
     return 1;
   }
+  const later = joinedLater(p);
+  if (later.count > 0 && !io.json) {
+    io.out(`${later.count} device${later.count === 1 ? '' : 's'} joined the targets after this run-now and ${later.count === 1 ? 'is' : 'are'} not part of it (${later.states}); see: garrison task progress ${taskId}\n`);
+  }
   const code = progressExitCode(p);
-  if (code !== 0 && !io.json) io.err(`the task did not succeed on every target; see: garrison task results ${taskId}\n`);
+  if (code !== 0 && !io.json) io.err(`the ${requestId ? 'run-now' : 'task'} did not succeed on every target; see: garrison task results ${taskId}\n`);
   return code;
 }
 
@@ -363,7 +372,7 @@ export function registerTaskCommands(program: Command, state: RunState): void {
         return 0;
       }
       if (!io.json) io.out(`task "${cur.name}": run requested on ${res.targets} device${res.targets === 1 ? '' : 's'} (${res.delivered} connected now)\n`);
-      return showProgressOrWatch(io, client, cur.id, opts, { run: res });
+      return showProgressOrWatch(io, client, cur.id, opts, { run: res }, res.requestId);
     },
   );
 

@@ -15,6 +15,8 @@ import { anyAdmin, needs, type RouteAccess } from './access.ts';
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
 type IdParams = Static<typeof IdParams>;
+const RunRequestParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }), requestId: Type.String({ minLength: 1, maxLength: 100 }) });
+type RunRequestParams = Static<typeof RunRequestParams>;
 const NullableMinutes = Type.Union([Type.Integer({ minimum: 1, maximum: 10080 }), Type.Null()]);
 const GroupCreate = Type.Object(
   {
@@ -316,6 +318,10 @@ export function registerAdminRoutes(app: FastifyInstance, s: Services): void {
     s.runs.stop(actor(req), (req.params as IdParams).id),
   );
   app.get(`${p}/tasks/:id/progress`, doc('tasks', 'How many target devices are in each state', read, { params: IdParams }), async (req) => s.runs.progress(actor(req), (req.params as IdParams).id));
+  app.get(`${p}/tasks/:id/run-requests/:requestId/progress`, doc('tasks', 'Progress of one run-now (its requestId): the devices it was given to by state, and apart those that joined the targets since', read, { params: RunRequestParams }), async (req) => {
+    const params = req.params as RunRequestParams;
+    return s.runs.runNowProgress(actor(req), params.id, params.requestId);
+  });
   app.get(`${p}/tasks/:id/results`, doc('tasks', 'The latest run on each device, with output tail', read, { params: IdParams }), async (req) => s.runs.results(actor(req), (req.params as IdParams).id));
   app.get(`${p}/tasks/:id/targets`, doc('tasks', 'The devices the task targets now', read, { params: IdParams }), async (req) => {
     const a = actor(req);

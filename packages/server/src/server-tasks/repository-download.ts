@@ -29,9 +29,9 @@ import { pipeline } from 'node:stream/promises';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { Type, type Static } from 'typebox';
-import { BranchSchema, MAX_PACKAGE_BYTES, PackageManifest, SecretRefSchema, checker, packageSigningPayload, type Branch } from '@garrison/protocol';
+import { BranchSchema, MAX_PACKAGE_BYTES, PackageManifest, SecretRefSchema, checker, packageSigningPayload, type Branch, type VersionScheme } from '@garrison/protocol';
 import { fetchPinnedCa, normalizeFingerprint, pinnedFetch, type FetchLike } from '@garrison/protocol/tls';
-import { compareVersions } from '@garrison/core';
+import { compareVersions, productVersionSchemes, versionSchemeOf } from '@garrison/core';
 import { AppError } from '../errors.ts';
 import { systemActor } from '../services/actor.ts';
 import { readManifest } from '../services/repository-service.ts';
@@ -84,6 +84,8 @@ interface Offer {
   size: number;
   /** Hash of the manifest the source vouches for; the manifest inside the archive must hash to it. */
   manifestSha256?: string;
+  /** The version scheme the source's manifest names, where the source lists manifests (a Garrison upstream). */
+  versionScheme?: VersionScheme;
   /** Checks made before any byte is fetched (the upstream signature); throws a reason. */
   precheck?(): void;
   open(signal: AbortSignal): Promise<Readable>;
@@ -241,6 +243,7 @@ async function garrisonOffers(s: Extract<ParsedSource, { kind: 'garrison' }>, to
       sha256: p.sha256,
       size: p.size,
       manifestSha256: mHash,
+      versionScheme: versionSchemeOf(p.manifest),
       precheck() {
         const payload = packageSigningPayload({ product: p.product, version: p.version, sha256: p.sha256, manifestSha256: mHash });
         let ok = false;
@@ -394,12 +397,19 @@ export const repositoryDownloadTaskType = defineServerTaskType<RepositoryDownloa
     throwIfStopped(ctx.signal);
 
     const wanted = settings.products ? new Set(settings.products) : null;
-    // Oldest first within a product, so that the newest of several new versions ends up in the branch.
-    offers = offers.filter((o) => !wanted || wanted.has(o.product)).sort((a, b) => (a.product === b.product ? compareVersions(a.version, b.version) : a.product < b.product ? -1 : 1));
     const repo = ctx.services.repository;
-    const present = new Set((await repo.list(systemActor)).map((p) => `${p.product} ${p.version}`));
+    const local = await repo.list(systemActor);
+    const present = new Set(local.map((p) => `${p.product} ${p.version}`));
+    // Oldest first within a product, so that the newest of several new versions ends up in the
+    // branch: ordered by the product's scheme here, else the one the source names, else the
+    // default. A feed names none, so a new dpkg product from a feed may land out of order; the
+    // comparison with the branch's holder below (by the scheme of what landed) still keeps the
+    // newest in the branch. A version that does not parse under its scheme is refused by add().
+    const localSchemes = productVersionSchemes(local);
+    const schemeOf = (o: Offer) => localSchemes.get(o.product) ?? o.versionScheme;
+    offers = offers.filter((o) => !wanted || wanted.has(o.product)).sort((a, b) => (a.product === b.product ? compareVersions(a.version, b.version, schemeOf(a)) : a.product < b.product ? -1 : 1));
     const landed: { product: string; version: string; branch: Branch | null; id: string }[] = [];
-    const refused: { product: string; version: string; reason: string }[] = [];
+    const refused: { product: string; version: string; reason: string; code?: string }[] = [];
     let skipped = 0;
     let deferred = 0;
     let bytes = 0;
@@ -425,7 +435,7 @@ export const repositoryDownloadTaskType = defineServerTaskType<RepositoryDownloa
           o.precheck?.();
           await fetchVerified(o, tmp, ctx.signal);
           const held = branch ? await repo.inBranch(o.product, branch) : undefined;
-          const into = held && compareVersions(held.version, o.version) > 0 ? null : branch;
+          const into = held && compareVersions(held.version, o.version, versionSchemeOf(held.manifest)) > 0 ? null : branch;
           const pkg = await repo.add(systemActor, createReadStream(tmp), into);
           landed.push({ product: pkg.product, version: pkg.version, branch: into, id: pkg.id });
           present.add(name);
@@ -439,8 +449,10 @@ export const repositoryDownloadTaskType = defineServerTaskType<RepositoryDownloa
             continue;
           }
           const reason = (err as Error).message;
-          refused.push({ product: o.product, version: o.version, reason });
-          ctx.output(`refused ${name}: ${reason}`);
+          // The repository's own refusals (VERSION_INVALID, VERSION_SCHEME_MISMATCH, …) keep their code.
+          const code = err instanceof AppError ? err.code : undefined;
+          refused.push({ product: o.product, version: o.version, reason, ...(code ? { code } : {}) });
+          ctx.output(`refused ${name}: ${reason}${code ? ` (${code})` : ''}`);
         } finally {
           await rm(tmp, { force: true });
         }

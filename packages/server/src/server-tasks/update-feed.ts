@@ -148,8 +148,12 @@ export async function buildFeed(dir: string, privateKeyPem: string, archives: st
     if (!manifestChecker.check(m)) throw new Error(`${archive}: ${PACKAGE_MANIFEST_FILE} does not match the package manifest schema`);
     const { size } = await stat(archive);
     if (size > MAX_PACKAGE_BYTES) throw new Error(`${archive}: a package is at most ${MAX_PACKAGE_BYTES} bytes`);
-    const file = `${m.product}-${m.version}.tgz`;
-    if (packages.some((p) => p.file === file)) throw new Error(`${m.product} ${m.version} is given twice`);
+    if (packages.some((p) => p.product === m.product && p.version === m.version)) throw new Error(`${m.product} ${m.version} is given twice`);
+    // Versions may hold ":", "~" and "^" (dpkg, rpm), which file names in a feed do not: they
+    // become "_", with a number added should two versions then share a name.
+    const base = `${m.product}-${m.version.replace(/[^A-Za-z0-9._+-]/g, '_')}`;
+    let file = `${base}.tgz`;
+    for (let n = 2; packages.some((p) => p.file === file); n++) file = `${base}-${n}.tgz`;
     if (path.resolve(archive) !== path.resolve(dir, file)) await copyFile(archive, path.join(dir, file));
     packages.push({ product: m.product, version: m.version, file, sha256: await fileSha256(archive), size, manifestSha256: manifestSha256(m) });
   }

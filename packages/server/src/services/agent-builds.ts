@@ -25,7 +25,8 @@ const PACKAGES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../
 /** A hash of the sources an agent build is made of, so that a changed agent is built again even without a version bump. */
 async function sourceHash(): Promise<string> {
   const h = createHash('sha256');
-  for (const pkg of ['agent', 'protocol', 'core', 'sample-scanner']) {
+  // cli: the agent's local CLI takes the administrator CLI's task options (task-options, schedule-spec).
+  for (const pkg of ['agent', 'protocol', 'core', 'cli', 'sample-scanner']) {
     const dir = path.join(PACKAGES, pkg, 'src');
     const files = (await readdir(dir, { recursive: true }).catch(() => [] as string[])).filter((f) => f.endsWith('.ts')).sort();
     for (const f of files) h.update(`${pkg}/${f}\0`).update(await readFile(path.join(dir, f)));

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import {
   BUILTIN_PRODUCT,
   DEPLOYMENT_TASK_TYPE,
+  isAgentRunEventKind,
   isFinalRunState,
   type AckMessage,
   type CheckInRequest,
@@ -485,7 +486,8 @@ export class AgentService {
       const time = e.time && !Number.isNaN(Date.parse(e.time)) ? new Date(e.time).toISOString() : undefined;
       this.#events.record({
         severity: e.severity,
-        kind: `${task?.product ?? 'product'}.${e.kind}`,
+        // The agent's own run lifecycle events keep their kind; a product's become `<product>.<kind>`.
+        kind: isAgentRunEventKind(e.kind) ? e.kind : `${task?.product ?? 'product'}.${e.kind}`,
         message: e.message,
         deviceId: i.deviceId,
         taskId: r.taskId,

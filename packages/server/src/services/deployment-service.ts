@@ -26,6 +26,7 @@ import {
   effectiveAssignments,
   eligibleInPhase,
   planDeployment,
+  productVersionSchemes,
   rolloutPhases,
   type CandidatePackage,
   type DeploymentAssignment,
@@ -310,11 +311,13 @@ export class DeploymentService {
    */
   async evaluateRollouts(): Promise<void> {
     await this.flush();
+    const schemes = productVersionSchemes(this.#candidates);
     for (const a of this.#assignments) {
       if (!a.rollout || a.action !== 'install') continue;
       const key = `${a.groupId}\n${a.product}`;
       const r = this.#rollouts.get(key);
       if (!r || r.state !== 'active') continue;
+      const scheme = schemes.get(a.product);
       const devices = this.#catalog
         .devicesInGroups(this.#catalog.tree.descendants(a.groupId))
         .map((id) => this.#catalog.device(id)!)
@@ -326,7 +329,7 @@ export class DeploymentService {
       let failed = 0;
       for (const d of devices) {
         const st = states.get(d.id);
-        const done = !!st && st.installedVersion !== null && compareVersions(st.installedVersion, r.targetVersion) === 0;
+        const done = !!st && st.installedVersion !== null && compareVersions(st.installedVersion, r.targetVersion, scheme) === 0;
         const fail = !!st && st.state === 'failed' && st.targetVersion === r.targetVersion;
         if (done) succeeded++;
         if (fail) failed++;

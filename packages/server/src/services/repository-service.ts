@@ -3,6 +3,11 @@
  * evaluation. An archive is streamed to a temporary file while its SHA-256 is computed, its
  * manifest is read from inside it and validated, and the package is signed with the
  * server's key. Archives are stored by content hash under `DATA/repository/`.
+ *
+ * Versions (docs/adr/0015-version-schemes.md): a package's version must parse under the
+ * version scheme its manifest names (VERSION_INVALID otherwise), and all packages of a product
+ * name the same scheme (VERSION_SCHEME_MISMATCH), because deployment orders the versions
+ * devices report by that one scheme. Both are checked before anything is stored.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -21,7 +26,7 @@ import {
   type Branch,
   type RepositoryPackage,
 } from '@garrison/protocol';
-import { compareVersions } from '@garrison/core';
+import { compareVersions, parseVersion, productVersionSchemes, versionSchemeOf } from '@garrison/core';
 import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
@@ -110,7 +115,8 @@ export class RepositoryService {
   async list(actor: Actor, filter: { product?: string; branch?: Branch } = {}): Promise<RepositoryPackage[]> {
     authorizeAnywhere(actor, Permission.read, this.#tree());
     const list = await this.#store.list(filter);
-    return list.sort((a, b) => (a.product === b.product ? compareVersions(b.version, a.version) : a.product < b.product ? -1 : 1));
+    const schemes = productVersionSchemes(list);
+    return list.sort((a, b) => (a.product === b.product ? compareVersions(b.version, a.version, schemes.get(a.product)) : a.product < b.product ? -1 : 1));
   }
   async get(actor: Actor, id: string): Promise<RepositoryPackage> {
     authorizeAnywhere(actor, Permission.read, this.#tree());
@@ -146,6 +152,7 @@ export class RepositoryService {
       const manifest = await readManifest(tmp);
       if (!manifestChecker.check(manifest)) throw new AppError('VALIDATION_FAILED', `${PACKAGE_MANIFEST_FILE} does not match the package manifest schema`, { issues: manifestChecker.issues(manifest) });
       if (manifest.kind === 'definitions' && !manifest.contentFor) throw new AppError('VALIDATION_FAILED', 'a definitions package names the product it is for in "contentFor"');
+      await this.#checkVersion(manifest);
       if (await this.#store.find(manifest.product, manifest.version)) throw new AppError('CONFLICT', `${manifest.product} ${manifest.version} is already in the repository`);
       const sha256 = hash.digest('hex');
       const signature = this.#key.sign(packageSigningPayload({ product: manifest.product, version: manifest.version, sha256, manifestSha256: sha256Hex(canonicalJson(manifest)) }));
@@ -170,6 +177,29 @@ export class RepositoryService {
       return pkg;
     } finally {
       await rm(tmp, { force: true });
+    }
+  }
+  /** The version parses under the manifest's scheme, and the scheme is the product's. */
+  async #checkVersion(manifest: PackageManifest): Promise<void> {
+    const scheme = versionSchemeOf(manifest);
+    const parsed = parseVersion(manifest.version, scheme);
+    if (!parsed.ok) {
+      const hint = scheme === 'semver' && /[:~^]/.test(manifest.version) ? ' (a dpkg or rpm version? name it in "versionScheme")' : '';
+      throw new AppError('VERSION_INVALID', `${manifest.product} ${manifest.version} is not a valid ${scheme} version: ${parsed.error}${hint}`, {
+        product: manifest.product,
+        version: manifest.version,
+        versionScheme: scheme,
+        reason: parsed.error,
+      });
+    }
+    const other = (await this.#store.list({ product: manifest.product })).find((p) => versionSchemeOf(p.manifest) !== scheme);
+    if (other) {
+      const theirs = versionSchemeOf(other.manifest);
+      throw new AppError(
+        'VERSION_SCHEME_MISMATCH',
+        `${manifest.product} ${manifest.version} names version scheme ${scheme}, but ${manifest.product} ${other.version} in the repository uses ${theirs}: all packages of a product use one scheme`,
+        { product: manifest.product, version: manifest.version, versionScheme: scheme, productVersionScheme: theirs },
+      );
     }
   }
   async promote(actor: Actor, id: string, branch: Branch | null): Promise<RepositoryPackage> {

@@ -1,5 +1,5 @@
-import { DEFAULT_RUN_NOW_EXPIRY_MINUTES, type AgentTask, type Run, type RunNowResult, type TaskProgress } from '@garrison/protocol';
-import { summarizeProgress } from '@garrison/core';
+import { DEFAULT_RUN_NOW_EXPIRY_MINUTES, type AgentTask, type Run, type RunNowProgress, type RunNowResult, type TaskProgress } from '@garrison/protocol';
+import { summarizeProgress, summarizeRunNowProgress } from '@garrison/core';
 import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
@@ -102,6 +102,19 @@ export class RunService {
     const targets = this.#catalog.targetsOf(task).filter((d) => inReach(reach, d.groupId)).map((d) => d.id);
     const latest = await this.#runs.latestStates(taskId);
     return summarizeProgress(taskId, targets, latest);
+  }
+  /**
+   * Progress of one run-now over the devices it was given to (those the caller may see), so a
+   * watch ends when they have finished; devices that joined the targets since are apart.
+   */
+  async runNowProgress(actor: Actor, taskId: string, requestId: string): Promise<RunNowProgress> {
+    const task = this.#tasks.get(actor, taskId);
+    const request = await this.#runs.getRunRequest(requestId);
+    if (!request || request.taskId !== task.id) throw new AppError('NOT_FOUND', `task ${taskId} has no run-now request ${requestId}`);
+    const reach = reachOf(actor, Permission.read, this.#catalog.tree);
+    const [given, latest] = await Promise.all([this.#runs.requestRunStates(request, reachList(reach)), this.#runs.latestStates(taskId)]);
+    const targetsNow = this.#catalog.targetsOf(task).filter((d) => inReach(reach, d.groupId)).map((d) => d.id);
+    return { ...summarizeRunNowProgress(taskId, given, targetsNow, latest), requestId, createdAt: request.createdAt, expiresAt: request.expiresAt };
   }
   async results(actor: Actor, taskId: string, limit?: number): Promise<Run[]> {
     this.#tasks.get(actor, taskId);

@@ -321,6 +321,27 @@ export class RunStore {
     const rows = await q.orderBy('updated_at', 'desc').limit(limit).execute();
     return rows.map(toRun);
   }
+  async getRunRequest(id: string): Promise<{ id: string; taskId: string; createdAt: string; expiresAt: string; targetCount: number } | undefined> {
+    const r = await this.#db.kysely.selectFrom('run_requests').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && { id: r.id, taskId: r.task_id, createdAt: r.created_at, expiresAt: r.expires_at, targetCount: r.target_count };
+  }
+  /**
+   * The run a run-now gave each device, as a map device → state. Its runs were all made at the
+   * request's time: the (task_id, device_id, created_at) index holds both, so the runs of the
+   * task's other triggers are passed over in the index, without reading their rows (runs has
+   * no index on request_id).
+   */
+  async requestRunStates(request: { id: string; taskId: string; createdAt: string }, groupIds?: string[]): Promise<Map<string, RunState>> {
+    let q = this.#db.kysely
+      .selectFrom('runs')
+      .select(['device_id', 'state'])
+      .where('task_id', '=', request.taskId)
+      .where('created_at', '=', request.createdAt)
+      .where('request_id', '=', request.id);
+    if (groupIds) q = q.where('device_id', 'in', (eb) => eb.selectFrom('devices').select('devices.id').where('devices.group_id', 'in', groupIds.length ? groupIds : ['']));
+    const rows = await q.execute();
+    return new Map(rows.map((r) => [r.device_id, r.state as RunState]));
+  }
   /** The latest run of each device for a task, as a map device → state (for progress). */
   async latestStates(taskId: string): Promise<Map<string, RunState>> {
     const rows = await this.#db.kysely.selectFrom('task_device_state').select(['device_id', 'state']).where('task_id', '=', taskId).execute();

@@ -1,0 +1,145 @@
+// What the agent does with the processes an interrupted attempt left running: the decision
+// for every platform from made-up observations (Windows and macOS cannot run here), and the
+// real thing on this machine's process groups, recorded through a real ProcessLedger.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { ProcessObservation } from '@garrison/protocol/process-identity';
+import { describeLeftover, endLeftover, groupAlive, planLeftoverEnd } from '../src/leftover-processes.ts';
+import { ProcessLedger, type ProcessRecord } from '../src/process-ledger.ts';
+
+const rec = (o: Partial<ProcessRecord> = {}): ProcessRecord => ({
+  runId: 'run-1',
+  attempt: 1,
+  taskId: 'task-1',
+  pid: 4242,
+  group: true,
+  startTime: '777',
+  bootId: 'boot-a',
+  hostname: 'host',
+  platform: 'linux',
+  command: 'sh',
+  recordedAt: '2026-01-01T00:00:00.000Z',
+  ...o,
+});
+const leader = (o: Partial<ProcessObservation> = {}): ProcessObservation => ({ alive: true, startTime: '777', bootId: 'boot-a', hostname: 'host', ...o });
+
+test('POSIX group leader: the group is ended when the leader is the recorded one, or gone with members left', () => {
+  assert.deepEqual(planLeftoverEnd(rec(), { leader: leader(), groupAlive: true }), { action: 'signal-group', pgid: 4242 });
+  assert.deepEqual(planLeftoverEnd(rec(), { leader: leader({ alive: false, startTime: null }), groupAlive: true }), { action: 'signal-group', pgid: 4242 });
+  assert.deepEqual(planLeftoverEnd(rec(), { leader: leader({ alive: false, startTime: null }), groupAlive: false }), { action: 'none', why: 'gone' });
+  // The pid leads another process now: the old group cannot exist (its id would still be taken).
+  assert.deepEqual(planLeftoverEnd(rec(), { leader: leader({ startTime: '999' }), groupAlive: true }), { action: 'none', why: 'reused' });
+  // After a reboot nothing of it runs, whatever holds the number now.
+  assert.deepEqual(planLeftoverEnd(rec(), { leader: leader({ bootId: 'boot-b', alive: false }), groupAlive: true }), { action: 'none', why: 'gone' });
+  assert.deepEqual(planLeftoverEnd(rec(), { leader: leader({ hostname: 'other' }), groupAlive: true }), { action: 'none', why: 'other-host' });
+});
+
+test('POSIX process that is not a group leader: the process alone', () => {
+  assert.deepEqual(planLeftoverEnd(rec({ group: false }), { leader: leader(), groupAlive: null }), { action: 'signal-process', pid: 4242 });
+  assert.deepEqual(planLeftoverEnd(rec({ group: false }), { leader: leader({ alive: false }), groupAlive: null }), { action: 'none', why: 'gone' });
+});
+
+test('macOS: no boot id, start time from ps; a record without a start time trusts a live pid', () => {
+  const mac = rec({ platform: 'darwin', bootId: null, startTime: 'Wed Dec  2 01:00:37 2026' });
+  assert.deepEqual(planLeftoverEnd(mac, { leader: leader({ bootId: null, startTime: 'Wed Dec  2 01:00:37 2026' }), groupAlive: true }, 'darwin'), { action: 'signal-group', pgid: 4242 });
+  assert.deepEqual(planLeftoverEnd(mac, { leader: leader({ bootId: null, startTime: 'Wed Dec  2 03:00:00 2026' }), groupAlive: true }, 'darwin'), { action: 'none', why: 'reused' });
+  assert.deepEqual(planLeftoverEnd(rec({ platform: 'darwin', bootId: null, startTime: null }), { leader: leader({ bootId: null, startTime: 'x' }), groupAlive: true }, 'darwin'), { action: 'signal-group', pgid: 4242 });
+});
+
+test('outside Linux a record without a start time: a live pid whose process started after the record is another one', () => {
+  const at = '2026-12-02T01:00:00.000Z';
+  const win = rec({ platform: 'win32', group: false, bootId: null, startTime: null, recordedAt: at });
+  const filetime = (iso: string) => String((BigInt(Date.parse(iso)) + 11_644_473_600_000n) * 10_000n);
+  assert.deepEqual(planLeftoverEnd(win, { leader: leader({ bootId: null, startTime: filetime('2026-12-02T00:59:59.500Z') }), groupAlive: null }, 'win32'), { action: 'taskkill', pid: 4242 });
+  assert.deepEqual(planLeftoverEnd(win, { leader: leader({ bootId: null, startTime: filetime('2026-12-02T01:05:00.000Z') }), groupAlive: null }, 'win32'), { action: 'none', why: 'reused' });
+  const mac = rec({ platform: 'darwin', bootId: null, startTime: null, recordedAt: new Date(2026, 11, 2, 1, 0, 0).toISOString() });
+  assert.deepEqual(planLeftoverEnd(mac, { leader: leader({ bootId: null, startTime: 'Wed Dec  2 01:00:00 2026' }), groupAlive: true }, 'darwin'), { action: 'signal-group', pgid: 4242 });
+  assert.deepEqual(planLeftoverEnd(mac, { leader: leader({ bootId: null, startTime: 'Wed Dec  2 02:00:00 2026' }), groupAlive: true }, 'darwin'), { action: 'none', why: 'reused' });
+});
+
+test('Windows: taskkill /T /F on the recorded process when its creation time matches; nothing otherwise', () => {
+  const win = rec({ platform: 'win32', group: false, bootId: null, startTime: '133900000000000000' });
+  assert.deepEqual(planLeftoverEnd(win, { leader: leader({ bootId: null, startTime: '133900000000000000' }), groupAlive: null }, 'win32'), { action: 'taskkill', pid: 4242 });
+  assert.deepEqual(planLeftoverEnd(win, { leader: leader({ bootId: null, startTime: '133900000000000999' }), groupAlive: null }, 'win32'), { action: 'none', why: 'reused' });
+  assert.deepEqual(planLeftoverEnd(win, { leader: leader({ bootId: null, alive: false, startTime: null }), groupAlive: null }, 'win32'), { action: 'none', why: 'gone' });
+});
+
+// --- real process groups (POSIX) ---
+
+const posix = process.platform === 'win32' ? 'POSIX only' : false;
+
+async function withLedger(fn: (ledger: ProcessLedger) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'garrison-ledger-'));
+  try {
+    const ledger = new ProcessLedger(dir);
+    await ledger.init();
+    await fn(ledger);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** A detached shell (its own process group) running `script`; resolves once it printed "ready". */
+async function startGroup(script: string): Promise<ChildProcess> {
+  const child = spawn('sh', ['-c', script], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+    child.once('exit', (code) => reject(new Error(`exited ${code} before it was ready`)));
+  });
+  return child;
+}
+
+test('a running group (leader and a grandchild) is ended by SIGTERM; its record round-trips through the ledger', { skip: posix }, () =>
+  withLedger(async (ledger) => {
+    const child = await startGroup('sleep 30 & echo ready; wait');
+    const started = ledger.recordStarted({ runId: 'run-1', attempt: 1, taskId: 't' }, { pid: child.pid!, group: true, command: 'sh' });
+    const [listed] = await ledger.list('run-1');
+    assert.deepEqual(listed, started);
+    if (process.platform === 'linux') assert.match(listed.startTime ?? '', /^\d+$/);
+    const result = await endLeftover(listed, { graceMs: 3000, killWaitMs: 3000 });
+    assert.equal(result.outcome, 'ended');
+    assert.equal(groupAlive(child.pid!), false);
+    assert.match(describeLeftover(result), /process group \d+ \(sh\) of attempt 1 was still running: ended/);
+    await ledger.forget('run-1');
+    assert.deepEqual(await ledger.list(), []);
+  }));
+
+test('a group that ignores SIGTERM is killed after the grace time', { skip: posix }, () =>
+  withLedger(async (ledger) => {
+    const child = await startGroup(`trap '' TERM; sleep 30 & echo ready; wait; wait`);
+    const r = ledger.recordStarted({ runId: 'run-2', attempt: 1, taskId: 't' }, { pid: child.pid!, group: true, command: 'sh' });
+    const result = await endLeftover(r, { graceMs: 200, killWaitMs: 3000 });
+    assert.equal(result.outcome, 'killed');
+    assert.equal(groupAlive(child.pid!), false);
+  }));
+
+test('a group whose leader exited still has its background child: the group is ended', { skip: posix }, () =>
+  withLedger(async (ledger) => {
+    const child = spawn('sh', ['-c', 'sleep 30 & exit 0'], { detached: true, stdio: 'ignore' });
+    const r = ledger.recordStarted({ runId: 'run-3', attempt: 1, taskId: 't' }, { pid: child.pid!, group: true, command: 'sh' });
+    await new Promise((res) => child.once('exit', res));
+    assert.equal(groupAlive(child.pid!), true, 'the background sleep is left in the group');
+    const result = await endLeftover(r, { graceMs: 3000, killWaitMs: 3000 });
+    assert.equal(result.outcome, 'ended');
+    assert.equal(groupAlive(child.pid!), false);
+  }));
+
+test('a pid that now belongs to another process (another start time) is left alone; a gone one is reported gone', { skip: process.platform !== 'linux' && 'needs /proc start times' }, () =>
+  withLedger(async (ledger) => {
+    const child = await startGroup('echo ready; sleep 30');
+    try {
+      const r = ledger.recordStarted({ runId: 'run-4', attempt: 1, taskId: 't' }, { pid: child.pid!, group: true, command: 'sh' });
+      const result = await endLeftover({ ...r, startTime: `${r.startTime}1` }, { graceMs: 100, killWaitMs: 100 });
+      assert.equal(result.outcome, 'pid-reused');
+      assert.equal(groupAlive(child.pid!), true, 'left running');
+    } finally {
+      process.kill(-child.pid!, 'SIGKILL');
+      await new Promise((res) => (child.exitCode !== null || child.signalCode !== null ? res(null) : child.once('exit', res)));
+    }
+    const gone = await endLeftover(rec({ pid: child.pid!, startTime: null, bootId: null, hostname: os.hostname() }), { graceMs: 100, killWaitMs: 100 });
+    assert.equal(gone.outcome, 'already-gone');
+  }));
