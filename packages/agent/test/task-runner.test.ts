@@ -251,21 +251,21 @@ function assertSeqIncreasing(reports: Report[]): void {
 // 1. Time triggers
 // ---------------------------------------------------------------------------------------------
 
-test('daily 02:30 Europe/Paris fires once on the spring-forward day, at 03:30 local (01:30Z)', (t) =>
+test('daily 02:30 Europe/Paris fires once on the spring-forward day, at 03:00 local (01:00Z), the end of the gap', (t) =>
   withEnv(t, { now: '2026-03-28T12:00:00.000Z', intervals: false, tasks: [task('d', { triggers: [{ type: 'daily', time: '02:30' }], timeBasis: 'Europe/Paris' })] }, async (env) => {
     const { runner, fake } = env;
     tickTo(env, '2026-03-29T00:30:00.000Z'); // 02:30 CEST would be 00:30Z: the wall time does not exist, no fire
     assert.deepEqual(runner.runningTaskIds(), []);
-    tickTo(env, '2026-03-29T01:29:59.999Z');
+    tickTo(env, '2026-03-29T00:59:59.999Z');
     assert.deepEqual(runner.runningTaskIds(), []);
-    tickTo(env, '2026-03-29T01:30:00.000Z'); // 03:30 CEST: shifted by the gap
+    tickTo(env, '2026-03-29T01:00:00.000Z'); // 03:00 CEST: the first instant after the gap (ADR 0016)
     assert.deepEqual(runner.runningTaskIds(), ['d']);
     await idle(env);
     assert.equal(fake.callsOf('d').length, 1);
     const [fin] = finalsOf(env, 'd');
     assert.equal(fin.state, 'succeeded');
     assert.equal(fin.cause, 'daily');
-    assert.equal(fin.createdAt, '2026-03-29T01:30:00.000Z');
+    assert.equal(fin.createdAt, '2026-03-29T01:00:00.000Z');
 
     // Nothing else that day; the next fire is 02:30 CEST on the 30th (00:30Z).
     tickTo(env, '2026-03-30T00:29:59.999Z');
@@ -276,7 +276,7 @@ test('daily 02:30 Europe/Paris fires once on the spring-forward day, at 03:30 lo
     await idle(env);
     assert.deepEqual(
       finalsOf(env, 'd').map((r) => r.createdAt),
-      ['2026-03-29T01:30:00.000Z', '2026-03-30T00:30:00.000Z'],
+      ['2026-03-29T01:00:00.000Z', '2026-03-30T00:30:00.000Z'],
     );
     assert.deepEqual(await activeFiles(env), []);
   }));

@@ -9,8 +9,12 @@
  *   every:15m | every:2h | every:1d
  *   daily:02:30 | daily:02:30/3          (every third day)
  *   weekly:mon,thu@08:00 | weekly:mon-fri@08:00
- *   monthly:15@09:00 | monthly:last@09:00 | monthly:2nd-tue@09:00 | monthly:last-fri@09:00
- *   cron:0 3 * * 1-5
+ *   monthly:15@09:00 | monthly:last@09:00 | monthly:2nd-tue@09:00 | monthly:5th-fri@09:00 | monthly:last-fri@09:00
+ *   cron:0 3 * * 1-5 | cron:6/23 * * * * | cron:@daily (and the other cron nicknames)
+ *
+ * Cron expressions are only checked for their shape here (5 or 6 fields, or a nickname); the
+ * server validates the fields and answers SCHEDULE_INVALID naming the field, so the CLI and
+ * the API cannot disagree on what a field means.
  */
 import type { Trigger, Weekday } from '@garrison/protocol';
 
@@ -32,8 +36,12 @@ export const SCHEDULE_SPEC_HELP = `Schedule SPEC (repeat --schedule for several 
   daily:02:30[/N]                 every day (every N days) at 02:30
   weekly:mon,thu@08:00            on these days (ranges like mon-fri allowed)
   monthly:15@09:00                on day 15 (or "last") of each month
-  monthly:2nd-tue@09:00           on the 1st-4th or last weekday of each month
-  cron:'0 3 * * 1-5'              a cron expression`;
+  monthly:2nd-tue@09:00           on the 1st-5th or last weekday of each month
+                                  (months without a 5th such weekday are skipped)
+  cron:'0 3 * * 1-5'              a cron expression (5 fields; 6 with seconds first);
+                                  steps like 6/23 mean 6-59/23; when day of month and day
+                                  of week are both restricted, a day matching either runs
+  cron:@daily                     @yearly @annually @monthly @weekly @daily @midnight @hourly`;
 
 const DAYS: readonly Weekday[] = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 const DAY_ALIASES: Record<string, Weekday> = {
@@ -45,14 +53,17 @@ const DAY_ALIASES: Record<string, Weekday> = {
   fri: 'fri', friday: 'fri',
   sat: 'sat', saturday: 'sat',
 };
-const ORDINALS: Record<string, 1 | 2 | 3 | 4 | 'last'> = {
+/** The cron nicknames the server accepts (cronie's, without @reboot: use agent-start). */
+export const CRON_NICKNAMES = ['@yearly', '@annually', '@monthly', '@weekly', '@daily', '@midnight', '@hourly'] as const;
+const ORDINALS: Record<string, 1 | 2 | 3 | 4 | 5 | 'last'> = {
   '1': 1, '1st': 1, first: 1,
   '2': 2, '2nd': 2, second: 2,
   '3': 3, '3rd': 3, third: 3,
   '4': 4, '4th': 4, fourth: 4,
+  '5': 5, '5th': 5, fifth: 5,
   last: 'last',
 };
-const ORDINAL_NAMES: Record<string, string> = { 1: '1st', 2: '2nd', 3: '3rd', 4: '4th', last: 'last' };
+const ORDINAL_NAMES: Record<string, string> = { 1: '1st', 2: '2nd', 3: '3rd', 4: '4th', 5: '5th', last: 'last' };
 /** Final run states an after-task trigger may name (hyphens accepted for underscores). */
 export const FINAL_STATES = ['succeeded', 'succeeded_with_warnings', 'failed', 'timed_out', 'cancelled', 'skipped'] as const;
 
@@ -211,7 +222,7 @@ export function parseTriggerSpec(input: string): Trigger {
       const m = /^([a-z0-9]+)[- ]([a-z]+)$/.exec(w);
       const week = m ? ORDINALS[m[1]!] : undefined;
       if (!m || week === undefined) {
-        throw new ScheduleSpecError(`"${spec}": "${when}" is not a day of the month (1-31, last) or a weekday of the month (1st-tue, 2nd-mon, last-fri)`);
+        throw new ScheduleSpecError(`"${spec}": "${when}" is not a day of the month (1-31, last) or a weekday of the month (1st-tue, 2nd-mon, 5th-fri, last-fri)`);
       }
       return { type: 'monthly', week, weekday: parseDay(m[2]!, spec), time };
     }
@@ -221,10 +232,18 @@ export function parseTriggerSpec(input: string): Trigger {
       let expression = rest;
       if (/^(['"]).*\1$/.test(expression)) expression = expression.slice(1, -1).trim();
       const fields = expression.split(/\s+/).filter(Boolean);
-      if (fields.length < 5 || fields.length > 6) throw new ScheduleSpecError(`"${spec}": a cron expression has 5 fields (or 6 with seconds), not ${fields.length}`);
-      expression = fields.join(' ');
-      if (expression.length < 9) throw new ScheduleSpecError(`"${spec}": "${expression}" is too short for a cron expression`);
-      return { type: 'cron', expression };
+      if (fields.length === 1 && fields[0]!.startsWith('@')) {
+        const nickname = fields[0]!.toLowerCase();
+        if (!(CRON_NICKNAMES as readonly string[]).includes(nickname)) {
+          const hint = nickname === '@reboot' ? ' (for "at start-up" use the agent-start schedule)' : '';
+          throw new ScheduleSpecError(`"${spec}": "${fields[0]}" is not a cron nickname (${CRON_NICKNAMES.join(', ')})${hint}`);
+        }
+        return { type: 'cron', expression: nickname };
+      }
+      if (fields.length < 5 || fields.length > 7) {
+        throw new ScheduleSpecError(`"${spec}": a cron expression has 5 fields (6 with seconds first, 7 with a year last), or is a nickname such as @daily, not ${fields.length} fields`);
+      }
+      return { type: 'cron', expression: fields.join(' ') };
     }
 
     default:

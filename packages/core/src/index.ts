@@ -5,6 +5,7 @@
  */
 export * from './zoned-time.ts';
 export * from './schedule.ts';
+export * from './cron.ts';
 export * from './effective-tasks.ts';
 export * from './run-state.ts';
 export * from './version.ts';

@@ -15,15 +15,14 @@
  * Time basis: wall-clock fields (`time` "HH:MM", once.at) are read in the zone given by
  * `resolveTimeZone` — the device's zone for "local" (the default), "UTC", or an IANA name.
  *
- * DST rules (daily, weekly, monthly, once — implemented in zoned-time.ts):
- * - a wall time that does not exist (spring-forward gap) fires once, shifted forward by the
- *   gap's length: 02:30 in a one-hour gap fires at 03:30 local, the same day;
- * - an ambiguous wall time (fall-back) fires once, at the earlier instant.
- * Cron expressions are evaluated by croner, which has its own (Vixie-cron-like) rules: a
- * fixed-time job (single second/minute/hour values) in a gap runs at the first valid time after
- * the gap (03:00, not 03:30) and runs once in a repeated hour; an interval-style job
- * (wildcards, steps, lists) skips gap times and runs in both passes of a repeated hour.
- * We keep croner's rules for cron rather than second-guessing them: cron users expect cron.
+ * DST rules (one rule for daily, weekly, monthly, once and fixed-time cron; ADR 0016):
+ * - a wall time that does not exist (spring-forward gap) fires once, at the first instant
+ *   after the gap: 02:30 in the gap 02:00 → 03:00 fires at 03:00 local, the same day;
+ * - an ambiguous wall time (fall-back) fires once, at its first occurrence.
+ * This is cronie's rule for fixed-time jobs; cron.ts applies it to cron expressions whose
+ * minute and hour fields are values, lists or ranges. Cron jobs whose minute or hour field
+ * starts with `*` follow the wall clock instead (cronie's wildcard jobs): their gap minutes
+ * do not exist, and a repeated hour runs twice.
  *
  * Interval triggers are elapsed time, not wall clock: "every 15 minutes" fires every 900 s
  * through DST changes, anchored at startAt when given, else at the Unix epoch (so it fires
@@ -34,13 +33,15 @@
  * reports it; validation refuses such schedules before they reach a scheduler).
  *
  * Trade-offs: daily/weekly/monthly are computed by walking local calendar days or months
- * (a handful of steps, bounded), not by generating cron patterns, because croner's gap rule
- * (first valid time) differs from the product's (shift by the gap). Going backwards
- * (`lastMissedFire`) uses the same walk in reverse and interval arithmetic, so it costs the
- * same whether the device was off for a minute or a year.
+ * (a handful of steps, bounded), not by generating cron patterns, which keeps each trigger's
+ * meaning obvious. Going backwards (`lastMissedFire`) uses the same walk in reverse and
+ * interval arithmetic, so it costs the same whether the device was off for a minute or a
+ * year. Walks that may have to go far (a monthly 5th weekday in chosen months, a cron Feb 29
+ * on a Friday) are bounded by the Gregorian 400-year cycle, after which nothing new can
+ * happen: past it, the answer is "never".
  */
 import type { Schedule, Trigger, TriggerType, Weekday } from '@garrison/protocol';
-import { Cron } from 'croner';
+import { CronSyntaxError, cronNeverFires, cronNext, cronPrevious, parseCron, type CronSpec } from './cron.ts';
 import {
   assertValidTimeZone,
   civilFromDayNumber,
@@ -151,27 +152,26 @@ function parseLocalDateTime(value: string) {
   return { year, month, day, hour, minute, second };
 }
 
-// croner parses a pattern once per (expression, zone); a small memo keeps scheduler loops
-// over thousands of tasks from re-parsing. It is bounded and only ever changes speed.
-const cronCache = new Map<string, Cron | null>();
+// An expression is parsed once; a small memo keeps scheduler loops over thousands of tasks
+// from re-parsing. It is bounded and only ever changes speed.
+const cronCache = new Map<string, CronSpec | null>();
 const CRON_CACHE_MAX = 1000;
 
-function cronFor(expression: string, timeZone: string): Cron | null {
-  const key = `${timeZone}\u0000${expression}`;
-  let cron = cronCache.get(key);
-  if (cron === undefined) {
+function cronFor(expression: string): CronSpec | null {
+  let spec = cronCache.get(expression);
+  if (spec === undefined) {
     try {
-      // No callback: croner never starts a timer for a job without a function.
-      const c = new Cron(expression, { timezone: timeZone });
-      // croner also accepts an ISO date as a run-once "pattern"; that is not a cron expression.
-      cron = c.getOnce() === null ? c : null;
+      // One that can never fire (stored before validation refused it) costs one proof, here,
+      // rather than a bounded but long search on every call.
+      const parsed = parseCron(expression);
+      spec = cronNeverFires(parsed) ? null : parsed;
     } catch {
-      cron = null;
+      spec = null;
     }
     if (cronCache.size >= CRON_CACHE_MAX) cronCache.clear();
-    cronCache.set(key, cron);
+    cronCache.set(expression, spec);
   }
-  return cron;
+  return spec;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -224,10 +224,14 @@ export function scheduleIssues(schedule: Schedule): string[] {
       }
       case 'cron':
         try {
-          const c = new Cron(trigger.expression, { timezone: 'UTC' });
-          if (c.getOnce() !== null) issues.push(`${at}: "${trigger.expression}" is a date, not a cron expression (use a once trigger)`);
+          // Refused rather than stored: a task that can never run is a mistake nobody would
+          // notice (cronie accepts "0 0 30 2 *" and silently never runs it).
+          if (cronNeverFires(parseCron(trigger.expression))) {
+            issues.push(`${at}: cron expression "${trigger.expression}" never fires: no date matches its day-of-month, month and day-of-week fields`);
+          }
         } catch (err) {
-          issues.push(`${at}: invalid cron expression "${trigger.expression}": ${err instanceof Error ? err.message : String(err)}`);
+          const reason = err instanceof CronSyntaxError ? err.message : String(err);
+          issues.push(`${at}: invalid cron expression "${trigger.expression}": ${reason}`);
         }
         break;
       case 'after-task':
@@ -294,8 +298,13 @@ function addMonths(year: number, month: number, delta: number): { year: number; 
   return { year: Math.floor(index / 12), month: mod(index, 12) + 1 };
 }
 
-/** How many months a monthly walk may look at: a months filter needs at most 12 + the current. */
-const MONTH_WALK = 26;
+/**
+ * How many months a monthly walk may look at. Weekdays of dates repeat every 400 years (4800
+ * months), so a month that can match (a 5th Monday in February: only some leap years) does
+ * so within 4800 months of any start, and one that does not within them never will. The
+ * walk is cheap arithmetic per month; it only gets long for such rare triggers.
+ */
+const MONTH_WALK = 4800 + 2;
 
 /**
  * First fire strictly after `from` (ms), ignoring the window's end; `anchor` is the window's
@@ -354,9 +363,8 @@ function nextRaw(trigger: TimeTrigger, from: number, timeZone: string, anchor: n
       return null;
     }
     case 'cron': {
-      const cron = cronFor(trigger.expression, timeZone);
-      const next = cron?.nextRun(new Date(from));
-      return next ? next.getTime() : null;
+      const spec = cronFor(trigger.expression);
+      return spec === null ? null : cronNext(spec, from, timeZone);
     }
   }
 }
@@ -414,10 +422,8 @@ function previousRaw(trigger: TimeTrigger, to: number, timeZone: string, anchor:
       return null;
     }
     case 'cron': {
-      const cron = cronFor(trigger.expression, timeZone);
-      // previousRuns is strictly before its reference: +1 ms makes `to` itself count.
-      const prev = cron?.previousRuns(1, new Date(to + 1))[0];
-      return prev ? prev.getTime() : null;
+      const spec = cronFor(trigger.expression);
+      return spec === null ? null : cronPrevious(spec, to, timeZone);
     }
   }
 }
@@ -455,8 +461,8 @@ export function nextScheduledFire(schedule: Schedule, after: Date, timeZone: str
  * missed fire matters (one catch-up run, not one per miss).
  *
  * Cost does not depend on the gap's length: intervals are computed arithmetically, daily,
- * weekly and monthly walk back at most a few days or 26 months from `to`, and cron uses
- * croner's reverse search. An every-minute schedule missed for a year is a handful of steps.
+ * weekly walk back at most a few days from `to`, monthly month by month (a few months but
+ * for rare triggers), and cron day by day over matching days only. An every-minute schedule missed for a year is a handful of steps.
  */
 export function lastMissedFire(schedule: Schedule, from: Date, to: Date, timeZone: string): Date | null {
   assertValidTimeZone(timeZone);

@@ -6,12 +6,12 @@
  * jumps make the mapping not one-to-one. JavaScript's Date only knows UTC and the process's
  * own zone, so we ask Intl.DateTimeFormat for the zone's wall clock at an instant and derive
  * everything else from that single primitive. No time-zone database of our own, no
- * dependency: the runtime's ICU data is the source of truth (the same one croner uses).
+ * dependency: the runtime's ICU data is the source of truth.
  *
  * DST rules (the product's rules, applied by every daily/weekly/monthly/once trigger):
- * - a wall time that does not exist (spring-forward gap) maps to the instant it would have
- *   had with the offset in force before the gap, i.e. it is shifted forward by the gap's
- *   length: 02:30 in a one-hour gap becomes 03:30 local time, the same day;
+ * - a wall time that does not exist (spring-forward gap) maps to the first instant after the
+ *   gap: 02:30 in the gap 02:00 → 03:00 becomes 03:00 local time, the same day, as cronie
+ *   runs a fixed-time job (ADR 0016; until then it was shifted by the gap's length, 03:30);
  * - an ambiguous wall time (fall-back, the hour happens twice) maps to the earlier instant,
  *   so a schedule fires once, in the first pass through the repeated hour.
  *
@@ -153,9 +153,63 @@ export function resolveWallTime(wall: WallTime, timeZone: string): { instant: nu
   }
   if (v1) return { instant: c1, kind: 'single' };
   if (v2) return { instant: c2, kind: 'single' };
-  // Neither offset produces this wall time: it lies in a gap. Reading it with the offset in
-  // force before the gap lands the same distance past the gap's end (02:30 → 03:30).
-  return { instant: local - before, kind: 'gap' };
+  // Neither offset produces this wall time: it lies in a gap, which ends somewhere in
+  // (c2, c1]. It fires at the gap's end, the first instant after it (02:30 → 03:00).
+  return { instant: transitionBetween(c2, c1, timeZone), kind: 'gap' };
+}
+
+/**
+ * The first whole-second instant in (lo, hi] whose offset differs from the offset at lo,
+ * given that the offset at hi differs (one transition between them): a binary search, about
+ * 18 steps over two days.
+ */
+function transitionBetween(lo: number, hi: number, timeZone: string): number {
+  const base = zoneOffsetMs(lo, timeZone);
+  let a = lo - mod(lo, 1000);
+  let b = hi - mod(hi, 1000);
+  while (b - a > 1000) {
+    const mid = a + Math.floor((b - a) / 2000) * 1000;
+    if (zoneOffsetMs(mid, timeZone) === base) a = mid;
+    else b = mid;
+  }
+  return b;
+}
+
+/**
+ * How wall times of one local day map to instants: the offset before and after the day, and
+ * the instant the offset changes when it does (null on the ~363 ordinary days of a year).
+ * Wall time w (as UTC-based ms) is `w - offsetBefore` when that is before the transition, and
+ * `w - offsetAfter` when that is at or after it: both for a repeated time, neither in a gap.
+ *
+ * The offsets are sampled 15 hours either side of the day (offsets span -12 to +14 hours, so
+ * the window holds all of the day's instants), assuming at most one change in that 54-hour
+ * window, as resolveWallTime does. A transition found just outside the day still classifies
+ * the day's wall times correctly. Memoized per (zone, day): only ever changes speed.
+ */
+export interface ZoneDayModel {
+  offsetBefore: number;
+  offsetAfter: number;
+  transition: number | null;
+}
+
+const dayModels = new Map<string, ZoneDayModel>();
+const DAY_MODELS_MAX = 4096;
+const UTC_MODEL: ZoneDayModel = { offsetBefore: 0, offsetAfter: 0, transition: null };
+
+export function zoneDayModel(day: number, timeZone: string): ZoneDayModel {
+  if (isUtc(timeZone)) return UTC_MODEL;
+  const key = `${timeZone}\u0000${day}`;
+  let model = dayModels.get(key);
+  if (model === undefined) {
+    const lo = day * DAY_MS - 15 * 3_600_000;
+    const hi = (day + 1) * DAY_MS + 15 * 3_600_000;
+    const offsetBefore = zoneOffsetMs(lo, timeZone);
+    const offsetAfter = zoneOffsetMs(hi, timeZone);
+    model = { offsetBefore, offsetAfter, transition: offsetBefore === offsetAfter ? null : transitionBetween(lo, hi, timeZone) };
+    if (dayModels.size >= DAY_MODELS_MAX) dayModels.clear();
+    dayModels.set(key, model);
+  }
+  return model;
 }
 
 /** The instant of a wall time in a zone, by the DST rules above. */

@@ -91,21 +91,27 @@ export const WeeklyTrigger = Type.Object(
 );
 /**
  * Monthly: either on day N of the month (`day`, 1-31 or "last"; months without that day
- * run on their last day), or on the nth weekday (`week` 1-4 or "last", with `weekday`).
+ * run on their last day), or on the nth weekday (`week` 1-5 or "last", with `weekday`; a
+ * month without a 5th such weekday is skipped).
  */
 export const MonthlyTrigger = Type.Object(
   {
     type: Type.Literal('monthly'),
     time: TimeOfDay,
     day: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 31 }), Type.Literal('last')])),
-    week: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 4 }), Type.Literal('last')])),
+    week: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 5 }), Type.Literal('last')])),
     weekday: Type.Optional(WeekdaySchema),
     months: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 12 }), { minItems: 1, maxItems: 12 })),
   },
   { additionalProperties: false },
 );
+/**
+ * Five fields (six with seconds first, seven with a year last), or a nickname: @yearly @annually @monthly @weekly
+ * @daily @midnight @hourly. When day of month and day of week are both restricted, a day
+ * matching either runs (cron's OR rule). Syntax and daylight-saving rules: core/src/cron.ts.
+ */
 export const CronTrigger = Type.Object(
-  { type: Type.Literal('cron'), expression: Type.String({ minLength: 9, maxLength: 200 }) },
+  { type: Type.Literal('cron'), expression: Type.String({ minLength: 1, maxLength: 200, pattern: '\\S' }) },
   { additionalProperties: false },
 );
 export const OnDemandTrigger = Type.Object({ type: Type.Literal('on-demand') }, { additionalProperties: false });

@@ -236,8 +236,11 @@ function TriggerFields({ trigger: t, onChange, tasks, taskId, on }: { trigger: T
       return <MonthlyFields trigger={t} onChange={onChange} />;
     case 'cron':
       return (
-        <Labeled label="Cron expression" hint="minute hour day-of-month month day-of-week, e.g. 0 3 * * 1-5 (03:00 on weekdays); a leading seconds field is allowed; read in the time basis">
-          <input type="text" className="mono" required minLength={9} maxLength={200} spellCheck={false} value={t.expression} onChange={(e) => onChange({ ...t, expression: e.target.value })} />
+        <Labeled
+          label="Cron expression"
+          hint="minute hour day-of-month month day-of-week, e.g. 0 3 * * 1-5 (03:00 on weekdays), or @yearly @monthly @weekly @daily @hourly; a leading seconds field is allowed; read in the time basis. When day of month and day of week are both set, a day matching either runs: 0 3 1 * MON is the 1st and every Monday. Jobs with * in the minute or hour follow the clock through daylight-saving changes (skipped minutes do not run, a repeated hour runs twice)"
+        >
+          <input type="text" className="mono" required minLength={1} maxLength={200} spellCheck={false} value={t.expression} onChange={(e) => onChange({ ...t, expression: e.target.value })} />
         </Labeled>
       );
     default:
@@ -343,12 +346,13 @@ function MonthlyFields({ trigger: t, onChange }: { trigger: Extract<Trigger, { t
         </Labeled>
         {byWeekday ? (
           <>
-            <Labeled label="Week">
+            <Labeled label="Week" hint="Months without a fifth such weekday are skipped">
               <select value={String(t.week ?? 1)} onChange={(e) => onChange({ ...t, week: e.target.value === 'last' ? 'last' : Number(e.target.value) })}>
                 <option value="1">first</option>
                 <option value="2">second</option>
                 <option value="3">third</option>
                 <option value="4">fourth</option>
+                <option value="5">fifth</option>
                 <option value="last">last</option>
               </select>
             </Labeled>
@@ -428,7 +432,7 @@ function ScheduleOptions({ value: s, set, on, runsOn }: { value: Schedule; set: 
     <>
       <h3>Options</h3>
       <div className="row">
-        <Labeled label="Time basis" hint="How the times of the triggers are read">
+        <Labeled label="Time basis" hint="How the times of the triggers are read. A time skipped by a daylight-saving change runs once, when the clock resumes; a time that happens twice runs once, the first time">
           <select
             value={basisKind}
             onChange={(e) => set({ timeBasis: e.target.value === 'local' ? undefined : e.target.value === 'UTC' ? 'UTC' : browserZone() })}

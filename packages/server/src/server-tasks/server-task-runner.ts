@@ -11,7 +11,7 @@
  */
 import type { Logger } from 'pino';
 import { finalServerTaskRunStates, type ServerTask, type ServerTaskRunState } from '@garrison/protocol';
-import { nextScheduledFire, randomizedDelayMs, retryDelayMs } from '@garrison/core';
+import { nextScheduledFire, randomizedDelayMs, resolveTimeZone, retryDelayMs } from '@garrison/core';
 import { AppError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import type { Clock } from '../clock.ts';
@@ -41,7 +41,8 @@ export function serverTimeZone(): string {
 /** When the schedule fires next after `after` (null: only on demand or on events, or disabled). */
 export function nextRunOf(task: Pick<ServerTask, 'schedule' | 'enabled'>, after: Date): string | null {
   if (!task.enabled) return null;
-  return nextScheduledFire(task.schedule, after, serverTimeZone())?.at.toISOString() ?? null;
+  // The schedule's time basis decides the zone ("local" is the server's), as on an agent.
+  return nextScheduledFire(task.schedule, after, resolveTimeZone(task.schedule, serverTimeZone()))?.at.toISOString() ?? null;
 }
 
 export class ServerTaskRunner {
