@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Schedule } from '@garrison/protocol';
 import { buildSchedule, buildSettings, type TaskOptionValues } from '@garrison/cli/task-options';
-import { UsageError } from '@garrison/cli/client';
+import { UsageError } from '@garrison/cli/usage-error';
 
 export { UsageError };
 

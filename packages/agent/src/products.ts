@@ -121,7 +121,7 @@ export class ProductManager {
     }
     const archive = path.join(this.#o.downloadsDir, `${pkg.sha256}.tgz`);
     const productDir = this.productDir(pkg.product);
-    const packageDir = path.join(productDir, 'packages', pkg.version);
+    const packageDir = path.join(productDir, 'packages', packageFolderName(pkg.version));
     try {
       await this.#fetchArchive(pkg, archive, server);
       await verifyPackage(archive, pkg, server.signingPublicKey);
@@ -222,4 +222,13 @@ export class ProductManager {
     const rec = await this.record(product);
     return rec ? this.run(rec.manifest, rec.packageDir, 'stop') : null;
   }
+}
+
+/**
+ * The folder a version is unpacked into. Versions may hold ":" (a dpkg or rpm epoch), which
+ * Windows does not allow in a file name, so it is written as "%3A" (and "%" cannot occur in a
+ * version, so no two versions share a folder).
+ */
+export function packageFolderName(version: string): string {
+  return version.replace(/:/g, '%3A');
 }

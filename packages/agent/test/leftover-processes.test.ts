@@ -140,6 +140,8 @@ test('a pid that now belongs to another process (another start time) is left alo
       process.kill(-child.pid!, 'SIGKILL');
       await new Promise((res) => (child.exitCode !== null || child.signalCode !== null ? res(null) : child.once('exit', res)));
     }
+    // The leader's exit is seen first; the group's other member (sleep) dies a moment later.
+    for (const until = Date.now() + 10_000; groupAlive(child.pid!) && Date.now() < until; ) await new Promise((res) => setTimeout(res, 20));
     const gone = await endLeftover(rec({ pid: child.pid!, startTime: null, bootId: null, hostname: os.hostname() }), { graceMs: 100, killWaitMs: 100 });
     assert.equal(gone.outcome, 'already-gone');
   }));

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { ErrorBody } from '@garrison/protocol';
 import { pinnedFetch, type FetchLike } from '@garrison/protocol/tls';
 import { userAgent } from './version.ts';
+import { UsageError } from './usage-error.ts';
 
 /** An error the API returned (or a transport failure, with a code from the same closed list). Exit code 1. */
 export class ApiError extends Error {
@@ -27,12 +28,7 @@ export class ApiError extends Error {
 }
 
 /** A mistake in how the command was called, or missing connection settings. Exit code 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+export { UsageError };
 
 export interface ConnectionOptions {
   server?: string;

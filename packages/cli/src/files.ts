@@ -1,6 +1,6 @@
 /** Reading the files and standard input that options name; failures are usage errors. */
 import { readFile, writeFile } from 'node:fs/promises';
-import { UsageError } from './client.ts';
+import { UsageError } from './usage-error.ts';
 
 export async function readStdin(stream: NodeJS.ReadableStream = process.stdin): Promise<string> {
   const chunks: Buffer[] = [];

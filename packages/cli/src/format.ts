@@ -1,5 +1,5 @@
 /** Human-readable output: aligned tables, key-value blocks, times and durations. */
-import { UsageError } from './client.ts';
+import { UsageError } from './usage-error.ts';
 
 export type Cell = string | number | boolean | null | undefined;
 

@@ -4,7 +4,7 @@
  * (ResolvedTaskInputs), so that these are unit-tested without a server.
  */
 import type { Schedule, Scope, Selection, Task, TaskCreate, TaskUpdate } from '@garrison/protocol';
-import { UsageError } from './client.ts';
+import { UsageError } from './usage-error.ts';
 import { parseIntList, parseIntOption } from './format.ts';
 import { parseScheduleSpecs, ScheduleSpecError } from './schedule-spec.ts';
 

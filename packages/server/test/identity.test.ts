@@ -42,8 +42,11 @@ for (const kind of dbKinds) {
         return d.credentialRotatedAt !== null && !d.rotateRequested ? d : undefined;
       }, { what: 'rotation done', output: a.output });
       assert.ok(rotated.credentialRotatedAt);
-      const after = JSON.parse(await readFile(credFile, 'utf8')) as { credential: string; deviceId: string };
-      assert.notEqual(after.credential, before.credential);
+      // The server records the rotation when it accepts it; the agent writes its file after.
+      const after = await waitFor(async () => {
+        const c = JSON.parse(await readFile(credFile, 'utf8')) as { credential: string; deviceId: string };
+        return c.credential !== before.credential && c;
+      }, { what: 'the new credential written', output: a.output });
       assert.equal(after.deviceId, a.deviceId);
       // Once the agent uses the new secret (it reconnects with it), the old one is refused.
       await waitFor(async () => (await device(a.deviceId)).online, { what: 'online with the new credential', output: a.output });
