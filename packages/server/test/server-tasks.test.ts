@@ -59,8 +59,13 @@ async function finalRun(t: TestServer, runId: string, timeoutMs = 15_000): Promi
   );
 }
 /** "YYYY-MM-DDTHH:MM:SS" in UTC, `ms` from now: a once trigger with timeBasis UTC. */
+/**
+ * A wall-clock time in UTC at least `ms` from now. A once trigger has whole seconds, so the
+ * time is rounded up: truncated, `now + 1000` could be as little as a few ms away, and a task
+ * created after its only fire time never runs (the cause of a rare flake under load).
+ */
 function utcLocal(ms: number): string {
-  return new Date(Date.now() + ms).toISOString().slice(0, 19);
+  return new Date(Math.ceil((Date.now() + ms) / 1000) * 1000).toISOString().slice(0, 19);
 }
 
 for (const kind of dbKinds) {
@@ -279,6 +284,7 @@ describe('server tasks on two instances sharing PostgreSQL', { skip: pgSkip }, (
     const b = await startTestServer(postgresKind, { restartOf: a, serverTaskTypes: [probe], port: 0 });
     try {
       const task = await create(a, { name: 'shared', settings: { ms: 50 }, schedule: { triggers: [{ type: 'once', at: utcLocal(1000) }], timeBasis: 'UTC' } });
+      assert.ok(task.nextRunAt, 'scheduled in the future');
       const scheduled = await waitFor(async () => (await runs(b, task.id)).find((r) => r.state === 'succeeded'), { what: 'the scheduled run' });
       const viaB = (await b.api<ServerTaskRun>('POST', `/api/v1/server-tasks/${task.id}/run`)).body;
       await finalRun(a, viaB.id);
