@@ -3,27 +3,15 @@
  * once its tasks are known (a new agent knows none before its first check-in), enrolment once
  * per enrolment, agent-start once per start. Agent-side behaviour: SQLite only.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import type { Run, Task } from '@garrison/protocol';
-import { spawnAgent, startAgent, startTestServer, tempDir, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
+import { spawnAgent, startAgent, tempDir, useTestServer, waitFor } from './helpers.ts';
 
 describe('agent events: enrolment and agent start', () => {
-  let t: TestServer;
-  const agents: AgentProcess[] = [];
-  before(async () => {
-    t = await startTestServer();
-  });
-  after(async () => {
-    await Promise.all(agents.map((a) => a.kill('SIGKILL')));
-    await t.close();
-  });
-  const track = <A extends AgentProcess>(a: A): A => {
-    agents.push(a);
-    return a;
-  };
+  const t = useTestServer();
   const task = async (name: string, groupId: string, trigger: string): Promise<Task> => {
     const r = await t.api<Task>('POST', '/api/v1/tasks', { name, type: 'script', settings: { command: `echo ${trigger}` }, schedule: { triggers: [{ type: trigger }] }, scope: { type: 'group', groupId } });
     assert.equal(r.status, 201, JSON.stringify(r.body));
@@ -49,7 +37,7 @@ describe('agent events: enrolment and agent start', () => {
     const enrol = spawnAgent(['enrol', '--server', t.server.url, '--token-file', path.join(tokenDir, 'token'), '--ca', t.caFile, '--name', 'events-installed'], stateDir);
     await new Promise((r) => enrol.child.once('exit', r));
     assert.equal(enrol.child.exitCode, 0, enrol.output());
-    let agent = track(spawnAgent([], stateDir));
+    let agent = t.track(spawnAgent([], stateDir));
     const device = await waitFor(async () => (await t.api<{ id: string; online: boolean }[]>('GET', '/api/v1/devices?search=events-installed')).body.find((d) => d.online), { what: 'agent online', output: agent.output });
 
     await waitFor(() => finalRuns(onEnrolment.id, device.id, 1), { what: 'the enrolment task ran', output: agent.output });
@@ -62,7 +50,7 @@ describe('agent events: enrolment and agent start', () => {
     // first check-in (the events owed fire before the check-in event).
     await agent.stop();
     const restartedAt = new Date().toISOString();
-    agent = track(spawnAgent([], stateDir));
+    agent = t.track(spawnAgent([], stateDir));
     await waitFor(async () => (await runs(onCheckIn.id, device.id)).some((r) => r.createdAt > restartedAt && r.state === 'succeeded'), { what: 'the check-in after the restart', output: agent.output });
     await waitFor(() => finalRuns(onStart.id, device.id, 2), { what: 'the agent-start task ran after the restart', output: agent.output });
     assert.equal((await runs(onEnrolment.id, device.id)).length, 1, 'enrolment fired once');
@@ -74,7 +62,7 @@ describe('agent events: enrolment and agent start', () => {
     const g = (await t.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Events One Process' })).body.id;
     const onEnrolment = await task('enrolment, one process', g, 'enrolment');
     const onStart = await task('agent start, one process', g, 'agent-start');
-    const agent = track(await startAgent(t, g, 'events-one-process'));
+    const agent = t.track(await startAgent(t, g, 'events-one-process'));
     await waitFor(() => finalRuns(onEnrolment.id, agent.deviceId, 1), { what: 'the enrolment task ran', output: agent.output });
     await waitFor(() => finalRuns(onStart.id, agent.deviceId, 1), { what: 'the agent-start task ran', output: agent.output });
     // A task created afterwards with these triggers does not fire: the events are over.

@@ -2,12 +2,12 @@
  * Client tasks end to end: a real server, real agent processes over real sockets, real
  * commands executed on the device side.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
 import type { Run, Task, TaskProgress } from '@garrison/protocol';
-import { agentCli, dbKinds, spawnAgent, startAgent, startProxy, startTestServer, tempDir, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
+import { agentCli, dbKinds, spawnAgent, startAgent, startProxy, startTestServer, tempDir, useTestServer, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
 
 type Agent = AgentProcess & { deviceId: string };
 
@@ -36,25 +36,13 @@ async function results(t: TestServer, taskId: string): Promise<Run[]> {
 
 for (const kind of dbKinds) {
   describe(`client tasks end to end (${kind.name})`, () => {
-    let t: TestServer;
-    const agents: AgentProcess[] = [];
-    before(async () => {
-      t = await startTestServer(kind);
-    });
-    after(async () => {
-      await Promise.all(agents.map((a) => a.kill('SIGKILL')));
-      await t.close();
-    });
-    const track = <A extends AgentProcess>(a: A): A => {
-      agents.push(a);
-      return a;
-    };
+    const t = useTestServer(kind);
 
     it('runs a group task on the group and its subgroups, honours blocked inheritance, and follows devices that move', async () => {
       const parent = await group(t, 'E2E Parent');
       const child = await group(t, 'E2E Child', parent);
-      const a = track(await startAgent(t, parent, 'e2e-a'));
-      const b = track(await startAgent(t, child, 'e2e-b'));
+      const a = t.track(await startAgent(t, parent, 'e2e-a'));
+      const b = t.track(await startAgent(t, child, 'e2e-b'));
       const task = await createTask(t, { name: 'e2e hello', scope: { type: 'group', groupId: parent }, settings: { shell: 'sh', script: 'echo "hello from $0 $1"; echo garrison:progress=50; exit 0', args: ['one'] } });
       const run = await t.api<{ targets: number; delivered: number }>('POST', `/api/v1/tasks/${task.id}/run`, {});
       assert.deepEqual([run.body.targets, run.body.delivered], [2, 2]);
@@ -82,7 +70,7 @@ for (const kind of dbKinds) {
 
     it('maps exit codes, times out, retries with back-off, and stops a running task', async () => {
       const g = await group(t, 'E2E Outcomes');
-      const agent = track(await startAgent(t, g, 'e2e-outcomes'));
+      const agent = t.track(await startAgent(t, g, 'e2e-outcomes'));
       const marker = path.join(await tempDir(), 'attempts');
       const cases: [Record<string, unknown>, string, (r: Run) => void][] = [
         [{ command: 'exit 3', warningExitCodes: [3] }, 'succeeded_with_warnings', (r) => assert.equal(r.exitCode, 3)],
@@ -118,7 +106,7 @@ for (const kind of dbKinds) {
 
     it('fires event triggers on the agent: check-in, after another task, continuously with back-off', async () => {
       const g = await group(t, 'E2E Triggers');
-      const agent = track(await startAgent(t, g, 'e2e-triggers'));
+      const agent = t.track(await startAgent(t, g, 'e2e-triggers'));
       const scope = { type: 'local', deviceId: agent.deviceId };
       const first = await createTask(t, { name: 'trigger first', scope, settings: { command: 'echo first' } });
       const then = await createTask(t, { name: 'trigger then', scope, settings: { command: 'echo then' }, schedule: { triggers: [{ type: 'after-task', taskId: first.id, states: ['succeeded'] }] } });
@@ -142,7 +130,7 @@ for (const kind of dbKinds) {
 
     it('resolves secrets only for the agent and masks them in returned output', async () => {
       const g = await group(t, 'E2E Secrets');
-      track(await startAgent(t, g, 'e2e-secrets'));
+      t.track(await startAgent(t, g, 'e2e-secrets'));
       await t.api('PUT', '/api/v1/secrets/e2e-token', { value: 'tok-123456-very-secret' });
       const task = await createTask(t, {
         name: 'e2e secret',
@@ -161,12 +149,12 @@ for (const kind of dbKinds) {
     it('resumes a run interrupted by an agent crash and reports it once', async () => {
       const g = await group(t, 'E2E Crash');
       const stateDir = await tempDir('garrison-agent-');
-      const first = track(await startAgent(t, g, 'e2e-crash', { stateDir }));
+      const first = t.track(await startAgent(t, g, 'e2e-crash', { stateDir }));
       const task = await createTask(t, { name: 'e2e crash', scope: { type: 'group', groupId: g }, settings: { shell: 'sh', script: 'sleep 2; echo finished' } });
       await t.api('POST', `/api/v1/tasks/${task.id}/run`, {});
       await waitFor(async () => (await progress(t, task.id)).states.running === 1, { what: 'run started' });
       await first.kill('SIGKILL');
-      const second = track(spawnAgent([], stateDir));
+      const second = t.track(spawnAgent([], stateDir));
       const p = await finished(t, task.id, 'resumed run finished', 30_000);
       assert.equal(p.states.succeeded, 1, second.output());
       const runs = await t.api<Run[]>('GET', `/api/v1/runs?taskId=${task.id}`);
@@ -182,13 +170,13 @@ for (const kind of dbKinds) {
       try {
         const g = (await own.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Offline' })).body.id;
         const stateDir = await tempDir('garrison-agent-');
-        const agent = track(await startAgent(own, g, 'e2e-offline', { stateDir }));
+        const agent = t.track(await startAgent(own, g, 'e2e-offline', { stateDir }));
         const task = (await own.api<Task>('POST', '/api/v1/tasks', { name: 'at agent start', type: 'script', settings: { command: 'echo started-offline' }, schedule: { triggers: [{ type: 'agent-start' }] }, scope: { type: 'group', groupId: g } })).body;
         // Let the agent receive its task list, then take the server away and restart the agent.
         await waitFor(async () => JSON.parse(await readFile(path.join(stateDir, 'tasks.json'), 'utf8')).tasks.some((x: { id: string }) => x.id === task.id), { what: 'agent holds the task' });
         await own.server.close();
         await agent.stop();
-        const again = track(spawnAgent([], stateDir));
+        const again = t.track(spawnAgent([], stateDir));
         await waitFor(async () => (await agentCli(stateDir, ['status', '--json'])).stdout.includes('"spooledReports": 1'), { what: 'result spooled offline', output: again.output });
         back = await startTestServer(kind, { port, restartOf: own });
         const server = back;
@@ -210,7 +198,7 @@ for (const kind of dbKinds) {
       const proxy = await startProxy(t.server.port);
       try {
         const stateDir = await tempDir('garrison-agent-');
-        const agent: Agent = track(await startAgent(t, g, 'e2e-local', { stateDir, serverUrl: proxy.url }));
+        const agent: Agent = t.track(await startAgent(t, g, 'e2e-local', { stateDir, serverUrl: proxy.url }));
         const created = await agentCli(stateDir, ['task', 'create', '--name', 'local one', '--schedule', '{"triggers":[{"type":"on-demand"}]}', '--settings', '{"command":"echo local"}', '--json']);
         assert.equal(created.code, 0, created.stderr);
         const id = (JSON.parse(created.stdout) as { id: string }).id;

@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Run, Task } from '@garrison/protocol';
-import { spawnAgent, startTestServer, tempDir, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
+import { spawnAgent, tempDir, useTestServer, waitFor, type AgentProcess } from './helpers.ts';
 
 const onLinux = process.platform === 'linux' ? false : '/proc and the Linux install script are tested on Linux';
 
@@ -30,19 +30,15 @@ function sh(command: string, cwd: string, env: Record<string, string> = {}): Pro
 }
 
 describe('enrolment token channels', () => {
-  let t: TestServer;
+  const t = useTestServer();
   let groupId: string;
   let work: string;
-  const agents: AgentProcess[] = [];
 
   before(async () => {
-    t = await startTestServer();
     groupId = (await t.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Token channels' })).body.id;
     work = await tempDir('garrison-token-channels-');
   });
   after(async () => {
-    await Promise.all(agents.map((a) => a.kill('SIGKILL')));
-    await t?.close();
     if (work) await rm(work, { recursive: true, force: true });
   });
 
@@ -52,9 +48,7 @@ describe('enrolment token channels', () => {
     return r.body.token;
   };
   const start = (args: string[], env: Record<string, string> = {}, opts: { stdin?: string } = {}): AgentProcess => {
-    const a = spawnAgent(args, path.join(work, `state-${Math.random().toString(36).slice(2)}`), env, opts);
-    agents.push(a);
-    return a;
+    return t.track(spawnAgent(args, path.join(work, `state-${Math.random().toString(36).slice(2)}`), env, opts));
   };
   const exited = (a: AgentProcess) => waitFor(async () => (a.child.exitCode !== null ? { code: a.child.exitCode } : undefined), { what: 'the agent to exit', output: a.output });
   const online = (name: string, a: AgentProcess) =>
@@ -114,8 +108,7 @@ describe('enrolment token channels', () => {
     // Enrolled: a restart with the same arguments does not need the file any more.
     await a.stop();
     await rm(file);
-    const again = spawnAgent(['--server', t.server.url, '--token-file', file, '--ca', t.caFile, '--name', 'via-file'], a.stateDir);
-    agents.push(again);
+    const again = t.track(spawnAgent(['--server', t.server.url, '--token-file', file, '--ca', t.caFile, '--name', 'via-file'], a.stateDir));
     await online('via-file', again);
   });
 

@@ -4,7 +4,7 @@
  * stays connected; a second server is refused with DATA_FOLDER_IN_USE; after kill -9 of the
  * holder the folder can be used again at once; a server closed in process releases it.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import os from 'node:os';
@@ -12,31 +12,21 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { startServer } from '../src/app.ts';
 import { AppError } from '../src/errors.ts';
-import { agentCli, BIN, spawnAgent, sqliteKind, startAgent, startTestServer, tempDir, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
+import { agentCli, BIN, spawnAgent, sqliteKind, startAgent, startTestServer, tempDir, useTestServer, waitFor, type AgentProcess } from './helpers.ts';
 
 const exitOf = (a: AgentProcess) => new Promise<number | null>((resolve) => (a.child.exitCode !== null ? resolve(a.child.exitCode) : a.child.once('exit', (code) => resolve(code))));
 
 describe('one agent per state folder', () => {
-  let t: TestServer;
-  const agents: AgentProcess[] = [];
-  before(async () => {
-    t = await startTestServer(sqliteKind);
-  });
-  after(async () => {
-    await Promise.all(agents.map((a) => a.kill('SIGKILL')));
-    await t.close();
-  });
+  const t = useTestServer(sqliteKind);
 
   it('a second agent is refused with the holder\'s pid and the first stays connected; after kill -9 the folder is free', async () => {
     const g = (await t.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Locked' })).body.id;
     const stateDir = await tempDir('garrison-agent-');
-    const first = await startAgent(t, g, 'lock-1', { stateDir });
-    agents.push(first);
+    const first = t.track(await startAgent(t, g, 'lock-1', { stateDir }));
     const connections = async () => (await t.api<{ kind: string }[]>('GET', `/api/v1/events?deviceId=${first.deviceId}&kind=agent.connected`)).body.length;
     const before = await connections();
 
-    const second = spawnAgent([], stateDir);
-    agents.push(second);
+    const second = t.track(spawnAgent([], stateDir));
     assert.equal(await exitOf(second), 73);
     assert.match(second.output(), /STATE_FOLDER_IN_USE: the state folder .* is in use by another agent: pid (\d+)/);
     assert.equal(Number(/pid (\d+)/.exec(second.output())![1]), first.child.pid);
@@ -49,8 +39,7 @@ describe('one agent per state folder', () => {
     assert.equal(await connections(), before);
 
     await first.kill('SIGKILL');
-    const third = spawnAgent([], stateDir);
-    agents.push(third);
+    const third = t.track(spawnAgent([], stateDir));
     await waitFor(async () => JSON.parse((await agentCli(stateDir, ['status', '--json'])).stdout).connected === true, { what: 'the agent started after kill -9 connected', output: third.output });
     assert.equal(third.child.exitCode, null);
     await third.stop();

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { pino } from 'pino';
 import pg from 'pg';
 import { pinnedFetch, type FetchLike } from '@garrison/protocol/tls';
@@ -125,6 +126,53 @@ export async function startTestServer(kind: DbKind = sqliteKind, opts: { port?: 
     async close() {
       await server.close();
       await cleanup();
+    },
+  };
+}
+
+/** The server of one describe block (see useTestServer), with the agents its tests start. */
+export interface SuiteServer extends TestServer {
+  /** Kills `agent` with SIGKILL once the block's tests are done, before the server closes; returns it. */
+  track<A extends AgentProcess>(agent: A): A;
+}
+
+/**
+ * Registers hooks in the current describe block: `before` starts a server (startTestServer(kind, opts)),
+ * `after` kills the tracked agents with SIGKILL and closes the server, unless a test closed it already.
+ * Hooks the block registers later run after these. The returned object stands for the server from
+ * the `before` hook on; reading it earlier throws.
+ */
+export function useTestServer(kind: DbKind = sqliteKind, opts: Parameters<typeof startTestServer>[1] = {}): SuiteServer {
+  let current: TestServer | undefined;
+  let closed = false;
+  const agents: AgentProcess[] = [];
+  before(async () => {
+    current = await startTestServer(kind, opts);
+  });
+  after(async () => {
+    await Promise.all(agents.map((a) => a.kill('SIGKILL')));
+    if (current && !closed) await current.close();
+  });
+  const live = (): TestServer => {
+    if (!current) throw new Error('the test server is not started yet: use it in a test or a later hook');
+    return current;
+  };
+  return {
+    get server() { return live().server; },
+    get dataDir() { return live().dataDir; },
+    get database() { return live().database; },
+    get token() { return live().token; },
+    get fetch() { return live().fetch; },
+    get caFile() { return live().caFile; },
+    api: <T>(method: string, url: string, body?: unknown) => live().api<T>(method, url, body),
+    async close() {
+      await live().close();
+      closed = true;
+    },
+    cleanup: () => live().cleanup(),
+    track: (agent) => {
+      agents.push(agent);
+      return agent;
     },
   };
 }

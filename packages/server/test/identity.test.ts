@@ -3,35 +3,28 @@
  * the new one is used), revocation (the agent is disconnected at once), and a machine cloned
  * with the agent's state inside (a new device, nothing merged).
  */
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { cp, lstat, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { dbKinds, spawnAgent, startAgent, startTestServer, tempDir, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
+import { dbKinds, spawnAgent, startAgent, tempDir, useTestServer, waitFor } from './helpers.ts';
 
 type Device = { id: string; online: boolean; credentialRotatedAt: string | null; rotateRequested: boolean; credentialRevoked: boolean; clonedFrom: string | null; machineIdentity: string | null; groupId: string };
 
 for (const kind of dbKinds) {
   describe(`device identity (${kind.name})`, () => {
-    let t: TestServer;
+    const t = useTestServer(kind);
     let groupId: string;
-    const agents: AgentProcess[] = [];
     const device = async (id: string) => (await t.api<Device>('GET', `/api/v1/devices/${id}`)).body;
     const checkInWith = async (credential: string) =>
       (await t.fetch(`${t.server.url}/agent/v1/check-in`, { method: 'POST', headers: { authorization: `Bearer ${credential}`, 'content-type': 'application/json' }, body: '{}' })).status;
 
     before(async () => {
-      t = await startTestServer(kind);
       groupId = (await t.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Identities' })).body.id;
-    });
-    after(async () => {
-      for (const a of agents) await a.kill('SIGKILL');
-      await t.close();
     });
 
     it('rotates a credential: the agent switches, the old secret is refused', async () => {
-      const a = await startAgent(t, groupId, 'rotating');
-      agents.push(a);
+      const a = t.track(await startAgent(t, groupId, 'rotating'));
       const credFile = path.join(a.stateDir, 'credential.json');
       const before = JSON.parse(await readFile(credFile, 'utf8')) as { credential: string };
       const r = await t.api<Device>('POST', `/api/v1/devices/${a.deviceId}/credential/rotate`);
@@ -55,8 +48,7 @@ for (const kind of dbKinds) {
     });
 
     it('revokes a credential: the agent is disconnected at once and refused from then on', async () => {
-      const a = await startAgent(t, groupId, 'revoked');
-      agents.push(a);
+      const a = t.track(await startAgent(t, groupId, 'revoked'));
       const cred = JSON.parse(await readFile(path.join(a.stateDir, 'credential.json'), 'utf8')) as { credential: string };
       const started = Date.now();
       const r = await t.api<Device>('POST', `/api/v1/devices/${a.deviceId}/credential/revoke`);
@@ -76,17 +68,15 @@ for (const kind of dbKinds) {
       const idB = path.join(dir, 'machine-id-b');
       await writeFile(idA, 'a'.repeat(32) + '\n');
       await writeFile(idB, 'b'.repeat(32) + '\n');
-      const original = await startAgent(t, groupId, 'original', { env: { GARRISON_MACHINE_ID_FILE: idA } });
-      agents.push(original);
+      const original = t.track(await startAgent(t, groupId, 'original', { env: { GARRISON_MACHINE_ID_FILE: idA } }));
       await waitFor(async () => (await device(original.deviceId)).machineIdentity, { what: 'identity recorded' });
       await original.stop();
       // The image: the agent's state folder copied to another machine.
       const cloneState = path.join(dir, 'clone-state');
       // Files only: the stopped agent's local socket may still be there, and an image holds none.
       await cp(original.stateDir, cloneState, { recursive: true, filter: async (src) => !(await lstat(src)).isSocket() });
-      const again = spawnAgent([], original.stateDir, { GARRISON_MACHINE_ID_FILE: idA });
-      const clone = spawnAgent([], cloneState, { GARRISON_MACHINE_ID_FILE: idB });
-      agents.push(again, clone);
+      const again = t.track(spawnAgent([], original.stateDir, { GARRISON_MACHINE_ID_FILE: idA }));
+      const clone = t.track(spawnAgent([], cloneState, { GARRISON_MACHINE_ID_FILE: idB }));
       // Quarantined: a pending duplicate, no device made, nothing of it recorded for the original.
       const pending = await waitFor(async () => (await t.api<{ id: string; deviceId: string; state: string }[]>('GET', '/api/v1/device-duplicates?state=pending')).body[0], { what: 'a pending duplicate', output: clone.output });
       assert.equal(pending.deviceId, original.deviceId);

@@ -4,13 +4,13 @@
  * central event log tells both. Real server, real agent processes, a real script whose
  * background child appends its script's pid to a file every 100 ms.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import type { Run, Task } from '@garrison/protocol';
-import { dbKinds, spawnAgent, startAgent, startTestServer, tempDir, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
+import { dbKinds, spawnAgent, startAgent, tempDir, useTestServer, waitFor } from './helpers.ts';
 
 /** Appends the script's pid to $1 every 100 ms from a background child, until the file $2 exists. */
 const SCRIPT = [
@@ -49,21 +49,12 @@ async function groupRunning(pgid: number): Promise<boolean> {
 
 for (const kind of dbKinds) {
   describe(`process ownership across an agent crash (${kind.name})`, { skip: process.platform === 'win32' && 'POSIX shell script' }, () => {
-    let t: TestServer;
-    const agents: AgentProcess[] = [];
-    before(async () => {
-      t = await startTestServer(kind);
-    });
-    after(async () => {
-      await Promise.all(agents.map((a) => a.kill('SIGKILL')));
-      await t.close();
-    });
+    const t = useTestServer(kind);
 
     it('kill -9 mid-run: the earlier attempt\'s process group is ended, the run resumes as attempt 2 and finishes, the events say so', async () => {
       const g = (await t.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Crashing' })).body.id;
       const stateDir = await tempDir('garrison-agent-');
-      const first = await startAgent(t, g, 'crash-1', { stateDir });
-      agents.push(first);
+      const first = t.track(await startAgent(t, g, 'crash-1', { stateDir }));
       const work = await tempDir('garrison-work-');
       const out = path.join(work, 'lines');
       const go = path.join(work, 'go');
@@ -79,8 +70,7 @@ for (const kind of dbKinds) {
       await waitFor(async () => ((await linesBy(out)).get(oldPid) ?? 0) > atKill + 2, { what: 'the orphaned attempt still writing' });
       assert.equal(await groupRunning(oldPid), true);
 
-      const second = spawnAgent([], stateDir);
-      agents.push(second);
+      const second = t.track(spawnAgent([], stateDir));
       const newPid = await waitFor(async () => [...(await linesBy(out)).keys()].find((p) => p !== oldPid), { what: 'the resumed attempt writing', output: second.output });
       // The old group was ended before the new attempt started.
       assert.equal(await groupRunning(oldPid), false, 'the earlier attempt\'s process group is gone');

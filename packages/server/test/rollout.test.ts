@@ -3,11 +3,11 @@
  * once the pilot runs it; a version whose installs fail past the threshold halts the
  * rollout by itself, leaving the other devices on the version they had.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import type { DeploymentAssignmentView, DeviceProductState, PackageManifest } from '@garrison/protocol';
-import { dbKinds, startAgent, startTestServer, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
+import { dbKinds, startAgent, useTestServer, waitFor } from './helpers.ts';
 import { buildArchive } from './package-fixtures.ts';
 
 const app = (version: string, install = 'true'): PackageManifest => ({
@@ -21,15 +21,7 @@ const app = (version: string, install = 'true'): PackageManifest => ({
 
 for (const kind of dbKinds) {
   describe(`staged rollout (${kind.name})`, () => {
-    let t: TestServer;
-    const agents: AgentProcess[] = [];
-    before(async () => {
-      t = await startTestServer(kind, { rolloutIntervalMs: 300 });
-    });
-    after(async () => {
-      await Promise.all(agents.map((a) => a.kill('SIGKILL')));
-      await t.close();
-    });
+    const t = useTestServer(kind, { rolloutIntervalMs: 300 });
     const upload = async (m: PackageManifest) => {
       const res = await t.fetch(`${t.server.url}/api/v1/repository/packages`, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/gzip' }, body: await readFile(await buildArchive(m)) });
       assert.equal(res.status, 201, await res.text());
@@ -41,10 +33,9 @@ for (const kind of dbKinds) {
       await upload(app('1.0'));
       const assigned = await t.api<DeploymentAssignmentView>('PUT', `/api/v1/groups/${fleet}/deployments/fleet-app`, { rollout: { pilotGroupId: pilot, percentages: [100], failureThresholdPercent: 40 } });
       assert.equal(assigned.status, 200, JSON.stringify(assigned.body));
-      const p1 = await startAgent(t, pilot, 'pilot-1');
-      const a1 = await startAgent(t, fleet, 'fleet-1');
-      const a2 = await startAgent(t, fleet, 'fleet-2');
-      agents.push(p1, a1, a2);
+      const p1 = t.track(await startAgent(t, pilot, 'pilot-1'));
+      const a1 = t.track(await startAgent(t, fleet, 'fleet-1'));
+      const a2 = t.track(await startAgent(t, fleet, 'fleet-2'));
       const versions = async () => {
         const c = (await t.api<{ devices: (DeviceProductState & { deviceName: string })[] }>('GET', `/api/v1/deployments/compliance?groupId=${fleet}&product=fleet-app`)).body.devices;
         return Object.fromEntries(c.map((d) => [d.deviceName, `${d.installedVersion}/${d.state}`]));

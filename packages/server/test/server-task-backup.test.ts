@@ -19,7 +19,7 @@ import pg from 'pg';
 import * as tar from 'tar';
 import { sql } from 'kysely';
 import { isFinalRunState, type Run, type ServerTask, type ServerTaskRun } from '@garrison/protocol';
-import { BIN, PG_URL, dbKinds, startAgent, startTestServer, tempDir, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
+import { BIN, PG_URL, dbKinds, startAgent, tempDir, useTestServer, waitFor, type TestServer } from './helpers.ts';
 import { buildArchive, manifest } from './package-fixtures.ts';
 import { startServer } from '../src/app.ts';
 import { systemClock, type Clock } from '../src/clock.ts';
@@ -116,15 +116,10 @@ describe('backup of server data', { concurrency: true }, () => {
   after(() => Promise.all(scratchDirs.map((d) => rm(d, { recursive: true, force: true }))));
   for (const kind of dbKinds) {
     describe(`backup and restore under load (${kind.name})`, { concurrency: 1 }, () => {
-      let t: TestServer;
-      const agents: AgentProcess[] = [];
+      // The test closes the server itself (the source is lost); the hook closes it only if the test did not get there.
+      const t = useTestServer(kind, withBackupType);
       const cleanups: (() => Promise<unknown>)[] = [];
-      before(async () => {
-        t = await startTestServer(kind, withBackupType);
-      });
       after(async () => {
-        await Promise.all(agents.map((a) => a.kill('SIGKILL')));
-        await t.close().catch(() => {});
         for (const c of cleanups) await c().catch(() => {});
       });
 
@@ -132,7 +127,8 @@ describe('backup of server data', { concurrency: true }, () => {
         const s = t.server.services;
         const g = (await t.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Backup fleet' })).body.id;
         const [a, b] = await Promise.all([startAgent(t, g, 'backup-a'), startAgent(t, g, 'backup-b')]);
-        agents.push(a!, b!);
+        t.track(a!);
+        t.track(b!);
         const task = await t.api<{ id: string }>('POST', '/api/v1/tasks', { name: 'backup load', type: 'script', schedule: { triggers: [{ type: 'on-demand' }] }, scope: { type: 'group', groupId: g }, settings: { shell: 'sh', script: 'echo "load on $(hostname)"' } });
         assert.equal(task.status, 201, JSON.stringify(task.body));
         await s.secrets.put(systemActor, 'db-pass', 's3cret-value');
@@ -257,14 +253,12 @@ describe('backup of server data', { concurrency: true }, () => {
     });
 
     describe(`backup archives (${kind.name})`, { concurrency: 1 }, () => {
-      let t: TestServer;
+      const t = useTestServer(kind, withBackupType);
       before(async () => {
-        t = await startTestServer(kind, withBackupType);
         await t.server.services.secrets.put(systemActor, 'backup-pass', PASSPHRASE);
         await t.server.services.secrets.put(systemActor, 'api-key', 'value-1');
         await uploadPackage(t, 'archive-app', '2.0');
       });
-      after(() => t.close());
 
       it('runs through the server-task API with a passphrase secret; the CLI restores it with the right passphrase and refuses a wrong one', async () => {
         const folder = await scratch('garrison-backups-');

@@ -21,7 +21,7 @@ import { systemClock, type Clock } from '../src/clock.ts';
 import { reportTaskType, type ReportSettings } from '../src/server-tasks/report.ts';
 import { csvCell, escapeHtml } from '../src/server-tasks/report-render.ts';
 import type { ServerTaskContext, ServerTaskResult } from '../src/server-tasks/server-task.ts';
-import { dbKinds, startAgent, startTestServer, tempDir, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
+import { dbKinds, startAgent, tempDir, useTestServer, waitFor } from './helpers.ts';
 import { buildArchive } from './package-fixtures.ts';
 
 /** Registered by types.ts once the list names it; until then, given to the test server. */
@@ -101,11 +101,14 @@ function product(id: string, version: string, order: number, install: string): P
 
 for (const kind of dbKinds) {
   describe(`report distribution (${kind.name})`, () => {
-    let t: TestServer;
     let smtp: SMTPServer;
+    // Registered first, so that it runs first: the mail server closes before the agents and the server.
+    after(async () => {
+      await new Promise<void>((resolve) => (smtp ? smtp.close(() => resolve()) : resolve()));
+    });
+    const t = useTestServer(kind, withReportType);
     let smtpPort: number;
     const received: Received[] = [];
-    const agents: AgentProcess[] = [];
     let groupId: string;
     let okTask: Task;
     let failTask: Task;
@@ -138,7 +141,6 @@ for (const kind of dbKinds) {
     const run = (settings: ReportSettings, ctx = context()) => reportTaskType.run(settings as unknown as Record<string, unknown>, ctx);
 
     before(async () => {
-      t = await startTestServer(kind, withReportType);
       const api = async <T>(method: string, url: string, body?: unknown) => {
         const r = await t.api<T>(method, url, body);
         assert.ok(r.status < 300, `${method} ${url}: ${r.status} ${JSON.stringify(r.body)}`);
@@ -154,7 +156,8 @@ for (const kind of dbKinds) {
       await upload(product('brokenapp', '2.0', 20, 'echo "disk full" >&2; exit 7'));
       await api('PUT', `/api/v1/groups/${groupId}/deployments/secapp`, {});
       const [a, b] = await Promise.all([startAgent(t, groupId, 'report-a'), startAgent(t, branch, 'report-b')]);
-      agents.push(a, b);
+      t.track(a);
+      t.track(b);
       const output = () => a.output() + b.output();
       const states = async () => (await api<{ devices: DeviceProductState[] }>('GET', `/api/v1/deployments/compliance?groupId=${groupId}`)).devices;
       const reported = async (id: string) => (await api<{ products: { id: string }[] }>('GET', `/api/v1/devices/${id}`)).products.some((p) => p.id === 'secapp');
@@ -193,11 +196,6 @@ for (const kind of dbKinds) {
       });
       await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
       smtpPort = (smtp.server.address() as AddressInfo).port;
-    });
-    after(async () => {
-      await new Promise<void>((resolve) => (smtp ? smtp.close(() => resolve()) : resolve()));
-      await Promise.all(agents.map((a) => a.kill('SIGKILL')));
-      await t?.close();
     });
 
     it('mails the three reports over STARTTLS: HTML body with chart tables and figures, a text alternative, CSV attachments', async () => {
