@@ -6,9 +6,13 @@
  *
  * - POSIX, a group leader (the script executor spawns detached): if the leader is the very
  *   process recorded (same start time, same boot), or it is gone but its group still has
- *   members, the group is signalled. A group id cannot be handed out again as a new pid while
- *   any member of the group lives, so living members of a group whose leader is gone are the
- *   attempt's own. A leader pid alive with another start time is a new process: left alone.
+ *   members in the same boot (Linux boot ids; elsewhere that cannot be told: 'unverified',
+ *   left alone and the run not resumed), the group is signalled. A group id cannot be handed
+ *   out again as a new pid while any member of the group lives, so living members of a group
+ *   whose leader is gone are the attempt's own. A leader pid alive with another start time is
+ *   a new process: left alone.
+ * - A live pid that cannot be shown to be the recorded process (no start time on either side)
+ *   is never signalled: 'unverified', counted as surviving, so the run is not resumed.
  * - POSIX, not a group leader: the process alone.
  * - Windows: `taskkill /T /F /PID` on the recorded process, if it is still the one recorded
  *   (creation time). Windows finds the tree by parent pid, so children whose parent has
@@ -29,7 +33,7 @@ import { linuxGroupMembers, observeProcess, ProcessVerdict, judgeProcess, type P
 import type { ProcessRecord } from './process-ledger.ts';
 
 export type LeftoverPlan =
-  | { action: 'none'; why: 'gone' | 'reused' | 'other-host' }
+  | { action: 'none'; why: 'gone' | 'reused' | 'other-host' | 'unverified' }
   | { action: 'signal-group'; pgid: number }
   | { action: 'signal-process'; pid: number }
   | { action: 'taskkill'; pid: number };
@@ -62,11 +66,20 @@ const RECORD_SLACK_MS = 2000;
 
 export function planLeftoverEnd(rec: ProcessRecord, obs: LeftoverObservation, platform: NodeJS.Platform = rec.platform): LeftoverPlan {
   let verdict = judgeProcess(rec, obs.leader);
-  // Outside Linux the start time is not read in the tick of the spawn, so a record may lack it:
-  // a live pid whose process started after the record was written is another process.
-  const began = rec.startTime ? null : startTimeMs(obs.leader.startTime, platform);
-  if (verdict === ProcessVerdict.same && began !== null && began > Date.parse(rec.recordedAt) + RECORD_SLACK_MS) verdict = ProcessVerdict.reused;
   if (verdict === ProcessVerdict.otherHost) return { action: 'none', why: 'other-host' };
+  if (verdict === ProcessVerdict.same && !rec.startTime) {
+    // judgeProcess takes a live pid for the recorded process when the record has no start time;
+    // signalling on that guess could end an unrelated process (after a reboot outside Linux
+    // nothing else tells them apart, and Windows hands pids out again at once), so here the pid
+    // must be shown to be it. On Linux the start time is read in the tick of the spawn and is
+    // missing only when the process had already exited (a zombie): a live pid now is another
+    // process. Elsewhere a live pid is it only if it started by the time of the record; one
+    // whose start time cannot be read (ps or PowerShell failed, an unknown date format) is left
+    // alone and the run is not resumed ('unverified'), since the work must not happen twice.
+    const began = platform === 'linux' ? null : startTimeMs(obs.leader.startTime, platform);
+    if (platform === 'linux' || (began !== null && began > Date.parse(rec.recordedAt) + RECORD_SLACK_MS)) verdict = ProcessVerdict.reused;
+    else if (began === null || Number.isNaN(Date.parse(rec.recordedAt))) return { action: 'none', why: 'unverified' };
+  }
   if (platform === 'win32') {
     if (verdict === ProcessVerdict.same) return { action: 'taskkill', pid: rec.pid };
     return { action: 'none', why: verdict === ProcessVerdict.reused ? 'reused' : 'gone' };
@@ -76,8 +89,13 @@ export function planLeftoverEnd(rec: ProcessRecord, obs: LeftoverObservation, pl
     if (verdict === ProcessVerdict.reused) return { action: 'none', why: 'reused' };
     // The leader is gone. A reboot (another boot id) ended the whole group too.
     const rebooted = rec.bootId && obs.leader.bootId && rec.bootId !== obs.leader.bootId;
-    if (!rebooted && obs.groupAlive) return { action: 'signal-group', pgid: rec.pid };
-    return { action: 'none', why: 'gone' };
+    if (rebooted || !obs.groupAlive) return { action: 'none', why: 'gone' };
+    // Without boot ids (macOS) a reboot cannot be told: after one, a group with this id is some
+    // other program's (a daemon whose first fork led it and exited), and macOS pids wrap at
+    // 99999 soon enough besides. Its members cannot be shown to be the attempt's: left alone,
+    // and the run is not resumed.
+    if (!rec.bootId || !obs.leader.bootId) return { action: 'none', why: 'unverified' };
+    return { action: 'signal-group', pgid: rec.pid };
   }
   if (verdict === ProcessVerdict.same) return { action: 'signal-process', pid: rec.pid };
   return { action: 'none', why: verdict === ProcessVerdict.reused ? 'reused' : 'gone' };
@@ -164,6 +182,10 @@ export async function endLeftover(rec: ProcessRecord, opts: EndOptions = {}): Pr
   const graceMs = opts.graceMs ?? 5000;
   const killWaitMs = opts.killWaitMs ?? 5000;
   const plan = planLeftoverEnd(rec, await observe(rec), process.platform);
+  if (plan.action === 'none' && plan.why === 'unverified') {
+    // Not ended, and not known to be gone: counted as surviving, so the run is not resumed beside it.
+    return { record: rec, plan, outcome: 'survived', detail: 'its pid or process group is in use, but nothing tells whether by the recorded process (its start time or the boot cannot be read): left alone' };
+  }
   if (plan.action === 'none') return { record: rec, plan, outcome: plan.why === 'gone' ? 'already-gone' : plan.why === 'reused' ? 'pid-reused' : 'other-host' };
   if (plan.action === 'taskkill') {
     const problem = await taskkill(plan.pid);
@@ -194,6 +216,7 @@ export function describeLeftover(r: LeftoverResult): string {
     case 'killed':
       return `${what} of attempt ${r.record.attempt} was still running: killed (it ignored SIGTERM)`;
     case 'survived':
+      if (r.plan.action === 'none') return `${what} of attempt ${r.record.attempt} may still be running and was not ended${r.detail ? ` (${r.detail})` : ''}`;
       return `${what} of attempt ${r.record.attempt} is still running and could not be ended${r.detail ? ` (${r.detail})` : ''}`;
   }
 }

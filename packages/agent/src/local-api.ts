@@ -5,7 +5,7 @@
  */
 import http from 'node:http';
 import { createHash } from 'node:crypto';
-import { realpathSync, statSync } from 'node:fs';
+import { lstatSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { chmod, lstat, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { scheduleIssues } from '@garrison/core';
@@ -62,7 +62,16 @@ export function localSocketPath(stateDir: string, opts: { platform?: NodeJS.Plat
   return path.posix.join(shortSocketDir(opts.uid ?? process.getuid?.() ?? 0), `${digest(dir)}.sock`);
 }
 
-/** For the local CLI: the socket of the agent that owns this state folder. */
+/**
+ * For the local CLI: the socket of the agent that owns this state folder. A socket outside the
+ * state folder (in /tmp, where every user may make things) is trusted only in a real folder of
+ * the agent's user with no access for others, and only if the socket there is that user's:
+ * another user may have planted the folder before the agent started (the agent then refuses
+ * it and runs without its local API), and the CLI would otherwise send that user the tasks
+ * (scripts, settings) it is given and show whatever it answers. Missing is fine: the request
+ * then fails and says the agent is not running there. The folder cannot be swapped after the
+ * check: /tmp is sticky, so only its owner (or root) may rename or remove it.
+ */
 export function findLocalSocket(stateDir: string): string {
   if (process.platform === 'win32') return localSocketPath(stateDir);
   let uid: number | undefined;
@@ -71,7 +80,30 @@ export function findLocalSocket(stateDir: string): string {
   } catch {
     /* no state folder: the request fails and says the agent is not running there */
   }
-  return localSocketPath(stateDir, uid === undefined ? {} : { uid });
+  const socketPath = localSocketPath(stateDir, uid === undefined ? {} : { uid });
+  const dir = path.dirname(socketPath);
+  if (dir === canonicalStateDir(stateDir, process.platform)) return socketPath;
+  const owner = uid ?? process.getuid?.() ?? 0;
+  const st = lstatIfAny(dir);
+  if (st && (!st.isDirectory() || st.uid !== owner || (st.mode & 0o077) !== 0)) {
+    throw new LocalSocketError(`the socket folder ${dir} is not a private folder of the agent's user (uid ${owner}, mode 0700): not trusted (another user may have made it); remove it and restart the agent`);
+  }
+  const sock = st ? lstatIfAny(socketPath) : null;
+  if (sock && (!sock.isSocket() || sock.uid !== owner)) {
+    throw new LocalSocketError(`${socketPath} is not a socket of the agent's user (uid ${owner}): not trusted`);
+  }
+  return socketPath;
+}
+
+/** Null when there is nothing there, or when this user may not look (connecting then fails and says so). */
+function lstatIfAny(file: string): Stats | null {
+  try {
+    return lstatSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EACCES' || code === 'ENOTDIR') return null;
+    throw err;
+  }
 }
 
 /** Thrown when the socket cannot be placed safely; the agent does not start its local API then. */

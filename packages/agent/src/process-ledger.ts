@@ -103,6 +103,15 @@ export class ProcessLedger {
 
   /** Every recorded process, or those of one run. Unreadable records are removed (nothing can be done with them). */
   async list(runId?: string): Promise<ProcessRecord[]> {
+    return (await this.#scan(runId)).map((e) => e.rec);
+  }
+
+  /**
+   * The records with their file names. A record counts only under the name it was written to
+   * (`<runId>.<attempt>.<pid>.json`, from its own fields): one whose name and content disagree
+   * was not written by recordStarted, and forget(), which removes by name, could never remove it.
+   */
+  async #scan(runId?: string): Promise<{ name: string; rec: ProcessRecord }[]> {
     let names: string[];
     try {
       names = await readdir(this.dir);
@@ -110,26 +119,27 @@ export class ProcessLedger {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-    const out: ProcessRecord[] = [];
+    const out: { name: string; rec: ProcessRecord }[] = [];
     for (const name of names) {
       if (!name.endsWith('.json') || isTempFileName(name)) continue;
       if (runId !== undefined && !name.startsWith(`${runId}.`)) continue;
       const file = path.join(this.dir, name);
       try {
         const rec = JSON.parse(await readFile(file, 'utf8')) as ProcessRecord;
-        if (!Number.isInteger(rec.pid) || rec.pid <= 0 || typeof rec.runId !== 'string') throw new Error('not a process record');
-        if (runId === undefined || rec.runId === runId) out.push(rec);
+        if (!rec || !Number.isInteger(rec.pid) || rec.pid <= 0 || !isValidRunId(rec.runId) || !Number.isInteger(rec.attempt) || typeof rec.group !== 'boolean') throw new Error('not a process record');
+        if (name !== `${rec.runId}.${rec.attempt}.${rec.pid}.json`) throw new Error('a record under another name');
+        if (runId === undefined || rec.runId === runId) out.push({ name, rec });
       } catch {
         await unlink(file).catch(() => {});
       }
     }
-    return out.sort((a, b) => a.attempt - b.attempt || a.recordedAt.localeCompare(b.recordedAt));
+    return out.sort((a, b) => a.rec.attempt - b.rec.attempt || String(a.rec.recordedAt).localeCompare(String(b.rec.recordedAt)));
   }
 
   /** Forgets the processes of a run (its attempt is over: what it started is no longer the run's). */
   async forget(runId: string): Promise<void> {
-    const recs = await this.list(runId);
-    for (const r of recs) await rm(path.join(this.dir, `${r.runId}.${r.attempt}.${r.pid}.json`), { force: true });
-    if (recs.length) await syncDir(this.dir).catch(() => {});
+    const found = await this.#scan(runId);
+    for (const { name } of found) await rm(path.join(this.dir, name), { force: true });
+    if (found.length) await syncDir(this.dir).catch(() => {});
   }
 }

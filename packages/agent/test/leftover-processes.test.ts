@@ -43,11 +43,12 @@ test('POSIX process that is not a group leader: the process alone', () => {
   assert.deepEqual(planLeftoverEnd(rec({ group: false }), { leader: leader({ alive: false }), groupAlive: null }), { action: 'none', why: 'gone' });
 });
 
-test('macOS: no boot id, start time from ps; a record without a start time trusts a live pid', () => {
+test('macOS: no boot id, start time from ps; a record without a start time needs the live pid to have started by the record', () => {
   const mac = rec({ platform: 'darwin', bootId: null, startTime: 'Wed Dec  2 01:00:37 2026' });
   assert.deepEqual(planLeftoverEnd(mac, { leader: leader({ bootId: null, startTime: 'Wed Dec  2 01:00:37 2026' }), groupAlive: true }, 'darwin'), { action: 'signal-group', pgid: 4242 });
   assert.deepEqual(planLeftoverEnd(mac, { leader: leader({ bootId: null, startTime: 'Wed Dec  2 03:00:00 2026' }), groupAlive: true }, 'darwin'), { action: 'none', why: 'reused' });
-  assert.deepEqual(planLeftoverEnd(rec({ platform: 'darwin', bootId: null, startTime: null }), { leader: leader({ bootId: null, startTime: 'x' }), groupAlive: true }, 'darwin'), { action: 'signal-group', pgid: 4242 });
+  // ps printed a date it cannot read (another locale): the pid may be anything now, so it is left alone (and the run not resumed).
+  assert.deepEqual(planLeftoverEnd(rec({ platform: 'darwin', bootId: null, startTime: null }), { leader: leader({ bootId: null, startTime: 'x' }), groupAlive: true }, 'darwin'), { action: 'none', why: 'unverified' });
 });
 
 test('outside Linux a record without a start time: a live pid whose process started after the record is another one', () => {
@@ -66,6 +67,27 @@ test('Windows: taskkill /T /F on the recorded process when its creation time mat
   assert.deepEqual(planLeftoverEnd(win, { leader: leader({ bootId: null, startTime: '133900000000000000' }), groupAlive: null }, 'win32'), { action: 'taskkill', pid: 4242 });
   assert.deepEqual(planLeftoverEnd(win, { leader: leader({ bootId: null, startTime: '133900000000000999' }), groupAlive: null }, 'win32'), { action: 'none', why: 'reused' });
   assert.deepEqual(planLeftoverEnd(win, { leader: leader({ bootId: null, alive: false, startTime: null }), groupAlive: null }, 'win32'), { action: 'none', why: 'gone' });
+});
+
+test('a live pid whose identity cannot be checked is never signalled: the record had no start time and none can be read now', () => {
+  // Windows records never hold a start time; PowerShell failing (slow at boot, blocked) left the
+  // observation without one. After a reboot Windows has long since given the pid to another
+  // process: taskkill /T /F on it would end that process and its tree.
+  const win = rec({ platform: 'win32', group: false, bootId: null, startTime: null });
+  assert.deepEqual(planLeftoverEnd(win, { leader: leader({ bootId: null, startTime: null }), groupAlive: null }, 'win32'), { action: 'none', why: 'unverified' });
+  const mac = rec({ platform: 'darwin', bootId: null, startTime: null });
+  assert.deepEqual(planLeftoverEnd(mac, { leader: leader({ bootId: null, startTime: null }), groupAlive: true }, 'darwin'), { action: 'none', why: 'unverified' });
+  assert.deepEqual(planLeftoverEnd(rec({ platform: 'darwin', group: false, bootId: null, startTime: null }), { leader: leader({ bootId: null, startTime: null }), groupAlive: null }, 'darwin'), { action: 'none', why: 'unverified' });
+  // Linux reads the start time in the tick of the spawn: a record without one is of a process
+  // that had already exited (a zombie), so a live pid now is another process.
+  assert.deepEqual(planLeftoverEnd(rec({ startTime: null }), { leader: leader(), groupAlive: true }, 'linux'), { action: 'none', why: 'reused' });
+  assert.deepEqual(planLeftoverEnd(rec({ group: false, startTime: null }), { leader: leader(), groupAlive: null }, 'linux'), { action: 'none', why: 'reused' });
+  // Gone is still gone, and its group's members are still ended.
+  assert.deepEqual(planLeftoverEnd(rec({ startTime: null }), { leader: leader({ alive: false, startTime: null }), groupAlive: true }, 'linux'), { action: 'signal-group', pgid: 4242 });
+  // macOS has no boot id: a group whose leader is gone may be another program's after a reboot.
+  const macGone = { leader: leader({ bootId: null, alive: false, startTime: null }), groupAlive: true };
+  assert.deepEqual(planLeftoverEnd(rec({ platform: 'darwin', bootId: null, startTime: null }), macGone, 'darwin'), { action: 'none', why: 'unverified' });
+  assert.deepEqual(planLeftoverEnd(rec({ platform: 'darwin', bootId: null, startTime: null }), { ...macGone, groupAlive: false }, 'darwin'), { action: 'none', why: 'gone' });
 });
 
 // --- real process groups (POSIX) ---
@@ -144,4 +166,18 @@ test('a pid that now belongs to another process (another start time) is left alo
     for (const until = Date.now() + 10_000; groupAlive(child.pid!) && Date.now() < until; ) await new Promise((res) => setTimeout(res, 20));
     const gone = await endLeftover(rec({ pid: child.pid!, startTime: null, bootId: null, hostname: os.hostname() }), { graceMs: 100, killWaitMs: 100 });
     assert.equal(gone.outcome, 'already-gone');
+  }));
+
+test('the ledger lists a record only under the name it was written to, so forget() removes every record it lists', () =>
+  withLedger(async (ledger) => {
+    const { writeFile, readdir } = await import('node:fs/promises');
+    const put = (name: string, r: object) => writeFile(path.join(ledger.dir, name), JSON.stringify(r));
+    const ok = ledger.recordStarted({ runId: 'run-1', attempt: 1, taskId: 'task-1' }, { pid: process.pid, group: false, command: 'sh' });
+    await put('run-1.1.77.json', { ...ok, attempt: 2, pid: 77 }); // content and name disagree
+    await put('run-1.3.78.json', { ...ok, runId: '../run-1', attempt: 3, pid: 78 }); // a run id that names another folder
+    await put('run-1.4.79.json', { ...ok, attempt: '4', pid: 79 }); // not a whole number
+    assert.deepEqual((await ledger.list('run-1')).map((r) => r.pid), [process.pid]);
+    await ledger.forget('run-1');
+    assert.deepEqual(await ledger.list(), []);
+    assert.deepEqual(await readdir(ledger.dir), []);
   }));

@@ -53,3 +53,33 @@ test('the private socket folder is made 0700, and one that is not a private fold
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test('the local CLI refuses a socket outside the state folder that the agent user does not own alone (a planted folder or socket)', { skip: process.getuid?.() !== 0 ? 'needs root, to play the agent user and another user' : false }, async () => {
+  const { chown, chmod, mkdir, mkdtemp, rm, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { dirname, join } = await import('node:path');
+  const { findLocalSocket } = await import('../src/local-api.ts');
+  // The agent's user: an unused uid that owns the state folder. The planted things belong to root.
+  const agentUid = 40_000 + (process.pid % 20_000);
+  const root = await mkdtemp(join(tmpdir(), 'garrison-socket-planted-'));
+  const stateDir = join(root, 'x'.repeat(120));
+  const privateDir = dirname(localSocketPath(stateDir, { uid: agentUid }));
+  try {
+    await mkdir(stateDir, { mode: 0o700 });
+    await chown(stateDir, agentUid, agentUid);
+    const socket = localSocketPath(stateDir, { uid: agentUid });
+    assert.equal(findLocalSocket(stateDir), socket, 'no private folder yet: the agent is just not running');
+    await mkdir(privateDir, { mode: 0o700 }); // planted by another user (root here)
+    assert.throws(() => findLocalSocket(stateDir), LocalSocketError, 'a folder of another user');
+    await chown(privateDir, agentUid, agentUid);
+    await chmod(privateDir, 0o777);
+    assert.throws(() => findLocalSocket(stateDir), LocalSocketError, 'a folder others may write to');
+    await chmod(privateDir, 0o700);
+    assert.equal(findLocalSocket(stateDir), socket, 'the agent user’s private folder');
+    await writeFile(socket, ''); // something of root's where the socket goes
+    assert.throws(() => findLocalSocket(stateDir), LocalSocketError, 'a socket path that is not the agent user’s socket');
+  } finally {
+    await rm(privateDir, { recursive: true, force: true });
+    await rm(root, { recursive: true, force: true });
+  }
+});

@@ -10,27 +10,24 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { RunNowProgress, Task, TaskProgress } from '@garrison/protocol';
-import { dbKinds, startAgent, startTestServer, waitFor, type AgentProcess, type TestServer } from '../../server/test/helpers.ts';
+import { dbKinds, startAgent, useTestServer, waitFor } from '../../server/test/helpers.ts';
 import { cliProcess } from './support/run-cli.ts';
 
 for (const kind of dbKinds) {
   describe(`task run --watch with devices joining later (${kind.name})`, () => {
-    let t: TestServer;
+    const t = useTestServer(kind);
     let home: string;
-    const agents: AgentProcess[] = [];
     before(async () => {
-      t = await startTestServer(kind);
       home = await mkdtemp(path.join(os.tmpdir(), 'garrison-cli-home-'));
     });
     after(async () => {
-      await Promise.all(agents.map((a) => a.kill('SIGKILL')));
-      await t?.close();
       await rm(home, { recursive: true, force: true });
     });
 
     it('ends when the devices the run-now was given to have finished, and shows the late one apart', async () => {
       const g = (await t.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Watched' })).body.id;
-      agents.push(await startAgent(t, g, 'watch-a'), await startAgent(t, g, 'watch-b'));
+      t.track(await startAgent(t, g, 'watch-a'));
+      t.track(await startAgent(t, g, 'watch-b'));
       // The runs wait for a file, so that the third device joins while they are running.
       const go = path.join(home, 'go');
       const task = (await t.api<Task>('POST', '/api/v1/tasks', {
@@ -45,8 +42,7 @@ for (const kind of dbKinds) {
       const env = { HOME: home, XDG_CONFIG_HOME: home, GARRISON_URL: t.server.url, GARRISON_TOKEN: t.token, GARRISON_CA: t.caFile };
       const watch = cliProcess(['task', 'run', task.id, '--watch', '--watch-timeout', '120'], env);
       await waitFor(async () => (await progress()).states.running === 2, { what: 'both runs running' });
-      const late = await startAgent(t, g, 'watch-late');
-      agents.push(late);
+      t.track(await startAgent(t, g, 'watch-late'));
       await waitFor(async () => (await progress()).targets === 3, { what: 'the late device among the targets' });
       await writeFile(go, '');
 

@@ -148,8 +148,9 @@ function plainItem(item: string, f: FieldDef, set: boolean[]): void {
     const dash = rangeText.indexOf('-');
     if (dash < 0) {
       lo = value(rangeText, f);
-      // "a/n" runs from a to the field's maximum; a bare number is just itself.
-      hi = slash >= 0 ? (f === DOW ? 6 : f.max) : lo;
+      // "a/n" runs from a to the field's maximum; a bare number is just itself. Day of week
+      // runs to 6 (7 would be Sunday again), except from 7 itself: "7/n" is Sunday, not nothing.
+      hi = slash >= 0 ? (f === DOW ? Math.max(lo, 6) : f.max) : lo;
     } else {
       lo = value(rangeText.slice(0, dash), f);
       hi = value(rangeText.slice(dash + 1), f);
@@ -363,10 +364,23 @@ function findDay(spec: CronSpec, from: number, step: 1 | -1, accept: (day: numbe
   return null;
 }
 
-/** True when no date ever matches the day-of-month, month and day-of-week fields (Feb 30). */
+/**
+ * True when no date ever matches the day-of-month, month and day-of-week fields (Feb 30), in
+ * the years the year field allows. Years 400 apart have the same calendar, so one allowed year
+ * of each remainder mod 400 is enough to look at: at most 400 years instead of up to 9999
+ * (a refused `0 0 0 1-7 * +1#5 1-9999` walked them all, 0.1 s of CPU for every validation).
+ */
 export function cronNeverFires(spec: CronSpec): boolean {
-  const first = spec.years === null ? 1970 : spec.years.indexOf(true);
-  return findDay(spec, dayNumber(first, 1, 1), 1, () => true) === null;
+  if (spec.years === null) return findDay(spec, dayNumber(1970, 1, 1), 1, () => true) === null;
+  const looked = new Set<number>();
+  for (let y = YEAR.min; y <= YEAR.max; y++) {
+    if (!spec.years[y] || looked.has(y % 400)) continue;
+    looked.add(y % 400);
+    const only: boolean[] = [];
+    only[y] = true;
+    if (findDay({ ...spec, years: only }, dayNumber(y, 1, 1), 1, () => true) !== null) return false;
+  }
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -495,8 +509,17 @@ function lastOnDay(spec: CronSpec, day: number, to: number, timeZone: string): n
   return best;
 }
 
-/** The first fire strictly after `from` (ms) in `timeZone`, or null when there is none. */
+/** The instants a Date can hold (±100,000,000 days around 1970). */
+const MAX_INSTANT_MS = 8.64e15;
+/**
+ * An answer that a Date can hold, else null. `from`/`to` must be finite: NaN (an Invalid Date's
+ * time) made every day number NaN, and the day walk, whose end test compares with it, never ended.
+ */
+const inRange = (ms: number | null): number | null => (ms !== null && Math.abs(ms) <= MAX_INSTANT_MS ? ms : null);
+
+/** The first fire strictly after `from` (ms) in `timeZone`, or null when there is none (or `from` is not a finite instant). */
 export function cronNext(spec: CronSpec, from: number, timeZone: string): number | null {
+  if (!Number.isFinite(from) || Math.abs(from) > MAX_INSTANT_MS) return null;
   let result: number | null = null;
   // From the day before `from`'s local day: a day's instants can reach past its own end only
   // by the length of a repeated hour, never a whole day.
@@ -504,15 +527,16 @@ export function cronNext(spec: CronSpec, from: number, timeZone: string): number
     result = firstOnDay(spec, day, from, timeZone);
     return result !== null;
   });
-  return result;
+  return inRange(result);
 }
 
-/** The last fire at or before `to` (ms) in `timeZone`, or null when there is none. */
+/** The last fire at or before `to` (ms) in `timeZone`, or null when there is none (or `to` is not a finite instant). */
 export function cronPrevious(spec: CronSpec, to: number, timeZone: string): number | null {
+  if (!Number.isFinite(to) || Math.abs(to) > MAX_INSTANT_MS) return null;
   let result: number | null = null;
   findDay(spec, localDayNumber(to, timeZone) + 1, -1, (day) => {
     result = lastOnDay(spec, day, to, timeZone);
     return result !== null;
   });
-  return result;
+  return inRange(result);
 }

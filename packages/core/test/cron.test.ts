@@ -11,6 +11,8 @@ import {
   cronDayMatches,
   cronNeverFires,
   CronSyntaxError,
+  cronNext,
+  cronPrevious,
   lastMissedFire,
   nextFireTime,
   parseCron,
@@ -58,6 +60,9 @@ describe('cron syntax', () => {
     assert.deepEqual(parseCron('0 6/6 * * *').hours, [6, 12, 18]);
     assert.deepEqual(parseCron('0 0 10/10 * *').dom.flatMap((on, d) => (on ? [d] : [])), [10, 20, 30]);
     assert.deepEqual(parseCron('0 0 * * 1/2').dow.flatMap((on, d) => (on ? [d] : [])), [1, 3, 5]);
+    // 7 is Sunday: "7/2" starts there (it read as an empty set, so "0 0 * * 7/2" was refused as never firing).
+    assert.deepEqual(parseCron('0 0 * * 7/2').dow.flatMap((on, d) => (on ? [d] : [])), [0]);
+    assert.deepEqual(scheduleIssues(S(cron('0 0 * * 7/2'))), []);
     assert.deepEqual(parseCron('0-30/10 * * * *').minutes, [0, 10, 20, 30]);
   });
   it('reads names, 7 as Sunday, and ranges ending on Sunday', () => {
@@ -141,6 +146,25 @@ describe('cron that can never fire, and far fires', () => {
       assert.match(issues[0]!, /never fires/);
     }
     for (const e of ['0 0 29 2 *', '0 0 31 * *', '0 0 30 2 MON', '0 0 * 2 MON#5']) assert.equal(cronNeverFires(parseCron(e)), false, e);
+  });
+  it('with a year field, each year of the 400-year cycle is looked at once (the same answer as walking every allowed year)', () => {
+    assert.equal(cronNeverFires(parseCron('0 0 0 29 2 * 2100')), true, '2100 is no leap year');
+    assert.equal(cronNeverFires(parseCron('0 0 0 29 2 * 2100,2104')), false);
+    assert.equal(cronNeverFires(parseCron('0 0 0 29 2 * 1700-1900/100')), true);
+    assert.equal(cronNeverFires(parseCron('0 0 0 29 2 * 1700-2000/100')), false, '2000 is');
+    assert.equal(cronNeverFires(parseCron('0 0 0 1-7 * +1#5 1-9999')), true, 'a 5th Monday in the first week: never, in any year');
+    assert.equal(cronNeverFires(parseCron('0 0 0 29 2 +MON 1-9999')), false);
+  });
+  it('an instant that is not one (NaN, Infinity) or an answer past what a Date holds is null, not an endless walk', { timeout: 10_000 }, () => {
+    const spec = parseCron('0 3 * * *');
+    for (const tz of ['UTC', 'Europe/Berlin']) {
+      for (const at of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+        assert.equal(cronNext(spec, at, tz), null, `next ${at} ${tz}`);
+        assert.equal(cronPrevious(spec, at, tz), null, `previous ${at} ${tz}`);
+      }
+    }
+    assert.equal(cronNext(spec, 8.64e15, 'UTC'), null, 'the next 03:00 is after the last instant a Date holds');
+    assert.equal(cronPrevious(spec, -8.64e15, 'UTC'), null);
   });
   it('a stored never-firing expression answers null, promptly, both ways', () => {
     assert.equal(next(cron('0 0 30 2 *'), '2026-01-01T00:00:00Z'), null);

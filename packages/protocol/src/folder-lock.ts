@@ -120,15 +120,28 @@ async function createExclusive(file: string, holder: FolderLockHolder): Promise<
   }
 }
 
-async function isStale(r: Read): Promise<boolean> {
+/**
+ * How long a record that cannot be read must stay unchanged to be stale. Through link() a
+ * record is complete when its name appears, so an unreadable one is a write torn by a power
+ * loss (stale) or, on a file system without hard links, a taker's exclusive create caught
+ * between its open and its write: taking that for stale removed a lock being taken, and both
+ * processes went on holding it. A torn file never changes; one being written does, at once.
+ */
+const UNREADABLE_SETTLE_MS = 200;
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Stale: missing, unreadable and unchanged over the settle time, or its holder is not running. */
+async function isStale(r: Read, file: string): Promise<boolean> {
   if (r.kind === 'missing') return true;
-  // A record that cannot be read was not written by this code (link publishes complete files): nobody holds it.
-  if (r.kind === 'unreadable') return true;
+  if (r.kind === 'unreadable') {
+    await pause(UNREADABLE_SETTLE_MS);
+    const again = await readHolder(file);
+    return again.kind === 'unreadable' && again.text === r.text;
+  }
   const v = await isSameProcessRunning(r.holder);
   return v === ProcessVerdict.gone || v === ProcessVerdict.reused;
 }
-
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Takes the folder lock, or throws FolderInUseError naming the running holder. */
 export async function acquireFolderLock(o: FolderLockOptions): Promise<FolderLock> {
@@ -138,14 +151,15 @@ export async function acquireFolderLock(o: FolderLockOptions): Promise<FolderLoc
     if (await createExclusive(o.file, me)) return lockOf(o.file, me);
     const seen = await readHolder(o.file);
     if (seen.kind === 'missing') continue;
-    if (!(await isStale(seen))) {
-      const holder = seen.kind === 'holder' ? seen.holder : null;
-      throw new FolderInUseError(o.code, o.inUseMessage(holder, o.file), o.file, holder);
+    if (!(await isStale(seen, o.file))) {
+      // An unreadable record that changed meanwhile is being written: look again.
+      if (seen.kind === 'unreadable') continue;
+      throw new FolderInUseError(o.code, o.inUseMessage(seen.holder, o.file), o.file, seen.holder);
     }
     // Stale: remove it under the breaker, only if it is still the record judged stale.
     if (!(await createExclusive(breaker, me))) {
       const b = await readHolder(breaker);
-      if (b.kind !== 'missing' && (await isStale(b))) await unlink(breaker).catch(() => {});
+      if (b.kind !== 'missing' && (await isStale(b, breaker))) await unlink(breaker).catch(() => {});
       await pause(RETRY_MS);
       continue;
     }

@@ -102,6 +102,18 @@ test('a lock whose pid is alive but started at another time (pid reused) is stal
   await assert.rejects(acquireFolderLock(options(dir)), FolderInUseError);
 });
 
+test('a record caught while it is being written (no hard links: an exclusive create, then the write) is not taken for stale', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'garrison-lock-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const me = await ownIdentity();
+  // Another taker has created the file and writes its record (a running process: this one) a moment later.
+  await writeFile(options(dir).file, '');
+  const written = new Promise<void>((resolve) => setTimeout(() => void writeFile(options(dir).file, JSON.stringify({ ...me, program: 'test', startedAt: 'now', token: 'theirs' })).then(resolve), 20));
+  await assert.rejects(acquireFolderLock(options(dir)), FolderInUseError);
+  await written;
+  assert.equal(JSON.parse(await readFile(options(dir).file, 'utf8')).token, 'theirs', 'their lock is still in place');
+});
+
 test('two processes racing for a stale lock: exactly one wins', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'garrison-lock-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
