@@ -315,6 +315,10 @@ export class Agent {
     });
     this.transport.on('disconnected', (why) => void this.log('warning', 'agent.disconnected', `disconnected: ${why}`));
     this.transport.on('message', (m) => this.#onMessage(m));
+    // Before the transport starts, so that no check-in can complete first: agent-start fires
+    // now for the tasks kept from the last run, and the enrolment owed is known.
+    this.#enrolmentPending = existsSync(path.join(this.stateDir, ENROLMENT_PENDING_FILE));
+    this.#fireAgentStart();
     this.transport.start();
 
     // Without its local API the agent still does its work: the device's user is told why.
@@ -327,8 +331,6 @@ export class Agent {
     }
     this.#armCheckIn(justEnrolled ? 0 : 5_000);
     this.#armEnforcement();
-    this.#enrolmentPending = existsSync(path.join(this.stateDir, ENROLMENT_PENDING_FILE));
-    this.#fireAgentStart();
     await this.log('info', 'agent.started', `agent started (device ${cred.deviceId})`);
   }
 
@@ -672,6 +674,10 @@ export class Agent {
     this.#cache = { etag: null, tasks: [], policy: this.#cache.policy, lastCheckInAt: null, deployment: [] };
     await writeJsonAtomic(path.join(this.stateDir, 'tasks.json'), this.#cache);
     this.runner.setTasks([]);
+    // A new device: its enrolment and agent-start tasks fire once its own tasks arrive.
+    await markEnrolmentPending(this.stateDir);
+    this.#enrolmentPending = true;
+    this.#agentStartFired = new Set();
     await this.log('warning', 'agent.reidentified', `${d.reason}; now device ${d.deviceId} (was ${from}); ${dropped} unsent results of the original were dropped`);
     this.transport.setCredential(d.credential);
     setTimeout(() => void this.checkIn(), 100).unref();

@@ -157,9 +157,14 @@ export async function runLauncher(argv: string[], opts: LauncherOptions = {}): P
       return 0;
     }
     if (code === STATE_FOLDER_IN_USE_EXIT_CODE) {
-      // Another agent (another launcher) runs on this state folder: restarting ours would only be refused again.
-      log(`another agent runs on ${stateDir} (see the message above); stopping`);
-      return code;
+      // Another agent (another launcher) runs on this state folder. Restarting at once would
+      // only be refused again, but giving up for good would leave this machine without an
+      // agent when the holder could merely not be proven gone (a start time unreadable at
+      // boot, a renamed host): try again once a minute, quietly.
+      log(`another agent runs on ${stateDir} (see the message above); trying again in 60 s`);
+      await new Promise((r) => setTimeout(r, 60_000));
+      if (stopping) return 0;
+      continue;
     }
     if (code === UPDATE_EXIT_CODE) {
       const req = await readJson<UpdateRequest>(path.join(stateDir, 'update.json')).catch(() => undefined);

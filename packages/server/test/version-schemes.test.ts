@@ -109,6 +109,11 @@ for (const kind of dbKinds) {
         assert.match(r.body.error?.message ?? '', /debtool .* uses dpkg: all packages of a product use one scheme/);
         assert.equal(r.body.error?.details?.productVersionScheme, 'dpkg');
       }
+      // Another spelling of a stored version is the same version to deployment (01:1.0 is 1:1.0).
+      const respelt = await upload(t, manifest('debtool', '01:1.0', { versionScheme: 'dpkg' }));
+      assert.equal(respelt.status, 409, JSON.stringify(respelt.body));
+      assert.equal(respelt.body.error?.code, 'CONFLICT');
+      assert.match(respelt.body.error?.message ?? '', /is the same version as 1:1.0/);
       const onSemver = await upload(t, manifest('kept', '2.0', { versionScheme: 'windows' }));
       assert.equal(onSemver.body.error?.code, 'VERSION_SCHEME_MISMATCH');
       assert.deepEqual(await stored(t), before);

@@ -192,7 +192,12 @@ export class RepositoryService {
         reason: parsed.error,
       });
     }
-    const other = (await this.#store.list({ product: manifest.product })).find((p) => versionSchemeOf(p.manifest) !== scheme);
+    const stored = await this.#store.list({ product: manifest.product });
+    // "1.2", "1.2.0" and "v1.2" are one version to deployment: a second spelling would make
+    // "the newest" and a pin ambiguous.
+    const same = stored.find((p) => p.version !== manifest.version && versionSchemeOf(p.manifest) === scheme && compareVersions(p.version, manifest.version, scheme) === 0);
+    if (same) throw new AppError('CONFLICT', `${manifest.product} ${manifest.version} is the same version as ${same.version}, already in the repository`, { product: manifest.product, version: manifest.version, existing: same.version });
+    const other = stored.find((p) => versionSchemeOf(p.manifest) !== scheme);
     if (other) {
       const theirs = versionSchemeOf(other.manifest);
       throw new AppError(
