@@ -123,6 +123,27 @@ for (const kind of dbKinds) {
       assert.equal(list[0]?.manifest.versionScheme, 'dpkg');
     });
 
+    it('of two first check-ins of one product with different schemes at once, one lands and the other is refused; deleting the last package frees the scheme', async () => {
+      for (let round = 0; round < 3; round++) {
+        const product = `racer${round}`;
+        const replies = await Promise.all([upload(t, manifest(product, '1:1.0', { versionScheme: 'dpkg' })), upload(t, manifest(product, '1.0', { versionScheme: 'rpm' }))]);
+        assert.deepEqual(replies.map((r) => r.status).sort(), [201, 409], JSON.stringify(replies.map((r) => r.body)));
+        const refused = replies.find((r) => r.status === 409)!;
+        assert.equal(refused.body.error?.code, 'VERSION_SCHEME_MISMATCH');
+        const list = (await t.api<RepositoryPackage[]>('GET', `/api/v1/repository/packages?product=${product}`)).body;
+        assert.equal(list.length, 1);
+        const landed = replies.find((r) => r.status === 201)!.body;
+        assert.equal(list[0]!.id, landed.id);
+        // No archive of the refused one is left behind.
+        const archives = await readdir(path.join(t.dataDir, 'repository'));
+        const kept = await Promise.all((await t.api<RepositoryPackage[]>('GET', '/api/v1/repository/packages')).body.map((p) => p.sha256));
+        assert.deepEqual(archives.filter((f) => !kept.some((sha) => f.startsWith(sha))), []);
+        // The product's last package deleted, another scheme may start it again.
+        assert.equal((await t.api('DELETE', `/api/v1/repository/packages/${landed.id}`)).status, 204);
+        assert.equal((await upload(t, manifest(product, '2.0', { versionScheme: 'windows' }))).status, 201);
+      }
+    });
+
     it('refuses such versions in the repository-download task too, with their code, landing the rest', async () => {
       const { privateKey, publicKey } = generateKeyPairSync('ed25519');
       const dir = path.join(await tempDir(), 'feed');

@@ -171,7 +171,15 @@ export class RepositoryService {
         createdAt: this.#clock.now().toISOString(),
         createdBy: actorName(actor),
       };
-      await this.#store.placeInBranch(pkg, branch, true);
+      const placed = await this.#store.placeInBranch(pkg, branch, true, versionSchemeOf(manifest)).catch(async (err: unknown) => {
+        await this.#dropArchiveIfUnused(sha256);
+        throw err;
+      });
+      if (placed.schemeMismatch) {
+        // Another check-in of this product, with another scheme, got in first.
+        await this.#dropArchiveIfUnused(sha256);
+        throw schemeMismatch(manifest, versionSchemeOf(manifest), placed.schemeMismatch);
+      }
       await this.#events.audit(actor, 'repository.added', `${pkg.product} ${pkg.version} checked into ${branch ?? 'the repository (no branch)'}`, { product: pkg.product, data: { packageId: pkg.id, sha256, size } });
       if (branch) await this.onContent(pkg);
       return pkg;
@@ -198,14 +206,11 @@ export class RepositoryService {
     const same = stored.find((p) => p.version !== manifest.version && versionSchemeOf(p.manifest) === scheme && compareVersions(p.version, manifest.version, scheme) === 0);
     if (same) throw new AppError('CONFLICT', `${manifest.product} ${manifest.version} is the same version as ${same.version}, already in the repository`, { product: manifest.product, version: manifest.version, existing: same.version });
     const other = stored.find((p) => versionSchemeOf(p.manifest) !== scheme);
-    if (other) {
-      const theirs = versionSchemeOf(other.manifest);
-      throw new AppError(
-        'VERSION_SCHEME_MISMATCH',
-        `${manifest.product} ${manifest.version} names version scheme ${scheme}, but ${manifest.product} ${other.version} in the repository uses ${theirs}: all packages of a product use one scheme`,
-        { product: manifest.product, version: manifest.version, versionScheme: scheme, productVersionScheme: theirs },
-      );
-    }
+    if (other) throw schemeMismatch(manifest, scheme, versionSchemeOf(other.manifest), other.version);
+  }
+  /** An archive whose package was not stored goes, unless another package has the same bytes. */
+  async #dropArchiveIfUnused(sha256: string): Promise<void> {
+    if ((await this.#store.countBySha(sha256)) === 0) await rm(this.archivePath(sha256), { force: true });
   }
   async promote(actor: Actor, id: string, branch: Branch | null): Promise<RepositoryPackage> {
     authorize(actor, Permission.manageRepository, this.#tree());
@@ -247,4 +252,14 @@ export class RepositoryService {
     this.#cacheBytes += bytes.length;
     return { pkg, body: bytes, size: bytes.length };
   }
+}
+
+function schemeMismatch(manifest: PackageManifest, scheme: string, theirs: string, theirVersion?: string): AppError {
+  const where = theirVersion ? `${manifest.product} ${theirVersion} in the repository uses ${theirs}` : `${manifest.product} uses ${theirs} in the repository`;
+  return new AppError('VERSION_SCHEME_MISMATCH', `${manifest.product} ${manifest.version} names version scheme ${scheme}, but ${where}: all packages of a product use one scheme`, {
+    product: manifest.product,
+    version: manifest.version,
+    versionScheme: scheme,
+    productVersionScheme: theirs,
+  });
 }

@@ -47,8 +47,19 @@ export class PackageStore {
    * transaction: into `current`, the old current becomes `previous` and the old previous
    * leaves the branches; into `previous` or `evaluation`, the old holder leaves them.
    */
-  async placeInBranch(pkg: RepositoryPackage, branch: Branch | null, insert: boolean): Promise<void> {
-    await this.#db.kysely.transaction().execute(async (trx) => {
+  /**
+   * With `versionScheme` (a new package), the product's scheme is claimed in the same
+   * transaction as the insert: the first package of a product sets it, and a package naming
+   * another one is not inserted and the product's scheme is returned instead. On PostgreSQL a
+   * concurrent claim waits for the first transaction and then reads its row.
+   */
+  async placeInBranch(pkg: RepositoryPackage, branch: Branch | null, insert: boolean, versionScheme?: string): Promise<{ schemeMismatch?: string }> {
+    return this.#db.kysely.transaction().execute(async (trx) => {
+      if (insert && versionScheme) {
+        await trx.insertInto('product_version_schemes').values({ product: pkg.product, scheme: versionScheme }).onConflict((oc) => oc.column('product').doNothing()).execute();
+        const claimed = await trx.selectFrom('product_version_schemes').select('scheme').where('product', '=', pkg.product).executeTakeFirstOrThrow();
+        if (claimed.scheme !== versionScheme) return { schemeMismatch: claimed.scheme };
+      }
       const others = () => trx.updateTable('packages').where('product', '=', pkg.product).where('id', '!=', pkg.id);
       if (branch === 'current') {
         await others().set({ branch: null }).where('branch', '=', 'previous').execute();
@@ -77,10 +88,18 @@ export class PackageStore {
       } else {
         await trx.updateTable('packages').set({ branch }).where('id', '=', pkg.id).execute();
       }
+      return {};
     });
   }
+  /** Deletes a package; with the product's last one goes its version scheme. */
   async remove(id: string): Promise<boolean> {
-    const r = await this.#db.kysely.deleteFrom('packages').where('id', '=', id).executeTakeFirst();
-    return Number(r.numDeletedRows) === 1;
+    return this.#db.kysely.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('packages').select('product').where('id', '=', id).executeTakeFirst();
+      if (!row) return false;
+      await trx.deleteFrom('packages').where('id', '=', id).execute();
+      const left = await trx.selectFrom('packages').select('id').where('product', '=', row.product).limit(1).executeTakeFirst();
+      if (!left) await trx.deleteFrom('product_version_schemes').where('product', '=', row.product).execute();
+      return true;
+    });
   }
 }

@@ -238,6 +238,11 @@ export interface PackagesTable {
   created_at: string;
   created_by: string;
 }
+/** One version scheme per product (migration 0011, ADR 0015). */
+export interface ProductVersionSchemesTable {
+  product: string;
+  scheme: string;
+}
 
 export interface DeploymentsTable {
   group_id: string;
@@ -319,6 +324,7 @@ export interface Database {
   deployments: DeploymentsTable;
   device_products: DeviceProductsTable;
   packages: PackagesTable;
+  product_version_schemes: ProductVersionSchemesTable;
   groups: GroupsTable;
   devices: DevicesTable;
   enrolment_tokens: EnrolmentTokensTable;
