@@ -7,6 +7,7 @@
  * one transaction per flush, and each agent is acknowledged only after its reports are
  * committed, so that an agent drops a spooled result only once it is durably stored.
  */
+import { BatchWriter } from './batch-writer.ts';
 import type { IdentityService } from './identity-service.ts';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -75,13 +76,41 @@ export class AgentService {
   readonly #limits: DeviceLimits;
   #queue: QueuedReports[] = [];
   #queuedCount = 0;
-  #timer: NodeJS.Timeout | null = null;
-  #chain: Promise<void> = Promise.resolve();
+  readonly #reportWriter = new BatchWriter<QueuedReports[]>({
+    delayMs: INGEST_FLUSH_MS,
+    freshTurn: true,
+    take: () => {
+      if (this.#queue.length === 0) return undefined;
+      const batch = this.#queue;
+      this.#queue = [];
+      this.#queuedCount = 0;
+      return batch;
+    },
+    write: (batch) => this.#ingest(batch),
+    // #ingest answers every report itself; this is a failure before it could (a lookup).
+    onError: (err, batch) => {
+      this.#log.error({ err, devices: batch.length }, 'checking run reports failed; agents will resend');
+      for (const q of batch) q.reject(new AppError('UNAVAILABLE', 'the reports could not be stored now; resend later'));
+    },
+  });
   #checkIns = new Map<string, { id: string; inventory: Inventory; at: string }>();
   /** Devices whose last contact is now (a disconnect), without new inventory. */
   #contacts = new Set<string>();
-  #checkInTimer: NodeJS.Timeout | null = null;
-  #checkInChain: Promise<void> = Promise.resolve();
+  readonly #checkInWriter = new BatchWriter<{ batch: { id: string; inventory: Inventory; at: string }[]; contacts: string[] }>({
+    delayMs: CHECKIN_FLUSH_MS,
+    take: () => {
+      const batch = [...this.#checkIns.values()];
+      const contacts = [...this.#contacts].filter((id) => !this.#checkIns.has(id));
+      this.#checkIns.clear();
+      this.#contacts.clear();
+      return batch.length || contacts.length ? { batch, contacts } : undefined;
+    },
+    write: async ({ batch, contacts }) => {
+      await this.#devices.recordCheckIns(batch);
+      if (contacts.length) await this.#devices.touchContacts(contacts, this.#clock.now().toISOString());
+    },
+    onError: (err, { batch }) => this.#log.error({ err, count: batch.length }, 'storing check-ins failed'),
+  });
   /** Agent task lists by device and catalog generation: run-now storms resolve each list once. */
   #listCache = new Map<string, { key: string; etag: string; tasks: Task[]; ids: Set<string> }>();
 
@@ -119,7 +148,7 @@ export class AgentService {
     if (!this.#catalog.device(deviceId)) return;
     this.#events.record({ severity: 'info', kind: 'agent.disconnected', message: `agent disconnected (${reason})`, deviceId });
     this.#contacts.add(deviceId);
-    this.#checkInTimer ??= setTimeout(() => void this.flushCheckIns(), CHECKIN_FLUSH_MS);
+    this.#checkInWriter.schedule();
   }
 
   /**
@@ -232,26 +261,10 @@ export class AgentService {
 
   #queueCheckIn(id: string, inventory: Inventory, at: string): void {
     this.#checkIns.set(id, { id, inventory, at });
-    this.#checkInTimer ??= setTimeout(() => void this.flushCheckIns(), CHECKIN_FLUSH_MS);
+    this.#checkInWriter.schedule();
   }
-  async flushCheckIns(): Promise<void> {
-    if (this.#checkInTimer) clearTimeout(this.#checkInTimer);
-    this.#checkInTimer = null;
-    const batch = [...this.#checkIns.values()];
-    const contacts = [...this.#contacts].filter((id) => !this.#checkIns.has(id));
-    this.#checkIns.clear();
-    this.#contacts.clear();
-    if (batch.length === 0 && contacts.length === 0) return this.#checkInChain;
-    const at = this.#clock.now().toISOString();
-    this.#checkInChain = this.#checkInChain.then(async () => {
-      try {
-        await this.#devices.recordCheckIns(batch);
-        if (contacts.length) await this.#devices.touchContacts(contacts, at);
-      } catch (err) {
-        this.#log.error({ err, count: batch.length }, 'storing check-ins failed');
-      }
-    });
-    return this.#checkInChain;
+  flushCheckIns(): Promise<void> {
+    return this.#checkInWriter.flush();
   }
 
   /**
@@ -345,21 +358,12 @@ export class AgentService {
       this.#queue.push({ deviceId, reports, resolve, reject });
       this.#queuedCount += reports.length;
       if (this.#queuedCount >= INGEST_MAX_BATCH) void this.flushReports();
-      else this.#timer ??= setTimeout(() => void this.flushReports(), INGEST_FLUSH_MS);
+      else this.#reportWriter.schedule();
     });
   }
 
-  async flushReports(): Promise<void> {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
-    const batch = this.#queue;
-    this.#queue = [];
-    this.#queuedCount = 0;
-    if (batch.length === 0) return this.#chain;
-    // Each batch starts on a fresh turn of the event loop, so that a flood of reports cannot
-    // starve timers (heartbeats, flushes) for longer than one batch.
-    this.#chain = this.#chain.then(() => new Promise<void>((r) => setImmediate(r))).then(() => this.#ingest(batch));
-    return this.#chain;
+  flushReports(): Promise<void> {
+    return this.#reportWriter.flush();
   }
 
   async #ingest(batch: QueuedReports[]): Promise<void> {

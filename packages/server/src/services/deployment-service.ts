@@ -5,6 +5,7 @@
  * between them (core's planDeployment), handed to its built-in deployment task, and the
  * device's state per product recorded. Install results come back as run events of that task.
  */
+import { BatchWriter } from './batch-writer.ts';
 import type { Logger } from 'pino';
 import {
   DEPLOYMENT_TASK_NAME,
@@ -60,8 +61,24 @@ export class DeploymentService {
   #planned = new Map<string, { product: string; installedVersion: string | null; targetVersion: string | null }[]>();
   /** The products of each device's last plan, so that stale states are deleted only when that set changes. */
   #lastProducts = new Map<string, string>();
-  #timer: NodeJS.Timeout | null = null;
-  #chain: Promise<void> = Promise.resolve();
+  readonly #stateWriter = new BatchWriter<{ updates: DeviceProductUpdate[]; stale: [string, string[]][] }>({
+    delayMs: STATE_FLUSH_MS,
+    take: () => {
+      if (!this.#pending.size && !this.#stale.size) return undefined;
+      const batch = { updates: [...this.#pending.values()], stale: [...this.#stale.entries()] };
+      this.#pending.clear();
+      this.#stale.clear();
+      return batch;
+    },
+    write: async ({ updates, stale }) => {
+      const at = this.#clock.now().toISOString();
+      // Results (compliant/failed from the agent) overwrite; a plan's "pending" keeps a failure visible.
+      await this.#store.putStates(updates.filter((u) => u.state !== 'pending'), at, false);
+      await this.#store.putStates(updates.filter((u) => u.state === 'pending'), at, true);
+      for (const [deviceId, keep] of stale) await this.#store.deleteStates(deviceId, keep);
+    },
+    onError: (err) => this.#log.error({ err }, 'storing deployment states failed'),
+  });
   /** Nudges devices to check in now (their plan changed). */
   onChanged: (deviceIds: string[]) => void = () => {};
 
@@ -414,28 +431,10 @@ export class DeploymentService {
   }
 
   #arm(): void {
-    this.#timer ??= setTimeout(() => void this.flush(), STATE_FLUSH_MS);
+    this.#stateWriter.schedule();
   }
-  async flush(): Promise<void> {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
-    const updates = [...this.#pending.values()];
-    const stale = [...this.#stale.entries()];
-    this.#pending.clear();
-    this.#stale.clear();
-    if (!updates.length && !stale.length) return this.#chain;
-    this.#chain = this.#chain.then(async () => {
-      try {
-        const at = this.#clock.now().toISOString();
-        // Results (compliant/failed from the agent) overwrite; a plan's "pending" keeps a failure visible.
-        await this.#store.putStates(updates.filter((u) => u.state !== 'pending'), at, false);
-        await this.#store.putStates(updates.filter((u) => u.state === 'pending'), at, true);
-        for (const [deviceId, keep] of stale) await this.#store.deleteStates(deviceId, keep);
-      } catch (err) {
-        this.#log.error({ err }, 'storing deployment states failed');
-      }
-    });
-    return this.#chain;
+  flush(): Promise<void> {
+    return this.#stateWriter.flush();
   }
 
   /** The per-product summary of compliance over all devices, counted by the database (no device rows). */

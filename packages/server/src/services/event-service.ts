@@ -4,6 +4,7 @@
  * batching writer that flushes every few milliseconds in one INSERT; audit events are
  * written before the API call returns.
  */
+import { BatchWriter } from './batch-writer.ts';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
@@ -17,8 +18,20 @@ export class EventService {
   readonly #log: Logger;
   readonly #catalog: Catalog;
   #queue: NewEvent[] = [];
-  #timer: NodeJS.Timeout | null = null;
-  #flushing: Promise<void> = Promise.resolve();
+  readonly #writer = new BatchWriter<NewEvent[]>({
+    delayMs: 20,
+    take: () => {
+      if (this.#queue.length === 0) return undefined;
+      const batch = this.#queue;
+      this.#queue = [];
+      return batch;
+    },
+    write: async (batch) => {
+      await this.#store.insertEvents(batch);
+      this.onStored(batch);
+    },
+    onError: (err, batch) => this.#log.error({ err, count: batch.length }, 'storing events failed'),
+  });
   /** Called with each batch once it is stored (the console's live feed); it must be cheap. */
   onStored: (events: readonly Pick<NewEvent, 'kind'>[]) => void = () => {};
 
@@ -33,7 +46,7 @@ export class EventService {
     const groupId = event.groupId ?? (event.deviceId ? this.#catalog.device(event.deviceId)?.groupId : undefined) ?? null;
     this.#queue.push({ ...event, groupId, time: event.time ?? this.#clock.now().toISOString() });
     if (this.#queue.length >= 5000) void this.flush();
-    else this.#timer ??= setTimeout(() => void this.flush(), 20);
+    else this.#writer.schedule();
   }
   /** An administrator's action: who, through what (console, CLI, API token) and from where. Stored before the call returns. */
   async audit(actor: Actor, kind: string, message: string, refs: Partial<Pick<NewEvent, 'deviceId' | 'groupId' | 'taskId' | 'product' | 'data'>>): Promise<void> {
@@ -60,23 +73,8 @@ export class EventService {
     if (t.scope.type === 'local') return this.#catalog.device(t.scope.deviceId)?.groupId;
     return undefined;
   }
-  async flush(): Promise<void> {
-    if (this.#timer) {
-      clearTimeout(this.#timer);
-      this.#timer = null;
-    }
-    const batch = this.#queue;
-    if (batch.length === 0) return this.#flushing;
-    this.#queue = [];
-    this.#flushing = this.#flushing.then(async () => {
-      try {
-        await this.#store.insertEvents(batch);
-        this.onStored(batch);
-      } catch (err) {
-        this.#log.error({ err, count: batch.length }, 'storing events failed');
-      }
-    });
-    return this.#flushing;
+  flush(): Promise<void> {
+    return this.#writer.flush();
   }
   /** Events of the groups the caller reads; those of no group (server-wide, the administrators' own audit) need read on the root. */
   async query(actor: Actor, filter: EventFilter & { groupId?: string; recursive?: boolean }): Promise<StoredEvent[]> {
