@@ -5,12 +5,18 @@
  * its pid now, for every platform (Windows is decided here and unit-tested on Linux):
  *
  * - POSIX, a group leader (the script executor spawns detached): if the leader is the very
- *   process recorded (same start time, same boot), or it is gone but its group still has
- *   members in the same boot (Linux boot ids; elsewhere that cannot be told: 'unverified',
- *   left alone and the run not resumed), the group is signalled. A group id cannot be handed
- *   out again as a new pid while any member of the group lives, so living members of a group
- *   whose leader is gone are the attempt's own. A leader pid alive with another start time is
- *   a new process: left alone.
+ *   process recorded (same start time, same boot), the group is signalled. If the leader is
+ *   gone but its group still has members in the same boot, the group is signalled only on
+ *   Linux and only if a living member's environment (/proc/<pid>/environ) holds the record's
+ *   GARRISON_PROCESS_TAG, which the executor put in the environment of the process it started
+ *   and which its children inherit. A group id cannot be handed out again as a new pid while
+ *   any member of the group lives, so in principle living members are the attempt's own; but
+ *   once every member has exited, pids may wrap round and a new group may take the same id
+ *   (a daemon whose first fork led it and exited), which nothing else tells apart. A group
+ *   that cannot be shown to be the attempt's (no member carries the tag, the environments
+ *   cannot be read, a record without a tag, or not Linux: macOS pids wrap at 99999) is
+ *   'unverified': left alone, and the run not resumed. A leader pid alive with another start
+ *   time is a new process: left alone.
  * - A live pid that cannot be shown to be the recorded process (no start time on either side)
  *   is never signalled: 'unverified', counted as surviving, so the run is not resumed.
  * - POSIX, not a group leader: the process alone.
@@ -29,7 +35,7 @@
  * type can adopt cleanly, and none does: what is left is ended, and the event says so.
  */
 import { spawn } from 'node:child_process';
-import { linuxGroupMembers, observeProcess, ProcessVerdict, judgeProcess, type ProcessObservation } from '@garrison/protocol/process-identity';
+import { linuxEnvironHas, linuxGroupMembers, observeProcess, parseLstart, PROCESS_TAG_ENV, ProcessVerdict, judgeProcess, type ProcessObservation } from '@garrison/protocol/process-identity';
 import type { ProcessRecord } from './process-ledger.ts';
 
 export type LeftoverPlan =
@@ -43,6 +49,11 @@ export interface LeftoverObservation {
   leader: ProcessObservation;
   /** Whether the recorded process group still has living members (POSIX group leaders only; null: unknown). */
   groupAlive: boolean | null;
+  /**
+   * Whether a living member of the group carries the record's process tag in its environment
+   * (Linux group leaders with a tagged record; false: none does, null: not known or unreadable).
+   */
+  groupTagged?: boolean | null;
 }
 
 /**
@@ -57,8 +68,7 @@ export function startTimeMs(startTime: string | null, platform: NodeJS.Platform)
     return Number(BigInt(startTime) / 10_000n - 11_644_473_600_000n);
   }
   if (platform === 'linux') return null;
-  const ms = Date.parse(startTime);
-  return Number.isNaN(ms) ? null : ms;
+  return parseLstart(startTime);
 }
 
 /** Slack between a process's start and its record (lstart has whole seconds). */
@@ -90,11 +100,12 @@ export function planLeftoverEnd(rec: ProcessRecord, obs: LeftoverObservation, pl
     // The leader is gone. A reboot (another boot id) ended the whole group too.
     const rebooted = rec.bootId && obs.leader.bootId && rec.bootId !== obs.leader.bootId;
     if (rebooted || !obs.groupAlive) return { action: 'none', why: 'gone' };
-    // Without boot ids (macOS) a reboot cannot be told: after one, a group with this id is some
-    // other program's (a daemon whose first fork led it and exited), and macOS pids wrap at
-    // 99999 soon enough besides. Its members cannot be shown to be the attempt's: left alone,
-    // and the run is not resumed.
+    // Without boot ids a reboot cannot be told: after one, a group with this id is some other
+    // program's. Within one boot, pids may have wrapped round since the group's last member
+    // of the attempt exited: only a member carrying the attempt's tag (Linux) shows the group
+    // is still the attempt's. Otherwise it is left alone, and the run is not resumed.
     if (!rec.bootId || !obs.leader.bootId) return { action: 'none', why: 'unverified' };
+    if (platform !== 'linux' || !rec.envTag || obs.groupTagged !== true) return { action: 'none', why: 'unverified' };
     return { action: 'signal-group', pgid: rec.pid };
   }
   if (verdict === ProcessVerdict.same) return { action: 'signal-process', pid: rec.pid };
@@ -141,9 +152,29 @@ export function groupAlive(pgid: number): boolean {
   }
 }
 
+/**
+ * Linux: whether a living member of group `pgid` has `NAME=tag` in its environment; null when
+ * none has it and some could not be read (another user's process for a non-root agent).
+ */
+export function groupCarriesTag(pgid: number, tag: string): boolean | null {
+  const members = linuxGroupMembers(pgid);
+  if (!members) return null;
+  const entry = `${PROCESS_TAG_ENV}=${tag}`;
+  let unreadable = false;
+  for (const m of members) {
+    const has = linuxEnvironHas(m.pid, entry);
+    if (has) return true;
+    if (has === null) unreadable = true;
+  }
+  return unreadable ? null : false;
+}
+
 async function observe(rec: ProcessRecord): Promise<LeftoverObservation> {
   const leader = await observeProcess(rec.pid);
-  return { leader, groupAlive: rec.group && process.platform !== 'win32' ? groupAlive(rec.pid) : null };
+  const alive = rec.group && process.platform !== 'win32' ? groupAlive(rec.pid) : null;
+  // Read only where the plan needs it: a group whose leader is gone.
+  const tagged = alive && !leader.alive && rec.envTag && process.platform === 'linux' ? groupCarriesTag(rec.pid, rec.envTag) : null;
+  return { leader, groupAlive: alive, groupTagged: tagged };
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -184,7 +215,7 @@ export async function endLeftover(rec: ProcessRecord, opts: EndOptions = {}): Pr
   const plan = planLeftoverEnd(rec, await observe(rec), process.platform);
   if (plan.action === 'none' && plan.why === 'unverified') {
     // Not ended, and not known to be gone: counted as surviving, so the run is not resumed beside it.
-    return { record: rec, plan, outcome: 'survived', detail: 'its pid or process group is in use, but nothing tells whether by the recorded process (its start time or the boot cannot be read): left alone' };
+    return { record: rec, plan, outcome: 'survived', detail: 'its pid or process group is in use, but nothing tells whether by the recorded process (its start time or the boot cannot be read, or no member of its group carries the attempt\'s GARRISON_PROCESS_TAG): left alone' };
   }
   if (plan.action === 'none') return { record: rec, plan, outcome: plan.why === 'gone' ? 'already-gone' : plan.why === 'reused' ? 'pid-reused' : 'other-host' };
   if (plan.action === 'taskkill') {

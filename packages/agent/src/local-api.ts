@@ -4,9 +4,10 @@
  * state (root, for a service) may use it. On Windows, a named pipe.
  */
 import http from 'node:http';
+import type net from 'node:net';
 import { createHash } from 'node:crypto';
 import { lstatSync, realpathSync, statSync, type Stats } from 'node:fs';
-import { chmod, lstat, mkdir, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { scheduleIssues } from '@garrison/core';
 import { BUILTIN_PRODUCT, Schedule, checker } from '@garrison/protocol';
@@ -22,8 +23,10 @@ export interface LocalApi {
  * macOS and the BSDs, the terminating NUL included. A longer one fails with a bare EINVAL.
  */
 export const MAX_SOCKET_PATH_BYTES = 103;
-/** Where sockets of state folders with long paths go: one private folder per user. */
+/** Where sockets of state folders with long paths go when nothing better is there: one private folder per user. */
 export const SHORT_SOCKET_ROOT = '/tmp';
+/** Root's folder for them: under /run, where only root may make things. */
+export const RUN_SOCKET_DIR = '/run/garrison-agent';
 
 /** The state folder as both the agent and the local CLI name it: absolute, symbolic links resolved. */
 function canonicalStateDir(stateDir: string, platform: NodeJS.Platform): string {
@@ -38,39 +41,103 @@ function canonicalStateDir(stateDir: string, platform: NodeJS.Platform): string 
 }
 const digest = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 24);
 
-/** The private folder of `uid` for sockets that do not fit in their state folder. */
+/** The private folder of `uid` in /tmp for sockets that do not fit in their state folder: the last resort. */
 export function shortSocketDir(uid: number): string {
   return path.posix.join(SHORT_SOCKET_ROOT, `garrison-agent-${uid}`);
+}
+
+/** What the choice of a folder for a socket outside the state folder depends on. */
+export interface SocketDirFacts {
+  /** /run is a folder of root's that no one else may write to. */
+  run: boolean;
+  /** Runtime folders of the agent's user that are its alone (owned by it, mode 0700), best first. */
+  runtimeDirs: string[];
+}
+
+/**
+ * The folders a socket outside the state folder may be in, best first. /tmp comes last: any
+ * local user may make /tmp/garrison-agent-UID before the agent does, and the agent then refuses
+ * it and runs without its local API. Root's goes under /run (only root may make things there),
+ * another user's in its runtime folder ($XDG_RUNTIME_DIR, made by systemd-logind as
+ * /run/user/UID, 0700). Pure: the facts come from socketDirFacts().
+ */
+export function shortSocketDirs(uid: number, facts: SocketDirFacts): string[] {
+  const dirs: string[] = [];
+  if (uid === 0 && facts.run) dirs.push(RUN_SOCKET_DIR);
+  if (uid !== 0) for (const d of facts.runtimeDirs) dirs.push(path.posix.join(d, 'garrison-agent'));
+  dirs.push(shortSocketDir(uid));
+  return [...new Set(dirs)];
+}
+
+/** A real folder (not a link) of `uid` that no one else may use. */
+function isPrivateFolderOf(st: Stats | null, uid: number): boolean {
+  return !!st && st.isDirectory() && st.uid === uid && (st.mode & 0o077) === 0;
+}
+
+/**
+ * The facts on this machine for the agent user `uid`. The agent (`forCli` false) knows its own
+ * XDG_RUNTIME_DIR. The local CLI cannot know the agent's: it tries its own when it runs as the
+ * agent's user, then /run/user/UID (the systemd convention), so root's CLI finds another
+ * user's agent there too; an agent with another runtime folder is then looked for in /tmp only.
+ */
+export function socketDirFacts(uid: number, opts: { forCli?: boolean; env?: NodeJS.ProcessEnv } = {}): SocketDirFacts {
+  const env = opts.env ?? process.env;
+  const run = lstatIfAny('/run');
+  const candidates: string[] = [];
+  const ownUid = process.getuid?.();
+  const xdg = env.XDG_RUNTIME_DIR;
+  if (xdg && path.posix.isAbsolute(xdg) && ownUid === uid) candidates.push(path.posix.normalize(xdg));
+  if (opts.forCli) candidates.push(`/run/user/${uid}`);
+  return {
+    run: !!run && run.isDirectory() && run.uid === 0 && (run.mode & 0o022) === 0,
+    runtimeDirs: [...new Set(candidates)].filter((d) => isPrivateFolderOf(lstatIfAny(d), uid)),
+  };
+}
+
+/** The socket paths outside the state folder that fit in a socket address, best first; never empty. */
+function shortSocketPaths(dir: string, uid: number, facts: SocketDirFacts): string[] {
+  const name = `${digest(dir)}.sock`;
+  const all = shortSocketDirs(uid, facts).map((d) => path.posix.join(d, name));
+  const fit = all.filter((p) => Buffer.byteLength(p) <= MAX_SOCKET_PATH_BYTES);
+  return fit.length ? fit : [all[all.length - 1]];
 }
 
 /**
  * Where the agent of a state folder listens. In the state folder (agent.sock) when that path
  * fits in a socket address; else, as the limit would otherwise bite, in a private folder of
- * the agent's user (/tmp/garrison-agent-UID, mode 0700, checked before use) under a name
- * derived from the state folder, so that the local CLI finds it from the state folder alone.
- * Not a Linux abstract socket: those have no file permissions, and any local user could
- * connect. `uid` is the agent's user: the agent passes its own, the CLI the state folder's
- * owner (it may run as another user, root for one). On Windows a named pipe, named after a
- * hash of the state folder (case-insensitive, as Windows paths are).
+ * the agent's user (the first of shortSocketDirs() whose path fits: /run/garrison-agent for
+ * root, $XDG_RUNTIME_DIR/garrison-agent, else /tmp/garrison-agent-UID; mode 0700, checked
+ * before use) under a name derived from the state folder, so that the local CLI finds it from
+ * the state folder alone. Not a Linux abstract socket: those have no file permissions, and any
+ * local user could connect. `uid` is the agent's user: the agent passes its own, the CLI the
+ * state folder's owner (it may run as another user, root for one). `facts` default to this
+ * machine's, for the agent (none for another platform). On Windows a named pipe, named after
+ * a hash of the state folder (case-insensitive, as Windows paths are).
  */
-export function localSocketPath(stateDir: string, opts: { platform?: NodeJS.Platform; uid?: number } = {}): string {
+export function localSocketPath(stateDir: string, opts: { platform?: NodeJS.Platform; uid?: number; facts?: SocketDirFacts } = {}): string {
   const platform = opts.platform ?? process.platform;
   const dir = canonicalStateDir(stateDir, platform);
   if (platform === 'win32') return `\\\\.\\pipe\\garrison-agent-${digest(dir.toLowerCase())}`;
   const inState = path.posix.join(dir, 'agent.sock');
   if (Buffer.byteLength(inState) <= MAX_SOCKET_PATH_BYTES) return inState;
-  return path.posix.join(shortSocketDir(opts.uid ?? process.getuid?.() ?? 0), `${digest(dir)}.sock`);
+  const uid = opts.uid ?? process.getuid?.() ?? 0;
+  const facts = opts.facts ?? (platform === process.platform ? socketDirFacts(uid) : { run: false, runtimeDirs: [] });
+  return shortSocketPaths(dir, uid, facts)[0];
 }
 
 /**
- * For the local CLI: the socket of the agent that owns this state folder. A socket outside the
- * state folder (in /tmp, where every user may make things) is trusted only in a real folder of
- * the agent's user with no access for others, and only if the socket there is that user's:
- * another user may have planted the folder before the agent started (the agent then refuses
- * it and runs without its local API), and the CLI would otherwise send that user the tasks
- * (scripts, settings) it is given and show whatever it answers. Missing is fine: the request
- * then fails and says the agent is not running there. The folder cannot be swapped after the
- * check: /tmp is sticky, so only its owner (or root) may rename or remove it.
+ * For the local CLI: the socket of the agent that owns this state folder. Outside the state
+ * folder it looks in each folder the agent may have chosen, best first (the CLI cannot know
+ * the agent's environment), and takes the first that holds a socket. A socket there is trusted
+ * only in a real folder of the agent's user with no access for others, and only if the socket
+ * is that user's: another user may have planted /tmp/garrison-agent-UID before the agent
+ * started (the agent then refuses it and runs without its local API), and the CLI would
+ * otherwise send that user the tasks (scripts, settings) it is given and show whatever it
+ * answers. /tmp is looked at last, so a planted folder there does not hide an agent listening
+ * in a better place. None found is fine: the first path is returned, the request then fails
+ * and says the agent is not running there. A folder cannot be swapped after the check: /tmp is
+ * sticky, so only its owner (or root) may rename or remove it; /run and runtime folders are
+ * root's and the user's alone.
  */
 export function findLocalSocket(stateDir: string): string {
   if (process.platform === 'win32') return localSocketPath(stateDir);
@@ -80,19 +147,24 @@ export function findLocalSocket(stateDir: string): string {
   } catch {
     /* no state folder: the request fails and says the agent is not running there */
   }
-  const socketPath = localSocketPath(stateDir, uid === undefined ? {} : { uid });
-  const dir = path.dirname(socketPath);
-  if (dir === canonicalStateDir(stateDir, process.platform)) return socketPath;
   const owner = uid ?? process.getuid?.() ?? 0;
-  const st = lstatIfAny(dir);
-  if (st && (!st.isDirectory() || st.uid !== owner || (st.mode & 0o077) !== 0)) {
-    throw new LocalSocketError(`the socket folder ${dir} is not a private folder of the agent's user (uid ${owner}, mode 0700): not trusted (another user may have made it); remove it and restart the agent`);
+  const dir = canonicalStateDir(stateDir, process.platform);
+  const inState = path.posix.join(dir, 'agent.sock');
+  if (Buffer.byteLength(inState) <= MAX_SOCKET_PATH_BYTES) return inState;
+  const candidates = shortSocketPaths(dir, owner, socketDirFacts(owner, { forCli: true }));
+  for (const socketPath of candidates) {
+    const folder = path.dirname(socketPath);
+    const st = lstatIfAny(folder);
+    if (!st) continue;
+    if (!isPrivateFolderOf(st, owner)) {
+      throw new LocalSocketError(`the socket folder ${folder} is not a private folder of the agent's user (uid ${owner}, mode 0700): not trusted (another user may have made it); remove it and restart the agent`);
+    }
+    const sock = lstatIfAny(socketPath);
+    if (!sock) continue;
+    if (!sock.isSocket() || sock.uid !== owner) throw new LocalSocketError(`${socketPath} is not a socket of the agent's user (uid ${owner}): not trusted`);
+    return socketPath;
   }
-  const sock = st ? lstatIfAny(socketPath) : null;
-  if (sock && (!sock.isSocket() || sock.uid !== owner)) {
-    throw new LocalSocketError(`${socketPath} is not a socket of the agent's user (uid ${owner}): not trusted`);
-  }
-  return socketPath;
+  return candidates[0];
 }
 
 /** Null when there is nothing there, or when this user may not look (connecting then fails and says so). */
@@ -120,9 +192,51 @@ export async function preparePrivateSocketDir(dir: string): Promise<void> {
     if (err.code !== 'EEXIST') throw new LocalSocketError(`cannot make the socket folder ${dir}: ${err.message}`);
   });
   const st = await lstat(dir);
-  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
+  if (!isPrivateFolderOf(st, uid)) {
     throw new LocalSocketError(`the socket folder ${dir} is not a private folder of this user (uid ${uid}, mode 0700): remove it and start the agent again`);
   }
+}
+
+/**
+ * Listens on the Unix socket `socketPath` such that it is never connectable with a wider mode
+ * than 0600. listen() makes the socket with the umask's mode, and a chmod after it leaves a
+ * moment in which another user may connect (and keep the connection) when the folder is not
+ * 0700 and the umask lets others write. So the socket is made in a fresh folder of mode 0700
+ * beside it (no one else can reach a socket in there), made 0600, then renamed into place: a
+ * bound socket keeps working under its new name (Linux, macOS). Not process.umask(): it is
+ * process-wide, and other code may make files meanwhile. The staging name is no longer than
+ * the final one (`.gXXXXXX/s`, 10 bytes, as `agent.sock`), so it fits whenever the final path
+ * does. Resolves with a close() that stops listening and removes the final name if it is
+ * still this socket.
+ */
+export async function listenOnPrivateSocket(server: net.Server, socketPath: string): Promise<() => Promise<void>> {
+  const staging = await mkdtemp(path.join(path.dirname(socketPath), '.g'));
+  const stagingSocket = path.join(staging, 's');
+  let st: Stats;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(stagingSocket, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    try {
+      await chmod(stagingSocket, 0o600);
+      await rename(stagingSocket, socketPath);
+      st = await lstat(socketPath);
+    } catch (err) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw err;
+    }
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+  return async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const now = lstatIfAny(socketPath);
+    if (now && now.ino === st.ino && now.dev === st.dev) await rm(socketPath, { force: true });
+  };
 }
 
 const scheduleChecker = checker(Schedule);
@@ -255,11 +369,11 @@ export async function startLocalApi(agent: Agent): Promise<LocalApi> {
       }
     })();
   });
+  if (process.platform !== 'win32') return { socketPath, close: await listenOnPrivateSocket(server, socketPath) };
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(socketPath, () => resolve());
   });
-  if (process.platform !== 'win32') await chmod(socketPath, 0o600);
   return {
     socketPath,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),

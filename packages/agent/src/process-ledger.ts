@@ -6,7 +6,8 @@
  * but keep running, so the work would happen twice side by side. To end them first, the
  * agent must know, after its own death, what it started: the pid, whether it leads its own
  * process group (POSIX executors spawn detached), and what defeats pid reuse (the start
- * time and boot id, see @garrison/protocol/process-identity).
+ * time and boot id, see @garrison/protocol/process-identity, and the GARRISON_PROCESS_TAG
+ * value the executor put in the process's environment, which its children inherit).
  *
  * The record is written synchronously in the tick of the spawn, straight to its final name,
  * then fsync'd with its folder: no await sits between the child's start and its record. What
@@ -38,6 +39,8 @@ export interface ProcessRecord extends ProcessIdentity {
   /** What was started (the program's name, for messages). */
   command: string;
   recordedAt: string;
+  /** The value of GARRISON_PROCESS_TAG in the process's environment (leftover-processes.ts); absent in older records. */
+  envTag?: string;
 }
 
 /** What an executor tells about a process it has just started. */
@@ -46,6 +49,8 @@ export interface StartedProcess {
   /** It was spawned as the leader of its own process group. */
   group: boolean;
   command: string;
+  /** The GARRISON_PROCESS_TAG value the executor put in the process's environment, if it did. */
+  envTag?: string;
 }
 
 export class ProcessLedger {
@@ -78,6 +83,7 @@ export class ProcessLedger {
       platform: process.platform,
       command: p.command,
       recordedAt: new Date().toISOString(),
+      ...(p.envTag ? { envTag: p.envTag } : {}),
     };
     const file = path.join(this.dir, `${run.runId}.${run.attempt}.${p.pid}.json`);
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });

@@ -8,7 +8,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { ProcessObservation } from '@garrison/protocol/process-identity';
-import { describeLeftover, endLeftover, groupAlive, planLeftoverEnd } from '../src/leftover-processes.ts';
+import { describeLeftover, endLeftover, groupAlive, groupCarriesTag, planLeftoverEnd } from '../src/leftover-processes.ts';
+import { runScript } from '../src/executors/script.ts';
 import { ProcessLedger, type ProcessRecord } from '../src/process-ledger.ts';
 
 const rec = (o: Partial<ProcessRecord> = {}): ProcessRecord => ({
@@ -27,9 +28,15 @@ const rec = (o: Partial<ProcessRecord> = {}): ProcessRecord => ({
 });
 const leader = (o: Partial<ProcessObservation> = {}): ProcessObservation => ({ alive: true, startTime: '777', bootId: 'boot-a', hostname: 'host', ...o });
 
-test('POSIX group leader: the group is ended when the leader is the recorded one, or gone with members left', () => {
+test('POSIX group leader: the group is ended when the leader is the recorded one, or gone with members left that carry the attempt’s tag', () => {
   assert.deepEqual(planLeftoverEnd(rec(), { leader: leader(), groupAlive: true }), { action: 'signal-group', pgid: 4242 });
-  assert.deepEqual(planLeftoverEnd(rec(), { leader: leader({ alive: false, startTime: null }), groupAlive: true }), { action: 'signal-group', pgid: 4242 });
+  const goneLeader = leader({ alive: false, startTime: null });
+  assert.deepEqual(planLeftoverEnd(rec({ envTag: 'tag-1' }), { leader: goneLeader, groupAlive: true, groupTagged: true }), { action: 'signal-group', pgid: 4242 });
+  // Members without the tag (pids wrapped round: another program's group took the id), members
+  // whose environment cannot be read, a record without a tag: left alone, the run not resumed.
+  assert.deepEqual(planLeftoverEnd(rec({ envTag: 'tag-1' }), { leader: goneLeader, groupAlive: true, groupTagged: false }), { action: 'none', why: 'unverified' });
+  assert.deepEqual(planLeftoverEnd(rec({ envTag: 'tag-1' }), { leader: goneLeader, groupAlive: true, groupTagged: null }), { action: 'none', why: 'unverified' });
+  assert.deepEqual(planLeftoverEnd(rec(), { leader: goneLeader, groupAlive: true, groupTagged: true }), { action: 'none', why: 'unverified' });
   assert.deepEqual(planLeftoverEnd(rec(), { leader: leader({ alive: false, startTime: null }), groupAlive: false }), { action: 'none', why: 'gone' });
   // The pid leads another process now: the old group cannot exist (its id would still be taken).
   assert.deepEqual(planLeftoverEnd(rec(), { leader: leader({ startTime: '999' }), groupAlive: true }), { action: 'none', why: 'reused' });
@@ -57,7 +64,8 @@ test('outside Linux a record without a start time: a live pid whose process star
   const filetime = (iso: string) => String((BigInt(Date.parse(iso)) + 11_644_473_600_000n) * 10_000n);
   assert.deepEqual(planLeftoverEnd(win, { leader: leader({ bootId: null, startTime: filetime('2026-12-02T00:59:59.500Z') }), groupAlive: null }, 'win32'), { action: 'taskkill', pid: 4242 });
   assert.deepEqual(planLeftoverEnd(win, { leader: leader({ bootId: null, startTime: filetime('2026-12-02T01:05:00.000Z') }), groupAlive: null }, 'win32'), { action: 'none', why: 'reused' });
-  const mac = rec({ platform: 'darwin', bootId: null, startTime: null, recordedAt: new Date(2026, 11, 2, 1, 0, 0).toISOString() });
+  // ps runs with TZ=UTC: its dates are UTC whatever the agent's zone.
+  const mac = rec({ platform: 'darwin', bootId: null, startTime: null, recordedAt: '2026-12-02T01:00:00.000Z' });
   assert.deepEqual(planLeftoverEnd(mac, { leader: leader({ bootId: null, startTime: 'Wed Dec  2 01:00:00 2026' }), groupAlive: true }, 'darwin'), { action: 'signal-group', pgid: 4242 });
   assert.deepEqual(planLeftoverEnd(mac, { leader: leader({ bootId: null, startTime: 'Wed Dec  2 02:00:00 2026' }), groupAlive: true }, 'darwin'), { action: 'none', why: 'reused' });
 });
@@ -82,12 +90,17 @@ test('a live pid whose identity cannot be checked is never signalled: the record
   // that had already exited (a zombie), so a live pid now is another process.
   assert.deepEqual(planLeftoverEnd(rec({ startTime: null }), { leader: leader(), groupAlive: true }, 'linux'), { action: 'none', why: 'reused' });
   assert.deepEqual(planLeftoverEnd(rec({ group: false, startTime: null }), { leader: leader(), groupAlive: null }, 'linux'), { action: 'none', why: 'reused' });
-  // Gone is still gone, and its group's members are still ended.
-  assert.deepEqual(planLeftoverEnd(rec({ startTime: null }), { leader: leader({ alive: false, startTime: null }), groupAlive: true }, 'linux'), { action: 'signal-group', pgid: 4242 });
-  // macOS has no boot id: a group whose leader is gone may be another program's after a reboot.
+  // Gone is still gone, and its group's tagged members are still ended.
+  assert.deepEqual(planLeftoverEnd(rec({ startTime: null, envTag: 't' }), { leader: leader({ alive: false, startTime: null }), groupAlive: true, groupTagged: true }, 'linux'), { action: 'signal-group', pgid: 4242 });
+  // A record without a boot id (older macOS records): a group whose leader is gone may be another program's after a reboot.
   const macGone = { leader: leader({ bootId: null, alive: false, startTime: null }), groupAlive: true };
   assert.deepEqual(planLeftoverEnd(rec({ platform: 'darwin', bootId: null, startTime: null }), macGone, 'darwin'), { action: 'none', why: 'unverified' });
   assert.deepEqual(planLeftoverEnd(rec({ platform: 'darwin', bootId: null, startTime: null }), { ...macGone, groupAlive: false }, 'darwin'), { action: 'none', why: 'gone' });
+  // macOS with boot ids now: a reboot ends the group; in the same boot, no environment can be
+  // checked and pids wrap at 99999, so a group whose leader is gone stays unverified.
+  const macBoot = rec({ platform: 'darwin', bootId: 'b6c3d1e0-1111-2222-3333-444455556666', startTime: null, envTag: 't' });
+  assert.deepEqual(planLeftoverEnd(macBoot, { leader: leader({ bootId: 'b6c3d1e0-1111-2222-3333-444455556666', alive: false, startTime: null }), groupAlive: true, groupTagged: true }, 'darwin'), { action: 'none', why: 'unverified' });
+  assert.deepEqual(planLeftoverEnd(macBoot, { leader: leader({ bootId: 'another-boot', alive: false, startTime: null }), groupAlive: true }, 'darwin'), { action: 'none', why: 'gone' });
 });
 
 // --- real process groups (POSIX) ---
@@ -139,15 +152,49 @@ test('a group that ignores SIGTERM is killed after the grace time', { skip: posi
     assert.equal(groupAlive(child.pid!), false);
   }));
 
-test('a group whose leader exited still has its background child: the group is ended', { skip: posix }, () =>
+const linux = process.platform !== 'linux' ? 'needs /proc/<pid>/environ' : false;
+
+test('a group whose leader exited still has its background child, started by the script executor: the group is ended (its member carries the attempt’s tag)', { skip: linux }, () =>
   withLedger(async (ledger) => {
-    const child = spawn('sh', ['-c', 'sleep 30 & exit 0'], { detached: true, stdio: 'ignore' });
-    const r = ledger.recordStarted({ runId: 'run-3', attempt: 1, taskId: 't' }, { pid: child.pid!, group: true, command: 'sh' });
-    await new Promise((res) => child.once('exit', res));
-    assert.equal(groupAlive(child.pid!), true, 'the background sleep is left in the group');
+    // The real executor: it puts GARRISON_PROCESS_TAG in the environment and hands it to the recorder.
+    let r: ProcessRecord | undefined;
+    const outcome = await runScript(
+      { command: 'sleep 30 >/dev/null 2>&1 & exit 0' },
+      { signal: new AbortController().signal, tempDir: ledger.dir, onProcessStarted: (p) => void (r = ledger.recordStarted({ runId: 'run-3', attempt: 1, taskId: 't' }, p)) },
+    );
+    assert.equal(outcome.state, 'succeeded', outcome.reason ?? '');
+    assert.ok(r, 'the started process was recorded');
+    assert.match(r.envTag ?? '', /^[0-9a-f]{32}$/);
+    assert.deepEqual((await ledger.list('run-3'))[0], r, 'the tag round-trips through the ledger');
+    assert.equal(groupAlive(r.pid), true, 'the background sleep is left in the group');
+    assert.equal(groupCarriesTag(r.pid, r.envTag!), true);
     const result = await endLeftover(r, { graceMs: 3000, killWaitMs: 3000 });
     assert.equal(result.outcome, 'ended');
-    assert.equal(groupAlive(child.pid!), false);
+    assert.equal(groupAlive(r.pid), false);
+  }));
+
+test('a group whose leader exited, whose members do not carry the record’s tag (another program’s group with the same id), is not signalled', { skip: linux }, () =>
+  withLedger(async (ledger) => {
+    // A group with the record's id but started without its tag: what a pid that wrapped round would look like.
+    const child = spawn('sh', ['-c', 'sleep 30 & exit 0'], { detached: true, stdio: 'ignore', env: { ...process.env, GARRISON_PROCESS_TAG: 'another-attempts-tag' } });
+    const exited = new Promise((res) => child.once('exit', res));
+    const r = ledger.recordStarted({ runId: 'run-5', attempt: 1, taskId: 't' }, { pid: child.pid!, group: true, command: 'sh', envTag: 'the-recorded-tag' });
+    await exited;
+    try {
+      assert.equal(groupAlive(child.pid!), true, 'the background sleep is left in the group');
+      assert.equal(groupCarriesTag(child.pid!, 'the-recorded-tag'), false);
+      const result = await endLeftover(r, { graceMs: 100, killWaitMs: 100 });
+      assert.deepEqual(result.plan, { action: 'none', why: 'unverified' });
+      assert.equal(result.outcome, 'survived', 'counted as surviving: the run is not resumed beside what may be its process');
+      assert.match(describeLeftover(result), /may still be running and was not ended .*GARRISON_PROCESS_TAG/);
+      assert.equal(groupAlive(child.pid!), true, 'left running');
+      // A record without a tag (an older agent's) is not signalled either.
+      const untagged = { ...r, envTag: undefined };
+      assert.equal((await endLeftover(untagged, { graceMs: 100, killWaitMs: 100 })).outcome, 'survived');
+      assert.equal(groupAlive(child.pid!), true, 'still left running');
+    } finally {
+      process.kill(-child.pid!, 'SIGKILL');
+    }
   }));
 
 test('a pid that now belongs to another process (another start time) is left alone; a gone one is reported gone', { skip: process.platform !== 'linux' && 'needs /proc start times' }, () =>

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { acquireFolderLock, FolderInUseError, type FolderLockHolder, type FolderLockOptions } from '../src/folder-lock.ts';
-import { judgeProcess, parseProcStat, ownIdentity, type ProcessIdentity, type ProcessObservation } from '../src/process-identity.ts';
+import { judgeProcess, parseDarwinBootSession, parseLstart, parseProcStat, ownIdentity, psStartTime, type ProcessIdentity, type ProcessObservation } from '../src/process-identity.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const options = (dir: string): FolderLockOptions => ({
@@ -38,6 +38,28 @@ test('parseProcStat reads fields after a command with spaces and parentheses', (
   const st = parseProcStat('1234 (my (odd) cmd) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10');
   assert.deepEqual(st, { pid: 1234, state: 'S', ppid: 1, pgid: 1234, startTime: '987654' });
   assert.equal(parseProcStat('garbage'), null);
+});
+
+test('macOS samples: ps lstart dates are read as UTC (ps runs with TZ=UTC), the boot session UUID is the boot id', () => {
+  assert.equal(parseLstart('Wed Dec  2 01:00:37 2026'), Date.UTC(2026, 11, 2, 1, 0, 37));
+  assert.equal(parseLstart('Sun Mar 29 01:30:00 2026\n'), Date.UTC(2026, 2, 29, 1, 30, 0), 'an hour a daylight-saving change skips in Europe is still one instant');
+  assert.equal(parseLstart('Thu Jan  1 00:00:00 1970'), 0);
+  for (const bad of ['', 'Mi  2 Dez 01:00:37 2026', 'Wed Foo  2 01:00:37 2026', 'Wed Dec 32 01:00:37 2026', '2026-12-02T01:00:37Z']) assert.equal(parseLstart(bad), null, bad);
+  assert.equal(parseDarwinBootSession('5F6D3A2B-1C4E-4F8A-9B7D-0123456789AB\n'), '5f6d3a2b-1c4e-4f8a-9b7d-0123456789ab');
+  assert.equal(parseDarwinBootSession(''), null);
+  assert.equal(parseDarwinBootSession('sysctl: unknown oid'), null);
+});
+
+test('ps runs in UTC and the C locale whatever the agent’s zone: its date is the real start instant', { skip: process.platform === 'win32' && 'no ps' }, async (t) => {
+  // procps prints lstart in the form macOS's ps does: the macOS code path, run here.
+  const before = process.env.TZ;
+  process.env.TZ = 'Asia/Tokyo';
+  t.after(() => (before === undefined ? delete process.env.TZ : (process.env.TZ = before)));
+  const text = await psStartTime(process.pid);
+  assert.ok(text, 'ps printed a start time');
+  const began = Date.now() - process.uptime() * 1000;
+  const parsed = parseLstart(text);
+  assert.ok(parsed !== null && Math.abs(parsed - began) < 5000, `ps said ${text}, this process started at ${new Date(began).toISOString()}`);
 });
 
 test('ownIdentity: this process, with a start time on Linux', { skip: process.platform !== 'linux' && 'Linux only' }, async () => {

@@ -35,6 +35,7 @@ import { randomBytes } from 'node:crypto';
 import { chown, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { PROGRESS_LINE_PATTERN, type ResolvedScriptSettings } from '@garrison/protocol';
+import { PROCESS_TAG_ENV } from '@garrison/protocol/process-identity';
 import { OutputTail } from '../output-tail.ts';
 
 export interface ScriptContext {
@@ -49,7 +50,7 @@ export interface ScriptContext {
    * If it throws, the process is killed at once and the run fails: a process nobody could end
    * after a crash must not run.
    */
-  onProcessStarted?(p: { pid: number; group: boolean; command: string }): void;
+  onProcessStarted?(p: { pid: number; group: boolean; command: string; envTag: string }): void;
 }
 
 export interface ScriptOutcome {
@@ -328,6 +329,10 @@ export async function runScript(settings: ResolvedScriptSettings, ctx: ScriptCon
     }
   }
   Object.assign(env, settings.env ?? {});
+  // After the task's own variables, which cannot replace it: a value of this spawn's own, which
+  // the process's children inherit, so that after a crash of the agent a group whose leader is
+  // gone can be shown to be this attempt's (leftover-processes.ts).
+  env[PROCESS_TAG_ENV] = randomBytes(16).toString('hex');
 
   let scriptPath: string | undefined;
   try {
@@ -481,7 +486,7 @@ function execute(
     }
     if (child.pid !== undefined && ctx.onProcessStarted) {
       try {
-        ctx.onProcessStarted({ pid: child.pid, group: !windows, command: invocation.file });
+        ctx.onProcessStarted({ pid: child.pid, group: !windows, command: invocation.file, envTag: env[PROCESS_TAG_ENV]! });
       } catch (err) {
         unrecorded = (err as Error).message;
         killTree('SIGKILL');
