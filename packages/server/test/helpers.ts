@@ -14,7 +14,8 @@ import pg from 'pg';
 import { pinnedFetch, type FetchLike } from '@garrison/protocol/tls';
 import { startServer, type GarrisonServer } from '../src/app.ts';
 import type { DatabaseConfig } from '../src/storage/database.ts';
-import type { ServerTaskType } from '../src/server-tasks/server-task.ts';
+import type { ServerTaskContext, ServerTaskType } from '../src/server-tasks/server-task.ts';
+import { systemClock } from '../src/clock.ts';
 
 export const PG_URL = process.env.GARRISON_TEST_PG_URL;
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -298,4 +299,28 @@ export async function agentCli(stateDir: string, args: string[]): Promise<{ code
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
+}
+
+/**
+ * The context a server task type's run() gets, on a test server: for calling a type directly.
+ * Its output lines are collected in `lines`.
+ */
+export function serverTaskContext(t: Pick<TestServer, 'server' | 'dataDir'>, overrides: Partial<ServerTaskContext> = {}): ServerTaskContext & { lines: string[] } {
+  const lines: string[] = [];
+  return {
+    services: t.server.services,
+    db: t.server.db,
+    dataDir: t.dataDir,
+    clock: systemClock,
+    log: pino({ level: 'silent' }),
+    publicUrl: () => t.server.url,
+    taskId: 'test',
+    taskName: 'test',
+    runId: `r-${randomBytes(3).toString('hex')}`,
+    signal: new AbortController().signal,
+    progress: () => {},
+    output: (l: string) => lines.push(l),
+    ...overrides,
+    lines,
+  };
 }

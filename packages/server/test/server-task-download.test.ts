@@ -14,14 +14,12 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { pino } from 'pino';
 import { canonicalJson, checker, packageSigningPayload, type RepositoryPackage, type ServerTask, type ServerTaskRun } from '@garrison/protocol';
-import { systemClock } from '../src/clock.ts';
 import type { ServerTaskContext, ServerTaskResult } from '../src/server-tasks/server-task.ts';
 import { repositoryDownloadTaskType as task } from '../src/server-tasks/repository-download.ts';
 import { buildFeed, FEED_INDEX_FILE } from '../src/server-tasks/update-feed.ts';
 import { builtinServerTaskTypes } from '../src/server-tasks/types.ts';
-import { dbKinds, startTestServer, tempDir, waitFor, type TestServer } from './helpers.ts';
+import { dbKinds, startTestServer, tempDir, waitFor, type TestServer, serverTaskContext } from './helpers.ts';
 import { buildArchive, manifest } from './package-fixtures.ts';
 
 async function upload(t: TestServer, file: string): Promise<RepositoryPackage> {
@@ -30,22 +28,7 @@ async function upload(t: TestServer, file: string): Promise<RepositoryPackage> {
   return (await res.json()) as RepositoryPackage;
 }
 
-function context(t: TestServer, lines: string[]): ServerTaskContext {
-  return {
-    services: t.server.services,
-    db: t.server.db,
-    dataDir: t.dataDir,
-    clock: systemClock,
-    log: pino({ level: 'silent' }),
-    publicUrl: () => t.server.url,
-    taskId: 'test',
-    taskName: 'test',
-    runId: 'r1',
-    signal: new AbortController().signal,
-    progress: () => {},
-    output: (l: string) => lines.push(l),
-  };
-}
+const context = (t: TestServer, lines: string[]): ServerTaskContext => serverTaskContext(t, { output: (l) => lines.push(l) });
 
 /** Serves a folder read-only over HTTP, or HTTPS with the given key and chain. */
 async function serveFolder(dir: string, tlsOpts?: { key: string; cert: string }): Promise<{ url: string; close(): Promise<void> }> {

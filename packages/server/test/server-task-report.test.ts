@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { pino } from 'pino';
 import { SMTPServer } from 'smtp-server';
 import type { DeviceProductState, PackageManifest, ServerTask, ServerTaskRun, Task, TaskProgress } from '@garrison/protocol';
 import { DEPLOYMENT_TASK_TYPE, checker, finalServerTaskRunStates } from '@garrison/protocol';
@@ -20,8 +19,8 @@ import { builtinServerTaskTypes } from '../src/server-tasks/types.ts';
 import { systemClock, type Clock } from '../src/clock.ts';
 import { reportTaskType, type ReportSettings } from '../src/server-tasks/report.ts';
 import { csvCell, escapeHtml } from '../src/server-tasks/report-render.ts';
-import type { ServerTaskContext, ServerTaskResult } from '../src/server-tasks/server-task.ts';
-import { dbKinds, startAgent, tempDir, useTestServer, waitFor } from './helpers.ts';
+import type { ServerTaskResult } from '../src/server-tasks/server-task.ts';
+import { dbKinds, serverTaskContext, startAgent, tempDir, useTestServer, waitFor } from './helpers.ts';
 import { buildArchive } from './package-fixtures.ts';
 
 /** Registered by types.ts once the list names it; until then, given to the test server. */
@@ -115,24 +114,7 @@ for (const kind of dbKinds) {
     const oddName = '=HYPERLINK("http://evil") <b>x</b>';
 
     /** The run context the framework would give, built by hand; `lines` collects the output. */
-    function context(clock: Clock = systemClock, signal = new AbortController().signal): ServerTaskContext & { lines: string[] } {
-      const lines: string[] = [];
-      return {
-        services: t.server.services,
-        db: t.server.db,
-        dataDir: t.dataDir,
-        clock,
-        log: pino({ level: 'silent' }),
-        publicUrl: () => t.server.url,
-        taskId: 'report-test',
-        taskName: 'weekly report',
-        runId: `r-${Math.random().toString(36).slice(2, 8)}`,
-        signal,
-        progress: () => {},
-        output: (l: string) => lines.push(l),
-        lines,
-      };
-    }
+    const context = (clock: Clock = systemClock, signal = new AbortController().signal) => serverTaskContext(t, { clock, signal, taskId: 'report-test', taskName: 'weekly report' });
     const mail = (extra: Partial<NonNullable<ReportSettings['delivery']['email']>['smtp']> = {}): NonNullable<ReportSettings['delivery']['email']> => ({
       to: ['ops@example.com', 'boss@example.com'],
       cc: ['audit@example.com'],

@@ -10,14 +10,12 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pino } from 'pino';
 import type { DeviceProductState, PackageManifest, RepositoryPackage } from '@garrison/protocol';
-import { systemClock } from '../src/clock.ts';
 import { repositoryDownloadTaskType as downloadTask } from '../src/server-tasks/repository-download.ts';
 import type { ServerTaskContext } from '../src/server-tasks/server-task.ts';
 import { builtinServerTaskTypes } from '../src/server-tasks/types.ts';
 import { buildFeed } from '../src/server-tasks/update-feed.ts';
-import { dbKinds, startAgent, startTestServer, tempDir, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
+import { dbKinds, startAgent, startTestServer, tempDir, waitFor, type AgentProcess, type TestServer, serverTaskContext } from './helpers.ts';
 import { buildArchive, manifest } from './package-fixtures.ts';
 
 type ErrorReply = { error?: { code: string; message: string; details?: Record<string, unknown> } };
@@ -39,22 +37,7 @@ async function stored(t: TestServer): Promise<{ packages: string[]; archives: st
   return { packages, archives, audits };
 }
 
-function context(t: TestServer, lines: string[]): ServerTaskContext {
-  return {
-    services: t.server.services,
-    db: t.server.db,
-    dataDir: t.dataDir,
-    clock: systemClock,
-    log: pino({ level: 'silent' }),
-    publicUrl: () => t.server.url,
-    taskId: 'test',
-    taskName: 'test',
-    runId: 'r1',
-    signal: new AbortController().signal,
-    progress: () => {},
-    output: (l: string) => lines.push(l),
-  };
-}
+const context = (t: TestServer, lines: string[]): ServerTaskContext => serverTaskContext(t, { output: (l) => lines.push(l) });
 
 for (const kind of dbKinds) {
   describe(`version schemes in the repository (${kind.name})`, () => {
