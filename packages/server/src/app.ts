@@ -67,6 +67,7 @@ import type { ServerTaskEnvironment, ServerTaskType } from './server-tasks/serve
 import { newId } from './ids.ts';
 import { loadOrCreateTls, type ServerTls, type TlsOptions } from './tls/pki.ts';
 import { lockDataFolder } from './data-folder-lock.ts';
+import { checkInstanceKeys } from './instance-keys.ts';
 
 export interface ServerConfig {
   dataDir: string;
@@ -222,6 +223,8 @@ async function startServerInFolder(config: ServerConfig): Promise<GarrisonServer
   await groups.ensureRoot();
   const devices = new DeviceService({ store: stores.devices, catalog, clock, events, presence: noPresence });
   const signingKey = await SigningKey.loadOrCreate(config.dataDir);
+  // Instances on one database share these keys: one with others refuses to start, plainly.
+  await checkInstanceKeys({ settings: stores.settings, secrets, anyStoredSecret: () => stores.secrets.anyCiphertext(), signingPublicKeyPem: signingKey.publicKeyPem });
   const repository = new RepositoryService({ store: stores.packages, dir: path.join(config.dataDir, 'repository'), key: signingKey, clock, events, tree: () => catalog.tree });
   const enrolment = new EnrolmentService({ tokens: stores.tokens, devices: stores.devices, catalog, clock, events, signingPublicKey: signingKey.publicKeyPem });
   const tasks = new TaskService({ store: stores.tasks, devices: stores.devices, catalog, plugins, secrets, clock, events });

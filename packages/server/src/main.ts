@@ -147,12 +147,14 @@ export async function serverMain(argv: string[]): Promise<number> {
     ...(dbUrl ? { database: { kind: 'postgres' as const, url: dbUrl } } : {}),
     plugins: [...(values.plugin ?? []), ...(process.env.GARRISON_PLUGINS ?? '').split(',').filter(Boolean)],
   }).catch((err: unknown) => {
-    if (!(err instanceof AppError) || err.code !== 'DATA_FOLDER_IN_USE') throw err;
+    if (!(err instanceof AppError) || (err.code !== 'DATA_FOLDER_IN_USE' && err.code !== 'INSTANCE_KEY_MISMATCH')) throw err;
     console.error(`garrison server: ${err.code}: ${err.message}`);
-    return null;
+    return err.code;
   });
-  // Another server runs on this data folder (EX_CANTCREAT, as the agent on a state folder in use).
-  if (!started) return 73;
+  // Another server runs on this data folder (EX_CANTCREAT, as the agent on a state folder in use);
+  // keys that are not the database's are a configuration error (EX_CONFIG).
+  if (started === 'DATA_FOLDER_IN_USE') return 73;
+  if (started === 'INSTANCE_KEY_MISMATCH') return 78;
   const server = started;
   const lines = [
     '',
@@ -174,7 +176,12 @@ export async function serverMain(argv: string[]): Promise<number> {
       `  First start: an administrator API token was created and saved to ${server.adminTokenFile} (mode 0600).`,
       `  Sign in from a shell:  export GARRISON_URL=${server.url} GARRISON_TOKEN=$(cat ${server.adminTokenFile})${server.tls ? ` GARRISON_CA=${server.tls.caFile}` : ''}`,
     );
-  } else lines.push(`  Sign in with the API token in ${server.adminTokenFile}:  export GARRISON_URL=${server.url} GARRISON_TOKEN=$(cat ${server.adminTokenFile})${server.tls ? ` GARRISON_CA=${server.tls.caFile}` : ''}`);
+  } else if (existsSync(server.adminTokenFile)) {
+    lines.push(`  Sign in with the API token in ${server.adminTokenFile}:  export GARRISON_URL=${server.url} GARRISON_TOKEN=$(cat ${server.adminTokenFile})${server.tls ? ` GARRISON_CA=${server.tls.caFile}` : ''}`);
+  } else {
+    // Another instance on this database made the first administrator and wrote its token.
+    lines.push(`  Sign in with an administrator's API token (this instance joined a database that has administrators; the first one's token is in the admin-token file of the instance that created it):  export GARRISON_URL=${server.url} GARRISON_TOKEN=…`);
+  }
   lines.push('  Then, for example:  npx garrison device list   npx garrison task list   npx garrison events');
   let demoAgent: ChildProcess | null = null;
   if (values.demo && !server.tls) lines.push('  Demo: no local agent with --http (agents talk TLS only).');

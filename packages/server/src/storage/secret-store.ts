@@ -28,6 +28,10 @@ export class SecretStore {
     const r = await this.#db.kysely.deleteFrom('secrets').where('name', '=', name).executeTakeFirst();
     return Number(r.numDeletedRows) === 1;
   }
+  /** One stored ciphertext, if any: enough to tell whether a key opens this database's secrets. */
+  async anyCiphertext(): Promise<string | undefined> {
+    return (await this.#db.kysely.selectFrom('secrets').select('ciphertext').limit(1).executeTakeFirst())?.ciphertext;
+  }
   async listSecrets(): Promise<SecretMeta[]> {
     return this.#db.kysely
       .selectFrom('secrets')
