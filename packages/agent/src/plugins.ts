@@ -32,6 +32,8 @@ export interface ExecutionContext extends ProductContext {
    * cannot be written: the process must then be killed.
    */
   onProcessStarted?(p: StartedProcess): void;
+  /** The run this execution is an attempt of. */
+  run?: { runId: string; attempt: number; taskId: string };
 }
 /** What a task type's executor returns; `events` (a scanner's detections) go to the central event log. */
 export type ExecutionOutcome = ScriptOutcome & { events?: RunEvent[] };

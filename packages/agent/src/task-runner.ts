@@ -432,6 +432,7 @@ export class TaskRunner {
           ...(t.schedule.stopAfterMinutes ? { timeoutMs: t.schedule.stopAfterMinutes * 60_000 } : {}),
           tempDir: path.join(this.#o.dir, 'tmp'),
           ...this.#o.plugins.context(t.product),
+          run: { runId: run.runId, attempt: run.attempt, taskId: t.id },
           onProcessStarted: (p) => {
             this.#o.processes.recordStarted({ runId: run.runId, attempt: run.attempt, taskId: t.id }, p);
           },

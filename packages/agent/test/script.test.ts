@@ -95,6 +95,15 @@ test('env is merged over the agent environment', { skip: !unix }, () =>
     assert.equal(out.outputTail, 'v1/yes\npath-ok\n');
   }));
 
+test('the process knows its run and attempt, and the task cannot pretend to be another run', { skip: !unix }, () =>
+  withDir(async (dir) => {
+    const out = await runScript(
+      { command: 'echo "$GARRISON_RUN_ID $GARRISON_RUN_ATTEMPT $GARRISON_TASK_ID"', env: { GARRISON_RUN_ID: 'forged' } },
+      { ...ctx(dir), run: { runId: 'run-7', attempt: 2, taskId: 'task-1' } },
+    );
+    assert.equal(out.outputTail, 'run-7 2 task-1\n');
+  }));
+
 test('workingDirectory is the cwd; a missing one fails clearly', { skip: !unix }, () =>
   withDir(async (dir) => {
     const out = await runScript({ command: 'pwd', workingDirectory: dir }, ctx(dir));

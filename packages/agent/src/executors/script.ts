@@ -51,6 +51,8 @@ export interface ScriptContext {
    * after a crash must not run.
    */
   onProcessStarted?(p: { pid: number; group: boolean; command: string; envTag: string }): void;
+  /** The run this is an attempt of: given to the process as GARRISON_RUN_ID, GARRISON_RUN_ATTEMPT and GARRISON_TASK_ID. */
+  run?: { runId: string; attempt: number; taskId: string };
 }
 
 export interface ScriptOutcome {
@@ -333,6 +335,12 @@ export async function runScript(settings: ResolvedScriptSettings, ctx: ScriptCon
   // the process's children inherit, so that after a crash of the agent a group whose leader is
   // gone can be shown to be this attempt's (leftover-processes.ts).
   env[PROCESS_TAG_ENV] = randomBytes(16).toString('hex');
+  if (ctx.run) {
+    // Which run and attempt this is, so that a script can make its side effects idempotent.
+    env.GARRISON_RUN_ID = ctx.run.runId;
+    env.GARRISON_RUN_ATTEMPT = String(ctx.run.attempt);
+    env.GARRISON_TASK_ID = ctx.run.taskId;
+  }
 
   let scriptPath: string | undefined;
   try {
