@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { errorCodeInfo, type Task } from '@garrison/protocol';
-import { dbKinds, startTestServer, type TestServer } from './helpers.ts';
+import { apiClient, dbKinds, startTestServer, type TestServer } from './helpers.ts';
 import { agentPost, hostileDevice, inventory } from './support/raw-agent.ts';
 import { buildArchive, manifest } from './package-fixtures.ts';
 import { readFile } from 'node:fs/promises';
@@ -33,21 +33,7 @@ for (const kind of dbKinds) {
     const tokens = {} as Record<'operator' | 'auditor' | 'installer' | 'subAdmin', string>;
     let markers: string[] = [];
 
-    const call = async (token: string, method: string, url: string, body?: unknown): Promise<Req> => {
-      const res = await t.fetch(t.server.url + url, {
-        method,
-        headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = text ? JSON.parse(text) : null;
-      } catch {
-        /* csv, pem */
-      }
-      return { status: res.status, body: parsed, text };
-    };
+    const call = (token: string, method: string, url: string, body?: unknown): Promise<Req> => apiClient(t.fetch, t.server.url, token)(method, url, body);
 
     before(async () => {
       t = await startTestServer(kind);

@@ -9,25 +9,15 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Run, Task } from '@garrison/protocol';
-import { spawnAgent, tempDir, useTestServer, waitFor, type AgentProcess } from './helpers.ts';
+import { type AgentProcess, sh, spawnAgent, tempDir, useTestServer, waitFor } from './helpers.ts';
 
 const onLinux = process.platform === 'linux' ? false : '/proc and the Linux install script are tested on Linux';
 
-/** Runs a shell command line in a folder; resolves with its exit code and output. */
-function sh(command: string, cwd: string, env: Record<string, string> = {}): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', command], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('exit', (code) => resolve({ code: code ?? -1, out }));
-  });
-}
 
 describe('enrolment token channels', () => {
   const t = useTestServer();

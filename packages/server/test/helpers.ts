@@ -96,21 +96,7 @@ export async function startTestServer(kind: DbKind = sqliteKind, opts: { port?: 
   const { readFile } = await import('node:fs/promises');
   const token = (await readFile(server.adminTokenFile, 'utf8')).trim();
   const tfetch = pinnedFetch(server.tls!.caPem);
-  const api = async <T>(method: string, url: string, body?: unknown) => {
-    const res = await tfetch(server.url + url, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = text ? JSON.parse(text) : null;
-    } catch {
-      /* not JSON (csv export) */
-    }
-    return { status: res.status, body: parsed as T };
-  };
+  const api = apiClient(tfetch, server.url, token);
   const cleanup = async () => {
     await db.cleanup();
     await rm(dataDir, { recursive: true, force: true });
@@ -176,6 +162,39 @@ export function useTestServer(kind: DbKind = sqliteKind, opts: Parameters<typeof
       return agent;
     },
   };
+}
+
+/**
+ * Calls the API as the holder of `token`: the status, the body parsed when it is JSON (as
+ * text otherwise: CSV exports, PEM), and the raw text.
+ */
+export function apiClient(fetch: FetchLike, baseUrl: string, token: string) {
+  return async <T = unknown>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T; text: string }> => {
+    const res = await fetch(baseUrl + url, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      /* not JSON */
+    }
+    return { status: res.status, body: parsed as T, text };
+  };
+}
+
+/** Runs a shell command line in a folder; resolves with its exit code and output. */
+export function sh(command: string, cwd: string, env: Record<string, string> = {}): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('/bin/sh', ['-c', command], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('exit', (code) => resolve({ code: code ?? -1, out }));
+  });
 }
 
 export interface AgentProcess {

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { PackageManifest } from '@garrison/protocol';
 import { hostPlatform } from '@garrison/agent/sea';
-import { startTestServer, tempDir, waitFor, type TestServer } from './helpers.ts';
+import { sh, startTestServer, tempDir, type TestServer, waitFor } from './helpers.ts';
 import { buildArchive } from './package-fixtures.ts';
 
 const skip = process.platform !== 'linux' ? 'installer links are tested on Linux' : !spawnSync('curl', ['--version']).stdout ? 'curl is missing' : false;
@@ -28,16 +28,6 @@ interface Installer {
   token: { id: string; state: string };
 }
 
-/** Runs a shell command line in a folder; resolves with its exit code and output. */
-function sh(command: string, cwd: string, env: Record<string, string> = {}): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', command], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('exit', (code) => resolve({ code: code ?? -1, out }));
-  });
-}
 
 describe('installer links (Linux, for real)', { skip }, () => {
   let t: TestServer;

@@ -30,20 +30,11 @@ import { offlineInstallScript } from '../src/services/installer-service.ts';
 import { installationPackageTaskType as taskType, listInstallationPackages } from '../src/server-tasks/installation-package.ts';
 import type { ServerTaskResult } from '../src/server-tasks/server-task.ts';
 import { builtinServerTaskTypes } from '../src/server-tasks/types.ts';
-import { dbKinds, startTestServer, tempDir, waitFor, type TestServer } from './helpers.ts';
+import { dbKinds, sh, startTestServer, tempDir, type TestServer, waitFor } from './helpers.ts';
 import { buildArchive } from './package-fixtures.ts';
 
 const skip = process.platform !== 'linux' ? 'installation packages are tested on Linux' : false;
 
-function sh(command: string, cwd: string, env: Record<string, string> = {}): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', command], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('exit', (code) => resolve({ code: code ?? -1, out }));
-  });
-}
 
 function product(id: string, version: string, extra: Partial<PackageManifest> = {}): PackageManifest {
   return {
