@@ -22,11 +22,12 @@ import * as m0008 from './migrations/0008-server-tasks.ts';
 import * as m0009 from './migrations/0009-trust-boundaries.ts';
 import * as m0010 from './migrations/0010-task-device-state-run-index.ts';
 import * as m0011 from './migrations/0011-product-version-schemes.ts';
+import * as m0012 from './migrations/0012-instances.ts';
 
 interface MigrationModule {
   up(db: import('kysely').Kysely<unknown>, dialect: import('./database.ts').Dialect): Promise<void>;
 }
-const migrations: Record<string, MigrationModule> = { '0001-initial': m0001, '0002-repository': m0002, '0003-deployment': m0003, '0004-rollouts': m0004, '0005-device-identity': m0005, '0006-push-jobs': m0006, '0007-console-sign-in': m0007, '0008-server-tasks': m0008, '0009-trust-boundaries': m0009, '0010-task-device-state-run-index': m0010, '0011-product-version-schemes': m0011 };
+const migrations: Record<string, MigrationModule> = { '0001-initial': m0001, '0002-repository': m0002, '0003-deployment': m0003, '0004-rollouts': m0004, '0005-device-identity': m0005, '0006-push-jobs': m0006, '0007-console-sign-in': m0007, '0008-server-tasks': m0008, '0009-trust-boundaries': m0009, '0010-task-device-state-run-index': m0010, '0011-product-version-schemes': m0011, '0012-instances': m0012 };
 
 /** Every migration's name, in the order they run (Kysely orders them by name). */
 export const migrationNames: readonly string[] = Object.keys(migrations).sort();

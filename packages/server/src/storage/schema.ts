@@ -317,7 +317,35 @@ export interface ServerTaskRunsTable {
   created_by: string | null;
 }
 
+/** Migration 0012: running server instances and their leases. */
+export interface ServerInstancesTable {
+  id: string;
+  url: string;
+  host: string;
+  pid: number;
+  started_at: string;
+  lease_until: string;
+}
+/** Migration 0012: the instance each connected agent is on. */
+export interface AgentPresenceTable {
+  device_id: string;
+  instance_id: string;
+  online: number;
+  /** Grows per instance: the others read what changed since the highest they saw. */
+  seq: number | string;
+  since: string;
+}
+/** Migration 0012: repository archives in the database, by SHA-256, in chunks. */
+export interface PackageArchiveChunksTable {
+  sha256: string;
+  chunk: number;
+  data: Buffer;
+}
+
 export interface Database {
+  server_instances: ServerInstancesTable;
+  agent_presence: AgentPresenceTable;
+  package_archive_chunks: PackageArchiveChunksTable;
   server_tasks: ServerTasksTable;
   server_task_runs: ServerTaskRunsTable;
   rollouts: RolloutsTable;

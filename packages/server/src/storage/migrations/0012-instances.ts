@@ -1,0 +1,44 @@
+/**
+ * Several server instances on one database (issue 14, ADR 0019).
+ *
+ * - `server_instances`: one row per running instance, with a lease it renews. An instance
+ *   whose lease has run out is gone (crashed or stopped): its agents read offline.
+ * - `agent_presence`: which instance each connected agent is on. A row is written when an
+ *   agent connects (instance_id, online = 1) and set offline when it leaves, only by the
+ *   instance it is on, so that a late disconnect on an old instance never hides the new
+ *   connection. `seq` grows per instance, so that the others read only what changed since
+ *   they last looked.
+ * - `package_archive_chunks`: the bytes of every repository archive, by SHA-256, in chunks,
+ *   so that a package checked in through one instance can be downloaded from every other
+ *   (each keeps a copy on its own disk as a cache).
+ */
+import { sql, type Kysely } from 'kysely';
+import type { Dialect } from '../database.ts';
+
+export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
+  await db.schema
+    .createTable('server_instances')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('url', 'text', (c) => c.notNull())
+    .addColumn('host', 'text', (c) => c.notNull())
+    .addColumn('pid', 'integer', (c) => c.notNull())
+    .addColumn('started_at', 'text', (c) => c.notNull())
+    .addColumn('lease_until', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createTable('agent_presence')
+    .addColumn('device_id', 'text', (c) => c.primaryKey())
+    .addColumn('instance_id', 'text', (c) => c.notNull())
+    .addColumn('online', 'integer', (c) => c.notNull())
+    .addColumn('seq', 'bigint', (c) => c.notNull())
+    .addColumn('since', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema.createIndex('agent_presence_instance_seq').on('agent_presence').columns(['instance_id', 'seq']).execute();
+  await db.schema
+    .createTable('package_archive_chunks')
+    .addColumn('sha256', 'text', (c) => c.notNull())
+    .addColumn('chunk', 'integer', (c) => c.notNull())
+    .addColumn('data', sql.raw(dialect.binaryColumn) as never, (c) => c.notNull())
+    .addPrimaryKeyConstraint('package_archive_chunks_pk', ['sha256', 'chunk'])
+    .execute();
+}
