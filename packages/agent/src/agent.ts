@@ -4,7 +4,7 @@
  * spooled results until the server acknowledges them. Everything it needs to go on working
  * while the server is unreachable is in its state folder:
  *
- *   credential.json  server URL, pinned CA, device id and credential (0600)
+ *   credential.json  server addresses, pinned CA, device id and credential (0600)
  *   credential.next.json  a rotated credential not yet confirmed by the server
  *   install.json     written by the installer: the install folder and its uninstall script
  *   tasks.json       the last task list, its etag and the group policy
@@ -53,6 +53,7 @@ import { RunSpool } from './run-spool.ts';
 import { readJson, writeJsonAtomic } from './state-file.ts';
 import { TaskRunner } from './task-runner.ts';
 import { Transport, TransportError } from './transport.ts';
+import { failoverFetch, storedServerUrls, withServerUrls } from './server-urls.ts';
 import { AgentPluginRegistry, builtinAgentPlugin } from './plugins.ts';
 import { sampleScannerAgentPlugin } from '@garrison/sample-scanner/agent-plugin';
 import { ProductManager } from './products.ts';
@@ -66,7 +67,11 @@ import type { FolderLock } from '@garrison/protocol/folder-lock';
 
 export interface AgentOptions {
   stateDir: string;
-  serverUrl?: string;
+  /**
+   * The server's addresses, in order (`--server`, parsed by parseServerUrls). Used to enrol;
+   * given to an enrolled agent, the list replaces the stored one.
+   */
+  serverUrls?: string[];
   token?: string;
   name?: string;
   /** The server's CA: a PEM file, and/or the SHA-256 fingerprint it must have (fetched from the server when no file is given). */
@@ -76,7 +81,10 @@ export interface AgentOptions {
   verbose?: boolean;
 }
 interface Credential {
+  /** The first of serverUrls, kept for older agents and tools (files from before the list have only this). */
   serverUrl: string;
+  /** The server's addresses in order of preference, all pinned to caPem (see server-urls.ts). */
+  serverUrls?: string[];
   deviceId: string;
   credential: string;
   groupId: string;
@@ -126,9 +134,11 @@ export class EnrolmentError extends Error {
  * The CA the agent will pin: from a file (checked against the fingerprint when both are
  * given), or fetched from the server and accepted only with the expected fingerprint.
  */
-export async function resolveServerCa(serverUrl: string, opts: { caFile?: string; caFingerprint?: string }): Promise<string> {
+export async function resolveServerCa(serverUrls: string | readonly string[], opts: { caFile?: string; caFingerprint?: string }): Promise<string> {
+  const urls = typeof serverUrls === 'string' ? [serverUrls] : serverUrls;
+  if (!urls.length) throw new EnrolmentError('NOT_ENROLLED', 'give the server address: --server URL');
   try {
-    requireHttps(serverUrl);
+    for (const u of urls) requireHttps(u);
     if (opts.caFile) {
       const pem = await readFile(opts.caFile, 'utf8').catch((err: Error) => {
         throw new EnrolmentError('CA_INVALID', `cannot read the CA file ${opts.caFile}: ${err.message}`);
@@ -146,7 +156,16 @@ export async function resolveServerCa(serverUrl: string, opts: { caFile?: string
       }
       return pem;
     }
-    if (opts.caFingerprint) return await fetchPinnedCa(serverUrl, opts.caFingerprint);
+    if (opts.caFingerprint) {
+      // From the first address that answers; a wrong fingerprint is final (every address is the same fleet).
+      for (let i = 0; ; i++) {
+        try {
+          return await fetchPinnedCa(urls[i]!, opts.caFingerprint);
+        } catch (err) {
+          if (!(err instanceof TrustError && err.code === 'CA_UNAVAILABLE') || i === urls.length - 1) throw err;
+        }
+      }
+    }
   } catch (err) {
     if (err instanceof TrustError) throw new EnrolmentError(err.code, err.message);
     throw err;
@@ -155,14 +174,25 @@ export async function resolveServerCa(serverUrl: string, opts: { caFile?: string
 }
 
 /**
- * Enrols with a token. With `stateDir`, a new device key is made there first and its public
- * half registered with the device (without one, the agent registers its key at its first
- * check-in).
+ * Enrols with a token, at the first of the addresses that can be reached (the next one is
+ * tried only when no answer came: an answer, even a refusal, is the fleet's). With `stateDir`,
+ * a new device key is made there first and its public half registered with the device
+ * (without one, the agent registers its key at its first check-in).
  */
-export async function enrol(serverUrl: string, token: string, name: string | undefined, products: { id: string; version: string }[], caPem: string, stateDir?: string): Promise<EnrolResponse> {
-  let res: Response;
+export async function enrol(serverUrls: string | readonly string[], token: string, name: string | undefined, products: { id: string; version: string }[], caPem: string, stateDir?: string): Promise<EnrolResponse> {
+  const urls = typeof serverUrls === 'string' ? [serverUrls] : serverUrls;
   const identity = machineIdentity();
   const publicKey = stateDir ? (await DeviceKey.create(stateDir)).publicKey : undefined;
+  for (let i = 0; ; i++) {
+    try {
+      return await enrolAt(urls[i]!, token, name, products, caPem, identity, publicKey);
+    } catch (err) {
+      if (!(err instanceof EnrolmentError && err.code === 'UNREACHABLE') || i >= urls.length - 1) throw err;
+    }
+  }
+}
+async function enrolAt(serverUrl: string, token: string, name: string | undefined, products: { id: string; version: string }[], caPem: string, identity: string | null | undefined, publicKey: string | undefined): Promise<EnrolResponse> {
+  let res: Response;
   try {
     res = await pinnedFetch(caPem)(requireHttps(serverUrl) + AGENT_ENROL_PATH, {
       method: 'POST',
@@ -206,7 +236,6 @@ export class Agent {
   #reportedUpdateFailure = false;
   #localApi: LocalApi | null = null;
   #stopped = false;
-  #fetch: FetchLike = pinnedFetch(null);
   #identity = machineIdentity();
   #deviceKey!: DeviceKey;
   #folderLock: FolderLock | null = null;
@@ -241,28 +270,43 @@ export class Agent {
     let cred = await readJson<Credential>(credFile);
     let justEnrolled = false;
     if (cred && !cred.caPem) throw new EnrolmentError('NOT_ENROLLED', `${credFile} predates TLS pinning: enrol this agent again`);
+    const given = this.#opts.serverUrls ?? [];
     if (!cred) {
-      if (!this.#opts.serverUrl || !this.#opts.token) throw new EnrolmentError('NOT_ENROLLED', 'this agent is not enrolled yet: give --server URL, the enrolment token (--token-file FILE, --token-stdin or GARRISON_ENROL_TOKEN) and --ca-fingerprint SHA256 (or --ca FILE)');
-      const caPem = await resolveServerCa(this.#opts.serverUrl, { ...(this.#opts.caFile ? { caFile: this.#opts.caFile } : {}), ...(this.#opts.caFingerprint ? { caFingerprint: this.#opts.caFingerprint } : {}) });
-      const r = await enrol(this.#opts.serverUrl, this.#opts.token, this.#opts.name, await this.plugins.installedProducts(), caPem, this.stateDir);
-      cred = { serverUrl: this.#opts.serverUrl.replace(/\/+$/, ''), deviceId: r.deviceId, credential: r.credential, groupId: r.groupId, signingPublicKey: r.signingPublicKey, caPem };
+      if (!given.length || !this.#opts.token) throw new EnrolmentError('NOT_ENROLLED', 'this agent is not enrolled yet: give --server URL, the enrolment token (--token-file FILE, --token-stdin or GARRISON_ENROL_TOKEN) and --ca-fingerprint SHA256 (or --ca FILE)');
+      const caPem = await resolveServerCa(given, { ...(this.#opts.caFile ? { caFile: this.#opts.caFile } : {}), ...(this.#opts.caFingerprint ? { caFingerprint: this.#opts.caFingerprint } : {}) });
+      const r = await enrol(given, this.#opts.token, this.#opts.name, await this.plugins.installedProducts(), caPem, this.stateDir);
+      cred = withServerUrls({ deviceId: r.deviceId, credential: r.credential, groupId: r.groupId, signingPublicKey: r.signingPublicKey, caPem }, given);
       await markEnrolmentPending(this.stateDir);
       await writeJsonAtomic(credFile, cred, 0o600);
       this.#cache.policy = r.policy;
       justEnrolled = true;
-      await this.log('info', 'agent.enrolled', `enrolled as device ${r.deviceId} with ${cred.serverUrl}`);
+      await this.log('info', 'agent.enrolled', `enrolled as device ${r.deviceId} with ${given.join(', ')}`);
+    } else {
+      const stored = storedServerUrls(cred);
+      if (!stored.length && !given.length) throw new EnrolmentError('NOT_ENROLLED', `${credFile} names no server address: give --server URL`);
+      // A list given to an enrolled agent replaces the stored one (the way to add, remove or
+      // reorder addresses without enrolling again); the CA pinned at enrolment stays the only
+      // trust, for every address. Without --server the stored list is used.
+      if (given.length && given.join(' ') !== stored.join(' ')) {
+        cred = withServerUrls(cred, given);
+        await writeJsonAtomic(credFile, cred, 0o600);
+        await this.log('info', 'agent.servers-changed', `server addresses now ${given.join(', ')} (were ${stored.join(', ') || 'none'})`);
+      } else {
+        // In memory with both fields, so that any later rewrite (rotation) keeps the list.
+        cred = withServerUrls(cred, stored);
+      }
     }
     this.#deviceKey = await DeviceKey.load(this.stateDir);
     cred = await this.#recoverRotation(cred);
     this.credential = cred;
-    this.#fetch = pinnedFetch(cred.caPem);
     this.products = new ProductManager({
       productsRoot: path.join(this.stateDir, 'products'),
       downloadsDir: path.join(this.stateDir, 'downloads'),
       // Filled by an offline installation package's install script (server: installation-package.ts).
       offlineDir: path.join(this.stateDir, 'offline-packages'),
       tempDir: path.join(this.stateDir, 'tmp'),
-      server: () => ({ url: this.credential.serverUrl, credential: this.credential.credential, fetch: this.#fetch, ...(this.credential.signingPublicKey ? { signingPublicKey: this.credential.signingPublicKey } : {}) }),
+      // The address in use, and a fetch that fails over to the others (created before any download can start).
+      server: () => ({ url: this.transport.serverUrl, credential: this.credential.credential, fetch: this.transport.fetch, ...(this.credential.signingPublicKey ? { signingPublicKey: this.credential.signingPublicKey } : {}) }),
       onInstalled: async (record) => {
         if (await this.plugins.loadFromPackage(record, BUILT_IN_PRODUCTS)) await this.log('info', 'plugin.loaded', `agent plug-in of ${record.product} ${record.version} loaded`);
       },
@@ -307,9 +351,11 @@ export class Agent {
     this.runner = new TaskRunner({ dir: this.stateDir, spool: this.spool, plugins: this.plugins, events: this.events, onReport: () => void this.flushReports() });
     await this.runner.init(this.#effectiveTasks());
 
-    this.transport = new Transport({ serverUrl: cred.serverUrl, credential: cred.credential, caPem: cred.caPem, machineIdentity: this.#identity, log: (level, msg) => void this.log(level, 'transport', msg) });
+    this.transport = new Transport({ serverUrls: storedServerUrls(cred), credential: cred.credential, caPem: cred.caPem, machineIdentity: this.#identity, log: (level, msg) => void this.log(level, 'transport', msg) });
     this.transport.on('connected', () => {
-      void this.log('info', 'agent.connected', `connected to ${cred.serverUrl}`);
+      // Also after a failover: what the spool holds (reports the previous address never
+      // acknowledged) is sent to this one; reports are idempotent by run id and seq.
+      void this.log('info', 'agent.connected', `connected to ${this.transport.serverUrl}`);
       void this.checkIn();
       void this.flushReports();
     });
@@ -568,7 +614,8 @@ export class Agent {
   status() {
     return {
       deviceId: this.credential.deviceId,
-      serverUrl: this.credential.serverUrl,
+      serverUrl: this.transport.serverUrl,
+      serverUrls: this.transport.serverUrls,
       connected: this.transport.connected,
       lastCheckInAt: this.#cache.lastCheckInAt,
       policy: this.#cache.policy,
@@ -607,7 +654,7 @@ export class Agent {
     await writeJsonAtomic(nextFile, next, 0o600);
     let ok = false;
     try {
-      const res = await this.#fetch(this.credential.serverUrl + AGENT_CREDENTIAL_PATH, {
+      const res = await this.transport.fetch(this.transport.serverUrl + AGENT_CREDENTIAL_PATH, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${this.credential.credential}` },
         body: JSON.stringify({ secret, challenge, signature: this.#deviceKey.signRotation(this.credential.deviceId, challenge, secret), publicKey: this.#deviceKey.publicKey }),
@@ -635,7 +682,9 @@ export class Agent {
     const next = await readJson<Credential>(nextFile).catch(() => undefined);
     if (!next) return cred;
     try {
-      const res = await pinnedFetch(cred.caPem)(cred.serverUrl + AGENT_CHECK_IN_PATH, {
+      // The transport is not made yet: the addresses in order.
+      const urls = storedServerUrls(cred);
+      const res = await failoverFetch(pinnedFetch(cred.caPem), () => urls, () => 0)(urls[0]! + AGENT_CHECK_IN_PATH, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${next.credential}` },
         body: JSON.stringify({ type: 'check-in', id: 'rotation-check', inventory: collectInventory(await this.plugins.installedProducts()) }),
@@ -691,7 +740,7 @@ export class Agent {
    */
   async uninstall(why: string): Promise<void> {
     await this.log('warning', 'agent.uninstalling', `uninstalling the agent: ${why}`);
-    await confirmUninstall(this.credential, this.#fetch).catch((err: unknown) => this.log('warning', 'agent.uninstalling', `the server was not told: ${(err as Error).message}`));
+    await confirmUninstall({ serverUrl: this.transport.serverUrl, credential: this.credential.credential }, this.transport.fetch).catch((err: unknown) => this.log('warning', 'agent.uninstalling', `the server was not told: ${(err as Error).message}`));
     const install = await readJson<InstallInfo>(path.join(this.stateDir, 'install.json')).catch(() => undefined);
     await this.stop();
     await removeAgent(this.stateDir, install);
@@ -712,7 +761,10 @@ export class Agent {
   }
 }
 
-/** Tells the server the agent is being removed (it revokes the credential and keeps the history). */
+/**
+ * Tells the server the agent is being removed (it revokes the credential and keeps the
+ * history). `fetcher` may fail over (Transport.fetch, failoverFetch) to the other addresses.
+ */
 export async function confirmUninstall(cred: { serverUrl: string; credential: string }, fetcher: FetchLike): Promise<void> {
   const res = await fetcher(cred.serverUrl + AGENT_UNINSTALLED_PATH, { method: 'POST', headers: { authorization: `Bearer ${cred.credential}` }, signal: AbortSignal.timeout(15_000) });
   if (!res.ok && res.status !== 401) throw new Error(`HTTP ${res.status}`);

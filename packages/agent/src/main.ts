@@ -7,7 +7,8 @@ import { parseArgs } from 'node:util';
 import { open, readdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { pinnedFetch } from '@garrison/protocol/tls';
+import { pinnedFetch, TrustError } from '@garrison/protocol/tls';
+import { failoverFetch, parseServerUrls, storedServerUrls, withServerUrls } from './server-urls.ts';
 import { Agent, EnrolmentError, confirmUninstall, enrol, markEnrolmentPending, removeAgent, resolveServerCa, type InstallInfo } from './agent.ts';
 import { DEVICE_KEY_FILE } from './device-key.ts';
 import { readJson, writeJsonAtomic } from './state-file.ts';
@@ -20,9 +21,14 @@ import { LOCAL_TASK_OPTIONS, LOCAL_TASK_USAGE, UsageError, localTaskFields } fro
 const USAGE = `usage:
   garrison agent --server https://HOST:PORT TOKEN-SOURCE (--ca-fingerprint SHA256 | --ca FILE) [--state DIR] [--name NAME]
                                                                           enrol (once) and run
-  garrison agent [--state DIR]                                            run an enrolled agent
+  garrison agent [--state DIR] [--server URL ...]                         run an enrolled agent
   garrison agent enrol --server URL TOKEN-SOURCE (--ca-fingerprint FP | --ca FILE) [--name NAME] [--replace]
                                                                           enrol only (installers)
+--server URL may be repeated or hold a comma-separated list: the addresses of the server's
+  instances, in order, all pinned to the same CA. The agent uses the first that answers, moves
+  to the next when its connection fails or drops, and stays on the one that works. Given to an
+  enrolled agent, the list replaces the stored one (credential.json); without it the stored
+  list is used.
   garrison agent uninstall [--state DIR] [--offline]                      remove the agent from this machine
   garrison agent status [--state DIR]
   garrison agent task list [--state DIR] [--json]
@@ -174,7 +180,7 @@ export async function agentMain(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     options: {
-      server: { type: 'string' },
+      server: { type: 'string', multiple: true },
       'token-file': { type: 'string' },
       'token-stdin': { type: 'boolean' },
       ca: { type: 'string' },
@@ -213,6 +219,14 @@ export async function agentMain(argv: string[]): Promise<number> {
     return 0;
   };
   const ca = { ...(values.ca ? { caFile: values.ca } : {}), ...(values['ca-fingerprint'] ? { caFingerprint: values['ca-fingerprint'] } : {}) };
+  let servers: string[];
+  try {
+    servers = parseServerUrls(values.server);
+  } catch (err) {
+    if (!(err instanceof TrustError)) throw err;
+    console.error(`garrison agent: --server: ${err.code}: ${err.message}`);
+    return 2;
+  }
   if (cmd === 'enrol' || cmd === 'enroll') {
     const credFile = path.join(stateDir, 'credential.json');
     let enrolToken: string | undefined;
@@ -223,7 +237,7 @@ export async function agentMain(argv: string[]): Promise<number> {
       console.error(`garrison agent enrol: ${err.message}`);
       return 2;
     }
-    if (!values.server || !enrolToken) {
+    if (!servers.length || !enrolToken) {
       console.error(`garrison agent enrol: --server and the enrolment token are required; give the token with ${TOKEN_SOURCES}`);
       return 2;
     }
@@ -233,15 +247,15 @@ export async function agentMain(argv: string[]): Promise<number> {
       return 3;
     }
     try {
-      const caPem = await resolveServerCa(values.server, ca);
+      const caPem = await resolveServerCa(servers, ca);
       // The enrolment makes a new device key in the state folder and registers its public half.
-      const r = await enrol(values.server, enrolToken, values.name, await new AgentPluginRegistry(path.join(stateDir, 'products')).installedProducts(), caPem, stateDir);
+      const r = await enrol(servers, enrolToken, values.name, await new AgentPluginRegistry(path.join(stateDir, 'products')).installedProducts(), caPem, stateDir);
       if (values.replace) {
         // A new enrolment: nothing of the previous identity may be sent under the new one (the key was just made for it).
         for (const name of await readdir(stateDir).catch(() => [] as string[])) if (name !== 'install.json' && name !== DEVICE_KEY_FILE) await rm(path.join(stateDir, name), { recursive: true, force: true });
       }
       await markEnrolmentPending(stateDir);
-      await writeJsonAtomic(credFile, { serverUrl: values.server.replace(/\/+$/, ''), deviceId: r.deviceId, credential: r.credential, groupId: r.groupId, signingPublicKey: r.signingPublicKey, caPem }, 0o600);
+      await writeJsonAtomic(credFile, withServerUrls({ deviceId: r.deviceId, credential: r.credential, groupId: r.groupId, signingPublicKey: r.signingPublicKey, caPem }, servers), 0o600);
       console.log(`enrolled device ${r.deviceId}`);
       return 0;
     } catch (err) {
@@ -253,9 +267,10 @@ export async function agentMain(argv: string[]): Promise<number> {
     }
   }
   if (cmd === 'uninstall') {
-    const cred = await readJson<{ serverUrl: string; credential: string; caPem: string }>(path.join(stateDir, 'credential.json')).catch(() => undefined);
-    if (cred && !values.offline) {
-      await confirmUninstall(cred, pinnedFetch(cred.caPem)).catch((err: Error) => console.error(`garrison agent uninstall: the server was not told (${err.message}); use --offline to skip`));
+    const cred = await readJson<{ serverUrl: string; serverUrls?: string[]; credential: string; caPem: string }>(path.join(stateDir, 'credential.json')).catch(() => undefined);
+    const urls = cred ? storedServerUrls(cred) : [];
+    if (cred && urls.length && !values.offline) {
+      await confirmUninstall({ serverUrl: urls[0]!, credential: cred.credential }, failoverFetch(pinnedFetch(cred.caPem), () => urls, () => 0)).catch((err: Error) => console.error(`garrison agent uninstall: the server was not told (${err.message}); use --offline to skip`));
     }
     const install = await readJson<InstallInfo>(path.join(stateDir, 'install.json')).catch(() => undefined);
     await removeAgent(stateDir, install);
@@ -318,12 +333,12 @@ export async function agentMain(argv: string[]): Promise<number> {
       console.error(`garrison agent: ${err.message}`);
       return 2;
     }
-    if (!values.server || !enrolToken) {
+    if (!servers.length || !enrolToken) {
       console.error(`garrison agent: enrolment failed: NOT_ENROLLED: this agent is not enrolled yet: give --server URL, the enrolment token (${TOKEN_SOURCES}) and --ca-fingerprint SHA256 (or --ca FILE)`);
       return 1;
     }
   }
-  const agent = new Agent({ stateDir, serverUrl: values.server, ...(enrolToken ? { token: enrolToken } : {}), name: values.name, verbose: !values.quiet, ...ca });
+  const agent = new Agent({ stateDir, ...(servers.length ? { serverUrls: servers } : {}), ...(enrolToken ? { token: enrolToken } : {}), name: values.name, verbose: !values.quiet, ...ca });
   try {
     await agent.start();
   } catch (err) {

@@ -3,10 +3,23 @@
  * agent at once), reconnected with exponential back-off and jitter when it drops; and the
  * same requests over plain HTTP when the socket is down, so that check-ins and results
  * still get through from an agent that cannot hold a connection.
+ *
+ * Failover (issue 14): the agent may know several addresses of the fleet's server instances.
+ * When the connection to the current one fails or drops, the next address is tried; a round
+ * goes through every address once, with no wait between them (a dead instance refuses at
+ * once, and a device that waited a back-off per address would be off-line n times longer),
+ * and the back-off with jitter comes between rounds, as it did for one address. The agent
+ * stays on the address that works, even when an earlier one comes back: moving back would
+ * drop a working connection for nothing, and the instances are equals. A drop of an open
+ * connection starts a new round at the next address after the usual short jittered delay, so
+ * that the devices of a failed instance do not all arrive at the next one in the same second.
+ * HTTP requests (the fallback and `fetch`) go to the current address first and to the next
+ * ones when no answer comes (see failoverFetch).
  */
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import { pinnedFetch, requireHttps, type FetchLike } from '@garrison/protocol/tls';
+import { failoverFetch } from './server-urls.ts';
 import {
   AGENT_CHECK_IN_PATH,
   AGENT_REPORTS_PATH,
@@ -38,10 +51,20 @@ export interface TransportEvents {
 const REQUEST_TIMEOUT_MS = 30_000;
 
 export class Transport extends EventEmitter<TransportEvents> {
-  readonly #serverUrl: string;
+  readonly #urls: readonly string[];
+  /** The address connected to, or the one the next attempt goes to. */
+  #index = 0;
+  /** Addresses still to try at once in this round, before the back-off. */
+  #roundLeft = 0;
+  /** Set when the agent itself closes the socket (new credential): reconnect to the same address. */
+  #sameAddress = false;
   #credential: string;
   readonly #caPem: string;
-  readonly #fetch: FetchLike;
+  /**
+   * fetch() pinned to the server's CA that fails over across the agent's addresses: for every
+   * HTTP request the agent makes to its server (packages, credential rotation, uninstall).
+   */
+  readonly fetch: FetchLike;
   readonly #log: (level: 'info' | 'warning' | 'error', msg: string) => void;
   #socket: WebSocket | null = null;
   #open = false;
@@ -53,18 +76,31 @@ export class Transport extends EventEmitter<TransportEvents> {
 
   readonly #identityHeader: Record<string, string>;
 
-  constructor(opts: { serverUrl: string; credential: string; caPem: string; machineIdentity?: string | null; log: (level: 'info' | 'warning' | 'error', msg: string) => void }) {
+  constructor(opts: { serverUrls: readonly string[]; credential: string; caPem: string; machineIdentity?: string | null; log: (level: 'info' | 'warning' | 'error', msg: string) => void }) {
     super();
+    if (!opts.serverUrls.length) throw new TypeError('the transport needs at least one server address');
     this.#identityHeader = opts.machineIdentity ? { [MACHINE_IDENTITY_HEADER]: opts.machineIdentity } : {};
-    this.#serverUrl = requireHttps(opts.serverUrl);
+    this.#urls = opts.serverUrls.map((u) => requireHttps(u).replace(/\/+$/, ''));
     this.#credential = opts.credential;
     this.#caPem = opts.caPem;
-    this.#fetch = pinnedFetch(opts.caPem);
+    // An address that answered an HTTP request while the socket is down (waiting for its next
+    // attempt) is where the socket tries next; an open or opening socket is left alone.
+    this.fetch = failoverFetch(pinnedFetch(opts.caPem), () => this.#urls, () => this.#index, (i) => {
+      if (!this.#socket) this.#index = i;
+    });
     this.#log = opts.log;
+  }
+  /** The address in use: the one connected to, or the one the next attempt goes to. */
+  get serverUrl(): string {
+    return this.#urls[this.#index]!;
+  }
+  get serverUrls(): readonly string[] {
+    return this.#urls;
   }
   /** Switches to a new credential: the socket reconnects with it at once. */
   setCredential(credential: string): void {
     this.#credential = credential;
+    if (this.#socket) this.#sameAddress = true;
     this.#socket?.close(1000, 'credential changed');
   }
   get connected(): boolean {
@@ -72,11 +108,12 @@ export class Transport extends EventEmitter<TransportEvents> {
   }
   start(): void {
     this.#stopped = false;
+    this.#roundLeft = this.#urls.length - 1;
     this.#connect();
   }
   #connect(): void {
     if (this.#stopped) return;
-    const url = this.#serverUrl.replace(/^http/, 'ws') + AGENT_WS_PATH;
+    const url = this.serverUrl.replace(/^http/, 'ws') + AGENT_WS_PATH;
     // Only the pinned CA is trusted; the host name is checked as usual.
     const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.#credential}`, ...this.#identityHeader }, perMessageDeflate: false, handshakeTimeout: 15_000, ca: this.#caPem });
     this.#socket = ws;
@@ -84,6 +121,7 @@ export class Transport extends EventEmitter<TransportEvents> {
     ws.on('open', () => {
       this.#open = true;
       this.#attempt = 0;
+      this.#roundLeft = this.#urls.length - 1;
       this.emit('connected');
     });
     ws.on('unexpected-response', (_req, res) => {
@@ -126,8 +164,28 @@ export class Transport extends EventEmitter<TransportEvents> {
       }
       const why = failure || `closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`;
       if (wasOpen) this.emit('disconnected', why);
-      this.#scheduleReconnect(why);
+      this.#next(why, wasOpen);
     });
+  }
+  /** After a failed attempt or a drop: the next address now, or, once a round is over, after the back-off. */
+  #next(why: string, wasOpen: boolean): void {
+    if (this.#stopped) return;
+    if (this.#sameAddress) {
+      this.#sameAddress = false;
+      this.#scheduleReconnect(why);
+      return;
+    }
+    const from = this.serverUrl;
+    this.#index = (this.#index + 1) % this.#urls.length;
+    if (!wasOpen && this.#roundLeft > 0) {
+      this.#roundLeft--;
+      // As quiet as the retry message: a fleet whose every address is down logs a line per ten rounds.
+      if (this.#attempt <= 1 || this.#attempt % 10 === 0) this.#log('warning', `server connection to ${from}: ${why}; trying ${this.serverUrl}`);
+      this.#connect();
+      return;
+    }
+    this.#roundLeft = this.#urls.length - 1;
+    this.#scheduleReconnect(this.#urls.length > 1 ? `${from}: ${why}; next ${this.serverUrl}` : why);
   }
   #scheduleReconnect(why: string): void {
     if (this.#stopped) return;
@@ -155,7 +213,7 @@ export class Transport extends EventEmitter<TransportEvents> {
   async #http<T>(path: string, body: unknown): Promise<T> {
     let res: Response;
     try {
-      res = await this.#fetch(this.#serverUrl + path, {
+      res = await this.fetch(this.serverUrl + path, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${this.#credential}`, ...this.#identityHeader },
         body: JSON.stringify(body),

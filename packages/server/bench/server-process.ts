@@ -146,7 +146,7 @@ function stats(reset: boolean, server: GarrisonServer): ServerStats {
   const cpu = process.cpuUsage(cpuMark);
   const elu = performance.eventLoopUtilization(eluMark);
   const s: ServerStats = {
-    online: server.hub.onlineCount(),
+    online: server.presence.onlineCount(),
     cpuMs: (cpu.user + cpu.system) / 1000,
     wallMs: now() - wallMark,
     elu: elu.utilization,

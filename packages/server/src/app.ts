@@ -1,6 +1,12 @@
 /**
  * The composition root: the one place that picks the database, builds stores and services,
  * wires the agent hub to the HTTP server, and starts the background loops.
+ *
+ * `createApp` builds the whole server without listening: every service gets what it needs in
+ * its constructor (nothing is patched in afterwards), and what one part tells the others goes
+ * through the domain-event bus (services/domain-bus.ts), which crosses to the other instances
+ * when the database is shared (ADR 0019). `startServer` locks the data folder (SQLite), builds
+ * the app, listens, and starts the loops.
  */
 import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -10,9 +16,14 @@ import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { AGENT_WS_PATH, BUILTIN_PRODUCT } from '@garrison/protocol';
+import { AGENT_WS_PATH } from '@garrison/protocol';
 import { fileURLToPath } from 'node:url';
-import { LiveFeed, topicsOfEvents } from './services/live-feed.ts';
+import { LiveFeed } from './services/live-feed.ts';
+import { DomainBus } from './services/domain-bus.ts';
+import { PgBusTransport } from './storage/pg-bus.ts';
+import { PresenceStore } from './storage/presence-store.ts';
+import { FleetPresence } from './services/fleet-presence.ts';
+import { wireInstanceSync } from './services/instance-sync.ts';
 import { openDatabase, type DatabaseConfig, type Db } from './storage/database.ts';
 import { migrateToLatest } from './storage/migrate.ts';
 import { GroupStore } from './storage/group-store.ts';
@@ -48,7 +59,6 @@ import { PushService } from './services/push-service.ts';
 import { IdentityService } from './services/identity-service.ts';
 import { InstallerService } from './services/installer-service.ts';
 import { AgentBuilds } from './services/agent-builds.ts';
-import { noPresence } from './services/presence.ts';
 import { actorName, systemActor } from './services/actor.ts';
 import type { Services } from './services/services.ts';
 import { PluginRegistry } from './plugins/registry.ts';
@@ -103,13 +113,36 @@ export interface ServerConfig {
   serverTaskTypes?: readonly ServerTaskType[];
 }
 
-export interface GarrisonServer {
-  url: string;
-  port: number;
+/** The whole server, built and not listening (createApp). */
+export interface GarrisonApp {
   db: Db;
   http: FastifyInstance;
   services: Services;
   hub: AgentHub;
+  bus: DomainBus;
+  presence: FleetPresence;
+  tls: ServerTls | null;
+  initialAdminToken: string | null;
+  adminTokenFile: string;
+  initialPassword: { name: string; file: string } | null;
+  consoleBuilt: boolean;
+  /** Listens on the configured address and starts the background loops. */
+  listen(): Promise<GarrisonServer>;
+  /** Stops everything it started; safe to call more than once, listening or not. */
+  close(): Promise<void>;
+}
+
+export interface GarrisonServer {
+  url: string;
+  port: number;
+  /** This instance's id on the bus and in `server_instances`. */
+  instanceId: string;
+  db: Db;
+  http: FastifyInstance;
+  services: Services;
+  hub: AgentHub;
+  bus: DomainBus;
+  presence: FleetPresence;
   /** The TLS material agents pin (null when serving plain HTTP). */
   tls: ServerTls | null;
   /** Set on first start only: the administrator's API token (also written to `<dataDir>/admin-token`). */
@@ -170,26 +203,42 @@ async function loadSecretKey(dataDir: string, given?: Buffer): Promise<Buffer> {
  * the start fails; with PostgreSQL several instances may share it.
  */
 export async function startServer(config: ServerConfig): Promise<GarrisonServer> {
-  if ((config.database?.kind ?? 'sqlite') !== 'sqlite') return startServerInFolder(config);
+  const shared = (config.database?.kind ?? 'sqlite') !== 'sqlite';
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const lock = await lockDataFolder(config.dataDir);
-  let server: GarrisonServer;
+  const lock = shared ? null : await lockDataFolder(config.dataDir);
+  let app: GarrisonApp | null = null;
   try {
-    server = await startServerInFolder(config);
+    app = await createApp(config);
+    const server = await app.listen();
+    if (!lock) return server;
+    return { ...server, close: () => server.close().finally(() => lock.release()) };
   } catch (err) {
-    await lock.release();
+    await app?.close().catch(() => {});
+    await lock?.release();
     throw err;
   }
-  const close = server.close;
-  return { ...server, close: () => close().finally(() => lock.release()) };
 }
 
-async function startServerInFolder(config: ServerConfig): Promise<GarrisonServer> {
+/** Builds the whole server on its database without listening. */
+export async function createApp(config: ServerConfig): Promise<GarrisonApp> {
   const log = config.logger ?? pino({ level: config.logLevel ?? process.env.GARRISON_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization', '*.credential', '*.token', '*.value', '*.password', '*.privateKey', '*.passphrase'] });
   const clock = config.clock ?? systemClock;
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const db = await openDatabase(config.database ?? { kind: 'sqlite', file: path.join(config.dataDir, 'garrison.db') });
-  await migrateToLatest(db);
+  const bus = new DomainBus({ instanceId: newId(), log });
+  try {
+    await migrateToLatest(db);
+    // With a database several instances share, the bus crosses to them (LISTEN/NOTIFY).
+    if (db.dialect.sharedByInstances) await bus.connect(new PgBusTransport(db, log));
+    return await assemble(config, db, bus, log, clock);
+  } catch (err) {
+    await bus.close().catch(() => {});
+    await db.close().catch(() => {});
+    throw err;
+  }
+}
+
+async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logger, clock: Clock): Promise<GarrisonApp> {
   const tls = config.tls === false ? null : await loadOrCreateTls(config.dataDir, config.tls ?? {}, (msg) => log.info(msg));
 
   const stores = {
@@ -217,41 +266,35 @@ async function startServerInFolder(config: ServerConfig): Promise<GarrisonServer
     log.info({ product: p.product.id }, 'management plug-in installed');
   }
 
-  const events = new EventService({ store: stores.events, clock, log, catalog });
+  const live = new LiveFeed(bus);
+  const events = new EventService({ store: stores.events, clock, log, catalog, live });
   const secrets = new SecretService({ store: stores.secrets, key: await loadSecretKey(config.dataDir, config.secretKey), clock, events, tree: () => catalog.tree });
-  const groups = new GroupService({ store: stores.groups, catalog, clock, events });
+  const groups = new GroupService({ store: stores.groups, catalog, clock, events, bus });
   await groups.ensureRoot();
-  const devices = new DeviceService({ store: stores.devices, catalog, clock, events, presence: noPresence });
+  // Who is online, here and on the other instances; the hub adds this instance's connections.
+  const presence = new FleetPresence({ bus, store: new PresenceStore(db), clock, log, onRemoteChange: () => live.publishHere('presence') });
+  const devices = new DeviceService({ store: stores.devices, catalog, clock, events, presence, bus });
   const signingKey = await SigningKey.loadOrCreate(config.dataDir);
   // Instances on one database share these keys: one with others refuses to start, plainly.
   await checkInstanceKeys({ settings: stores.settings, secrets, anyStoredSecret: () => stores.secrets.anyCiphertext(), signingPublicKeyPem: signingKey.publicKeyPem });
   const repository = new RepositoryService({ store: stores.packages, dir: path.join(config.dataDir, 'repository'), key: signingKey, clock, events, tree: () => catalog.tree });
-  const enrolment = new EnrolmentService({ tokens: stores.tokens, devices: stores.devices, catalog, clock, events, signingPublicKey: signingKey.publicKeyPem });
-  const tasks = new TaskService({ store: stores.tasks, devices: stores.devices, catalog, plugins, secrets, clock, events });
-  const runs = new RunService({ runs: stores.runs, catalog, tasks, clock, events, presence: noPresence });
-  const deployments = new DeploymentService({ store: stores.deployments, packages: stores.packages, devices: stores.devices, catalog, clock, events, log });
+  // Archives kept only on this disk go into the database; cached ones no package names any more go.
+  await repository.syncLocalArchives();
+  const enrolment = new EnrolmentService({ tokens: stores.tokens, devices: stores.devices, catalog, clock, events, signingPublicKey: signingKey.publicKeyPem, bus });
+  const tasks = new TaskService({ store: stores.tasks, devices: stores.devices, catalog, plugins, secrets, clock, events, bus });
+  const runs = new RunService({ runs: stores.runs, catalog, tasks, clock, events, presence, bus });
+  const deployments = new DeploymentService({ store: stores.deployments, packages: stores.packages, devices: stores.devices, catalog, clock, events, log, bus });
   await deployments.load();
   await deployments.ensureDeploymentTask(tasks, systemActor, groups.rootId);
   const limits = new DeviceLimits({ clock, events });
-  const agents = new AgentService({ devices: stores.devices, runs: stores.runs, taskStore: stores.tasks, tasks, catalog, secrets, events, clock, log, deployments, limits });
+  const identity = new IdentityService({ store: stores.devices, duplicates: stores.duplicates, catalog, clock, events, enrolment, devices, presence, bus });
+  await identity.load();
+  const agents = new AgentService({ devices: stores.devices, runs: stores.runs, taskStore: stores.tasks, tasks, catalog, secrets, events, clock, log, deployments, limits, identity, live, bus });
   const auth = new AuthService({ store: stores.admins, clock, seal: secrets });
   const admins = new AdminService({ store: stores.admins, auth, catalog, clock, events });
   const oidc = new OidcService({ settings: stores.settings, secrets, store: stores.admins, auth, admins, catalog, clock, events, log });
-  const hub = new AgentHub({ agents, enrolment, log });
-  enrolment.onSuperseded = (deviceId, hash) => hub.closeSuperseded(deviceId, hash);
-  const identity = new IdentityService({ store: stores.devices, duplicates: stores.duplicates, catalog, clock, events, enrolment, devices, presence: hub });
-  await identity.load();
-  hub.isForeign = (deviceId, machineIdentity) => identity.isForeign(deviceId, machineIdentity);
-  agents.identity = identity;
-  devices.presence = hub;
-  runs.presence = hub;
-  // A change of tasks, groups or devices tells the connected agents concerned to check in now.
-  const nudge = (ids: string[]) => hub.send(ids, { type: 'sync' });
-  tasks.onChanged = nudge;
-  devices.onChanged = nudge;
-  deployments.onChanged = nudge;
-  identity.onChanged = nudge;
-  groups.onChanged = (groupIds) => nudge(catalog.devicesInGroups(groupIds));
+  const hub = new AgentHub({ connections: presence.local, agents, enrolment, isForeign: (deviceId, machineIdentity) => identity.isForeign(deviceId, machineIdentity), log });
+  wireInstanceSync({ bus, catalog, presence, enrolment, deployments, identity, log });
 
   const installers = new InstallerService({ enrolment, catalog, trust: tls, builds: new AgentBuilds(config.agentBuildDir ?? path.join(config.dataDir, 'agent-builds'), (msg) => log.info(msg)) });
   let publicUrl = config.publicUrl ?? '';
@@ -264,19 +307,13 @@ async function startServerInFolder(config: ServerConfig): Promise<GarrisonServer
       return { command: installers.unixCommand(publicUrl, link.tokenValue, opts.installDir), tokenId: link.token.id };
     },
   };
-  const live = new LiveFeed();
-  // Nothing is computed on the result-ingestion path unless a console is listening.
-  events.onStored = (batch) => {
-    if (live.subscribers) live.publish(...topicsOfEvents(new Set(batch.map((e) => e.kind)), BUILTIN_PRODUCT));
-  };
-  agents.onRunsChanged = () => live.publish('runs');
   // Server tasks (issue 6): the environment every type runs in is the whole set of services.
   const serverTaskEnv = { db, dataDir: config.dataDir, clock, log, publicUrl: () => publicUrl } as ServerTaskEnvironment;
   const serverTaskTypes = new ServerTaskTypes([...builtinServerTaskTypes, ...(config.serverTaskTypes ?? [])]);
   const serverTaskRunner = new ServerTaskRunner({ store: stores.serverTasks, types: serverTaskTypes, env: serverTaskEnv, events, secrets, live, tickMs: config.serverTaskTickMs, leaseMs: config.serverTaskLeaseMs });
   const serverTasks = new ServerTaskService({ store: stores.serverTasks, types: serverTaskTypes, runner: serverTaskRunner, secrets, events, clock, tree: () => catalog.tree });
   serverTasks.env = serverTaskEnv;
-  const services: Services = { installers, trust: tls, identity, auth, admins, oidc, limits, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence: hub, repository, deployments, push, live, serverTasks };
+  const services: Services = { installers, trust: tls, identity, auth, admins, oidc, limits, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence, repository, deployments, push, live, serverTasks };
   serverTaskEnv.services = services;
   // New content in the master repository replans deployments and fires the server tasks waiting for it.
   repository.onContent = async (pkg) => {
@@ -306,61 +343,71 @@ async function startServerInFolder(config: ServerConfig): Promise<GarrisonServer
     await chmod(initialPasswordFile, 0o600);
   }
 
-  await http.listen({ host: config.host ?? '127.0.0.1', port: config.port ?? 8420 });
-  const port = (http.server.address() as AddressInfo).port;
-  const host = config.host && config.host !== '0.0.0.0' && config.host !== '::' ? config.host : '127.0.0.1';
-  const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  // Machines on the network cannot use a loopback address: a wildcard listener is announced by host name.
-  const wildcard = !config.host || config.host === '0.0.0.0' || config.host === '::';
-  publicUrl ||= wildcard && config.host ? `${tls ? 'https' : 'http'}://${os.hostname()}:${port}` : url;
-
-  const loops: Loop[] = [
-    startLoop('run-now-expiry', 30_000, () => runs.expireOverdue(), log),
-    startLoop('rollouts', config.rolloutIntervalMs ?? 15_000, () => deployments.evaluateRollouts(), log),
-    startLoop(
-      'retention',
-      3600_000,
-      async () => {
-        // Retention holds even without the database maintenance server task (which also vacuums and reports).
-        const removed = await purgeByRetention(serverTaskEnv);
-        if (removed.events || removed.runs || removed.serverTaskRuns) {
-          events.record({ severity: 'info', kind: 'server.retention-purge', message: `purged ${removed.events} events and ${removed.runs + removed.serverTaskRuns} runs past retention`, data: { ...removed } });
-        }
-      },
-      log,
-    ),
-    // Other server instances sharing a PostgreSQL database change groups, tasks and devices too.
-    startLoop('catalog-refresh', 30_000, () => catalog.refresh(), log),
-    startLoop('device-catalog-refresh', 300_000, () => catalog.reloadDevices(), log),
-  ];
-
-  serverTaskRunner.start();
-
+  let loops: Loop[] = [];
   let closing: Promise<void> | null = null;
-  return {
-    url,
-    port,
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      await Promise.all([...loops.map((l) => l.stop()), serverTaskRunner.close()]);
+      await push.close();
+      // Leaving cleanly: the others read this instance's agents offline at once.
+      await presence.close();
+      await hub.close();
+      await http.close();
+      await agents.flushAll();
+      await deployments.flush();
+      await events.flush();
+      await bus.close();
+      await db.close();
+    })();
+    return closing;
+  };
+  const app: GarrisonApp = {
     db,
     http,
     services,
     hub,
+    bus,
+    presence,
     tls,
     initialAdminToken,
     adminTokenFile,
     initialPassword: initialPassword && { name: initialPassword.name, file: initialPasswordFile },
     consoleBuilt: consoleDir !== null,
-    close() {
-      closing ??= (async () => {
-        await Promise.all([...loops.map((l) => l.stop()), serverTaskRunner.close()]);
-        await push.close();
-        await hub.close();
-        await http.close();
-        await agents.flushAll();
-        await deployments.flush();
-        await events.flush();
-        await db.close();
-      })();
-      return closing;
+    close,
+    async listen() {
+      await http.listen({ host: config.host ?? '127.0.0.1', port: config.port ?? 8420 });
+      const port = (http.server.address() as AddressInfo).port;
+      const host = config.host && config.host !== '0.0.0.0' && config.host !== '::' ? config.host : '127.0.0.1';
+      const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+      // Machines on the network cannot use a loopback address: a wildcard listener is announced by host name.
+      const wildcard = !config.host || config.host === '0.0.0.0' || config.host === '::';
+      publicUrl ||= wildcard && config.host ? `${tls ? 'https' : 'http'}://${os.hostname()}:${port}` : url;
+      await presence.start(url);
+      loops = [
+        startLoop('run-now-expiry', 30_000, () => runs.expireOverdue(), log),
+        startLoop('rollouts', config.rolloutIntervalMs ?? 15_000, () => deployments.evaluateRollouts(), log),
+        startLoop(
+          'retention',
+          3600_000,
+          async () => {
+            // Retention holds even without the database maintenance server task (which also vacuums and reports).
+            const removed = await purgeByRetention(serverTaskEnv);
+            if (removed.events || removed.runs || removed.serverTaskRuns) {
+              events.record({ severity: 'info', kind: 'server.retention-purge', message: `purged ${removed.events} events and ${removed.runs + removed.serverTaskRuns} runs past retention`, data: { ...removed } });
+            }
+          },
+          log,
+        ),
+        // The safety net under the bus: other instances' changes are seen even if a notification was lost.
+        startLoop('catalog-refresh', 30_000, async () => {
+          await catalog.refresh();
+          if (bus.shared) await deployments.load();
+        }, log),
+        startLoop('device-catalog-refresh', 300_000, () => catalog.reloadDevices(), log),
+      ];
+      serverTaskRunner.start();
+      return { ...app, url, port, instanceId: bus.instanceId, close };
     },
   };
+  return app;
 }

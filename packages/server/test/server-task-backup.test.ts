@@ -168,6 +168,7 @@ describe('backup of server data', { concurrency: true }, () => {
         await waitFor(async () => (await t.api<{ online: boolean }[]>('GET', '/api/v1/devices')).body.every((d) => !d.online), { what: 'agents offline' });
         await s.agents.flushAll();
         await s.events.flush();
+        await t.server.presence.flush();
         const source = await tables(t.server.db);
         const quiet = await backup(t, { folder, keep: 10 });
         assert.deepEqual(await tables(t.server.db), source, 'nothing changed while the quiesced backup ran');

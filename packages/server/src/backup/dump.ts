@@ -121,6 +121,9 @@ async function usablePgDump(conn: Kysely<Database>, binary: string, note?: (line
   return { binary, version: tool.version };
 }
 
+/** How a logical dump writes a byte value: `{ "$bytes": base64 }`. */
+export const BYTES_KEY = '$bytes';
+
 /** One table as JSON lines through a cursor, so a large table never sits in memory at once. */
 async function dumpTable(conn: Kysely<Database>, table: string, columns: string[], file: string): Promise<number> {
   const out = createWriteStream(file, { mode: 0o600 });
@@ -137,8 +140,10 @@ async function dumpTable(conn: Kysely<Database>, table: string, columns: string[
         const values = columns.map((c) => row[c]);
         for (let i = 0; i < values.length; i++) {
           const v = values[i];
-          // The schema stores text, numbers and 0/1 integers only (ADR 0003); anything else would not round-trip.
-          if (v !== null && typeof v !== 'string' && typeof v !== 'number') throw new Error(`${table}.${columns[i]} holds a ${typeof v} value, which a logical dump cannot carry`);
+          // Bytes (repository archives, migration 0012) travel as base64, marked so the load gives them back as bytes.
+          if (Buffer.isBuffer(v)) values[i] = { [BYTES_KEY]: v.toString('base64') };
+          // Otherwise the schema stores text, numbers and 0/1 integers only (ADR 0003); anything else would not round-trip.
+          else if (v !== null && typeof v !== 'string' && typeof v !== 'number') throw new Error(`${table}.${columns[i]} holds a ${typeof v} value, which a logical dump cannot carry`);
         }
         text += JSON.stringify(values) + '\n';
       }

@@ -22,6 +22,7 @@ import { openDatabase, type Db } from '../storage/database.ts';
 import { migrateToLatest } from '../storage/migrate.ts';
 import { RestoreError, type BackupManifest } from './manifest.ts';
 import { pgConnection, runTool, toolMajorVersion, toolOutput, majorOf } from './pg-tools.ts';
+import { BYTES_KEY } from './dump.ts';
 
 export type RestoreTarget = { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string; schema: string };
 
@@ -97,6 +98,14 @@ async function* jsonLinesBatches(dir: string, manifest: BackupManifest): AsyncGe
       if (!line) continue;
       const values = JSON.parse(line) as unknown;
       if (!Array.isArray(values) || values.length !== columns.length) throw new Error(`${table}.jsonl: a line does not hold ${columns.length} values`);
+      for (let i = 0; i < values.length; i++) {
+        const v: unknown = values[i];
+        if (v !== null && typeof v === 'object') {
+          const b64 = (v as Record<string, unknown>)[BYTES_KEY];
+          if (typeof b64 !== 'string') throw new Error(`${table}.jsonl: ${columns[i]} holds an object that is not bytes`);
+          values[i] = Buffer.from(b64, 'base64');
+        }
+      }
       rows.push(values);
       if (rows.length >= BATCH_ROWS) {
         yield { table, columns, rows };

@@ -244,8 +244,10 @@ export const installationPackageTaskType = defineServerTaskType<InstallationPack
       for (const [i, p] of packages.entries()) {
         throwIfStopped(ctx.signal);
         ctx.progress(40 + Math.floor((30 * i) / packages.length), `copying ${p.product} ${p.version}`);
-        const from = services.repository.archivePath(p.sha256);
-        if (!(await stat(from).catch(() => null))) throw new Error(`the archive of ${p.product} ${p.version} is missing from the repository (${from}): check the package in again`);
+        // From this instance's cache, fetched from the database when another instance checked it in.
+        const from = await services.repository.localArchive(p.sha256).catch((err: unknown) => {
+          throw new Error(`the archive of ${p.product} ${p.version} is missing from the repository (${(err as Error).message}): check the package in again`);
+        });
         // Read from the file, not through the repository's download cache.
         const size = await copyVerified(from, path.join(dir, 'packages', `${p.sha256}.tgz`), p.sha256);
         const ref = { id: p.id, product: p.product, version: p.version, sha256: p.sha256, signature: p.signature, manifest: p.manifest };

@@ -9,6 +9,8 @@
  */
 import { BatchWriter } from './batch-writer.ts';
 import type { IdentityService } from './identity-service.ts';
+import type { LiveFeed } from './live-feed.ts';
+import type { DomainBus } from './domain-bus.ts';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
@@ -126,7 +128,13 @@ export class AgentService {
     log: Logger;
     deployments: DeploymentService;
     limits: DeviceLimits;
+    identity: Pick<IdentityService, 'onCheckIn'>;
+    live: LiveFeed;
+    bus: DomainBus;
   }) {
+    this.#bus = deps.bus;
+    this.#identity = deps.identity;
+    this.#live = deps.live;
     this.#deployments = deps.deployments;
     this.#limits = deps.limits;
     this.#devices = deps.devices;
@@ -175,17 +183,18 @@ export class AgentService {
     return h.digest('base64url');
   }
 
-  /** Set by the composition root: the identity service sees every check-in first. */
-  identity: Pick<IdentityService, 'onCheckIn'> | null = null;
-  /** Called when run reports were stored (states change without events, e.g. to running). */
-  onRunsChanged: () => void = () => {};
+  /** The identity service sees every check-in first. */
+  readonly #identity: Pick<IdentityService, 'onCheckIn'>;
+  readonly #live: LiveFeed;
+  readonly #bus: DomainBus;
 
   async checkIn(deviceId: string, req: CheckInRequest, remoteAddress?: string): Promise<CheckInResult> {
     this.admit(deviceId);
-    const facts = this.#catalog.device(deviceId);
+    // A device enrolled through another instance a moment ago may not be in this one's catalog yet.
+    const facts = this.#catalog.device(deviceId) ?? (await this.#catalog.loadDevice(deviceId));
     if (!facts) throw new AppError('DEVICE_CREDENTIAL_INVALID', 'this device is no longer known to the server');
     const now = this.#clock.now().toISOString();
-    const id = this.identity ? await this.identity.onCheckIn(deviceId, req, remoteAddress) : { foreign: false as const };
+    const id = await this.#identity.onCheckIn(deviceId, req, remoteAddress);
     if (id.foreign) {
       // Another machine holding this device's credential (a clone): nothing of it is recorded here.
       return {
@@ -211,6 +220,8 @@ export class AgentService {
       facts.products.join('\n') !== products.join('\n')
     ) {
       this.#catalog.putDeviceFacts({ ...facts, hostname: req.inventory.hostname, osPlatform: req.inventory.osPlatform, osName: req.inventory.osName, products });
+      // Targeting by OS or product changed: the other instances read the device again once it is stored.
+      if (this.#bus.shared) void this.#checkInWriter.flush().then(() => this.#bus.publish({ type: 'devices.changed', deviceIds: [deviceId] }));
     }
     const localResolutions = req.localChanges?.length ? await this.#applyLocalChanges(deviceId, req.localChanges) : [];
     const key = `${this.#catalog.generation}:${this.#secrets.generation}`;
@@ -424,7 +435,8 @@ export class AgentService {
         if (r.code === 'NOT_ASSIGNED') this.#limits.refused(r.deviceId, r.code, 1, 'a run report was refused');
       }
       for (const i of result.applied) this.#recordRunEvent(i);
-      if (result.applied.length) this.onRunsChanged();
+      // States change without events (to running): the consoles are told.
+      if (result.applied.length) this.#live.publish('runs');
       for (const q of batch) q.resolve(acks.get(q)!);
     } catch (err) {
       this.#log.error({ err, reports: items.length }, 'storing run reports failed; agents will resend');

@@ -89,6 +89,18 @@ export class Catalog {
   get deviceCount(): number {
     return this.#deviceFacts.size;
   }
+  /** Reads one device from the database into the catalog (or out of it, when it is gone). */
+  async loadDevice(id: string): Promise<DeviceFacts | undefined> {
+    const d = await this.#devices.getDevice(id);
+    if (d) this.putDevice(d);
+    else if (this.#deviceFacts.has(id)) this.removeDevice(id);
+    return d ? this.#deviceFacts.get(id) : undefined;
+  }
+  /** Reads these devices again (another instance changed them). */
+  async reloadDevicesById(ids: readonly string[]): Promise<void> {
+    if (ids.length > 500) return this.reloadDevices();
+    for (const id of ids) await this.loadDevice(id);
+  }
   putDevice(d: Device): void {
     this.#deviceFacts.set(d.id, deviceFacts(d));
     this.generation++;

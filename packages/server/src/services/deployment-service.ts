@@ -41,6 +41,7 @@ import { authorize, inReach, notVisible, Permission, reachList, reachOf, type Ac
 import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
 import type { TaskService } from './task-service.ts';
+import type { DomainBus } from './domain-bus.ts';
 
 const STATE_FLUSH_MS = 500;
 
@@ -79,14 +80,15 @@ export class DeploymentService {
     },
     onError: (err) => this.#log.error({ err }, 'storing deployment states failed'),
   });
-  /** Nudges devices to check in now (their plan changed). */
-  onChanged: (deviceIds: string[]) => void = () => {};
 
   /** Package ids each device may download: those its latest plans named and those it reported installed. */
   readonly #offered = new Map<string, { current: Set<string>; previous: Set<string> }>();
   readonly #devices: Pick<DeviceStore, 'getDevice'>;
 
-  constructor(deps: { store: DeploymentStore; packages: PackageStore; devices: Pick<DeviceStore, 'getDevice'>; catalog: Catalog; clock: Clock; events: EventService; log: Logger }) {
+  readonly #bus: DomainBus;
+
+  constructor(deps: { store: DeploymentStore; packages: PackageStore; devices: Pick<DeviceStore, 'getDevice'>; catalog: Catalog; clock: Clock; events: EventService; log: Logger; bus: DomainBus }) {
+    this.#bus = deps.bus;
     this.#store = deps.store;
     this.#packages = deps.packages;
     this.#devices = deps.devices;
@@ -94,6 +96,10 @@ export class DeploymentService {
     this.#clock = deps.clock;
     this.#events = deps.events;
     this.#log = deps.log;
+  }
+  /** Devices whose plan changed check in now, on every instance (which reloads assignments and rollouts first). */
+  #changed(deviceIds: string[]): void {
+    this.#bus.publish({ type: 'deployments.changed', deviceIds });
   }
   async load(): Promise<void> {
     this.#assignments = await this.#store.listAssignments();
@@ -188,7 +194,7 @@ export class DeploymentService {
       product: a.product,
       data: { ...a },
     });
-    this.onChanged(this.#catalog.devicesInGroups(this.#catalog.tree.descendants(groupId)));
+    this.#changed(this.#catalog.devicesInGroups(this.#catalog.tree.descendants(groupId)));
     return this.#view(a);
   }
   async unassign(actor: Actor, groupId: string, product: string): Promise<void> {
@@ -197,14 +203,14 @@ export class DeploymentService {
     if (!(await this.#store.deleteAssignment(groupId, product))) throw new AppError('NOT_FOUND', `${product} is not assigned to group ${groupId}`);
     this.#assignments = await this.#store.listAssignments();
     await this.#events.audit(actor, 'deployment.unassigned', `${product} unassigned from "${this.#catalog.tree.path(groupId)}"`, { groupId, product });
-    this.onChanged(this.#catalog.devicesInGroups(this.#catalog.tree.descendants(groupId)));
+    this.#changed(this.#catalog.devicesInGroups(this.#catalog.tree.descendants(groupId)));
   }
   /** After the repository changed: devices whose assignments name the product check in now. */
   async repositoryChanged(product: string): Promise<void> {
     await this.reloadPackages();
     const groups = new Set<string>();
     for (const a of this.#assignments) if (a.product === product || this.#candidates.some((c) => c.product === product && c.manifest.contentFor === a.product)) for (const g of this.#catalog.tree.descendants(a.groupId)) groups.add(g);
-    if (groups.size) this.onChanged(this.#catalog.devicesInGroups(groups));
+    if (groups.size) this.#changed(this.#catalog.devicesInGroups(groups));
   }
 
   /**
@@ -376,7 +382,7 @@ export class DeploymentService {
             ? { severity: 'info', kind: 'deployment.rollout-completed', message: `rollout of ${a.product} ${r.targetVersion} on ${where} completed`, groupId: a.groupId, product: a.product }
             : { severity: 'info', kind: 'deployment.rollout-advanced', message: `rollout of ${a.product} ${r.targetVersion} on ${where} moved to phase ${phases[next.phase]}`, groupId: a.groupId, product: a.product },
       );
-      if (decision.action !== 'halt') this.onChanged(devices.map((d) => d.id));
+      if (decision.action !== 'halt') this.#changed(devices.map((d) => d.id));
     }
   }
 
@@ -393,7 +399,7 @@ export class DeploymentService {
     this.#rollouts.set(key, next);
     await this.#store.putRollout(groupId, product, next);
     await this.#events.audit(actor, 'deployment.rollout-resumed', `rollout of ${product} ${r.targetVersion} on "${this.#catalog.tree.path(groupId)}" resumed`, { groupId, product });
-    this.onChanged(this.#catalog.devicesInGroups(this.#catalog.tree.descendants(groupId)));
+    this.#changed(this.#catalog.devicesInGroups(this.#catalog.tree.descendants(groupId)));
     return this.#view(a);
   }
 

@@ -6,6 +6,7 @@ import { authorize, inReach, notVisible, Permission, reachList, reachOf, type Ac
 import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
 import type { Presence } from './presence.ts';
+import type { DomainBus } from './domain-bus.ts';
 
 export interface DeviceQuery {
   groupId?: string;
@@ -23,11 +24,12 @@ export class DeviceService {
   readonly #catalog: Catalog;
   readonly #clock: Clock;
   readonly #events: EventService;
-  presence: Presence;
+  readonly presence: Presence;
+  readonly #bus: DomainBus;
   /** Called when a device's effective task set may have changed. */
-  onChanged: (deviceIds: string[]) => void = () => {};
 
-  constructor(deps: { store: DeviceStore; catalog: Catalog; clock: Clock; events: EventService; presence: Presence }) {
+  constructor(deps: { store: DeviceStore; catalog: Catalog; clock: Clock; events: EventService; presence: Presence; bus: DomainBus }) {
+    this.#bus = deps.bus;
     this.#store = deps.store;
     this.#catalog = deps.catalog;
     this.#clock = deps.clock;
@@ -92,7 +94,7 @@ export class DeviceService {
     if (patch.groupId && patch.groupId !== d.groupId) {
       await this.#events.audit(actor, 'device.moved', `device "${d.name}" moved to "${this.#catalog.tree.path(patch.groupId)}"`, { deviceId: id, groupId: patch.groupId });
     } else await this.#events.audit(actor, 'device.updated', `device "${d.name}" changed`, { deviceId: id, groupId: updated.groupId, data: { ...patch } });
-    this.onChanged([id]);
+    this.#bus.publish({ type: 'devices.changed', deviceIds: [id] });
     return this.view(updated);
   }
   async remove(actor: Actor, id: string): Promise<void> {
@@ -100,6 +102,7 @@ export class DeviceService {
     authorize(actor, Permission.manageDevices, this.#catalog.tree, [d.groupId]);
     await this.#store.deleteDevice(id);
     this.#catalog.removeDevice(id);
+    this.#bus.publish({ type: 'devices.changed', deviceIds: [id] });
     this.presence.disconnect(id, 'device deleted');
     await this.#events.audit(actor, 'device.deleted', `device "${d.name}" deleted`, { deviceId: id, groupId: d.groupId });
   }

@@ -7,6 +7,7 @@ import type { EnrolmentStore, EnrolmentToken } from '../storage/enrolment-store.
 import { allowed, authorize, inReach, Permission, reachOf, type Actor, actorName } from './actor.ts';
 import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
+import type { DomainBus } from './domain-bus.ts';
 
 type TokenView = EnrolmentTokenView;
 
@@ -17,17 +18,12 @@ export class EnrolmentService {
   readonly #clock: Clock;
   readonly #events: EventService;
   readonly #signingPublicKey: string;
-  /** Called after a device is created, so the identity service tracks it. */
-  onEnrolled: ((device: { id: string; name: string; groupId: string }, machineIdentity: string | null, hasPublicKey: boolean) => void) | null = null;
-  /**
-   * Called when a device first uses its rotated credential, so that connections opened with the
-   * previous secret (which stops working now) are closed at once.
-   */
-  onSuperseded: (deviceId: string, currentHash: string) => void = () => {};
+  readonly #bus: DomainBus;
   /** Verified credentials, so that reconnect storms do not each hit the database. */
   readonly #credentialCache = new Map<string, string>();
 
-  constructor(deps: { tokens: EnrolmentStore; devices: DeviceStore; catalog: Catalog; clock: Clock; events: EventService; signingPublicKey: string }) {
+  constructor(deps: { tokens: EnrolmentStore; devices: DeviceStore; catalog: Catalog; clock: Clock; events: EventService; signingPublicKey: string; bus: DomainBus }) {
+    this.#bus = deps.bus;
     this.#signingPublicKey = deps.signingPublicKey;
     this.#tokens = deps.tokens;
     this.#devices = deps.devices;
@@ -114,7 +110,7 @@ export class EnrolmentService {
       groupId: t.groupId,
       data: { tokenId: t.id, remoteAddress, hostname: req.inventory.hostname },
     });
-    this.onEnrolled?.({ id: deviceId, name, groupId: t.groupId }, req.machineIdentity ?? null, req.publicKey !== undefined);
+    this.#bus.publish({ type: 'device.enrolled', deviceId, name, groupId: t.groupId, machineIdentity: req.machineIdentity ?? null, hasPublicKey: req.publicKey !== undefined });
     return { deviceId, credential: `${DEVICE_CREDENTIAL_PREFIX}.${deviceId}.${secret}`, groupId: t.groupId, policy: this.#catalog.policyOf(t.groupId), signingPublicKey: this.#signingPublicKey };
   }
 
@@ -137,7 +133,8 @@ export class EnrolmentService {
       this.#credentialCache.set(deviceId, stored.hash);
       if (stored.prevHash) {
         await this.#devices.dropPreviousCredential(deviceId);
-        this.onSuperseded(deviceId, stored.hash);
+        // Connections opened with the previous secret (which stops working now) close at once, everywhere.
+        this.#bus.publish({ type: 'credential.superseded', deviceId, credentialHash: stored.hash });
       }
       return deviceId;
     }

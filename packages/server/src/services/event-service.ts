@@ -11,6 +11,8 @@ import type { Clock } from '../clock.ts';
 import type { EventFilter, EventStore, NewEvent, StoredEvent } from '../storage/event-store.ts';
 import { actorName, inReach, Permission, reachList, reachOf, type Actor } from './actor.ts';
 import type { Catalog } from './catalog.ts';
+import { BUILTIN_PRODUCT } from '@garrison/protocol';
+import { topicsOfEvents, type LiveFeed } from './live-feed.ts';
 
 export class EventService {
   readonly #store: EventStore;
@@ -28,14 +30,18 @@ export class EventService {
     },
     write: async (batch) => {
       await this.#store.insertEvents(batch);
-      this.onStored(batch);
+      this.#stored(batch);
     },
     onError: (err, batch) => this.#log.error({ err, count: batch.length }, 'storing events failed'),
   });
-  /** Called with each batch once it is stored (the console's live feed); it must be cheap. */
-  onStored: (events: readonly Pick<NewEvent, 'kind'>[]) => void = () => {};
+  readonly #live: LiveFeed;
+  /** Tells the consoles what a stored batch changed (nothing is computed unless one listens, here or elsewhere). */
+  #stored(events: readonly Pick<NewEvent, 'kind'>[]): void {
+    this.#live.publish(...topicsOfEvents(new Set(events.map((e) => e.kind)), BUILTIN_PRODUCT));
+  }
 
-  constructor(deps: { store: EventStore; clock: Clock; log: Logger; catalog: Catalog }) {
+  constructor(deps: { store: EventStore; clock: Clock; log: Logger; catalog: Catalog; live: LiveFeed }) {
+    this.#live = deps.live;
     this.#store = deps.store;
     this.#clock = deps.clock;
     this.#log = deps.log;
@@ -63,7 +69,7 @@ export class EventService {
         ...(actor.kind === 'admin' ? { actorId: actor.adminId, via: actor.via, address: actor.address ?? null } : { via: 'system' }),
       },
     ]);
-    this.onStored([{ kind: `audit.${kind}` }]);
+    this.#stored([{ kind: `audit.${kind}` }]);
   }
   /** The group an event about a task belongs to: its group, or its device's for a local task. */
   #taskGroup(taskId: string): string | undefined {

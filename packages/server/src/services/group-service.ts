@@ -6,6 +6,7 @@ import type { Group, GroupStore } from '../storage/group-store.ts';
 import { authorize, inReach, notVisible, Permission, reachOf, type Actor } from './actor.ts';
 import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
+import type { DomainBus } from './domain-bus.ts';
 
 export const ROOT_GROUP_NAME = 'My Organization';
 
@@ -24,10 +25,10 @@ export class GroupService {
   readonly #catalog: Catalog;
   readonly #clock: Clock;
   readonly #events: EventService;
-  /** Called after a change that alters policy or task inheritance, to nudge connected agents. */
-  onChanged: (groupIds: string[]) => void = () => {};
+  readonly #bus: DomainBus;
 
-  constructor(deps: { store: GroupStore; catalog: Catalog; clock: Clock; events: EventService }) {
+  constructor(deps: { store: GroupStore; catalog: Catalog; clock: Clock; events: EventService; bus: DomainBus }) {
+    this.#bus = deps.bus;
     this.#store = deps.store;
     this.#catalog = deps.catalog;
     this.#clock = deps.clock;
@@ -116,7 +117,7 @@ export class GroupService {
     await this.#store.updateGroup(next);
     await this.#catalog.reloadGroups();
     await this.#events.audit(actor, 'group.updated', `group "${this.#catalog.tree.path(id)}" changed`, { groupId: id, data: { ...patch } });
-    this.onChanged(this.#catalog.tree.descendants(id));
+    this.#bus.publish({ type: 'groups.changed', groupIds: this.#catalog.tree.descendants(id) });
     return this.view(next);
   }
   async remove(actor: Actor, id: string): Promise<void> {

@@ -29,6 +29,7 @@ import type { EventService } from './event-service.ts';
 import type { DeviceService } from './device-service.ts';
 import type { EnrolmentService } from './enrolment-service.ts';
 import type { Presence } from './presence.ts';
+import type { DomainBus } from './domain-bus.ts';
 
 interface IdentityState {
   machineIdentity: string | null;
@@ -53,8 +54,8 @@ export class IdentityService {
   readonly #events: EventService;
   readonly #enrolment: EnrolmentService;
   readonly #devices: DeviceService;
-  presence: Presence;
-  onChanged: (deviceIds: string[]) => void = () => {};
+  readonly presence: Presence;
+  readonly #bus: DomainBus;
   readonly #state = new Map<string, IdentityState>();
   /** Devices by machine identity: which devices a newly enrolled machine already is. */
   readonly #byIdentity = new Map<string, Set<string>>();
@@ -62,7 +63,8 @@ export class IdentityService {
   readonly #seen = new Map<string, number>();
   readonly #refusedWarned = new Map<string, number>();
 
-  constructor(deps: { store: DeviceStore; duplicates: DuplicateStore; catalog: Catalog; clock: Clock; events: EventService; enrolment: EnrolmentService; devices: DeviceService; presence: Presence }) {
+  constructor(deps: { store: DeviceStore; duplicates: DuplicateStore; catalog: Catalog; clock: Clock; events: EventService; enrolment: EnrolmentService; devices: DeviceService; presence: Presence; bus: DomainBus }) {
+    this.#bus = deps.bus;
     this.#store = deps.store;
     this.#duplicates = deps.duplicates;
     this.#catalog = deps.catalog;
@@ -71,7 +73,11 @@ export class IdentityService {
     this.#enrolment = deps.enrolment;
     this.#devices = deps.devices;
     this.presence = deps.presence;
-    deps.enrolment.onEnrolled = (device, identity, hasKey) => this.#enrolled(device, identity, hasKey);
+    // A device enrolled through another instance is tracked here too; the warnings are that instance's to record.
+    deps.bus.on('device.enrolled', (e, origin) => {
+      if (origin === 'local') this.#enrolled({ id: e.deviceId, name: e.name, groupId: e.groupId }, e.machineIdentity, e.hasPublicKey);
+      else this.#put(e.deviceId, { machineIdentity: e.machineIdentity, rotateChallenge: null, uninstallRequested: false, hasPublicKey: e.hasPublicKey });
+    });
   }
 
   async load(): Promise<void> {
@@ -249,7 +255,7 @@ export class IdentityService {
     await this.#store.setIdentityFields(id, { rotate_requested_at: at, rotate_challenge: challenge }, at);
     this.#stateOf(id).rotateChallenge = challenge;
     await this.#events.audit(actor, 'device.credential-rotation-requested', `credential rotation requested for device "${d.name}"`, { deviceId: id, groupId: d.groupId });
-    this.onChanged([id]);
+    this.#bus.publish({ type: 'identity.changed', deviceIds: [id] });
     return this.#devices.get(actor, id);
   }
 
@@ -282,7 +288,7 @@ export class IdentityService {
     await this.#store.setIdentityFields(id, { uninstall_requested_at: this.#clock.now().toISOString() }, this.#clock.now().toISOString());
     this.#stateOf(id).uninstallRequested = true;
     await this.#events.audit(actor, 'device.uninstall-requested', `uninstall of the agent requested on device "${d.name}"`, { deviceId: id, groupId: d.groupId });
-    this.onChanged([id]);
+    this.#bus.publish({ type: 'identity.changed', deviceIds: [id] });
     return this.#devices.get(actor, id);
   }
 

@@ -4,17 +4,53 @@
  * API again for what it shows. Only topic names travel, never data, so every read still goes
  * through the API's authorization.
  */
+import type { DomainBus } from './domain-bus.ts';
+
 export const LIVE_TOPICS = ['runs', 'presence', 'events', 'config', 'deployments', 'repository', 'push', 'server-tasks'] as const;
 export type LiveTopic = (typeof LIVE_TOPICS)[number];
 
+/** Topics for the other instances are gathered this long and sent as one event. */
+const SHARE_EVERY_MS = 250;
+
+/**
+ * With a shared bus, what changes here also reaches the consoles signed in to the other
+ * instances: topics are gathered for a quarter of a second and sent as one event (at most four
+ * notifications a second per instance, however fast results arrive).
+ */
 export class LiveFeed {
   readonly #subscribers = new Set<(topics: ReadonlySet<LiveTopic>) => void>();
+  readonly #bus: DomainBus | null;
+  #toShare = new Set<LiveTopic>();
+  #shareTimer: NodeJS.Timeout | null = null;
+
+  constructor(bus?: DomainBus) {
+    this.#bus = bus ?? null;
+    bus?.on('live', (e, origin) => {
+      if (origin === 'remote') this.#deliver(e.topics);
+    });
+  }
 
   get subscribers(): number {
     return this.#subscribers.size;
   }
   publish(...topics: LiveTopic[]): void {
-    if (this.#subscribers.size === 0 || topics.length === 0) return;
+    if (topics.length === 0) return;
+    this.#deliver(topics);
+    if (!this.#bus?.shared) return;
+    for (const t of topics) this.#toShare.add(t);
+    this.#shareTimer ??= setTimeout(() => {
+      this.#shareTimer = null;
+      const shared = [...this.#toShare];
+      this.#toShare = new Set();
+      this.#bus?.publish({ type: 'live', topics: shared });
+    }, SHARE_EVERY_MS);
+  }
+  /** Tells only the consoles signed in here (what the other instances learn on their own). */
+  publishHere(...topics: LiveTopic[]): void {
+    this.#deliver(topics);
+  }
+  #deliver(topics: readonly LiveTopic[]): void {
+    if (this.#subscribers.size === 0) return;
     const set = new Set(topics);
     for (const s of this.#subscribers) s(set);
   }

@@ -5,12 +5,16 @@ import type { ServerToAgent } from '@garrison/protocol';
  * agent hub implements it.
  */
 export interface Presence {
+  /** Connected to any instance. */
   isOnline(deviceId: string): boolean;
+  /** Connected to this instance (only these are reached by `send`). */
+  isOnlineHere(deviceId: string): boolean;
   onlineCount(): number;
-  /** Sends one message to each connected device of the list; returns how many were reached. */
+  /** Sends one message to each device of the list connected here; returns how many were reached. */
   send(deviceIds: Iterable<string>, message: ServerToAgent): number;
   /** Sends a distinct message per device (serialized once each). */
   sendEach(messages: Iterable<readonly [string, ServerToAgent]>): number;
+  /** Closes the device's connections on every instance (its credential stopped working). */
   disconnect(deviceId: string, reason: string): void;
   /** Tells a quarantined duplicate of a device to check in now. */
   nudgeDuplicate?(deviceId: string, machineIdentity: string): void;
@@ -18,6 +22,7 @@ export interface Presence {
 
 export const noPresence: Presence = {
   isOnline: () => false,
+  isOnlineHere: () => false,
   onlineCount: () => 0,
   send: () => 0,
   sendEach: () => 0,

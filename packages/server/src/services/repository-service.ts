@@ -2,7 +2,15 @@
  * The master repository: signed, versioned packages in branches current, previous and
  * evaluation. An archive is streamed to a temporary file while its SHA-256 is computed, its
  * manifest is read from inside it and validated, and the package is signed with the
- * server's key. Archives are stored by content hash under `DATA/repository/`.
+ * server's key. Archives are stored by content hash in the database (`ArchiveStore`), so that
+ * every instance on one database serves every package (issue 14), and under `DATA/repository/`
+ * as this instance's cache of them.
+ *
+ * The cache: a reader (`localArchive`, `openArchive`) whose file is missing fetches it from the
+ * database first, to a temporary file whose SHA-256 is checked before it is renamed into place;
+ * concurrent readers of one archive share one fetch. An archive checked in before archives were
+ * kept in the database (a file, no rows) is copied into the database by `syncLocalArchives` at
+ * start, and lazily the first time this instance reads it, whichever comes first.
  *
  * Versions (docs/adr/0015-version-schemes.md): a package's version must parse under the
  * version scheme its manifest names (VERSION_INVALID otherwise), and all packages of a product
@@ -11,7 +19,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform, type Readable } from 'node:stream';
@@ -31,6 +39,7 @@ import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
 import type { PackageStore } from '../storage/package-store.ts';
+import type { ArchiveStore } from '../storage/archive-store.ts';
 import { actorName, authorize, authorizeAnywhere, Permission, type Actor } from './actor.ts';
 import type { GroupTree } from '@garrison/core';
 import type { EventService } from './event-service.ts';
@@ -90,17 +99,25 @@ export class RepositoryService {
   readonly #clock: Clock;
   readonly #events: EventService;
   readonly #tree: () => GroupTree;
+  readonly #archives: ArchiveStore;
   readonly #cache = new Map<string, Buffer>();
   #cacheBytes = 0;
+  /** Fetches from the database in progress, by SHA-256: concurrent readers share one. */
+  readonly #fetching = new Map<string, Promise<string>>();
+  /** Archives this instance knows are stored whole in the database (so a read checks once). */
+  readonly #inDatabase = new Set<string>();
+  /** Archives being checked in here: their file is in the cache before their package row exists. */
+  readonly #adding = new Map<string, number>();
   /**
    * Called when a package enters a branch: deployments and "new content" triggers follow.
    * Awaited, so that once a check-in or promotion has answered, deployment plans know the package.
    */
   onContent: (pkg: RepositoryPackage) => Promise<void> = async () => {};
 
-  constructor(deps: { store: PackageStore; dir: string; key: SigningKey; clock: Clock; events: EventService; tree: () => GroupTree }) {
+  constructor(deps: { store: PackageStore; archives?: ArchiveStore; dir: string; key: SigningKey; clock: Clock; events: EventService; tree: () => GroupTree }) {
     this.#tree = deps.tree;
     this.#store = deps.store;
+    this.#archives = deps.archives ?? deps.store.archives;
     this.#dir = deps.dir;
     this.#key = deps.key;
     this.#clock = deps.clock;
@@ -109,8 +126,112 @@ export class RepositoryService {
   get publicKeyPem(): string {
     return this.#key.publicKeyPem;
   }
+  /** Where this instance caches an archive; the file may be missing: read through `localArchive`. */
   archivePath(sha256: string): string {
     return path.join(this.#dir, `${sha256}.tgz`);
+  }
+  /**
+   * The path of an archive in this instance's cache, fetched from the database first when the
+   * file is missing. NOT_FOUND when neither has it.
+   */
+  async localArchive(sha256: string): Promise<string> {
+    const file = this.archivePath(sha256);
+    if (await stat(file).catch(() => null)) {
+      await this.#ensureInDatabase(sha256, file);
+      return file;
+    }
+    let p = this.#fetching.get(sha256);
+    if (!p) {
+      p = this.#fetch(sha256, file).finally(() => this.#fetching.delete(sha256));
+      this.#fetching.set(sha256, p);
+    }
+    return p;
+  }
+  async #fetch(sha256: string, file: string): Promise<string> {
+    const found = await this.#archives.open(sha256);
+    if (!found) throw new AppError('NOT_FOUND', `the archive ${sha256} is missing from the repository (neither in the database nor in ${this.#dir})`);
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    const tmp = path.join(this.#dir, `.fetch-${newId()}`);
+    try {
+      const hash = createHash('sha256');
+      let size = 0;
+      await pipeline(
+        found.stream,
+        new Transform({
+          transform(chunk: Buffer, _enc, done) {
+            size += chunk.length;
+            hash.update(chunk);
+            done(null, chunk);
+          },
+        }),
+        createWriteStream(tmp, { mode: 0o600 }),
+      );
+      const got = hash.digest('hex');
+      if (got !== sha256 || size !== found.size) throw new AppError('INTERNAL', `the archive ${sha256} read from the database has SHA-256 ${got} (${size} bytes, not ${found.size}): refused; check the package in again`);
+      await rename(tmp, file);
+      this.#inDatabase.add(sha256);
+      return file;
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+  /**
+   * An archive checked in before archives were kept in the database has a file and no rows:
+   * the first read here copies it. A failure is reported and the read goes on from the file
+   * (this instance can still serve it; the next read tries again).
+   */
+  async #ensureInDatabase(sha256: string, file: string): Promise<void> {
+    if (this.#inDatabase.has(sha256)) return;
+    try {
+      if (await this.#archives.put(sha256, file)) {
+        this.#events.record({ severity: 'info', kind: 'repository.archive-shared', message: `the archive ${sha256} (checked in before archives were kept in the database) was copied into the database`, data: { sha256 } });
+      }
+      this.#inDatabase.add(sha256);
+    } catch (err) {
+      this.#events.record({ severity: 'warning', kind: 'repository.archive-share-failed', message: `the archive ${sha256} could not be copied into the database: ${(err as Error).message}`, data: { sha256 } });
+    }
+  }
+  /**
+   * At start: copies into the database every archive this instance has as a file that the
+   * database does not hold yet (checked in before archives were kept there), and removes the
+   * cached files of archives no package names any more (removed through another instance).
+   * Meant to run before the server listens; safe later too (check-ins in progress here are
+   * left alone).
+   */
+  async syncLocalArchives(): Promise<{ copied: number; removed: number; failed: number }> {
+    const wanted = new Set(await this.#store.shas());
+    const stored = await this.#archives.stored();
+    const files = (await readdir(this.#dir).catch(() => [] as string[])).filter((f) => /^[0-9a-f]{64}\.tgz$/.test(f));
+    let copied = 0;
+    let removed = 0;
+    let failed = 0;
+    for (const f of files) {
+      const sha256 = f.slice(0, 64);
+      if (this.#adding.has(sha256)) continue;
+      if (!wanted.has(sha256)) {
+        // Checked again right before: a package with these bytes may have arrived meanwhile.
+        if ((await this.#store.countBySha(sha256)) === 0 && !this.#adding.has(sha256)) {
+          await rm(path.join(this.#dir, f), { force: true });
+          this.#uncache(sha256);
+          removed++;
+        }
+        continue;
+      }
+      if (stored.has(sha256)) {
+        this.#inDatabase.add(sha256);
+        continue;
+      }
+      try {
+        await this.#archives.put(sha256, path.join(this.#dir, f));
+        this.#inDatabase.add(sha256);
+        copied++;
+      } catch (err) {
+        failed++;
+        this.#events.record({ severity: 'warning', kind: 'repository.archive-share-failed', message: `the archive ${sha256} could not be copied into the database: ${(err as Error).message}`, data: { sha256 } });
+      }
+    }
+    if (copied) this.#events.record({ severity: 'info', kind: 'repository.archive-shared', message: `${copied} archive${copied === 1 ? '' : 's'} checked in before archives were kept in the database copied into it`, data: { copied } });
+    return { copied, removed, failed };
   }
   async list(actor: Actor, filter: { product?: string; branch?: Branch } = {}): Promise<RepositoryPackage[]> {
     authorizeAnywhere(actor, Permission.read, this.#tree());
@@ -135,6 +256,7 @@ export class RepositoryService {
     const tmp = path.join(this.#dir, `.upload-${newId()}`);
     const hash = createHash('sha256');
     let size = 0;
+    let adding: string | null = null;
     try {
       await pipeline(
         body,
@@ -156,7 +278,15 @@ export class RepositoryService {
       if (await this.#store.find(manifest.product, manifest.version)) throw new AppError('CONFLICT', `${manifest.product} ${manifest.version} is already in the repository`);
       const sha256 = hash.digest('hex');
       const signature = this.#key.sign(packageSigningPayload({ product: manifest.product, version: manifest.version, sha256, manifestSha256: sha256Hex(canonicalJson(manifest)) }));
+      this.#adding.set(sha256, (this.#adding.get(sha256) ?? 0) + 1);
+      adding = sha256;
       await rename(tmp, this.archivePath(sha256));
+      // In the database before the package row: another instance may serve it as soon as the row is there.
+      await this.#archives.put(sha256, this.archivePath(sha256)).catch(async (err: unknown) => {
+        await this.#dropArchiveIfUnused(sha256, true);
+        throw err;
+      });
+      this.#inDatabase.add(sha256);
       const pkg: RepositoryPackage = {
         id: newId(),
         product: manifest.product,
@@ -172,19 +302,28 @@ export class RepositoryService {
         createdBy: actorName(actor),
       };
       const placed = await this.#store.placeInBranch(pkg, branch, true, versionSchemeOf(manifest)).catch(async (err: unknown) => {
-        await this.#dropArchiveIfUnused(sha256);
+        await this.#dropArchiveIfUnused(sha256, true);
         throw err;
       });
       if (placed.schemeMismatch) {
         // Another check-in of this product, with another scheme, got in first.
-        await this.#dropArchiveIfUnused(sha256);
+        await this.#dropArchiveIfUnused(sha256, true);
         throw schemeMismatch(manifest, versionSchemeOf(manifest), placed.schemeMismatch);
       }
+      // Another instance removing the last package with these bytes between our store and our
+      // row would have taken the rows with it (its delete checks for a package in the same
+      // statement, but may have run just before our insert): store them again.
+      if (!(await this.#archives.has(sha256))) await this.#archives.put(sha256, this.archivePath(sha256));
       await this.#events.audit(actor, 'repository.added', `${pkg.product} ${pkg.version} checked into ${branch ?? 'the repository (no branch)'}`, { product: pkg.product, data: { packageId: pkg.id, sha256, size } });
       if (branch) await this.onContent(pkg);
       return pkg;
     } finally {
       await rm(tmp, { force: true });
+      if (adding) {
+        const n = this.#adding.get(adding)! - 1;
+        if (n) this.#adding.set(adding, n);
+        else this.#adding.delete(adding);
+      }
     }
   }
   /** The version parses under the manifest's scheme, and the scheme is the product's. */
@@ -208,9 +347,18 @@ export class RepositoryService {
     const other = stored.find((p) => versionSchemeOf(p.manifest) !== scheme);
     if (other) throw schemeMismatch(manifest, scheme, versionSchemeOf(other.manifest), other.version);
   }
-  /** An archive whose package was not stored goes, unless another package has the same bytes. */
-  async #dropArchiveIfUnused(sha256: string): Promise<void> {
-    if ((await this.#store.countBySha(sha256)) === 0) await rm(this.archivePath(sha256), { force: true });
+  /**
+   * An archive no package names goes, from the database and this instance's cache, unless
+   * another package has the same bytes. Other instances' cached copies are removed by their
+   * `syncLocalArchives` (they never serve them: a read starts from the package row).
+   */
+  async #dropArchiveIfUnused(sha256: string, checkingIn = false): Promise<void> {
+    if ((await this.#store.countBySha(sha256)) !== 0) return;
+    // Another check-in of the same bytes on this instance has stored them and not yet its row.
+    if ((this.#adding.get(sha256) ?? 0) > (checkingIn ? 1 : 0)) return;
+    this.#uncache(sha256);
+    if (await this.#archives.deleteUnlessUsed(sha256)) this.#inDatabase.delete(sha256);
+    await rm(this.archivePath(sha256), { force: true });
   }
   async promote(actor: Actor, id: string, branch: Branch | null): Promise<RepositoryPackage> {
     authorize(actor, Permission.manageRepository, this.#tree());
@@ -226,7 +374,7 @@ export class RepositoryService {
     const pkg = await this.get(actor, id);
     await this.#store.remove(id);
     this.#uncache(pkg.sha256);
-    if ((await this.#store.countBySha(pkg.sha256)) === 0) await rm(this.archivePath(pkg.sha256), { force: true });
+    await this.#dropArchiveIfUnused(pkg.sha256);
     await this.#events.audit(actor, 'repository.removed', `${pkg.product} ${pkg.version} removed from the repository`, { product: pkg.product, data: { packageId: id } });
   }
   #uncache(sha256: string): void {
@@ -242,7 +390,10 @@ export class RepositoryService {
     if (!pkg) throw new AppError('NOT_FOUND', `package ${id} does not exist`);
     const cached = this.#cache.get(pkg.sha256);
     if (cached) return { pkg, body: cached, size: cached.length };
-    const file = this.archivePath(pkg.sha256);
+    const file = await this.localArchive(pkg.sha256).catch((err: unknown) => {
+      if (err instanceof AppError && err.code === 'NOT_FOUND') throw new AppError('NOT_FOUND', `the archive of package ${id} is missing from the repository`);
+      throw err;
+    });
     const st = await stat(file).catch(() => null);
     if (!st) throw new AppError('NOT_FOUND', `the archive of package ${id} is missing from the repository`);
     if (st.size > CACHE_MAX_ARCHIVE_BYTES) return { pkg, body: createReadStream(file, { highWaterMark: 1024 * 1024 }), size: st.size };

@@ -1,4 +1,4 @@
-import { DEFAULT_RUN_NOW_EXPIRY_MINUTES, type AgentTask, type Run, type RunNowProgress, type RunNowResult, type TaskProgress } from '@garrison/protocol';
+import { DEFAULT_RUN_NOW_EXPIRY_MINUTES, type AgentTask, type Task, type Run, type RunNowProgress, type RunNowResult, type TaskProgress } from '@garrison/protocol';
 import { summarizeProgress, summarizeRunNowProgress } from '@garrison/core';
 import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
@@ -8,6 +8,7 @@ import { authorize, inReach, notVisible, Permission, actorName, reachList, reach
 import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
 import type { Presence } from './presence.ts';
+import type { DomainBus } from './domain-bus.ts';
 import type { TaskService } from './task-service.ts';
 
 export type { RunNowResult };
@@ -20,15 +21,22 @@ export class RunService {
   readonly #tasks: TaskService;
   readonly #clock: Clock;
   readonly #events: EventService;
-  presence: Presence;
+  readonly #presence: Presence;
+  readonly #bus: DomainBus;
 
-  constructor(deps: { runs: RunStore; catalog: Catalog; tasks: TaskService; clock: Clock; events: EventService; presence: Presence }) {
+  constructor(deps: { runs: RunStore; catalog: Catalog; tasks: TaskService; clock: Clock; events: EventService; presence: Presence; bus: DomainBus }) {
+    this.#bus = deps.bus;
+    // Run-nows and stops given to another instance reach the agents connected here.
+    deps.bus.on('run-now', (e, origin) => (origin === 'remote' ? this.#deliverHere(e.taskId, e.requestId).then(() => {}) : undefined));
+    deps.bus.on('task.stopped', (e, origin) => {
+      if (origin === 'remote') this.#stopHere(e.taskId);
+    });
     this.#runs = deps.runs;
     this.#catalog = deps.catalog;
     this.#tasks = deps.tasks;
     this.#clock = deps.clock;
     this.#events = deps.events;
-    this.presence = deps.presence;
+    this.#presence = deps.presence;
   }
 
   /**
@@ -45,19 +53,7 @@ export class RunService {
     const expiresAt = new Date(now.getTime() + expiry * 60_000).toISOString();
     const requestId = newId();
     const targets = this.#catalog.targetsOf(task);
-    // Resolved once per group of the targets (a secret is resolved only for devices of its own
-    // subtree); a group whose devices may not receive a secret of the task gets no message.
-    const agentTasks = new Map<string, AgentTask | null>();
-    for (const d of targets) if (!agentTasks.has(d.groupId)) agentTasks.set(d.groupId, null);
-    for (const groupId of agentTasks.keys()) {
-      agentTasks.set(
-        groupId,
-        await this.#tasks.toAgentTask(task, groupId).catch((err: unknown) => {
-          if (err instanceof AppError && err.code === 'SECRET_REFERENCE_REFUSED') return null;
-          throw err;
-        }),
-      );
-    }
+    const agentTasks = await this.#agentTasks(task, targets);
     await this.#runs.insertRunRequest({ id: requestId, taskId, createdBy: actorName(actor), createdAt, expiresAt, targetCount: targets.length });
     // In chunks: the first agents start while later chunks are being stored, and the event
     // loop (acks, heartbeats) runs between chunks instead of stalling for the whole fleet.
@@ -66,14 +62,17 @@ export class RunService {
       const chunk = targets.slice(i, i + DISPATCH_CHUNK);
       const runs = chunk.map((d) => ({ id: newId(), taskId, deviceId: d.id, requestId, createdAt, expiresAt }));
       await this.#runs.insertPendingRuns(runs);
-      delivered += this.presence.sendEach(
+      delivered += this.#presence.sendEach(
         runs.flatMap((r, k) => {
           const agentTask = agentTasks.get(chunk[k]!.groupId);
           return agentTask ? [[r.deviceId, { type: 'run-now', requests: [{ runId: r.id, requestId, taskId, expiresAt, task: agentTask }] }] as const] : [];
         }),
       );
+      for (const d of chunk) if (!this.#presence.isOnlineHere(d.id) && this.#presence.isOnline(d.id) && agentTasks.get(d.groupId)) delivered++;
       if (i + DISPATCH_CHUNK < targets.length) await new Promise((r) => setImmediate(r));
     }
+    // The targets connected to other instances get theirs from their instance, once all are stored.
+    if (this.#bus.shared) this.#bus.publish({ type: 'run-now', taskId, requestId });
     await this.#events.audit(actor, 'task.run-now', `task "${task.name}" run now on ${targets.length} device${targets.length === 1 ? '' : 's'} (${delivered} connected)`, {
       taskId,
       data: { requestId, targets: targets.length, delivered, expiresAt },
@@ -87,12 +86,57 @@ export class RunService {
     authorize(actor, Permission.runTasks, this.#catalog.tree, this.#tasks.scopeGroups(task.scope));
     const at = this.#clock.now().toISOString();
     const cancelledPending = await this.#runs.cancelPendingRuns(taskId, `stopped by ${actorName(actor)}`, at);
-    const signalled = this.presence.send(
+    const signalled = this.#stopHere(taskId);
+    this.#bus.publish({ type: 'task.stopped', taskId });
+    await this.#events.audit(actor, 'task.stopped', `task "${task.name}" stopped`, { taskId, data: { cancelledPending, signalled } });
+    return { cancelledPending, signalled };
+  }
+
+  /**
+   * The message each group's devices get: resolved once per group of the targets (a secret is
+   * resolved only for devices of its own subtree); a group whose devices may not receive a
+   * secret of the task gets none.
+   */
+  async #agentTasks(task: Task, targets: readonly { groupId: string }[]): Promise<Map<string, AgentTask | null>> {
+    const agentTasks = new Map<string, AgentTask | null>();
+    for (const d of targets) if (!agentTasks.has(d.groupId)) agentTasks.set(d.groupId, null);
+    for (const groupId of agentTasks.keys()) {
+      agentTasks.set(
+        groupId,
+        await this.#tasks.toAgentTask(task, groupId).catch((err: unknown) => {
+          if (err instanceof AppError && err.code === 'SECRET_REFERENCE_REFUSED') return null;
+          throw err;
+        }),
+      );
+    }
+    return agentTasks;
+  }
+  /** Another instance stored a run-now: its runs for the agents connected here go out. */
+  async #deliverHere(taskId: string, requestId: string): Promise<number> {
+    const task = this.#catalog.task(taskId) ?? (await this.#catalog.reloadTasks(), this.#catalog.task(taskId));
+    if (!task) return 0;
+    const request = await this.#runs.getRunRequest(requestId);
+    if (!request) return 0;
+    const here = (await this.#runs.pendingRunsOfRequest(requestId)).flatMap((r) => {
+      const d = this.#presence.isOnlineHere(r.deviceId) ? this.#catalog.device(r.deviceId) : undefined;
+      return d ? [{ ...r, groupId: d.groupId }] : [];
+    });
+    if (here.length === 0) return 0;
+    const agentTasks = await this.#agentTasks(task, here);
+    return this.#presence.sendEach(
+      here.flatMap((r) => {
+        const agentTask = agentTasks.get(r.groupId);
+        return agentTask ? [[r.deviceId, { type: 'run-now', requests: [{ runId: r.id, requestId, taskId, expiresAt: request.expiresAt, task: agentTask }] }] as const] : [];
+      }),
+    );
+  }
+  #stopHere(taskId: string): number {
+    const task = this.#catalog.task(taskId);
+    if (!task) return 0;
+    return this.#presence.send(
       this.#catalog.targetsOf(task).map((d) => d.id),
       { type: 'stop', taskId },
     );
-    await this.#events.audit(actor, 'task.stopped', `task "${task.name}" stopped`, { taskId, data: { cancelledPending, signalled } });
-    return { cancelledPending, signalled };
   }
 
   /** Progress over the targets the caller may see (an inherited task shows only the caller's devices). */

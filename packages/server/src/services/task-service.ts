@@ -23,6 +23,7 @@ import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
 import type { SecretService } from './secret-service.ts';
 import type { DeviceStore } from '../storage/device-store.ts';
+import type { DomainBus } from './domain-bus.ts';
 
 const exportChecker = checker(TaskExport);
 
@@ -39,10 +40,10 @@ export class TaskService {
   readonly #secrets: SecretService;
   readonly #clock: Clock;
   readonly #events: EventService;
-  /** Called with the devices whose task list changed, so that connected agents sync now. */
-  onChanged: (deviceIds: string[]) => void = () => {};
+  readonly #bus: DomainBus;
 
-  constructor(deps: { store: TaskStore; devices: DeviceStore; catalog: Catalog; plugins: PluginRegistry; secrets: SecretService; clock: Clock; events: EventService }) {
+  constructor(deps: { store: TaskStore; devices: DeviceStore; catalog: Catalog; plugins: PluginRegistry; secrets: SecretService; clock: Clock; events: EventService; bus: DomainBus }) {
+    this.#bus = deps.bus;
     this.#store = deps.store;
     this.#devices = deps.devices;
     this.#catalog = deps.catalog;
@@ -158,7 +159,7 @@ export class TaskService {
     await this.#store.insertTask(task);
     await this.#catalog.reloadTasks();
     await this.#events.audit(actor, 'task.created', `task "${task.name}" created`, { taskId: task.id, groupId: task.scope.type === 'group' ? task.scope.groupId : null });
-    this.onChanged(this.#affected(task));
+    this.#bus.publish({ type: 'tasks.changed', taskIds: [task.id], deviceIds: this.#affected(task) });
     return task;
   }
   async update(actor: Actor, id: string, patch: TaskUpdate, audit = true): Promise<Task> {
@@ -184,7 +185,7 @@ export class TaskService {
     if (!(await this.#store.replaceTask(next, cur.revision))) throw new AppError('CONFLICT', `task ${id} changed meanwhile; reload and retry`);
     await this.#catalog.reloadTasks();
     if (audit) await this.#events.audit(actor, 'task.updated', `task "${next.name}" changed`, { taskId: id, data: { fields: Object.keys(patch).filter((k) => k !== 'revision') } });
-    this.onChanged(this.#affected(cur, next));
+    this.#bus.publish({ type: 'tasks.changed', taskIds: [id], deviceIds: this.#affected(cur, next) });
     return next;
   }
   async setEnabled(actor: Actor, id: string, enabled: boolean): Promise<Task> {
@@ -199,7 +200,7 @@ export class TaskService {
     await this.#store.softDeleteTask(id, this.#clock.now().toISOString());
     await this.#catalog.reloadTasks();
     await this.#events.audit(actor, 'task.deleted', `task "${cur.name}" deleted`, { taskId: id });
-    this.onChanged(affected);
+    this.#bus.publish({ type: 'tasks.changed', taskIds: [id], deviceIds: affected });
   }
   async copy(actor: Actor, id: string, name?: string): Promise<Task> {
     const t = this.get(actor, id);

@@ -1,5 +1,6 @@
 import type { Branch, PackageManifest, RepositoryPackage } from '@garrison/protocol';
 import type { Db } from './database.ts';
+import { ArchiveStore } from './archive-store.ts';
 import type { PackagesTable } from './schema.ts';
 
 function toPackage(r: PackagesTable): RepositoryPackage {
@@ -21,8 +22,15 @@ function toPackage(r: PackagesTable): RepositoryPackage {
 
 export class PackageStore {
   readonly #db: Db;
+  /** The packages' archives, by SHA-256 (the rows a package's `sha256` names). */
+  readonly archives: ArchiveStore;
   constructor(db: Db) {
     this.#db = db;
+    this.archives = new ArchiveStore(db);
+  }
+  /** The SHA-256 of every package's archive, each once. */
+  async shas(): Promise<string[]> {
+    return (await this.#db.kysely.selectFrom('packages').select('sha256').distinct().execute()).map((r) => r.sha256);
   }
   async list(filter: { product?: string; branch?: Branch } = {}): Promise<RepositoryPackage[]> {
     let q = this.#db.kysely.selectFrom('packages').selectAll();

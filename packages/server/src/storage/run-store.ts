@@ -128,6 +128,12 @@ export class RunStore {
     }
     return out;
   }
+  /** The runs of a run-now still waiting to be delivered: each instance sends its own connected targets theirs. */
+  async pendingRunsOfRequest(requestId: string): Promise<{ id: string; deviceId: string }[]> {
+    const rows = await this.#db.kysely.selectFrom('runs').select(['id', 'device_id']).where('request_id', '=', requestId).where('state', '=', 'pending').execute();
+    return rows.map((r) => ({ id: r.id, deviceId: r.device_id }));
+  }
+
   async pendingRunsForDevice(deviceId: string, now: string): Promise<PendingRun[]> {
     const rows = await this.#db.kysely
       .selectFrom('runs')
