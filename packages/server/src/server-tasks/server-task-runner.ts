@@ -5,9 +5,11 @@
  * Several server instances may share one PostgreSQL database, so every step that must happen
  * once is a compare-and-set in the store: a due schedule is advanced by exactly one instance
  * (the one that advanced it enqueues the run), a pending run is claimed by exactly one, and
- * the claim is a lease renewed while the run goes on. A run whose instance died (lease
- * expired) goes back to pending and is resumed by whoever ticks next; a run interrupted by a
- * clean shutdown is handed back at once. Types are therefore written to be safely re-run.
+ * the claim is a lease (storage/leases.ts) that one LeaseKeeper renews for all the runs this
+ * instance executes. A run whose instance died (lease expired) goes back to pending and is
+ * resumed by whoever ticks next; a run interrupted by a clean shutdown is handed back at once;
+ * a run whose lease this instance lost is aborted here and left to whoever holds it now.
+ * Types are therefore written to be safely re-run.
  */
 import type { Logger } from 'pino';
 import { finalServerTaskRunStates, type ServerTask, type ServerTaskRunState } from '@garrison/protocol';
@@ -19,6 +21,7 @@ import { secretRefs } from '../plugins/registry.ts';
 import type { EventService } from '../services/event-service.ts';
 import type { LiveFeed } from '../services/live-feed.ts';
 import type { SecretService } from '../services/secret-service.ts';
+import { LeaseKeeper } from '../storage/leases.ts';
 import type { ServerTaskStore } from '../storage/server-task-store.ts';
 import type { ServerTaskRunsTable } from '../storage/schema.ts';
 import { startLoop, type Loop } from '../scheduler/loop.ts';
@@ -30,6 +33,11 @@ const MISSED_GRACE_MS = 5 * 60_000;
 const OUTPUT_TAIL_MAX = 16 * 1024;
 /** How long a stopped or timed-out run may take to notice its signal before it is recorded as ended anyway. */
 const ABORT_GRACE_MS = 30_000;
+/**
+ * How often a running run's progress is written and a stop asked on another instance is looked
+ * for. Independent of the lease: progress should show within a second whatever the lease.
+ */
+const WATCH_MS = 1000;
 
 type StopReason = 'stop' | 'timeout' | 'shutdown' | 'lease-lost';
 
@@ -56,6 +64,7 @@ export class ServerTaskRunner {
   readonly #log: Logger;
   readonly #instance = newId();
   readonly #leaseMs: number;
+  readonly #leases: LeaseKeeper;
   readonly #concurrency: number;
   readonly #tickMs: number;
   readonly #inFlight = new Map<string, { abort(reason: StopReason): void; done: Promise<void> }>();
@@ -87,6 +96,17 @@ export class ServerTaskRunner {
     this.#tickMs = deps.tickMs ?? 5000;
     this.#leaseMs = deps.leaseMs ?? 60_000;
     this.#concurrency = deps.concurrency ?? 2;
+    this.#leases = new LeaseKeeper({
+      name: 'server-task-leases',
+      owner: this.#instance,
+      leaseMs: this.#leaseMs,
+      renew: (ids, owner, until) => this.#store.renewLeases(ids, owner, until),
+      clock: this.#clock,
+      log: this.#log,
+      onLost: (ids) => {
+        for (const id of ids) this.#inFlight.get(id)?.abort('lease-lost');
+      },
+    });
   }
 
   start(): void {
@@ -104,6 +124,7 @@ export class ServerTaskRunner {
     await this.#loop?.stop();
     for (const r of this.#inFlight.values()) r.abort('shutdown');
     await Promise.all([...this.#inFlight.values()].map((r) => r.done));
+    await this.#leases.stop();
   }
 
   /** One pass: fire due schedules, take back runs of dead instances, claim and start due runs. */
@@ -130,9 +151,13 @@ export class ServerTaskRunner {
     if (free <= 0) return;
     const leaseUntil = new Date(now.getTime() + this.#leaseMs).toISOString();
     for (const row of await this.#store.claimRuns(this.#instance, now.toISOString(), leaseUntil, free)) {
+      this.#leases.hold(row.id);
       const done = this.#execute(row).catch((err: unknown) => this.#log.error({ err, runId: row.id }, 'server task run could not be recorded'));
       // #execute registers its abort handle synchronously before its first await.
-      this.#inFlight.get(row.id)!.done = done.finally(() => this.#inFlight.delete(row.id));
+      this.#inFlight.get(row.id)!.done = done.finally(() => {
+        this.#leases.forget(row.id);
+        this.#inFlight.delete(row.id);
+      });
     }
   }
 
@@ -194,13 +219,16 @@ export class ServerTaskRunner {
     const abort = (reason: StopReason) => {
       if (controller.signal.aborted) return;
       stopReason = reason;
-      controller.abort(new Error(reason === 'timeout' ? 'stopped: the run exceeded its time limit' : reason === 'stop' ? 'stopped by an administrator' : 'interrupted: the server is shutting down'));
+      controller.abort(
+        new Error(reason === 'timeout' ? 'stopped: the run exceeded its time limit' : reason === 'stop' ? 'stopped by an administrator' : reason === 'lease-lost' ? 'interrupted: another server instance took the run over' : 'interrupted: the server is shutting down'),
+      );
     };
     this.#inFlight.set(row.id, { abort, done: Promise.resolve() });
 
     const task = await this.#store.getTask(row.task_id);
     const owner = this.#instance;
     if (!task) {
+      this.#leases.forget(row.id);
       await this.#store.finishRun(row.id, owner, { state: 'cancelled', ended_at: this.#clock.now().toISOString(), summary: 'cancelled: the task was deleted', result: null, output_tail: null, percent: null });
       return;
     }
@@ -216,14 +244,13 @@ export class ServerTaskRunner {
       await this.#store.saveProgress(row.id, owner, { percent, message, output_tail: tail });
       this.#live.publish('server-tasks');
     };
-    const renew = setInterval(() => {
+    // The lease itself is renewed by this.#leases; this watches the run.
+    const watch = setInterval(() => {
       void (async () => {
-        const lease = await this.#store.renewLease(row.id, owner, new Date(this.#clock.now().getTime() + this.#leaseMs).toISOString());
-        if (!lease) abort('lease-lost');
-        else if (lease.stopRequested) abort('stop');
+        if (await this.#store.stopRequested(row.id)) abort('stop');
         await flush();
-      })().catch((err: unknown) => this.#log.warn({ err, runId: row.id }, 'renewing a server task lease failed'));
-    }, Math.max(200, Math.min(this.#leaseMs / 3, 1000)));
+      })().catch((err: unknown) => this.#log.warn({ err, runId: row.id }, 'watching a server task run failed'));
+    }, Math.max(200, Math.min(this.#leaseMs / 3, WATCH_MS)));
     const limitMs = task.schedule.stopAfterMinutes ? task.schedule.stopAfterMinutes * 60_000 : null;
     const timeout = limitMs ? setTimeout(() => abort('timeout'), limitMs) : null;
 
@@ -273,9 +300,11 @@ export class ServerTaskRunner {
       summary = stopReason === 'stop' || stopReason === 'timeout' ? text : `failed${code}: ${text}`;
       if (state === 'failed') this.#log.warn({ err: { message: text, code: err instanceof AppError ? err.code : undefined }, taskId: task.id, runId: row.id }, 'server task failed');
     } finally {
-      clearInterval(renew);
+      clearInterval(watch);
       if (timeout) clearTimeout(timeout);
     }
+    // Released below (or by whoever took it over): a renewal from now on could only report it lost.
+    this.#leases.forget(row.id);
     if (stopReason === 'shutdown') {
       await this.#store.releaseRun(row.id, owner, 'interrupted by a server shutdown; resumes at the next start');
       return;

@@ -16,9 +16,12 @@
  * host echoes them. The username is treated as part of the credentials and not stored either.
  *
  * Jobs and host states are persisted so that any server instance can show them. The server
- * running a job holds a lease on it, renewed while it runs; a job whose lease ran out (its
- * server crashed) is marked interrupted by the next server to look, at start and then every
- * half lease. A server that stops cleanly interrupts its own jobs at once.
+ * running a job holds a lease on it (storage/leases.ts), renewed by a LeaseKeeper while it
+ * runs; a job whose lease ran out (its server crashed) is marked interrupted by the next server
+ * to look, at start and then every half lease. A server that stops cleanly interrupts its own
+ * jobs at once. A server that finds it lost a lease (it was cut off from the database for
+ * longer than a lease, and another server marked the job interrupted) stops that job: the
+ * other server has revoked its enrolment token and recorded its end.
  */
 import type { Logger } from 'pino';
 import {
@@ -48,6 +51,7 @@ import { AppError, notFound } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
 import type { Db } from '../storage/database.ts';
+import { LeaseKeeper } from '../storage/leases.ts';
 import { emptySummary, PushStore, type PushJobRecord } from '../storage/push-store.ts';
 import { startLoop, type Loop } from '../scheduler/loop.ts';
 import { allowed, authorize, inReach, Permission, reachList, reachOf, systemActor, actorName, type Actor } from './actor.ts';
@@ -220,6 +224,7 @@ export class PushService {
   readonly #leaseMs: number;
   readonly #owner = newId();
   readonly #live = new Map<string, LiveJob>();
+  #leases: LeaseKeeper | null = null;
   #loops: Loop[] = [];
   #closing = false;
 
@@ -238,10 +243,8 @@ export class PushService {
   static async start(deps: Omit<PushServiceDeps, 'store'> & { db: Db }): Promise<PushService> {
     const service = new PushService({ ...deps, store: new PushStore(deps.db) });
     await service.interruptAbandoned();
-    service.#loops = [
-      startLoop('push-lease-renewal', Math.max(1000, Math.floor(service.#leaseMs / 3)), () => service.#renewLeases(), deps.log),
-      startLoop('push-interrupted-jobs', Math.max(1000, Math.floor(service.#leaseMs / 2)), () => service.interruptAbandoned(), deps.log),
-    ];
+    service.#leases = service.#leaseKeeper();
+    service.#loops = [startLoop('push-interrupted-jobs', Math.max(1000, Math.floor(service.#leaseMs / 2)), () => service.interruptAbandoned(), deps.log)];
     return service;
   }
 
@@ -330,6 +333,7 @@ export class PushService {
       throw err;
     }
     this.#live.set(record.id, live);
+    this.#leases?.hold(record.id);
     this.#events.record({
       severity: 'info',
       kind: 'push.started',
@@ -419,7 +423,9 @@ export class PushService {
       j.stopping = true;
       j.abort.abort();
     }
+    // Renewed until the last job is recorded: its hosts' writes may take a while.
     await Promise.all(jobs.map((j) => j.done));
+    await this.#leases?.stop();
   }
 
   // ------------------------------------------------------------------------------------------
@@ -484,10 +490,18 @@ export class PushService {
     const now = this.#clock.now().toISOString();
     job.record.state = state;
     job.record.finishedAt = now;
+    this.#leases?.forget(job.record.id);
+    let held = true;
     try {
-      await this.#store.finishJob(job.record.id, state, now);
+      held = await this.#store.finishJob(job.record.id, this.#owner, state, now);
     } catch (err) {
       this.#log.error({ err, jobId: job.record.id }, 'recording the end of a push installation failed');
+    }
+    this.#live.delete(job.record.id);
+    // Another server took the job over (marked it interrupted, with its event): it is not ours to report.
+    if (!held) {
+      this.#log.warn({ jobId: job.record.id, state }, 'a push installation ended after another server marked it interrupted');
+      return;
     }
     const s = summarize(job.record.hostCount, job.hosts.map((h) => h.view));
     this.#events.record({
@@ -497,7 +511,6 @@ export class PushService {
       groupId: job.record.groupId,
       data: { jobId: job.record.id, state, total: s.total, succeeded: s.succeeded, failed: s.failed, outcomes: s.outcomes },
     });
-    this.#live.delete(job.record.id);
   }
 
   /** The job's enrolment token is of no use once the job has ended; a leaked command stops working. */
@@ -745,9 +758,23 @@ export class PushService {
     }, WRITE_INTERVAL_MS);
   }
 
-  async #renewLeases(): Promise<void> {
-    const ids = [...this.#live.keys()];
-    await this.#store.renewLeases(ids, this.#owner, new Date(this.#clock.now().getTime() + this.#leaseMs).toISOString());
+  #leaseKeeper(): LeaseKeeper {
+    return new LeaseKeeper({
+      name: 'push-lease-renewal',
+      owner: this.#owner,
+      leaseMs: this.#leaseMs,
+      renew: (ids, owner, until) => this.#store.renewLeases(ids, owner, until),
+      clock: this.#clock,
+      log: this.#log,
+      onLost: (ids) => {
+        for (const id of ids) {
+          const job = this.#live.get(id);
+          if (!job) continue;
+          job.stopping = true;
+          job.abort.abort();
+        }
+      },
+    });
   }
 
   // ------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 /**
  * Push installation jobs and the state of each of their hosts. A job is written once when it
  * starts, its hosts as they move through their steps, and the job again when it ends. The
- * server running a job holds a lease on it; a job whose lease ran out is marked interrupted.
+ * server running a job holds a lease on it (leases.ts: `lease_owner`, `lease_expires_at`,
+ * counting while the job is running); a job whose lease ran out is marked interrupted.
  *
  * The tables are declared here (with Kysely's `withTables`) rather than in schema.ts: only
  * this store reads or writes them.
@@ -9,6 +10,7 @@
 import type { Kysely } from 'kysely';
 import type { PushHostView, PushJobOptions, PushJobState, PushJobSummary, PushOutcome, PushStepView } from '@garrison/protocol';
 import { chunkRows, type Db } from './database.ts';
+import { LeaseTable } from './leases.ts';
 import type { Database } from './schema.ts';
 
 export interface PushJobsTable {
@@ -124,9 +126,11 @@ export function emptySummary(total: number): PushJobSummary {
 export class PushStore {
   readonly #db: Db;
   readonly #k: Kysely<PushDatabase>;
+  readonly #lease: LeaseTable<PushDatabase, 'push_jobs'>;
   constructor(db: Db) {
     this.#db = db;
     this.#k = db.kysely.withTables<{ push_jobs: PushJobsTable; push_hosts: PushHostsTable }>();
+    this.#lease = new LeaseTable(this.#k, { table: 'push_jobs', id: 'id', owner: 'lease_owner', expiresAt: 'lease_expires_at', held: (eb) => eb('state', '=', 'running') });
   }
 
   async insertJob(job: PushJobRecord, hosts: readonly PushHostRecord[], lease: { owner: string; expiresAt: string }): Promise<void> {
@@ -156,14 +160,14 @@ export class PushStore {
     await this.#k.updateTable('push_hosts').set(hostColumns(host)).where('job_id', '=', jobId).where('idx', '=', idx).execute();
   }
 
-  async finishJob(jobId: string, state: PushJobState, finishedAt: string): Promise<void> {
-    await this.#k.updateTable('push_jobs').set({ state, finished_at: finishedAt, lease_owner: null, lease_expires_at: null }).where('id', '=', jobId).execute();
+  /** Records the end of a job this server holds; false when it no longer did (another server marked it interrupted). */
+  async finishJob(jobId: string, owner: string, state: PushJobState, finishedAt: string): Promise<boolean> {
+    return this.#lease.release(jobId, owner, { set: { state, finished_at: finishedAt } });
   }
 
-  /** Extends the leases of this server's running jobs. */
-  async renewLeases(jobIds: readonly string[], owner: string, expiresAt: string): Promise<void> {
-    if (jobIds.length === 0) return;
-    await this.#k.updateTable('push_jobs').set({ lease_expires_at: expiresAt }).where('id', 'in', [...jobIds]).where('lease_owner', '=', owner).where('state', '=', 'running').execute();
+  /** Extends the leases of this server's running jobs; returns the ones it still holds. */
+  async renewLeases(jobIds: readonly string[], owner: string, expiresAt: string): Promise<string[]> {
+    return this.#lease.renew(jobIds, owner, expiresAt);
   }
 
   /**
@@ -171,17 +175,10 @@ export class PushStore {
    * failed with INTERRUPTED. Returns the jobs it marked (for their events).
    */
   async interruptExpired(now: string, message: string): Promise<PushJobRecord[]> {
-    const rows = await this.#k.selectFrom('push_jobs').selectAll().where('state', '=', 'running').where((eb) => eb.or([eb('lease_expires_at', 'is', null), eb('lease_expires_at', '<', now)])).execute();
     const marked: PushJobRecord[] = [];
-    for (const r of rows) {
+    for (const r of await this.#lease.expired(now)) {
       const won = await this.#k.transaction().execute(async (tx) => {
-        const u = await tx
-          .updateTable('push_jobs')
-          .set({ state: 'interrupted', finished_at: now, lease_owner: null, lease_expires_at: null })
-          .where('id', '=', r.id)
-          .where('state', '=', 'running')
-          .executeTakeFirst();
-        if (Number(u.numUpdatedRows) !== 1) return false;
+        if (!(await this.#lease.on(tx).endExpired(r.id, now, { set: { state: 'interrupted', finished_at: now } }))) return false;
         await tx
           .updateTable('push_hosts')
           .set({ state: 'failed', outcome: 'INTERRUPTED', message, finished_at: now })

@@ -1,12 +1,13 @@
 /**
  * Server tasks and their runs. A run row doubles as the unit of work server instances share:
- * claiming is a compare-and-set on its state, and the claim is a lease (`owner`,
- * `lease_until`) renewed while the run goes on, so a run whose instance died is reaped and
- * taken again instead of staying "running" for ever.
+ * claiming is a compare-and-set on its state, and the claim is a lease (leases.ts: `owner`,
+ * `lease_until`, counting while the run is running) renewed while the run goes on, so a run
+ * whose instance died is reaped and taken again instead of staying "running" for ever.
  */
 import type { Schedule, ServerTask, ServerTaskRun, ServerTaskRunState } from '@garrison/protocol';
 import { deleteInBatches, type Db } from './database.ts';
-import type { ServerTaskRunsTable, ServerTasksTable } from './schema.ts';
+import { LeaseTable } from './leases.ts';
+import type { Database, ServerTaskRunsTable, ServerTasksTable } from './schema.ts';
 
 function toTask(r: ServerTasksTable): ServerTask {
   return {
@@ -63,8 +64,10 @@ const ACTIVE = ['pending', 'running'];
 
 export class ServerTaskStore {
   readonly #db: Db;
+  readonly #lease: LeaseTable<Database, 'server_task_runs'>;
   constructor(db: Db) {
     this.#db = db;
+    this.#lease = new LeaseTable(db.kysely, { table: 'server_task_runs', id: 'id', owner: 'owner', expiresAt: 'lease_until', held: (eb) => eb('state', '=', 'running') });
   }
 
   async listTasks(): Promise<ServerTask[]> {
@@ -130,55 +133,40 @@ export class ServerTaskStore {
     const candidates = await k.selectFrom('server_task_runs').select('id').where('state', '=', 'pending').where('not_before', '<=', now).orderBy('not_before').limit(limit).execute();
     const claimed: ServerTaskRunsTable[] = [];
     for (const { id } of candidates) {
-      const r = await k
-        .updateTable('server_task_runs')
-        .set({ state: 'running', owner, lease_until: leaseUntil, started_at: now })
-        .where('id', '=', id)
-        .where('state', '=', 'pending')
-        .executeTakeFirst();
-      if (Number(r.numUpdatedRows) === 1) claimed.push((await k.selectFrom('server_task_runs').selectAll().where('id', '=', id).executeTakeFirst())!);
+      const won = await this.#lease.claim(id, { owner, now, until: leaseUntil }, { set: { state: 'running', started_at: now }, where: (eb) => eb('state', '=', 'pending') });
+      if (won) claimed.push((await k.selectFrom('server_task_runs').selectAll().where('id', '=', id).executeTakeFirst())!);
     }
     return claimed;
   }
-  /** Extends the lease and says whether a stop was asked for; null when this instance no longer holds the run. */
-  async renewLease(id: string, owner: string, until: string): Promise<{ stopRequested: boolean } | null> {
-    const k = this.#db.kysely;
-    const r = await k.updateTable('server_task_runs').set({ lease_until: until }).where('id', '=', id).where('owner', '=', owner).where('state', '=', 'running').executeTakeFirst();
-    if (Number(r.numUpdatedRows) !== 1) return null;
-    const row = await k.selectFrom('server_task_runs').select('stop_requested_at').where('id', '=', id).executeTakeFirst();
-    return { stopRequested: !!row?.stop_requested_at };
+  /** Extends the leases `owner` still holds among `ids`; returns those. */
+  async renewLeases(ids: readonly string[], owner: string, until: string): Promise<string[]> {
+    return this.#lease.renew(ids, owner, until);
+  }
+  /** Whether an administrator asked the run to stop (on whichever instance: the one running it polls). */
+  async stopRequested(id: string): Promise<boolean> {
+    const row = await this.#db.kysely.selectFrom('server_task_runs').select('stop_requested_at').where('id', '=', id).executeTakeFirst();
+    return !!row?.stop_requested_at;
   }
   async saveProgress(id: string, owner: string, fields: { percent: number | null; message: string | null; output_tail: string | null }): Promise<void> {
-    await this.#db.kysely.updateTable('server_task_runs').set(fields).where('id', '=', id).where('owner', '=', owner).where('state', '=', 'running').execute();
+    await this.#lease.updateHeld(id, owner, { set: fields });
   }
   async finishRun(id: string, owner: string, fields: { state: ServerTaskRunState; ended_at: string; summary: string; result: string | null; output_tail: string | null; percent: number | null }): Promise<boolean> {
-    const r = await this.#db.kysely
-      .updateTable('server_task_runs')
-      .set({ ...fields, owner: null, lease_until: null })
-      .where('id', '=', id)
-      .where('owner', '=', owner)
-      .where('state', '=', 'running')
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows) === 1;
+    return this.#lease.release(id, owner, { set: fields });
   }
   /** Hands a running run back (server shutdown): the next instance to tick resumes it. */
   async releaseRun(id: string, owner: string, message: string): Promise<void> {
-    await this.#db.kysely.updateTable('server_task_runs').set({ state: 'pending', owner: null, lease_until: null, message }).where('id', '=', id).where('owner', '=', owner).where('state', '=', 'running').execute();
+    await this.#lease.release(id, owner, { set: { state: 'pending', message } });
   }
   /** Runs whose instance stopped renewing their lease go back to pending; returns them. */
   async reapExpired(now: string): Promise<ServerTaskRunsTable[]> {
-    const k = this.#db.kysely;
-    const expired = await k.selectFrom('server_task_runs').selectAll().where('state', '=', 'running').where('lease_until', '<', now).execute();
     const reaped: ServerTaskRunsTable[] = [];
-    for (const row of expired) {
-      const r = await k
-        .updateTable('server_task_runs')
-        .set({ state: 'pending', owner: null, lease_until: null, cause: 'resumed', attempt: row.attempt + 1, not_before: now, message: 'resumed: the server instance running it stopped' })
-        .where('id', '=', row.id)
-        .where('state', '=', 'running')
-        .where('lease_until', '=', row.lease_until)
-        .executeTakeFirst();
-      if (Number(r.numUpdatedRows) === 1) reaped.push(row);
+    for (const row of await this.#lease.expired(now)) {
+      const won = await this.#lease.endExpired(row.id, now, {
+        set: { state: 'pending', cause: 'resumed', attempt: row.attempt + 1, not_before: now, message: 'resumed: the server instance running it stopped' },
+        // The attempt read above is the one this takes the run from (not one a faster instance already resumed).
+        where: (eb) => eb('attempt', '=', row.attempt),
+      });
+      if (won) reaped.push(row);
     }
     return reaped;
   }
