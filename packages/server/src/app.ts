@@ -40,7 +40,6 @@ import { SecretStore } from './storage/secret-store.ts';
 import { SettingsStore } from './storage/settings-store.ts';
 import { PackageStore } from './storage/package-store.ts';
 import { RepositoryService } from './services/repository-service.ts';
-import { SigningKey } from './services/signing.ts';
 import { DeploymentStore } from './storage/deployment-store.ts';
 import { DeploymentService } from './services/deployment-service.ts';
 import { systemClock, type Clock } from './clock.ts';
@@ -75,9 +74,9 @@ import { builtinServerTaskTypes, ServerTaskTypes } from './server-tasks/types.ts
 import { purgeByRetention } from './server-tasks/database-maintenance.ts';
 import type { ServerTaskEnvironment, ServerTaskType } from './server-tasks/server-task.ts';
 import { newId } from './ids.ts';
-import { loadOrCreateTls, type ServerTls, type TlsOptions } from './tls/pki.ts';
+import type { ServerTls, TlsOptions } from './tls/pki.ts';
 import { lockDataFolder } from './data-folder-lock.ts';
-import { checkInstanceKeys } from './instance-keys.ts';
+import { establishInstanceKeys } from './instance-keys.ts';
 
 export interface ServerConfig {
   dataDir: string;
@@ -239,8 +238,6 @@ export async function createApp(config: ServerConfig): Promise<GarrisonApp> {
 }
 
 async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logger, clock: Clock): Promise<GarrisonApp> {
-  const tls = config.tls === false ? null : await loadOrCreateTls(config.dataDir, config.tls ?? {}, (msg) => log.info(msg));
-
   const stores = {
     groups: new GroupStore(db),
     devices: new DeviceStore(db),
@@ -274,9 +271,16 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
   // Who is online, here and on the other instances; the hub adds this instance's connections.
   const presence = new FleetPresence({ bus, store: new PresenceStore(db), clock, log, onRemoteChange: () => live.publishHere('presence') });
   const devices = new DeviceService({ store: stores.devices, catalog, clock, events, presence, bus });
-  const signingKey = await SigningKey.loadOrCreate(config.dataDir);
-  // Instances on one database share these keys: one with others refuses to start, plainly.
-  await checkInstanceKeys({ settings: stores.settings, secrets, anyStoredSecret: () => stores.secrets.anyCiphertext(), signingPublicKeyPem: signingKey.publicKeyPem });
+  // Instances on one database share these keys (instance-keys.ts): the first stores them, sealed,
+  // the others take them; one whose own keys differ refuses to start, plainly.
+  const { signingKey, tls } = await establishInstanceKeys({
+    settings: stores.settings,
+    secrets,
+    anyStoredSecret: () => stores.secrets.anyCiphertext(),
+    dataDir: config.dataDir,
+    tls: config.tls ?? {},
+    log: { info: (msg) => log.info(msg), warn: (msg) => log.warn(msg) },
+  });
   const repository = new RepositoryService({ store: stores.packages, dir: path.join(config.dataDir, 'repository'), key: signingKey, clock, events, tree: () => catalog.tree });
   // Archives kept only on this disk go into the database; cached ones no package names any more go.
   await repository.syncLocalArchives();

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createReadStream } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { startServer, type GarrisonServer } from './app.ts';
 import { AppError } from './errors.ts';
 import { systemActor } from './services/actor.ts';
@@ -52,10 +52,13 @@ async function setUpDemoProducts(server: GarrisonServer, dataDir: string, groupI
   }
 }
 
-const USAGE = `usage: garrison server [--data DIR] [--host HOST] [--port PORT] [--database-url postgres://…] [--demo]
+const USAGE = `usage: garrison server [--data DIR] [--host HOST] [--port PORT] [--database-url postgres://…] [--secret-key-file FILE] [--demo]
   --data DIR           data folder (database, keys, admin token); default ./data or GARRISON_DATA
   --host, --port       where to listen; default 127.0.0.1:8420 (GARRISON_HOST, GARRISON_PORT)
   --database-url URL   PostgreSQL instead of the embedded SQLite (GARRISON_DATABASE_URL)
+  --secret-key-file FILE
+                       the secret-store key (32 bytes, base64) from this file instead of DATA/secret.key;
+                       or GARRISON_SECRET_KEY=<base64>. It never enters the database.
   --plugin PATH|NAME   load a management plug-in (a file, folder or npm package; repeatable; GARRISON_PLUGINS)
                        plug-ins in DATA/plugins/ are loaded too
   --demo               enrol a local agent into a "Demo" group with a sample task
@@ -65,7 +68,13 @@ TLS (HTTPS is the default; the server creates its own CA and certificate in DATA
                        use this certificate (chain), key and issuing CA instead (agents pin the CA)
   --http               serve plain HTTP, only behind a reverse proxy that terminates TLS
   --public-url URL     the https:// address machines reach the server at, for push installation
-                       (GARRISON_PUBLIC_URL; default: where it listens, by host name when on 0.0.0.0)`;
+                       (GARRISON_PUBLIC_URL; default: where it listens, by host name when on 0.0.0.0)
+Several instances on one PostgreSQL database (behind a load balancer): start each with the same
+--database-url and the same secret-store key, on its own data folder. The first stores its package
+signing key, CA, TLS key and certificate in the database, sealed with the secret-store key; a new
+instance with an empty data folder takes them from there. One whose keys differ refuses to start
+(INSTANCE_KEY_MISMATCH, exit code 78) and says what to remove or give it. To join:
+  GARRISON_SECRET_KEY=$(cat FIRST/secret.key) garrison server --data NEW --database-url URL --host 0.0.0.0 --tls-name LB-NAME`;
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/garrison.js');
 
@@ -120,6 +129,7 @@ export async function serverMain(argv: string[]): Promise<number> {
       'tls-ca': { type: 'string' },
       http: { type: 'boolean' },
       'public-url': { type: 'string' },
+      'secret-key-file': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -136,8 +146,17 @@ export async function serverMain(argv: string[]): Promise<number> {
   const dbUrl = values['database-url'] ?? process.env.GARRISON_DATABASE_URL;
   const tlsNames = [...(values['tls-name'] ?? []), ...(process.env.GARRISON_TLS_NAMES ?? '').split(',').filter(Boolean)];
   const publicUrl = values['public-url'] ?? process.env.GARRISON_PUBLIC_URL;
+  let secretKey: Buffer | undefined;
+  if (values['secret-key-file']) {
+    secretKey = Buffer.from((await readFile(values['secret-key-file'], 'utf8')).trim(), 'base64');
+    if (secretKey.length !== 32) {
+      console.error(`garrison server: ${values['secret-key-file']} must hold a 32-byte key, base64-encoded (as DATA/secret.key)`);
+      return 2;
+    }
+  }
   const started = await startServer({
     dataDir,
+    ...(secretKey ? { secretKey } : {}),
     ...(publicUrl ? { publicUrl: publicUrl.replace(/\/+$/, '') } : {}),
     tls: values.http
       ? false

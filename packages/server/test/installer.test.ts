@@ -186,7 +186,8 @@ describe('installer links (Linux, for real)', { skip }, () => {
     assert.equal(forged.code, 1);
     assert.match(forged.out, /CA_FINGERPRINT_MISMATCH/);
     const plain = await sh(`'${exe}' enrol --state '${path.join(root, 'forged-state')}' --server '${t.server.url.replace('https', 'http')}' --ca-fingerprint ${t.server.tls!.caFingerprint}`, root, { GARRISON_ENROL_TOKEN: 'get.unused' });
-    assert.equal(plain.code, 1);
+    // A plain-HTTP address is a bad argument: refused before anything is tried (exit 2, as usage errors).
+    assert.equal(plain.code, 2);
     assert.match(plain.out, /TLS_REQUIRED/);
 
     // Only the one good enrolment made a device.

@@ -32,6 +32,7 @@ import type { ServerTaskResult } from '../src/server-tasks/server-task.ts';
 import { createBackup, taskTag } from '../src/backup/create.ts';
 import { restoreBackup, RestoreError } from '../src/backup/restore.ts';
 import type { BackupManifest } from '../src/backup/manifest.ts';
+import { RUNTIME_TABLES } from '../src/storage/schema.ts';
 
 const PASSPHRASE = 'correct horse battery staple';
 
@@ -64,7 +65,7 @@ async function tables(db: Db): Promise<Record<string, string[]>> {
       ? (await sql<{ n: string }>`select name as n from sqlite_master where type = 'table' and name not like 'sqlite_%'`.execute(db.kysely)).rows
       : (await sql<{ n: string }>`select table_name as n from information_schema.tables where table_schema = current_schema() and table_type = 'BASE TABLE'`.execute(db.kysely)).rows;
   const out: Record<string, string[]> = {};
-  for (const { n } of names.filter((r) => !r.n.startsWith('garrison_migrations')).sort((a, b) => (a.n < b.n ? -1 : 1))) {
+  for (const { n } of names.filter((r) => !r.n.startsWith('garrison_migrations') && !RUNTIME_TABLES.includes(r.n)).sort((a, b) => (a.n < b.n ? -1 : 1))) {
     const rows = (await sql<Record<string, unknown>>`select * from ${sql.id(n)}`.execute(db.kysely)).rows;
     out[n] = rows.map((r) => JSON.stringify(Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : 1))))).sort();
   }

@@ -13,7 +13,7 @@ import { finished } from 'node:stream/promises';
 import { Worker } from 'node:worker_threads';
 import { sql, type Kysely } from 'kysely';
 import type { Db } from '../storage/database.ts';
-import type { Database } from '../storage/schema.ts';
+import { RUNTIME_TABLES, type Database } from '../storage/schema.ts';
 import { BackupMethod } from './manifest.ts';
 import { pgConnection, runTool, toolMajorVersion } from './pg-tools.ts';
 
@@ -87,9 +87,10 @@ async function dumpPostgres(db: Db, dir: string, opts: DumpOptions): Promise<Dat
         const snapshot = (await sql<{ s: string }>`select pg_export_snapshot() as s`.execute(conn)).rows[0]!.s;
         const { dbname, env } = pgConnection(db.url);
         const file = path.join(dir, PG_DUMP_FILE);
-        await runTool(tool.binary, ['--format=custom', `--schema=${schema}`, `--snapshot=${snapshot}`, '--no-owner', '--no-privileges', `--file=${file}`, `--dbname=${dbname}`], env, opts.signal);
+        const runtime = RUNTIME_TABLES.filter((t) => tables.includes(t)).map((t) => `--exclude-table-data=${schema}.${t}`);
+        await runTool(tool.binary, ['--format=custom', `--schema=${schema}`, `--snapshot=${snapshot}`, '--no-owner', '--no-privileges', ...runtime, `--file=${file}`, `--dbname=${dbname}`], env, opts.signal);
         const counts: Record<string, number> = {};
-        for (const t of tables) counts[t] = Number((await sql<{ c: string }>`select count(*) as c from ${sql.id(t)}`.execute(conn)).rows[0]!.c);
+        for (const t of tables) counts[t] = RUNTIME_TABLES.includes(t) ? 0 : Number((await sql<{ c: string }>`select count(*) as c from ${sql.id(t)}`.execute(conn)).rows[0]!.c);
         return { ...base, method: BackupMethod.pgDump, tool: tool.version, tables: counts, files: [PG_DUMP_FILE] };
       }
       const counts: Record<string, number> = {};
@@ -97,7 +98,7 @@ async function dumpPostgres(db: Db, dir: string, opts: DumpOptions): Promise<Dat
       for (const t of tables) {
         if (opts.signal.aborted) throw opts.signal.reason;
         columns[t] = (await sql<{ c: string }>`select column_name as c from information_schema.columns where table_schema = current_schema() and table_name = ${t} order by ordinal_position`.execute(conn)).rows.map((r) => r.c);
-        counts[t] = await dumpTable(conn, t, columns[t]!, path.join(dir, `${t}.jsonl`));
+        counts[t] = await dumpTable(conn, RUNTIME_TABLES.includes(t) ? null : t, columns[t]!, path.join(dir, `${t}.jsonl`));
       }
       return { ...base, method: BackupMethod.logical, tables: counts, columns, files: tables.map((t) => `${t}.jsonl`) };
     } finally {
@@ -125,8 +126,14 @@ async function usablePgDump(conn: Kysely<Database>, binary: string, note?: (line
 export const BYTES_KEY = '$bytes';
 
 /** One table as JSON lines through a cursor, so a large table never sits in memory at once. */
-async function dumpTable(conn: Kysely<Database>, table: string, columns: string[], file: string): Promise<number> {
+async function dumpTable(conn: Kysely<Database>, table: string | null, columns: string[], file: string): Promise<number> {
   const out = createWriteStream(file, { mode: 0o600 });
+  // A runtime table (RUNTIME_TABLES) is written empty.
+  if (table === null) {
+    out.end();
+    await finished(out);
+    return 0;
+  }
   let failure: Error | null = null;
   out.on('error', (err) => (failure ??= err));
   let count = 0;

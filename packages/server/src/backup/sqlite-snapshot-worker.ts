@@ -12,6 +12,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import SQLite from 'better-sqlite3';
+import { RUNTIME_TABLES } from '../storage/schema.ts';
 
 const { source, target } = workerData as { source: string; target: string };
 
@@ -31,6 +32,8 @@ try {
   const check = copy.pragma('quick_check', { simple: true });
   if (check !== 'ok') throw new Error(`the copied database fails SQLite's quick_check: ${String(check)}`);
   const names = (copy.prepare("select name from sqlite_master where type = 'table' and name not like 'sqlite\\_%' escape '\\' order by name").pluck().all() as string[]).filter((n) => !n.startsWith('garrison_migrations'));
+  // Rows about the processes running now are not data (RUNTIME_TABLES).
+  for (const n of names) if (RUNTIME_TABLES.includes(n)) copy.prepare(`delete from "${n}"`).run();
   const tables: Record<string, number> = {};
   for (const n of names) tables[n] = copy.prepare(`select count(*) from "${n.replaceAll('"', '""')}"`).pluck().get() as number;
   const hasMigrations = copy.prepare("select 1 from sqlite_master where type = 'table' and name = 'garrison_migrations'").get();

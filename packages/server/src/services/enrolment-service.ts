@@ -89,6 +89,8 @@ export class EnrolmentService {
     if (!t) throw new AppError('TOKEN_INVALID', 'the enrolment token is not known to this server');
     if (t.revokedAt) throw new AppError('TOKEN_REVOKED', 'the enrolment token was revoked');
     if (t.expiresAt && t.expiresAt <= now) throw new AppError('TOKEN_EXPIRED', `the enrolment token expired at ${t.expiresAt}`);
+    // A group made through another instance a moment ago may not be in this one's catalog yet.
+    if (!this.#catalog.group(t.groupId)) await this.#catalog.reloadGroups();
     if (!this.#catalog.group(t.groupId)) throw new AppError('TOKEN_INVALID', "the enrolment token's group no longer exists");
     if (!(await this.#tokens.consumeUse(t.id, now))) {
       const again = (await this.#tokens.getToken(t.id))!;

@@ -90,6 +90,7 @@ export class GroupService {
     };
     await this.#store.insertGroup(g);
     await this.#catalog.reloadGroups();
+    this.#bus.publish({ type: 'groups.changed', groupIds: [g.id] });
     await this.#events.audit(actor, 'group.created', `group "${this.#catalog.tree.path(g.id)}" created`, { groupId: g.id });
     return this.view(g);
   }
@@ -131,6 +132,7 @@ export class GroupService {
       throw new AppError('GROUP_NOT_EMPTY', `group "${path}" still has devices, subgroups, tasks or active enrolment tokens`);
     }
     await this.#catalog.reloadGroups();
+    this.#bus.publish({ type: 'groups.changed', groupIds: [id] });
     await this.#events.audit(actor, 'group.deleted', `group "${path}" deleted`, { groupId: id });
   }
 }

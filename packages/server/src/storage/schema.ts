@@ -317,6 +317,12 @@ export interface ServerTaskRunsTable {
   created_by: string | null;
 }
 
+/**
+ * Tables about the processes running now, not data: a backup carries none of their rows
+ * (a restored database has no instance running, and its agents are offline until they connect).
+ */
+export const RUNTIME_TABLES: readonly string[] = ['server_instances', 'agent_presence'];
+
 /** Migration 0012: running server instances and their leases. */
 export interface ServerInstancesTable {
   id: string;

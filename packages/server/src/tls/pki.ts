@@ -5,9 +5,14 @@
  * same key, when it nears expiry or no longer covers the server's names, so neither the CA
  * pin of agents nor the public-key pin of installer one-liners changes. An administrator may
  * give a certificate, key and CA instead (`--tls-cert --tls-key --tls-ca`).
+ *
+ * Instances sharing a database share the CA, the server key and the certificate: the pieces
+ * below (read, complete, check, issue, write) are composed by establishInstanceKeys
+ * (instance-keys.ts), which takes them from the database; loadOrCreateTls composes them for a
+ * server on its own data folder.
  */
 import 'reflect-metadata';
-import { createPrivateKey, createPublicKey, webcrypto, X509Certificate as NodeX509, randomBytes } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, webcrypto, X509Certificate as NodeX509, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -114,83 +119,143 @@ async function issueServerCert(ca: { cert: x509.X509Certificate; keys: CryptoKey
   return cert.toString('pem') + '\n';
 }
 
-/** Loads the server's TLS material from `<dataDir>/tls`, creating or renewing what is missing. */
-export async function loadOrCreateTls(dataDir: string, opts: TlsOptions = {}, log?: (msg: string) => void, now = new Date()): Promise<ServerTls> {
-  if (opts.certFile || opts.keyFile) {
-    if (!opts.certFile || !opts.keyFile || !opts.caFile) throw new Error('--tls-cert, --tls-key and --tls-ca go together: agents pin the CA that issued the certificate');
-    const [cert, key, caPem] = await Promise.all([readFile(opts.certFile, 'utf8'), readFile(opts.keyFile, 'utf8'), readFile(opts.caFile, 'utf8')]);
-    const leaf = new NodeX509(cert);
-    if (!leaf.checkIssued(new NodeX509(caPem)) && leaf.fingerprint256 !== new NodeX509(caPem).fingerprint256) throw new Error(`${opts.certFile} was not issued by the CA in ${opts.caFile}`);
-    if (!leaf.checkPrivateKey(createPrivateKey(key))) throw new Error(`${opts.keyFile} is not the key of ${opts.certFile}`);
-    return { key, cert, caPem, caFingerprint: certificateFingerprint(caPem), certFingerprint: certificateFingerprint(cert), publicKeyPin: publicKeyPin(cert), caFile: opts.caFile, names: opts.names ?? [], generated: false };
-  }
-  const dir = path.join(dataDir, 'tls');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const files = { caKey: path.join(dir, 'ca.key'), caCert: path.join(dir, 'ca.crt'), key: path.join(dir, 'server.key'), cert: path.join(dir, 'server.crt') };
-  const names = defaultNames(opts.names);
+/** The lasting part of the server's TLS material: the CA and the server key. The server certificate is issued from them. */
+export interface TlsKeys {
+  caKeyPem: string;
+  caCertPem: string;
+  serverKeyPem: string;
+}
 
-  let caKeys: CryptoKeyPair;
-  let caCert: x509.X509Certificate;
-  if (existsSync(files.caKey) && existsSync(files.caCert)) {
-    caKeys = await keyPairFromPem(await readFile(files.caKey, 'utf8'));
-    caCert = new x509.X509Certificate(await readFile(files.caCert, 'utf8'));
-  } else {
+/** The files of `<dataDir>/tls/`, by role. */
+export const TLS_FILES = { caKey: 'ca.key', caCert: 'ca.crt', serverKey: 'server.key', serverCert: 'server.crt' } as const;
+
+export function tlsDir(dataDir: string): string {
+  return path.join(dataDir, 'tls');
+}
+
+/** What `<dataDir>/tls/` holds today (a CA only counts with both its key and certificate, as it always did). */
+export async function readTlsFolder(dataDir: string): Promise<{ ca?: { keyPem: string; certPem: string }; serverKeyPem?: string; serverCertPem?: string }> {
+  const dir = tlsDir(dataDir);
+  const read = async (name: string) => (existsSync(path.join(dir, name)) ? readFile(path.join(dir, name), 'utf8') : undefined);
+  const [caKey, caCert, serverKey, serverCert] = await Promise.all([read(TLS_FILES.caKey), read(TLS_FILES.caCert), read(TLS_FILES.serverKey), read(TLS_FILES.serverCert)]);
+  return {
+    ...(caKey !== undefined && caCert !== undefined ? { ca: { keyPem: caKey, certPem: caCert } } : {}),
+    ...(serverKey !== undefined ? { serverKeyPem: serverKey } : {}),
+    ...(serverCert !== undefined ? { serverCertPem: serverCert } : {}),
+  };
+}
+
+/** Makes whatever of the CA and server key is not given: a new CA (20 years) and a new server key. */
+export async function completeTlsKeys(have: { ca?: { keyPem: string; certPem: string }; serverKeyPem?: string }, now = new Date()): Promise<TlsKeys & { created: { ca: boolean; serverKey: boolean } }> {
+  let ca = have.ca;
+  if (!ca) {
     const k = await newKeyPair();
-    caKeys = k.keys;
-    caCert = await x509.X509CertificateGenerator.createSelfSigned({
+    const caCert = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: randomBytes(16).toString('hex').replace(/^[89a-f]/, '1'),
       name: `CN=Garrison CA ${randomBytes(4).toString('hex')}, O=Garrison`,
       notBefore: new Date(now.getTime() - DAY),
       notAfter: new Date(now.getTime() + 20 * 365 * DAY),
       signingAlgorithm: SIGN,
-      keys: caKeys,
+      keys: k.keys,
       extensions: [
         new x509.BasicConstraintsExtension(true, 0, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
+        await x509.SubjectKeyIdentifierExtension.create(k.keys.publicKey),
       ],
     });
-    await writeAtomic(files.caKey, k.pem, 0o600);
-    await writeAtomic(files.caCert, caCert.toString('pem') + '\n', 0o644);
-    log?.(`created the server's certificate authority in ${dir}`);
+    ca = { keyPem: k.pem, certPem: caCert.toString('pem') + '\n' };
   }
-  const caPem = caCert.toString('pem') + '\n';
+  const serverKeyPem = have.serverKeyPem ?? (await newKeyPair()).pem;
+  return { caKeyPem: ca.keyPem, caCertPem: ca.certPem, serverKeyPem, created: { ca: !have.ca, serverKey: !have.serverKeyPem } };
+}
 
-  let keyPem: string;
-  let serverKeys: CryptoKeyPair;
-  if (existsSync(files.key)) {
-    keyPem = await readFile(files.key, 'utf8');
-    serverKeys = await keyPairFromPem(keyPem);
-  } else {
-    const k = await newKeyPair();
-    keyPem = k.pem;
-    serverKeys = k.keys;
-    await writeAtomic(files.key, keyPem, 0o600);
-  }
+/** Writes the CA and server key (and certificate, when given) into `<dataDir>/tls/` with the modes they always had; only files that differ are rewritten. */
+export async function writeTlsFolder(dataDir: string, keys: TlsKeys, serverCertPem?: string): Promise<void> {
+  const dir = tlsDir(dataDir);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const put = async (name: string, data: string, mode: number) => {
+    const file = path.join(dir, name);
+    if (!existsSync(file) || (await readFile(file, 'utf8')) !== data) await writeAtomic(file, data, mode);
+  };
+  await put(TLS_FILES.caKey, keys.caKeyPem, 0o600);
+  await put(TLS_FILES.caCert, keys.caCertPem, 0o644);
+  await put(TLS_FILES.serverKey, keys.serverKeyPem, 0o600);
+  if (serverCertPem !== undefined) await put(TLS_FILES.serverCert, serverCertPem, 0o644);
+}
 
-  let certPem = existsSync(files.cert) ? await readFile(files.cert, 'utf8') : null;
-  let reason = certPem ? null : 'none yet';
-  if (certPem) {
-    const c = new NodeX509(certPem);
-    if (!c.checkIssued(new NodeX509(caPem))) reason = 'not issued by the current CA';
-    else if (!c.checkPrivateKey(createPrivateKey(keyPem))) reason = 'not for the current key';
-    else if (new Date(c.validTo).getTime() - now.getTime() < RENEW_BEFORE_DAYS * DAY) reason = `expires on ${c.validTo}`;
-    else if (!covers(certPem, names)) reason = 'does not cover every server name';
+/** Why a server certificate must be issued anew for these keys and names, or null when it will do. */
+export function serverCertificateProblem(keys: TlsKeys, certPem: string | null | undefined, names: string[], now = new Date()): string | null {
+  if (!certPem) return 'none yet';
+  let c: NodeX509;
+  try {
+    c = new NodeX509(certPem);
+  } catch {
+    return 'unreadable';
   }
-  if (reason) {
-    certPem = await issueServerCert({ cert: caCert, keys: caKeys }, serverKeys, names, now);
-    await writeAtomic(files.cert, certPem, 0o644);
-    log?.(`issued the server certificate (${reason}) for ${names.join(', ')}`);
-  }
+  if (!c.checkIssued(new NodeX509(keys.caCertPem)) || !c.verify(new NodeX509(keys.caCertPem).publicKey)) return 'not issued by the current CA';
+  if (!c.checkPrivateKey(createPrivateKey(keys.serverKeyPem))) return 'not for the current key';
+  if (new Date(c.validTo).getTime() - now.getTime() < RENEW_BEFORE_DAYS * DAY) return `expires on ${c.validTo}`;
+  if (!covers(certPem, names)) return 'does not cover every server name';
+  return null;
+}
+
+/** A server certificate (397 days) for the server key, issued by the CA, covering the names. */
+export async function issueServerCertificate(keys: TlsKeys, names: string[], now = new Date()): Promise<string> {
+  const caKeys = await keyPairFromPem(keys.caKeyPem);
+  return issueServerCert({ cert: new x509.X509Certificate(keys.caCertPem), keys: caKeys }, await keyPairFromPem(keys.serverKeyPem), names, now);
+}
+
+/** SHA-256 of the public key of a PEM private key or certificate (the same for a key and its certificate). */
+export function publicKeyId(pem: string): string {
+  const key = pem.includes('CERTIFICATE') ? new NodeX509(pem).publicKey : createPublicKey(createPrivateKey(pem));
+  return createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex');
+}
+
+/** The TLS material a server presents, from its keys and certificate. */
+export function serverTlsOf(keys: TlsKeys, certPem: string, names: string[], caFile: string): ServerTls {
   return {
-    key: keyPem,
-    cert: certPem! + caPem,
-    caPem,
-    caFingerprint: certificateFingerprint(caPem),
-    certFingerprint: certificateFingerprint(certPem!),
-    publicKeyPin: publicKeyPin(certPem!),
-    caFile: files.caCert,
+    key: keys.serverKeyPem,
+    cert: certPem + keys.caCertPem,
+    caPem: keys.caCertPem,
+    caFingerprint: certificateFingerprint(keys.caCertPem),
+    certFingerprint: certificateFingerprint(certPem),
+    publicKeyPin: publicKeyPin(certPem),
+    caFile,
     names,
     generated: true,
   };
+}
+
+/** Whether the options name a certificate given by the administrator (`--tls-cert --tls-key --tls-ca`). */
+export function isGivenTls(opts: TlsOptions): boolean {
+  return Boolean(opts.certFile || opts.keyFile);
+}
+
+/** Reads and checks a certificate, key and CA given by the administrator. */
+export async function loadGivenTls(opts: TlsOptions): Promise<ServerTls> {
+  if (!opts.certFile || !opts.keyFile || !opts.caFile) throw new Error('--tls-cert, --tls-key and --tls-ca go together: agents pin the CA that issued the certificate');
+  const [cert, key, caPem] = await Promise.all([readFile(opts.certFile, 'utf8'), readFile(opts.keyFile, 'utf8'), readFile(opts.caFile, 'utf8')]);
+  const leaf = new NodeX509(cert);
+  if (!leaf.checkIssued(new NodeX509(caPem)) && leaf.fingerprint256 !== new NodeX509(caPem).fingerprint256) throw new Error(`${opts.certFile} was not issued by the CA in ${opts.caFile}`);
+  if (!leaf.checkPrivateKey(createPrivateKey(key))) throw new Error(`${opts.keyFile} is not the key of ${opts.certFile}`);
+  return { key, cert, caPem, caFingerprint: certificateFingerprint(caPem), certFingerprint: certificateFingerprint(cert), publicKeyPin: publicKeyPin(cert), caFile: opts.caFile, names: opts.names ?? [], generated: false };
+}
+
+/**
+ * Loads the server's TLS material from `<dataDir>/tls`, creating or renewing what is missing.
+ * A server on its own; instances sharing a database go through establishInstanceKeys
+ * (instance-keys.ts), which takes the CA, key and certificate from the database instead.
+ */
+export async function loadOrCreateTls(dataDir: string, opts: TlsOptions = {}, log?: (msg: string) => void, now = new Date()): Promise<ServerTls> {
+  if (isGivenTls(opts)) return loadGivenTls(opts);
+  const names = defaultNames(opts.names);
+  const local = await readTlsFolder(dataDir);
+  const keys = await completeTlsKeys(local, now);
+  let certPem = local.serverCertPem ?? null;
+  const reason = serverCertificateProblem(keys, certPem, names, now);
+  if (reason) certPem = await issueServerCertificate(keys, names, now);
+  await writeTlsFolder(dataDir, keys, certPem!);
+  if (keys.created.ca) log?.(`created the server's certificate authority in ${tlsDir(dataDir)}`);
+  if (reason) log?.(`issued the server certificate (${reason}) for ${names.join(', ')}`);
+  return serverTlsOf(keys, certPem!, names, path.join(tlsDir(dataDir), TLS_FILES.caCert));
 }
