@@ -228,7 +228,7 @@ export async function createApp(config: ServerConfig): Promise<GarrisonApp> {
   try {
     await migrateToLatest(db);
     // With a database several instances share, the bus crosses to them (LISTEN/NOTIFY).
-    if (db.dialect.sharedByInstances) await bus.connect(new PgBusTransport(db, log));
+    if (db.dialect.sharedByInstances) await bus.connect(new PgBusTransport(db, log, bus.instanceId));
     return await assemble(config, db, bus, log, clock);
   } catch (err) {
     await bus.close().catch(() => {});
@@ -300,7 +300,17 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
   const hub = new AgentHub({ connections: presence.local, agents, enrolment, isForeign: (deviceId, machineIdentity) => identity.isForeign(deviceId, machineIdentity), log });
   wireInstanceSync({ bus, catalog, presence, enrolment, deployments, identity, log });
 
-  const installers = new InstallerService({ enrolment, catalog, trust: tls, builds: new AgentBuilds(config.agentBuildDir ?? path.join(config.dataDir, 'agent-builds'), (msg) => log.info(msg)) });
+  const installers = new InstallerService({
+    enrolment,
+    catalog,
+    trust: tls,
+    builds: new AgentBuilds(
+      config.agentBuildDir ?? path.join(config.dataDir, 'agent-builds'),
+      (msg) => log.info(msg),
+      // With other instances, one build per agent version is shared through the database.
+      db.dialect.sharedByInstances ? { settings: stores.settings, archives: stores.packages.archives } : undefined,
+    ),
+  });
   let publicUrl = config.publicUrl ?? '';
   const push = await PushService.start({ db, catalog, clock, events, log, tokens: enrolment });
   // Push installation runs the Linux installer link of the target group on each host.

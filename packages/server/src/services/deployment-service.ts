@@ -54,7 +54,11 @@ export class DeploymentService {
   readonly #log: Logger;
   #assignments: Assignment[] = [];
   #candidates: CandidatePackage[] = [];
-  /** Rollout state by "group\nproduct"; persisted on every change. */
+  /**
+   * Rollout state by "group\nproduct", as this instance last read or wrote it. Every change
+   * is a compare-and-set in the store (startRollout, advanceRollout): other instances change
+   * rollouts too, and the one that loses a race reads them all again instead of writing.
+   */
   #rollouts = new Map<string, Omit<RolloutState, 'phases'>>();
   #pending = new Map<string, DeviceProductUpdate>();
   #stale = new Map<string, string[]>();
@@ -103,8 +107,33 @@ export class DeploymentService {
   }
   async load(): Promise<void> {
     this.#assignments = await this.#store.listAssignments();
-    this.#rollouts = new Map((await this.#store.listRollouts()).map((r) => [`${r.groupId}\n${r.product}`, r.state]));
+    await this.#reloadRollouts();
     await this.reloadPackages();
+  }
+  async #reloadRollouts(): Promise<void> {
+    this.#rollouts = new Map((await this.#store.listRollouts()).map((r) => [`${r.groupId}\n${r.product}`, r.state]));
+  }
+  /** Rollout starts still being stored (flush() waits for them, so an evaluation sees them). */
+  readonly #starting = new Set<Promise<void>>();
+  /**
+   * Stores the start of a rollout this instance's plan met first. The plan is computed
+   * synchronously at check-in, so the start is written in the background; the in-memory state
+   * holds devices at once. Only the instance whose write wins announces the start (event, and
+   * `deployments.changed` so that the others read it); a loser reads the winner's rollout
+   * (its startedAt) instead.
+   */
+  #startRollout(a: Assignment & { rollout: NonNullable<Assignment['rollout']> }, r: Omit<RolloutState, 'phases'>): void {
+    const p = (async () => {
+      if (await this.#store.startRollout(a.groupId, a.product, r)) {
+        this.#events.record({ severity: 'info', kind: 'deployment.rollout-started', message: `rollout of ${a.product} ${r.targetVersion} started on "${this.#catalog.tree.path(a.groupId)}" (phases ${rolloutPhases(a.rollout).join(', ')})`, groupId: a.groupId, product: a.product });
+        this.#changed([]);
+      } else {
+        await this.#reloadRollouts();
+      }
+    })()
+      .catch((err: unknown) => this.#log.error({ err, groupId: a.groupId, product: a.product }, 'storing the start of a rollout failed'))
+      .finally(() => this.#starting.delete(p));
+    this.#starting.add(p);
   }
   #reloading: Promise<void> = Promise.resolve();
   /** Reloads the packages; reloads run one after another, so an older read never overwrites a newer one. */
@@ -316,8 +345,7 @@ export class DeploymentService {
         const now = this.#clock.now().toISOString();
         r = { targetVersion: step.version, phase: 0, state: 'active', reason: null, startedAt: now, updatedAt: now };
         this.#rollouts.set(key, r);
-        void this.#store.putRollout(own.groupId, own.product, r).catch((err: unknown) => this.#log.error({ err }, 'storing a rollout failed'));
-        void this.#events.record({ severity: 'info', kind: 'deployment.rollout-started', message: `rollout of ${own.product} ${step.version} started on "${this.#catalog.tree.path(own.groupId)}" (phases ${rolloutPhases(own.rollout).join(', ')})`, groupId: own.groupId, product: own.product });
+        this.#startRollout({ ...own, rollout: own.rollout }, r);
       }
       if (r.state === 'completed') continue;
       const inPilot = !!own.rollout.pilotGroupId && this.#catalog.tree.isAncestorOrSelf(own.rollout.pilotGroupId, groupId);
@@ -372,8 +400,13 @@ export class DeploymentService {
           : decision.action === 'complete'
             ? { ...r, state: 'completed', updatedAt: now }
             : { ...r, phase: r.phase + 1, updatedAt: now };
+      if (!(await this.#store.advanceRollout(a.groupId, a.product, r, next))) {
+        // Another instance moved this rollout on (or restarted it) since this one read it: take
+        // its state and leave the announcement to it; the next round evaluates from there.
+        await this.#reloadRollouts();
+        continue;
+      }
       this.#rollouts.set(key, next);
-      await this.#store.putRollout(a.groupId, a.product, next);
       const where = `"${this.#catalog.tree.path(a.groupId)}"`;
       this.#events.record(
         decision.action === 'halt'
@@ -382,7 +415,8 @@ export class DeploymentService {
             ? { severity: 'info', kind: 'deployment.rollout-completed', message: `rollout of ${a.product} ${r.targetVersion} on ${where} completed`, groupId: a.groupId, product: a.product }
             : { severity: 'info', kind: 'deployment.rollout-advanced', message: `rollout of ${a.product} ${r.targetVersion} on ${where} moved to phase ${phases[next.phase]}`, groupId: a.groupId, product: a.product },
       );
-      if (decision.action !== 'halt') this.#changed(devices.map((d) => d.id));
+      // A halt holds devices that are waiting anyway: the other instances only need to read it.
+      this.#changed(decision.action === 'halt' ? [] : devices.map((d) => d.id));
     }
   }
 
@@ -396,8 +430,13 @@ export class DeploymentService {
     if (!a || !r) throw new AppError('NOT_FOUND', `no rollout of ${product} on group ${groupId}`);
     if (r.state !== 'halted') throw new AppError('CONFLICT', `the rollout is ${r.state}, not halted`);
     const next = { ...r, state: 'active' as const, reason: null, updatedAt: this.#clock.now().toISOString() };
+    if (!(await this.#store.advanceRollout(groupId, product, r, next))) {
+      // Resumed through another instance meanwhile, or restarted with a new version: say so.
+      await this.#reloadRollouts();
+      const now = this.#rollouts.get(key);
+      throw new AppError('CONFLICT', now ? `the rollout changed meanwhile: it is ${now.state} (${now.targetVersion})` : 'the rollout changed meanwhile: it is gone');
+    }
     this.#rollouts.set(key, next);
-    await this.#store.putRollout(groupId, product, next);
     await this.#events.audit(actor, 'deployment.rollout-resumed', `rollout of ${product} ${r.targetVersion} on "${this.#catalog.tree.path(groupId)}" resumed`, { groupId, product });
     this.#changed(this.#catalog.devicesInGroups(this.#catalog.tree.descendants(groupId)));
     return this.#view(a);
@@ -439,8 +478,9 @@ export class DeploymentService {
   #arm(): void {
     this.#stateWriter.schedule();
   }
-  flush(): Promise<void> {
-    return this.#stateWriter.flush();
+  async flush(): Promise<void> {
+    await Promise.all([...this.#starting]);
+    await this.#stateWriter.flush();
   }
 
   /** The per-product summary of compliance over all devices, counted by the database (no device rows). */

@@ -32,8 +32,6 @@ export type DomainEvent =
   | { type: 'deployments.changed'; deviceIds: string[] }
   /** A duplicate of a device was decided on, or a device's recorded machine identity changed. */
   | { type: 'identity.changed'; deviceIds: string[] }
-  /** Tell these connected agents to check in now. */
-  | { type: 'agents.sync'; deviceIds: string[] }
   /** A run-now was stored: every instance delivers it to its own connected targets. */
   | { type: 'run-now'; taskId: string; requestId: string }
   /** A task was stopped: every instance tells its connected targets. */
@@ -51,9 +49,7 @@ export type DomainEvent =
   /** An instance wrote presence rows up to `seq`. */
   | { type: 'presence.changed'; instanceId: string; seq: number }
   /** An instance stopped cleanly: its agents are offline until they reconnect elsewhere. */
-  | { type: 'instance.left'; instanceId: string }
-  /** Settings shared by every instance changed (OIDC, retention, …). */
-  | { type: 'settings.changed'; keys: string[] };
+  | { type: 'instance.left'; instanceId: string };
 
 export type DomainEventType = DomainEvent['type'];
 export type EventOf<T extends DomainEventType> = Extract<DomainEvent, { type: T }>;

@@ -59,7 +59,6 @@ export function wireInstanceSync(deps: {
     if (origin === 'remote') await deps.identity.load();
     sync(e.deviceIds);
   });
-  bus.on('agents.sync', (e) => void sync(e.deviceIds));
   bus.on('device.disconnect', (e) => {
     deps.enrolment.forgetCredential(e.deviceId);
     presence.local.disconnect(e.deviceId, e.reason);

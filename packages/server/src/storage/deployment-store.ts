@@ -62,13 +62,51 @@ export class DeploymentStore {
       state: { targetVersion: r.target_version, phase: r.phase, state: r.state as RolloutState['state'], reason: r.reason, startedAt: r.started_at, updatedAt: r.updated_at },
     }));
   }
-  async putRollout(groupId: string, product: string, s: Omit<RolloutState, 'phases'>): Promise<void> {
+  /**
+   * Starts a rollout of `state.targetVersion`, compare-and-set on the stored target version:
+   * it writes only when no rollout is stored or the stored one spreads another version, and
+   * says whether this call wrote. Several instances meet the same new version at the same
+   * time (each device's plan does); exactly one of them starts the rollout, so it has one
+   * startedAt and one "rollout-started" event. Both databases evaluate the conflict's WHERE
+   * against the row as committed (PostgreSQL waits for a concurrent insert of the same key
+   * and then re-checks), so no dialect capability is needed.
+   */
+  async startRollout(groupId: string, product: string, s: Omit<RolloutState, 'phases'>): Promise<boolean> {
     const row = { group_id: groupId, product, target_version: s.targetVersion, phase: s.phase, state: s.state, reason: s.reason, started_at: s.startedAt, updated_at: s.updatedAt };
-    await this.#db.kysely
+    const r = await this.#db.kysely
       .insertInto('rollouts')
       .values(row)
-      .onConflict((oc) => oc.columns(['group_id', 'product']).doUpdateSet({ target_version: row.target_version, phase: row.phase, state: row.state, reason: row.reason, started_at: row.started_at, updated_at: row.updated_at }))
-      .execute();
+      .onConflict((oc) =>
+        oc
+          .columns(['group_id', 'product'])
+          .doUpdateSet({ target_version: row.target_version, phase: row.phase, state: row.state, reason: row.reason, started_at: row.started_at, updated_at: row.updated_at })
+          .where('rollouts.target_version', '!=', row.target_version),
+      )
+      .executeTakeFirst();
+    return Number(r.numInsertedOrUpdatedRows ?? 0n) === 1;
+  }
+  /**
+   * Moves a rollout on (next phase, completed, halted, resumed), compare-and-set: it writes
+   * only when the stored rollout is still `expected` (same target version, phase, state and
+   * updated_at), and says whether this call wrote. Two instances that evaluate the same
+   * rollout at once both decide to advance it; the one that loses finds the row changed (a
+   * concurrent UPDATE of the row waits for the winner's commit and re-checks the WHERE on
+   * the new row), so a phase is never skipped nor announced twice. updated_at is part of
+   * the comparison so that a rollout that went away and came back to the same phase and
+   * state (restarted, resumed) is still told apart.
+   */
+  async advanceRollout(groupId: string, product: string, expected: Omit<RolloutState, 'phases'>, next: Omit<RolloutState, 'phases'>): Promise<boolean> {
+    const r = await this.#db.kysely
+      .updateTable('rollouts')
+      .set({ target_version: next.targetVersion, phase: next.phase, state: next.state, reason: next.reason, started_at: next.startedAt, updated_at: next.updatedAt })
+      .where('group_id', '=', groupId)
+      .where('product', '=', product)
+      .where('target_version', '=', expected.targetVersion)
+      .where('phase', '=', expected.phase)
+      .where('state', '=', expected.state)
+      .where('updated_at', '=', expected.updatedAt)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
   }
   async deleteRollout(groupId: string, product: string): Promise<void> {
     await this.#db.kysely.deleteFrom('rollouts').where('group_id', '=', groupId).where('product', '=', product).execute();

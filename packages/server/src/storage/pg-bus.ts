@@ -32,7 +32,11 @@ export class PgBusTransport implements BusTransport {
   #onPayload: (p: string) => void = () => {};
   #onResync: () => void = () => {};
 
-  constructor(db: Db, log: Logger) {
+  readonly #applicationName: string;
+
+  /** `instanceId` names the listening connection (`application_name` in pg_stat_activity). */
+  constructor(db: Db, log: Logger, instanceId: string) {
+    this.#applicationName = `garrison bus ${instanceId}`.slice(0, 63);
     if (!db.url) throw new Error('the PostgreSQL bus needs the database URL');
     this.#db = db;
     this.#log = log;
@@ -50,7 +54,7 @@ export class PgBusTransport implements BusTransport {
   }
 
   async #listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.#db.url, ...(this.#db.schema ? { options: `-c search_path=${this.#db.schema}` } : {}) });
+    const client = new pg.Client({ connectionString: this.#db.url, application_name: this.#applicationName, ...(this.#db.schema ? { options: `-c search_path=${this.#db.schema}` } : {}) });
     client.on('notification', (n) => {
       if (n.channel === this.#channel && n.payload) this.#onPayload(n.payload);
     });
