@@ -106,8 +106,11 @@ describe('garrison admin, role, api-token and 2fa against a real server', { time
   let operatorId = '';
   const password = 'correct horse battery staple';
 
-  const cli = (args: string[], opts: { input?: string; token?: string } = {}): Promise<CliResult> =>
-    cliProcess(args, { HOME: configHome, XDG_CONFIG_HOME: configHome, GARRISON_URL: t.server.url, GARRISON_TOKEN: opts.token ?? t.token, GARRISON_CA: t.caFile }, opts.input);
+  /** cliMain in this process unless the step reads standard input (a spawned CLI costs about a second). */
+  const cli = (args: string[], opts: { input?: string; token?: string } = {}): Promise<CliResult> => {
+    const env = { HOME: configHome, XDG_CONFIG_HOME: configHome, GARRISON_URL: t.server.url, GARRISON_TOKEN: opts.token ?? t.token, GARRISON_CA: t.caFile };
+    return opts.input !== undefined ? cliProcess(args, env, opts.input) : cliInProcess(args, env);
+  };
   const ok = async (args: string[], opts?: { input?: string; token?: string }): Promise<string> => {
     const r = await cli(args, opts);
     assert.equal(r.code, 0, `garrison ${args.join(' ')} exited ${r.code}\n${r.stderr}${r.stdout}`);
