@@ -294,7 +294,7 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
   const identity = new IdentityService({ store: stores.devices, duplicates: stores.duplicates, catalog, clock, events, enrolment, devices, presence, bus });
   await identity.load();
   const agents = new AgentService({ devices: stores.devices, runs: stores.runs, taskStore: stores.tasks, tasks, catalog, secrets, events, clock, log, deployments, limits, identity, live, bus });
-  const auth = new AuthService({ store: stores.admins, clock, seal: secrets });
+  const auth = new AuthService({ store: stores.admins, clock, seal: secrets, bus });
   const admins = new AdminService({ store: stores.admins, auth, catalog, clock, events });
   const oidc = new OidcService({ settings: stores.settings, secrets, store: stores.admins, auth, admins, catalog, clock, events, log });
   const hub = new AgentHub({ connections: presence.local, agents, enrolment, isForeign: (deviceId, machineIdentity) => identity.isForeign(deviceId, machineIdentity), log });

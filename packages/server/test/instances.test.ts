@@ -163,6 +163,14 @@ describe('several instances on one PostgreSQL behind HAProxy', { skip }, () => {
       await waitFor(async () => !a.server.presence.isOnlineHere(victim.deviceId), { what: 'revoked device disconnected from A', timeoutMs: 5000, output });
       const rest = agents.filter((x) => x !== victim);
 
+      // An API token revoked through A is refused by B at once, though B has it cached.
+      const made = await a.api<{ token: string; id: string }>('POST', '/api/v1/api-tokens', { name: 'short-lived' });
+      assert.equal(made.status, 201, JSON.stringify(made.body));
+      const withToken = apiClient(a.fetch, b.url, made.body.token);
+      assert.equal((await withToken('GET', '/api/v1/groups')).status, 200);
+      assert.equal((await a.api('DELETE', `/api/v1/api-tokens/${made.body.id}`)).status, 204);
+      await waitFor(async () => (await withToken('GET', '/api/v1/groups')).status === 401, { what: 'the revoked token refused by B', timeoutMs: 2000, output });
+
       // 5. B is killed during a run-now: its agents move to A through the load balancer, and
       //    every result is stored, the runs B's agents were doing included.
       const marker = path.join(await tempDir(), 'go');

@@ -9,6 +9,7 @@ import { BUILTIN_ROLES, BuiltinRole, type ActorVia, type ApiTokenView, type Perm
 import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { hashSecret, newId, newSecret, sameHash } from '../ids.ts';
+import type { DomainBus } from './domain-bus.ts';
 import type { AdminStore } from '../storage/admin-store.ts';
 import type { Actor, Grant } from './actor.ts';
 
@@ -75,10 +76,18 @@ export class AuthService {
   readonly #seal: SealBox;
   readonly #cache = new Map<string, CachedToken>();
   readonly #touched = new Map<string, number>();
-  /** Consumed TOTP codes per administrator (step → time), so a code works once. */
-  readonly #usedCodes = new Map<string, Set<number>>();
+  readonly #bus: DomainBus;
 
-  constructor(deps: { store: AdminStore; clock: Clock; seal: SealBox }) {
+  constructor(deps: { store: AdminStore; clock: Clock; seal: SealBox; bus: DomainBus }) {
+    this.#bus = deps.bus;
+    // Tokens revoked, sessions ended or grants changed through another instance are not trusted
+    // here from its cache either (it would for up to AUTH_CACHE_MS).
+    deps.bus.on('admin-tokens.changed', (e, origin) => {
+      if (origin === 'local') return;
+      if (e.all) this.#cache.clear();
+      for (const id of e.tokenIds) this.#cache.delete(id);
+      if (e.adminIds.length) for (const [id, c] of this.#cache) if (e.adminIds.includes(c.adminId)) this.#cache.delete(id);
+    });
     this.#store = deps.store;
     this.#clock = deps.clock;
     this.#seal = deps.seal;
@@ -145,7 +154,7 @@ export class AuthService {
     if (admin.disabledAt) throw new AppError('UNAUTHENTICATED', 'this administrator is disabled');
     if (admin.totpEnabled) {
       if (!otp) throw new AppError('SECOND_FACTOR_REQUIRED', 'give the 6-digit code of your authenticator app as "otp"');
-      if (!admin.totpSecret || !this.#checkTotp(admin.id, this.#seal.decrypt(admin.totpSecret), otp)) throw new AppError('UNAUTHENTICATED', 'the second-factor code is wrong or was used already');
+      if (!admin.totpSecret || !(await this.#checkTotp(admin.id, this.#seal.decrypt(admin.totpSecret), otp))) throw new AppError('UNAUTHENTICATED', 'the second-factor code is wrong or was used already');
     }
     return this.startSession(admin.id, admin.name, 'console session');
   }
@@ -161,7 +170,7 @@ export class AuthService {
   async signOut(actor: Actor): Promise<void> {
     if (actor.kind !== 'admin' || !actor.sessionId) return;
     await this.#store.revokeApiToken(actor.sessionId, actor.adminId, this.#clock.now().toISOString());
-    this.#cache.delete(actor.sessionId);
+    this.#forgetTokens([actor.sessionId]);
   }
   /**
    * Sets the caller's password. Through a console session the current password is asked for
@@ -181,15 +190,22 @@ export class AuthService {
     if (next.length < PASSWORD_MIN_LENGTH) throw new AppError('VALIDATION_FAILED', `the new password needs at least ${PASSWORD_MIN_LENGTH} characters`);
     const at = this.#clock.now().toISOString();
     await this.#store.setPassword(adminId, await hashPassword(next), at);
-    for (const id of await this.#store.revokeSessions(adminId, at, keepSessionId)) this.#cache.delete(id);
+    this.#forgetTokens(await this.#store.revokeSessions(adminId, at, keepSessionId));
   }
-  /** Forgets what is cached of an administrator's tokens (grants changed, disabled, deleted). */
+  /** Forgets cached tokens, here and on the other instances. */
+  #forgetTokens(ids: string[]): void {
+    for (const id of ids) this.#cache.delete(id);
+    this.#bus.publish({ type: 'admin-tokens.changed', tokenIds: ids, adminIds: [], all: false });
+  }
+  /** Forgets what is cached of an administrator's tokens (grants changed, disabled, deleted), on every instance. */
   forgetAdmin(adminId: string): void {
     for (const [id, c] of this.#cache) if (c.adminId === adminId) this.#cache.delete(id);
+    this.#bus.publish({ type: 'admin-tokens.changed', tokenIds: [], adminIds: [adminId], all: false });
   }
-  /** Forgets every cached token (a role's permissions changed). */
+  /** Forgets every cached token (a role's permissions changed), on every instance. */
   forgetAll(): void {
     this.#cache.clear();
+    this.#bus.publish({ type: 'admin-tokens.changed', tokenIds: [], adminIds: [], all: true });
   }
   async purgeExpiredSessions(): Promise<number> {
     return this.#store.purgeExpiredSessions(new Date(this.#clock.now().getTime() - 86400_000).toISOString());
@@ -210,7 +226,7 @@ export class AuthService {
   async revokeToken(actor: Actor, id: string): Promise<void> {
     if (actor.kind !== 'admin') throw new AppError('FORBIDDEN', 'only administrators have API tokens');
     if (!(await this.#store.revokeApiToken(id, actor.adminId, this.#clock.now().toISOString()))) throw new AppError('NOT_FOUND', `API token ${id} does not exist`);
-    this.#cache.delete(id);
+    this.#forgetTokens([id]);
   }
 
   async authenticate(token: string | undefined, ctx: RequestContext = {}): Promise<Extract<Actor, { kind: 'admin' }>> {
@@ -275,29 +291,25 @@ export class AuthService {
     if (actor.kind !== 'admin') throw new AppError('FORBIDDEN', 'only administrators have a second factor');
     const state = await this.#store.totpSecretOf(actor.adminId);
     if (!state.secret || state.enabled) throw new AppError('CONFLICT', 'start with POST /api/v1/me/totp');
-    if (!this.#checkTotp(actor.adminId, this.#seal.decrypt(state.secret), code)) throw new AppError('VALIDATION_FAILED', 'the code is wrong; check the time of the device that shows it');
+    if (!(await this.#checkTotp(actor.adminId, this.#seal.decrypt(state.secret), code))) throw new AppError('VALIDATION_FAILED', 'the code is wrong; check the time of the device that shows it');
     await this.#store.setTotp(actor.adminId, state.secret, this.#clock.now().toISOString());
   }
   /** Removes a second factor: the caller's own (with a valid code), or anyone's by an administrator manager. */
   async removeTotp(adminId: string, code?: string): Promise<void> {
     const state = await this.#store.totpSecretOf(adminId);
     if (code !== undefined) {
-      if (!state.enabled || !state.secret || !this.#checkTotp(adminId, this.#seal.decrypt(state.secret), code)) throw new AppError('VALIDATION_FAILED', 'the code is wrong');
+      if (!state.enabled || !state.secret || !(await this.#checkTotp(adminId, this.#seal.decrypt(state.secret), code))) throw new AppError('VALIDATION_FAILED', 'the code is wrong');
     }
     await this.#store.setTotp(adminId, null, null);
   }
-  #checkTotp(adminId: string, base32: string, code: string): boolean {
+  /** A valid code whose time step is later than the last one taken for the administrator (RFC 6238 §5.2: once). */
+  async #checkTotp(adminId: string, base32: string, code: string): Promise<boolean> {
     if (!/^\d{6}$/.test(code)) return false;
     const totp = new TOTP({ issuer: TOTP_ISSUER, secret: Secret.fromBase32(base32) });
     const now = this.#clock.now().getTime();
     const delta = totp.validate({ token: code, timestamp: now, window: 1 });
     if (delta === null) return false;
-    const step = Math.floor(now / 30_000) + delta;
-    let used = this.#usedCodes.get(adminId);
-    if (!used) this.#usedCodes.set(adminId, (used = new Set()));
-    if (used.has(step)) return false;
-    used.add(step);
-    for (const s of used) if (s < step - 2) used.delete(s);
-    return true;
+    return this.#store.takeTotpStep(adminId, Math.floor(now / 30_000) + delta);
   }
+
 }

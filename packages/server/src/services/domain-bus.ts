@@ -48,6 +48,8 @@ export type DomainEvent =
   | { type: 'live'; topics: LiveTopic[] }
   /** An instance wrote presence rows up to `seq`. */
   | { type: 'presence.changed'; instanceId: string; seq: number }
+  /** Administrator tokens or sessions were revoked, or grants changed: cached ones are not trusted any more. */
+  | { type: 'admin-tokens.changed'; tokenIds: string[]; adminIds: string[]; all: boolean }
   /** An instance stopped cleanly: its agents are offline until they reconnect elsewhere. */
   | { type: 'instance.left'; instanceId: string };
 

@@ -160,6 +160,19 @@ export class AdminStore {
   }
 
   // Second factor
+  /**
+   * Takes a second-factor code's time step: true only when it is later than the last one taken
+   * for the administrator, in one compare-and-set, so a code works once whichever instance sees it.
+   */
+  async takeTotpStep(adminId: string, step: number): Promise<boolean> {
+    const r = await this.#db.kysely
+      .updateTable('admins')
+      .set({ totp_last_step: step })
+      .where('id', '=', adminId)
+      .where((eb) => eb.or([eb('totp_last_step', 'is', null), eb('totp_last_step', '<', step)]))
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
   async totpSecretOf(adminId: string): Promise<{ secret: string | null; enabled: boolean }> {
     const r = await this.#db.kysely.selectFrom('admins').select(['totp_secret', 'totp_enabled_at']).where('id', '=', adminId).executeTakeFirst();
     return { secret: r?.totp_secret ?? null, enabled: !!r?.totp_enabled_at };

@@ -78,6 +78,8 @@ export interface AdminsTable {
   /** The TOTP secret, encrypted with the secret-store key; enabled once confirmed. */
   totp_secret: string | null;
   totp_enabled_at: string | null;
+  /** Migration 0012: the time step of the last code accepted (a code works once, on every instance). */
+  totp_last_step?: number | null;
   oidc_issuer: string | null;
   oidc_subject: string | null;
   last_sign_in_at: string | null;

@@ -11,6 +11,8 @@
  * - `package_archive_chunks`: the bytes of every repository archive, by SHA-256, in chunks,
  *   so that a package checked in through one instance can be downloaded from every other
  *   (each keeps a copy on its own disk as a cache).
+ * - `admins.totp_last_step`: the time step of the last second-factor code accepted, so that a
+ *   code works once across every instance (it was remembered in one instance's memory).
  * - `runs_request`: a run-now stored by one instance is delivered by every other to its own
  *   connected targets, which each finds by the request id.
  */
@@ -36,6 +38,7 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn('since', 'text', (c) => c.notNull())
     .execute();
   await db.schema.createIndex('agent_presence_instance_seq').on('agent_presence').columns(['instance_id', 'seq']).execute();
+  await db.schema.alterTable('admins').addColumn('totp_last_step', 'integer').execute();
   await db.schema.createIndex('runs_request').on('runs').columns(['request_id', 'state']).execute();
   await db.schema
     .createTable('package_archive_chunks')
