@@ -22,6 +22,7 @@ import { LiveFeed } from './services/live-feed.ts';
 import { DomainBus } from './services/domain-bus.ts';
 import { PgBusTransport } from './storage/pg-bus.ts';
 import { PresenceStore } from './storage/presence-store.ts';
+import { SignInStore } from './storage/sign-in-store.ts';
 import { FleetPresence } from './services/fleet-presence.ts';
 import { wireInstanceSync } from './services/instance-sync.ts';
 import { openDatabase, type DatabaseConfig, type Db } from './storage/database.ts';
@@ -72,7 +73,8 @@ import { ServerTaskService } from './services/server-task-service.ts';
 import { ServerTaskRunner } from './server-tasks/server-task-runner.ts';
 import { builtinServerTaskTypes, ServerTaskTypes } from './server-tasks/types.ts';
 import { purgeByRetention } from './server-tasks/database-maintenance.ts';
-import type { ServerTaskEnvironment, ServerTaskType } from './server-tasks/server-task.ts';
+import type { ServerTaskType } from './server-tasks/server-task.ts';
+import { serverTaskEnvironment } from './server-tasks/server-task-environment.ts';
 import { newId } from './ids.ts';
 import type { ServerTls, TlsOptions } from './tls/pki.ts';
 import { lockDataFolder } from './data-folder-lock.ts';
@@ -296,7 +298,7 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
   const agents = new AgentService({ devices: stores.devices, runs: stores.runs, taskStore: stores.tasks, tasks, catalog, secrets, events, clock, log, deployments, limits, identity, live, bus });
   const auth = new AuthService({ store: stores.admins, clock, seal: secrets, bus });
   const admins = new AdminService({ store: stores.admins, auth, catalog, clock, events });
-  const oidc = new OidcService({ settings: stores.settings, secrets, store: stores.admins, auth, admins, catalog, clock, events, log });
+  const oidc = new OidcService({ settings: stores.settings, secrets, store: stores.admins, auth, admins, catalog, clock, events, log, pending: new SignInStore(db) });
   const hub = new AgentHub({ connections: presence.local, agents, enrolment, isForeign: (deviceId, machineIdentity) => identity.isForeign(deviceId, machineIdentity), log });
   wireInstanceSync({ bus, catalog, presence, enrolment, deployments, identity, log });
 
@@ -321,14 +323,13 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
       return { command: installers.unixCommand(publicUrl, link.tokenValue, opts.installDir), tokenId: link.token.id };
     },
   };
-  // Server tasks (issue 6): the environment every type runs in is the whole set of services.
-  const serverTaskEnv = { db, dataDir: config.dataDir, clock, log, publicUrl: () => publicUrl } as ServerTaskEnvironment;
+  // Server tasks (issues 6, 14): the types get named, narrow members of the stores and services
+  // above, built once; no type needs the server task service, so nothing is patched in later.
+  const serverTaskEnv = serverTaskEnvironment({ db, stores, catalog, groups, devices, deployments, repository, enrolment, installers, auth, trust: tls, dataDir: config.dataDir, clock, log, publicUrl: () => publicUrl });
   const serverTaskTypes = new ServerTaskTypes([...builtinServerTaskTypes, ...(config.serverTaskTypes ?? [])]);
   const serverTaskRunner = new ServerTaskRunner({ store: stores.serverTasks, types: serverTaskTypes, env: serverTaskEnv, events, secrets, live, tickMs: config.serverTaskTickMs, leaseMs: config.serverTaskLeaseMs });
-  const serverTasks = new ServerTaskService({ store: stores.serverTasks, types: serverTaskTypes, runner: serverTaskRunner, secrets, events, clock, tree: () => catalog.tree });
-  serverTasks.env = serverTaskEnv;
+  const serverTasks = new ServerTaskService({ store: stores.serverTasks, types: serverTaskTypes, runner: serverTaskRunner, secrets, events, clock, tree: () => catalog.tree, env: serverTaskEnv });
   const services: Services = { installers, trust: tls, identity, auth, admins, oidc, limits, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence, repository, deployments, push, live, serverTasks };
-  serverTaskEnv.services = services;
   // New content in the master repository replans deployments and fires the server tasks waiting for it.
   repository.onContent = async (pkg) => {
     await deployments.repositoryChanged(pkg.product).catch((err: unknown) => log.error({ err }, 'replanning deployments failed'));

@@ -16,6 +16,13 @@ import { startServer, type GarrisonServer } from '../src/app.ts';
 import type { DatabaseConfig } from '../src/storage/database.ts';
 import type { ServerTaskContext, ServerTaskType } from '../src/server-tasks/server-task.ts';
 import { systemClock } from '../src/clock.ts';
+import { serverTaskEnvironment } from '../src/server-tasks/server-task-environment.ts';
+import { DeploymentStore } from '../src/storage/deployment-store.ts';
+import { DeviceStore } from '../src/storage/device-store.ts';
+import { EventStore } from '../src/storage/event-store.ts';
+import { RunStore } from '../src/storage/run-store.ts';
+import { ServerTaskStore } from '../src/storage/server-task-store.ts';
+import { SettingsStore } from '../src/storage/settings-store.ts';
 
 export const PG_URL = process.env.GARRISON_TEST_PG_URL;
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -322,17 +329,32 @@ export async function agentCli(stateDir: string, args: string[]): Promise<{ code
 
 /**
  * The context a server task type's run() gets, on a test server: for calling a type directly.
- * Its output lines are collected in `lines`.
+ * The environment is built by the function the server builds its own with, from the server's
+ * services and stores on its database (stores hold no state of their own). Its output lines
+ * are collected in `lines`.
  */
 export function serverTaskContext(t: Pick<TestServer, 'server' | 'dataDir'>, overrides: Partial<ServerTaskContext> = {}): ServerTaskContext & { lines: string[] } {
   const lines: string[] = [];
-  return {
-    services: t.server.services,
-    db: t.server.db,
+  const { db, services: s } = t.server;
+  const env = serverTaskEnvironment({
+    db,
+    stores: { runs: new RunStore(db), events: new EventStore(db), devices: new DeviceStore(db), deployments: new DeploymentStore(db), serverTasks: new ServerTaskStore(db), settings: new SettingsStore(db) },
+    catalog: s.catalog,
+    groups: s.groups,
+    devices: s.devices,
+    deployments: s.deployments,
+    repository: s.repository,
+    enrolment: s.enrolment,
+    installers: s.installers,
+    auth: s.auth,
+    trust: s.trust,
     dataDir: t.dataDir,
     clock: systemClock,
     log: pino({ level: 'silent' }),
     publicUrl: () => t.server.url,
+  });
+  return {
+    ...env,
     taskId: 'test',
     taskName: 'test',
     runId: `r-${randomBytes(3).toString('hex')}`,

@@ -19,7 +19,7 @@ import pg from 'pg';
 import * as tar from 'tar';
 import { sql } from 'kysely';
 import { isFinalRunState, type Run, type ServerTask, type ServerTaskRun } from '@garrison/protocol';
-import { BIN, PG_URL, dbKinds, startAgent, tempDir, useTestServer, waitFor, type TestServer } from './helpers.ts';
+import { BIN, PG_URL, dbKinds, serverTaskContext, startAgent, tempDir, useTestServer, waitFor, type TestServer } from './helpers.ts';
 import { buildArchive, manifest } from './package-fixtures.ts';
 import { startServer } from '../src/app.ts';
 import { systemClock, type Clock } from '../src/clock.ts';
@@ -39,20 +39,15 @@ const PASSPHRASE = 'correct horse battery staple';
 /** The server-task context the runner would give, built by hand. */
 function context(t: TestServer, opts: { taskId?: string; clock?: Clock; lines?: string[]; signal?: AbortSignal; progress?: (percent: number) => void } = {}) {
   const lines = opts.lines ?? [];
-  return {
-    services: t.server.services,
-    db: t.server.db,
-    dataDir: t.dataDir,
+  return serverTaskContext(t, {
     clock: opts.clock ?? systemClock,
-    log: pino({ level: 'silent' }),
-    publicUrl: () => t.server.url,
     taskId: opts.taskId ?? 'backup-test-task',
     taskName: 'backup test',
     runId: randomBytes(8).toString('hex'),
     signal: opts.signal ?? new AbortController().signal,
     progress: opts.progress ?? (() => {}),
     output: (l: string) => void lines.push(l),
-  };
+  });
 }
 async function backup(t: TestServer, settings: Record<string, unknown>, opts: Parameters<typeof context>[1] = {}): Promise<ServerTaskResult & { data: { file: string; method: string; encrypted: boolean } }> {
   return (await backupTaskType.run(settings, context(t, opts))) as ServerTaskResult & { data: { file: string; method: string; encrypted: boolean } };

@@ -20,9 +20,7 @@ import { existsSync } from 'node:fs';
 import { cp, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { pino } from 'pino';
 import type { DeviceProductState, PackageManifest, RepositoryPackage, ServerTask, ServerTaskRun } from '@garrison/protocol';
-import { systemClock } from '../src/clock.ts';
 import { AppError } from '../src/errors.ts';
 import { bearer } from '../src/agent-hub/hub.ts';
 import { registerInstallationPackageRoutes } from '../src/http/installation-package-routes.ts';
@@ -30,7 +28,7 @@ import { offlineInstallScript } from '../src/services/installer-service.ts';
 import { installationPackageTaskType as taskType, listInstallationPackages } from '../src/server-tasks/installation-package.ts';
 import type { ServerTaskResult } from '../src/server-tasks/server-task.ts';
 import { builtinServerTaskTypes } from '../src/server-tasks/types.ts';
-import { dbKinds, sh, startTestServer, tempDir, type TestServer, waitFor } from './helpers.ts';
+import { dbKinds, serverTaskContext, sh, startTestServer, tempDir, type TestServer, waitFor } from './helpers.ts';
 import { buildArchive } from './package-fixtures.ts';
 
 const skip = process.platform !== 'linux' ? 'installation packages are tested on Linux' : false;
@@ -61,11 +59,10 @@ for (const kind of dbKinds) {
 
     const run = async (settings: Record<string, unknown>, taskId = 'task-1', stopAt?: string): Promise<ServerTaskResult> => {
       lines = [];
-      const env = { services: t.server.services, db: t.server.db, dataDir: t.dataDir, clock: systemClock, log: pino({ level: 'silent' }), publicUrl: () => t.server.url };
       const stop = new AbortController();
       const progress = (_percent: number, message?: string) => void (message === stopAt && stop.abort(new Error('stopped by an administrator')));
-      const ctx = { ...env, taskId, taskName: 'Branch A bundle', runId: `r${Math.random().toString(36).slice(2)}`, signal: stop.signal, progress, output: (l: string) => lines.push(l) };
-      assert.deepEqual(await taskType.validate!(settings, env), []);
+      const ctx = serverTaskContext(t, { taskId, taskName: 'Branch A bundle', runId: `r${Math.random().toString(36).slice(2)}`, signal: stop.signal, progress, output: (l: string) => lines.push(l) });
+      assert.deepEqual(await taskType.validate!(settings, ctx), []);
       return taskType.run(settings, ctx);
     };
     const tokens = async () => (await t.api<{ id: string; state: string; uses: number }[]>('GET', '/api/v1/enrolment-tokens')).body;
@@ -253,7 +250,7 @@ for (const kind of dbKinds) {
       assert.match(win, /\$Token = \(Get-Content -Raw \(Join-Path \$Here 'enrolment-token'\)\)\.Trim\(\)/);
       assert.match(win, /Copy-Item \(Join-Path \$Here 'garrison-agent\.exe'\) \$Part/);
       assert.doesNotMatch(win, /DownloadFile|get\./);
-      const env = { services: t.server.services, db: t.server.db, dataDir: t.dataDir, clock: systemClock, log: pino({ level: 'silent' }), publicUrl: () => t.server.url };
+      const env = serverTaskContext(t);
       assert.deepEqual(await taskType.validate!({ groupId: 'nope', platform: 'linux', folder: 'relative/dir' }, env), [
         'group nope does not exist: choose the group the devices should enrol into',
         'folder "relative/dir" must be an absolute path below the file system\'s root',

@@ -8,7 +8,7 @@
 import path from 'node:path';
 import { Type, type Static } from 'typebox';
 import { SecretRefSchema } from '@garrison/protocol';
-import { createBackup, pruneBackups, REPOSITORY_DIR, DATA_FILES } from '../backup/create.ts';
+import { pruneBackups, REPOSITORY_DIR, DATA_FILES } from '../backup/create.ts';
 import { MIN_PASSPHRASE_LENGTH } from '../backup/encryption.ts';
 import { defineServerTaskType, type ServerTaskEnvironment } from './server-task.ts';
 
@@ -59,8 +59,7 @@ export const backupTaskType = defineServerTaskType<Settings>({
     }
     const folder = backupFolder(settings, ctx.dataDir);
     const keep = settings.keep ?? DEFAULT_KEEP;
-    const out = await createBackup({
-      db: ctx.db,
+    const out = await ctx.backup.create({
       dataDir: ctx.dataDir,
       folder,
       ...(settings.passphrase !== undefined ? { passphrase: settings.passphrase } : {}),

@@ -5,10 +5,6 @@
  * the database's size before and after.
  */
 import { Type, type Static } from 'typebox';
-import { databaseSize, vacuumDatabase } from '../storage/maintenance.ts';
-import { RunStore } from '../storage/run-store.ts';
-import { EventStore } from '../storage/event-store.ts';
-import { ServerTaskStore } from '../storage/server-task-store.ts';
 import { defineServerTaskType, throwIfStopped, type ServerTaskEnvironment } from './server-task.ts';
 
 const Settings = Type.Object(
@@ -30,20 +26,21 @@ export interface PurgeResult {
 }
 
 /** The purge by retention, shared by this task and the server's hourly retention loop. */
-export async function purgeByRetention(env: Pick<ServerTaskEnvironment, 'db' | 'services' | 'clock'>, opts: { eventRetentionDays?: number; runRetentionDays?: number; batchSize?: number } = {}, signal?: AbortSignal): Promise<PurgeResult> {
-  const retention = await env.services.settings.serverSettings();
+export async function purgeByRetention(env: Pick<ServerTaskEnvironment, 'maintenance' | 'clock'>, opts: { eventRetentionDays?: number; runRetentionDays?: number; batchSize?: number } = {}, signal?: AbortSignal): Promise<PurgeResult> {
+  const m = env.maintenance;
+  const retention = await m.settings.serverSettings();
   const now = env.clock.now().getTime();
   const before = (days: number) => new Date(now - days * 86400_000).toISOString();
   const batch = opts.batchSize ?? 5000;
   const out: PurgeResult = { events: 0, runs: 0, serverTaskRuns: 0, sessions: 0 };
-  out.sessions = await env.services.auth.purgeExpiredSessions();
+  out.sessions = await m.sessions.purgeExpiredSessions();
   if (signal) throwIfStopped(signal);
-  out.events = await new EventStore(env.db).purgeBefore(before(opts.eventRetentionDays ?? retention.eventRetentionDays), batch);
+  out.events = await m.events.purgeBefore(before(opts.eventRetentionDays ?? retention.eventRetentionDays), batch);
   if (signal) throwIfStopped(signal);
   const runsBefore = before(opts.runRetentionDays ?? retention.runRetentionDays);
-  out.runs = await new RunStore(env.db).purgeRunsBefore(runsBefore, batch);
+  out.runs = await m.runs.purgeRunsBefore(runsBefore, batch);
   if (signal) throwIfStopped(signal);
-  out.serverTaskRuns = await new ServerTaskStore(env.db).purgeRunsBefore(runsBefore, batch);
+  out.serverTaskRuns = await m.serverTaskRuns.purgeRunsBefore(runsBefore, batch);
   return out;
 }
 
@@ -55,15 +52,15 @@ export const databaseMaintenanceTaskType = defineServerTaskType<Settings>({
   description: 'Purges events and runs past the retention settings in batches, then vacuums and analyzes the database; reports what was removed and the size before and after.',
   settingsSchema: Settings,
   async run(settings, ctx) {
-    const sizeBefore = await databaseSize(ctx.db);
+    const sizeBefore = await ctx.maintenance.size();
     ctx.output(`database size before: ${mib(sizeBefore.bytes)} (${mib(sizeBefore.freeBytes)} free pages)`);
     ctx.progress(5, 'purging by retention');
     const removed = await purgeByRetention(ctx, settings, ctx.signal);
     ctx.output(`removed ${removed.events} events, ${removed.runs} runs, ${removed.serverTaskRuns} server task runs, ${removed.sessions} expired sessions`);
     ctx.progress(60, 'vacuum and analyze');
     throwIfStopped(ctx.signal);
-    const done = await vacuumDatabase(ctx.db, settings.vacuum ?? 'auto', ['events', 'runs', 'task_device_state', 'server_task_runs', 'api_tokens'], ctx.signal);
-    const sizeAfter = await databaseSize(ctx.db);
+    const done = await ctx.maintenance.vacuum(settings.vacuum ?? 'auto', ['events', 'runs', 'task_device_state', 'server_task_runs', 'api_tokens'], ctx.signal);
+    const sizeAfter = await ctx.maintenance.size();
     ctx.output(`${done.join(', ')}; database size after: ${mib(sizeAfter.bytes)}`);
     return {
       summary: `removed ${removed.events} events and ${removed.runs + removed.serverTaskRuns} runs; ${done.join(', ')}; ${mib(sizeBefore.bytes)} → ${mib(sizeAfter.bytes)}`,

@@ -36,7 +36,6 @@ import { Type, type Static } from 'typebox';
 import { BUILTIN_PRODUCT, INSTALL_PLATFORMS, type InstallPlatform, type RepositoryPackage } from '@garrison/protocol';
 import { planDeployment } from '@garrison/core';
 import { systemActor } from '../services/actor.ts';
-import type { Services } from '../services/services.ts';
 import { offlineInstallScript } from '../services/installer-service.ts';
 import { defineServerTaskType, throwIfStopped, type ServerTaskEnvironment } from './server-task.ts';
 
@@ -112,8 +111,8 @@ export async function findInstallationPackage(dataDir: string, name: string): Pr
 }
 
 /** Deletes a bundle and its index entry and revokes its token (a bundle gone is a credential no one should still hold). */
-export async function removeInstallationPackage(services: Services, dataDir: string, info: InstallationPackageInfo): Promise<void> {
-  await services.enrolment.revokeToken(systemActor, info.tokenId).catch((err: unknown) => {
+export async function removeInstallationPackage(env: Pick<ServerTaskEnvironment, 'enrolment'>, dataDir: string, info: InstallationPackageInfo): Promise<void> {
+  await env.enrolment.revokeToken(systemActor, info.tokenId).catch((err: unknown) => {
     if ((err as { code?: string }).code !== 'NOT_FOUND') throw err;
   });
   await rm(info.file, { force: true });
@@ -131,9 +130,9 @@ function withDefaults(s: InstallationPackageSettings, dataDir: string) {
   };
 }
 
-function problems(s: InstallationPackageSettings, env: ServerTaskEnvironment): string[] {
+function problems(s: InstallationPackageSettings, env: Pick<ServerTaskEnvironment, 'catalog'>): string[] {
   const out: string[] = [];
-  if (!env.services.catalog.group(s.groupId)) out.push(`group ${s.groupId} does not exist: choose the group the devices should enrol into`);
+  if (!env.catalog.group(s.groupId)) out.push(`group ${s.groupId} does not exist: choose the group the devices should enrol into`);
   if (s.folder !== undefined && (!path.isAbsolute(s.folder) || path.resolve(s.folder) === path.parse(path.resolve(s.folder)).root)) {
     out.push(`folder "${s.folder}" must be an absolute path below the file system's root`);
   }
@@ -180,23 +179,22 @@ export const installationPackageTaskType = defineServerTaskType<InstallationPack
   validate: (settings, env) => problems(settings, env),
 
   async run(input, ctx) {
-    const { services } = ctx;
     const s = withDefaults(input, ctx.dataDir);
     const bad = problems(input, ctx);
     if (bad.length) throw new Error(bad.join('; '));
-    const tls = services.trust;
+    const tls = ctx.trust;
     if (!tls) throw new Error('installation packages need the server to serve TLS itself (the agent pins its CA); this server runs with --http behind a proxy');
     const serverUrl = (s.serverUrl ?? ctx.publicUrl()).replace(/\/+$/, '');
     if (!serverUrl.startsWith('https://')) throw new Error(`the server URL ${serverUrl} is not https://: set "serverUrl" to the address devices reach this server at`);
-    const groupPath = services.catalog.tree.path(s.groupId);
+    const groupPath = ctx.catalog.tree.path(s.groupId);
 
     // 1. The agent: only the server's own platform can be built.
-    const host = (await services.installers.builds.platforms())[0]!;
+    const host = (await ctx.agentBuilds.platforms())[0]!;
     if (!host.startsWith(HOST_PREFIX[s.platform])) {
       throw new Error(`AGENT_BUILD_UNAVAILABLE: this server builds the agent for ${host} only (it runs there); a ${s.platform} installation package needs a server running on ${s.platform}`);
     }
     ctx.progress(5, `building the ${host} agent`);
-    const build = await services.installers.builds.get(host);
+    const build = await ctx.agentBuilds.get(host);
     ctx.output(`agent ${build.version} for ${host} (${mb(build.size)}, SHA-256 ${build.sha256})`);
     throwIfStopped(ctx.signal);
 
@@ -205,8 +203,8 @@ export const installationPackageTaskType = defineServerTaskType<InstallationPack
     let packages: RepositoryPackage[] = [];
     if (s.includeProducts) {
       const [os, arch] = host.split('-') as [string, string];
-      const assignments = services.deployments.effective(systemActor, s.groupId);
-      const byId = new Map((await services.repository.list(systemActor)).map((p) => [p.id, p]));
+      const assignments = ctx.deployments.effective(systemActor, s.groupId);
+      const byId = new Map((await ctx.repository.list(systemActor)).map((p) => [p.id, p]));
       const plan = planDeployment({
         assignments: assignments.map((a) => ({ groupId: a.groupId, product: a.product, branch: a.branch, pinnedVersion: a.pinnedVersion, action: a.action, removeConflicts: a.removeConflicts, inheritedFrom: a.inheritedFrom })),
         installed: [{ id: BUILTIN_PRODUCT, version: build.version }],
@@ -222,7 +220,7 @@ export const installationPackageTaskType = defineServerTaskType<InstallationPack
     // 3. Stage the bundle's folder next to where the bundle goes (same file system for the rename).
     await mkdir(s.folder, { recursive: true, mode: 0o700 });
     await mkdir(indexDir(ctx.dataDir), { recursive: true, mode: 0o700 });
-    const group = s.groupId === services.catalog.tree.roots()[0]?.id ? groupPath : groupPath.split('/').slice(1).join('/');
+    const group = s.groupId === ctx.catalog.tree.roots()[0]?.id ? groupPath : groupPath.split('/').slice(1).join('/');
     const base = `garrison-agent-${slug(group) || s.groupId.slice(0, 8).toLowerCase()}-${host}-${stamp(ctx.clock.now())}`;
     let name = `${base}.tar.gz`;
     for (let n = 2; (await stat(path.join(s.folder, name)).catch(() => null)) || (await stat(indexFile(ctx.dataDir, name)).catch(() => null)); n++) name = `${base}-${n}.tar.gz`;
@@ -245,7 +243,7 @@ export const installationPackageTaskType = defineServerTaskType<InstallationPack
         throwIfStopped(ctx.signal);
         ctx.progress(40 + Math.floor((30 * i) / packages.length), `copying ${p.product} ${p.version}`);
         // From this instance's cache, fetched from the database when another instance checked it in.
-        const from = await services.repository.localArchive(p.sha256).catch((err: unknown) => {
+        const from = await ctx.repository.localArchive(p.sha256).catch((err: unknown) => {
           throw new Error(`the archive of ${p.product} ${p.version} is missing from the repository (${(err as Error).message}): check the package in again`);
         });
         // Read from the file, not through the repository's download cache.
@@ -259,7 +257,7 @@ export const installationPackageTaskType = defineServerTaskType<InstallationPack
 
       // 4. The token last, once nothing expensive can fail: a failed run revokes it below.
       ctx.progress(70, 'creating the enrolment token');
-      const t = await services.enrolment.createToken(systemActor, {
+      const t = await ctx.enrolment.createToken(systemActor, {
         groupId: s.groupId,
         name: `installation package "${ctx.taskName}" (${name})`,
         expiresInMinutes: s.expiresInDays * 24 * 60,
@@ -283,7 +281,7 @@ export const installationPackageTaskType = defineServerTaskType<InstallationPack
         platform: host,
         caFingerprint: tls.caFingerprint,
         certFingerprint: tls.certFingerprint,
-        signingPublicKey: services.repository.publicKeyPem,
+        signingPublicKey: ctx.repository.publicKeyPem,
         agent: { version: build.version, file: path.basename(exe), sha256: build.sha256, size: build.size },
         enrolmentToken: { id: t.id, file: 'enrolment-token', expiresAt: t.expiresAt, maxUses: s.maxUses },
         installScript: script,
@@ -347,7 +345,7 @@ export const installationPackageTaskType = defineServerTaskType<InstallationPack
         const older = (await listInstallationPackages(ctx.dataDir)).filter((b) => b.taskId === ctx.taskId).slice(s.keep);
         for (const b of older) {
           try {
-            await removeInstallationPackage(services, ctx.dataDir, b);
+            await removeInstallationPackage(ctx, ctx.dataDir, b);
             removed.push(b.name);
             ctx.output(`removed ${b.name} and revoked its enrolment token ${b.tokenId}`);
           } catch (err) {
@@ -379,7 +377,7 @@ export const installationPackageTaskType = defineServerTaskType<InstallationPack
     } catch (err) {
       await rm(part, { force: true });
       await rm(file, { force: true });
-      if (token) await services.enrolment.revokeToken(systemActor, token.id).catch((e: unknown) => ctx.log.error({ err: e }, 'revoking the token of a failed installation package failed'));
+      if (token) await ctx.enrolment.revokeToken(systemActor, token.id).catch((e: unknown) => ctx.log.error({ err: e }, 'revoking the token of a failed installation package failed'));
       // A stop while packing surfaces as the packer's own error ("write after destroyed"): say why instead.
       if (ctx.signal.aborted) throwIfStopped(ctx.signal);
       throw err;

@@ -7,11 +7,11 @@
  * the scope, is what the catalog already holds in memory anyway).
  */
 import { finalRunStates, type RunState } from '@garrison/protocol';
-import type { Catalog } from '../services/catalog.ts';
-import { DeploymentStore } from '../storage/deployment-store.ts';
-import { DeviceStore } from '../storage/device-store.ts';
-import { RunStore } from '../storage/run-store.ts';
 import { throwIfStopped, type ServerTaskEnvironment } from './server-task.ts';
+
+/** What the gatherers read: the catalog in memory, and the report queries. */
+type ReportEnvironment = Pick<ServerTaskEnvironment, 'catalog' | 'reports' | 'devices' | 'deployments'>;
+type ReportCatalog = ServerTaskEnvironment['catalog'];
 
 export const REPORT_KINDS = ['task-results', 'deployment-compliance', 'device-inventory'] as const;
 export type ReportKind = (typeof REPORT_KINDS)[number];
@@ -66,7 +66,7 @@ function add<K extends string>(counts: Partial<Record<K, number>>, key: K, n = 1
   counts[key] = (counts[key] ?? 0) + n;
 }
 /** Device ids in name order (then id), from the catalog's facts. */
-function byName(catalog: Catalog, ids: string[]): string[] {
+function byName(catalog: ReportCatalog, ids: string[]): string[] {
   const name = new Map(ids.map((id) => [id, (catalog.device(id)?.name ?? '').toLowerCase()]));
   return ids.sort((a, b) => (name.get(a)! < name.get(b)! ? -1 : name.get(a)! > name.get(b)! ? 1 : a < b ? -1 : 1));
 }
@@ -127,9 +127,9 @@ function failureLabel(r: { state: string; exitCode: number | null; reason: strin
  * device, with every failure's reason; and, per task, where its current targets in the scope
  * stand. Runs of devices deleted since are left out: they belong to no group any more.
  */
-export async function gatherTaskResults(env: ServerTaskEnvironment, scope: ReportScope, sink: RowSink = noSink, signal?: AbortSignal): Promise<TaskResultsReport> {
-  const catalog = env.services.catalog;
-  const store = new RunStore(env.db);
+export async function gatherTaskResults(env: ReportEnvironment, scope: ReportScope, sink: RowSink = noSink, signal?: AbortSignal): Promise<TaskResultsReport> {
+  const catalog = env.catalog;
+  const store = env.reports.runs;
   const perTask = new Map<string, Omit<TaskOutcome, 'reasons'> & { reasons: Map<string, number> }>();
   const perGroup = new Map<string, GroupOutcome>();
   const states: StateCounts = {};
@@ -248,11 +248,11 @@ export interface ComplianceReport {
 export const COMPLIANCE_COLUMNS = ['device', 'device_id', 'group', 'product', 'compliance', 'state', 'installed_version', 'target_version', 'exit_code', 'detail', 'updated_at'];
 
 /** Per product the devices of the scope by compliance and installed version, and every failure with its exit code. */
-export async function gatherCompliance(env: ServerTaskEnvironment, scope: ReportScope, sink: RowSink = noSink, signal?: AbortSignal): Promise<ComplianceReport> {
-  const catalog = env.services.catalog;
+export async function gatherCompliance(env: ReportEnvironment, scope: ReportScope, sink: RowSink = noSink, signal?: AbortSignal): Promise<ComplianceReport> {
+  const catalog = env.catalog;
   // States waiting in the service's write buffer belong in the report.
-  await env.services.deployments.flush();
-  const store = new DeploymentStore(env.db);
+  await env.deployments.flush();
+  const store = env.reports.deploymentStates;
   const ids = byName(catalog, catalog.devicesInGroups(scope.groupIds));
   const products = new Map<string, { devices: number; counts: Record<ComplianceCategory, number>; versions: Map<string, number>; exitCodes: Map<string, number> }>();
   const failures = capped<ComplianceFailure>();
@@ -319,7 +319,7 @@ export interface InventoryReport {
 export const INVENTORY_COLUMNS = ['device', 'device_id', 'hostname', 'group', 'os_platform', 'os_name', 'os_version', 'arch', 'agent_version', 'online', 'last_contact_at', 'enrolled_at', 'products', 'tags', 'addresses'];
 
 /** Every device of the scope with its OS, agent, contact, products and tags; counts per OS, agent version and product version. */
-export async function gatherInventory(env: ServerTaskEnvironment, scope: ReportScope, sink: RowSink = noSink, signal?: AbortSignal): Promise<InventoryReport> {
+export async function gatherInventory(env: ReportEnvironment, scope: ReportScope, sink: RowSink = noSink, signal?: AbortSignal): Promise<InventoryReport> {
   const staleBefore = new Date(scope.until.getTime() - STALE_DAYS * 86_400_000).toISOString();
   const byOs = new Map<string, number>();
   const byAgent = new Map<string, number>();
@@ -331,8 +331,8 @@ export async function gatherInventory(env: ServerTaskEnvironment, scope: ReportS
   // In name order, from the catalog's ids (already in memory), a chunk of rows at a time by
   // primary key: linear in the fleet, where offset pages would sort it again for every page.
   // A device enrolled or deleted while the report runs is left out or shown as it was read.
-  const catalog = env.services.catalog;
-  const store = new DeviceStore(env.db);
+  const catalog = env.catalog;
+  const store = env.reports.devices;
   const ids = byName(catalog, catalog.devicesInGroups(scope.groupIds));
   for (let i = 0; i < ids.length; i += DEVICE_PAGE) {
     if (signal) throwIfStopped(signal);
@@ -341,7 +341,7 @@ export async function gatherInventory(env: ServerTaskEnvironment, scope: ReportS
     for (const id of chunk) {
       const row = rows.get(id);
       if (!row) continue;
-      const d = env.services.devices.view(row);
+      const d = env.devices.view(row);
       devices++;
       if (d.online) online++;
       if (!d.lastContactAt || d.lastContactAt < staleBefore) stale++;

@@ -118,8 +118,8 @@ function validateSettings(s: ReportSettings, env: ServerTaskEnvironment): string
   const dup = s.reports.filter((r, i) => s.reports.indexOf(r) !== i);
   if (dup.length) problems.push(`reports lists ${[...new Set(dup)].join(', ')} more than once`);
   if (s.formats && new Set(s.formats).size !== s.formats.length) problems.push('formats lists a format more than once');
-  if (s.groupId !== undefined && !env.services.catalog.group(s.groupId)) problems.push(`groupId: there is no group "${s.groupId}"`);
-  const unknown = (s.taskIds ?? []).filter((id) => !env.services.catalog.task(id));
+  if (s.groupId !== undefined && !env.catalog.group(s.groupId)) problems.push(`groupId: there is no group "${s.groupId}"`);
+  const unknown = (s.taskIds ?? []).filter((id) => !env.catalog.task(id));
   if (unknown.length) problems.push(`taskIds: there is no task ${unknown.map((id) => `"${id}"`).join(', ')}`);
   if (s.taskIds && !s.reports.includes('task-results')) problems.push('taskIds only applies to the task-results report, which reports does not include');
   const { email, folder } = s.delivery;
@@ -196,8 +196,8 @@ async function writeToFolder(dir: string, files: readonly ReportFile[], keep: nu
 }
 
 async function runReport(s: ReportSettings, ctx: ServerTaskContext): Promise<ServerTaskResult> {
-  const catalog = ctx.services.catalog;
-  const groupId = s.groupId ?? ctx.services.groups.rootId;
+  const catalog = ctx.catalog;
+  const groupId = s.groupId ?? ctx.groups.rootId;
   if (!catalog.group(groupId)) throw new Error(`the group "${groupId}" of this report no longer exists: choose another groupId`);
   const formats = new Set<Format>(s.formats ?? FORMATS);
   const kinds = [...new Set(s.reports)];

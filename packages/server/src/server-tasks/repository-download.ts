@@ -397,7 +397,7 @@ export const repositoryDownloadTaskType = defineServerTaskType<RepositoryDownloa
     throwIfStopped(ctx.signal);
 
     const wanted = settings.products ? new Set(settings.products) : null;
-    const repo = ctx.services.repository;
+    const repo = ctx.repository;
     const local = await repo.list(systemActor);
     const present = new Set(local.map((p) => `${p.product} ${p.version}`));
     // Oldest first within a product, so that the newest of several new versions ends up in the

@@ -11,19 +11,89 @@
  */
 import type { Logger } from 'pino';
 import type { TSchema } from 'typebox';
-import type { Db } from '../storage/database.ts';
-import type { Services } from '../services/services.ts';
 import type { Clock } from '../clock.ts';
+import type { BackupOptions, BackupOutcome } from '../backup/create.ts';
+import type { DatabaseSize, VacuumMode } from '../storage/maintenance.ts';
+import type { DeploymentStore } from '../storage/deployment-store.ts';
+import type { DeviceStore } from '../storage/device-store.ts';
+import type { EventStore } from '../storage/event-store.ts';
+import type { RunStore } from '../storage/run-store.ts';
+import type { ServerTaskStore } from '../storage/server-task-store.ts';
+import type { SettingsStore } from '../storage/settings-store.ts';
+import type { AgentBuilds } from '../services/agent-builds.ts';
+import type { AuthService } from '../services/auth-service.ts';
+import type { Catalog } from '../services/catalog.ts';
+import type { DeploymentService } from '../services/deployment-service.ts';
+import type { DeviceService } from '../services/device-service.ts';
+import type { EnrolmentService } from '../services/enrolment-service.ts';
+import type { GroupService } from '../services/group-service.ts';
+import type { RepositoryService } from '../services/repository-service.ts';
+import type { ServerTls } from '../tls/pki.ts';
 
+/**
+ * What the server's task types may use, each member named and cut down to the methods some
+ * type calls (issue 14): never the whole set of services nor the raw database, so that what a
+ * type can touch is read here, and a new need is a visible change to this interface. Built
+ * once by `serverTaskEnvironment` (server-task-environment.ts) in the composition root.
+ */
 export interface ServerTaskEnvironment {
-  services: Services;
-  db: Db;
+  /** Groups, tasks and devices as held in memory: settings checks, report scopes, bundle names. */
+  catalog: Pick<Catalog, 'group' | 'task' | 'device' | 'tree' | 'devicesInGroups' | 'targetsOf'>;
+  /** The root group: a report's scope when its settings name none. */
+  groups: Pick<GroupService, 'rootId'>;
+  /** Device rows as the API shows them (online, group path): the inventory report. */
+  devices: Pick<DeviceService, 'view'>;
+  /** What a group gets (installation package) and the state buffer written before a compliance report reads it. */
+  deployments: Pick<DeploymentService, 'effective' | 'flush'>;
+  /** The master repository: repository download adds to it, installation package copies from it. */
+  repository: Pick<RepositoryService, 'list' | 'inBranch' | 'add' | 'localArchive' | 'publicKeyPem'>;
+  /** An installation package's own enrolment token, revoked when the bundle fails or is pruned. */
+  enrolment: Pick<EnrolmentService, 'createToken' | 'revokeToken'>;
+  /** Single-executable agents for installation packages. */
+  agentBuilds: Pick<AgentBuilds, 'platforms' | 'get'>;
+  /** The TLS material agents pin; null when the server speaks plain HTTP behind a proxy. */
+  trust: ServerTls | null;
+  /** The report task's reads, a page at a time. */
+  reports: ReportQueries;
+  /** Database maintenance (and the hourly retention loop): purges by retention, size, vacuum. */
+  maintenance: DatabaseMaintenance;
+  /** The backup task's snapshot of the server's data. */
+  backup: DataBackup;
   /** The server's data folder (database file, repository, keys, tls/). */
   dataDir: string;
   clock: Clock;
   log: Logger;
   /** The URL agents and installers reach this server at. */
   publicUrl(): string;
+}
+
+export interface ReportQueries {
+  runs: Pick<RunStore, 'pageFinalRunsUpdatedBetween' | 'latestStates'>;
+  deploymentStates: Pick<DeploymentStore, 'listStates'>;
+  devices: Pick<DeviceStore, 'getDevices'>;
+}
+
+export interface DatabaseMaintenance {
+  settings: Pick<SettingsStore, 'serverSettings'>;
+  sessions: Pick<AuthService, 'purgeExpiredSessions'>;
+  events: Pick<EventStore, 'purgeBefore'>;
+  runs: Pick<RunStore, 'purgeRunsBefore'>;
+  serverTaskRuns: Pick<ServerTaskStore, 'purgeRunsBefore'>;
+  /**
+   * Size and vacuum act on the database as a whole, so they are bound to it here rather than
+   * handing the type the `Db`: the type says which tables, never reaches a query builder.
+   */
+  size(): Promise<DatabaseSize>;
+  vacuum(mode: VacuumMode, tables: readonly string[], signal?: AbortSignal): Promise<string[]>;
+}
+
+export interface DataBackup {
+  /**
+   * createBackup (backup/create.ts) on this server's database. The dump needs the `Db` itself
+   * (SQLite online backup, pg_dump with its connection, or a logical dump of every table), so
+   * the builder binds it and the type passes everything else: no type holds the raw database.
+   */
+  create(o: Omit<BackupOptions, 'db'>): Promise<BackupOutcome>;
 }
 
 export interface ServerTaskContext extends ServerTaskEnvironment {

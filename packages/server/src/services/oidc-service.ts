@@ -44,6 +44,7 @@ import { pinnedFetch } from '@garrison/protocol/tls';
 import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { hashSecret, newId, newSecret, sameHash } from '../ids.ts';
+import type { SignInStore } from '../storage/sign-in-store.ts';
 import type { AdminStore, StoredGrant } from '../storage/admin-store.ts';
 import type { SettingsStore } from '../storage/settings-store.ts';
 import { authorize, type Actor } from './actor.ts';
@@ -58,7 +59,7 @@ export const OIDC_SETTINGS_KEY = 'oidc';
 export const OIDC_STATE_TTL_MS = 10 * 60_000;
 /** How long the console has to exchange the one-time code. */
 export const OIDC_CODE_TTL_MS = 60_000;
-/** Bounds the memory of pending sign-ins, which anyone may start: the oldest go first. */
+/** Bounds the pending sign-ins, which anyone may start: the oldest go first. */
 const MAX_PENDING = 10_000;
 /** Discovery documents are read again after this, or at once after a settings change. */
 const DISCOVERY_TTL_MS = 3600_000;
@@ -156,13 +157,14 @@ export class OidcService {
   readonly #clock: Clock;
   readonly #events: EventService;
   readonly #log: Logger;
-  readonly #logins = new Map<string, PendingLogin>();
-  readonly #sessions = new Map<string, PendingSession>();
+  /** Pending sign-ins and one-time codes, sealed, in the database: any instance may take the next step. */
+  readonly #pending: SignInStore;
   #discovered: { key: string; at: number; config: client.Configuration } | null = null;
   /** Sign-ins of one identity run one at a time, so that two first sign-ins create one administrator. */
   readonly #identityLocks = new Map<string, Promise<unknown>>();
 
-  constructor(deps: { settings: SettingsStore; secrets: SecretService; store: AdminStore; auth: AuthService; admins: AdminService; catalog: Catalog; clock: Clock; events: EventService; log: Logger }) {
+  constructor(deps: { settings: SettingsStore; secrets: SecretService; store: AdminStore; auth: AuthService; admins: AdminService; catalog: Catalog; clock: Clock; events: EventService; log: Logger; pending: SignInStore }) {
+    this.#pending = deps.pending;
     this.#settings = deps.settings;
     this.#secrets = deps.secrets;
     this.#store = deps.store;
@@ -313,12 +315,13 @@ export class OidcService {
 
   // The browser leg
 
-  #sweep(): void {
-    const now = this.#clock.now().getTime();
-    for (const map of [this.#logins, this.#sessions] as Map<string, { expires: number }>[]) {
-      for (const [k, v] of map) if (v.expires <= now) map.delete(k);
-      while (map.size >= MAX_PENDING) map.delete(map.keys().next().value!);
-    }
+  async #keep(kind: 'login' | 'session', key: string, value: PendingLogin | PendingSession): Promise<void> {
+    const now = this.#clock.now();
+    await this.#pending.put(key, kind, this.#secrets.encrypt(JSON.stringify(value)), new Date(value.expires).toISOString(), now.toISOString(), MAX_PENDING);
+  }
+  async #take<T extends PendingLogin | PendingSession>(kind: 'login' | 'session', key: string): Promise<T | undefined> {
+    const sealed = await this.#pending.take(key, kind, this.#clock.now().toISOString());
+    return sealed === undefined ? undefined : (JSON.parse(this.#secrets.decrypt(sealed)) as T);
   }
   /**
    * Starts a sign-in: the provider's authorization URL (PKCE S256, state, nonce) and the value
@@ -342,8 +345,7 @@ export class OidcService {
       state,
       nonce,
     });
-    this.#sweep();
-    this.#logins.set(state, { codeVerifier, nonce, redirectUri, binding: hashSecret(binding), expires: this.#clock.now().getTime() + OIDC_STATE_TTL_MS });
+    await this.#keep('login', hashSecret(state), { codeVerifier, nonce, redirectUri, binding: hashSecret(binding), expires: this.#clock.now().getTime() + OIDC_STATE_TTL_MS });
     return { url: url.href, binding };
   }
 
@@ -355,8 +357,7 @@ export class OidcService {
   async completeLogin(query: Record<string, string>, binding: string | undefined, address: string): Promise<string> {
     let claims: Claims | null = null;
     try {
-      const pending = query.state ? this.#logins.get(query.state) : undefined;
-      if (query.state) this.#logins.delete(query.state);
+      const pending = query.state ? await this.#take<PendingLogin>('login', hashSecret(query.state)) : undefined;
       if (!pending || pending.expires <= this.#clock.now().getTime()) throw new AppError('OIDC_STATE_INVALID', 'this sign-in is unknown, expired or completed already; start again');
       if (!binding || !sameHash(pending.binding, hashSecret(binding))) throw new AppError('OIDC_STATE_INVALID', 'this sign-in was started in another browser; start again');
       const s = await this.#enabledSettings();
@@ -391,9 +392,8 @@ export class OidcService {
       const issuer = config.serverMetadata().issuer;
       const c = claims;
       const admin = await this.#serialized(`${issuer}\n${c.sub}`, () => this.#mapIdentity(s, issuer, c));
-      this.#sweep();
       const code = newSecret();
-      this.#sessions.set(hashSecret(code), { adminId: admin.id, name: admin.name, binding: hashSecret(binding), expires: this.#clock.now().getTime() + OIDC_CODE_TTL_MS });
+      await this.#keep('session', hashSecret(code), { adminId: admin.id, name: admin.name, binding: hashSecret(binding), expires: this.#clock.now().getTime() + OIDC_CODE_TTL_MS });
       return code;
     } catch (err) {
       const e = err instanceof AppError ? err : new AppError('OIDC_SIGN_IN_FAILED', 'the sign-in failed');
@@ -468,8 +468,7 @@ export class OidcService {
   /** The console's exchange of the one-time code (single use, 60 s, the same browser) for a session. */
   async exchange(code: string, binding: string | undefined, address: string): Promise<{ token: string; expiresAt: string; name: string }> {
     const key = hashSecret(code);
-    const pending = this.#sessions.get(key);
-    this.#sessions.delete(key);
+    const pending = await this.#take<PendingSession>('session', key);
     let failure: ErrorCode | null = null;
     if (!pending || pending.expires <= this.#clock.now().getTime() || !binding || !sameHash(pending.binding, hashSecret(binding))) failure = 'OIDC_CODE_INVALID';
     else if ((await this.#store.getAdmin(pending.adminId))?.disabledAt !== null) failure = 'UNAUTHENTICATED';

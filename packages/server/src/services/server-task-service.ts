@@ -38,11 +38,12 @@ export class ServerTaskService {
   readonly #events: EventService;
   readonly #clock: Clock;
   readonly #tree: () => GroupTree;
-  /** For the types' own checks (they may look up groups, tasks, …). */
-  env: ServerTaskEnvironment | null = null;
+  /** For the types' own checks (they may look up groups, tasks, …): the environment they run in. */
+  readonly #env: ServerTaskEnvironment;
 
-  constructor(deps: { store: ServerTaskStore; types: ServerTaskTypes; runner: ServerTaskRunner; secrets: SecretService; events: EventService; clock: Clock; tree: () => GroupTree }) {
+  constructor(deps: { store: ServerTaskStore; types: ServerTaskTypes; runner: ServerTaskRunner; secrets: SecretService; events: EventService; clock: Clock; tree: () => GroupTree; env: ServerTaskEnvironment }) {
     this.#tree = deps.tree;
+    this.#env = deps.env;
     this.#store = deps.store;
     this.#types = deps.types;
     this.#runner = deps.runner;
@@ -76,7 +77,7 @@ export class ServerTaskService {
       }
     }
     if (issues.length) throw new AppError('SCHEDULE_INVALID', issues.join('; '), { issues });
-    await this.#types.validateSettings(t.type, t.settings, this.env!);
+    await this.#types.validateSettings(t.type, t.settings, this.#env);
     await this.#secrets.assertRefsExist(t.settings);
   }
 

@@ -323,7 +323,7 @@ export interface ServerTaskRunsTable {
  * Tables about the processes running now, not data: a backup carries none of their rows
  * (a restored database has no instance running, and its agents are offline until they connect).
  */
-export const RUNTIME_TABLES: readonly string[] = ['server_instances', 'agent_presence'];
+export const RUNTIME_TABLES: readonly string[] = ['server_instances', 'agent_presence', 'sign_in_pending'];
 
 /** Migration 0012: running server instances and their leases. */
 export interface ServerInstancesTable {
@@ -350,7 +350,16 @@ export interface PackageArchiveChunksTable {
   data: Buffer;
 }
 
+/** Migration 0012: sign-ins in progress (OpenID Connect state, one-time codes), sealed. */
+export interface SignInPendingTable {
+  key: string;
+  kind: string;
+  sealed: string;
+  expires_at: string;
+}
+
 export interface Database {
+  sign_in_pending: SignInPendingTable;
   server_instances: ServerInstancesTable;
   agent_presence: AgentPresenceTable;
   package_archive_chunks: PackageArchiveChunksTable;

@@ -13,6 +13,9 @@
  *   (each keeps a copy on its own disk as a cache).
  * - `admins.totp_last_step`: the time step of the last second-factor code accepted, so that a
  *   code works once across every instance (it was remembered in one instance's memory).
+ * - `sign_in_pending`: OpenID Connect sign-ins in progress and their one-time codes, sealed,
+ *   so that the provider's callback and the console's exchange may reach any instance (they
+ *   were in the memory of the instance that started the sign-in).
  * - `runs_request`: a run-now stored by one instance is delivered by every other to its own
  *   connected targets, which each finds by the request id.
  */
@@ -39,6 +42,14 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .execute();
   await db.schema.createIndex('agent_presence_instance_seq').on('agent_presence').columns(['instance_id', 'seq']).execute();
   await db.schema.alterTable('admins').addColumn('totp_last_step', 'integer').execute();
+  await db.schema
+    .createTable('sign_in_pending')
+    .addColumn('key', 'text', (c) => c.primaryKey())
+    .addColumn('kind', 'text', (c) => c.notNull())
+    .addColumn('sealed', 'text', (c) => c.notNull())
+    .addColumn('expires_at', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema.createIndex('sign_in_pending_expires').on('sign_in_pending').column('expires_at').execute();
   await db.schema.createIndex('runs_request').on('runs').columns(['request_id', 'state']).execute();
   await db.schema
     .createTable('package_archive_chunks')
