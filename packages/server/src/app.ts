@@ -283,7 +283,21 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
     tls: config.tls ?? {},
     log: { info: (msg) => log.info(msg), warn: (msg) => log.warn(msg) },
   });
-  const repository = new RepositoryService({ store: stores.packages, dir: path.join(config.dataDir, 'repository'), key: signingKey, clock, events, tree: () => catalog.tree });
+  const repository = new RepositoryService({
+    store: stores.packages,
+    dir: path.join(config.dataDir, 'repository'),
+    key: signingKey,
+    clock,
+    events,
+    tree: () => catalog.tree,
+    bus,
+    // New content in the master repository replans deployments and fires the server tasks waiting for it
+    // (the runner is made below; content arrives only once the server runs).
+    onContent: async (pkg) => {
+      await deployments.repositoryChanged(pkg.product).catch((err: unknown) => log.error({ err }, 'replanning deployments failed'));
+      await serverTaskRunner.fireEvent('repository-content', `${pkg.product} ${pkg.version}`).catch((err: unknown) => log.error({ err }, 'firing repository-content server tasks failed'));
+    },
+  });
   // Archives kept only on this disk go into the database; cached ones no package names any more go.
   await repository.syncLocalArchives();
   const enrolment = new EnrolmentService({ tokens: stores.tokens, devices: stores.devices, catalog, clock, events, signingPublicKey: signingKey.publicKeyPem, bus });
@@ -314,15 +328,22 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
     ),
   });
   let publicUrl = config.publicUrl ?? '';
-  const push = await PushService.start({ db, catalog, clock, events, log, tokens: enrolment });
-  // Push installation runs the Linux installer link of the target group on each host.
-  push.installCommands = {
-    async unixInstallCommand(actor, groupId, opts) {
-      // The job's own link: push:run on the group (checked by the push service) covers it, without tokens:write.
-      const link = await installers.create({ kind: 'system', name: actorName(actor) }, { groupId, name: `push installation to ${catalog.tree.path(groupId)}`, expiresInMinutes: opts.expiresInMinutes, maxUses: opts.uses, serverUrl: publicUrl });
-      return { command: installers.unixCommand(publicUrl, link.tokenValue, opts.installDir), tokenId: link.token.id };
+  const push = await PushService.start({
+    db,
+    catalog,
+    clock,
+    events,
+    log,
+    tokens: enrolment,
+    // Push installation runs the Linux installer link of the target group on each host.
+    installCommands: {
+      async unixInstallCommand(actor, groupId, opts) {
+        // The job's own link: push:run on the group (checked by the push service) covers it, without tokens:write.
+        const link = await installers.create({ kind: 'system', name: actorName(actor) }, { groupId, name: `push installation to ${catalog.tree.path(groupId)}`, expiresInMinutes: opts.expiresInMinutes, maxUses: opts.uses, serverUrl: publicUrl });
+        return { command: installers.unixCommand(publicUrl, link.tokenValue, opts.installDir), tokenId: link.token.id };
+      },
     },
-  };
+  });
   // Server tasks (issues 6, 14): the types get named, narrow members of the stores and services
   // above, built once; no type needs the server task service, so nothing is patched in later.
   const serverTaskEnv = serverTaskEnvironment({ db, stores, catalog, groups, devices, deployments, repository, enrolment, installers, auth, trust: tls, dataDir: config.dataDir, clock, log, publicUrl: () => publicUrl });
@@ -330,11 +351,6 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
   const serverTaskRunner = new ServerTaskRunner({ store: stores.serverTasks, types: serverTaskTypes, env: serverTaskEnv, events, secrets, live, tickMs: config.serverTaskTickMs, leaseMs: config.serverTaskLeaseMs });
   const serverTasks = new ServerTaskService({ store: stores.serverTasks, types: serverTaskTypes, runner: serverTaskRunner, secrets, events, clock, tree: () => catalog.tree, env: serverTaskEnv });
   const services: Services = { installers, trust: tls, identity, auth, admins, oidc, limits, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence, repository, deployments, push, live, serverTasks };
-  // New content in the master repository replans deployments and fires the server tasks waiting for it.
-  repository.onContent = async (pkg) => {
-    await deployments.repositoryChanged(pkg.product).catch((err: unknown) => log.error({ err }, 'replanning deployments failed'));
-    await serverTaskRunner.fireEvent('repository-content', `${pkg.product} ${pkg.version}`).catch((err: unknown) => log.error({ err }, 'firing repository-content server tasks failed'));
-  };
   const defaultsMarker = newId();
   await serverTasks.ensureDefaults(DEFAULT_SERVER_TASKS, async () => (await stores.settings.setIfAbsent('server-tasks.defaults-created', defaultsMarker)) === defaultsMarker);
   const consoleDir = config.consoleDir === undefined ? defaultConsoleDir() : config.consoleDir;

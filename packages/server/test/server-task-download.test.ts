@@ -2,7 +2,7 @@
  * Server task "repository-download": packages pulled from another real Garrison server
  * (pinned CA, API token, upstream signatures) and from signed feeds in a folder, over HTTP and
  * over HTTPS with a private CA. Only verified packages land, re-signed with the downstream's
- * key, audited and announced through onContent; tampered archives and indexes land nothing.
+ * key, audited and announced (repository.content); tampered archives and indexes land nothing.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -61,13 +61,8 @@ for (const kind of dbKinds) {
       // Registered here until types.ts lists it; then the built-in list has it already.
       const serverTaskTypes = builtinServerTaskTypes.some((x) => x.type === task.type) ? [] : [task];
       [up, down] = await Promise.all([startTestServer(kind), startTestServer(kind, { serverTaskTypes })]);
-      // Observe onContent (what deployments and "repository-content" tasks hang on) without replacing it.
-      const repo = down.server.services.repository;
-      const previous = repo.onContent;
-      repo.onContent = async (pkg) => {
-        announced.push(`${pkg.product} ${pkg.version}`);
-        await previous(pkg);
-      };
+      // Observe the announcement (what deployments, "repository-content" tasks and the other instances hang on).
+      down.server.bus.on('repository.content', (e) => void announced.push(`${e.product} ${e.version}`));
     });
     after(async () => {
       await Promise.all([up?.close(), down?.close()]);

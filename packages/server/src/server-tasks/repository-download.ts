@@ -11,7 +11,7 @@
  * the same product and version (and, where the source signed it, be the signed manifest).
  * Only then is it checked in through RepositoryService.add, the same path as an upload, so
  * the package is re-signed with this server's key, audited ("audit.repository.added") and
- * announced through onContent: deployments replan and "repository-content" server tasks fire.
+ * announced (RepositoryService onContent and the bus's repository.content): deployments replan and "repository-content" server tasks fire.
  *
  * A package that fails its checks is refused (a warning; it never lands) and the others still
  * land; when every package is refused the run fails; a source that cannot be trusted (CA pin, index signature) fails the run before any

@@ -17,7 +17,7 @@ export function wireInstanceSync(deps: {
   catalog: Catalog;
   presence: FleetPresence;
   enrolment: Pick<EnrolmentService, 'forgetCredential'>;
-  deployments: Pick<DeploymentService, 'load'>;
+  deployments: Pick<DeploymentService, 'load' | 'reloadPackages'>;
   identity: Pick<IdentityService, 'load'>;
   log: Logger;
 }): void {
@@ -50,6 +50,10 @@ export function wireInstanceSync(deps: {
   });
   bus.on('device.enrolled', async (e, origin) => {
     if (origin === 'remote') await catalog.loadDevice(e.deviceId);
+  });
+  // A package checked in elsewhere: deployment plans here know it (its instance nudges the devices).
+  bus.on('repository.content', async (_e, origin) => {
+    if (origin === 'remote') await deps.deployments.reloadPackages();
   });
   bus.on('deployments.changed', async (e, origin) => {
     if (origin === 'remote') await deps.deployments.load();

@@ -44,6 +44,7 @@ import { actorName, authorize, authorizeAnywhere, Permission, type Actor } from 
 import type { GroupTree } from '@garrison/core';
 import type { EventService } from './event-service.ts';
 import type { SigningKey } from './signing.ts';
+import type { DomainBus } from './domain-bus.ts';
 
 const manifestChecker = checker(PackageManifest);
 /**
@@ -110,11 +111,25 @@ export class RepositoryService {
   readonly #adding = new Map<string, number>();
   /**
    * Called when a package enters a branch: deployments and "new content" triggers follow.
-   * Awaited, so that once a check-in or promotion has answered, deployment plans know the package.
+   * Awaited, so that once a check-in or promotion has answered, deployment plans know the
+   * package. The other instances hear `repository.content` on the bus.
    */
-  onContent: (pkg: RepositoryPackage) => Promise<void> = async () => {};
+  readonly #onContent: (pkg: RepositoryPackage) => Promise<void>;
+  readonly #bus: DomainBus;
 
-  constructor(deps: { store: PackageStore; archives?: ArchiveStore; dir: string; key: SigningKey; clock: Clock; events: EventService; tree: () => GroupTree }) {
+  constructor(deps: {
+    store: PackageStore;
+    archives?: ArchiveStore;
+    dir: string;
+    key: SigningKey;
+    clock: Clock;
+    events: EventService;
+    tree: () => GroupTree;
+    bus: DomainBus;
+    onContent?: (pkg: RepositoryPackage) => Promise<void>;
+  }) {
+    this.#bus = deps.bus;
+    this.#onContent = deps.onContent ?? (async () => {});
     this.#tree = deps.tree;
     this.#store = deps.store;
     this.#archives = deps.archives ?? deps.store.archives;
@@ -315,7 +330,7 @@ export class RepositoryService {
       // statement, but may have run just before our insert): store them again.
       if (!(await this.#archives.has(sha256))) await this.#archives.put(sha256, this.archivePath(sha256));
       await this.#events.audit(actor, 'repository.added', `${pkg.product} ${pkg.version} checked into ${branch ?? 'the repository (no branch)'}`, { product: pkg.product, data: { packageId: pkg.id, sha256, size } });
-      if (branch) await this.onContent(pkg);
+      if (branch) await this.#announce(pkg);
       return pkg;
     } finally {
       await rm(tmp, { force: true });
@@ -366,8 +381,12 @@ export class RepositoryService {
     await this.#store.placeInBranch(pkg, branch, false);
     await this.#events.audit(actor, 'repository.promoted', `${pkg.product} ${pkg.version} moved to ${branch ?? 'no branch'}`, { product: pkg.product, data: { packageId: id, from: pkg.branch, to: branch } });
     const moved = (await this.#store.get(id))!;
-    if (branch) await this.onContent(moved);
+    if (branch) await this.#announce(moved);
     return moved;
+  }
+  async #announce(pkg: RepositoryPackage): Promise<void> {
+    this.#bus.publish({ type: 'repository.content', product: pkg.product, version: pkg.version });
+    await this.#onContent(pkg);
   }
   async remove(actor: Actor, id: string): Promise<void> {
     authorize(actor, Permission.manageRepository, this.#tree());
