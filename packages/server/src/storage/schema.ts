@@ -358,7 +358,17 @@ export interface SignInPendingTable {
   expires_at: string;
 }
 
+/** Migration 0012: the index of offline installation packages (`info` is InstallationPackageInfo as JSON). */
+export interface InstallationPackagesTable {
+  name: string;
+  group_id: string;
+  sha256: string;
+  info: string;
+  created_at: string;
+}
+
 export interface Database {
+  installation_packages: InstallationPackagesTable;
   sign_in_pending: SignInPendingTable;
   server_instances: ServerInstancesTable;
   agent_presence: AgentPresenceTable;

@@ -16,6 +16,9 @@
  * - `sign_in_pending`: OpenID Connect sign-ins in progress and their one-time codes, sealed,
  *   so that the provider's callback and the console's exchange may reach any instance (they
  *   were in the memory of the instance that started the sign-in).
+ * - `installation_packages`: the index of offline installation packages made by the server task
+ *   (it was a folder of JSON files on the instance that made them), so every instance lists,
+ *   serves and deletes them; their bytes go into `package_archive_chunks` by SHA-256.
  * - `runs_request`: a run-now stored by one instance is delivered by every other to its own
  *   connected targets, which each finds by the request id.
  */
@@ -50,6 +53,14 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn('expires_at', 'text', (c) => c.notNull())
     .execute();
   await db.schema.createIndex('sign_in_pending_expires').on('sign_in_pending').column('expires_at').execute();
+  await db.schema
+    .createTable('installation_packages')
+    .addColumn('name', 'text', (c) => c.primaryKey())
+    .addColumn('group_id', 'text', (c) => c.notNull())
+    .addColumn('sha256', 'text', (c) => c.notNull())
+    .addColumn('info', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .execute();
   await db.schema.createIndex('runs_request').on('runs').columns(['request_id', 'state']).execute();
   await db.schema
     .createTable('package_archive_chunks')
