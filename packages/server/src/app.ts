@@ -110,6 +110,11 @@ export interface ServerConfig {
   /** How often server task schedules are checked (default 5 s) and how long a run's claim lasts unless renewed (default 60 s). */
   serverTaskTickMs?: number;
   serverTaskLeaseMs?: number;
+  /**
+   * With other instances on the database: how long this instance's lease on its row lasts
+   * (default 15 s, renewed every third of it). Its agents read offline elsewhere when it runs out.
+   */
+  instanceLeaseMs?: number;
   /** Server task types besides the built-in ones (a server plug-in's, or a test's). */
   serverTaskTypes?: readonly ServerTaskType[];
 }
@@ -271,7 +276,7 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
   const groups = new GroupService({ store: stores.groups, catalog, clock, events, bus });
   await groups.ensureRoot();
   // Who is online, here and on the other instances; the hub adds this instance's connections.
-  const presence = new FleetPresence({ bus, store: new PresenceStore(db), clock, log, onRemoteChange: () => live.publishHere('presence') });
+  const presence = new FleetPresence({ bus, store: new PresenceStore(db), clock, log, leaseMs: config.instanceLeaseMs, onRemoteChange: () => live.publishHere('presence') });
   const devices = new DeviceService({ store: stores.devices, catalog, clock, events, presence, bus });
   // Instances on one database share these keys (instance-keys.ts): the first stores them, sealed,
   // the others take them; one whose own keys differ refuses to start, plainly.

@@ -19,6 +19,7 @@ import type { Run, Task } from '@garrison/protocol';
 import { agentCli, apiClient, pgSkip, postgresKind, startAgent, startTestServer, tempDir, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
 
 const HAPROXY = '/usr/sbin/haproxy';
+const LEASE_MS = 3000;
 const skip = pgSkip || (existsSync(HAPROXY) ? false : 'HAProxy is not installed (apt-get install haproxy): the load-balanced instance test is skipped');
 
 async function freePort(): Promise<number> {
@@ -38,7 +39,8 @@ interface Instance {
 async function startInstance(t: TestServer): Promise<Instance> {
   const dataDir = await tempDir('garrison-instance-');
   const secretKey = (await readFile(path.join(t.dataDir, 'secret.key'), 'utf8')).trim();
-  const child = spawn(process.execPath, [path.join(import.meta.dirname, 'support/instance-process.ts'), dataDir, JSON.stringify(t.database)], {
+  // A short lease, so that its agents read offline soon after it is killed.
+  const child = spawn(process.execPath, [path.join(import.meta.dirname, 'support/instance-process.ts'), dataDir, JSON.stringify(t.database), JSON.stringify({ instanceLeaseMs: LEASE_MS })], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, GARRISON_SECRET_KEY: secretKey },
   });
@@ -189,7 +191,12 @@ describe('several instances on one PostgreSQL behind HAProxy', { skip }, () => {
         return rs.filter((r) => r.state === 'running').length === rest.length;
       }, { what: 'the slow run running on the three agents', timeoutMs: 20_000, output });
       const wereOnB = rest.filter((x) => !a.server.presence.isOnlineHere(x.deviceId));
+      // One more agent that knows only B's own address: it cannot move when B dies.
+      const stranded = await startAgent(a, g.body.id, 'b-only', { serverUrl: b.url });
+      agents.push(stranded);
+      await waitFor(async () => (await a.api<{ online: boolean }>('GET', `/api/v1/devices/${stranded.deviceId}`)).body.online, { what: 'the B-only agent online, seen from A', output });
       b.child.kill('SIGKILL');
+      const killedAt = Date.now();
       await new Promise((r) => b!.child.once('exit', r));
       await writeFile(marker, '');
       let states = '';
@@ -200,6 +207,9 @@ describe('several instances on one PostgreSQL behind HAProxy', { skip }, () => {
         return rest.every((x) => rs.find((r) => r.deviceId === x.deviceId)?.state === 'succeeded');
       }, { what: 'every result stored after B died', timeoutMs: 60_000, output: () => `${states}\n${output()}` });
       await waitFor(async () => wereOnB.every((x) => a.server.presence.isOnlineHere(x.deviceId)), { what: "B's agents connected to A", timeoutMs: 30_000, output });
+      // The agent stranded on the dead instance reads offline once B's lease has run out (B never said goodbye).
+      await waitFor(async () => !(await a.api<{ online: boolean }>('GET', `/api/v1/devices/${stranded.deviceId}`)).body.online, { what: 'the stranded agent offline within the lease', timeoutMs: LEASE_MS * 2 + 5000, output });
+      assert.ok(Date.now() - killedAt >= LEASE_MS / 3, 'offline because the lease ran out, not before');
     } finally {
       await Promise.all(agents.map((x) => x.stop().catch(() => {})));
       lb?.child.kill('SIGKILL');

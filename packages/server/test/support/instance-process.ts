@@ -2,14 +2,15 @@
  * One server instance in a process of its own, so that a test can kill it (SIGKILL: a crash,
  * not a clean stop). argv[2] is the data folder, argv[3] the database configuration as JSON;
  * the secret-store key comes from GARRISON_SECRET_KEY, as an operator joining an instance
- * gives it. Prints the line `READY { url, port, instanceId }` when it listens (logs go to stdout too).
+ * gives it; argv[4], optional, more server configuration as JSON. Prints the line `READY { url, port, instanceId }` when it listens (logs go to stdout too).
  */
 import { pino } from 'pino';
-import { startServer } from '../../src/app.ts';
+import { startServer, type ServerConfig } from '../../src/app.ts';
 import type { DatabaseConfig } from '../../src/storage/database.ts';
 
-const [dataDir, database] = [process.argv[2]!, JSON.parse(process.argv[3]!) as DatabaseConfig];
+const [dataDir, database, more] = [process.argv[2]!, JSON.parse(process.argv[3]!) as DatabaseConfig, JSON.parse(process.argv[4] ?? '{}') as Partial<ServerConfig>];
 const server = await startServer({
+  ...more,
   dataDir,
   database,
   port: 0,
