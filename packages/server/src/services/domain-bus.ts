@@ -80,8 +80,6 @@ export class DomainBus {
   readonly #handlers = new Map<DomainEventType, Handler<DomainEventType>[]>();
   readonly #resync: (() => void | Promise<void>)[] = [];
   #transport: BusTransport | null = null;
-  /** Remote events handled, for tests and metrics. */
-  received = 0;
 
   constructor(opts: { instanceId: string; log: Logger }) {
     this.instanceId = opts.instanceId;
@@ -172,7 +170,6 @@ export class DomainBus {
       return;
     }
     if (msg.from === this.instanceId || !msg.event || typeof msg.event.type !== 'string' || !this.#handlers.has(msg.event.type as DomainEventType)) return;
-    this.received++;
     this.#deliver(msg.event as DomainEvent, 'remote');
   }
 }
