@@ -57,7 +57,7 @@ export interface DeclaredRoute {
  * before any route is added. Returns every route with its declaration as they are added, for
  * the test that proves none is missing and that each refuses whom it must.
  */
-export function installAccessControl(app: FastifyInstance, s: Services): DeclaredRoute[] {
+export function installAccessControl(app: FastifyInstance, s: Pick<Services, 'auth' | 'catalog' | 'enrolment'>): DeclaredRoute[] {
   const declaredRoutes: DeclaredRoute[] = [];
   app.addHook('onRoute', (route) => {
     const declared = route.config?.access ?? pluginRouteAccess(route);

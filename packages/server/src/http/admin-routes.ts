@@ -139,7 +139,7 @@ function doc(tag: string, summary: string, access: { access: RouteAccess }, part
 const read = needs(Permission.read);
 
 
-export function registerAdminRoutes(app: FastifyInstance, s: Services): void {
+export function registerAdminRoutes(app: FastifyInstance, s: Pick<Services, 'admins' | 'auth' | 'catalog' | 'devices' | 'enrolment' | 'events' | 'groups' | 'identity' | 'limits' | 'plugins' | 'runs' | 'secrets' | 'settings' | 'tasks'>): void {
   const p = '/api/v1';
 
   // Identity and API tokens

@@ -29,7 +29,7 @@ const checkInChecker = checker(CheckInRequest);
 const reportsChecker = checker(ReportsRequest);
 const rotationChecker = checker(CredentialRotation);
 
-export function registerAgentRoutes(app: FastifyInstance, s: Services): void {
+export function registerAgentRoutes(app: FastifyInstance, s: Pick<Services, 'agents' | 'enrolment' | 'identity' | 'trust'>): void {
   const device = { config: deviceAccess, schema: { tags: ['agent'], hide: true } };
   // Public: clients check it against the fingerprint they were given before trusting it.
   app.get(AGENT_CA_PATH, { config: publicAccess, schema: { tags: ['agent'], summary: "The server's CA certificate (PEM), for clients that hold its fingerprint", security: [] } }, async (_req, reply) => {

@@ -47,7 +47,7 @@ const NOT_CONSOLE = /^\/(api|agent|install|docs)(\/|$)/;
 const LIVE_COALESCE_MS = 1000;
 const LIVE_RECHECK_MS = 60_000;
 
-export async function registerConsoleRoutes(app: FastifyInstance, s: Services, consoleDir: string | null): Promise<void> {
+export async function registerConsoleRoutes(app: FastifyInstance, s: Pick<Services, 'auth' | 'deployments' | 'devices' | 'events' | 'live' | 'runs' | 'tasks'>, consoleDir: string | null): Promise<void> {
   const p = '/api/v1';
   // Only routes that ask for it are limited (sign-in); agents and the API are not.
   await app.register(rateLimit, {

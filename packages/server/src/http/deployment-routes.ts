@@ -28,7 +28,7 @@ const ComplianceQuery = Type.Object(
   { additionalProperties: false },
 );
 
-export function registerDeploymentRoutes(app: FastifyInstance, s: Services): void {
+export function registerDeploymentRoutes(app: FastifyInstance, s: Pick<Services, 'deployments'>): void {
   const p = '/api/v1';
   app.get(`${p}/deployments`, { config: needs(Permission.read), schema: { tags: ['deployment'], summary: 'Product assignments (all, or those set on one group)', querystring: ListQuery } }, async (req) =>
     s.deployments.list(req.actor!, (req.query as Static<typeof ListQuery>).groupId),

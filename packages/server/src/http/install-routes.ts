@@ -35,7 +35,7 @@ export function requestServerUrl(req: FastifyRequest, fallback: string): string 
   return host && HOST.test(host) ? `https://${host}` : fallback;
 }
 
-export function registerInstallRoutes(app: FastifyInstance, s: Services, serverUrl: () => string): void {
+export function registerInstallRoutes(app: FastifyInstance, s: Pick<Services, 'installers'>, serverUrl: () => string): void {
   app.post(
     '/api/v1/installers',
     {

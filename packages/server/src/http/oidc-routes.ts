@@ -36,7 +36,7 @@ function errorCode(err: unknown): string {
   return err instanceof AppError ? err.code : 'INTERNAL';
 }
 
-export function registerOidcRoutes(app: FastifyInstance, s: Services): void {
+export function registerOidcRoutes(app: FastifyInstance, s: Pick<Services, 'oidc'>): void {
   const p = '/api/v1';
 
   app.get(`${p}/settings/oidc`, { config: needs(Permission.read), schema: { tags: ['auth'], summary: 'Sign-in with OpenID Connect: the settings (the client secret only as its secret reference; read on the root group)' } }, async (req) =>

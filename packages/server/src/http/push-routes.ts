@@ -8,7 +8,7 @@ import { needs } from './access.ts';
 
 const JobParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
 
-export function registerPushRoutes(app: FastifyInstance, s: Services): void {
+export function registerPushRoutes(app: FastifyInstance, s: Pick<Services, 'push'>): void {
   const p = '/api/v1/push-installs';
   app.post(
     p,

@@ -18,7 +18,7 @@ const AddQuery = Type.Object(
 );
 const PromoteBody = Type.Object({ branch: Type.Union([BranchSchema, Type.Null()]) }, { additionalProperties: false });
 
-export function registerRepositoryRoutes(app: FastifyInstance, s: Services): void {
+export function registerRepositoryRoutes(app: FastifyInstance, s: Pick<Services, 'agents' | 'deployments' | 'repository'>): void {
   const p = '/api/v1/repository';
   // Archives arrive as raw bodies and are streamed to disk, never buffered whole.
   app.addContentTypeParser(['application/gzip', 'application/x-gzip', 'application/octet-stream'], { bodyLimit: MAX_PACKAGE_BYTES }, (_req, payload, done) => done(null, payload));

@@ -27,7 +27,7 @@ function doc(summary: string, parts: { body?: TSchema; params?: TSchema; queryst
 }
 const write = needs(Permission.manageServerTasks);
 
-export function registerServerTaskRoutes(app: FastifyInstance, s: Services): void {
+export function registerServerTaskRoutes(app: FastifyInstance, s: Pick<Services, 'serverTasks'>): void {
   const p = '/api/v1/server-tasks';
   const st = s.serverTasks;
   app.get('/api/v1/server-task-types', doc('Server task types with their settings schemas'), async (req) => st.types(actor(req)));
