@@ -20,6 +20,7 @@ import { serverTaskEnvironment } from '../src/server-tasks/server-task-environme
 import { DeploymentStore } from '../src/storage/deployment-store.ts';
 import { DeviceStore } from '../src/storage/device-store.ts';
 import { EventStore } from '../src/storage/event-store.ts';
+import { PackageStore } from '../src/storage/package-store.ts';
 import { RunStore } from '../src/storage/run-store.ts';
 import { ServerTaskStore } from '../src/storage/server-task-store.ts';
 import { SettingsStore } from '../src/storage/settings-store.ts';
@@ -43,7 +44,8 @@ export const postgresKind: DbKind = {
   async make() {
     const schema = `t_${randomBytes(6).toString('hex')}`;
     return {
-      config: { kind: 'postgres', url: PG_URL!, schema },
+      // A small pool: the suite runs many servers (and instances) on one PostgreSQL at once, within its 100 connections.
+      config: { kind: 'postgres', url: PG_URL!, schema, poolSize: 4 },
       async cleanup() {
         const client = new pg.Client({ connectionString: PG_URL });
         await client.connect();
@@ -338,7 +340,7 @@ export function serverTaskContext(t: Pick<TestServer, 'server' | 'dataDir'>, ove
   const { db, services: s } = t.server;
   const env = serverTaskEnvironment({
     db,
-    stores: { runs: new RunStore(db), events: new EventStore(db), devices: new DeviceStore(db), deployments: new DeploymentStore(db), serverTasks: new ServerTaskStore(db), settings: new SettingsStore(db) },
+    stores: { runs: new RunStore(db), events: new EventStore(db), devices: new DeviceStore(db), deployments: new DeploymentStore(db), serverTasks: new ServerTaskStore(db), settings: new SettingsStore(db), packages: new PackageStore(db) },
     catalog: s.catalog,
     groups: s.groups,
     devices: s.devices,

@@ -6,7 +6,10 @@
  * subgroup, and the agent installs both products from the bundle. A copy of the bundle with a
  * tampered archive enrols but the agent refuses the archive. Another platform fails clearly
  * without leaving a token; the download routes refuse names outside the index, audit a
- * download, and revoke the token of a deleted bundle; `keep` prunes older bundles.
+ * download, and revoke the token of a deleted bundle; `keep` prunes older bundles. A bundle
+ * indexed as a JSON file before the index moved into the database is imported at the first
+ * list. On PostgreSQL, a bundle made through one instance is listed, downloaded and deleted
+ * through another with a data folder of its own (issue 14).
  *
  * The install and the routes run on SQLite only, as installer.test.ts does: they use no
  * storage of their own beyond tokens, deployments and events (tested on both databases
@@ -24,14 +27,34 @@ import type { DeviceProductState, PackageManifest, RepositoryPackage, ServerTask
 import { AppError } from '../src/errors.ts';
 import { bearer } from '../src/agent-hub/hub.ts';
 import { registerInstallationPackageRoutes } from '../src/http/installation-package-routes.ts';
+import { startServer, type GarrisonServer } from '../src/app.ts';
+import { ArchiveStore } from '../src/storage/archive-store.ts';
+import { InstallationPackageStore, type InstallationPackageInfo } from '../src/storage/installation-package-store.ts';
 import { offlineInstallScript } from '../src/services/installer-service.ts';
-import { installationPackageTaskType as taskType, listInstallationPackages } from '../src/server-tasks/installation-package.ts';
+import { installationPackageTaskType as taskType, listInstallationPackages, type InstallationPackageIndex } from '../src/server-tasks/installation-package.ts';
 import type { ServerTaskResult } from '../src/server-tasks/server-task.ts';
 import { builtinServerTaskTypes } from '../src/server-tasks/types.ts';
 import { dbKinds, serverTaskContext, sh, startTestServer, tempDir, type TestServer, waitFor } from './helpers.ts';
+import { pino } from 'pino';
+import os from 'node:os';
 import { buildArchive } from './package-fixtures.ts';
 
 const skip = process.platform !== 'linux' ? 'installation packages are tested on Linux' : false;
+
+/** What the routes and the task's index functions use, over this server's database and data folder. */
+const indexOf = (server: GarrisonServer, dataDir: string): InstallationPackageIndex => ({ dataDir, installationPackages: new InstallationPackageStore(server.db), archives: new ArchiveStore(server.db) });
+
+/** The download routes on their own app, authenticated as app.ts does (the composition root registers them on the server). */
+async function routesApp(server: GarrisonServer, dataDir: string): Promise<FastifyInstance> {
+  const app = Fastify();
+  app.addHook('onRequest', async (req) => {
+    req.actor = await server.services.auth.authenticate(bearer(req.headers.authorization));
+  });
+  app.setErrorHandler((err, _req, reply) => void reply.status(err instanceof AppError ? err.status : 500).send(err instanceof AppError ? err.toBody() : { error: { message: String(err) } }));
+  registerInstallationPackageRoutes(app, server.services, indexOf(server, dataDir));
+  await app.ready();
+  return app;
+}
 
 
 function product(id: string, version: string, extra: Partial<PackageManifest> = {}): PackageManifest {
@@ -95,14 +118,7 @@ for (const kind of dbKinds) {
       assert.equal((await t.api('PUT', `/api/v1/groups/${siteId}/deployments/offapp`, { branch: 'current' })).status, 200);
       assert.equal((await t.api('PUT', `/api/v1/groups/${siteId}/deployments/macapp`, { branch: 'current' })).status, 200);
       root = await tempDir('garrison-bundle-');
-      // The download routes on their own app, authenticated as app.ts does (the lead registers them on the server).
-      app = Fastify();
-      app.addHook('onRequest', async (req) => {
-        req.actor = await t.server.services.auth.authenticate(bearer(req.headers.authorization));
-      });
-      app.setErrorHandler((err, _req, reply) => void reply.status(err instanceof AppError ? err.status : 500).send(err instanceof AppError ? err.toBody() : { error: { message: String(err) } }));
-      registerInstallationPackageRoutes(app, t.server.services, { dataDir: t.dataDir });
-      await app.ready();
+      app = await routesApp(t.server, t.dataDir);
     });
     after(async () => {
       // A clean stop ends the launcher's embedded agent too; anything still running from the test folder is killed.
@@ -258,7 +274,7 @@ for (const kind of dbKinds) {
     });
 
     it('keeps the newest bundles of a task with "keep" (older ones deleted, tokens revoked); lists, downloads and deletes bundles over the API, refusing other names', sqliteOnly, async () => {
-      const [first] = await listInstallationPackages(t.dataDir);
+      const [first] = await listInstallationPackages(indexOf(t.server, t.dataDir));
       assert.equal(first?.taskId, apiTaskId);
       const folder = path.join(root, 'custom');
       const second = (await run({ groupId: siteId, platform: 'linux', includeProducts: false, folder, expiresInDays: 2, keep: 1 }, apiTaskId)).data as { name: string; tokenId: string; file: string; removed: string[]; products: unknown[]; tokenExpiresAt: string };
@@ -295,6 +311,87 @@ for (const kind of dbKinds) {
       assert.equal(existsSync(second.file), false);
       assert.equal((await tokens()).find((x) => x.id === second.tokenId)!.state, 'revoked');
       assert.equal((await app.inject({ method: 'GET', url: `/api/v1/installation-packages/${second.name}`, headers: auth })).statusCode, 404);
+    });
+
+    it('imports a bundle indexed as a JSON file before the index moved into the database at the first list, with its bytes', async () => {
+      const auth = { authorization: `Bearer ${t.token}` };
+      const dir = path.join(t.dataDir, 'installation-packages');
+      await mkdir(dir, { recursive: true });
+      const name = 'garrison-agent-site-linux-x64-20260101-000000.tar.gz';
+      const bytes = Buffer.from('not really a tarball, but bytes to serve');
+      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      const tokenId = (await t.api<{ id: string }>('POST', '/api/v1/enrolment-tokens', { groupId: siteId, name: 'legacy bundle' })).body.id;
+      assert.ok(tokenId);
+      const info: InstallationPackageInfo = {
+        name, file: path.join(dir, name), size: bytes.length, sha256, createdAt: '2026-01-01T00:00:00.000Z', taskId: 'legacy', runId: 'r-legacy',
+        groupId: siteId, groupPath: 'My Organization/Site', platform: 'linux-x64', serverUrl: t.server.url, agentVersion: '0.0.1', tokenId, tokenExpiresAt: null, maxUses: null, products: [],
+      };
+      await writeFile(info.file, bytes);
+      await writeFile(path.join(dir, `${name}.json`), JSON.stringify(info));
+      // A bundle file whose bundle was deleted through another instance (no row, no JSON): removed at the list.
+      const orphan = path.join(dir, 'garrison-agent-site-linux-x64-20250101-000000.tar.gz');
+      await writeFile(orphan, 'orphan');
+
+      const listed = (await app.inject({ method: 'GET', url: '/api/v1/installation-packages', headers: auth })).json<(InstallationPackageInfo & { available: boolean })[]>();
+      assert.deepEqual(listed.filter((b) => b.name === name).map((b) => [b.sha256, b.available]), [[sha256, true]]);
+      assert.equal(existsSync(path.join(dir, `${name}.json`)), false);
+      assert.equal(existsSync(orphan), false);
+      assert.equal(await new ArchiveStore(t.server.db).has(sha256), true);
+      // Served from the database once the file is gone from this disk.
+      await rm(info.file);
+      const dl = await app.inject({ method: 'GET', url: `/api/v1/installation-packages/${name}`, headers: auth });
+      assert.equal(dl.statusCode, 200);
+      assert.deepEqual(dl.rawPayload, bytes);
+      assert.equal(dl.headers['x-checksum-sha256'], sha256);
+      assert.equal((await app.inject({ method: 'DELETE', url: `/api/v1/installation-packages/${name}`, headers: auth })).statusCode, 204);
+      assert.equal((await tokens()).find((x) => x.id === tokenId)!.state, 'revoked');
+      assert.equal(await new ArchiveStore(t.server.db).has(sha256), false);
+      assert.equal(await new InstallationPackageStore(t.server.db).find(name), null);
+    });
+
+    it('serves a bundle made through one instance from another with its own data folder: listed, downloaded, deleted (token revoked, gone from both)', { skip: kind.name === 'sqlite' ? 'one SQLite database has one instance' : false }, async () => {
+      const made = (await run({ groupId: branchId, platform: 'linux', includeProducts: false }, 'task-shared')).data as { name: string; file: string; size: number; sha256: string; tokenId: string };
+      assert.equal(path.dirname(made.file), path.join(t.dataDir, 'installation-packages'));
+      const otherDir = await tempDir('garrison-instance-b-');
+      let b: GarrisonServer | null = null;
+      let appB: FastifyInstance | null = null;
+      try {
+        // Joined as an operator joins an instance: the database and the secret-store key, nothing of A's folder.
+        b = await startServer({
+          dataDir: otherDir,
+          database: t.database,
+          secretKey: Buffer.from((await readFile(path.join(t.dataDir, 'secret.key'), 'utf8')).trim(), 'base64'),
+          port: 0,
+          logger: pino({ level: process.env.GARRISON_TEST_LOG ?? 'silent' }),
+          agentBuildDir: path.join(os.tmpdir(), 'garrison-test-agent-builds'),
+        });
+        appB = await routesApp(b, otherDir);
+        const auth = { authorization: `Bearer ${t.token}` };
+        const names = async (a: FastifyInstance) => (await a.inject({ method: 'GET', url: '/api/v1/installation-packages', headers: auth })).json<{ name: string; available: boolean; tokenState: string }[]>();
+
+        const onB = (await names(appB)).find((x) => x.name === made.name);
+        assert.deepEqual(onB && [onB.available, onB.tokenState], [true, 'active']);
+        assert.equal(existsSync(path.join(otherDir, 'installation-packages', made.name)), false);
+        const dl = await appB.inject({ method: 'GET', url: `/api/v1/installation-packages/${made.name}`, headers: auth });
+        assert.equal(dl.statusCode, 200);
+        assert.equal(Number(dl.headers['content-length']), made.size);
+        assert.equal(dl.headers['x-checksum-sha256'], made.sha256);
+        assert.equal(createHash('sha256').update(dl.rawPayload).digest('hex'), made.sha256);
+        assert.ok(dl.rawPayload.equals(await readFile(made.file)));
+
+        assert.equal((await appB.inject({ method: 'DELETE', url: `/api/v1/installation-packages/${made.name}`, headers: auth })).statusCode, 204);
+        assert.equal((await tokens()).find((x) => x.id === made.tokenId)!.state, 'revoked');
+        assert.ok(!(await names(appB)).some((x) => x.name === made.name));
+        assert.ok(!(await names(app)).some((x) => x.name === made.name));
+        assert.equal((await app.inject({ method: 'GET', url: `/api/v1/installation-packages/${made.name}`, headers: auth })).statusCode, 404);
+        assert.equal(await new ArchiveStore(t.server.db).has(made.sha256), false);
+        // A's copy, out of B's reach, went at A's list.
+        assert.equal(existsSync(made.file), false);
+      } finally {
+        await appB?.close();
+        await b?.close();
+        await rm(otherDir, { recursive: true, force: true });
+      }
     });
   });
 }

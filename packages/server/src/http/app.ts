@@ -18,6 +18,7 @@ import { registerPushRoutes } from './push-routes.ts';
 import { registerInstallRoutes } from './install-routes.ts';
 import { registerServerTaskRoutes } from './server-task-routes.ts';
 import { registerInstallationPackageRoutes } from './installation-package-routes.ts';
+import type { InstallationPackageIndex } from '../server-tasks/installation-package.ts';
 import { registerOidcRoutes } from './oidc-routes.ts';
 import { CONSOLE_HEADERS, registerConsoleRoutes } from './console-routes.ts';
 import { MAX_PARAM_LENGTH, baseHeaders, clientErrorHandler, toAppError } from './boundary.ts';
@@ -39,7 +40,7 @@ function errorOf(err: unknown, req: FastifyRequest): AppError {
   return new AppError('INTERNAL', 'an unexpected error occurred; see the server log for this request id');
 }
 
-export async function buildHttpApp(services: Services, log: Logger, opts: { https?: { key: string; cert: string } | null; serverUrl?: () => string; consoleDir?: string | null; dataDir?: string } = {}): Promise<FastifyInstance> {
+export async function buildHttpApp(services: Services, log: Logger, opts: { https?: { key: string; cert: string } | null; serverUrl?: () => string; consoleDir?: string | null; dataDir?: string } & Partial<Omit<InstallationPackageIndex, 'dataDir'>> = {}): Promise<FastifyInstance> {
   const boundaryHeaders = baseHeaders(Boolean(opts.https));
   // The pino instance is typed more narrowly than Fastify's logger interface; the app is used through the default one.
   const app = Fastify({
@@ -121,7 +122,8 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
   registerPushRoutes(app, services);
   registerServerTaskRoutes(app, services);
   registerOidcRoutes(app, services);
-  if (opts.dataDir) registerInstallationPackageRoutes(app, services, { dataDir: opts.dataDir });
+  // The shared index and bytes come from the composition root (the server task environment's): without them no bundle could be listed.
+  if (opts.dataDir && opts.installationPackages && opts.archives) registerInstallationPackageRoutes(app, services, { dataDir: opts.dataDir, installationPackages: opts.installationPackages, archives: opts.archives });
   registerInstallRoutes(app, services, opts.serverUrl ?? (() => ''));
   await registerConsoleRoutes(app, services, opts.consoleDir ?? null);
   return app;

@@ -22,14 +22,21 @@
  *
  * The bundle carries a live credential (the token): it expires (30 days by default), may be
  * limited in uses, and is revoked when the bundle is deleted (over the API or by `keep`).
- * Bundles are listed from an index of small JSON files in `<dataDir>/installation-packages`,
- * wherever the bundles themselves were written, so that the API can serve them.
+ * Several instances on one database (issue 14): bundles are indexed in the database
+ * (`installation_packages`, InstallationPackageStore) and their bytes are stored with the
+ * repository's archives by SHA-256, so that any instance lists, serves and deletes a bundle
+ * whichever instance made it. The file in the task's folder stays, on the disk of the instance
+ * that made it, and is served from there when it is there; elsewhere the bytes come from the
+ * database. The name is reserved in the index before the file is written, so two instances
+ * never give two bundles one name. Bundles indexed before, as JSON files in
+ * `<dataDir>/installation-packages`, are imported on the instance that has them the first time
+ * it lists or looks one up (syncLocalInstallationPackages), their bytes with them.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { chmod, copyFile, link, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
 import { Type, type Static } from 'typebox';
@@ -37,7 +44,10 @@ import { BUILTIN_PRODUCT, INSTALL_PLATFORMS, type InstallPlatform, type Reposito
 import { planDeployment } from '@garrison/core';
 import { systemActor } from '../services/actor.ts';
 import { offlineInstallScript } from '../services/installer-service.ts';
+import type { InstallationPackageInfo } from '../storage/installation-package-store.ts';
 import { defineServerTaskType, throwIfStopped, type ServerTaskEnvironment } from './server-task.ts';
+
+export type { InstallationPackageInfo } from '../storage/installation-package-store.ts';
 
 export const INSTALLATION_PACKAGES_DIR = 'installation-packages';
 export const BUNDLE_FORMAT = 'garrison.installation-package';
@@ -70,53 +80,112 @@ const Settings = Type.Object(
 );
 export type InstallationPackageSettings = Static<typeof Settings>;
 
-/** What the index keeps of a bundle (and the API lists): never the token's value. */
-export interface InstallationPackageInfo {
-  name: string;
-  file: string;
-  size: number;
-  sha256: string;
-  createdAt: string;
-  taskId: string;
-  runId: string;
-  groupId: string;
-  groupPath: string;
-  platform: string;
-  serverUrl: string;
-  agentVersion: string;
-  tokenId: string;
-  tokenExpiresAt: string | null;
-  maxUses: number | null;
-  products: { product: string; version: string; sha256: string; size: number }[];
+/** What listing, serving and deleting bundles needs: the shared index, the shared bytes, and this instance's folder (JSON index of old). */
+export type InstallationPackageIndex = Pick<ServerTaskEnvironment, 'installationPackages' | 'archives' | 'dataDir'>;
+
+/** The folder of the JSON index of old, and the default folder of the bundles themselves. */
+const indexDir = (dataDir: string) => path.join(dataDir, INSTALLATION_PACKAGES_DIR);
+/** Reservations older than this were left by a run that crashed (no run packs for a day). */
+const RESERVATION_MS = 24 * 3600_000;
+
+/**
+ * What this instance's data folder holds that the shared index does not know yet, or no longer:
+ * - a bundle indexed as `<name>.json` before the index moved into the database: its bytes
+ *   are stored in the database (when its file is still here), then its row (insert-if-absent:
+ *   two requests importing at once are harmless), then the JSON file goes. Bytes first, so
+ *   that no row is listed that another instance cannot serve; a file that is gone is imported
+ *   all the same (listed as not available) so that its token can still be revoked by deleting.
+ * - a bundle file in the default folder whose name has no row: its bundle was deleted through
+ *   another instance, which could not reach this disk. A name is reserved before its file is
+ *   written and its row is deleted before its file, so a file without a row is never one
+ *   being made.
+ * Called before each list and look-up: a directory read when there is nothing to do.
+ */
+export async function syncLocalInstallationPackages(env: InstallationPackageIndex): Promise<{ imported: number; removed: number }> {
+  const dir = indexDir(env.dataDir);
+  const entries = await readdir(dir).catch(() => [] as string[]);
+  let imported = 0;
+  let removed = 0;
+  for (const n of entries.filter((e) => e.endsWith('.json') && BUNDLE_NAME.test(e.slice(0, -5)))) {
+    const info = await readFile(path.join(dir, n), 'utf8').then((t) => JSON.parse(t) as InstallationPackageInfo, () => null);
+    if (!info || info.name !== n.slice(0, -5)) continue;
+    if (await stat(info.file).then((st) => st.isFile(), () => false)) await env.archives.put(info.sha256, info.file);
+    if (await env.installationPackages.putIfAbsent(info)) imported++;
+    await rm(path.join(dir, n), { force: true });
+  }
+  const bundles = entries.filter((e) => BUNDLE_NAME.test(e));
+  if (bundles.length) {
+    const taken = await env.installationPackages.names();
+    for (const f of bundles) {
+      if (taken.has(f)) continue;
+      await rm(path.join(dir, f), { force: true });
+      removed++;
+    }
+  }
+  return { imported, removed };
 }
 
-const indexDir = (dataDir: string) => path.join(dataDir, INSTALLATION_PACKAGES_DIR);
-const indexFile = (dataDir: string, name: string) => path.join(indexDir(dataDir), `${name}.json`);
-
 /** The bundles the index knows, newest first. */
-export async function listInstallationPackages(dataDir: string): Promise<InstallationPackageInfo[]> {
-  const names = (await readdir(indexDir(dataDir)).catch(() => [] as string[])).filter((n) => n.endsWith('.json') && BUNDLE_NAME.test(n.slice(0, -5)));
-  const out: InstallationPackageInfo[] = [];
-  for (const n of names) {
-    const info = await readFile(path.join(indexDir(dataDir), n), 'utf8').then((t) => JSON.parse(t) as InstallationPackageInfo, () => null);
-    if (info) out.push(info);
-  }
-  return out.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.name < b.name ? 1 : -1));
+export async function listInstallationPackages(env: InstallationPackageIndex): Promise<InstallationPackageInfo[]> {
+  await syncLocalInstallationPackages(env);
+  return env.installationPackages.list();
 }
 
 /** One bundle by file name; null for a name that is not a bundle's (so no path ever comes from the caller). */
-export async function findInstallationPackage(dataDir: string, name: string): Promise<InstallationPackageInfo | null> {
+export async function findInstallationPackage(env: InstallationPackageIndex, name: string): Promise<InstallationPackageInfo | null> {
   if (!BUNDLE_NAME.test(name)) return null;
-  return readFile(indexFile(dataDir, name), 'utf8').then((t) => JSON.parse(t) as InstallationPackageInfo, () => null);
+  await syncLocalInstallationPackages(env);
+  return env.installationPackages.find(name);
 }
 
-/** Deletes a bundle and its index entry and revokes its token (a bundle gone is a credential no one should still hold). */
-export async function removeInstallationPackage(env: Pick<ServerTaskEnvironment, 'enrolment'>, dataDir: string, info: InstallationPackageInfo): Promise<void> {
+/** Whether this instance can serve the bundle: its file here, or its bytes in the database. */
+export async function installationPackageAvailable(env: InstallationPackageIndex, info: InstallationPackageInfo): Promise<boolean> {
+  return (await localCopy(info)) || env.archives.has(info.sha256);
+}
+
+const localCopy = (info: InstallationPackageInfo) => stat(info.file).then((st) => st.isFile() && st.size === info.size, () => false);
+
+/**
+ * The bundle's bytes: the file when this instance has it (the instance that made it), else
+ * from the database, checked against the bundle's SHA-256 as they stream (a damaged row fails
+ * the download rather than serving other bytes). Null when neither is there.
+ */
+export async function openInstallationPackage(env: InstallationPackageIndex, info: InstallationPackageInfo): Promise<{ size: number; stream: Readable } | null> {
+  if (await localCopy(info)) return { size: info.size, stream: createReadStream(info.file) };
+  const stored = await env.archives.open(info.sha256);
+  if (!stored) return null;
+  const h = createHash('sha256');
+  const check = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      h.update(chunk);
+      done(null, chunk);
+    },
+    flush(done) {
+      const got = h.digest('hex');
+      done(got === info.sha256 ? null : new Error(`the stored bytes of installation package ${info.name} have SHA-256 ${got}, not ${info.sha256}`));
+    },
+  });
+  stored.stream.on('error', (err) => check.destroy(err));
+  return { size: stored.size, stream: stored.stream.pipe(check) };
+}
+
+/**
+ * Deletes a bundle and revokes its token (a bundle gone is a credential no one should still
+ * hold): the token first, so that a failure after it leaves a listed bundle whose token is
+ * already revoked, and deleting again finishes. Then the row, the bytes in the database
+ * (unless another bundle or a repository package has the same SHA-256), and the file when it
+ * is on this instance's disk; a file on another instance's disk goes at that instance's next
+ * sync (syncLocalInstallationPackages), when it is in that instance's default folder.
+ */
+export async function removeInstallationPackage(env: InstallationPackageIndex & Pick<ServerTaskEnvironment, 'enrolment'>, info: InstallationPackageInfo): Promise<void> {
   await env.enrolment.revokeToken(systemActor, info.tokenId).catch((err: unknown) => {
     if ((err as { code?: string }).code !== 'NOT_FOUND') throw err;
   });
+  await env.installationPackages.delete(info.name);
+  if ((await env.installationPackages.countBySha(info.sha256)) === 0) await env.archives.deleteUnlessUsed(info.sha256);
   await rm(info.file, { force: true });
-  await rm(indexFile(dataDir, info.name), { force: true });
+  // An index file of old that a sync has not imported yet would bring the bundle back.
+  await rm(path.join(indexDir(env.dataDir), `${info.name}.json`), { force: true });
 }
 
 function withDefaults(s: InstallationPackageSettings, dataDir: string) {
@@ -219,17 +288,28 @@ export const installationPackageTaskType = defineServerTaskType<InstallationPack
 
     // 3. Stage the bundle's folder next to where the bundle goes (same file system for the rename).
     await mkdir(s.folder, { recursive: true, mode: 0o700 });
-    await mkdir(indexDir(ctx.dataDir), { recursive: true, mode: 0o700 });
     const group = s.groupId === ctx.catalog.tree.roots()[0]?.id ? groupPath : groupPath.split('/').slice(1).join('/');
-    const base = `garrison-agent-${slug(group) || s.groupId.slice(0, 8).toLowerCase()}-${host}-${stamp(ctx.clock.now())}`;
-    let name = `${base}.tar.gz`;
-    for (let n = 2; (await stat(path.join(s.folder, name)).catch(() => null)) || (await stat(indexFile(ctx.dataDir, name)).catch(() => null)); n++) name = `${base}-${n}.tar.gz`;
+    const now = ctx.clock.now();
+    const base = `garrison-agent-${slug(group) || s.groupId.slice(0, 8).toLowerCase()}-${host}-${stamp(now)}`;
+    // The name is taken in the shared index (insert-if-absent), so that another instance making a
+    // bundle for the group in the same second takes the next one; a file of that name in the folder
+    // (another server's, or one of old) is skipped too.
+    await ctx.installationPackages.deleteReservationsBefore(new Date(now.getTime() - RESERVATION_MS).toISOString());
+    let name = '';
+    for (let n = 1; !name; n++) {
+      if (n > 999) throw new Error(`no free name for a bundle ${base}[-n].tar.gz: delete some of this group's bundles`);
+      const candidate = n === 1 ? `${base}.tar.gz` : `${base}-${n}.tar.gz`;
+      if (await stat(path.join(s.folder, candidate)).catch(() => null)) continue;
+      if (await ctx.installationPackages.reserve(candidate, s.groupId, now.toISOString())) name = candidate;
+    }
     const folderName = name.slice(0, -'.tar.gz'.length);
     const staging = path.join(s.folder, `.staging-${ctx.runId}`);
     const dir = path.join(staging, folderName);
     const part = path.join(s.folder, `.${name}.part`);
     const file = path.join(s.folder, name);
     let token: { id: string; expiresAt: string | null } | null = null;
+    let listed = false;
+    let storedSha: string | null = null;
     try {
       await rm(staging, { recursive: true, force: true });
       await mkdir(path.join(dir, 'packages'), { recursive: true, mode: 0o755 });
@@ -335,17 +415,30 @@ export const installationPackageTaskType = defineServerTaskType<InstallationPack
         maxUses: s.maxUses,
         products,
       };
-      await writeFile(indexFile(ctx.dataDir, name), JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
       ctx.output(`wrote ${file} (${mb(size)}, SHA-256 ${info.sha256})`);
+      // The bytes before the row, so that a bundle listed anywhere can be downloaded anywhere.
+      ctx.progress(85, 'storing the bundle in the database');
+      storedSha = info.sha256;
+      await ctx.archives.put(info.sha256, file);
+      throwIfStopped(ctx.signal);
+      await ctx.installationPackages.put(info);
+      // From here the bundle exists: nothing below undoes it.
+      listed = true;
 
       // 6. Older bundles of this task beyond `keep`.
       const removed: string[] = [];
       if (s.keep) {
         ctx.progress(95, 'removing older bundles');
-        const older = (await listInstallationPackages(ctx.dataDir)).filter((b) => b.taskId === ctx.taskId).slice(s.keep);
+        const older = await listInstallationPackages(ctx).then(
+          (all) => all.filter((b) => b.taskId === ctx.taskId).slice(s.keep!),
+          (err: unknown) => {
+            warnings.push(`could not list the older bundles to remove: ${(err as Error).message}`);
+            return [];
+          },
+        );
         for (const b of older) {
           try {
-            await removeInstallationPackage(ctx, ctx.dataDir, b);
+            await removeInstallationPackage(ctx, b);
             removed.push(b.name);
             ctx.output(`removed ${b.name} and revoked its enrolment token ${b.tokenId}`);
           } catch (err) {
@@ -375,8 +468,12 @@ export const installationPackageTaskType = defineServerTaskType<InstallationPack
         },
       };
     } catch (err) {
+      if (listed) throw err;
       await rm(part, { force: true });
       await rm(file, { force: true });
+      // The name's reservation, and the bytes when they were stored (a bundle's SHA-256 is its own: it holds a new token).
+      await ctx.installationPackages.delete(name).catch((e: unknown) => ctx.log.error({ err: e }, 'releasing the name of a failed installation package failed'));
+      if (storedSha) await ctx.archives.deleteUnlessUsed(storedSha).catch((e: unknown) => ctx.log.error({ err: e }, 'deleting the stored bytes of a failed installation package failed'));
       if (token) await ctx.enrolment.revokeToken(systemActor, token.id).catch((e: unknown) => ctx.log.error({ err: e }, 'revoking the token of a failed installation package failed'));
       // A stop while packing surfaces as the packer's own error ("write after destroyed"): say why instead.
       if (ctx.signal.aborted) throwIfStopped(ctx.signal);

@@ -16,6 +16,8 @@ import { databaseSize, vacuumDatabase } from '../storage/maintenance.ts';
 import type { DeploymentStore } from '../storage/deployment-store.ts';
 import type { DeviceStore } from '../storage/device-store.ts';
 import type { EventStore } from '../storage/event-store.ts';
+import { InstallationPackageStore } from '../storage/installation-package-store.ts';
+import type { PackageStore } from '../storage/package-store.ts';
 import type { RunStore } from '../storage/run-store.ts';
 import type { ServerTaskStore } from '../storage/server-task-store.ts';
 import type { SettingsStore } from '../storage/settings-store.ts';
@@ -39,6 +41,8 @@ export interface ServerTaskEnvironmentDeps {
     deployments: DeploymentStore;
     serverTasks: ServerTaskStore;
     settings: SettingsStore;
+    /** Its `archives`: installation packages' bytes are kept with the repository's, by SHA-256. */
+    packages: Pick<PackageStore, 'archives'>;
   };
   catalog: Catalog;
   groups: GroupService;
@@ -64,6 +68,9 @@ export function serverTaskEnvironment(d: ServerTaskEnvironmentDeps): ServerTaskE
     deployments: d.deployments,
     repository: d.repository,
     enrolment: d.enrolment,
+    // Built here from the database: only the installation-package task and its routes use it.
+    installationPackages: new InstallationPackageStore(db),
+    archives: stores.packages.archives,
     agentBuilds: d.installers.builds,
     trust: d.trust,
     reports: { runs: stores.runs, deploymentStates: stores.deployments, devices: stores.devices },

@@ -17,6 +17,8 @@ import type { DatabaseSize, VacuumMode } from '../storage/maintenance.ts';
 import type { DeploymentStore } from '../storage/deployment-store.ts';
 import type { DeviceStore } from '../storage/device-store.ts';
 import type { EventStore } from '../storage/event-store.ts';
+import type { ArchiveStore } from '../storage/archive-store.ts';
+import type { InstallationPackageStore } from '../storage/installation-package-store.ts';
 import type { RunStore } from '../storage/run-store.ts';
 import type { ServerTaskStore } from '../storage/server-task-store.ts';
 import type { SettingsStore } from '../storage/settings-store.ts';
@@ -49,6 +51,10 @@ export interface ServerTaskEnvironment {
   repository: Pick<RepositoryService, 'list' | 'inBranch' | 'add' | 'localArchive' | 'publicKeyPem'>;
   /** An installation package's own enrolment token, revoked when the bundle fails or is pruned. */
   enrolment: Pick<EnrolmentService, 'createToken' | 'revokeToken'>;
+  /** The index of installation packages, shared by every instance on the database (names reserved there). */
+  installationPackages: InstallationPackageStore;
+  /** Installation packages' bytes in the database by SHA-256, so that any instance serves a download. */
+  archives: Pick<ArchiveStore, 'put' | 'open' | 'has' | 'deleteUnlessUsed'>;
   /** Single-executable agents for installation packages. */
   agentBuilds: Pick<AgentBuilds, 'platforms' | 'get'>;
   /** The TLS material agents pin; null when the server speaks plain HTTP behind a proxy. */
