@@ -119,30 +119,8 @@ export interface ServerConfig {
   serverTaskTypes?: readonly ServerTaskType[];
 }
 
-/** The whole server, built and not listening (createApp). */
-export interface GarrisonApp {
-  db: Db;
-  http: FastifyInstance;
-  services: Services;
-  hub: AgentHub;
-  bus: DomainBus;
-  presence: FleetPresence;
-  tls: ServerTls | null;
-  initialAdminToken: string | null;
-  adminTokenFile: string;
-  initialPassword: { name: string; file: string } | null;
-  consoleBuilt: boolean;
-  /** Listens on the configured address and starts the background loops. */
-  listen(): Promise<GarrisonServer>;
-  /** Stops everything it started; safe to call more than once, listening or not. */
-  close(): Promise<void>;
-}
-
-export interface GarrisonServer {
-  url: string;
-  port: number;
-  /** This instance's id on the bus and in `server_instances`. */
-  instanceId: string;
+/** What `createApp` builds, listening or not. */
+interface Assembled {
   db: Db;
   http: FastifyInstance;
   services: Services;
@@ -158,7 +136,22 @@ export interface GarrisonServer {
   initialPassword: { name: string; file: string } | null;
   /** Whether the web console is served at `/`. */
   consoleBuilt: boolean;
+  /** Stops everything it started; safe to call more than once, listening or not. */
   close(): Promise<void>;
+}
+
+/** The whole server, built and not listening (createApp). */
+export interface GarrisonApp extends Assembled {
+  /** Listens on the configured address and starts the background loops. */
+  listen(): Promise<GarrisonServer>;
+}
+
+/** A listening server (startServer, or GarrisonApp.listen). */
+export interface GarrisonServer extends Assembled {
+  url: string;
+  port: number;
+  /** This instance's id on the bus and in `server_instances`. */
+  instanceId: string;
 }
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
