@@ -45,7 +45,7 @@ import {
 } from '@garrison/protocol';
 import { pinnedFetch } from '@garrison/protocol/tls';
 import { PackageVerificationError, verifySignedHash } from '../../agent/src/package-verify.ts';
-import { emptyStatus, now, type DeployCollected, type FromWorker, type ToWorker, type WorkerStatus } from './shared.ts';
+import { emptyStatus, now, type DeployCollected, type FailoverCollected, type FromWorker, type InstanceStatus, type ToWorker, type WorkerStatus } from './shared.ts';
 
 const send = (m: FromWorker) => process.send!(m);
 process.on('disconnect', () => process.exit(1));
@@ -73,6 +73,12 @@ interface Agent {
   installed: Map<string, string> | null;
   /** "product@version" being downloaded and installed now. */
   deploying: string | null;
+  /** Several instances: its index over all workers, its home instance and the one it is on now (-1: none). */
+  g: number;
+  home: number;
+  instance: number;
+  /** Failover mode: reports not acked yet, the latest per run (resent after a reconnect). */
+  spool: Map<string, RunReport> | null;
 }
 
 let agents: Agent[] = [];
@@ -128,7 +134,7 @@ async function enrol(m: Extract<ToWorker, { cmd: 'enrol' }>): Promise<void> {
     const hostname = `bench-agent-${String(m.first + k).padStart(6, '0')}`;
     for (let attempt = 1; ; attempt++) {
       try {
-        const res = await fetchPinned(m.url + AGENT_ENROL_PATH, {
+        const res = await fetchPinned((m.urls ? m.urls[(m.first + k) % m.urls.length]! : m.url) + AGENT_ENROL_PATH, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ token: m.token, inventory: inventory(hostname, m.first + k), name: hostname }),
@@ -154,6 +160,10 @@ async function enrol(m: Extract<ToWorker, { cmd: 'enrol' }>): Promise<void> {
           deployTaskId: null,
           installed: null,
           deploying: null,
+          g: m.first + k,
+          home: m.urls ? (m.first + k) % m.urls.length : 0,
+          instance: -1,
+          spool: null,
         };
         ok++;
         return;
@@ -262,10 +272,13 @@ function connectOne(a: Agent, wsUrl: string, localAddress: string, caPem: string
     });
     ws.on('message', (data) => onMessage(a, data));
     ws.on('close', (code) => {
+      // A failed attempt's socket closes after the next attempt began.
+      if (a.ws !== ws) return;
       if (a.open) {
         a.open = false;
         status.open--;
-        if (!closing) {
+        if (!closing && failover) onDropped(a);
+        else if (!closing) {
           status.unexpectedCloses++;
           fail(`socket of ${a.hostname} closed by the server (code ${code})`);
         }
@@ -285,8 +298,15 @@ async function connect(m: Extract<ToWorker, { cmd: 'connect' }>): Promise<void> 
     // Spread over the source addresses by device, so that every address carries its share.
     const localAddress = m.addresses[k % m.addresses.length]!;
     a.localAddress = localAddress;
+    if (m.wsUrls) {
+      wsUrls = m.wsUrls;
+      a.g = (m.firstIndex ?? 0) + k;
+      a.home = a.g % m.wsUrls.length;
+    }
+    wsCa = m.caPem;
     try {
-      await connectOne(a, m.wsUrl, localAddress, m.caPem);
+      await connectOne(a, m.wsUrls ? m.wsUrls[a.home]! : m.wsUrl, localAddress, m.caPem);
+      a.instance = a.home;
       ok++;
     } catch (err) {
       failed++;
@@ -406,9 +426,14 @@ function startRun(a: Agent, req: RunRequest, at: number): void {
   if (Number.isNaN(runNowAt[a.k]!)) {
     runNowAt[a.k] = at;
     status.runNowReceived++;
+    runNowByHome[a.home] = (runNowByHome[a.home] ?? 0) + 1;
   }
   const createdAt = new Date(at).toISOString();
   const base = { runId: req.runId, taskId: req.taskId, requestId: req.requestId, attempt: 1, cause: 'run-now', createdAt, startedAt: createdAt };
+  if (failover) {
+    startSpooledRun(a, base);
+    return;
+  }
   report(a, { ...base, seq: 1, state: 'running', percent: 0 }, (ackAt) => {
     runningAckAt[a.k] = ackAt;
     const endedAt = new Date().toISOString();
@@ -420,6 +445,141 @@ function startRun(a: Agent, req: RunRequest, at: number): void {
       }
     });
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failover (several instances, instances.ts)
+
+/** Set by `failover`: dropped sockets reconnect elsewhere, reports are spooled until acked. */
+let failover: { runMs: number } | null = null;
+let wsUrls: string[] = [];
+let wsCa: string | null = null;
+let runNowByHome: number[] = [];
+let runsInProgress = 0;
+const fo = { dropped: 0, reconnected: 0, attemptsFailed: 0, back: 0, resent: 0, firstAttemptError: '' };
+let foMarks = { droppedAt: new Float64Array(0), backAt: new Float64Array(0), drainedAt: new Float64Array(0), heldAtDrop: new Int32Array(0) };
+
+function armFailover(m: Extract<ToWorker, { cmd: 'failover' }>): void {
+  failover = { runMs: m.runMs };
+  const nan = () => new Float64Array(agents.length).fill(Number.NaN);
+  foMarks = { droppedAt: nan(), backAt: nan(), drainedAt: nan(), heldAtDrop: new Int32Array(agents.length) };
+  runNowAt = nan();
+  runningAckAt = nan();
+  finalAckAt = nan();
+  status.runNowReceived = 0;
+  status.finalAcks = 0;
+  runNowByHome = [];
+}
+
+type ReportBase = Pick<RunReport, 'runId' | 'taskId' | 'requestId' | 'attempt' | 'cause' | 'createdAt' | 'startedAt'>;
+/** The command runs `runMs` whatever the connection does; each report waits in the spool until acked. */
+function startSpooledRun(a: Agent, base: ReportBase): void {
+  spoolReport(a, { ...base, seq: 1, state: 'running', percent: 0 });
+  runsInProgress++;
+  setTimeout(() => {
+    runsInProgress--;
+    spoolReport(a, { ...base, seq: 2, state: 'succeeded', percent: 100, exitCode: 0, endedAt: new Date().toISOString(), reason: null, outputTail: '' });
+  }, failover!.runMs);
+}
+function spoolReport(a: Agent, r: RunReport): void {
+  const spool = (a.spool ??= new Map());
+  const held = spool.get(r.runId);
+  if (!held || held.seq <= r.seq) spool.set(r.runId, r);
+  if (a.open) sendSpooled(a, [r]);
+}
+function sendSpooled(a: Agent, reports: RunReport[]): void {
+  request(a, { type: 'reports', reports }, (msg, at) => {
+    if (msg.type !== 'ack') {
+      fail(`reports answered with ${msg.type}${msg.type === 'error' ? `: ${msg.code} ${msg.message}` : ''}`);
+      return;
+    }
+    const ack = msg as AckMessage;
+    if (ack.rejected.length) {
+      rejected += ack.rejected.length;
+      firstRejection ||= `${ack.rejected[0]!.code}: ${ack.rejected[0]!.message}`;
+      fail(`a report was rejected: ${firstRejection}`);
+    }
+    const acked = new Set(ack.runIds);
+    for (const r of reports) {
+      if (!acked.has(r.runId)) continue;
+      const held = a.spool?.get(r.runId);
+      if (held && held.seq <= r.seq) a.spool!.delete(r.runId);
+      if (r.seq === 1 && Number.isNaN(runningAckAt[a.k]!)) runningAckAt[a.k] = at;
+      if (r.state === 'succeeded' && Number.isNaN(finalAckAt[a.k]!)) {
+        finalAckAt[a.k] = at;
+        status.finalAcks++;
+        if (status.finalAcks === agents.length) send({ ev: 'all-acked', at });
+      }
+    }
+    if (!a.spool?.size && !Number.isNaN(foMarks.droppedAt[a.k]!) && !Number.isNaN(foMarks.backAt[a.k]!) && Number.isNaN(foMarks.drainedAt[a.k]!)) foMarks.drainedAt[a.k] = at;
+  });
+}
+
+/** The real transport's order after a drop: the next address after 0.5–1 s, the one after at once if that fails, then back-off. */
+function onDropped(a: Agent): void {
+  fo.dropped++;
+  if (Number.isNaN(foMarks.droppedAt[a.k]!)) {
+    foMarks.droppedAt[a.k] = now();
+    foMarks.heldAtDrop[a.k] = a.spool?.size ?? 0;
+  }
+  const from = a.instance;
+  a.instance = -1;
+  setTimeout(() => reconnect(a, from, 0, 1), 500 + Math.random() * 500);
+}
+/**
+ * Each agent's list of addresses is rotated by its index, so that the agents of a lost instance
+ * spread over the others (with one order for all, every one of them would go to the same next
+ * instance and double its load).
+ */
+function reconnect(a: Agent, from: number, tried: number, round: number): void {
+  if (closing) return;
+  const K = wsUrls.length;
+  const to = (from + 1 + ((a.g + tried) % (K - 1))) % K;
+  connectOne(a, wsUrls[to]!, a.localAddress, wsCa).then(
+    () => {
+      a.instance = to;
+      fo.reconnected++;
+      // As the real agent: a check-in first (it brings the runs waiting for it), then the spool.
+      request(a, checkInMessage(a), (msg, at) => {
+        if (!onCheckInResult(a, msg, at)) return;
+        fo.back++;
+        if (Number.isNaN(foMarks.backAt[a.k]!)) foMarks.backAt[a.k] = at;
+        const held = [...(a.spool?.values() ?? [])];
+        if (held.length) {
+          fo.resent += held.length;
+          sendSpooled(a, held);
+        } else if (Number.isNaN(foMarks.drainedAt[a.k]!)) foMarks.drainedAt[a.k] = at;
+      });
+    },
+    (err: unknown) => {
+      fo.attemptsFailed++;
+      fo.firstAttemptError ||= `${wsUrls[to]}: ${(err as Error).message}`;
+      if (tried + 1 < K - 1) reconnect(a, from, tried + 1, round);
+      else {
+        const base = Math.min(60_000, 1000 * 2 ** Math.min(round, 6));
+        setTimeout(() => reconnect(a, from, 0, round + 1), base / 2 + (Math.random() * base) / 2);
+      }
+    },
+  );
+}
+
+function instanceStatus(): InstanceStatus {
+  const open = new Array<number>(wsUrls.length).fill(0);
+  let spooled = 0;
+  for (const a of agents) {
+    if (a.open && a.instance >= 0) open[a.instance]!++;
+    spooled += a.spool?.size ?? 0;
+  }
+  const runNowReceived = Array.from({ length: wsUrls.length }, (_, i) => runNowByHome[i] ?? 0);
+  return { open, runNowReceived, finalAcks: status.finalAcks, spooled, runsInProgress, ...fo, rejected, errors: status.errors, lastError: status.lastError };
+}
+function collectFailover(): FailoverCollected {
+  return {
+    home: Int32Array.from(agents.map((a) => a.home)),
+    now: Int32Array.from(agents.map((a) => (a.open ? a.instance : -1))),
+    ...foMarks,
+    finalAckAt,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -694,6 +854,13 @@ process.on('message', (m: ToWorker) => {
       case 'collect-deploy':
         marks.rejected = rejected;
         return send({ ev: 'deploy-collected', seq: m.seq, marks });
+      case 'failover':
+        armFailover(m);
+        return send({ ev: 'status', seq: m.seq, status: { ...status } });
+      case 'instance-status':
+        return send({ ev: 'instance-status', seq: m.seq, status: instanceStatus() });
+      case 'collect-failover':
+        return send({ ev: 'failover-collected', seq: m.seq, marks: collectFailover() });
       case 'close':
         return close(m.seq);
     }

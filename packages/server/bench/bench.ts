@@ -8,6 +8,7 @@
  *   npm run bench -- --pg postgres://...  PostgreSQL (or GARRISON_BENCH_PG_URL)
  *   npm run bench -- --http               the server on plain HTTP, to show what TLS costs
  *   npm run bench -- --server-tasks       what database maintenance and backup cost agents (server-tasks.ts)
+ *   npm run bench -- --instances K --pg … several instances on one database, a scaling curve (instances.ts)
  *
  * The server serves HTTPS with its own CA, as by default, and the simulated agents trust that
  * CA only, as real agents do (pinnedFetch for enrolment, `ca` for the WebSocket and downloads).
@@ -54,6 +55,8 @@ import {
 
 // `--server-tasks`: the server-task benchmark, a mode of its own (server-tasks.ts).
 if (process.argv.includes('--server-tasks')) process.exit(await (await import('./server-tasks.ts')).main());
+// `--instances K`: several server instances on one PostgreSQL database, with a scaling curve (instances.ts).
+if (process.argv.includes('--instances')) process.exit(await (await import('./instances.ts')).main());
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../../..');

@@ -4,6 +4,8 @@
  * configuration as JSON, argv[4] `tls` (the default: HTTPS with the server's own CA, in
  * `<data>/tls`, kept across the restart) or `http` (plain HTTP, `tls: false`). It answers
  * memory and statistics requests over IPC; its `ready` message carries the CA agents pin.
+ * Several of these on one PostgreSQL database (instances.ts) share the GARRISON_SECRET_KEY
+ * given in the environment; each has its own data folder.
  *
  * Instrumentation: a few hot functions of the stores, services and hub are wrapped (on their
  * prototypes, from here, without changing the server's code) to count calls, rows and time,
@@ -17,7 +19,7 @@ import type { DatabaseConfig } from '../src/storage/database.ts';
 import { RunStore } from '../src/storage/run-store.ts';
 import { DeviceStore } from '../src/storage/device-store.ts';
 import { EventStore } from '../src/storage/event-store.ts';
-import { AgentHub } from '../src/agent-hub/hub.ts';
+import { AgentConnections } from '../src/agent-hub/connections.ts';
 import { AgentService } from '../src/services/agent-service.ts';
 import { EnrolmentService } from '../src/services/enrolment-service.ts';
 import { RunService } from '../src/services/run-service.ts';
@@ -121,8 +123,9 @@ instrument(EnrolmentService.prototype, 'enrol', 'svc: EnrolmentService.enrol', (
 instrument(EnrolmentService.prototype, 'authenticateDevice', 'svc: authenticateDevice', () => 1);
 instrument(RunService.prototype, 'runNow', 'svc: RunService.runNow (whole call)', () => 1);
 instrument(RunService.prototype, 'progress', 'svc: RunService.progress', () => 1);
-instrument(AgentHub.prototype, 'sendEach', 'hub: sendEach (run-now push)', (_a, r) => (typeof r === 'number' ? r : 0));
-instrument(AgentHub.prototype, 'send', 'hub: send (broadcast, e.g. sync)', (_a, r) => (typeof r === 'number' ? r : 0));
+// The hub's sockets moved to AgentConnections (issue 14): the sends are counted there.
+instrument(AgentConnections.prototype, 'sendEach', 'hub: sendEach (run-now push)', (_a, r) => (typeof r === 'number' ? r : 0));
+instrument(AgentConnections.prototype, 'send', 'hub: send (broadcast, e.g. sync)', (_a, r) => (typeof r === 'number' ? r : 0));
 // Deployment: the plan at each check-in, state batches, compliance, repository check-in, downloads.
 instrument(DeploymentService.prototype, 'planFor', 'svc: DeploymentService.planFor (per check-in)', () => 1);
 instrument(DeploymentService.prototype, 'compliance', 'svc: DeploymentService.compliance (API)', () => 1);
@@ -147,6 +150,7 @@ function stats(reset: boolean, server: GarrisonServer): ServerStats {
   const elu = performance.eventLoopUtilization(eluMark);
   const s: ServerStats = {
     online: server.presence.onlineCount(),
+    localOnline: server.presence.local.count(),
     cpuMs: (cpu.user + cpu.system) / 1000,
     wallMs: now() - wallMark,
     elu: elu.utilization,
@@ -258,7 +262,9 @@ async function main(): Promise<void> {
   if (!dataDir || !database || (transport !== 'tls' && transport !== 'http')) throw new Error('usage: server-process.ts <dataDir> <database-config-json> [tls|http]');
   const server = await startServer({ dataDir, database, host: '127.0.0.1', port: 0, logLevel: process.env.GARRISON_BENCH_LOG ?? 'warn', ...(transport === 'http' ? { tls: false as const } : {}) });
   if ((transport === 'tls') !== !!server.tls) throw new Error(`asked for ${transport}, but the server ${server.tls ? 'serves HTTPS' : 'serves plain HTTP'}`);
-  const adminToken = (await readFile(server.adminTokenFile, 'utf8')).trim();
+  // An instance that joined a database another one created writes no admin token (the first
+  // one's works on every instance): '' then.
+  const adminToken = (await readFile(server.adminTokenFile, 'utf8').catch(() => '')).trim();
   // Package downloads, from the request to the last byte handed to the socket (they overlap: a latency).
   server.http.server.on('request', (req, res) => {
     if (!req.url?.startsWith(AGENT_PACKAGES_PATH + '/')) return;

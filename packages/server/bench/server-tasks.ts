@@ -157,7 +157,7 @@ interface TaskPhase {
  * local PostgreSQL's work is not counted as disturbance. Backends that exit within a phase
  * take their time with them (an underestimate); a remote server counts 0.
  */
-function postgresCpuMs(): number {
+export function postgresCpuMs(): number {
   let total = 0;
   try {
     for (const pid of readdirSync('/proc')) {

@@ -40,7 +40,10 @@ export interface Stall {
 }
 
 export interface ServerStats {
+  /** Connected to any instance (this one's view of the fleet). */
   online: number;
+  /** Connected to this instance. */
+  localOnline: number;
   /** Process CPU (user+system) since the last reset, ms. */
   cpuMs: number;
   /** Wall time since the last reset, ms. */
@@ -85,8 +88,19 @@ export type FromServer =
 
 // Orchestrator → agent worker
 export type ToWorker =
-  | { cmd: 'enrol'; seq: number; url: string; caPem: string | null; token: string; first: number; count: number; concurrency: number }
-  | { cmd: 'connect'; seq: number; wsUrl: string; caPem: string | null; addresses: string[]; concurrency: number }
+  /** urls (several instances): agent `first + k` enrols through urls[(first + k) % urls.length] instead of url. */
+  | { cmd: 'enrol'; seq: number; url: string; urls?: string[]; caPem: string | null; token: string; first: number; count: number; concurrency: number }
+  /** wsUrls (several instances): agent k of this worker connects to wsUrls[(firstIndex + k) % wsUrls.length], its home instance. */
+  | { cmd: 'connect'; seq: number; wsUrl: string; wsUrls?: string[]; firstIndex?: number; caPem: string | null; addresses: string[]; concurrency: number }
+  /**
+   * Failover mode (instances.ts): from now on an agent whose socket drops reconnects to another
+   * instance (as the real transport: 0.5–1 s, then the next address at once on failure), checks
+   * in and resends its spool (reports not yet acked). A run-now's command takes runMs, its
+   * reports are spooled until acked. Resets the run-now marks.
+   */
+  | { cmd: 'failover'; seq: number; runMs: number }
+  | { cmd: 'instance-status'; seq: number }
+  | { cmd: 'collect-failover'; seq: number }
   | { cmd: 'check-in'; seq: number; durationMs: number; window: number }
   | { cmd: 'status'; seq: number }
   | { cmd: 'collect'; seq: number }
@@ -176,7 +190,49 @@ export type FromWorker =
   | { ev: 'all-installed'; at: number }
   | { ev: 'all-deployed'; at: number }
   | { ev: 'closed'; seq: number }
+  | { ev: 'instance-status'; seq: number; status: InstanceStatus }
+  | { ev: 'failover-collected'; seq: number; marks: FailoverCollected }
   | { ev: 'failed'; message: string };
+
+/** A worker's agents by instance (failover mode, several instances). */
+export interface InstanceStatus {
+  /** Open sockets per instance index. */
+  open: number[];
+  /** Agents that received the current run-now, by their home instance. */
+  runNowReceived: number[];
+  finalAcks: number;
+  /** Reports not acked yet (spooled), and runs whose command is still running. */
+  spooled: number;
+  runsInProgress: number;
+  /** Sockets dropped by the server, reconnected, connection attempts that failed, back (reconnected and checked in). */
+  dropped: number;
+  reconnected: number;
+  attemptsFailed: number;
+  back: number;
+  /** Reports sent again after a reconnect. */
+  resent: number;
+  /** Why the first failed reconnection attempt failed. */
+  firstAttemptError: string;
+  rejected: number;
+  errors: number;
+  lastError: string;
+}
+
+/** One worker's failover marks, per agent (ms since the epoch, NaN where not reached). */
+export interface FailoverCollected {
+  /** The instance each agent was first connected to. */
+  home: Int32Array;
+  /** The instance it is on now (-1: none). */
+  now: Int32Array;
+  droppedAt: Float64Array;
+  /** Reconnected elsewhere, and its check-in there answered. */
+  backAt: Float64Array;
+  /** Its spool empty again (every report acked) after the reconnect. */
+  drainedAt: Float64Array;
+  /** Reports it held (unacked or not yet sent) when its socket dropped. */
+  heldAtDrop: Int32Array;
+  finalAckAt: Float64Array;
+}
 
 /** The value below which `q` (0..1) of the sorted values fall (nearest rank). */
 export function quantile(sorted: ArrayLike<number>, q: number): number {
