@@ -16,15 +16,8 @@ export interface Presence {
   sendEach(messages: Iterable<readonly [string, ServerToAgent]>): number;
   /** Closes the device's connections on every instance (its credential stopped working). */
   disconnect(deviceId: string, reason: string): void;
+  /** Writes what it has queued about connections (with several instances, to agent_presence). */
+  flush(): Promise<void>;
   /** Tells a quarantined duplicate of a device to check in now. */
   nudgeDuplicate?(deviceId: string, machineIdentity: string): void;
 }
-
-export const noPresence: Presence = {
-  isOnline: () => false,
-  isOnlineHere: () => false,
-  onlineCount: () => 0,
-  send: () => 0,
-  sendEach: () => 0,
-  disconnect: () => {},
-};

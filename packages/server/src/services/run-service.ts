@@ -117,7 +117,9 @@ export class RunService {
     if (!task) return 0;
     const request = await this.#runs.getRunRequest(requestId);
     if (!request) return 0;
-    const here = (await this.#runs.pendingRunsOfRequest(requestId)).flatMap((r) => {
+    // This instance's own presence rows first, so that agents that connected a moment ago are in them.
+    await this.#presence.flush();
+    const here = (await this.#runs.pendingRunsOfRequestOn(requestId, this.#bus.instanceId)).flatMap((r) => {
       const d = this.#presence.isOnlineHere(r.deviceId) ? this.#catalog.device(r.deviceId) : undefined;
       return d ? [{ ...r, groupId: d.groupId }] : [];
     });

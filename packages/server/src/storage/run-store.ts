@@ -128,9 +128,20 @@ export class RunStore {
     }
     return out;
   }
-  /** The runs of a run-now still waiting to be delivered: each instance sends its own connected targets theirs. */
-  async pendingRunsOfRequest(requestId: string): Promise<{ id: string; deviceId: string }[]> {
-    const rows = await this.#db.kysely.selectFrom('runs').select(['id', 'device_id']).where('request_id', '=', requestId).where('state', '=', 'pending').execute();
+  /**
+   * The runs of a run-now still waiting to be delivered to agents connected to `instanceId`
+   * (agent_presence): each instance reads only its own share, not the whole request.
+   */
+  async pendingRunsOfRequestOn(requestId: string, instanceId: string): Promise<{ id: string; deviceId: string }[]> {
+    const rows = await this.#db.kysely
+      .selectFrom('runs')
+      .innerJoin('agent_presence', 'agent_presence.device_id', 'runs.device_id')
+      .select(['runs.id', 'runs.device_id'])
+      .where('runs.request_id', '=', requestId)
+      .where('runs.state', '=', 'pending')
+      .where('agent_presence.instance_id', '=', instanceId)
+      .where('agent_presence.online', '=', 1)
+      .execute();
     return rows.map((r) => ({ id: r.id, deviceId: r.device_id }));
   }
 
