@@ -11,8 +11,9 @@
  * and the back-off with jitter comes between rounds, as it did for one address. The agent
  * stays on the address that works, even when an earlier one comes back: moving back would
  * drop a working connection for nothing, and the instances are equals. A drop of an open
- * connection starts a new round at the next address after the usual short jittered delay, so
- * that the devices of a failed instance do not all arrive at the next one in the same second.
+ * connection starts a new round at a random other address after the usual short jittered
+ * delay, so that the devices of a failed instance spread over the others, not all arriving at
+ * the next one in the same second.
  * HTTP requests (the fallback and `fetch`) go to the current address first and to the next
  * ones when no answer comes (see failoverFetch).
  */
@@ -176,7 +177,11 @@ export class Transport extends EventEmitter<TransportEvents> {
       return;
     }
     const from = this.serverUrl;
-    this.#index = (this.#index + 1) % this.#urls.length;
+    const n = this.#urls.length;
+    // A dropped connection moves to a random other address, so that the agents of an instance
+    // that died spread over the others instead of all landing on the next one; a round of
+    // failed attempts then goes on in order from there, so it tries every address once.
+    this.#index = wasOpen && n > 2 ? (this.#index + 1 + Math.floor(Math.random() * (n - 1))) % n : (this.#index + 1) % n;
     if (!wasOpen && this.#roundLeft > 0) {
       this.#roundLeft--;
       // As quiet as the retry message: a fleet whose every address is down logs a line per ten rounds.
