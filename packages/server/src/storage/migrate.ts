@@ -5,9 +5,9 @@
  * than read from a folder, so that a packaged agentless server has nothing to discover.
  *
  * A migration that has landed is never edited, not even to add an index: databases that ran
- * it never run it again (0008 was, and 0010 had to repair it). `migrations/landed.sha256`
- * holds each landed file's hash, and a test fails when one changes; a new migration is added
- * here and there.
+ * it never run it again (0008 was, and 0010 had to repair it). Each landed file's hash is
+ * recorded (`migrations/landed.sha256` for 0001-0011, then `<migration>.ts.sha256` beside each
+ * one), and a test fails when one changes; a new migration is added here and with its hash file.
  */
 import { Migrator, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely/migration';
 import type { Db } from './database.ts';
