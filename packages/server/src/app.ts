@@ -404,7 +404,9 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
     consoleBuilt: consoleDir !== null,
     close,
     async listen() {
-      await http.listen({ host: config.host ?? '127.0.0.1', port: config.port ?? 8420 });
+      // A deep accept queue: when an instance dies, thousands of its agents reconnect to the others in
+      // the same second, and Node's default of 511 resets the rest (the kernel caps it at net.core.somaxconn).
+      await http.listen({ host: config.host ?? '127.0.0.1', port: config.port ?? 8420, backlog: 8192 });
       const port = (http.server.address() as AddressInfo).port;
       const host = config.host && config.host !== '0.0.0.0' && config.host !== '::' ? config.host : '127.0.0.1';
       const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
