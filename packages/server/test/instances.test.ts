@@ -57,15 +57,25 @@ async function startInstance(t: TestServer): Promise<Instance> {
   return { child, url, port, output: () => err };
 }
 
-async function startHaproxy(ports: number[]): Promise<{ child: ChildProcess; url: string; output(): string }> {
+interface Haproxy {
+  child: ChildProcess;
+  url: string;
+  output(): string;
+  /** One command on HAProxy's admin socket (`disable server instances/i1`, `show stat`); its answer. */
+  command(line: string): Promise<string>;
+}
+
+async function startHaproxy(ports: number[]): Promise<Haproxy> {
   const port = await freePort();
   const dir = await tempDir('garrison-haproxy-');
   const cfg = path.join(dir, 'haproxy.cfg');
+  const socket = path.join(dir, 'admin.sock');
   await writeFile(
     cfg,
     [
       'global',
       '  maxconn 2000',
+      `  stats socket ${socket} level admin`,
       'defaults',
       '  mode tcp',
       '  timeout connect 2s',
@@ -96,7 +106,20 @@ async function startHaproxy(ports: number[]): Promise<{ child: ChildProcess; url
       }),
     { what: 'HAProxy listening', output: () => out },
   );
-  return { child, url: `https://127.0.0.1:${port}`, output: () => out };
+  const command = (line: string) =>
+    new Promise<string>((resolve, reject) => {
+      let answer = '';
+      const c = net.connect(socket, () => c.end(`${line}\n`));
+      c.on('data', (d: Buffer) => (answer += d.toString()));
+      c.on('end', () => resolve(answer));
+      c.on('error', reject);
+    });
+  // Both instances up in HAProxy's view before anything goes through it.
+  await waitFor(async () => (await command('show stat')).split('\n').filter((l) => /^instances,i\d+,/.test(l) && l.split(',')[17] === 'UP').length === ports.length, {
+    what: 'HAProxy sees every instance up',
+    output: () => out,
+  });
+  return { child, url: `https://127.0.0.1:${port}`, output: () => out, command };
 }
 
 async function agentTaskIds(agent: AgentProcess): Promise<string[]> {
@@ -108,7 +131,7 @@ describe('several instances on one PostgreSQL behind HAProxy', { skip }, () => {
   it('share the fleet: presence, task changes, run-now, revocation; a killed instance loses no result', async () => {
     const a = await startTestServer(postgresKind);
     let b: Instance | undefined;
-    let lb: Awaited<ReturnType<typeof startHaproxy>> | undefined;
+    let lb: Haproxy | undefined;
     const agents: (AgentProcess & { deviceId: string })[] = [];
     try {
       // B joins with the database and the secret-store key only: it takes CA, TLS and signing keys from the database.
@@ -122,14 +145,18 @@ describe('several instances on one PostgreSQL behind HAProxy', { skip }, () => {
       const g = await a.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Fleet' });
       assert.equal(g.status, 201);
       // Enrolled and connected through the load balancer, one after another: leastconn spreads them.
+      // Two go to B and two to A: the operator drains one instance at a time on HAProxy's admin socket.
       for (let i = 0; i < 4; i++) {
+        await lb.command(`disable server instances/i${i < 2 ? 0 : 1}`);
+        await lb.command(`enable server instances/i${i < 2 ? 1 : 0}`);
         const agent = await startAgent(a, g.body.id, `lb-${i}`, { serverUrl: lb.url });
         agents.push(agent);
         await waitFor(async () => (await a.api<{ online: boolean }>('GET', `/api/v1/devices/${agent.deviceId}`)).body.online, { what: `agent ${i} online`, output });
       }
+      await lb.command('enable server instances/i0');
       const onA = agents.filter((x) => a.server.presence.isOnlineHere(x.deviceId));
       const onB = agents.filter((x) => !a.server.presence.isOnlineHere(x.deviceId));
-      assert.ok(onA.length >= 1 && onB.length >= 1, `agents on both instances (A ${onA.length}, B ${onB.length})\n${output()}`);
+      assert.ok(onA.length === 2 && onB.length === 2, `two agents on each instance (A ${onA.length}, B ${onB.length})\n${output()}`);
 
       // 1. Presence: every device online, seen from either instance.
       for (const api of [a.api, bApi]) {
