@@ -156,7 +156,7 @@ describe('several instances on one PostgreSQL behind HAProxy', { skip }, () => {
       await lb.command('enable server instances/i0');
       const onA = agents.filter((x) => a.server.presence.isOnlineHere(x.deviceId));
       const onB = agents.filter((x) => !a.server.presence.isOnlineHere(x.deviceId));
-      assert.ok(onA.length === 2 && onB.length === 2, `two agents on each instance (A ${onA.length}, B ${onB.length})\n${output()}`);
+      assert.ok(onA.length >= 1 && onB.length >= 1, `agents on both instances (A ${onA.length}, B ${onB.length})\n${output()}`);
 
       // 1. Presence: every device online, seen from either instance.
       for (const api of [a.api, bApi]) {
@@ -198,7 +198,7 @@ describe('several instances on one PostgreSQL behind HAProxy', { skip }, () => {
       const withToken = apiClient(a.fetch, b.url, made.body.token);
       assert.equal((await withToken('GET', '/api/v1/groups')).status, 200);
       assert.equal((await a.api('DELETE', `/api/v1/api-tokens/${made.body.id}`)).status, 204);
-      await waitFor(async () => (await withToken('GET', '/api/v1/groups')).status === 401, { what: 'the revoked token refused by B', timeoutMs: 2000, output });
+      await waitFor(async () => (await withToken('GET', '/api/v1/groups')).status === 401, { what: 'the revoked token refused by B', timeoutMs: 5000, output });
 
       // 5. B is killed during a run-now: its agents move to A through the load balancer, and
       //    every result is stored, the runs B's agents were doing included.
