@@ -47,6 +47,7 @@ import {
   sleep,
   sortedFloat64,
   withTimeout,
+  IpcChild,
   type FailoverCollected,
   type FromServer,
   type FromWorker,
@@ -93,65 +94,8 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const)
     for (const c of live) c.kill('SIGKILL');
     process.exit(130);
   });
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-
-/** A child process answering requests over IPC (each request carries a seq). */
-class Proc<To extends { seq: number }, From extends { ev: string }> {
-  #seq = 1;
-  #waiting = new Map<number, (m: From) => void>();
-  #listeners: ((m: From) => void)[] = [];
-  /** Set before the child is asked to exit, or killed on purpose. */
-  exiting = false;
-  readonly exited: Promise<void>;
-  readonly name: string;
-  readonly proc: ChildProcess;
-  constructor(name: string, proc: ChildProcess, onFailure: (message: string) => void) {
-    this.name = name;
-    this.proc = proc;
-    live.add(proc);
-    proc.on('message', (m: From) => {
-      if (m.ev === 'failed') onFailure(`${name}: ${(m as unknown as { message: string }).message}`);
-      const seq = (m as { seq?: number }).seq;
-      const w = seq !== undefined ? this.#waiting.get(seq) : undefined;
-      if (w) {
-        this.#waiting.delete(seq!);
-        w(m);
-      } else for (const l of this.#listeners) l(m);
-    });
-    this.exited = new Promise((resolve) =>
-      proc.on('exit', (code, signal) => {
-        live.delete(proc);
-        if (!this.exiting) onFailure(`${name} exited unexpectedly (${signal ?? `code ${code}`})`);
-        resolve();
-      }),
-    );
-  }
-  on(l: (m: From) => void): void {
-    this.#listeners.push(l);
-  }
-  ask<E extends From['ev']>(msg: DistributiveOmit<To, 'seq'>, timeoutMs: number, what: string): Promise<Extract<From, { ev: E }>> {
-    const seq = this.#seq++;
-    const p = new Promise<From>((resolve) => this.#waiting.set(seq, resolve));
-    this.proc.send({ ...msg, seq } as unknown as To);
-    return withTimeout(p, timeoutMs, `${this.name}: ${what}`) as Promise<Extract<From, { ev: E }>>;
-  }
-  next<E extends From['ev']>(ev: E, timeoutMs: number, what: string): Promise<Extract<From, { ev: E }>> {
-    return withTimeout(
-      new Promise((resolve) => {
-        const l = (m: From) => {
-          if (m.ev !== ev) return;
-          this.#listeners = this.#listeners.filter((x) => x !== l);
-          resolve(m as Extract<From, { ev: E }>);
-        };
-        this.#listeners.push(l);
-      }),
-      timeoutMs,
-      `${this.name}: ${what}`,
-    );
-  }
-}
-type Server = Proc<ToServer, FromServer>;
-type Worker = Proc<ToWorker, FromWorker>;
+type Server = IpcChild<ToServer, FromServer>;
+type Worker = IpcChild<ToWorker, FromWorker>;
 
 function fileLimits(): { soft: number; hard: number } {
   try {
@@ -442,7 +386,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       };
       proc.stdout!.on('data', keep);
       proc.stderr!.on('data', keep);
-      const s: Server = new Proc(`server instance ${i}`, proc, onFailure);
+      const s: Server = new IpcChild(`server instance ${i}`, proc, onFailure, live);
       servers[i] = s;
       const ready = await guard(s.next('ready', 90_000, 'start'));
       return ready;
@@ -533,7 +477,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       // 2. Workers
       for (let i = 0; i < W; i++) {
         const proc = spawn(process.execPath, [path.join(HERE, 'agent-worker.ts')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
-        workers.push(new Proc(`agent worker ${i + 1}`, proc, onFailure));
+        workers.push(new IpcChild(`agent worker ${i + 1}`, proc, onFailure, live));
       }
       await guard(Promise.all(workers.map((w) => w.next('hello', 30_000, 'start'))));
       let allAcked = 0;

@@ -34,7 +34,7 @@ import pg from 'pg';
 import { finalServerTaskRunStates, type ServerTask, type ServerTaskRun } from '@garrison/protocol';
 import { pinnedFetch, type FetchLike } from '@garrison/protocol/tls';
 import type { DatabaseConfig } from '../src/storage/database.ts';
-import { now, quantile, sleep, sortedFloat64, withTimeout, type FromServer, type FromWorker, type ServerStats, type ToServer, type ToWorker } from './shared.ts';
+import { IpcChild, now, quantile, sleep, sortedFloat64, withTimeout, type FromServer, type FromWorker, type ServerStats, type ToServer, type ToWorker } from './shared.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../../..');
@@ -68,52 +68,8 @@ const msf = (n: number, digits = 1) => `${fmt(n, digits)} ms`;
 class Failed extends Error {}
 
 /** A child process answering requests over IPC (each request carries a seq). */
-class Proc<To extends { seq: number }, From extends { ev: string }> {
-  #seq = 1;
-  #waiting = new Map<number, (m: From) => void>();
-  #listeners: ((m: From) => void)[] = [];
-  exiting = false;
-  readonly name: string;
-  readonly proc: ChildProcess;
-  constructor(name: string, proc: ChildProcess, onFailure: (message: string) => void) {
-    this.name = name;
-    this.proc = proc;
-    proc.on('message', (m: From) => {
-      if (m.ev === 'failed') onFailure(`${name}: ${(m as unknown as { message: string }).message}`);
-      const seq = (m as { seq?: number }).seq;
-      const w = seq === undefined ? undefined : this.#waiting.get(seq);
-      if (w) {
-        this.#waiting.delete(seq!);
-        w(m);
-      } else for (const l of this.#listeners) l(m);
-    });
-    proc.on('exit', (code, signal) => {
-      if (!this.exiting) onFailure(`${name} exited unexpectedly (${signal ?? `code ${code}`})`);
-    });
-  }
-  ask<E extends From['ev']>(msg: Record<string, unknown>, timeoutMs: number, what: string): Promise<Extract<From, { ev: E }>> {
-    const seq = this.#seq++;
-    const p = new Promise<From>((resolve) => this.#waiting.set(seq, resolve));
-    this.proc.send({ ...msg, seq } as unknown as To);
-    return withTimeout(p, timeoutMs, `${this.name}: ${what}`) as Promise<Extract<From, { ev: E }>>;
-  }
-  next<E extends From['ev']>(ev: E, timeoutMs: number, what: string): Promise<Extract<From, { ev: E }>> {
-    return withTimeout(
-      new Promise((resolve) => {
-        const l = (m: From) => {
-          if (m.ev !== ev) return;
-          this.#listeners = this.#listeners.filter((x) => x !== l);
-          resolve(m as Extract<From, { ev: E }>);
-        };
-        this.#listeners.push(l);
-      }),
-      timeoutMs,
-      `${this.name}: ${what}`,
-    );
-  }
-}
-type ServerProc = Proc<ToServer, FromServer>;
-type WorkerProc = Proc<ToWorker, FromWorker>;
+type ServerProc = IpcChild<ToServer, FromServer>;
+type WorkerProc = IpcChild<ToWorker, FromWorker>;
 
 interface Latency {
   count: number;
@@ -331,7 +287,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     };
     serverChild.stdout!.on('data', keepLog);
     serverChild.stderr!.on('data', keepLog);
-    const server: ServerProc = new Proc('server process', serverChild, fail);
+    const server: ServerProc = new IpcChild('server process', serverChild, fail);
     const ready = await guard(server.next('ready', 60_000, 'start'));
     const fetchPinned: FetchLike = pinnedFetch(ready.caPem);
     const api = async <T>(method: string, p: string, body?: unknown, timeoutMs = 60_000): Promise<T> => {
@@ -353,7 +309,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     for (let i = 0; i < W; i++) {
       const child = spawn(process.execPath, [path.join(HERE, 'agent-worker.ts')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
       procs.push(child);
-      workers.push(new Proc(`agent worker ${i + 1}`, child, fail));
+      workers.push(new IpcChild(`agent worker ${i + 1}`, child, fail));
     }
     await guard(Promise.all(workers.map((w) => w.next('hello', 30_000, 'start'))));
     /**
@@ -380,7 +336,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       Promise.all(
         workers.map((w, i) => {
           const count = per(i);
-          const m = { cmd: 'enrol', url: ready.url, caPem: ready.caPem, token: tok.token, first, count, concurrency: 8 };
+          const m = { cmd: 'enrol' as const, url: ready.url, caPem: ready.caPem, token: tok.token, first, count, concurrency: 8 };
           first += count;
           return w.ask<'enrolled'>(m, 120_000 + N * 20, 'enrolment');
         }),

@@ -3,6 +3,7 @@
  * (bench.ts), the server process (server-process.ts) and the agent workers (agent-worker.ts),
  * and small statistics helpers.
  */
+import type { ChildProcess } from 'node:child_process';
 
 /**
  * Wall-clock milliseconds with sub-millisecond resolution. All the benchmark's processes run
@@ -264,4 +265,68 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * A bench child process with request/response over IPC: each request carries a seq and the reply
+ * the same one; other messages go to listeners. A `failed` message or an unexpected exit is
+ * reported to `onFailure`.
+ */
+export type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** A child process answering requests over IPC (each request carries a seq). */
+export class IpcChild<To extends { seq: number }, From extends { ev: string }> {
+  #seq = 1;
+  #waiting = new Map<number, (m: From) => void>();
+  #listeners: ((m: From) => void)[] = [];
+  /** Set before the child is asked to exit, or killed on purpose. */
+  exiting = false;
+  readonly exited: Promise<void>;
+  readonly name: string;
+  readonly proc: ChildProcess;
+  /** `tracked`: a set the child is in while it runs (to kill what is left when the bench stops). */
+  constructor(name: string, proc: ChildProcess, onFailure: (message: string) => void, tracked?: Set<ChildProcess>) {
+    this.name = name;
+    this.proc = proc;
+    tracked?.add(proc);
+    proc.on('message', (m: From) => {
+      if (m.ev === 'failed') onFailure(`${name}: ${(m as unknown as { message: string }).message}`);
+      const seq = (m as { seq?: number }).seq;
+      const w = seq !== undefined ? this.#waiting.get(seq) : undefined;
+      if (w) {
+        this.#waiting.delete(seq!);
+        w(m);
+      } else for (const l of this.#listeners) l(m);
+    });
+    this.exited = new Promise((resolve) =>
+      proc.on('exit', (code, signal) => {
+        tracked?.delete(proc);
+        if (!this.exiting) onFailure(`${name} exited unexpectedly (${signal ?? `code ${code}`})`);
+        resolve();
+      }),
+    );
+  }
+  on(l: (m: From) => void): void {
+    this.#listeners.push(l);
+  }
+  ask<E extends From['ev']>(msg: DistributiveOmit<To, 'seq'>, timeoutMs: number, what: string): Promise<Extract<From, { ev: E }>> {
+    const seq = this.#seq++;
+    const p = new Promise<From>((resolve) => this.#waiting.set(seq, resolve));
+    this.proc.send({ ...msg, seq } as unknown as To);
+    return withTimeout(p, timeoutMs, `${this.name}: ${what}`) as Promise<Extract<From, { ev: E }>>;
+  }
+  next<E extends From['ev']>(ev: E, timeoutMs: number, what: string): Promise<Extract<From, { ev: E }>> {
+    return withTimeout(
+      new Promise((resolve) => {
+        const l = (m: From) => {
+          if (m.ev !== ev) return;
+          this.#listeners = this.#listeners.filter((x) => x !== l);
+          resolve(m as Extract<From, { ev: E }>);
+        };
+        this.#listeners.push(l);
+      }),
+      timeoutMs,
+      `${this.name}: ${what}`,
+    );
+  }
 }
