@@ -64,10 +64,9 @@ for (const kind of dbKinds) {
     }
 
     it('purges events and finished runs past retention, in batches, keeping the rest', async () => {
-      const made = await kind.make(await tempDir());
+      const made = await kind.make(await tempDir(), { migrated: true });
       const db = await openDatabase(made.config);
       try {
-        await migrateToLatest(db);
         const events = new EventStore(db);
         const old = Array.from({ length: 1200 }, (_, i) => ({ time: new Date(Date.UTC(2020, 0, 1, 0, 0, i)).toISOString(), severity: 'info' as const, kind: 'x', message: `old ${i}` }));
         await events.insertEvents([...old, { time: '2026-11-01T00:00:00.000Z', severity: 'error', kind: 'x', message: 'new' }]);
@@ -96,6 +95,47 @@ for (const kind of dbKinds) {
         assert.equal(purged, 1, 'r1 (superseded by r3 as the latest of d1) is purged');
         assert.ok(await runs.getRun('r3'));
         assert.ok(await runs.getRun('r2'), 'pending runs are never purged');
+      } finally {
+        await db.close();
+        await made.cleanup();
+      }
+    });
+
+    // PostgreSQL takes a batch as one array per column (unnest): text that array literals
+    // quote (quotes, backslashes, braces, commas, the word NULL), empty strings, nulls, and
+    // more rows than one statement's slice, must all come back exactly.
+    it('stores a batch of awkward text and nulls exactly, whatever its size', async () => {
+      const made = await kind.make(await tempDir());
+      const db = await openDatabase(made.config);
+      try {
+        await migrateToLatest(db);
+        const awkward = ['plain', '', 'NULL', 'null', '"quoted"', 'back\\slash', '{braces}', 'a,b', ' spaced ', "it's", 'ünïcødé ✓ 𝄞', 'line\nbreak\ttab'];
+        const events = Array.from({ length: 20_050 }, (_, i) => ({
+          time: `2026-01-01T00:00:${String(i % 60).padStart(2, '0')}.000Z`,
+          severity: 'info' as const,
+          kind: 'test.bulk',
+          message: `${i} ${awkward[i % awkward.length]}`,
+          ...(i % 3 === 0 ? { deviceId: awkward[i % awkward.length]! } : {}),
+          ...(i % 5 === 0 ? { data: { text: awkward[i % awkward.length], n: i } } : {}),
+        }));
+        await new EventStore(db).insertEvents(events);
+        const rows = await db.kysely.selectFrom('events').select(['message', 'device_id', 'data']).where('kind', '=', 'test.bulk').execute();
+        assert.equal(rows.length, events.length);
+        const byMessage = new Map(rows.map((r) => [r.message, r]));
+        for (const e of events) {
+          const r = byMessage.get(e.message);
+          assert.ok(r, `stored: ${JSON.stringify(e.message)}`);
+          assert.equal(r.device_id, e.deviceId ?? null);
+          assert.deepEqual(r.data === null ? undefined : JSON.parse(r.data), e.data);
+        }
+        // Reports upserted in a batch: the awkward reason and output come back, nulls stay null.
+        const runs = new RunStore(db);
+        const reports = awkward.map((text, i) => ({ deviceId: `d${i}`, report: { runId: `r${i}`, taskId: 't', attempt: 1, seq: 1, state: 'failed' as const, cause: 'daily', createdAt: '2026-01-01T00:00:00.000Z', reason: text, outputTail: i % 2 ? text : undefined, exitCode: i - 3 } }));
+        assert.equal((await runs.applyReports(reports, '2026-01-01T00:00:01.000Z')).applied.length, awkward.length);
+        for (const [i, text] of awkward.entries()) {
+          const run = (await runs.getRun(`r${i}`))!;
+          assert.deepEqual([run.reason, run.outputTail, run.exitCode, run.percent], [text, i % 2 ? text : null, i - 3, null]);
+        }
       } finally {
         await db.close();
         await made.cleanup();

@@ -1,6 +1,6 @@
 import type { DeviceView, Inventory, InstalledProduct } from '@garrison/protocol';
 import { sql } from 'kysely';
-import { chunkRows, type Db } from './database.ts';
+import { chunkRows, unnestSelect, type ColumnTypes, type Db } from './database.ts';
 import type { DevicesTable } from './schema.ts';
 
 /** A device as stored; the API adds its online state and group path (DeviceView). */
@@ -205,15 +205,15 @@ export class DeviceStore {
   /** One transaction for a batch of check-ins: inventory and last contact. */
   async recordCheckIns(batch: { id: string; inventory: Inventory; at: string }[]): Promise<void> {
     if (batch.length === 0) return;
-    if (this.#db.dialect.bulkUpdateFromValues) {
+    if (this.#db.dialect.arrayParameters) {
       const rows = batch.map((c) => ({ id: c.id, ...inventoryColumns(c.inventory), last_contact_at: c.at }));
       const cols = Object.keys(rows[0]!) as (keyof (typeof rows)[0])[];
       const assigned = cols.filter((c) => c !== 'id');
-      for (const chunk of chunkRows(rows, this.#db.dialect)) {
-        await sql`update devices set ${sql.join(assigned.map((c) => sql`${sql.ref(c)} = v.${sql.ref(c)}`))}
-          from (values ${sql.join(chunk.map((r) => sql`(${sql.join(cols.map((c) => r[c]))})`))}) as v(${sql.join(cols.map((c) => sql.ref(c)))})
-          where devices.id = v.id`.execute(this.#db.kysely);
-      }
+      // Every column is text: one array parameter each, whatever the batch size.
+      const types = Object.fromEntries(cols.map((c) => [c, 'text'])) as ColumnTypes<(typeof rows)[0]>;
+      await sql`update devices set ${sql.join(assigned.map((c) => sql`${sql.ref(c)} = v.${sql.ref(c)}`))}
+        from (${unnestSelect(rows, cols, types)}) as v
+        where devices.id = v.id`.execute(this.#db.kysely);
       return;
     }
     await this.#db.kysely.transaction().execute(async (trx) => {

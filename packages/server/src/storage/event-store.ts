@@ -1,6 +1,23 @@
 import type { EventView } from '@garrison/protocol';
-import { chunkRows, deleteInBatches, type Db } from './database.ts';
+import { deleteInBatches, insertChunks, type ColumnTypes, type Db } from './database.ts';
 import type { EventsTable } from './schema.ts';
+
+const EVENT_COLUMNS: ColumnTypes<Omit<EventsTable, 'id'>> = {
+  time: 'text',
+  severity: 'text',
+  kind: 'text',
+  message: 'text',
+  actor: 'text',
+  device_id: 'text',
+  group_id: 'text',
+  task_id: 'text',
+  run_id: 'text',
+  product: 'text',
+  data: 'text',
+  actor_id: 'text',
+  actor_via: 'text',
+  actor_address: 'text',
+};
 
 export const Severity = { info: 'info', warning: 'warning', error: 'error' } as const;
 export type Severity = (typeof Severity)[keyof typeof Severity];
@@ -54,7 +71,7 @@ export class EventStore {
     this.#db = db;
   }
   async insertEvents(events: readonly NewEvent[]): Promise<void> {
-    const rows = events.map((e) => ({
+    const rows: Omit<EventsTable, 'id'>[] = events.map((e) => ({
       time: e.time,
       severity: e.severity,
       kind: e.kind,
@@ -70,7 +87,7 @@ export class EventStore {
       actor_via: e.via ?? null,
       actor_address: e.address ?? null,
     }));
-    for (const chunk of chunkRows(rows, this.#db.dialect)) await this.#db.kysely.insertInto('events').values(chunk).execute();
+    for (const into of insertChunks(this.#db.dialect, rows, EVENT_COLUMNS)) await into(this.#db.kysely.insertInto('events')).execute();
   }
   async queryEvents(f: EventFilter): Promise<StoredEvent[]> {
     let q = this.#db.kysely.selectFrom('events').selectAll();

@@ -2,8 +2,10 @@
  * Running server instances and the instance each connected agent is on (migration 0012,
  * ADR 0019). Only written when several instances share the database.
  */
-import type { Db } from './database.ts';
-import { chunkRows } from './database.ts';
+import { insertChunks, type ColumnTypes, type Db } from './database.ts';
+import type { AgentPresenceTable } from './schema.ts';
+
+const PRESENCE_COLUMNS: ColumnTypes<AgentPresenceTable> = { device_id: 'text', instance_id: 'text', online: 'integer', seq: 'bigint', since: 'text' };
 
 export interface InstanceRecord {
   id: string;
@@ -52,11 +54,9 @@ export class PresenceStore {
    */
   async writePresence(instanceId: string, seq: number, online: readonly string[], offline: readonly string[], at: string): Promise<void> {
     await this.#db.kysely.transaction().execute(async (trx) => {
-      const rows = online.map((id) => ({ device_id: id, instance_id: instanceId, online: 1, seq, since: at }));
-      for (const chunk of chunkRows(rows, this.#db.dialect)) {
-        await trx
-          .insertInto('agent_presence')
-          .values(chunk)
+      const rows: AgentPresenceTable[] = online.map((id) => ({ device_id: id, instance_id: instanceId, online: 1, seq, since: at }));
+      for (const into of insertChunks(this.#db.dialect, rows, PRESENCE_COLUMNS)) {
+        await into(trx.insertInto('agent_presence'))
           .onConflict((oc) => oc.column('device_id').doUpdateSet((eb) => ({ instance_id: eb.ref('excluded.instance_id'), online: 1, seq: eb.ref('excluded.seq'), since: eb.ref('excluded.since') })))
           .execute();
       }

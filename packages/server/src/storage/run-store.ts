@@ -1,7 +1,29 @@
 import { finalRunStates, type Run, type RunReport, type RunState } from '@garrison/protocol';
 import { shouldApplyReport } from '@garrison/core';
-import { chunkRows, deleteInBatches, type Db } from './database.ts';
-import type { RunsTable } from './schema.ts';
+import { sql } from 'kysely';
+import { chunkRows, deleteInBatches, insertChunks, type ColumnTypes, type Db } from './database.ts';
+import type { RunsTable, TaskDeviceStateTable } from './schema.ts';
+
+const RUN_COLUMNS: ColumnTypes<RunsTable> = {
+  id: 'text',
+  task_id: 'text',
+  device_id: 'text',
+  request_id: 'text',
+  state: 'text',
+  percent: 'integer',
+  attempt: 'integer',
+  seq: 'integer',
+  cause: 'text',
+  created_at: 'text',
+  started_at: 'text',
+  ended_at: 'text',
+  exit_code: 'integer',
+  reason: 'text',
+  output_tail: 'text',
+  expires_at: 'text',
+  updated_at: 'text',
+};
+const STATE_COLUMNS: ColumnTypes<TaskDeviceStateTable> = { task_id: 'text', device_id: 'text', run_id: 'text', run_created_at: 'text', state: 'text', updated_at: 'text' };
 
 export function toRun(r: RunsTable): Run {
   return {
@@ -89,12 +111,10 @@ export class RunStore {
         expires_at: r.expiresAt,
         updated_at: r.createdAt,
       }));
-      for (const chunk of chunkRows(rows, this.#db.dialect)) await trx.insertInto('runs').values(chunk).execute();
-      const states = runs.map((r) => ({ task_id: r.taskId, device_id: r.deviceId, run_id: r.id, run_created_at: r.createdAt, state: 'pending', updated_at: r.createdAt }));
-      for (const chunk of chunkRows(states, this.#db.dialect)) {
-        await trx
-          .insertInto('task_device_state')
-          .values(chunk)
+      for (const into of insertChunks(this.#db.dialect, rows, RUN_COLUMNS)) await into(trx.insertInto('runs')).execute();
+      const states: TaskDeviceStateTable[] = runs.map((r) => ({ task_id: r.taskId, device_id: r.deviceId, run_id: r.id, run_created_at: r.createdAt, state: 'pending', updated_at: r.createdAt }));
+      for (const into of insertChunks(this.#db.dialect, states, STATE_COLUMNS)) {
+        await into(trx.insertInto('task_device_state'))
           .onConflict((oc) =>
             oc.columns(['task_id', 'device_id']).doUpdateSet((eb) => ({
               run_id: eb.ref('excluded.run_id'),
@@ -181,18 +201,14 @@ export class RunStore {
     await this.#db.kysely.transaction().execute(async (trx) => {
       const ids = [...newest.keys()];
       const existing = new Map<string, { device_id: string; task_id: string; seq: number; state: string; created_at: string; request_id: string | null }>();
-      for (const chunk of chunkRows(ids.map((id) => ({ id })), this.#db.dialect)) {
-        const rows = await trx
-          .selectFrom('runs')
-          .select(['id', 'device_id', 'task_id', 'seq', 'state', 'created_at', 'request_id'])
-          .where(
-            'id',
-            'in',
-            chunk.map((c) => c.id),
-          )
-          .execute();
-        for (const r of rows) existing.set(r.id, r);
+      const selectExisting = trx.selectFrom('runs').select(['id', 'device_id', 'task_id', 'seq', 'state', 'created_at', 'request_id']);
+      const found = this.#db.dialect.arrayParameters
+        ? [await selectExisting.where(sql<boolean>`id = any(${ids}::text[])`).execute()]
+        : [];
+      if (!this.#db.dialect.arrayParameters) {
+        for (const chunk of chunkRows(ids.map((id) => ({ id })), this.#db.dialect)) found.push(await selectExisting.where('id', 'in', chunk.map((c) => c.id)).execute());
       }
+      for (const rows of found) for (const r of rows) existing.set(r.id, r);
       const runRows: RunsTable[] = [];
       for (const item of newest.values()) {
         const r = item.report;
@@ -227,10 +243,8 @@ export class RunStore {
           updated_at: now,
         });
       }
-      for (const chunk of chunkRows(runRows, this.#db.dialect)) {
-        await trx
-          .insertInto('runs')
-          .values(chunk)
+      for (const into of insertChunks(this.#db.dialect, runRows, RUN_COLUMNS)) {
+        await into(trx.insertInto('runs'))
           .onConflict((oc) =>
             oc
               .column('id')
@@ -255,17 +269,14 @@ export class RunStore {
       }
       // One row per (task, device): several runs of one task in a batch (a spool flushed after
       // a night offline) keep the newest. PostgreSQL refuses an upsert that touches a row twice.
-      const latest = new Map<string, { task_id: string; device_id: string; run_id: string; run_created_at: string; state: string; updated_at: string }>();
+      const latest = new Map<string, TaskDeviceStateTable>();
       for (const r of runRows) {
         const key = `${r.task_id}\n${r.device_id}`;
         const prev = latest.get(key);
         if (!prev || prev.run_created_at <= r.created_at) latest.set(key, { task_id: r.task_id, device_id: r.device_id, run_id: r.id, run_created_at: r.created_at, state: r.state, updated_at: now });
       }
-      const states = [...latest.values()];
-      for (const chunk of chunkRows(states, this.#db.dialect)) {
-        await trx
-          .insertInto('task_device_state')
-          .values(chunk)
+      for (const into of insertChunks(this.#db.dialect, [...latest.values()], STATE_COLUMNS)) {
+        await into(trx.insertInto('task_device_state'))
           .onConflict((oc) =>
             oc
               .columns(['task_id', 'device_id'])
