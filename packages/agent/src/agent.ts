@@ -37,7 +37,9 @@ import {
   type EnrolResponse,
   type LocalTaskChange,
   type Policy,
+  type RunReport,
   type ServerToAgent,
+  isFinalRunState,
   isSecretRef,
   replaceAt,
   valueAt,
@@ -109,6 +111,8 @@ interface TaskCache {
 const BUILT_IN_PRODUCTS = [BUILTIN_PRODUCT, 'sample-scanner'];
 const DEFAULT_POLICY: Policy = { checkInIntervalMinutes: 60, policyEnforcementMinutes: 5 };
 const REPORT_BATCH = 500;
+/** How long a non-final report waits for a newer one of its run before it is sent (#reportSpooled). */
+const REPORT_COALESCE_MS = 250;
 
 /**
  * Marks the enrolment event as owed. It is written at enrolment (by the agent, or by
@@ -229,6 +233,7 @@ export class Agent {
   #flushing = false;
   #flushAgain = false;
   #flushRetry: NodeJS.Timeout | null = null;
+  #coalesce: NodeJS.Timeout | null = null;
   #checkingIn: Promise<void> | null = null;
   #checkInAgain = false;
   #lastDeploymentSteps = '';
@@ -348,7 +353,7 @@ export class Agent {
 
     this.spool = new RunSpool(path.join(this.stateDir, 'spool'), { onCorrupt: (file, err) => void this.log('error', 'spool.corrupt', `${file}: ${err.message}`) });
     await this.spool.init();
-    this.runner = new TaskRunner({ dir: this.stateDir, spool: this.spool, plugins: this.plugins, events: this.events, onReport: () => void this.flushReports() });
+    this.runner = new TaskRunner({ dir: this.stateDir, spool: this.spool, plugins: this.plugins, events: this.events, onReport: (report) => this.#reportSpooled(report) });
     await this.runner.init(this.#effectiveTasks());
 
     this.transport = new Transport({ serverUrls: storedServerUrls(cred), credential: cred.credential, caPem: cred.caPem, machineIdentity: this.#identity, log: (level, msg) => void this.log(level, 'transport', msg) });
@@ -549,6 +554,26 @@ export class Agent {
     if (failed && !this.#reportedUpdateFailure) {
       this.#reportedUpdateFailure = true;
       await this.log('error', 'agent.update-rolled-back', `the update to ${failed.version} was rolled back: ${failed.reason}`);
+    }
+  }
+
+  /**
+   * A report entered the spool. A final one is sent at once; a "running" or progress report
+   * waits up to REPORT_COALESCE_MS, so that a run that ends within it sends only its result
+   * (the spool keeps the newest report of each run): one message and one acknowledgement
+   * instead of two of each, which at a run-now to 100,000 devices is 200,000 messages fewer
+   * through the server, and progress ticks of a long run go out a few per second at most.
+   */
+  #reportSpooled(report: RunReport): void {
+    if (isFinalRunState(report.state)) {
+      if (this.#coalesce) clearTimeout(this.#coalesce);
+      this.#coalesce = null;
+      void this.flushReports();
+    } else if (!this.#coalesce) {
+      this.#coalesce = setTimeout(() => {
+        this.#coalesce = null;
+        void this.flushReports();
+      }, REPORT_COALESCE_MS);
     }
   }
 
@@ -753,6 +778,7 @@ export class Agent {
     if (this.#checkInTimer) clearTimeout(this.#checkInTimer);
     if (this.#enforcementTimer) clearInterval(this.#enforcementTimer);
     if (this.#flushRetry) clearTimeout(this.#flushRetry);
+    if (this.#coalesce) clearTimeout(this.#coalesce);
     await this.runner?.stopAll({ interruptRunning: true });
     await this.#localApi?.close();
     await this.transport?.stop();

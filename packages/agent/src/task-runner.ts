@@ -72,7 +72,8 @@ export interface TaskRunnerOptions {
   plugins: AgentPluginRegistry;
   events: LocalEventLog;
   /** Called after a report was spooled, so that the agent sends it. */
-  onReport: () => void;
+  /** A report was spooled: the agent sends it (a final one at once, others after a short wait). */
+  onReport: (report: RunReport) => void;
   timeZone?: string;
   now?: () => Date;
   random?: () => number;
@@ -353,7 +354,7 @@ export class TaskRunner {
     };
     await this.#o.spool.put(report);
     if (!isFinalRunState(r.state)) await writeJsonAtomic(path.join(this.#activeDir, `${run.runId}.json`), run);
-    this.#o.onReport();
+    this.#o.onReport(report);
   }
 
   async #finish(run: ActiveRun, outcome: { state: RunState; reason: string | null; exitCode: number | null; outputTail: string; events?: RunEvent[] }): Promise<void> {
