@@ -352,7 +352,7 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
   const defaultsMarker = newId();
   await serverTasks.ensureDefaults(DEFAULT_SERVER_TASKS, async () => (await stores.settings.setIfAbsent('server-tasks.defaults-created', defaultsMarker)) === defaultsMarker);
   const consoleDir = config.consoleDir === undefined ? defaultConsoleDir() : config.consoleDir;
-  const http = await buildHttpApp(services, log, { https: tls, serverUrl: () => publicUrl, consoleDir, dataDir: config.dataDir, installationPackages: serverTaskEnv.installationPackages, archives: serverTaskEnv.archives });
+  const http = await buildHttpApp(services, log, { https: tls && { key: tls.key, cert: tls.cert, ...(config.tls && config.tls.groups ? { groups: config.tls.groups } : {}) }, serverUrl: () => publicUrl, consoleDir, dataDir: config.dataDir, installationPackages: serverTaskEnv.installationPackages, archives: serverTaskEnv.archives });
   http.server.on('upgrade', (req, socket, head) => {
     if ((req.url ?? '').split('?')[0] === AGENT_WS_PATH) void hub.handleUpgrade(req, socket, head);
     else socket.destroy();

@@ -4,6 +4,7 @@
  * sample task, so that a newcomer sees a device and results at once.
  */
 import { parseArgs } from 'node:util';
+import { createSecureContext } from 'node:tls';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -64,6 +65,8 @@ const USAGE = `usage: garrison server [--data DIR] [--host HOST] [--port PORT] [
   --demo               enrol a local agent into a "Demo" group with a sample task
 TLS (HTTPS is the default; the server creates its own CA and certificate in DATA/tls/):
   --tls-name NAME      an extra DNS name or address the certificate must cover (repeatable; GARRISON_TLS_NAMES)
+  --tls-groups LIST    key-exchange groups, OpenSSL's form (GARRISON_TLS_GROUPS; default Node's, post-quantum
+                       X25519MLKEM768 first; X25519:P-256 saves ~8 KB of memory per connected agent)
   --tls-cert FILE --tls-key FILE --tls-ca FILE
                        use this certificate (chain), key and issuing CA instead (agents pin the CA)
   --http               serve plain HTTP, only behind a reverse proxy that terminates TLS
@@ -124,6 +127,7 @@ export async function serverMain(argv: string[]): Promise<number> {
       demo: { type: 'boolean' },
       plugin: { type: 'string', multiple: true },
       'tls-name': { type: 'string', multiple: true },
+      'tls-groups': { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'tls-ca': { type: 'string' },
@@ -146,6 +150,15 @@ export async function serverMain(argv: string[]): Promise<number> {
   const dbUrl = values['database-url'] ?? process.env.GARRISON_DATABASE_URL;
   const tlsNames = [...(values['tls-name'] ?? []), ...(process.env.GARRISON_TLS_NAMES ?? '').split(',').filter(Boolean)];
   const publicUrl = values['public-url'] ?? process.env.GARRISON_PUBLIC_URL;
+  const tlsGroups = values['tls-groups'] ?? process.env.GARRISON_TLS_GROUPS;
+  if (tlsGroups !== undefined) {
+    try {
+      createSecureContext({ ecdhCurve: tlsGroups });
+    } catch {
+      console.error(`garrison server: --tls-groups ${JSON.stringify(tlsGroups)}: not a list of key-exchange groups this OpenSSL knows (for example X25519MLKEM768:X25519:P-256)`);
+      return 2;
+    }
+  }
   let secretKey: Buffer | undefined;
   if (values['secret-key-file']) {
     secretKey = Buffer.from((await readFile(values['secret-key-file'], 'utf8')).trim(), 'base64');
@@ -160,7 +173,7 @@ export async function serverMain(argv: string[]): Promise<number> {
     ...(publicUrl ? { publicUrl: publicUrl.replace(/\/+$/, '') } : {}),
     tls: values.http
       ? false
-      : { names: tlsNames, ...(values['tls-cert'] ? { certFile: values['tls-cert'] } : {}), ...(values['tls-key'] ? { keyFile: values['tls-key'] } : {}), ...(values['tls-ca'] ? { caFile: values['tls-ca'] } : {}) },
+      : { names: tlsNames, ...(tlsGroups ? { groups: tlsGroups } : {}), ...(values['tls-cert'] ? { certFile: values['tls-cert'] } : {}), ...(values['tls-key'] ? { keyFile: values['tls-key'] } : {}), ...(values['tls-ca'] ? { caFile: values['tls-ca'] } : {}) },
     host: values.host ?? process.env.GARRISON_HOST ?? '127.0.0.1',
     port,
     ...(dbUrl ? { database: { kind: 'postgres' as const, url: dbUrl } } : {}),

@@ -40,12 +40,12 @@ function errorOf(err: unknown, req: FastifyRequest): AppError {
   return new AppError('INTERNAL', 'an unexpected error occurred; see the server log for this request id');
 }
 
-export async function buildHttpApp(services: Services, log: Logger, opts: { https?: { key: string; cert: string } | null; serverUrl?: () => string; consoleDir?: string | null; dataDir?: string } & Partial<Omit<InstallationPackageIndex, 'dataDir'>> = {}): Promise<FastifyInstance> {
+export async function buildHttpApp(services: Services, log: Logger, opts: { https?: { key: string; cert: string; groups?: string } | null; serverUrl?: () => string; consoleDir?: string | null; dataDir?: string } & Partial<Omit<InstallationPackageIndex, 'dataDir'>> = {}): Promise<FastifyInstance> {
   const boundaryHeaders = baseHeaders(Boolean(opts.https));
   // The pino instance is typed more narrowly than Fastify's logger interface; the app is used through the default one.
   const app = Fastify({
     loggerInstance: log,
-    ...(opts.https ? { https: { key: opts.https.key, cert: opts.https.cert, minVersion: 'TLSv1.2' as const } } : {}),
+    ...(opts.https ? { https: { key: opts.https.key, cert: opts.https.cert, minVersion: 'TLSv1.2' as const, ...(opts.https.groups ? { ecdhCurve: opts.https.groups } : {}) } } : {}),
     bodyLimit: Math.max(AGENT_MESSAGE_MAX_BYTES, 16 * 1024 * 1024),
     // Per-request lines would drown the log at fleet scale; errors are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),

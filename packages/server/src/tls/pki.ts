@@ -32,6 +32,14 @@ export interface TlsOptions {
   certFile?: string;
   keyFile?: string;
   caFile?: string;
+  /**
+   * The key-exchange groups the server accepts, in OpenSSL's colon-separated form
+   * (`--tls-groups`). Unset: Node's default, which puts the post-quantum hybrid
+   * X25519MLKEM768 first. `X25519:P-256` saves about 8 KB of server memory per connected
+   * agent (the client's ML-KEM key share is kept for the connection's life) at the price of
+   * that protection against traffic recorded now and decrypted later (ADR 0019).
+   */
+  groups?: string;
 }
 
 export interface ServerTls {
