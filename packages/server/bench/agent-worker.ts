@@ -3,8 +3,9 @@
  * (so it has its own device and credential), holds its own WebSocket bound to one of several
  * loopback source addresses (so that no source address runs out of ephemeral ports), and
  * speaks the real agent protocol: check-in with inventory, check-in again on `sync`, and on
- * `run-now` reports `running` (seq 1), waits for the ack, reports `succeeded` (seq 2) and waits
- * for that ack, as the real agent does with a command that ends at once.
+ * `run-now` reports `succeeded` (seq 2) and waits for its ack, as the real agent does with a
+ * command that ends at once: its `running` report (seq 1) waits 250 ms for a newer one of the
+ * run (the agent's report coalescing) and is replaced in the spool before it is sent.
  *
  * TLS: as real agents, the simulated agents trust only the server's own CA (given by bench.ts
  * from the server's `tls.caPem`): enrolment goes through `pinnedFetch(caPem)`, the WebSocket
@@ -86,6 +87,8 @@ let closing = false;
 const status: WorkerStatus = emptyStatus();
 let runNowAt = new Float64Array(0);
 let runningAckAt = new Float64Array(0);
+/** The real agent's wait before it sends a report that is not final (packages/agent/src/agent.ts). */
+const REPORT_COALESCE_MS = 250;
 let finalAckAt = new Float64Array(0);
 let rejected = 0;
 let firstRejection = '';
@@ -434,16 +437,15 @@ function startRun(a: Agent, req: RunRequest, at: number): void {
     startSpooledRun(a, base);
     return;
   }
-  report(a, { ...base, seq: 1, state: 'running', percent: 0 }, (ackAt) => {
-    runningAckAt[a.k] = ackAt;
-    const endedAt = new Date().toISOString();
-    report(a, { ...base, seq: 2, state: 'succeeded', percent: 100, exitCode: 0, endedAt, reason: null, outputTail: '' }, (finalAt) => {
-      if (Number.isNaN(finalAckAt[a.k]!)) {
-        finalAckAt[a.k] = finalAt;
-        status.finalAcks++;
-        if (status.finalAcks === agents.length) send({ ev: 'all-acked', at: finalAt });
-      }
-    });
+  // The command ends within the agent's report coalescing (250 ms): the spool holds only the
+  // result when it is sent, so the "running" report (seq 1) never goes out.
+  const endedAt = new Date().toISOString();
+  report(a, { ...base, seq: 2, state: 'succeeded', percent: 100, exitCode: 0, endedAt, reason: null, outputTail: '' }, (finalAt) => {
+    if (Number.isNaN(finalAckAt[a.k]!)) {
+      finalAckAt[a.k] = finalAt;
+      status.finalAcks++;
+      if (status.finalAcks === agents.length) send({ ev: 'all-acked', at: finalAt });
+    }
   });
 }
 
@@ -472,20 +474,29 @@ function armFailover(m: Extract<ToWorker, { cmd: 'failover' }>): void {
 }
 
 type ReportBase = Pick<RunReport, 'runId' | 'taskId' | 'requestId' | 'attempt' | 'cause' | 'createdAt' | 'startedAt'>;
-/** The command runs `runMs` whatever the connection does; each report waits in the spool until acked. */
+/**
+ * The command runs `runMs` whatever the connection does; each report waits in the spool until
+ * acked. The "running" report goes out after the agent's 250 ms report coalescing.
+ */
 function startSpooledRun(a: Agent, base: ReportBase): void {
-  spoolReport(a, { ...base, seq: 1, state: 'running', percent: 0 });
+  spoolReport(a, { ...base, seq: 1, state: 'running', percent: 0 }, REPORT_COALESCE_MS);
   runsInProgress++;
   setTimeout(() => {
     runsInProgress--;
     spoolReport(a, { ...base, seq: 2, state: 'succeeded', percent: 100, exitCode: 0, endedAt: new Date().toISOString(), reason: null, outputTail: '' });
   }, failover!.runMs);
 }
-function spoolReport(a: Agent, r: RunReport): void {
+function spoolReport(a: Agent, r: RunReport, delayMs = 0): void {
   const spool = (a.spool ??= new Map());
   const held = spool.get(r.runId);
   if (!held || held.seq <= r.seq) spool.set(r.runId, r);
-  if (a.open) sendSpooled(a, [r]);
+  if (delayMs === 0) {
+    if (a.open) sendSpooled(a, [r]);
+    return;
+  }
+  setTimeout(() => {
+    if (a.open && a.spool?.get(r.runId) === r) sendSpooled(a, [r]);
+  }, delayMs);
 }
 function sendSpooled(a: Agent, reports: RunReport[]): void {
   request(a, { type: 'reports', reports }, (msg, at) => {

@@ -24,12 +24,15 @@
  *    list rotated so that they spread), check in and resend their spool. Measured from the kill:
  *    back online elsewhere (50/95/100%), every instance counting them again, every spool drained
  *    and every result stored (nothing lost).
+ * 6. the transport floor (transport-floor.ts, `--no-floor` skips it): once the size's processes
+ *    have exited, the run-now's message pattern between K bare TLS + ws servers and W bare
+ *    clients (JSON only, no application logic), and "run-now stored / floor".
  *
  * The report is printed per size as soon as it is done, then the curve; figures go to
  * `.bench/instances-last.json`.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,10 +43,15 @@ import type { TaskProgress } from '@garrison/protocol';
 import { pinnedFetch, type FetchLike } from '@garrison/protocol/tls';
 import type { DatabaseConfig } from '../src/storage/database.ts';
 import { runBaseline, type BaselineResult } from './baseline.ts';
+import { runTransportFloor, type TransportFloorResult } from './transport-floor.ts';
 import { postgresCpuMs } from './server-tasks.ts';
 import {
+  fileLimits,
+  machineBusyMs,
   now,
   quantile,
+  slices,
+  sourceAddresses,
   sleep,
   sortedFloat64,
   withTimeout,
@@ -75,7 +83,9 @@ const usage = `usage: npm run bench -- --instances K --pg URL [options]
   --checkin-seconds S  length of the check-in phase (default 5)
   --window K           check-ins in flight per worker (default 64)
   --run-ms MS          how long the failover run-now's command runs on each agent (default 2000)
+  --tls-groups LIST    the servers' key-exchange groups (the server's --tls-groups; default Node's, X25519MLKEM768 first)
   --http               the servers on plain HTTP (tls: false)
+  --no-floor           skip the transport floor (bare TLS+ws+JSON, the run-now's pattern) after each size
   --keep               keep the temporary folders and the schemas`;
 
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : String(n));
@@ -97,46 +107,6 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const)
 type Server = IpcChild<ToServer, FromServer>;
 type Worker = IpcChild<ToWorker, FromWorker>;
 
-function fileLimits(): { soft: number; hard: number } {
-  try {
-    const out = execFileSync('/bin/sh', ['-c', 'ulimit -Sn; ulimit -Hn'], { encoding: 'utf8' }).trim().split('\n');
-    const parse = (s: string | undefined) => (s === 'unlimited' ? Number.POSITIVE_INFINITY : Number(s));
-    return { soft: parse(out[0]), hard: parse(out[1]) };
-  } catch {
-    return { soft: Number.NaN, hard: Number.NaN };
-  }
-}
-/** A random block of 127/8, one address per 1,000 agents (as bench.ts: bind() slows as an address fills). */
-function sourceAddresses(count: number): string[] {
-  if (os.platform() !== 'linux') return ['127.0.0.1'];
-  const out: string[] = [];
-  let ip = (127 << 24) + ((16 + Math.floor(Math.random() * 200)) << 16) + (Math.floor(Math.random() * 256) << 8) + 1;
-  while (out.length < count) {
-    ip++;
-    const last = ip & 255;
-    if (last === 0 || last === 255) continue;
-    out.push([ip >>> 24, (ip >>> 16) & 255, (ip >>> 8) & 255, last].join('.'));
-  }
-  return out;
-}
-function machineBusyMs(): number {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    return (f[0]! + f[1]! + f[2]! + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0)) * 10;
-  } catch {
-    return Number.NaN;
-  }
-}
-function slices(n: number, parts: number): { first: number; count: number }[] {
-  const out: { first: number; count: number }[] = [];
-  let first = 0;
-  for (let i = 0; i < parts; i++) {
-    const count = Math.floor(n / parts) + (i < n % parts ? 1 : 0);
-    out.push({ first, count });
-    first += count;
-  }
-  return out;
-}
 const q = (a: Float64Array, p: number) => quantile(a, p);
 
 interface PhaseCpu {
@@ -169,7 +139,6 @@ interface SizeResult {
     startedAskedP100: number;
     startedOthersP50: number;
     startedOthersP100: number;
-    runningStoredMs: number;
     ackedP100: number;
     storedMs: number;
     polls: number;
@@ -197,6 +166,15 @@ interface SizeResult {
   baseline: BaselineResult;
   baselineRunsMs: number[];
   ingestRatio: number;
+  /**
+   * The transport floor (transport-floor.ts): the run-now's message pattern on bare servers and
+   * clients (TLS + ws + JSON, no application logic), same N, K and W, run once this size's
+   * processes are gone. Null when skipped (--no-floor) or failed (floorError).
+   */
+  floor: TransportFloorResult | null;
+  floorError: string;
+  /** All results stored (runNow.storedMs) / the floor's time. */
+  floorRatio: number;
   phases: Record<string, PhaseCpu>;
   serverLogLines: number;
   agentErrors: number;
@@ -215,6 +193,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       window: { type: 'string' },
       'run-ms': { type: 'string' },
       http: { type: 'boolean' },
+      'tls-groups': { type: 'string' },
+      'no-floor': { type: 'boolean' },
       keep: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -243,6 +223,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   const WINDOW = int('window', opts.window, 64, 1);
   const RUN_MS = int('run-ms', opts['run-ms'], 2000, 0);
   const TLS = !opts.http;
+  if (opts['tls-groups']) process.env.GARRISON_TLS_GROUPS = opts['tls-groups'];
+  const FLOOR = !opts['no-floor'];
   const fds = fileLimits();
   const usable = Math.max(fds.soft, fds.hard);
   // An instance holds its agents' sockets, and after a failover its share of the lost instance's.
@@ -285,6 +267,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     checkInSeconds: CHECKIN_MS / 1000,
     checkInWindowPerWorker: WINDOW,
     runMs: RUN_MS,
+    transportFloor: FLOOR,
     loadAverageAtStart: os.loadavg(),
   };
   log(`${K} instances on ${conditions.database}, curve ${curve.map((n) => fmt(n)).join(', ')} agents, ${TLS ? 'HTTPS' : 'plain HTTP'}`);
@@ -303,6 +286,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     `  ${'server instances'.padEnd(44)} ${K} processes (server-process.ts), each its own data folder; the first created the keys, the others joined with the secret-store key`,
     `  ${'transport'.padEnd(44)} ${TLS ? "HTTPS, every instance presenting the same CA (checked); agents trust that CA only" : 'plain HTTP'}`,
     `  ${'agents'.padEnd(44)} round-robin: agent i enrols through and connects to instance i mod ${K} (no load balancer)`,
+    `  ${'transport floor'.padEnd(44)} ${FLOOR ? `after each size, once its processes have exited: the run-now's messages between ${K} bare ${TLS ? 'HTTPS' : 'HTTP'} servers and the size's worker count of bare clients (transport-floor.ts), best of 3 rounds` : 'skipped (--no-floor)'}`,
     `  ${'open-file limit (soft / hard)'.padEnd(44)} ${fds.soft} / ${fds.hard}`,
     `  ${'load average at start (1, 5, 15 min)'.padEnd(44)} ${conditions.loadAverageAtStart.map((x) => x.toFixed(2)).join(', ')}`,
   ];
@@ -614,7 +598,6 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         startedAskedP100: q(startedAsked, 1),
         startedOthersP50: q(startedOthers, 0.5),
         startedOthersP100: q(startedOthers, 1),
-        runningStoredMs: q(sortedFloat64(collected.map((c) => rel(c.runningAckAt))), 1),
         ackedP100: q(sortedFloat64(collected.map((c) => rel(c.finalAckAt))), 1),
         storedMs: stored.at - t0,
         polls: stored.polls,
@@ -721,6 +704,21 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       log('baseline: raw batched SQLite inserts…');
       const baselineRuns = [0, 1, 2].map((i) => runBaseline(path.join(tmp, `baseline-${i}.db`), 2 * N));
       const baseline = baselineRuns.reduce((a, b) => (b.ms < a.ms ? b : a));
+
+      // 10. The transport floor: the same message pattern on bare servers and clients, never
+      // alongside this size's processes (they have exited: waited for here).
+      await Promise.all([...alive(), ...workers].map((c) => withTimeout(c.exited, 10_000, `${c.name} to exit`).catch(() => c.proc.kill('SIGKILL'))));
+      let floor: TransportFloorResult | null = null;
+      let floorError = '';
+      if (FLOOR) {
+        try {
+          floor = await runTransportFloor({ agents: N, servers: K, workers: W, tls: TLS, tracked: live, log });
+          log(`transport floor: ${ms(floor.best.ms)}; run-now stored / floor ${fmt(runNow.storedMs / floor.best.ms, 1)}×`);
+        } catch (err) {
+          floorError = err instanceof Error ? err.message : String(err);
+          log(`transport floor failed: ${floorError}`);
+        }
+      }
       return {
         agents: N,
         instances: K,
@@ -737,6 +735,9 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         baseline,
         baselineRunsMs: baselineRuns.map((b) => b.ms),
         ingestRatio: runNow.storedMs / baseline.ms,
+        floor,
+        floorError,
+        floorRatio: floor ? runNow.storedMs / floor.best.ms : Number.NaN,
         phases: { connect: connectCpu, checkIns: checkInCpu, syncStorm: syncCpu, runNow: runNowCpu, ...(failoverCpu ? { failover: failoverCpu } : {}) },
         serverLogLines,
         agentErrors,
@@ -788,10 +789,23 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     row('run-now through instance 0: API returned', `${ms(rn.apiMs)} (delivered ${fmt(rn.delivered)})`);
     row('  started 50 / 95 / 99 / 100%', `${ms(rn.started.p50)} / ${ms(rn.started.p95)} / ${ms(rn.started.p99)} / ${ms(rn.started.p100)}`);
     row('  started 100%: instance 0 / others (50%)', `${ms(rn.startedAskedP100)} / ${ms(rn.startedOthersP100)} (${ms(rn.startedOthersP50)})`);
-    row('  "running" stored 100%; results acked 100%', `${ms(rn.runningStoredMs)}; ${ms(rn.ackedP100)}`);
+    row('  results acked 100% (one report per run)', ms(rn.ackedP100));
     row('  all results stored (progress API)', `${ms(rn.storedMs)} (${rn.polls} polls)`);
     row('  baseline (SQLite, 2 × N rows, best of 3)', `${ms(r.baseline.ms)} (${fmt(r.baseline.rowsPerSecond)} rows/s; runs ${r.baselineRunsMs.map((x) => fmt(x)).join(', ')} ms)`);
     row('  ingest ratio (all stored / baseline)', `${fmt(r.ingestRatio, 1)}×`);
+    const fl = r.floor;
+    if (!fl) row('transport floor (bare TLS+ws+JSON, same pattern)', r.floorError ? `FAILED: ${r.floorError.split('\n')[0]}` : 'skipped (--no-floor)');
+    else {
+      const b = fl.best;
+      const rn0 = r.phases.runNow!;
+      out.push('  transport floor (bare TLS+ws+JSON, same pattern)');
+      row('  first send → all acks', `${ms(b.ms)} (best of ${fl.rounds.length}: ${fl.rounds.map((x) => fmt(x.ms)).join(', ')} ms)`);
+      row('  floor CPU', `servers ${ms(b.serversCpuMs)}, workers ${ms(b.workersCpuMs)}, other ${ms(b.otherCpuMs)} over ${ms(b.wallMs)}; busiest server loop ${fmt(b.maxServerElu * 100)}%`);
+      row('  floor sent / received 100%', `${ms(b.sentMs)} / ${ms(b.receivedMs)}`);
+      row('  floor conditions', `${fl.tls ? `${fl.tls.protocol}, ${fl.tls.cipher}, ${fl.tls.keyExchange}, ${fl.tls.certificateKey}` : 'plain HTTP'}; JSON run-now ${fmt(fl.messageBytes.runNow)} B, report ${fmt(fl.messageBytes.report)} B, ack ${fmt(fl.messageBytes.ack)} B`);
+      row('  floor server RSS / heap per connection', `${kb(fl.rssPerConnection)} / ${kb(fl.heapPerConnection)} (after GC; connect all ${ms(fl.connectMs)})`);
+      row('  run-now stored / floor', `${fmt(r.floorRatio, 1)}× (results acked / floor ${fmt(rn.ackedP100 / b.ms, 1)}×; servers' CPU ${fmt(rn0.serversCpuMs / b.serversCpuMs, 1)}×, workers' ${fmt(rn0.workersCpuMs / b.workersCpuMs, 1)}×)`);
+    }
     const f = r.failover;
     if (!f) row('failover', `skipped: ${r.failoverSkipped}`);
     else {
@@ -811,7 +825,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
 
   function curveReport(rs: SizeResult[], failure: { agents: number; message: string } | null): string[] {
     const out = ['', `Scaling curve (${K} instances, one PostgreSQL database)`];
-    const cols = ['agents', 'RSS/agent', 'heap/agent', 'check-ins/s', 'sync', 'run-now 50/95/99/100% started', 'stored', '×baseline', 'failover back 100%', 'failover stored'];
+    const cols = ['agents', 'RSS/agent', 'heap/agent', 'check-ins/s', 'sync', 'run-now 50/95/99/100% started', 'stored', '×baseline', 'transport floor (CPU servers/workers)', 'stored/floor', 'failover back 100%', 'failover stored'];
     out.push('  ' + cols.join(' | '));
     for (const r of rs)
       out.push(
@@ -825,6 +839,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
             `${fmt(r.runNow.started.p50)}/${fmt(r.runNow.started.p95)}/${fmt(r.runNow.started.p99)}/${fmt(r.runNow.started.p100)} ms`,
             ms(r.runNow.storedMs),
             `${fmt(r.ingestRatio, 1)}×`,
+            r.floor ? `${ms(r.floor.best.ms)} (${fmt(r.floor.best.serversCpuMs)}/${fmt(r.floor.best.workersCpuMs)} ms)` : r.floorError ? 'failed' : 'skipped',
+            r.floor ? `${fmt(r.floorRatio, 1)}×` : '–',
             r.failover ? ms(r.failover.back.p100) : 'skipped',
             r.failover ? ms(r.failover.storedMs) : 'skipped',
           ].join(' | '),

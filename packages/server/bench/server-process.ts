@@ -260,7 +260,7 @@ async function main(): Promise<void> {
   const database = JSON.parse(process.argv[3] ?? 'null') as DatabaseConfig | null;
   const transport = process.argv[4] ?? 'tls';
   if (!dataDir || !database || (transport !== 'tls' && transport !== 'http')) throw new Error('usage: server-process.ts <dataDir> <database-config-json> [tls|http]');
-  const server = await startServer({ dataDir, database, host: '127.0.0.1', port: 0, logLevel: process.env.GARRISON_BENCH_LOG ?? 'warn', ...(transport === 'http' ? { tls: false as const } : {}) });
+  const server = await startServer({ dataDir, database, host: '127.0.0.1', port: 0, logLevel: process.env.GARRISON_BENCH_LOG ?? 'warn', ...(transport === 'http' ? { tls: false as const } : process.env.GARRISON_TLS_GROUPS ? { tls: { groups: process.env.GARRISON_TLS_GROUPS } } : {}) });
   if ((transport === 'tls') !== !!server.tls) throw new Error(`asked for ${transport}, but the server ${server.tls ? 'serves HTTPS' : 'serves plain HTTP'}`);
   // An instance that joined a database another one created writes no admin token (the first
   // one's works on every instance): '' then.

@@ -3,7 +3,9 @@
  * (bench.ts), the server process (server-process.ts) and the agent workers (agent-worker.ts),
  * and small statistics helpers.
  */
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
 
 /**
  * Wall-clock milliseconds with sub-millisecond resolution. All the benchmark's processes run
@@ -329,4 +331,51 @@ export class IpcChild<To extends { seq: number }, From extends { ev: string }> {
       `${this.name}: ${what}`,
     );
   }
+}
+
+/** The open-file limits of this shell (soft and hard; NaN when unknown). */
+export function fileLimits(): { soft: number; hard: number } {
+  try {
+    const out = execFileSync('/bin/sh', ['-c', 'ulimit -Sn; ulimit -Hn'], { encoding: 'utf8' }).trim().split('\n');
+    const parse = (s: string | undefined) => (s === 'unlimited' ? Number.POSITIVE_INFINITY : Number(s));
+    return { soft: parse(out[0]), hard: parse(out[1]) };
+  } catch {
+    return { soft: Number.NaN, hard: Number.NaN };
+  }
+}
+
+/** `count` loopback source addresses in a random block of 127/8 (bind() slows as an address fills: one per 1,000 sockets). */
+export function sourceAddresses(count: number): string[] {
+  if (os.platform() !== 'linux') return ['127.0.0.1'];
+  const out: string[] = [];
+  let ip = (127 << 24) + ((16 + Math.floor(Math.random() * 200)) << 16) + (Math.floor(Math.random() * 256) << 8) + 1;
+  while (out.length < count) {
+    ip++;
+    const last = ip & 255;
+    if (last === 0 || last === 255) continue;
+    out.push([ip >>> 24, (ip >>> 16) & 255, (ip >>> 8) & 255, last].join('.'));
+  }
+  return out;
+}
+
+/** CPU time the whole machine spent busy (user, nice, system, irq, softirq, steal), ms, from /proc/stat (NaN elsewhere). */
+export function machineBusyMs(): number {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return (f[0]! + f[1]! + f[2]! + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0)) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** 0..n-1 cut into `parts` consecutive slices of nearly equal size. */
+export function slices(n: number, parts: number): { first: number; count: number }[] {
+  const out: { first: number; count: number }[] = [];
+  let first = 0;
+  for (let i = 0; i < parts; i++) {
+    const count = Math.floor(n / parts) + (i < n % parts ? 1 : 0);
+    out.push({ first, count });
+    first += count;
+  }
+  return out;
 }

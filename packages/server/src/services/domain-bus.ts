@@ -32,8 +32,14 @@ export type DomainEvent =
   | { type: 'deployments.changed'; deviceIds: string[] }
   /** A duplicate of a device was decided on, or a device's recorded machine identity changed. */
   | { type: 'identity.changed'; deviceIds: string[] }
-  /** A run-now was stored: every instance delivers it to its own connected targets. */
-  | { type: 'run-now'; taskId: string; requestId: string }
+  /**
+   * Runs of a run-now were stored. With `runs` (run id, device id), one chunk of them whose
+   * devices are connected to other instances: each instance sends those of its own agents at
+   * once, while the originator stores the next chunk. Without: every chunk is stored, and each
+   * instance reads the runs still pending for its agents (those the chunks missed: an agent
+   * that connected a moment ago, or a chunk notification lost).
+   */
+  | { type: 'run-now'; taskId: string; requestId: string; runs?: [string, string][] }
   /** A task was stopped: every instance tells its connected targets. */
   | { type: 'task.stopped'; taskId: string }
   /** A device's credential stopped working (revoked, deleted, uninstalled): its connections close everywhere. */
@@ -70,7 +76,7 @@ export interface BusTransport {
 /** Fields only for this instance, left out of what is sent. */
 const LOCAL_FIELDS: Partial<Record<DomainEventType, string[]>> = { 'tasks.changed': ['deviceIds'] };
 /** Array fields an event may be split along when it is too large for one notification. */
-const SPLITTABLE = ['deviceIds', 'taskIds', 'groupIds', 'topics'] as const;
+const SPLITTABLE = ['deviceIds', 'taskIds', 'groupIds', 'topics', 'runs'] as const;
 
 type Handler<T extends DomainEventType> = (event: EventOf<T>, origin: Origin) => void | Promise<void>;
 

@@ -14,6 +14,19 @@ import type { TaskService } from './task-service.ts';
 export type { RunNowResult };
 
 const DISPATCH_CHUNK = 2000;
+/** How long an instance remembers what it delivered of another instance's run-now, at most. */
+const REMOTE_REQUEST_MS = 10 * 60_000;
+
+/** What an instance delivers of a run-now stored by another: resolved once per request. */
+interface RemoteRequest {
+  task: Task;
+  expiresAt: string;
+  /** The message of each group's devices, resolved as groups are met. */
+  agentTasks: Map<string, Promise<AgentTask | null>>;
+  /** Runs already sent to agents here (the closing catch-up leaves them out). */
+  delivered: Set<string>;
+  timer: NodeJS.Timeout;
+}
 
 export class RunService {
   readonly #runs: RunStore;
@@ -23,11 +36,12 @@ export class RunService {
   readonly #events: EventService;
   readonly #presence: Presence;
   readonly #bus: DomainBus;
+  readonly #remoteRequests = new Map<string, Promise<RemoteRequest | null>>();
 
   constructor(deps: { runs: RunStore; catalog: Catalog; tasks: TaskService; clock: Clock; events: EventService; presence: Presence; bus: DomainBus }) {
     this.#bus = deps.bus;
     // Run-nows and stops given to another instance reach the agents connected here.
-    deps.bus.on('run-now', (e, origin) => (origin === 'remote' ? this.#deliverHere(e.taskId, e.requestId).then(() => {}) : undefined));
+    deps.bus.on('run-now', (e, origin) => (origin === 'remote' ? this.#deliverHere(e).then(() => {}) : undefined));
     deps.bus.on('task.stopped', (e, origin) => {
       if (origin === 'remote') this.#stopHere(e.taskId);
     });
@@ -68,10 +82,17 @@ export class RunService {
           return agentTask ? [[r.deviceId, { type: 'run-now', requests: [{ runId: r.id, requestId, taskId, expiresAt, task: agentTask }] }] as const] : [];
         }),
       );
-      for (const d of chunk) if (!this.#presence.isOnlineHere(d.id) && this.#presence.isOnline(d.id) && agentTasks.get(d.groupId)) delivered++;
+      // Those connected to other instances: their instances send them now, not after the last chunk.
+      const remote: [string, string][] = [];
+      for (const [k, d] of chunk.entries()) {
+        if (this.#presence.isOnlineHere(d.id) || !this.#presence.isOnline(d.id) || !agentTasks.get(d.groupId)) continue;
+        delivered++;
+        remote.push([runs[k]!.id, d.id]);
+      }
+      if (this.#bus.shared && remote.length) this.#bus.publish({ type: 'run-now', taskId, requestId, runs: remote });
       if (i + DISPATCH_CHUNK < targets.length) await new Promise((r) => setImmediate(r));
     }
-    // The targets connected to other instances get theirs from their instance, once all are stored.
+    // Every chunk is stored: each instance catches up on the pending runs of its own agents.
     if (this.#bus.shared) this.#bus.publish({ type: 'run-now', taskId, requestId });
     await this.#events.audit(actor, 'task.run-now', `task "${task.name}" run now on ${targets.length} device${targets.length === 1 ? '' : 's'} (${delivered} connected)`, {
       taskId,
@@ -111,26 +132,62 @@ export class RunService {
     }
     return agentTasks;
   }
-  /** Another instance stored a run-now: its runs for the agents connected here go out. */
-  async #deliverHere(taskId: string, requestId: string): Promise<number> {
-    const task = this.#catalog.task(taskId) ?? (await this.#catalog.reloadTasks(), this.#catalog.task(taskId));
-    if (!task) return 0;
-    const request = await this.#runs.getRunRequest(requestId);
-    if (!request) return 0;
-    // This instance's own presence rows first, so that agents that connected a moment ago are in them.
-    await this.#presence.flush();
-    const here = (await this.#runs.pendingRunsOfRequestOn(requestId, this.#bus.instanceId)).flatMap((r) => {
-      const d = this.#presence.isOnlineHere(r.deviceId) ? this.#catalog.device(r.deviceId) : undefined;
+  /**
+   * Another instance stored runs of a run-now: those of the agents connected here go out, a
+   * chunk at a time as it announces them, then (its closing event) whatever is still pending
+   * for agents here that no chunk named.
+   */
+  async #deliverHere(e: { taskId: string; requestId: string; runs?: [string, string][] }): Promise<number> {
+    const req = await this.#remoteRequest(e.taskId, e.requestId);
+    if (!req) return 0;
+    let runs: { id: string; deviceId: string }[];
+    if (e.runs) runs = e.runs.map(([id, deviceId]) => ({ id, deviceId }));
+    else {
+      // This instance's own presence rows first, so that agents that connected a moment ago are in them.
+      await this.#presence.flush();
+      runs = await this.#runs.pendingRunsOfRequestOn(e.requestId, this.#bus.instanceId);
+      clearTimeout(req.timer);
+      this.#remoteRequests.delete(e.requestId);
+    }
+    const here = runs.flatMap((r) => {
+      const d = !req.delivered.has(r.id) && this.#presence.isOnlineHere(r.deviceId) ? this.#catalog.device(r.deviceId) : undefined;
       return d ? [{ ...r, groupId: d.groupId }] : [];
     });
     if (here.length === 0) return 0;
-    const agentTasks = await this.#agentTasks(task, here);
+    for (const r of here) {
+      req.delivered.add(r.id);
+      if (!req.agentTasks.has(r.groupId)) req.agentTasks.set(r.groupId, this.#agentTasks(req.task, [r]).then((m) => m.get(r.groupId) ?? null));
+    }
+    const agentTasks = new Map(await Promise.all([...new Set(here.map((r) => r.groupId))].map(async (g) => [g, await req.agentTasks.get(g)!] as const)));
     return this.#presence.sendEach(
       here.flatMap((r) => {
         const agentTask = agentTasks.get(r.groupId);
-        return agentTask ? [[r.deviceId, { type: 'run-now', requests: [{ runId: r.id, requestId, taskId, expiresAt: request.expiresAt, task: agentTask }] }] as const] : [];
+        return agentTask ? [[r.deviceId, { type: 'run-now', requests: [{ runId: r.id, requestId: e.requestId, taskId: e.taskId, expiresAt: req.expiresAt, task: agentTask }] }] as const] : [];
       }),
     );
+  }
+  /** The task and request of another instance's run-now, read once for all its chunks. */
+  #remoteRequest(taskId: string, requestId: string): Promise<RemoteRequest | null> {
+    let req = this.#remoteRequests.get(requestId);
+    if (!req) {
+      req = (async () => {
+        const task = this.#catalog.task(taskId) ?? (await this.#catalog.reloadTasks(), this.#catalog.task(taskId));
+        const request = task && (await this.#runs.getRunRequest(requestId));
+        if (!task || !request) return null;
+        // Forgotten even if the closing event never comes (a lost notification).
+        const timer = setTimeout(() => this.#remoteRequests.delete(requestId), REMOTE_REQUEST_MS);
+        timer.unref();
+        return { task, expiresAt: request.expiresAt, agentTasks: new Map(), delivered: new Set<string>(), timer };
+      })();
+      this.#remoteRequests.set(requestId, req);
+      req.then(
+        (r) => {
+          if (!r) this.#remoteRequests.delete(requestId);
+        },
+        () => this.#remoteRequests.delete(requestId),
+      );
+    }
+    return req;
   }
   #stopHere(taskId: string): number {
     const task = this.#catalog.task(taskId);
