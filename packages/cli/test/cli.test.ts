@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm, writeFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Task, TaskProgress, Trigger } from '@garrison/protocol';
-import { startAgent, startTestServer, sqliteKind, type AgentProcess, type TestServer } from '../../server/test/helpers.ts';
+import { startAgent, startTestServer, sqliteKind, waitFor, type AgentProcess, type TestServer } from '../../server/test/helpers.ts';
 import { formatDays, formatTrigger, parseScheduleSpecs, parseTriggerSpec, ScheduleSpecError } from '../src/schedule-spec.ts';
 import { buildSchedule, buildTaskCreate, buildTaskUpdate, formatSelection, parseSelection } from '../src/task-options.ts';
 import { UsageError, normalizeServerUrl, resolveSettings } from '../src/client.ts';
@@ -631,13 +631,11 @@ describe('garrison CLI against a real server', { timeout: 300_000 }, () => {
     await ok(['repo', 'add', await buildArchive(manifest('cli-deployed', '2.1'))]);
     assert.match(await ok(['deploy', 'assign', 'cli-deployed', '--group', 'Fleet']), /install from current on "My Organization\/Fleet"/);
     assert.match(await ok(['deploy', 'list', '--group', 'Fleet']), /cli-deployed\s+install\s+current/);
-    const deadline = Date.now() + 20_000;
     let out = '';
-    while (Date.now() < deadline) {
+    await waitFor(async () => {
       out = await ok(['deploy', 'status', '--group', 'Fleet', '--product', 'cli-deployed']);
-      if (/cli-agent-1\s+cli-deployed\s+compliant\s+2\.1/.test(out)) break;
-      await new Promise((r) => setTimeout(r, 300));
-    }
+      return /cli-agent-1\s+cli-deployed\s+compliant\s+2\.1/.test(out);
+    }, { what: 'cli-agent-1 compliant with cli-deployed 2.1', timeoutMs: 20_000 }).catch(() => {});
     assert.match(out, /cli-agent-1\s+cli-deployed\s+compliant\s+2\.1/);
     assert.match(await ok(['deploy', 'assign', 'cli-deployed', '--group', 'Fleet', '--pilot', 'Fleet', '--phases', '10,100', '--failure-threshold', '20']), /staged rollout/);
     const staged = JSON.parse(await ok(['deploy', 'list', '--json'])) as { product: string; rollout: unknown }[];

@@ -24,6 +24,7 @@ import { PackageStore } from '../src/storage/package-store.ts';
 import { RunStore } from '../src/storage/run-store.ts';
 import { ServerTaskStore } from '../src/storage/server-task-store.ts';
 import { SettingsStore } from '../src/storage/settings-store.ts';
+import { copyMigratedSqlite, makeMigratedSchema } from './support/template-databases.ts';
 
 export const PG_URL = process.env.GARRISON_TEST_PG_URL;
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -31,18 +32,26 @@ export const BIN = path.join(ROOT, 'bin/garrison.js');
 
 export interface DbKind {
   name: 'sqlite' | 'postgres';
-  /** A fresh database for one test; `cleanup` drops it. */
-  make(dataDir: string): Promise<{ config: DatabaseConfig; cleanup(): Promise<void> }>;
+  /**
+   * A fresh database for one test; `cleanup` drops it. Empty unless `migrated`: then a copy of
+   * one migrated once (support/template-databases.ts), the same as migrateToLatest makes it,
+   * its bookkeeping rows included. Tests of the migrations themselves take an empty one.
+   */
+  make(dataDir: string, opts?: { migrated?: boolean }): Promise<{ config: DatabaseConfig; cleanup(): Promise<void> }>;
 }
 
 export const sqliteKind: DbKind = {
   name: 'sqlite',
-  make: async (dataDir) => ({ config: { kind: 'sqlite', file: path.join(dataDir, 'garrison.db') }, cleanup: async () => {} }),
+  async make(dataDir, opts = {}) {
+    const file = path.join(dataDir, 'garrison.db');
+    if (opts.migrated) await copyMigratedSqlite(file);
+    return { config: { kind: 'sqlite', file }, cleanup: async () => {} };
+  },
 };
 export const postgresKind: DbKind = {
   name: 'postgres',
-  async make() {
-    const schema = `t_${randomBytes(6).toString('hex')}`;
+  async make(_dataDir, opts = {}) {
+    const schema = opts.migrated ? await makeMigratedSchema(PG_URL!) : `t_${randomBytes(6).toString('hex')}`;
     return {
       // A small pool: the suite runs many servers (and instances) on one PostgreSQL at once, within its 100 connections.
       config: { kind: 'postgres', url: PG_URL!, schema, poolSize: 4 },
@@ -82,12 +91,13 @@ export interface TestServer {
 }
 
 /**
- * Starts a server on a fresh database. `restartOf` starts a new server process-in-process on
- * the same data folder and database as a closed one (its close() then cleans up both).
+ * Starts a server on a fresh database (a copy of a migrated one: see DbKind.make). `restartOf`
+ * starts a new server process-in-process on the same data folder and database as a closed one
+ * (its close() then cleans up both).
  */
 export async function startTestServer(kind: DbKind = sqliteKind, opts: { port?: number; restartOf?: TestServer; plugins?: string[]; rolloutIntervalMs?: number; agentBuildDir?: string; serverTaskTypes?: ServerTaskType[]; serverTaskLeaseMs?: number } = {}): Promise<TestServer> {
   const dataDir = opts.restartOf?.dataDir ?? (await tempDir());
-  const db = opts.restartOf ? { config: opts.restartOf.database, cleanup: opts.restartOf.cleanup } : await kind.make(dataDir);
+  const db = opts.restartOf ? { config: opts.restartOf.database, cleanup: opts.restartOf.cleanup } : await kind.make(dataDir, { migrated: true });
   const server = await startServer({
     dataDir,
     database: db.config,
@@ -254,7 +264,8 @@ export async function startAgent(t: TestServer, groupId: string, name: string, o
   }
 }
 
-export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>, opts: { timeoutMs?: number; what?: string; output?: () => string } = {}): Promise<T> {
+/** Calls `fn` until it gives a truthy value (every `intervalMs`, 100 by default); throws after `timeoutMs` (15 s). */
+export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>, opts: { timeoutMs?: number; intervalMs?: number; what?: string; output?: () => string } = {}): Promise<T> {
   const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
   let last: unknown;
   for (;;) {
@@ -267,7 +278,7 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>
     if (Date.now() > deadline) {
       throw new Error(`timed out waiting for ${opts.what ?? 'a condition'}${last ? `: ${(last as Error).message}` : ''}${opts.output ? `\n--- agent output ---\n${opts.output()}` : ''}`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100));
   }
 }
 

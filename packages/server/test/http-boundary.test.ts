@@ -11,11 +11,12 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import { errorCodeInfo, isErrorCode } from '@garrison/protocol';
 import { CONSOLE_HEADERS } from '../src/http/console-routes.ts';
-import { startTestServer, type TestServer } from './helpers.ts';
+import { startTestServer, waitFor, type TestServer } from './helpers.ts';
 
 interface RawResponse {
   status: number;
@@ -247,10 +248,13 @@ describe('HTTP boundary', () => {
       const ended = new Promise((resolve) => socket.on('close', resolve));
       // A request under way keeps the connection open through the close; the one pipelined after it comes during the close.
       const body = JSON.stringify({ name: 'during shutdown' });
+      // The server has the first request (its head: the body is still to come) before it starts closing.
+      const arrived = once(closing.server.http.server, 'request');
       socket.write(`POST /api/v1/groups HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${closing.token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await arrived;
       const closed = closing.server.http.close();
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      // Closing: past its preClose hooks (which make requests answer UNAVAILABLE), it stops listening.
+      await waitFor(async () => !closing.server.http.server.listening, { what: 'the server closing', intervalMs: 5 });
       socket.write(`${body.slice(5)}GET /api/v1/health HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
       await ended;
       await closed;

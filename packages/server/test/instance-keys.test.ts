@@ -19,7 +19,6 @@ import { checkInstanceKeys, establishInstanceKeys, type InstanceKeys } from '../
 import { SecretService } from '../src/services/secret-service.ts';
 import { SigningKey, SIGNING_KEY_FILE } from '../src/services/signing.ts';
 import { openDatabase, type Db } from '../src/storage/database.ts';
-import { migrateToLatest } from '../src/storage/migrate.ts';
 import { SecretStore } from '../src/storage/secret-store.ts';
 import { SettingsStore } from '../src/storage/settings-store.ts';
 import { systemClock } from '../src/clock.ts';
@@ -108,14 +107,13 @@ interface Instance {
 
 async function sharedDatabase(kind: DbKind) {
   const home = await tempDir();
-  const made = await kind.make(home);
+  const made = await kind.make(home, { migrated: true });
   const dbs: Db[] = [];
   const open = async () => {
     const db = await openDatabase(made.config);
     dbs.push(db);
     return db;
   };
-  await migrateToLatest(await open());
   return {
     async instance(key: Buffer, dataDir?: string): Promise<Instance> {
       const db = await open();

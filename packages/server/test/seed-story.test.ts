@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { DeviceProductState, Run, Task } from '@garrison/protocol';
 import { buildScannerPackages } from '@garrison/sample-scanner/build-packages';
 import { EICAR_TEST_STRING } from '@garrison/sample-scanner/definitions';
-import { dbKinds, startAgent, startTestServer, tempDir, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
+import { agentCli, dbKinds, startAgent, startTestServer, tempDir, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
 
 async function upload(t: TestServer, file: string): Promise<void> {
   const res = await t.fetch(`${t.server.url}/api/v1/repository/packages?branch=current`, {
@@ -89,7 +89,8 @@ for (const kind of dbKinds) {
       // the scanner's task triggered by new repository content runs by itself once they are in.
       const update = (await t.api<Task>('POST', '/api/v1/tasks', { name: 'update definitions', product: 'sample-scanner', type: 'update-definitions', settings: {}, schedule: { triggers: [{ type: 'repository-content' }] }, scope: { type: 'group', groupId: group } })).body;
       await waitFor(async () => (await t.api<{ id: string }[]>('GET', `/api/v1/devices/${a.deviceId}/tasks`)).body.some((x) => x.id === update.id), { what: 'task assigned' });
-      await new Promise((r) => setTimeout(r, 300));
+      // The agent has it (its trigger armed) before the new content arrives.
+      await waitFor(async () => (await agentCli(a.stateDir, ['task', 'list', '--json'])).stdout.includes(update.id), { what: 'the task on the agent', output: a.output });
       const v2 = await buildScannerPackages(await tempDir('garrison-scanner-pkg-'), { version: '1.0.0', definitionsVersion: '2026.11.22.1' });
       await upload(t, v2.definitions);
       await waitFor(async () => (await compliance()).find((d) => d.product === 'sample-scanner-definitions')?.installedVersion === '2026.11.22.1', { what: 'definitions updated', timeoutMs: 30_000, output: a.output });
