@@ -56,6 +56,12 @@ function inventoryColumns(inv: Inventory) {
   };
 }
 
+export interface StoredCredential {
+  hash: string;
+  prevHash: string | null;
+  revoked: boolean;
+}
+
 function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
@@ -90,13 +96,18 @@ export class DeviceStore {
     const row = await this.#db.kysely.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
     return row && toDevice(row);
   }
-  async getCredential(id: string): Promise<{ hash: string; prevHash: string | null; revoked: boolean } | undefined> {
-    const row = await this.#db.kysely
-      .selectFrom('devices')
-      .select(['credential_hash', 'credential_prev_hash', 'credential_revoked_at'])
-      .where('id', '=', id)
-      .executeTakeFirst();
-    return row && { hash: row.credential_hash, prevHash: row.credential_prev_hash, revoked: row.credential_revoked_at !== null };
+  async getCredential(id: string): Promise<StoredCredential | undefined> {
+    return (await this.getCredentials([id])).get(id);
+  }
+  /** The stored credentials of these devices (those that exist), in one query per batch. */
+  async getCredentials(ids: readonly string[]): Promise<Map<string, StoredCredential>> {
+    const out = new Map<string, StoredCredential>();
+    const select = this.#db.kysely.selectFrom('devices').select(['id', 'credential_hash', 'credential_prev_hash', 'credential_revoked_at']);
+    const batches = this.#db.dialect.arrayParameters
+      ? [await select.where(sql<boolean>`id = any(${ids}::text[])`).execute()]
+      : await Promise.all(chunkRows(ids.map((id) => ({ id })), this.#db.dialect).map((chunk) => select.where('id', 'in', chunk.map((c) => c.id)).execute()));
+    for (const rows of batches) for (const row of rows) out.set(row.id, { hash: row.credential_hash, prevHash: row.credential_prev_hash, revoked: row.credential_revoked_at !== null });
+    return out;
   }
   /** The identity state of every device still holding a valid credential, for the check-in path. */
   async listIdentities(): Promise<{ id: string; machineIdentity: string | null; rotateChallenge: string | null; uninstallRequested: boolean; hasPublicKey: boolean }[]> {
