@@ -85,6 +85,7 @@ const usage = `usage: npm run bench -- --instances K --pg URL [options]
   --run-ms MS          how long the failover run-now's command runs on each agent (default 2000)
   --tls-groups LIST    the servers' key-exchange groups (the server's --tls-groups; default Node's, X25519MLKEM768 first)
   --http               the servers on plain HTTP (tls: false)
+  --cpu-prof           profile instance 0 over the run-now and the failover: .bench/instance0-<phase>.cpuprofile
   --no-floor           skip the transport floor (bare TLS+ws+JSON, the run-now's pattern) after each size
   --keep               keep the temporary folders and the schemas`;
 
@@ -195,6 +196,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       http: { type: 'boolean' },
       'tls-groups': { type: 'string' },
       'no-floor': { type: 'boolean' },
+      'cpu-prof': { type: 'boolean' },
       keep: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -223,6 +225,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   const WINDOW = int('window', opts.window, 64, 1);
   const RUN_MS = int('run-ms', opts['run-ms'], 2000, 0);
   const TLS = !opts.http;
+  const PROFILE = !!opts['cpu-prof'];
   if (opts['tls-groups']) process.env.GARRISON_TLS_GROUPS = opts['tls-groups'];
   const FLOOR = !opts['no-floor'];
   const fds = fileLimits();
@@ -377,6 +380,15 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     };
     const alive = () => servers.filter((s): s is Server => s !== null);
     const stats = (s: Server, reset: boolean) => guard(s.ask<'stats'>({ cmd: 'stats', reset }, 30_000, 'statistics')).then((m) => m.stats);
+    // --cpu-prof: instance 0 (the one the API calls go to) is profiled over the run-now and the failover.
+    const profile = async (what: 'start' | 'stop', phase = ''): Promise<void> => {
+      if (!PROFILE || !servers[0]) return;
+      if (what === 'start') await guard(servers[0].ask<'profile'>({ cmd: 'profile-start' }, 30_000, 'profile start'));
+      else {
+        mkdirSync(path.join(ROOT, '.bench'), { recursive: true });
+        await guard(servers[0].ask<'profile'>({ cmd: 'profile-stop', file: path.join(ROOT, '.bench', `instance0-${phase}.cpuprofile`) }, 120_000, 'profile'));
+      }
+    };
     const mem = (s: Server) => guard(s.ask<'mem'>({ cmd: 'mem', gc: true }, 60_000, 'memory')).then((m) => m.mem);
     const workerStatus = async (): Promise<WorkerStatus> => {
       const all = await guard(Promise.all(workers.map((w) => w.ask<'status'>({ cmd: 'status' }, 30_000, 'status'))));
@@ -576,11 +588,13 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       await begin();
       log('run-now through instance 0…');
       allAcked = 0;
+      await profile('start');
       const t0 = now();
       const rn = await api0<{ targets: number; delivered: number }>('POST', `/api/v1/tasks/${task.id}/run`, {}, 120_000);
       const tApi = now();
       if (rn.targets !== N || rn.delivered !== N) fail(`run-now reached ${rn.delivered} of ${rn.targets} targets, expected ${N}`);
       const stored = await awaitStored(task.id, t0, 'run-now');
+      await profile('stop', 'run-now');
       const runNowCpu = await end();
       const collected = await guard(Promise.all(workers.map((w) => w.ask<'collected'>({ cmd: 'collect' }, 30_000, 'results'))));
       if (collected.some((c) => c.rejected)) fail(`${collected.reduce((a, c) => a + c.rejected, 0)} reports were rejected: ${collected.find((c) => c.firstRejection)?.firstRejection}`);
@@ -629,6 +643,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
           if (now() - f0 > 60_000 + N * 2) fail(`instance ${victim}'s agents did not all receive the run-now: ${st.runNowReceived[victim]} of ${homeCounts[victim]}`);
           await sleep(10);
         }
+        await profile('start');
         const victimServer = servers[victim]!;
         victimServer.exiting = true;
         const tKill = now();
@@ -659,6 +674,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
           await sleep(20);
         }
         const foStored = await awaitStored(foTask.id, tKill, 'failover');
+        await profile('stop', 'failover');
         const progress = await api0<TaskProgress>('GET', `/api/v1/tasks/${foTask.id}/progress`);
         const marks = (await guard(Promise.all(workers.map((w) => w.ask<'failover-collected'>({ cmd: 'collect-failover' }, 30_000, 'failover marks'))))).map((m) => m.marks);
         const ofVictim = (pick: (m: FailoverCollected) => Float64Array) => sortedFloat64(marks.map((m) => pick(m).filter((_, k) => m.home[k] === victim).map((t) => t - tKill)));

@@ -111,10 +111,10 @@ function instrument(proto: object, method: string, name: string, rows: (args: un
 const len = (i: number) => (args: unknown[]) => (Array.isArray(args[i]) ? (args[i] as unknown[]).length : 1);
 instrument(RunStore.prototype, 'applyReports', 'db: applyReports (ingest transaction)', len(0));
 instrument(RunStore.prototype, 'insertPendingRuns', 'db: insertPendingRuns (run-now)', len(0));
-instrument(RunStore.prototype, 'pendingRunsForDevice', 'db: pendingRunsForDevice (per check-in)', () => 1);
+instrument(RunStore.prototype, 'pendingRunsForDevices', 'db: pendingRunsForDevices (a batch of check-ins)', len(0));
 instrument(RunStore.prototype, 'latestStates', 'db: latestStates (progress)', (_a, r) => (r instanceof Map ? r.size : 0));
 instrument(DeviceStore.prototype, 'recordCheckIns', 'db: recordCheckIns (check-in batch)', len(0));
-instrument(DeviceStore.prototype, 'getCredential', 'db: getCredential (auth cache miss)', () => 1);
+instrument(DeviceStore.prototype, 'getCredentials', 'db: getCredentials (auth cache misses, batched)', len(0));
 instrument(DeviceStore.prototype, 'insertDevice', 'db: insertDevice (enrol)', () => 1);
 instrument(EventStore.prototype, 'insertEvents', 'db: insertEvents (event log batch)', len(0));
 instrument(AgentService.prototype, 'checkIn', 'svc: AgentService.checkIn', () => 1);

@@ -8,6 +8,7 @@
  * committed, so that an agent drops a spooled result only once it is durably stored.
  */
 import { BatchWriter } from './batch-writer.ts';
+import { BatchReader } from './batch-reader.ts';
 import type { IdentityService } from './identity-service.ts';
 import type { LiveFeed } from './live-feed.ts';
 import type { DomainBus } from './domain-bus.ts';
@@ -32,7 +33,7 @@ import {
 import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import type { DeviceStore } from '../storage/device-store.ts';
-import type { DeviceReport, RunStore } from '../storage/run-store.ts';
+import type { DeviceReport, PendingRun, RunStore } from '../storage/run-store.ts';
 import type { TaskStore } from '../storage/task-store.ts';
 import { secretRefs, findCredentialLiterals } from '../plugins/registry.ts';
 import type { Catalog } from './catalog.ts';
@@ -67,6 +68,8 @@ const stateSeverity: Record<string, Severity> = {
 export class AgentService {
   readonly #devices: DeviceStore;
   readonly #runs: RunStore;
+  /** Each check-in's run-nows waiting for the device, read a batch of check-ins at a time. */
+  readonly #pendingRuns: BatchReader<string, PendingRun[]>;
   readonly #taskStore: TaskStore;
   readonly #tasks: TaskService;
   readonly #catalog: Catalog;
@@ -139,6 +142,7 @@ export class AgentService {
     this.#limits = deps.limits;
     this.#devices = deps.devices;
     this.#runs = deps.runs;
+    this.#pendingRuns = new BatchReader({ read: (ids) => deps.runs.pendingRunsForDevices(ids, deps.clock.now().toISOString()) });
     this.#taskStore = deps.taskStore;
     this.#tasks = deps.tasks;
     this.#catalog = deps.catalog;
@@ -232,7 +236,7 @@ export class AgentService {
       list = { key, etag: this.#etag(tasks, facts2.groupId), tasks, ids: new Set(tasks.map((t) => t.id)) };
       this.#listCache.set(deviceId, list);
     }
-    const pending = await this.#runs.pendingRunsForDevice(deviceId, now);
+    const pending = (await this.#pendingRuns.load(deviceId)) ?? [];
     const runRequests: RunRequest[] = [];
     for (const p of pending) {
       const task = this.#catalog.task(p.taskId);

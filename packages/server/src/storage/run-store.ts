@@ -165,15 +165,26 @@ export class RunStore {
     return rows.map((r) => ({ id: r.id, deviceId: r.device_id }));
   }
 
-  async pendingRunsForDevice(deviceId: string, now: string): Promise<PendingRun[]> {
-    const rows = await this.#db.kysely
+  /** The run-nows waiting for each of these devices (a batch of check-ins), unexpired; devices with none are absent. */
+  async pendingRunsForDevices(deviceIds: readonly string[], now: string): Promise<Map<string, PendingRun[]>> {
+    const select = this.#db.kysely
       .selectFrom('runs')
       .select(['id', 'task_id', 'device_id', 'request_id', 'created_at', 'expires_at'])
-      .where('device_id', '=', deviceId)
       .where('state', '=', 'pending')
-      .where('expires_at', '>', now)
-      .execute();
-    return rows.map((r) => ({ id: r.id, taskId: r.task_id, deviceId: r.device_id, requestId: r.request_id ?? '', createdAt: r.created_at, expiresAt: r.expires_at ?? '' }));
+      .where('expires_at', '>', now);
+    const batches = this.#db.dialect.arrayParameters
+      ? [await select.where(sql<boolean>`device_id = any(${deviceIds}::text[])`).execute()]
+      : await Promise.all(chunkRows(deviceIds.map((id) => ({ id })), this.#db.dialect).map((chunk) => select.where('device_id', 'in', chunk.map((c) => c.id)).execute()));
+    const out = new Map<string, PendingRun[]>();
+    for (const rows of batches) {
+      for (const r of rows) {
+        const run = { id: r.id, taskId: r.task_id, deviceId: r.device_id, requestId: r.request_id ?? '', createdAt: r.created_at, expiresAt: r.expires_at ?? '' };
+        const list = out.get(r.device_id);
+        if (list) list.push(run);
+        else out.set(r.device_id, [run]);
+      }
+    }
+    return out;
   }
 
   /**
