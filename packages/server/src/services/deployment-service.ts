@@ -80,7 +80,15 @@ export class DeploymentService {
       // Results (compliant/failed from the agent) overwrite; a plan's "pending" keeps a failure visible.
       await this.#store.putStates(updates.filter((u) => u.state !== 'pending'), at, false);
       await this.#store.putStates(updates.filter((u) => u.state === 'pending'), at, true);
-      for (const [deviceId, keep] of stale) await this.#store.deleteStates(deviceId, keep);
+      // One statement per set of products kept (after a failover, thousands of devices keep the same ones).
+      const byKept = new Map<string, { keep: string[]; deviceIds: string[] }>();
+      for (const [deviceId, keep] of stale) {
+        const key = [...keep].sort().join('\n');
+        const same = byKept.get(key);
+        if (same) same.deviceIds.push(deviceId);
+        else byKept.set(key, { keep, deviceIds: [deviceId] });
+      }
+      for (const { keep, deviceIds } of byKept.values()) await this.#store.deleteStates(deviceIds, keep);
     },
     onError: (err) => this.#log.error({ err }, 'storing deployment states failed'),
   });

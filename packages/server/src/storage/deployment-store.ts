@@ -160,10 +160,17 @@ export class DeploymentStore {
         .execute();
     }
   }
-  async deleteStates(deviceId: string, keepProducts: readonly string[]): Promise<void> {
-    let q = this.#db.kysely.deleteFrom('device_products').where('device_id', '=', deviceId);
-    if (keepProducts.length) q = q.where('product', 'not in', keepProducts);
-    await q.execute();
+  /** Deletes the states of these devices but those of `keepProducts` (one statement per chunk of devices). */
+  async deleteStates(deviceIds: readonly string[], keepProducts: readonly string[]): Promise<void> {
+    for (const chunk of chunkRows(deviceIds.map((id) => ({ id })), this.#db.dialect)) {
+      let q = this.#db.kysely.deleteFrom('device_products').where(
+        'device_id',
+        'in',
+        chunk.map((c) => c.id),
+      );
+      if (keepProducts.length) q = q.where('product', 'not in', keepProducts);
+      await q.execute();
+    }
   }
   /**
    * States filtered by device, product and state. A device list (a large group's devices) is
