@@ -18,4 +18,21 @@ export default {
       validate: (settings) => (settings.name === 'nobody' ? ['greet somebody'] : []),
     },
   ],
+  // Optional: how the product must be configured on devices (its policy type). Each top-level
+  // property is one setting, with a complete set of defaults; `lockable` says which settings
+  // a parent group's policy may lock (all of them when absent).
+  policyType: {
+    settingsSchema: {
+      type: 'object',
+      properties: {
+        greeting: { type: 'string', minLength: 1, maxLength: 40 },
+        punctuation: { enum: ['.', '!'] },
+      },
+      additionalProperties: false,
+    },
+    defaults: { greeting: 'hello', punctuation: '.' },
+    lockable: ['greeting', 'punctuation'],
+    // Optional: rules across settings, on the complete effective settings.
+    validate: (settings) => (settings.greeting.toLowerCase() === 'goodbye' ? ['a greeting, not a farewell'] : []),
+  },
 };

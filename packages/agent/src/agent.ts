@@ -13,6 +13,9 @@
  *   spool/           run reports not yet acknowledged
  *   active/          runs in flight (resumed after a restart)
  *   logs/            the local event log (JSON lines, rotated)
+ *   policy/          the effective policies received, their last applications and statuses (policy-enforcer.ts)
+ *   agent-settings.json  the agent's own settings in force (product "garrison": agent-settings.ts)
+ *   device-events/   device events (plug-in watchers, settings put back) not yet acknowledged
  *   processes/       the processes runs in flight started (ended before a run is resumed)
  *   agent.lock       held while the agent runs: one agent per state folder
  */
@@ -36,7 +39,10 @@ import {
   type DeploymentInstruction,
   type EnrolResponse,
   type LocalTaskChange,
-  type Policy,
+  type AgentIntervals,
+  type AgentPolicySettings,
+  type DeviceEvent,
+  type MaintenanceWindow,
   type RunReport,
   type ServerToAgent,
   isFinalRunState,
@@ -50,13 +56,17 @@ import {
 export function referenceSettings(t: AgentTask): Record<string, unknown> {
   return withSecretReferences(t.settings, t.secretPlacements ?? []);
 }
-import { LocalEventLog, type LocalEvent } from './event-log.ts';
+import { inMaintenanceWindow, nextMaintenanceWindow } from '@garrison/core';
+import { LocalEventLog, redact, type LocalEvent } from './event-log.ts';
+import { DeviceEventSpool, newEventId } from './device-events.ts';
+import { PolicyEnforcer } from './policy-enforcer.ts';
+import { AGENT_SETTINGS_FILE, AgentSettings } from './agent-settings.ts';
 import { RunSpool } from './run-spool.ts';
 import { readJson, writeJsonAtomic } from './state-file.ts';
 import { TaskRunner } from './task-runner.ts';
 import { Transport, TransportError } from './transport.ts';
 import { failoverFetch, storedServerUrls, withServerUrls } from './server-urls.ts';
-import { AgentPluginRegistry, builtinAgentPlugin } from './plugins.ts';
+import { AgentPluginRegistry, builtinAgentPlugin, type PolicyContext } from './plugins.ts';
 import { sampleScannerAgentPlugin } from '@garrison/sample-scanner/agent-plugin';
 import { ProductManager } from './products.ts';
 import { deploymentExecutor } from './executors/deployment.ts';
@@ -102,15 +112,23 @@ export interface InstallInfo {
 interface TaskCache {
   etag: string | null;
   tasks: AgentTask[];
-  policy: Policy;
+  policy: AgentIntervals;
   lastCheckInAt: string | null;
   /** The deployment steps of the last check-in, for the deployment task. */
   deployment?: DeploymentInstruction[];
 }
 /** Products whose agent plug-in comes with the agent, never from a package. */
 const BUILT_IN_PRODUCTS = [BUILTIN_PRODUCT, 'sample-scanner'];
-const DEFAULT_POLICY: Policy = { checkInIntervalMinutes: 60, policyEnforcementMinutes: 5 };
+const DEFAULT_POLICY: AgentIntervals = { checkInIntervalMinutes: 60, policyEnforcementMinutes: 5 };
 const REPORT_BATCH = 500;
+/** Device events per message (the protocol's limit), and roughly the most bytes of them. */
+const DEVICE_EVENT_BATCH = 500;
+const DEVICE_EVENT_BATCH_BYTES = 512 * 1024;
+/** An event's `data` larger than this (as JSON) is replaced by a note that it was too large. */
+const DEVICE_EVENT_DATA_BYTES = 16 * 1024;
+const DEVICE_EVENT_KIND = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+/** A new policy status waits this long for others before the early check-in that sends it. */
+const STATUS_CHECK_IN_DELAY_MS = 2_000;
 /** How long a non-final report waits for a newer one of its run before it is sent (#reportSpooled). */
 const REPORT_COALESCE_MS = 250;
 
@@ -226,10 +244,22 @@ export class Agent {
   runner!: TaskRunner;
   transport!: Transport;
   credential!: Credential;
+  /** The effective policies, their enforcement and compliance statuses. */
+  policy!: PolicyEnforcer;
+  /** The agent's own settings in force (product "garrison"). */
+  agentSettings!: AgentSettings;
+  deviceEvents!: DeviceEventSpool;
   #cache: TaskCache = { etag: null, tasks: [], policy: DEFAULT_POLICY, lastCheckInAt: null };
   #localChanges = new Map<string, LocalTaskChange>();
   #checkInTimer: NodeJS.Timeout | null = null;
-  #enforcementTimer: NodeJS.Timeout | null = null;
+  #earlyCheckIn: NodeJS.Timeout | null = null;
+  #eventsFlushing = false;
+  #eventsAgain = false;
+  #eventsRetry: NodeJS.Timeout | null = null;
+  #eventsFailures = 0;
+  /** Running plug-in watchers (AgentPlugin.watch), by product: their stop functions. */
+  #watchers = new Map<string, () => Promise<void>>();
+  #started = false;
   #flushing = false;
   #flushAgain = false;
   #flushRetry: NodeJS.Timeout | null = null;
@@ -237,6 +267,21 @@ export class Agent {
   #checkingIn: Promise<void> | null = null;
   #checkInAgain = false;
   #lastDeploymentSteps = '';
+  /** Fires the deployment task when the maintenance window its held steps wait for opens. */
+  #windowTimer: { at: number; timer: NodeJS.Timeout } | null = null;
+
+  #deploymentAt(at: Date | null): void {
+    if (at === null) return;
+    const ms = at.getTime();
+    if (this.#windowTimer?.at === ms) return;
+    if (this.#windowTimer) clearTimeout(this.#windowTimer.timer);
+    const timer = setTimeout(() => {
+      this.#windowTimer = null;
+      for (const t of this.runner?.tasks() ?? []) if (t.type === DEPLOYMENT_TASK_TYPE) this.runner.fire(t.id, 'maintenance-window');
+    }, Math.min(Math.max(0, ms - Date.now()) + 1000, 2 ** 31 - 1));
+    timer.unref?.();
+    this.#windowTimer = { at: ms, timer };
+  }
   #updateConfirmed = false;
   #reportedUpdateFailure = false;
   #localApi: LocalApi | null = null;
@@ -256,8 +301,154 @@ export class Agent {
     this.#opts = opts;
     this.stateDir = path.resolve(opts.stateDir);
     this.plugins = new AgentPluginRegistry(path.join(this.stateDir, 'products'));
-    this.plugins.install(builtinAgentPlugin);
+    // The agent's own policy is applied by the built-in product's plug-in.
+    this.plugins.install({ ...builtinAgentPlugin, applyPolicy: (p, ctx) => this.agentSettings.applyPolicy(p, ctx) });
     this.plugins.install(sampleScannerAgentPlugin);
+  }
+
+  /** The maintenance windows of the agent's policy (none: no restriction). */
+  maintenanceWindows(): readonly MaintenanceWindow[] {
+    return this.agentSettings?.current.maintenanceWindows ?? [];
+  }
+  /** The device's time zone: the one a window's "local" time basis means. */
+  localZone(): string {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  }
+  /** Whether the device's user may create, change or delete local tasks (the agent's policy). */
+  get localTasksAllowed(): boolean {
+    return this.agentSettings?.current.localTasksAllowed ?? true;
+  }
+
+  /**
+   * The check-in and enforcement intervals in force: the agent's policy when the server sends
+   * one (product "garrison"), else the intervals of the check-in result (servers before policies).
+   */
+  intervals(): AgentIntervals & { checkInRandomizationMinutes: number } {
+    const s = this.agentSettings?.current;
+    if (s && this.policy?.policy(BUILTIN_PRODUCT)) return { checkInIntervalMinutes: s.checkInIntervalMinutes, policyEnforcementMinutes: s.policyEnforcementMinutes, checkInRandomizationMinutes: s.checkInRandomizationMinutes };
+    return { ...this.#cache.policy, checkInRandomizationMinutes: s?.checkInRandomizationMinutes ?? 0 };
+  }
+
+  /** What a product's applyPolicy and watch get: its folder, and emit (local log + central, spooled). */
+  policyContext(product: string): PolicyContext {
+    return { ...this.plugins.context(product), emit: (e) => this.emitDeviceEvent(product, e) };
+  }
+
+  /**
+   * A device event of a product: written to the local log and the durable spool (resolved once
+   * on disk), then sent. Plug-in input: the kind must be a valid one, the message is cut to the
+   * protocol's length, data is redacted and bounded.
+   */
+  async emitDeviceEvent(product: string, e: { severity: 'info' | 'warning' | 'error'; kind: string; message: string; data?: Record<string, unknown>; eventId?: string }): Promise<void> {
+    if (!e || !['info', 'warning', 'error'].includes(e.severity)) throw new TypeError('an event needs a severity: info, warning or error');
+    if (typeof e.kind !== 'string' || !DEVICE_EVENT_KIND.test(e.kind)) throw new TypeError(`invalid event kind ${JSON.stringify(e.kind)}: lower-case letters, digits and . _ -, at most 64`);
+    const message = String(e.message ?? '').slice(0, 2000) || e.kind;
+    let data: Record<string, unknown> | undefined;
+    if (e.data !== undefined && e.data !== null && typeof e.data === 'object' && !Array.isArray(e.data)) {
+      data = redact(e.data);
+      const size = Buffer.byteLength(JSON.stringify(data) ?? '');
+      if (size > DEVICE_EVENT_DATA_BYTES) data = { truncated: true, bytes: size };
+    }
+    // A plug-in may name the event (a journal entry's id), so that one emitted again after a crash is stored once.
+    const eventId = typeof e.eventId === 'string' && /^[A-Za-z0-9_-]{8,80}$/.test(e.eventId) ? e.eventId : newEventId();
+    const event: DeviceEvent = { eventId, product, severity: e.severity, kind: e.kind, message, time: new Date().toISOString(), ...(data ? { data } : {}) };
+    await this.log(e.severity, `${product}.${e.kind}`, message, data ? { data } : {});
+    await this.deviceEvents.add(event);
+    if (this.transport) void this.flushDeviceEvents();
+  }
+
+  /** Sends spooled device events until the spool is empty; those the server stored or refused leave it. */
+  async flushDeviceEvents(): Promise<void> {
+    if (this.#eventsFlushing) {
+      this.#eventsAgain = true;
+      return;
+    }
+    this.#eventsFlushing = true;
+    try {
+      do {
+        this.#eventsAgain = false;
+        while (!this.#stopped && this.deviceEvents.size) {
+          const batch: DeviceEvent[] = [];
+          let bytes = 0;
+          for (const ev of this.deviceEvents.pending(DEVICE_EVENT_BATCH)) {
+            bytes += Buffer.byteLength(JSON.stringify(ev));
+            if (batch.length && bytes > DEVICE_EVENT_BATCH_BYTES) break;
+            batch.push(ev);
+          }
+          const ack = await this.transport.deviceEvents(batch);
+          const sent = new Set(batch.map((ev) => ev.eventId));
+          const stored = (ack.eventIds ?? []).filter((id) => sent.has(id));
+          const rejected: string[] = [];
+          // A refusal names the event in `eventId` (or, in the shape of a report's, `runId`).
+          for (const r of (ack.rejected ?? []) as { runId?: string; eventId?: string; code: string; message: string }[]) {
+            const id = r.eventId ?? r.runId;
+            if (!id || !sent.has(id)) continue;
+            rejected.push(id);
+            await this.log('error', 'device-event.rejected', `the server refused device event ${id}: ${r.code} ${r.message}`);
+          }
+          await this.deviceEvents.remove([...stored, ...rejected]);
+          this.#eventsFailures = 0;
+          if (!stored.length && !rejected.length) break; // answered without taking any: later
+        }
+      } while (this.#eventsAgain && !this.#stopped);
+    } catch (err) {
+      const e = err as TransportError;
+      // Kept in the spool; tried again shortly when the server may take them, and after each check-in.
+      // Backing off (5 s doubling to 5 min), so a server that keeps failing them is not pressed.
+      this.#eventsFailures++;
+      if (!this.#stopped && !this.#eventsRetry && e.retryable !== false) {
+        this.#eventsRetry = setTimeout(() => {
+          this.#eventsRetry = null;
+          void this.flushDeviceEvents();
+        }, Math.min(300_000, 5_000 * 2 ** Math.min(this.#eventsFailures - 1, 6)));
+        this.#eventsRetry.unref?.();
+      }
+      if (e.code !== 'UNREACHABLE' && e.code !== 'DISCONNECTED' && (this.#eventsFailures <= 1 || this.#eventsFailures % 10 === 0)) await this.log('warning', 'device-events.deferred', `device events kept for later: ${e.message}`);
+    } finally {
+      this.#eventsFlushing = false;
+    }
+  }
+
+  /** The agent's settings in force changed: its log and clocks follow. */
+  async #settingsChanged(s: AgentPolicySettings): Promise<void> {
+    await this.events.configure({ maxBytes: s.logMaxBytes, keep: s.logKeepFiles }).catch((err: Error) => this.log('error', 'policy.log-config', `the event log could not be reconfigured: ${err.message}`));
+    if (this.#started) {
+      this.#armCheckIn();
+      this.policy.rearm();
+    }
+  }
+
+  /** A policy status to send: check in shortly (once for a burst of them). */
+  #checkInSoon(): void {
+    if (this.#earlyCheckIn || this.#stopped || !this.#started) return;
+    this.#earlyCheckIn = setTimeout(() => {
+      this.#earlyCheckIn = null;
+      void this.checkIn();
+    }, STATUS_CHECK_IN_DELAY_MS);
+    this.#earlyCheckIn.unref?.();
+  }
+
+  /** Starts the watcher of a product's plug-in (stopping the one it had). */
+  async #startWatch(product: string): Promise<void> {
+    await this.#stopWatch(product);
+    const p = this.plugins.get(product);
+    if (!p?.watch || this.#stopped) return;
+    try {
+      const stop = await p.watch(this.policyContext(product));
+      if (typeof stop === 'function') this.#watchers.set(product, stop);
+    } catch (err) {
+      await this.log('error', 'plugin.watch-failed', `the watcher of ${product} could not start: ${(err as Error).message}`);
+    }
+  }
+  async #stopWatch(product: string): Promise<void> {
+    const stop = this.#watchers.get(product);
+    if (!stop) return;
+    this.#watchers.delete(product);
+    try {
+      await stop();
+    } catch (err) {
+      await this.log('warning', 'plugin.watch-failed', `the watcher of ${product} did not stop cleanly: ${(err as Error).message}`);
+    }
   }
 
   async log(severity: LocalEvent['severity'], kind: string, message: string, extra: Partial<LocalEvent> = {}): Promise<void> {
@@ -271,6 +462,11 @@ export class Agent {
     this.#folderLock = await lockStateFolder(this.stateDir);
     await mkdir(path.join(this.stateDir, 'tmp'), { recursive: true, mode: 0o711 });
     this.events = new LocalEventLog(path.join(this.stateDir, 'logs'));
+    this.deviceEvents = new DeviceEventSpool(path.join(this.stateDir, 'device-events'), {
+      onDropped: (evs) => void this.log('warning', 'device-events.dropped', `${evs.length} unsent device events dropped (the spool keeps at most ${this.deviceEvents.maxEvents}); oldest from ${evs[0]?.time ?? '?'}`),
+      onCorrupt: (file, err) => void this.log('error', 'device-events.corrupt', `${file}: ${err.message}`),
+    });
+    await this.deviceEvents.init();
     const credFile = path.join(this.stateDir, 'credential.json');
     let cred = await readJson<Credential>(credFile);
     let justEnrolled = false;
@@ -313,11 +509,21 @@ export class Agent {
       // The address in use, and a fetch that fails over to the others (created before any download can start).
       server: () => ({ url: this.transport.serverUrl, credential: this.credential.credential, fetch: this.transport.fetch, ...(this.credential.signingPublicKey ? { signingPublicKey: this.credential.signingPublicKey } : {}) }),
       onInstalled: async (record) => {
+        const reload = !!record.manifest.agentPlugin && !BUILT_IN_PRODUCTS.includes(record.product);
+        if (reload) await this.#stopWatch(record.product);
         if (await this.plugins.loadFromPackage(record, BUILT_IN_PRODUCTS)) await this.log('info', 'plugin.loaded', `agent plug-in of ${record.product} ${record.version} loaded`);
+        if (reload) {
+          await this.#startWatch(record.product);
+          void this.policy.applyProduct(record.product);
+        }
       },
       onUninstalled: (product) => {
-        if (!BUILT_IN_PRODUCTS.includes(product)) this.plugins.uninstall(product);
+        if (BUILT_IN_PRODUCTS.includes(product)) return;
+        void this.#stopWatch(product);
+        this.plugins.uninstall(product);
       },
+      updateSources: () => this.agentSettings.current.updateSources,
+      onSourceFailed: (source, reason) => void this.log('warning', 'package.source-failed', `${source}: ${reason}; trying the next update source`),
     });
     for (const record of await this.products.installed()) {
       await this.plugins.loadFromPackage(record, BUILT_IN_PRODUCTS).catch((err: unknown) => this.log('error', 'plugin.failed', `agent plug-in of ${record.product} could not be loaded: ${(err as Error).message}`));
@@ -334,6 +540,14 @@ export class Agent {
         restart: () => void this.restartForUpdate(),
         // A plan is done once carried out; a check-in during the run brings a new one (a new array).
         installedVersion: async (product) => (await this.plugins.detect(product))?.version ?? null,
+        window: () => {
+          const windows = this.maintenanceWindows();
+          if (windows.length === 0) return { open: true, next: null };
+          const now = new Date();
+          const next = nextMaintenanceWindow(windows, now, this.localZone());
+          return { open: inMaintenanceWindow(windows, now, this.localZone()), next: next?.start ?? null };
+        },
+        deferred: (at) => this.#deploymentAt(at),
         consumed: (steps) => {
           if (this.#cache.deployment === steps) this.#cache.deployment = [];
         },
@@ -351,9 +565,23 @@ export class Agent {
     const pendingLocal = (await readJson<LocalTaskChange[]>(path.join(this.stateDir, 'local-changes.json')).catch(() => undefined)) ?? [];
     this.#localChanges = new Map(pendingLocal.map((c) => [c.taskId, c]));
 
+    this.agentSettings = new AgentSettings({ file: path.join(this.stateDir, AGENT_SETTINGS_FILE), events: this.events, onChange: (s) => this.#settingsChanged(s) });
+    this.policy = new PolicyEnforcer({
+      dir: path.join(this.stateDir, 'policy'),
+      plugins: this.plugins,
+      context: (product) => this.policyContext(product),
+      intervalMs: () => this.intervals().policyEnforcementMinutes * 60_000,
+      // One clock: the policy-enforcement trigger of tasks fires with every enforcement.
+      onTick: () => this.runner?.onEvent('policy-enforcement'),
+      onStatusChanged: () => this.#checkInSoon(),
+      log: (severity, kind, message) => void this.log(severity, kind, message),
+    });
+    await this.policy.init();
+    await this.agentSettings.load(this.policy.policy(BUILTIN_PRODUCT)?.locked ?? []);
+
     this.spool = new RunSpool(path.join(this.stateDir, 'spool'), { onCorrupt: (file, err) => void this.log('error', 'spool.corrupt', `${file}: ${err.message}`) });
     await this.spool.init();
-    this.runner = new TaskRunner({ dir: this.stateDir, spool: this.spool, plugins: this.plugins, events: this.events, onReport: (report) => this.#reportSpooled(report) });
+    this.runner = new TaskRunner({ dir: this.stateDir, spool: this.spool, plugins: this.plugins, events: this.events, onReport: (report) => this.#reportSpooled(report), maintenanceWindows: () => ({ windows: this.maintenanceWindows(), localZone: this.localZone() }) });
     await this.runner.init(this.#effectiveTasks());
 
     this.transport = new Transport({ serverUrls: storedServerUrls(cred), credential: cred.credential, caPem: cred.caPem, machineIdentity: this.#identity, log: (level, msg) => void this.log(level, 'transport', msg) });
@@ -363,6 +591,7 @@ export class Agent {
       void this.log('info', 'agent.connected', `connected to ${this.transport.serverUrl}`);
       void this.checkIn();
       void this.flushReports();
+      void this.flushDeviceEvents();
     });
     this.transport.on('disconnected', (why) => void this.log('warning', 'agent.disconnected', `disconnected: ${why}`));
     this.transport.on('message', (m) => this.#onMessage(m));
@@ -380,8 +609,10 @@ export class Agent {
     if (this.#localApi && process.platform !== 'win32' && !this.#localApi.socketPath.endsWith(`${path.sep}agent.sock`)) {
       await this.log('info', 'local-api.socket', `the state folder's path is too long for a socket address: the local API listens on ${this.#localApi.socketPath}`);
     }
+    this.#started = true;
     this.#armCheckIn(justEnrolled ? 0 : 5_000);
-    this.#armEnforcement();
+    this.policy.start();
+    for (const product of this.plugins.products()) await this.#startWatch(product);
     await this.log('info', 'agent.started', `agent started (device ${cred.deviceId})`);
   }
 
@@ -407,16 +638,13 @@ export class Agent {
   #armCheckIn(delayMs?: number): void {
     if (this.#checkInTimer) clearTimeout(this.#checkInTimer);
     if (this.#stopped) return;
-    const interval = this.#cache.policy.checkInIntervalMinutes * 60_000;
-    // ±10% jitter, so that a fleet enrolled at once does not check in at once forever.
-    const wait = delayMs ?? Math.round(interval * (0.9 + Math.random() * 0.2));
+    const { checkInIntervalMinutes, checkInRandomizationMinutes } = this.intervals();
+    const interval = checkInIntervalMinutes * 60_000;
+    // ±10% jitter, so that a fleet enrolled at once does not check in at once forever, and the
+    // policy's randomization: a random delay up to that many minutes on each scheduled check-in.
+    const wait = delayMs ?? Math.round(interval * (0.9 + Math.random() * 0.2) + Math.random() * checkInRandomizationMinutes * 60_000);
     this.#checkInTimer = setTimeout(() => void this.checkIn().finally(() => this.#armCheckIn()), wait);
     this.#checkInTimer.unref?.();
-  }
-  #armEnforcement(): void {
-    if (this.#enforcementTimer) clearInterval(this.#enforcementTimer);
-    if (this.#stopped) return;
-    this.#enforcementTimer = setInterval(() => this.runner.onEvent('policy-enforcement'), this.#cache.policy.policyEnforcementMinutes * 60_000);
   }
 
   /**
@@ -466,8 +694,11 @@ export class Agent {
   async #doCheckIn(): Promise<void> {
     if (this.#stopped) return;
     let result: CheckInResult;
+    const statuses = this.policy.pendingStatus().slice(0, 100);
     try {
       result = await this.transport.checkIn({
+        ...(this.policy.etag ? { policiesEtag: this.policy.etag } : {}),
+        ...(statuses.length ? { policyStatus: statuses } : {}),
         inventory: collectInventory(await this.plugins.installedProducts()),
         ...(this.#cache.etag ? { tasksEtag: this.#cache.etag } : {}),
         ...(this.#localChanges.size ? { localChanges: [...this.#localChanges.values()] } : {}),
@@ -489,6 +720,16 @@ export class Agent {
       void this.uninstall('the administrator asked for it');
       return;
     }
+    await this.policy.statusSent(statuses);
+    if (result.policies) {
+      void this.policy
+        .setPolicies(result.policies)
+        .then(async () => {
+          // No policy of the agent any more (or a server before policies): nothing is locked.
+          if (!this.policy.policy(BUILTIN_PRODUCT) && this.agentSettings.locked.length) await this.agentSettings.load([]);
+        })
+        .catch((err: Error) => this.log('error', 'policy.failed', `the policies received could not be kept: ${err.message}`));
+    }
     for (const r of result.localResolutions) {
       this.#localChanges.delete(r.taskId);
       if (r.outcome !== 'applied') {
@@ -508,13 +749,14 @@ export class Agent {
     if (result.tasks || result.localResolutions.length) this.runner.setTasks(this.#effectiveTasks());
     if (policyChanged) {
       this.#armCheckIn();
-      this.#armEnforcement();
+      this.policy.rearm();
     }
     for (const r of result.runRequests) this.runner.runNow(r);
     if (result.identity?.action === 'rotate-credential') await this.rotateCredential(result.identity.challenge);
     await this.#confirmUpdate();
     await this.#fireStartEvents();
     this.runner.onEvent('check-in');
+    if (this.deviceEvents.size) void this.flushDeviceEvents();
   }
 
   /** Fires agent-start for the tasks that have it and have not had it in this process. */
@@ -648,6 +890,9 @@ export class Agent {
       running: this.runner.runningTaskIds(),
       spooledReports: this.spool.size,
       pendingLocalChanges: this.#localChanges.size,
+      policies: this.policy.policies().map((p) => ({ product: p.product, revision: p.revision, state: this.policy.status(p.product)?.state ?? 'pending' })),
+      localTasksAllowed: this.localTasksAllowed,
+      spooledDeviceEvents: this.deviceEvents.size,
     };
   }
 
@@ -776,9 +1021,13 @@ export class Agent {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#checkInTimer) clearTimeout(this.#checkInTimer);
-    if (this.#enforcementTimer) clearInterval(this.#enforcementTimer);
+    if (this.#earlyCheckIn) clearTimeout(this.#earlyCheckIn);
+    if (this.#windowTimer) clearTimeout(this.#windowTimer.timer);
+    if (this.#eventsRetry) clearTimeout(this.#eventsRetry);
     if (this.#flushRetry) clearTimeout(this.#flushRetry);
     if (this.#coalesce) clearTimeout(this.#coalesce);
+    for (const product of [...this.#watchers.keys()]) await this.#stopWatch(product);
+    await this.policy?.stop();
     await this.runner?.stopAll({ interruptRunning: true });
     await this.#localApi?.close();
     await this.transport?.stop();

@@ -78,18 +78,55 @@ function redactValue(value: unknown, seen: WeakSet<object>): unknown {
 export class LocalEventLog {
   readonly dir: string;
   readonly file: string;
-  readonly maxBytes: number;
-  readonly keep: number;
+  #maxBytes: number;
+  #keep: number;
   #size: number | undefined;
   #queue: Promise<void> = Promise.resolve();
 
   constructor(dir: string, options: LocalEventLogOptions = {}) {
     this.dir = dir;
     this.file = join(dir, EVENT_LOG_FILE);
-    this.maxBytes = options.maxBytes ?? 1024 * 1024;
-    this.keep = options.keep ?? 5;
-    if (!(this.maxBytes > 0)) throw new RangeError('maxBytes must be positive');
-    if (!Number.isInteger(this.keep) || this.keep < 0) throw new RangeError('keep must be a non-negative integer');
+    this.#maxBytes = options.maxBytes ?? 1024 * 1024;
+    this.#keep = options.keep ?? 5;
+    checkOptions(this.#maxBytes, this.#keep);
+  }
+
+  get maxBytes(): number {
+    return this.#maxBytes;
+  }
+  get keep(): number {
+    return this.#keep;
+  }
+
+  /**
+   * New rotation limits (the agent's policy: logMaxBytes, logKeepFiles), taking effect in
+   * the write queue: rotated files beyond a smaller `keep` are deleted.
+   */
+  configure(options: LocalEventLogOptions): Promise<void> {
+    const maxBytes = options.maxBytes ?? this.#maxBytes;
+    const keep = options.keep ?? this.#keep;
+    checkOptions(maxBytes, keep);
+    return this.#enqueue(async () => {
+      const before = this.#keep;
+      this.#maxBytes = maxBytes;
+      this.#keep = keep;
+      for (let i = keep + 1; i <= Math.max(before, keep); i++) await unlink(`${this.file}.${i}`).catch(ignoreMissing);
+    });
+  }
+
+  /** Deletes rotated files last written before `before` (the policy's logRetentionDays); returns how many. */
+  pruneRotated(before: Date): Promise<number> {
+    let removed = 0;
+    return this.#enqueue(async () => {
+      for (let i = 1; i <= this.#keep; i++) {
+        const f = `${this.file}.${i}`;
+        const st = await stat(f).catch(() => null);
+        if (st && st.mtimeMs < before.getTime()) {
+          await unlink(f).catch(ignoreMissing);
+          removed++;
+        }
+      }
+    }).then(() => removed);
   }
 
   /** Appends one event (its `data` redacted). Resolves when the line is written. */
@@ -158,7 +195,7 @@ export class LocalEventLog {
         this.#size = 0;
       }
     }
-    if (this.#size > 0 && this.#size + bytes > this.maxBytes) await this.#rotate();
+    if (this.#size > 0 && this.#size + bytes > this.#maxBytes) await this.#rotate();
     await appendFile(this.file, line, { encoding: 'utf8', mode: 0o600 });
     this.#size += bytes;
   }
@@ -173,6 +210,11 @@ export class LocalEventLog {
     }
     this.#size = 0;
   }
+}
+
+function checkOptions(maxBytes: number, keep: number): void {
+  if (!(maxBytes > 0)) throw new RangeError('maxBytes must be positive');
+  if (!Number.isInteger(keep) || keep < 0) throw new RangeError('keep must be a non-negative integer');
 }
 
 function ignoreMissing(err: NodeJS.ErrnoException): void {

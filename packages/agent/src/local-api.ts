@@ -12,6 +12,7 @@ import path from 'node:path';
 import { scheduleIssues } from '@garrison/core';
 import { BUILTIN_PRODUCT, Schedule, checker } from '@garrison/protocol';
 import { referenceSettings, type Agent } from './agent.ts';
+import { SettingsChangeError } from './agent-settings.ts';
 
 export interface LocalApi {
   socketPath: string;
@@ -277,6 +278,11 @@ function parseTaskBody(body: unknown, partial: boolean) {
  * for every client of the local API, and before it is accepted, rather than refused later at
  * the sync where the user no longer sees it.
  */
+/** The agent's policy may forbid the local user's task edits (localTasksAllowed). */
+function requireLocalTasksAllowed(agent: Agent): void {
+  if (!agent.localTasksAllowed) throw new LocalError(403, 'LOCAL_TASKS_NOT_ALLOWED', "this device's policy does not allow local tasks to be created, changed or deleted");
+}
+
 function checkSettings(agent: Agent, product: string, type: string, settings: Record<string, unknown>): void {
   const problem = agent.plugins.checkSettings(product, type, settings);
   if (problem) throw new LocalError(400, problem.code, problem.message);
@@ -319,6 +325,7 @@ export async function startLocalApi(agent: Agent): Promise<LocalApi> {
             return { ...shown, settings: t.local ? referenceSettings(t) : '[managed by the administrator]', pendingSync: pending.has(t.id) };
           });
         } else if (req.method === 'POST' && url.pathname === '/tasks') {
+          requireLocalTasksAllowed(agent);
           const b = parseTaskBody(await readBody(req), false);
           checkSettings(agent, (b.product as string) ?? BUILTIN_PRODUCT, b.type as string, (b.settings as Record<string, unknown>) ?? {});
           const id = agent.newLocalTaskId();
@@ -336,6 +343,7 @@ export async function startLocalApi(agent: Agent): Promise<LocalApi> {
             out = { started: true };
           } else {
             if (!t.local) throw new LocalError(403, 'FORBIDDEN', 'only local tasks can be changed on the device; group and global tasks belong to the administrator');
+            requireLocalTasksAllowed(agent);
             if (req.method === 'DELETE') {
               agent.localTaskChange({ taskId: t.id, deleted: true, task: { name: t.name, product: t.product, type: t.type, settings: referenceSettings(t), schedule: t.schedule, enabled: t.enabled } });
               out = { deleted: true };
@@ -356,6 +364,25 @@ export async function startLocalApi(agent: Agent): Promise<LocalApi> {
               out = { id: t.id, ...task };
             }
           }
+        } else if (url.pathname === '/policy/enforce' && req.method === 'POST') {
+          // The device's user asks for an enforcement now (as KSC's and ePO's "enforce policies"):
+          // every product's policy is applied again, and the outcomes are returned.
+          await agent.policy.enforce('requested');
+          out = { statuses: agent.policy.policies().map((p) => agent.policy.status(p.product) ?? { product: p.product, state: null }) };
+        } else if (url.pathname === '/policy/garrison' && (req.method === 'GET' || req.method === 'PUT')) {
+          // The agent's own settings: the local user may change the unlocked ones.
+          if (req.method === 'PUT') {
+            const body = await readBody(req);
+            const changes = body && typeof body === 'object' && !Array.isArray(body) && 'settings' in body ? (body as { settings: unknown }).settings : body;
+            try {
+              await agent.agentSettings.setLocal(changes as Record<string, unknown>);
+            } catch (err) {
+              if (err instanceof SettingsChangeError) throw new LocalError(err.status, err.code, err.message);
+              throw err;
+            }
+          }
+          const policy = agent.policy.policy(BUILTIN_PRODUCT);
+          out = { settings: agent.agentSettings.current, locked: agent.agentSettings.locked, revision: policy?.revision ?? null, status: agent.policy.status(BUILTIN_PRODUCT) ?? null };
         } else if (req.method === 'GET' && url.pathname === '/events') {
           out = await agent.events.read({ limit: Number(url.searchParams.get('limit') ?? 100), ...(url.searchParams.get('taskId') ? { taskId: url.searchParams.get('taskId')! } : {}) });
         } else throw new LocalError(404, 'NOT_FOUND', `no route ${req.method} ${url.pathname}`);

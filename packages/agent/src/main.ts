@@ -38,6 +38,10 @@ const USAGE = `usage:
   garrison agent task delete ID
   garrison agent task run ID
   garrison agent events [--limit N] [--json]
+  garrison agent policy [show]                 the agent's own settings in force, and which are locked
+  garrison agent policy enforce                apply every product's policy now (locked settings put back)
+  garrison agent policy set KEY=VALUE ...      change unlocked settings (VALUE is JSON, else a string),
+                                               e.g. checkInRandomizationMinutes=10 localTasksAllowed=false
 TOKEN-SOURCE, where the enrolment token comes from (never the command line, which every user of
 the machine can read):
   --token-file PATH   the file's content (trimmed); the file must not be readable or writable by
@@ -282,6 +286,36 @@ export async function agentMain(argv: string[]): Promise<number> {
     return show(await localRequest(stateDir, 'GET', `/events?limit=${Number(values.limit ?? 50)}`), (evs: { time: string; severity: string; kind: string; message: string }[]) =>
       evs.map((e) => `${e.time}  ${e.severity.padEnd(7)} ${e.kind.padEnd(24)} ${e.message}`).join('\n'),
     );
+  }
+  if (cmd === 'policy') {
+    if (sub === undefined || sub === 'show') return show(await localRequest(stateDir, 'GET', '/policy/garrison'));
+    if (sub === 'enforce') return show(await localRequest(stateDir, 'POST', '/policy/enforce'));
+    if (sub === 'set') {
+      const pairs = positionals.slice(2);
+      if (!pairs.length) {
+        console.error('garrison agent policy set: give at least one KEY=VALUE');
+        return 2;
+      }
+      const settings: Record<string, unknown> = {};
+      for (const pair of pairs) {
+        const eq = pair.indexOf('=');
+        if (eq < 1) {
+          console.error(`garrison agent policy set: ${pair} is not KEY=VALUE`);
+          return 2;
+        }
+        const raw = pair.slice(eq + 1);
+        let value: unknown = raw;
+        try {
+          value = JSON.parse(raw);
+        } catch {
+          /* a plain string */
+        }
+        settings[pair.slice(0, eq)] = value;
+      }
+      return show(await localRequest(stateDir, 'PUT', '/policy/garrison', { settings }));
+    }
+    console.error(USAGE);
+    return 2;
   }
   if (cmd === 'task') {
     if (sub === 'list') {

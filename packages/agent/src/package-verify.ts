@@ -13,6 +13,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import * as tar from 'tar';
+import { limitStream } from './throttle.ts';
 import { AGENT_PACKAGES_PATH, PACKAGE_MANIFEST_FILE, canonicalJson, packageSigningPayload, type DeploymentPackageRef } from '@garrison/protocol';
 
 export class PackageVerificationError extends Error {
@@ -26,7 +27,8 @@ export class PackageVerificationError extends Error {
 /** What the server signed: the package reference a deployment instruction carries. */
 export type SignedPackage = DeploymentPackageRef;
 
-export async function downloadPackage(serverUrl: string, credential: string, id: string, dest: string, fetcher: FetchLike): Promise<void> {
+/** `bandwidthLimitKBps`: the server update source's limit (update-sources.ts), none by default. */
+export async function downloadPackage(serverUrl: string, credential: string, id: string, dest: string, fetcher: FetchLike, bandwidthLimitKBps: number | null = null): Promise<void> {
   let res: Response;
   try {
     res = await fetcher(`${serverUrl.replace(/\/+$/, '')}${AGENT_PACKAGES_PATH}/${encodeURIComponent(id)}`, {
@@ -38,7 +40,7 @@ export async function downloadPackage(serverUrl: string, credential: string, id:
   }
   if (!res.ok || !res.body) throw new PackageVerificationError('DOWNLOAD_FAILED', `download of package ${id} failed: HTTP ${res.status}`);
   await mkdir(path.dirname(dest), { recursive: true, mode: 0o700 });
-  await pipeline(Readable.fromWeb(res.body as never), createWriteStream(dest, { mode: 0o600 }));
+  await pipeline([Readable.fromWeb(res.body as never), ...limitStream(bandwidthLimitKBps), createWriteStream(dest, { mode: 0o600 })]);
 }
 
 export async function fileSha256(file: string): Promise<string> {

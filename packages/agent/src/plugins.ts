@@ -67,8 +67,65 @@ export interface PackagedProducts {
   stop(product: string): Promise<ScriptOutcome | null>;
 }
 
+/** What the agent hands a plug-in's applyPolicy: the product's effective policy, and what it applied last. */
+export interface PolicyApplication {
+  revision: string;
+  /**
+   * The complete effective settings: the administrator's values, as the server computed them.
+   * The local user's changes to unlocked settings that stand are in `previous.applied`;
+   * reconcilePolicy keeps them (it tells them from the administrator's changes by `previous.policy`).
+   */
+  settings: Record<string, unknown>;
+  locked: readonly string[];
+  /**
+   * The last successful application (null the first time): the administrator's values then,
+   * and what was put on the device (`applied`, with the local changes that stood). A value on
+   * the device that differs from `applied` was changed locally. Hand both to reconcilePolicy
+   * (@garrison/core) with what the product has now.
+   */
+  previous: { policy: Record<string, unknown>; applied: Record<string, unknown> } | null;
+  /** Why it is called: the policy changed, the enforcement interval came round, or an enforcement was asked for (local API). */
+  reason: 'changed' | 'enforcement' | 'requested';
+  /**
+   * reconcilePolicy (@garrison/core) bound to this policy and `previous`: give it what the
+   * product has now, get what to put in force and the drift. For plug-ins shipped in packages,
+   * which cannot import @garrison/core.
+   */
+  reconcile(found: Record<string, unknown>): { target: Record<string, unknown>; drift: { setting: string; expected: unknown; found: unknown; action: 'restored' | 'kept-local'; fresh: boolean }[]; drifted: boolean };
+}
+
+/** What applyPolicy returns: the agent reports it to the server as the product's compliance. */
+export interface PolicyOutcome {
+  state: 'compliant' | 'drifted' | 'failed';
+  drift?: { setting: string; expected?: unknown; found?: unknown; action: 'restored' | 'kept-local' }[];
+  reason?: string;
+  /** The settings now in force on the device (with local changes that stand): the agent keeps them as `previous`. */
+  applied?: Record<string, unknown>;
+}
+
+export interface PolicyContext extends ProductContext {
+  /**
+   * Writes an event to the local log and sends it to the central event log as `<product>.<kind>` (spooled: never lost).
+   * `eventId` (optional, ^[A-Za-z0-9_-]{8,80}$): a stable id the plug-in made, so that an event
+   * it emits again after a crash (a journal read from its last offset) is stored once.
+   */
+  emit(event: { severity: 'info' | 'warning' | 'error'; kind: string; message: string; data?: Record<string, unknown>; eventId?: string }): Promise<void>;
+}
+
 export interface AgentPlugin {
   product: string;
+  /**
+   * Brings the product's configuration in line with its effective policy: called at once when
+   * it changes and again at every policy enforcement interval. A locked setting found changed
+   * on the device is put back (and the event emitted); an unlocked one the local user changed
+   * stands until the administrator changes that setting (see reconcilePolicy).
+   */
+  applyPolicy?(policy: PolicyApplication, ctx: PolicyContext): Promise<PolicyOutcome>;
+  /**
+   * Long-lived: called once the product is installed (and after each agent start); events
+   * it emits (real-time detections) reach the central log. Returns a function that stops it.
+   */
+  watch?(ctx: PolicyContext): Promise<() => Promise<void>> | (() => Promise<void>);
   /** The installed version, or null when the product is not installed. */
   detect?(ctx: ProductContext): Promise<{ version: string } | null>;
   /** Whether the application is running (the execution condition of the product's tasks). */
@@ -125,6 +182,10 @@ export class AgentPluginRegistry {
     const p = this.#plugins.get(product) ?? { product, taskTypes: {} };
     p.taskTypes = { ...p.taskTypes, [type]: executor };
     this.#plugins.set(product, p);
+  }
+  /** The products that have a plug-in, sorted. */
+  products(): string[] {
+    return [...this.#plugins.keys()].sort();
   }
   get(product: string): AgentPlugin | undefined {
     return this.#plugins.get(product);

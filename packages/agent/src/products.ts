@@ -10,9 +10,10 @@
 import type { FetchLike } from '@garrison/protocol/tls';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { DeploymentInstruction, PackageCommand, PackageManifest } from '@garrison/protocol';
+import type { DeploymentInstruction, PackageCommand, PackageManifest, UpdateSource } from '@garrison/protocol';
 import { runScript, type ScriptContext, type ScriptOutcome } from './executors/script.ts';
-import { downloadPackage, extractPackage, PackageVerificationError, verifyPackage } from './package-verify.ts';
+import { extractPackage, PackageVerificationError, verifyPackage } from './package-verify.ts';
+import { describeSource, fetchVerified } from './update-sources.ts';
 import { readJson, writeJsonAtomic } from './state-file.ts';
 import { installRuntime } from './launcher.ts';
 
@@ -45,6 +46,13 @@ export interface ProductManagerOptions {
   offlineDir?: string;
   tempDir: string;
   server(): { url: string; credential: string; signingPublicKey?: string; fetch: FetchLike };
+  /**
+   * Where archives come from, in order (the agent's policy: updateSources; update-sources.ts).
+   * Default: this server only.
+   */
+  updateSources?(): readonly UpdateSource[];
+  /** A source failed and the next is tried (the agent logs it). */
+  onSourceFailed?(source: string, reason: string): void;
   /** After an install or uninstall: the agent (re)loads or drops a plug-in shipped in the package. */
   onInstalled?(record: InstalledRecord): Promise<void>;
   onUninstalled?(product: string): void;
@@ -101,14 +109,24 @@ export class ProductManager {
     );
   }
 
-  /** Puts the package's archive at `archive`: the offline copy when there is one, else a download. */
-  async #fetchArchive(pkg: NonNullable<DeploymentInstruction['package']>, archive: string, server: ReturnType<ProductManagerOptions['server']>): Promise<void> {
+  /**
+   * Puts the package's archive at `archive`, verified: the offline copy when there is one
+   * (used once, whatever its outcome), else from the update sources in order, the next one
+   * tried when a source fails or its archive does not verify.
+   */
+  async #fetchArchive(pkg: NonNullable<DeploymentInstruction['package']>, archive: string, server: ReturnType<ProductManagerOptions['server']>, signingPublicKey: string): Promise<void> {
     if (this.#o.offlineDir && /^[0-9a-f]{64}$/.test(pkg.sha256)) {
       await mkdir(path.dirname(archive), { recursive: true, mode: 0o700 });
       // Same file system (both in the state folder): a rename, not a copy.
-      if (await rename(path.join(this.#o.offlineDir, `${pkg.sha256}.tgz`), archive).then(() => true, () => false)) return;
+      if (await rename(path.join(this.#o.offlineDir, `${pkg.sha256}.tgz`), archive).then(() => true, () => false)) {
+        await verifyPackage(archive, pkg, signingPublicKey);
+        return;
+      }
     }
-    await downloadPackage(server.url, server.credential, pkg.id, archive, server.fetch);
+    const sources = this.#o.updateSources?.() ?? [{ kind: 'server' as const }];
+    await fetchVerified(sources, pkg.id, archive, server, (file) => verifyPackage(file, pkg, signingPublicKey), {
+      onFailure: (source, err) => this.#o.onSourceFailed?.(describeSource(source), err.message),
+    });
   }
 
   /** `onProcessStarted`: the run's process recorder (see process-ledger.ts), for the install command. */
@@ -123,8 +141,7 @@ export class ProductManager {
     const productDir = this.productDir(pkg.product);
     const packageDir = path.join(productDir, 'packages', packageFolderName(pkg.version));
     try {
-      await this.#fetchArchive(pkg, archive, server);
-      await verifyPackage(archive, pkg, server.signingPublicKey);
+      await this.#fetchArchive(pkg, archive, server, server.signingPublicKey);
       await mkdir(productDir, { recursive: true, mode: 0o700 });
       await extractPackage(archive, packageDir, pkg);
     } catch (err) {
@@ -169,8 +186,7 @@ export class ProductManager {
     const archive = path.join(this.#o.downloadsDir, `${pkg.sha256}.tgz`);
     const staging = path.join(this.#o.downloadsDir, `agent-${pkg.version}`);
     try {
-      await this.#fetchArchive(pkg, archive, server);
-      await verifyPackage(archive, pkg, server.signingPublicKey);
+      await this.#fetchArchive(pkg, archive, server, server.signingPublicKey);
       await extractPackage(archive, staging, pkg);
       await installRuntime(stateDir, pkg.version, path.join(staging, 'agent.mjs'));
       await writeJsonAtomic(path.join(stateDir, 'update.json'), { from: currentVersion, to: pkg.version });

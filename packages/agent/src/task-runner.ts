@@ -18,13 +18,15 @@ import { randomUUID } from 'node:crypto';
 import {
   continuousRestartDelayMs,
   isWithinWindow,
+  inMaintenanceWindow,
+  maintenanceStart,
   lastMissedFire,
   nextScheduledFire,
   randomizedDelayMs,
   resolveTimeZone,
   retryDelayMs,
 } from '@garrison/core';
-import { AGENT_RUN_EVENT, START_TASK_TYPE, STOP_TASK_TYPE, isAgentRunEventKind, isFinalRunState, type RunEvent, type AgentTask, type RunReport, type RunRequest, type RunState, type Trigger } from '@garrison/protocol';
+import { AGENT_RUN_EVENT, START_TASK_TYPE, STOP_TASK_TYPE, isAgentRunEventKind, isFinalRunState, type RunEvent, type AgentTask, type RunReport, type RunRequest, type RunState, type Trigger, type MaintenanceWindow } from '@garrison/protocol';
 import type { LocalEventLog } from './event-log.ts';
 import type { AgentPluginRegistry } from './plugins.ts';
 import type { RunSpool } from './run-spool.ts';
@@ -47,6 +49,8 @@ interface ActiveRun {
   seq: number;
   createdAt: string;
   startedAt: string | null;
+  /** A run-now's expiry: a run limited to maintenance windows that cannot start before it is skipped. */
+  expiresAt?: string;
 }
 interface Running {
   run: ActiveRun;
@@ -81,10 +85,18 @@ export interface TaskRunnerOptions {
   processes?: ProcessLedger;
   /** Before resuming a run: how long its earlier attempt's processes get between SIGTERM and SIGKILL. */
   leftoverGraceMs?: number;
+  /**
+   * The device's maintenance windows (the agent's policy) and its zone for "local" windows:
+   * a task whose schedule says maintenanceWindowsOnly waits for the next window. Absent: no
+   * restriction.
+   */
+  maintenanceWindows?: () => { windows: readonly MaintenanceWindow[]; localZone: string };
 }
 
 export class TaskRunner {
-  readonly #o: Required<Omit<TaskRunnerOptions, 'timeZone'>> & { timeZone: string };
+  readonly #o: Required<Omit<TaskRunnerOptions, 'timeZone' | 'maintenanceWindows'>> & { timeZone: string; maintenanceWindows?: TaskRunnerOptions['maintenanceWindows'] };
+  /** Runs waiting (state `scheduled`) for a maintenance window, by task id. */
+  #waiting = new Map<string, { run: ActiveRun; timer: NodeJS.Timeout }>();
   /** Interrupted runs to resume, by run id: their earlier attempt's processes are ended before the executor runs. */
   #resumes = new Map<string, Resume>();
   /** Events to send with a run's next report (a resume's interruption and resumption). */
@@ -274,6 +286,7 @@ export class TaskRunner {
     const t = this.#tasks.get(taskId);
     if (!t || !t.enabled || this.#stopped) return;
     const executor = this.#o.plugins.executor(t.product, t.type);
+    if (this.#waiting.has(taskId)) return;
     if (this.#running.has(taskId)) {
       // A task that decides for itself whether there is work (the deployment) is fired again
       // when its run ends: the work may have changed while it ran. Others skip this fire.
@@ -292,20 +305,26 @@ export class TaskRunner {
     this.#seenRuns.add(req.runId);
     if (this.#seenRuns.size > 10_000) this.#seenRuns.delete(this.#seenRuns.values().next().value!);
     const now = this.#o.now();
-    const run: ActiveRun = { runId: req.runId, task: req.task, requestId: req.requestId, cause: 'run-now', attempt: 1, seq: 0, createdAt: now.toISOString(), startedAt: null };
+    const run: ActiveRun = { runId: req.runId, task: req.task, requestId: req.requestId, cause: 'run-now', attempt: 1, seq: 0, createdAt: now.toISOString(), startedAt: null, expiresAt: req.expiresAt };
     if (new Date(req.expiresAt) <= now) {
       void this.#finish(run, { state: 'skipped', reason: 'the run-now request had expired when it arrived', exitCode: null, outputTail: '' });
       return;
     }
-    if (this.#running.has(req.taskId)) {
+    if (this.#running.has(req.taskId) || this.#waiting.has(req.taskId)) {
       void this.#finish(run, { state: 'skipped', reason: 'the task was already running on this device', exitCode: null, outputTail: '' });
       return;
     }
     this.#launch(run);
   }
 
-  /** Stops the task's running run (cancelled) and its pending retries. */
+  /** Stops the task's running run (cancelled), a run waiting for a maintenance window, and its pending retries. */
   stop(taskId: string, runIds?: string[], reason = 'stopped by the administrator'): void {
+    const waitingWindow = this.#waiting.get(taskId);
+    if (waitingWindow && (!runIds || runIds.includes(waitingWindow.run.runId))) {
+      clearTimeout(waitingWindow.timer);
+      this.#waiting.delete(taskId);
+      void this.#finish(waitingWindow.run, { state: 'cancelled', reason, exitCode: null, outputTail: '' }).catch(() => {});
+    }
     const r = this.#running.get(taskId);
     if (r && (!runIds || runIds.includes(r.run.runId))) {
       r.abortReason = reason;
@@ -328,10 +347,50 @@ export class TaskRunner {
   }
 
   #launch(run: ActiveRun): void {
+    if (this.#holdForWindow(run)) return;
     const running: Running = { run, abort: new AbortController(), abortReason: null };
     this.#running.set(run.task.id, running);
     const p = this.#execute(running).finally(() => this.#inFlight.delete(p));
     this.#inFlight.add(p);
+  }
+
+  /**
+   * A run of a task limited to maintenance windows that comes due outside one: reported
+   * `scheduled` and started at the next window (the windows are read again then: the policy
+   * may have changed), or `skipped` when its expiry (a run-now's, or the schedule's end)
+   * comes first. Returns true when the run is held or skipped.
+   */
+  #holdForWindow(run: ActiveRun): boolean {
+    const source = this.#o.maintenanceWindows;
+    if (!run.task.schedule.maintenanceWindowsOnly || !source) return false;
+    const { windows, localZone } = source();
+    const now = this.#o.now();
+    if (inMaintenanceWindow(windows, now, localZone)) return false;
+    const start = maintenanceStart(windows, now, localZone);
+    const expiries = [run.expiresAt, run.task.schedule.endAt].filter((x): x is string => typeof x === 'string').map((x) => new Date(x).getTime());
+    const expiry = expiries.length > 0 ? Math.min(...expiries) : null;
+    if (start === null || (expiry !== null && start.getTime() >= expiry)) {
+      void this.#finish(run, { state: 'skipped', reason: 'outside maintenance windows: no window opens before the run expires', exitCode: null, outputTail: '' }).catch(() => {});
+      return true;
+    }
+    const delay = Math.min(Math.max(0, start.getTime() - now.getTime()), 2 ** 31 - 1);
+    const timer = setTimeout(() => {
+      if (this.#waiting.get(run.task.id)?.run !== run) return;
+      this.#waiting.delete(run.task.id);
+      if (this.#stopped) return;
+      // The task may have changed or gone while it waited: run what the agent holds now.
+      const current = this.#tasks.get(run.task.id);
+      if (run.requestId === null && (!current || !current.enabled)) {
+        void this.#finish(run, { state: 'cancelled', reason: 'the task was removed or disabled while it waited for a maintenance window', exitCode: null, outputTail: '' }).catch(() => {});
+        return;
+      }
+      if (current) run.task = current;
+      this.#launch(run);
+    }, delay);
+    timer.unref?.();
+    this.#waiting.set(run.task.id, { run, timer });
+    void this.#report(run, { state: 'scheduled', reason: `waiting for the next maintenance window (${start.toISOString()})` }).catch(() => {});
+    return true;
   }
 
   async #report(run: ActiveRun, r: Partial<RunReport> & { state: RunState }): Promise<void> {
@@ -564,6 +623,7 @@ export class TaskRunner {
     this.#stopped = true;
     for (const t of this.#timers.values()) clearTimeout(t);
     for (const t of this.#retryTimers.values()) clearTimeout(t);
+    for (const w of this.#waiting.values()) clearTimeout(w.timer);
     if (this.#aliveTimer) clearInterval(this.#aliveTimer);
     if (opts.interruptRunning) {
       for (const r of this.#running.values()) {

@@ -24,11 +24,13 @@ import { failoverFetch } from './server-urls.ts';
 import {
   AGENT_CHECK_IN_PATH,
   AGENT_REPORTS_PATH,
+  AGENT_DEVICE_EVENTS_PATH,
   MACHINE_IDENTITY_HEADER,
   AGENT_WS_PATH,
   type AckMessage,
   type CheckInRequest,
   type CheckInResult,
+  type DeviceEventsRequest,
   type ReportsRequest,
   type ServerToAgent,
 } from '@garrison/protocol';
@@ -201,7 +203,7 @@ export class Transport extends EventEmitter<TransportEvents> {
     this.#reconnectTimer = setTimeout(() => this.#connect(), delay);
   }
   /** Sends a request over the socket if open, else over HTTP; resolves with the reply. */
-  async request<T extends ServerToAgent>(msg: CheckInRequest | ReportsRequest): Promise<T> {
+  async request<T extends ServerToAgent>(msg: CheckInRequest | ReportsRequest | DeviceEventsRequest): Promise<T> {
     if (this.#open && this.#socket) {
       const id = this.#nextId++;
       return new Promise<T>((resolve, reject) => {
@@ -213,7 +215,7 @@ export class Transport extends EventEmitter<TransportEvents> {
         this.#socket!.send(JSON.stringify({ ...msg, id }));
       });
     }
-    return this.#http<T>(msg.type === 'check-in' ? AGENT_CHECK_IN_PATH : AGENT_REPORTS_PATH, msg);
+    return this.#http<T>(msg.type === 'check-in' ? AGENT_CHECK_IN_PATH : msg.type === 'device-events' ? AGENT_DEVICE_EVENTS_PATH : AGENT_REPORTS_PATH, msg);
   }
   async #http<T>(path: string, body: unknown): Promise<T> {
     let res: Response;
@@ -239,6 +241,10 @@ export class Transport extends EventEmitter<TransportEvents> {
   }
   reports(reports: ReportsRequest['reports']): Promise<AckMessage> {
     return this.request<AckMessage>({ type: 'reports', reports });
+  }
+  /** Device events (spooled by the agent); the ack lists the eventIds the server stored. */
+  deviceEvents(events: DeviceEventsRequest['events']): Promise<AckMessage> {
+    return this.request<AckMessage>({ type: 'device-events', events } as DeviceEventsRequest);
   }
   async stop(): Promise<void> {
     this.#stopped = true;

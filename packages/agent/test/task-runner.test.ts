@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AgentTask, RunReport, RunRequest, RunState, Schedule } from '@garrison/protocol';
+import type { AgentTask, MaintenanceWindow, RunReport, RunRequest, RunState, Schedule } from '@garrison/protocol';
 import { LocalEventLog } from '../src/event-log.ts';
 import { AgentPluginRegistry, type AgentPlugin, type ExecutionContext, type ExecutionOutcome } from '../src/plugins.ts';
 import { RunSpool } from '../src/run-spool.ts';
@@ -146,10 +146,12 @@ interface EnvOptions {
   random?: number;
   /** Runs before init (e.g. writes scheduler.json or active/ files). */
   prepare?: (env: Env) => Promise<void>;
+  /** The device's maintenance windows (read at each use: a test may change them). */
+  windows?: { current: MaintenanceWindow[] };
 }
 
 /** Opens a TaskRunner (with a fresh spool and event log instance, as after an agent restart) on env's folders. */
-async function openRunner(env: Env, tasks: AgentTask[], opts: { timeZone?: string; random?: number } = {}): Promise<TaskRunner> {
+async function openRunner(env: Env, tasks: AgentTask[], opts: { timeZone?: string; random?: number; windows?: { current: MaintenanceWindow[] } } = {}): Promise<TaskRunner> {
   env.spool = new RunSpool(env.spoolDir);
   await env.spool.init();
   env.events = new LocalEventLog(env.eventsDir);
@@ -171,6 +173,7 @@ async function openRunner(env: Env, tasks: AgentTask[], opts: { timeZone?: strin
       }
     },
     timeZone: opts.timeZone ?? 'UTC',
+    ...(opts.windows ? { maintenanceWindows: () => ({ windows: opts.windows!.current, localZone: 'UTC' }) } : {}),
     now: () => new Date(), // the mocked clock
     random: () => {
       env.randomCalls++;
@@ -986,3 +989,60 @@ test('a progress report just before the end does not leave the finished run in a
       for (const f of finals) assert.equal(f.seq, 3, 'running 0 %, running 50 %, succeeded');
     },
   ));
+
+// ---------------------------------------------------------------------------------------------
+// Maintenance windows (ADR 0020)
+// ---------------------------------------------------------------------------------------------
+
+// 2026-01-10 is a Saturday; the window is Saturday 22:00 UTC for an hour.
+const SAT_NIGHT: MaintenanceWindow = { days: ['sat'], start: '22:00', durationMinutes: 60, timeBasis: 'UTC' };
+
+test('maintenance windows: a run due outside one is "scheduled" and starts when the window opens', (t) => {
+  const w = task('w', { triggers: [{ type: 'check-in' }], maintenanceWindowsOnly: true });
+  const free = task('free', { triggers: [{ type: 'check-in' }] });
+  return withEnv(t, { now: '2026-01-10T10:00:00.000Z', intervals: false, tasks: [w, free], windows: { current: [SAT_NIGHT] } }, async (env) => {
+    const { runner, fake } = env;
+    runner.onEvent('check-in');
+    await until(() => env.reports.some((r) => r.taskId === 'w' && r.state === 'scheduled'), 'the run to wait for the window');
+    await idle(env);
+    assert.equal(fake.callsOf('w').length, 0, 'not started outside the window');
+    assert.equal(fake.callsOf('free').length, 1, 'a task without the option is not held');
+    assert.match(env.reports.find((r) => r.taskId === 'w')!.reason ?? '', /maintenance window \(2026-01-10T22:00:00.000Z\)/);
+    runner.onEvent('check-in'); // fired again while it waits: still one run
+    tickTo(env, '2026-01-10T21:59:59.000Z');
+    assert.equal(fake.callsOf('w').length, 0);
+    tickTo(env, '2026-01-10T22:00:00.000Z');
+    await until(() => finalsOf(env, 'w').length === 1, 'the run to end in the window');
+    assert.equal(runsOf(env, 'w').length, 1);
+    assert.deepEqual(reportsOfRun(env, runsOf(env, 'w')[0]!).map((r) => r.state), ['scheduled', 'running', 'succeeded']);
+    // Inside the window a new run starts at once.
+    await idle(env);
+    runner.onEvent('check-in');
+    await until(() => finalsOf(env, 'w').length === 2, 'a run inside the window');
+    assert.equal(reportsOfRun(env, runsOf(env, 'w')[1]!).some((r) => r.state === 'scheduled'), false);
+  });
+});
+
+test('maintenance windows: a run-now that expires before the next window is skipped; no windows is no restriction; stop cancels a waiting run', (t) => {
+  const w = task('w', { triggers: [{ type: 'on-demand' }], maintenanceWindowsOnly: true });
+  const windows = { current: [SAT_NIGHT] };
+  return withEnv(t, { now: '2026-01-10T10:00:00.000Z', intervals: false, tasks: [w], windows }, async (env) => {
+    const { runner, fake } = env;
+    runner.runNow(request(env, w, 'soon', 60 * MIN)); // expires at 11:00, the window opens at 22:00
+    await until(() => finalsOf(env, 'w').length === 1, 'the expired run to be skipped');
+    assert.equal(finalsOf(env, 'w')[0]!.state, 'skipped');
+    assert.match(finalsOf(env, 'w')[0]!.reason ?? '', /outside maintenance windows/);
+    runner.runNow(request(env, w, 'later', 24 * 60 * MIN));
+    await until(() => env.reports.some((r) => r.runId === 'later' && r.state === 'scheduled'), 'the run to wait');
+    runner.stop('w');
+    await until(() => finalsOf(env, 'w').length === 2, 'the waiting run to be cancelled');
+    assert.equal(finalsOf(env, 'w')[1]!.state, 'cancelled');
+    tickTo(env, '2026-01-10T22:30:00.000Z');
+    await idle(env);
+    assert.equal(fake.callsOf('w').length, 0, 'a stopped waiting run never starts');
+    windows.current = [];
+    runner.runNow(request(env, w, 'free', 60 * MIN));
+    await until(() => finalsOf(env, 'w').length === 3, 'a run with no windows defined');
+    assert.equal(finalsOf(env, 'w')[2]!.state, 'succeeded');
+  });
+});

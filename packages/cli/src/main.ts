@@ -10,6 +10,7 @@ import { registerAdminCommands } from './commands/admin.ts';
 import { registerDeviceCommands } from './commands/devices.ts';
 import { registerEventCommands } from './commands/events.ts';
 import { registerGroupCommands } from './commands/groups.ts';
+import { registerPolicyCommands } from './commands/policies.ts';
 import { registerRunCommands } from './commands/runs.ts';
 import { registerSecretCommands } from './commands/secrets.ts';
 import { registerTaskCommands } from './commands/tasks.ts';
@@ -70,6 +71,7 @@ export function buildProgram(state: RunState): Command {
   registerAccountCommands(program, state);
   registerGroupCommands(program, state);
   registerDeviceCommands(program, state);
+  registerPolicyCommands(program, state);
   registerTokenCommands(program, state);
   registerRepoCommands(program, state);
   registerDeployCommands(program, state);

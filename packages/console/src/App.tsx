@@ -20,6 +20,7 @@ import { ServerTasks } from './pages/ServerTasks.tsx';
 import { ServerTaskEdit } from './pages/ServerTaskEdit.tsx';
 import { ServerTaskDetails } from './pages/ServerTaskDetails.tsx';
 import { Events } from './pages/Events.tsx';
+import { Policies, PolicyEdit } from './pages/Policies.tsx';
 import { Repository } from './pages/Repository.tsx';
 import { Deployments } from './pages/Deployments.tsx';
 import { Installers } from './pages/Installers.tsx';
@@ -34,6 +35,7 @@ const NAV: { href: string; label: string; show: (a: Access) => boolean }[] = [
   { href: '/', label: 'Dashboard', show: () => true },
   { href: '/devices', label: 'Devices', show: (a) => a.can(Permission.read) },
   { href: '/tasks', label: 'Tasks', show: (a) => a.can(Permission.read) },
+  { href: '/policies', label: 'Policies', show: (a) => a.can(Permission.read) },
   { href: '/server-tasks', label: 'Server tasks', show: (a) => a.canOnRoot(Permission.read) },
   { href: '/events', label: 'Events', show: (a) => a.can(Permission.read) },
   { href: '/repository', label: 'Repository', show: (a) => a.can(Permission.read) },
@@ -154,6 +156,9 @@ function Routes(): ReactNode {
       <Route path="/tasks/new">{() => <TaskEdit />}</Route>
       <Route path="/tasks/:id/edit">{(p) => <TaskEdit id={p.id} />}</Route>
       <Route path="/tasks/:id">{(p) => <TaskDetails id={p.id} />}</Route>
+      <Route path="/policies" component={Policies} />
+      <Route path="/policies/new">{() => <PolicyEdit />}</Route>
+      <Route path="/policies/:id">{(p) => <PolicyEdit id={p.id} />}</Route>
       <Route path="/server-tasks" component={ServerTasks} />
       <Route path="/server-tasks/new">{() => <ServerTaskEdit />}</Route>
       <Route path="/server-tasks/:id/edit">{(p) => <ServerTaskEdit id={p.id} />}</Route>

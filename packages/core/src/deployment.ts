@@ -52,6 +52,12 @@
  * Conflicts are removed also for a product already compliant (a competitor installed later
  * is still removed), which makes that product 'pending' until it is gone.
  *
+ * Urgency. The agent holds steps outside the device's maintenance windows unless they are
+ * urgent. A step is urgent when the assignment it serves is: an urgent assignment's own
+ * install or removal, the dependencies it brings (a dependency needed by an urgent product is
+ * urgent, whoever else needs it) and the conflicts its product removes. Steps carry
+ * `urgent: true` only then, so plans without urgent assignments are unchanged.
+ *
  * Trade-offs. A dependency that several products on different branches need comes from the
  * branch of the first of them by product id (assigned products are walked in product-id
  * order); a later dependant whose minVersion it does not meet is 'unavailable' instead of
@@ -79,6 +85,8 @@ export interface DeploymentAssignment {
   action: 'install' | 'remove';
   /** Uninstall the manifest's conflicting products first. */
   removeConflicts: boolean;
+  /** Its steps ignore the device's maintenance windows (absent: false). */
+  urgent?: boolean;
 }
 
 export interface EffectiveAssignment extends DeploymentAssignment {
@@ -108,8 +116,8 @@ export type InstallReason = 'missing' | 'older' | 'rollback' | 'pinned' | 'depen
 export type UninstallReason = 'unassigned' | 'conflict';
 
 export type DeploymentStep =
-  | { action: 'install'; product: string; fromVersion: string | null; version: string; reason: InstallReason; package: CandidatePackage }
-  | { action: 'uninstall'; product: string; fromVersion: string; reason: UninstallReason };
+  | { action: 'install'; product: string; fromVersion: string | null; version: string; reason: InstallReason; package: CandidatePackage; urgent?: true }
+  | { action: 'uninstall'; product: string; fromVersion: string; reason: UninstallReason; urgent?: true };
 
 export interface ProductPlanState {
   product: string;
@@ -141,7 +149,8 @@ function compareAssignments(a: DeploymentAssignment, b: DeploymentAssignment): n
     compareStrings(a.groupId, b.groupId) ||
     compareStrings(a.branch, b.branch) ||
     compareStrings(a.pinnedVersion ?? '', b.pinnedVersion ?? '') ||
-    (a.removeConflicts === b.removeConflicts ? 0 : a.removeConflicts ? -1 : 1)
+    (a.removeConflicts === b.removeConflicts ? 0 : a.removeConflicts ? -1 : 1) ||
+    (!!a.urgent === !!b.urgent ? 0 : a.urgent ? -1 : 1)
   );
 }
 
@@ -170,6 +179,7 @@ export function effectiveAssignments(groupId: string, tree: GroupTree, assignmen
       pinnedVersion: a.pinnedVersion,
       action: a.action,
       removeConflicts: a.removeConflicts,
+      ...(a.urgent ? { urgent: true } : {}),
       inheritedFrom: a.groupId,
     }))
     .sort((x, y) => compareStrings(x.product, y.product));
@@ -202,6 +212,8 @@ interface PlanNode {
   origin: 'assigned' | 'dependency' | 'remove';
   branch: DeploymentBranch;
   removeConflicts: boolean;
+  /** From an urgent assignment, or a dependency of one. */
+  urgent: boolean;
   installed: string | null;
   target: CandidatePackage | null;
   reason: InstallReason | null;
@@ -307,6 +319,7 @@ export function planDeployment(input: {
       origin: a.action === 'remove' ? 'remove' : 'assigned',
       branch: a.branch,
       removeConflicts: a.removeConflicts,
+      urgent: a.urgent === true,
       installed: have,
       target: null,
       reason: null,
@@ -399,6 +412,7 @@ export function planDeployment(input: {
         origin: 'dependency',
         branch: node.branch,
         removeConflicts: false,
+        urgent: false,
         installed: have,
         target: candidate,
         reason: 'dependency',
@@ -453,7 +467,7 @@ export function planDeployment(input: {
   const assigned = [...nodes.values()]; // the assignments only, in product order
   for (const node of assigned) visit(node);
 
-  // 3. Keep what a pending assignment still needs; dependencies inherit its removeConflicts.
+  // 3. Keep what a pending assignment still needs; dependencies inherit its removeConflicts and urgency.
   const kept = new Set<PlanNode>();
   const requiredBy = new Map<PlanNode, Set<string>>();
   for (const root of assigned) {
@@ -469,6 +483,7 @@ export function planDeployment(input: {
           if (by === undefined) requiredBy.set(dep, (by = new Set()));
           by.add(n.product);
           if (root.removeConflicts) dep.removeConflicts = true;
+          if (root.urgent) dep.urgent = true;
         }
         kept.add(dep);
         if (!reached.has(dep)) {
@@ -486,6 +501,7 @@ export function planDeployment(input: {
   for (const node of nodes.values()) if (node.origin === 'assigned' || kept.has(node)) protectedProducts.add(node.product);
   for (const node of kept) for (const p of node.reliesOn) protectedProducts.add(p);
   const conflictRemovals = new Map<string, string>();
+  const urgentRemovals = new Set<string>();
   for (const node of [...nodes.values()].sort((a, b) => compareStrings(a.product, b.product))) {
     if (node.origin === 'remove' || node.state === 'unavailable' || node.target === null || !node.removeConflicts) continue;
     const removes: string[] = [];
@@ -499,6 +515,7 @@ export function planDeployment(input: {
         continue;
       }
       conflictRemovals.set(c, have);
+      if (node.urgent) urgentRemovals.add(c);
       removes.push(c);
     }
     if (removes.length > 0) {
@@ -510,12 +527,13 @@ export function planDeployment(input: {
 
   // 5. Steps: uninstalls (conflicts, then removals), then installs in dependency order.
   const steps: DeploymentStep[] = [];
+  const urgency = (urgent: boolean): { urgent?: true } => (urgent ? { urgent: true } : {});
   for (const product of [...conflictRemovals.keys()].sort()) {
-    steps.push({ action: 'uninstall', product, fromVersion: conflictRemovals.get(product)!, reason: 'conflict' });
+    steps.push({ action: 'uninstall', product, fromVersion: conflictRemovals.get(product)!, reason: 'conflict', ...urgency(urgentRemovals.has(product)) });
   }
   for (const node of assigned) {
     if (node.origin === 'remove' && node.installed !== null) {
-      steps.push({ action: 'uninstall', product: node.product, fromVersion: node.installed, reason: 'unassigned' });
+      steps.push({ action: 'uninstall', product: node.product, fromVersion: node.installed, reason: 'unassigned', ...urgency(node.urgent) });
     }
   }
 
@@ -536,7 +554,7 @@ export function planDeployment(input: {
   while (ready.length > 0) {
     ready.sort(before);
     const n = ready.shift()!;
-    steps.push({ action: 'install', product: n.product, fromVersion: n.installed, version: n.target!.version, reason: n.reason!, package: n.target! });
+    steps.push({ action: 'install', product: n.product, fromVersion: n.installed, version: n.target!.version, reason: n.reason!, package: n.target!, ...urgency(n.urgent) });
     for (const d of dependants.get(n) ?? []) {
       const left = waiting.get(d)! - 1;
       waiting.set(d, left);

@@ -210,12 +210,12 @@ function globMatchChars(p: readonly string[], t: readonly string[]): boolean {
   return pi === p.length;
 }
 
-type DeviceMatcher = (device: DeviceFacts) => boolean;
+export type DeviceMatcher = (device: DeviceFacts) => boolean;
 
 const NEVER: DeviceMatcher = () => false;
 
 /** Compiles a selection once (lower-casing, splitting the glob) for use on many devices. */
-function compileSelection(selection: Selection | undefined): DeviceMatcher {
+export function compileSelection(selection: Selection | undefined): DeviceMatcher {
   if (selection === undefined) return NEVER;
   const checks: DeviceMatcher[] = [];
   if (selection.tags !== undefined && selection.tags.length > 0) {

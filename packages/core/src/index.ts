@@ -12,3 +12,5 @@ export * from './version.ts';
 export * from './deployment.ts';
 export * from './rollout.ts';
 export * from './authorization.ts';
+export * from './policy.ts';
+export * from './maintenance-window.ts';

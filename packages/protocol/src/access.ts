@@ -16,6 +16,8 @@ export const Permission = {
   /** Rename, move, tag, delete devices; rotate, revoke, uninstall; approve duplicates. */
   manageDevices: 'devices:write',
   manageTasks: 'tasks:write',
+  /** Create, change, assign and delete product policies (ADR 0020). */
+  managePolicies: 'policies:write',
   /** Run now and stop tasks (without changing them). */
   runTasks: 'tasks:run',
   /** Assign products to groups, roll out, roll back. */
@@ -43,6 +45,7 @@ export const permissionInfo: Record<Permission, string> = {
   'devices:write': 'Rename, move, tag and delete devices; rotate, revoke and uninstall agents; approve duplicates',
   'tasks:write': 'Create, change, copy, import and delete tasks',
   'tasks:run': 'Run tasks now and stop them',
+  'policies:write': 'Create, change, assign and delete policies',
   'deployments:write': 'Assign products to groups, stage rollouts and roll back',
   'tokens:write': 'Create and revoke enrolment tokens and installer links',
   'push:run': 'Install agents by push installation',
@@ -69,8 +72,8 @@ export const BUILTIN_ROLES: readonly { id: BuiltinRole; name: string; descriptio
   {
     id: 'administrator',
     name: 'Administrator',
-    description: 'Everything in the subtree: groups, devices, tasks, deployments, installers, secrets; on the root group also the repository and server tasks.',
-    permissions: [P.read, P.manageGroups, P.manageDevices, P.manageTasks, P.runTasks, P.manageDeployments, P.manageTokens, P.pushInstall, P.manageSecrets, P.manageRepository, P.manageServerTasks],
+    description: 'Everything in the subtree: groups, devices, tasks, policies, deployments, installers, secrets; on the root group also the repository and server tasks.',
+    permissions: [P.read, P.manageGroups, P.manageDevices, P.manageTasks, P.runTasks, P.managePolicies, P.manageDeployments, P.manageTokens, P.pushInstall, P.manageSecrets, P.manageRepository, P.manageServerTasks],
   },
   { id: 'operator', name: 'Operator', description: 'Sees the subtree and runs and stops its tasks, but changes nothing.', permissions: [P.read, P.runTasks] },
   { id: 'installer', name: 'Installer', description: 'Sees the subtree, enrols machines (enrolment tokens, installer links) and installs agents by push.', permissions: [P.read, P.manageTokens, P.pushInstall] },
@@ -84,6 +87,7 @@ export const PermissionSchema = Type.Union([
   Type.Literal('devices:write'),
   Type.Literal('tasks:write'),
   Type.Literal('tasks:run'),
+  Type.Literal('policies:write'),
   Type.Literal('deployments:write'),
   Type.Literal('tokens:write'),
   Type.Literal('push:run'),

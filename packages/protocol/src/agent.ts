@@ -10,12 +10,14 @@ import { AgentTask } from './task.ts';
 import { RunStateSchema } from './run.ts';
 import { Schedule } from './schedule.ts';
 import type { DeploymentInstruction } from './deployment.ts';
+import { DeviceEvent, PolicyStatusReport, type AgentProductPolicy } from './policy.ts';
 
 export const PROTOCOL_VERSION = 1;
 export const AGENT_WS_PATH = '/agent/v1/ws';
 export const AGENT_ENROL_PATH = '/agent/v1/enrol';
 export const AGENT_CHECK_IN_PATH = '/agent/v1/check-in';
 export const AGENT_REPORTS_PATH = '/agent/v1/reports';
+export const AGENT_DEVICE_EVENTS_PATH = '/agent/v1/device-events';
 /** GET `${AGENT_PACKAGES_PATH}/<packageId>`: a package archive, for an authenticated device. */
 export const AGENT_PACKAGES_PATH = '/agent/v1/packages';
 /** The header an agent names its machine identity in, on the WebSocket upgrade and HTTP calls: a duplicate's connection is kept apart from the device's. */
@@ -25,11 +27,12 @@ export const AGENT_MESSAGE_MAX_BYTES = 1024 * 1024;
 /** Device credentials look like `gdc.<deviceId>.<secret>`; sent as `Authorization: Bearer`. */
 export const DEVICE_CREDENTIAL_PREFIX = 'gdc';
 
-export const Policy = Type.Object({
+/** The agent's two intervals, from its effective policy (product "garrison"); kept in every check-in result for agents that predate policies. */
+export const AgentIntervals = Type.Object({
   checkInIntervalMinutes: Type.Integer({ minimum: 1 }),
   policyEnforcementMinutes: Type.Integer({ minimum: 1 }),
 });
-export type Policy = Static<typeof Policy>;
+export type AgentIntervals = Static<typeof AgentIntervals>;
 
 /** SHA-256 (hex) of what identifies the machine itself (machine-id, hardware UUID): a cloned image tells itself apart by it. */
 export const MachineIdentity = Type.String({ pattern: '^[0-9a-f]{64}$' });
@@ -53,7 +56,7 @@ export const EnrolResponse = Type.Object({
   deviceId: Type.String(),
   credential: Type.String(),
   groupId: Type.String(),
-  policy: Policy,
+  policy: AgentIntervals,
   /** The server's Ed25519 package-signing public key (PEM): agents verify every package with it. */
   signingPublicKey: Type.String(),
 });
@@ -166,6 +169,10 @@ export const CheckInRequest = Type.Object(
     machineIdentity: Type.Optional(MachineIdentity),
     /** Sent by agents enrolled before device keys: registered once, if the device has none. */
     publicKey: Type.Optional(DevicePublicKey),
+    /** The etag of the policies the agent holds; the reply carries them only when they changed. */
+    policiesEtag: Type.Optional(Type.String({ maxLength: 128 })),
+    /** Per product, the outcome of the last policy application, sent when it changed. */
+    policyStatus: Type.Optional(Type.Array(PolicyStatusReport, { maxItems: 100 })),
   },
   { additionalProperties: false },
 );
@@ -177,7 +184,14 @@ export const ReportsRequest = Type.Object(
 );
 export type ReportsRequest = Static<typeof ReportsRequest>;
 
-export const AgentToServer = Type.Union([CheckInRequest, ReportsRequest]);
+/** Device events that are not a run's (real-time detections, locked settings put back), spooled by the agent until acknowledged. */
+export const DeviceEventsRequest = Type.Object(
+  { type: Type.Literal('device-events'), id: Id, events: Type.Array(DeviceEvent, { minItems: 1, maxItems: 500 }) },
+  { additionalProperties: false },
+);
+export type DeviceEventsRequest = Static<typeof DeviceEventsRequest>;
+
+export const AgentToServer = Type.Union([CheckInRequest, ReportsRequest, DeviceEventsRequest]);
 export type AgentToServer = Static<typeof AgentToServer>;
 
 export interface CheckInResult {
@@ -185,7 +199,9 @@ export interface CheckInResult {
   re?: string | number;
   deviceId: string;
   groupId: string;
-  policy: Policy;
+  policy: AgentIntervals;
+  /** The device's effective policies, present when the agent's policiesEtag differs from the server's. */
+  policies?: { etag: string; products: AgentProductPolicy[] };
   tasksEtag: string;
   /** Present when the agent's etag differs from the server's. */
   tasks?: AgentTask[];
@@ -238,6 +254,8 @@ export interface AckMessage {
   runIds: string[];
   /** Reports refused, with why; an agent drops them rather than resend forever. */
   rejected: { runId: string; code: string; message: string }[];
+  /** Device events stored (or already stored), in answer to device-events. */
+  eventIds?: string[];
 }
 export interface RunNowMessage {
   type: 'run-now';

@@ -7,6 +7,8 @@ import type { InstalledProduct } from './inventory.ts';
 import type { Run } from './run.ts';
 import type { ComplianceSummary } from './deployment.ts';
 import type { ActorVia, GrantView, Permission } from './access.ts';
+import { Type, type Static } from 'typebox';
+import { PolicyProfile, PolicySettings, SettingName, type EffectiveProductPolicy, type Policy, type PolicyAssignment, type PolicyCompliance } from './policy.ts';
 
 export interface Me {
   kind: 'admin' | 'system';
@@ -160,4 +162,96 @@ export interface DashboardSummary {
   devices: { total: number; online: number; offline: number };
   runs: { since: string; states: Record<string, number>; failures: (Run & { taskName: string; deviceName: string })[] };
   compliance: ComplianceSummary[];
+}
+
+// --- Policies (ADR 0020): the API's request and answer shapes around policy.ts -------------
+
+/** `format` of a policy export document. */
+export const POLICY_EXPORT_FORMAT = 'garrison-policy';
+export const POLICY_EXPORT_VERSION = 1;
+
+/** GET /policies/:id/export; POST /policies/import takes it (with an optional top-level `name` override). */
+export const PolicyExport = Type.Object(
+  {
+    format: Type.Literal(POLICY_EXPORT_FORMAT),
+    formatVersion: Type.Literal(POLICY_EXPORT_VERSION),
+    policy: Type.Object(
+      {
+        name: Type.String({ minLength: 1, maxLength: 200 }),
+        description: Type.Optional(Type.String({ maxLength: 2000 })),
+        product: Type.String({ minLength: 1, maxLength: 100 }),
+        settings: PolicySettings,
+        locked: Type.Array(SettingName, { maxItems: 200 }),
+        profiles: Type.Array(PolicyProfile, { maxItems: 50 }),
+      },
+      { additionalProperties: false },
+    ),
+    /** On import: the name to give the policy instead of the document's. */
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+export type PolicyExport = Static<typeof PolicyExport>;
+
+/** GET /policy-types: what each installed plug-in's policy type is. */
+export interface PolicyTypeView {
+  product: string;
+  productName: string;
+  settingsSchema: unknown;
+  defaults: Record<string, unknown>;
+  /** The settings a policy may lock (every setting when the type does not say). */
+  lockable: string[];
+}
+
+/** GET /policies/:id: the policy and the groups it is assigned to. */
+export type PolicyView = Policy & { assignedTo: { groupId: string; path: string }[] };
+
+export interface PolicyList {
+  items: Policy[];
+  nextCursor: string | null;
+  total: number;
+}
+
+export interface PolicyRevisionView {
+  revision: number;
+  changedAt: string;
+  changedBy: string;
+  document: PolicyExport;
+}
+
+/** PUT /groups/:id/policies/:product and its preview. */
+export const PolicyAssignmentInput = Type.Object(
+  { policyId: Type.Union([Type.String({ minLength: 1, maxLength: 100 }), Type.Null()]), blockInheritance: Type.Boolean() },
+  { additionalProperties: false },
+);
+export type PolicyAssignmentInput = Static<typeof PolicyAssignmentInput>;
+
+/** POST /policies/:id/preview: the change to preview (a PolicyPatch whose revision may be left out). */
+export const PolicyPreviewInput = Type.Object(
+  {
+    revision: Type.Optional(Type.Integer({ minimum: 1 })),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    description: Type.Optional(Type.String({ maxLength: 2000 })),
+    settings: Type.Optional(PolicySettings),
+    locked: Type.Optional(Type.Array(SettingName, { maxItems: 200 })),
+    profiles: Type.Optional(Type.Array(PolicyProfile, { maxItems: 50 })),
+  },
+  { additionalProperties: false },
+);
+export type PolicyPreviewInput = Static<typeof PolicyPreviewInput>;
+
+export type GroupPolicyAssignmentView = PolicyAssignment & { policyName: string | null };
+
+export type PolicyComplianceItem = PolicyCompliance & { deviceName: string; groupId: string };
+export interface PolicyComplianceList {
+  items: PolicyComplianceItem[];
+  counts: { compliant: number; drifted: number; failed: number; pending: number };
+  nextCursor: string | null;
+}
+
+/** GET /devices/:id/policy: the device's effective policies with origins, and what it reported. */
+export interface DevicePolicyView {
+  products: EffectiveProductPolicy[];
+  compliance: PolicyCompliance[];
+  nextMaintenanceWindow: { start: string; end: string } | null;
 }

@@ -53,6 +53,8 @@ export const DeploymentAssign = Type.Object(
     removeConflicts: Type.Optional(Type.Boolean()),
     /** Null: every device gets a new version at once. */
     rollout: Type.Optional(Type.Union([Rollout, Type.Null()])),
+    /** Install (or remove) at once, outside the devices' maintenance windows too (default false). */
+    urgent: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -67,6 +69,8 @@ export interface DeploymentAssignmentView {
   action: 'install' | 'remove';
   removeConflicts: boolean;
   rollout: Rollout | null;
+  /** Its steps (and those of the dependencies and conflicts it brings) ignore the devices' maintenance windows. */
+  urgent: boolean;
   /** The rollout of the branch's newest version, when a rollout is configured. */
   rolloutState: RolloutState | null;
   createdAt: string;
@@ -118,6 +122,8 @@ export interface DeploymentInstruction {
   fromVersion: string | null;
   reason: string;
   package?: DeploymentPackageRef;
+  /** Carried out at once, even outside the device's maintenance windows (the assignment says urgent). */
+  urgent?: boolean;
 }
 
 /** What the agent's deployment task reports per step, as run events (`garrison.deployment.<outcome>`). */

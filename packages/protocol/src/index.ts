@@ -14,3 +14,4 @@ export * from './push.ts';
 export * from './server-task.ts';
 export * from './access.ts';
 export * from './oidc.ts';
+export * from './policy.ts';

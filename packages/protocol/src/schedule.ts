@@ -159,6 +159,11 @@ export const Schedule = Type.Object(
     endAt: Type.Optional(Type.String({ format: 'date-time' })),
     /** How long a run-now waits for an offline device before it expires (default 1440). */
     runNowExpiryMinutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 525600 })),
+    /**
+     * Runs start only inside the device's maintenance windows (the agent's policy): one due
+     * outside waits for the next window, and is skipped if it expires first. No windows: no restriction.
+     */
+    maintenanceWindowsOnly: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );

@@ -16,12 +16,23 @@
  *   (kind "definitions", contentFor "sample-scanner") through product deployment; this
  *   task makes the service load what is installed now and reports the version.
  *
+ * - applyPolicy: the product's configuration is DIR/config.json (config.ts), which a local
+ *   user may edit by hand. What it holds is reconciled with the effective policy
+ *   (policy.reconcile, the agent's binding of @garrison/core's reconcilePolicy: locked settings put back, unlocked local changes kept until the
+ *   administrator changes them; a value that is not valid is put back too), the result is
+ *   written atomically and the service told to `reconfigure`. A service that is not
+ *   running reads the file when it starts; the outcome says so.
+ * - watch: delivers the service's real-time detections from its journal (journal.ts) to
+ *   the central event log as `detection` events, each once, across agent restarts.
+ *
  * Executors never throw for a run failure: every problem is an outcome with a reason.
  */
 import { join } from 'node:path';
-import { readFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import type { AgentTask, RunEvent } from '@garrison/protocol';
-import type { AgentPlugin, ExecutionContext, ExecutionOutcome, ProductContext, TaskExecutor } from '@garrison/agent/plugins';
+import type { AgentPlugin, ExecutionContext, ExecutionOutcome, PolicyApplication, PolicyContext, PolicyOutcome, ProductContext, TaskExecutor } from '@garrison/agent/plugins';
+import { configProblems, configText, readConfigText, SETTING_NAMES } from './config.ts';
+import { JournalReader, type JournalEntry } from './journal.ts';
 import { OutputTail } from '@garrison/agent/output-tail';
 import { pingService, ScannerClient, ScannerError, type ScanResult } from './client.ts';
 import { startService, stopService } from './control.ts';
@@ -109,16 +120,17 @@ async function runScan(task: AgentTask, ctx: ExecutionContext): Promise<Executio
           // a broken progress listener must not break the run
         }
       },
-      onDetection: ({ path, signature }) => {
+      onDetection: ({ path, signature, action, quarantineId }) => {
         detectionCount++;
-        lines(tail, `DETECTED ${signature} in ${path}`);
+        const taken = action && action !== 'reported' ? ` (${action})` : '';
+        lines(tail, `DETECTED ${signature} in ${path}${taken}`);
         if (detections.length < MAX_RUN_EVENTS) {
           detections.push({
-            severity: 'warning',
+            severity: action === 'quarantine-failed' ? 'error' : 'warning',
             kind: 'detection',
-            message: `${signature} in ${path}`.slice(0, MAX_EVENT_MESSAGE),
+            message: `${signature} in ${path}${taken}`.slice(0, MAX_EVENT_MESSAGE),
             time: new Date().toISOString(),
-            data: { path, signature },
+            data: { path, signature, ...(action ? { action } : {}), ...(quarantineId ? { quarantineId } : {}) },
           });
         }
       },
@@ -211,6 +223,119 @@ async function detect(ctx: ProductContext): Promise<{ version: string } | null> 
   }
 }
 
+async function writeAtomically(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  const fh = await open(tmp, 'w', 0o644);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, file);
+}
+
+async function applyPolicy(policy: PolicyApplication, ctx: PolicyContext): Promise<PolicyOutcome> {
+  const paths = scannerPaths(ctx.productDir);
+  const locked = new Set(policy.locked);
+  let text: string | null = null;
+  try {
+    text = await readFile(paths.config, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return { state: 'failed', reason: `cannot read ${paths.config}: ${(err as Error).message}` };
+  }
+  const read = text === null ? { values: {}, invalid: [], error: null } : readConfigText(text);
+  // Values that are not valid (or a file that is not JSON) cannot stand: they are put back, as drift.
+  const extra: NonNullable<PolicyOutcome['drift']> = [];
+  if (policy.previous !== null) {
+    for (const i of read.invalid) extra.push({ setting: i.setting, expected: policy.settings[i.setting], found: i.value, action: 'restored' });
+    if (read.error !== null || text === null) {
+      for (const name of SETTING_NAMES) if (locked.has(name)) extra.push({ setting: name, expected: policy.settings[name], action: 'restored' });
+    }
+  }
+  const reconciled = policy.reconcile(read.values);
+  let target = reconciled.target;
+  let drift: NonNullable<PolicyOutcome['drift']> = reconciled.drift.map(({ fresh: _f, ...d }) => d);
+  // A local change that breaks a rule across settings (a quarantine inside a watched folder) cannot stand either.
+  if (configProblems(target).length > 0) {
+    target = { ...target };
+    drift = drift.map((d) => {
+      if (d.action !== 'kept-local') return d;
+      target[d.setting] = structuredClone(policy.settings[d.setting]);
+      return { ...d, action: 'restored' as const };
+    });
+  }
+  const problems = configProblems(target);
+  if (problems.length > 0) return { state: 'failed', reason: `the policy cannot be applied: ${problems.join('; ')}` };
+  drift = [...drift, ...extra];
+
+  const note = `Written by the Garrison agent from policy revision ${policy.revision}. Locked (changes are put back): ${[...locked].sort().join(', ') || 'none'}.`;
+  try {
+    await mkdir(paths.home, { recursive: true });
+    await writeAtomically(paths.config, configText(target, note));
+  } catch (err) {
+    return { state: 'failed', reason: `cannot write ${paths.config}: ${(err as Error).message}` };
+  }
+
+  for (const d of drift) {
+    if (d.action === 'restored' && (locked.has(d.setting) || extra.includes(d))) {
+      await ctx.emit({
+        severity: 'warning',
+        kind: 'policy.restored',
+        message: `${d.setting} was changed on the device${d.found !== undefined ? ` to ${JSON.stringify(d.found)}` : ''} and is put back to ${JSON.stringify(d.expected)}`.slice(0, MAX_EVENT_MESSAGE),
+        data: { setting: d.setting, expected: d.expected, found: d.found, revision: policy.revision },
+      });
+    }
+  }
+  for (const d of reconciled.drift) {
+    if (d.action === 'kept-local' && d.fresh && drift.some((x) => x.setting === d.setting && x.action === 'kept-local')) {
+      await ctx.emit({ severity: 'info', kind: 'policy.kept-local', message: `${d.setting} was changed on the device; the local value stands (the setting is not locked)`, data: { setting: d.setting, expected: d.expected, found: d.found } });
+    }
+  }
+
+  let reason: string | undefined;
+  let client: ScannerClient | null = null;
+  try {
+    client = await ScannerClient.connect(ctx.productDir, { timeoutMs: CONNECT_TIMEOUT_MS });
+    const answer = await client.reconfigure();
+    if (answer.notes.length > 0) reason = answer.notes.join('; ');
+  } catch (err) {
+    if (err instanceof ScannerError && err.code === 'config_invalid') return { state: 'failed', reason: `the scanner refused its configuration: ${err.message}`, drift, applied: target };
+    reason = 'the scanner service is not running: the configuration is written and takes effect when it starts';
+  } finally {
+    client?.close();
+  }
+  const drifted = reconciled.drifted || extra.length > 0;
+  return { state: drifted ? 'drifted' : 'compliant', drift, applied: target, ...(reason ? { reason } : {}) };
+}
+
+function detectionEvent(e: JournalEntry): Parameters<PolicyContext['emit']>[0] & { eventId: string } {
+  const taken = e.action === 'quarantined' ? 'quarantined' : e.action === 'quarantine-failed' ? `could not be quarantined: ${e.error ?? 'unknown error'}` : 'reported';
+  return {
+    eventId: e.eventId,
+    severity: e.action === 'quarantine-failed' ? 'error' : 'warning',
+    kind: 'detection',
+    message: `${e.signature} in ${e.path} (real-time protection): ${taken}`.slice(0, MAX_EVENT_MESSAGE),
+    data: {
+      path: e.path,
+      signature: e.signature,
+      action: e.action,
+      source: e.source,
+      time: e.time,
+      sha256: e.sha256,
+      ...(e.quarantineId ? { quarantineId: e.quarantineId, quarantineFolder: e.quarantineFolder } : {}),
+      ...(e.error ? { error: e.error } : {}),
+    },
+  };
+}
+
+/** Delivers the journal's real-time detections to ctx.emit; resolves with the function that stops it. */
+export async function watchDetections(ctx: PolicyContext): Promise<() => Promise<void>> {
+  const reader = new JournalReader(scannerPaths(ctx.productDir), (entry) => ctx.emit(detectionEvent(entry)));
+  await reader.start();
+  return () => reader.stop();
+}
+
 // The schemas of the server half: the agent's local API checks a local task against them.
 export const scanExecutor: TaskExecutor = { run: runScan, settingsSchema: ScanSettingsSchema, validate: scanSettingsProblems };
 export const updateDefinitionsExecutor: TaskExecutor = { run: runUpdateDefinitions, settingsSchema: UpdateDefinitionsSettingsSchema };
@@ -219,6 +344,8 @@ export const sampleScannerAgentPlugin: AgentPlugin = {
   product: SAMPLE_SCANNER_PRODUCT,
   detect,
   isRunning: async (ctx) => (await pingService(ctx.productDir, 1000)) !== null,
+  applyPolicy,
+  watch: watchDetections,
   start: async (ctx) => {
     await startService(ctx.productDir, { serviceScript: join(scannerPaths(ctx.productDir).app, 'service.ts') });
   },

@@ -44,6 +44,9 @@ export interface ReloadResult {
 export interface Detection {
   path: string;
   signature: string;
+  /** What was done: reported, quarantined or quarantine-failed. */
+  action?: string;
+  quarantineId?: string;
 }
 
 export interface ScanProblem {
@@ -135,7 +138,7 @@ export class ScannerClient {
   }
 
   /** Sends one request and resolves with its single answer (without id and ok). */
-  request(op: 'ping' | 'reload' | 'shutdown' | 'cancel', fields: Message = {}, timeoutMs = 5000): Promise<Message> {
+  request(op: 'ping' | 'reload' | 'reconfigure' | 'shutdown' | 'cancel', fields: Message = {}, timeoutMs = 5000): Promise<Message> {
     const id = `c${this.#nextId++}`;
     return new Promise<Message>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -172,6 +175,11 @@ export class ScannerClient {
 
   async reload(timeoutMs = 10_000): Promise<ReloadResult> {
     return (await this.request('reload', {}, timeoutMs)) as unknown as ReloadResult;
+  }
+
+  /** Makes the service read DIR/config.json now; resolves with what it runs and its notes (a missing watched folder…). */
+  async reconfigure(timeoutMs = 10_000): Promise<{ config: Record<string, unknown>; configSource: string; notes: string[] }> {
+    return (await this.request('reconfigure', {}, timeoutMs)) as unknown as { config: Record<string, unknown>; configSource: string; notes: string[] };
   }
 
   async shutdown(timeoutMs = 5000): Promise<void> {

@@ -8,6 +8,10 @@
  *   DIR/definitions/definitions.json   signature definitions (the definitions package)
  *   DIR/run/scanner.pid, scanner.sock  the running service
  *   DIR/log/scanner.log                the service's stderr, when started by control.ts
+ *   DIR/config.json                    the configuration (config.ts), written by the agent from the policy
+ *   DIR/quarantine/                    quarantined files, unless the policy names another folder
+ *   DIR/journal/detections.jsonl       real-time detections, appended by the service
+ *   DIR/journal/delivered.json         how far the agent has delivered the journal
  */
 import { createHash } from 'node:crypto';
 import { join, resolve, win32 } from 'node:path';
@@ -26,6 +30,11 @@ export interface ScannerPaths {
   socket: string;
   logDir: string;
   log: string;
+  config: string;
+  quarantine: string;
+  journalDir: string;
+  journal: string;
+  journalOffset: string;
 }
 
 function homeHash(home: string, platform: NodeJS.Platform): string {
@@ -61,5 +70,10 @@ export function scannerPaths(home: string): ScannerPaths {
     socket: socketPathFor(abs),
     logDir: join(abs, 'log'),
     log: join(abs, 'log', 'scanner.log'),
+    config: join(abs, 'config.json'),
+    quarantine: join(abs, 'quarantine'),
+    journalDir: join(abs, 'journal'),
+    journal: join(abs, 'journal', 'detections.jsonl'),
+    journalOffset: join(abs, 'journal', 'delivered.json'),
   };
 }

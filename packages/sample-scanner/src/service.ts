@@ -4,22 +4,28 @@
  *   node service.ts --home DIR
  *
  * DIR is the product's folder on the device (see paths.ts). The service writes
- * DIR/run/scanner.pid, listens on DIR/run/scanner.sock (0600; a named pipe on Windows) and
- * loads its signatures from DIR/definitions/definitions.json (see definitions.ts). It
- * exits cleanly on SIGTERM, SIGINT or a `shutdown` request, removing its pid file and
- * socket; SIGHUP reloads the definitions.
+ * DIR/run/scanner.pid, listens on DIR/run/scanner.sock (0600; a named pipe on Windows),
+ * loads its signatures from DIR/definitions/definitions.json (see definitions.ts) and its
+ * configuration from DIR/config.json (config.ts: real-time protection, exclusions, the
+ * action on a detection, the quarantine). It exits cleanly on SIGTERM, SIGINT or a
+ * `shutdown` request, removing its pid file and socket; SIGHUP reloads the definitions and
+ * the configuration.
  *
  * Protocol: newline-delimited JSON, one object per line, both ways. Every request carries
  * an `id` (a string or a number) chosen by the client; every answer repeats it.
  *
- *   { id, op: "ping" }     → { id, ok: true, version, definitionsVersion, signatures, pid, scans, definitionsError? }
+ *   { id, op: "ping" }     → { id, ok: true, version, definitionsVersion, signatures, pid, scans, definitionsError?,
+ *                               config, configSource: "file"|"none", configError?, realTime: { enabled, watching, waiting, … } }
  *   { id, op: "scan", paths: [absolute paths], maxFileBytes?: N }
  *                          → { id, progress: P }                       0-100, files done / files found
- *                            { id, detection: { path, signature } }    one per file and signature
+ *                            { id, detection: { path, signature, action, quarantineId? } }
+ *                                                                      one per file and signature; action is
+ *                                                                      reported, quarantined or quarantine-failed
  *                            { id, problem: { path, message } }        a file or folder that could not be read
  *                            { id, done: true, scanned, detections, errors, skipped, cancelled, definitionsVersion }
  *   { id, op: "cancel", target: scanId }   → { id, ok: true, cancelled: boolean }
  *   { id, op: "reload" }   → { id, ok: true, definitionsVersion, signatures, changed }
+ *   { id, op: "reconfigure" } → { id, ok: true, config, configSource, notes: [sentences] }   reads DIR/config.json now
  *   { id, op: "shutdown" } → { id, ok: true }, then the service exits
  *   anything refused       → { id, error: { code, message } }   (id null when the request had none)
  *
@@ -48,20 +54,34 @@
  *   administrator named them; /tmp is one on macOS); links met inside folders are not.
  *   Only regular files are read: a FIFO or a device could block forever or never end.
  *   /proc, /sys and /dev are not entered when reached by walking from "/".
+ * - Configuration: DIR/config.json is read at start, when it changes (a watch on DIR, so a
+ *   local user's hand edit takes effect too) and on `reconfigure` (what the agent sends
+ *   after applying a policy). A file that does not validate is refused as a whole and the
+ *   configuration in use stays (`configError` in ping; `config_invalid` to reconfigure).
+ *   Without a file the service runs UNMANAGED_CONFIG: it reports and moves nothing.
+ * - Exclusions, maxFileBytes (the smaller of the task's and the policy's) and the action
+ *   on a detection apply to on-demand scans as to real-time protection (real-time.ts); the
+ *   quarantine folder is never scanned. Real-time detections are appended to the journal
+ *   (journal.ts), from which the agent half delivers them to the central event log.
  * - Writes respect back-pressure: a client that stops reading stalls its scan instead of
  *   filling the service's memory.
  * - A malformed request gets an error answer and never ends the process; a line longer
  *   than MAX_LINE_BYTES ends that connection, since no framing can be trusted after it.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { constants, realpathSync } from 'node:fs';
+import { chmod, mkdir, open, readdir, readFile, realpath, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { constants, realpathSync, watch, type FSWatcher, type Stats } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { canonicalConfig, compileExclusions, ConfigError, isWithin, parseConfig, UNMANAGED_CONFIG, type ScannerConfig } from './config.ts';
 import { DefinitionsError, parseDefinitions, type CompiledDefinitions } from './definitions.ts';
+import { JournalWriter, type DetectionActionTaken } from './journal.ts';
+import { matchFile } from './matcher.ts';
 import { scannerPaths, type ScannerPaths } from './paths.ts';
+import { purgeQuarantine, quarantineFile, type QuarantineRecord } from './quarantine.ts';
+import { RealTimeProtection } from './real-time.ts';
 
-export const CHUNK_BYTES = 1024 * 1024;
+export { CHUNK_BYTES } from './matcher.ts';
 export const PROGRESS_INTERVAL_MS = 250;
 export const MAX_LINE_BYTES = 1024 * 1024;
 export const MAX_SCAN_PATHS = 1000;
@@ -78,6 +98,7 @@ export const ErrorCode = {
   tooLarge: 'too_large',
   noDefinitions: 'no_definitions',
   definitionsInvalid: 'definitions_invalid',
+  configInvalid: 'config_invalid',
   shuttingDown: 'shutting_down',
   internal: 'internal',
 } as const;
@@ -95,7 +116,11 @@ class RequestError extends Error {
 
 const PSEUDO_FILESYSTEMS = process.platform === 'linux' ? new Set(['/proc', '/sys', '/dev']) : new Set<string>();
 /** When descendants are opened: do not follow a link that replaced a file since it was listed. */
-const OPEN_NOFOLLOW = process.platform === 'win32' ? constants.O_RDONLY : constants.O_RDONLY | constants.O_NOFOLLOW;
+const OPEN_NOFOLLOW = process.platform === 'win32' ? constants.O_RDONLY : constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+/** How often quarantined files past their retention are purged. */
+const PURGE_INTERVAL_MS = 60 * 60 * 1000;
+/** A burst of events on config.json is read once, this long after the last. */
+const CONFIG_DEBOUNCE_MS = 50;
 
 function log(message: string): void {
   process.stderr.write(`${new Date().toISOString()} sample-scanner[${process.pid}] ${message}\n`);
@@ -175,6 +200,75 @@ class DefinitionsStore {
   }
 }
 
+/** The configuration in use, reloaded when DIR/config.json changes. */
+class ConfigStore {
+  readonly #file: string;
+  #current: ScannerConfig = structuredClone(UNMANAGED_CONFIG) as ScannerConfig;
+  #source: 'file' | 'none' = 'none';
+  #identity = '';
+  #lastError: string | null = null;
+
+  constructor(file: string) {
+    this.#file = file;
+  }
+
+  get current(): ScannerConfig {
+    return this.#current;
+  }
+
+  get source(): 'file' | 'none' {
+    return this.#source;
+  }
+
+  get lastError(): string | null {
+    return this.#lastError;
+  }
+
+  /** Reloads when the file changed (or `force`); resolves with whether the configuration in use changed. Throws ConfigError on a bad file. */
+  async refresh(force = false): Promise<boolean> {
+    let text: string | null;
+    let identity: string;
+    try {
+      const st = await stat(this.#file);
+      identity = `${st.ino}:${st.size}:${st.mtimeMs}`;
+      if (!force && identity === this.#identity) return false;
+      text = await readFile(this.#file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      identity = 'none';
+      text = null;
+    }
+    this.#identity = identity;
+    const before = canonicalConfig(this.#current);
+    if (text === null) {
+      this.#current = structuredClone(UNMANAGED_CONFIG) as ScannerConfig;
+      this.#source = 'none';
+      this.#lastError = null;
+    } else {
+      try {
+        this.#current = parseConfig(text);
+        this.#source = 'file';
+        this.#lastError = null;
+      } catch (err) {
+        this.#lastError = `configuration file refused, keeping the configuration in use: ${(err as Error).message}`;
+        log(this.#lastError);
+        throw err instanceof ConfigError ? err : new ConfigError((err as Error).message);
+      }
+    }
+    const changed = canonicalConfig(this.#current) !== before;
+    if (changed) log(`configuration ${this.#source === 'file' ? 'loaded' : 'absent: unmanaged defaults'}: ${canonicalConfig(this.#current)}`);
+    return changed;
+  }
+}
+
+/** What a scan needs of the service beyond its definitions: the configuration when it began, and the quarantine. */
+interface ScanPolicy {
+  config: ScannerConfig;
+  excluded: (path: string) => boolean;
+  quarantineFolder: string;
+  quarantine(fh: FileHandle, st: Stats, path: string, signatures: string[], source: 'on-demand' | 'real-time'): Promise<QuarantineRecord>;
+}
+
 interface ScanRequest {
   id: RequestId;
   paths: string[];
@@ -212,12 +306,12 @@ class ScanJob {
   }
 
   /** Scans with `defs` (the set loaded when the scan began) and ends with a `done` message. */
-  async run(defs: CompiledDefinitions): Promise<void> {
+  async run(defs: CompiledDefinitions, policy: ScanPolicy): Promise<void> {
     const { id } = this.request;
     await this.#progress(0, true);
-    const files = await this.#list();
+    const files = await this.#list(policy);
     for (let i = 0; i < files.length && !this.#cancelled; i++) {
-      await this.#scanFile(files[i][0], files[i][1], defs);
+      await this.#scanFile(files[i][0], files[i][1], defs, policy);
       await this.#progress(Math.floor(((i + 1) * 100) / files.length), false);
     }
     if (!this.#cancelled) await this.#progress(100, true);
@@ -241,8 +335,15 @@ class ScanJob {
   }
 
   /** Every regular file under the scan's paths, each once, with whether to follow it if it is a link. */
-  async #list(): Promise<[string, boolean][]> {
+  async #list(policy: ScanPolicy): Promise<[string, boolean][]> {
     const files = new Map<string, boolean>();
+    // Excluded paths and the quarantine are not scanned; each excluded entry counts as skipped.
+    const passed = (path: string): boolean => {
+      if (isWithin(path, policy.quarantineFolder)) return false;
+      if (!policy.excluded(path)) return true;
+      this.counters.skipped++;
+      return false;
+    };
     const walk = async (dir: string): Promise<void> => {
       if (this.#cancelled) return;
       let entries;
@@ -256,6 +357,7 @@ class ScanJob {
       entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       for (const e of entries) {
         const full = join(dir, e.name);
+        if ((e.isDirectory() || e.isFile()) && !passed(full)) continue;
         if (e.isDirectory()) {
           if (!PSEUDO_FILESYSTEMS.has(full)) await walk(full);
         } else if (e.isFile()) {
@@ -267,6 +369,7 @@ class ScanJob {
     for (const p of this.request.paths) {
       if (this.#cancelled) break;
       try {
+        if (!passed(resolve(p))) continue;
         const st = await stat(p); // follows a link: the administrator named this path
         if (st.isDirectory()) await walk(resolve(p));
         else if (st.isFile()) files.set(resolve(p), true);
@@ -278,43 +381,39 @@ class ScanJob {
     return [...files];
   }
 
-  async #scanFile(path: string, follow: boolean, defs: CompiledDefinitions): Promise<void> {
-    const { signatures, maxPatternBytes } = defs;
+  async #scanFile(path: string, follow: boolean, defs: CompiledDefinitions, policy: ScanPolicy): Promise<void> {
     let fh;
     try {
-      fh = await open(path, follow ? constants.O_RDONLY : OPEN_NOFOLLOW);
+      fh = await open(path, follow ? constants.O_RDONLY | (process.platform === 'win32' ? 0 : constants.O_NONBLOCK) : OPEN_NOFOLLOW);
     } catch (err) {
       await this.#problem(path, err);
       return;
     }
-    const found: string[] = [];
+    let found: string[] = [];
+    let action: DetectionActionTaken = 'reported';
+    let quarantineId: string | undefined;
     try {
       const st = await fh.stat();
       if (!st.isFile()) {
         this.counters.skipped++;
         return;
       }
-      if (this.request.maxFileBytes !== undefined && st.size > this.request.maxFileBytes) {
+      const limits = [this.request.maxFileBytes, policy.config.maxFileBytes ?? undefined].filter((n): n is number => n !== undefined);
+      if (limits.length > 0 && st.size > Math.min(...limits)) {
         this.counters.skipped++;
         return;
       }
-      const overlap = Math.max(0, maxPatternBytes - 1);
-      const buf = Buffer.allocUnsafe(overlap + CHUNK_BYTES);
-      let remaining = signatures.slice();
-      let carry = 0;
-      while (remaining.length > 0 && !this.#cancelled) {
-        const { bytesRead } = await fh.read(buf, carry, CHUNK_BYTES, null);
-        if (bytesRead === 0) break;
-        const length = carry + bytesRead;
-        const window = buf.subarray(0, length);
-        remaining = remaining.filter((s) => {
-          if (window.indexOf(s.bytes) < 0) return true;
-          found.push(s.name);
-          return false;
-        });
-        const keep = Math.min(overlap, length);
-        buf.copyWithin(0, length - keep, length);
-        carry = keep;
+      found = (await matchFile(fh, defs, { stop: () => this.#cancelled })).found;
+      if (found.length > 0 && policy.config.detectionAction === 'quarantine') {
+        try {
+          // A top-level link the administrator named is followed: the file it points to goes.
+          const real = follow ? await realpath(path) : path;
+          quarantineId = (await policy.quarantine(fh, st, real, found, 'on-demand')).id;
+          action = 'quarantined';
+        } catch (err) {
+          action = 'quarantine-failed';
+          log(`cannot quarantine ${path}: ${errorText(err)}`);
+        }
       }
     } catch (err) {
       await this.#problem(path, err);
@@ -326,7 +425,7 @@ class ScanJob {
     if (!this.#cancelled) this.counters.scanned++;
     for (const signature of found) {
       this.counters.detections++;
-      await this.#conn.send({ id: this.request.id, detection: { path, signature } });
+      await this.#conn.send({ id: this.request.id, detection: { path, signature, action, ...(quarantineId ? { quarantineId } : {}) } });
     }
   }
 }
@@ -443,6 +542,10 @@ class Connection {
         fields([]);
         void this.#answer(id, async () => service.reload());
         return;
+      case 'reconfigure':
+        fields([]);
+        void this.#answer(id, async () => service.reconfigure());
+        return;
       case 'shutdown':
         fields([]);
         void this.send({ id, ok: true }).then(() => service.stop('shutdown request'));
@@ -467,7 +570,7 @@ class Connection {
         this.#scans.set(key, job);
         void (async () => {
           try {
-            await job.run(await service.definitionsForScan());
+            await job.run(await service.definitionsForScan(), service.scanPolicy());
           } catch (err) {
             const e = err instanceof RequestError ? err : new RequestError(ErrorCode.internal, errorText(err));
             if (e.code === ErrorCode.internal) log(`scan ${JSON.stringify(id)} failed: ${e.message}`);
@@ -479,7 +582,7 @@ class Connection {
         return;
       }
       default:
-        throw new RequestError(ErrorCode.unknownOp, typeof req.op === 'string' ? `unknown op "${req.op.slice(0, 40)}"` : '"op" must be one of ping, scan, cancel, reload, shutdown');
+        throw new RequestError(ErrorCode.unknownOp, typeof req.op === 'string' ? `unknown op "${req.op.slice(0, 40)}"` : '"op" must be one of ping, scan, cancel, reload, reconfigure, shutdown');
     }
   }
 
@@ -523,6 +626,12 @@ export class ScannerService {
   readonly paths: ScannerPaths;
   readonly connections = new Set<Connection>();
   readonly #definitions: DefinitionsStore;
+  readonly #config: ConfigStore;
+  readonly #realTime: RealTimeProtection;
+  #journal: JournalWriter | null = null;
+  #homeWatcher: FSWatcher | null = null;
+  #configTimer: NodeJS.Timeout | null = null;
+  #purgeTimer: NodeJS.Timeout | null = null;
   #server: Server | null = null;
   #version = '0.0.0-dev';
   #stopping: Promise<void> | null = null;
@@ -534,6 +643,18 @@ export class ScannerService {
   constructor(home: string) {
     this.paths = scannerPaths(home);
     this.#definitions = new DefinitionsStore(this.paths.definitions);
+    this.#config = new ConfigStore(this.paths.config);
+    this.#realTime = new RealTimeProtection(
+      {
+        definitions: async () => {
+          await this.#definitions.refreshQuietly();
+          return this.#definitions.current;
+        },
+        onDetection: (d, fh, st, config) => this.#onRealTimeDetection(d, fh, st, config),
+        log,
+      },
+      this.paths.quarantine,
+    );
   }
 
   get stopping(): boolean {
@@ -555,11 +676,99 @@ export class ScannerService {
       pid: process.pid,
       scans: this.activeScans(),
       ...(this.#definitions.lastError ? { definitionsError: this.#definitions.lastError } : {}),
+      config: this.#config.current,
+      configSource: this.#config.source,
+      ...(this.#config.lastError ? { configError: this.#config.lastError } : {}),
+      realTime: this.#realTime.status(),
     };
+  }
+
+  /** Reads the configuration file now and puts it in force; what the agent sends after applying a policy. */
+  async reconfigure(): Promise<Record<string, unknown>> {
+    try {
+      await this.#config.refresh(true);
+    } catch (err) {
+      throw new RequestError(ErrorCode.configInvalid, (err as Error).message);
+    }
+    const notes = await this.#applyConfig();
+    return { config: this.#config.current, configSource: this.#config.source, notes };
+  }
+
+  /** What an on-demand scan starting now runs with. */
+  scanPolicy(): ScanPolicy {
+    const config = this.#config.current;
+    return {
+      config,
+      excluded: compileExclusions(config.exclusions),
+      quarantineFolder: this.#quarantineFolder(config),
+      quarantine: (fh, st, path, signatures, source) => quarantineFile({ fh, st, path, folder: this.#quarantineFolder(config), signatures, source }),
+    };
+  }
+
+  #quarantineFolder(config: ScannerConfig): string {
+    return resolve(config.quarantineFolder ?? this.paths.quarantine);
+  }
+
+  async #applyConfig(): Promise<string[]> {
+    const config = this.#config.current;
+    const notes = await this.#realTime.configure(config);
+    for (const n of notes) log(`real-time protection: ${n}`);
+    void this.#purge();
+    return notes;
+  }
+
+  async #purge(): Promise<void> {
+    const config = this.#config.current;
+    try {
+      const n = await purgeQuarantine(this.#quarantineFolder(config), config.quarantineRetentionDays);
+      if (n > 0) log(`purged ${n} quarantined file${n === 1 ? '' : 's'} older than ${config.quarantineRetentionDays} days`);
+    } catch (err) {
+      log(`quarantine purge failed: ${errorText(err)}`);
+    }
+  }
+
+  /** A config.json change seen by the watch on DIR (a policy applied, or a hand edit). */
+  #configChanged(): void {
+    if (this.#configTimer) clearTimeout(this.#configTimer);
+    this.#configTimer = setTimeout(() => {
+      this.#configTimer = null;
+      if (this.stopping) return;
+      this.#config
+        .refresh()
+        .then((changed) => (changed ? this.#applyConfig() : undefined))
+        .catch(() => {}); // a refused file is logged by the store
+    }, CONFIG_DEBOUNCE_MS);
+  }
+
+  async #onRealTimeDetection(d: { path: string; signatures: string[]; sha256: string | null }, fh: FileHandle, st: Stats, config: ScannerConfig): Promise<void> {
+    let action: DetectionActionTaken = 'reported';
+    let quarantine: { quarantineId: string; quarantineFolder: string } | null = null;
+    let error: string | undefined;
+    if (config.detectionAction === 'quarantine') {
+      const folder = this.#quarantineFolder(config);
+      try {
+        const record = await quarantineFile({ fh, st, path: d.path, folder, signatures: d.signatures, source: 'real-time' });
+        quarantine = { quarantineId: record.id, quarantineFolder: folder };
+        action = 'quarantined';
+      } catch (err) {
+        action = 'quarantine-failed';
+        error = errorText(err);
+      }
+    }
+    log(`real-time: ${d.signatures.join(', ')} in ${d.path}: ${action}${quarantine ? ` (${quarantine.quarantineId})` : ''}${error ? `: ${error}` : ''}`);
+    const time = new Date().toISOString();
+    await this.#journal?.append(
+      d.signatures.map((signature) => ({ time, source: 'real-time' as const, path: d.path, signature, action, sha256: d.sha256, ...(quarantine ?? {}), ...(error ? { error } : {}) })),
+    );
   }
 
   async reload(): Promise<Record<string, unknown>> {
     let changed: boolean;
+    // SIGHUP and `reload` also re-read the configuration (a refused file is logged and kept out).
+    void this.#config
+      .refresh(true)
+      .then(() => this.#applyConfig())
+      .catch(() => {});
     try {
       changed = await this.#definitions.refresh(true);
     } catch (err) {
@@ -583,7 +792,20 @@ export class ScannerService {
     this.#version = await ownVersion();
     await mkdir(runDir, { recursive: true, mode: 0o700 });
     await this.#definitions.refreshQuietly();
+    await this.#config.refresh(true).catch(() => {}); // refused: logged, and the unmanaged defaults run
     if (process.platform !== 'win32') await removeStaleSocket(socket);
+    // Before listening: a service that answers ping is protecting already (a second service
+    // for the same folder has given up at removeStaleSocket, before touching the journal).
+    this.#journal = await JournalWriter.open(this.paths);
+    try {
+      this.#homeWatcher = watch(this.paths.home, { persistent: false }, (_type, name) => {
+        if (name === 'config.json') this.#configChanged();
+      });
+      this.#homeWatcher.on('error', (err) => log(`cannot watch ${this.paths.home}: ${errorText(err)}`));
+    } catch (err) {
+      log(`cannot watch ${this.paths.home} (the configuration is read on reconfigure and SIGHUP only): ${errorText(err)}`);
+    }
+    await this.#applyConfig();
     // The socket is created 0600 from the start (umask), then chmod'ed in case the umask is ignored.
     const previousUmask = process.platform === 'win32' ? null : process.umask(0o077);
     const server = createServer((s) => {
@@ -608,8 +830,10 @@ export class ScannerService {
     const tmp = `${pid}.${process.pid}.tmp`;
     await writeFile(tmp, `${process.pid}\n`, { mode: 0o644 });
     await rename(tmp, pid);
+    this.#purgeTimer = setInterval(() => void this.#purge(), PURGE_INTERVAL_MS);
+    this.#purgeTimer.unref();
     const defs = this.#definitions.current;
-    log(`version ${this.#version} listening on ${socket}; definitions ${defs ? `${defs.version} (${defs.signatures.length} signatures)` : 'none'}`);
+    log(`version ${this.#version} listening on ${socket}; definitions ${defs ? `${defs.version} (${defs.signatures.length} signatures)` : 'none'}; configuration ${this.#config.source === 'file' ? 'from config.json' : 'unmanaged'}`);
   }
 
   /** Resolves when stop() has finished. */
@@ -623,11 +847,16 @@ export class ScannerService {
     this.#stopping = (async () => {
       log(`stopping (${reason})`);
       this.#server?.close();
+      this.#homeWatcher?.close();
+      if (this.#configTimer) clearTimeout(this.#configTimer);
+      if (this.#purgeTimer) clearInterval(this.#purgeTimer);
+      await this.#realTime.stop().catch((err) => log(`stopping real-time protection: ${errorText(err)}`));
       for (const c of this.connections) for (const s of c.scans) s.cancel();
       // Cancelled scans end within one chunk read and send their `done`; wait briefly for that.
       const deadline = Date.now() + 2000;
       while (this.#scanCount(true) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       await Promise.all([...this.connections].map((c) => c.end()));
+      await this.#journal?.close().catch(() => {});
       if (process.platform !== 'win32') await unlink(this.paths.socket).catch(() => {});
       try {
         if ((await readFile(this.paths.pid, 'utf8')).trim() === String(process.pid)) await unlink(this.paths.pid);

@@ -96,8 +96,8 @@ test('a scan with detections completes with warnings and reports each detection 
   assert.equal(out.exitCode, null);
   const events = out.events!.map((e) => ({ ...e, time: undefined })).sort((a, b) => (a.message < b.message ? -1 : 1));
   assert.deepEqual(events, [
-    { severity: 'warning', kind: 'detection', message: `${EICAR_SIGNATURE_NAME} in ${join(root, 'eicar.com')}`, time: undefined, data: { path: join(root, 'eicar.com'), signature: EICAR_SIGNATURE_NAME } },
-    { severity: 'warning', kind: 'detection', message: `${EICAR_SIGNATURE_NAME} in ${join(root, 'sub', 'eicar.txt')}`, time: undefined, data: { path: join(root, 'sub', 'eicar.txt'), signature: EICAR_SIGNATURE_NAME } },
+    { severity: 'warning', kind: 'detection', message: `${EICAR_SIGNATURE_NAME} in ${join(root, 'eicar.com')}`, time: undefined, data: { path: join(root, 'eicar.com'), signature: EICAR_SIGNATURE_NAME, action: 'reported' } },
+    { severity: 'warning', kind: 'detection', message: `${EICAR_SIGNATURE_NAME} in ${join(root, 'sub', 'eicar.txt')}`, time: undefined, data: { path: join(root, 'sub', 'eicar.txt'), signature: EICAR_SIGNATURE_NAME, action: 'reported' } },
   ]);
   assert.ok(out.events!.every((e) => typeof e.time === 'string'));
   assert.equal(ctx.progress[0], 0);

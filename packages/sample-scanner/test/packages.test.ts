@@ -98,7 +98,7 @@ test('both archives hold a valid manifest at their root; the payload imports nod
   }
   // The payload is the closure of service.ts and ctl.ts, and the definitions file does not
   // hold the EICAR string itself (a real anti-virus would quarantine it).
-  assert.deepEqual(await payloadFiles(), ['client.ts', 'control.ts', 'ctl.ts', 'definitions.ts', 'paths.ts', 'service.ts']);
+  assert.deepEqual(await payloadFiles(), ['client.ts', 'config.ts', 'control.ts', 'ctl.ts', 'definitions.ts', 'journal.ts', 'matcher.ts', 'paths.ts', 'quarantine.ts', 'real-time.ts', 'service.ts']);
   assert.ok(!(await readFile(join(defs.dir, 'definitions.json'), 'utf8')).includes('EICAR-STANDARD'));
 });
 
@@ -171,7 +171,7 @@ test('install, status, detect, stop, start and uninstall run the service from th
   assert.equal((await command(app, 'status', env)).code, 3);
   assert.equal((await command(app, 'stop', env)).code, 0);
   assert.notEqual((await command(app, 'start', env)).code, 0);
-  assert.deepEqual((await readdir(home)).sort(), ['definitions', 'log']);
+  assert.deepEqual((await readdir(home)).sort(), ['definitions', 'journal', 'log']);
 
   r = await command(defs, 'uninstall', content);
   assert.equal(r.code, 0, r.stderr);

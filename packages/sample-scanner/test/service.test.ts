@@ -67,7 +67,7 @@ test('a scan reports progress and exactly the right detections, including across
   const detections: Detection[] = [];
   const result = await client.scan([root], {
     onProgress: (percent) => progress.push({ percent, at: Date.now() }),
-    onDetection: (d) => detections.push(d),
+    onDetection: ({ path, signature }) => detections.push({ path, signature }),
   });
   assert.deepEqual(result, { scanned: expected.files, detections: 4, errors: 0, skipped: 0, cancelled: false, definitionsVersion: '2026.11.21.1' });
   assert.deepEqual(detections.sort(byPath), expected.detections.sort(byPath));
@@ -87,14 +87,14 @@ test('a scan of a single file, of a missing path, and with maxFileBytes', { skip
   t.after(() => client.close());
 
   const single: Detection[] = [];
-  assert.deepEqual(await client.scan([join(root, 'eicar.com')], { onDetection: (d) => single.push(d) }), {
+  assert.deepEqual(await client.scan([join(root, 'eicar.com')], { onDetection: ({ path, signature }) => single.push({ path, signature }) }), {
     scanned: 1, detections: 1, errors: 0, skipped: 0, cancelled: false, definitionsVersion: '2026.11.21.1',
   });
   assert.deepEqual(single, [{ path: join(root, 'eicar.com'), signature: EICAR_SIGNATURE_NAME }]);
 
   // A link named as a scan path is followed (only links met inside folders are not).
   const viaLink: Detection[] = [];
-  assert.equal((await client.scan([join(root, 'nested', 'link-to-eicar')], { onDetection: (d) => viaLink.push(d) })).detections, 1);
+  assert.equal((await client.scan([join(root, 'nested', 'link-to-eicar')], { onDetection: ({ path, signature }) => viaLink.push({ path, signature }) })).detections, 1);
   assert.deepEqual(viaLink, [{ path: join(root, 'nested', 'link-to-eicar'), signature: EICAR_SIGNATURE_NAME }]);
 
   const problems: { path: string; message: string }[] = [];

@@ -23,6 +23,7 @@ import { DomainBus } from './services/domain-bus.ts';
 import { PgBusTransport } from './storage/pg-bus.ts';
 import { PresenceStore } from './storage/presence-store.ts';
 import { SignInStore } from './storage/sign-in-store.ts';
+import { PolicyStatusStore } from './storage/policy-status-store.ts';
 import { FleetPresence } from './services/fleet-presence.ts';
 import { wireInstanceSync } from './services/instance-sync.ts';
 import { openDatabase, type DatabaseConfig, type Db } from './storage/database.ts';
@@ -47,6 +48,8 @@ import { systemClock, type Clock } from './clock.ts';
 import { Catalog } from './services/catalog.ts';
 import { EventService } from './services/event-service.ts';
 import { GroupService } from './services/group-service.ts';
+import { PolicyService } from './services/policy-service.ts';
+import { PolicyStore } from './storage/policy-store.ts';
 import { DeviceService } from './services/device-service.ts';
 import { EnrolmentService } from './services/enrolment-service.ts';
 import { TaskService } from './services/task-service.ts';
@@ -252,8 +255,10 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
     packages: new PackageStore(db),
     deployments: new DeploymentStore(db),
     serverTasks: new ServerTaskStore(db),
+    policies: new PolicyStore(db),
   };
-  const catalog = new Catalog({ groups: stores.groups, tasks: stores.tasks, devices: stores.devices });
+  // The group view's and enrolment's intervals come from the policies (made below, once the plug-ins are in).
+  const catalog = new Catalog({ groups: stores.groups, tasks: stores.tasks, devices: stores.devices, intervals: (groupId) => policies.groupIntervals(groupId) });
   await catalog.load();
   const plugins = new PluginRegistry();
   plugins.install(builtinGarrisonPlugin);
@@ -265,8 +270,10 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
 
   const live = new LiveFeed(bus);
   const events = new EventService({ store: stores.events, clock, log, catalog, live });
+  const policies = new PolicyService({ store: stores.policies, catalog, plugins, clock, events, bus, devices: stores.devices });
+  await policies.load();
   const secrets = new SecretService({ store: stores.secrets, key: await loadSecretKey(config.dataDir, config.secretKey), clock, events, tree: () => catalog.tree });
-  const groups = new GroupService({ store: stores.groups, catalog, clock, events, bus });
+  const groups = new GroupService({ store: stores.groups, catalog, clock, events, bus, policies });
   await groups.ensureRoot();
   // Who is online, here and on the other instances; the hub adds this instance's connections.
   const presence = new FleetPresence({ bus, store: new PresenceStore(db), clock, log, leaseMs: config.instanceLeaseMs, onRemoteChange: () => live.publishHere('presence') });
@@ -307,12 +314,13 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
   const limits = new DeviceLimits({ clock, events });
   const identity = new IdentityService({ store: stores.devices, duplicates: stores.duplicates, catalog, clock, events, enrolment, devices, presence, bus });
   await identity.load();
-  const agents = new AgentService({ devices: stores.devices, runs: stores.runs, taskStore: stores.tasks, tasks, catalog, secrets, events, clock, log, deployments, limits, identity, live, bus });
+  const agents = new AgentService({ devices: stores.devices, runs: stores.runs, taskStore: stores.tasks, tasks, catalog, secrets, events, clock, log, deployments, limits, identity, live, bus, policies, plugins, policyStatus: new PolicyStatusStore(db), eventStore: stores.events });
   const auth = new AuthService({ store: stores.admins, clock, seal: secrets, bus });
   const admins = new AdminService({ store: stores.admins, auth, catalog, clock, events });
   const oidc = new OidcService({ settings: stores.settings, secrets, store: stores.admins, auth, admins, catalog, clock, events, log, pending: new SignInStore(db) });
   const hub = new AgentHub({ connections: presence.local, agents, enrolment, isForeign: (deviceId, machineIdentity) => identity.isForeign(deviceId, machineIdentity), log });
-  wireInstanceSync({ bus, catalog, presence, enrolment, deployments, identity, log });
+  policies.connectedHere((id) => presence.isOnlineHere(id));
+  wireInstanceSync({ bus, catalog, presence, enrolment, deployments, identity, policies, log });
 
   const installers = new InstallerService({
     enrolment,
@@ -348,7 +356,7 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
   const serverTaskTypes = new ServerTaskTypes([...builtinServerTaskTypes, ...(config.serverTaskTypes ?? [])]);
   const serverTaskRunner = new ServerTaskRunner({ store: stores.serverTasks, types: serverTaskTypes, env: serverTaskEnv, events, secrets, live, tickMs: config.serverTaskTickMs, leaseMs: config.serverTaskLeaseMs });
   const serverTasks = new ServerTaskService({ store: stores.serverTasks, types: serverTaskTypes, runner: serverTaskRunner, secrets, events, clock, tree: () => catalog.tree, env: serverTaskEnv });
-  const services: Services = { installers, trust: tls, identity, auth, admins, oidc, limits, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence, repository, deployments, push, live, serverTasks };
+  const services: Services = { installers, trust: tls, identity, auth, admins, oidc, limits, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence, repository, deployments, push, live, serverTasks, policies };
   const defaultsMarker = newId();
   await serverTasks.ensureDefaults(DEFAULT_SERVER_TASKS, async () => (await stores.settings.setIfAbsent('server-tasks.defaults-created', defaultsMarker)) === defaultsMarker);
   const consoleDir = config.consoleDir === undefined ? defaultConsoleDir() : config.consoleDir;
@@ -432,6 +440,7 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
         // The safety net under the bus: other instances' changes are seen even if a notification was lost.
         startLoop('catalog-refresh', 30_000, async () => {
           await catalog.refresh();
+          if (bus.shared) await policies.load();
           if (bus.shared) await deployments.load();
         }, log),
         startLoop('device-catalog-refresh', 300_000, () => catalog.reloadDevices(), log),

@@ -67,6 +67,9 @@ for (const kind of dbKinds) {
       f.serverTask = (await api<{ id: string; name: string }[]>('GET', '/api/v1/server-tasks')).body.find((x) => x.name === 'Database maintenance')!.id;
       f.serverTaskRun = (await api<{ id: string }>('POST', `/api/v1/server-tasks/${f.serverTask}/run`)).body.id;
       f.role = (await api<{ id: string }>('POST', '/api/v1/roles', { name: 'Readers', permissions: ['read'] })).body.id;
+      // A policy assigned to the outside group only (ADR 0020).
+      f.policyOut = (await api<{ id: string }>('POST', '/api/v1/policies', { name: 'Agent policy of another subtree', product: 'garrison', settings: { checkInIntervalMinutes: 7 } })).body.id;
+      assert.equal((await api('PUT', `/api/v1/groups/${f.outside}/policies/garrison`, { policyId: f.policyOut, blockInheritance: false })).status, 200);
       f.mainAdmin = (await api<{ adminId: string }>('GET', '/api/v1/me')).body.adminId;
       f.mainToken = (await api<{ id: string }[]>('GET', '/api/v1/api-tokens')).body[0]!.id;
 
@@ -204,6 +207,24 @@ for (const kind of dbKinds) {
       'GET /api/v1/tasks/:id/run-requests/:requestId/progress': { path: `/api/v1/tasks/${f.taskOut}/run-requests/${f.runOut}/progress`, expect: 'denied' },
       'GET /api/v1/tasks/:id/results': { path: `/api/v1/tasks/${f.localOut}/results`, expect: 'denied' },
       'GET /api/v1/tasks/:id/targets': { path: `/api/v1/tasks/${f.globalTask}/targets`, expect: 'denied' },
+      // Policies belong to no group (every reader sees them); changing one needs policies:write on every group it is assigned to.
+      'GET /api/v1/policy-types': { path: '/api/v1/policy-types', expect: 'self' },
+      'GET /api/v1/policies': { path: '/api/v1/policies', expect: 'self' },
+      'POST /api/v1/policies': { path: '/api/v1/policies', body: { name: 'Mine', product: 'garrison' }, expect: 'self' },
+      'POST /api/v1/policies/import': { path: '/api/v1/policies/import', body: { format: 'garrison-policy', formatVersion: 1, policy: { name: 'Imported', product: 'garrison', settings: {}, locked: [], profiles: [] } }, expect: 'self' },
+      'GET /api/v1/policies/:id': { path: `/api/v1/policies/${f.policyOut}`, expect: 'self' },
+      'PATCH /api/v1/policies/:id': { path: `/api/v1/policies/${f.policyOut}`, body: { revision: 1, settings: { checkInIntervalMinutes: 1 } }, expect: 'denied' },
+      'DELETE /api/v1/policies/:id': { path: `/api/v1/policies/${f.policyOut}`, expect: 'denied' },
+      'POST /api/v1/policies/:id/copy': { path: `/api/v1/policies/${f.policyOut}/copy`, body: { name: 'Copied' }, expect: 'self' },
+      'GET /api/v1/policies/:id/revisions': { path: `/api/v1/policies/${f.policyOut}/revisions`, expect: 'self' },
+      'GET /api/v1/policies/:id/export': { path: `/api/v1/policies/${f.policyOut}/export`, expect: 'self' },
+      'POST /api/v1/policies/:id/preview': { path: `/api/v1/policies/${f.policyOut}/preview`, body: { settings: { checkInIntervalMinutes: 3 } }, expect: 'filtered' },
+      'GET /api/v1/policies/:id/compliance': { path: `/api/v1/policies/${f.policyOut}/compliance`, expect: 'filtered' },
+      'GET /api/v1/groups/:id/policies': { path: `/api/v1/groups/${f.outside}/policies`, expect: 'denied' },
+      'PUT /api/v1/groups/:id/policies/:product': { path: `/api/v1/groups/${f.outside}/policies/garrison`, body: { policyId: null, blockInheritance: true }, expect: 'denied' },
+      'DELETE /api/v1/groups/:id/policies/:product': { path: `/api/v1/groups/${f.outside}/policies/garrison`, expect: 'denied' },
+      'POST /api/v1/groups/:id/policies/:product/preview': { path: `/api/v1/groups/${f.outside}/policies/garrison/preview`, body: { policyId: null, blockInheritance: true }, expect: 'denied' },
+      'GET /api/v1/devices/:id/policy': { path: `/api/v1/devices/${f.devOut}/policy`, expect: 'denied' },
     });
 
     it('every route declares who may call it, and every administrator route has a case here', () => {
@@ -268,6 +289,9 @@ for (const kind of dbKinds) {
         assert.equal((await t.api<Task>('GET', `/api/v1/tasks/${f.taskOut}`)).body.name, 'Outside task');
         assert.equal((await t.api<{ disabled: boolean }>('GET', `/api/v1/admins/${f.mainAdmin}`)).body.disabled, false);
         assert.equal((await t.api<{ groupId: string }>('GET', `/api/v1/devices/${f.devOut}`)).body.groupId, f.outside);
+        const pol = (await t.api<{ revision: number; assignedTo: { groupId: string }[] }>('GET', `/api/v1/policies/${f.policyOut}`)).body;
+        assert.equal(pol.revision, 1);
+        assert.deepEqual(pol.assignedTo.map((a) => a.groupId), [f.outside]);
       });
     }
 

@@ -19,6 +19,10 @@ import { openDatabase, type Db } from '../src/storage/database.ts';
 import { migrateTo, migrateToLatest, migrationNames } from '../src/storage/migrate.ts';
 import { schemaFacts, schemaSnapshot, tableNames, type SchemaSnapshot } from './support/schema-snapshot.ts';
 import { dbKinds, tempDir, type DbKind } from './helpers.ts';
+import { GroupTree, PolicyIndex } from '@garrison/core';
+import { PolicyStore } from '../src/storage/policy-store.ts';
+import { PluginRegistry } from '../src/plugins/registry.ts';
+import { builtinGarrisonPlugin } from '../src/plugins/builtin-garrison.ts';
 
 interface LandedEdit {
   migration: string;
@@ -145,5 +149,53 @@ for (const kind of dbKinds) {
         });
       });
     }
+  });
+}
+
+for (const kind of dbKinds) {
+  describe(`group intervals become policies at 0013 (${kind.name})`, () => {
+    it('a database at 0012 with intervals on groups upgrades, and every group keeps its effective intervals', async () => {
+      await withDatabase(kind, async (db) => {
+        await migrateTo(db, '0012-instances');
+        const groups: [string, string | null, string, number | null, number | null][] = [
+          ['root', null, 'My Organization', null, null],
+          ['a', 'root', 'A', 10, null],
+          ['b', 'a', 'B', null, 3],
+          ['c', 'b', 'C', 2, 4],
+          ['d', 'root', 'D', null, null],
+        ];
+        for (const [id, parent, name, checkIn, enforcement] of groups) {
+          await sql`insert into groups (id, parent_id, name, block_inheritance, check_in_interval_minutes, policy_enforcement_minutes, created_at, updated_at)
+            values (${id}, ${parent}, ${name}, ${0}, ${checkIn}, ${enforcement}, ${'2026-01-01T00:00:00.000Z'}, ${'2026-01-01T00:00:00.000Z'})`.execute(db.kysely);
+        }
+        // What the server read before: the nearest group that set a value, else the default.
+        const byId = new Map(groups.map((g) => [g[0], g]));
+        const tree = new GroupTree(groups.map(([id, parentId, name]) => ({ id, parentId, name, blockInheritance: false })));
+        const old = (id: string) => {
+          let checkIn: number | null = null;
+          let enforcement: number | null = null;
+          for (const a of tree.ancestors(id)) {
+            checkIn ??= byId.get(a)![3];
+            enforcement ??= byId.get(a)![4];
+          }
+          return { checkInIntervalMinutes: checkIn ?? 60, policyEnforcementMinutes: enforcement ?? 5 };
+        };
+        await migrateToLatest(db);
+        const store = new PolicyStore(db);
+        const plugins = new PluginRegistry();
+        plugins.install(builtinGarrisonPlugin);
+        const type = plugins.policyType('garrison')!;
+        const [policies, assignments] = await Promise.all([store.listPolicies(), store.listAssignments()]);
+        assert.deepEqual(policies.map((p) => p.name).sort(), ['My Organization/A – agent policy', 'My Organization/A/B – agent policy', 'My Organization/A/B/C – agent policy']);
+        assert.deepEqual(policies.find((p) => p.name.endsWith('B – agent policy'))!.settings, { policyEnforcementMinutes: 3 });
+        assert.equal(assignments.length, 3);
+        const index = new PolicyIndex([{ product: 'garrison', defaults: type.defaults, lockable: type.lockable }], policies, assignments);
+        for (const [id] of groups) {
+          const e = index.effective({ id: 'probe', groupId: id, name: '', hostname: '', osPlatform: '', osName: '', tags: [], products: [] }, 'garrison', tree)!;
+          assert.deepEqual({ checkInIntervalMinutes: e.settings.checkInIntervalMinutes!.value, policyEnforcementMinutes: e.settings.policyEnforcementMinutes!.value }, old(id), `group ${id}`);
+        }
+        assert.equal((await store.listRevisions(policies[0]!.id)).length, 1);
+      });
+    });
   });
 }

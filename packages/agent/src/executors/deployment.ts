@@ -4,6 +4,9 @@
  * time, stopping at the first failure so that nothing installs over a missing dependency;
  * the rest is tried again at the next check-in. Each step is reported as a run event, which
  * the server turns into the device's deployment state per product.
+ *
+ * Maintenance windows (ADR 0020): outside the device's windows only urgent steps run; the
+ * others stay planned, and the agent fires the task again when the next window opens.
  */
 import { DeploymentEventKind, type DeploymentInstruction, type RunEvent } from '@garrison/protocol';
 import type { TaskExecutor } from '../plugins.ts';
@@ -21,13 +24,34 @@ export function deploymentExecutor(deps: {
   consumed(steps: DeploymentInstruction[]): void;
   /** The version installed now, as the device sees it. */
   installedVersion(product: string): Promise<string | null>;
+  /** The maintenance windows: whether one is open now, and when the next opens (absent: no restriction). */
+  window?(): { open: boolean; next: Date | null };
+  /** Steps were held for a window opening at `at` (null: no window ahead). */
+  deferred?(at: Date | null): void;
 }): TaskExecutor {
+  /** The steps that may run now: all of them inside a window, the urgent ones outside. */
+  const due = (plan: DeploymentInstruction[]): { steps: DeploymentInstruction[]; held: number; next: Date | null } => {
+    const w = deps.window?.();
+    if (!w || w.open) return { steps: plan, held: 0, next: null };
+    const steps = plan.filter((s) => s.urgent === true);
+    return { steps, held: plan.length - steps.length, next: w.next };
+  };
   return {
-    shouldRun: () => deps.plan().length > 0,
+    shouldRun: () => {
+      const d = due(deps.plan());
+      if (d.held > 0) deps.deferred?.(d.next);
+      return d.steps.length > 0;
+    },
     async run(_task, ctx) {
-      const steps = deps.plan();
+      const plan = deps.plan();
+      const { steps, held, next } = due(plan);
       const events: RunEvent[] = [];
       const log: string[] = [];
+      if (held > 0) {
+        deps.deferred?.(next);
+        log.push(`held    ${held} step${held === 1 ? '' : 's'} until the next maintenance window${next ? ` (${next.toISOString()})` : ''}`);
+      }
+      if (steps.length === 0 && held > 0) return { state: 'succeeded', exitCode: 0, reason: null, outputTail: log.join('\n') + '\n', events };
       if (steps.length === 0) return { state: 'succeeded', exitCode: 0, reason: null, outputTail: 'every assigned product is compliant\n', events };
       let failed: { reason: string; exitCode: number | null } | null = null;
       let restart = false;
@@ -76,7 +100,8 @@ export function deploymentExecutor(deps: {
       if (content.size) deps.newContent([...content]);
       if (events.some((e) => e.severity === 'info')) deps.changed();
       const outputTail = log.join('\n') + '\n';
-      deps.consumed(steps);
+      // Held steps stay planned: the plan is consumed only when all of it was due.
+      if (held === 0) deps.consumed(plan);
       if (restart) setTimeout(() => deps.restart(), 0);
       if (ctx.signal.aborted) return { state: 'cancelled', exitCode: null, reason: 'stopped', outputTail, events };
       return failed ? { state: 'failed', exitCode: failed.exitCode, reason: failed.reason, outputTail, events } : { state: 'succeeded', exitCode: 0, reason: null, outputTail, events };

@@ -6,6 +6,7 @@ import { formatAgo, formatTime, keyValues, parseIntOption, table } from '../form
 import { deviceNames, Groups, resolveDevice } from '../resolve.ts';
 import type { DeviceDuplicateView, DeviceView, RefusalCounts } from '../types.ts';
 import { runRows, RUN_HEADERS, taskRows, TASK_HEADERS } from './tasks.ts';
+import { registerDevicePolicyCommand } from './policies.ts';
 
 export function deviceRows(devices: readonly DeviceView[], now = Date.now()) {
   return devices.map((d) => [
@@ -190,6 +191,8 @@ export function registerDeviceCommands(program: Command, state: RunState): void 
       io.out(tasks.length ? table(TASK_HEADERS, await taskRows(client, tasks)) : `no tasks apply to ${d.name}\n`);
     },
   );
+
+  registerDevicePolicyCommand(dev, state);
 
   act(
     dev.command('runs').description("The device's runs, newest first").argument('<device>', 'id, name or hostname'),

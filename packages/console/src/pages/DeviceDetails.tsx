@@ -9,11 +9,13 @@ import type { DeviceView, EventView, Run, Task } from '@garrison/protocol';
 import { del, patch, post, qs, useApi } from '../api.ts';
 import { Permission, useAccess } from '../access.tsx';
 import { stateLabel } from '../format.ts';
+import { DevicePolicy } from '../policies/DevicePolicy.tsx';
 import { Async, ConfirmButton, Dialog, DialogForm, Empty, Field, GroupSelect, OnlineBadge, Page, Section, StateBadge, tabPanelProps, Tabs, Time, useBusy, useToast } from '../ui.tsx';
 
-type Tab = 'overview' | 'tasks' | 'runs' | 'events';
+type Tab = 'overview' | 'policy' | 'tasks' | 'runs' | 'events';
 const TABS: { id: Tab; label: string }[] = [
   { id: 'overview', label: 'Overview' },
+  { id: 'policy', label: 'Policy' },
   { id: 'tasks', label: 'Tasks' },
   { id: 'runs', label: 'Runs' },
   { id: 'events', label: 'Events' },
@@ -92,6 +94,7 @@ export function DeviceDetails({ id }: { id: string }) {
           <Tabs label="Device sections" idBase="device" tabs={TABS} value={tab} onChange={setTab} />
           <div {...tabPanelProps('device', tab)}>
             {tab === 'overview' ? <Overview d={d} /> : null}
+            {tab === 'policy' ? <DevicePolicy id={id} /> : null}
             {tab === 'tasks' ? <DeviceTasks id={id} groupId={d.groupId} /> : null}
             {tab === 'runs' ? <DeviceRuns id={id} /> : null}
             {tab === 'events' ? <DeviceEvents id={id} /> : null}

@@ -12,6 +12,8 @@ import { del, patch, post, qs, useApi } from '../api.ts';
 import { Permission, useAccess } from '../access.tsx';
 import { Async, ConfirmButton, Dialog, DialogForm, Empty, ErrorMessage, Field, GroupSelect, OnlineBadge, Page, Section, StateBadge, Tabs, Time, tabPanelProps, useBusy, useGroups, useToast } from '../ui.tsx';
 import { plural } from '../format.ts';
+import { GroupPolicies } from '../policies/GroupPolicies.tsx';
+import type { GroupAssignment } from '../policies/model.ts';
 import type { DeviceDuplicateView } from '@garrison/protocol';
 
 const PAGE = 100;
@@ -141,19 +143,27 @@ function GroupActions({ group, onDeleted }: { group: GroupView; onDeleted: () =>
       <dl className="props">
         <dt>Check-in interval</dt>
         <dd>
-          {group.effectivePolicy.checkInIntervalMinutes} min {group.checkInIntervalMinutes === null ? <span className="muted">(inherited)</span> : null}
+          {group.effectivePolicy.checkInIntervalMinutes} min {group.checkInIntervalMinutes === null ? <span className="muted">(inherited)</span> : null} · <AgentPolicyLink group={group} />
         </dd>
         <dt>Policy enforcement</dt>
         <dd>
-          {group.effectivePolicy.policyEnforcementMinutes} min {group.policyEnforcementMinutes === null ? <span className="muted">(inherited)</span> : null}
+          {group.effectivePolicy.policyEnforcementMinutes} min {group.policyEnforcementMinutes === null ? <span className="muted">(inherited)</span> : null} · <AgentPolicyLink group={group} />
         </dd>
         <dt>Inheritance</dt>
         <dd>{group.blockInheritance ? 'blocked: tasks of parent groups do not apply' : 'tasks of parent groups apply'}</dd>
       </dl>
       <NewGroupDialog open={dialog === 'new'} parent={group} onClose={() => setDialog(null)} />
       <GroupSettingsDialog open={dialog === 'settings'} group={group} onClose={() => setDialog(null)} />
+      <GroupPolicies group={group} />
     </Section>
   );
+}
+
+/** The intervals are settings of the group's agent ("garrison") policy: a link to it, or to the policies when it has none. */
+function AgentPolicyLink({ group }: { group: GroupView }) {
+  const own = useApi<{ items: GroupAssignment[] }>(`/groups/${group.id}/policies`);
+  const a = own.data?.items.find((x) => x.product === 'garrison' && x.policyId);
+  return a ? <Link href={`/policies/${a.policyId}`}>in the agent policy “{a.policyName ?? a.policyId}”</Link> : <Link href="/policies">agent policies</Link>;
 }
 
 function NewGroupDialog({ open, parent, onClose }: { open: boolean; parent: GroupView; onClose: () => void }) {
@@ -216,6 +226,7 @@ function GroupSettingsDialog({ open, group, onClose }: { open: boolean; group: G
             <GroupSelect label="Parent group" value={parentId} onChange={setParentId} required />
           </>
         )}
+        <p className="notice small">These two intervals are settings of the group's agent policy (product “garrison”): saving them here sets them in that policy, made for the group if it has none. The Policies section of the group and the <Link href="/policies">Policies</Link> page show and change all its settings.</p>
         <Field label="Check-in interval (minutes)" hint="Empty: inherited from the parent group.">
           <input type="number" min={1} max={10080} value={checkIn} onChange={(e) => setCheckIn(e.target.value)} />
         </Field>

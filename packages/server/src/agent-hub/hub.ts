@@ -121,7 +121,7 @@ export class AgentHub {
         this.#connections.sendTo(conn, result);
       } else {
         if (conn.quarantineKey) throw new AppError('DEVICE_QUARANTINED', "this machine presented another device's credential: its reports are not taken until an administrator approves it");
-        const ack = await this.#agents.submitReports(conn.deviceId, msg.reports);
+        const ack = msg.type === 'device-events' ? await this.#agents.submitDeviceEvents(conn.deviceId, msg.events) : await this.#agents.submitReports(conn.deviceId, msg.reports);
         this.#connections.sendTo(conn, { ...ack, ...(re !== undefined ? { re } : {}) });
       }
     } catch (err) {

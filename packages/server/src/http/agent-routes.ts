@@ -1,6 +1,6 @@
 /**
- * Agent endpoints over plain HTTP: enrolment, and the same check-in and reports messages the
- * WebSocket carries, for agents that cannot hold a connection.
+ * Agent endpoints over plain HTTP: enrolment, and the same check-in, reports and device-events
+ * messages the WebSocket carries, for agents that cannot hold a connection.
  */
 import { AGENT_CA_PATH } from '@garrison/protocol/tls';
 import type { FastifyInstance } from 'fastify';
@@ -11,6 +11,8 @@ import {
   AGENT_CHECK_IN_PATH,
   AGENT_ENROL_PATH,
   AGENT_REPORTS_PATH,
+  AGENT_DEVICE_EVENTS_PATH,
+  DeviceEventsRequest,
   MACHINE_IDENTITY_HEADER,
   CheckInRequest,
   EnrolRequest,
@@ -19,6 +21,7 @@ import {
   type CheckInRequest as CheckIn,
   type EnrolRequest as Enrol,
   type ReportsRequest as Reports,
+  type DeviceEventsRequest as DeviceEvents,
 } from '@garrison/protocol';
 import type { Services } from '../services/services.ts';
 import { AppError } from '../errors.ts';
@@ -27,6 +30,7 @@ import { deviceAccess, publicAccess } from './access.ts';
 const enrolChecker = checker(EnrolRequest);
 const checkInChecker = checker(CheckInRequest);
 const reportsChecker = checker(ReportsRequest);
+const deviceEventsChecker = checker(DeviceEventsRequest);
 const rotationChecker = checker(CredentialRotation);
 
 export function registerAgentRoutes(app: FastifyInstance, s: Pick<Services, 'agents' | 'enrolment' | 'identity' | 'trust'>): void {
@@ -50,6 +54,13 @@ export function registerAgentRoutes(app: FastifyInstance, s: Pick<Services, 'age
     if (typeof identity === 'string' && s.identity.isForeign(req.deviceId!, identity)) throw new AppError('DEVICE_QUARANTINED', "this machine presented another device's credential: its reports are not taken until an administrator approves it");
     if (!reportsChecker.check(req.body)) throw new AppError('VALIDATION_FAILED', 'invalid reports', { issues: reportsChecker.issues(req.body) });
     return s.agents.submitReports(req.deviceId!, (req.body as Reports).reports);
+  });
+  // Device events (ADR 0020): the same checks as reports; the ack lists the eventIds stored.
+  app.post(AGENT_DEVICE_EVENTS_PATH, device, async (req) => {
+    const identity = req.headers[MACHINE_IDENTITY_HEADER];
+    if (typeof identity === 'string' && s.identity.isForeign(req.deviceId!, identity)) throw new AppError('DEVICE_QUARANTINED', "this machine presented another device's credential: its events are not taken until an administrator approves it");
+    if (!deviceEventsChecker.check(req.body)) throw new AppError('VALIDATION_FAILED', 'invalid device events', { issues: deviceEventsChecker.issues(req.body) });
+    return s.agents.submitDeviceEvents(req.deviceId!, (req.body as DeviceEvents).events);
   });
   // The agent registers the new secret it made, signed with its device key; answered before it switches to it.
   app.post(AGENT_CREDENTIAL_PATH, device, async (req) => {

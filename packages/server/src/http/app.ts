@@ -11,6 +11,7 @@ import { AppError } from '../errors.ts';
 import { installAccessControl, publicAccess, type DeclaredRoute } from './access.ts';
 import type { Services } from '../services/services.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
+import { registerPolicyRoutes } from './policy-routes.ts';
 import { registerAgentRoutes } from './agent-routes.ts';
 import { registerRepositoryRoutes } from './repository-routes.ts';
 import { registerDeploymentRoutes } from './deployment-routes.ts';
@@ -116,6 +117,7 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
   app.get('/api/v1/error-codes', { config: publicAccess, schema: { security: [], tags: ['server'], summary: 'The closed list of error codes and their HTTP status' } }, async () => errorCodeInfo);
 
   registerAdminRoutes(app, services);
+  registerPolicyRoutes(app, services);
   registerAgentRoutes(app, services);
   registerRepositoryRoutes(app, services);
   registerDeploymentRoutes(app, services);

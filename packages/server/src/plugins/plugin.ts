@@ -17,7 +17,23 @@ export interface TaskTypeDefinition {
   validate?(settings: Record<string, unknown>): string[];
 }
 
+/**
+ * The product's policy type (docs/plugins.md, ADR 0020): how the product must be configured.
+ * Each top-level property of the schema is one setting; locks, origins and drift are per
+ * setting. `defaults` must be complete and valid against the schema.
+ */
+export interface PolicyTypeDefinition {
+  /** An object schema (TypeBox); also drives the console's policy editor. */
+  settingsSchema: TSchema;
+  defaults: Record<string, unknown>;
+  /** The settings a policy may lock; every setting when absent. */
+  lockable?: string[];
+  /** Rules across settings the schema cannot express, on the complete effective settings. */
+  validate?(settings: Record<string, unknown>): string[];
+}
+
 export interface ServerPlugin {
   product: { id: string; name: string; description: string };
   taskTypes: TaskTypeDefinition[];
+  policyType?: PolicyTypeDefinition;
 }

@@ -1,7 +1,14 @@
 /**
- * What agents ask of the server: check-in (inventory in; policy, task list and pending
- * run-nows out; local task changes reconciled) and run reports (batched ingest). Both are
- * reached over the agent's WebSocket or over plain HTTP, with the same code.
+ * What agents ask of the server: check-in (inventory and policy reports in; effective
+ * policies, task list and pending run-nows out; local task changes reconciled), run reports
+ * (batched ingest) and device events. All are reached over the agent's WebSocket or over plain
+ * HTTP, with the same code.
+ *
+ * Policies (ADR 0020): the check-in result carries the device's effective policies only when
+ * the agent's etag differs, read from the policy service's in-memory index (no database read
+ * per check-in). Policy reports ride on check-ins and are written in batches, one upsert per
+ * flush; device events (real-time detections, locked settings put back) are written in
+ * batches too, each once per device and event id, and acknowledged once committed.
  *
  * Ingest is the hot path at scale: reports from every agent are queued and written together,
  * one transaction per flush, and each agent is acknowledged only after its reports are
@@ -28,8 +35,15 @@ import {
   type RunReport,
   type RunRequest,
   type AgentTask,
+  type DeviceEvent,
+  type PolicyStatusReport,
   type Task,
 } from '@garrison/protocol';
+import type { PolicyService } from './policy-service.ts';
+import type { PluginRegistry } from '../plugins/registry.ts';
+import type { EventStore, NewEvent } from '../storage/event-store.ts';
+import type { PolicyStatusRow, PolicyStatusStore } from '../storage/policy-status-store.ts';
+import { topicsOfEvents } from './live-feed.ts';
 import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import type { DeviceStore } from '../storage/device-store.ts';
@@ -48,6 +62,26 @@ const RUN_ID = /^[A-Za-z0-9._:-]{1,80}$/;
 const INGEST_FLUSH_MS = 15;
 const INGEST_MAX_BATCH = 2000;
 const CHECKIN_FLUSH_MS = 200;
+/** Policy reports and device events are waited for by the agent: written a few milliseconds after they arrive, together. */
+const STATUS_FLUSH_MS = 20;
+const DEVICE_EVENTS_FLUSH_MS = 20;
+/** A report's drift is kept whole up to this size (JSON); past it, without the values found and expected. */
+const MAX_DRIFT_JSON = 64 * 1024;
+/** Device event kinds of the agent's own namespace (run lifecycle, connection): never a product's. */
+const RESERVED_EVENT_KIND = /^(run|agent)\./;
+/** How far ahead of the server's clock an agent's timestamp may be before the server's time is used. */
+const MAX_CLOCK_AHEAD_MS = 5 * 60_000;
+
+interface QueuedStatus {
+  rows: PolicyStatusRow[];
+  resolve(): void;
+  reject(err: unknown): void;
+}
+interface QueuedDeviceEvents {
+  events: (NewEvent & { deviceId: string; eventId: string })[];
+  resolve(): void;
+  reject(err: unknown): void;
+}
 
 interface QueuedReports {
   deviceId: string;
@@ -116,6 +150,49 @@ export class AgentService {
     },
     onError: (err, { batch }) => this.#log.error({ err, count: batch.length }, 'storing check-ins failed'),
   });
+  #statusQueue: QueuedStatus[] = [];
+  readonly #statusWriter = new BatchWriter<QueuedStatus[]>({
+    delayMs: STATUS_FLUSH_MS,
+    take: () => {
+      if (this.#statusQueue.length === 0) return undefined;
+      const batch = this.#statusQueue;
+      this.#statusQueue = [];
+      return batch;
+    },
+    write: async (batch) => {
+      // One row per device and product: the latest report of the batch wins.
+      const rows = new Map<string, PolicyStatusRow>();
+      for (const q of batch) for (const r of q.rows) rows.set(`${r.device_id}\n${r.product}`, r);
+      // A device deleted while its report waited leaves no row behind.
+      await this.#policyStatus.upsert([...rows.values()].filter((r) => this.#catalog.device(r.device_id)));
+      for (const q of batch) q.resolve();
+    },
+    onError: (err, batch) => {
+      this.#log.error({ err, devices: batch.length }, 'storing policy reports failed; agents will resend');
+      for (const q of batch) q.reject(new AppError('UNAVAILABLE', 'the policy reports could not be stored now; resend later'));
+    },
+  });
+  #deviceEventQueue: QueuedDeviceEvents[] = [];
+  readonly #deviceEventWriter = new BatchWriter<QueuedDeviceEvents[]>({
+    delayMs: DEVICE_EVENTS_FLUSH_MS,
+    freshTurn: true,
+    take: () => {
+      if (this.#deviceEventQueue.length === 0) return undefined;
+      const batch = this.#deviceEventQueue;
+      this.#deviceEventQueue = [];
+      return batch;
+    },
+    write: async (batch) => {
+      const events = batch.flatMap((q) => q.events);
+      await this.#eventStore.insertDeviceEvents(events);
+      this.#live.publish(...topicsOfEvents(new Set(events.map((e) => e.kind)), BUILTIN_PRODUCT));
+      for (const q of batch) q.resolve();
+    },
+    onError: (err, batch) => {
+      this.#log.error({ err, devices: batch.length }, 'storing device events failed; agents will resend');
+      for (const q of batch) q.reject(new AppError('UNAVAILABLE', 'the device events could not be stored now; resend later'));
+    },
+  });
   /** Agent task lists by device and catalog generation: run-now storms resolve each list once. */
   #listCache = new Map<string, { key: string; etag: string; tasks: Task[]; ids: Set<string> }>();
 
@@ -134,7 +211,15 @@ export class AgentService {
     identity: Pick<IdentityService, 'onCheckIn'>;
     live: LiveFeed;
     bus: DomainBus;
+    policies: Pick<PolicyService, 'agentPolicies' | 'intervals'>;
+    plugins: Pick<PluginRegistry, 'list'>;
+    policyStatus: Pick<PolicyStatusStore, 'upsert'>;
+    eventStore: Pick<EventStore, 'insertDeviceEvents'>;
   }) {
+    this.#policies = deps.policies;
+    this.#plugins = deps.plugins;
+    this.#policyStatus = deps.policyStatus;
+    this.#eventStore = deps.eventStore;
     this.#bus = deps.bus;
     this.#identity = deps.identity;
     this.#live = deps.live;
@@ -191,6 +276,10 @@ export class AgentService {
   readonly #identity: Pick<IdentityService, 'onCheckIn'>;
   readonly #live: LiveFeed;
   readonly #bus: DomainBus;
+  readonly #policies: Pick<PolicyService, 'agentPolicies' | 'intervals'>;
+  readonly #plugins: Pick<PluginRegistry, 'list'>;
+  readonly #policyStatus: Pick<PolicyStatusStore, 'upsert'>;
+  readonly #eventStore: Pick<EventStore, 'insertDeviceEvents'>;
 
   async checkIn(deviceId: string, req: CheckInRequest, remoteAddress?: string): Promise<CheckInResult> {
     this.admit(deviceId);
@@ -206,7 +295,7 @@ export class AgentService {
         ...(req.id !== undefined ? { re: req.id } : {}),
         deviceId,
         groupId: facts.groupId,
-        policy: this.#catalog.policyOf(facts.groupId),
+        policy: this.#policies.intervals(facts),
         tasksEtag: '',
         tasks: [],
         runRequests: [],
@@ -228,6 +317,10 @@ export class AgentService {
       if (this.#bus.shared) void this.#checkInWriter.flush().then(() => this.#bus.publish({ type: 'devices.changed', deviceIds: [deviceId] }));
     }
     const localResolutions = req.localChanges?.length ? await this.#applyLocalChanges(deviceId, req.localChanges) : [];
+    // The device's effective policies, from the index (the facts may have just changed above).
+    const agentPolicies = this.#policies.agentPolicies(this.#catalog.device(deviceId)!);
+    // Reports are stored before the answer: the agent forgets a report once it is answered.
+    if (req.policyStatus?.length) await this.#submitStatus(deviceId, req.policyStatus, agentPolicies.products.map((p) => p.product));
     const key = `${this.#catalog.generation}:${this.#secrets.generation}`;
     let list = this.#listCache.get(deviceId);
     const facts2 = this.#catalog.device(deviceId)!;
@@ -249,7 +342,8 @@ export class AgentService {
       ...(req.id !== undefined ? { re: req.id } : {}),
       deviceId,
       groupId: facts2.groupId,
-      policy: this.#catalog.policyOf(facts2.groupId),
+      policy: this.#policies.intervals(facts2),
+      ...(req.policiesEtag === agentPolicies.etag ? {} : { policies: agentPolicies }),
       tasksEtag: list.etag,
       ...(req.tasksEtag === list.etag ? {} : { tasks: (await Promise.all(list.tasks.map((t) => this.#agentTask(t, deviceId, facts2.groupId)))).filter((t) => t !== null) }),
       runRequests,
@@ -532,9 +626,115 @@ export class AgentService {
     });
   }
 
+  /**
+   * A check-in's policy reports: only for products the device has a policy of on this server
+   * (the others are dropped and counted); one row per product, queued for the next batched
+   * upsert. Resolves once stored.
+   */
+  #submitStatus(deviceId: string, reports: PolicyStatusReport[], products: readonly string[]): Promise<void> {
+    const known = new Set(products);
+    const now = this.#clock.now();
+    const rows = new Map<string, PolicyStatusRow>();
+    let unknown = 0;
+    for (const r of reports) {
+      if (!known.has(r.product)) {
+        unknown++;
+        continue;
+      }
+      let drift = JSON.stringify(r.drift ?? []);
+      if (drift.length > MAX_DRIFT_JSON) drift = JSON.stringify((r.drift ?? []).map((d) => ({ setting: d.setting, action: d.action })));
+      rows.set(r.product, {
+        device_id: deviceId,
+        product: r.product,
+        applied_revision: r.revision,
+        state: r.state,
+        drift,
+        reason: r.reason ?? null,
+        reported_at: agentTime(r.at, now),
+      });
+    }
+    if (unknown) this.#limits.refused(deviceId, 'POLICY_TYPE_UNKNOWN', unknown, 'policy reports for products without a policy on this server were dropped');
+    if (rows.size === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.#statusQueue.push({ rows: [...rows.values()], resolve, reject });
+      this.#statusWriter.schedule();
+    });
+  }
+
+  /**
+   * Device events of the authenticated device (the events carry no device id: the credential
+   * says whose they are). Each must be of a product this server knows and of a kind outside the
+   * agent's own namespace (refused otherwise, and the agent drops it); they enter the central
+   * log as `<product>.<kind>` within the device's event budget: those past it are neither stored
+   * nor acknowledged, so the agent keeps them and sends them again later. Stored once per
+   * device and event id: a resent event is acknowledged again, not stored twice.
+   */
+  async submitDeviceEvents(deviceId: string, events: DeviceEvent[]): Promise<Omit<AckMessage, 're'>> {
+    this.admit(deviceId);
+    const ack: Omit<AckMessage, 're'> = { type: 'ack', runIds: [], rejected: [], eventIds: [] };
+    const products = new Set(this.#plugins.list().map((p) => p.product.id));
+    const accepted: DeviceEvent[] = [];
+    const seen = new Set<string>();
+    const refusedCodes = new Map<string, number>();
+    const refuse = (e: DeviceEvent, code: string, message: string) => {
+      ack.rejected.push({ runId: e.eventId, code, message });
+      refusedCodes.set(code, (refusedCodes.get(code) ?? 0) + 1);
+    };
+    for (const e of events) {
+      if (seen.has(e.eventId)) continue;
+      seen.add(e.eventId);
+      if (!products.has(e.product)) refuse(e, 'PRODUCT_NOT_INSTALLED', `no management plug-in for product "${e.product}" is installed`);
+      else if (RESERVED_EVENT_KIND.test(e.kind) || isAgentRunEventKind(e.kind)) refuse(e, 'FORBIDDEN', `event kind "${e.kind}" is reserved to the agent`);
+      else accepted.push(e);
+    }
+    for (const [code, n] of refusedCodes) this.#limits.refused(deviceId, code, n, 'device events were refused');
+    const got = accepted.length ? this.#limits.take(deviceId, 'events', accepted.length) : 0;
+    if (got < accepted.length) {
+      this.#limits.refused(deviceId, 'RATE_LIMITED', accepted.length - got, 'device events were deferred (over the device\'s event budget)');
+      if (got === 0 && ack.rejected.length === 0) throw new AppError('RATE_LIMITED', 'this device sends events too fast; retry later');
+    }
+    const take = accepted.slice(0, got);
+    if (take.length === 0) return ack;
+    const now = this.#clock.now();
+    const groupId = this.#catalog.device(deviceId)?.groupId ?? null;
+    const rows = take.map((e) => ({
+      time: agentTime(e.time, now),
+      severity: e.severity,
+      kind: `${e.product}.${e.kind}`,
+      message: e.message,
+      actor: null,
+      deviceId,
+      groupId,
+      taskId: null,
+      runId: null,
+      product: e.product,
+      data: e.data ?? null,
+      actorId: null,
+      via: 'agent',
+      address: null,
+      eventId: e.eventId,
+    }));
+    await new Promise<void>((resolve, reject) => {
+      this.#deviceEventQueue.push({ events: rows, resolve, reject });
+      if (this.#deviceEventQueue.length >= 200) void this.#deviceEventWriter.flush();
+      else this.#deviceEventWriter.schedule();
+    });
+    ack.eventIds = take.map((e) => e.eventId);
+    return ack;
+  }
+
   async flushAll(): Promise<void> {
     await this.flushReports();
     await this.flushCheckIns();
+    await this.#statusWriter.flush();
+    await this.#deviceEventWriter.flush();
   }
 }
 
+
+/** An agent's timestamp as stored: its own when it parses and is not ahead of the server's clock, else the server's. */
+function agentTime(t: string | undefined, now: Date): string {
+  const ms = t ? Date.parse(t) : Number.NaN;
+  if (Number.isNaN(ms) || ms > now.getTime() + MAX_CLOCK_AHEAD_MS) return now.toISOString();
+  return new Date(ms).toISOString();
+}

@@ -6,7 +6,7 @@
  * sharing the same PostgreSQL database.
  */
 import { GroupTree, effectiveTasks, targetDevices, type DeviceFacts } from '@garrison/core';
-import type { Task } from '@garrison/protocol';
+import { DEFAULT_AGENT_POLICY, type AgentIntervals, type Task } from '@garrison/protocol';
 import type { Device, DeviceStore } from '../storage/device-store.ts';
 import type { Group, GroupStore } from '../storage/group-store.ts';
 import type { TaskStore } from '../storage/task-store.ts';
@@ -37,7 +37,14 @@ export class Catalog {
   /** Bumped on every change, so that callers can cache derived values. */
   generation = 0;
 
-  constructor(stores: { groups: GroupStore; tasks: TaskStore; devices: DeviceStore }) {
+  readonly #intervals: (groupId: string) => AgentIntervals;
+
+  /**
+   * `intervals`: a group's effective agent intervals, from the policies (services/policy-service.ts);
+   * without it (a test's catalog) the defaults.
+   */
+  constructor(stores: { groups: GroupStore; tasks: TaskStore; devices: DeviceStore; intervals?: (groupId: string) => AgentIntervals }) {
+    this.#intervals = stores.intervals ?? (() => ({ checkInIntervalMinutes: DEFAULT_CHECK_IN_MINUTES, policyEnforcementMinutes: DEFAULT_POLICY_ENFORCEMENT_MINUTES }));
     this.#groups = stores.groups;
     this.#tasks = stores.tasks;
     this.#devices = stores.devices;
@@ -127,19 +134,15 @@ export class Catalog {
   targetsOf(task: Pick<Task, 'id' | 'scope'>): DeviceFacts[] {
     return targetDevices(task, [...this.#deviceFacts.values()], this.#tree);
   }
-  /** The effective policy of a group: the nearest value set on it or an ancestor, else the default. */
-  policyOf(groupId: string): { checkInIntervalMinutes: number; policyEnforcementMinutes: number } {
-    let checkIn: number | null = null;
-    let enforcement: number | null = null;
-    for (const id of this.#tree.ancestors(groupId)) {
-      const g = this.group(id);
-      if (!g) continue;
-      checkIn ??= g.checkInIntervalMinutes;
-      enforcement ??= g.policyEnforcementMinutes;
-    }
-    return { checkInIntervalMinutes: checkIn ?? DEFAULT_CHECK_IN_MINUTES, policyEnforcementMinutes: enforcement ?? DEFAULT_POLICY_ENFORCEMENT_MINUTES };
+  /**
+   * The agent intervals of a device in this group, from its effective "garrison" policy (ADR
+   * 0020; the intervals on groups became policies in migration 0013). Per device, profiles can
+   * differ: the check-in path asks the policy service with the device's facts.
+   */
+  policyOf(groupId: string): AgentIntervals {
+    return this.#intervals(groupId);
   }
 }
 
-export const DEFAULT_CHECK_IN_MINUTES = 60;
-export const DEFAULT_POLICY_ENFORCEMENT_MINUTES = 5;
+export const DEFAULT_CHECK_IN_MINUTES = DEFAULT_AGENT_POLICY.checkInIntervalMinutes;
+export const DEFAULT_POLICY_ENFORCEMENT_MINUTES = DEFAULT_AGENT_POLICY.policyEnforcementMinutes;

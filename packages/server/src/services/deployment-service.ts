@@ -4,6 +4,8 @@
  * what it reports as installed, the newest packages of its branches and the dependencies
  * between them (core's planDeployment), handed to its built-in deployment task, and the
  * device's state per product recorded. Install results come back as run events of that task.
+ * An urgent assignment's steps (and those of the dependencies and conflicts it brings) are
+ * marked urgent: the agent carries them out outside its maintenance windows too.
  */
 import { BatchWriter } from './batch-writer.ts';
 import type { Logger } from 'pino';
@@ -216,6 +218,7 @@ export class DeploymentService {
       action: input.action ?? existing?.action ?? 'install',
       removeConflicts: input.removeConflicts ?? existing?.removeConflicts ?? false,
       rollout: input.rollout === undefined ? (existing?.rollout ?? null) : input.rollout,
+      urgent: input.urgent ?? existing?.urgent ?? false,
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
     };
@@ -226,7 +229,7 @@ export class DeploymentService {
       await this.#store.deleteRollout(groupId, a.product);
     }
     this.#assignments = await this.#store.listAssignments();
-    await this.#events.audit(actor, 'deployment.assigned', `${a.product} (${a.action}, ${a.pinnedVersion ? `pinned ${a.pinnedVersion}` : `branch ${a.branch}`}) assigned to "${this.#catalog.tree.path(groupId)}"`, {
+    await this.#events.audit(actor, 'deployment.assigned', `${a.product} (${a.action}, ${a.pinnedVersion ? `pinned ${a.pinnedVersion}` : `branch ${a.branch}`}${a.urgent ? ', urgent' : ''}) assigned to "${this.#catalog.tree.path(groupId)}"`, {
       groupId,
       product: a.product,
       data: { ...a },
@@ -330,8 +333,9 @@ export class DeploymentService {
             fromVersion: s.fromVersion,
             reason: s.reason,
             package: { id: s.package.id, product: s.package.product, version: s.package.version, sha256: s.package.sha256, signature: s.package.signature, manifest: s.package.manifest },
+            ...(s.urgent ? { urgent: true } : {}),
           }
-        : { action: 'uninstall', product: s.product, version: null, fromVersion: s.fromVersion, reason: s.reason },
+        : { action: 'uninstall', product: s.product, version: null, fromVersion: s.fromVersion, reason: s.reason, ...(s.urgent ? { urgent: true } : {}) },
     );
   }
 

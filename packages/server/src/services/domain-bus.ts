@@ -24,6 +24,12 @@ export type DomainEvent =
   | { type: 'tasks.changed'; taskIds: string[]; deviceIds: string[] }
   /** Groups were created, moved, renamed, deleted or their policy changed; `groupIds` include their descendants. */
   | { type: 'groups.changed'; groupIds: string[] }
+  /**
+   * Policies or their assignments changed (ADR 0020). `groupIds`: the groups whose devices' effective
+   * policy may have changed (subtrees included). `deviceIds`, for this instance only, are the
+   * connected agents whose policy etag changed; the others compare before and after their reload.
+   */
+  | { type: 'policies.changed'; policyIds: string[]; groupIds: string[]; deviceIds: string[] }
   /** Devices' facts changed (group, tags, name, products), or they were deleted. */
   | { type: 'devices.changed'; deviceIds: string[] }
   /** A device was enrolled. */
@@ -74,7 +80,7 @@ export interface BusTransport {
 }
 
 /** Fields only for this instance, left out of what is sent. */
-const LOCAL_FIELDS: Partial<Record<DomainEventType, string[]>> = { 'tasks.changed': ['deviceIds'] };
+const LOCAL_FIELDS: Partial<Record<DomainEventType, string[]>> = { 'tasks.changed': ['deviceIds'], 'policies.changed': ['deviceIds'] };
 /** Array fields an event may be split along when it is too large for one notification. */
 const SPLITTABLE = ['deviceIds', 'taskIds', 'groupIds', 'topics', 'runs'] as const;
 

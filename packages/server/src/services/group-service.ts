@@ -7,6 +7,7 @@ import { authorize, inReach, notVisible, Permission, reachOf, type Actor } from 
 import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
 import type { DomainBus } from './domain-bus.ts';
+import type { PolicyService } from './policy-service.ts';
 
 export const ROOT_GROUP_NAME = 'My Organization';
 
@@ -26,9 +27,11 @@ export class GroupService {
   readonly #clock: Clock;
   readonly #events: EventService;
   readonly #bus: DomainBus;
+  readonly #policies: Pick<PolicyService, 'groupOwnIntervals' | 'setGroupIntervals' | 'groupDeleted'>;
 
-  constructor(deps: { store: GroupStore; catalog: Catalog; clock: Clock; events: EventService; bus: DomainBus }) {
+  constructor(deps: { store: GroupStore; catalog: Catalog; clock: Clock; events: EventService; bus: DomainBus; policies: Pick<PolicyService, 'groupOwnIntervals' | 'setGroupIntervals' | 'groupDeleted'> }) {
     this.#bus = deps.bus;
+    this.#policies = deps.policies;
     this.#store = deps.store;
     this.#catalog = deps.catalog;
     this.#clock = deps.clock;
@@ -52,7 +55,8 @@ export class GroupService {
     return this.#catalog.groups.find((g) => g.parentId === null)!.id;
   }
   view(g: Group): GroupView {
-    return { ...g, path: this.#catalog.tree.path(g.id), effectivePolicy: this.#catalog.policyOf(g.id) };
+    // The intervals are a compatibility view of the group's own "garrison" policy (ADR 0020).
+    return { ...g, ...this.#policies.groupOwnIntervals(g.id), path: this.#catalog.tree.path(g.id), effectivePolicy: this.#catalog.policyOf(g.id) };
   }
   /** The groups the caller may see: the subtrees its grants cover (paths stay full, for context). */
   list(actor: Actor): GroupView[] {
@@ -88,8 +92,9 @@ export class GroupService {
       createdAt: at,
       updatedAt: at,
     };
-    await this.#store.insertGroup(g);
+    await this.#store.insertGroup({ ...g, checkInIntervalMinutes: null, policyEnforcementMinutes: null });
     await this.#catalog.reloadGroups();
+    await this.#policies.setGroupIntervals(actor, g.id, { checkInIntervalMinutes: input.checkInIntervalMinutes, policyEnforcementMinutes: input.policyEnforcementMinutes });
     this.#bus.publish({ type: 'groups.changed', groupIds: [g.id] });
     await this.#events.audit(actor, 'group.created', `group "${this.#catalog.tree.path(g.id)}" created`, { groupId: g.id });
     return this.view(g);
@@ -113,10 +118,9 @@ export class GroupService {
       next.name = patch.name;
     } else if (next.parentId !== g.parentId) this.#checkName(g.name, next.parentId!, id);
     if (patch.blockInheritance !== undefined) next.blockInheritance = patch.blockInheritance;
-    if (patch.checkInIntervalMinutes !== undefined) next.checkInIntervalMinutes = patch.checkInIntervalMinutes;
-    if (patch.policyEnforcementMinutes !== undefined) next.policyEnforcementMinutes = patch.policyEnforcementMinutes;
     await this.#store.updateGroup(next);
     await this.#catalog.reloadGroups();
+    await this.#policies.setGroupIntervals(actor, id, { checkInIntervalMinutes: patch.checkInIntervalMinutes, policyEnforcementMinutes: patch.policyEnforcementMinutes });
     await this.#events.audit(actor, 'group.updated', `group "${this.#catalog.tree.path(id)}" changed`, { groupId: id, data: { ...patch } });
     this.#bus.publish({ type: 'groups.changed', groupIds: this.#catalog.tree.descendants(id) });
     return this.view(next);
@@ -132,6 +136,7 @@ export class GroupService {
       throw new AppError('GROUP_NOT_EMPTY', `group "${path}" still has devices, subgroups, tasks or active enrolment tokens`);
     }
     await this.#catalog.reloadGroups();
+    await this.#policies.groupDeleted(id);
     this.#bus.publish({ type: 'groups.changed', groupIds: [id] });
     await this.#events.audit(actor, 'group.deleted', `group "${path}" deleted`, { groupId: id });
   }

@@ -11,6 +11,7 @@ import type { FleetPresence } from './fleet-presence.ts';
 import type { EnrolmentService } from './enrolment-service.ts';
 import type { DeploymentService } from './deployment-service.ts';
 import type { IdentityService } from './identity-service.ts';
+import type { PolicyService } from './policy-service.ts';
 
 export function wireInstanceSync(deps: {
   bus: DomainBus;
@@ -19,6 +20,7 @@ export function wireInstanceSync(deps: {
   enrolment: Pick<EnrolmentService, 'forgetCredential'>;
   deployments: Pick<DeploymentService, 'load' | 'reloadPackages'>;
   identity: Pick<IdentityService, 'load'>;
+  policies: Pick<PolicyService, 'load' | 'etagsHere' | 'changedSince'>;
   log: Logger;
 }): void {
   const { bus, catalog, presence } = deps;
@@ -48,6 +50,14 @@ export function wireInstanceSync(deps: {
     if (origin === 'remote') await catalog.reloadDevicesById(e.deviceIds);
     sync(e.deviceIds);
   });
+  // Policies changed: here, the service told which agents' policies changed; from elsewhere,
+  // compare the etags of the agents connected here before and after the reload.
+  bus.on('policies.changed', async (e, origin) => {
+    if (origin === 'local') return void sync(e.deviceIds);
+    const before = deps.policies.etagsHere(e.groupIds, (id) => presence.isOnlineHere(id));
+    await deps.policies.load();
+    sync(deps.policies.changedSince(before));
+  });
   bus.on('device.enrolled', async (e, origin) => {
     if (origin === 'remote') await catalog.loadDevice(e.deviceId);
   });
@@ -74,7 +84,7 @@ export function wireInstanceSync(deps: {
   bus.on('duplicate.nudge', (e) => presence.local.nudgeDuplicate(e.deviceId, e.machineIdentity));
   // Notifications may have been missed while the bus was reconnecting: read everything again.
   bus.onResync(async () => {
-    await Promise.all([catalog.load(), deps.deployments.load(), deps.identity.load()]);
+    await Promise.all([catalog.load(), deps.deployments.load(), deps.identity.load(), deps.policies.load()]);
     deps.log.info('catalog, deployments and identities reloaded after the event bus reconnected');
   });
 }

@@ -22,6 +22,7 @@ import type { ServerTaskService } from './server-task-service.ts';
 import type { AdminService } from './admin-service.ts';
 import type { DeviceLimits } from './device-limits.ts';
 import type { OidcService } from './oidc-service.ts';
+import type { PolicyService } from './policy-service.ts';
 
 /** Everything the HTTP layer and the agent hub call. */
 export interface Services {
@@ -51,4 +52,6 @@ export interface Services {
   push: PushService;
   live: LiveFeed;
   serverTasks: ServerTaskService;
+  /** Product policies, assignments and every device's effective policy (ADR 0020). */
+  policies: PolicyService;
 }

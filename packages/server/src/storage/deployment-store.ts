@@ -30,6 +30,7 @@ export class DeploymentStore {
       action: r.action as Assignment['action'],
       removeConflicts: r.remove_conflicts === 1,
       rollout: r.rollout ? (JSON.parse(r.rollout) as Rollout) : null,
+      urgent: r.urgent === 1,
       createdAt: r.created_at,
       updatedAt: r.updated_at,
     }));
@@ -43,6 +44,7 @@ export class DeploymentStore {
       action: a.action,
       remove_conflicts: a.removeConflicts ? 1 : 0,
       rollout: a.rollout ? JSON.stringify(a.rollout) : null,
+      urgent: a.urgent ? 1 : 0,
       created_at: a.createdAt,
       updated_at: a.updatedAt,
     };
@@ -50,7 +52,7 @@ export class DeploymentStore {
       .insertInto('deployments')
       .values(row)
       .onConflict((oc) =>
-        oc.columns(['group_id', 'product']).doUpdateSet({ branch: row.branch, pinned_version: row.pinned_version, action: row.action, remove_conflicts: row.remove_conflicts, rollout: row.rollout, updated_at: row.updated_at }),
+        oc.columns(['group_id', 'product']).doUpdateSet({ branch: row.branch, pinned_version: row.pinned_version, action: row.action, remove_conflicts: row.remove_conflicts, rollout: row.rollout, urgent: row.urgent, updated_at: row.updated_at }),
       )
       .execute();
   }

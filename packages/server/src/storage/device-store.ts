@@ -208,6 +208,8 @@ export class DeviceStore {
   async deleteDevice(id: string): Promise<boolean> {
     const r = await this.#db.kysely.deleteFrom('devices').where('id', '=', id).executeTakeFirst();
     await this.#db.kysely.deleteFrom('task_device_state').where('device_id', '=', id).execute();
+    // Its policy reports (migration 0014) go with it.
+    await this.#db.kysely.deleteFrom('device_policy_status').where('device_id', '=', id).execute();
     return Number(r.numDeletedRows) === 1;
   }
   async revokeCredential(id: string, at: string): Promise<void> {

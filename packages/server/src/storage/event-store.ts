@@ -1,3 +1,7 @@
+/**
+ * The central event log's table: inserts in batches (the event service's write-behind, and
+ * device events stored once per event id), queries with the API's filters, and purges by age.
+ */
 import type { EventView } from '@garrison/protocol';
 import { deleteInBatches, insertChunks, type ColumnTypes, type Db } from './database.ts';
 import type { EventsTable } from './schema.ts';
@@ -17,6 +21,7 @@ const EVENT_COLUMNS: ColumnTypes<Omit<EventsTable, 'id'>> = {
   actor_id: 'text',
   actor_via: 'text',
   actor_address: 'text',
+  event_id: 'text',
 };
 
 export const Severity = { info: 'info', warning: 'warning', error: 'error' } as const;
@@ -86,8 +91,41 @@ export class EventStore {
       actor_id: e.actorId ?? null,
       actor_via: e.via ?? null,
       actor_address: e.address ?? null,
+      event_id: null,
     }));
     for (const into of insertChunks(this.#db.dialect, rows, EVENT_COLUMNS)) await into(this.#db.kysely.insertInto('events')).execute();
+  }
+  /**
+   * Device events (ADR 0020), each stored once per device and event id however often the
+   * agent resends it: one transaction for the batch, rows already there skipped by the unique
+   * index (device_id, event_id). Resolves once they are committed (the agent is acknowledged after).
+   */
+  async insertDeviceEvents(events: readonly (NewEvent & { deviceId: string; eventId: string })[]): Promise<void> {
+    if (events.length === 0) return;
+    const rows: Omit<EventsTable, 'id'>[] = events.map((e) => ({
+      time: e.time,
+      severity: e.severity,
+      kind: e.kind,
+      message: e.message,
+      actor: e.actor ?? null,
+      device_id: e.deviceId,
+      group_id: e.groupId ?? null,
+      task_id: e.taskId ?? null,
+      run_id: e.runId ?? null,
+      product: e.product ?? null,
+      data: e.data ? JSON.stringify(e.data) : null,
+      actor_id: e.actorId ?? null,
+      actor_via: e.via ?? null,
+      actor_address: e.address ?? null,
+      event_id: e.eventId,
+    }));
+    await this.#db.kysely.transaction().execute(async (trx) => {
+      for (const into of insertChunks(this.#db.dialect, rows, EVENT_COLUMNS)) {
+        await into(trx.insertInto('events'))
+          .onConflict((oc) => oc.columns(['device_id', 'event_id']).where('event_id', 'is not', null).doNothing())
+          .execute();
+      }
+    });
   }
   async queryEvents(f: EventFilter): Promise<StoredEvent[]> {
     let q = this.#db.kysely.selectFrom('events').selectAll();

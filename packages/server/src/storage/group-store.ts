@@ -11,8 +11,9 @@ function toGroup(r: GroupsTable): Group {
     parentId: r.parent_id,
     name: r.name,
     blockInheritance: r.block_inheritance === 1,
-    checkInIntervalMinutes: r.check_in_interval_minutes,
-    policyEnforcementMinutes: r.policy_enforcement_minutes,
+    // Not read since migration 0013 made them policies: the group service fills these from the group's own agent policy.
+    checkInIntervalMinutes: null,
+    policyEnforcementMinutes: null,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -53,8 +54,6 @@ export class GroupStore {
         parent_id: g.parentId,
         name: g.name,
         block_inheritance: g.blockInheritance ? 1 : 0,
-        check_in_interval_minutes: g.checkInIntervalMinutes,
-        policy_enforcement_minutes: g.policyEnforcementMinutes,
         updated_at: g.updatedAt,
       })
       .where('id', '=', g.id)

@@ -209,6 +209,8 @@ export interface EventsTable {
   /** console | cli | api-token | agent | system */
   actor_via: string | null;
   actor_address: string | null;
+  /** Migration 0014: the agent's id of a device event (unique per device); null for every other event. */
+  event_id: string | null;
 }
 
 export interface SecretsTable {
@@ -254,6 +256,8 @@ export interface DeploymentsTable {
   action: string;
   remove_conflicts: number;
   rollout: string | null;
+  /** 0/1: the assignment's steps ignore the device's maintenance windows (0015). */
+  urgent: Generated<number>;
   created_at: string;
   updated_at: string;
 }
@@ -367,7 +371,55 @@ export interface InstallationPackagesTable {
   created_at: string;
 }
 
+/** Migration 0013: product policies (`settings`, `locked`, `profiles` are JSON text). */
+export interface PoliciesTable {
+  id: string;
+  name: string;
+  description: string;
+  product: string;
+  revision: number;
+  settings: string;
+  locked: string;
+  profiles: string;
+  created_at: string;
+  created_by: string;
+  updated_at: string;
+  updated_by: string;
+}
+
+/** Migration 0013: every revision of a policy, as its export document (JSON). */
+export interface PolicyRevisionsTable {
+  policy_id: string;
+  revision: number;
+  document: string;
+  changed_at: string;
+  changed_by: string;
+}
+
+/** Migration 0013: what a group says about a product's policy (primary key group + product). */
+export interface PolicyAssignmentsTable {
+  group_id: string;
+  product: string;
+  policy_id: string | null;
+  block_inheritance: number;
+}
+
+/** Migration 0014: each device's last policy report per product (`drift` is JSON). */
+export interface DevicePolicyStatusTable {
+  device_id: string;
+  product: string;
+  applied_revision: string | null;
+  state: string;
+  drift: string;
+  reason: string | null;
+  reported_at: string;
+}
+
 export interface Database {
+  policies: PoliciesTable;
+  policy_revisions: PolicyRevisionsTable;
+  policy_assignments: PolicyAssignmentsTable;
+  device_policy_status: DevicePolicyStatusTable;
   installation_packages: InstallationPackagesTable;
   sign_in_pending: SignInPendingTable;
   server_instances: ServerInstancesTable;
