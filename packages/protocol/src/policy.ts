@@ -20,6 +20,7 @@
  */
 import { Type, type Static } from 'typebox';
 import { Selection } from './scope.ts';
+import { WeekdaySchema } from './schedule.ts';
 
 const Name = Type.String({ minLength: 1, maxLength: 200 });
 /** A setting's name: a top-level property of the product's policy settings schema. */
@@ -240,15 +241,6 @@ export type PolicyPreview = Static<typeof PolicyPreview>;
 
 // --- Maintenance windows -------------------------------------------------------------------
 
-const WeekdaySchema = Type.Union([
-  Type.Literal('sun'),
-  Type.Literal('mon'),
-  Type.Literal('tue'),
-  Type.Literal('wed'),
-  Type.Literal('thu'),
-  Type.Literal('fri'),
-  Type.Literal('sat'),
-]);
 /**
  * A recurring window: on each of `days`, from `start` for `durationMinutes` (a window may run
  * past midnight into the next day), in the time basis ("local", "UTC" or an IANA zone), as

@@ -5,7 +5,7 @@ export const Weekday = { sun: 'sun', mon: 'mon', tue: 'tue', wed: 'wed', thu: 't
 export type Weekday = (typeof Weekday)[keyof typeof Weekday];
 export const weekdays: readonly Weekday[] = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 
-const WeekdaySchema = Type.Union([
+export const WeekdaySchema = Type.Union([
   Type.Literal('sun'),
   Type.Literal('mon'),
   Type.Literal('tue'),

@@ -10,7 +10,7 @@ import path from 'node:path';
 import * as tar from 'tar';
 import type { Run, Task } from '@garrison/protocol';
 import { loadServerPlugins, PluginLoadError } from '../src/plugins/loader.ts';
-import { ROOT, dbKinds, startAgent, startTestServer, tempDir, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
+import { ROOT, agentCli, dbKinds, startAgent, startTestServer, tempDir, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
 
 const EXAMPLE = path.join(ROOT, 'docs/examples/hello-plugin');
 
@@ -59,6 +59,25 @@ for (const kind of dbKinds) {
       await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${stop.id}/results`)).body[0]?.state === 'succeeded', { what: 'stopped', output: a.output });
       await t.api('POST', `/api/v1/tasks/${greet.id}/run`, {});
       await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${greet.id}/results`)).body[0]?.state === 'skipped', { what: 'greet skipped', output: a.output });
+      // Its policy type (docs/plugins.md): the greeting set and locked for the group, applied by the agent half.
+      const start = (await t.api<Task>('POST', '/api/v1/tasks', { name: 'start hello', product: 'hello', type: 'start', settings: {}, schedule: { triggers: [{ type: 'on-demand' }] }, scope: { type: 'group', groupId: g } })).body;
+      await t.api('POST', `/api/v1/tasks/${start.id}/run`, {});
+      await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${start.id}/results`)).body[0]?.state === 'succeeded', { what: 'started', output: a.output });
+      assert.equal((await t.api<{ error: { code: string } }>('POST', '/api/v1/policies', { name: 'farewell', product: 'hello', settings: { greeting: 'goodbye' } })).body.error.code, 'POLICY_INVALID');
+      const policy = await t.api<{ id: string }>('POST', '/api/v1/policies', { name: 'French', product: 'hello', settings: { greeting: 'bonjour' }, locked: ['greeting'] });
+      assert.equal(policy.status, 201, JSON.stringify(policy.body));
+      await t.api('PUT', `/api/v1/groups/${g}/policies/hello`, { policyId: policy.body.id, blockInheritance: false });
+      const configFile = path.join(a.stateDir, 'products', 'hello', 'config.json');
+      const config = async () => JSON.parse(await readFile(configFile, 'utf8').catch(() => '{}')) as { greeting?: string };
+      await waitFor(async () => (await config()).greeting === 'bonjour', { what: 'the policy applied on the device', output: a.output });
+      await t.api('POST', `/api/v1/tasks/${greet.id}/run`, {});
+      const french = await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${greet.id}/results`)).body.find((r) => r.state === 'succeeded' && r.outputTail?.startsWith('BONJOUR')), { what: 'greeted in French', output: a.output });
+      assert.equal(french.outputTail, 'BONJOUR, WORLD!\n');
+      // The locked greeting edited on the device is put back at an enforcement, and the event reaches the central log.
+      await writeFile(configFile, JSON.stringify({ ...(await config()), greeting: 'hi' }));
+      assert.equal((await agentCli(a.stateDir, ['policy', 'enforce'])).code, 0);
+      assert.equal((await config()).greeting, 'bonjour');
+      await waitFor(async () => (await t.api<unknown[]>('GET', `/api/v1/events?deviceId=${a.deviceId}&kind=hello.policy.restored`)).body.length === 1, { what: 'hello.policy.restored', output: a.output });
     });
 
     it('stops the server start with a clear error for a broken plug-in', async () => {

@@ -3,13 +3,15 @@
  * enrols, the initial deployment installs the group's products (the scanner, then its
  * definitions) from signed packages, the scanner's tasks run only while its service runs,
  * a scan finds the EICAR test file and reports it as an event, and newer definitions
- * checked into the repository reach the device at its next check-in.
+ * checked into the repository reach the device at its next check-in. Then its policy: locked
+ * at the top group, a subgroup's profile for tagged devices, real-time protection quarantining
+ * EICAR as it is written, and a locked setting changed on the device put back.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { readFile, writeFile, mkdir, access } from 'node:fs/promises';
 import path from 'node:path';
-import type { DeviceProductState, Run, Task } from '@garrison/protocol';
+import type { DevicePolicyView, DeviceProductState, Policy, Run, Task } from '@garrison/protocol';
 import { buildScannerPackages } from '@garrison/sample-scanner/build-packages';
 import { EICAR_TEST_STRING } from '@garrison/sample-scanner/definitions';
 import { agentCli, dbKinds, startAgent, startTestServer, tempDir, waitFor, type AgentProcess, type TestServer } from './helpers.ts';
@@ -97,6 +99,63 @@ for (const kind of dbKinds) {
       const updated = await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${update.id}/results`)).body.find((r) => r.state === 'succeeded'), { what: 'definitions reloaded', output: a.output });
       assert.equal(updated.cause, 'repository-content');
       assert.match(updated.outputTail ?? '', /2026\.11\.22\.1/);
+
+      // The scanner's policy: real-time protection of a folder, the action locked at the top group.
+      const watched = await tempDir('garrison-watched-');
+      const root = (await t.api<{ id: string; parentId: string | null }[]>('GET', '/api/v1/groups')).body.find((g) => g.parentId === null)!.id;
+      const top = await t.api<Policy>('POST', '/api/v1/policies', {
+        name: 'Scanner: organisation',
+        product: 'sample-scanner',
+        settings: { realTimeProtection: true, watchedFolders: [watched], detectionAction: 'quarantine' },
+        locked: ['detectionAction', 'watchedFolders'],
+      });
+      assert.equal(top.status, 201, JSON.stringify(top.body));
+      assert.equal((await t.api('PUT', `/api/v1/groups/${root}/policies/sample-scanner`, { policyId: top.body.id, blockInheritance: false })).status, 200);
+      // The subgroup's own policy tries to report only (the lock above wins) and has a profile for kiosks.
+      const sub = await t.api<Policy>('POST', '/api/v1/policies', {
+        name: 'Scanner: protected',
+        product: 'sample-scanner',
+        settings: { detectionAction: 'report' },
+        profiles: [{ id: 'kiosk', name: 'Kiosks', priority: 1, enabled: true, condition: { tags: ['kiosk'] }, settings: { exclusions: ['*.skip'] }, locked: [] }],
+      });
+      assert.equal(sub.status, 201, JSON.stringify(sub.body));
+      assert.equal((await t.api('PUT', `/api/v1/groups/${group}/policies/sample-scanner`, { policyId: sub.body.id, blockInheritance: false })).status, 200);
+      assert.equal((await t.api('PATCH', `/api/v1/devices/${a.deviceId}`, { tags: ['kiosk'] })).status, 200);
+
+      const effective = await waitFor(async () => {
+        const v = (await t.api<DevicePolicyView>('GET', `/api/v1/devices/${a.deviceId}/policy`)).body;
+        const scanner = v.products.find((p) => p.product === 'sample-scanner');
+        const state = v.compliance.find((c) => c.product === 'sample-scanner');
+        return scanner && state?.state === 'compliant' && state.appliedRevision === scanner.revision && scanner;
+      }, { what: 'the scanner policy applied and reported compliant', timeoutMs: 30_000, output: a.output });
+      assert.equal(effective.settings.detectionAction!.value, 'quarantine');
+      assert.equal(effective.settings.detectionAction!.lockedBy?.kind, 'policy');
+      assert.deepEqual(effective.settings.detectionAction!.overridden.map((o) => o.value), ['report']);
+      assert.deepEqual(effective.settings.exclusions!.value, ['*.skip']);
+      assert.equal(effective.settings.exclusions!.origin.kind, 'profile');
+      const scannerDir = path.join(a.stateDir, 'products', 'sample-scanner');
+      const config = async () => JSON.parse(await readFile(path.join(scannerDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+      assert.deepEqual((await config()).watchedFolders, [watched]);
+
+      // EICAR written into the watched folder is quarantined as it appears; an excluded file is not.
+      await writeFile(path.join(watched, 'spared.skip'), EICAR_TEST_STRING);
+      const written = performance.now();
+      await writeFile(path.join(watched, 'eicar.com'), EICAR_TEST_STRING);
+      const gone = async () => access(path.join(watched, 'eicar.com')).then(() => false, () => true);
+      await waitFor(gone, { what: 'EICAR quarantined', timeoutMs: 10_000, intervalMs: 10, output: a.output });
+      const quarantinedMs = performance.now() - written;
+      console.log(`# EICAR written into a watched folder was quarantined after ${quarantinedMs.toFixed(0)} ms`);
+      const detection = await waitFor(async () => (await t.api<{ kind: string; data: { path?: string; action?: string } }[]>('GET', `/api/v1/events?deviceId=${a.deviceId}&kind=sample-scanner.detection`)).body.find((e) => e.data.path === path.join(watched, 'eicar.com')), { what: 'the real-time detection in the central log', output: a.output });
+      assert.equal(detection.data.action, 'quarantined');
+      await access(path.join(watched, 'spared.skip')); // excluded by the kiosk profile
+
+      // A locked setting changed on the device is put back at the next enforcement, and logged centrally.
+      await writeFile(path.join(scannerDir, 'config.json'), JSON.stringify({ ...(await config()), detectionAction: 'report' }));
+      const enforce = await agentCli(a.stateDir, ['policy', 'enforce']);
+      assert.equal(enforce.code, 0, enforce.stderr);
+      assert.equal((await config()).detectionAction, 'quarantine');
+      const restored = await waitFor(async () => (await t.api<{ kind: string; data: { setting?: string } }[]>('GET', `/api/v1/events?deviceId=${a.deviceId}&kind=sample-scanner.policy.restored`)).body.find((e) => e.data.setting === 'detectionAction'), { what: 'the restored setting in the central log', output: a.output });
+      assert.ok(restored);
     });
   });
 }

@@ -24,6 +24,8 @@ export function registerDeployCommands(program: Command, state: RunState): void 
       .option('--unpin', 'follow the branch again')
       .option('--remove', 'uninstall the product from the devices of this group')
       .option('--remove-conflicts', "uninstall the products the package's manifest lists as conflicting first")
+      .option('--urgent', "install (or remove) at once, outside the devices' maintenance windows too")
+      .option('--no-urgent', 'wait for the maintenance windows again (the default)')
       .option('--pilot <group>', 'staged rollout: new versions go to this group first')
       .option('--phases <percentages>', 'staged rollout: then to these cumulative percentages of devices, e.g. 10,50,100')
       .option('--failure-threshold <percent>', 'staged rollout: halt when more than this share of installs fail (default 10)')
@@ -54,9 +56,10 @@ export function registerDeployCommands(program: Command, state: RunState): void 
         ...(opts.pin ? { pinnedVersion: opts.pin } : opts.unpin ? { pinnedVersion: null } : {}),
         ...(opts.remove ? { action: 'remove' } : { action: 'install' }),
         ...(opts.removeConflicts ? { removeConflicts: true } : {}),
+        ...(opts.urgent !== undefined ? { urgent: opts.urgent === true } : {}),
       };
       const a = await client.put<DeploymentAssignmentView>(`/groups/${seg(groupId)}/deployments/${seg(product!)}`, body);
-      io.print(a, () => `${a.product}: ${a.action === 'remove' ? 'remove' : `install ${a.pinnedVersion ? `version ${a.pinnedVersion}` : `from ${a.branch}`}`} on "${a.groupPath}" and its subgroups${a.rollout ? ' (staged rollout)' : ''}\n`);
+      io.print(a, () => `${a.product}: ${a.action === 'remove' ? 'remove' : `install ${a.pinnedVersion ? `version ${a.pinnedVersion}` : `from ${a.branch}`}`} on "${a.groupPath}" and its subgroups${a.rollout ? ' (staged rollout)' : ''}${a.urgent ? ' (urgent: ignores maintenance windows)' : ''}\n`);
     },
   );
 
@@ -93,13 +96,14 @@ export function registerDeployCommands(program: Command, state: RunState): void 
       io.print(list, () =>
         list.length
           ? table(
-              ['PRODUCT', 'ACTION', 'BRANCH', 'PINNED', 'REMOVE CONFLICTS', 'ROLLOUT', 'SET ON', 'UPDATED'],
+              ['PRODUCT', 'ACTION', 'BRANCH', 'PINNED', 'REMOVE CONFLICTS', 'URGENT', 'ROLLOUT', 'SET ON', 'UPDATED'],
               list.map((a) => [
                 a.product,
                 a.action,
                 a.branch,
                 a.pinnedVersion ?? '-',
                 a.removeConflicts ? 'yes' : 'no',
+                a.urgent ? 'yes' : 'no',
                 a.rolloutState
                   ? `${a.rolloutState.targetVersion}: ${a.rolloutState.state}${a.rolloutState.state === 'active' ? ` (${a.rolloutState.phases[a.rolloutState.phase]})` : ''}${a.rolloutState.reason ? ` - ${a.rolloutState.reason}` : ''}`
                   : a.rollout

@@ -113,6 +113,7 @@ function Assignments() {
                           <td>
                             <StateBadge state={a.action} label={a.action === 'install' ? 'install' : 'remove'} />
                             {a.removeConflicts ? <div className="muted small">removes conflicting products first</div> : null}
+                            {a.urgent ? <div className="muted small">urgent: ignores maintenance windows</div> : null}
                           </td>
                           <td>{a.action === 'remove' ? <span className="muted">—</span> : a.pinnedVersion ? <>pinned <code>{a.pinnedVersion}</code></> : <>newest in <StateBadge state={a.branch} /></>}</td>
                           <td>
@@ -226,6 +227,7 @@ function AssignForm({ groupId, groupPath, initial, onClose, onSaved }: { groupId
   const [branch, setBranch] = useState<Branch>(initial?.branch ?? 'current');
   const [pinned, setPinned] = useState(initial?.pinnedVersion ?? '');
   const [removeConflicts, setRemoveConflicts] = useState(initial?.removeConflicts ?? false);
+  const [urgent, setUrgent] = useState(initial?.urgent ?? false);
   const [staged, setStaged] = useState(!!initial?.rollout);
   const [pilot, setPilot] = useState(initial?.rollout?.pilotGroupId ?? '');
   const [phases, setPhases] = useState(initial?.rollout?.percentages?.join(', ') ?? '10, 50, 100');
@@ -241,7 +243,7 @@ function AssignForm({ groupId, groupPath, initial, onClose, onSaved }: { groupId
     e.preventDefault();
     const p = product.trim();
     if (!PRODUCT_ID.test(p)) return setError(checkError('A product id is lower-case letters, digits, ".", "_" or "-" (e.g. sample-scanner).'));
-    const body: Record<string, unknown> = { action, removeConflicts };
+    const body: Record<string, unknown> = { action, removeConflicts, urgent };
     if (action === 'install') {
       body.branch = branch;
       body.pinnedVersion = pinned || null;
@@ -351,6 +353,9 @@ function AssignForm({ groupId, groupPath, initial, onClose, onSaved }: { groupId
       ) : null}
       <Field inline label="Remove conflicting products first" hint="Uninstall the products the package's manifest lists as conflicting before installing.">
         <input type="checkbox" checked={removeConflicts} onChange={(e) => setRemoveConflicts(e.target.checked)} />
+      </Field>
+      <Field inline label="Urgent (ignore maintenance windows)" hint="Devices carry it out at once; otherwise installs and removals wait for the maintenance windows of the agent policy.">
+        <input type="checkbox" checked={urgent} onChange={(e) => setUrgent(e.target.checked)} />
       </Field>
     </DialogForm>
   );

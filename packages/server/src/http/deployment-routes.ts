@@ -1,23 +1,15 @@
 /** Product deployment over the API: assignments per group and deployment state per device. */
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { BranchSchema, Rollout } from '@garrison/protocol';
+import { DeploymentAssign } from '@garrison/protocol';
 import type { Services } from '../services/services.ts';
 import { Permission } from '../services/actor.ts';
 import { needs } from './access.ts';
 
 const GroupParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
 const AssignParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }), product: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,63}$' }) });
-const AssignBody = Type.Object(
-  {
-    branch: Type.Optional(BranchSchema),
-    pinnedVersion: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()])),
-    action: Type.Optional(Type.Union([Type.Literal('install'), Type.Literal('remove')])),
-    removeConflicts: Type.Optional(Type.Boolean()),
-    rollout: Type.Optional(Type.Union([Rollout, Type.Null()])),
-  },
-  { additionalProperties: false },
-);
+/** The protocol's DeploymentAssign without the product (it is in the path), so a new field reaches the route and the OpenAPI document. */
+const AssignBody = Type.Omit(DeploymentAssign, ['product'], { additionalProperties: false });
 const ListQuery = Type.Object({ groupId: Type.Optional(Type.String()) }, { additionalProperties: false });
 const ComplianceQuery = Type.Object(
   {

@@ -70,29 +70,33 @@ function toEvent(r: EventsTable & { id: number }): StoredEvent {
   };
 }
 
+function eventRow(e: NewEvent, eventId: string | null): Omit<EventsTable, 'id'> {
+  return {
+    time: e.time,
+    severity: e.severity,
+    kind: e.kind,
+    message: e.message,
+    actor: e.actor ?? null,
+    device_id: e.deviceId ?? null,
+    group_id: e.groupId ?? null,
+    task_id: e.taskId ?? null,
+    run_id: e.runId ?? null,
+    product: e.product ?? null,
+    data: e.data ? JSON.stringify(e.data) : null,
+    actor_id: e.actorId ?? null,
+    actor_via: e.via ?? null,
+    actor_address: e.address ?? null,
+    event_id: eventId,
+  };
+}
+
 export class EventStore {
   readonly #db: Db;
   constructor(db: Db) {
     this.#db = db;
   }
   async insertEvents(events: readonly NewEvent[]): Promise<void> {
-    const rows: Omit<EventsTable, 'id'>[] = events.map((e) => ({
-      time: e.time,
-      severity: e.severity,
-      kind: e.kind,
-      message: e.message,
-      actor: e.actor ?? null,
-      device_id: e.deviceId ?? null,
-      group_id: e.groupId ?? null,
-      task_id: e.taskId ?? null,
-      run_id: e.runId ?? null,
-      product: e.product ?? null,
-      data: e.data ? JSON.stringify(e.data) : null,
-      actor_id: e.actorId ?? null,
-      actor_via: e.via ?? null,
-      actor_address: e.address ?? null,
-      event_id: null,
-    }));
+    const rows = events.map((e) => eventRow(e, null));
     for (const into of insertChunks(this.#db.dialect, rows, EVENT_COLUMNS)) await into(this.#db.kysely.insertInto('events')).execute();
   }
   /**
@@ -102,23 +106,7 @@ export class EventStore {
    */
   async insertDeviceEvents(events: readonly (NewEvent & { deviceId: string; eventId: string })[]): Promise<void> {
     if (events.length === 0) return;
-    const rows: Omit<EventsTable, 'id'>[] = events.map((e) => ({
-      time: e.time,
-      severity: e.severity,
-      kind: e.kind,
-      message: e.message,
-      actor: e.actor ?? null,
-      device_id: e.deviceId,
-      group_id: e.groupId ?? null,
-      task_id: e.taskId ?? null,
-      run_id: e.runId ?? null,
-      product: e.product ?? null,
-      data: e.data ? JSON.stringify(e.data) : null,
-      actor_id: e.actorId ?? null,
-      actor_via: e.via ?? null,
-      actor_address: e.address ?? null,
-      event_id: e.eventId,
-    }));
+    const rows = events.map((e) => eventRow(e, e.eventId));
     await this.#db.kysely.transaction().execute(async (trx) => {
       for (const into of insertChunks(this.#db.dialect, rows, EVENT_COLUMNS)) {
         await into(trx.insertInto('events'))
