@@ -1,80 +1,123 @@
 /**
- * Maintenance windows (ADR 0020): recurring periods, from the agent's policy, inside which
- * tasks limited to windows run and deployment installs happen. Pure: the windows, the instant
- * and the device's own zone come in.
+ * Maintenance windows: weekly wall-clock periods ("Sun 02:00 for 4 hours, device local time")
+ * during which installs, updates and window-only tasks may run (the agent policy's
+ * `maintenanceWindows`, packages/protocol/src/policy.ts).
  *
- * A window is "on each of `days`, from `start` for `durationMinutes`" in its time basis
- * ("local" or absent: the device's zone; "UTC"; an IANA zone), read as schedules read theirs
- * (zoned-time.ts): a start inside a spring-forward gap begins at the first instant after the
- * gap, an ambiguous one at the earlier instant. The duration is elapsed time, so a window may
- * run past midnight into the next day, and across the end of the week. Overlapping or
- * touching windows count as one for `end`. No windows at all means no restriction.
+ * Why here: the agent defers work to the next window and the server shows each device's next
+ * window; both must compute the same instants, so the rule is pure and shared, on top of the
+ * same zoned-time helpers schedules use (no clock: `now` comes in).
+ *
+ * Rules:
+ * - a window occurs on each of its `days` at `start` wall time in its zone (`timeBasis`:
+ *   absent or "local" = the device's zone, "UTC", or an IANA name, as schedules read it);
+ * - DST follows the schedule rules (zoned-time.ts): a start in a spring-forward gap (02:30 on
+ *   the day clocks jump 02:00 → 03:00) begins at the gap's end, 03:00; an ambiguous start
+ *   (fall-back) is the first pass through the repeated hour;
+ * - `durationMinutes` is elapsed time, not wall time: a 4-hour window is 4 real hours even
+ *   across a clock change (the trade-off: its wall-clock end moves by an hour twice a year,
+ *   but its length — what an administrator budgets an install for — never does);
+ * - windows run past midnight and past the end of the week (Sat 22:00 for 6 hours ends Sun
+ *   04:00); overlapping or touching occurrences, of one window or several, merge into one
+ *   period, so `end` is where the merged period ends;
+ * - no windows at all means no restriction: inMaintenanceWindow is true, nextMaintenanceWindow
+ *   null.
+ * An unknown zone throws a RangeError (validation happens where the policy is saved).
  */
 import type { MaintenanceWindow } from '@garrison/protocol';
-import { civilFromDayNumber, DAY_MS, localDayNumber, wallTimeToInstant, weekdayOfDayNumber } from './zoned-time.ts';
+import { DAY_MS, civilFromDayNumber, localDayNumber, wallTimeToInstant, weekdayOfDayNumber } from './zoned-time.ts';
 
 const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
-const MINUTE_MS = 60_000;
-/** The longest window is a week: looking back 8 days and ahead 15 finds every occurrence that matters. */
-const BACK_DAYS = 8;
-const AHEAD_DAYS = 15;
 
-function zoneOf(window: MaintenanceWindow, localZone: string): string {
-  const basis = window.timeBasis;
-  return basis === undefined || basis === 'local' ? localZone : basis;
+/** Windows last at most a week (schema maximum 10080 minutes): 8 days back covers any in force. */
+const LOOK_BACK_DAYS = 8;
+const FIRST_HORIZON_DAYS = 16;
+/** Past this, a chain of touching windows is reported as ending here (it never closes). */
+const MAX_HORIZON_DAYS = 512;
+const ZONE_SLACK_MS = 15 * 3_600_000;
+
+export interface MaintenancePeriod {
+  start: Date;
+  end: Date;
 }
 
-/** The occurrences [start, end) of every window that begin between `fromMs - 8 days` and `fromMs + 15 days`, sorted by start. */
-function occurrences(windows: readonly MaintenanceWindow[], fromMs: number, localZone: string): { start: number; end: number }[] {
-  const out: { start: number; end: number }[] = [];
+function windowZone(window: MaintenanceWindow, localZone: string): string {
+  const basis = window.timeBasis;
+  if (basis === undefined || basis === 'local') return localZone;
+  return basis;
+}
+
+function parseStart(start: string): { hour: number; minute: number } {
+  const m = /^([01][0-9]|2[0-3]):([0-5][0-9])$/.exec(start);
+  if (m === null) throw new RangeError(`Invalid maintenance window start "${start}" (use HH:MM)`);
+  return { hour: Number(m[1]), minute: Number(m[2]) };
+}
+
+/** Occurrences [start, end) in ms of every window whose local start day is in [from, to] (day numbers relative to today per zone). */
+function occurrences(windows: readonly MaintenanceWindow[], nowMs: number, localZone: string, back: number, ahead: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
   for (const w of windows) {
-    const zone = zoneOf(w, localZone);
-    const [hh, mm] = w.start.split(':').map(Number) as [number, number];
-    const days = new Set(w.days);
-    const today = localDayNumber(fromMs, zone);
-    for (let n = today - BACK_DAYS; n <= today + AHEAD_DAYS; n++) {
-      if (!days.has(WEEKDAYS[weekdayOfDayNumber(n)]!)) continue;
-      const { year, month, day } = civilFromDayNumber(n);
-      const start = wallTimeToInstant({ year, month, day, hour: hh, minute: mm, second: 0 }, zone);
-      out.push({ start, end: start + w.durationMinutes * MINUTE_MS });
+    const zone = windowZone(w, localZone);
+    const { hour, minute } = parseStart(w.start);
+    const days = new Set<number>(w.days.map((d) => WEEKDAYS.indexOf(d as (typeof WEEKDAYS)[number])));
+    const today = localDayNumber(nowMs, zone);
+    const durationMs = w.durationMinutes * 60_000;
+    for (let day = today - back; day <= today + ahead; day++) {
+      if (!days.has(weekdayOfDayNumber(day))) continue;
+      const { year, month, day: dom } = civilFromDayNumber(day);
+      const start = wallTimeToInstant({ year, month, day: dom, hour, minute, second: 0 }, zone);
+      out.push([start, start + durationMs]);
     }
   }
-  return out.sort((a, b) => a.start - b.start);
+  return out;
 }
 
-/** True when `now` is inside a window, or there are no windows (no restriction). */
-export function inMaintenanceWindow(windows: readonly MaintenanceWindow[], now: Date, localZone: string): boolean {
-  if (windows.length === 0) return true;
-  const t = now.getTime();
-  return occurrences(windows, t, localZone).some((o) => o.start <= t && t < o.end);
+function merge(intervals: Array<[number, number]>): Array<[number, number]> {
+  intervals.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const merged: Array<[number, number]> = [];
+  for (const iv of intervals) {
+    const last = merged[merged.length - 1];
+    if (last !== undefined && iv[0] <= last[1]) last[1] = Math.max(last[1], iv[1]);
+    else merged.push([iv[0], iv[1]]);
+  }
+  return merged;
 }
 
 /**
- * The window in force at `now` (start ≤ now < end) or else the next one; overlapping and
- * touching occurrences are merged, so `end` is when the device leaves maintenance. Null when
- * there are no windows.
+ * The period in force at `now` (start ≤ now < end) or the next one; null when there are no
+ * windows. Overlapping and touching windows are merged, so `end` is when the device leaves
+ * maintenance time.
  */
-export function nextMaintenanceWindow(windows: readonly MaintenanceWindow[], now: Date, localZone: string): { start: Date; end: Date } | null {
+export function nextMaintenanceWindow(windows: readonly MaintenanceWindow[], now: Date, localZone: string): MaintenancePeriod | null {
   if (windows.length === 0) return null;
-  const t = now.getTime();
-  const all = occurrences(windows, t, localZone);
-  // Merge into disjoint periods.
-  const merged: { start: number; end: number }[] = [];
-  for (const o of all) {
-    const last = merged[merged.length - 1];
-    if (last !== undefined && o.start <= last.end) last.end = Math.max(last.end, o.end);
-    else merged.push({ ...o });
+  const nowMs = now.getTime();
+  for (let ahead = FIRST_HORIZON_DAYS; ; ahead *= 2) {
+    const merged = merge(occurrences(windows, nowMs, localZone, LOOK_BACK_DAYS, ahead));
+    const pick = merged.find((iv) => iv[1] > nowMs);
+    // Occurrences on days past the horizon start no earlier than this instant: a period ending
+    // before it cannot be extended by them, so it is final.
+    const unseen = nowMs + (ahead - 1) * DAY_MS - ZONE_SLACK_MS;
+    if (pick !== undefined && pick[1] < unseen) return { start: new Date(pick[0]), end: new Date(pick[1]) };
+    if (ahead >= MAX_HORIZON_DAYS) {
+      if (pick === undefined) return null;
+      return { start: new Date(pick[0]), end: new Date(pick[1]) };
+    }
   }
-  const hit = merged.find((m) => m.end > t);
-  return hit === undefined ? null : { start: new Date(hit.start), end: new Date(hit.end) };
 }
 
-/** When a run that may only start inside a window can start: now if inside one, else the next window's start. Null: never within the horizon (no occurrence ahead). */
+/** True when `now` is inside a maintenance window, or when there are no windows (no restriction). */
+export function inMaintenanceWindow(windows: readonly MaintenanceWindow[], now: Date, localZone: string): boolean {
+  if (windows.length === 0) return true;
+  const period = nextMaintenanceWindow(windows, now, localZone);
+  return period !== null && period.start.getTime() <= now.getTime();
+}
+
+/**
+ * When work that may only start inside a window can start: `now` when inside one (or when
+ * there are no windows), else the next window's start; null when no window ever opens.
+ */
 export function maintenanceStart(windows: readonly MaintenanceWindow[], now: Date, localZone: string): Date | null {
-  const next = nextMaintenanceWindow(windows, now, localZone);
   if (windows.length === 0) return now;
+  const next = nextMaintenanceWindow(windows, now, localZone);
   if (next === null) return null;
   return next.start.getTime() <= now.getTime() ? now : next.start;
 }
-
-export const MAINTENANCE_HORIZON_MS = AHEAD_DAYS * DAY_MS;

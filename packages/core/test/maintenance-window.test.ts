@@ -1,71 +1,92 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MaintenanceWindow } from '@garrison/protocol';
-import { inMaintenanceWindow, maintenanceStart, nextMaintenanceWindow } from '../src/index.ts';
+import { inMaintenanceWindow, nextMaintenanceWindow } from '../src/index.ts';
 
-const at = (iso: string) => new Date(iso);
-const iso = (d: Date | null | undefined) => d?.toISOString() ?? null;
-const win = (w: Partial<MaintenanceWindow> & Pick<MaintenanceWindow, 'days' | 'start' | 'durationMinutes'>): MaintenanceWindow => w;
+const W = (w: unknown): MaintenanceWindow => w as MaintenanceWindow;
+const d = (iso: string): Date => new Date(iso);
+function next(windows: unknown[], now: string, zone: string): { start: string; end: string } | null {
+  const p = nextMaintenanceWindow(windows.map(W), d(now), zone);
+  return p === null ? null : { start: p.start.toISOString(), end: p.end.toISOString() };
+}
 
 describe('maintenance windows', () => {
-  it('no windows: no restriction, and no next window', () => {
-    assert.equal(inMaintenanceWindow([], at('2026-12-02T12:00:00Z'), 'UTC'), true);
-    assert.equal(nextMaintenanceWindow([], at('2026-12-02T12:00:00Z'), 'UTC'), null);
-    assert.equal(iso(maintenanceStart([], at('2026-12-02T12:00:00Z'), 'UTC')), '2026-12-02T12:00:00.000Z');
+  it('no windows means no restriction', () => {
+    assert.equal(inMaintenanceWindow([], d('2026-03-01T12:00:00Z'), 'UTC'), true);
+    assert.equal(nextMaintenanceWindow([], d('2026-03-01T12:00:00Z'), 'UTC'), null);
   });
 
-  it('in the window, before it and after it (UTC, Wednesday 2026-12-02)', () => {
-    const w = [win({ days: ['wed'], start: '22:00', durationMinutes: 120, timeBasis: 'UTC' })];
-    assert.equal(inMaintenanceWindow(w, at('2026-12-02T21:59:59Z'), 'Europe/Paris'), false);
-    assert.equal(inMaintenanceWindow(w, at('2026-12-02T22:00:00Z'), 'Europe/Paris'), true);
-    assert.equal(inMaintenanceWindow(w, at('2026-12-02T23:59:59Z'), 'Europe/Paris'), true);
-    assert.equal(inMaintenanceWindow(w, at('2026-12-03T00:00:00Z'), 'Europe/Paris'), false); // past midnight: ended
-    const next = nextMaintenanceWindow(w, at('2026-12-02T12:00:00Z'), 'UTC')!;
-    assert.deepEqual([iso(next.start), iso(next.end)], ['2026-12-02T22:00:00.000Z', '2026-12-03T00:00:00.000Z']);
-    const after = nextMaintenanceWindow(w, at('2026-12-03T00:00:00Z'), 'UTC')!;
-    assert.equal(iso(after.start), '2026-12-09T22:00:00.000Z');
-    assert.equal(iso(maintenanceStart(w, at('2026-12-02T23:00:00Z'), 'UTC')), '2026-12-02T23:00:00.000Z');
-    assert.equal(iso(maintenanceStart(w, at('2026-12-02T12:00:00Z'), 'UTC')), '2026-12-02T22:00:00.000Z');
+  it('finds the window in force and the next one (UTC)', () => {
+    const w = [{ days: ['sun'], start: '02:00', durationMinutes: 240 }];
+    // 2026-03-01 is a Sunday.
+    assert.deepEqual(next(w, '2026-03-01T03:00:00Z', 'UTC'), { start: '2026-03-01T02:00:00.000Z', end: '2026-03-01T06:00:00.000Z' });
+    assert.equal(inMaintenanceWindow(w.map(W), d('2026-03-01T03:00:00Z'), 'UTC'), true);
+    assert.equal(inMaintenanceWindow(w.map(W), d('2026-03-01T06:00:00Z'), 'UTC'), false, 'end is exclusive');
+    assert.equal(inMaintenanceWindow(w.map(W), d('2026-03-01T02:00:00Z'), 'UTC'), true, 'start is inclusive');
+    assert.deepEqual(next(w, '2026-03-01T06:00:00Z', 'UTC'), { start: '2026-03-08T02:00:00.000Z', end: '2026-03-08T06:00:00.000Z' });
   });
 
-  it('a window past midnight and across the end of the week is in force on the next day', () => {
-    const w = [win({ days: ['sat'], start: '23:00', durationMinutes: 180, timeBasis: 'UTC' })];
-    assert.equal(inMaintenanceWindow(w, at('2026-12-06T01:30:00Z'), 'UTC'), true); // Sunday 01:30
-    assert.equal(inMaintenanceWindow(w, at('2026-12-06T02:00:00Z'), 'UTC'), false);
-    assert.equal(iso(nextMaintenanceWindow(w, at('2026-12-06T01:30:00Z'), 'UTC')!.start), '2026-12-05T23:00:00.000Z');
+  it('reads local time in the device zone and honours an explicit timeBasis', () => {
+    const local = [{ days: ['mon'], start: '22:00', durationMinutes: 60 }];
+    // Monday 2026-01-05 22:00 in Paris (UTC+1) = 21:00Z.
+    assert.deepEqual(next(local, '2026-01-05T12:00:00Z', 'Europe/Paris'), { start: '2026-01-05T21:00:00.000Z', end: '2026-01-05T22:00:00.000Z' });
+    const utc = [{ days: ['mon'], start: '22:00', durationMinutes: 60, timeBasis: 'UTC' }];
+    assert.deepEqual(next(utc, '2026-01-05T12:00:00Z', 'Europe/Paris'), { start: '2026-01-05T22:00:00.000Z', end: '2026-01-05T23:00:00.000Z' });
+    const ny = [{ days: ['mon'], start: '22:00', durationMinutes: 60, timeBasis: 'America/New_York' }];
+    assert.deepEqual(next(ny, '2026-01-05T12:00:00Z', 'Europe/Paris'), { start: '2026-01-06T03:00:00.000Z', end: '2026-01-06T04:00:00.000Z' });
   });
 
-  it('"local" (and no basis) is the device zone; an IANA basis is its own zone', () => {
-    const local = [win({ days: ['wed'], start: '02:00', durationMinutes: 60 })];
-    // 02:00 in Paris (winter, UTC+1) is 01:00Z.
-    assert.equal(iso(nextMaintenanceWindow(local, at('2026-12-01T12:00:00Z'), 'Europe/Paris')!.start), '2026-12-02T01:00:00.000Z');
-    assert.equal(iso(nextMaintenanceWindow(local, at('2026-12-01T12:00:00Z'), 'America/New_York')!.start), '2026-12-02T07:00:00.000Z');
-    const tokyo = [win({ days: ['wed'], start: '02:00', durationMinutes: 60, timeBasis: 'Asia/Tokyo' })];
-    assert.equal(iso(nextMaintenanceWindow(tokyo, at('2026-12-01T12:00:00Z'), 'Europe/Paris')!.start), '2026-12-01T17:00:00.000Z');
+  it('a start in the spring-forward gap begins at the end of the gap; duration is elapsed time', () => {
+    // Europe/Paris jumps 02:00 → 03:00 on Sunday 2026-03-29 (01:00Z).
+    const w = [{ days: ['sun'], start: '02:30', durationMinutes: 60 }];
+    assert.deepEqual(next(w, '2026-03-28T12:00:00Z', 'Europe/Paris'), { start: '2026-03-29T01:00:00.000Z', end: '2026-03-29T02:00:00.000Z' });
+    // The week after, 02:30 CEST = 00:30Z.
+    assert.deepEqual(next(w, '2026-03-29T02:00:00Z', 'Europe/Paris'), { start: '2026-04-05T00:30:00.000Z', end: '2026-04-05T01:30:00.000Z' });
+    // A window across the jump lasts its real duration: 01:00 CET (00:00Z) for 3 hours ends 03:00Z = 05:00 CEST.
+    const across = [{ days: ['sun'], start: '01:00', durationMinutes: 180 }];
+    assert.deepEqual(next(across, '2026-03-28T12:00:00Z', 'Europe/Paris'), { start: '2026-03-29T00:00:00.000Z', end: '2026-03-29T03:00:00.000Z' });
   });
 
-  it('daylight saving: a start in the spring-forward gap begins after it; the duration is elapsed time', () => {
-    // Europe/Paris 2026-03-29: 02:00 → 03:00 (UTC+1 → UTC+2).
-    const w = [win({ days: ['sun'], start: '02:30', durationMinutes: 60, timeBasis: 'Europe/Paris' })];
-    const n = nextMaintenanceWindow(w, at('2026-03-28T12:00:00Z'), 'UTC')!;
-    assert.deepEqual([iso(n.start), iso(n.end)], ['2026-03-29T01:00:00.000Z', '2026-03-29T02:00:00.000Z']); // 03:00 CEST, for an hour
-    // Fall back 2026-10-25: 03:00 → 02:00; 02:30 happens twice, the earlier one is used.
-    const f = nextMaintenanceWindow(w, at('2026-10-24T12:00:00Z'), 'UTC')!;
-    assert.equal(iso(f.start), '2026-10-25T00:30:00.000Z');
+  it('an ambiguous start (fall-back) is the first pass through the repeated hour', () => {
+    // Europe/Paris falls back 03:00 → 02:00 on Sunday 2026-10-25 (01:00Z); 02:30 first happens at 00:30Z.
+    const w = [{ days: ['sun'], start: '02:30', durationMinutes: 30 }];
+    assert.deepEqual(next(w, '2026-10-24T12:00:00Z', 'Europe/Paris'), { start: '2026-10-25T00:30:00.000Z', end: '2026-10-25T01:00:00.000Z' });
+    assert.equal(inMaintenanceWindow(w.map(W), d('2026-10-25T01:30:00Z'), 'Europe/Paris'), false, 'the second 02:30 is not a new window');
   });
 
-  it('overlapping and touching windows merge for the end', () => {
+  it('windows past midnight and across the end of the week', () => {
+    const w = [{ days: ['sat'], start: '22:00', durationMinutes: 360 }];
+    // Saturday 2026-03-07 22:00Z → Sunday 04:00Z.
+    assert.equal(inMaintenanceWindow(w.map(W), d('2026-03-08T03:59:00Z'), 'UTC'), true);
+    assert.deepEqual(next(w, '2026-03-08T01:00:00Z', 'UTC'), { start: '2026-03-07T22:00:00.000Z', end: '2026-03-08T04:00:00.000Z' });
+    assert.equal(inMaintenanceWindow(w.map(W), d('2026-03-08T04:00:00Z'), 'UTC'), false);
+    // A week-long window is in force from days back.
+    const week = [{ days: ['mon'], start: '00:00', durationMinutes: 10080 - 1 }];
+    assert.equal(inMaintenanceWindow(week.map(W), d('2026-03-08T23:58:00Z'), 'UTC'), true);
+    assert.equal(inMaintenanceWindow(week.map(W), d('2026-03-08T23:59:30Z'), 'UTC'), false);
+  });
+
+  it('merges overlapping and touching windows for end', () => {
     const w = [
-      win({ days: ['mon'], start: '20:00', durationMinutes: 120, timeBasis: 'UTC' }),
-      win({ days: ['mon'], start: '21:00', durationMinutes: 120, timeBasis: 'UTC' }),
-      win({ days: ['mon'], start: '23:00', durationMinutes: 30, timeBasis: 'UTC' }),
+      { days: ['tue'], start: '01:00', durationMinutes: 120 },
+      { days: ['tue'], start: '02:30', durationMinutes: 60, timeBasis: 'UTC' },
+      { days: ['tue'], start: '03:30', durationMinutes: 30 },
     ];
-    const n = nextMaintenanceWindow(w, at('2026-11-30T20:30:00Z'), 'UTC')!;
-    assert.deepEqual([iso(n.start), iso(n.end)], ['2026-11-30T20:00:00.000Z', '2026-11-30T23:30:00.000Z']);
+    assert.deepEqual(next(w, '2026-03-02T00:00:00Z', 'UTC'), { start: '2026-03-03T01:00:00.000Z', end: '2026-03-03T04:00:00.000Z' });
+    assert.deepEqual(next(w, '2026-03-03T03:45:00Z', 'UTC'), { start: '2026-03-03T01:00:00.000Z', end: '2026-03-03T04:00:00.000Z' });
+    // Every day, all day: one period that never closes within the horizon, in force now.
+    const always = [{ days: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'], start: '00:00', durationMinutes: 1440 }];
+    const p = nextMaintenanceWindow(always.map(W), d('2026-03-03T12:00:00Z'), 'UTC');
+    assert.ok(p !== null && p.start.getTime() <= Date.parse('2026-03-03T12:00:00Z') && p.end.getTime() > Date.parse('2026-06-01T00:00:00Z'));
   });
 
-  it('a week-long window on every day is always in force', () => {
-    const w = [win({ days: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'], start: '00:00', durationMinutes: 1440, timeBasis: 'UTC' })];
-    for (const t of ['2026-12-02T00:00:00Z', '2026-12-05T23:59:59Z', '2026-12-06T12:00:00Z']) assert.equal(inMaintenanceWindow(w, at(t), 'UTC'), true, t);
+  it('several days of one window; the next is found across a week gap', () => {
+    const w = [{ days: ['wed', 'fri'], start: '23:30', durationMinutes: 45 }];
+    assert.deepEqual(next(w, '2026-03-05T00:15:00Z', 'UTC'), { start: '2026-03-06T23:30:00.000Z', end: '2026-03-07T00:15:00.000Z' });
+    assert.deepEqual(next(w, '2026-03-07T00:15:00Z', 'UTC'), { start: '2026-03-11T23:30:00.000Z', end: '2026-03-12T00:15:00.000Z' });
+  });
+
+  it('an unknown zone is a RangeError', () => {
+    assert.throws(() => nextMaintenanceWindow([W({ days: ['mon'], start: '01:00', durationMinutes: 5 })], d('2026-03-01T00:00:00Z'), 'Mars/Olympus'), RangeError);
   });
 });
