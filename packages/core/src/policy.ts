@@ -15,8 +15,11 @@
  *   for everything below that group: a child policy or profile that sets it is recorded in
  *   `overridden` and not used, and a blocking group cannot escape it. Within the group that
  *   locks it, a later layer (a profile) may still change its value: the lock applies below.
+ * - Above a blocking group, a group's locked settings come down with the values that group
+ *   gives them (its policy and active profiles together).
  * - A lock is honoured only on a lockable setting; a setting the type does not know is
- *   ignored (the server refuses both when a policy is saved: policyShapeProblems).
+ *   ignored; a lock must come with a value from the same policy (the server refuses all three
+ *   when a policy is saved: policyShapeProblems).
  *
  * The revision is a digest of the effective values and locks, so an agent and the server
  * agree whether a device has what it should, whatever the policies' own revisions.
@@ -157,15 +160,18 @@ export class PolicyIndex {
       const policy = this.#policies.get(assignment.policyId);
       if (policy === undefined || policy.product !== product) continue;
       const inherited = level >= blockAt;
-      for (const layer of this.#compile(assignment.groupId, policy).layers) {
-        if (layer.matches !== null && !layer.matches(device)) continue;
+      const layers = this.#compile(assignment.groupId, policy).layers.filter((layer) => layer.matches === null || layer.matches(device));
+      const locksOf = (layer: Layer) => layer.locked.filter((k) => Object.hasOwn(settings, k) && (lockable === null || lockable.has(k)));
+      // What this group locks, by its policy and its active profiles together: above a blocking
+      // group these settings still come down, with the values this group gives them.
+      const levelLocks = new Set(layers.flatMap(locksOf));
+      for (const layer of layers) {
         if (layer.origin.kind === 'profile') active.push({ policyId: policy.id, profileId: layer.origin.profileId, profileName: layer.origin.profileName });
-        const locks = new Set(layer.locked.filter((k) => Object.hasOwn(settings, k) && (lockable === null || lockable.has(k))));
         for (const [key, value] of Object.entries(layer.settings)) {
           const s = settings[key];
           if (s === undefined) continue; // not a setting of this type
           // Above a blocking group only locked settings come down.
-          if (!inherited && !locks.has(key)) continue;
+          if (!inherited && !levelLocks.has(key)) continue;
           if (s.lockedBy !== null && s.lockLevel < level) {
             s.overridden.push({ origin: layer.origin, value: structuredClone(value) });
             continue;
@@ -173,7 +179,7 @@ export class PolicyIndex {
           s.value = structuredClone(value);
           s.origin = layer.origin;
         }
-        for (const key of locks) {
+        for (const key of locksOf(layer)) {
           const s = settings[key]!;
           if (s.lockedBy !== null && s.lockLevel < level) continue; // an ancestor's lock stands
           s.lockedBy = layer.origin;
@@ -247,11 +253,14 @@ export function policyShapeProblems(type: PolicyTypeFacts, policy: { settings: R
   const problems: string[] = [];
   const known = new Set(Object.keys(type.defaults));
   const lockable = type.lockable === null ? known : new Set(type.lockable);
-  const check = (where: string, settings: Readonly<Record<string, unknown>>, locked: readonly string[]) => {
+  // A lock freezes a value this policy gives (in the layer itself, or for a profile in its
+  // policy): locking an inherited value would lock whatever a blocking group below starts from.
+  const check = (where: string, settings: Readonly<Record<string, unknown>>, locked: readonly string[], base?: Readonly<Record<string, unknown>>) => {
     for (const key of Object.keys(settings)) if (!known.has(key)) problems.push(`${where}: "${key}" is not a setting of ${type.product}`);
     for (const key of locked) {
       if (!known.has(key)) problems.push(`${where}: cannot lock "${key}": it is not a setting of ${type.product}`);
       else if (!lockable.has(key)) problems.push(`${where}: "${key}" cannot be locked`);
+      else if (!Object.hasOwn(settings, key) && !(base !== undefined && Object.hasOwn(base, key))) problems.push(`${where}: cannot lock "${key}" without setting it`);
     }
     if (new Set(locked).size !== locked.length) problems.push(`${where}: a setting is locked twice`);
   };
@@ -260,7 +269,7 @@ export function policyShapeProblems(type: PolicyTypeFacts, policy: { settings: R
   for (const p of policy.profiles) {
     if (ids.has(p.id)) problems.push(`profile "${p.id}" appears twice`);
     ids.add(p.id);
-    check(`profile "${p.name}"`, p.settings, p.locked);
+    check(`profile "${p.name}"`, p.settings, p.locked, policy.settings);
   }
   return problems;
 }

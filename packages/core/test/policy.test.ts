@@ -174,6 +174,18 @@ describe('effective policy', () => {
     );
   });
 
+  it('blocking below a lock keeps the locked value, even when a profile of the locking policy locks what its base sets', () => {
+    const index = new PolicyIndex(
+      [scanner],
+      [policy('top', { maxSizeMb: 5 }), policy('web', { action: 'quarantine' }, [], [profile('all-linux', 1, { os: ['linux'] }, {}, ['action'])])],
+      [assign('root', 'top'), assign('web', 'web'), assign('frontend', null, true)],
+    );
+    const e = index.effective(device('d', 'frontend'), 'scanner', tree)!;
+    assert.equal(e.settings.action!.value, 'quarantine');
+    assert.equal(e.settings.action!.lockedBy?.kind, 'profile');
+    assert.equal(e.settings.maxSizeMb!.value, 100); // blocked, unlocked: the default
+  });
+
   it('an ancestor lock stands against a descendant lock of the same setting', () => {
     const index = new PolicyIndex([scanner], [policy('top', { action: 'quarantine' }, ['action']), policy('web', { action: 'report' }, ['action'])], [assign('root', 'top'), assign('web', 'web')]);
     const e = index.effective(device('d', 'frontend'), 'scanner', tree)!;
@@ -240,8 +252,11 @@ describe('revision, etag and changes', () => {
 describe('policyShapeProblems', () => {
   it('names unknown settings, unlockable and unknown locks, duplicate locks and profile ids', () => {
     assert.deepEqual(policyShapeProblems(scanner, { settings: { realTime: true }, locked: ['realTime'], profiles: [] }), []);
+    // A lock needs a value from the same policy (a profile may lock what its policy sets).
+    assert.deepEqual(policyShapeProblems(scanner, { settings: {}, locked: ['realTime'], profiles: [] }), ['policy: cannot lock "realTime" without setting it']);
+    assert.deepEqual(policyShapeProblems(scanner, { settings: { action: 'report' }, locked: [], profiles: [profile('p', 1, { tags: ['a'] }, {}, ['action'])] }), []);
     const problems = policyShapeProblems(scanner, {
-      settings: { nope: 1 },
+      settings: { nope: 1, action: 'report', maxSizeMb: 1 },
       locked: ['maxSizeMb', 'ghost', 'action', 'action'],
       profiles: [profile('x', 1, { tags: ['a'] }, { alsoNope: 2 }), profile('x', 2, { tags: ['b'] }, {})],
     });

@@ -22,13 +22,19 @@ export type DeploymentState = (typeof DeploymentState)[keyof typeof DeploymentSt
  * A staged rollout of new versions: first the devices of a pilot group (and its subgroups),
  * then growing percentages of the others (each device falls in a stable bucket by its id).
  * A phase opens when every device of the previous one runs the new version; the rollout
- * halts by itself when the share of failed installs passes the threshold.
+ * halts by itself when the share of failed installs passes the threshold. A rollout may
+ * also (or only) cap how many of the devices install at the same time.
  */
 export const Rollout = Type.Object(
   {
     pilotGroupId: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
     percentages: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 100 }), { minItems: 1, maxItems: 10 })),
     failureThresholdPercent: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+    /**
+     * At most this many devices governed by the assignment install or update the product at
+     * the same time; the others wait (state "pending") and get their steps at a later check-in.
+     */
+    maxConcurrentInstalls: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })),
   },
   { additionalProperties: false },
 );

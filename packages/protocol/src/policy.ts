@@ -293,7 +293,7 @@ export const AgentPolicySettings = Type.Object(
     checkInIntervalMinutes: Type.Integer({ minimum: 1, maximum: 10080 }),
     /** Each check-in comes at a random moment up to this many minutes after its time, so a fleet does not check in at once. */
     checkInRandomizationMinutes: Type.Integer({ minimum: 0, maximum: 1440 }),
-    policyEnforcementMinutes: Type.Integer({ minimum: 1, maximum: 1440 }),
+    policyEnforcementMinutes: Type.Integer({ minimum: 1, maximum: 10080 }),
     /** The local event log rotates at this size and keeps this many rotated files, none older than logRetentionDays (0: no age limit). */
     logMaxBytes: Type.Integer({ minimum: 65536, maximum: 1073741824 }),
     logKeepFiles: Type.Integer({ minimum: 1, maximum: 100 }),

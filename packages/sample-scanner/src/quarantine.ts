@@ -17,9 +17,9 @@
  * - Records older than the policy's retention are purged (at start, hourly, on reconfigure).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Stats } from 'node:fs';
+import { constants, existsSync, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { CHUNK_BYTES } from './matcher.ts';
 
 export const QUARANTINE_XOR = 0xa5;
@@ -108,24 +108,48 @@ export async function quarantineFile(options: {
     await unlink(dataPath).catch(() => {});
     await unlink(metaPath).catch(() => {});
   };
-  let now2: Stats;
+  // Remove the original through a handle on its folder, not by its path: between the check
+  // and the unlink, a user who can write in a watched folder could swap a folder on the path
+  // for a symlink (to /etc, say), and a path-based unlink would delete the file of that name
+  // there with the scanner's rights. On Linux the held folder is reached as
+  // /proc/self/fd/<fd>/<name>, which no later rename of the path can redirect; elsewhere the
+  // folder's identity is checked again right before the unlink (narrower, not closed).
+  let dir: FileHandle | null = null;
   try {
-    now2 = await lstat(path);
-  } catch (err) {
-    await undo();
-    throw new Error(`the file is gone: ${(err as Error).message}`);
-  }
-  if (now2.dev !== st.dev || now2.ino !== st.ino) {
-    await undo();
-    throw new Error('the file was replaced while it was scanned; the new one is scanned on its own');
-  }
-  try {
-    await unlink(path);
-  } catch (err) {
-    await undo();
-    throw err;
+    try {
+      dir = await openFolder(dirname(path));
+    } catch (err) {
+      await undo();
+      throw new Error(`the file's folder changed while it was scanned: ${(err as Error).message}`);
+    }
+    const via = dir !== null ? join('/proc/self/fd', String(dir.fd), basename(path)) : path;
+    let now2: Stats;
+    try {
+      now2 = await lstat(via);
+    } catch (err) {
+      await undo();
+      throw new Error(`the file is gone: ${(err as Error).message}`);
+    }
+    if (now2.dev !== st.dev || now2.ino !== st.ino) {
+      await undo();
+      throw new Error('the file was replaced while it was scanned; the new one is scanned on its own');
+    }
+    try {
+      await unlink(via);
+    } catch (err) {
+      await undo();
+      throw err;
+    }
+  } finally {
+    await dir?.close();
   }
   return record;
+}
+
+/** A handle on a folder (not following a symlink in its last part) where /proc/self/fd reaches through it; null elsewhere. */
+async function openFolder(folder: string): Promise<FileHandle | null> {
+  if (process.platform !== 'linux' || !existsSync('/proc/self/fd')) return null;
+  return open(folder, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
 }
 
 /** The records in `folder`, oldest first (unreadable ones skipped). */

@@ -84,6 +84,17 @@ for (const kind of dbKinds) {
       const all = (await t.api<EventView[]>('GET', `/api/v1/events?deviceId=${d.deviceId}`)).body;
       assert.ok(!all.some((x) => x.kind.startsWith('no-such-product.') || x.kind.endsWith('run.interrupted') || x.kind === 'agent.connected'));
       assert.equal((await t.api<EventView[]>('GET', `/api/v1/events?deviceId=${victim.deviceId}`)).body.filter((x) => x.kind.startsWith(`${BUILTIN_PRODUCT}.`)).length, 0);
+
+      // Data too large, or nested too deep to serialise again, is refused per event; a NUL in a
+      // message (which PostgreSQL's text refuses) fails neither this batch nor other devices'.
+      const deepBody = `{"type":"device-events","id":"d","events":[${JSON.stringify(ev()).slice(0, -1)},"data":{"a":${'['.repeat(100_000)}1${']'.repeat(100_000)}}},${JSON.stringify({ ...ev(), data: { big: 'x'.repeat(20_000) } })},${JSON.stringify({ ...ev(), message: 'nul \u0000 inside' })}]}`;
+      const res = await t.fetch(`${t.server.url}${AGENT_DEVICE_EVENTS_PATH}`, { method: 'POST', headers: { authorization: `Bearer ${d.credential}`, 'content-type': 'application/json' }, body: deepBody });
+      const ack = (await res.json()) as AckMessage;
+      assert.equal(res.status, 200, JSON.stringify(ack));
+      assert.deepEqual(ack.rejected.map((r) => r.code), ['VALIDATION_FAILED', 'VALIDATION_FAILED']);
+      assert.equal(ack.eventIds?.length, 1);
+      const stored = (await t.api<EventView[]>('GET', `/api/v1/events?deviceId=${d.deviceId}`)).body;
+      assert.ok(stored.some((x) => x.message === 'nul \uFFFD inside'), 'the NUL is replaced, the event stored');
     });
 
     it("a flood stops at the device's event budget: the rest is neither stored nor acknowledged", async () => {

@@ -29,6 +29,7 @@ export function registerDeployCommands(program: Command, state: RunState): void 
       .option('--pilot <group>', 'staged rollout: new versions go to this group first')
       .option('--phases <percentages>', 'staged rollout: then to these cumulative percentages of devices, e.g. 10,50,100')
       .option('--failure-threshold <percent>', 'staged rollout: halt when more than this share of installs fail (default 10)')
+      .option('--max-concurrent <n>', 'staged rollout: at most this many devices of the group install at the same time')
       .option('--no-rollout', 'new versions go to every device at once'),
     state,
     async (io, opts, [product]) => {
@@ -39,15 +40,18 @@ export function registerDeployCommands(program: Command, state: RunState): void 
       const groupId = await groups.id(opts.group);
       let rollout: Record<string, unknown> | null | undefined;
       if (opts.rollout === false) rollout = null;
-      else if (opts.pilot || opts.phases || opts.failureThreshold) {
+      else if (opts.pilot || opts.phases || opts.failureThreshold || opts.maxConcurrent !== undefined) {
         const phases = opts.phases ? String(opts.phases).split(',').map((p: string) => Number(p.trim())) : undefined;
         if (phases && phases.some((p: number) => !Number.isInteger(p) || p < 1 || p > 100)) throw new UsageError('--phases takes percentages from 1 to 100, e.g. 10,50,100');
         const threshold = opts.failureThreshold !== undefined ? Number(opts.failureThreshold) : undefined;
         if (threshold !== undefined && (!Number.isInteger(threshold) || threshold < 0 || threshold > 100)) throw new UsageError('--failure-threshold is a percentage from 0 to 100');
+        const maxConcurrent = opts.maxConcurrent !== undefined ? Number(opts.maxConcurrent) : undefined;
+        if (maxConcurrent !== undefined && (!Number.isInteger(maxConcurrent) || maxConcurrent < 1)) throw new UsageError('--max-concurrent is a whole number of devices, 1 or more');
         rollout = {
           ...(opts.pilot ? { pilotGroupId: await groups.id(opts.pilot) } : {}),
           ...(phases ? { percentages: phases } : {}),
           ...(threshold !== undefined ? { failureThresholdPercent: threshold } : {}),
+          ...(maxConcurrent !== undefined ? { maxConcurrentInstalls: maxConcurrent } : {}),
         };
       }
       const body: Record<string, unknown> = {
@@ -59,7 +63,7 @@ export function registerDeployCommands(program: Command, state: RunState): void 
         ...(opts.urgent !== undefined ? { urgent: opts.urgent === true } : {}),
       };
       const a = await client.put<DeploymentAssignmentView>(`/groups/${seg(groupId)}/deployments/${seg(product!)}`, body);
-      io.print(a, () => `${a.product}: ${a.action === 'remove' ? 'remove' : `install ${a.pinnedVersion ? `version ${a.pinnedVersion}` : `from ${a.branch}`}`} on "${a.groupPath}" and its subgroups${a.rollout ? ' (staged rollout)' : ''}${a.urgent ? ' (urgent: ignores maintenance windows)' : ''}\n`);
+      io.print(a, () => `${a.product}: ${a.action === 'remove' ? 'remove' : `install ${a.pinnedVersion ? `version ${a.pinnedVersion}` : `from ${a.branch}`}`} on "${a.groupPath}" and its subgroups${a.rollout ? ` (staged rollout${a.rollout.maxConcurrentInstalls ? `, at most ${a.rollout.maxConcurrentInstalls} installing at once` : ''})` : ''}${a.urgent ? ' (urgent: ignores maintenance windows)' : ''}\n`);
     },
   );
 

@@ -204,6 +204,7 @@ function RolloutCell({ a }: { a: Effective }) {
     <div>
       <div className="small">
         staged: {phases.join(' → ')}, halts above {a.rollout.failureThresholdPercent ?? DEFAULT_FAILURE_THRESHOLD}% failed
+        {a.rollout.maxConcurrentInstalls ? `, at most ${a.rollout.maxConcurrentInstalls} installing at once` : ''}
       </div>
       {r ? (
         <div>
@@ -232,6 +233,7 @@ function AssignForm({ groupId, groupPath, initial, onClose, onSaved }: { groupId
   const [pilot, setPilot] = useState(initial?.rollout?.pilotGroupId ?? '');
   const [phases, setPhases] = useState(initial?.rollout?.percentages?.join(', ') ?? '10, 50, 100');
   const [threshold, setThreshold] = useState(initial?.rollout?.failureThresholdPercent !== undefined ? String(initial.rollout.failureThresholdPercent) : '');
+  const [maxConcurrent, setMaxConcurrent] = useState(initial?.rollout?.maxConcurrentInstalls !== undefined ? String(initial.rollout.maxConcurrentInstalls) : '');
   const { busy, error, setError, run } = useBusy();
   const toast = useToast();
 
@@ -254,8 +256,15 @@ function AssignForm({ groupId, groupPath, initial, onClose, onSaved }: { groupId
         if (percentages.some((n, i) => i > 0 && n <= percentages[i - 1]!)) return setError(checkError('Phases grow: each percentage is larger than the one before (they are shares of all devices).'));
         const t = optionalInt(threshold);
         if (t !== undefined && (Number.isNaN(t) || t < 0 || t > 100)) return setError(checkError('The failure threshold is a percentage from 0 to 100.'));
-        if (!pilot && percentages.length === 0) return setError(checkError('A staged rollout needs a pilot group, percentage phases, or both.'));
-        body.rollout = { ...(pilot ? { pilotGroupId: pilot } : {}), ...(percentages.length ? { percentages } : {}), ...(t !== undefined ? { failureThresholdPercent: t } : {}) };
+        const cap = optionalInt(maxConcurrent);
+        if (cap !== undefined && (Number.isNaN(cap) || cap < 1)) return setError(checkError('The most devices installing at once is a whole number, 1 or more.'));
+        if (!pilot && percentages.length === 0 && cap === undefined) return setError(checkError('A staged rollout needs a pilot group, percentage phases, a limit of devices installing at once, or several of these.'));
+        body.rollout = {
+          ...(pilot ? { pilotGroupId: pilot } : {}),
+          ...(percentages.length ? { percentages } : {}),
+          ...(t !== undefined ? { failureThresholdPercent: t } : {}),
+          ...(cap !== undefined ? { maxConcurrentInstalls: cap } : {}),
+        };
       } else {
         body.rollout = null;
       }
@@ -342,6 +351,9 @@ function AssignForm({ groupId, groupPath, initial, onClose, onSaved }: { groupId
                   </Field>
                   <Field label="Failure threshold (%)" hint={`Halt when more installs fail; default ${DEFAULT_FAILURE_THRESHOLD}.`}>
                     <input type="number" min={0} max={100} value={threshold} onChange={(e) => setThreshold(e.target.value)} placeholder={String(DEFAULT_FAILURE_THRESHOLD)} />
+                  </Field>
+                  <Field label="At most installing at once" hint="Devices of the group installing at the same time; the others wait their turn. Empty: no limit.">
+                    <input type="number" min={1} value={maxConcurrent} onChange={(e) => setMaxConcurrent(e.target.value)} placeholder="no limit" />
                   </Field>
                 </div>
               </>

@@ -99,6 +99,27 @@ const stateSeverity: Record<string, Severity> = {
   skipped: 'warning',
 };
 
+/** The largest `data` of a device event the server stores, as JSON (the agent keeps its own to 16 KB). */
+export const MAX_EVENT_DATA_JSON = 16 * 1024;
+/**
+ * Whether a device event's data can be stored: JSON of bounded size. Deeply nested data that
+ * parses but cannot be serialised again (the stack) is refused here, one event, rather than
+ * failing the shared batch it would land in.
+ */
+function storableData(data: unknown): boolean {
+  if (data === undefined || data === null) return true;
+  try {
+    const json = JSON.stringify(data);
+    return json !== undefined && Buffer.byteLength(json) <= MAX_EVENT_DATA_JSON;
+  } catch {
+    return false;
+  }
+}
+/** PostgreSQL's text refuses NUL: an agent's string with one would fail the whole batch. */
+function withoutNul(text: string): string {
+  return text.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text;
+}
+
 export class AgentService {
   readonly #devices: DeviceStore;
   readonly #runs: RunStore;
@@ -336,7 +357,8 @@ export class AgentService {
       const agentTask = task && (await this.#agentTask(task, deviceId, facts2.groupId));
       if (agentTask) runRequests.push({ runId: p.id, requestId: p.requestId, taskId: p.taskId, expiresAt: p.expiresAt, task: agentTask });
     }
-    const deploymentSteps = this.#deployments.planFor(deviceId, facts2.groupId, req.inventory);
+    // A promise only when a product of the plan caps concurrent installs (the slot is taken in the store).
+    const deploymentSteps = await this.#deployments.planFor(deviceId, facts2.groupId, req.inventory);
     return {
       type: 'check-in-result',
       ...(req.id !== undefined ? { re: req.id } : {}),
@@ -646,10 +668,10 @@ export class AgentService {
       rows.set(r.product, {
         device_id: deviceId,
         product: r.product,
-        applied_revision: r.revision,
+        applied_revision: withoutNul(r.revision),
         state: r.state,
         drift,
-        reason: r.reason ?? null,
+        reason: r.reason == null ? null : withoutNul(r.reason),
         reported_at: agentTime(r.at, now),
       });
     }
@@ -685,6 +707,7 @@ export class AgentService {
       seen.add(e.eventId);
       if (!products.has(e.product)) refuse(e, 'PRODUCT_NOT_INSTALLED', `no management plug-in for product "${e.product}" is installed`);
       else if (RESERVED_EVENT_KIND.test(e.kind) || isAgentRunEventKind(e.kind)) refuse(e, 'FORBIDDEN', `event kind "${e.kind}" is reserved to the agent`);
+      else if (!storableData(e.data)) refuse(e, 'VALIDATION_FAILED', `an event's data must be JSON of at most ${MAX_EVENT_DATA_JSON} bytes`);
       else accepted.push(e);
     }
     for (const [code, n] of refusedCodes) this.#limits.refused(deviceId, code, n, 'device events were refused');
@@ -701,7 +724,7 @@ export class AgentService {
       time: agentTime(e.time, now),
       severity: e.severity,
       kind: `${e.product}.${e.kind}`,
-      message: e.message,
+      message: withoutNul(e.message),
       actor: null,
       deviceId,
       groupId,

@@ -6,6 +6,10 @@
  * device's state per product recorded. Install results come back as run events of that task.
  * An urgent assignment's steps (and those of the dependencies and conflicts it brings) are
  * marked urgent: the agent carries them out outside its maintenance windows too.
+ * A rollout may cap how many devices governed by its assignment install at the same time:
+ * a check-in whose plan installs or updates such a product first takes one of the slots (a
+ * serialized compare-and-set in the store); without one, those steps wait for a later
+ * check-in, and a device finishing its install nudges the waiting ones.
  */
 import { BatchWriter } from './batch-writer.ts';
 import type { Logger } from 'pino';
@@ -46,6 +50,10 @@ import type { TaskService } from './task-service.ts';
 import type { DomainBus } from './domain-bus.ts';
 
 const STATE_FLUSH_MS = 500;
+/** A device given capped install steps stops counting as installing after this long without news. */
+export const INSTALL_SLOT_TIMEOUT_MS = 30 * 60_000;
+/** How many waiting devices one finished install nudges, per free slot. */
+const NUDGE_PER_SLOT = 4;
 
 export class DeploymentService {
   readonly #store: DeploymentStore;
@@ -287,8 +295,12 @@ export class DeploymentService {
     throw new AppError('NOT_ASSIGNED', `package ${packageId} is not in this device's deployment plan`);
   }
 
-  /** The device's deployment steps now; records its per-product state (batched). */
-  planFor(deviceId: string, groupId: string, inventory: Inventory): DeploymentInstruction[] | undefined {
+  /**
+   * The device's deployment steps now; records its per-product state (batched). Synchronous
+   * unless a step installs a product whose assignment caps concurrent installs: then the
+   * answer is a promise, settled once the slots are taken or refused in the store.
+   */
+  planFor(deviceId: string, groupId: string, inventory: Inventory): DeploymentInstruction[] | undefined | Promise<DeploymentInstruction[] | undefined> {
     const assignments: DeploymentAssignment[] = this.#assignments;
     const effective = effectiveAssignments(groupId, this.#catalog.tree, assignments);
     if (effective.length === 0) {
@@ -304,6 +316,79 @@ export class DeploymentService {
       arch: inventory.arch,
     });
     const held = this.#holdForRollout(deviceId, groupId, effective, plan);
+    const capped = this.#cappedSteps(effective, plan, held);
+    if (capped.size === 0) return this.#finishPlan(deviceId, inventory, effective, plan, held, new Set());
+    return this.#takeSlots(deviceId, capped, plan, held).then((slotted) => this.#finishPlan(deviceId, inventory, effective, plan, held, slotted));
+  }
+
+  /** The install steps (not held by a rollout) of products whose assignment caps concurrent installs, with that assignment. */
+  #cappedSteps(effective: ReturnType<typeof effectiveAssignments>, plan: ReturnType<typeof planDeployment>, held: Map<string, string>): Map<string, Assignment & { cap: number }> {
+    const out = new Map<string, Assignment & { cap: number }>();
+    for (const step of plan.steps) {
+      if (step.action !== 'install' || held.has(step.product)) continue;
+      const own = this.#ownAssignment(effective, step.product);
+      const cap = own?.rollout?.maxConcurrentInstalls;
+      if (own && cap) out.set(step.product, { ...own, cap });
+    }
+    return out;
+  }
+  #ownAssignment(effective: ReturnType<typeof effectiveAssignments>, product: string): Assignment | undefined {
+    const a = effective.find((x) => x.product === product);
+    return a && this.#assignments.find((x) => x.groupId === a.inheritedFrom && x.product === a.product);
+  }
+
+  /** Devices governed by an assignment (it is their effective one for the product), cached per catalog generation. */
+  readonly #governedCache = new Map<string, { generation: number; assignments: Assignment[]; ids: string[] }>();
+  #governed(a: Pick<Assignment, 'groupId' | 'product'>): string[] {
+    const key = `${a.groupId}\n${a.product}`;
+    const hit = this.#governedCache.get(key);
+    if (hit && hit.generation === this.#catalog.generation && hit.assignments === this.#assignments) return hit.ids;
+    const ids = this.#catalog
+      .devicesInGroups(this.#catalog.tree.descendants(a.groupId))
+      .filter((id) => effectiveAssignments(this.#catalog.device(id)!.groupId, this.#catalog.tree, this.#assignments).find((x) => x.product === a.product)?.inheritedFrom === a.groupId);
+    this.#governedCache.set(key, { generation: this.#catalog.generation, assignments: this.#assignments, ids });
+    return ids;
+  }
+
+  /**
+   * Takes an install slot per capped product for the device; a product without a free slot
+   * is held (the device stays pending and asks again at a later check-in). The states still
+   * queued are written first, so that no older "pending" of this device lands over the slot.
+   */
+  async #takeSlots(deviceId: string, capped: Map<string, Assignment & { cap: number }>, plan: ReturnType<typeof planDeployment>, held: Map<string, string>): Promise<Set<string>> {
+    for (const product of capped.keys()) this.#pending.delete(`${deviceId}\n${product}`);
+    await this.#stateWriter.flush();
+    const now = this.#clock.now();
+    const slotted = new Set<string>();
+    for (const [product, a] of capped) {
+      const p = plan.products.find((x) => x.product === product);
+      try {
+        const r = await this.#store.takeInstallSlot({
+          lockKey: `${a.groupId}\n${product}`,
+          deviceIds: this.#governed(a),
+          cap: a.cap,
+          since: new Date(now.getTime() - INSTALL_SLOT_TIMEOUT_MS).toISOString(),
+          at: now.toISOString(),
+          state: { deviceId, product, state: 'installing', installedVersion: p?.installedVersion ?? null, targetVersion: p?.targetVersion ?? null },
+        });
+        if (r.taken) slotted.add(product);
+        else held.set(product, `waiting: ${r.installing} device${r.installing === 1 ? '' : 's'} of the group ${r.installing === 1 ? 'is' : 'are'} installing (at most ${a.cap} at once)`);
+      } catch (err) {
+        this.#log.error({ err, deviceId, product }, 'taking an install slot failed');
+        held.set(product, 'waiting: the install slots could not be counted');
+      }
+    }
+    // A step that needs a held product (a dependency) waits with it.
+    for (const step of plan.steps) {
+      if (step.action !== 'install' || held.has(step.product)) continue;
+      const dep = step.package.manifest.dependencies?.find((d) => held.has(d.product) && capped.has(d.product));
+      if (dep) held.set(step.product, `waiting for ${dep.product} (${held.get(dep.product)})`);
+    }
+    return slotted;
+  }
+
+  /** Records what the plan (less the held steps) means for the device and turns it into instructions. */
+  #finishPlan(deviceId: string, inventory: Inventory, effective: ReturnType<typeof effectiveAssignments>, plan: ReturnType<typeof planDeployment>, held: Map<string, string>, slotted: Set<string>): DeploymentInstruction[] {
     this.#offer(deviceId, [...plan.steps.flatMap((st) => (st.action === 'install' && !held.has(st.product) ? [st.package.id] : [])), ...this.#installedPackages(inventory, effective)]);
     const stepped = new Set(plan.steps.filter((x) => !(x.action === 'install' && held.has(x.product))).map((x) => x.product));
     this.#planned.set(
@@ -311,6 +396,8 @@ export class DeploymentService {
       plan.products.filter((p) => stepped.has(p.product)).map((p) => ({ product: p.product, installedVersion: p.installedVersion, targetVersion: p.targetVersion })),
     );
     for (const p of plan.products) {
+      // A slot taken is already stored as "installing".
+      if (slotted.has(p.product)) continue;
       const why = held.get(p.product);
       if (why) Object.assign(p, { state: 'pending', detail: why });
       this.#pending.set(`${deviceId}\n${p.product}`, {
@@ -381,10 +468,7 @@ export class DeploymentService {
       const r = this.#rollouts.get(key);
       if (!r || r.state !== 'active') continue;
       const scheme = schemes.get(a.product);
-      const devices = this.#catalog
-        .devicesInGroups(this.#catalog.tree.descendants(a.groupId))
-        .map((id) => this.#catalog.device(id)!)
-        .filter((d) => effectiveAssignments(d.groupId, this.#catalog.tree, this.#assignments).find((x) => x.product === a.product)?.inheritedFrom === a.groupId);
+      const devices = this.#governed(a).map((id) => this.#catalog.device(id)!);
       const states = new Map((await this.#store.listStates({ deviceIds: devices.map((d) => d.id), product: a.product })).map((s) => [s.deviceId, s]));
       let eligible = 0;
       let eligibleDone = 0;
@@ -472,12 +556,14 @@ export class DeploymentService {
 
   /** Results of the deployment task's steps, from its run events. */
   recordResults(deviceId: string, events: readonly RunEvent[]): void {
+    const finished = new Set<string>();
     for (const e of events) {
       const d = (e.data ?? {}) as { product?: unknown; version?: unknown; exitCode?: unknown; outputTail?: unknown };
       if (typeof d.product !== 'string') continue;
       const version = typeof d.version === 'string' ? d.version : null;
       const exitCode = typeof d.exitCode === 'number' ? d.exitCode : null;
       const outputTail = typeof d.outputTail === 'string' ? d.outputTail.slice(-4096) : null;
+      if (e.kind === 'deployment.installed' || e.kind === 'deployment.failed' || e.kind === 'deployment.refused') finished.add(d.product);
       if (e.kind === 'deployment.installed') this.#pending.set(`${deviceId}\n${d.product}`, { deviceId, product: d.product, state: 'compliant', installedVersion: version, targetVersion: version });
       else if (e.kind === 'deployment.uninstalled') this.#pending.set(`${deviceId}\n${d.product}`, { deviceId, product: d.product, state: 'compliant', installedVersion: null, targetVersion: null });
       else if (e.kind === 'deployment.failed' || e.kind === 'deployment.refused') {
@@ -485,6 +571,33 @@ export class DeploymentService {
       }
     }
     this.#arm();
+    if (finished.size) this.#nudgeWaiting(deviceId, finished);
+  }
+
+  /**
+   * A device finished installing capped products: once its result is stored (the slot free),
+   * the devices of the assignment still waiting for a slot are told to check in, on every
+   * instance, instead of waiting for their next interval. A few per slot, not all: each of
+   * them takes a slot or waits again.
+   */
+  #nudgeWaiting(deviceId: string, products: Set<string>): void {
+    const groupId = this.#catalog.device(deviceId)?.groupId;
+    if (!groupId) return;
+    const effective = effectiveAssignments(groupId, this.#catalog.tree, this.#assignments);
+    const capped = [...products].flatMap((product) => {
+      const own = this.#ownAssignment(effective, product);
+      return own?.rollout?.maxConcurrentInstalls ? [{ ...own, cap: own.rollout.maxConcurrentInstalls }] : [];
+    });
+    if (!capped.length) return;
+    void (async () => {
+      await this.flush();
+      const ids = new Set<string>();
+      for (const a of capped) {
+        const waiting = await this.#store.listStates({ deviceIds: this.#governed(a).filter((id) => id !== deviceId), product: a.product, state: 'pending' });
+        for (const st of waiting.filter((x) => x.detail?.startsWith('waiting')).slice(0, a.cap * NUDGE_PER_SLOT)) ids.add(st.deviceId);
+      }
+      if (ids.size) this.#changed([...ids]);
+    })().catch((err: unknown) => this.#log.error({ err, deviceId }, 'nudging the devices waiting for an install slot failed'));
   }
 
   #arm(): void {

@@ -94,7 +94,14 @@ export class GroupService {
     };
     await this.#store.insertGroup({ ...g, checkInIntervalMinutes: null, policyEnforcementMinutes: null });
     await this.#catalog.reloadGroups();
-    await this.#policies.setGroupIntervals(actor, g.id, { checkInIntervalMinutes: input.checkInIntervalMinutes, policyEnforcementMinutes: input.policyEnforcementMinutes });
+    try {
+      await this.#policies.setGroupIntervals(actor, g.id, { checkInIntervalMinutes: input.checkInIntervalMinutes, policyEnforcementMinutes: input.policyEnforcementMinutes });
+    } catch (err) {
+      // The intervals were refused: the call fails whole, leaving no group behind (new, so empty).
+      await this.#store.deleteGroupIfEmpty(g.id);
+      await this.#catalog.reloadGroups();
+      throw err;
+    }
     this.#bus.publish({ type: 'groups.changed', groupIds: [g.id] });
     await this.#events.audit(actor, 'group.created', `group "${this.#catalog.tree.path(g.id)}" created`, { groupId: g.id });
     return this.view(g);
@@ -118,9 +125,11 @@ export class GroupService {
       next.name = patch.name;
     } else if (next.parentId !== g.parentId) this.#checkName(g.name, next.parentId!, id);
     if (patch.blockInheritance !== undefined) next.blockInheritance = patch.blockInheritance;
+    // The intervals first: refused (authorization, validation, a concurrent change), they leave
+    // the group as it was, not renamed or moved with an error.
+    await this.#policies.setGroupIntervals(actor, id, { checkInIntervalMinutes: patch.checkInIntervalMinutes, policyEnforcementMinutes: patch.policyEnforcementMinutes });
     await this.#store.updateGroup(next);
     await this.#catalog.reloadGroups();
-    await this.#policies.setGroupIntervals(actor, id, { checkInIntervalMinutes: patch.checkInIntervalMinutes, policyEnforcementMinutes: patch.policyEnforcementMinutes });
     await this.#events.audit(actor, 'group.updated', `group "${this.#catalog.tree.path(id)}" changed`, { groupId: id, data: { ...patch } });
     this.#bus.publish({ type: 'groups.changed', groupIds: this.#catalog.tree.descendants(id) });
     return this.view(next);

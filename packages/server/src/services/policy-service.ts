@@ -344,7 +344,9 @@ export class PolicyService {
     const at = this.#clock.now().toISOString();
     const p: StoredPolicy = { id: newId(), name: input.name, description: input.description ?? '', product: input.product, revision: 1, settings, locked, profiles, createdAt: at, updatedAt: at, createdBy: actorName(actor), updatedBy: actorName(actor) };
     await this.#store.insertPolicy(p, this.#doc(p));
-    await this.load();
+    // Assigned nowhere yet: no agent changes, but the other instances must know it (an assign
+    // through another instance follows at once behind a load balancer).
+    await this.#changed([p.id], []);
     await this.#events.audit(actor, 'policy.created', `policy "${p.name}" (${p.product}) created`, { product: p.product, data: { policyId: p.id } });
     return p;
   }
@@ -393,7 +395,7 @@ export class PolicyService {
       await this.load();
       throw new AppError('POLICY_IN_USE', `policy "${cur.name}" is assigned to groups; unassign it first`, { groupIds: this.#index.groupsOf(id) });
     }
-    await this.load();
+    await this.#changed([id], []);
     await this.#events.audit(actor, 'policy.deleted', `policy "${cur.name}" deleted`, { product: cur.product, data: { policyId: id } });
   }
   async copy(actor: Actor, id: string, name: string): Promise<Policy> {

@@ -1,4 +1,5 @@
 import type { DeploymentAssignmentView, DeploymentState, DeviceProductState, Rollout, RolloutState } from '@garrison/protocol';
+import { sql } from 'kysely';
 import { chunkRows, type Db } from './database.ts';
 
 /** An assignment as stored; the API adds the group's path. */
@@ -161,6 +162,52 @@ export class DeploymentStore {
         })
         .execute();
     }
+  }
+  /**
+   * Takes one of `cap` install slots of an assignment for a device, as one serialized
+   * compare-and-set: counts the other devices of `deviceIds` installing the product (state
+   * "installing" written at or after `since`) and, when fewer than `cap`, marks this device
+   * installing, in the same transaction. On a database shared by instances the transaction
+   * first holds an advisory lock on the assignment's key, so that two check-ins (on any
+   * instances) never both see a free slot; SQLite has one writer, and this instance's
+   * connection runs one transaction at a time. Says whether the slot was taken, and how many
+   * others were installing.
+   */
+  async takeInstallSlot(input: { lockKey: string; deviceIds: readonly string[]; cap: number; since: string; at: string; state: DeviceProductUpdate }): Promise<{ taken: boolean; installing: number }> {
+    const { state: u } = input;
+    return this.#db.kysely.transaction().execute(async (trx) => {
+      if (this.#db.dialect.sharedByInstances) await sql`select pg_advisory_xact_lock(hashtextextended(${`garrison.install-slot\n${input.lockKey}`}, 0))`.execute(trx);
+      let installing = 0;
+      // Already holding a live slot (asked again before reporting): it keeps it, and its time,
+      // so that a device given steps it does not carry out (outside its windows) frees the
+      // slot after the timeout instead of renewing it at every check-in.
+      const own = await trx.selectFrom('device_products').select(['state', 'updated_at']).where('device_id', '=', u.deviceId).where('product', '=', u.product).executeTakeFirst();
+      if (own?.state === 'installing' && own.updated_at >= input.since) return { taken: true, installing };
+      const others = input.deviceIds.filter((id) => id !== u.deviceId);
+      for (const chunk of chunkRows(others.map((id) => ({ id })), this.#db.dialect)) {
+        const r = await trx
+          .selectFrom('device_products')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('product', '=', u.product)
+          .where('state', '=', 'installing')
+          .where('updated_at', '>=', input.since)
+          .where(
+            'device_id',
+            'in',
+            chunk.map((c) => c.id),
+          )
+          .executeTakeFirst();
+        installing += Number(r?.n ?? 0);
+        if (installing >= input.cap) return { taken: false, installing };
+      }
+      const row = { device_id: u.deviceId, product: u.product, state: 'installing', installed_version: u.installedVersion, target_version: u.targetVersion, exit_code: null, detail: u.detail ?? null, output_tail: null, updated_at: input.at };
+      await trx
+        .insertInto('device_products')
+        .values(row)
+        .onConflict((oc) => oc.columns(['device_id', 'product']).doUpdateSet({ state: row.state, installed_version: row.installed_version, target_version: row.target_version, exit_code: null, detail: row.detail, output_tail: null, updated_at: row.updated_at }))
+        .execute();
+      return { taken: true, installing };
+    });
   }
   /** Deletes the states of these devices but those of `keepProducts` (one statement per chunk of devices). */
   async deleteStates(deviceIds: readonly string[], keepProducts: readonly string[]): Promise<void> {
