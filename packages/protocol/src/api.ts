@@ -204,7 +204,8 @@ export interface PolicyTypeView {
 }
 
 /** GET /policies/:id: the policy and the groups it is assigned to. */
-export type PolicyView = Policy & { assignedTo: { groupId: string; path: string }[] };
+/** `assignedTo` lists the groups the caller may read; `assignedElsewhere` counts the others (their ids and paths are not shown). */
+export type PolicyView = Policy & { assignedTo: { groupId: string; path: string }[]; assignedElsewhere: number };
 
 export interface PolicyList {
   items: Policy[];

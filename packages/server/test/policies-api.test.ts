@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { EffectiveProductPolicy, Policy, PolicyPreview } from '@garrison/protocol';
+import type { EffectiveProductPolicy, Policy, PolicyPreview, PolicyView } from '@garrison/protocol';
 import { apiClient, dbKinds, startTestServer, tempDir, type TestServer } from './helpers.ts';
 import { hostileDevice, openSocket } from './support/raw-agent.ts';
 
@@ -79,6 +79,10 @@ for (const kind of dbKinds) {
       // Cannot edit or delete a policy assigned above the subtree.
       assert.equal((await subAdmin<Err>('PATCH', `/api/v1/policies/${above.id}`, { revision: above.revision, settings: { logKeepFiles: 1 } })).body.error.code, 'FORBIDDEN');
       assert.equal((await subAdmin<Err>('DELETE', `/api/v1/policies/${above.id}`)).body.error.code, 'FORBIDDEN');
+      // Sees that the policy is assigned elsewhere, never where.
+      const seen = (await subAdmin<PolicyView>('GET', `/api/v1/policies/${above.id}`)).body;
+      assert.deepEqual([seen.assignedTo, seen.assignedElsewhere], [[], 1]);
+      assert.deepEqual((await t.api<PolicyView>('GET', `/api/v1/policies/${above.id}`)).body.assignedTo.map((a) => a.groupId), [g.top]);
       // Cannot read devices outside, nor groups beside.
       assert.equal((await subAdmin<Err>('GET', `/api/v1/devices/${dev.other}/policy`)).status, 404);
       assert.equal((await subAdmin<Err>('GET', `/api/v1/devices/${dev.top}/policy`)).status, 404);

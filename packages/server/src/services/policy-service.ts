@@ -333,7 +333,11 @@ export class PolicyService {
   get(actor: Actor, id: string): PolicyView {
     const p = this.#visible(actor, id);
     const tree = this.#catalog.tree;
-    return { ...this.#view(p), assignedTo: this.#index.groupsOf(id).map((groupId) => ({ groupId, path: tree.path(groupId) })) };
+    // Groups outside what the caller may read are counted, never named (as elsewhere in the API).
+    const reach = reachOf(actor, Permission.read, tree);
+    const groups = this.#index.groupsOf(id);
+    const seen = groups.filter((g) => inReach(reach, g));
+    return { ...this.#view(p), assignedTo: seen.map((groupId) => ({ groupId, path: tree.path(groupId) })), assignedElsewhere: groups.length - seen.length };
   }
 
   async #insert(actor: Actor, input: PolicyInput): Promise<StoredPolicy> {
