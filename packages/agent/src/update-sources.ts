@@ -16,13 +16,13 @@
  * source and the file: bytes pass at most at that rate, averaged from the start of the
  * download, in slices of a tenth of a second's worth so the rate stays even.
  */
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { FetchLike } from '@garrison/protocol/tls';
-import type { UpdateSource } from '@garrison/protocol';
+import { MAX_PACKAGE_BYTES, type UpdateSource } from '@garrison/protocol';
 import { downloadPackage, PackageVerificationError } from './package-verify.ts';
 import { limitStream } from './throttle.ts';
 
@@ -41,7 +41,8 @@ export interface ServerChannel {
 export async function fetchFromSource(source: UpdateSource, packageId: string, dest: string, server: ServerChannel, fetcher: FetchLike = fetch): Promise<void> {
   if (!safePackageId(packageId)) throw new PackageVerificationError('DOWNLOAD_FAILED', `package id ${JSON.stringify(packageId)} cannot name a file`);
   await mkdir(path.dirname(dest), { recursive: true, mode: 0o700 });
-  const limit = limitStream(source.bandwidthLimitKBps);
+  // No archive the repository accepts is larger: a mirror streaming past it is stopped before it fills the disk.
+  const limit = [...limitStream(source.bandwidthLimitKBps), capBytes(MAX_PACKAGE_BYTES)];
   if (source.kind === 'server') {
     await downloadPackage(server.url, server.credential, packageId, dest, server.fetch, source.bandwidthLimitKBps ?? null);
     return;
@@ -68,6 +69,18 @@ export async function fetchFromSource(source: UpdateSource, packageId: string, d
     if (err instanceof PackageVerificationError) throw err;
     throw new PackageVerificationError('DOWNLOAD_FAILED', `${describeSource(source)}: ${(err as Error).message}`);
   }
+}
+
+/** A stream that fails once more than `max` bytes went through. */
+function capBytes(max: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length;
+      if (seen > max) done(new Error(`the archive is larger than ${max} bytes, the largest package the repository takes`));
+      else done(null, chunk);
+    },
+  });
 }
 
 export function describeSource(s: UpdateSource): string {
