@@ -243,8 +243,10 @@ describe('several instances on one PostgreSQL behind HAProxy', { skip }, () => {
       await waitFor(async () => wereOnB.every((x) => a.server.presence.isOnlineHere(x.deviceId)), { what: "B's agents connected to A", timeoutMs: 30_000, output });
       // The agent stranded on the dead instance reads offline once B's lease has run out (B never said goodbye).
       await waitFor(async () => !(await a.api<{ online: boolean }>('GET', `/api/v1/devices/${stranded.deviceId}`)).body.online, { what: 'the stranded agent offline within the lease', timeoutMs: LEASE_MS * 2 + 5000, output });
-      // (A reads the leases once per renewal period, so its view of B's may be one renewal older.)
-      assert.ok(Date.now() >= bLeaseUntil - LEASE_MS / 3, 'offline because the lease ran out, not before');
+      // A reads the leases once per renewal period, so its view of B's may be one renewal older;
+      // under load its read comes late too (CI saw it fail at one period), so two are allowed.
+      // Still well after the kill: the agent did not read offline because its connection broke.
+      assert.ok(Date.now() >= bLeaseUntil - (2 * LEASE_MS) / 3, 'offline because the lease ran out, not before');
     } finally {
       await Promise.all(agents.map((x) => x.stop().catch(() => {})));
       lb?.child.kill('SIGKILL');
