@@ -79,6 +79,12 @@ for (const kind of dbKinds) {
       // Cannot edit or delete a policy assigned above the subtree.
       assert.equal((await subAdmin<Err>('PATCH', `/api/v1/policies/${above.id}`, { revision: above.revision, settings: { logKeepFiles: 1 } })).body.error.code, 'FORBIDDEN');
       assert.equal((await subAdmin<Err>('DELETE', `/api/v1/policies/${above.id}`)).body.error.code, 'FORBIDDEN');
+      // Nor another administrator's draft, assigned nowhere yet; nor its own before it assigns it.
+      const draft = (await t.api<Policy>('POST', '/api/v1/policies', { name: 'Root draft', product: 'garrison', settings: { logKeepFiles: 7 } })).body;
+      assert.equal((await subAdmin<Err>('PATCH', `/api/v1/policies/${draft.id}`, { revision: draft.revision, settings: { logKeepFiles: 1 } })).body.error.code, 'FORBIDDEN');
+      assert.equal((await subAdmin<Err>('DELETE', `/api/v1/policies/${draft.id}`)).body.error.code, 'FORBIDDEN');
+      assert.equal((await t.api<Policy>('GET', `/api/v1/policies/${draft.id}`)).body.revision, 1);
+      assert.equal((await subAdmin<Err>('PATCH', `/api/v1/policies/${own.body.id}`, { revision: own.body.revision, settings: { logKeepFiles: 3 } })).body.error.code, 'FORBIDDEN');
       // Sees that the policy is assigned elsewhere, never where.
       const seen = (await subAdmin<PolicyView>('GET', `/api/v1/policies/${above.id}`)).body;
       assert.deepEqual([seen.assignedTo, seen.assignedElsewhere], [[], 1]);

@@ -382,19 +382,26 @@ export class PolicyService {
     await this.#events.audit(actor, 'policy.updated', `policy "${next.name}" changed (revision ${next.revision})`, { product: next.product, groupId: groups[0] ?? null, data: { policyId: next.id, revision: next.revision, fields: Object.keys(patch) } });
     return next;
   }
+  /**
+   * Changing or deleting a policy needs policies:write on every group it is assigned to. One
+   * assigned nowhere belongs to no subtree yet: it needs the permission on the root group, so
+   * that a subtree administrator cannot rewrite another administrator's draft before it is
+   * assigned (they assign their own draft to their group first, then change it there).
+   */
+  #authorizeChange(actor: Actor, id: string): void {
+    const groups = this.#index.groupsOf(id);
+    const tree = this.#catalog.tree;
+    authorize(actor, Permission.managePolicies, tree, groups.length ? groups : tree.roots().map((g) => g.id));
+  }
   async update(actor: Actor, id: string, patch: PolicyPatch): Promise<Policy> {
     const cur = this.#visible(actor, id);
-    const groups = this.#index.groupsOf(id);
-    if (groups.length) authorize(actor, Permission.managePolicies, this.#catalog.tree, groups);
-    else authorizeAnywhere(actor, Permission.managePolicies, this.#catalog.tree);
+    this.#authorizeChange(actor, id);
     const { revision, ...rest } = patch;
     return this.#view(await this.#write(actor, cur, rest, revision));
   }
   async remove(actor: Actor, id: string): Promise<void> {
     const cur = this.#visible(actor, id);
-    const groups = this.#index.groupsOf(id);
-    if (groups.length) authorize(actor, Permission.managePolicies, this.#catalog.tree, groups);
-    else authorizeAnywhere(actor, Permission.managePolicies, this.#catalog.tree);
+    this.#authorizeChange(actor, id);
     if (!(await this.#store.deletePolicyIfUnassigned(id))) {
       await this.load();
       throw new AppError('POLICY_IN_USE', `policy "${cur.name}" is assigned to groups; unassign it first`, { groupIds: this.#index.groupsOf(id) });
