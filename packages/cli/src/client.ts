@@ -6,26 +6,13 @@
 import { readFile, writeFile, mkdir, chmod } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { ErrorBody } from '@garrison/protocol';
-import { pinnedFetch, type FetchLike } from '@garrison/protocol/tls';
+import { ApiError, GarrisonClient } from '@garrison/client';
+import { pinnedFetch } from '@garrison/protocol/tls';
 import { userAgent } from './version.ts';
 import { UsageError } from './usage-error.ts';
 
 /** An error the API returned (or a transport failure, with a code from the same closed list). Exit code 1. */
-export class ApiError extends Error {
-  readonly code: string;
-  readonly status: number;
-  readonly details: unknown;
-  readonly requestId: string | undefined;
-  constructor(code: string, message: string, status = 0, details?: unknown, requestId?: string) {
-    super(message);
-    this.name = 'ApiError';
-    this.code = code;
-    this.status = status;
-    this.details = details;
-    this.requestId = requestId;
-  }
-}
+export { ApiError };
 
 /** A mistake in how the command was called, or missing connection settings. Exit code 2. */
 export { UsageError };
@@ -152,65 +139,39 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
-const STATUS_CODES: Record<number, string> = {
-  400: 'BAD_REQUEST',
-  401: 'UNAUTHENTICATED',
-  403: 'FORBIDDEN',
-  404: 'NOT_FOUND',
-  409: 'CONFLICT',
-  413: 'PAYLOAD_TOO_LARGE',
-  429: 'RATE_LIMITED',
-  503: 'UNAVAILABLE',
-};
-
+/**
+ * The CLI's connection: the typed client (@garrison/client) over a fetch that pins the
+ * server's CA, with the CLI's User-Agent (the audit trail records "cli" as the channel).
+ * Commands call `api.call(operation, …)`; `request` remains for paths not yet in the contract.
+ */
 export class Client {
   readonly server: string;
-  readonly #token: string;
-  readonly #fetch: FetchLike;
+  readonly api: GarrisonClient;
   constructor(server: string, token: string, ca: string | null = null) {
     this.server = server;
-    this.#token = token;
-    this.#fetch = pinnedFetch(ca);
+    this.api = new GarrisonClient({
+      baseUrl: server,
+      token,
+      fetch: pinnedFetch(ca),
+      headers: { 'user-agent': userAgent() },
+      transportError: (err) => {
+        const code = (err as Error & { cause?: { code?: string; message?: string } }).cause?.code ?? '';
+        if (/CERT|SELF_SIGNED|ALTNAME|UNABLE_TO_VERIFY/.test(code)) {
+          return new ApiError('SERVER_NOT_TRUSTED', `${server} presented a certificate that is not trusted (${code}): give its CA with --ca FILE or GARRISON_CA, or run "garrison login --server URL --ca-fingerprint SHA256"`);
+        }
+        return new ApiError('UNAVAILABLE', `cannot reach ${server}: ${code || (err as Error & { cause?: { message?: string } }).cause?.message || err.message}`);
+      },
+    });
   }
 
   async request<T = unknown>(method: string, urlPath: string, opts: RequestOptions = {}): Promise<T> {
-    const url = new URL(`${this.server}/api/v1${urlPath}`);
-    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, String(v));
-    // The User-Agent tells the server the request comes from the CLI: the audit trail records "cli" as its channel.
-    const headers: Record<string, string> = { authorization: `Bearer ${this.#token}`, accept: 'application/json', 'user-agent': userAgent() };
-    if (opts.body !== undefined) headers['content-type'] = 'application/json';
-    if (opts.raw) headers['content-type'] = opts.raw.contentType;
-    let res: Response;
-    try {
-      res = await this.#fetch(url.toString(), {
-        method,
-        headers,
-        ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
-        ...(opts.raw ? { body: opts.raw.data } : {}),
-        signal: AbortSignal.timeout(opts.timeoutMs ?? 60_000),
-      });
-    } catch (err) {
-      const e = err as Error & { cause?: { code?: string; message?: string } };
-      if (e.name === 'TimeoutError') throw new ApiError('UNAVAILABLE', `${this.server} did not answer ${method} ${urlPath} in time`);
-      const code = e.cause?.code ?? '';
-      if (/CERT|SELF_SIGNED|ALTNAME|UNABLE_TO_VERIFY/.test(code)) {
-        throw new ApiError('SERVER_NOT_TRUSTED', `${this.server} presented a certificate that is not trusted (${code}): give its CA with --ca FILE or GARRISON_CA, or run "garrison login --server URL --ca-fingerprint SHA256"`);
-      }
-      throw new ApiError('UNAVAILABLE', `cannot reach ${this.server}: ${code || e.cause?.message || e.message}`);
-    }
+    const res = await this.api.request(method, urlPath, {
+      ...(opts.query ? { query: opts.query } : {}),
+      ...(opts.body !== undefined ? { body: opts.body } : {}),
+      ...(opts.raw ? { body: opts.raw.data, contentType: opts.raw.contentType } : {}),
+      timeoutMs: opts.timeoutMs ?? 60_000,
+    });
     const text = await res.text();
-    if (!res.ok) {
-      let body: Partial<ErrorBody> | undefined;
-      try {
-        body = JSON.parse(text) as ErrorBody;
-      } catch {
-        /* not an API error body (a proxy's page, say) */
-      }
-      const e = body?.error;
-      if (e && typeof e.code === 'string') throw new ApiError(e.code, e.message, res.status, e.details, e.requestId);
-      const code = STATUS_CODES[res.status] ?? (res.status >= 500 ? 'INTERNAL' : 'BAD_REQUEST');
-      throw new ApiError(code, `HTTP ${res.status} ${res.statusText} from ${method} ${urlPath}${text ? `: ${text.slice(0, 200)}` : ''}`, res.status);
-    }
     if (opts.text) return text as T;
     if (!text) return undefined as T;
     try {

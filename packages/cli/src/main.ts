@@ -21,6 +21,7 @@ import { registerDeployCommands } from './commands/deploy.ts';
 import { registerPushCommands } from './commands/push.ts';
 import { registerAdministratorCommands } from './commands/admins.ts';
 import { registerAccountCommands } from './commands/account.ts';
+import { registerNotificationCommands } from './commands/notifications.ts';
 import { cliVersion } from './version.ts';
 
 export const EXIT_OK = 0;
@@ -81,6 +82,7 @@ export function buildProgram(state: RunState): Command {
   registerRunCommands(program, state);
   registerEventCommands(program, state);
   registerSecretCommands(program, state);
+  registerNotificationCommands(program, state);
 
   // Subcommands share the program's exit and output handling.
   const inherit = (cmd: Command) => {

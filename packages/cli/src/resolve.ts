@@ -5,8 +5,8 @@
  * What cannot be found here is passed on as an id, so that the API says what is wrong with
  * its own error code.
  */
-import type { Task } from '@garrison/protocol';
-import { ApiError, seg, type Client } from './client.ts';
+import { getAdmin, getDevice, getGroup, getTask, listAdmins, listDevices, listGroups, listRoles, listTasks, PAGE_LIMIT_MAX, type Task } from '@garrison/protocol';
+import { ApiError, type Client } from './client.ts';
 import type { AdminView, DeviceView, GroupView, RoleView } from './types.ts';
 
 function normPath(p: string): string {
@@ -44,7 +44,7 @@ export class Groups {
     this.#client = client;
   }
   list(): Promise<GroupView[]> {
-    this.#list ??= this.#client.get<GroupView[]>('/groups');
+    this.#list ??= this.#client.api.all(listGroups, { query: { limit: PAGE_LIMIT_MAX } });
     return this.#list;
   }
   refresh(): void {
@@ -59,7 +59,7 @@ export class Groups {
   }
   /** The group itself; the API's NOT_FOUND when there is none. */
   async get(ref: string): Promise<GroupView> {
-    return (await this.find(ref)) ?? (await this.#client.get<GroupView>(`/groups/${seg(ref)}`));
+    return (await this.find(ref)) ?? (await this.#client.api.call(getGroup, { params: { id: ref } }));
   }
   async pathOf(id: string): Promise<string> {
     return (await this.list()).find((g) => g.id === id)?.path ?? id;
@@ -80,12 +80,12 @@ export function matchDevices(devices: readonly DeviceView[], ref: string): Devic
 
 /** A device by id, name or hostname; CONFLICT when a name is ambiguous, the API's NOT_FOUND when unknown. */
 export async function resolveDevice(client: Client, ref: string): Promise<DeviceView> {
-  const found = matchDevices(await client.get<DeviceView[]>('/devices', { search: ref, limit: 1000 }), ref);
+  const found = matchDevices((await client.api.call(listDevices, { query: { search: ref, limit: PAGE_LIMIT_MAX } })).items, ref);
   if (found.length === 1) return found[0]!;
   if (found.length > 1) {
     throw new ApiError('CONFLICT', `${found.length} devices are named "${ref}" (${found.map((d) => `${d.id} in ${d.groupPath}`).join(', ')}); give the id`);
   }
-  return client.get<DeviceView>(`/devices/${seg(ref)}`);
+  return client.api.call(getDevice, { params: { id: ref } });
 }
 
 /** Device names for ids, fetched one by one for a few ids; unknown (deleted) ones keep their id. */
@@ -95,14 +95,16 @@ export async function deviceNames(client: Client, ids: Iterable<string | null | 
   if (unique.length === 0) return names;
   if (unique.length > max) {
     // One listing, when the fleet is small enough for that to be cheap; else ids are shown.
-    const all = await client.get<DeviceView[]>('/devices', { limit: 5001 });
-    if (all.length <= 5000) for (const d of all) names.set(d.id, d.name);
+    for await (const page of client.api.pages(listDevices, { query: { limit: PAGE_LIMIT_MAX } })) {
+      if ((page.total ?? Infinity) > 5000) break;
+      for (const d of page.items) names.set(d.id, d.name);
+    }
     return names;
   }
   await Promise.all(
     unique.map(async (id) => {
       try {
-        names.set(id, (await client.get<DeviceView>(`/devices/${seg(id)}`)).name);
+        names.set(id, (await client.api.call(getDevice, { params: { id } })).name);
       } catch {
         /* deleted since: show the id */
       }
@@ -113,7 +115,8 @@ export async function deviceNames(client: Client, ids: Iterable<string | null | 
 
 /** A task by id, or by exact name when no task has that id. */
 export async function resolveTaskId(client: Client, ref: string, tasks?: readonly Task[]): Promise<string> {
-  const list = tasks ?? (await client.get<Task[]>('/tasks'));
+  // Without a list: only the tasks whose name contains the reference (an id matches by getTask in resolveTask).
+  const list = tasks ?? (await client.api.all(listTasks, { query: { search: ref.slice(0, 200), limit: PAGE_LIMIT_MAX } }));
   if (list.some((t) => t.id === ref)) return ref;
   const named = list.filter((t) => t.name === ref);
   if (named.length === 1) return named[0]!.id;
@@ -124,12 +127,12 @@ export async function resolveTaskId(client: Client, ref: string, tasks?: readonl
 /** A task by id, else by exact name; the API's NOT_FOUND when neither. */
 export async function resolveTask(client: Client, ref: string): Promise<Task> {
   try {
-    return await client.get<Task>(`/tasks/${seg(ref)}`);
+    return await client.api.call(getTask, { params: { id: ref } });
   } catch (err) {
     if (!(err instanceof ApiError) || err.code !== 'NOT_FOUND') throw err;
     const id = await resolveTaskId(client, ref);
     if (id === ref) throw err;
-    return client.get<Task>(`/tasks/${seg(id)}`);
+    return client.api.call(getTask, { params: { id } });
   }
 }
 
@@ -154,7 +157,7 @@ export class Roles {
     this.#client = client;
   }
   list(): Promise<RoleView[]> {
-    this.#list ??= this.#client.get<RoleView[]>('/roles');
+    this.#list ??= this.#client.api.all(listRoles, { query: { limit: PAGE_LIMIT_MAX } });
     return this.#list;
   }
   async find(ref: string): Promise<RoleView | undefined> {
@@ -174,7 +177,7 @@ export class Roles {
 
 /** An administrator by id or name; the API's NOT_FOUND when neither. */
 export async function resolveAdmin(client: Client, ref: string): Promise<AdminView> {
-  const admins = await client.get<AdminView[]>('/admins');
+  const admins = await client.api.all(listAdmins, { query: { limit: PAGE_LIMIT_MAX } });
   const found = admins.find((a) => a.id === ref) ?? byName(admins, ref, 'administrator');
-  return found ?? client.get<AdminView>(`/admins/${seg(ref)}`);
+  return found ?? client.api.call(getAdmin, { params: { id: ref } });
 }

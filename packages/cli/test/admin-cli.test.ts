@@ -126,9 +126,9 @@ describe('garrison admin, role, api-token and 2fa against a real server', { time
     t.fetch(`${t.server.url}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, password: pw }) });
   const auditEvents = async (kind: string): Promise<StoredEvent[]> => {
     await t.server.services.events.flush();
-    const r = await t.api<StoredEvent[]>('GET', `/api/v1/events?kind=${encodeURIComponent(kind)}`);
+    const r = await t.api<{ items: StoredEvent[] }>('GET', `/api/v1/events?kind=${encodeURIComponent(kind)}`);
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    return r.body;
+    return r.body.items;
   };
 
   before(async () => {
@@ -272,7 +272,7 @@ describe('garrison admin, role, api-token and 2fa against a real server', { time
       agents.push(clone);
     }
     const pendingList = await waitFor(async () => {
-      const l = (await t.api<{ id: string; deviceId: string }[]>('GET', '/api/v1/device-duplicates?state=pending')).body;
+      const l = (await t.api<{ items: { id: string; deviceId: string }[] }>('GET', '/api/v1/device-duplicates?state=pending')).body.items;
       return l.length === 2 && l;
     }, { what: 'two pending duplicates', output: () => clones.map((c) => c.output()).join('\n') });
     assert.ok(pendingList.every((d) => d.deviceId === serverAgent.deviceId));

@@ -496,6 +496,14 @@ describe('garrison CLI against a real server', { timeout: 300_000 }, () => {
     await ok(['device', 'tag', 'cli-agent-1', 'prod', '--remove']);
     const d = JSON.parse(await ok(['device', 'show', agent.deviceId, '--json'])) as { tags: string[] };
     assert.deepEqual(d.tags, ['web']);
+    // In bulk: on the devices a filter matches, and on devices named.
+    assert.match(await ok(['device', 'bulk', 'tag', '--where-group', 'Fleet', '--tags', 'bulk-a,bulk-b']), /^tag: 1 done, 0 unchanged, 0 refused \(no permission\), 0 not found \(of 1 matched\)$/m);
+    assert.match(await ok(['device', 'bulk', 'untag', 'cli-agent-1', '--tags', 'bulk-b']), /^untag: 1 done/m);
+    assert.match(await ok(['device', 'list', '--tag', 'bulk-a', '--sort', 'lastContact', '--desc']), /cli-agent-1/);
+    assert.match(await ok(['device', 'bulk', 'check-in', '--where-group', 'Fleet', '--where-status', 'online']), /^check-in: 1 done/m);
+    const noTags = await cli(['device', 'bulk', 'tag', 'cli-agent-1']);
+    assert.equal(noTags.code, 2);
+    assert.match(noTags.stderr, /tag needs --tags/);
   });
 
   it('creates a script task for a group, runs it with --watch, and shows results and events', async () => {

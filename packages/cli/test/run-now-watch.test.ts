@@ -56,7 +56,7 @@ for (const kind of dbKinds) {
       assert.deepEqual([all.targets, all.notRun, all.finished], [3, 1, false]);
 
       // The API: the run-now's progress, by its request id.
-      const runs = (await t.api<{ requestId: string | null }[]>('GET', `/api/v1/runs?taskId=${task.id}`)).body;
+      const runs = (await t.api<{ items: { requestId: string | null }[] }>('GET', `/api/v1/runs?taskId=${task.id}`)).body.items;
       const requestId = runs[0]!.requestId!;
       const p = await t.api<RunNowProgress>('GET', `/api/v1/tasks/${task.id}/run-requests/${requestId}/progress`);
       assert.equal(p.status, 200);

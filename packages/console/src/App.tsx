@@ -5,7 +5,8 @@
 import { useEffect, useState, type ReactNode } from 'react';
 import { Link, Route, Switch, useLocation } from 'wouter';
 import { useQueryClient } from '@tanstack/react-query';
-import { del, session } from './api.ts';
+import { deleteSession } from '@garrison/protocol';
+import { call, session } from './api.ts';
 import { AccessProvider, Permission, useAccess, useMe, type Access } from './access.tsx';
 import { LiveProvider, useLiveState } from './live.tsx';
 import { ErrorMessage, Loading, ToastProvider } from './ui.tsx';
@@ -26,6 +27,7 @@ import { Deployments } from './pages/Deployments.tsx';
 import { Installers } from './pages/Installers.tsx';
 import { Push, PushJob } from './pages/Push.tsx';
 import { Secrets } from './pages/Secrets.tsx';
+import { Notifications } from './pages/Notifications.tsx';
 import { Account } from './pages/Account.tsx';
 import { Administrators } from './pages/Administrators.tsx';
 import { Roles } from './pages/Roles.tsx';
@@ -43,6 +45,7 @@ const NAV: { href: string; label: string; show: (a: Access) => boolean }[] = [
   { href: '/installers', label: 'Installers', show: (a) => a.can(Permission.read) },
   { href: '/push', label: 'Push installation', show: (a) => a.can(Permission.read) },
   { href: '/secrets', label: 'Secrets', show: (a) => a.can(Permission.read) },
+  { href: '/notifications', label: 'Notifications', show: (a) => a.can(Permission.read) },
   { href: '/administrators', label: 'Administrators', show: (a) => a.canOnRoot(Permission.read) },
   { href: '/roles', label: 'Roles', show: (a) => a.canOnRoot(Permission.read) },
 ];
@@ -117,7 +120,7 @@ function Frame({ me }: { me: ReturnType<typeof useMe> }) {
             type="button"
             className="link"
             onClick={async () => {
-              await del('/session').catch(() => {});
+              await call(deleteSession, {}).catch(() => {});
               session.clear();
             }}
           >
@@ -170,6 +173,7 @@ function Routes(): ReactNode {
       <Route path="/push" component={Push} />
       <Route path="/push/:id">{(p) => <PushJob id={p.id} />}</Route>
       <Route path="/secrets" component={Secrets} />
+      <Route path="/notifications" component={Notifications} />
       <Route path="/administrators" component={Administrators} />
       <Route path="/roles" component={Roles} />
       <Route path="/account" component={Account} />

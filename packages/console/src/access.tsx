@@ -14,8 +14,9 @@
  * the pages show. Unknown answers (an older server, a system token, /me not read yet) allow.
  */
 import { createContext, useContext, useMemo, type ReactNode } from 'react';
-import { BUILTIN_ROLES, type Me, type RoleView, type Scope } from '@garrison/protocol';
-import { useApi } from './api.ts';
+import { useQuery } from '@tanstack/react-query';
+import { BUILTIN_ROLES, getMe, listRoles, PAGE_LIMIT_MAX, type Me, type RoleView, type Scope } from '@garrison/protocol';
+import { allPages, useOp } from './api.ts';
 import { useGroups } from './ui.tsx';
 import { accessOf, type Access } from './access-rules.ts';
 
@@ -29,7 +30,7 @@ export const useAccess = () => useContext(AccessContext);
 
 /** The signed-in administrator (GET /me; the live feed's config topic reads it again). */
 export function useMe() {
-  return useApi<Me>('/me', { staleTime: 60_000 });
+  return useOp(getMe, {}, { staleTime: 60_000 });
 }
 
 /** Provides the access of `me`; the roles its grants name are built in or read from /roles. */
@@ -37,7 +38,7 @@ export function AccessProvider({ me, children }: { me: Me | undefined; children:
   // The tree is what the administrator may read; without read anywhere there is none to ask for.
   const groups = useGroups({ enabled: me !== undefined && (!me.permissions || me.permissions.includes('read')) });
   const custom = me?.grants?.some((g) => !BUILTIN_ROLES.some((r) => r.id === g.roleId)) ?? false;
-  const roles = useApi<RoleView[]>(custom ? '/roles' : null, { staleTime: 60_000 });
+  const roles = useQuery<RoleView[], Error, RoleView[], string[]>({ queryKey: [listRoles.path], queryFn: ({ signal }) => allPages(listRoles, { query: { limit: PAGE_LIMIT_MAX } }, { signal }), enabled: custom, staleTime: 60_000 });
   const value = useMemo(() => accessOf(me, [...BUILTIN_ROLES, ...(roles.data ?? [])], groups.data), [me, roles.data, groups.data]);
   return <AccessContext.Provider value={value}>{children}</AccessContext.Provider>;
 }

@@ -4,24 +4,13 @@
  * pages show a clear message per code instead of a raw status.
  */
 import { useMutation, useQuery, useQueryClient, type UseQueryOptions } from '@tanstack/react-query';
-import { errorCodeInfo, isErrorCode, type ErrorBody } from '@garrison/protocol';
+import { errorCodeInfo, isErrorCode, operationPath, type OperationDef, type OpResponse } from '@garrison/protocol';
+import { ApiError, GarrisonClient, type CallInput, type PagedOperation } from '@garrison/client';
 
 const TOKEN_KEY = 'garrison.session';
 export const API = '/api/v1';
 
-export class ApiError extends Error {
-  readonly code: string;
-  readonly status: number;
-  readonly details: unknown;
-  readonly requestId: string | undefined;
-  constructor(code: string, message: string, status: number, details?: unknown, requestId?: string) {
-    super(message);
-    this.code = code;
-    this.status = status;
-    this.details = details;
-    this.requestId = requestId;
-  }
-}
+export { ApiError };
 
 type Listener = () => void;
 const signedOut = new Set<Listener>();
@@ -61,30 +50,16 @@ export function describeError(err: unknown): { title: string; detail: string; co
   return { title: 'Something went wrong.', detail: err instanceof Error ? err.message : String(err) };
 }
 
+/** The typed client (@garrison/client) on the page's own origin, with the session as its token. */
+export const api = new GarrisonClient({ baseUrl: '', token: () => session.token(), timeoutMs: 0 });
+
 export async function request<T>(method: string, path: string, body?: unknown, init: { signal?: AbortSignal; raw?: boolean; contentType?: string } = {}): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/json' };
-  const token = session.token();
-  if (token) headers.authorization = `Bearer ${token}`;
-  let payload: BodyInit | undefined;
-  if (body !== undefined) {
-    if (body instanceof Blob || body instanceof ArrayBuffer || body instanceof FormData) payload = body as BodyInit;
-    else {
-      headers['content-type'] = 'application/json';
-      payload = JSON.stringify(body);
-    }
-    if (init.contentType) headers['content-type'] = init.contentType;
-  }
-  const res = await fetch(path.startsWith('/') && !path.startsWith(API) ? `${API}${path}` : path, { method, headers, body: payload, ...(init.signal ? { signal: init.signal } : {}) });
-  if (!res.ok) {
-    let parsed: ErrorBody | undefined;
-    try {
-      parsed = (await res.json()) as ErrorBody;
-    } catch {
-      /* not JSON: a proxy's page */
-    }
-    const e = parsed?.error;
-    const err = new ApiError(e?.code ?? (res.status === 401 ? 'UNAUTHENTICATED' : 'INTERNAL'), e?.message ?? `HTTP ${res.status}`, res.status, e?.details, e?.requestId);
-    if (res.status === 401 && token && path !== '/session') session.clear();
+  const rel = path.startsWith(API) ? path.slice(API.length) : path;
+  let res: Response;
+  try {
+    res = await api.request(method, rel, { ...(body !== undefined ? { body } : {}), ...(init.contentType ? { contentType: init.contentType } : {}), ...(init.signal ? { signal: init.signal } : {}) });
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401 && session.token() && rel !== '/session') session.clear();
     throw err;
   }
   if (init.raw) return res as unknown as T;
@@ -93,21 +68,41 @@ export async function request<T>(method: string, path: string, body?: unknown, i
   return (type.includes('json') ? await res.json() : await res.text()) as T;
 }
 
-export const get = <T,>(path: string, signal?: AbortSignal) => request<T>('GET', path, undefined, signal ? { signal } : {});
+/** Calls an operation of the contract; a 401 ends the session like any other request. */
+export async function call<O extends OperationDef>(op: O, input: CallInput<O>, init: { signal?: AbortSignal } = {}): Promise<OpResponse<O>> {
+  try {
+    return await api.call(op, input, init);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401 && session.token() && op.path !== '/session') session.clear();
+    throw err;
+  }
+}
+
+/** POSTs to a path chosen at run time (the import of tasks or server tasks); everything else calls an operation. */
 export const post = <T,>(path: string, body?: unknown) => request<T>('POST', path, body ?? {});
-export const patch = <T,>(path: string, body: unknown) => request<T>('PATCH', path, body);
-export const put = <T,>(path: string, body: unknown) => request<T>('PUT', path, body);
-export const del = (path: string) => request<void>('DELETE', path);
+
+/** Every item of a paged operation (a list known to be small), with the session's 401 handling. */
+export async function allPages<O extends PagedOperation>(op: O, input: CallInput<O>, init: { signal?: AbortSignal } = {}) {
+  try {
+    return await api.all(op, input, init);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401 && session.token()) session.clear();
+    throw err;
+  }
+}
 
 /**
- * Reads an API path; the path is the cache key, so the live feed can refresh what is on
- * screen by path prefix (see live.ts).
+ * Reads an operation of the contract. The cache key is the operation's filled path and query
+ * (`/devices/d1`, `/tasks?limit=1000`), so the live feed refreshes it by path prefix (live.tsx);
+ * null input: not yet.
  */
-export function useApi<T>(path: string | null, opts: Omit<UseQueryOptions<T, Error, T, string[]>, 'queryKey' | 'queryFn'> = {}) {
-  return useQuery<T, Error, T, string[]>({
-    queryKey: [path ?? ''],
-    queryFn: ({ signal }) => get<T>(path!, signal),
-    enabled: path !== null && (opts.enabled ?? true),
+export function useOp<O extends OperationDef>(op: O, input: CallInput<O> | null, opts: Omit<UseQueryOptions<OpResponse<O>, Error, OpResponse<O>, string[]>, 'queryKey' | 'queryFn'> = {}) {
+  const i = (input ?? {}) as { params?: Record<string, string>; query?: Record<string, string | number | boolean | undefined | null> };
+  const key = input === null ? '' : operationPath(op, i.params) + qs(i.query ?? {});
+  return useQuery<OpResponse<O>, Error, OpResponse<O>, string[]>({
+    queryKey: [key],
+    queryFn: ({ signal }) => call(op, input!, { signal }),
+    enabled: input !== null && (opts.enabled ?? true),
     ...opts,
   });
 }

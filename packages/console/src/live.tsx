@@ -1,11 +1,16 @@
 /**
  * Live updates: one server-sent event stream (GET /api/v1/live, read with fetch so the
- * session token goes in a header) tells which kinds of data changed; the console refreshes
- * the reads on screen that depend on them. Nothing is pushed but topics, so what a page shows
- * always comes from the API and its permission checks.
+ * session token goes in a header) tells which kinds of data changed, and for runs which tasks
+ * and devices; the console refreshes the reads on screen that depend on them. Nothing is
+ * pushed but topics and ids, so what a page shows always comes from the API and its
+ * permission checks.
+ *
+ * A task's results are the one read that is not refreshed by prefix: with the devices named,
+ * the task's page reads only their rows (useLiveRuns), never the whole fleet's results again.
  */
-import { createContext, useContext, useEffect, useState, type ReactNode } from 'react';
-import { useQueryClient } from '@tanstack/react-query';
+import { createContext, useContext, useEffect, useRef, useState, type ReactNode } from 'react';
+import { useQueryClient, type QueryClient } from '@tanstack/react-query';
+import type { LiveMessage } from '@garrison/protocol';
 import { API, session } from './api.ts';
 
 export type LiveTopic = 'runs' | 'presence' | 'events' | 'config' | 'deployments' | 'repository' | 'push' | 'server-tasks';
@@ -28,6 +33,49 @@ const STALE: Record<LiveTopic, string[]> = {
 const LiveContext = createContext<LiveState>('connecting');
 export const useLiveState = () => useContext(LiveContext);
 
+/** The run changes of one message: by task, its devices (null: too many to name); `more`: others, unnamed. */
+export type LiveRuns = NonNullable<LiveMessage['runs']>;
+type RunsListener = (runs: LiveRuns) => void;
+const runsListeners = new Set<RunsListener>();
+
+/** Calls `fn` with the run changes of each live message (the task page patches its rows with them). */
+export function useLiveRuns(fn: RunsListener): void {
+  const ref = useRef(fn);
+  ref.current = fn;
+  useEffect(() => {
+    const l: RunsListener = (runs) => ref.current(runs);
+    runsListeners.add(l);
+    return () => {
+      runsListeners.delete(l);
+    };
+  }, []);
+}
+
+/** A task's results and targets: kept fresh by its page from the named devices, when the message names them. */
+const PAGE_PATCHED = /^\/tasks\/[^/?]+\/(results|targets)/;
+
+function refreshRuns(qc: QueryClient, runs: LiveRuns): void {
+  const named = new Set(runs.tasks.map((t) => `/tasks/${encodeURIComponent(t.taskId)}`));
+  const devices = new Set(runs.tasks.flatMap((t) => (t.deviceIds ?? []).map((d) => `/devices/${encodeURIComponent(d)}`)));
+  const manyDevices = runs.tasks.some((t) => t.deviceIds === null);
+  void qc.invalidateQueries({
+    predicate: (q) => {
+      const key = String(q.queryKey[0]);
+      // Lists of tasks (last run, failures) and runs: a page each.
+      if (key === '/tasks' || key.startsWith('/tasks?') || key.startsWith('/runs')) return true;
+      if (key.startsWith('/tasks/')) {
+        if (PAGE_PATCHED.test(key)) return false;
+        const task = key.replace(/^(\/tasks\/[^/?]+).*$/, '$1');
+        return named.has(task);
+      }
+      if (key.startsWith('/devices/')) return manyDevices || devices.has(key.replace(/^(\/devices\/[^/?]+).*$/, '$1'));
+      return false;
+    },
+    refetchType: 'active',
+  });
+  for (const l of runsListeners) l(runs);
+}
+
 export function LiveProvider({ children }: { children: ReactNode }) {
   const qc = useQueryClient();
   const [state, setState] = useState<LiveState>('connecting');
@@ -36,8 +84,11 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     let ctrl: AbortController | null = null;
     let retry = 1000;
     let fallback: ReturnType<typeof setInterval> | null = null;
-    const refresh = (topics: LiveTopic[]) => {
-      const prefixes = topics.flatMap((t) => STALE[t] ?? []);
+    const refresh = (topics: LiveTopic[], runs?: LiveRuns) => {
+      // Runs with what changed named: only the reads of those tasks and devices.
+      const detailed = runs && !runs.more ? topics.filter((t) => t !== 'runs') : topics;
+      if (runs && !runs.more) refreshRuns(qc, runs);
+      const prefixes = detailed.flatMap((t) => STALE[t] ?? []);
       if (!prefixes.length) return;
       void qc.invalidateQueries({ predicate: (q) => prefixes.some((p) => String(q.queryKey[0]).startsWith(p)), refetchType: 'active' });
     };
@@ -76,8 +127,8 @@ export function LiveProvider({ children }: { children: ReactNode }) {
                 .join('\n');
               if (!data) continue;
               try {
-                const msg = JSON.parse(data) as { topics?: LiveTopic[] };
-                if (Array.isArray(msg.topics)) refresh(msg.topics);
+                const msg = JSON.parse(data) as { topics?: LiveTopic[]; runs?: LiveRuns };
+                if (Array.isArray(msg.topics)) refresh(msg.topics, msg.runs && Array.isArray(msg.runs.tasks) ? msg.runs : undefined);
               } catch {
                 /* a malformed line is skipped */
               }

@@ -3,8 +3,9 @@
  * form fields look and behave the same everywhere (labels, keyboard, screen readers).
  */
 import { cloneElement, createContext, isValidElement, useCallback, useContext, useEffect, useId, useRef, useState, type FormEvent, type KeyboardEvent, type ReactNode, type Ref } from 'react';
-import type { GroupView, TaskProgress } from '@garrison/protocol';
-import { describeError, useApi } from './api.ts';
+import { useQuery } from '@tanstack/react-query';
+import { listGroups, PAGE_LIMIT_MAX, type GroupView, type TaskProgress } from '@garrison/protocol';
+import { allPages, describeError } from './api.ts';
 import { RUN_STATE_ORDER, formatAgo, formatTime } from './format.ts';
 
 export function Page({ title, actions, children, subtitle }: { title: string; subtitle?: ReactNode; actions?: ReactNode; children: ReactNode }) {
@@ -277,8 +278,14 @@ export function GroupSelect({ value, onChange, label = 'Group', allowEmpty, empt
   );
 }
 
+/** Every group the caller may see, sorted by path (every page of listGroups: a tree is small next to its devices). */
 export function useGroups({ enabled = true }: { enabled?: boolean } = {}) {
-  return useApi<GroupView[]>('/groups', { staleTime: 10_000, enabled });
+  return useQuery<GroupView[], Error, GroupView[], string[]>({
+    queryKey: ['/groups'],
+    queryFn: ({ signal }) => allPages(listGroups, { query: { limit: PAGE_LIMIT_MAX } }, { signal }),
+    staleTime: 10_000,
+    enabled,
+  });
 }
 
 export function CopyButton({ text, label = 'Copy' }: { text: string; label?: string }) {

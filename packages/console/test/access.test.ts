@@ -149,7 +149,7 @@ describe('web console with roles and scoped administrators', { skip: chromiumSki
     await cp(a1.stateDir, cloneState, { recursive: true });
     const clone = spawnAgent([], cloneState, { GARRISON_MACHINE_ID_FILE: path.join(dir, 'machine-id-b') });
     agents.push(clone);
-    await waitFor(async () => (await t.api<unknown[]>('GET', '/api/v1/device-duplicates?state=pending')).body.length === 1, { what: 'a pending duplicate', output: clone.output });
+    await waitFor(async () => (await t.api<{ items: unknown[] }>('GET', '/api/v1/device-duplicates?state=pending')).body.items.length === 1, { what: 'a pending duplicate', output: clone.output });
     await nav().getByRole('link', { name: 'Devices' }).click();
     await page.getByRole('tab', { name: /^Duplicates/ }).click();
     const pending = page.getByRole('region', { name: 'Pending duplicates' });
@@ -241,7 +241,7 @@ describe('web console with roles and scoped administrators', { skip: chromiumSki
     await dialog.getByRole('button', { name: 'Create role' }).click();
     const helpdesk = roles.getByRole('row').filter({ hasText: 'Help desk' });
     await helpdesk.getByText('devices:write').waitFor();
-    const role = (await t.api<{ id: string; name: string; permissions: string[] }[]>('GET', '/api/v1/roles')).body.find((r) => r.name === 'Help desk')!;
+    const role = (await t.api<{ items: { id: string; name: string; permissions: string[] }[] }>('GET', '/api/v1/roles')).body.items.find((r) => r.name === 'Help desk')!;
     assert.deepEqual(role.permissions, ['read', 'devices:write', 'tasks:run']);
     // Changed: devices:write taken away.
     await page.getByRole('button', { name: 'Edit Help desk' }).click();
@@ -264,7 +264,7 @@ describe('web console with roles and scoped administrators', { skip: chromiumSki
     await dialog.getByRole('button', { name: 'Create administrator' }).click();
     const row = page.getByRole('row').filter({ hasText: 'helpdesk-1' });
     await row.getByText('Help desk on My Organization/Branch B').waitFor();
-    const created = (await t.api<{ name: string; grants: { roleId: string; groupId: string }[] }[]>('GET', '/api/v1/admins')).body.find((a) => a.name === 'helpdesk-1')!;
+    const created = (await t.api<{ items: { name: string; grants: { roleId: string; groupId: string }[] }[] }>('GET', '/api/v1/admins')).body.items.find((a) => a.name === 'helpdesk-1')!;
     assert.deepEqual(created.grants.map((g) => ({ roleId: g.roleId, groupId: g.groupId })), [{ roleId: role.id, groupId: groupB }]);
     await check('administrators');
 
@@ -284,7 +284,7 @@ describe('web console with roles and scoped administrators', { skip: chromiumSki
     assert.equal(refused.status, 401, 'a disabled administrator cannot sign in');
     await page.getByRole('button', { name: 'Enable helpdesk-1' }).click();
     await row.getByText('enabled', { exact: true }).waitFor();
-    await page.getByRole('button', { name: 'Reset the password of helpdesk-1' }).click();
+    await page.getByRole('button', { name: 'Reset password of helpdesk-1' }).click();
     await dialog.getByLabel('New password', { exact: true }).fill('helpdesk-1-new-password');
     await dialog.getByLabel('New password again').fill('helpdesk-1-new-password');
     await dialog.getByRole('button', { name: 'Reset password' }).click();
@@ -295,7 +295,7 @@ describe('web console with roles and scoped administrators', { skip: chromiumSki
     // The operator lost their phone: their second factor is removed.
     const secondFactor = page.getByRole('row').filter({ hasText: OPERATOR }).getByRole('cell').nth(3);
     assert.equal(await secondFactor.innerText(), 'on');
-    await page.getByRole('button', { name: `Remove the second factor of ${OPERATOR}` }).click();
+    await page.getByRole('button', { name: `Remove second factor of ${OPERATOR}` }).click();
     await dialog.getByRole('button', { name: 'Remove second factor' }).click();
     await secondFactor.getByText('off', { exact: true }).waitFor();
 
@@ -325,7 +325,7 @@ describe('web console with roles and scoped administrators', { skip: chromiumSki
     await pending.getByText('No machine is waiting').waitFor();
     await page.getByRole('tab', { name: 'Duplicates', exact: true }).waitFor();
     await waitFor(async () => {
-      const list = (await t.api<{ groupId: string; clonedFrom: string | null; online: boolean }[]>('GET', `/api/v1/devices?groupId=${groupA}`)).body;
+      const list = (await t.api<{ items: { groupId: string; clonedFrom: string | null; online: boolean }[] }>('GET', `/api/v1/devices?groupId=${groupA}`)).body.items;
       return list.some((d) => d.clonedFrom === a1.deviceId && d.online);
     }, { what: 'the approved copy online as a device of its own' });
   });

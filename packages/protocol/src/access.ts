@@ -7,7 +7,7 @@
  * take effect only from a grant on the root group.
  */
 import { Type, type Static } from 'typebox';
-import type { Inventory } from './inventory.ts';
+import { Inventory } from './inventory.ts';
 
 export const Permission = {
   /** See the groups, devices, tasks, runs, events, deployments and installers of the subtree. */
@@ -29,6 +29,8 @@ export const Permission = {
   /** Set and delete secrets, and refer to them in task settings. */
   manageSecrets: 'secrets:write',
   manageRepository: 'repository:write',
+  /** Create, change, test and delete notification rules (ADR 0022). */
+  manageNotifications: 'notifications:write',
   manageServerTasks: 'server-tasks:write',
   manageSettings: 'settings:write',
   /** Administrators, roles and grants; sign-in settings. */
@@ -50,6 +52,7 @@ export const permissionInfo: Record<Permission, string> = {
   'tokens:write': 'Create and revoke enrolment tokens and installer links',
   'push:run': 'Install agents by push installation',
   'secrets:write': 'Set and delete secrets and refer to them in settings',
+  'notifications:write': 'Create, change, test and delete notification rules and their automatic responses',
   'repository:write': 'Check packages into the master repository, promote and remove them (server-wide)',
   'server-tasks:write': 'Create, change, run and delete server tasks (server-wide)',
   'settings:write': 'Change server settings (server-wide)',
@@ -73,7 +76,7 @@ export const BUILTIN_ROLES: readonly { id: BuiltinRole; name: string; descriptio
     id: 'administrator',
     name: 'Administrator',
     description: 'Everything in the subtree: groups, devices, tasks, policies, deployments, installers, secrets; on the root group also the repository and server tasks.',
-    permissions: [P.read, P.manageGroups, P.manageDevices, P.manageTasks, P.runTasks, P.managePolicies, P.manageDeployments, P.manageTokens, P.pushInstall, P.manageSecrets, P.manageRepository, P.manageServerTasks],
+    permissions: [P.read, P.manageGroups, P.manageDevices, P.manageTasks, P.runTasks, P.managePolicies, P.manageDeployments, P.manageTokens, P.pushInstall, P.manageSecrets, P.manageNotifications, P.manageRepository, P.manageServerTasks],
   },
   { id: 'operator', name: 'Operator', description: 'Sees the subtree and runs and stops its tasks, but changes nothing.', permissions: [P.read, P.runTasks] },
   { id: 'installer', name: 'Installer', description: 'Sees the subtree, enrols machines (enrolment tokens, installer links) and installs agents by push.', permissions: [P.read, P.manageTokens, P.pushInstall] },
@@ -92,21 +95,27 @@ export const PermissionSchema = Type.Union([
   Type.Literal('tokens:write'),
   Type.Literal('push:run'),
   Type.Literal('secrets:write'),
+  Type.Literal('notifications:write'),
   Type.Literal('repository:write'),
   Type.Literal('server-tasks:write'),
   Type.Literal('settings:write'),
   Type.Literal('admins:write'),
 ]);
 
-export interface RoleView {
-  id: string;
-  name: string;
-  description: string;
-  permissions: Permission[];
-  builtin: boolean;
-  createdAt: string;
-  updatedAt: string;
-}
+export const RoleView = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    description: Type.String(),
+    permissions: Type.Array(PermissionSchema),
+    builtin: Type.Boolean(),
+    // Empty for the built-in roles, which were never created.
+    createdAt: Type.String(),
+    updatedAt: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type RoleView = Static<typeof RoleView>;
 export const RoleCreate = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 100 }),
@@ -129,27 +138,26 @@ export type RoleUpdate = Static<typeof RoleUpdate>;
 /** One role on one group subtree. */
 export const GrantInput = Type.Object({ roleId: Type.String({ minLength: 1, maxLength: 100 }), groupId: Type.String({ minLength: 1, maxLength: 100 }) }, { additionalProperties: false });
 export type GrantInput = Static<typeof GrantInput>;
-export interface GrantView {
-  roleId: string;
-  roleName: string;
-  groupId: string;
-  groupPath: string;
-}
+export const GrantView = Type.Object({ roleId: Type.String(), roleName: Type.String(), groupId: Type.String(), groupPath: Type.String() }, { additionalProperties: false });
+export type GrantView = Static<typeof GrantView>;
 
-export interface AdminView {
-  id: string;
-  name: string;
-  displayName: string | null;
-  email: string | null;
-  grants: GrantView[];
-  disabled: boolean;
-  hasPassword: boolean;
-  totpEnabled: boolean;
-  /** Set for administrators who sign in through the OpenID provider. */
-  oidcSubject: string | null;
-  createdAt: string;
-  lastSignInAt: string | null;
-}
+export const AdminView = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    displayName: Type.Union([Type.String(), Type.Null()]),
+    email: Type.Union([Type.String(), Type.Null()]),
+    grants: Type.Array(GrantView),
+    disabled: Type.Boolean(),
+    hasPassword: Type.Boolean(),
+    totpEnabled: Type.Boolean(),
+    oidcSubject: Type.Union([Type.String(), Type.Null()], { description: 'Set for administrators who sign in through the OpenID provider' }),
+    createdAt: Type.String(),
+    lastSignInAt: Type.Union([Type.String(), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type AdminView = Static<typeof AdminView>;
 export const ADMIN_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$';
 export const AdminCreate = Type.Object(
   {
@@ -176,15 +184,17 @@ export type AdminUpdate = Static<typeof AdminUpdate>;
 /** How a caller reached the API: what the audit trail records beside who and from where. */
 export const ActorVia = { console: 'console', cli: 'cli', apiToken: 'api-token', agent: 'agent', system: 'system' } as const;
 export type ActorVia = (typeof ActorVia)[keyof typeof ActorVia];
+export const ActorViaSchema = Type.Union([Type.Literal('console'), Type.Literal('cli'), Type.Literal('api-token'), Type.Literal('agent'), Type.Literal('system')]);
 
-export interface ApiTokenView {
-  id: string;
-  name: string;
-  createdAt: string;
-  lastUsedAt: string | null;
-  expiresAt: string | null;
-  revokedAt: string | null;
-}
+const NullableTime = Type.Union([Type.String(), Type.Null()]);
+export const ApiTokenView = Type.Object(
+  { id: Type.String(), name: Type.String(), createdAt: Type.String(), lastUsedAt: NullableTime, expiresAt: NullableTime, revokedAt: NullableTime },
+  { additionalProperties: false },
+);
+export type ApiTokenView = Static<typeof ApiTokenView>;
+/** A new API token: its view and, this once, its value. */
+export const ApiTokenCreated = Type.Object({ ...ApiTokenView.properties, token: Type.String({ description: 'The value (gat.…), shown only now' }) }, { additionalProperties: false });
+export type ApiTokenCreated = Static<typeof ApiTokenCreated>;
 export const ApiTokenCreate = Type.Object(
   { name: Type.String({ minLength: 1, maxLength: 200 }), expiresInDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })) },
   { additionalProperties: false },
@@ -192,42 +202,45 @@ export const ApiTokenCreate = Type.Object(
 export type ApiTokenCreate = Static<typeof ApiTokenCreate>;
 
 /** GET /api/v1/permissions: a permission, what it allows, and whether it counts only on the root group. */
-export interface PermissionInfo {
-  id: Permission;
-  description: string;
-  serverWide: boolean;
-}
+export const PermissionInfo = Type.Object({ id: PermissionSchema, description: Type.String(), serverWide: Type.Boolean() }, { additionalProperties: false });
+export type PermissionInfo = Static<typeof PermissionInfo>;
 
 /** POST /api/v1/me/totp: the secret of a second factor being set up, for an authenticator app. */
-export interface TotpSetup {
-  secret: string;
-  uri: string;
-}
+export const TotpSetup = Type.Object({ secret: Type.String(), uri: Type.String({ description: 'otpauth:// URI for an authenticator app' }) }, { additionalProperties: false });
+export type TotpSetup = Static<typeof TotpSetup>;
 
 /** GET /api/v1/device-duplicates: a machine that presented another device's credential with another machine identity. */
-export interface DeviceDuplicateView {
-  id: string;
-  /** The device whose credential it presented. */
-  deviceId: string;
-  machineIdentity: string;
-  hostname: string;
-  inventory: Inventory;
-  remoteAddress: string | null;
-  state: 'pending' | 'approved' | 'rejected';
-  firstSeenAt: string;
-  lastSeenAt: string;
-  seenCount: number;
-  /** The device it became when approved. */
-  newDeviceId: string | null;
-  decidedBy: string | null;
-  decidedAt: string | null;
-}
+export const DeviceDuplicateView = Type.Object(
+  {
+    id: Type.String(),
+    deviceId: Type.String({ description: 'The device whose credential it presented' }),
+    machineIdentity: Type.String(),
+    hostname: Type.String(),
+    inventory: Inventory,
+    remoteAddress: Type.Union([Type.String(), Type.Null()]),
+    state: Type.Union([Type.Literal('pending'), Type.Literal('approved'), Type.Literal('rejected')]),
+    firstSeenAt: Type.String({ format: 'date-time' }),
+    lastSeenAt: Type.String({ format: 'date-time' }),
+    seenCount: Type.Integer({ minimum: 0 }),
+    newDeviceId: Type.Union([Type.String(), Type.Null()], { description: 'The device it became when approved' }),
+    decidedBy: Type.Union([Type.String(), Type.Null()]),
+    decidedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type DeviceDuplicateView = Static<typeof DeviceDuplicateView>;
 
 /** GET /api/v1/security/refusals: what the device boundary refused since this server instance started. */
-export interface RefusalCounts {
-  since: string;
-  total: number;
-  byCode: Record<string, number>;
-  /** The devices with the most refusals, most first (at most 100). */
-  devices: { deviceId: string; total: number; byCode: Record<string, number>; lastAt: string }[];
-}
+const CountsByCode = Type.Record(Type.String(), Type.Integer({ minimum: 0 }));
+export const RefusalCounts = Type.Object(
+  {
+    since: Type.String({ format: 'date-time' }),
+    total: Type.Integer({ minimum: 0 }),
+    byCode: CountsByCode,
+    devices: Type.Array(Type.Object({ deviceId: Type.String(), total: Type.Integer({ minimum: 0 }), byCode: CountsByCode, lastAt: Type.String({ format: 'date-time' }) }, { additionalProperties: false }), {
+      description: 'The devices with the most refusals, most first (at most 100)',
+    }),
+  },
+  { additionalProperties: false },
+);
+export type RefusalCounts = Static<typeof RefusalCounts>;

@@ -10,7 +10,7 @@ import { AgentTask } from './task.ts';
 import { RunStateSchema } from './run.ts';
 import { Schedule } from './schedule.ts';
 import type { DeploymentInstruction } from './deployment.ts';
-import { DeviceEvent, PolicyStatusReport, type AgentProductPolicy } from './policy.ts';
+import { AgentProductPolicy, DeviceEvent, PolicyStatusReport } from './policy.ts';
 
 export const PROTOCOL_VERSION = 1;
 export const AGENT_WS_PATH = '/agent/v1/ws';
@@ -194,25 +194,24 @@ export type DeviceEventsRequest = Static<typeof DeviceEventsRequest>;
 export const AgentToServer = Type.Union([CheckInRequest, ReportsRequest, DeviceEventsRequest]);
 export type AgentToServer = Static<typeof AgentToServer>;
 
-export interface CheckInResult {
-  type: 'check-in-result';
-  re?: string | number;
-  deviceId: string;
-  groupId: string;
-  policy: AgentIntervals;
-  /** The device's effective policies, present when the agent's policiesEtag differs from the server's. */
-  policies?: { etag: string; products: AgentProductPolicy[] };
-  tasksEtag: string;
-  /** Present when the agent's etag differs from the server's. */
-  tasks?: AgentTask[];
-  runRequests: RunRequest[];
-  localResolutions: LocalTaskResolution[];
-  /** What the deployment task should install or remove now; absent when nothing is assigned. */
-  deployment?: { steps: DeploymentInstruction[] };
-  /** What the administrator or the server asks of the agent's identity (ADR 0009). */
-  identity?: IdentityDirective;
-  serverTime: string;
-}
+const Re = Type.Optional(Type.Union([Type.String(), Type.Integer()], { description: "The request's id, when it gave one" }));
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+/**
+ * A deployment step as the agent receives it. Its exact type is deployment.ts's (that area's
+ * interface); the schema documents it without pinning the package manifest, which package.ts owns.
+ */
+const DeploymentStep = Type.Unsafe<DeploymentInstruction>(
+  Type.Object({
+    action: Type.Union([Type.Literal('install'), Type.Literal('uninstall')]),
+    product: Type.String(),
+    version: NullableString,
+    fromVersion: NullableString,
+    reason: Type.String(),
+    package: Type.Optional(Type.Object({ id: Type.String(), product: Type.String(), version: Type.String(), sha256: Type.String(), signature: Type.String(), manifest: Type.Unknown() })),
+    urgent: Type.Optional(Type.Boolean({ description: "Carried out at once, even outside the device's maintenance windows" })),
+  }),
+);
+
 /**
  * - `rotate-credential`: make a new secret and register it at AGENT_CREDENTIAL_PATH, signed
  *   with the device key over the challenge (credentialRotationPayload);
@@ -223,12 +222,35 @@ export interface CheckInResult {
  * - `quarantined`: this machine presented another device's credential and waits for an
  *   administrator's approval; nothing it sends is recorded until then.
  */
-export type IdentityDirective =
-  | { action: 'rotate-credential'; challenge: string }
-  | { action: 'uninstall' }
-  | { action: 'reidentify'; deviceId: string; credential: string; groupId: string; reason: string }
-  | { action: 'quarantined'; reason: string };
+export const IdentityDirective = Type.Union([
+  Type.Object({ action: Type.Literal('rotate-credential'), challenge: Type.String() }, { additionalProperties: false }),
+  Type.Object({ action: Type.Literal('uninstall') }, { additionalProperties: false }),
+  Type.Object({ action: Type.Literal('reidentify'), deviceId: Type.String(), credential: Type.String(), groupId: Type.String(), reason: Type.String() }, { additionalProperties: false }),
+  Type.Object({ action: Type.Literal('quarantined'), reason: Type.String() }, { additionalProperties: false }),
+]);
+export type IdentityDirective = Static<typeof IdentityDirective>;
 
+export const CheckInResult = Type.Object(
+  {
+    type: Type.Literal('check-in-result'),
+    re: Re,
+    deviceId: Type.String(),
+    groupId: Type.String(),
+    policy: AgentIntervals,
+    policies: Type.Optional(
+      Type.Object({ etag: Type.String(), products: Type.Array(AgentProductPolicy) }, { additionalProperties: false, description: "The device's effective policies, present when the agent's policiesEtag differs from the server's" }),
+    ),
+    tasksEtag: Type.String(),
+    tasks: Type.Optional(Type.Array(AgentTask, { description: "Present when the agent's etag differs from the server's" })),
+    runRequests: Type.Array(RunRequest),
+    localResolutions: Type.Array(LocalTaskResolution),
+    deployment: Type.Optional(Type.Object({ steps: Type.Array(DeploymentStep) }, { additionalProperties: false, description: 'What the deployment task should install or remove now; absent when nothing is assigned' })),
+    identity: Type.Optional(IdentityDirective),
+    serverTime: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type CheckInResult = Static<typeof CheckInResult>;
 export const AGENT_CREDENTIAL_PATH = '/agent/v1/credential';
 export const CredentialRotation = Type.Object(
   {
@@ -247,16 +269,19 @@ export function credentialRotationPayload(deviceId: string, challenge: string, s
   return `garrison-credential-rotation\n${deviceId}\n${challenge}\n${secret}`;
 }
 export const AGENT_UNINSTALLED_PATH = '/agent/v1/uninstalled';
-export interface AckMessage {
-  type: 'ack';
-  re?: string | number;
-  /** Reports stored (or already stored: the server is idempotent on runId and seq). */
-  runIds: string[];
-  /** Reports refused, with why; an agent drops them rather than resend forever. */
-  rejected: { runId: string; code: string; message: string }[];
-  /** Device events stored (or already stored), in answer to device-events. */
-  eventIds?: string[];
-}
+export const AckMessage = Type.Object(
+  {
+    type: Type.Literal('ack'),
+    re: Re,
+    runIds: Type.Array(Type.String(), { description: 'Reports stored (or already stored: the server is idempotent on runId and seq)' }),
+    rejected: Type.Array(Type.Object({ runId: Type.String(), code: Type.String(), message: Type.String() }, { additionalProperties: false }), {
+      description: 'Reports refused, with why; an agent drops them rather than resend forever',
+    }),
+    eventIds: Type.Optional(Type.Array(Type.String(), { description: 'Device events stored (or already stored), in answer to device-events' })),
+  },
+  { additionalProperties: false },
+);
+export type AckMessage = Static<typeof AckMessage>;
 export interface RunNowMessage {
   type: 'run-now';
   requests: RunRequest[];

@@ -3,166 +3,204 @@
  * task.ts, run.ts, schedule.ts). The server returns them and the CLI and console read them,
  * so they live here, in the wire contract.
  */
-import type { InstalledProduct } from './inventory.ts';
-import type { Run } from './run.ts';
-import type { ComplianceSummary } from './deployment.ts';
-import type { ActorVia, GrantView, Permission } from './access.ts';
+import { InstalledProduct } from './inventory.ts';
+import { Run as RunSchema } from './run.ts';
+import { ActorViaSchema, GrantView, PermissionSchema } from './access.ts';
 import { Type, type Static } from 'typebox';
-import { PolicyProfile, PolicySettings, SettingName, type EffectiveProductPolicy, type Policy, type PolicyAssignment, type PolicyCompliance } from './policy.ts';
+import { EffectiveProductPolicy, Policy, PolicyAssignment, PolicyCompliance, PolicyProfile, PolicySettings, SettingName } from './policy.ts';
+import { Page } from './contract.ts';
 
-export interface Me {
-  kind: 'admin' | 'system';
-  adminId?: string;
-  name: string;
-  displayName?: string | null;
-  /** Roles held and the group subtrees they are held on. */
-  grants?: GrantView[];
-  /** Permissions held on at least one group: what the console offers at all. */
-  permissions?: Permission[];
-  /** Permissions held on the root group: server-wide objects and the whole tree. */
-  rootPermissions?: Permission[];
-  /** How this request was authenticated. */
-  via?: ActorVia;
-  /** True for a console session (it can be ended by signing out). */
-  session?: boolean;
-  totpEnabled?: boolean;
-}
+export const Me = Type.Object(
+  {
+    kind: Type.Union([Type.Literal('admin'), Type.Literal('system')]),
+    adminId: Type.Optional(Type.String()),
+    name: Type.String(),
+    displayName: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    grants: Type.Optional(Type.Array(GrantView, { description: 'Roles held and the group subtrees they are held on' })),
+    permissions: Type.Optional(Type.Array(PermissionSchema, { description: 'Permissions held on at least one group: what the console offers at all' })),
+    rootPermissions: Type.Optional(Type.Array(PermissionSchema, { description: 'Permissions held on the root group: server-wide objects and the whole tree' })),
+    via: Type.Optional(ActorViaSchema),
+    session: Type.Optional(Type.Boolean({ description: 'True for a console session (it can be ended by signing out)' })),
+    totpEnabled: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type Me = Static<typeof Me>;
 
-export interface GroupView {
-  id: string;
-  parentId: string | null;
-  name: string;
-  blockInheritance: boolean;
-  checkInIntervalMinutes: number | null;
-  policyEnforcementMinutes: number | null;
-  createdAt: string;
-  updatedAt: string;
-  path: string;
-  effectivePolicy: { checkInIntervalMinutes: number; policyEnforcementMinutes: number };
-}
+export const GroupView = Type.Object(
+  {
+    id: Type.String(),
+    parentId: Type.Union([Type.String(), Type.Null()]),
+    name: Type.String(),
+    blockInheritance: Type.Boolean(),
+    checkInIntervalMinutes: Type.Union([Type.Integer(), Type.Null()]),
+    policyEnforcementMinutes: Type.Union([Type.Integer(), Type.Null()]),
+    createdAt: Type.String({ format: 'date-time' }),
+    updatedAt: Type.String({ format: 'date-time' }),
+    path: Type.String({ description: 'The full path from the root, such as My Organization/Servers/Web' }),
+    effectivePolicy: Type.Object({ checkInIntervalMinutes: Type.Integer(), policyEnforcementMinutes: Type.Integer() }, { additionalProperties: false }),
+  },
+  { additionalProperties: false },
+);
+export type GroupView = Static<typeof GroupView>;
 
-export interface DeviceView {
-  id: string;
-  groupId: string;
-  name: string;
-  hostname: string;
-  osPlatform: string;
-  osName: string;
-  osVersion: string;
-  arch: string;
-  addresses: string[];
-  agentVersion: string;
-  timeZone: string;
-  products: InstalledProduct[];
-  tags: string[];
-  enrolledAt: string;
-  lastContactAt: string | null;
-  credentialRevoked: boolean;
-  /** When the device's credential was last rotated. */
-  credentialRotatedAt: string | null;
-  /** A rotation was asked for and waits for the agent's next check-in. */
-  rotateRequested: boolean;
-  /** An uninstall was asked for and waits for the agent. */
-  uninstallRequested: boolean;
-  /** When the agent confirmed it uninstalled itself (its credential is then revoked). */
-  uninstalledAt: string | null;
-  /** The device this one was split from when a cloned machine was detected (ADR 0009). */
-  clonedFrom: string | null;
-  /** SHA-256 of the machine's identity (machine-id, hardware UUID) as the agent reports it. */
-  machineIdentity: string | null;
-  updatedAt: string;
-  online: boolean;
-  groupPath: string;
-}
+export const DeviceView = Type.Object(
+  {
+    id: Type.String(),
+    groupId: Type.String(),
+    name: Type.String(),
+    hostname: Type.String(),
+    osPlatform: Type.String(),
+    osName: Type.String(),
+    osVersion: Type.String(),
+    arch: Type.String(),
+    addresses: Type.Array(Type.String()),
+    agentVersion: Type.String(),
+    timeZone: Type.String(),
+    products: Type.Array(InstalledProduct),
+    tags: Type.Array(Type.String()),
+    enrolledAt: Type.String({ format: 'date-time' }),
+    lastContactAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    credentialRevoked: Type.Boolean(),
+    credentialRotatedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: "When the device's credential was last rotated" }),
+    rotateRequested: Type.Boolean({ description: "A rotation was asked for and waits for the agent's next check-in" }),
+    uninstallRequested: Type.Boolean({ description: 'An uninstall was asked for and waits for the agent' }),
+    uninstalledAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'When the agent confirmed it uninstalled itself (its credential is then revoked)' }),
+    clonedFrom: Type.Union([Type.String(), Type.Null()], { description: 'The device this one was split from when a cloned machine was detected (ADR 0009)' }),
+    machineIdentity: Type.Union([Type.String(), Type.Null()], { description: "SHA-256 of the machine's identity (machine-id, hardware UUID) as the agent reports it" }),
+    updatedAt: Type.String({ format: 'date-time' }),
+    online: Type.Boolean(),
+    groupPath: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type DeviceView = Static<typeof DeviceView>;
 
 /** What GET /tasks/:id/targets returns per device. */
-export interface DeviceSummary {
-  id: string;
-  groupId: string;
-  name: string;
-  hostname: string;
-}
+export const DeviceSummary = Type.Object({ id: Type.String(), groupId: Type.String(), name: Type.String(), hostname: Type.String() }, { additionalProperties: false });
+export type DeviceSummary = Static<typeof DeviceSummary>;
 
-export interface EnrolmentTokenView {
-  id: string;
-  groupId: string;
-  name: string;
-  expiresAt: string | null;
-  maxUses: number | null;
-  uses: number;
-  revokedAt: string | null;
-  createdAt: string;
-  createdBy: string;
-  groupPath: string;
-  state: 'active' | 'expired' | 'revoked' | 'exhausted';
-  token?: string;
-}
+export const EnrolmentTokenView = Type.Object(
+  {
+    id: Type.String(),
+    groupId: Type.String(),
+    name: Type.String(),
+    expiresAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    maxUses: Type.Union([Type.Integer(), Type.Null()]),
+    uses: Type.Integer({ minimum: 0 }),
+    revokedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    createdAt: Type.String({ format: 'date-time' }),
+    createdBy: Type.String(),
+    groupPath: Type.String(),
+    state: Type.Union([Type.Literal('active'), Type.Literal('expired'), Type.Literal('revoked'), Type.Literal('exhausted')]),
+    token: Type.Optional(Type.String({ description: 'The secret value, only in the answer that created it' })),
+  },
+  { additionalProperties: false },
+);
+export type EnrolmentTokenView = Static<typeof EnrolmentTokenView>;
 
-export interface EventView {
-  id: number;
-  time: string;
-  severity: 'info' | 'warning' | 'error';
-  kind: string;
-  message: string;
-  actor?: string | null;
-  deviceId?: string | null;
-  groupId?: string | null;
-  taskId?: string | null;
-  runId?: string | null;
-  product?: string | null;
-  data?: Record<string, unknown> | null;
-  /** For audit events: the administrator's id, how the request came (console, cli, api-token) and from which address. */
-  actorId?: string | null;
-  via?: string | null;
-  address?: string | null;
-}
+export const EVENT_SEVERITIES = ['info', 'warning', 'error'] as const;
+export const EventSeverity = Type.Union([Type.Literal('info'), Type.Literal('warning'), Type.Literal('error')]);
+export type EventSeverity = Static<typeof EventSeverity>;
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+export const EventView = Type.Object(
+  {
+    id: Type.Integer(),
+    // Plain strings: device events carry the time the agent gave.
+    time: Type.String(),
+    severity: EventSeverity,
+    kind: Type.String(),
+    message: Type.String(),
+    actor: Type.Optional(NullableString),
+    deviceId: Type.Optional(NullableString),
+    groupId: Type.Optional(NullableString),
+    taskId: Type.Optional(NullableString),
+    runId: Type.Optional(NullableString),
+    product: Type.Optional(NullableString),
+    data: Type.Optional(Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()])),
+    actorId: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: "For audit events: the administrator's id" })),
+    via: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'For audit events: how the request came (console, cli, api-token, system)' })),
+    address: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'For audit events: the address the request came from' })),
+    deviceName: Type.Optional(Type.String({ description: "The device's name now, when it still exists (answers of the event log only)" })),
+    taskName: Type.Optional(Type.String({ description: "The task's name now, when it still exists (answers of the event log only)" })),
+  },
+  { additionalProperties: false },
+);
+export type EventView = Static<typeof EventView>;
 
-export interface SecretMeta {
-  name: string;
-  description: string;
-  /** The group the secret belongs to (null: the root): who may use it, and which devices may receive it. */
-  groupId: string | null;
-  createdAt: string;
-  updatedAt: string;
-}
+export const SecretMeta = Type.Object(
+  {
+    name: Type.String(),
+    description: Type.String(),
+    groupId: Type.Union([Type.String(), Type.Null()], { description: 'The group the secret belongs to (null: the root): who may use it, and which devices may receive it' }),
+    createdAt: Type.String(),
+    updatedAt: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type SecretMeta = Static<typeof SecretMeta>;
 
-export interface RunNowResult {
-  requestId: string;
-  taskId: string;
-  targets: number;
-  delivered: number;
-  expiresAt: string;
-}
+export const RunNowResult = Type.Object(
+  {
+    requestId: Type.String(),
+    taskId: Type.String(),
+    /** The devices the run was given to. */
+    targets: Type.Integer({ minimum: 0 }),
+    /** Of them, those connected now (the others get it at their next contact). */
+    delivered: Type.Integer({ minimum: 0 }),
+    expiresAt: Type.String({ format: 'date-time' }),
+  },
+  { additionalProperties: false },
+);
+export type RunNowResult = Static<typeof RunNowResult>;
 
-export interface ServerSettings {
-  eventRetentionDays: number;
-  runRetentionDays: number;
-}
+export const ServerSettings = Type.Object({ eventRetentionDays: Type.Integer(), runRetentionDays: Type.Integer() }, { additionalProperties: false });
+export type ServerSettings = Static<typeof ServerSettings>;
 
 /** The platforms installer links have a script for. */
 export const INSTALL_PLATFORMS = ['linux', 'macos', 'windows'] as const;
 export type InstallPlatform = (typeof INSTALL_PLATFORMS)[number];
 
 /** What POST /installers answers (the token's value is only inside `url` and `commands`). */
-export interface InstallerView {
-  token: EnrolmentTokenView;
-  /** The link itself: its scripts are `<url>/linux.sh`, `<url>/macos.sh`, `<url>/windows.ps1`. */
-  url: string;
-  caFingerprint: string;
-  certFingerprint: string;
-  publicKeyPin: string;
-  /** One command per platform, to paste on the machine (as root / administrator). */
-  commands: Record<InstallPlatform, string>;
-  /** Agent builds this server can hand out. */
-  agentPlatforms: string[];
-}
+export const InstallerView = Type.Object(
+  {
+    token: EnrolmentTokenView,
+    url: Type.String({ description: 'The link itself: its scripts are `<url>/linux.sh`, `<url>/macos.sh`, `<url>/windows.ps1`' }),
+    caFingerprint: Type.String(),
+    certFingerprint: Type.String(),
+    publicKeyPin: Type.String(),
+    commands: Type.Object(
+      { linux: Type.String(), macos: Type.String(), windows: Type.String() },
+      { additionalProperties: false, description: 'One command per platform, to paste on the machine (as root / administrator)' },
+    ),
+    agentPlatforms: Type.Array(Type.String(), { description: 'Agent builds this server can hand out' }),
+  },
+  { additionalProperties: false },
+);
+export type InstallerView = Static<typeof InstallerView>;
 
 /** GET /summary: the console's dashboard. */
-export interface DashboardSummary {
-  devices: { total: number; online: number; offline: number };
-  runs: { since: string; states: Record<string, number>; failures: (Run & { taskName: string; deviceName: string })[] };
-  compliance: ComplianceSummary[];
-}
+export const DashboardSummary = Type.Object(
+  {
+    devices: Type.Object({ total: Type.Integer(), online: Type.Integer(), offline: Type.Integer() }, { additionalProperties: false }),
+    runs: Type.Object(
+      {
+        since: Type.String({ format: 'date-time' }),
+        /** How many runs ended in each final state since `since`. */
+        states: Type.Record(Type.String(), Type.Integer()),
+        /** The latest failures (at most 10), newest first. */
+        failures: Type.Array(Type.Object({ ...RunSchema.properties, taskName: Type.String(), deviceName: Type.String() }, { additionalProperties: false })),
+      },
+      { additionalProperties: false },
+    ),
+    /** Per product: devices in each deployment state and by version (ComplianceSummary). */
+    compliance: Type.Array(
+      Type.Object({ product: Type.String(), states: Type.Record(Type.String(), Type.Integer()), versions: Type.Record(Type.String(), Type.Integer()) }, { additionalProperties: false }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type DashboardSummary = Static<typeof DashboardSummary>;
 
 // --- Policies (ADR 0020): the API's request and answer shapes around policy.ts -------------
 
@@ -194,31 +232,36 @@ export const PolicyExport = Type.Object(
 export type PolicyExport = Static<typeof PolicyExport>;
 
 /** GET /policy-types: what each installed plug-in's policy type is. */
-export interface PolicyTypeView {
-  product: string;
-  productName: string;
-  settingsSchema: unknown;
-  defaults: Record<string, unknown>;
-  /** The settings a policy may lock (every setting when the type does not say). */
-  lockable: string[];
-}
+export const PolicyTypeView = Type.Object(
+  {
+    product: Type.String(),
+    productName: Type.String(),
+    settingsSchema: Type.Unknown({ description: 'JSON Schema of the settings' }),
+    defaults: Type.Record(Type.String(), Type.Unknown()),
+    /** The settings a policy may lock (every setting when the type does not say). */
+    lockable: Type.Array(Type.String()),
+  },
+  { additionalProperties: false },
+);
+export type PolicyTypeView = Static<typeof PolicyTypeView>;
 
 /** GET /policies/:id: the policy and the groups it is assigned to. */
 /** `assignedTo` lists the groups the caller may read; `assignedElsewhere` counts the others (their ids and paths are not shown). */
-export type PolicyView = Policy & { assignedTo: { groupId: string; path: string }[]; assignedElsewhere: number };
+export const PolicyView = Type.Object(
+  {
+    ...Policy.properties,
+    assignedTo: Type.Array(Type.Object({ groupId: Type.String(), path: Type.String() }, { additionalProperties: false })),
+    assignedElsewhere: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type PolicyView = Static<typeof PolicyView>;
 
-export interface PolicyList {
-  items: Policy[];
-  nextCursor: string | null;
-  total: number;
-}
-
-export interface PolicyRevisionView {
-  revision: number;
-  changedAt: string;
-  changedBy: string;
-  document: PolicyExport;
-}
+export const PolicyRevisionView = Type.Object(
+  { revision: Type.Integer({ minimum: 1 }), changedAt: Type.String(), changedBy: Type.String(), document: PolicyExport },
+  { additionalProperties: false },
+);
+export type PolicyRevisionView = Static<typeof PolicyRevisionView>;
 
 /** PUT /groups/:id/policies/:product and its preview. */
 export const PolicyAssignmentInput = Type.Object(
@@ -241,18 +284,30 @@ export const PolicyPreviewInput = Type.Object(
 );
 export type PolicyPreviewInput = Static<typeof PolicyPreviewInput>;
 
-export type GroupPolicyAssignmentView = PolicyAssignment & { policyName: string | null };
+export const GroupPolicyAssignmentView = Type.Object({ ...PolicyAssignment.properties, policyName: Type.Union([Type.String(), Type.Null()]) }, { additionalProperties: false });
+export type GroupPolicyAssignmentView = Static<typeof GroupPolicyAssignmentView>;
 
-export type PolicyComplianceItem = PolicyCompliance & { deviceName: string; groupId: string };
-export interface PolicyComplianceList {
-  items: PolicyComplianceItem[];
-  counts: { compliant: number; drifted: number; failed: number; pending: number };
-  nextCursor: string | null;
-}
+/** A device the policy reaches, with what it reported. */
+export const PolicyComplianceItem = Type.Object({ ...PolicyCompliance.properties, deviceName: Type.String(), groupId: Type.String() }, { additionalProperties: false });
+export type PolicyComplianceItem = Static<typeof PolicyComplianceItem>;
+/** The devices of each compliance state over every device the policy reaches (that the caller may see), whatever the state filter. */
+export const PolicyComplianceCounts = Type.Object(
+  { compliant: Type.Integer({ minimum: 0 }), drifted: Type.Integer({ minimum: 0 }), failed: Type.Integer({ minimum: 0 }), pending: Type.Integer({ minimum: 0 }) },
+  { additionalProperties: false },
+);
+export type PolicyComplianceCounts = Static<typeof PolicyComplianceCounts>;
+const PolicyCompliancePageBase = Page(PolicyComplianceItem);
+/** GET /policies/:id/compliance: a page of devices (by name) and the count of each state. */
+export const PolicyCompliancePage = Type.Object({ ...PolicyCompliancePageBase.properties, states: PolicyComplianceCounts }, { additionalProperties: false });
+export type PolicyCompliancePage = Static<typeof PolicyCompliancePage>;
 
 /** GET /devices/:id/policy: the device's effective policies with origins, and what it reported. */
-export interface DevicePolicyView {
-  products: EffectiveProductPolicy[];
-  compliance: PolicyCompliance[];
-  nextMaintenanceWindow: { start: string; end: string } | null;
-}
+export const DevicePolicyView = Type.Object(
+  {
+    products: Type.Array(EffectiveProductPolicy),
+    compliance: Type.Array(PolicyCompliance),
+    nextMaintenanceWindow: Type.Union([Type.Object({ start: Type.String(), end: Type.String() }, { additionalProperties: false }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type DevicePolicyView = Static<typeof DevicePolicyView>;

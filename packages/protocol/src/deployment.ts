@@ -4,7 +4,7 @@
  * deployment task ("Initial deployment / update"). See docs/adr/0007-repository-and-deployment.md.
  */
 import { Type, type Static } from 'typebox';
-import { BranchSchema, type Branch, type PackageManifest } from './package.ts';
+import { BranchSchema, type PackageManifest } from './package.ts';
 
 export const DEPLOYMENT_TASK_TYPE = 'deployment';
 export const DEPLOYMENT_TASK_NAME = 'Initial deployment / update';
@@ -40,15 +40,19 @@ export const Rollout = Type.Object(
 );
 export type Rollout = Static<typeof Rollout>;
 
-export interface RolloutState {
-  targetVersion: string;
-  phase: number;
-  phases: string[];
-  state: 'active' | 'halted' | 'completed';
-  reason: string | null;
-  startedAt: string;
-  updatedAt: string;
-}
+export const RolloutStateSchema = Type.Object(
+  {
+    targetVersion: Type.String(),
+    phase: Type.Integer({ minimum: 0 }),
+    phases: Type.Array(Type.String()),
+    state: Type.Union([Type.Literal('active'), Type.Literal('halted'), Type.Literal('completed')]),
+    reason: Type.Union([Type.String(), Type.Null()]),
+    startedAt: Type.String(),
+    updatedAt: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type RolloutState = Static<typeof RolloutStateSchema>;
 
 export const DeploymentAssign = Type.Object(
   {
@@ -66,51 +70,73 @@ export const DeploymentAssign = Type.Object(
 );
 export type DeploymentAssign = Static<typeof DeploymentAssign>;
 
-export interface DeploymentAssignmentView {
-  groupId: string;
-  groupPath: string;
-  product: string;
-  branch: Branch;
-  pinnedVersion: string | null;
-  action: 'install' | 'remove';
-  removeConflicts: boolean;
-  rollout: Rollout | null;
-  /** Its steps (and those of the dependencies and conflicts it brings) ignore the devices' maintenance windows. */
-  urgent: boolean;
-  /** The rollout of the branch's newest version, when a rollout is configured. */
-  rolloutState: RolloutState | null;
-  createdAt: string;
-  updatedAt: string;
-}
+export const DeploymentAssignmentView = Type.Object(
+  {
+    groupId: Type.String(),
+    groupPath: Type.String(),
+    product: Type.String(),
+    branch: BranchSchema,
+    pinnedVersion: Type.Union([Type.String(), Type.Null()]),
+    action: Type.Union([Type.Literal('install'), Type.Literal('remove')]),
+    removeConflicts: Type.Boolean(),
+    rollout: Type.Union([Rollout, Type.Null()]),
+    /** Its steps (and those of the dependencies and conflicts it brings) ignore the devices' maintenance windows. */
+    urgent: Type.Boolean(),
+    /** The rollout of the branch's newest version, when a rollout is configured. */
+    rolloutState: Type.Union([RolloutStateSchema, Type.Null()]),
+    createdAt: Type.String(),
+    updatedAt: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type DeploymentAssignmentView = Static<typeof DeploymentAssignmentView>;
 
-export interface DeviceProductState {
-  deviceId: string;
-  product: string;
-  state: DeploymentState;
-  installedVersion: string | null;
-  targetVersion: string | null;
-  exitCode: number | null;
-  detail: string | null;
-  outputTail: string | null;
-  updatedAt: string;
-}
+export const DeploymentStateSchema = Type.Union([Type.Literal('compliant'), Type.Literal('pending'), Type.Literal('installing'), Type.Literal('failed'), Type.Literal('unavailable')]);
+export const DeviceProductState = Type.Object(
+  {
+    deviceId: Type.String(),
+    product: Type.String(),
+    state: DeploymentStateSchema,
+    installedVersion: Type.Union([Type.String(), Type.Null()]),
+    targetVersion: Type.Union([Type.String(), Type.Null()]),
+    exitCode: Type.Union([Type.Integer(), Type.Null()]),
+    detail: Type.Union([Type.String(), Type.Null()]),
+    outputTail: Type.Union([Type.String(), Type.Null()]),
+    updatedAt: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type DeviceProductState = Static<typeof DeviceProductState>;
 
 /** Per product: how many devices are in each deployment state and which versions they have. */
-export interface ComplianceSummary {
-  product: string;
-  states: Record<string, number>;
-  versions: Record<string, number>;
-}
+export const ComplianceSummary = Type.Object(
+  { product: Type.String(), states: Type.Record(Type.String(), Type.Integer({ minimum: 0 })), versions: Type.Record(Type.String(), Type.Integer({ minimum: 0 })) },
+  { additionalProperties: false },
+);
+export type ComplianceSummary = Static<typeof ComplianceSummary>;
 
-/** GET /deployments/compliance. */
-export interface ComplianceView {
-  summary: ComplianceSummary[];
-  devices: (DeviceProductState & { deviceName: string })[];
-}
+/** A row of GET /deployments/compliance: one device and product. */
+export const DeploymentComplianceItem = Type.Object({ ...DeviceProductState.properties, deviceName: Type.String() }, { additionalProperties: false });
+export type DeploymentComplianceItem = Static<typeof DeploymentComplianceItem>;
+/**
+ * GET /deployments/compliance: a page of device-product rows (by product, then device id),
+ * and the per-product summary over every row the group and product filters match (the state
+ * filter narrows the rows, not the summary, so a page can show the count of each state).
+ */
+export const DeploymentCompliancePage = Type.Object(
+  {
+    items: Type.Array(DeploymentComplianceItem),
+    nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'Give it as `cursor` for the next page; null when this is the last' }),
+    total: Type.Optional(Type.Integer({ minimum: 0, description: 'How many rows match the filters, over every page' })),
+    summary: Type.Array(ComplianceSummary),
+  },
+  { additionalProperties: false },
+);
+export type DeploymentCompliancePage = Static<typeof DeploymentCompliancePage>;
 
 /** GET /groups/:id/deployments: an assignment that applies to the group, and the group it is set on. */
-export type EffectiveDeployment = DeploymentAssignmentView & { inheritedFrom: string };
-
+export const EffectiveDeployment = Type.Object({ ...DeploymentAssignmentView.properties, inheritedFrom: Type.String() }, { additionalProperties: false });
+export type EffectiveDeployment = Static<typeof EffectiveDeployment>;
 export interface DeploymentPackageRef {
   id: string;
   product: string;

@@ -3,6 +3,8 @@
  * Clients branch on `code`, never on `message`. Each code has one HTTP status and says
  * whether retrying the same request later may succeed.
  */
+import { Type, type Static } from 'typebox';
+
 export const ErrorCode = {
   BAD_REQUEST: 'BAD_REQUEST',
   VALIDATION_FAILED: 'VALIDATION_FAILED',
@@ -68,16 +70,18 @@ export const ErrorCode = {
   POLICY_REVISION_CONFLICT: 'POLICY_REVISION_CONFLICT',
   POLICY_IN_USE: 'POLICY_IN_USE',
   POLICY_IMPORT_INVALID: 'POLICY_IMPORT_INVALID',
+  DEVICE_NOT_TARGETED: 'DEVICE_NOT_TARGETED',
+  DASHBOARD_LAYOUT_INVALID: 'DASHBOARD_LAYOUT_INVALID',
   UNAVAILABLE: 'UNAVAILABLE',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-export interface ErrorCodeInfo {
-  status: number;
-  retryable: boolean;
-  summary: string;
-}
+export const ErrorCodeInfo = Type.Object(
+  { status: Type.Integer({ minimum: 400, maximum: 599 }), retryable: Type.Boolean(), summary: Type.String() },
+  { additionalProperties: false },
+);
+export type ErrorCodeInfo = Static<typeof ErrorCodeInfo>;
 
 /** One table maps every code to its HTTP status; a test keeps it complete. */
 export const errorCodeInfo: Record<ErrorCode, ErrorCodeInfo> = {
@@ -145,6 +149,8 @@ export const errorCodeInfo: Record<ErrorCode, ErrorCodeInfo> = {
   POLICY_REVISION_CONFLICT: { status: 409, retryable: false, summary: 'The policy changed since the revision this change started from: reload it and apply the change again.' },
   POLICY_IN_USE: { status: 409, retryable: false, summary: 'The policy is assigned to groups (details.groupIds): unassign it from them before deleting it.' },
   POLICY_IMPORT_INVALID: { status: 422, retryable: false, summary: 'The document is not a Garrison policy export (format garrison-policy, formatVersion 1), or what it holds is not valid for its product; nothing was imported.' },
+  DEVICE_NOT_TARGETED: { status: 409, retryable: false, summary: 'A device given to the run is not a current target of the task that the caller may reach (details.deviceIds lists them, at most 100); nothing was run.' },
+  DASHBOARD_LAYOUT_INVALID: { status: 422, retryable: false, summary: 'A dashboard layout names a monitor that does not exist, or one more than once (details.unknown and details.duplicates list them); nothing was saved.' },
   UNAVAILABLE: { status: 503, retryable: true, summary: 'The server cannot serve this now; retry later.' },
   INTERNAL: { status: 500, retryable: true, summary: 'An unexpected error; the server log has details under the request id.' },
 };

@@ -15,3 +15,5 @@ export * from './server-task.ts';
 export * from './access.ts';
 export * from './oidc.ts';
 export * from './policy.ts';
+export * from './contract.ts';
+export * from './operations/index.ts';

@@ -5,7 +5,6 @@
  */
 import { Type, type Static } from 'typebox';
 import { SecretRefSchema } from './script-settings.ts';
-import type { SecretRef } from './task.ts';
 
 /** Where the provider sends the browser back to: register `https://<server>` + this path at the provider. */
 export const OIDC_CALLBACK_PATH = '/api/v1/oidc/callback';
@@ -56,32 +55,32 @@ export const OidcSettingsInput = Type.Object(
 );
 export type OidcSettingsInput = Static<typeof OidcSettingsInput>;
 
-export interface OidcSettingsView {
-  /** False until settings were saved. */
-  configured: boolean;
-  enabled: boolean;
-  issuer: string | null;
-  clientId: string | null;
-  /** The reference to the stored secret (never its value). */
-  clientSecret: SecretRef | null;
-  tokenEndpointAuthMethod: OidcTokenAuthMethod;
-  displayName: string;
-  scopes: string[];
-  groupsClaim: string;
-  createUsers: boolean;
-  roleMappings: OidcRoleMapping[];
-  caPem: string | null;
-  redirectUri: string | null;
-  callbackPath: string;
-  updatedAt: string | null;
-}
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+export const OidcSettingsView = Type.Object(
+  {
+    configured: Type.Boolean({ description: 'False until settings were saved' }),
+    enabled: Type.Boolean(),
+    issuer: NullableString,
+    clientId: NullableString,
+    clientSecret: Type.Union([SecretRefSchema, Type.Null()], { description: 'The reference to the stored secret (never its value)' }),
+    tokenEndpointAuthMethod: OidcTokenAuthMethod,
+    displayName: Type.String(),
+    scopes: Type.Array(Type.String()),
+    groupsClaim: Type.String(),
+    createUsers: Type.Boolean(),
+    roleMappings: Type.Array(OidcRoleMapping),
+    caPem: NullableString,
+    redirectUri: NullableString,
+    callbackPath: Type.String(),
+    updatedAt: NullableString,
+  },
+  { additionalProperties: false },
+);
+export type OidcSettingsView = Static<typeof OidcSettingsView>;
 
 /** Public: whether the console shows the button, and its name. */
-export interface OidcStatus {
-  enabled: boolean;
-  displayName: string | null;
-  loginPath: string;
-}
+export const OidcStatus = Type.Object({ enabled: Type.Boolean(), displayName: NullableString, loginPath: Type.String() }, { additionalProperties: false });
+export type OidcStatus = Static<typeof OidcStatus>;
 
 export const OidcSessionExchange = Type.Object({ code: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false });
 export type OidcSessionExchange = Static<typeof OidcSessionExchange>;

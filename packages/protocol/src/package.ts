@@ -97,20 +97,24 @@ export const PackageManifest = Type.Object(
 export type PackageManifest = Static<typeof PackageManifest>;
 
 /** A package as the repository lists it. */
-export interface RepositoryPackage {
-  id: string;
-  product: string;
-  version: string;
-  kind: PackageManifest['kind'];
-  platforms: string[];
-  branch: Branch | null;
-  sha256: string;
-  signature: string;
-  size: number;
-  manifest: PackageManifest;
-  createdAt: string;
-  createdBy: string;
-}
+export const RepositoryPackage = Type.Object(
+  {
+    id: Type.String(),
+    product: Type.String(),
+    version: Type.String(),
+    kind: Type.Union([Type.Literal('application'), Type.Literal('definitions'), Type.Literal('agent')]),
+    platforms: Type.Array(Type.String()),
+    branch: Type.Union([BranchSchema, Type.Null()]),
+    sha256: Type.String(),
+    signature: Type.String(),
+    size: Type.Integer({ minimum: 0 }),
+    manifest: PackageManifest,
+    createdAt: Type.String(),
+    createdBy: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type RepositoryPackage = Static<typeof RepositoryPackage>;
 
 /**
  * The bytes the server signs for a package: the context, product, version, archive hash and

@@ -7,6 +7,7 @@
  * check a list before sending it; the server parses it again and is the authority.
  */
 import { Type, type Static } from 'typebox';
+import { PageQuery } from './contract.ts';
 
 export const PUSH_MAX_HOSTS = 4096;
 export const PUSH_MAX_PARALLEL = 50;
@@ -72,74 +73,86 @@ export const PUSH_STEPS: readonly PushStepName[] = ['connect', 'requirements', '
 export const PushStepState = { pending: 'pending', running: 'running', succeeded: 'succeeded', failed: 'failed', skipped: 'skipped' } as const;
 export type PushStepState = (typeof PushStepState)[keyof typeof PushStepState];
 
-export interface PushStepView {
-  name: PushStepName;
-  state: PushStepState;
-  startedAt: string | null;
-  finishedAt: string | null;
-  message: string | null;
-}
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+export const PushJobStateSchema = Type.Enum(PushJobState);
+export const PushHostStateSchema = Type.Enum(PushHostState);
+export const PushOutcomeSchema = Type.Enum(PushOutcome);
+export const PushStepNameSchema = Type.Enum(PushStepName);
+export const PushStepStateSchema = Type.Enum(PushStepState);
 
-export interface PushHostView {
-  address: string;
-  port: number;
-  state: PushHostState;
-  outcome: PushOutcome | null;
-  /** A human-readable reason; never parse it (see `outcome`). */
-  message: string | null;
-  /** The step running now, or the last one that ran. */
-  step: PushStepName | null;
-  percent: number;
-  steps: PushStepView[];
-  /** The installer's (or uninstaller's) exit code, when it ran to the end. */
-  exitCode: number | null;
-  /** The last few kilobytes of the installer's output (stdout and stderr interleaved). */
-  outputTail: string | null;
-  deviceId: string | null;
-  /** The SSH host key's SHA-256 fingerprint as OpenSSH prints it (`SHA256:…`). */
-  hostKeySha256: string | null;
-  /** `uname -s`/`uname -m`, e.g. "Linux x86_64". */
-  platform: string | null;
-  startedAt: string | null;
-  finishedAt: string | null;
-}
+export const PushStepView = Type.Object(
+  { name: PushStepNameSchema, state: PushStepStateSchema, startedAt: NullableString, finishedAt: NullableString, message: NullableString },
+  { additionalProperties: false },
+);
+export type PushStepView = Static<typeof PushStepView>;
+
+export const PushHostView = Type.Object(
+  {
+    address: Type.String(),
+    port: Type.Integer(),
+    state: PushHostStateSchema,
+    outcome: Type.Union([PushOutcomeSchema, Type.Null()]),
+    message: Type.Union([Type.String(), Type.Null()], { description: 'A human-readable reason; never parse it (see `outcome`)' }),
+    step: Type.Union([PushStepNameSchema, Type.Null()], { description: 'The step running now, or the last one that ran' }),
+    percent: Type.Number(),
+    steps: Type.Array(PushStepView),
+    exitCode: Type.Union([Type.Integer(), Type.Null()], { description: "The installer's (or uninstaller's) exit code, when it ran to the end" }),
+    outputTail: Type.Union([Type.String(), Type.Null()], { description: "The last few kilobytes of the installer's output (stdout and stderr interleaved)" }),
+    deviceId: NullableString,
+    hostKeySha256: Type.Union([Type.String(), Type.Null()], { description: "The SSH host key's SHA-256 fingerprint as OpenSSH prints it (`SHA256:…`)" }),
+    platform: Type.Union([Type.String(), Type.Null()], { description: '`uname -s`/`uname -m`, e.g. "Linux x86_64"' }),
+    startedAt: NullableString,
+    finishedAt: NullableString,
+  },
+  { additionalProperties: false },
+);
+export type PushHostView = Static<typeof PushHostView>;
 
 /** The job's options as stored and shown: never the credentials, only which kind was given. */
-export interface PushJobOptions {
-  port: number;
-  parallel: number;
-  removeConflicting: boolean;
-  installDir: string;
-  auth: 'password' | 'key';
-  connectTimeoutSeconds: number;
-  installTimeoutMinutes: number;
-}
+export const PushJobOptions = Type.Object(
+  {
+    port: Type.Integer(),
+    parallel: Type.Integer(),
+    removeConflicting: Type.Boolean(),
+    installDir: Type.String(),
+    auth: Type.Union([Type.Literal('password'), Type.Literal('key')]),
+    connectTimeoutSeconds: Type.Integer(),
+    installTimeoutMinutes: Type.Integer(),
+  },
+  { additionalProperties: false },
+);
+export type PushJobOptions = Static<typeof PushJobOptions>;
 
-export interface PushJobSummary {
-  total: number;
-  pending: number;
-  running: number;
-  succeeded: number;
-  failed: number;
-  /** Finished hosts per outcome. */
-  outcomes: Partial<Record<PushOutcome, number>>;
-}
+export const PushJobSummary = Type.Object(
+  {
+    total: Type.Integer(),
+    pending: Type.Integer(),
+    running: Type.Integer(),
+    succeeded: Type.Integer(),
+    failed: Type.Integer(),
+    outcomes: Type.Partial(Type.Record(PushOutcomeSchema, Type.Integer()), { description: 'Finished hosts per outcome', additionalProperties: false }),
+  },
+  { additionalProperties: false },
+);
+export type PushJobSummary = Static<typeof PushJobSummary>;
 
-export interface PushJobView {
-  id: string;
-  groupId: string;
-  groupPath: string;
-  requestedBy: string;
-  state: PushJobState;
-  options: PushJobOptions;
-  /** The enrolment token created for this job (revoked when the job ends). */
-  enrolmentTokenId: string | null;
-  summary: PushJobSummary;
-  createdAt: string;
-  finishedAt: string | null;
-  /** Every host, in the order given; absent from listings. */
-  hosts?: PushHostView[];
-}
+export const PushJobView = Type.Object(
+  {
+    id: Type.String(),
+    groupId: Type.String(),
+    groupPath: Type.String(),
+    requestedBy: Type.String(),
+    state: PushJobStateSchema,
+    options: PushJobOptions,
+    enrolmentTokenId: Type.Union([Type.String(), Type.Null()], { description: 'The enrolment token created for this job (revoked when the job ends)' }),
+    summary: PushJobSummary,
+    createdAt: Type.String(),
+    finishedAt: NullableString,
+    hosts: Type.Optional(Type.Array(PushHostView, { description: 'Every host, in the order given; absent from listings' })),
+  },
+  { additionalProperties: false },
+);
+export type PushJobView = Static<typeof PushJobView>;
 
 export const PushInstallCreate = Type.Object(
   {
@@ -169,9 +182,9 @@ export type PushInstallCreate = Static<typeof PushInstallCreate>;
 
 export const PushInstallListQuery = Type.Object(
   {
-    state: Type.Optional(Type.Union(Object.values(PushJobState).map((s) => Type.Literal(s)))),
+    state: Type.Optional(PushJobStateSchema),
     groupId: Type.Optional(Type.String({ maxLength: 100 })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    ...PageQuery,
   },
   { additionalProperties: false },
 );

@@ -21,20 +21,23 @@ export const finalServerTaskRunStates: readonly ServerTaskRunState[] = finalRunS
 const Name = Type.String({ minLength: 1, maxLength: 200 });
 const Settings = Type.Record(Type.String(), Type.Unknown(), { description: "Validated by the server task type's schema; credentials only as {\"$secret\": name}" });
 
-export const ServerTask = Type.Object({
-  id: Type.String(),
-  name: Name,
-  description: Type.String(),
-  type: Type.String(),
-  settings: Settings,
-  schedule: Schedule,
-  enabled: Type.Boolean(),
-  revision: Type.Integer(),
-  /** When the schedule fires next (null: only on demand or on events). */
-  nextRunAt: Type.Union([Type.String(), Type.Null()]),
-  createdAt: Type.String(),
-  updatedAt: Type.String(),
-});
+export const ServerTask = Type.Object(
+  {
+    id: Type.String(),
+    name: Name,
+    description: Type.String(),
+    type: Type.String(),
+    settings: Settings,
+    schedule: Schedule,
+    enabled: Type.Boolean(),
+    revision: Type.Integer(),
+    /** When the schedule fires next (null: only on demand or on events). */
+    nextRunAt: Type.Union([Type.String(), Type.Null()]),
+    createdAt: Type.String(),
+    updatedAt: Type.String(),
+  },
+  { additionalProperties: false },
+);
 export type ServerTask = Static<typeof ServerTask>;
 
 export const ServerTaskCreate = Type.Object(
@@ -64,35 +67,45 @@ export const ServerTaskUpdate = Type.Object(
 );
 export type ServerTaskUpdate = Static<typeof ServerTaskUpdate>;
 
-/** One execution of a server task. */
-export interface ServerTaskRun {
-  id: string;
-  taskId: string;
-  state: ServerTaskRunState;
-  /** What started it: a trigger type, "run-now", "retry", "missed" or "resumed". */
-  cause: string;
-  attempt: number;
-  percent: number | null;
-  /** The latest progress message. */
-  message: string | null;
-  createdAt: string;
-  startedAt: string | null;
-  endedAt: string | null;
-  /** One line saying what the run did or why it failed. */
-  summary: string | null;
-  /** What the task type reports (counts, files written, sizes); never a secret. */
-  result: Record<string, unknown> | null;
-  /** The tail of the run's log lines. */
-  outputTail: string | null;
-  createdBy: string | null;
-}
+export const ServerTaskRunStateSchema = Type.Union([
+  Type.Literal('pending'),
+  Type.Literal('running'),
+  Type.Literal('succeeded'),
+  Type.Literal('succeeded_with_warnings'),
+  Type.Literal('failed'),
+  Type.Literal('timed_out'),
+  Type.Literal('cancelled'),
+  Type.Literal('skipped'),
+]);
+const NullableString = Type.Union([Type.String(), Type.Null()]);
 
-export interface ServerTaskTypeInfo {
-  type: string;
-  name: string;
-  description: string;
-  settingsSchema: unknown;
-}
+/** One execution of a server task. */
+export const ServerTaskRun = Type.Object(
+  {
+    id: Type.String(),
+    taskId: Type.String(),
+    state: ServerTaskRunStateSchema,
+    cause: Type.String({ description: 'What started it: a trigger type, "run-now", "retry", "missed" or "resumed"' }),
+    attempt: Type.Integer(),
+    percent: Type.Union([Type.Number(), Type.Null()]),
+    message: Type.Union([Type.String(), Type.Null()], { description: 'The latest progress message' }),
+    createdAt: Type.String(),
+    startedAt: NullableString,
+    endedAt: NullableString,
+    summary: Type.Union([Type.String(), Type.Null()], { description: 'One line saying what the run did or why it failed' }),
+    result: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()], { description: 'What the task type reports (counts, files written, sizes); never a secret' }),
+    outputTail: Type.Union([Type.String(), Type.Null()], { description: "The tail of the run's log lines" }),
+    createdBy: NullableString,
+  },
+  { additionalProperties: false },
+);
+export type ServerTaskRun = Static<typeof ServerTaskRun>;
+
+export const ServerTaskTypeInfo = Type.Object(
+  { type: Type.String(), name: Type.String(), description: Type.String(), settingsSchema: Type.Unknown({ description: "The JSON Schema of the type's settings" }) },
+  { additionalProperties: false },
+);
+export type ServerTaskTypeInfo = Static<typeof ServerTaskTypeInfo>;
 
 export const SERVER_TASK_EXPORT_FORMAT = 'garrison.server-tasks';
 export const SERVER_TASK_EXPORT_VERSION = 1;

@@ -8,6 +8,7 @@
  *   npm run bench -- --pg postgres://...  PostgreSQL (or GARRISON_BENCH_PG_URL)
  *   npm run bench -- --http               the server on plain HTTP, to show what TLS costs
  *   npm run bench -- --server-tasks       what database maintenance and backup cost agents (server-tasks.ts)
+ *   npm run bench -- --console            the console's pages in Chromium over 10,000 agents (console-pages.ts)
  *   npm run bench -- --instances K --pg … several instances on one database, a scaling curve (instances.ts)
  *
  * The server serves HTTPS with its own CA, as by default, and the simulated agents trust that
@@ -55,6 +56,8 @@ import {
 
 // `--server-tasks`: the server-task benchmark, a mode of its own (server-tasks.ts).
 if (process.argv.includes('--server-tasks')) process.exit(await (await import('./server-tasks.ts')).main());
+// `--console`: the console's pages in Chromium with a fleet of simulated agents (console-pages.ts).
+if (process.argv.includes('--console')) process.exit(await (await import('./console-pages.ts')).main());
 // `--instances K`: several server instances on one PostgreSQL database, with a scaling curve (instances.ts).
 if (process.argv.includes('--instances')) process.exit(await (await import('./instances.ts')).main());
 

@@ -58,6 +58,10 @@ import { SecretService } from './services/secret-service.ts';
 import { AgentService } from './services/agent-service.ts';
 import { AuthService } from './services/auth-service.ts';
 import { OidcService } from './services/oidc-service.ts';
+import { SavedSelectionService } from './services/saved-selection-service.ts';
+import { SavedSelectionStore } from './storage/saved-selection-store.ts';
+import { DashboardService } from './services/dashboard-service.ts';
+import { DashboardStore } from './storage/dashboard-store.ts';
 import { PushService } from './services/push-service.ts';
 import { IdentityService } from './services/identity-service.ts';
 import { InstallerService } from './services/installer-service.ts';
@@ -73,6 +77,8 @@ import { buildHttpApp } from './http/index.ts';
 import { startLoop, type Loop } from './scheduler/loop.ts';
 import { ServerTaskStore } from './storage/server-task-store.ts';
 import { ServerTaskService } from './services/server-task-service.ts';
+import { NotificationService } from './services/notification-service.ts';
+import { NotificationStore } from './storage/notification-store.ts';
 import { ServerTaskRunner } from './server-tasks/server-task-runner.ts';
 import { builtinServerTaskTypes, ServerTaskTypes } from './server-tasks/types.ts';
 import { purgeByRetention } from './server-tasks/database-maintenance.ts';
@@ -120,6 +126,8 @@ export interface ServerConfig {
   instanceLeaseMs?: number;
   /** Server task types besides the built-in ones (a server plug-in's, or a test's). */
   serverTaskTypes?: readonly ServerTaskType[];
+  /** How often due notification deliveries are looked for (default 2 s; new ones are sent at once). */
+  notificationTickMs?: number;
 }
 
 /** What `createApp` builds, listening or not. */
@@ -356,7 +364,13 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
   const serverTaskTypes = new ServerTaskTypes([...builtinServerTaskTypes, ...(config.serverTaskTypes ?? [])]);
   const serverTaskRunner = new ServerTaskRunner({ store: stores.serverTasks, types: serverTaskTypes, env: serverTaskEnv, events, secrets, live, tickMs: config.serverTaskTickMs, leaseMs: config.serverTaskLeaseMs });
   const serverTasks = new ServerTaskService({ store: stores.serverTasks, types: serverTaskTypes, runner: serverTaskRunner, secrets, events, clock, tree: () => catalog.tree, env: serverTaskEnv });
-  const services: Services = { installers, trust: tls, identity, auth, admins, oidc, limits, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence, repository, deployments, push, live, serverTasks, policies };
+  // Notification rules match the events as they are stored, in memory (ADR 0022).
+  const notifications = new NotificationService({ store: new NotificationStore(db), settings: stores.settings, secrets, catalog, tasks, runs, events, clock, log, owner: bus.instanceId, tickMs: config.notificationTickMs });
+  await notifications.load();
+  events.onStored((batch) => notifications.onEvents(batch));
+  const savedSelections = new SavedSelectionService({ store: new SavedSelectionStore(db), clock });
+  const dashboard = new DashboardService({ store: new DashboardStore(db), catalog, clock });
+  const services: Services = { installers, trust: tls, identity, auth, admins, oidc, limits, catalog, groups, devices, enrolment, tasks, runs, events, secrets, agents, plugins, settings: stores.settings, presence, repository, deployments, push, live, serverTasks, policies, notifications, savedSelections, dashboard };
   const defaultsMarker = newId();
   await serverTasks.ensureDefaults(DEFAULT_SERVER_TASKS, async () => (await stores.settings.setIfAbsent('server-tasks.defaults-created', defaultsMarker)) === defaultsMarker);
   const consoleDir = config.consoleDir === undefined ? defaultConsoleDir() : config.consoleDir;
@@ -384,7 +398,7 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      await Promise.all([...loops.map((l) => l.stop()), serverTaskRunner.close()]);
+      await Promise.all([...loops.map((l) => l.stop()), serverTaskRunner.close(), notifications.close()]);
       await push.close();
       // Leaving cleanly: the others read this instance's agents offline at once.
       await presence.close();
@@ -446,6 +460,7 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
         startLoop('device-catalog-refresh', 300_000, () => catalog.reloadDevices(), log),
       ];
       serverTaskRunner.start();
+      notifications.start();
       return { ...app, url, port, instanceId: bus.instanceId, close };
     },
   };

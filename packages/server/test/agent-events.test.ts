@@ -17,7 +17,7 @@ describe('agent events: enrolment and agent start', () => {
     assert.equal(r.status, 201, JSON.stringify(r.body));
     return r.body;
   };
-  const runs = async (taskId: string, deviceId: string) => (await t.api<Run[]>('GET', `/api/v1/runs?taskId=${taskId}&deviceId=${deviceId}`)).body;
+  const runs = async (taskId: string, deviceId: string) => (await t.api<{ items: Run[] }>('GET', `/api/v1/runs?taskId=${taskId}&deviceId=${deviceId}`)).body.items;
   const finalRuns = async (taskId: string, deviceId: string, n: number) => {
     const list = await runs(taskId, deviceId);
     return list.length >= n && list.every((r) => r.state === 'succeeded') && list;
@@ -38,7 +38,7 @@ describe('agent events: enrolment and agent start', () => {
     await new Promise((r) => enrol.child.once('exit', r));
     assert.equal(enrol.child.exitCode, 0, enrol.output());
     let agent = t.track(spawnAgent([], stateDir));
-    const device = await waitFor(async () => (await t.api<{ id: string; online: boolean }[]>('GET', '/api/v1/devices?search=events-installed')).body.find((d) => d.online), { what: 'agent online', output: agent.output });
+    const device = await waitFor(async () => (await t.api<{ items: { id: string; online: boolean }[] }>('GET', '/api/v1/devices?search=events-installed')).body.items.find((d) => d.online), { what: 'agent online', output: agent.output });
 
     await waitFor(() => finalRuns(onEnrolment.id, device.id, 1), { what: 'the enrolment task ran', output: agent.output });
     await waitFor(() => finalRuns(onStart.id, device.id, 1), { what: 'the agent-start task ran at the first start', output: agent.output });

@@ -63,7 +63,7 @@ describe('agent failover between server instances (postgres)', { skip: pgSkip },
       });
       assert.equal(task.status, 201, JSON.stringify(task.body));
       assert.equal((await a.api('POST', `/api/v1/tasks/${task.body.id}/run`, {})).status, 202);
-      await waitFor(async () => (await a.api<Run[]>('GET', `/api/v1/tasks/${task.body.id}/results`)).body.some((r) => r.state === 'running'), { what: 'run in progress', output });
+      await waitFor(async () => (await a.api<{ items: Run[] }>('GET', `/api/v1/tasks/${task.body.id}/results`)).body.items.some((r) => r.state === 'running'), { what: 'run in progress', output });
 
       // Every address goes away: the first instance is closed, the second cut off.
       proxy.cut();
@@ -72,11 +72,11 @@ describe('agent failover between server instances (postgres)', { skip: pgSkip },
       // The run ends while no instance answers: its result waits in the spool.
       await writeFile(marker, '');
       await waitFor(async () => ((await status(stateDir))?.spooledReports ?? 0) >= 1, { what: 'result spooled', output });
-      assert.equal((await b.api<Run[]>('GET', `/api/v1/tasks/${task.body.id}/results`)).body[0]?.state, 'running');
+      assert.equal((await b.api<{ items: Run[] }>('GET', `/api/v1/tasks/${task.body.id}/results`)).body.items[0]?.state, 'running');
 
       // The second instance is reachable again: the agent connects there and sends the spool.
       proxy.restore();
-      const run = await waitFor(async () => (await b!.api<Run[]>('GET', `/api/v1/tasks/${task.body.id}/results`)).body.find((r) => r.state === 'succeeded'), { what: 'result at the second instance', timeoutMs: 60_000, output });
+      const run = await waitFor(async () => (await b!.api<{ items: Run[] }>('GET', `/api/v1/tasks/${task.body.id}/results`)).body.items.find((r) => r.state === 'succeeded'), { what: 'result at the second instance', timeoutMs: 60_000, output });
       assert.match(run.outputTail ?? '', /finished-after-failover/);
       const s = await waitFor(async () => {
         const x = await status(stateDir);

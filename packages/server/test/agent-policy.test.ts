@@ -49,7 +49,7 @@ describe('agent policy (device side)', () => {
       return evs.find((e) => e.kind === 'garrison.policy.restored');
     }, { what: 'the policy.restored event in the local log', output: agent.output });
     assert.equal(local.data?.setting, 'localTasksAllowed');
-    await waitFor(async () => (await t.api<{ data: { setting?: string } }[]>('GET', `/api/v1/events?deviceId=${agent.deviceId}&kind=garrison.policy.restored`)).body.some((e) => e.data.setting === 'localTasksAllowed'), { what: 'the event in the central log', output: agent.output });
+    await waitFor(async () => (await t.api<{ items: { data: { setting?: string } }[] }>('GET', `/api/v1/events?deviceId=${agent.deviceId}&kind=garrison.policy.restored`)).body.items.some((e) => e.data.setting === 'localTasksAllowed'), { what: 'the event in the central log', output: agent.output });
     const shown = JSON.parse((await cli(['policy', 'show', '--json'])).stdout) as { settings: { localTasksAllowed: boolean }; locked: string[]; status: { state: string; drift?: { setting: string; action: string }[] } };
     assert.equal(shown.settings.localTasksAllowed, false);
     assert.deepEqual(shown.locked, ['localTasksAllowed']);

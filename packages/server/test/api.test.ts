@@ -24,9 +24,9 @@ for (const kind of dbKinds) {
     let rootId: string;
     before(async () => {
       t = await startTestServer(kind);
-      const groups = await t.api<{ id: string; parentId: string | null; name: string }[]>('GET', '/api/v1/groups');
-      rootId = groups.body.find((g) => g.parentId === null)!.id;
-      assert.equal(groups.body.find((g) => g.id === rootId)!.name, 'My Organization');
+      const groups = await t.api<{ items: { id: string; parentId: string | null; name: string }[] }>('GET', '/api/v1/groups');
+      rootId = groups.body.items.find((g) => g.parentId === null)!.id;
+      assert.equal(groups.body.items.find((g) => g.id === rootId)!.name, 'My Organization');
     });
     after(() => t.close());
 
@@ -85,9 +85,9 @@ for (const kind of dbKinds) {
       const bad = await t.fetch(`${t.server.url}/agent/v1/enrol`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"token": 5}' });
       assert.equal(bad.status, 400);
       assert.equal(((await bad.json()) as { error: { code: string } }).error.code, 'VALIDATION_FAILED');
-      const devices = await t.api<{ name: string; groupPath: string }[]>('GET', `/api/v1/devices?groupId=${g.body.id}`);
+      const devices = await t.api<{ items: { name: string; groupPath: string }[] }>('GET', `/api/v1/devices?groupId=${g.body.id}`);
       assert.deepEqual(
-        devices.body.map((d) => [d.name, d.groupPath]),
+        devices.body.items.map((d) => [d.name, d.groupPath]),
         [['host-1', 'My Organization/Enrol']],
       );
     });
@@ -128,8 +128,8 @@ for (const kind of dbKinds) {
       const notJson = await t.fetch(`${t.server.url}/api/v1/tasks`, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json' }, body: '{oops' });
       assert.equal(notJson.status, 400);
       assert.equal(((await notJson.json()) as { error: { code: string } }).error.code, 'BAD_REQUEST');
-      const list = await t.api<Task[]>('GET', '/api/v1/tasks');
-      assert.equal(list.body.filter((x) => x.scope.type === 'group' && x.scope.groupId === g.body.id).length, 0, 'nothing stored from refused input');
+      const list = await t.api<{ items: Task[] }>('GET', '/api/v1/tasks?limit=1000');
+      assert.equal(list.body.items.filter((x) => x.scope.type === 'group' && x.scope.groupId === g.body.id).length, 0, 'nothing stored from refused input');
     });
 
     it('keeps secret values out of every read, export and event', async () => {
@@ -160,10 +160,10 @@ for (const kind of dbKinds) {
       const wrongSettings = await t.api<{ error: { code: string } }>('POST', '/api/v1/tasks/import', { ...mine, tasks: [{ ...mine.tasks[0], settings: { nope: true } }] });
       assert.equal(wrongSettings.body.error.code, 'IMPORT_INVALID');
       assert.equal((await t.api<{ error: { code: string } }>('POST', '/api/v1/tasks/import', { format: 'other' })).body.error.code, 'IMPORT_INVALID');
-      const before = (await t.api<Task[]>('GET', '/api/v1/tasks')).body.length;
+      const before = (await t.api<{ items: Task[] }>('GET', '/api/v1/tasks?limit=1000')).body.items.length;
       const imported = await t.api<Task[]>('POST', '/api/v1/tasks/import', mine);
       assert.equal(imported.status, 201);
-      assert.equal((await t.api<Task[]>('GET', '/api/v1/tasks')).body.length, before + 2);
+      assert.equal((await t.api<{ items: Task[] }>('GET', '/api/v1/tasks?limit=1000')).body.items.length, before + 2);
       const second = imported.body.find((x) => x.name === 'porting second')!;
       const first = imported.body.find((x) => x.name === 'porting first')!;
       assert.deepEqual(second.schedule.triggers[0], { type: 'after-task', taskId: first.id }, 'after-task relinked to the imported copy');
@@ -225,21 +225,22 @@ for (const kind of dbKinds) {
       }
       const { waitFor } = await import('./helpers.ts');
       await waitFor(async () => {
-        const list = (await t.api<{ name: string; osVersion: string; addresses: string[]; products: { id: string }[] }[]>('GET', `/api/v1/devices?groupId=${g.body.id}`)).body;
+        const list = (await t.api<{ items: { name: string; osVersion: string; addresses: string[]; products: { id: string }[] }[] }>('GET', `/api/v1/devices?groupId=${g.body.id}`)).body.items;
         return list.every((d, i) => d.osVersion === `9.${i}` && d.addresses[0] === `10.9.9.${i}` && d.products.length === 2);
       }, { what: 'inventory stored' });
       // A selection by installed product sees the new inventory at once.
       const task = await t.api<{ id: string }>('POST', '/api/v1/tasks', scriptTask({ type: 'global', selection: { product: 'scanner' } }));
-      const targets = await t.api<{ name: string }[]>('GET', `/api/v1/tasks/${task.body.id}/targets`);
-      assert.deepEqual(targets.body.map((d) => d.name).sort(), ['inv-1', 'inv-2']);
+      const targets = await t.api<{ items: { name: string }[] }>('GET', `/api/v1/tasks/${task.body.id}/targets`);
+      assert.deepEqual(targets.body.items.map((d) => d.name).sort(), ['inv-1', 'inv-2']);
     });
 
     it('searches devices literally, without SQL wildcards', async () => {
-      const all = await t.api<unknown[]>('GET', '/api/v1/devices?search=%25');
+      const all = await t.api<{ items: unknown[]; total: number }>('GET', '/api/v1/devices?search=%25');
       assert.equal(all.status, 200);
-      assert.equal(all.body.length, 0);
-      const one = await t.api<{ name: string }[]>('GET', '/api/v1/devices?search=HOST-1');
-      assert.deepEqual(one.body.map((d) => d.name), ['host-1']);
+      assert.equal(all.body.items.length, 0);
+      assert.equal(all.body.total, 0);
+      const one = await t.api<{ items: { name: string }[] }>('GET', '/api/v1/devices?search=HOST-1');
+      assert.deepEqual(one.body.items.map((d) => d.name), ['host-1']);
     });
 
     it('counts progress per state over current targets, and a run-now reaches connected agents at once', async () => {
@@ -266,7 +267,7 @@ for (const kind of dbKinds) {
       assert.equal(progress.body.states.pending, 1);
       assert.equal(progress.body.finished, false);
       // An agent without a socket gets the run at its check-in over plain HTTP.
-      const offline = (await t.api<{ id: string; name: string }[]>('GET', `/api/v1/devices?groupId=${g.body.id}&search=prog-offline`)).body[0]!;
+      const offline = (await t.api<{ items: { id: string; name: string }[] }>('GET', `/api/v1/devices?groupId=${g.body.id}&search=prog-offline`)).body.items[0]!;
       const credOffline = await enrolRaw(t, tok.body.token, 'prog-http');
       const viaHttp = await t.fetch(`${t.server.url}/agent/v1/check-in`, {
         method: 'POST',
@@ -286,8 +287,8 @@ for (const kind of dbKinds) {
       // Membership is live: the device enrolled after the run-now is a target that has not run it.
       assert.equal((progress.body as unknown as { notRun: number }).notRun, 1);
       assert.equal(progress.body.finished, false);
-      const events = await t.api<{ kind: string; severity: string }[]>('GET', `/api/v1/events?taskId=${task.body.id}&severity=error`);
-      assert.deepEqual(events.body.map((e) => e.kind), ['run.failed']);
+      const events = await t.api<{ items: { kind: string; severity: string }[] }>('GET', `/api/v1/events?taskId=${task.body.id}&severity=error`);
+      assert.deepEqual(events.body.items.map((e) => e.kind), ['run.failed']);
       const csv = await t.api<string>('GET', `/api/v1/events?taskId=${task.body.id}&format=csv`);
       assert.match(csv.body, /^id,time,severity,kind/);
       s.ws.close();

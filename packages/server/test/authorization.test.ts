@@ -52,7 +52,7 @@ for (const kind of dbKinds) {
       f.localOut = await task('Outside local task', { type: 'local', deviceId: f.devOut });
       f.globalTask = await task('Global task', { type: 'global', deviceIds: [f.devIn, f.devOut] });
       f.runOut = (await api<{ requestId: string }>('POST', `/api/v1/tasks/${f.taskOut}/run`, {})).body.requestId;
-      f.runOutId = (await api<{ id: string }[]>('GET', `/api/v1/runs?requestId=${f.runOut}`)).body[0]!.id;
+      f.runOutId = (await api<{ items: { id: string }[] }>('GET', `/api/v1/runs?requestId=${f.runOut}`)).body.items[0]!.id;
       await api('PUT', '/api/v1/secrets/out-secret', { value: 'out-secret-value', groupId: f.outside });
       await api('PUT', '/api/v1/secrets/root-secret', { value: 'root-secret-value' });
       f.tokOut = (await api<{ id: string }>('POST', '/api/v1/enrolment-tokens', { groupId: f.outside, name: 'Outside token' })).body.id;
@@ -62,16 +62,20 @@ for (const kind of dbKinds) {
       // A machine presenting the outside device's credential from elsewhere.
       await agentPost(t, devOut.credential, '/agent/v1/check-in', { type: 'check-in', inventory: inventory('outside-host'), machineIdentity: 'a'.repeat(64) });
       await agentPost(t, devOut.credential, '/agent/v1/check-in', { type: 'check-in', inventory: inventory('outside-clone'), machineIdentity: 'b'.repeat(64) });
-      f.dupOut = (await api<{ id: string }[]>('GET', '/api/v1/device-duplicates?state=pending')).body[0]!.id;
+      f.dupOut = (await api<{ items: { id: string }[] }>('GET', '/api/v1/device-duplicates?state=pending')).body.items[0]!.id;
       f.push = (await api<{ id: string }>('POST', '/api/v1/push-installs', { groupId: f.outside, hosts: ['127.0.0.1'], port: 1, username: 'nobody', password: 'not-a-real-one', connectTimeoutSeconds: 1 })).body.id;
-      f.serverTask = (await api<{ id: string; name: string }[]>('GET', '/api/v1/server-tasks')).body.find((x) => x.name === 'Database maintenance')!.id;
+      f.serverTask = (await api<{ items: { id: string; name: string }[] }>('GET', '/api/v1/server-tasks')).body.items.find((x) => x.name === 'Database maintenance')!.id;
       f.serverTaskRun = (await api<{ id: string }>('POST', `/api/v1/server-tasks/${f.serverTask}/run`)).body.id;
       f.role = (await api<{ id: string }>('POST', '/api/v1/roles', { name: 'Readers', permissions: ['read'] })).body.id;
       // A policy assigned to the outside group only (ADR 0020).
       f.policyOut = (await api<{ id: string }>('POST', '/api/v1/policies', { name: 'Agent policy of another subtree', product: 'garrison', settings: { checkInIntervalMinutes: 7 } })).body.id;
       assert.equal((await api('PUT', `/api/v1/groups/${f.outside}/policies/garrison`, { policyId: f.policyOut, blockInheritance: false })).status, 200);
+      // A notification rule of the outside group, with a delivery in the history (ADR 0022).
+      f.ruleOut = (await api<{ id: string }>('POST', '/api/v1/notifications/rules', { name: 'Outside rule', groupId: f.outside, kinds: ['run.failed'], actions: { webhook: { url: 'http://127.0.0.1:1/outside-hook' } } })).body.id;
+      assert.equal((await api('POST', `/api/v1/notifications/rules/${f.ruleOut}/test`)).status, 202);
       f.mainAdmin = (await api<{ adminId: string }>('GET', '/api/v1/me')).body.adminId;
-      f.mainToken = (await api<{ id: string }[]>('GET', '/api/v1/api-tokens')).body[0]!.id;
+      f.mainSelection = (await api<{ id: string }>('POST', '/api/v1/saved-selections', { page: 'events', name: 'main only', query: { kind: 'audit.*' } })).body.id;
+      f.mainToken = (await api<{ items: { id: string }[] }>('GET', '/api/v1/api-tokens')).body.items[0]!.id;
 
       const person = async (name: string, roleId: string, groupId: string) => {
         const password = randomBytes(12).toString('base64url');
@@ -84,7 +88,7 @@ for (const kind of dbKinds) {
       tokens.auditor = await person('audit-inside', 'auditor', f.inside);
       tokens.installer = await person('install-inside', 'installer', f.inside);
       tokens.subAdmin = await person('admin-inside', 'administrator', f.inside);
-      markers = [f.outside, f.devOut, f.taskOut, f.localOut, f.runOutId, f.tokOut, 'out-secret', 'outside-host', 'Outside task', f.dupOut, f.push, f.globalTask];
+      markers = [f.outside, f.devOut, f.taskOut, f.localOut, f.runOutId, f.tokOut, 'out-secret', 'outside-host', 'Outside task', f.dupOut, f.push, f.globalTask, f.ruleOut, 'outside-hook'];
       await t.server.services.events.flush();
     });
     after(async () => {
@@ -106,6 +110,9 @@ for (const kind of dbKinds) {
       'GET /api/v1/products': { path: '/api/v1/products', expect: 'self' },
       'GET /api/v1/roles': { path: '/api/v1/roles', expect: 'self' },
       'GET /api/v1/settings': { path: '/api/v1/settings', expect: 'self' },
+      'GET /api/v1/saved-selections': { path: '/api/v1/saved-selections?page=events', expect: 'self' },
+      'POST /api/v1/saved-selections': { path: '/api/v1/saved-selections', body: { page: 'events', name: 'mine', query: { severity: 'error' } }, expect: 'self' },
+      'DELETE /api/v1/saved-selections/:id': { path: `/api/v1/saved-selections/${f.mainSelection}`, expect: 'denied' },
       'GET /api/v1/repository/signing-key': { path: '/api/v1/repository/signing-key', expect: 'self' },
       'POST /api/v1/roles': { path: '/api/v1/roles', body: { name: 'Mine', permissions: ['read'] }, expect: 'denied' },
       'PATCH /api/v1/roles/:id': { path: `/api/v1/roles/${f.role}`, body: { permissions: ['read', 'admins:write'] }, expect: 'denied' },
@@ -130,6 +137,8 @@ for (const kind of dbKinds) {
       'GET /api/v1/deployments/compliance': { path: '/api/v1/deployments/compliance', expect: 'filtered' },
       'GET /api/v1/devices': { path: '/api/v1/devices', expect: 'filtered' },
       'GET /api/v1/devices/:id': { path: `/api/v1/devices/${f.devOut}`, expect: 'denied' },
+      'POST /api/v1/devices/bulk': { path: '/api/v1/devices/bulk', body: { action: 'addTags', deviceIds: [f.devOut], tags: ['sneaky'] }, expect: 'filtered' },
+      'GET /api/v1/groups/statuses': { path: '/api/v1/groups/statuses', expect: 'filtered' },
       'PATCH /api/v1/devices/:id': { path: `/api/v1/devices/${f.devOut}`, body: { groupId: f.inside }, expect: 'denied' },
       'DELETE /api/v1/devices/:id': { path: `/api/v1/devices/${f.devOut}`, expect: 'denied' },
       'POST /api/v1/devices/:id/credential/rotate': { path: `/api/v1/devices/${f.devOut}/credential/rotate`, expect: 'denied' },
@@ -147,9 +156,15 @@ for (const kind of dbKinds) {
       'GET /api/v1/installation-packages': { path: '/api/v1/installation-packages', expect: 'filtered' },
       'GET /api/v1/installation-packages/:file': { path: '/api/v1/installation-packages/none.tar.gz', expect: 'denied' },
       'DELETE /api/v1/installation-packages/:file': { path: '/api/v1/installation-packages/none.tar.gz', expect: 'denied' },
-      'GET /api/v1/events': { path: '/api/v1/events?limit=10000', expect: 'filtered' },
+      'GET /api/v1/events': { path: '/api/v1/events?limit=1000', expect: 'filtered' },
+      'GET /api/v1/event-kinds': { path: '/api/v1/event-kinds?limit=1000', expect: 'filtered' },
       'GET /api/v1/live': { path: '/api/v1/live', expect: 'filtered' },
       'GET /api/v1/summary': { path: '/api/v1/summary', expect: 'filtered' },
+      'GET /api/v1/dashboard/monitors': { path: '/api/v1/dashboard/monitors', expect: 'filtered' },
+      'GET /api/v1/dashboard/trend': { path: '/api/v1/dashboard/trend?days=30', expect: 'filtered' },
+      'GET /api/v1/dashboard/layout': { path: '/api/v1/dashboard/layout', expect: 'self' },
+      'PUT /api/v1/dashboard/layout': { path: '/api/v1/dashboard/layout', body: { monitors: ['notSeen'] }, expect: 'self' },
+      'DELETE /api/v1/dashboard/layout': { path: '/api/v1/dashboard/layout', expect: 'self' },
       'POST /api/v1/scopes/preview': { path: '/api/v1/scopes/preview', body: { scope: { type: 'group', groupId: f.outside } }, expect: 'denied' },
       'GET /api/v1/push-installs': { path: '/api/v1/push-installs', expect: 'filtered' },
       'POST /api/v1/push-installs': { path: '/api/v1/push-installs', body: { groupId: f.outside, hosts: ['127.0.0.1'], port: 1, username: 'x', password: 'y' }, expect: 'denied' },
@@ -161,7 +176,7 @@ for (const kind of dbKinds) {
       'POST /api/v1/repository/packages': { path: '/api/v1/repository/packages', body: {}, expect: 'denied' },
       'POST /api/v1/repository/packages/:id/promote': { path: `/api/v1/repository/packages/${f.pkg}/promote`, body: { branch: 'previous' }, expect: 'denied' },
       'DELETE /api/v1/repository/packages/:id': { path: `/api/v1/repository/packages/${f.pkg}`, expect: 'denied' },
-      'GET /api/v1/runs': { path: '/api/v1/runs?limit=10000', expect: 'filtered' },
+      'GET /api/v1/runs': { path: '/api/v1/runs?limit=1000', expect: 'filtered' },
       'GET /api/v1/runs/:id': { path: `/api/v1/runs/${f.runOutId}`, expect: 'denied' },
       'GET /api/v1/secrets': { path: '/api/v1/secrets', expect: 'filtered' },
       'PUT /api/v1/secrets/:name': { path: '/api/v1/secrets/out-secret', body: { value: 'taken over' }, expect: 'denied' },
@@ -207,6 +222,8 @@ for (const kind of dbKinds) {
       'GET /api/v1/tasks/:id/run-requests/:requestId/progress': { path: `/api/v1/tasks/${f.taskOut}/run-requests/${f.runOut}/progress`, expect: 'denied' },
       'GET /api/v1/tasks/:id/results': { path: `/api/v1/tasks/${f.localOut}/results`, expect: 'denied' },
       'GET /api/v1/tasks/:id/targets': { path: `/api/v1/tasks/${f.globalTask}/targets`, expect: 'denied' },
+      'GET /api/v1/tasks/:id/results/export': { path: `/api/v1/tasks/${f.localOut}/results/export`, expect: 'denied' },
+      'POST /api/v1/schedules/preview': { path: '/api/v1/schedules/preview', body: { schedule: { triggers: [{ type: 'daily', time: '03:00' }] } }, expect: 'self' },
       // Policies belong to no group (every reader sees them); changing one needs policies:write on every group it is assigned to.
       'GET /api/v1/policy-types': { path: '/api/v1/policy-types', expect: 'self' },
       'GET /api/v1/policies': { path: '/api/v1/policies', expect: 'self' },
@@ -225,6 +242,15 @@ for (const kind of dbKinds) {
       'DELETE /api/v1/groups/:id/policies/:product': { path: `/api/v1/groups/${f.outside}/policies/garrison`, expect: 'denied' },
       'POST /api/v1/groups/:id/policies/:product/preview': { path: `/api/v1/groups/${f.outside}/policies/garrison/preview`, body: { policyId: null, blockInheritance: true }, expect: 'denied' },
       'GET /api/v1/devices/:id/policy': { path: `/api/v1/devices/${f.devOut}/policy`, expect: 'denied' },
+      'GET /api/v1/notifications/rules': { path: '/api/v1/notifications/rules', expect: 'filtered' },
+      'POST /api/v1/notifications/rules': { path: '/api/v1/notifications/rules', body: { name: 'sneaky', groupId: f.outside, kinds: ['run.'], actions: { email: { to: ['a@example.com'] } } }, expect: 'denied' },
+      'GET /api/v1/notifications/rules/:id': { path: `/api/v1/notifications/rules/${f.ruleOut}`, expect: 'denied' },
+      'PATCH /api/v1/notifications/rules/:id': { path: `/api/v1/notifications/rules/${f.ruleOut}`, body: { enabled: false }, expect: 'denied' },
+      'DELETE /api/v1/notifications/rules/:id': { path: `/api/v1/notifications/rules/${f.ruleOut}`, expect: 'denied' },
+      'POST /api/v1/notifications/rules/:id/test': { path: `/api/v1/notifications/rules/${f.ruleOut}/test`, expect: 'denied' },
+      'GET /api/v1/notifications/deliveries': { path: '/api/v1/notifications/deliveries', expect: 'filtered' },
+      'GET /api/v1/notifications/smtp': { path: '/api/v1/notifications/smtp', expect: 'denied' },
+      'PUT /api/v1/notifications/smtp': { path: '/api/v1/notifications/smtp', body: { host: 'mail.example.com', port: 25, security: 'none', from: 'a@example.com' }, expect: 'denied' },
     });
 
     it('every route declares who may call it, and every administrator route has a case here', () => {
@@ -299,8 +325,8 @@ for (const kind of dbKinds) {
       const { operator, auditor, installer, subAdmin } = tokens;
       // Everyone sees the subtree.
       for (const tok of [operator, auditor, installer, subAdmin]) {
-        const devices = (await call(tok, 'GET', '/api/v1/devices')).body as { id: string }[];
-        assert.deepEqual(devices.map((d) => d.id).sort(), [f.devIn, (await t.api<{ id: string; name: string }[]>('GET', '/api/v1/devices')).body.find((d) => d.name === 'cred-mixer')?.id].filter(Boolean).sort());
+        const devices = ((await call(tok, 'GET', '/api/v1/devices')).body as { items: { id: string }[] }).items;
+        assert.deepEqual(devices.map((d) => d.id).sort(), [f.devIn, (await t.api<{ items: { id: string; name: string }[] }>('GET', '/api/v1/devices')).body.items.find((d) => d.name === 'cred-mixer')?.id].filter(Boolean).sort());
         assert.equal((await call(tok, 'GET', `/api/v1/tasks/${f.taskIn}`)).status, 200);
       }
       // Operator: runs and stops, changes nothing.
@@ -310,7 +336,7 @@ for (const kind of dbKinds) {
       assert.equal((await call(operator, 'POST', '/api/v1/enrolment-tokens', { groupId: f.inside })).status, 403);
       // Auditor: reads only, including the audit trail of its subtree.
       assert.equal((await call(auditor, 'POST', `/api/v1/tasks/${f.taskIn}/run`, {})).status, 403);
-      const audit = (await call(auditor, 'GET', '/api/v1/events?kind=audit.task.run-now')).body as { taskId: string; via: string; actor: string }[];
+      const audit = ((await call(auditor, 'GET', '/api/v1/events?kind=audit.task.run-now')).body as { items: { taskId: string; via: string; actor: string }[] }).items;
       assert.ok(audit.some((e) => e.taskId === f.taskIn && e.actor === 'op-inside' && e.via === 'console'), JSON.stringify(audit));
       // Installer: enrols into its subtree, nothing else.
       assert.equal((await call(installer, 'POST', '/api/v1/enrolment-tokens', { groupId: f.insideSub })).status, 201);
@@ -333,8 +359,8 @@ for (const kind of dbKinds) {
       assert.equal((await call(operator, 'GET', `/api/v1/tasks/${rootTask.id}`)).status, 200);
       assert.equal((await call(operator, 'POST', `/api/v1/tasks/${rootTask.id}/run`, {})).status, 403);
       const progress = (await call(operator, 'GET', `/api/v1/tasks/${rootTask.id}/progress`)).body as { targets: number };
-      const visible = ((await call(operator, 'GET', '/api/v1/devices')).body as unknown[]).length;
-      const all = (await t.api<unknown[]>('GET', '/api/v1/devices')).body.length;
+      const visible = ((await call(operator, 'GET', '/api/v1/devices')).body as { items: unknown[] }).items.length;
+      const all = (await t.api<{ items: unknown[] }>('GET', '/api/v1/devices')).body.items.length;
       assert.ok(visible < all);
       assert.equal(progress.targets, visible, 'progress counts only its own devices');
       // Grants follow the tree: a group created under a granted one is covered at once.
@@ -348,12 +374,12 @@ for (const kind of dbKinds) {
       assert.equal(r.body.error.code, 'CONFLICT');
       assert.equal((await t.api<{ error: { code: string } }>('DELETE', `/api/v1/admins/${me}`)).body.error.code, 'CONFLICT');
       assert.equal((await t.api('GET', '/api/v1/me')).status, 200);
-      const admins = (await t.api<{ id: string; name: string }[]>('GET', '/api/v1/admins')).body;
+      const admins = (await t.api<{ items: { id: string; name: string }[] }>('GET', '/api/v1/admins')).body.items;
       const op = admins.find((a) => a.name === 'op-inside')!;
       assert.equal((await call(tokens.operator, 'GET', '/api/v1/me')).status, 200);
       assert.equal((await t.api('PATCH', `/api/v1/admins/${op.id}`, { disabled: true })).status, 200);
       assert.equal((await call(tokens.operator, 'GET', '/api/v1/me')).status, 401);
-      const ev = (await t.api<{ kind: string; actor: string; via: string; address: string }[]>('GET', '/api/v1/events?kind=audit.admin.disabled')).body[0]!;
+      const ev = (await t.api<{ items: { kind: string; actor: string; via: string; address: string }[] }>('GET', '/api/v1/events?kind=audit.admin.disabled')).body.items[0]!;
       assert.equal(ev.actor, 'admin');
       assert.equal(ev.via, 'api-token');
       assert.ok(ev.address);

@@ -38,12 +38,12 @@ for (const kind of dbKinds) {
       assert.ok(Date.parse(s.expiresAt) - Date.now() > 11 * 3600_000, 'a session lasts 12 hours');
       const me = (await (await as(s.token, 'GET', '/api/v1/me')).json()) as { name: string; session: boolean };
       assert.deepEqual([me.name, me.session], ['admin', true]);
-      const events = await t.api<{ kind: string; message: string }[]>('GET', '/api/v1/events?kind=admin.sign-in-failed');
-      assert.equal(events.body.length, 2);
-      assert.ok(!JSON.stringify(events.body).includes('not the password'), 'tried passwords are not logged');
+      const events = await t.api<{ items: { kind: string; message: string }[] }>('GET', '/api/v1/events?kind=admin.sign-in-failed');
+      assert.equal(events.body.items.length, 2);
+      assert.ok(!JSON.stringify(events.body.items).includes('not the password'), 'tried passwords are not logged');
       // Console sessions are not listed among API tokens.
-      const tokens = await t.api<{ name: string }[]>('GET', '/api/v1/api-tokens');
-      assert.ok(tokens.body.every((x) => x.name !== 'console session'));
+      const tokens = await t.api<{ items: { name: string }[] }>('GET', '/api/v1/api-tokens');
+      assert.ok(tokens.body.items.every((x) => x.name !== 'console session'));
     });
 
     it('signs out: the session token stops working at once', async () => {
@@ -140,8 +140,8 @@ for (const kind of dbKinds) {
     it('keeps a secret description when a new value comes without one', async () => {
       assert.equal((await t.api('PUT', '/api/v1/secrets/console-kept', { value: 'one', description: 'the db password' })).status, 204);
       assert.equal((await t.api('PUT', '/api/v1/secrets/console-kept', { value: 'two' })).status, 204);
-      const list = await t.api<{ name: string; description: string }[]>('GET', '/api/v1/secrets');
-      assert.equal(list.body.find((x) => x.name === 'console-kept')?.description, 'the db password');
+      const list = await t.api<{ items: { name: string; description: string }[] }>('GET', '/api/v1/secrets');
+      assert.equal(list.body.items.find((x) => x.name === 'console-kept')?.description, 'the db password');
       assert.ok(!JSON.stringify(list.body).includes('two'));
     });
 

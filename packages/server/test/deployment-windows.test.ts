@@ -41,7 +41,7 @@ for (const kind of dbKinds) {
     let agent: AgentProcess & { deviceId: string };
     let groupId: string;
     const stateOf = async (p: string) =>
-      (await t.api<{ devices: DeviceProductState[] }>('GET', `/api/v1/deployments/compliance?groupId=${groupId}&product=${p}`)).body.devices.find((d) => d.deviceId === agent.deviceId);
+      (await t.api<{ items: DeviceProductState[] }>('GET', `/api/v1/deployments/compliance?groupId=${groupId}&product=${p}`)).body.items.find((d) => d.deviceId === agent.deviceId);
     const deployLog = async () => (await readFile(path.join(agent.stateDir, 'products', 'deploy.log'), 'utf8').catch(() => '')).trim().split('\n').filter(Boolean);
     const upload = async (m: PackageManifest) => {
       const res = await t.fetch(`${t.server.url}/api/v1/repository/packages?branch=current`, {
@@ -97,7 +97,7 @@ for (const kind of dbKinds) {
       assert.equal(app.urgent, true);
       // The run that installed the urgent product says it held the other step.
       const run = await waitFor(
-        async () => (await t.api<Run[]>('GET', `/api/v1/devices/${agent.deviceId}/runs`)).body.find((r) => r.state === 'succeeded' && /held\s+1 step until the next maintenance window/.test(r.outputTail ?? '')),
+        async () => (await t.api<{ items: Run[] }>('GET', `/api/v1/devices/${agent.deviceId}/runs`)).body.items.find((r) => r.state === 'succeeded' && /held\s+1 step until the next maintenance window/.test(r.outputTail ?? '')),
         { what: 'a deployment run that held a step', output: agent.output, timeoutMs: 30_000 },
       );
       assert.match(run.outputTail ?? '', /held\s+1 step/);
@@ -118,7 +118,7 @@ for (const kind of dbKinds) {
       assert.equal(tool.urgent, true);
       await waitFor(async () => (await stateOf('tool'))?.state === 'compliant', { what: 'tool installed', output: agent.output, timeoutMs: 30_000 });
       assert.equal((await deployLog()).at(-1), 'install tool 1.0');
-      const listed = (await t.api<DeploymentAssignmentView[]>('GET', `/api/v1/deployments?groupId=${groupId}`)).body;
+      const listed = (await t.api<{ items: DeploymentAssignmentView[] }>('GET', `/api/v1/deployments?groupId=${groupId}`)).body.items;
       assert.deepEqual(listed.map((a) => [a.product, a.urgent]).sort(), [['app', true], ['tool', true]]);
     });
 

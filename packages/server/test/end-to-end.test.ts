@@ -31,7 +31,7 @@ async function finished(t: TestServer, taskId: string, what = 'task finished', t
   }, { what, timeoutMs });
 }
 async function results(t: TestServer, taskId: string): Promise<Run[]> {
-  return (await t.api<Run[]>('GET', `/api/v1/tasks/${taskId}/results`)).body;
+  return (await t.api<{ items: Run[] }>('GET', `/api/v1/tasks/${taskId}/results`)).body.items;
 }
 
 for (const kind of dbKinds) {
@@ -58,14 +58,14 @@ for (const kind of dbKinds) {
       }
       // Blocking inheritance on the child removes b from the parent's task.
       await t.api('PATCH', `/api/v1/groups/${child}`, { blockInheritance: true });
-      let targets = await t.api<{ id: string }[]>('GET', `/api/v1/tasks/${task.id}/targets`);
-      assert.deepEqual(targets.body.map((d) => d.id), [a.deviceId]);
+      let targets = await t.api<{ items: { id: string }[] }>('GET', `/api/v1/tasks/${task.id}/targets`);
+      assert.deepEqual(targets.body.items.map((d) => d.id), [a.deviceId]);
       // Membership is live: b moved into the parent group is a target at once.
       await t.api('PATCH', `/api/v1/devices/${b.deviceId}`, { groupId: parent });
       targets = await t.api('GET', `/api/v1/tasks/${task.id}/targets`);
-      assert.deepEqual(targets.body.map((d) => d.id).sort(), [a.deviceId, b.deviceId].sort());
-      const bTasks = await t.api<{ id: string }[]>('GET', `/api/v1/devices/${b.deviceId}/tasks`);
-      assert.ok(bTasks.body.some((x) => x.id === task.id));
+      assert.deepEqual(targets.body.items.map((d) => d.id).sort(), [a.deviceId, b.deviceId].sort());
+      const bTasks = await t.api<{ items: { id: string }[] }>('GET', `/api/v1/devices/${b.deviceId}/tasks`);
+      assert.ok(bTasks.body.items.some((x) => x.id === task.id));
     });
 
     it('maps exit codes, times out, retries with back-off, and stops a running task', async () => {
@@ -117,15 +117,15 @@ for (const kind of dbKinds) {
       await t.api('POST', `/api/v1/tasks/${first.id}/run`, {});
       await waitFor(async () => (await results(t, then.id))[0]?.state === 'succeeded', { what: 'after-task fired', output: agent.output });
       assert.equal((await results(t, then.id))[0]!.cause, 'after-task');
-      await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/runs?taskId=${forever.id}`)).body.filter((r) => r.state === 'succeeded').length >= 3, {
+      await waitFor(async () => (await t.api<{ items: Run[] }>('GET', `/api/v1/runs?taskId=${forever.id}`)).body.items.filter((r) => r.state === 'succeeded').length >= 3, {
         what: 'continuous task restarted',
         output: agent.output,
       });
       await t.api('POST', `/api/v1/tasks/${forever.id}/disable`);
       await new Promise((r) => setTimeout(r, 1500));
-      const count = (await t.api<Run[]>('GET', `/api/v1/runs?taskId=${forever.id}`)).body.length;
+      const count = (await t.api<{ items: Run[] }>('GET', `/api/v1/runs?taskId=${forever.id}`)).body.items.length;
       await new Promise((r) => setTimeout(r, 1500));
-      assert.equal((await t.api<Run[]>('GET', `/api/v1/runs?taskId=${forever.id}`)).body.length, count, 'a disabled continuous task is not restarted');
+      assert.equal((await t.api<{ items: Run[] }>('GET', `/api/v1/runs?taskId=${forever.id}`)).body.items.length, count, 'a disabled continuous task is not restarted');
     });
 
     it('resolves secrets only for the agent and masks them in returned output', async () => {
@@ -157,10 +157,10 @@ for (const kind of dbKinds) {
       const second = t.track(spawnAgent([], stateDir));
       const p = await finished(t, task.id, 'resumed run finished', 30_000);
       assert.equal(p.states.succeeded, 1, second.output());
-      const runs = await t.api<Run[]>('GET', `/api/v1/runs?taskId=${task.id}`);
-      assert.equal(runs.body.length, 1, 'one run, not a duplicate');
-      assert.equal(runs.body[0]!.attempt, 2);
-      assert.match(runs.body[0]!.outputTail ?? '', /finished/);
+      const runs = (await t.api<{ items: Run[] }>('GET', `/api/v1/runs?taskId=${task.id}`)).body.items;
+      assert.equal(runs.length, 1, 'one run, not a duplicate');
+      assert.equal(runs[0]!.attempt, 2);
+      assert.match(runs[0]!.outputTail ?? '', /finished/);
     });
 
     it('runs scheduled work while the server is down and delivers the results when it is back', async () => {
@@ -180,7 +180,7 @@ for (const kind of dbKinds) {
         await waitFor(async () => (await agentCli(stateDir, ['status', '--json'])).stdout.includes('"spooledReports": 1'), { what: 'result spooled offline', output: again.output });
         back = await startTestServer(kind, { port, restartOf: own });
         const server = back;
-        await waitFor(async () => (await server.api<Run[]>('GET', `/api/v1/runs?taskId=${task.id}`)).body.some((r) => r.state === 'succeeded' && r.cause === 'agent-start' && /started-offline/.test(r.outputTail ?? '')), {
+        await waitFor(async () => (await server.api<{ items: Run[] }>('GET', `/api/v1/runs?taskId=${task.id}`)).body.items.some((r) => r.state === 'succeeded' && r.cause === 'agent-start' && /started-offline/.test(r.outputTail ?? '')), {
           what: 'offline result delivered',
           timeoutMs: 30_000,
           output: again.output,
@@ -213,7 +213,7 @@ for (const kind of dbKinds) {
         assert.equal((await t.api('PATCH', `/api/v1/tasks/${id}`, { name: 'admin name' })).status, 200);
         assert.equal((await agentCli(stateDir, ['task', 'set', id, '--name', 'device name'])).code, 0);
         proxy.restore();
-        await waitFor(async () => (await t.api<{ kind: string }[]>('GET', `/api/v1/events?taskId=${id}&kind=task.local-change-overridden`)).body.length === 1, { what: 'override logged', timeoutMs: 40_000 });
+        await waitFor(async () => (await t.api<{ items: { kind: string }[] }>('GET', `/api/v1/events?taskId=${id}&kind=task.local-change-overridden`)).body.items.length === 1, { what: 'override logged', timeoutMs: 40_000 });
         assert.equal((await t.api<Task>('GET', `/api/v1/tasks/${id}`)).body.name, 'admin name');
         await waitFor(async () => (await agentCli(stateDir, ['task', 'list', '--json'])).stdout.includes('"admin name"'), { what: 'agent took the admin version' });
         const local = await agentCli(stateDir, ['events', '--json']);

@@ -42,7 +42,7 @@ describe('enrolment token channels', () => {
   };
   const exited = (a: AgentProcess) => waitFor(async () => (a.child.exitCode !== null ? { code: a.child.exitCode } : undefined), { what: 'the agent to exit', output: a.output });
   const online = (name: string, a: AgentProcess) =>
-    waitFor(async () => (await t.api<{ id: string; name: string; online: boolean }[]>('GET', `/api/v1/devices?search=${encodeURIComponent(name)}`)).body.find((d) => d.name === name && d.online), {
+    waitFor(async () => (await t.api<{ items: { id: string; name: string; online: boolean }[] }>('GET', `/api/v1/devices?search=${encodeURIComponent(name)}`)).body.items.find((d) => d.name === name && d.online), {
       what: `agent ${name} online`,
       output: a.output,
     });
@@ -67,7 +67,7 @@ describe('enrolment token channels', () => {
       assert.ok(!a.output().includes(value), a.output());
     }
     // Nothing enrolled with it.
-    const tokens = (await t.api<{ uses: number; state: string }[]>('GET', '/api/v1/enrolment-tokens')).body;
+    const tokens = (await t.api<{ items: { uses: number; state: string }[] }>('GET', '/api/v1/enrolment-tokens')).body.items;
     assert.ok(tokens.every((x) => x.uses === 0), JSON.stringify(tokens));
   });
 
@@ -130,7 +130,7 @@ describe('enrolment token channels', () => {
     ).body;
     assert.ok(task.id, JSON.stringify(task));
     await t.api('POST', `/api/v1/tasks/${task.id}/run`, {});
-    const run = await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${task.id}/results`)).body.find((r) => r.state === 'succeeded'), { what: 'the task ran', output: a.output });
+    const run = await waitFor(async () => (await t.api<{ items: Run[] }>('GET', `/api/v1/tasks/${task.id}/results`)).body.items.find((r) => r.state === 'succeeded'), { what: 'the task ran', output: a.output });
     assert.match(run.outputTail ?? '', /token=unset/);
     assert.ok(!(run.outputTail ?? '').includes(value), run.outputTail ?? '');
   });

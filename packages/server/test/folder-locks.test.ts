@@ -23,7 +23,7 @@ describe('one agent per state folder', () => {
     const g = (await t.api<{ id: string }>('POST', '/api/v1/groups', { name: 'Locked' })).body.id;
     const stateDir = await tempDir('garrison-agent-');
     const first = t.track(await startAgent(t, g, 'lock-1', { stateDir }));
-    const connections = async () => (await t.api<{ kind: string }[]>('GET', `/api/v1/events?deviceId=${first.deviceId}&kind=agent.connected`)).body.length;
+    const connections = async () => (await t.api<{ items: { kind: string }[] }>('GET', `/api/v1/events?deviceId=${first.deviceId}&kind=agent.connected`)).body.items.length;
     const before = await connections();
 
     const second = t.track(spawnAgent([], stateDir));

@@ -83,7 +83,7 @@ export interface TestServer {
   fetch: FetchLike;
   /** The server's CA certificate file, which agents are given with --ca. */
   caFile: string;
-  api<T = unknown>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }>;
+  api<T = unknown>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T; text: string }>;
   /** Closes the server and removes its database and data folder. */
   close(): Promise<void>;
   /** Removes the database and data folder only (after server.close()). */
@@ -254,8 +254,8 @@ export async function startAgent(t: TestServer, groupId: string, name: string, o
   const agent = spawnAgent(['--server', opts.serverUrl ?? t.server.url, '--token-file', tokenFile, '--name', name, '--ca', t.caFile], dir, opts.env);
   try {
     const device = await waitFor(async () => {
-      const r = await t.api<{ id: string; online: boolean }[]>('GET', `/api/v1/devices?search=${encodeURIComponent(name)}`);
-      return r.body.find((d) => d.online);
+      const r = await t.api<{ items: { id: string; online: boolean }[] }>('GET', `/api/v1/devices?search=${encodeURIComponent(name)}`);
+      return r.body.items.find((d) => d.online);
     }, { what: `agent ${name} online`, output: agent.output });
     return { ...agent, deviceId: device.id };
   } finally {

@@ -78,10 +78,10 @@ for (const kind of dbKinds) {
       const again = t.track(spawnAgent([], original.stateDir, { GARRISON_MACHINE_ID_FILE: idA }));
       const clone = t.track(spawnAgent([], cloneState, { GARRISON_MACHINE_ID_FILE: idB }));
       // Quarantined: a pending duplicate, no device made, nothing of it recorded for the original.
-      const pending = await waitFor(async () => (await t.api<{ id: string; deviceId: string; state: string }[]>('GET', '/api/v1/device-duplicates?state=pending')).body[0], { what: 'a pending duplicate', output: clone.output });
+      const pending = await waitFor(async () => (await t.api<{ items: { id: string; deviceId: string; state: string }[] }>('GET', '/api/v1/device-duplicates?state=pending')).body.items[0], { what: 'a pending duplicate', output: clone.output });
       assert.equal(pending.deviceId, original.deviceId);
       await waitFor(async () => (await device(original.deviceId)).online, { what: 'the original online', output: again.output });
-      const before = (await t.api<{ id: string }[]>('GET', '/api/v1/devices')).body.length;
+      const before = (await t.api<{ items: { id: string }[] }>('GET', '/api/v1/devices')).body.items.length;
       assert.equal(JSON.parse(await readFile(path.join(cloneState, 'credential.json'), 'utf8')).deviceId, original.deviceId);
       // Both connections stay: the clone's never replaces the original's.
       await new Promise((res) => setTimeout(res, 500));
@@ -100,9 +100,9 @@ for (const kind of dbKinds) {
       }, { what: 'the clone online as a new device', output: clone.output });
       assert.equal(d.clonedFrom, original.deviceId);
       assert.equal(d.groupId, groupId);
-      assert.equal((await t.api<{ id: string }[]>('GET', '/api/v1/devices')).body.length, before + 1);
+      assert.equal((await t.api<{ items: { id: string }[] }>('GET', '/api/v1/devices')).body.items.length, before + 1);
       assert.equal(JSON.parse(await readFile(path.join(original.stateDir, 'credential.json'), 'utf8')).deviceId, original.deviceId);
-      const ev = (await t.api<{ kind: string; deviceId: string }[]>('GET', '/api/v1/events?kind=device.duplicate-pending')).body;
+      const ev = (await t.api<{ items: { kind: string; deviceId: string }[] }>('GET', '/api/v1/events?kind=device.duplicate-pending')).body.items;
       assert.equal(ev.length, 1);
       assert.equal(ev[0]!.deviceId, original.deviceId);
       // Both stay online and apart.

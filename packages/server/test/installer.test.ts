@@ -130,12 +130,12 @@ describe('installer links (Linux, for real)', { skip }, () => {
     assert.ok(after.uninstalledAt);
     assert.equal(after.credentialRevoked, true);
     await waitFor(async () => !(await t.api<{ online: boolean }>('GET', `/api/v1/devices/${deviceId}`)).body.online, { what: 'offline after uninstall' });
-    const kinds = (await t.api<{ kind: string }[]>('GET', `/api/v1/events?deviceId=${deviceId}`)).body.map((e) => e.kind);
+    const kinds = (await t.api<{ items: { kind: string }[] }>('GET', `/api/v1/events?deviceId=${deviceId}`)).body.items.map((e) => e.kind);
     assert.ok(kinds.includes('agent.enrolled') && kinds.includes('audit.device.uninstall-requested') && kinds.includes('agent.uninstalled'), kinds.join(','));
   });
 
   it('refuses expired, revoked and used-up links, a wrong pin, a tampered agent and a forged CA, leaving nothing behind', async () => {
-    const devicesBefore = (await t.api<unknown[]>('GET', '/api/v1/devices')).body.length;
+    const devicesBefore = (await t.api<{ items: unknown[] }>('GET', '/api/v1/devices')).body.items.length;
 
     const expired = await create({ expiresInMinutes: 1 });
     // Expire it in the store, as time would.
@@ -191,7 +191,7 @@ describe('installer links (Linux, for real)', { skip }, () => {
     assert.match(plain.out, /TLS_REQUIRED/);
 
     // Only the one good enrolment made a device.
-    assert.equal((await t.api<unknown[]>('GET', '/api/v1/devices')).body.length, devicesBefore + 1);
+    assert.equal((await t.api<{ items: unknown[] }>('GET', '/api/v1/devices')).body.items.length, devicesBefore + 1);
   });
 
   it('generates macOS and Windows scripts that a shell can parse', async () => {

@@ -47,7 +47,7 @@ describe('instance keys (postgres)', { skip: pgSkip }, () => {
         // It serves the same fleet: the first instance's administrator token reads the secret's name.
         const r = await pinnedFetch(b.tls!.caPem)(`${b.url}/api/v1/secrets`, { headers: { authorization: `Bearer ${a.token}` } });
         assert.equal(r.status, 200);
-        assert.deepEqual(((await r.json()) as { name: string }[]).map((x) => x.name), ['smtp-password']);
+        assert.deepEqual(((await r.json()) as { items: { name: string }[] }).items.map((x) => x.name), ['smtp-password']);
       } finally {
         await b.close();
       }

@@ -161,7 +161,7 @@ describe('several instances on one PostgreSQL behind HAProxy', { skip }, () => {
       // 1. Presence: every device online, seen from either instance.
       for (const api of [a.api, bApi]) {
         await waitFor(async () => {
-          const list = (await api<{ id: string; online: boolean }[]>('GET', `/api/v1/devices?groupId=${g.body.id}`)).body;
+          const list = (await api<{ items: { id: string; online: boolean }[] }>('GET', `/api/v1/devices?groupId=${g.body.id}`)).body.items;
           return list.length === 4 && list.every((d) => d.online);
         }, { what: 'all four online on both instances', output });
       }
@@ -182,7 +182,7 @@ describe('several instances on one PostgreSQL behind HAProxy', { skip }, () => {
       assert.equal(run.status, 202, JSON.stringify(run.body));
       assert.equal(run.body.targets, 4);
       await waitFor(async () => {
-        const rs = (await a.api<Run[]>('GET', `/api/v1/tasks/${task.body.id}/results`)).body;
+        const rs = (await a.api<{ items: Run[] }>('GET', `/api/v1/tasks/${task.body.id}/results`)).body.items;
         return rs.length === 4 && rs.every((r) => r.state === 'succeeded');
       }, { what: 'four results of the run-now given to B', timeoutMs: 30_000, output });
 
@@ -214,7 +214,7 @@ describe('several instances on one PostgreSQL behind HAProxy', { skip }, () => {
       for (const agent of rest) await waitFor(async () => (await agentTaskIds(agent)).includes(slow.body.id), { what: 'the slow task everywhere', timeoutMs: 10_000, output });
       assert.equal((await a.api('POST', `/api/v1/tasks/${slow.body.id}/run`, {})).status, 202);
       await waitFor(async () => {
-        const rs = (await a.api<Run[]>('GET', `/api/v1/tasks/${slow.body.id}/results`)).body;
+        const rs = (await a.api<{ items: Run[] }>('GET', `/api/v1/tasks/${slow.body.id}/results`)).body.items;
         return rs.filter((r) => r.state === 'running').length === rest.length;
       }, { what: 'the slow run running on the three agents', timeoutMs: 20_000, output });
       const wereOnB = rest.filter((x) => !a.server.presence.isOnlineHere(x.deviceId));
@@ -235,7 +235,7 @@ describe('several instances on one PostgreSQL behind HAProxy', { skip }, () => {
       await writeFile(marker, '');
       let states = '';
       await waitFor(async () => {
-        const rs = (await a.api<Run[]>('GET', `/api/v1/tasks/${slow.body.id}/results`)).body;
+        const rs = (await a.api<{ items: Run[] }>('GET', `/api/v1/tasks/${slow.body.id}/results`)).body.items;
         states = JSON.stringify(rs.map((r) => [r.deviceId, r.state, r.attempt]));
         // (The revoked device is still a target: its run waits, pending, until it expires.)
         return rest.every((x) => rs.find((r) => r.deviceId === x.deviceId)?.state === 'succeeded');

@@ -49,20 +49,20 @@ for (const kind of dbKinds) {
       await waitFor(async () => (await t.api<{ products: { id: string; running?: boolean }[] }>('GET', `/api/v1/devices/${a.deviceId}`)).body.products.some((p) => p.id === 'hello' && p.running), { what: 'hello installed and running', output: a.output, timeoutMs: 30_000 });
       const greet = (await t.api<Task>('POST', '/api/v1/tasks', { name: 'greet', product: 'hello', type: 'greet', settings: { name: 'world', shout: true }, schedule: { triggers: [{ type: 'on-demand' }] }, scope: { type: 'group', groupId: g } })).body;
       await t.api('POST', `/api/v1/tasks/${greet.id}/run`, {});
-      const run = await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${greet.id}/results`)).body.find((r) => r.state === 'succeeded'), { what: 'greeted', output: a.output });
+      const run = await waitFor(async () => (await t.api<{ items: Run[] }>('GET', `/api/v1/tasks/${greet.id}/results`)).body.items.find((r) => r.state === 'succeeded'), { what: 'greeted', output: a.output });
       assert.equal(run.outputTail, 'HELLO, WORLD!\n');
-      const events = await t.api<{ message: string }[]>('GET', `/api/v1/events?taskId=${greet.id}&kind=hello.greeted`);
-      assert.deepEqual(events.body.map((e) => e.message), ['hello, world!']);
+      const events = await t.api<{ items: { message: string }[] }>('GET', `/api/v1/events?taskId=${greet.id}&kind=hello.greeted`);
+      assert.deepEqual(events.body.items.map((e) => e.message), ['hello, world!']);
       // The product's stop task (its package's stop command) ends the execution condition.
       const stop = (await t.api<Task>('POST', '/api/v1/tasks', { name: 'stop hello', product: 'hello', type: 'stop', settings: {}, schedule: { triggers: [{ type: 'on-demand' }] }, scope: { type: 'group', groupId: g } })).body;
       await t.api('POST', `/api/v1/tasks/${stop.id}/run`, {});
-      await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${stop.id}/results`)).body[0]?.state === 'succeeded', { what: 'stopped', output: a.output });
+      await waitFor(async () => (await t.api<{ items: Run[] }>('GET', `/api/v1/tasks/${stop.id}/results`)).body.items[0]?.state === 'succeeded', { what: 'stopped', output: a.output });
       await t.api('POST', `/api/v1/tasks/${greet.id}/run`, {});
-      await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${greet.id}/results`)).body[0]?.state === 'skipped', { what: 'greet skipped', output: a.output });
+      await waitFor(async () => (await t.api<{ items: Run[] }>('GET', `/api/v1/tasks/${greet.id}/results`)).body.items[0]?.state === 'skipped', { what: 'greet skipped', output: a.output });
       // Its policy type (docs/plugins.md): the greeting set and locked for the group, applied by the agent half.
       const start = (await t.api<Task>('POST', '/api/v1/tasks', { name: 'start hello', product: 'hello', type: 'start', settings: {}, schedule: { triggers: [{ type: 'on-demand' }] }, scope: { type: 'group', groupId: g } })).body;
       await t.api('POST', `/api/v1/tasks/${start.id}/run`, {});
-      await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${start.id}/results`)).body[0]?.state === 'succeeded', { what: 'started', output: a.output });
+      await waitFor(async () => (await t.api<{ items: Run[] }>('GET', `/api/v1/tasks/${start.id}/results`)).body.items[0]?.state === 'succeeded', { what: 'started', output: a.output });
       assert.equal((await t.api<{ error: { code: string } }>('POST', '/api/v1/policies', { name: 'farewell', product: 'hello', settings: { greeting: 'goodbye' } })).body.error.code, 'POLICY_INVALID');
       const policy = await t.api<{ id: string }>('POST', '/api/v1/policies', { name: 'French', product: 'hello', settings: { greeting: 'bonjour' }, locked: ['greeting'] });
       assert.equal(policy.status, 201, JSON.stringify(policy.body));
@@ -71,13 +71,13 @@ for (const kind of dbKinds) {
       const config = async () => JSON.parse(await readFile(configFile, 'utf8').catch(() => '{}')) as { greeting?: string };
       await waitFor(async () => (await config()).greeting === 'bonjour', { what: 'the policy applied on the device', output: a.output });
       await t.api('POST', `/api/v1/tasks/${greet.id}/run`, {});
-      const french = await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${greet.id}/results`)).body.find((r) => r.state === 'succeeded' && r.outputTail?.startsWith('BONJOUR')), { what: 'greeted in French', output: a.output });
+      const french = await waitFor(async () => (await t.api<{ items: Run[] }>('GET', `/api/v1/tasks/${greet.id}/results`)).body.items.find((r) => r.state === 'succeeded' && r.outputTail?.startsWith('BONJOUR')), { what: 'greeted in French', output: a.output });
       assert.equal(french.outputTail, 'BONJOUR, WORLD!\n');
       // The locked greeting edited on the device is put back at an enforcement, and the event reaches the central log.
       await writeFile(configFile, JSON.stringify({ ...(await config()), greeting: 'hi' }));
       assert.equal((await agentCli(a.stateDir, ['policy', 'enforce'])).code, 0);
       assert.equal((await config()).greeting, 'bonjour');
-      await waitFor(async () => (await t.api<unknown[]>('GET', `/api/v1/events?deviceId=${a.deviceId}&kind=hello.policy.restored`)).body.length === 1, { what: 'hello.policy.restored', output: a.output });
+      await waitFor(async () => (await t.api<{ items: unknown[] }>('GET', `/api/v1/events?deviceId=${a.deviceId}&kind=hello.policy.restored`)).body.items.length === 1, { what: 'hello.policy.restored', output: a.output });
     });
 
     it('stops the server start with a clear error for a broken plug-in', async () => {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { EffectiveProductPolicy, Policy, PolicyPreview, PolicyView } from '@garrison/protocol';
+import type { EffectiveProductPolicy, Page, Policy, PolicyCompliancePage, PolicyListItem, PolicyPreview, PolicyView } from '@garrison/protocol';
 import { apiClient, dbKinds, startTestServer, tempDir, type TestServer } from './helpers.ts';
 import { hostileDevice, openSocket } from './support/raw-agent.ts';
 
@@ -128,6 +128,17 @@ for (const kind of dbKinds) {
       const copy = await t.api<Policy>('POST', `/api/v1/policies/${created.body.id}/copy`, { name: 'CRUD copy' });
       assert.equal(copy.status, 201);
       assert.equal(copy.body.revision, 1);
+      // Revisions page newest first; the list pages by name.
+      const rev1 = (await t.api<Page<{ revision: number }>>('GET', `/api/v1/policies/${created.body.id}/revisions?limit=1`)).body;
+      assert.deepEqual([rev1.items.map((r) => r.revision), rev1.total, typeof rev1.nextCursor], [[2], 2, 'string']);
+      const rev2 = (await t.api<Page<{ revision: number }>>('GET', `/api/v1/policies/${created.body.id}/revisions?limit=1&cursor=${rev1.nextCursor}`)).body;
+      assert.deepEqual([rev2.items.map((r) => r.revision), rev2.nextCursor], [[1], null]);
+      assert.equal((await t.api<Err>('GET', `/api/v1/policies/${created.body.id}/revisions?cursor=WyJ4Il0`)).body.error.code, 'VALIDATION_FAILED');
+      const byName1 = (await t.api<Page<Policy>>('GET', '/api/v1/policies?search=crud&limit=2')).body;
+      assert.deepEqual([byName1.items.map((p) => p.name), byName1.total], [['CRUD', 'CRUD copy'], 3]);
+      const byName2 = (await t.api<Page<Policy>>('GET', `/api/v1/policies?search=crud&limit=2&cursor=${byName1.nextCursor}`)).body;
+      assert.deepEqual([byName2.items.map((p) => p.name), byName2.nextCursor], [['CRUD imported'], null]);
+      assert.equal((await t.api<Err>('GET', '/api/v1/policies?cursor=%25%25')).body.error.code, 'VALIDATION_FAILED');
       assert.equal((await t.api('PUT', `/api/v1/groups/${g.other}/policies/garrison`, { policyId: created.body.id, blockInheritance: false })).status, 200);
       const inUse = await t.api<Err>('DELETE', `/api/v1/policies/${created.body.id}`);
       assert.equal(inUse.body.error.code, 'POLICY_IN_USE');
@@ -138,7 +149,7 @@ for (const kind of dbKinds) {
       for (const id of [created.body.id, imported.body.id, copy.body.id]) assert.equal((await t.api('DELETE', `/api/v1/policies/${id}`)).status, 204);
       await t.server.services.events.flush();
       for (const kind of ['created', 'updated', 'assigned', 'unassigned', 'deleted']) {
-        const audit = (await t.api<{ actor: string; message: string }[]>('GET', `/api/v1/events?kind=audit.policy.${kind}`)).body;
+        const audit = (await t.api<{ items: { actor: string; message: string }[] }>('GET', `/api/v1/events?kind=audit.policy.${kind}`)).body.items;
         assert.ok(audit.some((e) => e.message.includes('CRUD')), `audit.policy.${kind}: ${JSON.stringify(audit)}`);
       }
       const list = (await t.api<{ items: Policy[]; total: number }>('GET', '/api/v1/policies?product=garrison')).body;
@@ -191,9 +202,36 @@ for (const kind of dbKinds) {
       assert.equal(view.checkInIntervalMinutes, 5);
       assert.equal(view.effectivePolicy.checkInIntervalMinutes, 30);
       // Compliance: nothing reported yet.
-      const compliance = (await t.api<{ counts: Record<string, number>; items: { deviceId: string; state: string }[] }>('GET', `/api/v1/policies/${top.id}/compliance`)).body;
-      assert.equal(compliance.counts.pending, 4);
+      const compliance = (await t.api<PolicyCompliancePage>('GET', `/api/v1/policies/${top.id}/compliance`)).body;
+      assert.equal(compliance.states.pending, 4);
       assert.equal(compliance.items.length, 4);
+      assert.equal(compliance.total, 4);
+      // Paged by device name: a page boundary, the counts over every page, a cursor it did not give.
+      const first = (await t.api<PolicyCompliancePage>('GET', `/api/v1/policies/${top.id}/compliance?limit=3`)).body;
+      assert.deepEqual(first.items.map((d) => d.deviceId), [dev.blocked, dev.sub, dev.top]);
+      assert.equal(first.total, 4);
+      assert.deepEqual(first.states, { compliant: 0, drifted: 0, failed: 0, pending: 4 });
+      assert.ok(first.nextCursor);
+      const second = (await t.api<PolicyCompliancePage>('GET', `/api/v1/policies/${top.id}/compliance?limit=3&cursor=${first.nextCursor}`)).body;
+      assert.deepEqual(second.items.map((d) => d.deviceId), [dev.vip]);
+      assert.equal(second.nextCursor, null);
+      assert.equal((await t.api<Err>('GET', `/api/v1/policies/${top.id}/compliance?cursor=bm90LWEtY3Vyc29y`)).body.error.code, 'VALIDATION_FAILED');
+      assert.equal((await t.api<Err>('GET', `/api/v1/policies/${top.id}/compliance?limit=1001`)).body.error.code, 'VALIDATION_FAILED');
+      // A state filter narrows the rows, not the counts; a search by name.
+      const none = (await t.api<PolicyCompliancePage>('GET', `/api/v1/policies/${top.id}/compliance?state=compliant`)).body;
+      assert.deepEqual([none.items.length, none.total, none.states.pending], [0, 0, 4]);
+      assert.deepEqual((await t.api<PolicyCompliancePage>('GET', `/api/v1/policies/${top.id}/compliance?search=VIP`)).body.items.map((d) => d.deviceId), [dev.vip]);
+      // A subtree administrator sees its subtree's devices only, in the rows and in the counts.
+      const confined = await subAdmin<PolicyCompliancePage>('GET', `/api/v1/policies/${top.id}/compliance`);
+      assert.equal(confined.status, 200, confined.text);
+      assert.deepEqual(confined.body.items.map((d) => d.deviceId), [dev.sub, dev.vip]);
+      assert.deepEqual([confined.body.total, confined.body.states.pending], [2, 2]);
+      // The list carries the groups (those the caller reads) and, when asked, the counts: one request for a page of policies.
+      const listed = (await t.api<Page<PolicyListItem>>('GET', '/api/v1/policies?search=eval%20top&compliance=true')).body;
+      assert.deepEqual(listed.items.map((p) => [p.id, p.assignedTo.map((a) => a.groupId), p.compliance?.pending]), [[top.id, [g.top], 4]]);
+      assert.equal((await t.api<Page<PolicyListItem>>('GET', '/api/v1/policies?search=eval%20top')).body.items[0]!.compliance, undefined);
+      const listedSub = (await subAdmin<Page<PolicyListItem>>('GET', '/api/v1/policies?search=eval%20top&compliance=true')).body;
+      assert.deepEqual(listedSub.items.map((p) => [p.assignedTo.length, p.assignedElsewhere, p.compliance?.pending]), [[0, 1, 2]]);
 
       // A preview of unlocking at the top lists the devices below whose value would change.
       const preview = (await t.api<PolicyPreview>('POST', `/api/v1/policies/${top.id}/preview`, { locked: [] })).body;

@@ -80,12 +80,12 @@ for (const kind of dbKinds) {
       assert.equal((await linesBy(out)).get(oldPid), oldLines, 'no line from the earlier attempt since');
 
       await writeFile(go, '');
-      const run = await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${task.id}/results`)).body.find((r) => r.state === 'succeeded'), { what: 'the resumed run succeeded', output: second.output, timeoutMs: 20_000 });
+      const run = await waitFor(async () => (await t.api<{ items: Run[] }>('GET', `/api/v1/tasks/${task.id}/results`)).body.items.find((r) => r.state === 'succeeded'), { what: 'the resumed run succeeded', output: second.output, timeoutMs: 20_000 });
       assert.equal(run.attempt, 2);
       assert.match(run.outputTail ?? '', new RegExp(`finished by ${newPid}`));
 
       const events = await waitFor(async () => {
-        const evs = (await t.api<{ kind: string; severity: string; message: string; data: Record<string, unknown> | null }[]>('GET', `/api/v1/events?runId=${run.id}`)).body;
+        const evs = (await t.api<{ items: { kind: string; severity: string; message: string; data: Record<string, unknown> | null }[] }>('GET', `/api/v1/events?runId=${run.id}`)).body.items;
         return evs.some((e) => e.kind === 'run.succeeded') ? evs : undefined;
       }, { what: 'the run events' });
       const kinds = events.map((e) => e.kind);

@@ -78,7 +78,7 @@ describe('push installation with the real installer', { skip, timeout: 180_000 }
     assert.equal(device.groupId, groupId);
     assert.ok(existsSync(path.join(work, 'units', 'garrison-agent.service')));
     // The enrolment token of the job was revoked when the job ended; the credentials were never stored.
-    const token = (await t.api<{ id: string; state: string }[]>('GET', '/api/v1/enrolment-tokens')).body.find((x) => x.id === job.enrolmentTokenId);
+    const token = (await t.api<{ items: { id: string; state: string }[] }>('GET', '/api/v1/enrolment-tokens')).body.items.find((x) => x.id === job.enrolmentTokenId);
     assert.equal(token?.state, 'revoked');
   });
 });

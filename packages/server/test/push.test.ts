@@ -18,7 +18,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import pg from 'pg';
-import { expandHostList, PUSH_PROGRESS_MARKER, splitHostList, type EventView, type PushHostView, type PushJobView } from '@garrison/protocol';
+import { expandHostList, listPushInstalls, PUSH_PROGRESS_MARKER, splitHostList, type EventView, type Page, type PushHostView, type PushJobState, type PushJobView } from '@garrison/protocol';
+import { ApiError, GarrisonClient } from '@garrison/client';
 import { BIN, dbKinds, PG_URL, startTestServer, tempDir, waitFor, type DbKind, type TestServer } from './helpers.ts';
 import { freePort, generateKey, passwordLoginsSupported, sshdSkipReason, startSshd, type Sshd } from './support/sshd.ts';
 import type { GarrisonServer } from '../src/app.ts';
@@ -100,7 +101,7 @@ function pushSuite(kind: DbKind): void {
       }, { timeoutMs, what: `push installation ${id} to end` });
     const host = (job: PushJobView, i = 0): PushHostView => job.hosts![i]!;
     const step = (h: PushHostView, name: string) => h.steps.find((s) => s.name === name)!;
-    const events = async (kindName: string) => (await t.api<EventView[]>('GET', `/api/v1/events?kind=${kindName}`)).body;
+    const events = async (kindName: string) => (await t.api<Page<EventView>>('GET', `/api/v1/events?kind=${kindName}&limit=1000`)).body.items;
 
     before(async () => {
       passwords = await passwordLoginsSupported();
@@ -149,10 +150,10 @@ function pushSuite(kind: DbKind): void {
       assert.equal(call.uses, 1);
       assert.equal(call.groupId, fleetId);
       assert.equal(job.enrolmentTokenId, call.tokenId);
-      const tokens = (await t.api<{ id: string; state: string }[]>('GET', '/api/v1/enrolment-tokens')).body;
+      const tokens = (await t.api<{ items: { id: string; state: string }[] }>('GET', '/api/v1/enrolment-tokens')).body.items;
       assert.equal(tokens.find((x) => x.id === call.tokenId)?.state, 'revoked');
 
-      const list = (await t.api<PushJobView[]>('GET', '/api/v1/push-installs')).body;
+      const list = (await t.api<Page<PushJobView>>('GET', '/api/v1/push-installs')).body.items;
       const listed = list.find((j) => j.id === job.id)!;
       assert.equal(listed.summary.succeeded, 1);
       assert.equal(listed.hosts, undefined);
@@ -475,6 +476,62 @@ describe('push host lists', () => {
 for (const kind of dbKinds) pushSuite(kind);
 
 // -------------------------------------------------------------------------------------------
+// The list of jobs: paged newest first (no SSH needed: the jobs are written as a server would)
+// -------------------------------------------------------------------------------------------
+
+for (const kind of dbKinds) {
+  describe(`push installations listed (${kind.name})`, () => {
+    let t: TestServer;
+    before(async () => {
+      t = await startTestServer(kind);
+    });
+    after(() => t.close());
+
+    it('pages the jobs newest first with a cursor, filters every page, and refuses a cursor it did not give', async () => {
+      const api = new GarrisonClient({ baseUrl: t.server.url, token: t.token, fetch: t.fetch });
+      const groupA = (await t.api<{ id: string }>('POST', '/api/v1/groups', { name: `Paged A ${kind.name}` })).body.id;
+      const groupB = (await t.api<{ id: string }>('POST', '/api/v1/groups', { name: `Paged B ${kind.name}` })).body.id;
+      const store = new PushStore(t.server.db);
+      const t0 = Date.parse('2026-02-01T00:00:00.000Z');
+      // Six jobs; two share a start time, so the id must break the tie.
+      const jobs = [0, 1, 2, 2, 3, 4].map((sec, i) => ({
+        id: `paged-job-${i}`,
+        groupId: i === 5 ? groupB : groupA,
+        requestedBy: 'admin',
+        state: (i === 1 ? 'cancelled' : 'completed') as PushJobState,
+        options: { port: 22, parallel: 1, removeConflicting: false, installDir: '/opt/garrison-agent', auth: 'key' as const, connectTimeoutSeconds: 5, installTimeoutMinutes: 1 },
+        tokenId: null,
+        hostCount: 0,
+        createdAt: new Date(t0 + sec * 1000).toISOString(),
+        finishedAt: new Date(t0 + sec * 1000 + 500).toISOString(),
+      }));
+      for (const j of jobs) await store.insertJob(j, [], { owner: 'elsewhere', expiresAt: new Date(t0).toISOString() });
+      const newestFirst = [...jobs].sort((a, b) => (a.createdAt === b.createdAt ? b.id.localeCompare(a.id) : b.createdAt.localeCompare(a.createdAt))).map((j) => j.id);
+      const inA = newestFirst.filter((id) => id !== 'paged-job-5');
+
+      const first = await api.call(listPushInstalls, { query: { groupId: groupA, limit: 3 } });
+      assert.deepEqual(first.items.map((j) => j.id), inA.slice(0, 3));
+      assert.equal(first.total, 5);
+      assert.ok(first.nextCursor);
+      assert.equal(first.items[0]!.hosts, undefined, 'no hosts in a listing');
+      const second = await api.call(listPushInstalls, { query: { groupId: groupA, limit: 3, cursor: first.nextCursor } });
+      assert.deepEqual(second.items.map((j) => j.id), inA.slice(3));
+      assert.equal(second.nextCursor, null);
+      const pages: string[][] = [];
+      for await (const page of api.pages(listPushInstalls, { query: { limit: 2 } })) pages.push(page.items.map((j) => j.id));
+      assert.deepEqual(pages, [newestFirst.slice(0, 2), newestFirst.slice(2, 4), newestFirst.slice(4)]);
+      const cancelled = await api.call(listPushInstalls, { query: { state: 'cancelled', limit: 1 } });
+      assert.deepEqual([cancelled.items.map((j) => j.id), cancelled.total, cancelled.nextCursor], [['paged-job-1'], 1, null]);
+
+      for (const cursor of ['not-a-cursor', Buffer.from('[1,2]').toString('base64url'), Buffer.from('["a","b","c"]').toString('base64url')]) {
+        await assert.rejects(api.call(listPushInstalls, { query: { cursor } }), (e: ApiError) => e.code === 'VALIDATION_FAILED' && e.status === 400, cursor);
+      }
+      await assert.rejects(api.call(listPushInstalls, { query: { limit: 1001 } }), (e: ApiError) => e.code === 'VALIDATION_FAILED' && e.status === 400);
+    });
+  });
+}
+
+// -------------------------------------------------------------------------------------------
 // Credentials: nowhere but in memory
 // -------------------------------------------------------------------------------------------
 
@@ -535,7 +592,7 @@ describe('push installation credentials', { skip, timeout: 120_000 }, () => {
       assert.equal(refused.status, 400);
       texts.push(refused.text);
       texts.push((await call('GET', '/api/v1/push-installs')).text);
-      texts.push((await call('GET', '/api/v1/events?limit=10000')).text);
+      texts.push((await call('GET', '/api/v1/events?limit=1000')).text);
       await server.services.events.flush();
 
       const stored: string[] = [];

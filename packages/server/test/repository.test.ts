@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { generateKeyPairSync } from 'node:crypto';
 import path from 'node:path';
-import type { RepositoryPackage } from '@garrison/protocol';
+import type { Page, RepositoryPackage } from '@garrison/protocol';
 import { downloadPackage, extractPackage, verifyPackage, PackageVerificationError } from '../../agent/src/package-verify.ts';
 import { dbKinds, startTestServer, tempDir, type TestServer } from './helpers.ts';
 import { buildArchive, manifest } from './package-fixtures.ts';
@@ -19,6 +19,22 @@ async function upload(t: TestServer, file: string, branch?: string): Promise<{ s
     body: await readFile(file),
   });
   return { status: res.status, body: (await res.json()) as RepositoryPackage & { error?: { code: string } } };
+}
+
+/** The versions and branches of a list query's packages, over every page (`limit` per page). */
+async function packages(t: TestServer, query = '', limit?: number): Promise<RepositoryPackage[]> {
+  const out: RepositoryPackage[] = [];
+  let cursor: string | null = null;
+  do {
+    const qs = new URLSearchParams(query);
+    if (limit) qs.set('limit', String(limit));
+    if (cursor) qs.set('cursor', cursor);
+    const page = await t.api<Page<RepositoryPackage>>('GET', `/api/v1/repository/packages?${qs}`);
+    assert.equal(page.status, 200, JSON.stringify(page.body));
+    out.push(...page.body.items);
+    cursor = page.body.nextCursor;
+  } while (cursor);
+  return out;
 }
 
 for (const kind of dbKinds) {
@@ -36,19 +52,29 @@ for (const kind of dbKinds) {
       assert.match(a.body.sha256, /^[0-9a-f]{64}$/);
       const b = await upload(t, await buildArchive(manifest('app-x', '1.10')));
       assert.equal(b.body.branch, 'current');
-      const list = await t.api<RepositoryPackage[]>('GET', '/api/v1/repository/packages?product=app-x');
+      const list = { body: await packages(t, 'product=app-x') };
       assert.deepEqual(list.body.map((p) => [p.version, p.branch]), [['1.10', 'current'], ['1.9', 'previous']]);
       const c = await upload(t, await buildArchive(manifest('app-x', '2.0.0-beta.1')), 'evaluation');
       assert.equal(c.body.branch, 'evaluation');
       const d = await upload(t, await buildArchive(manifest('app-x', '1.11')));
-      const after = await t.api<RepositoryPackage[]>('GET', '/api/v1/repository/packages?product=app-x');
+      const after = { body: await packages(t, 'product=app-x') };
       assert.deepEqual(after.body.map((p) => [p.version, p.branch]), [['2.0.0-beta.1', 'evaluation'], ['1.11', 'current'], ['1.10', 'previous'], ['1.9', null]]);
+      // Paged in version order (not the database's): every page boundary gives the same list, with its total.
+      for (const limit of [1, 3]) assert.deepEqual((await packages(t, 'product=app-x', limit)).map((p) => p.version), ['2.0.0-beta.1', '1.11', '1.10', '1.9']);
+      const first = (await t.api<Page<RepositoryPackage>>('GET', '/api/v1/repository/packages?product=app-x&limit=3')).body;
+      assert.deepEqual([first.items.length, first.total, typeof first.nextCursor], [3, 4, 'string']);
+      // A package removed at the cursor: the next page goes on after where it was.
+      const third = first.items[2]!;
+      assert.equal((await t.api('DELETE', `/api/v1/repository/packages/${third.id}`)).status, 204);
+      assert.deepEqual((await t.api<Page<RepositoryPackage>>('GET', `/api/v1/repository/packages?product=app-x&limit=3&cursor=${first.nextCursor}`)).body.items.map((p) => p.version), ['1.9']);
+      assert.equal((await upload(t, await buildArchive(manifest('app-x', third.version)), third.branch ?? 'none')).status, 201);
+      assert.equal((await t.api<{ error: { code: string } }>('GET', '/api/v1/repository/packages?cursor=WzEsMiwzXQ')).body.error.code, 'VALIDATION_FAILED');
       // Promote the evaluation build to current; rolling back promotes previous again.
       await t.api('POST', `/api/v1/repository/packages/${c.body.id}/promote`, { branch: 'current' });
-      const promoted = await t.api<RepositoryPackage[]>('GET', '/api/v1/repository/packages?product=app-x');
+      const promoted = { body: await packages(t, 'product=app-x') };
       assert.deepEqual(promoted.body.map((p) => [p.version, p.branch]), [['2.0.0-beta.1', 'current'], ['1.11', 'previous'], ['1.10', null], ['1.9', null]]);
       await t.api('POST', `/api/v1/repository/packages/${d.body.id}/promote`, { branch: 'current' });
-      const back = await t.api<RepositoryPackage[]>('GET', '/api/v1/repository/packages?product=app-x&branch=current');
+      const back = { body: await packages(t, 'product=app-x&branch=current') };
       assert.deepEqual(back.body.map((p) => p.version), ['1.11']);
       assert.equal((await upload(t, await buildArchive(manifest('app-x', '1.10')))).body.error?.code, 'CONFLICT');
     });
@@ -66,7 +92,7 @@ for (const kind of dbKinds) {
       for (const [file, code] of cases) assert.equal((await upload(t, file)).body.error?.code, code, file);
       const empty = await t.fetch(`${t.server.url}/api/v1/repository/packages`, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/gzip' }, body: '' });
       assert.equal(empty.status, 400);
-      const list = await t.api<RepositoryPackage[]>('GET', '/api/v1/repository/packages');
+      const list = { body: await packages(t) };
       assert.ok(!list.body.some((p) => p.product === 'bad' || p.product === 'defs'));
     });
 

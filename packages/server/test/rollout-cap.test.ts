@@ -49,7 +49,7 @@ for (const kind of dbKinds) {
       const agents = [];
       for (const name of ['cap-1', 'cap-2', 'cap-3']) agents.push(t.track(await startAgent(t, groupId, name)));
       const stateDirOf = new Map(agents.map((a) => [a.deviceId, a.stateDir]));
-      const states = async () => (await t.api<{ devices: DeviceProductState[] }>('GET', `/api/v1/deployments/compliance?groupId=${groupId}&product=capped-app`)).body.devices;
+      const states = async () => (await t.api<{ items: DeviceProductState[] }>('GET', `/api/v1/deployments/compliance?groupId=${groupId}&product=capped-app`)).body.items;
 
       // Watch the compliance API the whole time: never two installing.
       let sampling = true;

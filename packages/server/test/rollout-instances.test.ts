@@ -47,8 +47,8 @@ describe('rollouts across two instances (postgres)', { skip: pgSkip }, () => {
       // The other instance learns of the new groups and the assignment over the bus.
       await waitFor(async () => {
         const group = await second.api('GET', `/api/v1/groups/${pilot}`);
-        const assignments = await second.api<unknown[]>('GET', `/api/v1/deployments?groupId=${fleet}`);
-        return group.status === 200 && assignments.body.length === 1;
+        const assignments = await second.api<{ items?: unknown[] }>('GET', `/api/v1/deployments?groupId=${fleet}`);
+        return group.status === 200 && assignments.body.items?.length === 1;
       }, { what: 'groups and assignment on the second instance' });
       // Agents on both instances, in the pilot and out of it: both instances plan devices that meet the new version.
       const at = [a, second];
@@ -57,7 +57,7 @@ describe('rollouts across two instances (postgres)', { skip: pgSkip }, () => {
         agents.push(await startAgent(a, name.startsWith('pilot') ? pilot : fleet, name, { serverUrl: at[i % 2]!.server.url }));
       }
       const versions = async (t: TestServer) => {
-        const c = (await t.api<{ devices: (DeviceProductState & { deviceName: string })[] }>('GET', `/api/v1/deployments/compliance?groupId=${fleet}&product=shared-app`)).body.devices;
+        const c = (await t.api<{ items: (DeviceProductState & { deviceName: string })[] }>('GET', `/api/v1/deployments/compliance?groupId=${fleet}&product=shared-app`)).body.items;
         return c.map((d) => `${d.installedVersion}/${d.state}`);
       };
       const output = () => agents.map((x) => x.output()).join('\n---\n');
@@ -68,7 +68,7 @@ describe('rollouts across two instances (postgres)', { skip: pgSkip }, () => {
         const v = await versions(a);
         return v.length === names.length && v.every((x) => x === '1.1/compliant');
       }, { what: 'all on 1.1', timeoutMs: 60_000, output });
-      const rollout = async (t: TestServer) => (await t.api<DeploymentAssignmentView[]>('GET', `/api/v1/deployments?groupId=${fleet}`)).body[0]!.rolloutState;
+      const rollout = async (t: TestServer) => (await t.api<{ items: DeploymentAssignmentView[] }>('GET', `/api/v1/deployments?groupId=${fleet}`)).body.items[0]!.rolloutState;
       await waitFor(async () => (await rollout(a))?.state === 'completed' && (await rollout(second))?.state === 'completed', { what: 'rollout completed on both instances', timeoutMs: 30_000 });
       // Both instances agree on the one stored rollout (a loser took the winner's startedAt).
       assert.deepEqual(await rollout(a), await rollout(second));
@@ -76,7 +76,7 @@ describe('rollouts across two instances (postgres)', { skip: pgSkip }, () => {
       await new Promise((resolve) => setTimeout(resolve, 1000));
 
       const events = async (kind: string) =>
-        (await a.api<{ id: number; message: string }[]>('GET', `/api/v1/events?groupId=${fleet}&kind=${kind}&limit=100`)).body.sort((x, y) => x.id - y.id).map((e) => e.message);
+        (await a.api<{ items: { id: number; message: string }[] }>('GET', `/api/v1/events?groupId=${fleet}&kind=${kind}&limit=100`)).body.items.sort((x, y) => x.id - y.id).map((e) => e.message);
       const started = await events('deployment.rollout-started');
       assert.equal(started.length, 1, JSON.stringify(started));
       assert.match(started[0]!, /shared-app 1\.1 started .*phases pilot, 50%, 100%/);

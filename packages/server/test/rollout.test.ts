@@ -37,7 +37,7 @@ for (const kind of dbKinds) {
       const a1 = t.track(await startAgent(t, fleet, 'fleet-1'));
       const a2 = t.track(await startAgent(t, fleet, 'fleet-2'));
       const versions = async () => {
-        const c = (await t.api<{ devices: (DeviceProductState & { deviceName: string })[] }>('GET', `/api/v1/deployments/compliance?groupId=${fleet}&product=fleet-app`)).body.devices;
+        const c = (await t.api<{ items: (DeviceProductState & { deviceName: string })[] }>('GET', `/api/v1/deployments/compliance?groupId=${fleet}&product=fleet-app`)).body.items;
         return Object.fromEntries(c.map((d) => [d.deviceName, `${d.installedVersion}/${d.state}`]));
       };
       // New installs are not held: everyone gets 1.0.
@@ -49,25 +49,25 @@ for (const kind of dbKinds) {
       // The others installed 1.1 only after the pilot had it: compare when the installs were stored.
       // (The install reports may reach the server just after the check-ins that made the devices compliant.)
       const installs = await waitFor(async () => {
-        const list = (await t.api<{ time: string; deviceId: string; data: { version: string } }[]>('GET', `/api/v1/events?groupId=${fleet}&kind=garrison.deployment.installed&limit=100`)).body.filter((e) => e.data.version === '1.1');
+        const list = (await t.api<{ items: { time: string; deviceId: string; data: { version: string } }[] }>('GET', `/api/v1/events?groupId=${fleet}&kind=garrison.deployment.installed&limit=100`)).body.items.filter((e) => e.data.version === '1.1');
         return list.length === 3 && list;
       }, { what: 'three install events' });
       const at = (d: { deviceId: string }) => installs.find((e) => e.deviceId === d.deviceId)!.time;
       assert.ok(at(p1) < at(a1) && at(p1) < at(a2), `pilot first: ${JSON.stringify(installs.map((e) => [e.deviceId === p1.deviceId ? 'pilot' : 'other', e.time]))}`);
-      await waitFor(async () => (await t.api<DeploymentAssignmentView[]>('GET', `/api/v1/deployments?groupId=${fleet}`)).body[0]!.rolloutState?.state === 'completed', { what: 'rollout completed' });
+      await waitFor(async () => (await t.api<{ items: DeploymentAssignmentView[] }>('GET', `/api/v1/deployments?groupId=${fleet}`)).body.items[0]!.rolloutState?.state === 'completed', { what: 'rollout completed' });
 
       // 1.2 fails on the pilot: the rollout halts and the others stay on 1.1.
       await upload(app('1.2', 'echo "disk full" >&2; exit 28'));
-      await waitFor(async () => (await t.api<DeploymentAssignmentView[]>('GET', `/api/v1/deployments?groupId=${fleet}`)).body[0]!.rolloutState?.state === 'halted', { what: 'rollout halted', timeoutMs: 30_000 });
-      const halted = (await t.api<DeploymentAssignmentView[]>('GET', `/api/v1/deployments?groupId=${fleet}`)).body[0]!.rolloutState!;
+      await waitFor(async () => (await t.api<{ items: DeploymentAssignmentView[] }>('GET', `/api/v1/deployments?groupId=${fleet}`)).body.items[0]!.rolloutState?.state === 'halted', { what: 'rollout halted', timeoutMs: 30_000 });
+      const halted = (await t.api<{ items: DeploymentAssignmentView[] }>('GET', `/api/v1/deployments?groupId=${fleet}`)).body.items[0]!.rolloutState!;
       assert.equal(halted.targetVersion, '1.2');
       assert.match(halted.reason ?? '', /1 of 1 installs failed/);
       const v = await versions();
       assert.equal(v['pilot-1'], 'null/failed');
       assert.equal(v['fleet-1'], '1.1/pending');
       assert.equal(v['fleet-2'], '1.1/pending');
-      const events = await t.api<{ kind: string }[]>('GET', `/api/v1/events?groupId=${fleet}&kind=deployment.rollout-halted`);
-      assert.equal(events.body.length, 1);
+      const events = await t.api<{ items: { kind: string }[] }>('GET', `/api/v1/events?groupId=${fleet}&kind=deployment.rollout-halted`);
+      assert.equal(events.body.items.length, 1);
       // Resuming is refused unless halted, and accepted now.
       assert.equal((await t.api('POST', `/api/v1/groups/${fleet}/deployments/fleet-app/rollout/resume`)).status, 200);
     });

@@ -59,7 +59,7 @@ for (const kind of dbKinds) {
     });
 
     it('refuses cron that can never fire and bad fields with SCHEDULE_INVALID, storing nothing', async () => {
-      const before = (await t.api<Task[]>('GET', '/api/v1/tasks')).body.length;
+      const before = (await t.api<{ items: Task[] }>('GET', '/api/v1/tasks?limit=1000')).body.items.length;
       const cases: [string, RegExp][] = [
         ['0 0 30 2 *', /never fires/],
         ['0 0 31 4,6,9,11 *', /never fires/],
@@ -75,7 +75,7 @@ for (const kind of dbKinds) {
       }
       const sixth = await createTask('sixth week', { triggers: [{ type: 'monthly', week: 6, weekday: 'fri', time: '09:00' }] });
       assert.equal(sixth.body.error?.code, 'VALIDATION_FAILED');
-      assert.equal((await t.api<Task[]>('GET', '/api/v1/tasks')).body.length, before, 'nothing stored from refused input');
+      assert.equal((await t.api<{ items: Task[] }>('GET', '/api/v1/tasks?limit=1000')).body.items.length, before, 'nothing stored from refused input');
       const st = await t.api<{ error: { code: string } }>('POST', '/api/v1/server-tasks', { type: 'noop', name: 'never', settings: {}, schedule: { triggers: [{ type: 'cron', expression: '0 0 30 2 *' }] } });
       assert.equal(st.body.error.code, 'SCHEDULE_INVALID');
     });

@@ -52,7 +52,7 @@ for (const kind of dbKinds) {
 
     before(async () => {
       t = await startTestServer(kind);
-      rootId = (await t.api<{ id: string; parentId: string | null }[]>('GET', '/api/v1/groups')).body.find((g) => g.parentId === null)!.id;
+      rootId = (await t.api<{ items: { id: string; parentId: string | null }[] }>('GET', '/api/v1/groups')).body.items.find((g) => g.parentId === null)!.id;
       const created = await t.api<{ id: string }>('POST', '/api/v1/admins', { name: 'tess', password: PASSWORD, grants: [{ roleId: 'operator', groupId: rootId }] });
       assert.equal(created.status, 201, JSON.stringify(created.body));
       adminId = created.body.id;
@@ -90,8 +90,8 @@ for (const kind of dbKinds) {
       assert.equal(((await (await as(session, 'GET', '/api/v1/me')).json()) as { totpEnabled: boolean }).totpEnabled, true);
       const again = await post('/api/v1/me/totp', {}, session);
       assert.equal(again.status, 409, 'a second one cannot be started over the one in force');
-      const audit = await t.api<{ actor: string }[]>('GET', '/api/v1/events?kind=audit.admin.second-factor-set');
-      assert.ok(audit.body.some((e) => e.actor === 'tess'));
+      const audit = await t.api<{ items: { actor: string }[] }>('GET', '/api/v1/events?kind=audit.admin.second-factor-set');
+      assert.ok(audit.body.items.some((e) => e.actor === 'tess'));
     });
 
     it('password sign-in then needs the code: SECOND_FACTOR_REQUIRED, UNAUTHENTICATED for a wrong one, a session for the right one', async () => {
@@ -117,9 +117,9 @@ for (const kind of dbKinds) {
       // Each code works once.
       const replay = await signIn({ otp: code });
       assert.deepEqual([replay.status, replay.body.error?.code], [401, 'UNAUTHENTICATED']);
-      const failures = await t.api<{ message: string }[]>('GET', '/api/v1/events?kind=admin.sign-in-failed');
-      assert.ok(failures.body.length >= 3);
-      assert.ok(!JSON.stringify(failures.body).includes(code), 'codes are not logged');
+      const failures = await t.api<{ items: { message: string }[] }>('GET', '/api/v1/events?kind=admin.sign-in-failed');
+      assert.ok(failures.body.items.length >= 3);
+      assert.ok(!JSON.stringify(failures.body.items).includes(code), 'codes are not logged');
     });
 
     it('keeps the TOTP secret encrypted at rest', async () => {
@@ -152,8 +152,8 @@ for (const kind of dbKinds) {
       assert.equal(ok.status, 201, 'the password is enough again');
       const row = await t.server.db.kysely.selectFrom('admins').select(['totp_secret', 'totp_enabled_at']).where('id', '=', adminId).executeTakeFirstOrThrow();
       assert.deepEqual([row.totp_secret, row.totp_enabled_at], [null, null], 'the secret is gone, not only switched off');
-      const audit = await t.api<{ message: string; actor: string }[]>('GET', '/api/v1/events?kind=audit.admin.second-factor-removed');
-      assert.ok(audit.body.some((e) => e.message.includes('"tess"') && e.actor === 'admin'));
+      const audit = await t.api<{ items: { message: string; actor: string }[] }>('GET', '/api/v1/events?kind=audit.admin.second-factor-removed');
+      assert.ok(audit.body.items.some((e) => e.message.includes('"tess"') && e.actor === 'admin'));
     });
   });
 }

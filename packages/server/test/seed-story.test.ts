@@ -52,7 +52,7 @@ for (const kind of dbKinds) {
       await t.api('PUT', `/api/v1/groups/${group}/deployments/sample-scanner-definitions`, {});
       agent = await startAgent(t, group, 'protected-1');
       const a = agent;
-      const compliance = async () => (await t.api<{ devices: DeviceProductState[] }>('GET', `/api/v1/deployments/compliance?groupId=${group}`)).body.devices;
+      const compliance = async () => (await t.api<{ items: DeviceProductState[] }>('GET', `/api/v1/deployments/compliance?groupId=${group}`)).body.items;
       await waitFor(async () => {
         const c = await compliance();
         return c.length === 2 && c.every((d) => d.state === 'compliant');
@@ -70,39 +70,39 @@ for (const kind of dbKinds) {
       await writeFile(path.join(dir, 'clean.txt'), 'nothing to see');
       const scan = (await t.api<Task>('POST', '/api/v1/tasks', { name: 'scan', product: 'sample-scanner', type: 'scan', settings: { paths: [dir] }, schedule: { triggers: [{ type: 'on-demand' }] }, scope: { type: 'group', groupId: group } })).body;
       await t.api('POST', `/api/v1/tasks/${scan.id}/run`, {});
-      const result = await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${scan.id}/results`)).body.find((r) => r.state !== 'pending' && r.state !== 'running' && r.state !== 'scheduled'), { what: 'scan finished', output: a.output });
+      const result = await waitFor(async () => (await t.api<{ items: Run[] }>('GET', `/api/v1/tasks/${scan.id}/results`)).body.items.find((r) => r.state !== 'pending' && r.state !== 'running' && r.state !== 'scheduled'), { what: 'scan finished', output: a.output });
       assert.equal(result.state, 'succeeded_with_warnings', JSON.stringify(result));
-      const detections = await t.api<{ kind: string; message: string; data: { path: string } }[]>('GET', `/api/v1/events?deviceId=${a.deviceId}&kind=sample-scanner.detection`);
-      assert.equal(detections.body.length, 1);
-      assert.equal(detections.body[0]!.data.path, path.join(dir, 'nested', 'eicar.com'));
+      const detections = await t.api<{ items: { kind: string; message: string; data: { path: string } }[] }>('GET', `/api/v1/events?deviceId=${a.deviceId}&kind=sample-scanner.detection`);
+      assert.equal(detections.body.items.length, 1);
+      assert.equal(detections.body.items[0]!.data.path, path.join(dir, 'nested', 'eicar.com'));
 
       // Stop the service with the product's stop task: its tasks are then skipped with that reason.
       const stop = (await t.api<Task>('POST', '/api/v1/tasks', { name: 'stop scanner', product: 'sample-scanner', type: 'stop', settings: {}, schedule: { triggers: [{ type: 'on-demand' }] }, scope: { type: 'group', groupId: group } })).body;
       await t.api('POST', `/api/v1/tasks/${stop.id}/run`, {});
-      await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${stop.id}/results`)).body[0]?.state === 'succeeded', { what: 'service stopped', output: a.output });
+      await waitFor(async () => (await t.api<{ items: Run[] }>('GET', `/api/v1/tasks/${stop.id}/results`)).body.items[0]?.state === 'succeeded', { what: 'service stopped', output: a.output });
       await t.api('POST', `/api/v1/tasks/${scan.id}/run`, {});
-      const skipped = await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${scan.id}/results`)).body.find((r) => r.state === 'skipped'), { what: 'scan skipped', output: a.output });
+      const skipped = await waitFor(async () => (await t.api<{ items: Run[] }>('GET', `/api/v1/tasks/${scan.id}/results`)).body.items.find((r) => r.state === 'skipped'), { what: 'scan skipped', output: a.output });
       assert.match(skipped.reason ?? '', /not running/);
       const start = (await t.api<Task>('POST', '/api/v1/tasks', { name: 'start scanner', product: 'sample-scanner', type: 'start', settings: {}, schedule: { triggers: [{ type: 'on-demand' }] }, scope: { type: 'group', groupId: group } })).body;
       await t.api('POST', `/api/v1/tasks/${start.id}/run`, {});
-      await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${start.id}/results`)).body[0]?.state === 'succeeded', { what: 'service started', output: a.output });
+      await waitFor(async () => (await t.api<{ items: Run[] }>('GET', `/api/v1/tasks/${start.id}/results`)).body.items[0]?.state === 'succeeded', { what: 'service started', output: a.output });
 
       // Newer definitions checked into the repository reach the device at its next contact, and
       // the scanner's task triggered by new repository content runs by itself once they are in.
       const update = (await t.api<Task>('POST', '/api/v1/tasks', { name: 'update definitions', product: 'sample-scanner', type: 'update-definitions', settings: {}, schedule: { triggers: [{ type: 'repository-content' }] }, scope: { type: 'group', groupId: group } })).body;
-      await waitFor(async () => (await t.api<{ id: string }[]>('GET', `/api/v1/devices/${a.deviceId}/tasks`)).body.some((x) => x.id === update.id), { what: 'task assigned' });
+      await waitFor(async () => (await t.api<{ items: { id: string }[] }>('GET', `/api/v1/devices/${a.deviceId}/tasks`)).body.items.some((x) => x.id === update.id), { what: 'task assigned' });
       // The agent has it (its trigger armed) before the new content arrives.
       await waitFor(async () => (await agentCli(a.stateDir, ['task', 'list', '--json'])).stdout.includes(update.id), { what: 'the task on the agent', output: a.output });
       const v2 = await buildScannerPackages(await tempDir('garrison-scanner-pkg-'), { version: '1.0.0', definitionsVersion: '2026.11.22.1' });
       await upload(t, v2.definitions);
       await waitFor(async () => (await compliance()).find((d) => d.product === 'sample-scanner-definitions')?.installedVersion === '2026.11.22.1', { what: 'definitions updated', timeoutMs: 30_000, output: a.output });
-      const updated = await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/tasks/${update.id}/results`)).body.find((r) => r.state === 'succeeded'), { what: 'definitions reloaded', output: a.output });
+      const updated = await waitFor(async () => (await t.api<{ items: Run[] }>('GET', `/api/v1/tasks/${update.id}/results`)).body.items.find((r) => r.state === 'succeeded'), { what: 'definitions reloaded', output: a.output });
       assert.equal(updated.cause, 'repository-content');
       assert.match(updated.outputTail ?? '', /2026\.11\.22\.1/);
 
       // The scanner's policy: real-time protection of a folder, the action locked at the top group.
       const watched = await tempDir('garrison-watched-');
-      const root = (await t.api<{ id: string; parentId: string | null }[]>('GET', '/api/v1/groups')).body.find((g) => g.parentId === null)!.id;
+      const root = (await t.api<{ items: { id: string; parentId: string | null }[] }>('GET', '/api/v1/groups')).body.items.find((g) => g.parentId === null)!.id;
       const top = await t.api<Policy>('POST', '/api/v1/policies', {
         name: 'Scanner: organisation',
         product: 'sample-scanner',
@@ -145,7 +145,7 @@ for (const kind of dbKinds) {
       await waitFor(gone, { what: 'EICAR quarantined', timeoutMs: 10_000, intervalMs: 10, output: a.output });
       const quarantinedMs = performance.now() - written;
       console.log(`# EICAR written into a watched folder was quarantined after ${quarantinedMs.toFixed(0)} ms`);
-      const detection = await waitFor(async () => (await t.api<{ kind: string; data: { path?: string; action?: string } }[]>('GET', `/api/v1/events?deviceId=${a.deviceId}&kind=sample-scanner.detection`)).body.find((e) => e.data.path === path.join(watched, 'eicar.com')), { what: 'the real-time detection in the central log', output: a.output });
+      const detection = await waitFor(async () => (await t.api<{ items: { kind: string; data: { path?: string; action?: string } }[] }>('GET', `/api/v1/events?deviceId=${a.deviceId}&kind=sample-scanner.detection`)).body.items.find((e) => e.data.path === path.join(watched, 'eicar.com')), { what: 'the real-time detection in the central log', output: a.output });
       assert.equal(detection.data.action, 'quarantined');
       await access(path.join(watched, 'spared.skip')); // excluded by the kiosk profile
 
@@ -154,7 +154,7 @@ for (const kind of dbKinds) {
       const enforce = await agentCli(a.stateDir, ['policy', 'enforce']);
       assert.equal(enforce.code, 0, enforce.stderr);
       assert.equal((await config()).detectionAction, 'quarantine');
-      const restored = await waitFor(async () => (await t.api<{ kind: string; data: { setting?: string } }[]>('GET', `/api/v1/events?deviceId=${a.deviceId}&kind=sample-scanner.policy.restored`)).body.find((e) => e.data.setting === 'detectionAction'), { what: 'the restored setting in the central log', output: a.output });
+      const restored = await waitFor(async () => (await t.api<{ items: { kind: string; data: { setting?: string } }[] }>('GET', `/api/v1/events?deviceId=${a.deviceId}&kind=sample-scanner.policy.restored`)).body.items.find((e) => e.data.setting === 'detectionAction'), { what: 'the restored setting in the central log', output: a.output });
       assert.ok(restored);
     });
   });

@@ -49,7 +49,7 @@ for (const kind of dbKinds) {
       });
       launcher.stdout!.on('data', (d: Buffer) => (output += d.toString()));
       launcher.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-      const device = async () => (await t.api<{ id: string; agentVersion: string; online: boolean }[]>('GET', '/api/v1/devices?search=updater-device')).body[0];
+      const device = async () => (await t.api<{ items: { id: string; agentVersion: string; online: boolean }[] }>('GET', '/api/v1/devices?search=updater-device')).body.items[0];
       const first = await waitFor(async () => (await device())?.online && (await device()), { what: 'agent 1.0.0 online', output: () => output });
       assert.equal(first.agentVersion, '1.0.0');
       // A task that runs at every agent start shows the task list survives the update.
@@ -58,10 +58,10 @@ for (const kind of dbKinds) {
       await upload(await buildAgentPackage(path.join(work, 'garrison-1.0.1.tgz'), { version: '1.0.1' }));
       await t.api('PUT', `/api/v1/groups/${group}/deployments/garrison`, {});
       await waitFor(async () => (await device())?.agentVersion === '1.0.1' && (await device())?.online, { what: 'agent 1.0.1 online', timeoutMs: 60_000, output: () => output });
-      const compliance = async () => (await t.api<{ devices: DeviceProductState[] }>('GET', `/api/v1/deployments/compliance?groupId=${group}&product=garrison`)).body.devices[0];
+      const compliance = async () => (await t.api<{ items: DeviceProductState[] }>('GET', `/api/v1/deployments/compliance?groupId=${group}&product=garrison`)).body.items[0];
       await waitFor(async () => (await compliance())?.state === 'compliant' && (await compliance())?.installedVersion === '1.0.1', { what: 'garrison compliant at 1.0.1', output: () => output });
       assert.equal(JSON.parse(await readFile(path.join(state, 'runtime', 'current.json'), 'utf8')).version, '1.0.1');
-      await waitFor(async () => (await t.api<Run[]>('GET', `/api/v1/runs?taskId=${atStart.id}`)).body.filter((r) => r.state === 'succeeded').length >= 1, {
+      await waitFor(async () => (await t.api<{ items: Run[] }>('GET', `/api/v1/runs?taskId=${atStart.id}`)).body.items.filter((r) => r.state === 'succeeded').length >= 1, {
         what: 'the new agent ran its agent-start task',
         output: () => output,
       });

@@ -18,7 +18,7 @@ import { pino } from 'pino';
 import pg from 'pg';
 import * as tar from 'tar';
 import { sql } from 'kysely';
-import { isFinalRunState, type Run, type ServerTask, type ServerTaskRun } from '@garrison/protocol';
+import { isFinalRunState, type Run, type ServerTask, type Page, type ServerTaskRun } from '@garrison/protocol';
 import { BIN, PG_URL, dbKinds, serverTaskContext, startAgent, tempDir, useTestServer, waitFor, type TestServer } from './helpers.ts';
 import { buildArchive, manifest } from './package-fixtures.ts';
 import { startServer } from '../src/app.ts';
@@ -142,7 +142,7 @@ describe('backup of server data', { concurrency: true }, () => {
             await new Promise((r) => setTimeout(r, 10)); // pacing of the load, not a wait for a condition
           }
         })();
-        await waitFor(async () => iterations >= 5 && (await t.api<Run[]>('GET', `/api/v1/runs?taskId=${task.body.id}`)).body.some((r) => r.state === 'succeeded'), { what: 'load with finished runs' });
+        await waitFor(async () => iterations >= 5 && (await t.api<{ items: Run[] }>('GET', `/api/v1/runs?taskId=${task.body.id}`)).body.items.some((r) => r.state === 'succeeded'), { what: 'load with finished runs' });
         const folder = await scratch('garrison-backups-');
         const before = iterations;
         const underLoad = await backup(t, { folder, keep: 10 });
@@ -156,12 +156,12 @@ describe('backup of server data', { concurrency: true }, () => {
         // Quiesce: every run finished, agents stopped and seen offline, buffers flushed.
         let states = '';
         await waitFor(async () => {
-          const runs = (await t.api<Run[]>('GET', `/api/v1/runs?taskId=${task.body.id}`)).body;
+          const runs = (await t.api<{ items: Run[] }>('GET', `/api/v1/runs?taskId=${task.body.id}`)).body.items;
           states = JSON.stringify(runs.map((r) => r.state));
           return runs.every((r) => isFinalRunState(r.state));
         }, { what: 'every load run finished', timeoutMs: 20_000, output: () => states });
         await Promise.all([a!.stop(), b!.stop()]);
-        await waitFor(async () => (await t.api<{ online: boolean }[]>('GET', '/api/v1/devices')).body.every((d) => !d.online), { what: 'agents offline' });
+        await waitFor(async () => (await t.api<{ items: { online: boolean }[] }>('GET', '/api/v1/devices')).body.items.every((d) => !d.online), { what: 'agents offline' });
         await s.agents.flushAll();
         await s.events.flush();
         await t.server.presence.flush();
@@ -271,7 +271,7 @@ describe('backup of server data', { concurrency: true }, () => {
         const started = await t.api<ServerTaskRun>('POST', `/api/v1/server-tasks/${created.body.id}/run`, {});
         assert.equal(started.status, 202, JSON.stringify(started.body));
         const run = await waitFor(async () => {
-          const r = (await t.api<ServerTaskRun[]>('GET', `/api/v1/server-tasks/${created.body.id}/runs`)).body[0];
+          const r = (await t.api<Page<ServerTaskRun>>('GET', `/api/v1/server-tasks/${created.body.id}/runs`)).body.items[0];
           return r && ['succeeded', 'succeeded_with_warnings', 'failed', 'timed_out', 'cancelled', 'skipped'].includes(r.state) ? r : null;
         }, { what: 'the backup run to end', timeoutMs: 20_000 });
         assert.equal(run.state, 'succeeded', `${run.summary}\n${run.outputTail}`);

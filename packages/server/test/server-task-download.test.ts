@@ -14,7 +14,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { canonicalJson, checker, packageSigningPayload, type RepositoryPackage, type ServerTask, type ServerTaskRun } from '@garrison/protocol';
+import { canonicalJson, checker, packageSigningPayload, type RepositoryPackage, type Page, type ServerTask, type ServerTaskRun } from '@garrison/protocol';
 import type { ServerTaskContext, ServerTaskResult } from '../src/server-tasks/server-task.ts';
 import { repositoryDownloadTaskType as task } from '../src/server-tasks/repository-download.ts';
 import { buildFeed, FEED_INDEX_FILE } from '../src/server-tasks/update-feed.ts';
@@ -69,7 +69,7 @@ for (const kind of dbKinds) {
     });
 
     const run = async (settings: Record<string, unknown>, lines: string[] = []): Promise<ServerTaskResult> => task.run(settings, context(down, lines));
-    const localPackages = async (product: string) => (await down.api<RepositoryPackage[]>('GET', `/api/v1/repository/packages?product=${product}`)).body;
+    const localPackages = async (product: string) => (await down.api<{ items: RepositoryPackage[] }>('GET', `/api/v1/repository/packages?product=${product}`)).body.items;
 
     it('pulls from another Garrison server: re-signed with the downstream key, audited, announced; a second run skips', async () => {
       await upload(up, await buildArchive(manifest('s2s-app', '1.0')));
@@ -99,7 +99,7 @@ for (const kind of dbKinds) {
       const payload = packageSigningPayload({ product: pkg!.product, version: pkg!.version, sha256: pkg!.sha256, manifestSha256: createHash('sha256').update(canonicalJson(pkg!.manifest)).digest('hex') });
       assert.ok(verify(null, Buffer.from(payload), createPublicKey(downKey), Buffer.from(pkg!.signature, 'base64')));
       assert.ok(announced.includes('s2s-app 1.1'));
-      const audit = (await down.api<{ kind: string; actor: string }[]>('GET', '/api/v1/events?kind=audit.repository.added&product=s2s-app')).body;
+      const audit = (await down.api<{ items: { kind: string; actor: string }[] }>('GET', '/api/v1/events?kind=audit.repository.added&product=s2s-app')).body.items;
       assert.equal(audit.length, 1);
       assert.equal(audit[0]!.actor, 'system');
 
@@ -136,7 +136,7 @@ for (const kind of dbKinds) {
       assert.match(done.outputTail!, /downloaded api-app 2\.0/);
       assert.ok(!JSON.stringify(done).includes(token), 'the token is in neither result nor output');
       assert.equal((await localPackages('api-app'))[0]?.branch, 'current');
-      const followed = await waitFor(async () => (await down.api<ServerTaskRun[]>('GET', `/api/v1/server-tasks/${follower.body.id}/runs`)).body.find((r) => r.cause === 'repository-content'), { what: 'the repository-content task' });
+      const followed = await waitFor(async () => (await down.api<Page<ServerTaskRun>>('GET', `/api/v1/server-tasks/${follower.body.id}/runs`)).body.items.find((r) => r.cause === 'repository-content'), { what: 'the repository-content task' });
       assert.ok(followed);
     });
 

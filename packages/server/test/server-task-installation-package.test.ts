@@ -23,7 +23,7 @@ import { existsSync } from 'node:fs';
 import { cp, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { DeviceProductState, PackageManifest, RepositoryPackage, ServerTask, ServerTaskRun } from '@garrison/protocol';
+import type { DeviceProductState, Page, PackageManifest, RepositoryPackage, ServerTask, ServerTaskRun } from '@garrison/protocol';
 import { AppError } from '../src/errors.ts';
 import { bearer } from '../src/agent-hub/hub.ts';
 import { registerInstallationPackageRoutes } from '../src/http/installation-package-routes.ts';
@@ -88,7 +88,7 @@ for (const kind of dbKinds) {
       assert.deepEqual(await taskType.validate!(settings, ctx), []);
       return taskType.run(settings, ctx);
     };
-    const tokens = async () => (await t.api<{ id: string; state: string; uses: number }[]>('GET', '/api/v1/enrolment-tokens')).body;
+    const tokens = async () => (await t.api<{ items: { id: string; state: string; uses: number }[] }>('GET', '/api/v1/enrolment-tokens')).body.items;
     /** Runs the bundle's install script as installer.test.ts runs the link's, then starts the unit's ExecStart as systemd would. */
     const install = async (dir: string, name: string) => {
       const r = await sh('sh install.sh', dir, { GARRISON_INSTALL_DIR: path.join(root, name, 'opt'), GARRISON_UNIT_DIR: path.join(root, name, 'unit'), GARRISON_NO_START: '1', GARRISON_NAME: name });
@@ -152,7 +152,7 @@ for (const kind of dbKinds) {
       apiTaskId = created.body.id;
       assert.equal((await t.api('POST', `/api/v1/server-tasks/${apiTaskId}/run`, {})).status, 202);
       const result = await waitFor(async () => {
-        const r = (await t.api<ServerTaskRun[]>('GET', `/api/v1/server-tasks/${apiTaskId}/runs`)).body[0];
+        const r = (await t.api<Page<ServerTaskRun>>('GET', `/api/v1/server-tasks/${apiTaskId}/runs`)).body.items[0];
         return r && ['succeeded', 'succeeded_with_warnings', 'failed', 'timed_out', 'cancelled', 'skipped'].includes(r.state) ? r : null;
       }, { what: 'the installation package run to end', timeoutMs: 25_000 });
       // macapp has no Linux package: said, not fatal.
@@ -224,8 +224,8 @@ for (const kind of dbKinds) {
       const device = (await t.api<{ groupId: string; name: string }>('GET', `/api/v1/devices/${good.deviceId}`)).body;
       assert.equal(device.groupId, branchId);
       assert.equal(device.name, 'bundled-1');
-      type Compliance = { devices: DeviceProductState[] };
-      const stateOf = async (deviceId: string, p: string) => (await t.api<Compliance>('GET', `/api/v1/deployments/compliance?groupId=${branchId}`)).body.devices.find((d) => d.deviceId === deviceId && d.product === p);
+      type Compliance = { items: DeviceProductState[] };
+      const stateOf = async (deviceId: string, p: string) => (await t.api<Compliance>('GET', `/api/v1/deployments/compliance?groupId=${branchId}`)).body.items.find((d) => d.deviceId === deviceId && d.product === p);
       await waitFor(async () => (await stateOf(good.deviceId, 'offapp'))?.state === 'compliant', { what: 'offapp installed from the bundle', output: good.output, timeoutMs: 20_000 });
       assert.equal((await stateOf(good.deviceId, 'offapp'))?.installedVersion, '2.1');
       assert.deepEqual((await readFile(path.join(good.state, 'products', 'offline.log'), 'utf8')).trim().split('\n'), ['install offlib 1.0', 'install offapp 2.1']);
@@ -233,7 +233,7 @@ for (const kind of dbKinds) {
       assert.deepEqual(await readdir(path.join(good.state, 'offline-packages')), []);
 
       assert.equal((await t.api<{ groupId: string }>('GET', `/api/v1/devices/${bad.deviceId}`)).body.groupId, branchId);
-      const refused = await waitFor(async () => (await t.api<{ message: string }[]>('GET', `/api/v1/events?deviceId=${bad.deviceId}&kind=garrison.deployment.refused`)).body[0], { what: 'tampered archive refused', output: bad.output, timeoutMs: 20_000 });
+      const refused = await waitFor(async () => (await t.api<{ items: { message: string }[] }>('GET', `/api/v1/events?deviceId=${bad.deviceId}&kind=garrison.deployment.refused`)).body.items[0], { what: 'tampered archive refused', output: bad.output, timeoutMs: 20_000 });
       assert.match(refused.message, /offlib 1\.0.*archive SHA-256 [0-9a-f]{64} is not the signed/);
       assert.equal(existsSync(path.join(bad.state, 'products', 'offline.log')), false);
       assert.equal((await tokens()).find((x) => x.id === data.tokenId)!.uses, 2);
@@ -289,7 +289,7 @@ for (const kind of dbKinds) {
       const auth = { authorization: `Bearer ${t.token}` };
       const list = await app.inject({ method: 'GET', url: '/api/v1/installation-packages', headers: auth });
       assert.equal(list.statusCode, 200);
-      const listed = list.json<{ name: string; available: boolean; tokenState: string }[]>();
+      const listed = list.json<Page<{ name: string; available: boolean; tokenState: string }>>().items;
       assert.equal(listed[0]!.name, second.name);
       assert.deepEqual(listed.map((b) => b.name), [second.name]);
       assert.ok(listed[0]!.available && listed[0]!.tokenState === 'active');
@@ -300,7 +300,7 @@ for (const kind of dbKinds) {
       assert.equal(dl.headers['content-type'], 'application/gzip');
       assert.equal(createHash('sha256').update(dl.rawPayload).digest('hex'), createHash('sha256').update(await readFile(second.file)).digest('hex'));
       assert.equal(dl.headers['x-checksum-sha256'], createHash('sha256').update(dl.rawPayload).digest('hex'));
-      const audited = (await t.api<{ kind: string }[]>('GET', '/api/v1/events?kind=audit.installation-package.downloaded')).body;
+      const audited = (await t.api<{ items: { kind: string }[] }>('GET', '/api/v1/events?kind=audit.installation-package.downloaded')).body.items;
       assert.equal(audited.length, 1);
       for (const name of ['..%2F..%2Fgarrison.db', '..%2Fserver.key', 'garrison-agent-x-linux-x64-20200101-000000.tar.gz', encodeURIComponent(second.file)]) {
         const r = await app.inject({ method: 'GET', url: `/api/v1/installation-packages/${name}`, headers: auth });
@@ -332,7 +332,7 @@ for (const kind of dbKinds) {
       const orphan = path.join(dir, 'garrison-agent-site-linux-x64-20250101-000000.tar.gz');
       await writeFile(orphan, 'orphan');
 
-      const listed = (await app.inject({ method: 'GET', url: '/api/v1/installation-packages', headers: auth })).json<(InstallationPackageInfo & { available: boolean })[]>();
+      const listed = (await app.inject({ method: 'GET', url: '/api/v1/installation-packages', headers: auth })).json<Page<InstallationPackageInfo & { available: boolean }>>().items;
       assert.deepEqual(listed.filter((b) => b.name === name).map((b) => [b.sha256, b.available]), [[sha256, true]]);
       assert.equal(existsSync(path.join(dir, `${name}.json`)), false);
       assert.equal(existsSync(orphan), false);
@@ -367,7 +367,7 @@ for (const kind of dbKinds) {
         });
         appB = await routesApp(b, otherDir);
         const auth = { authorization: `Bearer ${t.token}` };
-        const names = async (a: FastifyInstance) => (await a.inject({ method: 'GET', url: '/api/v1/installation-packages', headers: auth })).json<{ name: string; available: boolean; tokenState: string }[]>();
+        const names = async (a: FastifyInstance) => (await a.inject({ method: 'GET', url: '/api/v1/installation-packages', headers: auth })).json<Page<{ name: string; available: boolean; tokenState: string }>>().items;
 
         const onB = (await names(appB)).find((x) => x.name === made.name);
         assert.deepEqual(onB && [onB.available, onB.tokenState], [true, 'active']);

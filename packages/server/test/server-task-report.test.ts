@@ -12,7 +12,7 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { SMTPServer } from 'smtp-server';
-import type { DeviceProductState, PackageManifest, ServerTask, ServerTaskRun, Task, TaskProgress } from '@garrison/protocol';
+import type { DeviceProductState, Page, PackageManifest, ServerTask, ServerTaskRun, Task, TaskProgress } from '@garrison/protocol';
 import { DEPLOYMENT_TASK_TYPE, checker, finalServerTaskRunStates } from '@garrison/protocol';
 import { systemActor } from '../src/services/actor.ts';
 import { builtinServerTaskTypes } from '../src/server-tasks/types.ts';
@@ -141,7 +141,7 @@ for (const kind of dbKinds) {
       t.track(a);
       t.track(b);
       const output = () => a.output() + b.output();
-      const states = async () => (await api<{ devices: DeviceProductState[] }>('GET', `/api/v1/deployments/compliance?groupId=${groupId}`)).devices;
+      const states = async () => (await api<{ items: DeviceProductState[] }>('GET', `/api/v1/deployments/compliance?groupId=${groupId}`)).items;
       const reported = async (id: string) => (await api<{ products: { id: string }[] }>('GET', `/api/v1/devices/${id}`)).products.some((p) => p.id === 'secapp');
       // Installed, and reported at the check-in that follows the install.
       await waitFor(async () => (await states()).filter((x) => x.state === 'compliant').length === 2 && (await reported(a.deviceId)) && (await reported(b.deviceId)), { what: 'secapp installed on both agents', timeoutMs: 20_000, output });
@@ -318,7 +318,7 @@ for (const kind of dbKinds) {
         const started = await t.api<ServerTaskRun>('POST', `/api/v1/server-tasks/${id}/run`, {});
         assert.equal(started.status, 202, JSON.stringify(started.body));
         return waitFor(async () => {
-          const r = (await t.api<ServerTaskRun[]>('GET', `/api/v1/server-tasks/${id}/runs`)).body[0];
+          const r = (await t.api<Page<ServerTaskRun>>('GET', `/api/v1/server-tasks/${id}/runs`)).body.items[0];
           return r && finalServerTaskRunStates.includes(r.state) ? r : null;
         }, { what: 'the report run to end' });
       };

@@ -7,7 +7,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Type } from 'typebox';
-import { SecretRefSchema, type ServerTask, type ServerTaskExport, type ServerTaskRun } from '@garrison/protocol';
+import { listRunsOfServerTask, listServerTaskRuns, listServerTasks, SecretRefSchema, type ServerTask, type Page, type ServerTaskExport, type ServerTaskRun } from '@garrison/protocol';
+import { ApiError, GarrisonClient } from '@garrison/client';
 import { dbKinds, pgSkip, postgresKind, startTestServer, waitFor, type TestServer } from './helpers.ts';
 import { defineServerTaskType, type ServerTaskType } from '../src/server-tasks/server-task.ts';
 import { buildArchive, manifest } from './package-fixtures.ts';
@@ -46,7 +47,7 @@ async function create(t: TestServer, body: Record<string, unknown>): Promise<Ser
   return r.body;
 }
 async function runs(t: TestServer, id: string): Promise<ServerTaskRun[]> {
-  return (await t.api<ServerTaskRun[]>('GET', `/api/v1/server-tasks/${id}/runs`)).body;
+  return (await t.api<Page<ServerTaskRun>>('GET', `/api/v1/server-tasks/${id}/runs`)).body.items;
 }
 const FINAL = new Set(['succeeded', 'succeeded_with_warnings', 'failed', 'timed_out', 'cancelled', 'skipped']);
 async function finalRun(t: TestServer, runId: string, timeoutMs = 15_000): Promise<ServerTaskRun> {
@@ -79,7 +80,7 @@ for (const kind of dbKinds) {
     it('lists types and starts with the default maintenance and backup tasks', async () => {
       const types = (await t.api<{ type: string; settingsSchema: unknown }[]>('GET', '/api/v1/server-task-types')).body;
       assert.ok(types.some((x) => x.type === 'database-maintenance' && x.settingsSchema));
-      const list = (await t.api<ServerTask[]>('GET', '/api/v1/server-tasks')).body;
+      const list = (await t.api<Page<ServerTask>>('GET', '/api/v1/server-tasks?limit=1000')).body.items;
       const m = list.find((x) => x.type === 'database-maintenance');
       assert.ok(m, 'default maintenance task');
       assert.ok(m.nextRunAt && Date.parse(m.nextRunAt) > Date.now(), 'scheduled');
@@ -87,7 +88,7 @@ for (const kind of dbKinds) {
     });
 
     it('refuses bad definitions with stable codes and stores nothing', async () => {
-      const before = (await t.api<ServerTask[]>('GET', '/api/v1/server-tasks')).body.length;
+      const before = (await t.api<Page<ServerTask>>('GET', '/api/v1/server-tasks?limit=1000')).body.items.length;
       const cases: [Record<string, unknown>, string][] = [
         [{ name: 'x', type: 'nope' }, 'TASK_TYPE_UNKNOWN'],
         [{ name: 'x', settings: { ms: 'soon' } }, 'SETTINGS_INVALID'],
@@ -103,7 +104,7 @@ for (const kind of dbKinds) {
         const r = await t.api<{ error: { code: string } }>('POST', '/api/v1/server-tasks', { type: 'probe', settings: {}, schedule: onDemand, ...body });
         assert.equal(r.body.error?.code, code, `${JSON.stringify(body)} → ${JSON.stringify(r.body)}`);
       }
-      assert.equal((await t.api<ServerTask[]>('GET', '/api/v1/server-tasks')).body.length, before);
+      assert.equal((await t.api<Page<ServerTask>>('GET', '/api/v1/server-tasks?limit=1000')).body.items.length, before);
     });
 
     it('runs now, records progress, history and the event log; refuses a second run-now while one runs', async () => {
@@ -119,7 +120,7 @@ for (const kind of dbKinds) {
       assert.equal(done.percent, 100);
       assert.ok(done.startedAt && done.endedAt && done.createdBy);
       await t.server.services.events.flush();
-      const events = (await t.api<{ kind: string; taskId: string }[]>('GET', `/api/v1/events?taskId=${task.id}`)).body.map((e) => e.kind);
+      const events = (await t.api<{ items: { kind: string; taskId: string }[] }>('GET', `/api/v1/events?taskId=${task.id}`)).body.items.map((e) => e.kind);
       for (const k of ['audit.server-task.created', 'audit.server-task.run-now', 'server-task.started', 'server-task.succeeded-with-warnings']) assert.ok(events.includes(k), `${k} in ${events.join(',')}`);
     });
 
@@ -173,7 +174,7 @@ for (const kind of dbKinds) {
       const r = await waitFor(async () => (await runs(t, catchUp.id)).find((x) => x.state === 'succeeded'), { what: 'the missed run' });
       assert.equal(r.cause, 'missed');
       await t.server.services.events.flush();
-      const ev = (await t.api<{ kind: string }[]>('GET', `/api/v1/events?taskId=${skip.id}`)).body.map((e) => e.kind);
+      const ev = (await t.api<{ items: { kind: string }[] }>('GET', `/api/v1/events?taskId=${skip.id}`)).body.items.map((e) => e.kind);
       assert.ok(ev.includes('server-task.missed'));
       assert.equal((await runs(t, skip.id)).length, 0);
       const after = (await t.api<ServerTask>('GET', `/api/v1/server-tasks/${skip.id}`)).body;
@@ -207,7 +208,7 @@ for (const kind of dbKinds) {
       assert.equal((await t.api<ServerTask>('POST', `/api/v1/server-tasks/${a.id}/disable`)).body.nextRunAt, null);
       assert.ok((await t.api<ServerTask>('POST', `/api/v1/server-tasks/${a.id}/enable`)).body.nextRunAt);
 
-      const list = (await t.api<ServerTask[]>('GET', '/api/v1/server-tasks')).body;
+      const list = (await t.api<Page<ServerTask>>('GET', '/api/v1/server-tasks?limit=1000')).body.items;
       const ids = list.filter((x) => x.name.startsWith('exp-')).map((x) => x.id);
       const doc = (await t.api<ServerTaskExport>('GET', `/api/v1/server-tasks/export?ids=${ids.join(',')}`)).body;
       assert.equal(doc.format, 'garrison.server-tasks');
@@ -218,7 +219,7 @@ for (const kind of dbKinds) {
       const refused = await t.api<{ error: { code: string; message: string } }>('POST', '/api/v1/server-tasks/import', bad);
       assert.equal(refused.body.error.code, 'IMPORT_INVALID');
       assert.match(refused.body.error.message, /broken/);
-      assert.ok(!(await t.api<ServerTask[]>('GET', '/api/v1/server-tasks')).body.some((x) => x.name.startsWith('imp-')), 'nothing imported');
+      assert.ok(!(await t.api<Page<ServerTask>>('GET', '/api/v1/server-tasks?limit=1000')).body.items.some((x) => x.name.startsWith('imp-')), 'nothing imported');
       const imported = await t.api<ServerTask[]>('POST', '/api/v1/server-tasks/import', renamed);
       assert.equal(imported.status, 201, JSON.stringify(imported.body));
       const impA = imported.body.find((x) => x.name === 'imp-exp-a')!;
@@ -230,11 +231,56 @@ for (const kind of dbKinds) {
       assert.equal((await t.api<{ error: { code: string } }>('GET', `/api/v1/server-tasks/${copy.body.id}`)).body.error.code, 'NOT_FOUND');
     });
 
+    it('pages a task\'s runs newest first with a cursor, and the runs of every task; refuses a cursor it did not give', async () => {
+      const task = await create(t, { name: 'paged-runs' });
+      const t0 = Date.parse('2026-01-01T00:00:00.000Z');
+      // Six finished runs; two share a creation time, so the id must break the tie.
+      const rows = [0, 1, 2, 3, 3, 4].map((sec, i) => ({ id: `page-run-${i}`, at: new Date(t0 + sec * 1000).toISOString(), state: i === 2 ? 'failed' : 'succeeded' }));
+      await t.server.db.kysely
+        .insertInto('server_task_runs')
+        .values(rows.map((r) => ({ id: r.id, task_id: task.id, state: r.state, cause: 'run-now', attempt: 1, percent: 100, message: null, created_at: r.at, not_before: r.at, started_at: r.at, ended_at: r.at, owner: null, lease_until: null, stop_requested_at: null, summary: 'done', result: null, output_tail: null, created_by: 'admin' })))
+        .execute();
+      const newestFirst = [...rows].sort((a, b) => (a.at === b.at ? b.id.localeCompare(a.id) : b.at.localeCompare(a.at))).map((r) => r.id);
+      const api = new GarrisonClient({ baseUrl: t.server.url, token: t.token, fetch: t.fetch });
+
+      const first = await api.call(listRunsOfServerTask, { params: { id: task.id }, query: { limit: 4 } });
+      assert.deepEqual(first.items.map((r) => r.id), newestFirst.slice(0, 4));
+      assert.ok(first.nextCursor);
+      const second = await api.call(listRunsOfServerTask, { params: { id: task.id }, query: { limit: 4, cursor: first.nextCursor } });
+      assert.deepEqual(second.items.map((r) => r.id), newestFirst.slice(4));
+      assert.equal(second.nextCursor, null);
+      const pages: string[][] = [];
+      for await (const page of api.pages(listRunsOfServerTask, { params: { id: task.id }, query: { limit: 2 } })) pages.push(page.items.map((r) => r.id));
+      assert.deepEqual(pages, [newestFirst.slice(0, 2), newestFirst.slice(2, 4), newestFirst.slice(4)]);
+      // The filter applies to every page; the list of every task pages the same way.
+      assert.deepEqual((await api.all(listRunsOfServerTask, { params: { id: task.id }, query: { state: 'failed', limit: 1 } })).map((r) => r.id), ['page-run-2']);
+      const everyRun = (await api.all(listServerTaskRuns, { query: { limit: 3 } })).map((r) => r.id);
+      assert.deepEqual(everyRun.filter((id) => id.startsWith('page-run-')), newestFirst);
+      assert.equal(new Set(everyRun).size, everyRun.length, 'no run on two pages');
+
+      for (const cursor of ['not-a-cursor', Buffer.from('[1,2]').toString('base64url'), Buffer.from('["a"]').toString('base64url')]) {
+        await assert.rejects(api.call(listRunsOfServerTask, { params: { id: task.id }, query: { cursor } }), (e: ApiError) => e.code === 'VALIDATION_FAILED' && e.status === 400, cursor);
+      }
+      await assert.rejects(api.call(listServerTaskRuns, { query: { limit: 1001 } }), (e: ApiError) => e.code === 'VALIDATION_FAILED' && e.status === 400);
+      await assert.rejects(api.call(listRunsOfServerTask, { params: { id: 'no-such-task' }, query: {} }), (e: ApiError) => e.code === 'NOT_FOUND');
+    });
+
+    it('pages the server tasks by name', async () => {
+      for (const n of ['pg-c', 'pg-a', 'pg-b']) await create(t, { name: n });
+      const api = new GarrisonClient({ baseUrl: t.server.url, token: t.token, fetch: t.fetch });
+      const first = await api.call(listServerTasks, { query: { type: 'probe', limit: 1 } });
+      assert.equal(first.items.length, 1);
+      assert.ok(first.total && first.total >= 3);
+      const names = (await api.all(listServerTasks, { query: { type: 'probe', limit: 2 } })).map((x) => x.name);
+      assert.deepEqual(names.filter((x) => x.startsWith('pg-')), ['pg-a', 'pg-b', 'pg-c']);
+      assert.equal(names.length, first.total);
+    });
+
     it('database maintenance purges past retention in batches and reports sizes', async () => {
       const old = new Date(Date.now() - 400 * 86400_000).toISOString();
       for (let i = 0; i < 250; i++) t.server.services.events.record({ severity: 'info', kind: 'test.old', message: `old ${i}`, time: old });
       await t.server.services.events.flush();
-      const m = (await t.api<ServerTask[]>('GET', '/api/v1/server-tasks')).body.find((x) => x.type === 'database-maintenance')!;
+      const m = (await t.api<Page<ServerTask>>('GET', '/api/v1/server-tasks?limit=1000')).body.items.find((x) => x.type === 'database-maintenance')!;
       await t.api('PATCH', `/api/v1/server-tasks/${m.id}`, { settings: { batchSize: 100, vacuum: 'always' } });
       const done = await finalRun(t, (await t.api<ServerTaskRun>('POST', `/api/v1/server-tasks/${m.id}/run`)).body.id);
       assert.equal(done.state, 'succeeded', done.summary ?? '');
@@ -242,7 +288,7 @@ for (const kind of dbKinds) {
       assert.ok(data.removed.events >= 250, JSON.stringify(data));
       assert.ok(data.sizeBeforeBytes > 0 && data.sizeAfterBytes > 0);
       assert.ok(data.maintenance.some((x) => x.includes('vacuum')));
-      assert.equal((await t.api<unknown[]>('GET', '/api/v1/events?kind=test.old')).body.length, 0);
+      assert.equal((await t.api<{ items: unknown[] }>('GET', '/api/v1/events?kind=test.old')).body.items.length, 0);
     });
   });
 

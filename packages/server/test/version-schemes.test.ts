@@ -31,9 +31,9 @@ async function upload(t: TestServer, m: PackageManifest, branch = 'current'): Pr
 
 /** What check-in may have stored: package rows, archive files, audit events. */
 async function stored(t: TestServer): Promise<{ packages: string[]; archives: string[]; audits: number }> {
-  const packages = (await t.api<RepositoryPackage[]>('GET', '/api/v1/repository/packages')).body.map((p) => `${p.product} ${p.version} ${p.branch}`).sort();
+  const packages = (await t.api<{ items: RepositoryPackage[] }>('GET', '/api/v1/repository/packages')).body.items.map((p) => `${p.product} ${p.version} ${p.branch}`).sort();
   const archives = (await readdir(path.join(t.dataDir, 'repository')).catch(() => [] as string[])).sort();
-  const audits = (await t.api<unknown[]>('GET', '/api/v1/events?kind=audit.repository.added')).body.length;
+  const audits = (await t.api<{ items: unknown[] }>('GET', '/api/v1/events?kind=audit.repository.added')).body.items.length;
   return { packages, archives, audits };
 }
 
@@ -101,7 +101,7 @@ for (const kind of dbKinds) {
       assert.equal(onSemver.body.error?.code, 'VERSION_SCHEME_MISMATCH');
       assert.deepEqual(await stored(t), before);
       // Newest first by dpkg (by semver rules 9.0 would come first).
-      const list = (await t.api<RepositoryPackage[]>('GET', '/api/v1/repository/packages?product=debtool')).body;
+      const list = (await t.api<{ items: RepositoryPackage[] }>('GET', '/api/v1/repository/packages?product=debtool')).body.items;
       assert.deepEqual(list.map((p) => p.version), ['1:1.0-1ubuntu1', '1:1.0', '9.0']);
       assert.equal(list[0]?.manifest.versionScheme, 'dpkg');
     });
@@ -113,13 +113,13 @@ for (const kind of dbKinds) {
         assert.deepEqual(replies.map((r) => r.status).sort(), [201, 409], JSON.stringify(replies.map((r) => r.body)));
         const refused = replies.find((r) => r.status === 409)!;
         assert.equal(refused.body.error?.code, 'VERSION_SCHEME_MISMATCH');
-        const list = (await t.api<RepositoryPackage[]>('GET', `/api/v1/repository/packages?product=${product}`)).body;
+        const list = (await t.api<{ items: RepositoryPackage[] }>('GET', `/api/v1/repository/packages?product=${product}`)).body.items;
         assert.equal(list.length, 1);
         const landed = replies.find((r) => r.status === 201)!.body;
         assert.equal(list[0]!.id, landed.id);
         // No archive of the refused one is left behind.
         const archives = await readdir(path.join(t.dataDir, 'repository'));
-        const kept = await Promise.all((await t.api<RepositoryPackage[]>('GET', '/api/v1/repository/packages')).body.map((p) => p.sha256));
+        const kept = await Promise.all((await t.api<{ items: RepositoryPackage[] }>('GET', '/api/v1/repository/packages')).body.items.map((p) => p.sha256));
         assert.deepEqual(archives.filter((f) => !kept.some((sha) => f.startsWith(sha))), []);
         // The product's last package deleted, another scheme may start it again.
         assert.equal((await t.api('DELETE', `/api/v1/repository/packages/${landed.id}`)).status, 204);
@@ -162,7 +162,7 @@ for (const kind of dbKinds) {
         commands: { install: { shell: 'sh', script: 'set -eu; echo "install $GARRISON_VERSION" >> "$GARRISON_PRODUCT_DIR/../deb.log"' } },
       });
     const stateOf = async () =>
-      (await t.api<{ devices: DeviceProductState[] }>('GET', `/api/v1/deployments/compliance?groupId=${groupId}`)).body.devices.find((d) => d.product === 'debapp');
+      (await t.api<{ items: DeviceProductState[] }>('GET', `/api/v1/deployments/compliance?groupId=${groupId}`)).body.items.find((d) => d.product === 'debapp');
     const log = async () => (await readFile(path.join(agent!.stateDir, 'products', 'deb.log'), 'utf8').catch(() => '')).trim().split('\n').filter(Boolean);
     before(async () => {
       t = await startTestServer(kind);

@@ -4,10 +4,11 @@
  * password sign-ins to the console).
  */
 import type { Command } from 'commander';
-import { ApiError, UsageError, seg, type Client } from '../client.ts';
+import { ApiError, UsageError, type Client } from '../client.ts';
 import { act, type RunState } from '../context.ts';
 import { formatTime, parseIntOption, table } from '../format.ts';
-import type { ApiTokenView, Me, TotpSetup } from '../types.ts';
+import { beginTotp, confirmTotp, createApiToken, getMe, listApiTokens, PAGE_LIMIT_MAX, removeTotp, revokeApiToken } from '@garrison/protocol';
+import type { ApiTokenView } from '../types.ts';
 
 export function apiTokenState(t: ApiTokenView, now = Date.now()): 'active' | 'revoked' | 'expired' {
   if (t.revokedAt) return 'revoked';
@@ -17,7 +18,7 @@ export function apiTokenState(t: ApiTokenView, now = Date.now()): 'active' | 're
 
 /** An API token by id, else by the name of one token that is still active. */
 async function resolveApiToken(client: Client, ref: string): Promise<string> {
-  const tokens = await client.get<ApiTokenView[]>('/api-tokens');
+  const tokens = await client.api.all(listApiTokens, { query: { limit: PAGE_LIMIT_MAX } });
   if (tokens.some((t) => t.id === ref)) return ref;
   const named = tokens.filter((t) => t.name === ref && apiTokenState(t) === 'active');
   if (named.length > 1) throw new ApiError('CONFLICT', `${named.length} active API tokens are named "${ref}" (${named.map((t) => t.id).join(', ')}); give the id`);
@@ -34,7 +35,7 @@ export function registerAccountCommands(program: Command, state: RunState): void
   const apiToken = program.command('api-token').description('Your API tokens: how the CLI and scripts authenticate as you (enrolment tokens are "garrison token")');
 
   act(apiToken.command('list').description('Your API tokens (never their values), with when each was last used'), state, async (io) => {
-    const tokens = await (await io.client()).get<ApiTokenView[]>('/api-tokens');
+    const tokens = await (await io.client()).api.all(listApiTokens, { query: { limit: PAGE_LIMIT_MAX } });
     const now = Date.now();
     io.print(tokens, () =>
       tokens.length
@@ -58,7 +59,7 @@ export function registerAccountCommands(program: Command, state: RunState): void
       const body: { name: string; expiresInDays?: number } = { name: opts.name };
       const days = parseIntOption(opts.expiresDays, '--expires-days', 1, 3650);
       if (days !== undefined) body.expiresInDays = days;
-      const t = await client.post<ApiTokenView & { token: string }>('/api-tokens', body);
+      const t = await client.api.call(createApiToken, { body });
       io.print(
         t,
         () =>
@@ -72,7 +73,7 @@ export function registerAccountCommands(program: Command, state: RunState): void
   act(apiToken.command('revoke').description('Revoke one of your API tokens').argument('<token>', 'id, or the name of an active token'), state, async (io, _opts, [ref]) => {
     const client = await io.client();
     const id = await resolveApiToken(client, ref!);
-    await client.delete(`/api-tokens/${seg(id)}`);
+    await client.api.call(revokeApiToken, { params: { id } });
     io.print({ id, revoked: true }, () => `revoked API token ${id}\n`);
   });
 
@@ -80,8 +81,8 @@ export function registerAccountCommands(program: Command, state: RunState): void
 
   act(twoFa.command('enable').description('Start setting a second factor: prints the otpauth:// URI and the secret for an authenticator app'), state, async (io) => {
     const client = await io.client();
-    const me = await client.get<Me>('/me');
-    const setup = await client.post<TotpSetup>('/me/totp');
+    const me = await client.api.call(getMe, {});
+    const setup = await client.api.call(beginTotp, {});
     io.print(
       setup,
       () =>
@@ -93,13 +94,13 @@ export function registerAccountCommands(program: Command, state: RunState): void
 
   act(twoFa.command('confirm').description('Put the second factor in force with a code the authenticator app shows').argument('<code>', 'the 6-digit code'), state, async (io, _opts, [code]) => {
     const body = { code: totpCode(code) };
-    await (await io.client()).post('/me/totp/confirm', body);
+    await (await io.client()).api.call(confirmTotp, { body });
     io.print({ totpEnabled: true }, () => 'second factor set: console sign-ins with your password now also ask for a code\n');
   });
 
   act(twoFa.command('disable').description('Remove your second factor (with a current code)').argument('<code>', 'the 6-digit code'), state, async (io, _opts, [code]) => {
     const body = { code: totpCode(code) };
-    await (await io.client()).request('DELETE', '/me/totp', { body });
+    await (await io.client()).api.call(removeTotp, { body });
     io.print({ totpEnabled: false }, () => 'second factor removed\n');
   });
 }

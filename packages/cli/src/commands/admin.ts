@@ -4,7 +4,7 @@ import { fetchPinnedCa, TrustError } from '@garrison/protocol/tls';
 import { ApiError, Client, UsageError, configPath, normalizeServerUrl, readConfig, writeConfig } from '../client.ts';
 import { act, type RunState } from '../context.ts';
 import { keyValues, parseIntOption } from '../format.ts';
-import type { Me, ServerSettings } from '../types.ts';
+import { getMe, getServerSettings, updateServerSettings } from '@garrison/protocol';
 
 export function registerAdminCommands(program: Command, state: RunState): void {
   act(
@@ -29,7 +29,7 @@ export function registerAdminCommands(program: Command, state: RunState): void {
           throw err;
         }
       }
-      const me = await new Client(url, s.token, ca).get<Me>('/me');
+      const me = await new Client(url, s.token, ca).api.call(getMe, {});
       const file = configPath(state.streams.env);
       const existing = await readConfig(file);
       await writeConfig({ ...existing, server: url, token: s.token, ...(ca ? { ca } : {}) }, file);
@@ -40,7 +40,7 @@ export function registerAdminCommands(program: Command, state: RunState): void {
   act(program.command('whoami').description('The administrator the API token belongs to, and the server'), state, async (io) => {
     const s = await io.settings();
     const client = new Client(s.server, s.token, s.ca);
-    const me = await client.get<Me>('/me');
+    const me = await client.api.call(getMe, {});
     if (io.json) return io.print({ server: s.server, ...me }, () => '');
     const roles = (me.grants ?? []).map((g) => `${g.roleName} on ${g.groupPath}`).join('; ') || (me.kind === 'admin' ? 'none' : me.kind);
     io.out(
@@ -61,7 +61,7 @@ export function registerAdminCommands(program: Command, state: RunState): void {
 
   const settings = program.command('settings').description('Server settings: retention of events and runs');
   act(settings.command('show').description('Server settings'), state, async (io) => {
-    const v = await (await io.client()).get<ServerSettings>('/settings');
+    const v = await (await io.client()).api.call(getServerSettings, {});
     io.print(v, () => keyValues([['Event retention', `${v.eventRetentionDays} days`], ['Run retention', `${v.runRetentionDays} days`]]));
   });
   act(
@@ -72,13 +72,13 @@ export function registerAdminCommands(program: Command, state: RunState): void {
       .option('--run-retention <days>', 'keep runs this many days'),
     state,
     async (io, opts) => {
-      const body: Record<string, number> = {};
+      const body: { eventRetentionDays?: number; runRetentionDays?: number } = {};
       const ev = parseIntOption(opts.eventRetention, '--event-retention', 1, 3650);
       if (ev !== undefined) body.eventRetentionDays = ev;
       const runs = parseIntOption(opts.runRetention, '--run-retention', 1, 3650);
       if (runs !== undefined) body.runRetentionDays = runs;
       if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give --event-retention DAYS and/or --run-retention DAYS');
-      const v = await (await io.client()).patch<ServerSettings>('/settings', body);
+      const v = await (await io.client()).api.call(updateServerSettings, { body });
       io.print(v, () => keyValues([['Event retention', `${v.eventRetentionDays} days`], ['Run retention', `${v.runRetentionDays} days`]]));
     },
   );

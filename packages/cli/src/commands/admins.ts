@@ -5,7 +5,8 @@
  * read from standard input, or asked for without echo on a terminal.
  */
 import { Option, type Command } from 'commander';
-import { UsageError, seg, type Client } from '../client.ts';
+import { createAdmin, createRole, deleteAdmin, deleteRole, listAdmins, listPermissions, listRoles, PAGE_LIMIT_MAX, removeAdminTotp, resetAdminPassword, updateAdmin, updateRole } from '@garrison/protocol';
+import { UsageError, type Client } from '../client.ts';
 import { act, type RunState } from '../context.ts';
 import { promptHidden, readStdin } from '../files.ts';
 import { formatTime, keyValues, table } from '../format.ts';
@@ -141,7 +142,7 @@ function roleDetails(r: RoleView, info: ReadonlyMap<string, PermissionInfo>): st
 async function permissionList(client: Client, given: readonly string[] | undefined, option: string): Promise<string[]> {
   const wanted = [...new Set((given ?? []).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean))];
   if (wanted.length === 0) return [];
-  const known = await client.get<PermissionInfo[]>('/permissions');
+  const known = await client.api.call(listPermissions, {});
   const unknown = wanted.filter((p) => !known.some((k) => k.id === p));
   if (unknown.length) throw new UsageError(`${option}: unknown permission${unknown.length > 1 ? 's' : ''} ${unknown.map((p) => `"${p}"`).join(', ')}; the permissions are ${known.map((k) => k.id).join(', ')} (garrison role permissions)`);
   return wanted;
@@ -151,7 +152,7 @@ export function registerAdministratorCommands(program: Command, state: RunState)
   const admin = program.command('admin').description('Administrators: their grants (a role on a group subtree each), passwords, second factors');
 
   act(admin.command('list').description('Administrators with their grants'), state, async (io) => {
-    const admins = await (await io.client()).get<AdminView[]>('/admins');
+    const admins = await (await io.client()).api.all(listAdmins, { query: { limit: PAGE_LIMIT_MAX } });
     io.print(admins, () =>
       table(
         ['NAME', 'DISPLAY NAME', 'STATE', 'GRANTS', 'SIGN-IN', 'LAST SIGN-IN', 'ID'],
@@ -184,7 +185,7 @@ export function registerAdministratorCommands(program: Command, state: RunState)
       if (opts.displayName !== undefined) body.displayName = opts.displayName;
       if (opts.email !== undefined) body.email = opts.email;
       if (opts.passwordStdin) body.password = await readPassword(state.streams.stderr, `password for ${opts.name}`);
-      const a = await client.post<AdminView>('/admins', body);
+      const a = await client.api.call(createAdmin, { body });
       io.print(
         a,
         () =>
@@ -218,7 +219,7 @@ export function registerAdministratorCommands(program: Command, state: RunState)
       if (opts.displayName !== undefined) body.displayName = opts.displayName === '' ? null : opts.displayName;
       if (opts.email !== undefined) body.email = opts.email === '' ? null : opts.email;
       if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give --grant, --add-grant, --remove-grant, --clear-grants, --display-name or --email');
-      const a = await client.patch<AdminView>(`/admins/${seg(current.id)}`, body);
+      const a = await client.api.call(updateAdmin, { params: { id: current.id }, body });
       io.print(a, () => adminDetails(a));
     },
   );
@@ -228,7 +229,7 @@ export function registerAdministratorCommands(program: Command, state: RunState)
     state,
     async (io, _opts, [ref]) => {
       const client = await io.client();
-      const a = await client.patch<AdminView>(`/admins/${seg((await resolveAdmin(client, ref!)).id)}`, { disabled: true } satisfies AdminUpdate);
+      const a = await client.api.call(updateAdmin, { params: { id: (await resolveAdmin(client, ref!)).id }, body: { disabled: true } });
       io.print(a, () => `disabled administrator ${a.name}; their API tokens and console sessions were revoked\n`);
     },
   );
@@ -237,7 +238,7 @@ export function registerAdministratorCommands(program: Command, state: RunState)
     state,
     async (io, _opts, [ref]) => {
       const client = await io.client();
-      const a = await client.patch<AdminView>(`/admins/${seg((await resolveAdmin(client, ref!)).id)}`, { disabled: false } satisfies AdminUpdate);
+      const a = await client.api.call(updateAdmin, { params: { id: (await resolveAdmin(client, ref!)).id }, body: { disabled: false } });
       io.print(a, () => `enabled administrator ${a.name}\n`);
     },
   );
@@ -248,7 +249,7 @@ export function registerAdministratorCommands(program: Command, state: RunState)
     async (io, _opts, [ref]) => {
       const client = await io.client();
       const a = await resolveAdmin(client, ref!);
-      await client.delete(`/admins/${seg(a.id)}`);
+      await client.api.call(deleteAdmin, { params: { id: a.id } });
       io.print({ deleted: a.id }, () => `deleted administrator ${a.name} (${a.id})\n`);
     },
   );
@@ -266,7 +267,7 @@ export function registerAdministratorCommands(program: Command, state: RunState)
       const client = await io.client();
       const a = await resolveAdmin(client, ref!);
       const password = await readPassword(state.streams.stderr, `new password for ${a.name}`);
-      await client.post(`/admins/${seg(a.id)}/password`, { password });
+      await client.api.call(resetAdminPassword, { params: { id: a.id }, body: { password } });
       io.print({ id: a.id, name: a.name, passwordReset: true }, () => `password of ${a.name} set; their console sessions ended\n`);
     },
   );
@@ -277,7 +278,7 @@ export function registerAdministratorCommands(program: Command, state: RunState)
     async (io, _opts, [ref]) => {
       const client = await io.client();
       const a = await resolveAdmin(client, ref!);
-      await client.delete(`/admins/${seg(a.id)}/totp`);
+      await client.api.call(removeAdminTotp, { params: { id: a.id } });
       io.print({ id: a.id, name: a.name, totpEnabled: false }, () => `second factor of ${a.name} removed\n`);
     },
   );
@@ -286,7 +287,7 @@ export function registerAdministratorCommands(program: Command, state: RunState)
   const role = program.command('role').description('Roles: named sets of permissions that grants give on a group subtree');
 
   act(role.command('list').description('Built-in and custom roles with their permissions'), state, async (io) => {
-    const roles = await (await io.client()).get<RoleView[]>('/roles');
+    const roles = await (await io.client()).api.all(listRoles, { query: { limit: PAGE_LIMIT_MAX } });
     io.print(roles, () => table(['NAME', 'BUILT-IN', 'PERMISSIONS', 'ID'], roles.map((r) => [r.name, r.builtin, r.permissions.join(', '), r.id])));
   });
 
@@ -294,7 +295,7 @@ export function registerAdministratorCommands(program: Command, state: RunState)
     const client = await io.client();
     const r = await new Roles(client).get(ref!);
     if (io.json) return io.print(r, () => '');
-    const info = new Map((await client.get<PermissionInfo[]>('/permissions')).map((p) => [p.id, p]));
+    const info = new Map((await client.api.call(listPermissions, {})).map((p) => [p.id, p]));
     io.out(roleDetails(r, info));
   });
 
@@ -315,7 +316,7 @@ export function registerAdministratorCommands(program: Command, state: RunState)
       const body: RoleCreate = { name: opts.name, permissions: permissions as RoleCreate['permissions'] };
       const description = opts.description ?? from?.description;
       if (description !== undefined) body.description = description;
-      const r = await client.post<RoleView>('/roles', body);
+      const r = await client.api.call(createRole, { body });
       io.print(r, () => `created role ${r.name} (${r.id}): ${r.permissions.join(', ')}\n`);
     },
   );
@@ -350,7 +351,7 @@ export function registerAdministratorCommands(program: Command, state: RunState)
       if (opts.name !== undefined) body.name = opts.name;
       if (opts.description !== undefined) body.description = opts.description;
       if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give --name, --description, --permission, --add-permission or --remove-permission');
-      const r = await client.patch<RoleView>(`/roles/${seg(current.id)}`, body);
+      const r = await client.api.call(updateRole, { params: { id: current.id }, body });
       io.print(r, () => `role ${r.name} (${r.id}): ${r.permissions.join(', ')}\n`);
     },
   );
@@ -358,12 +359,12 @@ export function registerAdministratorCommands(program: Command, state: RunState)
   act(role.command('delete').description('Delete a custom role that nobody holds').argument('<role>', 'id or name'), state, async (io, _opts, [ref]) => {
     const client = await io.client();
     const r = await new Roles(client).get(ref!);
-    await client.delete(`/roles/${seg(r.id)}`);
+    await client.api.call(deleteRole, { params: { id: r.id } });
     io.print({ deleted: r.id }, () => `deleted role ${r.name} (${r.id})\n`);
   });
 
   act(role.command('permissions').description('Every permission a role can give, with what it allows'), state, async (io) => {
-    const perms = await (await io.client()).get<PermissionInfo[]>('/permissions');
+    const perms = await (await io.client()).api.call(listPermissions, {});
     io.print(perms, () => table(['PERMISSION', 'ROOT GROUP ONLY', 'ALLOWS'], perms.map((p) => [p.id, p.serverWide, p.description])));
   });
 }

@@ -1,14 +1,24 @@
 import type { Command } from 'commander';
-import type { DeploymentAssignmentView, DeviceProductState } from '@garrison/protocol';
-import { UsageError, seg } from '../client.ts';
+import {
+  assignDeployment,
+  getDeploymentCompliance,
+  listDeployments,
+  listGroupDeployments,
+  PAGE_LIMIT_MAX,
+  resumeRollout,
+  unassignDeployment,
+  type ComplianceSummary,
+  type DeploymentAssignBody,
+  type DeploymentComplianceItem,
+  type DeploymentState,
+  type Rollout,
+} from '@garrison/protocol';
+import { UsageError } from '../client.ts';
 import { act, type RunState } from '../context.ts';
 import { formatTime, table } from '../format.ts';
 import { Groups } from '../resolve.ts';
 
-type Compliance = {
-  summary: { product: string; states: Record<string, number>; versions: Record<string, number> }[];
-  devices: (DeviceProductState & { deviceName: string })[];
-};
+const STATES: readonly DeploymentState[] = ['compliant', 'pending', 'installing', 'failed', 'unavailable'];
 
 export function registerDeployCommands(program: Command, state: RunState): void {
   const deploy = program.command('deploy').description('Product deployment: products assigned to groups, installed and kept up to date by the agents');
@@ -38,7 +48,7 @@ export function registerDeployCommands(program: Command, state: RunState): void 
       if (opts.pin && opts.unpin) throw new UsageError('give --pin or --unpin, not both');
       const groups = new Groups(client);
       const groupId = await groups.id(opts.group);
-      let rollout: Record<string, unknown> | null | undefined;
+      let rollout: Rollout | null | undefined;
       if (opts.rollout === false) rollout = null;
       else if (opts.pilot || opts.phases || opts.failureThreshold || opts.maxConcurrent !== undefined) {
         const phases = opts.phases ? String(opts.phases).split(',').map((p: string) => Number(p.trim())) : undefined;
@@ -54,15 +64,15 @@ export function registerDeployCommands(program: Command, state: RunState): void 
           ...(maxConcurrent !== undefined ? { maxConcurrentInstalls: maxConcurrent } : {}),
         };
       }
-      const body: Record<string, unknown> = {
+      const body: DeploymentAssignBody = {
         ...(rollout !== undefined ? { rollout } : {}),
-        ...(opts.branch ? { branch: opts.branch } : {}),
+        ...(opts.branch ? { branch: opts.branch as 'current' | 'previous' | 'evaluation' } : {}),
         ...(opts.pin ? { pinnedVersion: opts.pin } : opts.unpin ? { pinnedVersion: null } : {}),
-        ...(opts.remove ? { action: 'remove' } : { action: 'install' }),
+        action: opts.remove ? 'remove' : 'install',
         ...(opts.removeConflicts ? { removeConflicts: true } : {}),
         ...(opts.urgent !== undefined ? { urgent: opts.urgent === true } : {}),
       };
-      const a = await client.put<DeploymentAssignmentView>(`/groups/${seg(groupId)}/deployments/${seg(product!)}`, body);
+      const a = await client.api.call(assignDeployment, { params: { id: groupId, product: product! }, body });
       io.print(a, () => `${a.product}: ${a.action === 'remove' ? 'remove' : `install ${a.pinnedVersion ? `version ${a.pinnedVersion}` : `from ${a.branch}`}`} on "${a.groupPath}" and its subgroups${a.rollout ? ` (staged rollout${a.rollout.maxConcurrentInstalls ? `, at most ${a.rollout.maxConcurrentInstalls} installing at once` : ''})` : ''}${a.urgent ? ' (urgent: ignores maintenance windows)' : ''}\n`);
     },
   );
@@ -73,7 +83,7 @@ export function registerDeployCommands(program: Command, state: RunState): void 
     async (io, opts, [product]) => {
       const client = await io.client();
       const groupId = await new Groups(client).id(opts.group);
-      const a = await client.post<DeploymentAssignmentView>(`/groups/${seg(groupId)}/deployments/${seg(product!)}/rollout/resume`);
+      const a = await client.api.call(resumeRollout, { params: { id: groupId, product: product! } });
       io.print(a, () => `rollout of ${a.product} ${a.rolloutState?.targetVersion ?? ''} resumed on "${a.groupPath}"\n`);
     },
   );
@@ -84,7 +94,7 @@ export function registerDeployCommands(program: Command, state: RunState): void 
     async (io, opts, [product]) => {
       const client = await io.client();
       const groupId = await new Groups(client).id(opts.group);
-      await client.delete(`/groups/${seg(groupId)}/deployments/${seg(product!)}`);
+      await client.api.call(unassignDeployment, { params: { id: groupId, product: product! } });
       io.print({ unassigned: product }, () => `${product} unassigned from the group\n`);
     },
   );
@@ -95,8 +105,8 @@ export function registerDeployCommands(program: Command, state: RunState): void 
     async (io, opts) => {
       const client = await io.client();
       const list = opts.group
-        ? await client.get<(DeploymentAssignmentView & { inheritedFrom: string })[]>(`/groups/${seg(await new Groups(client).id(opts.group))}/deployments`)
-        : await client.get<DeploymentAssignmentView[]>('/deployments');
+        ? await client.api.call(listGroupDeployments, { params: { id: await new Groups(client).id(opts.group) } })
+        : await client.api.all(listDeployments, { query: { limit: PAGE_LIMIT_MAX } });
       io.print(list, () =>
         list.length
           ? table(
@@ -128,12 +138,21 @@ export function registerDeployCommands(program: Command, state: RunState): void 
       .description('Deployment compliance: per product a summary, then each device (compliant, pending, failed with its return code)')
       .option('--group <group>', 'group id or path (with its subgroups)')
       .option('--product <id>', 'one product')
-      .option('--state <state>', 'compliant, pending, failed or unavailable'),
+      .option('--state <state>', 'compliant, pending, installing, failed or unavailable'),
     state,
     async (io, opts) => {
       const client = await io.client();
+      if (opts.state !== undefined && !STATES.includes(opts.state)) throw new UsageError(`--state must be one of ${STATES.join(', ')}`);
       const groupId = opts.group ? await new Groups(client).id(opts.group) : undefined;
-      const c = await client.get<Compliance>('/deployments/compliance', { groupId, product: opts.product, state: opts.state });
+      // Every page of rows; the summary (over the whole filter) comes with each, the first one's is kept.
+      const query = { limit: PAGE_LIMIT_MAX, ...(groupId ? { groupId } : {}), ...(opts.product ? { product: opts.product } : {}), ...(opts.state ? { state: opts.state as DeploymentState } : {}) };
+      let summary: ComplianceSummary[] | undefined;
+      const devices: DeploymentComplianceItem[] = [];
+      for await (const page of client.api.pages(getDeploymentCompliance, { query })) {
+        summary ??= page.summary;
+        devices.push(...page.items);
+      }
+      const c = { summary: summary ?? [], devices };
       io.print(c, () => {
         if (!c.devices.length) return 'no deployment state yet\n';
         const summary = table(

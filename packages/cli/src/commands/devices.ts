@@ -1,10 +1,33 @@
-import { Option, type Command } from 'commander';
-import type { Run, Task } from '@garrison/protocol';
-import { UsageError, seg, type Client } from '../client.ts';
+import { Argument, Option, type Command } from 'commander';
+import {
+  approveDeviceDuplicate,
+  bulkDevices,
+  DEVICE_SORTS,
+  DEVICE_STATUSES,
+  deleteDevice,
+  getRefusalCounts,
+  listDeviceDuplicates,
+  listDeviceRuns,
+  listDevices,
+  listDeviceTasks,
+  listTasks,
+  PAGE_LIMIT_MAX,
+  rejectDeviceDuplicate,
+  revokeDeviceCredential,
+  rotateDeviceCredential,
+  uninstallDeviceAgent,
+  updateDevice,
+  type DeviceBulkAction,
+  type DeviceBulkActionName,
+  type DeviceFilter,
+  type DeviceListQuery,
+  type Task,
+} from '@garrison/protocol';
+import { UsageError, type Client } from '../client.ts';
 import { act, type RunState } from '../context.ts';
 import { formatAgo, formatTime, keyValues, parseIntOption, table } from '../format.ts';
-import { deviceNames, Groups, resolveDevice } from '../resolve.ts';
-import type { DeviceDuplicateView, DeviceView, RefusalCounts } from '../types.ts';
+import { deviceNames, Groups, resolveDevice, resolveTaskId } from '../resolve.ts';
+import type { DeviceView } from '../types.ts';
 import { runRows, RUN_HEADERS, taskRows, TASK_HEADERS } from './tasks.ts';
 import { registerDevicePolicyCommand } from './policies.ts';
 
@@ -63,20 +86,91 @@ export function registerDeviceCommands(program: Command, state: RunState): void 
       .option('--tag <tag>', 'has this tag')
       .option('--online', 'only online devices')
       .option('--offline', 'only offline devices')
+      .addOption(new Option('--status <status>', 'only devices in this state').choices([...DEVICE_STATUSES]))
+      .option('--os <name>', 'OS name (exact, any case)')
+      .option('--platform <platform>', 'OS platform: linux, darwin, win32, ...')
+      .option('--agent-version <version>', 'agent version (exact)')
+      .option('--not-seen-for <days>', 'last contact more than this many days ago (or never)')
+      .option('--seen-within <days>', 'last contact within this many days')
+      .addOption(new Option('--sort <key>', 'sort by').choices([...DEVICE_SORTS]).default('name'))
+      .option('--desc', 'in descending order')
       .option('--limit <n>', 'at most this many'),
     state,
     async (io, opts) => {
       if (opts.online && opts.offline) throw new UsageError('give --online or --offline, not both');
       const client = await io.client();
-      const query: Record<string, string | number | boolean | undefined> = { search: opts.search, tag: opts.tag, limit: parseIntOption(opts.limit, '--limit', 1, 100000) };
+      const limit = parseIntOption(opts.limit, '--limit', 1, 1000000);
+      const query: DeviceListQuery = {
+        search: opts.search,
+        tag: opts.tag,
+        status: opts.status,
+        osName: opts.os,
+        osPlatform: opts.platform,
+        agentVersion: opts.agentVersion,
+        notSeenForDays: parseIntOption(opts.notSeenFor, '--not-seen-for', 1, 36500),
+        seenWithinDays: parseIntOption(opts.seenWithin, '--seen-within', 1, 36500),
+        sort: opts.sort,
+        order: opts.desc ? 'desc' : 'asc',
+        limit: Math.min(limit ?? PAGE_LIMIT_MAX, PAGE_LIMIT_MAX),
+      };
       if (opts.group !== undefined) {
         query.groupId = await new Groups(client).id(opts.group);
         if (opts.subgroups === false) query.recursive = false;
       }
       if (opts.online) query.online = true;
       if (opts.offline) query.online = false;
-      const devices = await client.get<DeviceView[]>('/devices', query);
+      const devices: DeviceView[] = [];
+      for await (const d of client.api.each(listDevices, { query })) {
+        devices.push(d);
+        if (limit !== undefined && devices.length >= limit) break;
+      }
       io.print(devices, () => (devices.length ? table(DEVICE_HEADERS, deviceRows(devices)) : 'no devices\n'));
+    },
+  );
+
+  // One action on many devices: those named, or every device a filter matches (ADR 0021, POST /devices/bulk).
+  const BULK_ACTIONS: Record<string, DeviceBulkActionName> = { tag: 'addTags', untag: 'removeTags', move: 'move', delete: 'delete', 'check-in': 'checkIn', 'run-task': 'runTask' };
+  act(
+    dev
+      .command('bulk')
+      .description('Tag, untag, move, delete, check in now or run a task now on many devices: those named, or with --where-… every device that matches')
+      .addArgument(new Argument('<action>', 'what to do').choices(Object.keys(BULK_ACTIONS)))
+      .argument('[devices...]', 'ids, names or hostnames (or give --where-… filters)')
+      .option('--tags <tags>', 'tag, untag: the tags, separated by commas')
+      .option('--to <group>', 'move: the group to move to (id or path)')
+      .option('--task <task>', 'run-task: the task (id or name)')
+      .option('--where-group <group>', 'every device in this group and its subgroups')
+      .option('--where-tag <tag>', 'every device with this tag')
+      .option('--where-search <text>', 'every device whose name or hostname contains this')
+      .addOption(new Option('--where-status <status>', 'every device in this state').choices([...DEVICE_STATUSES]))
+      .option('--where-not-seen-for <days>', 'every device not seen for this many days'),
+    state,
+    async (io, opts, [action, ...refs]) => {
+      const client = await io.client();
+      const filter: DeviceFilter = {};
+      if (opts.whereGroup !== undefined) filter.groupId = await new Groups(client).id(opts.whereGroup);
+      if (opts.whereTag !== undefined) filter.tag = opts.whereTag;
+      if (opts.whereSearch !== undefined) filter.search = opts.whereSearch;
+      if (opts.whereStatus !== undefined) filter.status = opts.whereStatus;
+      const notSeen = parseIntOption(opts.whereNotSeenFor, '--where-not-seen-for', 1, 36500);
+      if (notSeen !== undefined) filter.notSeenForDays = notSeen;
+      const filtered = Object.keys(filter).length > 0;
+      if (filtered === refs.length > 0) throw new UsageError('name the devices or give --where-… filters (not both)');
+      const body: DeviceBulkAction = { action: BULK_ACTIONS[action!]!, ...(filtered ? { filter } : { deviceIds: await Promise.all(refs.map(async (r) => (await device(client, r)).id)) }) };
+      if (body.action === 'addTags' || body.action === 'removeTags') {
+        if (!opts.tags) throw new UsageError(`${action} needs --tags`);
+        body.tags = String(opts.tags).split(',').map((x) => x.trim()).filter(Boolean);
+      }
+      if (body.action === 'move') {
+        if (!opts.to) throw new UsageError('move needs --to <group>');
+        body.groupId = await new Groups(client).id(opts.to);
+      }
+      if (body.action === 'runTask') {
+        if (!opts.task) throw new UsageError('run-task needs --task <task>');
+        body.taskId = await resolveTaskId(client, opts.task);
+      }
+      const r = await client.api.call(bulkDevices, { body });
+      io.print(r, () => `${action}: ${r.done} done, ${r.unchanged} unchanged, ${r.refused} refused (no permission), ${r.notFound} not found (of ${r.matched} matched)${r.runRequestId ? `; run-now request ${r.runRequestId}` : ''}\n`);
     },
   );
 
@@ -97,7 +191,7 @@ export function registerDeviceCommands(program: Command, state: RunState): void 
     state,
     async (io, _opts, [ref]) => {
       const client = await io.client();
-      const d = await client.post<DeviceView>(`/devices/${seg((await device(client, ref!)).id)}/credential/rotate`);
+      const d = await client.api.call(rotateDeviceCredential, { params: { id: (await device(client, ref!)).id } });
       io.print(d, () => `credential rotation requested for ${d.name}\n`);
     },
   );
@@ -109,7 +203,7 @@ export function registerDeviceCommands(program: Command, state: RunState): void 
     state,
     async (io, _opts, [ref]) => {
       const client = await io.client();
-      const d = await client.post<DeviceView>(`/devices/${seg((await device(client, ref!)).id)}/credential/revoke`);
+      const d = await client.api.call(revokeDeviceCredential, { params: { id: (await device(client, ref!)).id } });
       io.print(d, () => `revoked the credential of ${d.name}; its agent was disconnected\n`);
     },
   );
@@ -121,7 +215,7 @@ export function registerDeviceCommands(program: Command, state: RunState): void 
     state,
     async (io, _opts, [ref]) => {
       const client = await io.client();
-      const d = await client.post<DeviceView>(`/devices/${seg((await device(client, ref!)).id)}/uninstall`);
+      const d = await client.api.call(uninstallDeviceAgent, { params: { id: (await device(client, ref!)).id } });
       io.print(d, () => `uninstall requested on ${d.name}${d.online ? '' : ' (offline: at its next check-in)'}\n`);
     },
   );
@@ -136,7 +230,7 @@ export function registerDeviceCommands(program: Command, state: RunState): void 
     async (io, opts, [ref]) => {
       const client = await io.client();
       const d = await device(client, ref!);
-      const moved = await client.patch<DeviceView>(`/devices/${seg(d.id)}`, { groupId: await new Groups(client).id(opts.group) });
+      const moved = await client.api.call(updateDevice, { params: { id: d.id }, body: { groupId: await new Groups(client).id(opts.group) } });
       io.print(moved, () => `moved ${moved.name} to ${moved.groupPath}\n`);
     },
   );
@@ -153,7 +247,7 @@ export function registerDeviceCommands(program: Command, state: RunState): void 
       const client = await io.client();
       const d = await device(client, ref!);
       const next = opts.remove ? d.tags.filter((t) => !tags.includes(t)) : [...new Set([...d.tags, ...tags])];
-      const updated = await client.patch<DeviceView>(`/devices/${seg(d.id)}`, { tags: next });
+      const updated = await client.api.call(updateDevice, { params: { id: d.id }, body: { tags: next } });
       io.print(updated, () => `${updated.name}: tags ${updated.tags.length ? updated.tags.join(', ') : '(none)'}\n`);
     },
   );
@@ -164,7 +258,7 @@ export function registerDeviceCommands(program: Command, state: RunState): void 
     async (io, _opts, [ref, name]) => {
       const client = await io.client();
       const d = await device(client, ref!);
-      const updated = await client.patch<DeviceView>(`/devices/${seg(d.id)}`, { name });
+      const updated = await client.api.call(updateDevice, { params: { id: d.id }, body: { name: name! } });
       io.print(updated, () => `renamed ${d.name} to ${updated.name}\n`);
     },
   );
@@ -175,7 +269,7 @@ export function registerDeviceCommands(program: Command, state: RunState): void 
     async (io, _opts, [ref]) => {
       const client = await io.client();
       const d = await device(client, ref!);
-      await client.delete(`/devices/${seg(d.id)}`);
+      await client.api.call(deleteDevice, { params: { id: d.id } });
       io.print({ deleted: d.id }, () => `deleted device ${d.name} (${d.id}); its agent can no longer connect\n`);
     },
   );
@@ -186,7 +280,7 @@ export function registerDeviceCommands(program: Command, state: RunState): void 
     async (io, _opts, [ref]) => {
       const client = await io.client();
       const d = await device(client, ref!);
-      const tasks = await client.get<Task[]>(`/devices/${seg(d.id)}/tasks`);
+      const tasks: Task[] = await client.api.all(listDeviceTasks, { params: { id: d.id }, query: { limit: PAGE_LIMIT_MAX } });
       if (io.json) return io.print(tasks, () => '');
       io.out(tasks.length ? table(TASK_HEADERS, await taskRows(client, tasks)) : `no tasks apply to ${d.name}\n`);
     },
@@ -200,9 +294,10 @@ export function registerDeviceCommands(program: Command, state: RunState): void 
     async (io, _opts, [ref]) => {
       const client = await io.client();
       const d = await device(client, ref!);
-      const runs = await client.get<Run[]>(`/devices/${seg(d.id)}/runs`);
+      // The newest 200, as before paging: the CLI shows a recent history, not every run.
+      const runs = (await client.api.call(listDeviceRuns, { params: { id: d.id }, query: { limit: 200 } })).items;
       if (io.json) return io.print(runs, () => '');
-      const tasks = await client.get<Task[]>('/tasks');
+      const tasks = await client.api.all(listTasks, { query: { limit: PAGE_LIMIT_MAX } });
       const names = new Map(tasks.map((t) => [t.id, t.name]));
       io.out(runs.length ? table(RUN_HEADERS, runRows(runs, names, new Map([[d.id, d.name]]))) : `no runs on ${d.name}\n`);
     },
@@ -218,7 +313,7 @@ export function registerDeviceCommands(program: Command, state: RunState): void 
     state,
     async (io, opts) => {
       const client = await io.client();
-      const dups = await client.get<DeviceDuplicateView[]>('/device-duplicates', { state: opts.state === 'all' ? undefined : opts.state });
+      const dups = await client.api.all(listDeviceDuplicates, { query: { state: opts.state === 'all' ? undefined : opts.state, limit: PAGE_LIMIT_MAX } });
       if (io.json) return io.print(dups, () => '');
       if (dups.length === 0) return io.out(`no ${opts.state === 'all' ? '' : `${opts.state} `}duplicates\n`);
       const names = await deviceNames(client, dups.flatMap((d) => [d.deviceId, d.newDeviceId]));
@@ -247,7 +342,7 @@ export function registerDeviceCommands(program: Command, state: RunState): void 
       .argument('<id>', 'duplicate id (garrison device duplicates)'),
     state,
     async (io, _opts, [id]) => {
-      const d = await (await io.client()).post<DeviceDuplicateView>(`/device-duplicates/${seg(id!)}/approve`);
+      const d = await (await io.client()).api.call(approveDeviceDuplicate, { params: { id: id! } });
       io.print(d, () => `approved: the machine ${d.hostname} takes the identity of the new device ${d.newDeviceId} (at once if it is connected, else at its next contact); device ${d.deviceId} is unchanged\n`);
     },
   );
@@ -258,14 +353,14 @@ export function registerDeviceCommands(program: Command, state: RunState): void 
       .argument('<id>', 'duplicate id (garrison device duplicates)'),
     state,
     async (io, _opts, [id]) => {
-      const d = await (await io.client()).post<DeviceDuplicateView>(`/device-duplicates/${seg(id!)}/reject`);
+      const d = await (await io.client()).api.call(rejectDeviceDuplicate, { params: { id: id! } });
       io.print(d, () => `rejected: the machine ${d.hostname} is refused from now on; device ${d.deviceId} is unchanged\n`);
     },
   );
 
   act(dev.command('refusals').description('Agent messages refused at the device boundary since the server started, by code and by device'), state, async (io) => {
     const client = await io.client();
-    const r = await client.get<RefusalCounts>('/security/refusals');
+    const r = await client.api.call(getRefusalCounts, {});
     if (io.json) return io.print(r, () => '');
     const codes = Object.entries(r.byCode).sort((a, b) => b[1] - a[1]);
     let out = keyValues([

@@ -1,12 +1,10 @@
 import type { Command } from 'commander';
-import { ApiError, UsageError, seg } from '../client.ts';
+import { createGroup, deleteGroup, listGroups, listGroupStatuses, updateGroup, PAGE_LIMIT_MAX, type GroupCreate, type GroupPatch } from '@garrison/protocol';
+import { ApiError, UsageError } from '../client.ts';
 import { act, type RunState } from '../context.ts';
 import { keyValues, parseIntOption, table, type Cell } from '../format.ts';
 import { Groups } from '../resolve.ts';
-import type { DeviceView, GroupView } from '../types.ts';
-
-/** Device counts per group are shown when the fleet is at most this large (one request). */
-const COUNT_DEVICES_UP_TO = 5000;
+import type { GroupView } from '../types.ts';
 
 /** Rows of the tree: each group under its parent, siblings by name, with tree glyphs. */
 export function groupTreeRows(groups: readonly GroupView[]): { group: GroupView; label: string }[] {
@@ -62,15 +60,12 @@ export function registerGroupCommands(program: Command, state: RunState): void {
     state,
     async (io, opts) => {
       const client = await io.client();
-      const groups = await client.get<GroupView[]>('/groups');
+      const groups = await client.api.all(listGroups, { query: { limit: PAGE_LIMIT_MAX } });
       if (io.json) return io.print(groups, () => '');
       let counts: Map<string, number> | undefined;
       if (opts.counts !== false) {
-        const devices = await client.get<DeviceView[]>('/devices', { limit: COUNT_DEVICES_UP_TO + 1 });
-        if (devices.length <= COUNT_DEVICES_UP_TO) {
-          counts = new Map();
-          for (const d of devices) counts.set(d.groupId, (counts.get(d.groupId) ?? 0) + 1);
-        }
+        // Counted by the server (the group tree's statuses), whatever the size of the fleet.
+        counts = new Map((await client.api.all(listGroupStatuses, { query: { limit: PAGE_LIMIT_MAX } })).map((g) => [g.groupId, g.devices]));
       }
       const rows: Cell[][] = groupTreeRows(groups).map(({ group: g, label }) => [
         label,
@@ -114,7 +109,7 @@ export function registerGroupCommands(program: Command, state: RunState): void {
           let child = childOf(cur!.id, p);
           if (!child) {
             if (!opts.parents) throw new ApiError('NOT_FOUND', `group "${cur!.path}/${p}" does not exist (add --parents to create it)`);
-            child = await client.post<GroupView>('/groups', { name: p, parentId: cur!.id });
+            child = await client.api.call(createGroup, { body: { name: p, parentId: cur!.id } });
             list.push(child);
             if (!io.json) io.out(`created group ${child.path} (${child.id})\n`);
           }
@@ -122,14 +117,14 @@ export function registerGroupCommands(program: Command, state: RunState): void {
         }
         parentId = cur!.id;
       }
-      const body: Record<string, unknown> = { name };
+      const body: GroupCreate = { name };
       if (parentId !== undefined) body.parentId = parentId;
       const checkIn = parseIntOption(opts.checkInInterval, '--check-in-interval', 1, 10080);
       if (checkIn !== undefined) body.checkInIntervalMinutes = checkIn;
       const policy = parseIntOption(opts.policyInterval, '--policy-interval', 1, 10080);
       if (policy !== undefined) body.policyEnforcementMinutes = policy;
       if (opts.blockInheritance) body.blockInheritance = true;
-      const created = await client.post<GroupView>('/groups', body);
+      const created = await client.api.call(createGroup, { body });
       io.print(created, () => `created group ${created.path} (${created.id})\n`);
     },
   );
@@ -140,7 +135,7 @@ export function registerGroupCommands(program: Command, state: RunState): void {
     async (io, _opts, [ref, name]) => {
       const client = await io.client();
       const id = await new Groups(client).id(ref!);
-      const g = await client.patch<GroupView>(`/groups/${seg(id)}`, { name });
+      const g = await client.api.call(updateGroup, { params: { id }, body: { name } });
       io.print(g, () => `renamed: ${g.path}\n`);
     },
   );
@@ -156,7 +151,7 @@ export function registerGroupCommands(program: Command, state: RunState): void {
       const client = await io.client();
       const groups = new Groups(client);
       const id = await groups.id(ref!);
-      const g = await client.patch<GroupView>(`/groups/${seg(id)}`, { parentId: await groups.id(opts.parent) });
+      const g = await client.api.call(updateGroup, { params: { id }, body: { parentId: await groups.id(opts.parent) } });
       io.print(g, () => `moved: ${g.path}\n`);
     },
   );
@@ -168,7 +163,7 @@ export function registerGroupCommands(program: Command, state: RunState): void {
       const client = await io.client();
       const groups = new Groups(client);
       const g = await groups.find(ref!);
-      await client.delete(`/groups/${seg(g?.id ?? ref!)}`);
+      await client.api.call(deleteGroup, { params: { id: g?.id ?? ref! } });
       io.print({ deleted: g?.id ?? ref }, () => `deleted group ${g?.path ?? ref}\n`);
     },
   );
@@ -187,7 +182,7 @@ export function registerGroupCommands(program: Command, state: RunState): void {
       const client = await io.client();
       const groups = new Groups(client);
       if (opts.blockInheritance && opts.allowInheritance) throw new UsageError('give --block-inheritance or --allow-inheritance, not both');
-      const patch: Record<string, unknown> = {};
+      const patch: GroupPatch = {};
       const checkIn = minutesOrInherit(opts.checkInInterval, '--check-in-interval');
       if (checkIn !== undefined) patch.checkInIntervalMinutes = checkIn;
       const policy = minutesOrInherit(opts.policyInterval, '--policy-interval');
@@ -195,7 +190,7 @@ export function registerGroupCommands(program: Command, state: RunState): void {
       if (opts.blockInheritance) patch.blockInheritance = true;
       if (opts.allowInheritance) patch.blockInheritance = false;
       const g = Object.keys(patch).length
-        ? await client.patch<GroupView>(`/groups/${seg(await groups.id(ref!))}`, patch)
+        ? await client.api.call(updateGroup, { params: { id: await groups.id(ref!) }, body: patch })
         : await groups.get(ref!);
       io.print(g, () => groupDetails(g));
     },

@@ -9,57 +9,59 @@
  * setting with its origin and its lock.
  */
 import type { Command } from 'commander';
-import type { EffectiveProductPolicy, Policy, PolicyCompliance, PolicyPreview, PolicyProfile, SettingOrigin } from '@garrison/protocol';
-import { ApiError, UsageError, seg, type Client } from '../client.ts';
+import {
+  assignGroupPolicy,
+  copyPolicy,
+  createPolicy,
+  deletePolicy,
+  exportPolicy,
+  getDevicePolicy,
+  getPolicy,
+  getPolicyCompliance,
+  importPolicy,
+  listGroupPolicies,
+  listPolicies as listPoliciesOp,
+  listPolicyTypes,
+  PAGE_LIMIT_MAX,
+  previewGroupPolicy,
+  previewPolicy,
+  unassignGroupPolicy,
+  updatePolicy,
+  type DevicePolicyView,
+  type PolicyComplianceCounts,
+  type PolicyComplianceItem,
+  type PolicyCompliancePage,
+  type PolicyInput,
+  type PolicyListItem,
+  type PolicyPatch,
+  type PolicyPreview,
+  type PolicyProfile,
+  type PolicyTypeView,
+  type PolicyView,
+  type SettingOrigin,
+} from '@garrison/protocol';
+import { ApiError, UsageError, type Client } from '../client.ts';
 import { act, type Opts, type RunState } from '../context.ts';
 import { formatTime, indent, keyValues, parseIntOption, table, type Cell } from '../format.ts';
 import { readJson, writeText } from '../files.ts';
 import { Groups, resolveDevice } from '../resolve.ts';
 
-export type PolicyDetails = Policy & { assignedTo?: { groupId: string; path: string }[] };
-export interface PolicyTypeInfo {
-  product: string;
-  productName: string;
-  settingsSchema: { properties?: Record<string, unknown> } & Record<string, unknown>;
-  defaults: Record<string, unknown>;
-  lockable: string[];
-}
-export interface ComplianceAnswer {
-  items: (PolicyCompliance & { deviceName: string; groupId: string })[];
-  counts: { compliant: number; drifted: number; failed: number; pending: number };
-  nextCursor: string | null;
-}
-export interface DevicePolicyAnswer {
-  products: EffectiveProductPolicy[];
-  compliance: PolicyCompliance[];
-  nextMaintenanceWindow: { start: string; end: string } | null;
-}
-interface Page<T> {
-  items: T[];
-  nextCursor: string | null;
-  total?: number;
-}
+export type PolicyDetails = PolicyView;
+export type PolicyTypeInfo = PolicyTypeView & { settingsSchema: { properties?: Record<string, unknown> } & Record<string, unknown> };
+export type DevicePolicyAnswer = DevicePolicyView;
 
 const STATES = ['compliant', 'drifted', 'failed', 'pending'];
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-/** Every policy (all pages), of one product when given. */
-export async function listPolicies(client: Client, product?: string): Promise<Policy[]> {
-  const out: Policy[] = [];
-  let cursor: string | null = null;
-  for (let guard = 0; guard < 1000; guard++) {
-    const page: Page<Policy> = await client.get<Page<Policy>>('/policies', { product, cursor, limit: 500 });
-    out.push(...page.items);
-    cursor = page.nextCursor;
-    if (!cursor) break;
-  }
-  return out;
+/** Every policy (all pages), of one product when given, each with the groups it is assigned to. */
+export async function listPolicies(client: Client, product?: string): Promise<PolicyListItem[]> {
+  return client.api.all(listPoliciesOp, { query: { limit: PAGE_LIMIT_MAX, ...(product ? { product } : {}) } });
 }
 
 /** A policy by id, else by name (exactly, else ignoring case); CONFLICT when several share it, the API's NOT_FOUND when none. */
 export async function resolvePolicy(client: Client, ref: string): Promise<PolicyDetails> {
   try {
-    return await client.get<PolicyDetails>(`/policies/${seg(ref)}`);
+    return await client.api.call(getPolicy, { params: { id: ref } });
   } catch (err) {
     if (!(err instanceof ApiError) || err.code !== 'NOT_FOUND') throw err;
     const all = await listPolicies(client);
@@ -67,7 +69,7 @@ export async function resolvePolicy(client: Client, ref: string): Promise<Policy
     const named = exact.length ? exact : all.filter((p) => p.name.toLowerCase() === ref.trim().toLowerCase());
     if (named.length > 1) throw new ApiError('CONFLICT', `${named.length} policies are named "${ref}" (${named.map((p) => `${p.id} for ${p.product}`).join(', ')}); give the id`);
     if (named.length === 0) throw err;
-    return client.get<PolicyDetails>(`/policies/${seg(named[0]!.id)}`);
+    return client.api.call(getPolicy, { params: { id: named[0]!.id } });
   }
 }
 
@@ -192,7 +194,6 @@ export function devicePolicyText(d: DevicePolicyAnswer, groupPath: (id: string) 
 
 const POLICY_HEADERS = ['NAME', 'PRODUCT', 'REV', 'SETTINGS', 'LOCKED', 'PROFILES', 'ASSIGNED TO', 'ID'];
 /** Assigned groups are read per policy while the list is at most this long. */
-const ASSIGNED_UP_TO = 50;
 
 function settingOptions(opts: Opts): { set: string[]; unset: string[]; lock: string[]; unlock: string[] } {
   return { set: opts.set ?? [], unset: opts.unset ?? [], lock: opts.lock ?? [], unlock: opts.unlock ?? [] };
@@ -206,7 +207,7 @@ export function registerPolicyCommands(program: Command, state: RunState): void 
 
   act(policy.command('types').description("Each product's policy type: its settings, defaults and which may be locked").option('--product <id>', 'only this product'), state, async (io, opts) => {
     const client = await io.client();
-    const types = (await client.get<{ items: PolicyTypeInfo[] }>('/policy-types')).items.filter((t) => !opts.product || t.product === opts.product);
+    const types = ((await client.api.call(listPolicyTypes, {})).items as PolicyTypeInfo[]).filter((t) => !opts.product || t.product === opts.product);
     if (io.json) return io.print(types, () => '');
     for (const t of types) {
       io.out(`${t.product} (${t.productName})\n`);
@@ -220,15 +221,8 @@ export function registerPolicyCommands(program: Command, state: RunState): void 
     const client = await io.client();
     const list = await listPolicies(client, opts.product);
     if (io.json) return io.print(list, () => '');
-    const assigned = new Map<string, string>();
-    if (list.length <= ASSIGNED_UP_TO) {
-      await Promise.all(
-        list.map(async (p) => {
-          const d = await client.get<PolicyDetails>(`/policies/${seg(p.id)}`).catch(() => undefined);
-          assigned.set(p.id, (d?.assignedTo ?? []).map((a) => a.path).join(', '));
-        }),
-      );
-    }
+    // The list carries the groups each policy is assigned to (those the caller reads; the others counted).
+    const assigned = new Map(list.map((p) => [p.id, [...p.assignedTo.map((a) => a.path), ...(p.assignedElsewhere ? [`+${p.assignedElsewhere} not visible`] : [])].join(', ')]));
     io.out(
       list.length
         ? table(
@@ -268,7 +262,7 @@ export function registerPolicyCommands(program: Command, state: RunState): void 
       const s = applySettingOptions((body.settings as Record<string, unknown>) ?? {}, (body.locked as string[]) ?? [], settingOptions(opts));
       body.settings = s.settings;
       body.locked = s.locked;
-      const created = await client.post<Policy>('/policies', body);
+      const created = await client.api.call(createPolicy, { body: body as PolicyInput });
       io.print(created, () => `created policy "${created.name}" for ${created.product} (${created.id})\n`);
     },
   );
@@ -299,7 +293,7 @@ export function registerPolicyCommands(program: Command, state: RunState): void 
         if (!Array.isArray(profiles)) throw new UsageError('--profiles: the file must hold a JSON array of profiles');
         body.profiles = profiles;
       }
-      const p = await client.patch<Policy>(`/policies/${seg(cur.id)}`, body);
+      const p = await client.api.call(updatePolicy, { params: { id: cur.id }, body: body as PolicyPatch });
       io.print(p, () => `changed policy "${p.name}": revision ${p.revision}\n`);
     },
   );
@@ -310,7 +304,7 @@ export function registerPolicyCommands(program: Command, state: RunState): void 
     async (io, opts, [ref]) => {
       const client = await io.client();
       const cur = await resolvePolicy(client, ref!);
-      const p = await client.post<Policy>(`/policies/${seg(cur.id)}/copy`, { name: opts.name ?? `${cur.name} (copy)` });
+      const p = await client.api.call(copyPolicy, { params: { id: cur.id }, body: { name: opts.name ?? `${cur.name} (copy)` } });
       io.print(p, () => `copied to policy "${p.name}" (${p.id})\n`);
     },
   );
@@ -318,7 +312,7 @@ export function registerPolicyCommands(program: Command, state: RunState): void 
   act(policy.command('delete').description('Delete a policy (refused while it is assigned: POLICY_IN_USE)').argument('<policy>', 'id or name'), state, async (io, _opts, [ref]) => {
     const client = await io.client();
     const cur = await resolvePolicy(client, ref!);
-    await client.delete(`/policies/${seg(cur.id)}`);
+    await client.api.call(deletePolicy, { params: { id: cur.id } });
     io.print({ deleted: cur.id }, () => `deleted policy "${cur.name}" (${cur.id})\n`);
   });
 
@@ -328,7 +322,7 @@ export function registerPolicyCommands(program: Command, state: RunState): void 
     async (io, opts, [ref]) => {
       const client = await io.client();
       const cur = await resolvePolicy(client, ref!);
-      const doc = await client.get<unknown>(`/policies/${seg(cur.id)}/export`);
+      const doc = await client.api.call(exportPolicy, { params: { id: cur.id } });
       const text = `${JSON.stringify(doc, null, 2)}\n`;
       if (opts.output && opts.output !== '-') {
         await writeText(opts.output, text, '--output');
@@ -344,7 +338,7 @@ export function registerPolicyCommands(program: Command, state: RunState): void 
       const client = await io.client();
       const doc = await readJson(file!, 'import');
       if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new UsageError(`${file} is not a policy export document`);
-      const p = await client.post<Policy>('/policies/import', opts.name !== undefined ? { ...(doc as object), name: opts.name } : doc);
+      const p = await client.api.call(importPolicy, { body: opts.name !== undefined ? { ...(doc as object), name: opts.name } : doc });
       io.print(p, () => `imported policy "${p.name}" for ${p.product} (${p.id})\n`);
     },
   );
@@ -365,10 +359,10 @@ export function registerPolicyCommands(program: Command, state: RunState): void 
       const g = await groups.get(opts.group);
       const body = { policyId: cur.id, blockInheritance: !!opts.blockInheritance };
       if (opts.preview) {
-        const pv = await client.post<PolicyPreview>(`/groups/${seg(g.id)}/policies/${seg(cur.product)}/preview`, body);
+        const pv = await client.api.call(previewGroupPolicy, { params: { id: g.id, product: cur.product }, body });
         return io.print(pv, () => previewText(pv));
       }
-      const a = await client.put<unknown>(`/groups/${seg(g.id)}/policies/${seg(cur.product)}`, body);
+      const a = await client.api.call(assignGroupPolicy, { params: { id: g.id, product: cur.product }, body });
       io.print(a, () => `assigned policy "${cur.name}" to ${g.path} for ${cur.product}${opts.blockInheritance ? ' (inheritance blocked)' : ''}\n`);
     },
   );
@@ -383,7 +377,7 @@ export function registerPolicyCommands(program: Command, state: RunState): void 
     async (io, opts) => {
       const client = await io.client();
       const g = await new Groups(client).get(opts.group);
-      await client.delete(`/groups/${seg(g.id)}/policies/${seg(opts.product)}`);
+      await client.api.call(unassignGroupPolicy, { params: { id: g.id, product: opts.product } });
       io.print({ groupId: g.id, product: opts.product, policyId: null }, () => `${g.path} has no policy of its own for ${opts.product} now\n`);
     },
   );
@@ -397,7 +391,7 @@ export function registerPolicyCommands(program: Command, state: RunState): void 
     async (io, _opts, [ref]) => {
       const client = await io.client();
       const g = await new Groups(client).get(ref!);
-      const r = await client.get<{ items: { product: string; policyId: string | null; policyName: string | null; blockInheritance: boolean }[] }>(`/groups/${seg(g.id)}/policies`);
+      const r = await client.api.call(listGroupPolicies, { params: { id: g.id } });
       if (io.json) return io.print(r.items, () => '');
       io.out(r.items.length ? table(['PRODUCT', 'POLICY', 'INHERITANCE', 'POLICY ID'], r.items.map((a) => [a.product, a.policyName, a.blockInheritance ? 'blocked' : '', a.policyId])) : `${g.path} has no policies of its own\n`);
     },
@@ -418,8 +412,8 @@ export function registerPolicyCommands(program: Command, state: RunState): void 
       const client = await io.client();
       const cur = await resolvePolicy(client, ref!);
       const s = applySettingOptions(cur.settings, cur.locked, settingOptions(opts));
-      const limit = parseIntOption(opts.limit, '--limit', 1, 10000);
-      const pv = await client.request<PolicyPreview>('POST', `/policies/${seg(cur.id)}/preview`, { query: { limit }, body: { revision: cur.revision, settings: s.settings, locked: s.locked, profiles: cur.profiles } });
+      const limit = parseIntOption(opts.limit, '--limit', 1, PAGE_LIMIT_MAX);
+      const pv = await client.api.call(previewPolicy, { params: { id: cur.id }, ...(limit !== undefined ? { query: { limit } } : {}), body: { revision: cur.revision, settings: s.settings, locked: s.locked, profiles: cur.profiles } });
       io.print(pv, () => previewText(pv));
     },
   );
@@ -437,12 +431,13 @@ export function registerPolicyCommands(program: Command, state: RunState): void 
       const client = await io.client();
       const cur = await resolvePolicy(client, ref!);
       const limit = parseIntOption(opts.limit, '--limit', 1, 100000)!;
-      const items: ComplianceAnswer['items'] = [];
-      let counts: ComplianceAnswer['counts'] | undefined;
+      const items: PolicyComplianceItem[] = [];
+      let counts: PolicyComplianceCounts | undefined;
       let cursor: string | null = null;
+      const state = opts.state as PolicyComplianceItem['state'] | undefined;
       while (items.length < limit) {
-        const page: ComplianceAnswer = await client.get<ComplianceAnswer>(`/policies/${seg(cur.id)}/compliance`, { state: opts.state, cursor, limit: Math.min(500, limit - items.length) });
-        counts ??= page.counts;
+        const page: PolicyCompliancePage = await client.api.call(getPolicyCompliance, { params: { id: cur.id }, query: { ...(state ? { state } : {}), ...(cursor ? { cursor } : {}), limit: Math.min(PAGE_LIMIT_MAX, limit - items.length) } });
+        counts ??= page.states;
         items.push(...page.items);
         cursor = page.nextCursor;
         if (!cursor) break;
@@ -478,7 +473,7 @@ export function registerDevicePolicyCommand(dev: Command, state: RunState): void
     async (io, opts, [ref]) => {
       const client = await io.client();
       const d = await resolveDevice(client, ref!);
-      const answer = await client.get<DevicePolicyAnswer>(`/devices/${seg(d.id)}/policy`);
+      const answer = await client.api.call(getDevicePolicy, { params: { id: d.id } });
       if (io.json) return io.print(opts.product ? { ...answer, products: answer.products.filter((p) => p.product === opts.product), compliance: answer.compliance.filter((c) => c.product === opts.product) } : answer, () => '');
       const groups = new Groups(client);
       const list = await groups.list().catch(() => []);

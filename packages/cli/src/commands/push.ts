@@ -7,8 +7,21 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { expandHostList, PUSH_MAX_PARALLEL, splitHostList, type PushHostView, type PushJobView } from '@garrison/protocol';
-import { ApiError, UsageError, seg, type Client } from '../client.ts';
+import {
+  cancelPushInstall,
+  expandHostList,
+  getPushInstall,
+  listPushInstalls,
+  PAGE_LIMIT_MAX,
+  PUSH_MAX_PARALLEL,
+  splitHostList,
+  startPushInstall,
+  type PushHostView,
+  type PushInstallCreate,
+  type PushInstallListQuery,
+  type PushJobView,
+} from '@garrison/protocol';
+import { ApiError, UsageError, type Client } from '../client.ts';
 import { act, type Io, type Opts, type RunState } from '../context.ts';
 import { formatTime, keyValues, parseIntOption, table } from '../format.ts';
 import { promptHidden, readStdin } from '../files.ts';
@@ -103,7 +116,7 @@ async function watchJob(io: Io, client: Client, first: PushJobView, opts: { tty:
     if (job.state !== 'running') return job;
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 1000));
     try {
-      job = await client.get<PushJobView>(`/push-installs/${seg(job.id)}`);
+      job = await client.api.call(getPushInstall, { params: { id: job.id } });
     } catch (err) {
       // A server restarting is waited out; anything else ends the watch.
       if (!(err instanceof ApiError) || !['UNAVAILABLE', 'INTERNAL', 'RATE_LIMITED'].includes(err.code)) throw err;
@@ -209,7 +222,8 @@ Exit code 1 when any host failed (or the job was cancelled or interrupted).`,
   act(push, state, async (io, opts) => {
     const client = await io.client();
     const body = await buildPushBody(io, client, opts);
-    let job = await client.post<PushJobView>('/push-installs', body);
+    // The body's shape is checked by the server; the options above only assemble it.
+    let job = await client.api.call(startPushInstall, { body: body as PushInstallCreate });
     if (!opts.watch) {
       io.print(job, () => `push installation ${job.id} started: ${summaryLine(job)}\nfollow it with: garrison push show ${job.id}\n`);
       return 0;
@@ -232,12 +246,18 @@ Exit code 1 when any host failed (or the job was cancelled or interrupted).`,
       .description('Push installations, newest first')
       .option('--state <state>', 'running, completed, cancelled or interrupted')
       .option('--group <group>', 'jobs into this group (and its subgroups)')
-      .option('--limit <n>', 'at most this many (default 100)'),
+      .option('--limit <n>', 'at most this many (default 100; more are fetched page by page)'),
     state,
     async (io, opts) => {
       const client = await io.client();
       const groupId = opts.group ? await new Groups(client).id(opts.group) : undefined;
-      const jobs = await client.get<PushJobView[]>('/push-installs', { state: opts.state, groupId, limit: parseIntOption(opts.limit, '--limit', 1, 1000) });
+      const limit = parseIntOption(opts.limit, '--limit', 1, 100_000) ?? 100;
+      const query: PushInstallListQuery = { ...(opts.state ? { state: opts.state as PushInstallListQuery['state'] } : {}), ...(groupId ? { groupId } : {}), limit: Math.min(limit, PAGE_LIMIT_MAX) };
+      const jobs: PushJobView[] = [];
+      for await (const j of client.api.each(listPushInstalls, { query })) {
+        jobs.push(j);
+        if (jobs.length >= limit) break;
+      }
       io.print(jobs, () =>
         jobs.length
           ? table(
@@ -253,13 +273,13 @@ Exit code 1 when any host failed (or the job was cancelled or interrupted).`,
     push.command('show').description("A push installation: each host's state, outcome, exit code and host key").argument('<id>', 'job id').option('--output', "also print each host's output tail"),
     state,
     async (io, opts, [id]) => {
-      const job = await (await io.client()).get<PushJobView>(`/push-installs/${seg(id!)}`);
+      const job = await (await io.client()).api.call(getPushInstall, { params: { id: id! } });
       io.print(job, () => showJob(job, !!opts.output));
     },
   );
 
   act(push.command('cancel').description('Cancel a running push installation').argument('<id>', 'job id'), state, async (io, _opts, [id]) => {
-    const job = await (await io.client()).post<PushJobView>(`/push-installs/${seg(id!)}/cancel`);
+    const job = await (await io.client()).api.call(cancelPushInstall, { params: { id: id! } });
     io.print(job, () => `push installation ${job.id} ${job.state}: ${summaryLine(job)}\n`);
   });
 }

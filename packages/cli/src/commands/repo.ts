@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { openAsBlob } from 'node:fs';
-import type { RepositoryPackage } from '@garrison/protocol';
-import { UsageError, seg, type Client } from '../client.ts';
+import { addPackage, deletePackage, getPackage, getSigningKey, listPackages, operationPath, PAGE_LIMIT_MAX, promotePackage, type Branch, type RepositoryPackage } from '@garrison/protocol';
+import { UsageError, type Client } from '../client.ts';
 import { act, type RunState } from '../context.ts';
 import { formatTime, keyValues, table } from '../format.ts';
 
@@ -13,14 +13,19 @@ async function packageId(client: Client, ref: string): Promise<string> {
   if (at <= 0) return ref;
   const product = ref.slice(0, at);
   const version = ref.slice(at + 1);
-  const list = await client.get<RepositoryPackage[]>('/repository/packages', { product });
-  const found = list.find((p) => p.version === version);
+  let found: RepositoryPackage | undefined;
+  for await (const p of client.api.each(listPackages, { query: { product, limit: PAGE_LIMIT_MAX } })) {
+    if (p.version === version) {
+      found = p;
+      break;
+    }
+  }
   if (!found) throw new UsageError(`no package ${product} ${version} in the repository`);
   return found.id;
 }
-function branchOption(text: string | undefined, allowNone: boolean): string | undefined {
+function branchOption(text: string | undefined, allowNone: boolean): Branch | 'none' | undefined {
   if (text === undefined) return undefined;
-  if (BRANCHES.includes(text) || (allowNone && text === 'none')) return text;
+  if (BRANCHES.includes(text) || (allowNone && text === 'none')) return text as Branch | 'none';
   throw new UsageError(`--branch must be one of ${[...BRANCHES, ...(allowNone ? ['none'] : [])].join(', ')}`);
 }
 function size(bytes: number): string {
@@ -46,7 +51,9 @@ export function registerRepoCommands(program: Command, state: RunState): void {
       } catch (err) {
         throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
-      const p = await client.request<RepositoryPackage>('POST', '/repository/packages', { query: { branch }, raw: { data, contentType: 'application/gzip' }, timeoutMs: 30 * 60_000 });
+      // The archive is the body itself (no JSON schema): sent with request() on the operation's path.
+      const res = await client.api.request(addPackage.method, operationPath(addPackage), { query: { branch }, body: data, contentType: 'application/gzip', timeoutMs: 30 * 60_000 });
+      const p = (await res.json()) as RepositoryPackage;
       io.print(p, () => `${p.product} ${p.version} checked into ${p.branch ?? 'the repository (no branch)'} (${size(p.size)}, sha256 ${p.sha256.slice(0, 16)}…, id ${p.id})\n`);
     },
   );
@@ -56,7 +63,8 @@ export function registerRepoCommands(program: Command, state: RunState): void {
     state,
     async (io, opts) => {
       const client = await io.client();
-      const list = await client.get<RepositoryPackage[]>('/repository/packages', { product: opts.product, branch: branchOption(opts.branch, false) });
+      const branch = branchOption(opts.branch, false) as Branch | undefined;
+      const list = await client.api.all(listPackages, { query: { limit: PAGE_LIMIT_MAX, ...(opts.product ? { product: opts.product } : {}), ...(branch ? { branch } : {}) } });
       io.print(list, () =>
         list.length
           ? table(
@@ -70,7 +78,7 @@ export function registerRepoCommands(program: Command, state: RunState): void {
 
   act(repo.command('show').description('One package with its manifest, hash and signature').argument('<package>', 'id or PRODUCT@VERSION'), state, async (io, _opts, [ref]) => {
     const client = await io.client();
-    const p = await client.get<RepositoryPackage>(`/repository/packages/${seg(await packageId(client, ref!))}`);
+    const p = await client.api.call(getPackage, { params: { id: await packageId(client, ref!) } });
     io.print(p, () =>
       keyValues([
         ['product', `${p.product} (${p.manifest.name})`],
@@ -96,7 +104,7 @@ export function registerRepoCommands(program: Command, state: RunState): void {
     async (io, opts, [ref]) => {
       const client = await io.client();
       const branch = branchOption(opts.branch, true)!;
-      const p = await client.post<RepositoryPackage>(`/repository/packages/${seg(await packageId(client, ref!))}/promote`, { branch: branch === 'none' ? null : branch });
+      const p = await client.api.call(promotePackage, { params: { id: await packageId(client, ref!) }, body: { branch: branch === 'none' ? null : branch } });
       io.print(p, () => `${p.product} ${p.version} is now in ${p.branch ?? 'no branch'}\n`);
     },
   );
@@ -104,13 +112,13 @@ export function registerRepoCommands(program: Command, state: RunState): void {
   act(repo.command('remove').description('Remove a package from the repository').argument('<package>', 'id or PRODUCT@VERSION'), state, async (io, _opts, [ref]) => {
     const client = await io.client();
     const id = await packageId(client, ref!);
-    await client.delete(`/repository/packages/${seg(id)}`);
+    await client.api.call(deletePackage, { params: { id } });
     io.print({ removed: id }, () => `removed package ${ref}\n`);
   });
 
   act(repo.command('key').description("The server's package-signing public key (PEM)"), state, async (io) => {
     const client = await io.client();
-    const k = await client.get<{ publicKey: string }>('/repository/signing-key');
+    const k = await client.api.call(getSigningKey, {});
     io.print(k, () => k.publicKey);
   });
 }

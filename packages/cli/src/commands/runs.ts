@@ -1,10 +1,9 @@
 import { Option, type Command } from 'commander';
-import type { Run, Task } from '@garrison/protocol';
-import { seg } from '../client.ts';
+import { getRun, getTask, listRuns, PAGE_LIMIT_MAX, type Run, type RunListQuery } from '@garrison/protocol';
 import { act, type RunState } from '../context.ts';
 import { formatTime, keyValues, parseIntOption, table } from '../format.ts';
 import { deviceNames, resolveDevice, resolveTaskId } from '../resolve.ts';
-import { runRows, RUN_HEADERS } from './tasks.ts';
+import { allTasks, runRows, RUN_HEADERS } from './tasks.ts';
 
 const RUN_STATES = ['pending', 'scheduled', 'running', 'succeeded', 'succeeded_with_warnings', 'failed', 'timed_out', 'cancelled', 'skipped'];
 
@@ -13,9 +12,9 @@ export function registerRunCommands(program: Command, state: RunState): void {
 
   act(run.command('show').description('One run, with its output tail').argument('<run>', 'run id'), state, async (io, _opts, [id]) => {
     const client = await io.client();
-    const r = await client.get<Run>(`/runs/${seg(id!)}`);
+    const r = await client.api.call(getRun, { params: { id: id! } });
     if (io.json) return io.print(r, () => '');
-    const [task, names] = await Promise.all([client.get<Task>(`/tasks/${seg(r.taskId)}`).catch(() => undefined), deviceNames(client, [r.deviceId])]);
+    const [task, names] = await Promise.all([client.api.call(getTask, { params: { id: r.taskId } }).catch(() => undefined), deviceNames(client, [r.deviceId])]);
     io.out(
       keyValues([
         ['Run', r.id],
@@ -46,11 +45,17 @@ export function registerRunCommands(program: Command, state: RunState): void {
     state,
     async (io, opts) => {
       const client = await io.client();
-      const tasks = await client.get<Task[]>('/tasks');
-      const query: Record<string, string | number | undefined> = { state: opts.state, limit: parseIntOption(opts.limit, '--limit', 1, 10000) };
+      const tasks = await allTasks(client);
+      const limit = parseIntOption(opts.limit, '--limit', 1, 10000) ?? 100;
+      const query: RunListQuery = { ...(opts.state ? { state: opts.state as Run['state'] } : {}), limit: Math.min(limit, PAGE_LIMIT_MAX) };
       if (opts.task !== undefined) query.taskId = await resolveTaskId(client, opts.task, tasks);
       if (opts.device !== undefined) query.deviceId = (await resolveDevice(client, opts.device)).id;
-      const runs = await client.get<Run[]>('/runs', query);
+      // Newest first, page after page until --limit.
+      const runs: Run[] = [];
+      for await (const r of client.api.each(listRuns, { query })) {
+        runs.push(r);
+        if (runs.length >= limit) break;
+      }
       if (io.json) return io.print(runs, () => '');
       if (runs.length === 0) return io.out('no runs\n');
       const names = await deviceNames(client, runs.map((r) => r.deviceId));

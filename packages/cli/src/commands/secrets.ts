@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { UsageError, seg } from '../client.ts';
+import { deleteSecret, listSecrets, PAGE_LIMIT_MAX, putSecret } from '@garrison/protocol';
+import { UsageError } from '../client.ts';
 import { act, type RunState } from '../context.ts';
 import { formatTime, table } from '../format.ts';
 import { promptHidden, readStdin, readText } from '../files.ts';
-import type { SecretMeta } from '../types.ts';
 import { Groups } from '../resolve.ts';
 
 /** A secret value: --value, --from-file, a hidden prompt on a terminal, else all of standard input. */
@@ -22,7 +22,7 @@ export function registerSecretCommands(program: Command, state: RunState): void 
   const secret = program.command('secret').description('Secrets: values tasks refer to by name; never shown again');
 
   act(secret.command('list').description('Secret names and descriptions (never values)'), state, async (io) => {
-    const secrets = await (await io.client()).get<SecretMeta[]>('/secrets');
+    const secrets = await (await io.client()).api.all(listSecrets, { query: { limit: PAGE_LIMIT_MAX } });
     io.print(secrets, () =>
       secrets.length ? table(['NAME', 'DESCRIPTION', 'UPDATED'], secrets.map((s) => [s.name, s.description, formatTime(s.updatedAt)])) : 'no secrets\n',
     );
@@ -42,13 +42,13 @@ export function registerSecretCommands(program: Command, state: RunState): void 
       const client = await io.client();
       const value = await secretValue(opts, name!, state.streams.stderr);
       const groupId = opts.group !== undefined ? await new Groups(client).id(String(opts.group)) : undefined;
-      await client.put(`/secrets/${seg(name!)}`, { value, ...(opts.description !== undefined ? { description: opts.description } : {}), ...(groupId ? { groupId } : {}) });
+      await client.api.call(putSecret, { params: { name: name! }, body: { value, ...(opts.description !== undefined ? { description: String(opts.description) } : {}), ...(groupId ? { groupId } : {}) } });
       io.print({ name, set: true }, () => `secret ${name} set\n`);
     },
   );
 
   act(secret.command('delete').description('Delete a secret').argument('<name>', 'secret name'), state, async (io, _opts, [name]) => {
-    await (await io.client()).delete(`/secrets/${seg(name!)}`);
+    await (await io.client()).api.call(deleteSecret, { params: { name: name! } });
     io.print({ name, deleted: true }, () => `secret ${name} deleted\n`);
   });
 }

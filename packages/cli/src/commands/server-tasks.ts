@@ -8,17 +8,32 @@
 import { Option, type Command } from 'commander';
 import {
   SERVER_TASK_TRIGGERS,
+  copyServerTask,
+  createServerTask,
+  deleteServerTask,
+  disableServerTask,
+  enableServerTask,
+  exportServerTasks,
   finalServerTaskRunStates,
+  getServerTask,
+  getServerTaskRun,
+  importServerTasks,
+  listRunsOfServerTask,
+  listServerTasks,
+  listServerTaskTypes,
+  runServerTask,
+  stopServerTask,
+  updateServerTask,
   type Schedule,
   type ServerTask,
   type ServerTaskCreate,
   type ServerTaskExport,
   type ServerTaskRun,
-  type ServerTaskTypeInfo,
+  type ServerTaskRunsQuery,
   type ServerTaskUpdate,
   type Trigger,
 } from '@garrison/protocol';
-import { ApiError, UsageError, seg, type Client } from '../client.ts';
+import { ApiError, UsageError, type Client } from '../client.ts';
 import { act, type Io, type Opts, type RunState } from '../context.ts';
 import { formatTime, indent, keyValues, parseIntOption, table, type Cell } from '../format.ts';
 import { jsonOrFile, readJson, writeText } from '../files.ts';
@@ -46,6 +61,17 @@ repository-content; after:TASK names another server task (id or name). The time 
 // Resolving names
 // ---------------------------------------------------------------------------------------------
 
+/** Every server task, page after page (a server has tens of them). */
+function allServerTasks(client: Client, type?: string): Promise<ServerTask[]> {
+  return client.api.all(listServerTasks, { query: type !== undefined ? { type } : {} });
+}
+
+/** The newest `limit` runs of a server task (one page: at most 1,000). */
+async function newestRuns(client: Client, taskId: string, limit: number, state?: string): Promise<ServerTaskRun[]> {
+  const page = await client.api.call(listRunsOfServerTask, { params: { id: taskId }, query: { limit, ...(state ? { state: state as ServerTaskRunsQuery['state'] } : {}) } });
+  return page.items;
+}
+
 /** A server task among `list` by id, else by exact name; CONFLICT when a name is ambiguous. */
 export function findServerTask(list: readonly ServerTask[], ref: string): ServerTask | undefined {
   const byId = list.find((t) => t.id === ref);
@@ -57,9 +83,9 @@ export function findServerTask(list: readonly ServerTask[], ref: string): Server
 
 /** A server task by id or name (one listing: there are few); the API's NOT_FOUND when neither. */
 async function resolveServerTask(client: Client, ref: string, list?: readonly ServerTask[]): Promise<ServerTask> {
-  const found = findServerTask(list ?? (await client.get<ServerTask[]>('/server-tasks')), ref);
+  const found = findServerTask(list ?? (await allServerTasks(client)), ref);
   if (found) return found;
-  const t = await client.get<ServerTask>(`/server-tasks/${seg(ref)}`);
+  const t = await client.api.call(getServerTask, { params: { id: ref } });
   // "export" is a route of its own: whatever else answers is not this task.
   if (t?.id !== ref) throw new ApiError('NOT_FOUND', `there is no server task "${ref}"`, 404);
   return t;
@@ -68,7 +94,7 @@ async function resolveServerTask(client: Client, ref: string, list?: readonly Se
 /** after:NAME works too: server task names in after-task triggers become ids. */
 async function linkAfterTriggers(client: Client, triggers: Trigger[] | undefined): Promise<void> {
   if (!triggers?.some((t) => t.type === 'after-task')) return;
-  const list = await client.get<ServerTask[]>('/server-tasks');
+  const list = await allServerTasks(client);
   for (const t of triggers) if (t.type === 'after-task') t.taskId = findServerTask(list, t.taskId)?.id ?? t.taskId;
 }
 
@@ -161,7 +187,7 @@ async function lastRuns(client: Client, tasks: readonly ServerTask[]): Promise<M
   const out = new Map<string, ServerTaskRun>();
   await Promise.all(
     tasks.map(async (t) => {
-      const [r] = await client.get<ServerTaskRun[]>(`/server-tasks/${seg(t.id)}/runs`, { limit: 1 });
+      const [r] = await newestRuns(client, t.id, 1);
       if (r) out.set(t.id, r);
     }),
   );
@@ -332,7 +358,7 @@ async function waitForRun(io: Io, client: Client, run: ServerTaskRun, timeoutMs:
     if (Date.now() >= deadline) return { run: last, timedOut: true };
     await sleep(Math.min(250 + polls * 50, 2000));
     try {
-      last = await client.get<ServerTaskRun>(`/server-task-runs/${seg(run.id)}`);
+      last = await client.api.call(getServerTaskRun, { params: { id: run.id } });
     } catch (err) {
       // A server restarting is waited out; the run resumes there.
       if (!(err instanceof ApiError) || !['UNAVAILABLE', 'INTERNAL', 'RATE_LIMITED'].includes(err.code)) throw err;
@@ -354,7 +380,7 @@ export function registerServerTaskCommands(program: Command, state: RunState): v
 
   act(st.command('types').description("Server task types, with each type's settings fields"), state, async (io) => {
     const client = await io.client();
-    const types = await client.get<ServerTaskTypeInfo[]>('/server-task-types');
+    const types = await client.api.call(listServerTaskTypes, {});
     if (io.json) return io.print(types, () => '');
     if (types.length === 0) return io.out('no server task types\n');
     io.out(
@@ -373,10 +399,10 @@ export function registerServerTaskCommands(program: Command, state: RunState): v
 
   act(st.command('list').description('Server tasks, with their next and last runs').option('--type <type>', 'only server tasks of this type'), state, async (io, opts) => {
     const client = await io.client();
-    const tasks = await client.get<ServerTask[]>('/server-tasks', opts.type !== undefined ? { type: opts.type } : undefined);
+    const tasks = await allServerTasks(client, opts.type);
     if (io.json) return io.print(tasks, () => '');
     if (tasks.length === 0) return io.out('no server tasks\n');
-    const all = opts.type !== undefined ? await client.get<ServerTask[]>('/server-tasks') : tasks;
+    const all = opts.type !== undefined ? await allServerTasks(client) : tasks;
     io.out(table(SERVER_TASK_HEADERS, await taskRows(client, tasks, all)));
   });
 
@@ -386,9 +412,9 @@ export function registerServerTaskCommands(program: Command, state: RunState): v
     async (io, opts, [ref]) => {
       const limit = parseIntOption(opts.runs ?? '5', '--runs', 0, 1000)!;
       const client = await io.client();
-      const all = await client.get<ServerTask[]>('/server-tasks');
+      const all = await allServerTasks(client);
       const t = await resolveServerTask(client, ref!, all);
-      const runs = limit > 0 ? await client.get<ServerTaskRun[]>(`/server-tasks/${seg(t.id)}/runs`, { limit }) : [];
+      const runs = limit > 0 ? await newestRuns(client, t.id, limit) : [];
       io.print({ ...t, lastRuns: runs }, () => taskDetails(t, uniqueNames(all), runs));
     },
   );
@@ -429,7 +455,7 @@ export function registerServerTaskCommands(program: Command, state: RunState): v
       }
       const client = await io.client();
       await linkAfterTriggers(client, body.schedule?.triggers);
-      const t = await client.post<ServerTask>('/server-tasks', body);
+      const t = await client.api.call(createServerTask, { body });
       io.print(t, () => `created server task "${t.name}" (${t.id})${t.nextRunAt ? `, next run ${formatTime(t.nextRunAt)}` : ''}\n`);
     },
   );
@@ -471,7 +497,7 @@ export function registerServerTaskCommands(program: Command, state: RunState): v
       if (Object.keys(patch).length === 0) throw new UsageError('nothing to change: give at least one option (see garrison server-task update --help)');
       // The revision read above: a change made in between is refused rather than overwritten.
       patch.revision = revision ?? cur.revision;
-      const t = await client.patch<ServerTask>(`/server-tasks/${seg(cur.id)}`, patch);
+      const t = await client.api.call(updateServerTask, { params: { id: cur.id }, body: patch });
       io.print(t, () => `changed server task "${t.name}" (revision ${t.revision})\n`);
     },
   );
@@ -483,7 +509,7 @@ export function registerServerTaskCommands(program: Command, state: RunState): v
     act(st.command(verb).description(what).argument('<task>', 'id or name'), state, async (io, _opts, [ref]) => {
       const client = await io.client();
       const cur = await resolveServerTask(client, ref!);
-      const t = await client.post<ServerTask>(`/server-tasks/${seg(cur.id)}/${verb}`);
+      const t = await client.api.call(verb === 'enable' ? enableServerTask : disableServerTask, { params: { id: cur.id } });
       io.print(t, () => `server task "${t.name}" ${verb}d\n`);
     });
   }
@@ -500,7 +526,7 @@ export function registerServerTaskCommands(program: Command, state: RunState): v
       const timeoutSec = parseIntOption(opts.waitTimeout, '--wait-timeout', 1, 7 * 86400)!;
       const client = await io.client();
       const cur = await resolveServerTask(client, ref!);
-      const run = await client.post<ServerTaskRun>(`/server-tasks/${seg(cur.id)}/run`);
+      const run = await client.api.call(runServerTask, { params: { id: cur.id } });
       if (!opts.wait) {
         io.print(run, () => `server task "${cur.name}": run ${run.id} ${run.state}; see: garrison server-task run-show ${run.id}\n`);
         return 0;
@@ -523,7 +549,7 @@ export function registerServerTaskCommands(program: Command, state: RunState): v
   act(st.command('stop').description('Stop a server task: pending runs are cancelled, a running one is asked to stop').argument('<task>', 'id or name'), state, async (io, _opts, [ref]) => {
     const client = await io.client();
     const cur = await resolveServerTask(client, ref!);
-    const r = await client.post<{ cancelled: number; stopping: number }>(`/server-tasks/${seg(cur.id)}/stop`);
+    const r = await client.api.call(stopServerTask, { params: { id: cur.id } });
     io.print(r, () =>
       r.cancelled + r.stopping === 0
         ? `server task "${cur.name}" has no pending or running run\n`
@@ -537,7 +563,7 @@ export function registerServerTaskCommands(program: Command, state: RunState): v
     async (io, opts, [ref]) => {
       const client = await io.client();
       const cur = await resolveServerTask(client, ref!);
-      const t = await client.post<ServerTask>(`/server-tasks/${seg(cur.id)}/copy`, opts.name !== undefined ? { name: opts.name } : {});
+      const t = await client.api.call(copyServerTask, { params: { id: cur.id }, body: opts.name !== undefined ? { name: opts.name } : {} });
       io.print(t, () => `copied to server task "${t.name}" (${t.id})\n`);
     },
   );
@@ -553,10 +579,10 @@ export function registerServerTaskCommands(program: Command, state: RunState): v
       const client = await io.client();
       let ids: string[] | undefined;
       if (refs.length) {
-        const all = await client.get<ServerTask[]>('/server-tasks');
+        const all = await allServerTasks(client);
         ids = await Promise.all(refs.map(async (r) => (await resolveServerTask(client, r, all)).id));
       }
-      const doc = await client.get<ServerTaskExport>('/server-tasks/export', ids ? { ids: ids.join(',') } : undefined);
+      const doc: ServerTaskExport = await client.api.call(exportServerTasks, { query: ids ? { ids: ids.join(',') } : {} });
       const text = `${JSON.stringify(doc, null, 2)}\n`;
       if (opts.output && opts.output !== '-') {
         await writeText(opts.output, text, '--output');
@@ -574,17 +600,17 @@ export function registerServerTaskCommands(program: Command, state: RunState): v
         throw new UsageError(`${file} is a client task export: use "garrison task import ${file}"`);
       }
       const client = await io.client();
-      const created = await client.post<ServerTask[]>('/server-tasks/import', doc);
+      const created = await client.api.call(importServerTasks, { body: doc });
       if (io.json) return io.print(created, () => '');
       io.out(`imported ${created.length} server task${created.length === 1 ? '' : 's'}\n`);
-      if (created.length) io.out(table(SERVER_TASK_HEADERS, await taskRows(client, created, await client.get<ServerTask[]>('/server-tasks'))));
+      if (created.length) io.out(table(SERVER_TASK_HEADERS, await taskRows(client, created, await allServerTasks(client))));
     },
   );
 
   act(st.command('delete').description('Delete a server task; a running run is stopped').argument('<task>', 'id or name'), state, async (io, _opts, [ref]) => {
     const client = await io.client();
     const cur = await resolveServerTask(client, ref!);
-    await client.delete(`/server-tasks/${seg(cur.id)}`);
+    await client.api.call(deleteServerTask, { params: { id: cur.id } });
     io.print({ deleted: cur.id }, () => `deleted server task "${cur.name}" (${cur.id})\n`);
   });
 
@@ -600,7 +626,7 @@ export function registerServerTaskCommands(program: Command, state: RunState): v
       const limit = parseIntOption(opts.limit, '--limit', 1, 1000);
       const client = await io.client();
       const cur = await resolveServerTask(client, ref!);
-      const runs = await client.get<ServerTaskRun[]>(`/server-tasks/${seg(cur.id)}/runs`, { limit, state: opts.state });
+      const runs = await newestRuns(client, cur.id, limit ?? 20, opts.state);
       if (io.json) return io.print(runs, () => '');
       io.out(runs.length ? table(SERVER_TASK_RUN_HEADERS, serverRunRows(runs)) : `server task "${cur.name}" has no runs${opts.state ? ` in state ${opts.state}` : ''}\n`);
     },
@@ -608,9 +634,9 @@ export function registerServerTaskCommands(program: Command, state: RunState): v
 
   act(st.command('run-show').description('One server task run: summary, result and output tail').argument('<run>', 'run id'), state, async (io, _opts, [id]) => {
     const client = await io.client();
-    const r = await client.get<ServerTaskRun>(`/server-task-runs/${seg(id!)}`);
+    const r = await client.api.call(getServerTaskRun, { params: { id: id! } });
     if (io.json) return io.print(r, () => '');
-    const task = await client.get<ServerTask>(`/server-tasks/${seg(r.taskId)}`).catch(() => undefined);
+    const task = await client.api.call(getServerTask, { params: { id: r.taskId } }).catch(() => undefined);
     io.out(runDetails(r, task));
   });
 }

@@ -1,13 +1,38 @@
 import { Option, type Command } from 'commander';
-import type { Run, RunNowProgress, Task, TaskCreate, TaskProgress, Trigger } from '@garrison/protocol';
-import { UsageError, seg, type Client } from '../client.ts';
+import {
+  copyTask,
+  createTask,
+  deleteTask,
+  disableTask,
+  enableTask,
+  exportTasks,
+  getRunNowProgress,
+  getTaskProgress,
+  importTasks,
+  listTaskResults,
+  listTasks,
+  PAGE_LIMIT_MAX,
+  runStates,
+  runTaskNow,
+  stopTask,
+  updateTask,
+  type Run,
+  type RunNowBody,
+  type RunNowProgress,
+  type RunState as TaskRunState,
+  type Task,
+  type TaskCreate,
+  type TaskProgress,
+  type TaskResult,
+  type Trigger,
+} from '@garrison/protocol';
+import { UsageError, type Client } from '../client.ts';
 import { act, type Io, type Opts, type RunState } from '../context.ts';
 import { formatTime, indent, keyValues, parseIntOption, table, type Cell } from '../format.ts';
 import { jsonOrFile, readJson, readText, writeText } from '../files.ts';
 import { deviceNames, Groups, resolveDevice, resolveTask, resolveTaskId } from '../resolve.ts';
 import { formatTrigger, SCHEDULE_SPEC_HELP } from '../schedule-spec.ts';
 import { buildTaskCreate, buildTaskUpdate, formatSelection, scheduleOptionsText, type ResolvedTaskInputs, type TaskOptionValues } from '../task-options.ts';
-import type { DeviceFacts, RunNowResult } from '../types.ts';
 import { joinedLater, progressExitCode, progressLine, watchProgress } from '../watch.ts';
 
 export const TASK_HEADERS = ['NAME', 'TYPE', 'TARGET', 'SCHEDULE', 'ENABLED', 'ID'];
@@ -28,10 +53,15 @@ export function scheduleText(t: Pick<Task, 'schedule'>, taskNames?: ReadonlyMap<
 /** Names of the tasks that after-task triggers refer to (one request, only when there are any). */
 async function afterTaskNames(client: Client, tasks: readonly Task[]): Promise<Map<string, string>> {
   if (!tasks.some((t) => t.schedule.triggers.some((x) => x.type === 'after-task'))) return new Map();
-  const all = await client.get<Task[]>('/tasks');
+  const all = await allTasks(client);
   const count = new Map<string, number>();
   for (const t of all) count.set(t.name, (count.get(t.name) ?? 0) + 1);
   return new Map(all.filter((t) => count.get(t.name) === 1).map((t) => [t.id, t.name]));
+}
+
+/** Every task the caller may see (a page of a thousand at a time). */
+export function allTasks(client: Client, query: { product?: string; scopeType?: 'local' | 'group' | 'global'; groupId?: string; deviceId?: string; search?: string } = {}): Promise<Task[]> {
+  return client.api.all(listTasks, { query: { ...query, limit: PAGE_LIMIT_MAX } });
 }
 
 /** How a task's scope reads, given group paths and device names. */
@@ -176,7 +206,7 @@ async function resolveInputs(client: Client, opts: Opts): Promise<ResolvedTaskIn
 /** after:NAME works too: task names in after-task triggers become ids. */
 async function linkAfterTriggers(client: Client, triggers: Trigger[] | undefined): Promise<void> {
   if (!triggers?.some((t) => t.type === 'after-task')) return;
-  const tasks = await client.get<Task[]>('/tasks');
+  const tasks = await allTasks(client);
   for (const t of triggers) if (t.type === 'after-task') t.taskId = await resolveTaskId(client, t.taskId, tasks);
 }
 
@@ -186,7 +216,7 @@ async function linkAfterTriggers(client: Client, triggers: Trigger[] | undefined
  */
 async function showProgressOrWatch(io: Io, client: Client, taskId: string, opts: Opts, prefix?: unknown, requestId?: string): Promise<number> {
   const fetchProgress = (): Promise<TaskProgress | RunNowProgress> =>
-    requestId ? client.get<RunNowProgress>(`/tasks/${seg(taskId)}/run-requests/${seg(requestId)}/progress`) : client.get<TaskProgress>(`/tasks/${seg(taskId)}/progress`);
+    requestId ? client.api.call(getRunNowProgress, { params: { id: taskId, requestId } }) : client.api.call(getTaskProgress, { params: { id: taskId } });
   if (!opts.watch) {
     const p = await fetchProgress();
     io.print(prefix ? { ...(prefix as object), progress: p } : p, () => `${progressLine(p)}${p.finished ? '' : ' (not finished)'}\n`);
@@ -231,10 +261,10 @@ export function registerTaskCommands(program: Command, state: RunState): void {
     state,
     async (io, opts) => {
       const client = await io.client();
-      const query: Record<string, string | undefined> = { scopeType: opts.scope, product: opts.product };
+      const query: Parameters<typeof allTasks>[1] = { scopeType: opts.scope as 'local' | 'group' | 'global' | undefined, product: opts.product };
       if (opts.group !== undefined) query.groupId = await new Groups(client).id(opts.group);
       if (opts.device !== undefined) query.deviceId = (await resolveDevice(client, opts.device)).id;
-      const tasks = await client.get<Task[]>('/tasks', query);
+      const tasks = await allTasks(client, query);
       if (io.json) return io.print(tasks, () => '');
       io.out(tasks.length ? table(TASK_HEADERS, await taskRows(client, tasks)) : 'no tasks\n');
     },
@@ -270,7 +300,7 @@ export function registerTaskCommands(program: Command, state: RunState): void {
       body = buildTaskCreate(taskOptionValues(opts), await resolveInputs(client, opts));
       await linkAfterTriggers(client, body.schedule.triggers);
     }
-    const t = await client.post<Task>('/tasks', body);
+    const t = await client.api.call(createTask, { body });
     io.print(t, () => `created task "${t.name}" (${t.id})\n`);
   });
 
@@ -282,7 +312,7 @@ export function registerTaskCommands(program: Command, state: RunState): void {
       const current = await resolveTask(client, ref!);
       const patch = buildTaskUpdate(taskOptionValues(opts), await resolveInputs(client, opts), current);
       await linkAfterTriggers(client, patch.schedule?.triggers);
-      const t = await client.patch<Task>(`/tasks/${seg(current.id)}`, patch);
+      const t = await client.api.call(updateTask, { params: { id: current.id }, body: patch });
       io.print(t, () => `changed task "${t.name}" (revision ${t.revision})\n`);
     },
   );
@@ -294,7 +324,7 @@ export function registerTaskCommands(program: Command, state: RunState): void {
     act(task.command(verb).description(what).argument('<task>', 'id or name'), state, async (io, _opts, [ref]) => {
       const client = await io.client();
       const cur = await resolveTask(client, ref!);
-      const t = await client.post<Task>(`/tasks/${seg(cur.id)}/${verb}`);
+      const t = await client.api.call(verb === 'enable' ? enableTask : disableTask, { params: { id: cur.id } });
       io.print(t, () => `task "${t.name}" ${verb}d\n`);
     });
   }
@@ -302,7 +332,7 @@ export function registerTaskCommands(program: Command, state: RunState): void {
   act(task.command('delete').description('Delete a task; agents drop it at their next contact').argument('<task>', 'id or name'), state, async (io, _opts, [ref]) => {
     const client = await io.client();
     const cur = await resolveTask(client, ref!);
-    await client.delete(`/tasks/${seg(cur.id)}`);
+    await client.api.call(deleteTask, { params: { id: cur.id } });
     io.print({ deleted: cur.id }, () => `deleted task "${cur.name}" (${cur.id})\n`);
   });
 
@@ -312,7 +342,7 @@ export function registerTaskCommands(program: Command, state: RunState): void {
     async (io, opts, [ref]) => {
       const client = await io.client();
       const cur = await resolveTask(client, ref!);
-      const t = await client.post<Task>(`/tasks/${seg(cur.id)}/copy`, opts.name !== undefined ? { name: opts.name } : {});
+      const t = await client.api.call(copyTask, { params: { id: cur.id }, body: opts.name !== undefined ? { name: opts.name } : {} });
       io.print(t, () => `copied to task "${t.name}" (${t.id})\n`);
     },
   );
@@ -328,10 +358,10 @@ export function registerTaskCommands(program: Command, state: RunState): void {
       const client = await io.client();
       let ids: string[] | undefined;
       if (refs.length) {
-        const tasks = await client.get<Task[]>('/tasks');
+        const tasks = await allTasks(client);
         ids = await Promise.all(refs.map((r) => resolveTaskId(client, r, tasks)));
       }
-      const doc = await client.get<{ tasks: unknown[] }>('/tasks/export', ids ? { ids: ids.join(',') } : undefined);
+      const doc = await client.api.call(exportTasks, { query: ids ? { ids: ids.join(',') } : {} });
       const text = `${JSON.stringify(doc, null, 2)}\n`;
       if (opts.output && opts.output !== '-') {
         await writeText(opts.output, text, '--output');
@@ -346,7 +376,7 @@ export function registerTaskCommands(program: Command, state: RunState): void {
     async (io, _opts, [file]) => {
       const client = await io.client();
       const doc = await readJson(file!, 'import');
-      const created = await client.post<Task[]>('/tasks/import', doc);
+      const created = await client.api.call(importTasks, { body: doc });
       if (io.json) return io.print(created, () => '');
       io.out(`imported ${created.length} task${created.length === 1 ? '' : 's'}\n`);
       if (created.length) io.out(table(TASK_HEADERS, await taskRows(client, created)));
@@ -356,9 +386,11 @@ export function registerTaskCommands(program: Command, state: RunState): void {
   act(
     task
       .command('run')
-      .description('Run a task now on every target; offline targets get it at their next contact')
+      .description('Run a task now on every target (or those given); offline targets get it at their next contact')
       .argument('<task>', 'id or name')
       .option('--expiry <min>', 'how long offline targets may still get the run (minutes)')
+      .option('--devices <list>', 'only on these targets (comma-separated ids, names or host names)')
+      .option('--failed', 'only on targets whose latest run failed or timed out')
       .option('--watch', 'show live progress until the task has finished on its targets')
       .option('--watch-timeout <sec>', 'with --watch: give up after this many seconds (exit 1)', '600'),
     state,
@@ -366,7 +398,14 @@ export function registerTaskCommands(program: Command, state: RunState): void {
       const client = await io.client();
       const cur = await resolveTask(client, ref!);
       const expiryMinutes = parseIntOption(opts.expiry, '--expiry', 1, 525600);
-      const res = await client.post<RunNowResult>(`/tasks/${seg(cur.id)}/run`, expiryMinutes !== undefined ? { expiryMinutes } : {});
+      const body: RunNowBody = expiryMinutes !== undefined ? { expiryMinutes } : {};
+      if (opts.devices !== undefined) {
+        const refs = String(opts.devices).split(',').map((x) => x.trim()).filter(Boolean);
+        if (refs.length === 0) throw new UsageError('--devices needs at least one device');
+        body.deviceIds = await Promise.all(refs.map(async (r) => (await resolveDevice(client, r)).id));
+      }
+      if (opts.failed) body.onlyFailed = true;
+      const res = await client.api.call(runTaskNow, { params: { id: cur.id }, body });
       if (!opts.watch) {
         io.print(res, () => `run requested on ${res.targets} device${res.targets === 1 ? '' : 's'} (${res.delivered} connected now; the others until ${formatTime(res.expiresAt)}), request ${res.requestId}\n`);
         return 0;
@@ -382,7 +421,7 @@ export function registerTaskCommands(program: Command, state: RunState): void {
     async (io, _opts, [ref]) => {
       const client = await io.client();
       const cur = await resolveTask(client, ref!);
-      const r = await client.post<{ cancelledPending: number; signalled: number }>(`/tasks/${seg(cur.id)}/stop`);
+      const r = await client.api.call(stopTask, { params: { id: cur.id } });
       io.print(r, () => `task "${cur.name}" stopped: ${r.signalled} connected device${r.signalled === 1 ? '' : 's'} told to stop, ${r.cancelledPending} undelivered run${r.cancelledPending === 1 ? '' : 's'} cancelled\n`);
     },
   );
@@ -407,18 +446,20 @@ export function registerTaskCommands(program: Command, state: RunState): void {
       .command('results')
       .description('The latest run on each device')
       .argument('<task>', 'id or name')
+      .addOption(new Option('--state <state>', 'only results in this state').choices([...runStates]))
+      .option('--search <text>', 'only devices whose name or host name contains this')
       .option('--output', "also print each run's output tail"),
     state,
     async (io, opts, [ref]) => {
       const client = await io.client();
       const cur = await resolveTask(client, ref!);
-      const runs = await client.get<Run[]>(`/tasks/${seg(cur.id)}/results`);
+      const runs: TaskResult[] = await client.api.all(listTaskResults, {
+        params: { id: cur.id },
+        query: { limit: PAGE_LIMIT_MAX, ...(opts.state ? { state: opts.state as TaskRunState } : {}), ...(opts.search ? { search: String(opts.search) } : {}) },
+      });
       if (io.json) return io.print(runs, () => '');
-      if (runs.length === 0) return io.out(`task "${cur.name}" has no runs yet\n`);
-      const targets = await client.get<DeviceFacts[]>(`/tasks/${seg(cur.id)}/targets`);
-      const names = new Map(targets.map((d) => [d.id, d.name]));
-      const missing = runs.map((r) => r.deviceId).filter((id) => !names.has(id));
-      for (const [id, n] of await deviceNames(client, missing)) names.set(id, n);
+      if (runs.length === 0) return io.out(opts.state || opts.search ? `task "${cur.name}" has no results that match\n` : `task "${cur.name}" has no runs yet\n`);
+      const names = new Map(runs.map((r) => [r.deviceId, r.deviceName]));
       const sorted = [...runs].sort((a, b) => (names.get(a.deviceId) ?? a.deviceId).localeCompare(names.get(b.deviceId) ?? b.deviceId));
       io.out(
         table(

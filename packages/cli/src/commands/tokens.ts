@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { seg } from '../client.ts';
+import { createEnrolmentToken, getHealth, listEnrolmentTokens, PAGE_LIMIT_MAX, revokeEnrolmentToken, type TokenCreate } from '@garrison/protocol';
+import { createInstaller, type InstallerCreate } from '@garrison/protocol';
 import { act, type RunState } from '../context.ts';
 import { formatTime, parseIntOption, table } from '../format.ts';
 import { Groups } from '../resolve.ts';
@@ -24,14 +25,14 @@ export function registerTokenCommands(program: Command, state: RunState): void {
     state,
     async (io, opts) => {
       const client = await io.client();
-      const body: Record<string, unknown> = { groupId: await new Groups(client).id(opts.group) };
+      const body: TokenCreate = { groupId: await new Groups(client).id(opts.group) };
       const expires = parseIntOption(opts.expires, '--expires', 1, 5256000);
       if (expires !== undefined) body.expiresInMinutes = expires;
       const maxUses = parseIntOption(opts.maxUses, '--max-uses', 1, 1000000);
       if (maxUses !== undefined) body.maxUses = maxUses;
       if (opts.name !== undefined) body.name = opts.name;
-      const t = await client.post<EnrolmentTokenView & { token: string }>('/enrolment-tokens', body);
-      const fp = (await client.get<{ caFingerprint: string | null }>('/health').catch(() => ({ caFingerprint: null }))).caFingerprint;
+      const t = await client.api.call(createEnrolmentToken, { body });
+      const fp = (await client.api.call(getHealth, {}).catch(() => ({ caFingerprint: null }))).caFingerprint;
       io.print(
         t,
         () =>
@@ -59,13 +60,13 @@ export function registerTokenCommands(program: Command, state: RunState): void {
     state,
     async (io, opts) => {
       const client = await io.client();
-      const body: Record<string, unknown> = { groupId: await new Groups(client).id(opts.group), serverUrl: opts.serverUrl ?? client.server };
+      const body: InstallerCreate = { groupId: await new Groups(client).id(opts.group), serverUrl: opts.serverUrl ?? client.server };
       const expires = parseIntOption(opts.expires, '--expires', 1, 525600);
       if (expires !== undefined) body.expiresInMinutes = expires;
       const maxUses = parseIntOption(opts.maxUses, '--max-uses', 1, 1000000);
       if (maxUses !== undefined) body.maxUses = maxUses;
       if (opts.name !== undefined) body.name = opts.name;
-      const l = await client.post<{ url: string; caFingerprint: string; commands: { linux: string; macos: string; windows: string }; token: EnrolmentTokenView; agentPlatforms: string[] }>('/installers', body);
+      const l = await client.api.call(createInstaller, { body });
       io.print(
         l,
         () =>
@@ -79,7 +80,7 @@ export function registerTokenCommands(program: Command, state: RunState): void {
 
   act(token.command('list').description('Enrolment tokens (never their values)'), state, async (io) => {
     const client = await io.client();
-    const tokens = await client.get<EnrolmentTokenView[]>('/enrolment-tokens');
+    const tokens = await client.api.all(listEnrolmentTokens, { query: { limit: PAGE_LIMIT_MAX } });
     io.print(tokens, () =>
       tokens.length
         ? table(
@@ -92,7 +93,7 @@ export function registerTokenCommands(program: Command, state: RunState): void {
 
   act(token.command('revoke').description('Revoke an enrolment token').argument('<id>', 'token id'), state, async (io, _opts, [id]) => {
     const client = await io.client();
-    const t = await client.post<EnrolmentTokenView>(`/enrolment-tokens/${seg(id!)}/revoke`);
+    const t = await client.api.call(revokeEnrolmentToken, { params: { id: id! } });
     io.print(t, () => `revoked enrolment token "${t.name}" (${t.id})\n`);
   });
 }

@@ -2,7 +2,10 @@
  * Pieces shared by the administration pages (repository, deployments, installers, push
  * installation, secrets): a stacked bar of counts by state, accessible tabs, expiry choices.
  */
-import { ApiError } from '../api.ts';
+import { useQuery } from '@tanstack/react-query';
+import { PAGE_LIMIT_MAX, type OpResponse } from '@garrison/protocol';
+import type { CallInput, PagedOperation } from '@garrison/client';
+import { allPages, ApiError } from '../api.ts';
 import { StackedBar, useGroups } from '../ui.tsx';
 import './admin.css';
 
@@ -58,3 +61,18 @@ export function checkError(message: string, code: 'VALIDATION_FAILED' | 'HOSTS_I
 export function hostTarget(h: { address: string; port: number }): string {
   return `${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}`;
 }
+
+/**
+ * Every item of a small paged list (administrators, roles, API tokens, secrets), as one
+ * react-query read whose key is the list's path, so that actions refreshing that path
+ * (useAction's `refresh`, the live feed) reload it.
+ */
+export function useAllPages<O extends PagedOperation>(op: O, opts: { enabled?: boolean; staleTime?: number } = {}) {
+  return useQuery<ItemsOf<O>, Error, ItemsOf<O>, string[]>({
+    queryKey: [op.path],
+    queryFn: ({ signal }) => allPages(op, { query: { limit: PAGE_LIMIT_MAX } } as CallInput<O>, { signal }) as Promise<ItemsOf<O>>,
+    ...(opts.staleTime !== undefined ? { staleTime: opts.staleTime } : {}),
+    enabled: opts.enabled ?? true,
+  });
+}
+type ItemsOf<O extends PagedOperation> = OpResponse<O> extends { items: infer T } ? T : never;

@@ -5,11 +5,11 @@
  */
 import { useState, type FormEvent } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
-import type { ApiTokenView, Me } from '@garrison/protocol';
-import { del, post, put, request, useApi } from '../api.ts';
+import { beginTotp, changePassword, confirmTotp, createApiToken, listApiTokens, removeTotp, revokeApiToken, type ApiTokenView, type Me } from '@garrison/protocol';
+import { call } from '../api.ts';
 import { useMe } from '../access.tsx';
 import { Async, ConfirmButton, CopyButton, Empty, ErrorMessage, Field, OneTimeCodeField, Page, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
-import { EXPIRY_CHOICES } from '../admin/common.tsx';
+import { EXPIRY_CHOICES, useAllPages } from '../admin/common.tsx';
 import type { TotpSetup } from '@garrison/protocol';
 
 const VIA: Record<string, string> = { console: 'a console session', cli: 'the CLI', 'api-token': 'an API token', agent: 'an agent', system: 'the system' };
@@ -68,7 +68,7 @@ function PasswordForm({ session }: { session: boolean }) {
     }
     setBusy(true);
     try {
-      await put('/me/password', { newPassword: next, ...(session ? { currentPassword: current } : {}) });
+      await call(changePassword, { body: { newPassword: next, ...(session ? { currentPassword: current } : {}) } });
       setCurrent('');
       setNext('');
       setAgain('');
@@ -127,7 +127,7 @@ function SecondFactor({ enabled }: { enabled: boolean }) {
             aria-label="Remove the second factor"
             onSubmit={async (e) => {
               e.preventDefault();
-              if (await run(async () => (await request('DELETE', '/me/totp', { code }), true))) done('Second factor removed');
+              if (await run(async () => (await call(removeTotp, { body: { code } }), true))) done('Second factor removed');
             }}
           >
             <OneTimeCodeField value={code} onChange={setCode} hint="The code your app shows now, to remove the second factor." />
@@ -142,7 +142,7 @@ function SecondFactor({ enabled }: { enabled: boolean }) {
           aria-label="Confirm the second factor"
           onSubmit={async (e) => {
             e.preventDefault();
-            if (await run(async () => (await post('/me/totp/confirm', { code }), true))) done('Second factor set: sign-ins now ask for a code');
+            if (await run(async () => (await call(confirmTotp, { body: { code } }), true))) done('Second factor set: sign-ins now ask for a code');
           }}
         >
           <p>1. In your authenticator app, add an account with this setup key (a time-based code):</p>
@@ -179,7 +179,7 @@ function SecondFactor({ enabled }: { enabled: boolean }) {
             type="button"
             disabled={busy}
             onClick={async () => {
-              const s = await run(() => post<TotpSetup>('/me/totp'));
+              const s = await run(() => call(beginTotp, {}));
               if (s) {
                 setCode('');
                 setSetup(s);
@@ -204,7 +204,7 @@ function tokenState(t: ApiTokenView, now = Date.now()): 'revoked' | 'expired' | 
 }
 
 function ApiTokens() {
-  const tokens = useApi<ApiTokenView[]>('/api-tokens');
+  const tokens = useAllPages(listApiTokens);
   const [name, setName] = useState('');
   const [expiry, setExpiry] = useState('91');
   const [created, setCreated] = useState<{ name: string; token: string } | null>(null);
@@ -218,7 +218,7 @@ function ApiTokens() {
         aria-label="Create an API token"
         onSubmit={async (e) => {
           e.preventDefault();
-          const r = await run(() => post<{ token: string } & ApiTokenView>('/api-tokens', { name, ...(expiry ? { expiresInDays: Number(expiry) } : {}) }));
+          const r = await run(() => call(createApiToken, { body: { name, ...(expiry ? { expiresInDays: Number(expiry) } : {}) } }));
           if (r) {
             setCreated({ name: r.name, token: r.token });
             setName('');
@@ -302,7 +302,7 @@ function ApiTokens() {
                                 confirmLabel={`Revoke ${t.name}`}
                                 question={<p>Revoke the token “{t.name}”? Scripts using it stop working at once.</p>}
                                 onConfirm={async () => {
-                                  await del(`/api-tokens/${encodeURIComponent(t.id)}`);
+                                  await call(revokeApiToken, { params: { id: t.id } });
                                   toast(`Token “${t.name}” revoked`);
                                   await tokens.refetch();
                                 }}

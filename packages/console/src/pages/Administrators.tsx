@@ -7,19 +7,32 @@
  */
 import { useState, type FormEvent } from 'react';
 import { Link } from 'wouter';
-import { ADMIN_NAME_PATTERN, type AdminCreate, type AdminUpdate, type AdminView, type GrantInput, type RoleView } from '@garrison/protocol';
-import { del, patch, post, useApi } from '../api.ts';
+import {
+  ADMIN_NAME_PATTERN,
+  createAdmin,
+  deleteAdmin,
+  listAdmins,
+  listPermissions,
+  listRoles,
+  removeAdminTotp,
+  resetAdminPassword,
+  updateAdmin,
+  type AdminCreate,
+  type AdminUpdate,
+  type AdminView,
+  type GrantInput,
+  type RoleView,
+} from '@garrison/protocol';
+import { call, useOp } from '../api.ts';
 import { Permission, useAccess } from '../access.tsx';
 import { Async, ConfirmButton, Dialog, DialogForm, Empty, ErrorMessage, GroupSelect, Page, Section, StateBadge, Time, useBusy, useGroups, useToast } from '../ui.tsx';
-import { checkError, Field, useRootGroupId } from '../admin/common.tsx';
-import type { PermissionInfo } from '@garrison/protocol';
+import { checkError, Field, useAllPages, useRootGroupId } from '../admin/common.tsx';
 
-const ADMINS = '/admins';
 const NAME = new RegExp(ADMIN_NAME_PATTERN);
 
 export function Administrators() {
-  const admins = useApi<AdminView[]>(ADMINS);
-  const roles = useApi<RoleView[]>('/roles', { staleTime: 30_000 });
+  const admins = useAllPages(listAdmins);
+  const roles = useAllPages(listRoles, { staleTime: 30_000 });
   const access = useAccess();
   const manage = access.canOnRoot(Permission.manageAdmins);
   const [dialog, setDialog] = useState<{ kind: 'new' } | { kind: 'edit' | 'password'; admin: AdminView } | null>(null);
@@ -30,7 +43,7 @@ export function Administrators() {
 
   const setDisabled = (a: AdminView, disabled: boolean) =>
     action.run(async () => {
-      await patch(`${ADMINS}/${encodeURIComponent(a.id)}`, { disabled } satisfies AdminUpdate);
+      await call(updateAdmin, { params: { id: a.id }, body: { disabled } satisfies AdminUpdate });
       toast(disabled ? `${a.name} disabled; their sessions and tokens were revoked` : `${a.name} enabled`);
       await admins.refetch();
     });
@@ -95,7 +108,7 @@ export function Administrators() {
                               <button type="button" aria-label={`Edit ${a.name}`} onClick={() => setDialog({ kind: 'edit', admin: a })}>
                                 Edit
                               </button>
-                              <button type="button" aria-label={`Reset the password of ${a.name}`} onClick={() => setDialog({ kind: 'password', admin: a })}>
+                              <button type="button" aria-label={`Reset password of ${a.name}`} onClick={() => setDialog({ kind: 'password', admin: a })}>
                                 Reset password
                               </button>
                               {a.disabled ? (
@@ -110,7 +123,7 @@ export function Administrators() {
                                   danger
                                   question={<p>Disable {a.name}? They can no longer sign in, and their console sessions and API tokens are revoked at once. Enabling them again does not bring the tokens back.</p>}
                                   onConfirm={async () => {
-                                    await patch(`${ADMINS}/${encodeURIComponent(a.id)}`, { disabled: true } satisfies AdminUpdate);
+                                    await call(updateAdmin, { params: { id: a.id }, body: { disabled: true } satisfies AdminUpdate });
                                     toast(`${a.name} disabled; their sessions and tokens were revoked`);
                                     await admins.refetch();
                                   }}
@@ -119,12 +132,12 @@ export function Administrators() {
                               {a.totpEnabled ? (
                                 <ConfirmButton
                                   label="Remove second factor"
-                                  ariaLabel={`Remove the second factor of ${a.name}`}
+                                  ariaLabel={`Remove second factor of ${a.name}`}
                                   confirmLabel="Remove second factor"
                                   danger
                                   question={<p>Remove the second factor of {a.name} (a lost phone)? They sign in with their password alone until they set a new one under Account.</p>}
                                   onConfirm={async () => {
-                                    await del(`${ADMINS}/${encodeURIComponent(a.id)}/totp`);
+                                    await call(removeAdminTotp, { params: { id: a.id } });
                                     toast(`Second factor of ${a.name} removed`);
                                     await admins.refetch();
                                   }}
@@ -137,7 +150,7 @@ export function Administrators() {
                                 danger
                                 question={<p>Delete the administrator {a.name}, their grants and API tokens? The audit trail keeps their name. This cannot be undone: to stop someone for a while, disable them instead.</p>}
                                 onConfirm={async () => {
-                                  await del(`${ADMINS}/${encodeURIComponent(a.id)}`);
+                                  await call(deleteAdmin, { params: { id: a.id } });
                                   toast(`${a.name} deleted`);
                                   await admins.refetch();
                                 }}
@@ -217,14 +230,16 @@ function AdminForm({ current, roles, onClose, onSaved }: { current?: AdminView |
     if (chosen.some((g) => !g.roleId || !g.groupId)) return setError(checkError('Choose a role and a group for every grant, or remove the grant.'));
     const saved = await run(() =>
       current
-        ? patch<AdminView>(`${ADMINS}/${encodeURIComponent(current.id)}`, { displayName: displayName.trim() || null, email: email.trim() || null, grants: chosen } satisfies AdminUpdate)
-        : post<AdminView>(ADMINS, {
-            name: name.trim(),
-            ...(displayName.trim() ? { displayName: displayName.trim() } : {}),
-            ...(email.trim() ? { email: email.trim() } : {}),
-            ...(password ? { password } : {}),
-            grants: chosen,
-          } satisfies AdminCreate),
+        ? call(updateAdmin, { params: { id: current.id }, body: { displayName: displayName.trim() || null, email: email.trim() || null, grants: chosen } satisfies AdminUpdate })
+        : call(createAdmin, {
+            body: {
+              name: name.trim(),
+              ...(displayName.trim() ? { displayName: displayName.trim() } : {}),
+              ...(email.trim() ? { email: email.trim() } : {}),
+              ...(password ? { password } : {}),
+              grants: chosen,
+            } satisfies AdminCreate,
+          }),
     );
     if (saved) onSaved(saved, !current);
   }
@@ -257,7 +272,7 @@ function AdminForm({ current, roles, onClose, onSaved }: { current?: AdminView |
 function GrantsEditor({ value, onChange, roles }: { value: GrantInput[]; onChange: (g: GrantInput[]) => void; roles: RoleView[] }) {
   const root = useRootGroupId();
   const groups = useGroups();
-  const permissions = useApi<PermissionInfo[]>('/permissions', { staleTime: 5 * 60_000 });
+  const permissions = useOp(listPermissions, {}, { staleTime: 5 * 60_000 });
   const serverWide = new Set((permissions.data ?? []).filter((p) => p.serverWide).map((p) => p.id));
   const set = (i: number, patch: Partial<GrantInput>) => onChange(value.map((g, n) => (n === i ? { ...g, ...patch } : g)));
   return (
@@ -311,7 +326,7 @@ function ResetPassword({ admin, onClose, onDone }: { admin: AdminView; onClose: 
   async function submit(e: FormEvent) {
     e.preventDefault();
     if (password !== again) return setError(checkError('The two passwords differ.'));
-    if (await run(async () => (await post(`${ADMINS}/${encodeURIComponent(admin.id)}/password`, { password }), true))) onDone();
+    if (await run(async () => (await call(resetAdminPassword, { params: { id: admin.id }, body: { password } }), true))) onDone();
   }
   return (
     <DialogForm onSubmit={submit} onCancel={onClose} submitLabel={busy ? 'Saving…' : 'Reset password'} disabled={busy} error={error} onDismissError={() => setError(null)}>

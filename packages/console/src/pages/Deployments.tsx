@@ -5,16 +5,29 @@
  */
 import { useMemo, useState, type FormEvent } from 'react';
 import { Link } from 'wouter';
-import type { Branch, ComplianceView, DeploymentAssignmentView, DeploymentState, EffectiveDeployment, RepositoryPackage } from '@garrison/protocol';
-import { del, post, put, qs, useApi } from '../api.ts';
+import { useQuery } from '@tanstack/react-query';
+import {
+  assignDeployment,
+  getDeploymentCompliance,
+  listGroupDeployments,
+  listPackages,
+  PAGE_LIMIT_MAX,
+  resumeRollout,
+  unassignDeployment,
+  type Branch,
+  type DeploymentAssignBody,
+  type DeploymentComplianceItem,
+  type DeploymentState,
+  type EffectiveDeployment,
+} from '@garrison/protocol';
+import { allPages, call, useOp } from '../api.ts';
 import { plural } from '../format.ts';
 import { Async, ConfirmButton, Dialog, DialogForm, Empty, ErrorMessage, GroupSelect, Page, Section, StateBadge, Time, useBusy, useGroups, useToast } from '../ui.tsx';
 import { BRANCHES, StateBar, Tabs, checkError, optionalInt, tabPanelProps, useRootGroupId, Field } from '../admin/common.tsx';
 import { Permission, useAccess } from '../access.tsx';
 
 type Effective = EffectiveDeployment;
-type Compliance = ComplianceView;
-type ComplianceRow = ComplianceView['devices'][number];
+type ComplianceRow = DeploymentComplianceItem;
 
 const DEPLOYMENT_STATES: { state: DeploymentState; label: string }[] = [
   { state: 'compliant', label: 'Compliant' },
@@ -25,7 +38,12 @@ const DEPLOYMENT_STATES: { state: DeploymentState; label: string }[] = [
 ];
 const PRODUCT_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const DEFAULT_FAILURE_THRESHOLD = 10;
-const ROW_LIMIT = 500;
+const PAGE = 100;
+
+/** Every package of the repository, for the assignment form's product and version pickers (a repository holds versions, not devices: few). */
+function useAllPackages() {
+  return useQuery({ queryKey: ['/repository/packages?all'], queryFn: ({ signal }) => allPages(listPackages, { query: { limit: PAGE_LIMIT_MAX } }, { signal }), staleTime: 60_000 });
+}
 
 type Tab = 'assignments' | 'compliance';
 
@@ -58,7 +76,7 @@ function Assignments() {
   const groupId = picked || root;
   const groups = useGroups();
   const group = groups.data?.find((g) => g.id === groupId);
-  const list = useApi<Effective[]>(groupId ? `/groups/${encodeURIComponent(groupId)}/deployments` : null);
+  const list = useOp(listGroupDeployments, groupId ? { params: { id: groupId } } : null);
   const [editing, setEditing] = useState<{ initial: Effective | null } | null>(null);
   const toast = useToast();
   const access = useAccess();
@@ -135,7 +153,7 @@ function Assignments() {
                                     </p>
                                   }
                                   onConfirm={async () => {
-                                    await post(`/groups/${encodeURIComponent(a.groupId)}/deployments/${encodeURIComponent(a.product)}/rollout/resume`);
+                                    await call(resumeRollout, { params: { id: a.groupId, product: a.product } });
                                     toast(`Rollout of ${a.product} resumed`);
                                     await list.refetch();
                                   }}
@@ -158,7 +176,7 @@ function Assignments() {
                                         </p>
                                       }
                                       onConfirm={async () => {
-                                        await del(`/groups/${encodeURIComponent(groupId)}/deployments/${encodeURIComponent(a.product)}`);
+                                        await call(unassignDeployment, { params: { id: groupId, product: a.product } });
                                         toast(`${a.product} unassigned from ${a.groupPath}`);
                                         await list.refetch();
                                       }}
@@ -222,7 +240,7 @@ function RolloutCell({ a }: { a: Effective }) {
 }
 
 function AssignForm({ groupId, groupPath, initial, onClose, onSaved }: { groupId: string; groupPath: string; initial: Effective | null; onClose: () => void; onSaved: () => void }) {
-  const packages = useApi<RepositoryPackage[]>('/repository/packages');
+  const packages = useAllPackages();
   const [product, setProduct] = useState(initial?.product ?? '');
   const [action, setAction] = useState<'install' | 'remove'>(initial?.action ?? 'install');
   const [branch, setBranch] = useState<Branch>(initial?.branch ?? 'current');
@@ -245,7 +263,7 @@ function AssignForm({ groupId, groupPath, initial, onClose, onSaved }: { groupId
     e.preventDefault();
     const p = product.trim();
     if (!PRODUCT_ID.test(p)) return setError(checkError('A product id is lower-case letters, digits, ".", "_" or "-" (e.g. sample-scanner).'));
-    const body: Record<string, unknown> = { action, removeConflicts, urgent };
+    const body: DeploymentAssignBody = { action, removeConflicts, urgent };
     if (action === 'install') {
       body.branch = branch;
       body.pinnedVersion = pinned || null;
@@ -269,7 +287,7 @@ function AssignForm({ groupId, groupPath, initial, onClose, onSaved }: { groupId
         body.rollout = null;
       }
     }
-    const saved = await run(() => put<DeploymentAssignmentView>(`/groups/${encodeURIComponent(groupId)}/deployments/${encodeURIComponent(p)}`, body));
+    const saved = await run(() => call(assignDeployment, { params: { id: groupId, product: p }, body }));
     if (saved) {
       toast(`${saved.product}: ${saved.action === 'remove' ? 'removed from' : `installed ${saved.pinnedVersion ? `at ${saved.pinnedVersion}` : `from ${saved.branch}`} on`} ${saved.groupPath} and its subgroups`);
       onSaved();
@@ -377,19 +395,33 @@ function AssignForm({ groupId, groupPath, initial, onClose, onSaved }: { groupId
 // Compliance
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * Deployment compliance: the per-product summary over the group and product filter (counted by
+ * the server over every device), then a page of device rows (by product, then device) with
+ * the state filter showing the count of each state.
+ */
 function ComplianceView() {
   const [groupId, setGroupId] = useState('');
   const [product, setProduct] = useState('');
   const [state, setState] = useState<'' | DeploymentState>('');
   const [search, setSearch] = useState('');
-  const [limit, setLimit] = useState(ROW_LIMIT);
+  const [cursors, setCursors] = useState<string[]>([]);
+  const cursor = cursors[cursors.length - 1];
   const [open, setOpen] = useState<Set<string>>(new Set());
-  const q = useApi<Compliance>(`/deployments/compliance${qs({ groupId, product })}`);
-  const packages = useApi<RepositoryPackage[]>('/repository/packages', { staleTime: 60_000 });
-  const products = useMemo(
-    () => [...new Set([...(packages.data ?? []).map((p) => p.product), ...(q.data?.summary ?? []).map((s) => s.product), ...(product ? [product] : [])])].sort(),
-    [packages.data, q.data, product],
+  const q = useOp(
+    getDeploymentCompliance,
+    { query: { limit: PAGE, ...(groupId ? { groupId } : {}), ...(product ? { product } : {}), ...(state ? { state } : {}), ...(search.trim() ? { search: search.trim() } : {}), ...(cursor ? { cursor } : {}) } },
+    { placeholderData: (prev) => prev },
   );
+  // The products of the summary (every product with deployment state under the group filter), and the one chosen.
+  const [known, setKnown] = useState<string[]>([]);
+  const summaryProducts = (q.data?.summary ?? []).map((s) => s.product);
+  if (!product && summaryProducts.some((p) => !known.includes(p))) setKnown([...new Set([...known, ...summaryProducts])].sort());
+  const products = [...new Set([...known, ...summaryProducts, ...(product ? [product] : [])])].sort();
+  const filter = (set: () => void) => {
+    set();
+    setCursors([]);
+  };
 
   const toggle = (key: string) =>
     setOpen((s) => {
@@ -399,13 +431,17 @@ function ComplianceView() {
       return n;
     });
 
+  const counts: Record<string, number> = {};
+  for (const s of q.data?.summary ?? []) for (const [k, n] of Object.entries(s.states)) counts[k] = (counts[k] ?? 0) + n;
+  const all = Object.values(counts).reduce((a, n) => a + n, 0);
+
   return (
     <>
       <Section title="Filters">
         <div className="toolbar">
-          <GroupSelect value={groupId} onChange={setGroupId} allowEmpty emptyLabel="All groups" />
+          <GroupSelect value={groupId} onChange={(g) => filter(() => setGroupId(g))} allowEmpty emptyLabel="All groups" />
           <Field label="Product">
-            <select value={product} onChange={(e) => setProduct(e.target.value)}>
+            <select value={product} onChange={(e) => filter(() => setProduct(e.target.value))}>
               <option value="">All products</option>
               {products.map((p) => (
                 <option key={p} value={p}>
@@ -415,25 +451,24 @@ function ComplianceView() {
             </select>
           </Field>
           <Field label="State">
-            <select value={state} onChange={(e) => setState(e.target.value as '' | DeploymentState)}>
-              <option value="">All states</option>
+            <select value={state} onChange={(e) => filter(() => setState(e.target.value as '' | DeploymentState))}>
+              <option value="">All states ({all.toLocaleString()})</option>
               {DEPLOYMENT_STATES.map((s) => (
                 <option key={s.state} value={s.state}>
-                  {s.label}
+                  {s.label} ({(counts[s.state] ?? 0).toLocaleString()})
                 </option>
               ))}
             </select>
           </Field>
           <Field label="Device">
-            <input type="search" value={search} onChange={(e) => setSearch(e.target.value)} placeholder="Name contains…" />
+            <input type="search" value={search} onChange={(e) => filter(() => setSearch(e.target.value))} placeholder="Name contains…" />
           </Field>
         </div>
       </Section>
       <Async q={q}>
         {(data) => {
-          const needle = search.trim().toLowerCase();
-          const rows = data.devices.filter((d) => (!state || d.state === state) && (!needle || d.deviceName.toLowerCase().includes(needle)));
-          const shown = rows.slice(0, limit);
+          const rows = data.items;
+          const total = data.total ?? rows.length;
           return (
             <>
               <Section title="By product">
@@ -468,7 +503,11 @@ function ComplianceView() {
                   </div>
                 )}
               </Section>
-              <Section title={`Devices (${rows.length.toLocaleString()})`}>
+              <Section title={`Devices (${total.toLocaleString()})`}>
+                <p className="muted small" aria-live="polite">
+                  {total !== all ? `${total.toLocaleString()} of ${plural(all, 'device-product row')}` : plural(all, 'device-product row')}
+                  {rows.length ? ` · showing ${(cursors.length * PAGE + 1).toLocaleString()}–${(cursors.length * PAGE + rows.length).toLocaleString()}` : ''}
+                </p>
                 {rows.length === 0 ? (
                   <Empty>No device matches.</Empty>
                 ) : (
@@ -489,23 +528,24 @@ function ComplianceView() {
                         </tr>
                       </thead>
                       <tbody>
-                        {shown.map((d) => {
+                        {rows.map((d) => {
                           const key = `${d.deviceId}/${d.product}`;
                           const expanded = open.has(key);
-                          return (
-                            <DeviceStateRows key={key} d={d} expanded={expanded} onToggle={() => toggle(key)} />
-                          );
+                          return <DeviceStateRows key={key} d={d} expanded={expanded} onToggle={() => toggle(key)} />;
                         })}
                       </tbody>
                     </table>
                   </div>
                 )}
-                {rows.length > shown.length ? (
-                  <p>
-                    <button type="button" onClick={() => setLimit((l) => l + ROW_LIMIT)}>
-                      Show {Math.min(ROW_LIMIT, rows.length - shown.length)} more of {(rows.length - shown.length).toLocaleString()}
+                {cursors.length > 0 || data.nextCursor ? (
+                  <nav className="toolbar" aria-label="Device pages">
+                    <button type="button" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))}>
+                      Previous page
                     </button>
-                  </p>
+                    <button type="button" disabled={!data.nextCursor} onClick={() => data.nextCursor && setCursors((c) => [...c, data.nextCursor!])}>
+                      Next page
+                    </button>
+                  </nav>
                 ) : null}
               </Section>
             </>

@@ -5,12 +5,14 @@
  */
 import { useState, type FormEvent } from 'react';
 import { Link, useLocation } from 'wouter';
-import type { DeviceView, EventView, Run, Task } from '@garrison/protocol';
-import { del, patch, post, qs, useApi } from '../api.ts';
+import { deleteDevice, getDevice, listDeviceRuns, listEvents, listDeviceTasks, listTasks, PAGE_LIMIT_MAX, revokeDeviceCredential, rotateDeviceCredential, uninstallDeviceAgent, updateDevice, type DeviceView, type EventView, type Run, type Task } from '@garrison/protocol';
+import { call, useOp } from '../api.ts';
 import { Permission, useAccess } from '../access.tsx';
 import { stateLabel } from '../format.ts';
 import { DevicePolicy } from '../policies/DevicePolicy.tsx';
 import { Async, ConfirmButton, Dialog, DialogForm, Empty, Field, GroupSelect, OnlineBadge, Page, Section, StateBadge, tabPanelProps, Tabs, Time, useBusy, useToast } from '../ui.tsx';
+
+const RUNS_PAGE = 100;
 
 type Tab = 'overview' | 'policy' | 'tasks' | 'runs' | 'events';
 const TABS: { id: Tab; label: string }[] = [
@@ -22,7 +24,7 @@ const TABS: { id: Tab; label: string }[] = [
 ];
 
 export function DeviceDetails({ id }: { id: string }) {
-  const device = useApi<DeviceView>(`/devices/${id}`);
+  const device = useOp(getDevice, { params: { id } });
   const [tab, setTab] = useState<Tab>('overview');
   const [editing, setEditing] = useState(false);
   const [, navigate] = useLocation();
@@ -50,7 +52,7 @@ export function DeviceDetails({ id }: { id: string }) {
                   question={<p>Ask the agent to make a new credential? It happens at once if it is connected, else at its next check-in.</p>}
                   disabled={d.credentialRevoked}
                   onConfirm={async () => {
-                    await post(`/devices/${id}/credential/rotate`);
+                    await call(rotateDeviceCredential, { params: { id } });
                     toast('Credential rotation requested');
                     await device.refetch();
                   }}
@@ -61,7 +63,7 @@ export function DeviceDetails({ id }: { id: string }) {
                   disabled={d.credentialRevoked}
                   question={<p>Revoke the device credential? The agent is disconnected at once and cannot come back without enrolling again.</p>}
                   onConfirm={async () => {
-                    await post(`/devices/${id}/credential/revoke`);
+                    await call(revokeDeviceCredential, { params: { id } });
                     toast('Credential revoked');
                     await device.refetch();
                   }}
@@ -72,7 +74,7 @@ export function DeviceDetails({ id }: { id: string }) {
                   disabled={d.credentialRevoked || d.uninstallRequested}
                   question={<p>Ask the agent to uninstall itself? The device record and its history are kept.</p>}
                   onConfirm={async () => {
-                    await post(`/devices/${id}/uninstall`);
+                    await call(uninstallDeviceAgent, { params: { id } });
                     toast('Uninstall requested');
                     await device.refetch();
                   }}
@@ -82,7 +84,7 @@ export function DeviceDetails({ id }: { id: string }) {
                   danger
                   question={<p>Delete “{d.name}” and revoke its credential? Its runs and events stay in the log.</p>}
                   onConfirm={async () => {
-                    await del(`/devices/${id}`);
+                    await call(deleteDevice, { params: { id } });
                     toast(`Device ${d.name} deleted`);
                     navigate('/devices');
                   }}
@@ -204,12 +206,12 @@ function scopeLabel(t: Task): string {
 }
 
 function DeviceTasks({ id, groupId }: { id: string; groupId: string }) {
-  const tasks = useApi<Task[]>(`/devices/${id}/tasks`);
+  const tasks = useOp(listDeviceTasks, { params: { id }, query: { limit: PAGE_LIMIT_MAX } });
   const mayCreate = useAccess().canIn(Permission.manageTasks, groupId);
   return (
     <Section title="Effective tasks" actions={mayCreate ? <Link href={`/tasks/new?deviceId=${encodeURIComponent(id)}`} className="button">New local task</Link> : null}>
       <Async q={tasks}>
-        {(list) =>
+        {({ items: list }) =>
           list.length === 0 ? (
             <Empty>No task applies to this device.</Empty>
           ) : (
@@ -264,14 +266,16 @@ export function RunOutput({ run }: { run: Run }) {
 }
 
 function DeviceRuns({ id }: { id: string }) {
-  const runs = useApi<Run[]>(`/devices/${id}/runs`);
-  const tasks = useApi<Task[]>('/tasks');
-  const name = (taskId: string) => tasks.data?.find((t) => t.id === taskId)?.name ?? taskId;
+  // Page after page, newest first: Previous goes back along the cursors already followed.
+  const [cursors, setCursors] = useState<string[]>([]);
+  const runs = useOp(listDeviceRuns, { params: { id }, query: { limit: RUNS_PAGE, ...(cursors.length ? { cursor: cursors[cursors.length - 1] } : {}) } }, { placeholderData: (prev) => prev });
+  const tasks = useOp(listTasks, { query: { limit: PAGE_LIMIT_MAX } });
+  const name = (taskId: string) => tasks.data?.items.find((t) => t.id === taskId)?.name ?? taskId;
   return (
     <Section title="Runs">
       <Async q={runs}>
-        {(list) =>
-          list.length === 0 ? (
+        {({ items: list, nextCursor }) =>
+          list.length === 0 && cursors.length === 0 ? (
             <Empty>No runs yet.</Empty>
           ) : (
             <div className="table-wrap">
@@ -313,6 +317,14 @@ function DeviceRuns({ id }: { id: string }) {
                   ))}
                 </tbody>
               </table>
+              <div className="toolbar">
+                <button type="button" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))}>
+                  Newer runs
+                </button>
+                <button type="button" disabled={!nextCursor} onClick={() => nextCursor && setCursors((c) => [...c, nextCursor])}>
+                  Older runs
+                </button>
+              </div>
             </div>
           )
         }
@@ -322,10 +334,10 @@ function DeviceRuns({ id }: { id: string }) {
 }
 
 function DeviceEvents({ id }: { id: string }) {
-  const events = useApi<EventView[]>(`/events${qs({ deviceId: id, limit: 200 })}`);
+  const events = useOp(listEvents, { query: { deviceId: id, limit: 200 } });
   return (
     <Section title="Events" actions={<Link href={`/events?deviceId=${id}`}>Open in the event log</Link>}>
-      <Async q={events}>{(list) => (list.length === 0 ? <Empty>No events.</Empty> : <EventTable events={list} />)}</Async>
+      <Async q={events}>{(page) => (page.items.length === 0 ? <Empty>No events.</Empty> : <EventTable events={page.items} />)}</Async>
     </Section>
   );
 }
@@ -372,13 +384,16 @@ function EditDialog({ open, d, onClose, onSaved }: { open: boolean; d: DeviceVie
   async function submit(e: FormEvent) {
     e.preventDefault();
     const r = await run(() =>
-      patch<DeviceView>(`/devices/${d.id}`, {
-        name,
-        groupId,
-        tags: tags
-          .split(',')
-          .map((t) => t.trim())
-          .filter(Boolean),
+      call(updateDevice, {
+        params: { id: d.id },
+        body: {
+          name,
+          groupId,
+          tags: tags
+            .split(',')
+            .map((t) => t.trim())
+            .filter(Boolean),
+        },
       }),
     );
     if (r) {

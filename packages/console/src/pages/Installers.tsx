@@ -4,8 +4,10 @@
  * is for installing the agent by hand. A token's value is shown once, when it is created.
  */
 import { useState, type FormEvent } from 'react';
-import type { EnrolmentTokenView, InstallPlatform, InstallerView } from '@garrison/protocol';
-import { post, useApi } from '../api.ts';
+import { useQueryClient } from '@tanstack/react-query';
+import { createEnrolmentToken, createInstaller, listEnrolmentTokens, revokeEnrolmentToken, type EnrolmentTokenView, type InstallPlatform, type InstallerView } from '@garrison/protocol';
+import { call } from '../api.ts';
+import { useMorePages } from '../tasks/queries.ts';
 import { Async, ConfirmButton, CopyButton, Dialog, DialogForm, Empty, ErrorMessage, GroupSelect, Page, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
 import { EXPIRY_CHOICES, Tabs, checkError, optionalInt, tabPanelProps, useRootGroupId, Field } from '../admin/common.tsx';
 import { Permission, useAccess } from '../access.tsx';
@@ -64,7 +66,7 @@ function CreateInstaller({ onCreated }: { onCreated: (v: InstallerView) => void 
   const [maxUses, setMaxUses] = useState('');
   const [serverUrl, setServerUrl] = useState('');
   const { busy, error, setError, run } = useBusy();
-  const tokens = useApi<EnrolmentTokenView[]>(TOKENS);
+  const qc = useQueryClient();
   const group = groupId || root;
 
   const submit = async (e: FormEvent) => {
@@ -74,10 +76,11 @@ function CreateInstaller({ onCreated }: { onCreated: (v: InstallerView) => void 
     if (l instanceof Error) return setError(l);
     const url = serverUrl.trim().replace(/\/+$/, '');
     if (url && !/^https:\/\/[A-Za-z0-9.\-[\]:]+$/.test(url)) return setError(checkError('The server address is https://host or https://host:port, without a path.'));
-    const view = await run(() => post<InstallerView>('/installers', { groupId: group, ...(name.trim() ? { name: name.trim() } : {}), ...l, ...(url ? { serverUrl: url } : {}) }));
+    const view = await run(() => call(createInstaller, { body: { groupId: group, ...(name.trim() ? { name: name.trim() } : {}), ...l, ...(url ? { serverUrl: url } : {}) } }));
     if (view) {
       onCreated(view);
-      void tokens.refetch();
+      // The link's token joins the token list below.
+      void qc.invalidateQueries({ predicate: (q) => String(q.queryKey[0]).startsWith(TOKENS) });
     }
   };
 
@@ -170,13 +173,14 @@ function InstallerResult({ view, onDone }: { view: InstallerView; onDone: () => 
 }
 
 function Tokens() {
-  const tokens = useApi<EnrolmentTokenView[]>(TOKENS);
   const [filter, setFilter] = useState<'active' | 'all'>('active');
+  // Newest first, a page at a time; "active" is the server's filter, so every page is full.
+  const tokens = useMorePages(listEnrolmentTokens, { query: filter === 'active' ? { state: 'active' } : {} });
   const [creating, setCreating] = useState(false);
   const [createdToken, setCreatedToken] = useState<EnrolmentTokenView | null>(null);
   const toast = useToast();
   const access = useAccess();
-  const shown = (tokens.data ?? []).filter((t) => filter === 'all' || t.state === 'active').sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  const shown = tokens.items;
 
   return (
     <Section
@@ -205,9 +209,9 @@ function Tokens() {
         </Field>
       </div>
       <Async q={tokens}>
-        {(all) =>
+        {() =>
           shown.length === 0 ? (
-            <Empty>{all.length ? 'No active token.' : 'No enrolment token yet.'}</Empty>
+            <Empty>{filter === 'active' ? 'No active token.' : 'No enrolment token yet.'}</Empty>
           ) : (
             <div className="table-wrap">
               <table>
@@ -255,7 +259,7 @@ function Tokens() {
                               </p>
                             }
                             onConfirm={async () => {
-                              await post(`${TOKENS}/${encodeURIComponent(t.id)}/revoke`);
+                              await call(revokeEnrolmentToken, { params: { id: t.id } });
                               toast(`Token "${t.name}" revoked`);
                               await tokens.refetch();
                             }}
@@ -266,6 +270,13 @@ function Tokens() {
                   ))}
                 </tbody>
               </table>
+              {tokens.hasNextPage ? (
+                <p>
+                  <button type="button" disabled={tokens.isFetchingNextPage} onClick={() => void tokens.fetchNextPage()}>
+                    {tokens.isFetchingNextPage ? 'Loading…' : 'Load more'}
+                  </button>
+                </p>
+              ) : null}
             </div>
           )
         }
@@ -321,7 +332,7 @@ function CreateToken({ onClose, onCreated }: { onClose: () => void; onCreated: (
     if (!group) return setError(checkError('Choose the group the machines enrol into.'));
     const l = limits(expiry, maxUses);
     if (l instanceof Error) return setError(l);
-    const t = await run(() => post<EnrolmentTokenView>(TOKENS, { groupId: group, ...(name.trim() ? { name: name.trim() } : {}), ...l }));
+    const t = await run(() => call(createEnrolmentToken, { body: { groupId: group, ...(name.trim() ? { name: name.trim() } : {}), ...l } }));
     if (t) onCreated(t);
   };
   return (

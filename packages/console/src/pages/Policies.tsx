@@ -9,21 +9,25 @@
 import { useRef, useState, type FormEvent } from 'react';
 import { Link, useLocation } from 'wouter';
 import { useQueryClient } from '@tanstack/react-query';
-import type { Policy, PolicyPreview } from '@garrison/protocol';
-import { ApiError, del, download, get, patch, post, qs, request, useApi } from '../api.ts';
+import { copyPolicy, createPolicy, deletePolicy, exportPolicy, getPolicy, getPolicyCompliance, importPolicy, listPolicies, operationPath, previewPolicy, updatePolicy, type Policy, type PolicyComplianceItem, type PolicyListItem, type PolicyPreview } from '@garrison/protocol';
+import { ApiError, call, download, useOp } from '../api.ts';
 import { useAccess } from '../access.tsx';
 import { Async, ConfirmButton, Dialog, DialogForm, Empty, ErrorMessage, Field, Loading, Page, Section, StackedBar, StateBadge, Tabs, Time, tabPanelProps, useBusy, useGroups, useToast } from '../ui.tsx';
-import { COMPLIANCE_STATES, POLICIES_WRITE, draftOf, groupPathOf, productName, valueText, type ComplianceAnswer, type PolicyDetails, type PolicyDraft, type PolicyList, type PolicyType } from '../policies/model.ts';
+import { COMPLIANCE_STATES, POLICIES_WRITE, draftOf, groupPathOf, productName, usePolicyTypes, valueText, type PolicyDetails, type PolicyDraft, type PolicyType } from '../policies/model.ts';
+
+export { usePolicyTypes };
 import { PolicySettingsForm, PreviewView, ProfilesEditor } from '../policies/PolicySettings.tsx';
 
-export function usePolicyTypes() {
-  return useApi<{ items: PolicyType[] }>('/policy-types', { staleTime: 60_000 });
-}
+const LIST_PAGE = 50;
+const plural = (n: number, one: string) => `${n.toLocaleString()} ${one}${n === 1 ? '' : 's'}`;
 
 export function Policies() {
   const [product, setProduct] = useState('');
   const types = usePolicyTypes();
-  const list = useApi<PolicyList>(`/policies${qs({ product, limit: 200 })}`);
+  // One request per page: each policy comes with its groups and compliance counts.
+  const [cursors, setCursors] = useState<string[]>([]);
+  const cursor = cursors[cursors.length - 1];
+  const list = useOp(listPolicies, { query: { limit: LIST_PAGE, compliance: true, ...(product ? { product } : {}), ...(cursor ? { cursor } : {}) } }, { placeholderData: (prev) => prev });
   const busy = useBusy();
   const toast = useToast();
   const [, navigate] = useLocation();
@@ -37,7 +41,7 @@ export function Policies() {
       } catch (err) {
         throw new Error(`${file.name} is not a JSON file: ${err instanceof Error ? err.message : String(err)}`);
       }
-      const p = await post<Policy>('/policies/import', doc);
+      const p = await call(importPolicy, { body: doc });
       toast(`Imported policy ${p.name}`);
       navigate(`/policies/${p.id}`);
     });
@@ -73,7 +77,13 @@ export function Policies() {
       <ErrorMessage error={busy.error} onDismiss={() => busy.setError(null)} />
       <div className="toolbar">
         <Field label="Product">
-          <select value={product} onChange={(e) => setProduct(e.target.value)}>
+          <select
+            value={product}
+            onChange={(e) => {
+              setProduct(e.target.value);
+              setCursors([]);
+            }}
+          >
             <option value="">All products</option>
             {(types.data?.items ?? []).map((t) => (
               <option key={t.product} value={t.product}>
@@ -85,9 +95,14 @@ export function Policies() {
       </div>
       <Async q={list}>
         {(page) =>
-          page.items.length === 0 ? (
+          page.items.length === 0 && cursors.length === 0 ? (
             <Empty>No policies{product ? ' for this product' : ''} yet. A new policy sets some settings of a product; assign it to a group on the Devices page or here.</Empty>
           ) : (
+            <>
+            <p className="muted small" aria-live="polite">
+              {(page.total ?? page.items.length).toLocaleString()} {(page.total ?? page.items.length) === 1 ? 'policy' : 'policies'}
+              {page.items.length && (cursors.length > 0 || page.nextCursor) ? ` · showing ${(cursors.length * LIST_PAGE + 1).toLocaleString()}–${(cursors.length * LIST_PAGE + page.items.length).toLocaleString()}` : ''}
+            </p>
             <div className="table-wrap">
               <table>
                 <thead>
@@ -111,6 +126,17 @@ export function Policies() {
                 </tbody>
               </table>
             </div>
+            {cursors.length > 0 || page.nextCursor ? (
+              <nav className="toolbar" aria-label="Policy pages">
+                <button type="button" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))}>
+                  Previous page
+                </button>
+                <button type="button" disabled={!page.nextCursor} onClick={() => page.nextCursor && setCursors((c) => [...c, page.nextCursor!])}>
+                  Next page
+                </button>
+              </nav>
+            ) : null}
+            </>
           )
         }
       </Async>
@@ -118,14 +144,12 @@ export function Policies() {
   );
 }
 
-function PolicyRow({ p, types, may }: { p: Policy; types: PolicyType[] | undefined; may: boolean }) {
-  const details = useApi<PolicyDetails>(`/policies/${p.id}`, { staleTime: 10_000 });
-  const compliance = useApi<ComplianceAnswer>(`/policies/${p.id}/compliance${qs({ limit: 1 })}`, { staleTime: 10_000 });
+function PolicyRow({ p, types, may }: { p: PolicyListItem; types: PolicyType[] | undefined; may: boolean }) {
   const [copying, setCopying] = useState(false);
   const toast = useToast();
   const qc = useQueryClient();
-  const assigned = details.data?.assignedTo ?? [];
-  const c = compliance.data?.counts;
+  const assigned = p.assignedTo;
+  const c = p.compliance;
   return (
     <tr>
       <td>
@@ -134,11 +158,14 @@ function PolicyRow({ p, types, may }: { p: Policy; types: PolicyType[] | undefin
       </td>
       <td>{productName(types, p.product)}</td>
       <td className="num">{p.revision}</td>
-      <td className="small">{details.data ? (assigned.length ? assigned.map((a) => a.path).join(', ') : <span className="muted">no group</span>) : '…'}</td>
+      <td className="small">
+        {assigned.length ? assigned.map((a) => a.path).join(', ') : p.assignedElsewhere ? null : <span className="muted">no group</span>}
+        {p.assignedElsewhere ? <span className="muted">{assigned.length ? ' and ' : ''}{plural(p.assignedElsewhere, 'group')} you cannot see</span> : null}
+      </td>
       <td>{c ? <StackedBar compact label={`Compliance of ${p.name}`} what="devices" segments={COMPLIANCE_STATES.map((s) => ({ key: s.key, label: s.label, n: c[s.key] }))} /> : '…'}</td>
       <td>
         <div className="actions">
-          <button type="button" aria-label={`Export ${p.name}`} onClick={() => void download(`/policies/${p.id}/export`, `${p.name.replace(/[^A-Za-z0-9_.-]+/g, '-')}.policy.json`)}>
+          <button type="button" aria-label={`Export ${p.name}`} onClick={() => void download(operationPath(exportPolicy, { id: p.id }), `${p.name.replace(/[^A-Za-z0-9_.-]+/g, '-')}.policy.json`)}>
             Export
           </button>
           {may ? (
@@ -153,7 +180,7 @@ function PolicyRow({ p, types, may }: { p: Policy; types: PolicyType[] | undefin
                 danger
                 question={<p>Delete the policy “{p.name}”? A policy assigned to a group cannot be deleted (POLICY_IN_USE): unassign it first.</p>}
                 onConfirm={async () => {
-                  await del(`/policies/${p.id}`);
+                  await call(deletePolicy, { params: { id: p.id } });
                   toast(`Policy ${p.name} deleted`);
                   await qc.invalidateQueries({ predicate: (q) => String(q.queryKey[0]).startsWith('/policies') });
                 }}
@@ -173,7 +200,7 @@ function CopyDialog({ open, p, onClose }: { open: boolean; p: Policy; onClose: (
   const [, navigate] = useLocation();
   async function submit(e: FormEvent) {
     e.preventDefault();
-    const c = await run(() => post<Policy>(`/policies/${p.id}/copy`, { name }));
+    const c = await run(() => call(copyPolicy, { params: { id: p.id }, body: { name } }));
     if (c) navigate(`/policies/${c.id}`);
   }
   return (
@@ -192,7 +219,7 @@ type Tab = 'edit' | 'compliance';
 /** /policies/new and /policies/:id. */
 export function PolicyEdit({ id }: { id?: string }) {
   const types = usePolicyTypes();
-  const policy = useApi<PolicyDetails>(id ? `/policies/${id}` : null);
+  const policy = useOp(getPolicy, id ? { params: { id } } : null);
   const [tab, setTab] = useState<Tab>('edit');
   if (types.error || (id && policy.error)) {
     return (
@@ -232,14 +259,14 @@ function Editor({ types, policy: current, onReload }: { types: PolicyType[]; pol
   async function save(e: FormEvent) {
     e.preventDefault();
     if (!policy) {
-      const p = await busy.run(() => post<Policy>('/policies', { ...body, product: draft.product }));
+      const p = await busy.run(() => call(createPolicy, { body: { ...body, product: draft.product } }));
       if (p) {
         toast(`Policy ${p.name} created`);
         navigate(`/policies/${p.id}`);
       }
       return;
     }
-    const p = await busy.run(() => patch<Policy>(`/policies/${policy.id}`, { revision: policy.revision, ...body }));
+    const p = await busy.run(() => call(updatePolicy, { params: { id: policy.id }, body: { revision: policy.revision, ...body } }));
     if (p) {
       toast(`Policy ${p.name} saved: revision ${p.revision}`);
       setBase({ ...policy, ...p });
@@ -251,12 +278,12 @@ function Editor({ types, policy: current, onReload }: { types: PolicyType[]; pol
   const runPreview = () =>
     policy &&
     busy.run(async () => {
-      setPreview(await request<PolicyPreview>('POST', `/policies/${policy.id}/preview${qs({ limit: 200 })}`, { revision: policy.revision, ...body }));
+      setPreview(await call(previewPolicy, { params: { id: policy.id }, query: { limit: 200 }, body: { revision: policy.revision, ...body } }));
     });
   const reload = () =>
     policy &&
     busy.run(async () => {
-      const fresh = await get<PolicyDetails>(`/policies/${policy.id}`);
+      const fresh = await call(getPolicy, { params: { id: policy.id } });
       setBase(fresh);
       setDraft(draftOf(fresh));
       setPreview(null);
@@ -343,32 +370,56 @@ function Editor({ types, policy: current, onReload }: { types: PolicyType[]; pol
 
 const CPAGE = 50;
 
+/** The policy's compliance: counts of every state over all its devices, then a page of devices (by name), filtered by state and name. */
 function Compliance({ id }: { id: string }) {
-  const [state, setState] = useState('');
-  const [cursors, setCursors] = useState<(string | null)[]>([null]);
-  const cursor = cursors[cursors.length - 1] ?? null;
-  const q = useApi<ComplianceAnswer>(`/policies/${id}/compliance${qs({ state, cursor, limit: CPAGE })}`, { placeholderData: (prev) => prev });
+  const [state, setState] = useState<'' | PolicyComplianceItem['state']>('');
+  const [search, setSearch] = useState('');
+  const [cursors, setCursors] = useState<string[]>([]);
+  const cursor = cursors[cursors.length - 1];
+  const q = useOp(getPolicyCompliance, { params: { id }, query: { limit: CPAGE, ...(state ? { state } : {}), ...(search.trim() ? { search: search.trim() } : {}), ...(cursor ? { cursor } : {}) } }, { placeholderData: (prev) => prev });
   const groups = useGroups();
   return (
     <Section title="Compliance">
       <Async q={q}>
-        {(r) => (
+        {(r) => {
+          const all = COMPLIANCE_STATES.reduce((n, s) => n + r.states[s.key], 0);
+          return (
           <>
-            <StackedBar label="Compliance" what="devices" segments={COMPLIANCE_STATES.map((s) => ({ key: s.key, label: s.label, n: r.counts[s.key] }))} />
+            <StackedBar label="Compliance" what="devices" segments={COMPLIANCE_STATES.map((s) => ({ key: s.key, label: s.label, n: r.states[s.key] }))} />
             <div className="toolbar">
               <Field label="State">
-                <select value={state} onChange={(e) => { setState(e.target.value); setCursors([null]); }}>
-                  <option value="">All</option>
+                <select
+                  value={state}
+                  onChange={(e) => {
+                    setState(e.target.value as typeof state);
+                    setCursors([]);
+                  }}
+                >
+                  <option value="">All states ({all.toLocaleString()})</option>
                   {COMPLIANCE_STATES.map((s) => (
                     <option key={s.key} value={s.key}>
-                      {s.label}
+                      {s.label} ({r.states[s.key].toLocaleString()})
                     </option>
                   ))}
                 </select>
               </Field>
+              <Field label="Device">
+                <input
+                  type="search"
+                  value={search}
+                  onChange={(e) => {
+                    setSearch(e.target.value);
+                    setCursors([]);
+                  }}
+                />
+              </Field>
+              <p className="muted small" aria-live="polite">
+                {r.total !== undefined && r.total !== all ? `${r.total.toLocaleString()} of ${plural(all, 'device')}` : plural(all, 'device')}
+                {r.items.length ? ` · showing ${(cursors.length * CPAGE + 1).toLocaleString()}–${(cursors.length * CPAGE + r.items.length).toLocaleString()}` : ''}
+              </p>
             </div>
             {r.items.length === 0 ? (
-              <Empty>No devices{state ? ' in this state' : ''}: the policy reaches none yet.</Empty>
+              <Empty>{all === 0 ? 'No devices: the policy reaches none yet.' : 'No device matches.'}</Empty>
             ) : (
               <div className="table-wrap">
                 <table>
@@ -413,16 +464,19 @@ function Compliance({ id }: { id: string }) {
                 </table>
               </div>
             )}
-            <div className="toolbar">
-              <button type="button" disabled={cursors.length <= 1} onClick={() => setCursors((c) => c.slice(0, -1))}>
-                Previous
-              </button>
-              <button type="button" disabled={!r.nextCursor} onClick={() => setCursors((c) => [...c, r.nextCursor])}>
-                Next
-              </button>
-            </div>
+            {cursors.length > 0 || r.nextCursor ? (
+              <nav className="toolbar" aria-label="Compliance pages">
+                <button type="button" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))}>
+                  Previous page
+                </button>
+                <button type="button" disabled={!r.nextCursor} onClick={() => r.nextCursor && setCursors((c) => [...c, r.nextCursor!])}>
+                  Next page
+                </button>
+              </nav>
+            ) : null}
           </>
-        )}
+          );
+        }}
       </Async>
     </Section>
   );

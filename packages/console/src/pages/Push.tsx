@@ -17,15 +17,19 @@ import {
   PUSH_MAX_HOSTS,
   PUSH_MAX_PARALLEL,
   PUSH_STEPS,
+  cancelPushInstall,
+  getPushInstall,
+  listPushInstalls,
+  startPushInstall,
 } from '@garrison/protocol';
-import type { PushHostState, PushHostView, PushJobView } from '@garrison/protocol';
-import { post, useApi } from '../api.ts';
+import type { PushHostState, PushHostView, PushInstallCreate, PushJobView } from '@garrison/protocol';
+import { call, useOp } from '../api.ts';
+import { useMorePages } from '../tasks/queries.ts';
 import { plural } from '../format.ts';
 import { Async, ConfirmButton, Empty, ErrorMessage, GroupSelect, Page, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
 import { Permission, useAccess } from '../access.tsx';
 import { StateBar, checkError, hostTarget, optionalInt, useRootGroupId, Field } from '../admin/common.tsx';
 
-const JOBS = '/push-installs';
 const ROW_LIMIT = 500;
 const INSTALL_DIR = /^(?!.*\/\.\.?(\/|$))\/[A-Za-z0-9._+@-]+(\/[A-Za-z0-9._+@-]+)*$/;
 
@@ -112,7 +116,7 @@ function StartPush() {
     const dir = installDir.trim();
     if (dir && !INSTALL_DIR.test(dir)) return setError(checkError('The install folder is an absolute path of letters, digits and . _ + @ - without "." or ".." parts.'));
 
-    const body: Record<string, unknown> = {
+    const body = {
       groupId: group,
       hosts: entries,
       username: username.trim(),
@@ -120,10 +124,10 @@ function StartPush() {
       ...Object.fromEntries(Object.entries(nums).filter(([, v]) => v !== undefined)),
       ...(removeConflicting ? { removeConflicting: true } : {}),
       ...(dir ? { installDir: dir } : {}),
-    };
+    } as PushInstallCreate;
     // The credentials leave the page with this request; they are not kept, whatever the answer.
     forgetCredentials();
-    const job = await run(() => post<PushJobView>(JOBS, body));
+    const job = await run(() => call(startPushInstall, { body }));
     if (job) {
       toast(`Push installation started on ${plural(job.summary.total, 'host')}`);
       navigate(`/push/${encodeURIComponent(job.id)}`);
@@ -231,11 +235,13 @@ function StartPush() {
 }
 
 function Jobs() {
-  const jobs = useApi<PushJobView[]>(JOBS, { refetchInterval: (q) => (q.state.data?.some((j) => j.state === 'running') ? 5000 : false) });
+  // Newest first, a page at a time; the live feed refreshes the pages shown on push events.
+  const jobs = useMorePages(listPushInstalls, { query: {} });
+  const list = jobs.items;
   return (
     <Section title="Push installations">
       <Async q={jobs}>
-        {(list) =>
+        {() =>
           list.length === 0 ? (
             <Empty>No push installation yet.</Empty>
           ) : (
@@ -255,8 +261,9 @@ function Jobs() {
                   {list.map((j) => (
                     <tr key={j.id}>
                       <td className="nowrap">
-                        <Link href={`/push/${encodeURIComponent(j.id)}`} aria-label={`Push installation into ${j.groupPath}, started ${new Date(j.createdAt).toLocaleString()}`}>
+                        <Link href={`/push/${encodeURIComponent(j.id)}`}>
                           <Time iso={j.createdAt} />
+                          <span className="sr-only">: push installation into {j.groupPath}</span>
                         </Link>
                       </td>
                       <td>{j.groupPath}</td>
@@ -279,6 +286,13 @@ function Jobs() {
                   ))}
                 </tbody>
               </table>
+              {jobs.hasNextPage ? (
+                <p>
+                  <button type="button" disabled={jobs.isFetchingNextPage} onClick={() => void jobs.fetchNextPage()}>
+                    {jobs.isFetchingNextPage ? 'Loading…' : 'Load more'}
+                  </button>
+                </p>
+              ) : null}
             </div>
           )
         }
@@ -294,7 +308,7 @@ function Jobs() {
 
 export function PushJob({ id }: { id: string }) {
   // The live feed refreshes this on push events; while the job runs it is also read every 2 s.
-  const job = useApi<PushJobView>(`${JOBS}/${encodeURIComponent(id)}`, { refetchInterval: (q) => (q.state.data?.state === 'running' ? 2000 : false) });
+  const job = useOp(getPushInstall, { params: { id } }, { refetchInterval: (q) => (q.state.data?.state === 'running' ? 2000 : false) });
   const toast = useToast();
   const j = job.data;
   const access = useAccess();
@@ -322,7 +336,7 @@ export function PushJob({ id }: { id: string }) {
               confirmLabel="Cancel the job"
               question={<p>Cancel this push installation? Pending hosts are not started and running ones are disconnected; hosts already done keep their agent.</p>}
               onConfirm={async () => {
-                await post(`${JOBS}/${encodeURIComponent(id)}/cancel`);
+                await call(cancelPushInstall, { params: { id } });
                 toast('Push installation cancelled');
                 await job.refetch();
               }}
@@ -497,7 +511,7 @@ function HostRows({ h, expanded, onToggle }: { h: PushHostView; expanded: boolea
         <td>{h.deviceId ? <Link href={`/devices/${encodeURIComponent(h.deviceId)}`}>Open device</Link> : <span className="muted">—</span>}</td>
         <td>
           {h.state !== 'pending' ? (
-            <button type="button" className="link" aria-expanded={expanded} aria-controls={detailId} onClick={onToggle} aria-label={`${expanded ? 'Hide' : 'Show'} steps and output of ${target}`}>
+            <button type="button" className="link" aria-expanded={expanded} aria-controls={detailId} onClick={onToggle} aria-label={`${expanded ? 'Hide' : h.outputTail ? 'Steps and output' : 'Steps'} of ${target}`}>
               {expanded ? 'Hide' : h.outputTail ? 'Steps and output' : 'Steps'}
             </button>
           ) : null}

@@ -3,15 +3,22 @@
  * evaluation; check in an archive (the server signs it), move a package between branches,
  * remove it; the server's package-signing public key.
  */
-import { useMemo, useRef, useState, type FormEvent } from 'react';
-import { MAX_PACKAGE_BYTES, type Branch, type RepositoryPackage } from '@garrison/protocol';
-import { del, post, request, useApi } from '../api.ts';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { useQueryClient } from '@tanstack/react-query';
+import { addPackage, deletePackage, getSigningKey, listPackages, MAX_PACKAGE_BYTES, operationPath, promotePackage, type Branch, type RepositoryPackage } from '@garrison/protocol';
+import { call, request, useOp } from '../api.ts';
 import { formatBytes, plural } from '../format.ts';
 import { Async, ConfirmButton, CopyButton, Dialog, DialogForm, Empty, ErrorMessage, Loading, Page, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
 import { BRANCHES, checkError, Field } from '../admin/common.tsx';
 import { Permission, useAccess } from '../access.tsx';
 
-const PACKAGES = '/repository/packages';
+const PACKAGES = operationPath(listPackages);
+const PAGE = 50;
+/** Refreshes every cached page of the package list. */
+function useRefreshPackages() {
+  const qc = useQueryClient();
+  return () => qc.invalidateQueries({ predicate: (q) => String(q.queryKey[0]).startsWith(PACKAGES) });
+}
 
 type BranchChoice = Branch | 'none';
 
@@ -20,17 +27,34 @@ function BranchBadge({ branch }: { branch: Branch | null }) {
 }
 
 export function Repository() {
-  const packages = useApi<RepositoryPackage[]>(PACKAGES);
   const [product, setProduct] = useState('');
   const [branch, setBranch] = useState<'' | BranchChoice>('');
+  // Paged by the server (by product, newest version first), filtered there.
+  const [cursors, setCursors] = useState<string[]>([]);
+  const cursor = cursors[cursors.length - 1];
+  const packages = useOp(listPackages, { query: { limit: PAGE, ...(product ? { product } : {}), ...(branch ? { branch } : {}), ...(cursor ? { cursor } : {}) } }, { placeholderData: (prev) => prev });
+  const refresh = useRefreshPackages();
+  const [seen, setSeen] = useState<string[]>([]);
   const [details, setDetails] = useState<RepositoryPackage | null>(null);
   const [promoting, setPromoting] = useState<RepositoryPackage | null>(null);
   const toast = useToast();
   // The master repository belongs to no group: changing it needs repository:write on the root group.
   const manage = useAccess().canOnRoot(Permission.manageRepository);
 
-  const products = useMemo(() => [...new Set((packages.data ?? []).map((p) => p.product))].sort(), [packages.data]);
-  const shown = (packages.data ?? []).filter((p) => (!product || p.product === product) && (!branch || (branch === 'none' ? p.branch === null : p.branch === branch)));
+  // The product picker offers the products of the pages read so far (and the one chosen).
+  useEffect(() => {
+    const items = packages.data?.items ?? [];
+    setSeen((prev) => {
+      const all = new Set([...prev, ...items.map((p) => p.product)]);
+      return all.size === prev.length ? prev : [...all].sort();
+    });
+  }, [packages.data]);
+  const products = seen;
+  const filtered = product !== '' || branch !== '';
+  const filter = (set: () => void) => {
+    set();
+    setCursors([]);
+  };
 
   return (
     <Page title="Repository" subtitle="The master repository: signed packages of the agent and the managed products, in the branches current, previous and evaluation.">
@@ -39,7 +63,7 @@ export function Repository() {
       <Section title="Packages">
         <div className="toolbar">
           <Field label="Product">
-            <select value={product} onChange={(e) => setProduct(e.target.value)}>
+            <select value={product} onChange={(e) => filter(() => setProduct(e.target.value))}>
               <option value="">All products</option>
               {products.map((p) => (
                 <option key={p} value={p}>
@@ -50,7 +74,7 @@ export function Repository() {
             </select>
           </Field>
           <Field label="Branch">
-            <select value={branch} onChange={(e) => setBranch(e.target.value as '' | BranchChoice)}>
+            <select value={branch} onChange={(e) => filter(() => setBranch(e.target.value as '' | BranchChoice))}>
               <option value="">All branches</option>
               {BRANCHES.map((b) => (
                 <option key={b} value={b}>
@@ -62,17 +86,19 @@ export function Repository() {
           </Field>
           {packages.data ? (
             <p className="muted small" role="status">
-              {shown.length === packages.data.length ? plural(shown.length, 'package') : `${shown.length} of ${plural(packages.data.length, 'package')}`}
+              {plural(packages.data.total ?? packages.data.items.length, filtered ? 'matching package' : 'package')}
+              {packages.data.items.length && (cursors.length > 0 || packages.data.nextCursor) ? ` · showing ${(cursors.length * PAGE + 1).toLocaleString()}–${(cursors.length * PAGE + packages.data.items.length).toLocaleString()}` : ''}
             </p>
           ) : null}
         </div>
         <Async q={packages}>
-          {(all) =>
-            all.length === 0 ? (
+          {(page) =>
+            page.items.length === 0 && !filtered && cursors.length === 0 ? (
               <Empty>{manage ? 'The repository is empty. Check in a package archive above.' : 'The repository is empty.'}</Empty>
-            ) : shown.length === 0 ? (
+            ) : page.items.length === 0 ? (
               <Empty>No package matches these filters.</Empty>
             ) : (
+              <>
               <div className="table-wrap">
                 <table>
                   <thead>
@@ -92,7 +118,7 @@ export function Repository() {
                     </tr>
                   </thead>
                   <tbody>
-                    {shown.map((p) => (
+                    {page.items.map((p) => (
                       <tr key={p.id}>
                         <td>
                           <strong className="nowrap">{p.product}</strong>
@@ -151,9 +177,9 @@ export function Repository() {
                                     </>
                                   }
                                   onConfirm={async () => {
-                                    await del(`${PACKAGES}/${encodeURIComponent(p.id)}`);
+                                    await call(deletePackage, { params: { id: p.id } });
                                     toast(`${p.product} ${p.version} removed from the repository`);
-                                    await packages.refetch();
+                                    await refresh();
                                   }}
                                 />
                               </>
@@ -165,6 +191,17 @@ export function Repository() {
                   </tbody>
                 </table>
               </div>
+              {cursors.length > 0 || page.nextCursor ? (
+                <nav className="toolbar" aria-label="Package pages">
+                  <button type="button" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))}>
+                    Previous page
+                  </button>
+                  <button type="button" disabled={!page.nextCursor} onClick={() => page.nextCursor && setCursors((c) => [...c, page.nextCursor!])}>
+                    Next page
+                  </button>
+                </nav>
+              ) : null}
+              </>
             )
           }
         </Async>
@@ -174,13 +211,13 @@ export function Repository() {
       <SigningKey />
 
       <PackageDetails pkg={details} onClose={() => setDetails(null)} />
-      <Promote pkg={promoting} onClose={() => setPromoting(null)} onDone={() => void packages.refetch()} />
+      <Promote pkg={promoting} onClose={() => setPromoting(null)} onDone={() => void refresh()} />
     </Page>
   );
 }
 
 function Upload() {
-  const packages = useApi<RepositoryPackage[]>(PACKAGES);
+  const refresh = useRefreshPackages();
   const [file, setFile] = useState<File | null>(null);
   const [branch, setBranch] = useState<BranchChoice>('current');
   const [inputKey, setInputKey] = useState(0);
@@ -197,12 +234,13 @@ function Upload() {
     }
     if (file.size === 0) return setError(checkError(`${file.name} is empty.`));
     if (file.size > MAX_PACKAGE_BYTES) return setError(checkError(`${file.name} is ${formatBytes(file.size)}; a package is at most ${formatBytes(MAX_PACKAGE_BYTES)}.`));
-    const pkg = await run(() => request<RepositoryPackage>('POST', `${PACKAGES}?branch=${branch}`, file, { contentType: 'application/gzip' }));
+    // The archive is the body itself (addPackage has no JSON body): sent raw on the operation's path.
+    const pkg = await run(() => request<RepositoryPackage>(addPackage.method, `${operationPath(addPackage)}?branch=${branch}`, file, { contentType: 'application/gzip' }));
     if (pkg) {
       toast(`${pkg.product} ${pkg.version} checked in${pkg.branch ? ` to ${pkg.branch}` : ''} and signed`);
       setFile(null);
       setInputKey((k) => k + 1);
-      await packages.refetch();
+      await refresh();
     }
   };
 
@@ -272,7 +310,7 @@ function PromoteForm({ pkg, onClose, onDone }: { pkg: RepositoryPackage; onClose
   const toast = useToast();
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    const moved = await run(() => post<RepositoryPackage>(`${PACKAGES}/${encodeURIComponent(pkg.id)}/promote`, { branch: choice === 'none' ? null : choice }));
+    const moved = await run(() => call(promotePackage, { params: { id: pkg.id }, body: { branch: choice === 'none' ? null : choice } }));
     if (moved) {
       toast(`${moved.product} ${moved.version} ${moved.branch ? `is now in ${moved.branch}` : 'is out of the branches'}`);
       onDone();
@@ -367,7 +405,7 @@ function PackageDetails({ pkg, onClose }: { pkg: RepositoryPackage | null; onClo
 
 function SigningKey() {
   const [open, setOpen] = useState(false);
-  const key = useApi<{ publicKey: string }>(open ? '/repository/signing-key' : null, { staleTime: 300_000 });
+  const key = useOp(getSigningKey, open ? {} : null, { staleTime: 300_000 });
   return (
     <section className="card" aria-label="Package-signing key">
       <details className="adm-disclosure" onToggle={(e) => setOpen((e.currentTarget as HTMLDetailsElement).open)}>

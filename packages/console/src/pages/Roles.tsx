@@ -6,22 +6,20 @@
  */
 import { useState, type FormEvent } from 'react';
 import { Link } from 'wouter';
-import type { AdminView, Permission as PermissionId, RoleView } from '@garrison/protocol';
-import { del, patch, post, useApi } from '../api.ts';
+import { createRole, deleteRole, listAdmins, listPermissions, listRoles, updateRole, type Permission as PermissionId, type RoleView } from '@garrison/protocol';
+import { call, useOp } from '../api.ts';
 import { Permission, useAccess } from '../access.tsx';
 import { Async, ConfirmButton, Dialog, DialogForm, Empty, ErrorMessage, Page, Section, StateBadge, useToast } from '../ui.tsx';
-import { checkError, Field } from '../admin/common.tsx';
+import { checkError, Field, useAllPages } from '../admin/common.tsx';
 import type { PermissionInfo } from '@garrison/protocol';
 
-const ROLES = '/roles';
-
 export function Roles() {
-  const roles = useApi<RoleView[]>(ROLES);
-  const permissions = useApi<PermissionInfo[]>('/permissions', { staleTime: 5 * 60_000 });
+  const roles = useAllPages(listRoles);
+  const permissions = useOp(listPermissions, {}, { staleTime: 5 * 60_000 });
   const access = useAccess();
   const manage = access.canOnRoot(Permission.manageAdmins);
   // Who holds each role, when the administrators can be read.
-  const admins = useApi<AdminView[]>(access.canOnRoot(Permission.read) ? '/admins' : null);
+  const admins = useAllPages(listAdmins, { enabled: access.canOnRoot(Permission.read) });
   const [editing, setEditing] = useState<{ current?: RoleView; from?: RoleView } | null>(null);
   const toast = useToast();
   const holders = (roleId: string) => (admins.data ?? []).filter((a) => a.grants.some((g) => g.roleId === roleId)).length;
@@ -107,7 +105,7 @@ export function Roles() {
                                     disabled={n > 0}
                                     question={<p>Delete the role “{r.name}”? Nobody holds it.</p>}
                                     onConfirm={async () => {
-                                      await del(`${ROLES}/${encodeURIComponent(r.id)}`);
+                                      await call(deleteRole, { params: { id: r.id } });
                                       toast(`Role “${r.name}” deleted`);
                                       await roles.refetch();
                                     }}
@@ -172,9 +170,8 @@ function RoleForm({ current, from, permissions, onClose, onSaved }: { current?: 
     if (list.length === 0) return setError(checkError('Choose at least one permission.'));
     setBusy(true);
     try {
-      // (RoleCreate's permissions type is inferred as never[] from its schema, so the body is not checked against it.)
       const body = { name: name.trim(), description: description.trim(), permissions: list };
-      onSaved(current ? await patch<RoleView>(`${ROLES}/${encodeURIComponent(current.id)}`, body) : await post<RoleView>(ROLES, body));
+      onSaved(current ? await call(updateRole, { params: { id: current.id }, body }) : await call(createRole, { body }));
     } catch (err) {
       setError(err);
     } finally {

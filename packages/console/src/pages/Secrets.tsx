@@ -3,16 +3,16 @@
  * and neither does this page: a value is typed into a password field, sent once and cleared.
  */
 import { useRef, useState, type FormEvent } from 'react';
-import type { SecretMeta } from '@garrison/protocol';
-import { del, put, useApi } from '../api.ts';
+import { deleteSecret, listSecrets, putSecret, type SecretMeta } from '@garrison/protocol';
+import { call } from '../api.ts';
 import { Async, ConfirmButton, Empty, ErrorMessage, Page, Section, Time, useBusy, useToast } from '../ui.tsx';
-import { checkError, Field } from '../admin/common.tsx';
+import { checkError, Field, useAllPages } from '../admin/common.tsx';
 import { Permission, useAccess } from '../access.tsx';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
 export function Secrets() {
-  const secrets = useApi<SecretMeta[]>('/secrets');
+  const secrets = useAllPages(listSecrets);
   const toast = useToast();
   const [name, setName] = useState('');
   const [value, setValue] = useState('');
@@ -31,7 +31,7 @@ export function Secrets() {
     if (!NAME.test(n)) return setError(checkError('A secret name is 1 to 100 letters, digits, ".", "_" or "-", starting with a letter or digit.'));
     if (!value) return setError(checkError('Type the secret value.'));
     const ok = await run(async () => {
-      await put(`/secrets/${encodeURIComponent(n)}`, { value, description });
+      await call(putSecret, { params: { name: n }, body: { value, description } });
       return true;
     });
     if (ok) {
@@ -130,7 +130,7 @@ export function Secrets() {
                           <td>
                             {mayChange(s) ? (
                               <div className="actions">
-                                <button type="button" onClick={() => replace(s)} aria-label={`Replace the value of ${s.name}`}>
+                                <button type="button" onClick={() => replace(s)} aria-label={`Replace value of ${s.name}`}>
                                   Replace value
                                 </button>
                                 <DeleteSecret name={s.name} onDeleted={() => toast(`Secret "${s.name}" deleted`)} />
@@ -152,7 +152,7 @@ export function Secrets() {
 }
 
 function DeleteSecret({ name, onDeleted }: { name: string; onDeleted: () => void }) {
-  const secrets = useApi<SecretMeta[]>('/secrets');
+  const secrets = useAllPages(listSecrets);
   return (
     <ConfirmButton
       label="Delete"
@@ -164,7 +164,7 @@ function DeleteSecret({ name, onDeleted }: { name: string; onDeleted: () => void
       }
       confirmLabel={`Delete ${name}`}
       onConfirm={async () => {
-        await del(`/secrets/${encodeURIComponent(name)}`);
+        await call(deleteSecret, { params: { name } });
         onDeleted();
         await secrets.refetch();
       }}

@@ -5,20 +5,21 @@
  */
 import { Fragment, useMemo, useState } from 'react';
 import { Link, useLocation } from 'wouter';
-import type { ServerTask, ServerTaskRun } from '@garrison/protocol';
-import { qs, useApi } from '../api.ts';
+import { getServerTask, listRunsOfServerTask, type ServerTask, type ServerTaskRun } from '@garrison/protocol';
+import { useOp } from '../api.ts';
+import { useMorePages } from '../tasks/queries.ts';
 import { Async, ConfirmButton, CopyButton, DefinitionFacts, Empty, ErrorMessage, Page, Section, Time } from '../ui.tsx';
 import { Permission, useAccess } from '../access.tsx';
 import { formatTime } from '../format.ts';
 import { SettingsView } from '../tasks/SettingsView.tsx';
 import { describeScheduleOptions, describeTrigger } from '../tasks/model.ts';
-import { RunProgress, RunStateBadge, causeLabel, isActiveRun, runDuration, schemaOf, serverTaskPath, useServerTaskActions, useServerTaskTypes } from '../server-tasks/common.tsx';
+import { RunProgress, RunStateBadge, causeLabel, isActiveRun, runDuration, schemaOf, serverTaskPath, useAllServerTasks, useServerTaskActions, useServerTaskTypes } from '../server-tasks/common.tsx';
 import '../tasks/tasks.css';
 
 export function ServerTaskDetails({ id }: { id: string }) {
   // While the task is being deleted its reads stop, so that no refresh asks for it after it is gone.
   const [deleting, setDeleting] = useState(false);
-  const task = useApi<ServerTask>(serverTaskPath(id), { enabled: !deleting });
+  const task = useOp(getServerTask, { params: { id } }, { enabled: !deleting });
   return <Async q={task}>{(t) => <ServerTaskView task={t} live={!deleting} setDeleting={setDeleting} />}</Async>;
 }
 
@@ -29,13 +30,13 @@ function ServerTaskView({ task, live, setDeleting }: { task: ServerTask; live: b
   const path = serverTaskPath(task.id);
   const { byType } = useServerTaskTypes();
   const info = byType.get(task.type);
-  const [limit, setLimit] = useState(PAGE);
-  const runs = useApi<ServerTaskRun[]>(`${path}/runs${qs({ limit })}`, { enabled: live, placeholderData: (prev) => prev });
+  // Newest first, PAGE at a time; older pages on request. The reads stop while the task is deleted.
+  const runs = useMorePages(listRunsOfServerTask, live ? { params: { id: task.id }, query: { limit: PAGE } } : null);
   const hasAfterTask = task.schedule.triggers.some((t) => t.type === 'after-task');
-  const all = useApi<ServerTask[]>(hasAfterTask ? '/server-tasks' : null, { staleTime: 30_000 });
+  const all = useAllServerTasks(hasAfterTask);
   const taskNames = useMemo(() => new Map((all.data ?? []).map((t) => [t.id, t.name])), [all.data]);
   const act = useServerTaskActions(task);
-  const latest = runs.data?.[0];
+  const latest = runs.items[0];
   const active = isActiveRun(latest);
   const manage = useAccess().canOnRoot(Permission.manageServerTasks);
 
@@ -166,16 +167,16 @@ function ServerTaskView({ task, live, setDeleting }: { task: ServerTask; live: b
 
       <Section title="Run history">
         <Async q={runs}>
-          {(list) =>
-            list.length === 0 ? (
+          {() =>
+            runs.items.length === 0 ? (
               <Empty>This server task has not run yet.</Empty>
             ) : (
               <>
-                <RunHistory task={task} runs={list} />
-                {list.length >= limit && limit < 1000 ? (
+                <RunHistory task={task} runs={runs.items} />
+                {runs.hasNextPage ? (
                   <p>
-                    <button type="button" onClick={() => setLimit((l) => Math.min(l + PAGE * 4, 1000))}>
-                      Show older runs
+                    <button type="button" disabled={runs.isFetchingNextPage} onClick={() => void runs.fetchNextPage()}>
+                      {runs.isFetchingNextPage ? 'Loading…' : 'Show older runs'}
                     </button>
                   </p>
                 ) : null}
@@ -236,7 +237,7 @@ function RunHistory({ task, runs }: { task: ServerTask; runs: ServerTaskRun[] })
                   <td className="nowrap">{runDuration(r)}</td>
                   <td className="summary-cell">{r.summary ?? (isActiveRun(r) ? (r.message ?? '') : '')}</td>
                   <td>
-                    <button type="button" className="link" aria-expanded={expanded} aria-controls={detailsId} aria-label={`Details of the run of ${formatTime(r.startedAt ?? r.createdAt)}`} onClick={() => toggle(r.id)}>
+                    <button type="button" className="link" aria-expanded={expanded} aria-controls={detailsId} aria-label={`${expanded ? 'Hide' : 'Details'}: the run of ${formatTime(r.startedAt ?? r.createdAt)}`} onClick={() => toggle(r.id)}>
                       {expanded ? 'Hide' : 'Details'}
                     </button>
                   </td>

@@ -5,8 +5,8 @@
  */
 import { useRef, useState } from 'react';
 import { Link, useLocation, useSearch } from 'wouter';
-import type { Schedule, ServerTask, ServerTaskCreate, ServerTaskTypeInfo, ServerTaskUpdate } from '@garrison/protocol';
-import { patch, post, useAction, useApi } from '../api.ts';
+import { createServerTask, getServerTask, updateServerTask, type Schedule, type ServerTask, type ServerTaskCreate, type ServerTaskTypeInfo, type ServerTaskUpdate } from '@garrison/protocol';
+import { call, useAction, useOp } from '../api.ts';
 import { Async, ErrorMessage, Page, Section } from '../ui.tsx';
 import { Labeled } from '../tasks/controls.tsx';
 import { SettingsEditor } from '../tasks/SettingsEditor.tsx';
@@ -17,7 +17,7 @@ import '../tasks/tasks.css';
 
 export function ServerTaskEdit({ id }: { id?: string }) {
   const { q: types } = useServerTaskTypes();
-  const task = useApi<ServerTask>(id ? serverTaskPath(id) : null);
+  const task = useOp(getServerTask, id ? { params: { id } } : null);
   const title = id ? (task.data ? `Edit server task: ${task.data.name}` : 'Edit server task') : 'New server task';
   return (
     <Page title={title} subtitle={id && task.data ? <Link href={serverTaskPath(id)}>Back to the server task</Link> : <Link href="/server-tasks">Back to server tasks</Link>}>
@@ -56,10 +56,10 @@ function ServerTaskForm({ types, current }: { types: ServerTaskTypeInfo[]; curre
     async (): Promise<ServerTask> => {
       if (initial) {
         const body: ServerTaskUpdate = { name, description, settings, schedule, enabled, revision: initial.revision };
-        return patch<ServerTask>(serverTaskPath(initial.id), body);
+        return call(updateServerTask, { params: { id: initial.id }, body });
       }
       const body: ServerTaskCreate = { name, description, type, settings, schedule, enabled };
-      return post<ServerTask>('/server-tasks', body);
+      return call(createServerTask, { body });
     },
     ['/server-tasks', '/server-task-runs'],
   );

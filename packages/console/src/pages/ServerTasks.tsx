@@ -6,19 +6,19 @@
 import { useMemo, useState } from 'react';
 import { Link } from 'wouter';
 import { useQueryClient } from '@tanstack/react-query';
-import type { ServerTask, ServerTaskRun } from '@garrison/protocol';
-import { qs, useApi } from '../api.ts';
+import { listRunsOfServerTask, type ServerTask } from '@garrison/protocol';
+import { useOp } from '../api.ts';
 import { Permission, useAccess } from '../access.tsx';
 import { Async, ConfirmButton, Empty, ErrorMessage, Page, Time, useBusy } from '../ui.tsx';
 import { formatAgo } from '../format.ts';
 import { describeTriggers } from '../tasks/model.ts';
 import { Labeled } from '../tasks/controls.tsx';
-import { RunStateBadge, exportFilename, isActiveRun, refreshServerTasks, serverTaskPath, useServerTaskActions, useServerTaskTypes } from '../server-tasks/common.tsx';
+import { RunStateBadge, exportFilename, isActiveRun, refreshServerTasks, serverTaskPath, useAllServerTasks, useServerTaskActions, useServerTaskTypes } from '../server-tasks/common.tsx';
 import { useImportExport } from '../tasks/ImportExport.tsx';
 import '../tasks/tasks.css';
 
 export function ServerTasks() {
-  const tasks = useApi<ServerTask[]>('/server-tasks');
+  const tasks = useAllServerTasks();
   const { byType } = useServerTaskTypes();
   const [text, setText] = useState('');
   const busy = useBusy();
@@ -96,8 +96,8 @@ export function ServerTasks() {
 
 function ServerTaskRow({ task, typeName, taskNames, manage }: { task: ServerTask; typeName: string; taskNames: ReadonlyMap<string, string>; manage: boolean }) {
   const [deleting, setDeleting] = useState(false);
-  const runs = useApi<ServerTaskRun[]>(`${serverTaskPath(task.id)}/runs${qs({ limit: 1 })}`, { enabled: !deleting });
-  const last = runs.data?.[0];
+  const runs = useOp(listRunsOfServerTask, { params: { id: task.id }, query: { limit: 1 } }, { enabled: !deleting });
+  const last = runs.data?.items[0];
   const act = useServerTaskActions(task);
   const active = isActiveRun(last);
   return (
@@ -131,7 +131,7 @@ function ServerTaskRow({ task, typeName, taskNames, manage }: { task: ServerTask
         <div className="row-actions">
           {manage ? (
             <>
-              <button type="button" disabled={act.busy} aria-label={`Run ${task.name} now`} onClick={() => void act.runNow()}>
+              <button type="button" disabled={act.busy} aria-label={`Run now: ${task.name}`} onClick={() => void act.runNow()}>
                 Run now
               </button>
               <button type="button" disabled={act.busy || !active} aria-label={`Stop ${task.name}`} onClick={() => void act.stop()}>

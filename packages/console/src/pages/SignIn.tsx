@@ -7,11 +7,10 @@
  * `/?oidc=<one-time code>`, exchanged here for a session, or `/?oidc-error=<CODE>` (ADR 0014).
  */
 import { useEffect, useRef, useState, type FormEvent } from 'react';
-import { OIDC_CODE_PARAM, OIDC_DEFAULT_DISPLAY_NAME, OIDC_ERROR_PARAM, OIDC_LOGIN_PATH, errorCodeInfo, isErrorCode } from '@garrison/protocol';
-import { API, ApiError, request } from '../api.ts';
+import { createSession, exchangeOidcSession, OIDC_CODE_PARAM, OIDC_DEFAULT_DISPLAY_NAME, OIDC_ERROR_PARAM, OIDC_LOGIN_PATH, errorCodeInfo, isErrorCode } from '@garrison/protocol';
+import { API, ApiError, call } from '../api.ts';
 import { ErrorMessage, Field, OneTimeCodeField, Tabs, tabPanelProps } from '../ui.tsx';
 
-type Session = { token: string; expiresAt: string; name: string };
 
 /** The provider's answer in the address, read once at load and taken out of the address (the code is single-use and must not stay in history). */
 const oidcReturn: { code: string | null; error: string | null } = (() => {
@@ -78,7 +77,7 @@ export function SignIn({ onSignedIn }: { onSignedIn: (token: string) => void }) 
   useEffect(() => {
     if (!oidcReturn.code || oidcCodeUsed) return;
     oidcCodeUsed = true;
-    request<Session>('POST', '/session/oidc', { code: oidcReturn.code })
+    call(exchangeOidcSession, { body: { code: oidcReturn.code } })
       .then((s) => onSignedIn(s.token))
       .catch((err: unknown) => {
         setError(err);
@@ -101,7 +100,7 @@ export function SignIn({ onSignedIn }: { onSignedIn: (token: string) => void }) 
     setError(null);
     try {
       if (mode === 'password') {
-        const s = await request<Session>('POST', '/session', { name, password, ...(needOtp && otp ? { otp: otp.trim() } : {}) });
+        const s = await call(createSession, { body: { name, password, ...(needOtp && otp ? { otp: otp.trim() } : {}) } });
         onSignedIn(s.token);
       } else {
         const value = token.trim();

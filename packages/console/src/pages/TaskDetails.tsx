@@ -1,12 +1,39 @@
 /**
- * One task: its properties, live progress, actions (run now, stop, enable/disable, edit,
- * copy, export, delete), the latest result on each device with its output, and its targets.
+ * One task: its properties, live progress, actions (run now, run again on the failed devices,
+ * stop, enable/disable, edit, copy, export, delete), the latest result on each device a page
+ * at a time (by state, by device, exportable as CSV) with its output, and its targets, read
+ * when asked for. A live update that names devices reads only their rows.
  */
 import { useMemo, useState } from 'react';
-import { Link, useLocation } from 'wouter';
+import { Link, useLocation, useSearch } from 'wouter';
 import { useQueryClient } from '@tanstack/react-query';
-import { isFinalRunState, type DeviceSummary, type DeviceView, type Run, type RunNowResult, type Task, type TaskProgress } from '@garrison/protocol';
-import { del, download, post, qs, useApi } from '../api.ts';
+import {
+  copyTask,
+  deleteTask,
+  disableTask,
+  enableTask,
+  getDevice,
+  getRun,
+  getTask,
+  getTaskProgress,
+  isFinalRunState,
+  listProducts,
+  listRuns,
+  listTaskResults,
+  listTaskTargets,
+  runStates,
+  runTaskNow,
+  stopTask,
+  type Run,
+  type RunState,
+  type Task,
+  type TaskResult,
+  type TaskResultPage,
+  type TaskTarget,
+} from '@garrison/protocol';
+import { call, download, qs, useOp } from '../api.ts';
+import { useLiveRuns } from '../live.tsx';
+import { opKey, useAllTasks, useMorePages } from '../tasks/queries.ts';
 import { Permission, taskGroups, useAccess } from '../access.tsx';
 import { Async, ConfirmButton, CopyButton, DefinitionFacts, Dialog, Empty, ErrorMessage, Loading, Page, ProgressBar, Section, StateBadge, Time, useBusy, useGroups, useToast } from '../ui.tsx';
 import { RUN_STATE_ORDER, plural, stateLabel } from '../format.ts';
@@ -20,7 +47,7 @@ export function TaskDetails({ id }: { id: string }) {
   const path = `/tasks/${encodeURIComponent(id)}`;
   // While the task is being deleted its reads stop, so that no refresh asks for it after it is gone.
   const [deleting, setDeleting] = useState(false);
-  const task = useApi<Task>(path, { enabled: !deleting });
+  const task = useOp(getTask, { params: { id } }, { enabled: !deleting });
   return (
     <Async q={task}>
       {(t) => <TaskView task={t} path={path} live={!deleting} setDeleting={setDeleting} />}
@@ -41,47 +68,47 @@ function TaskView({ task, path, live, setDeleting }: { task: Task; path: string;
   const qc = useQueryClient();
   const toast = useToast();
   const action = useBusy();
-  const progress = useApi<TaskProgress>(`${path}/progress`, { enabled: live });
-  const results = useApi<Run[]>(`${path}/results`, { enabled: live });
-  const targets = useApi<DeviceSummary[]>(`${path}/targets`, { enabled: live });
-  const products = useApi<ProductInfo[]>('/products', { staleTime: 60_000 });
+  const progress = useOp(getTaskProgress, { params: { id: task.id } }, { enabled: live });
+  const productsQ = useOp(listProducts, {}, { staleTime: 60_000 });
+  // The contract types a settings schema as unknown; it is a JSON schema.
+  const products = productsQ.data as ProductInfo[] | undefined;
   const hasAfterTask = task.schedule.triggers.some((t) => t.type === 'after-task');
-  const allTasks = useApi<Task[]>(hasAfterTask ? '/tasks' : null, { staleTime: 30_000 });
+  const allTasks = useAllTasks(hasAfterTask);
   const groups = useGroups();
   const taskNames = useMemo(() => new Map((allTasks.data ?? []).map((t) => [t.id, t.name])), [allTasks.data]);
-  const names = useMemo(() => new Map((targets.data ?? []).map((d) => [d.id, d.name])), [targets.data]);
+  const localDevice = task.scope.type === 'local' ? task.scope.deviceId : null;
+  const localDeviceView = useOp(getDevice, localDevice ? { params: { id: localDevice } } : null, { staleTime: 60_000 });
   const refresh = () => qc.invalidateQueries({ predicate: (q) => String(q.queryKey[0]).startsWith('/tasks') });
-  const typeInfo = withLifecycleTypes(products.data ?? [])
+  const typeInfo = withLifecycleTypes(products ?? [])
     .find((p) => p.id === task.product)
     ?.taskTypes.find((t) => t.id === task.type);
-  const localDevice = task.scope.type === 'local' ? task.scope.deviceId : null;
   // What the role allows on this task's groups (a global task's are server-wide).
   const access = useAccess();
-  const groupsOfTask = taskGroups(task.scope, localDevice ? targets.data?.find((d) => d.id === localDevice)?.groupId : null);
+  const groupsOfTask = taskGroups(task.scope, localDevice ? localDeviceView.data?.groupId : null);
   const mayRun = access.canIn(Permission.runTasks, groupsOfTask);
   const mayChange = access.canIn(Permission.manageTasks, groupsOfTask);
 
-  const runNow = () =>
+  const runNow = (only: { onlyFailed?: true; deviceIds?: string[] } = {}) =>
     action.run(async () => {
-      const r = await post<RunNowResult>(`${path}/run`, {});
-      toast(`Run on ${plural(r.targets, 'device')} (${r.delivered} connected)`);
+      const r = await call(runTaskNow, { params: { id: task.id }, body: only });
+      toast(`${only.onlyFailed ? 'Run again' : 'Run'} on ${plural(r.targets, 'device')} (${r.delivered} connected)`);
       await refresh();
     });
   const stop = () =>
     action.run(async () => {
-      const r = await post<{ cancelledPending: number; signalled: number }>(`${path}/stop`, {});
+      const r = await call(stopTask, { params: { id: task.id } });
       toast(`Stop sent to ${plural(r.signalled, 'connected device')}; ${plural(r.cancelledPending, 'waiting run')} cancelled`);
       await refresh();
     });
   const setEnabled = (on: boolean) =>
     action.run(async () => {
-      await post<Task>(`${path}/${on ? 'enable' : 'disable'}`, {});
+      await call(on ? enableTask : disableTask, { params: { id: task.id } });
       toast(on ? `“${task.name}” enabled` : `“${task.name}” disabled`);
       await refresh();
     });
   const copy = () =>
     action.run(async () => {
-      const c = await post<Task>(`${path}/copy`, {});
+      const c = await call(copyTask, { params: { id: task.id }, body: {} });
       toast(`Copied as “${c.name}”`);
       await refresh();
       navigate(`/tasks/${encodeURIComponent(c.id)}`);
@@ -93,7 +120,7 @@ function TaskView({ task, path, live, setDeleting }: { task: Task; path: string;
       title={task.name}
       subtitle={
         <>
-          <Link href="/tasks">Tasks</Link> · {productLabel(withLifecycleTypes(products.data ?? []), task.product, task.type)} ·{' '}
+          <Link href="/tasks">Tasks</Link> · {productLabel(withLifecycleTypes(products ?? []), task.product, task.type)} ·{' '}
           {task.enabled ? <span className="badge state-active">enabled</span> : <span className="badge state-cancelled">disabled</span>}
         </>
       }
@@ -137,7 +164,7 @@ function TaskView({ task, path, live, setDeleting }: { task: Task; path: string;
               onConfirm={async () => {
                 setDeleting(true);
                 try {
-                  await del(path);
+                  await call(deleteTask, { params: { id: task.id } });
                 } catch (err) {
                   setDeleting(false);
                   throw err;
@@ -174,7 +201,7 @@ function TaskView({ task, path, live, setDeleting }: { task: Task; path: string;
         <Section title="Properties">
           <dl className="props">
             <dt>Product</dt>
-            <dd>{products.data?.find((p) => p.id === task.product)?.name ?? task.product}</dd>
+            <dd>{products?.find((p) => p.id === task.product)?.name ?? task.product}</dd>
             <dt>Task type</dt>
             <dd>{typeInfo?.name ?? task.type}</dd>
             {task.description ? (
@@ -187,7 +214,7 @@ function TaskView({ task, path, live, setDeleting }: { task: Task; path: string;
             <dd>
               {localDevice ? (
                 <>
-                  Local: <LocalDeviceLink id={localDevice} known={names.get(localDevice)} />
+                  Local: <Link href={`/devices/${encodeURIComponent(localDevice)}`}>{localDeviceView.data?.name ?? localDevice}</Link>
                 </>
               ) : (
                 describeScope(task.scope, groups.data)
@@ -215,131 +242,198 @@ function TaskView({ task, path, live, setDeleting }: { task: Task; path: string;
         </Section>
       </div>
 
-      <Results task={task} results={results} names={names} />
-      <Targets targets={targets} results={results.data} />
+      <Results task={task} live={live} mayRun={mayRun} busy={action.busy} onRunAgain={(only) => void runNow(only)} />
+      <Targets task={task} live={live} count={progress.data?.targets} />
     </Page>
   );
 }
 
-function LocalDeviceLink({ id, known }: { id: string; known?: string | undefined }) {
-  const d = useApi<DeviceView>(known ? null : `/devices/${encodeURIComponent(id)}`, { staleTime: 60_000 });
-  return <Link href={`/devices/${encodeURIComponent(id)}`}>{known ?? d.data?.name ?? id}</Link>;
-}
+const PAGE = 100;
+/** Device ids per read of their rows (they go in the query string). */
+const IDS_PER_READ = 100;
 
-/** Names of devices that ran the task but are no longer among its targets, read one by one (a few at most). */
-function DeviceCell({ id, name, lookup }: { id: string; name: string | undefined; lookup: boolean }) {
-  const d = useApi<DeviceView>(!name && lookup ? `/devices/${encodeURIComponent(id)}` : null, { staleTime: 5 * 60_000 });
-  return <Link href={`/devices/${encodeURIComponent(id)}`}>{name ?? d.data?.name ?? id}</Link>;
-}
-
-const PAGE = 200;
-const MAX_LOOKUPS = 50;
-
-function Results({ task, results, names }: { task: Task; results: { data: Run[] | undefined; error: Error | null; isPending: boolean }; names: ReadonlyMap<string, string> }) {
-  const [state, setState] = useState('');
+/** The results page: by state (with the count of each over the whole task), by device name, a page at a time. */
+function Results({ task, live, mayRun, busy, onRunAgain }: { task: Task; live: boolean; mayRun: boolean; busy: boolean; onRunAgain: (only: { onlyFailed?: true; deviceIds?: string[] }) => void }) {
+  const qc = useQueryClient();
+  const initialState = new URLSearchParams(useSearch()).get('state') ?? '';
+  const [state, setState] = useState<string>(runStates.includes(initialState as RunState) ? initialState : '');
   const [filter, setFilter] = useState('');
-  const [limit, setLimit] = useState(PAGE);
-  const [open, setOpen] = useState<string | null>(null);
-  const runs = results.data ?? [];
-  const missing = runs.filter((r) => !names.has(r.deviceId)).length;
-  const needle = filter.trim().toLowerCase();
-  const shown = runs.filter((r) => (!state || r.state === state) && (!needle || (names.get(r.deviceId) ?? r.deviceId).toLowerCase().includes(needle)));
-  const openRun = runs.find((r) => r.id === open);
-  const present = RUN_STATE_ORDER.filter((s) => s.state !== 'notRun' && runs.some((r) => r.state === s.state));
+  // The cursors of the pages before the current one (previous goes back one).
+  const [cursors, setCursors] = useState<string[]>([]);
+  const [open, setOpen] = useState<TaskResult | null>(null);
+  const search = filter.trim();
+  const query = { limit: PAGE, output: false, ...(state ? { state: state as RunState } : {}), ...(search ? { search } : {}), ...(cursors.length ? { cursor: cursors[cursors.length - 1]! } : {}) };
+  const input = { params: { id: task.id }, query };
+  const results = useOp(listTaskResults, input, { enabled: live, placeholderData: (prev) => prev });
+  const key = opKey(listTaskResults, input);
+  const page = results.data;
+  const reset = () => setCursors([]);
+
+  // A live update that names devices: only their rows are read again, with the counts; the
+  // whole current page (a hundred rows) only when it is filtered, is the last page, or too
+  // many devices changed to name.
+  useLiveRuns((runs) => {
+    if (!page || !live) return;
+    const entry = runs.tasks.find((t) => t.taskId === task.id);
+    if (!entry) return;
+    const onPage = new Set(page.items.map((r) => r.deviceId));
+    const named = entry.deviceIds ?? [];
+    const wholePage = entry.deviceIds === null || state || search || (page.nextCursor === null && named.some((d) => !onPage.has(d)));
+    if (wholePage) {
+      void qc.invalidateQueries({ queryKey: [key] });
+      return;
+    }
+    const changed = named.filter((d) => onPage.has(d)).slice(0, IDS_PER_READ);
+    void call(listTaskResults, { params: { id: task.id }, query: changed.length ? { deviceIds: changed.join(','), output: false, limit: IDS_PER_READ } : { limit: 1, output: false } })
+      .then((fresh) => {
+        const rows = new Map(changed.length ? fresh.items.map((r) => [r.deviceId, r]) : []);
+        qc.setQueryData<TaskResultPage>([key], (old) =>
+          old ? { ...old, states: fresh.states, total: Object.values(fresh.states).reduce((a, b) => a + b, 0), items: old.items.map((r) => rows.get(r.deviceId) ?? r) } : old,
+        );
+      })
+      .catch(() => void qc.invalidateQueries({ queryKey: [key] }));
+  });
+
+  const states = page?.states ?? {};
+  const all = Object.values(states).reduce((a, b) => a + b, 0);
+  const failed = (states.failed ?? 0) + (states.timed_out ?? 0);
+  const present = RUN_STATE_ORDER.filter((s) => s.state !== 'notRun' && ((states[s.state] ?? 0) > 0 || s.state === state));
   return (
-    <Section title="Results">
+    <Section
+      title="Results"
+      actions={
+        <>
+          {mayRun && failed > 0 ? (
+            <button type="button" disabled={busy} onClick={() => onRunAgain({ onlyFailed: true })}>
+              Run again on {plural(failed, 'failed device')}
+            </button>
+          ) : null}
+          {all > 0 ? (
+            <button type="button" onClick={() => void download(`/tasks/${encodeURIComponent(task.id)}/results/export${qs({ state, search })}`, `garrison-results-${task.id}.csv`)}>
+              Export CSV
+            </button>
+          ) : null}
+        </>
+      }
+    >
       <Async q={results}>
-        {() =>
-          runs.length === 0 ? (
+        {(r) =>
+          all === 0 && !state && !search ? (
             <Empty>No device has run this task yet.</Empty>
           ) : (
             <>
               <div className="toolbar">
                 <Labeled label="State">
-                  <select value={state} onChange={(e) => setState(e.target.value)}>
-                    <option value="">All states</option>
+                  <select
+                    value={state}
+                    onChange={(e) => {
+                      setState(e.target.value);
+                      reset();
+                    }}
+                  >
+                    <option value="">All states ({all.toLocaleString()})</option>
                     {present.map((s) => (
                       <option key={s.state} value={s.state}>
-                        {s.label}
+                        {s.label} ({(states[s.state] ?? 0).toLocaleString()})
                       </option>
                     ))}
                   </select>
                 </Labeled>
                 <Labeled label="Device">
-                  <input type="search" value={filter} onChange={(e) => setFilter(e.target.value)} />
+                  <input
+                    type="search"
+                    value={filter}
+                    onChange={(e) => {
+                      setFilter(e.target.value);
+                      reset();
+                    }}
+                  />
                 </Labeled>
-                <p className="muted small">
-                  {shown.length === runs.length ? plural(runs.length, 'device') : `${shown.length} of ${plural(runs.length, 'device')}`}
+                <p className="muted small" aria-live="polite">
+                  {r.total !== undefined && r.total !== all ? `${r.total.toLocaleString()} of ${plural(all, 'device')}` : plural(all, 'device')}
+                  {r.items.length ? ` · showing ${(cursors.length * PAGE + 1).toLocaleString()}–${(cursors.length * PAGE + r.items.length).toLocaleString()}` : ''}
                 </p>
               </div>
-              <div className="table-wrap">
-                <table>
-                  <caption className="visually-hidden">Latest run of “{task.name}” on each device</caption>
-                  <thead>
-                    <tr>
-                      <th scope="col">Device</th>
-                      <th scope="col">State</th>
-                      <th scope="col" className="num">
-                        Done
-                      </th>
-                      <th scope="col">Started</th>
-                      <th scope="col">Ended</th>
-                      <th scope="col" className="num">
-                        Exit code
-                      </th>
-                      <th scope="col">Reason</th>
-                      <th scope="col">Output</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {shown.slice(0, limit).map((r) => (
-                      <tr key={r.id}>
-                        <td>
-                          <DeviceCell id={r.deviceId} name={names.get(r.deviceId)} lookup={missing <= MAX_LOOKUPS} />
-                        </td>
-                        <td>
-                          <StateBadge state={r.state} label={stateLabel(r.state)} />
-                          {r.attempt > 1 ? <span className="muted small"> try {r.attempt}</span> : null}
-                        </td>
-                        <td className="num">{r.percent !== null ? `${r.percent} %` : isFinalRunState(r.state) ? '' : '—'}</td>
-                        <td className="nowrap">
-                          <Time iso={r.startedAt} />
-                        </td>
-                        <td className="nowrap">
-                          <Time iso={r.endedAt} />
-                        </td>
-                        <td className="num">{r.exitCode ?? ''}</td>
-                        <td>{r.reason ?? ''}</td>
-                        <td>
-                          <button type="button" className="link" onClick={() => setOpen(r.id)} aria-label={`Output of ${names.get(r.deviceId) ?? r.deviceId}`}>
-                            {r.outputTail ? 'Output' : 'Details'}
-                          </button>
-                        </td>
+              {r.items.length === 0 ? (
+                <Empty>No result matches.</Empty>
+              ) : (
+                <div className="table-wrap">
+                  <table>
+                    <caption className="visually-hidden">Latest run of “{task.name}” on each device</caption>
+                    <thead>
+                      <tr>
+                        <th scope="col">Device</th>
+                        <th scope="col">State</th>
+                        <th scope="col" className="num">
+                          Done
+                        </th>
+                        <th scope="col">Started</th>
+                        <th scope="col">Ended</th>
+                        <th scope="col" className="num">
+                          Exit code
+                        </th>
+                        <th scope="col">Reason</th>
+                        <th scope="col">Output</th>
                       </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
-              {shown.length > limit ? (
-                <p>
-                  <button type="button" onClick={() => setLimit((l) => l + PAGE)}>
-                    Show {Math.min(PAGE, shown.length - limit)} more
+                    </thead>
+                    <tbody>
+                      {r.items.map((x) => (
+                        <tr key={x.deviceId}>
+                          <td>
+                            <Link href={`/devices/${encodeURIComponent(x.deviceId)}`}>{x.deviceName}</Link>
+                          </td>
+                          <td>
+                            <StateBadge state={x.state} label={stateLabel(x.state)} />
+                            {x.attempt > 1 ? <span className="muted small"> try {x.attempt}</span> : null}
+                          </td>
+                          <td className="num">{x.percent !== null ? `${x.percent} %` : isFinalRunState(x.state) ? '' : '—'}</td>
+                          <td className="nowrap">
+                            <Time iso={x.startedAt} />
+                          </td>
+                          <td className="nowrap">
+                            <Time iso={x.endedAt} />
+                          </td>
+                          <td className="num">{x.exitCode ?? ''}</td>
+                          <td>{x.reason ?? ''}</td>
+                          <td>
+                            <button type="button" className="link" onClick={() => setOpen(x)} aria-label={`Output of ${x.deviceName}`}>
+                              Output
+                            </button>
+                          </td>
+                        </tr>
+                      ))}
+                    </tbody>
+                  </table>
+                </div>
+              )}
+              {cursors.length > 0 || r.nextCursor ? (
+                <nav className="toolbar" aria-label="Result pages">
+                  <button type="button" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))}>
+                    Previous page
                   </button>
-                </p>
+                  <button type="button" disabled={!r.nextCursor} onClick={() => r.nextCursor && setCursors((c) => [...c, r.nextCursor!])}>
+                    Next page
+                  </button>
+                </nav>
               ) : null}
             </>
           )
         }
       </Async>
-      <Dialog wide open={openRun !== undefined} title={openRun ? `${task.name} on ${names.get(openRun.deviceId) ?? openRun.deviceId}` : 'Output'} onClose={() => setOpen(null)}>
-        {openRun ? <RunDetails run={openRun} /> : null}
+      <Dialog wide open={open !== null} title={open ? `${task.name} on ${open.deviceName}` : 'Output'} onClose={() => setOpen(null)}>
+        {open ? <RunDetails runId={open.id} /> : null}
       </Dialog>
     </Section>
   );
 }
 
-function RunDetails({ run }: { run: Run }) {
-  const history = useApi<Run[]>(`/runs${qs({ taskId: run.taskId, deviceId: run.deviceId, limit: 20 })}`);
+function RunDetails({ runId }: { runId: string }) {
+  const q = useOp(getRun, { params: { id: runId } });
+  return <Async q={q}>{(run) => <RunFacts run={run} />}</Async>;
+}
+
+function RunFacts({ run }: { run: Run }) {
+  const history = useOp(listRuns, { query: { taskId: run.taskId, deviceId: run.deviceId, limit: 20 } });
   return (
     <div className="dialog-body">
       <dl className="props">
@@ -391,7 +485,7 @@ function RunDetails({ run }: { run: Run }) {
       <h3>Earlier runs on this device</h3>
       <Async q={history}>
         {(list) => {
-          const earlier = list.filter((r) => r.id !== run.id);
+          const earlier = list.items.filter((r) => r.id !== run.id);
           return earlier.length === 0 ? (
             <p className="muted">None.</p>
           ) : (
@@ -436,16 +530,13 @@ function RunDetails({ run }: { run: Run }) {
   );
 }
 
-function Targets({ targets, results }: { targets: { data: DeviceSummary[] | undefined; error: Error | null; isPending: boolean }; results: Run[] | undefined }) {
-  const groups = useGroups();
+/** The task's targets, read when shown, a page at a time, each with its latest run. */
+function Targets({ task, live, count }: { task: Task; live: boolean; count: number | undefined }) {
   const [openList, setOpenList] = useState(false);
-  const [limit, setLimit] = useState(PAGE);
   const [filter, setFilter] = useState('');
-  const latest = useMemo(() => new Map((results ?? []).map((r) => [r.deviceId, r])), [results]);
-  const groupPath = (id: string) => groups.data?.find((g) => g.id === id)?.path ?? '';
-  const list = targets.data ?? [];
-  const needle = filter.trim().toLowerCase();
-  const shown = list.filter((d) => !needle || d.name.toLowerCase().includes(needle) || d.hostname.toLowerCase().includes(needle));
+  const search = filter.trim();
+  const targets = useMorePages(listTaskTargets, openList && live ? { params: { id: task.id }, query: { limit: PAGE, ...(search ? { search } : {}) } } : null);
+  const pages = (targets.data?.pages ?? []) as { items: TaskTarget[] }[];
   return (
     <Section
       title="Targets"
@@ -455,58 +546,76 @@ function Targets({ targets, results }: { targets: { data: DeviceSummary[] | unde
         </button>
       }
     >
-      <Async q={targets}>
-        {() => (
-          <>
-            <p className="muted">{plural(list.length, 'device')} targeted now.</p>
-            {openList && list.length > 0 ? (
-              <>
-                {list.length > 10 ? (
-                  <div className="toolbar">
-                    <Labeled label="Find a target">
-                      <input type="search" value={filter} onChange={(e) => setFilter(e.target.value)} />
-                    </Labeled>
+      <p className="muted">{count === undefined ? 'Counting targets…' : `${plural(count, 'device')} targeted now.`}</p>
+      {openList ? (
+        <>
+          {(count ?? 0) > 10 ? (
+            <div className="toolbar">
+              <Labeled label="Find a target">
+                <input type="search" value={filter} onChange={(e) => setFilter(e.target.value)} />
+              </Labeled>
+            </div>
+          ) : null}
+          <Async q={targets}>
+            {() =>
+              targets.items.length === 0 ? (
+                <Empty>{search ? 'No target matches.' : 'No targets.'}</Empty>
+              ) : (
+                <>
+                  <div className="table-wrap">
+                    <table>
+                      <thead>
+                        <tr>
+                          <th scope="col">Device</th>
+                          <th scope="col">Host name</th>
+                          <th scope="col">Group</th>
+                          <th scope="col">Latest run</th>
+                        </tr>
+                      </thead>
+                      {pages.map((p, i) => (
+                        <TargetRows key={i} task={task} targets={p.items} />
+                      ))}
+                    </table>
                   </div>
-                ) : null}
-                <div className="table-wrap">
-                  <table>
-                    <thead>
-                      <tr>
-                        <th scope="col">Device</th>
-                        <th scope="col">Host name</th>
-                        <th scope="col">Group</th>
-                        <th scope="col">Latest run</th>
-                      </tr>
-                    </thead>
-                    <tbody>
-                      {shown.slice(0, limit).map((d) => {
-                        const r = latest.get(d.id);
-                        return (
-                          <tr key={d.id}>
-                            <td>
-                              <Link href={`/devices/${encodeURIComponent(d.id)}`}>{d.name}</Link>
-                            </td>
-                            <td>{d.hostname}</td>
-                            <td>{groupPath(d.groupId)}</td>
-                            <td>{r ? <StateBadge state={r.state} label={stateLabel(r.state)} /> : <StateBadge state="notRun" label="not run" />}</td>
-                          </tr>
-                        );
-                      })}
-                    </tbody>
-                  </table>
-                </div>
-                {shown.length > limit ? (
-                  <p>
-                    <button type="button" onClick={() => setLimit((l) => l + PAGE)}>
-                      Show {Math.min(PAGE, shown.length - limit)} more
-                    </button>
-                  </p>
-                ) : null}
-              </>
-            ) : null}
-          </>
-        )}
-      </Async>
+                  {targets.hasNextPage ? (
+                    <p>
+                      <button type="button" disabled={targets.isFetchingNextPage} onClick={() => void targets.fetchNextPage()}>
+                        {targets.isFetchingNextPage ? 'Loading…' : `Show ${PAGE} more`}
+                      </button>
+                    </p>
+                  ) : null}
+                </>
+              )
+            }
+          </Async>
+        </>
+      ) : null}
     </Section>
+  );
+}
+
+/** One page of targets, with the latest run of each (one read for the page's devices). */
+function TargetRows({ task, targets }: { task: Task; targets: TaskTarget[] }) {
+  const groups = useGroups();
+  const ids = targets.map((d) => d.id).slice(0, IDS_PER_READ);
+  const results = useOp(listTaskResults, ids.length ? { params: { id: task.id }, query: { deviceIds: ids.join(','), output: false, limit: IDS_PER_READ } } : null);
+  const latest = new Map((results.data?.items ?? []).map((r) => [r.deviceId, r]));
+  const groupPath = (id: string) => groups.data?.find((g) => g.id === id)?.path ?? '';
+  return (
+    <tbody>
+      {targets.map((d) => {
+        const r = latest.get(d.id);
+        return (
+          <tr key={d.id}>
+            <td>
+              <Link href={`/devices/${encodeURIComponent(d.id)}`}>{d.name}</Link>
+            </td>
+            <td>{d.hostname}</td>
+            <td>{groupPath(d.groupId)}</td>
+            <td>{r ? <StateBadge state={r.state} label={stateLabel(r.state)} /> : results.data ? <StateBadge state="notRun" label="not run" /> : '…'}</td>
+          </tr>
+        );
+      })}
+    </tbody>
   );
 }

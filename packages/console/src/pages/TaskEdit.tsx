@@ -1,12 +1,14 @@
 /**
  * Create a task (POST /tasks) or change one (PATCH /tasks/:id): name, product and task type,
- * settings (a form generated from the type's schema, or raw JSON), schedule and scope.
+ * settings (a form generated from the type's schema, or raw JSON), schedule with a preview of
+ * its next fire times, and scope.
  */
-import { useMemo, useRef, useState } from 'react';
+import { useDeferredValue, useMemo, useRef, useState } from 'react';
 import { Link, useLocation, useSearch } from 'wouter';
-import { BUILTIN_PRODUCT, SCRIPT_TASK_TYPE, type Schedule, type Scope, type Task, type TaskCreate, type TaskUpdate } from '@garrison/protocol';
-import { patch, post, useAction, useApi } from '../api.ts';
-import { Async, ErrorMessage, Page, Section } from '../ui.tsx';
+import { useQuery } from '@tanstack/react-query';
+import { BUILTIN_PRODUCT, SCRIPT_TASK_TYPE, createTask, getTask, listProducts, previewSchedule, updateTask, type Schedule, type Scope, type Task, type TaskCreate, type TaskUpdate } from '@garrison/protocol';
+import { call, useAction, useOp } from '../api.ts';
+import { Async, ErrorMessage, Page, Section, Time } from '../ui.tsx';
 import { Labeled } from '../tasks/controls.tsx';
 import { SettingsEditor } from '../tasks/SettingsEditor.tsx';
 import { DEFAULT_SCHEDULE, ScheduleEditor } from '../tasks/ScheduleEditor.tsx';
@@ -16,21 +18,74 @@ import { initialValue, type JsonSchema } from '../tasks/schema.ts';
 import '../tasks/tasks.css';
 
 export function TaskEdit({ id }: { id?: string }) {
-  const products = useApi<ProductInfo[]>('/products', { staleTime: 60_000 });
-  const task = useApi<Task>(id ? `/tasks/${encodeURIComponent(id)}` : null);
+  // (The contract types a settings schema as unknown; it is a JSON schema: `list as ProductInfo[]`.)
+  const products = useOp(listProducts, {}, { staleTime: 60_000 });
+  const task = useOp(getTask, id ? { params: { id } } : null);
   const title = id ? (task.data ? `Edit task: ${task.data.name}` : 'Edit task') : 'New task';
   return (
     <Page title={title} subtitle={id && task.data ? <Link href={`/tasks/${encodeURIComponent(id)}`}>Back to the task</Link> : <Link href="/tasks">Back to tasks</Link>}>
       <Async q={products}>
         {(list) =>
           id ? (
-            <Async q={task}>{(t) => <TaskForm key={t.id} products={withLifecycleTypes(list)} current={t} />}</Async>
+            <Async q={task}>{(t) => <TaskForm key={t.id} products={withLifecycleTypes(list as ProductInfo[])} current={t} />}</Async>
           ) : (
-            <TaskForm products={withLifecycleTypes(list)} />
+            <TaskForm products={withLifecycleTypes(list as ProductInfo[])} />
           )
         }
       </Async>
     </Page>
+  );
+}
+
+/**
+ * Settings of which exactly one must be given, read from the schema: optional string
+ * properties it names as alternatives (the script type's command and script).
+ */
+export function exactlyOneOf(schema: JsonSchema | undefined): string[] | null {
+  const props = (schema as { properties?: Record<string, unknown>; required?: string[] } | undefined)?.properties;
+  const required = new Set((schema as { required?: string[] } | undefined)?.required ?? []);
+  const pair = ['command', 'script'];
+  return props && pair.every((k) => k in props && !required.has(k)) ? pair : null;
+}
+
+function given(settings: Record<string, unknown>, key: string): boolean {
+  return typeof settings[key] === 'string' && settings[key] !== '';
+}
+
+/** The next fire times of the schedule being edited, in the browser's zone for a "local" schedule. */
+function SchedulePreviewNote({ schedule }: { schedule: Schedule }) {
+  const deferred = useDeferredValue(schedule);
+  const key = JSON.stringify(deferred);
+  const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const q = useQuery({
+    queryKey: ['/schedules/preview', key],
+    queryFn: ({ signal }) => call(previewSchedule, { body: { schedule: deferred, count: 5, timeZone } }, { signal }),
+    staleTime: 30_000,
+    retry: false,
+  });
+  if (!q.data) return q.error ? <p className="muted small">The next run times cannot be shown now.</p> : null;
+  const { fires, issues } = q.data;
+  return (
+    <div className="schedule-preview" aria-live="polite">
+      {issues.length ? (
+        <p className="error">{issues.join('; ')}</p>
+      ) : fires.length ? (
+        <>
+          <p className="muted small">
+            Next runs{(deferred.timeBasis ?? 'local') === 'local' ? ` (on a device in ${q.data.timeZone}; each device uses its own clock)` : ''}:
+          </p>
+          <ul className="plain-list small">
+            {fires.map((f) => (
+              <li key={f}>
+                <Time iso={f} />
+              </li>
+            ))}
+          </ul>
+        </>
+      ) : (
+        <p className="muted small">No time trigger: it runs on its events or when run now.</p>
+      )}
+    </div>
   );
 }
 
@@ -81,10 +136,10 @@ function TaskForm({ products, current }: { products: ProductInfo[]; current?: Ta
     async (): Promise<Task> => {
       if (initial) {
         const body: TaskUpdate = { name, description, settings, schedule, scope, enabled, revision: initial.revision };
-        return patch<Task>(`/tasks/${encodeURIComponent(initial.id)}`, body);
+        return call(updateTask, { params: { id: initial.id }, body });
       }
       const body: TaskCreate = { name, description, product, type, settings, schedule, scope, enabled };
-      return post<Task>('/tasks', body);
+      return call(createTask, { body });
     },
     ['/tasks', '/devices/'],
   );
@@ -103,6 +158,7 @@ function TaskForm({ products, current }: { products: ProductInfo[]; current?: Ta
     if (!formRef.current?.reportValidity()) return;
     if (jsonError) return setLocalError('The settings are not valid JSON; correct them before saving.');
     if (!type) return setLocalError('Choose a task type.');
+    if (oneOf && oneOf.filter((k) => given(settings, k)).length !== 1) return setLocalError(`Give exactly one of ${oneOf.map((k) => `“${k}”`).join(' and ')} in the settings.`);
     if (!scopeComplete(scope)) return setLocalError(scope.type === 'local' ? 'Choose the device of this local task.' : scope.type === 'group' ? 'Choose a group.' : 'A global task needs devices or a selection.');
     try {
       const saved = await save.mutateAsync(undefined);
@@ -113,6 +169,7 @@ function TaskForm({ products, current }: { products: ProductInfo[]; current?: Ta
   };
 
   const currentProduct = products.find((p) => p.id === product);
+  const oneOf = exactlyOneOf(schema);
 
   return (
     <form
@@ -182,10 +239,16 @@ function TaskForm({ products, current }: { products: ProductInfo[]; current?: Ta
         )}
       </Section>
 
+      {oneOf ? (
+        <p className={oneOf.filter((k) => given(settings, k)).length === 1 ? 'muted small' : 'notice'} role="note">
+          Required: exactly one of {oneOf.map((k) => `“${k}”`).join(' or ')} (a command line, or a script body run by the shell).
+        </p>
+      ) : null}
       <SettingsEditor key={`${product}/${type}`} schema={schema} value={settings} onChange={setSettings} onJsonError={setJsonError} onProblem={setLocalError} />
 
       <Section title="Schedule">
         <ScheduleEditor value={schedule} onChange={setSchedule} taskId={initial?.id} />
+        <SchedulePreviewNote schedule={schedule} />
       </Section>
 
       <Section title="Scope">

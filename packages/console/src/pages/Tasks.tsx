@@ -1,17 +1,19 @@
 /**
- * The task list: filters (product, scope, group), each task's type, scope, triggers, state
- * and live progress; creating, importing and exporting tasks (all or the selected ones).
+ * The task list: filters (name, product, scope, group), each task's type, scope, triggers,
+ * state, last and next run, failures and live progress, a page at a time; creating, importing
+ * and exporting tasks (all or the selected ones).
  */
-import { useMemo, useState } from 'react';
+import { useDeferredValue, useMemo, useState } from 'react';
 import { Link, useLocation, useSearch } from 'wouter';
 import { useQueryClient } from '@tanstack/react-query';
-import { finalRunStates, type DeviceView, type GroupView, type Task, type TaskProgress } from '@garrison/protocol';
-import { del, download, post, qs, useApi } from '../api.ts';
+import { deleteTask, disableTask, enableTask, finalRunStates, getDevice, getTaskProgress, listProducts, listTasks, type GroupView, type Task } from '@garrison/protocol';
+import { call, download, qs, useOp } from '../api.ts';
 import { Permission, useAccess } from '../access.tsx';
-import { Async, ConfirmButton, Empty, ErrorMessage, GroupSelect, Page, ProgressBar, useBusy, useGroups, useToast } from '../ui.tsx';
+import { Async, ConfirmButton, Empty, ErrorMessage, GroupSelect, Page, ProgressBar, Time, useBusy, useGroups, useToast } from '../ui.tsx';
 import { plural } from '../format.ts';
 import { describeScope, describeTriggers, productLabel, withLifecycleTypes, type ProductInfo } from '../tasks/model.ts';
 import { dropDeletedTasks } from '../tasks/cache.ts';
+import { useAllTasks, useMorePages } from '../tasks/queries.ts';
 import { Labeled } from '../tasks/controls.tsx';
 import { useImportExport } from '../tasks/ImportExport.tsx';
 import '../tasks/tasks.css';
@@ -36,24 +38,24 @@ export function Tasks() {
     navigate(`${location}${qs(next)}`, { replace: true });
   };
 
-  const tasks = useApi<Task[]>(`/tasks${qs({ product, scopeType, groupId })}`);
-  const productsQ = useApi<ProductInfo[]>('/products', { staleTime: 60_000 });
-  const products = useMemo(() => withLifecycleTypes(productsQ.data ?? []), [productsQ.data]);
+  const needle = useDeferredValue(text.trim());
+  const tasks = useMorePages(listTasks, {
+    query: { ...(product ? { product } : {}), ...(scopeType ? { scopeType: scopeType as 'local' | 'group' | 'global' } : {}), ...(groupId ? { groupId } : {}), ...(needle ? { search: needle } : {}) },
+  });
+  const productsQ = useOp(listProducts, {}, { staleTime: 60_000 });
+  // The contract types a settings schema as unknown; it is a JSON schema.
+  const products = useMemo(() => withLifecycleTypes((productsQ.data ?? []) as ProductInfo[]), [productsQ.data]);
   const groups = useGroups();
   const [selected, setSelected] = useState<ReadonlySet<string>>(new Set());
   const busy = useBusy();
   const toast = useToast();
   const qc = useQueryClient();
 
-  const needle = text.trim().toLowerCase();
-  const list = useMemo(
-    () =>
-      [...(tasks.data ?? [])]
-        .filter((t) => !needle || t.name.toLowerCase().includes(needle) || t.description.toLowerCase().includes(needle))
-        .sort((a, b) => a.name.localeCompare(b.name)),
-    [tasks.data, needle],
-  );
-  const taskNames = useMemo(() => new Map((tasks.data ?? []).map((t) => [t.id, t.name])), [tasks.data]);
+  // The server sorts by name and pages; what is loaded so far is the list.
+  const list = tasks.items;
+  const afterTask = list.some((t) => t.schedule.triggers.some((x) => x.type === 'after-task'));
+  const allTasks = useAllTasks(afterTask);
+  const taskNames = useMemo(() => new Map([...(allTasks.data ?? []), ...list].map((t) => [t.id, t.name])), [allTasks.data, list]);
   // Only what is still listed counts as selected.
   const chosen = list.filter((t) => selected.has(t.id));
   const allChosen = list.length > 0 && chosen.length === list.length;
@@ -71,7 +73,7 @@ export function Tasks() {
 
   const bulk = (what: 'enable' | 'disable') =>
     busy.run(async () => {
-      for (const t of chosen) await post(`/tasks/${encodeURIComponent(t.id)}/${what}`, {});
+      for (const t of chosen) await call(what === 'enable' ? enableTask : disableTask, { params: { id: t.id } });
       toast(`${plural(chosen.length, 'task')} ${what}d`);
       await refresh();
     });
@@ -97,7 +99,7 @@ export function Tasks() {
       <div className="card">
         <div className="toolbar" role="search" aria-label="Filter tasks">
           <Labeled label="Find">
-            <input type="search" value={text} onChange={(e) => setText(e.target.value)} placeholder="Name or description" />
+            <input type="search" value={text} onChange={(e) => setText(e.target.value)} placeholder="Part of the name" />
           </Labeled>
           <Labeled label="Product">
             <select value={product} onChange={(e) => setFilter({ product: e.target.value })}>
@@ -154,7 +156,7 @@ export function Tasks() {
                     const done: string[] = [];
                     try {
                       for (const t of chosen) {
-                        await del(`/tasks/${encodeURIComponent(t.id)}`);
+                        await call(deleteTask, { params: { id: t.id } });
                         done.push(t.id);
                       }
                     } finally {
@@ -177,9 +179,11 @@ export function Tasks() {
           {() =>
             list.length === 0 ? (
               <Empty>
-                {tasks.data?.length ? 'No task matches.' : product || scopeType || groupId ? 'No task matches these filters.' : manage ? 'No tasks yet. Create one with New task, or import an export file.' : 'No tasks yet.'}
+                {needle ? 'No task matches.' : product || scopeType || groupId ? 'No task matches these filters.' : manage ? 'No tasks yet. Create one with New task, or import an export file.' : 'No tasks yet.'}
               </Empty>
             ) : (
+              <>
+              <p className="muted small">{tasks.total !== undefined && tasks.total > list.length ? `${list.length} of ${plural(tasks.total, 'task')}` : plural(list.length, 'task')}</p>
               <div className="table-wrap">
                 <table>
                   <thead>
@@ -200,6 +204,11 @@ export function Tasks() {
                       <th scope="col">Scope</th>
                       <th scope="col">Triggers</th>
                       <th scope="col">Enabled</th>
+                      <th scope="col">Last run</th>
+                      <th scope="col">Next run</th>
+                      <th scope="col" className="num">
+                        Failures
+                      </th>
                       <th scope="col">Progress</th>
                     </tr>
                   </thead>
@@ -221,6 +230,17 @@ export function Tasks() {
                         </td>
                         <td>{describeTriggers(t.schedule, taskNames)}</td>
                         <td>{t.enabled ? <span className="badge state-active">enabled</span> : <span className="badge state-cancelled">disabled</span>}</td>
+                        <td className="nowrap">{t.lastRunAt ? <Time iso={t.lastRunAt} /> : <span className="muted small">never</span>}</td>
+                        <td className="nowrap">{t.nextRunAt ? <Time iso={t.nextRunAt} /> : <span className="muted small">{t.enabled ? 'on events or on demand' : '—'}</span>}</td>
+                        <td className="num">
+                          {t.failures > 0 ? (
+                            <Link href={`/tasks/${encodeURIComponent(t.id)}?state=failed`} className="badge state-failed" aria-label={`${plural(t.failures, 'failed device')} of ${t.name}`}>
+                              {t.failures}
+                            </Link>
+                          ) : (
+                            '0'
+                          )}
+                        </td>
                         <td className="progress-cell">
                           <ProgressCell id={t.id} />
                         </td>
@@ -229,6 +249,14 @@ export function Tasks() {
                   </tbody>
                 </table>
               </div>
+              {tasks.hasNextPage ? (
+                <p>
+                  <button type="button" disabled={tasks.isFetchingNextPage} onClick={() => void tasks.fetchNextPage()}>
+                    {tasks.isFetchingNextPage ? 'Loading…' : 'Load more'}
+                  </button>
+                </p>
+              ) : null}
+              </>
             )
           }
         </Async>
@@ -239,7 +267,7 @@ export function Tasks() {
 
 function ScopeCell({ task, groups }: { task: Task; groups: GroupView[] | undefined }) {
   const deviceId = task.scope.type === 'local' ? task.scope.deviceId : null;
-  const device = useApi<DeviceView>(deviceId ? `/devices/${encodeURIComponent(deviceId)}` : null, { staleTime: 60_000 });
+  const device = useOp(getDevice, deviceId ? { params: { id: deviceId } } : null, { staleTime: 60_000 });
   if (deviceId)
     return (
       <>
@@ -250,7 +278,7 @@ function ScopeCell({ task, groups }: { task: Task; groups: GroupView[] | undefin
 }
 
 function ProgressCell({ id }: { id: string }) {
-  const p = useApi<TaskProgress>(`/tasks/${encodeURIComponent(id)}/progress`);
+  const p = useOp(getTaskProgress, { params: { id } });
   if (p.error) return <span className="muted small">unavailable</span>;
   if (!p.data) return <span className="muted small">…</span>;
   const { targets, states } = p.data;

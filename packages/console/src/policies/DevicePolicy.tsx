@@ -5,15 +5,16 @@
  * next maintenance window.
  */
 import { Link } from 'wouter';
-import { useApi } from '../api.ts';
+import { getDevicePolicy } from '@garrison/protocol';
+import { useOp } from '../api.ts';
 import { Async, Empty, Section, StateBadge, Time, useGroups } from '../ui.tsx';
 import { labelOf } from '../tasks/schema.ts';
-import { originText, productName, valueText, type DevicePolicy as DevicePolicyAnswer, type PolicyType } from './model.ts';
+import { originText, productName, usePolicyTypes, valueText } from './model.ts';
 import './policies.css';
 
 export function DevicePolicy({ id }: { id: string }) {
-  const q = useApi<DevicePolicyAnswer>(`/devices/${id}/policy`);
-  const types = useApi<{ items: PolicyType[] }>('/policy-types', { staleTime: 60_000 });
+  const q = useOp(getDevicePolicy, { params: { id } });
+  const types = usePolicyTypes();
   const groups = useGroups();
   return (
     <Async q={q}>

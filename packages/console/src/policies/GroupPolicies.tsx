@@ -7,16 +7,16 @@
 import { useState, type FormEvent } from 'react';
 import { Link } from 'wouter';
 import { useQueryClient } from '@tanstack/react-query';
-import type { GroupView, PolicyPreview } from '@garrison/protocol';
-import { del, post, put, qs, useApi } from '../api.ts';
+import { assignGroupPolicy, listGroupPolicies, listPolicies, PAGE_LIMIT_MAX, previewGroupPolicy, unassignGroupPolicy, type GroupView, type PolicyPreview } from '@garrison/protocol';
+import { call, useOp } from '../api.ts';
 import { useAccess } from '../access.tsx';
 import { Async, Dialog, ErrorMessage, Field, Section, useBusy, useToast } from '../ui.tsx';
-import { POLICIES_WRITE, type GroupAssignment, type PolicyList, type PolicyType } from './model.ts';
+import { POLICIES_WRITE, usePolicyTypes, type GroupAssignment, type PolicyType } from './model.ts';
 import { PreviewView } from './PolicySettings.tsx';
 
 export function GroupPolicies({ group }: { group: GroupView }) {
-  const types = useApi<{ items: PolicyType[] }>('/policy-types', { staleTime: 60_000 });
-  const own = useApi<{ items: GroupAssignment[] }>(`/groups/${group.id}/policies`);
+  const types = usePolicyTypes();
+  const own = useOp(listGroupPolicies, { params: { id: group.id } });
   const [editing, setEditing] = useState<string | null>(null);
   const may = useAccess().canIn(POLICIES_WRITE, group.id);
   return (
@@ -64,7 +64,8 @@ export function GroupPolicies({ group }: { group: GroupView }) {
 }
 
 function AssignDialog({ group, type, current, onClose }: { group: GroupView; type: PolicyType; current: GroupAssignment | undefined; onClose: () => void }) {
-  const policies = useApi<PolicyList>(`/policies${qs({ product: type.product, limit: 500 })}`);
+  // The picker: one page of the product's policies, the largest there is (a product has far fewer).
+  const policies = useOp(listPolicies, { query: { product: type.product, limit: PAGE_LIMIT_MAX } });
   const [policyId, setPolicyId] = useState(current?.policyId ?? '');
   const [block, setBlock] = useState(current?.blockInheritance ?? false);
   const [preview, setPreview] = useState<PolicyPreview | null>(null);
@@ -77,8 +78,8 @@ function AssignDialog({ group, type, current, onClose }: { group: GroupView; typ
     e.preventDefault();
     const done = await busy.run(async () => {
       if (!policyId && !block) {
-        if (current) await del(`/groups/${group.id}/policies/${type.product}`);
-      } else await put(`/groups/${group.id}/policies/${type.product}`, body);
+        if (current) await call(unassignGroupPolicy, { params: { id: group.id, product: type.product } });
+      } else await call(assignGroupPolicy, { params: { id: group.id, product: type.product }, body });
       return true;
     });
     if (done) {
@@ -124,7 +125,7 @@ function AssignDialog({ group, type, current, onClose }: { group: GroupView; typ
           <button type="button" onClick={onClose}>
             Cancel
           </button>
-          <button type="button" disabled={busy.busy} onClick={() => void busy.run(async () => setPreview(await post<PolicyPreview>(`/groups/${group.id}/policies/${type.product}/preview`, body)))}>
+          <button type="button" disabled={busy.busy} onClick={() => void busy.run(async () => setPreview(await call(previewGroupPolicy, { params: { id: group.id, product: type.product }, body })))}>
             Preview
           </button>
           <button type="submit" className="primary" disabled={busy.busy}>

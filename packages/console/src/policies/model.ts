@@ -4,8 +4,25 @@
  * ("default", "policy X at group Y", "profile P of policy X"), so that the policy editor, the
  * group and the device pages say it the same way.
  */
-import type { EffectiveProductPolicy, GroupView, Permission, Policy, PolicyCompliance, PolicyProfile, SettingOrigin } from '@garrison/protocol';
+import type {
+  DevicePolicyView,
+  GroupPolicyAssignmentView,
+  GroupView,
+  Page,
+  Permission,
+  Policy,
+  PolicyComplianceCounts,
+  PolicyComplianceItem,
+  PolicyCompliancePage,
+  PolicyListItem,
+  PolicyProfile,
+  PolicyView,
+  SettingOrigin,
+} from '@garrison/protocol';
+import type { UseQueryResult } from '@tanstack/react-query';
+import { listPolicyTypes } from '@garrison/protocol';
 import type { JsonSchema } from '../tasks/schema.ts';
+import { useOp } from '../api.ts';
 
 /** The permission for creating, changing, assigning and deleting policies. */
 export const POLICIES_WRITE = 'policies:write' as Permission;
@@ -17,35 +34,18 @@ export interface PolicyType {
   defaults: Record<string, unknown>;
   lockable: string[];
 }
-export type PolicyDetails = Policy & { assignedTo: { groupId: string; path: string }[] };
-export interface PolicyList {
-  items: Policy[];
-  nextCursor: string | null;
-  total: number;
-}
-export type ComplianceRow = PolicyCompliance & { deviceName: string; groupId: string };
-export interface ComplianceCounts {
-  compliant: number;
-  drifted: number;
-  failed: number;
-  pending: number;
-}
-export interface ComplianceAnswer {
-  items: ComplianceRow[];
-  counts: ComplianceCounts;
-  nextCursor: string | null;
-}
-export interface GroupAssignment {
-  groupId: string;
-  product: string;
-  policyId: string | null;
-  blockInheritance: boolean;
-  policyName: string | null;
-}
-export interface DevicePolicy {
-  products: EffectiveProductPolicy[];
-  compliance: PolicyCompliance[];
-  nextMaintenanceWindow: { start: string; end: string } | null;
+export type PolicyDetails = PolicyView;
+/** A page of the policy list: each policy with its groups and (asked for) its compliance counts. */
+export type PolicyList = Page<PolicyListItem>;
+export type ComplianceRow = PolicyComplianceItem;
+export type ComplianceCounts = PolicyComplianceCounts;
+export type ComplianceAnswer = PolicyCompliancePage;
+export type GroupAssignment = GroupPolicyAssignmentView;
+export type DevicePolicy = DevicePolicyView;
+
+/** The installed policy types (their settings schemas read as the forms' JSON Schema). */
+export function usePolicyTypes(): UseQueryResult<{ items: PolicyType[] }, Error> {
+  return useOp(listPolicyTypes, {}, { staleTime: 60_000 }) as unknown as UseQueryResult<{ items: PolicyType[] }, Error>;
 }
 
 export const COMPLIANCE_STATES = [

@@ -5,9 +5,22 @@
  */
 import { useMemo } from 'react';
 import type { QueryClient } from '@tanstack/react-query';
-import { useQueryClient } from '@tanstack/react-query';
-import type { ServerTask, ServerTaskRun, ServerTaskTypeInfo } from '@garrison/protocol';
-import { del, download, post, qs, useApi } from '../api.ts';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import {
+  copyServerTask,
+  deleteServerTask,
+  disableServerTask,
+  enableServerTask,
+  listServerTasks,
+  listServerTaskTypes,
+  PAGE_LIMIT_MAX,
+  runServerTask,
+  stopServerTask,
+  type ServerTask,
+  type ServerTaskRun,
+  type ServerTaskTypeInfo,
+} from '@garrison/protocol';
+import { allPages, call, download, qs, useOp } from '../api.ts';
 import { StateBadge, useBusy, useToast } from '../ui.tsx';
 import { formatDuration, plural, stateLabel } from '../format.ts';
 import type { JsonSchema } from '../tasks/schema.ts';
@@ -16,9 +29,23 @@ import './server-tasks.css';
 export const serverTaskPath = (id: string) => `/server-tasks/${encodeURIComponent(id)}`;
 
 export function useServerTaskTypes() {
-  const q = useApi<ServerTaskTypeInfo[]>('/server-task-types', { staleTime: 5 * 60_000 });
+  const q = useOp(listServerTaskTypes, {}, { staleTime: 5 * 60_000 });
   const byType = useMemo(() => new Map((q.data ?? []).map((t) => [t.type, t])), [q.data]);
   return { q, byType };
+}
+
+/**
+ * Every server task (a server has tens of them), read a thousand at a time: the list page
+ * filters them in place, and after-task triggers name them. Its cache key is a path under
+ * /server-tasks, so the live feed and refreshServerTasks reach it.
+ */
+export function useAllServerTasks(enabled = true) {
+  return useQuery<ServerTask[], Error, ServerTask[], string[]>({
+    queryKey: ['/server-tasks?all'],
+    queryFn: ({ signal }) => allPages(listServerTasks, { query: { limit: PAGE_LIMIT_MAX } }, { signal }),
+    enabled,
+    staleTime: 30_000,
+  });
 }
 
 export const schemaOf = (info: ServerTaskTypeInfo | undefined): JsonSchema | undefined => info?.settingsSchema as JsonSchema | undefined;
@@ -95,7 +122,7 @@ export function useServerTaskActions(task: ServerTask) {
   const qc = useQueryClient();
   const toast = useToast();
   const busy = useBusy();
-  const path = serverTaskPath(task.id);
+  const params = { id: task.id };
   const refresh = () => refreshServerTasks(qc);
   return {
     busy: busy.busy,
@@ -103,25 +130,25 @@ export function useServerTaskActions(task: ServerTask) {
     clearError: () => busy.setError(null),
     runNow: () =>
       busy.run(async () => {
-        await post<ServerTaskRun>(`${path}/run`, {});
+        await call(runServerTask, { params });
         toast(`“${task.name}” queued to run`);
         await refresh();
       }),
     stop: () =>
       busy.run(async () => {
-        const r = await post<{ cancelled: number; stopping: number }>(`${path}/stop`, {});
+        const r = await call(stopServerTask, { params });
         toast(r.cancelled + r.stopping === 0 ? `“${task.name}” had no run to stop` : `“${task.name}”: ${plural(r.stopping, 'running run')} asked to stop, ${plural(r.cancelled, 'waiting run')} cancelled`);
         await refresh();
       }),
     setEnabled: (on: boolean) =>
       busy.run(async () => {
-        await post<ServerTask>(`${path}/${on ? 'enable' : 'disable'}`, {});
+        await call(on ? enableServerTask : disableServerTask, { params });
         toast(on ? `“${task.name}” enabled` : `“${task.name}” disabled`);
         await refresh();
       }),
     copy: () =>
       busy.run(async () => {
-        const c = await post<ServerTask>(`${path}/copy`, {});
+        const c = await call(copyServerTask, { params, body: {} });
         toast(`Copied as “${c.name}”`);
         await refresh();
         return c;
@@ -129,7 +156,7 @@ export function useServerTaskActions(task: ServerTask) {
     exportTask: () => busy.run(() => download(`/server-tasks/export${qs({ ids: task.id })}`, exportFilename(task.name))),
     /** Deletes; throws on failure. The caller has stopped its own reads of the task first. */
     remove: async () => {
-      await del(path);
+      await call(deleteServerTask, { params });
       toast(`“${task.name}” deleted`);
       dropDeletedServerTasks(qc, [task.id]);
       await refresh();

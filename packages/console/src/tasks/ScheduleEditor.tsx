@@ -5,8 +5,8 @@
  * `runsOn="server"` offers only what a server task accepts (see RUNS_ON).
  */
 import { useId, useMemo, useRef } from 'react';
-import { SERVER_TASK_TRIGGERS, type Retry, type Schedule, type Trigger, type Weekday } from '@garrison/protocol';
-import { useApi } from '../api.ts';
+import { listServerTasks, listTasks, PAGE_LIMIT_MAX, SERVER_TASK_TRIGGERS, type Retry, type Schedule, type Trigger, type Weekday } from '@garrison/protocol';
+import { useOp } from '../api.ts';
 import { Labeled, NumberInput } from './controls.tsx';
 import { FINAL_STATES, MONTHS, TRIGGER_TYPES, WEEKDAYS, describeTrigger, isoToLocalInput, localInputToIso, type ScheduleRunsOn } from './model.ts';
 import './tasks.css';
@@ -57,8 +57,6 @@ const TRIGGER_GROUPS = ['Continuous', 'At events', 'On schedule', 'On demand'] a
  * server task, "local" is the server's time zone, and run-now waits for no device).
  */
 interface RunsOnInfo {
-  /** The list an after-task trigger picks from. */
-  tasksPath: string;
   /** The trigger types offered; null: all of them. */
   triggers: ReadonlySet<string> | null;
   labels: Partial<Record<Trigger['type'], string>>;
@@ -69,7 +67,6 @@ interface RunsOnInfo {
 }
 const RUNS_ON: Record<ScheduleRunsOn, RunsOnInfo> = {
   devices: {
-    tasksPath: '/tasks',
     triggers: null,
     labels: {},
     localTime: "The device's local time",
@@ -78,7 +75,6 @@ const RUNS_ON: Record<ScheduleRunsOn, RunsOnInfo> = {
     missedHint: "When the device was off at a run's time, run once at start-up",
   },
   server: {
-    tasksPath: '/server-tasks',
     triggers: new Set<string>(SERVER_TASK_TRIGGERS),
     labels: { 'after-task': 'After another server task finishes', 'repository-content': 'When new packages arrive in the repository' },
     localTime: "The server's local time",
@@ -97,7 +93,10 @@ export function ScheduleEditor({ value, onChange, taskId, runsOn = 'devices' }: 
   if (keys.current.length > value.triggers.length) keys.current.length = value.triggers.length;
 
   const needsTasks = value.triggers.some((t) => t.type === 'after-task');
-  const tasks = useApi<NamedTask[]>(needsTasks ? on.tasksPath : null, { staleTime: 30_000 });
+  // The list an after-task trigger picks from: the first page of tasks (a thousand) or of server tasks.
+  const clientTasks = useOp(listTasks, needsTasks && runsOn === 'devices' ? { query: { limit: PAGE_LIMIT_MAX } } : null, { staleTime: 30_000 });
+  const serverTasks = useOp(listServerTasks, needsTasks && runsOn === 'server' ? {} : null, { staleTime: 30_000 });
+  const tasks: { data: NamedTask[] | undefined } = { data: (runsOn === 'server' ? serverTasks : clientTasks).data?.items };
   const set = (patch: Partial<Schedule>) => {
     const next: Schedule = { ...value, ...patch };
     for (const k of Object.keys(next) as (keyof Schedule)[]) if (next[k] === undefined) delete next[k];

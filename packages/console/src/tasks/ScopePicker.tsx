@@ -5,8 +5,8 @@
  */
 import { useRef, useState } from 'react';
 import { useQuery } from '@tanstack/react-query';
-import type { DeviceView, Scope, Selection } from '@garrison/protocol';
-import { post, qs, useApi } from '../api.ts';
+import { getDevice, listDevices, previewScope, type DeviceView, type Scope, type Selection } from '@garrison/protocol';
+import { call, useOp } from '../api.ts';
 import { ErrorMessage, Loading, useGroups } from '../ui.tsx';
 import { Labeled, ListInput, useDebounced } from './controls.tsx';
 import type { ProductInfo, ScopePreview } from './model.ts';
@@ -82,8 +82,8 @@ function DeviceSearch({ onPick, exclude = [], label }: { onPick: (d: DeviceView)
   const [text, setText] = useState('');
   const input = useRef<HTMLInputElement>(null);
   const search = useDebounced(text.trim(), 300);
-  const found = useApi<DeviceView[]>(search ? `/devices${qs({ search, limit: 20 })}` : null, { staleTime: 10_000 });
-  const list = (found.data ?? []).filter((d) => !exclude.includes(d.id));
+  const found = useOp(listDevices, search ? { query: { search, limit: 20 } } : null, { staleTime: 10_000 });
+  const list = (found.data?.items ?? []).filter((d) => !exclude.includes(d.id));
   return (
     <div className="device-search">
       <Labeled label={label} hint="Type part of a device name or host name">
@@ -122,7 +122,7 @@ function DeviceSearch({ onPick, exclude = [], label }: { onPick: (d: DeviceView)
 }
 
 function DevicePicker({ deviceId, onChange }: { deviceId: string; onChange: (id: string) => void }) {
-  const device = useApi<DeviceView>(deviceId ? `/devices/${encodeURIComponent(deviceId)}` : null, { staleTime: 30_000 });
+  const device = useOp(getDevice, deviceId ? { params: { id: deviceId } } : null, { staleTime: 30_000 });
   return (
     <div>
       <p className="selected-device" aria-live="polite">
@@ -218,7 +218,7 @@ function GlobalFields({ value, onChange, products }: { value: Extract<Scope, { t
 }
 
 function DeviceName({ id, known }: { id: string; known?: string | undefined }) {
-  const d = useApi<DeviceView>(known ? null : `/devices/${encodeURIComponent(id)}`, { staleTime: 60_000 });
+  const d = useOp(getDevice, known ? null : { params: { id } }, { staleTime: 60_000 });
   return <span>{known ?? d.data?.name ?? (d.error ? `${id} (not found)` : id)}</span>;
 }
 
@@ -232,7 +232,7 @@ function ScopePreviewPanel({ scope }: { scope: Scope }) {
   const groups = useGroups();
   const preview = useQuery<ScopePreview, Error>({
     queryKey: ['/scopes/preview', key],
-    queryFn: () => post<ScopePreview>('/scopes/preview', { scope: JSON.parse(key) as Scope }),
+    queryFn: () => call(previewScope, { body: { scope: JSON.parse(key) as Scope } }),
     enabled: key !== '',
     staleTime: 5_000,
     placeholderData: (prev) => prev,

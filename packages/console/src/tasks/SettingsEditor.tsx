@@ -6,8 +6,8 @@
  */
 import { useState } from 'react';
 import { Link } from 'wouter';
-import type { SecretMeta } from '@garrison/protocol';
-import { useApi } from '../api.ts';
+import { listSecrets } from '@garrison/protocol';
+import { useAllPages } from '../admin/common.tsx';
 import { Section } from '../ui.tsx';
 import { Labeled } from './controls.tsx';
 import { SchemaForm } from './SchemaForm.tsx';
@@ -32,7 +32,7 @@ export function SettingsEditor({
 }) {
   const formable = isFormable(schema);
   const [json, setJson] = useState<{ text: string; error: string | null } | null>(formable ? null : { text: JSON.stringify(value, null, 2), error: null });
-  const secrets = useApi<SecretMeta[]>('/secrets', { staleTime: 30_000 });
+  const secrets = useAllPages(listSecrets, { staleTime: 30_000 });
   const literals = credentialLiterals(value);
   const setJsonText = (next: { text: string; error: string | null } | null) => {
     setJson(next);

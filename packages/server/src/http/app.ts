@@ -6,11 +6,15 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance, type F
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
-import { AGENT_MESSAGE_MAX_BYTES, errorCodeInfo } from '@garrison/protocol';
+import { AGENT_MESSAGE_MAX_BYTES, allOperations, API_PREFIX, errorCodeInfo, getHealth, listErrorCodes } from '@garrison/protocol';
 import { AppError } from '../errors.ts';
 import { installAccessControl, publicAccess, type DeclaredRoute } from './access.ts';
 import type { Services } from '../services/services.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
+import { registerIdentityRoutes } from './identity-routes.ts';
+import { registerGroupRoutes } from './group-routes.ts';
+import { registerDeviceRoutes } from './device-routes.ts';
+import { registerTaskRoutes } from './task-routes.ts';
 import { registerPolicyRoutes } from './policy-routes.ts';
 import { registerAgentRoutes } from './agent-routes.ts';
 import { registerRepositoryRoutes } from './repository-routes.ts';
@@ -18,10 +22,15 @@ import { registerDeploymentRoutes } from './deployment-routes.ts';
 import { registerPushRoutes } from './push-routes.ts';
 import { registerInstallRoutes } from './install-routes.ts';
 import { registerServerTaskRoutes } from './server-task-routes.ts';
+import { registerNotificationRoutes } from './notification-routes.ts';
 import { registerInstallationPackageRoutes } from './installation-package-routes.ts';
 import type { InstallationPackageIndex } from '../server-tasks/installation-package.ts';
 import { registerOidcRoutes } from './oidc-routes.ts';
+import { registerSavedSelectionRoutes } from './saved-selection-routes.ts';
+import { registerDashboardRoutes } from './dashboard-routes.ts';
 import { CONSOLE_HEADERS, registerConsoleRoutes } from './console-routes.ts';
+import { installResponseSerializer, route } from './operation.ts';
+import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
 import { MAX_PARAM_LENGTH, baseHeaders, clientErrorHandler, toAppError } from './boundary.ts';
 
 declare module 'fastify' {
@@ -48,6 +57,11 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
     loggerInstance: log,
     ...(opts.https ? { https: { key: opts.https.key, cert: opts.https.cert, minVersion: 'TLSv1.2' as const, ...(opts.https.groups ? { ecdhCurve: opts.https.groups } : {}) } } : {}),
     bodyLimit: Math.max(AGENT_MESSAGE_MAX_BYTES, 16 * 1024 * 1024),
+    // The request id: the caller's X-Request-Id when it is a plain token (a proxy's or the
+    // client's own, so one id follows a request through every log), else a new one. It is in
+    // every answer's X-Request-Id header, every error body and every log line of the request.
+    requestIdHeader: false,
+    genReqId: (raw) => requestIdOf(raw.headers[REQUEST_ID_HEADER]),
     // Per-request lines would drown the log at fleet scale; errors are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
@@ -58,7 +72,7 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
     frameworkErrors: (err, req, reply) => {
       const e = errorOf(err, req);
       // The option's reply is generic over route types it does not have here.
-      void (reply as FastifyReply).headers(boundaryHeaders).status(e.status).send(e.toBody(String(req.id)));
+      void (reply as FastifyReply).headers({ ...boundaryHeaders, [REQUEST_ID_HEADER]: String(req.id) }).status(e.status).send(e.toBody(String(req.id)));
     },
     clientErrorHandler: clientErrorHandler(Boolean(opts.https)),
     // Fastify's own 503 while closing is not the API's error body: the hook below answers UNAVAILABLE instead.
@@ -78,6 +92,7 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
   });
   app.addHook('onRequest', async (req, reply) => {
     for (const [name, value] of Object.entries(boundaryHeaders)) reply.raw.setHeader(name, value);
+    reply.raw.setHeader(REQUEST_ID_HEADER, req.id);
     const route = req.routeOptions.url;
     if (route === '/docs' || route?.startsWith('/docs/')) for (const [name, value] of Object.entries(CONSOLE_HEADERS)) reply.raw.setHeader(name, value);
     if (closing) {
@@ -94,28 +109,47 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
   });
 
   app.decorate('declaredRoutes', installAccessControl(app, services));
+  installResponseSerializer(app);
 
   await app.register(swagger, {
     openapi: {
+      // 3.1: its schemas are JSON Schema, as TypeBox writes them (a null member, const, enum without type).
+      openapi: '3.1.0',
       info: { title: 'Garrison API', version: API_VERSION, description: 'Administration API of the Garrison endpoint management server.' },
+      // Relative: the server that serves this document (its paths carry /api/v1 or /agent/v1).
+      servers: [{ url: '/', description: 'This server' }],
       components: { securitySchemes: { apiToken: { type: 'http', scheme: 'bearer', description: 'An API token (gat.…)' } } },
       security: [{ apiToken: [] }],
+    },
+    // Raw request bodies (a package archive) have no JSON schema for the route to validate:
+    // their operation's `consumes` documents them.
+    transformObject: (doc) => {
+      const spec = (doc as { openapiObject: { paths?: Record<string, Record<string, Record<string, unknown>>> } }).openapiObject;
+      for (const op of allOperations) {
+        const at = op.consumes && spec.paths?.[(op.base ?? API_PREFIX) + op.path]?.[op.method.toLowerCase()];
+        if (at) at.requestBody = { required: true, content: Object.fromEntries(op.consumes!.map((type) => [type, { schema: { type: 'string', contentMediaType: type } }])) };
+      }
+      return spec;
     },
   });
   // BaseLayout: the standalone layout's top bar adds only Swagger's logo, an inline SVG whose
   // <style> the console's CSP (style-src 'self') refuses, and a box to load other documents.
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { layout: 'BaseLayout' } });
 
-  app.get('/api/v1/health', { config: publicAccess, schema: { security: [], tags: ['server'], summary: 'Liveness and version' } }, async () => ({
-    status: 'ok',
+  route(app, getHealth, publicAccess, async () => ({
+    status: 'ok' as const,
     version: API_VERSION,
     agentsOnline: services.presence.onlineCount(),
     // Public: what agents and the CLI are told to pin (also printed by the server at start).
     caFingerprint: services.trust?.caFingerprint ?? null,
   }));
   app.get('/api/v1/openapi.json', { config: publicAccess, schema: { hide: true } }, async () => app.swagger());
-  app.get('/api/v1/error-codes', { config: publicAccess, schema: { security: [], tags: ['server'], summary: 'The closed list of error codes and their HTTP status' } }, async () => errorCodeInfo);
+  route(app, listErrorCodes, publicAccess, async () => errorCodeInfo);
 
+  registerIdentityRoutes(app, services);
+  registerGroupRoutes(app, services);
+  registerDeviceRoutes(app, services);
+  registerTaskRoutes(app, services);
   registerAdminRoutes(app, services);
   registerPolicyRoutes(app, services);
   registerAgentRoutes(app, services);
@@ -123,7 +157,10 @@ export async function buildHttpApp(services: Services, log: Logger, opts: { http
   registerDeploymentRoutes(app, services);
   registerPushRoutes(app, services);
   registerServerTaskRoutes(app, services);
+  registerNotificationRoutes(app, services);
   registerOidcRoutes(app, services);
+  registerSavedSelectionRoutes(app, services);
+  registerDashboardRoutes(app, services);
   // The shared index and bytes come from the composition root (the server task environment's): without them no bundle could be listed.
   if (opts.dataDir && opts.installationPackages && opts.archives) registerInstallationPackageRoutes(app, services, { dataDir: opts.dataDir, installationPackages: opts.installationPackages, archives: opts.archives });
   registerInstallRoutes(app, services, opts.serverUrl ?? (() => ''));

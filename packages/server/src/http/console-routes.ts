@@ -9,27 +9,19 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import rateLimit from '@fastify/rate-limit';
 import { Type, type Static } from 'typebox';
-import { Scope, type DashboardSummary } from '@garrison/protocol';
+import { changePassword, createSession, deleteSession, getDashboardSummary, previewScope, streamLive } from '@garrison/protocol';
 import type { Services } from '../services/services.ts';
 import { actor } from './admin-routes.ts';
-import { PASSWORD_MIN_LENGTH } from '../services/auth-service.ts';
-import type { LiveTopic } from '../services/live-feed.ts';
+import { LiveBatch } from '../services/live-batch.ts';
+import { route } from './operation.ts';
 import { AppError } from '../errors.ts';
 import { noRoute } from './boundary.ts';
 import { bearer } from '../agent-hub/hub.ts';
 import { anyAdmin, needs, publicAccess } from './access.ts';
-import { Permission } from '../services/actor.ts';
+import { Permission, reachOf } from '../services/actor.ts';
 
-const SignInBody = Type.Object(
-  { name: Type.String({ minLength: 1, maxLength: 100 }), password: Type.String({ minLength: 1, maxLength: 1024 }), otp: Type.Optional(Type.String({ maxLength: 10, description: 'The current code of the authenticator app, for an administrator with a second factor' })) },
-  { additionalProperties: false },
-);
-const PasswordBody = Type.Object(
-  { currentPassword: Type.Optional(Type.String({ maxLength: 1024 })), newPassword: Type.String({ minLength: PASSWORD_MIN_LENGTH, maxLength: 1024 }) },
-  { additionalProperties: false },
-);
-const PreviewBody = Type.Object({ scope: Scope, limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }, { additionalProperties: false });
-const SummaryQuery = Type.Object({ hours: Type.Optional(Type.Integer({ minimum: 1, maximum: 720 })) }, { additionalProperties: false });
+/** Sign-in is limited per address (10 attempts a minute); agents and the rest of the API are not. */
+const signInAccess = { ...publicAccess, rateLimit: { max: 10, timeWindow: '1 minute' } };
 
 /** The console's pages may load only what the server itself serves (the API documentation at /docs gets the same, see app.ts). */
 export const CONSOLE_HEADERS = {
@@ -47,7 +39,7 @@ const NOT_CONSOLE = /^\/(api|agent|install|docs)(\/|$)/;
 const LIVE_COALESCE_MS = 1000;
 const LIVE_RECHECK_MS = 60_000;
 
-export async function registerConsoleRoutes(app: FastifyInstance, s: Pick<Services, 'auth' | 'deployments' | 'devices' | 'events' | 'live' | 'runs' | 'tasks'>, consoleDir: string | null): Promise<void> {
+export async function registerConsoleRoutes(app: FastifyInstance, s: Pick<Services, 'auth' | 'catalog' | 'deployments' | 'devices' | 'events' | 'live' | 'runs' | 'tasks'>, consoleDir: string | null): Promise<void> {
   const p = '/api/v1';
   // Only routes that ask for it are limited (sign-in); agents and the API are not.
   await app.register(rateLimit, {
@@ -55,79 +47,66 @@ export async function registerConsoleRoutes(app: FastifyInstance, s: Pick<Servic
     errorResponseBuilder: (_req, ctx) => new AppError('RATE_LIMITED', `too many sign-in attempts; retry in ${Math.ceil(ctx.ttl / 1000)} s`),
   });
 
-  app.post(
-    `${p}/session`,
-    {
-      schema: { tags: ['auth'], summary: 'Sign in with a name and password (and the second-factor code when set); returns a session token (12 h) used as a bearer token', security: [], body: SignInBody },
-      config: { ...publicAccess, rateLimit: { max: 10, timeWindow: '1 minute' } },
-    },
-    async (req, reply) => {
-      const b = req.body as Static<typeof SignInBody>;
-      try {
-        const session = await s.auth.signIn(b.name, b.password, b.otp);
-        s.events.record({ severity: 'info', kind: 'admin.signed-in', message: `${session.name} signed in to the console`, actor: session.name, via: 'console', address: req.ip, data: { address: req.ip } });
-        return reply.status(201).send(session);
-      } catch (err) {
-        if (err instanceof AppError && err.code === 'UNAUTHENTICATED') {
-          s.events.record({ severity: 'warning', kind: 'admin.sign-in-failed', message: `failed console sign-in as "${b.name.slice(0, 100)}"`, data: { address: req.ip } });
-        }
-        throw err;
+  route(app, createSession, signInAccess, async (req) => {
+    const b = req.body;
+    try {
+      const session = await s.auth.signIn(b.name, b.password, b.otp);
+      s.events.record({ severity: 'info', kind: 'admin.signed-in', message: `${session.name} signed in to the console`, actor: session.name, via: 'console', address: req.ip, data: { address: req.ip } });
+      return session;
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'UNAUTHENTICATED') {
+        s.events.record({ severity: 'warning', kind: 'admin.sign-in-failed', message: `failed console sign-in as "${b.name.slice(0, 100)}"`, data: { address: req.ip } });
       }
-    },
-  );
-  app.delete(`${p}/session`, { config: anyAdmin, schema: { tags: ['auth'], summary: 'Sign out: ends the console session used for this request' } }, async (req, reply) => {
+      throw err;
+    }
+  });
+  route(app, deleteSession, anyAdmin, async (req) => {
     await s.auth.signOut(actor(req));
-    return reply.status(204).send();
   });
-  app.put(
-    `${p}/me/password`,
-    { config: anyAdmin, schema: { tags: ['auth'], summary: "Set the caller's console password (the current one is needed from a console session); other sessions end", body: PasswordBody } },
-    async (req, reply) => {
-      const a = actor(req);
-      const b = req.body as Static<typeof PasswordBody>;
-      await s.auth.changePassword(a, b.newPassword, b.currentPassword);
-      await s.events.audit(a, 'admin.password-changed', `${a.name} changed their console password`, {});
-      return reply.status(204).send();
-    },
-  );
-
-  app.post(`${p}/scopes/preview`, { config: needs(Permission.read), schema: { tags: ['tasks'], summary: 'The devices a scope targets now (first `limit`, default 200) and their total', body: PreviewBody } }, async (req) => {
-    const b = req.body as Static<typeof PreviewBody>;
-    return s.tasks.previewScope(actor(req), b.scope, b.limit);
-  });
-
-  app.get(`${p}/summary`, { config: needs(Permission.read), schema: { tags: ['server'], summary: "The dashboard: devices online and offline, run outcomes of the last hours, deployment compliance, recent failures", querystring: SummaryQuery } }, async (req) => {
+  route(app, changePassword, anyAdmin, async (req) => {
     const a = actor(req);
-    const hours = (req.query as Static<typeof SummaryQuery>).hours ?? 24;
-    const [devices, runs, compliance] = await Promise.all([s.devices.counts(a), s.runs.outcomes(a, hours), s.deployments.complianceSummary(a)]);
-    const summary: DashboardSummary = { devices, runs, compliance };
-    return summary;
+    await s.auth.changePassword(a, req.body.newPassword, req.body.currentPassword);
+    await s.events.audit(a, 'admin.password-changed', `${a.name} changed their console password`, {});
   });
 
-  // Live updates: a server-sent event stream of topic names (see services/live-feed.ts).
+  route(app, previewScope, needs(Permission.read), async (req) => s.tasks.previewScope(actor(req), req.body.scope, req.body.limit));
+
+  route(app, getDashboardSummary, needs(Permission.read), async (req) => {
+    const a = actor(req);
+    const [devices, runs, compliance] = await Promise.all([s.devices.counts(a), s.runs.outcomes(a, req.query.hours ?? 24), s.deployments.complianceSummary(a)]);
+    return { devices, runs, compliance };
+  });
+
+  // Live updates: a server-sent event stream of topic names and run changes (see services/live-feed.ts).
   const streams = new Set<ServerResponse>();
   app.addHook('preClose', async () => {
     for (const res of streams) res.end();
     streams.clear();
   });
-  app.get(`${p}/live`, { config: needs(Permission.read), schema: { tags: ['server'], summary: 'Server-sent events naming what changed (runs, presence, events, config, deployments, repository, push), at most once a second' } }, (req, reply) => {
-    actor(req);
+  route(app, streamLive, needs(Permission.read), async (req, reply) => {
+    const a = actor(req);
     const token = bearer(req.headers.authorization);
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     res.write('retry: 3000\n\nevent: ready\ndata: {}\n\n');
     streams.add(res);
-    const pending = new Set<LiveTopic>();
+    const pending = new LiveBatch();
     let timer: NodeJS.Timeout | null = null;
     const flush = () => {
       timer = null;
-      if (!pending.size) return;
-      res.write(`data: ${JSON.stringify({ topics: [...pending] })}\n\n`);
-      pending.clear();
+      const message = pending.take(
+        (taskId) => {
+          const t = s.catalog.task(taskId);
+          return t !== undefined && s.tasks.canSee(a, t);
+        },
+        reachOf(a, Permission.read, s.catalog.tree),
+        (deviceId) => s.catalog.device(deviceId)?.groupId,
+      );
+      if (message) res.write(`data: ${JSON.stringify(message)}\n\n`);
     };
-    const unsubscribe = s.live.subscribe((topics) => {
-      for (const t of topics) pending.add(t);
+    const unsubscribe = s.live.subscribe((topics, runs) => {
+      pending.add(topics, runs);
       timer ??= setTimeout(flush, LIVE_COALESCE_MS);
     });
     // A revoked or expired session loses its stream within a minute; the comment keeps proxies from timing it out.
@@ -143,6 +122,7 @@ export async function registerConsoleRoutes(app: FastifyInstance, s: Pick<Servic
     };
     res.on('close', close);
     res.on('error', close);
+    return reply;
   });
 
   // The console: static files, and its index page for every other browser path (client-side routes).

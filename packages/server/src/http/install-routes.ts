@@ -6,24 +6,15 @@
 import { createReadStream } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { errorCodeInfo, type ErrorCode } from '@garrison/protocol';
+import { createInstaller, errorCodeInfo, type ErrorCode } from '@garrison/protocol';
 import { AppError } from '../errors.ts';
 import type { Services } from '../services/services.ts';
 import { errorScript, INSTALL_PATH, SCRIPT_FILES, type InstallPlatform } from '../services/installer-service.ts';
 import { Permission } from '../services/actor.ts';
 import { needs, publicAccess } from './access.ts';
+import { route } from './operation.ts';
+import { actor } from './admin-routes.ts';
 
-const InstallerCreate = Type.Object(
-  {
-    groupId: Type.String({ minLength: 1 }),
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-    expiresInMinutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 525600 })),
-    maxUses: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
-    serverUrl: Type.Optional(Type.String({ pattern: '^https://[A-Za-z0-9.\\-\\[\\]:]+$', description: 'The address machines reach this server at (default: the address of this request)' })),
-  },
-  { additionalProperties: false },
-);
-type InstallerCreate = Static<typeof InstallerCreate>;
 const TokenParams = Type.Object({ token: Type.String({ minLength: 8, maxLength: 200 }), file: Type.String() });
 const AgentParams = Type.Object({ token: Type.String({ minLength: 8, maxLength: 200 }), platform: Type.String({ pattern: '^[a-z0-9]+-[a-z0-9]+$' }) });
 
@@ -36,26 +27,15 @@ export function requestServerUrl(req: FastifyRequest, fallback: string): string 
 }
 
 export function registerInstallRoutes(app: FastifyInstance, s: Pick<Services, 'installers'>, serverUrl: () => string): void {
-  app.post(
-    '/api/v1/installers',
-    {
-      config: needs(Permission.manageTokens),
-      schema: {
-        tags: ['installation'],
-        summary: 'Create an installer link for a group: an enrolment token, the one-line install command per platform, and the fingerprints it pins',
-        body: InstallerCreate,
-      },
-    },
-    async (req, reply) => {
-      const body = req.body as InstallerCreate;
-      // The token's value is in the link and its commands; it is not repeated on its own.
-      const { tokenValue: _value, ...view } = await s.installers.create(req.actor!, { ...body, serverUrl: body.serverUrl ?? requestServerUrl(req, serverUrl()) });
-      return reply.status(201).send(view);
-    },
-  );
+  route(app, createInstaller, needs(Permission.manageTokens), async (req) => {
+    // The token's value is in the link and its commands; it is not repeated on its own.
+    const { tokenValue: _value, ...view } = await s.installers.create(actor(req), { ...req.body, serverUrl: req.body.serverUrl ?? requestServerUrl(req, serverUrl()) });
+    return view;
+  });
 
-  // Public: the enrolment token in the path is the credential (checked, not used up).
-  app.get(`${INSTALL_PATH}/:token/:file`, { config: publicAccess, schema: { tags: ['installation'], summary: 'An install script (linux.sh, macos.sh, windows.ps1) for an installer link', security: [], params: TokenParams } }, async (req, reply: FastifyReply) => {
+  // Public: the enrolment token in the path is the credential (checked, not used up). Left out
+  // of the API document: machines fetch these with curl, and even an error is a script.
+  app.get(`${INSTALL_PATH}/:token/:file`, { config: publicAccess, schema: { hide: true, tags: ['installation'], summary: 'An install script (linux.sh, macos.sh, windows.ps1) for an installer link', security: [], params: TokenParams } }, async (req, reply: FastifyReply) => {
     const { token, file } = req.params as Static<typeof TokenParams>;
     const platform = (Object.entries(SCRIPT_FILES).find(([, f]) => f === file)?.[0] ?? null) as InstallPlatform | null;
     if (!platform) throw new AppError('NOT_FOUND', `no install script "${file}" (linux.sh, macos.sh, windows.ps1)`);
@@ -70,7 +50,7 @@ export function registerInstallRoutes(app: FastifyInstance, s: Pick<Services, 'i
     }
   });
 
-  app.get(`${INSTALL_PATH}/:token/agent/:platform`, { config: publicAccess, schema: { tags: ['installation'], summary: 'The single-executable agent for a platform, for an installer link', security: [], params: AgentParams } }, async (req, reply) => {
+  app.get(`${INSTALL_PATH}/:token/agent/:platform`, { config: publicAccess, schema: { hide: true, tags: ['installation'], summary: 'The single-executable agent for a platform, for an installer link', security: [], params: AgentParams } }, async (req, reply) => {
     const { token, platform } = req.params as Static<typeof AgentParams>;
     const build = await s.installers.agentFor(token, platform);
     return reply

@@ -9,7 +9,7 @@
  * made the bundle, else from the database.
  */
 import type { FastifyInstance } from 'fastify';
-import { Type, type Static } from 'typebox';
+import { deleteInstallationPackage, downloadInstallationPackage, listInstallationPackages as listInstallationPackagesOp } from '@garrison/protocol';
 import { AppError } from '../errors.ts';
 import { authorize, inReach, Permission, reachOf } from '../services/actor.ts';
 import { needs } from './access.ts';
@@ -23,33 +23,38 @@ import {
   type InstallationPackageIndex,
   type InstallationPackageInfo,
 } from '../server-tasks/installation-package.ts';
+import { pageOf } from '../paging.ts';
 import { actor } from './admin-routes.ts';
-
-const FileParams = Type.Object({ file: Type.String({ minLength: 1, maxLength: 200 }) });
+import { route } from './operation.ts';
 
 export function registerInstallationPackageRoutes(app: FastifyInstance, s: Services, env: InstallationPackageIndex): void {
-  const p = '/api/v1/installation-packages';
   const find = async (file: string, a: Parameters<typeof reachOf>[0]): Promise<InstallationPackageInfo> => {
     const info = await findInstallationPackage(env, file);
     if (!info || !inReach(reachOf(a, Permission.read, s.catalog.tree), info.groupId)) throw new AppError('NOT_FOUND', `no installation package "${file}"`);
     return info;
   };
 
-  app.get(p, { config: needs(Permission.read), schema: { tags: ['installation'], summary: 'Offline installation packages made by the "installation-package" server task, newest first' } }, async (req) => {
+  route(app, listInstallationPackagesOp, needs(Permission.read), async (req) => {
     const reach = reachOf(actor(req), Permission.read, s.catalog.tree);
-    const tokens = new Map((await s.enrolment.listTokens(actor(req))).map((t) => [t.id, t.state]));
     const list = (await listInstallationPackages(env)).filter((b) => inReach(reach, b.groupId));
-    return Promise.all(
-      list.map(async (b) => ({
-        ...b,
-        tokenState: tokens.get(b.tokenId) ?? 'deleted',
-        available: await installationPackageAvailable(env, b),
-      })),
-    );
+    // Paged in memory (the index is a few hundred bundles at most, kept for their tokens' lifetime); the
+    // token states and availability are looked up for the page only.
+    const page = pageOf(list, { key: (b) => [b.createdAt, b.name], descending: true }, req.query);
+    const tokens = page.items.length ? new Map((await s.enrolment.listTokens(actor(req))).map((t) => [t.id, t.state])) : new Map<string, string>();
+    return {
+      ...page,
+      items: await Promise.all(
+        page.items.map(async (b) => ({
+          ...b,
+          tokenState: (tokens.get(b.tokenId) ?? 'deleted') as 'active' | 'expired' | 'revoked' | 'exhausted' | 'deleted',
+          available: await installationPackageAvailable(env, b),
+        })),
+      ),
+    };
   });
 
-  app.get(`${p}/:file`, { config: needs(Permission.manageTokens), schema: { tags: ['installation'], summary: 'Download an offline installation package (.tar.gz); it holds an enrolment token', params: FileParams } }, async (req, reply) => {
-    const info = await find((req.params as Static<typeof FileParams>).file, actor(req));
+  route(app, downloadInstallationPackage, needs(Permission.manageTokens), async (req, reply) => {
+    const info = await find(req.params.file, actor(req));
     authorize(actor(req), Permission.manageTokens, s.catalog.tree, s.catalog.group(info.groupId) ? [info.groupId] : []);
     const bytes = await openInstallationPackage(env, info);
     if (!bytes) throw new AppError('NOT_FOUND', `the bytes of installation package "${info.name}" are neither in ${info.file} on this server nor in the database`);
@@ -63,11 +68,10 @@ export function registerInstallationPackageRoutes(app: FastifyInstance, s: Servi
       .send(bytes.stream);
   });
 
-  app.delete(`${p}/:file`, { config: needs(Permission.manageTokens), schema: { tags: ['installation'], summary: 'Delete an offline installation package and revoke its enrolment token', params: FileParams } }, async (req, reply) => {
-    const info = await find((req.params as Static<typeof FileParams>).file, actor(req));
+  route(app, deleteInstallationPackage, needs(Permission.manageTokens), async (req) => {
+    const info = await find(req.params.file, actor(req));
     authorize(actor(req), Permission.manageTokens, s.catalog.tree, s.catalog.group(info.groupId) ? [info.groupId] : []);
     await removeInstallationPackage({ ...env, enrolment: s.enrolment }, info);
     await s.events.audit(actor(req), 'installation-package.deleted', `installation package ${info.name} deleted; its enrolment token was revoked`, { groupId: info.groupId, data: { name: info.name, tokenId: info.tokenId } });
-    return reply.status(204).send();
   });
 }

@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { OIDC_CALLBACK_PATH, OIDC_CODE_PARAM, OIDC_ERROR_PARAM, OIDC_LOGIN_PATH, OidcSessionExchange, OidcSettingsInput } from '@garrison/protocol';
+import { exchangeOidcSession, getOidcSettings, getOidcStatus, OIDC_CALLBACK_PATH, OIDC_CODE_PARAM, OIDC_ERROR_PARAM, OIDC_LOGIN_PATH, putOidcSettings } from '@garrison/protocol';
 import type { Services } from '../services/services.ts';
 import { Permission } from '../services/actor.ts';
 import { OIDC_STATE_TTL_MS } from '../services/oidc-service.ts';
@@ -15,6 +15,7 @@ import { AppError } from '../errors.ts';
 import { actor } from './admin-routes.ts';
 import { needs, publicAccess } from './access.ts';
 import { requestServerUrl } from './install-routes.ts';
+import { route } from './operation.ts';
 
 const COOKIE = 'garrison-oidc';
 const COOKIE_ATTRS = 'Path=/api/v1; HttpOnly; Secure; SameSite=Lax';
@@ -37,28 +38,12 @@ function errorCode(err: unknown): string {
 }
 
 export function registerOidcRoutes(app: FastifyInstance, s: Pick<Services, 'oidc'>): void {
-  const p = '/api/v1';
+  route(app, getOidcSettings, needs(Permission.read), async (req) => s.oidc.getSettings(actor(req)));
+  route(app, putOidcSettings, needs(Permission.manageAdmins), async (req) => s.oidc.putSettings(actor(req), req.body));
+  route(app, getOidcStatus, publicAccess, async () => s.oidc.status());
 
-  app.get(`${p}/settings/oidc`, { config: needs(Permission.read), schema: { tags: ['auth'], summary: 'Sign-in with OpenID Connect: the settings (the client secret only as its secret reference; read on the root group)' } }, async (req) =>
-    s.oidc.getSettings(actor(req)),
-  );
-  app.put(
-    `${p}/settings/oidc`,
-    {
-      config: needs(Permission.manageAdmins),
-      schema: {
-        tags: ['auth'],
-        summary:
-          'Set sign-in with OpenID Connect: issuer (https://), client, the client secret as {"$secret": name}, the groups claim and role mappings (admins:write on the root). When enabled, the provider is discovered before saving. Errors: OIDC_SETTINGS_INVALID, SECRET_LITERAL_REFUSED, SECRET_NOT_FOUND, SECRET_REFERENCE_REFUSED, OIDC_PROVIDER_UNAVAILABLE.',
-        body: OidcSettingsInput,
-      },
-    },
-    async (req) => s.oidc.putSettings(actor(req), req.body as OidcSettingsInput),
-  );
-
-  app.get(`${p}/oidc`, { config: publicAccess, schema: { tags: ['auth'], security: [], summary: "Whether the console offers sign-in with OpenID Connect, and the name of its button" } }, async () => s.oidc.status());
-
-  app.get(OIDC_LOGIN_PATH, { config: publicAccess, schema: { tags: ['auth'], security: [], summary: "Browser only: starts a sign-in at the organisation's OpenID provider (a redirect there; errors redirect to /?oidc-error=CODE)" } }, async (req, reply) => {
+  // The browser's legs of the sign-in are navigations answered with redirects, not API operations.
+  app.get(OIDC_LOGIN_PATH, { config: publicAccess, schema: { hide: true, summary: "Browser only: starts a sign-in at the organisation's OpenID provider (a redirect there; errors redirect to /?oidc-error=CODE)" } }, async (req, reply) => {
     try {
       // Unless the settings name the callback, it is on the address the browser reached the server at
       // (always https: behind a TLS-terminating proxy too); the provider accepts only registered ones.
@@ -73,7 +58,7 @@ export function registerOidcRoutes(app: FastifyInstance, s: Pick<Services, 'oidc
 
   app.get(
     OIDC_CALLBACK_PATH,
-    { config: publicAccess, schema: { tags: ['auth'], security: [], summary: 'Browser only: where the OpenID provider sends the browser back; redirects to /?oidc=<one-time code> (or /?oidc-error=CODE)', querystring: CallbackQuery } },
+    { config: publicAccess, schema: { hide: true, summary: 'Browser only: where the OpenID provider sends the browser back; redirects to /?oidc=<one-time code> (or /?oidc-error=CODE)', querystring: CallbackQuery } },
     async (req, reply) => {
       try {
         const code = await s.oidc.completeLogin(req.query as Record<string, string>, cookieOf(req), req.ip);
@@ -85,15 +70,9 @@ export function registerOidcRoutes(app: FastifyInstance, s: Pick<Services, 'oidc
     },
   );
 
-  app.post(
-    `${p}/session/oidc`,
-    {
-      config: publicAccess,
-      schema: { tags: ['auth'], security: [], summary: 'Exchange the one-time code of an OpenID Connect sign-in (from /?oidc=…, within 60 s, from the same browser) for a console session, as POST /api/v1/session returns', body: OidcSessionExchange },
-    },
-    async (req, reply) => {
-      const session = await s.oidc.exchange((req.body as OidcSessionExchange).code, cookieOf(req), req.ip);
-      return reply.header('set-cookie', `${COOKIE}=; Max-Age=0; ${COOKIE_ATTRS}`).status(201).send(session);
-    },
-  );
+  route(app, exchangeOidcSession, publicAccess, async (req, reply) => {
+    const session = await s.oidc.exchange(req.body.code, cookieOf(req), req.ip);
+    reply.header('set-cookie', `${COOKIE}=; Max-Age=0; ${COOKIE_ATTRS}`);
+    return session;
+  });
 }

@@ -228,8 +228,21 @@ async function garrisonOffers(s: Extract<ParsedSource, { kind: 'garrison' }>, to
     signer = ed25519PublicKey(typeof k?.publicKey === 'string' ? k.publicKey : '', "the upstream's signing key");
   }
   ctx.output(`upstream ${s.base}: CA ${s.caFingerprint.slice(0, 16)}… pinned; signing key ${keyFingerprint(signer)} (${s.signer ? 'configured' : 'fetched from the upstream'})`);
-  const list = await getJson(`/api/v1/repository/packages?branch=${s.branch}`, 'its package list');
-  if (!Array.isArray(list)) throw new Error(`the upstream server's package list is not a list`);
+  // The list pages (ADR 0021): follow nextCursor. An upstream older than the paging answers a bare array.
+  const list: unknown[] = [];
+  for (let cursor: string | null = null, pages = 0; ; pages++) {
+    const answer = (await getJson(`/api/v1/repository/packages?branch=${s.branch}&limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, 'its package list')) as unknown;
+    if (Array.isArray(answer)) {
+      list.push(...answer);
+      break;
+    }
+    const page = answer as { items?: unknown; nextCursor?: unknown } | null;
+    if (!page || !Array.isArray(page.items)) throw new Error(`the upstream server's package list is not a list`);
+    list.push(...page.items);
+    if (typeof page.nextCursor !== 'string' || !page.nextCursor) break;
+    if (pages >= 100) throw new Error(`the upstream server's package list goes on past 100 pages`);
+    cursor = page.nextCursor;
+  }
   const key = signer;
   return list.map((p: unknown, i): Offer => {
     if (!upstreamChecker.check(p)) {

@@ -556,7 +556,7 @@ export class AgentService {
       }
       for (const i of result.applied) this.#recordRunEvent(i);
       // States change without events (to running): the consoles are told.
-      if (result.applied.length) this.#live.publish('runs');
+      if (result.applied.length) this.#live.publishRuns(result.applied.map((i) => ({ taskId: i.report.taskId, deviceId: i.deviceId })));
       for (const q of batch) q.resolve(acks.get(q)!);
     } catch (err) {
       this.#log.error({ err, reports: items.length }, 'storing run reports failed; agents will resend');

@@ -5,7 +5,7 @@
  */
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { Secret, TOTP } from 'otpauth';
-import { BUILTIN_ROLES, BuiltinRole, type ActorVia, type ApiTokenView, type Permission } from '@garrison/protocol';
+import { BUILTIN_ROLES, BuiltinRole, PASSWORD_MIN_LENGTH, type ActorVia, type ApiTokenView, type Permission } from '@garrison/protocol';
 import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { hashSecret, newId, newSecret, sameHash } from '../ids.ts';
@@ -17,7 +17,8 @@ import type { Actor, Grant } from './actor.ts';
 export const API_TOKEN_PREFIX = 'gat';
 /** Console sessions are API tokens that expire (absolute lifetime). */
 export const SESSION_HOURS = 12;
-export const PASSWORD_MIN_LENGTH = 10;
+// The protocol's, so that the request schemas and this check agree.
+export { PASSWORD_MIN_LENGTH };
 /** How long a verified token is trusted without reading the database again (other instances see a revocation within this). */
 const AUTH_CACHE_MS = 10_000;
 /** last_used_at is written at most this often per token. */

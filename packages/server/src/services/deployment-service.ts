@@ -19,7 +19,11 @@ import {
   BUILTIN_PRODUCT,
   type DeploymentAssign,
   type ComplianceSummary,
-  type ComplianceView,
+  type DeploymentComplianceItem,
+  type DeploymentCompliancePage,
+  type DeploymentComplianceQuery,
+  type DeploymentListQuery,
+  type Page,
   type DeploymentAssignmentView,
   type EffectiveDeployment,
   type DeploymentInstruction,
@@ -39,6 +43,7 @@ import {
   type DeploymentAssignment,
 } from '@garrison/core';
 import { AppError, notFound } from '../errors.ts';
+import { decodeCursor, encodeCursor, pageLimit, pageOf } from '../paging.ts';
 import type { Clock } from '../clock.ts';
 import type { DeploymentStore, Assignment, DeviceProductUpdate } from '../storage/deployment-store.ts';
 import type { DeviceStore } from '../storage/device-store.ts';
@@ -194,6 +199,11 @@ export class DeploymentService {
   list(actor: Actor, groupId?: string): DeploymentAssignmentView[] {
     const reach = reachOf(actor, Permission.read, this.#catalog.tree);
     return this.#assignments.filter((a) => inReach(reach, a.groupId) && (!groupId || a.groupId === groupId)).map((a) => this.#view(a));
+  }
+  /** The same, a page at a time, by group path and product. */
+  page(actor: Actor, q: DeploymentListQuery = {}): Page<DeploymentAssignmentView> {
+    const tree = this.#catalog.tree;
+    return pageOf(this.list(actor, q.groupId), { key: (a) => [tree.path(a.groupId), a.product, a.groupId] }, q);
   }
   #visibleGroup(actor: Actor, groupId: string): void {
     if (!this.#catalog.group(groupId) || !inReach(reachOf(actor, Permission.read, this.#catalog.tree), groupId)) throw notVisible('group', groupId);
@@ -614,20 +624,41 @@ export class DeploymentService {
     await this.flush();
     return summarize(await this.#store.countStates(reachList(reachOf(actor, Permission.read, this.#catalog.tree))));
   }
-  async compliance(actor: Actor, filter: { groupId?: string; product?: string; state?: string }): Promise<ComplianceView> {
+  /**
+   * A page of device-product rows (by product, then device id; keyset, read by the database) of
+   * the devices the caller reads, in a group's subtree when given, and the per-product summary
+   * over every row of the group and product filter (not the state filter: it counts each state).
+   */
+  async compliance(actor: Actor, q: DeploymentComplianceQuery = {}): Promise<DeploymentCompliancePage> {
     await this.flush();
-    const reach = reachOf(actor, Permission.read, this.#catalog.tree);
-    let deviceIds: string[] | undefined = reach.all ? undefined : this.#catalog.devicesInGroups(reach.groups);
-    if (filter.groupId) {
-      this.#visibleGroup(actor, filter.groupId);
-      deviceIds = this.#catalog.devicesInGroups(this.#catalog.tree.descendants(filter.groupId));
+    const tree = this.#catalog.tree;
+    const reach = reachOf(actor, Permission.read, tree);
+    let groupIds = reachList(reach);
+    if (q.groupId) {
+      this.#visibleGroup(actor, q.groupId);
+      groupIds = tree.descendants(q.groupId).filter((g) => inReach(reach, g));
     }
-    const states = await this.#store.listStates({ ...(deviceIds ? { deviceIds } : {}), ...(filter.product ? { product: filter.product } : {}), ...(filter.state ? { state: filter.state } : {}) });
-    return {
-      summary: summarize(states),
-      devices: states.map((s) => ({ ...s, deviceName: this.#catalog.device(s.deviceId)?.name ?? s.deviceId })),
-    };
+    const after = decodeCursor(q.cursor, 2);
+    if (after && !after.every((k) => typeof k === 'string')) {
+      throw new AppError('VALIDATION_FAILED', 'cursor is not one this list gave: pass the nextCursor of the previous page unchanged', { issues: [{ path: '/cursor', message: 'not a cursor of this list' }] });
+    }
+    const limit = pageLimit(q);
+    const [{ rows, total }, counts] = await Promise.all([
+      this.#store.pageStates({
+        ...(groupIds ? { groupIds } : {}),
+        ...(q.product ? { product: q.product } : {}),
+        ...(q.state ? { state: q.state } : {}),
+        ...(q.search ? { search: q.search } : {}),
+        ...(after ? { after: after as [string, string] } : {}),
+        limit: limit + 1,
+      }),
+      this.#store.countStates(groupIds, q.product),
+    ]);
+    const items: DeploymentComplianceItem[] = rows.slice(0, limit).map((s) => ({ ...s, deviceName: this.#catalog.device(s.deviceId)?.name ?? s.deviceId }));
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor([last.product, last.deviceId]) : null, total, summary: summarize(counts) };
   }
+
 }
 
 /** Adds up device-product states (each counting `n` devices, 1 when absent) per product. */

@@ -32,6 +32,8 @@ export type DomainEvent =
   | { type: 'policies.changed'; policyIds: string[]; groupIds: string[]; deviceIds: string[] }
   /** Devices' facts changed (group, tags, name, products), or they were deleted. */
   | { type: 'devices.changed'; deviceIds: string[] }
+  /** An administrator asked these devices to check in now (a bulk action): each instance tells those connected to it. */
+  | { type: 'devices.check-in'; deviceIds: string[] }
   /** A device was enrolled. */
   | { type: 'device.enrolled'; deviceId: string; name: string; groupId: string; machineIdentity: string | null; hasPublicKey: boolean }
   /** Deployment assignments, rollouts or repository packages changed; `deviceIds` must check in now. */
@@ -57,7 +59,7 @@ export type DomainEvent =
   /** New content in the master repository (a package checked in, pulled or promoted). */
   | { type: 'repository.content'; product: string; version: string }
   /** What the console's live stream should say changed. */
-  | { type: 'live'; topics: LiveTopic[] }
+  | { type: 'live'; topics: LiveTopic[]; runs?: [taskId: string, deviceId: string][]; runsMore?: boolean }
   /** An instance wrote presence rows up to `seq`. */
   | { type: 'presence.changed'; instanceId: string; seq: number }
   /** Administrator tokens or sessions were revoked, or grants changed: cached ones are not trusted any more. */

@@ -1,4 +1,5 @@
-import { DEVICE_CREDENTIAL_PREFIX, type EnrolRequest, type EnrolResponse, type EnrolmentTokenView } from '@garrison/protocol';
+import { DEVICE_CREDENTIAL_PREFIX, type EnrolRequest, type EnrolResponse, type EnrolmentTokenView, type Page, type PageRequest } from '@garrison/protocol';
+import { pageOf } from '../paging.ts';
 import { AppError, notFound } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { hashSecret, newId, newSecret, sameHash } from '../ids.ts';
@@ -70,6 +71,11 @@ export class EnrolmentService {
   async listTokens(actor: Actor): Promise<TokenView[]> {
     const reach = reachOf(actor, Permission.read, this.#catalog.tree);
     return (await this.#tokens.listTokens()).filter((t) => inReach(reach, t.groupId)).map((t) => this.#view(t));
+  }
+  /** A page of the tokens of the groups the caller reads, newest first. */
+  async pageTokens(actor: Actor, q: { state?: TokenView['state'] } & PageRequest): Promise<Page<TokenView>> {
+    const tokens = (await this.listTokens(actor)).filter((t) => !q.state || t.state === q.state);
+    return pageOf(tokens, { key: (t) => [t.createdAt, t.id], descending: true }, q);
   }
   async revokeToken(actor: Actor, id: string): Promise<TokenView> {
     const t = await this.#tokens.getToken(id);

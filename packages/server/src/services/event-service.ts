@@ -11,7 +11,8 @@ import type { Clock } from '../clock.ts';
 import type { EventFilter, EventStore, NewEvent, StoredEvent } from '../storage/event-store.ts';
 import { actorName, inReach, Permission, reachList, reachOf, type Actor } from './actor.ts';
 import type { Catalog } from './catalog.ts';
-import { BUILTIN_PRODUCT } from '@garrison/protocol';
+import { BUILTIN_PRODUCT, EVENT_EXPORT_MAX, PAGE_LIMIT_MAX, type EventView, type Page, type PageRequest } from '@garrison/protocol';
+import { decodeCursor, encodeCursor, pageLimit } from '../paging.ts';
 import { topicsOfEvents, type LiveFeed } from './live-feed.ts';
 
 export class EventService {
@@ -31,6 +32,7 @@ export class EventService {
     write: async (batch) => {
       await this.#store.insertEvents(batch);
       this.#stored(batch);
+      this.#tellListeners(batch);
     },
     onError: (err, batch) => this.#log.error({ err, count: batch.length }, 'storing events failed'),
   });
@@ -38,6 +40,21 @@ export class EventService {
   /** Tells the consoles what a stored batch changed (nothing is computed unless one listens, here or elsewhere). */
   #stored(events: readonly Pick<NewEvent, 'kind'>[]): void {
     this.#live.publish(...topicsOfEvents(new Set(events.map((e) => e.kind)), BUILTIN_PRODUCT));
+  }
+
+  readonly #listeners: ((events: readonly NewEvent[]) => void)[] = [];
+  /** Calls `fn` with every batch of events once stored (the notification rules match them in memory); `fn` must not wait. */
+  onStored(fn: (events: readonly NewEvent[]) => void): void {
+    this.#listeners.push(fn);
+  }
+  #tellListeners(events: readonly NewEvent[]): void {
+    for (const fn of this.#listeners) {
+      try {
+        fn(events);
+      } catch (err) {
+        this.#log.error({ err }, 'an event listener failed');
+      }
+    }
   }
 
   constructor(deps: { store: EventStore; clock: Clock; log: Logger; catalog: Catalog; live: LiveFeed }) {
@@ -92,6 +109,53 @@ export class EventService {
       f.groupIds = filter.recursive === false ? [filter.groupId] : this.#catalog.tree.descendants(filter.groupId);
     }
     return this.#store.queryEvents(f);
+  }
+  /**
+   * One page of the log, newest first (keyset on the id), each event with the names of its
+   * device and task where they still exist. No total: counting a filtered log of millions of
+   * events is not cheap.
+   */
+  async page(actor: Actor, filter: Omit<EventFilter, 'beforeId' | 'limit' | 'groupIds' | 'visibleGroupIds'> & { groupId?: string; recursive?: boolean }, req: PageRequest): Promise<Page<EventView>> {
+    const limit = pageLimit(req);
+    const after = decodeCursor(req.cursor, 1);
+    const beforeId = after ? Number(after[0]) : undefined;
+    if (beforeId !== undefined && !Number.isInteger(beforeId)) throw new AppError('VALIDATION_FAILED', 'cursor is not one this list gave', { issues: [{ path: '/cursor', message: 'not a cursor of this list' }] });
+    const rows = await this.query(actor, { ...filter, ...(beforeId !== undefined ? { beforeId } : {}), limit: limit + 1 });
+    const items = rows.slice(0, limit).map((e) => this.#named(e));
+    return { items, nextCursor: rows.length > limit ? encodeCursor([items.at(-1)!.id]) : null };
+  }
+  /**
+   * Every matching event for an export, newest first, read a thousand at a time so that an
+   * export of EVENT_EXPORT_MAX events never holds them all; stops at EVENT_EXPORT_MAX.
+   */
+  async *exportAll(actor: Actor, filter: Omit<EventFilter, 'beforeId' | 'limit' | 'groupIds' | 'visibleGroupIds'> & { groupId?: string; recursive?: boolean }, cursor?: string): AsyncGenerator<EventView> {
+    // Authorization and the filters are checked before the first byte is sent: a bad group is a 404, not a broken stream.
+    let { items, nextCursor } = await this.page(actor, filter, { ...(cursor ? { cursor } : {}), limit: PAGE_LIMIT_MAX });
+    let sent = 0;
+    for (;;) {
+      for (const e of items) {
+        if (sent++ >= EVENT_EXPORT_MAX) return;
+        yield e;
+      }
+      if (!nextCursor) return;
+      ({ items, nextCursor } = await this.page(actor, filter, { cursor: nextCursor, limit: PAGE_LIMIT_MAX }));
+    }
+  }
+  #named(e: StoredEvent): EventView {
+    const device = e.deviceId ? this.#catalog.device(e.deviceId) : undefined;
+    const task = e.taskId ? this.#catalog.task(e.taskId) : undefined;
+    return { ...e, ...(device ? { deviceName: device.name } : {}), ...(task ? { taskName: task.name } : {}) };
+  }
+  /** The kinds of the events the caller may see, in order, a page at a time (for pick lists). */
+  async kinds(actor: Actor, req: PageRequest): Promise<Page<string>> {
+    await this.flush();
+    const reach = reachOf(actor, Permission.read, this.#catalog.tree);
+    const limit = pageLimit(req);
+    const after = decodeCursor(req.cursor, 1);
+    const list = reachList(reach);
+    const kinds = await this.#store.distinctKinds({ ...(after ? { after: String(after[0]) } : {}), limit: limit + 1, ...(list ? { visibleGroupIds: list } : {}) });
+    const items = kinds.slice(0, limit);
+    return { items, nextCursor: kinds.length > limit ? encodeCursor([items.at(-1)!]) : null };
   }
   async purgeOlderThan(days: number): Promise<number> {
     const cutoff = new Date(this.#clock.now().getTime() - days * 86400_000).toISOString();

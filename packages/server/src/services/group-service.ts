@@ -9,6 +9,9 @@ import type { EventService } from './event-service.ts';
 import type { DomainBus } from './domain-bus.ts';
 import type { PolicyService } from './policy-service.ts';
 
+import type { Page, PageRequest } from '@garrison/protocol';
+import { pageOf } from '../paging.ts';
+
 export const ROOT_GROUP_NAME = 'My Organization';
 
 export interface GroupPatch {
@@ -62,6 +65,10 @@ export class GroupService {
   list(actor: Actor): GroupView[] {
     const reach = reachOf(actor, Permission.read, this.#catalog.tree);
     return this.#catalog.groups.filter((g) => inReach(reach, g.id)).map((g) => this.view(g));
+  }
+  /** A page of the groups the caller may see, sorted by path (case-insensitive, then id). */
+  page(actor: Actor, req: PageRequest): Page<GroupView> {
+    return pageOf(this.list(actor), { key: (g) => [g.path.toLowerCase(), g.id] }, req);
   }
   get(actor: Actor, id: string): GroupView {
     const g = this.#catalog.group(id);

@@ -17,7 +17,7 @@
  * the credential: approved clones and pending duplicates.
  */
 import { createPublicKey, timingSafeEqual, verify } from 'node:crypto';
-import { DEVICE_CREDENTIAL_PREFIX, credentialRotationPayload, type CheckInRequest, type CredentialRotation, type IdentityDirective } from '@garrison/protocol';
+import { DEVICE_CREDENTIAL_PREFIX, credentialRotationPayload, type CheckInRequest, type CredentialRotation, type IdentityDirective, type Page, type PageRequest } from '@garrison/protocol';
 import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { hashSecret, newId, newSecret } from '../ids.ts';
@@ -25,6 +25,7 @@ import type { DeviceStore } from '../storage/device-store.ts';
 import type { DeviceDuplicate, DuplicateStore } from '../storage/duplicate-store.ts';
 import { actorName, authorize, inReach, notVisible, Permission, reachList, reachOf, type Actor } from './actor.ts';
 import type { Catalog } from './catalog.ts';
+import { decodeCursor, encodeCursor, pageLimit } from '../paging.ts';
 import type { EventService } from './event-service.ts';
 import type { DeviceService } from './device-service.ts';
 import type { EnrolmentService } from './enrolment-service.ts';
@@ -202,6 +203,17 @@ export class IdentityService {
     const reach = reachOf(actor, Permission.read, this.#catalog.tree);
     const deviceIds = reach.all ? undefined : this.#catalog.devicesInGroups(reachList(reach) ?? []);
     return this.#duplicates.list({ ...(filter.state ? { state: filter.state } : {}), ...(deviceIds ? { deviceIds } : {}) });
+  }
+  /** A page of the duplicates of the devices the caller may see, newest first. */
+  async pageDuplicates(actor: Actor, q: { state?: string } & PageRequest): Promise<Page<DeviceDuplicate>> {
+    const reach = reachOf(actor, Permission.read, this.#catalog.tree);
+    const deviceIds = reach.all ? undefined : this.#catalog.devicesInGroups(reachList(reach) ?? []);
+    const limit = pageLimit(q);
+    const after = decodeCursor(q.cursor, 2) as [string, string] | null;
+    const rows = await this.#duplicates.page({ ...(q.state ? { state: q.state } : {}), ...(deviceIds ? { deviceIds } : {}), after, limit: limit + 1 });
+    const items = rows.slice(0, limit);
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor([last.firstSeenAt, last.id]) : null };
   }
   async #duplicateForAdmin(actor: Actor, id: string): Promise<{ dup: DeviceDuplicate; groupId: string }> {
     const dup = await this.#duplicates.get(id);

@@ -58,6 +58,7 @@ export function wireInstanceSync(deps: {
     await deps.policies.load();
     sync(deps.policies.changedSince(before));
   });
+  bus.on('devices.check-in', (e) => void sync(e.deviceIds));
   bus.on('device.enrolled', async (e, origin) => {
     if (origin === 'remote') await catalog.loadDevice(e.deviceId);
   });

@@ -34,10 +34,13 @@ import {
   type PolicyAssignment,
   type PolicyAssignmentInput,
   type PolicyCompliance,
+  type PolicyComplianceCounts,
   type PolicyComplianceItem,
-  type PolicyComplianceList,
+  type PolicyCompliancePage,
+  type PolicyComplianceQuery,
   type PolicyInput,
-  type PolicyList,
+  type PolicyListItem,
+  type PolicyListQuery,
   type PolicyPatch,
   type PolicyPreview,
   type PolicyPreviewInput,
@@ -47,6 +50,8 @@ import {
   type PolicyView,
 } from '@garrison/protocol';
 import { AppError, notFound } from '../errors.ts';
+import { decodeCursor, encodeCursor, pageLimit, pageOf } from '../paging.ts';
+import type { Page, PageRequest } from '@garrison/protocol';
 import type { Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
 import type { PolicyStore, StoredPolicy } from '../storage/policy-store.ts';
@@ -321,23 +326,25 @@ export class PolicyService {
     authorizeAnywhere(actor, Permission.read, this.#catalog.tree);
     return this.#plugins.policyTypes().map((t) => ({ product: t.product, productName: t.productName, settingsSchema: t.definition.settingsSchema, defaults: structuredClone(t.defaults) as Record<string, unknown>, lockable: [...t.lockable] }));
   }
-  list(actor: Actor, q: { product?: string; cursor?: string; limit?: number } = {}): PolicyList {
+  /** Policies by name (then id), filtered; with their groups, and their compliance counts when asked (one read of reports per policy of the page). */
+  async list(actor: Actor, q: PolicyListQuery = {}): Promise<Page<PolicyListItem>> {
     authorizeAnywhere(actor, Permission.read, this.#catalog.tree);
-    const all = this.#policies.filter((p) => !q.product || p.product === q.product);
-    const offset = q.cursor ? Math.max(0, Number.parseInt(Buffer.from(q.cursor, 'base64url').toString('utf8'), 10) || 0) : 0;
-    const limit = q.limit ?? 100;
-    const items = all.slice(offset, offset + limit).map((p) => this.#view(p));
-    const next = offset + limit < all.length ? Buffer.from(String(offset + limit)).toString('base64url') : null;
-    return { items, nextCursor: next, total: all.length };
+    const search = q.search?.toLowerCase();
+    const all = this.#policies.filter((p) => (!q.product || p.product === q.product) && (!search || p.name.toLowerCase().includes(search)));
+    const page = pageOf(all, { key: (p) => [p.name.toLowerCase(), p.id] }, q, (p): PolicyListItem => this.#withGroups(actor, p));
+    if (q.compliance) for (const item of page.items) item.compliance = (await this.#complianceRows(actor, this.#policyById.get(item.id)!)).counts;
+    return page;
   }
-  get(actor: Actor, id: string): PolicyView {
-    const p = this.#visible(actor, id);
+  #withGroups(actor: Actor, p: StoredPolicy): PolicyView {
     const tree = this.#catalog.tree;
     // Groups outside what the caller may read are counted, never named (as elsewhere in the API).
     const reach = reachOf(actor, Permission.read, tree);
-    const groups = this.#index.groupsOf(id);
+    const groups = this.#index.groupsOf(p.id);
     const seen = groups.filter((g) => inReach(reach, g));
     return { ...this.#view(p), assignedTo: seen.map((groupId) => ({ groupId, path: tree.path(groupId) })), assignedElsewhere: groups.length - seen.length };
+  }
+  get(actor: Actor, id: string): PolicyView {
+    return this.#withGroups(actor, this.#visible(actor, id));
   }
 
   async #insert(actor: Actor, input: PolicyInput): Promise<StoredPolicy> {
@@ -414,9 +421,17 @@ export class PolicyService {
     authorizeAnywhere(actor, Permission.managePolicies, this.#catalog.tree);
     return this.#view(await this.#insert(actor, { name, description: cur.description, product: cur.product, settings: cur.settings, locked: [...cur.locked], profiles: [...cur.profiles] }));
   }
-  async revisions(actor: Actor, id: string): Promise<{ items: PolicyRevisionView[] }> {
+  /** Revisions newest first, a page at a time (keyset on the revision number, read by the database). */
+  async revisions(actor: Actor, id: string, q: PageRequest = {}): Promise<Page<PolicyRevisionView>> {
     this.#visible(actor, id);
-    return { items: (await this.#store.listRevisions(id)) as PolicyRevisionView[] };
+    const before = decodeCursor(q.cursor, 1)?.[0];
+    if (before !== undefined && !Number.isInteger(before)) {
+      throw new AppError('VALIDATION_FAILED', 'cursor is not one this list gave: pass the nextCursor of the previous page unchanged', { issues: [{ path: '/cursor', message: 'not a cursor of this list' }] });
+    }
+    const limit = pageLimit(q);
+    const { rows, total } = await this.#store.pageRevisions(id, { before: before as number | undefined, limit: limit + 1 });
+    const items = rows.slice(0, limit) as PolicyRevisionView[];
+    return { items, nextCursor: rows.length > limit ? encodeCursor([items[items.length - 1]!.revision]) : null, total };
   }
   export(actor: Actor, id: string): PolicyExport {
     return this.#doc(this.#visible(actor, id));
@@ -527,25 +542,40 @@ export class PolicyService {
       reportedAt: row?.reportedAt ?? null,
     };
   }
-  async compliance(actor: Actor, id: string, q: { state?: string; cursor?: string; limit?: number } = {}): Promise<PolicyComplianceList> {
-    const p = this.#visible(actor, id);
+  /** Every device the policy reaches that the caller may read, with its state, and the count of each state. */
+  async #complianceRows(actor: Actor, p: StoredPolicy): Promise<{ rows: PolicyComplianceItem[]; counts: PolicyComplianceCounts }> {
     const tree = this.#catalog.tree;
     const reach = reachOf(actor, Permission.read, tree);
     const groups = new Set<string>();
-    for (const g of this.#index.groupsOf(id)) for (const d of tree.descendants(g)) if (inReach(reach, d)) groups.add(d);
-    const ids = this.#catalog.devicesInGroups(groups).sort();
-    const rows = new Map((await this.#store.statusOf(p.product, ids)).map((r) => [r.deviceId, r]));
-    const counts = { compliant: 0, drifted: 0, failed: 0, pending: 0 };
-    const all: PolicyComplianceItem[] = [];
+    for (const g of this.#index.groupsOf(p.id)) for (const d of tree.descendants(g)) if (inReach(reach, d)) groups.add(d);
+    const ids = this.#catalog.devicesInGroups(groups);
+    const reports = new Map((await this.#store.statusOf(p.product, ids)).map((r) => [r.deviceId, r]));
+    const counts: PolicyComplianceCounts = { compliant: 0, drifted: 0, failed: 0, pending: 0 };
+    const rows: PolicyComplianceItem[] = [];
     for (const deviceId of ids) {
-      const facts = this.#catalog.device(deviceId)!;
-      const c = this.#compliance(deviceId, this.#index.effective(facts, p.product, tree), p.product, rows.get(deviceId));
+      const facts = this.#catalog.device(deviceId);
+      if (!facts) continue;
+      // The device's cached evaluation (what its check-ins read too): a page of policies over a large fleet evaluates each device once.
+      const effective = this.effective(facts).find((e) => e.product === p.product) ?? null;
+      const c = this.#compliance(deviceId, effective, p.product, reports.get(deviceId));
       counts[c.state]++;
-      if (!q.state || q.state === c.state) all.push({ ...c, deviceName: facts.name, groupId: facts.groupId });
+      rows.push({ ...c, deviceName: facts.name, groupId: facts.groupId });
     }
-    const offset = q.cursor ? Math.max(0, Number.parseInt(Buffer.from(q.cursor, 'base64url').toString('utf8'), 10) || 0) : 0;
-    const limit = q.limit ?? 200;
-    return { items: all.slice(offset, offset + limit), counts, nextCursor: offset + limit < all.length ? Buffer.from(String(offset + limit)).toString('base64url') : null };
+    return { rows, counts };
+  }
+  /**
+   * A page of the devices the policy reaches (by name, then id), filtered by state and name;
+   * `states` counts every device the caller may see, whatever the filter, and `total` the
+   * filtered ones. The states are computed here (a report is pending until it names the
+   * revision the device should have now), so the page is cut in memory, after one read of the
+   * reports of the reached devices.
+   */
+  async compliance(actor: Actor, id: string, q: PolicyComplianceQuery = {}): Promise<PolicyCompliancePage> {
+    const p = this.#visible(actor, id);
+    const { rows, counts } = await this.#complianceRows(actor, p);
+    const search = q.search?.toLowerCase();
+    const matching = rows.filter((r) => (!q.state || r.state === q.state) && (!search || r.deviceName.toLowerCase().includes(search)));
+    return { ...pageOf(matching, { key: (r) => [r.deviceName.toLowerCase(), r.deviceId] }, q), states: counts };
   }
 
   /** GET /devices/:id/policy: effective policies with origins, compliance, and the maintenance window in force or next (in the device's own zone for "local"). */

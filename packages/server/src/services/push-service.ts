@@ -37,6 +37,7 @@ import {
   PUSH_MIN_FREE_BYTES,
   PUSH_PROGRESS_MARKER,
   PUSH_STEPS,
+  type Page,
   type PushHostView,
   type PushInstallCreate,
   type PushInstallListQuery,
@@ -346,19 +347,23 @@ export class PushService {
     return this.#liveView(live, true);
   }
 
-  async list(actor: Actor, query: PushInstallListQuery = {}): Promise<PushJobView[]> {
+  async list(actor: Actor, query: PushInstallListQuery = {}): Promise<Page<PushJobView>> {
     const reach = reachOf(actor, Permission.read, this.#catalog.tree);
     let groupIds = reachList(reach);
     if (query.groupId) {
       if (!this.#catalog.group(query.groupId) || !inReach(reach, query.groupId)) throw notFound('group', query.groupId);
       groupIds = this.#catalog.tree.descendants(query.groupId);
     }
-    const jobs = await this.#store.listJobs({ ...(query.state ? { state: query.state } : {}), ...(groupIds ? { groupIds } : {}), limit: query.limit ?? 100 });
+    const page = await this.#store.pageJobs({ ...(query.state ? { state: query.state } : {}), ...(groupIds ? { groupIds } : {}) }, query);
+    const jobs = page.items;
     const summaries = await this.#store.summaries(jobs.filter((j) => !this.#live.has(j.id)));
-    return jobs.map((j) => {
-      const live = this.#live.get(j.id);
-      return live ? this.#liveView(live, false) : this.#view(j, summaries.get(j.id) ?? emptySummary(j.hostCount));
-    });
+    return {
+      ...page,
+      items: jobs.map((j) => {
+        const live = this.#live.get(j.id);
+        return live ? this.#liveView(live, false) : this.#view(j, summaries.get(j.id) ?? emptySummary(j.hostCount));
+      }),
+    };
   }
 
   async get(actor: Actor, id: string): Promise<PushJobView> {

@@ -36,6 +36,8 @@ import {
 } from '@garrison/protocol';
 import { compareVersions, parseVersion, productVersionSchemes, versionSchemeOf } from '@garrison/core';
 import { AppError } from '../errors.ts';
+import { decodeCursor, encodeCursor, pageLimit } from '../paging.ts';
+import type { Page, PackageListQuery } from '@garrison/protocol';
 import type { Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
 import type { PackageStore } from '../storage/package-store.ts';
@@ -248,11 +250,40 @@ export class RepositoryService {
     if (copied) this.#events.record({ severity: 'info', kind: 'repository.archive-shared', message: `${copied} archive${copied === 1 ? '' : 's'} checked in before archives were kept in the database copied into it`, data: { copied } });
     return { copied, removed, failed };
   }
-  async list(actor: Actor, filter: { product?: string; branch?: Branch } = {}): Promise<RepositoryPackage[]> {
+  async list(actor: Actor, filter: { product?: string; branch?: Branch | 'none' } = {}): Promise<RepositoryPackage[]> {
     authorizeAnywhere(actor, Permission.read, this.#tree());
     const list = await this.#store.list(filter);
     const schemes = productVersionSchemes(list);
-    return list.sort((a, b) => (a.product === b.product ? compareVersions(b.version, a.version, schemes.get(a.product)) : a.product < b.product ? -1 : 1));
+    return list.sort((a, b) => (a.product === b.product ? compareVersions(b.version, a.version, schemes.get(a.product)) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) : a.product < b.product ? -1 : 1));
+  }
+  /**
+   * A page of the list (by product, newest version first). The versions are ordered by each
+   * product's scheme, which SQL cannot do, so the page is cut from the sorted list: the cursor
+   * holds the last package's product, version and id, and the page goes on after it by the same
+   * order even when that package was removed meanwhile.
+   */
+  async page(actor: Actor, q: PackageListQuery = {}): Promise<Page<RepositoryPackage>> {
+    const list = await this.list(actor, { ...(q.product ? { product: q.product } : {}), ...(q.branch ? { branch: q.branch } : {}) });
+    const after = decodeCursor(q.cursor, 3);
+    if (after && !after.every((k) => typeof k === 'string')) {
+      throw new AppError('VALIDATION_FAILED', 'cursor is not one this list gave: pass the nextCursor of the previous page unchanged', { issues: [{ path: '/cursor', message: 'not a cursor of this list' }] });
+    }
+    const limit = pageLimit(q);
+    let start = 0;
+    if (after) {
+      const [product, version, id] = after as [string, string, string];
+      const schemes = productVersionSchemes(list);
+      // The first package that sorts after the cursor's: a later product, or an older version of it (then a greater id at an equal version).
+      const firstAfter = list.findIndex((p) => {
+        if (p.product !== product) return p.product > product;
+        const c = compareVersions(p.version, version, schemes.get(p.product));
+        return c < 0 || (c === 0 && p.id > id);
+      });
+      start = firstAfter < 0 ? list.length : firstAfter;
+    }
+    const items = list.slice(start, start + limit);
+    const last = items[items.length - 1];
+    return { items, nextCursor: start + limit < list.length && last ? encodeCursor([last.product, last.version, last.id]) : null, total: list.length };
   }
   async get(actor: Actor, id: string): Promise<RepositoryPackage> {
     authorizeAnywhere(actor, Permission.read, this.#tree());

@@ -1,9 +1,27 @@
-import { DEFAULT_RUN_NOW_EXPIRY_MINUTES, type AgentTask, type Task, type Run, type RunNowProgress, type RunNowResult, type TaskProgress } from '@garrison/protocol';
-import { summarizeProgress, summarizeRunNowProgress } from '@garrison/core';
+import {
+  DEFAULT_RUN_NOW_EXPIRY_MINUTES,
+  RESULT_DEVICE_IDS_MAX,
+  RUN_NOW_DEVICES_MAX,
+  type AgentTask,
+  type Page,
+  type PageRequest,
+  type ResultListQuery,
+  type RunListQuery,
+  type RunNowBody,
+  type Task,
+  type TaskListItem,
+  type TaskResultPage,
+  type Run,
+  type RunNowProgress,
+  type RunNowResult,
+  type TaskProgress,
+} from '@garrison/protocol';
+import { nextScheduledFire, resolveTimeZone, summarizeProgress, summarizeRunNowProgress } from '@garrison/core';
 import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
-import type { RunFilter, RunStore } from '../storage/run-store.ts';
+import type { ResultFilter, RunFilter, RunOfDevice, RunStore } from '../storage/run-store.ts';
+import { decodeCursor, encodeCursor, pageLimit } from '../paging.ts';
 import { authorize, inReach, notVisible, Permission, actorName, reachList, reachOf, type Actor } from './actor.ts';
 import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
@@ -57,7 +75,7 @@ export class RunService {
    * Run now: one pending run per target in a single batched transaction, then one message per
    * connected target. Offline targets receive the run at their next contact until it expires.
    */
-  async runNow(actor: Actor, taskId: string, opts: { expiryMinutes?: number } = {}): Promise<RunNowResult> {
+  async runNow(actor: Actor, taskId: string, opts: RunNowBody = {}): Promise<RunNowResult> {
     const task = this.#tasks.get(actor, taskId);
     authorize(actor, Permission.runTasks, this.#catalog.tree, this.#tasks.scopeGroups(task.scope));
     const now = this.#clock.now();
@@ -66,7 +84,7 @@ export class RunService {
     const createdAt = now.toISOString();
     const expiresAt = new Date(now.getTime() + expiry * 60_000).toISOString();
     const requestId = newId();
-    const targets = this.#catalog.targetsOf(task);
+    const targets = await this.#runNowTargets(actor, task, opts);
     const agentTasks = await this.#agentTasks(task, targets);
     await this.#runs.insertRunRequest({ id: requestId, taskId, createdBy: actorName(actor), createdAt, expiresAt, targetCount: targets.length });
     // In chunks: the first agents start while later chunks are being stored, and the event
@@ -99,6 +117,36 @@ export class RunService {
       data: { requestId, targets: targets.length, delivered, expiresAt },
     });
     return { requestId, taskId, targets: targets.length, delivered, expiresAt };
+  }
+
+  /**
+   * Who a run-now goes to: every target, or those named (each a current target the caller
+   * may reach with runTasks: a device list cannot widen the task's scope nor reach past the
+   * caller's groups), and of them only those whose latest run failed when asked.
+   */
+  async #runNowTargets(actor: Actor, task: Task, opts: RunNowBody): Promise<ReturnType<Catalog['targetsOf']>> {
+    let targets = this.#catalog.targetsOf(task);
+    if (opts.deviceIds) {
+      const ids = new Set(opts.deviceIds);
+      if (ids.size > RUN_NOW_DEVICES_MAX) throw new AppError('VALIDATION_FAILED', `at most ${RUN_NOW_DEVICES_MAX} devices`);
+      const reach = reachOf(actor, Permission.runTasks, this.#catalog.tree);
+      const byId = new Map(targets.map((d) => [d.id, d]));
+      const refused = [...ids].filter((id) => {
+        const d = byId.get(id);
+        return !d || !inReach(reach, d.groupId);
+      });
+      if (refused.length) {
+        throw new AppError('DEVICE_NOT_TARGETED', `${refused.length} of the devices given ${refused.length === 1 ? 'is' : 'are'} not a current target of task "${task.name}" that you may run it on: ${refused.slice(0, 5).join(', ')}${refused.length > 5 ? ', …' : ''}`, {
+          deviceIds: refused.slice(0, 100),
+        });
+      }
+      targets = targets.filter((d) => ids.has(d.id));
+    }
+    if (opts.onlyFailed) {
+      const failed = new Set(await this.#runs.devicesWithLatestState(task.id, ['failed', 'timed_out']));
+      targets = targets.filter((d) => failed.has(d.id));
+    }
+    return targets;
   }
 
   /** Stops a task: connected targets cancel its running runs; undelivered run-nows are cancelled. */
@@ -219,9 +267,44 @@ export class RunService {
     const targetsNow = this.#catalog.targetsOf(task).filter((d) => inReach(reach, d.groupId)).map((d) => d.id);
     return { ...summarizeRunNowProgress(taskId, given, targetsNow, latest), requestId, createdAt: request.createdAt, expiresAt: request.expiresAt };
   }
-  async results(actor: Actor, taskId: string, limit?: number): Promise<Run[]> {
+  /**
+   * A page of the task's latest run on each device the caller may see, by device name, with
+   * the count of each state over all of them (one grouped count on the (task, device) index).
+   */
+  async results(actor: Actor, taskId: string, query: ResultListQuery = {}): Promise<TaskResultPage> {
     this.#tasks.get(actor, taskId);
-    return this.#runs.latestRuns(taskId, limit, reachList(reachOf(actor, Permission.read, this.#catalog.tree)));
+    const groupIds = reachList(reachOf(actor, Permission.read, this.#catalog.tree));
+    const limit = pageLimit(query);
+    const after = resultCursor(query.cursor);
+    const deviceIds = query.deviceIds ? [...new Set(query.deviceIds.split(',').filter(Boolean))] : undefined;
+    if (deviceIds && deviceIds.length > RESULT_DEVICE_IDS_MAX) throw new AppError('VALIDATION_FAILED', `deviceIds names at most ${RESULT_DEVICE_IDS_MAX} devices`, { issues: [{ path: '/deviceIds', message: `more than ${RESULT_DEVICE_IDS_MAX} ids` }] });
+    const filter: ResultFilter = { state: query.state, search: query.search || undefined, deviceIds, groupIds };
+    const [rows, states, total] = await Promise.all([
+      this.#runs.pageLatestRuns(taskId, filter, { after, limit: limit + 1, withOutput: query.output !== false }),
+      this.#runs.latestStateCounts(taskId, groupIds),
+      filter.state || filter.search || filter.deviceIds ? this.#runs.countLatest(taskId, filter) : null,
+    ]);
+    const items = rows.slice(0, limit);
+    const last = items[items.length - 1];
+    return {
+      items,
+      nextCursor: rows.length > limit && last ? encodeCursor([last.deviceName, last.deviceId]) : null,
+      total: total ?? Object.values(states).reduce((a, b) => a + b, 0),
+      states,
+    };
+  }
+  /** Every result the filter matches, a page at a time (an export of any size in bounded memory). */
+  async *eachResult(actor: Actor, taskId: string, query: Pick<ResultListQuery, 'state' | 'search'>): AsyncGenerator<RunOfDevice[]> {
+    this.#tasks.get(actor, taskId);
+    const filter: ResultFilter = { state: query.state, search: query.search || undefined, groupIds: reachList(reachOf(actor, Permission.read, this.#catalog.tree)) };
+    let after: { name: string; deviceId: string } | null = null;
+    for (;;) {
+      const rows = await this.#runs.pageLatestRuns(taskId, filter, { after, limit: 1000, withOutput: false });
+      if (rows.length) yield rows;
+      if (rows.length < 1000) return;
+      const last = rows[rows.length - 1]!;
+      after = { name: last.deviceName, deviceId: last.deviceId };
+    }
   }
   /**
    * The dashboard's view of the last `hours`: how many runs ended in each final state and the
@@ -237,8 +320,30 @@ export class RunService {
       failures: failed.map((r) => ({ ...r, taskName: this.#catalog.task(r.taskId)?.name ?? r.taskId, deviceName: this.#catalog.device(r.deviceId)?.name ?? r.deviceId })),
     };
   }
-  async list(actor: Actor, filter: RunFilter): Promise<Run[]> {
-    return this.#runs.listRuns({ ...filter, groupIds: reachList(reachOf(actor, Permission.read, this.#catalog.tree)) });
+  /** Runs newest first, of devices the caller may see. */
+  async page(actor: Actor, query: RunListQuery): Promise<Page<Run>> {
+    const limit = pageLimit(query);
+    const key = decodeCursor(query.cursor, 2);
+    if (key && (typeof key[0] !== 'string' || typeof key[1] !== 'string')) throw badCursor();
+    const before = key ? { createdAt: key[0] as string, id: key[1] as string } : null;
+    const { cursor: _c, limit: _l, ...filter } = query;
+    const rows = await this.#runs.pageRuns({ ...filter, groupIds: reachList(reachOf(actor, Permission.read, this.#catalog.tree)) }, { before, limit: limit + 1 });
+    const items = rows.slice(0, limit);
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor([last.createdAt, last.id]) : null };
+  }
+  /** A page of tasks with their last run, failures (over the devices the caller may see) and next fire time. */
+  async taskListItems(actor: Actor, page: Page<Task>): Promise<Page<TaskListItem>> {
+    const summaries = await this.#runs.taskSummaries(
+      page.items.map((t) => t.id),
+      reachList(reachOf(actor, Permission.read, this.#catalog.tree)),
+    );
+    const now = this.#clock.now();
+    return { ...page, items: page.items.map((t) => ({ ...t, lastRunAt: summaries.get(t.id)?.lastRunAt ?? null, failures: summaries.get(t.id)?.failures ?? 0, nextRunAt: nextRunAt(t, now) })) };
+  }
+  /** The newest `limit` runs (a device's history). */
+  async list(actor: Actor, filter: RunFilter & PageRequest): Promise<Run[]> {
+    return (await this.page(actor, { ...filter, limit: filter.limit ?? 100 })).items;
   }
   async get(actor: Actor, id: string): Promise<Run> {
     const r = await this.#runs.getRun(id);
@@ -251,3 +356,23 @@ export class RunService {
   }
 }
 
+function badCursor(): AppError {
+  return new AppError('VALIDATION_FAILED', 'cursor is not one this list gave: pass the nextCursor of the previous page unchanged', { issues: [{ path: '/cursor', message: 'not a cursor of this list' }] });
+}
+/** Where a page of results resumes: after this device name and id. */
+function resultCursor(cursor: string | undefined): { name: string; deviceId: string } | null {
+  const key = decodeCursor(cursor, 2);
+  if (!key) return null;
+  if (typeof key[0] !== 'string' || typeof key[1] !== 'string') throw badCursor();
+  return { name: key[0], deviceId: key[1] };
+}
+/** A task's next scheduled fire; a "local" schedule is read in UTC (each device fires at its own wall-clock time). */
+function nextRunAt(t: Task, now: Date): string | null {
+  if (!t.enabled) return null;
+  try {
+    return nextScheduledFire(t.schedule, now, resolveTimeZone(t.schedule, 'UTC'))?.at.toISOString() ?? null;
+  } catch {
+    // A zone this server's ICU does not know: no preview rather than a failed list.
+    return null;
+  }
+}

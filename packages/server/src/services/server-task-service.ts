@@ -8,6 +8,8 @@ import {
   SERVER_TASK_TRIGGERS,
   ServerTaskExport,
   checker,
+  type Page,
+  type PageRequest,
   type Schedule,
   type ServerTask,
   type ServerTaskCreate,
@@ -19,6 +21,7 @@ import { scheduleIssues, type GroupTree } from '@garrison/core';
 import { AppError, notFound } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
+import { pageOf } from '../paging.ts';
 import type { ServerTaskStore } from '../storage/server-task-store.ts';
 import type { ServerTaskEnvironment } from '../server-tasks/server-task.ts';
 import { nextRunOf, type ServerTaskRunner } from '../server-tasks/server-task-runner.ts';
@@ -56,9 +59,11 @@ export class ServerTaskService {
     authorize(actor, Permission.read, this.#tree());
     return this.#types.list();
   }
-  async list(actor: Actor, filter: { type?: string } = {}): Promise<ServerTask[]> {
+  async list(actor: Actor, filter: { type?: string } & PageRequest = {}): Promise<Page<ServerTask>> {
     authorize(actor, Permission.read, this.#tree());
-    return (await this.#store.listTasks()).filter((t) => !filter.type || t.type === filter.type);
+    // Few enough to page in memory (a server has tens of server tasks), by name then id.
+    const tasks = (await this.#store.listTasks()).filter((t) => !filter.type || t.type === filter.type);
+    return pageOf(tasks, { key: (t) => [t.name, t.id] }, filter);
   }
   async get(actor: Actor, id: string): Promise<ServerTask> {
     authorize(actor, Permission.read, this.#tree());
@@ -160,10 +165,11 @@ export class ServerTaskService {
     await this.#events.audit(actor, 'server-task.stopped', `server task "${t.name}" stopped (${r.cancelled.length} pending cancelled, ${r.stopping.length} running asked to stop)`, { taskId: id, data: r });
     return { cancelled: r.cancelled.length, stopping: r.stopping.length };
   }
-  async runs(actor: Actor, filter: { taskId?: string; state?: string; limit?: number; before?: string }): Promise<ServerTaskRun[]> {
+  async runs(actor: Actor, filter: { taskId?: string; state?: string } & PageRequest): Promise<Page<ServerTaskRun>> {
     authorize(actor, Permission.read, this.#tree());
     if (filter.taskId) await this.get(actor, filter.taskId);
-    return this.#store.listRuns({ ...filter, limit: Math.min(filter.limit ?? 100, 1000) });
+    const { cursor, limit, ...where } = filter;
+    return this.#store.pageRuns(where, { cursor, limit });
   }
   async run(actor: Actor, runId: string): Promise<ServerTaskRun> {
     authorize(actor, Permission.read, this.#tree());

@@ -23,6 +23,9 @@ import type { AdminService } from './admin-service.ts';
 import type { DeviceLimits } from './device-limits.ts';
 import type { OidcService } from './oidc-service.ts';
 import type { PolicyService } from './policy-service.ts';
+import type { NotificationService } from './notification-service.ts';
+import type { SavedSelectionService } from './saved-selection-service.ts';
+import type { DashboardService } from './dashboard-service.ts';
 
 /** Everything the HTTP layer and the agent hub call. */
 export interface Services {
@@ -54,4 +57,10 @@ export interface Services {
   serverTasks: ServerTaskService;
   /** Product policies, assignments and every device's effective policy (ADR 0020). */
   policies: PolicyService;
+  /** Notification rules, their deliveries and the mail server they use (ADR 0022). */
+  notifications: NotificationService;
+  /** Each administrator's named filters of the console's lists. */
+  savedSelections: SavedSelectionService;
+  /** The dashboard's monitors and trends, and each administrator's layout. */
+  dashboard: DashboardService;
 }

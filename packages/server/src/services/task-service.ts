@@ -11,14 +11,19 @@ import {
   type Task,
   type TaskCreate,
   type TaskUpdate,
+  type Page,
+  type SchedulePreview,
+  type SchedulePreviewBody,
+  type TaskListQuery,
 } from '@garrison/protocol';
-import { scheduleIssues } from '@garrison/core';
+import { nextScheduledFire, resolveTimeZone, scheduleIssues } from '@garrison/core';
+import { pageOf } from '../paging.ts';
 import { AppError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
 import type { TaskStore } from '../storage/task-store.ts';
 import type { PluginRegistry } from '../plugins/registry.ts';
-import { authorize, inReach, notVisible, Permission, reachOf, type Actor } from './actor.ts';
+import { authorize, authorizeAnywhere, inReach, notVisible, Permission, reachOf, type Actor } from './actor.ts';
 import type { Catalog } from './catalog.ts';
 import type { EventService } from './event-service.ts';
 import type { SecretService } from './secret-service.ts';
@@ -121,15 +126,46 @@ export class TaskService {
     return [...ids];
   }
 
-  list(actor: Actor, filter: { product?: string; scopeType?: string; groupId?: string; deviceId?: string } = {}): Task[] {
+  list(actor: Actor, filter: { product?: string; scopeType?: string; groupId?: string; deviceId?: string; search?: string } = {}): Task[] {
+    const needle = filter.search?.trim().toLowerCase();
     return this.#catalog.tasks.filter(
       (t) =>
         this.canSee(actor, t) &&
         (!filter.product || t.product === filter.product) &&
         (!filter.scopeType || t.scope.type === filter.scopeType) &&
         (!filter.groupId || (t.scope.type === 'group' && t.scope.groupId === filter.groupId)) &&
-        (!filter.deviceId || (t.scope.type === 'local' && t.scope.deviceId === filter.deviceId)),
+        (!filter.deviceId || (t.scope.type === 'local' && t.scope.deviceId === filter.deviceId)) &&
+        (!needle || t.name.toLowerCase().includes(needle)),
     );
+  }
+  /** One page of the tasks the caller may see, by name (the catalog holds them all in memory). */
+  page(actor: Actor, query: TaskListQuery): Page<Task> {
+    const { cursor, limit, ...filter } = query;
+    return pageOf(this.list(actor, filter), { key: (t) => [t.name, t.id] }, { cursor, limit });
+  }
+  /**
+   * The next fire times of a schedule, for the task form before saving: wall-clock fields of
+   * a "local" schedule are read in the zone given (the administrator's), the others in theirs.
+   */
+  previewSchedule(actor: Actor, body: SchedulePreviewBody): SchedulePreview {
+    authorizeAnywhere(actor, Permission.read, this.#catalog.tree);
+    const issues = scheduleIssues(body.schedule);
+    let timeZone = resolveTimeZone(body.schedule, body.timeZone ?? 'UTC');
+    if (!isValidTimeZone(timeZone)) {
+      issues.push(`unknown time zone "${timeZone}"`);
+      timeZone = 'UTC';
+    }
+    const fires: string[] = [];
+    if (issues.length === 0) {
+      let after = this.#clock.now();
+      for (let i = 0; i < (body.count ?? 5); i++) {
+        const next = nextScheduledFire(body.schedule, after, timeZone);
+        if (!next) break;
+        fires.push(next.at.toISOString());
+        after = next.at;
+      }
+    }
+    return { fires, timeZone, issues };
   }
   get(actor: Actor, id: string): Task {
     const t = this.#catalog.task(id);
@@ -331,5 +367,14 @@ export class TaskService {
       local: t.scope.type === 'local',
       ...(placements.length ? { secretPlacements: placements } : {}),
     };
+  }
+}
+
+function isValidTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -118,6 +118,7 @@ export class AdminStore {
     return this.#db.kysely.transaction().execute(async (trx) => {
       await trx.deleteFrom('admin_grants').where('admin_id', '=', id).execute();
       await trx.deleteFrom('api_tokens').where('admin_id', '=', id).execute();
+      await trx.deleteFrom('saved_selections').where('admin_id', '=', id).execute();
       const r = await trx.deleteFrom('admins').where('id', '=', id).executeTakeFirst();
       return Number(r.numDeletedRows) === 1;
     });

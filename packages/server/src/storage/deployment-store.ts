@@ -227,11 +227,59 @@ export class DeploymentStore {
    */
   /** Devices per product, state and installed version, counted by the database (the dashboard). */
   /** Counts per product, state and version; over the devices of `groupIds` when given. */
-  async countStates(groupIds?: string[]): Promise<{ product: string; state: string; installedVersion: string | null; n: number }[]> {
+  /** Device-product rows by product, state and installed version (of the devices in `groupIds`, all without; of one product when given). */
+  async countStates(groupIds?: string[], product?: string): Promise<{ product: string; state: string; installedVersion: string | null; n: number }[]> {
     let q = this.#db.kysely.selectFrom('device_products').select(['product', 'state', 'installed_version', (eb) => eb.fn.countAll<number>().as('n')]);
     if (groupIds) q = q.where('device_id', 'in', (eb) => eb.selectFrom('devices').select('devices.id').where('devices.group_id', 'in', groupIds.length ? groupIds : ['']));
+    if (product) q = q.where('product', '=', product);
     const rows = await q.groupBy(['product', 'state', 'installed_version']).execute();
     return rows.map((r) => ({ product: r.product, state: r.state, installedVersion: r.installed_version, n: Number(r.n) }));
+  }
+  /**
+   * One page of device-product rows by product, then device id (keyset: those after `after`),
+   * of the devices in `groupIds` (all without), and how many rows the filter matches.
+   */
+  async pageStates(filter: { groupIds?: string[]; product?: string; state?: string; search?: string; after?: readonly [string, string]; limit: number }): Promise<{ rows: DeviceProductState[]; total: number }> {
+    const filtered = () => {
+      let q = this.#db.kysely.selectFrom('device_products');
+      if (filter.groupIds) {
+        const groupIds = filter.groupIds.length ? filter.groupIds : [''];
+        q = q.where('device_id', 'in', (eb) => eb.selectFrom('devices').select('devices.id').where('devices.group_id', 'in', groupIds));
+      }
+      if (filter.product) q = q.where('product', '=', filter.product);
+      if (filter.state) q = q.where('state', '=', filter.state);
+      if (filter.search) {
+        // Part of the device's name or host name, as the device list searches.
+        const like = `%${filter.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+        q = q.where('device_id', 'in', (eb) => eb.selectFrom('devices').select('devices.id').where(sql<boolean>`(lower(devices.name) like ${like} escape '\\' or lower(devices.hostname) like ${like} escape '\\')`));
+      }
+      return q;
+    };
+    let page = filtered().selectAll();
+    if (filter.after) {
+      const [product, deviceId] = filter.after;
+      page = page.where((eb) => eb.or([eb('product', '>', product), eb.and([eb('product', '=', product), eb('device_id', '>', deviceId)])]));
+    }
+    const [rows, count] = await Promise.all([
+      page.orderBy('product').orderBy('device_id').limit(filter.limit).execute(),
+      filtered()
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirst(),
+    ]);
+    return {
+      rows: rows.map((r) => ({
+        deviceId: r.device_id,
+        product: r.product,
+        state: r.state as DeploymentState,
+        installedVersion: r.installed_version,
+        targetVersion: r.target_version,
+        exitCode: r.exit_code,
+        detail: r.detail,
+        outputTail: r.output_tail,
+        updatedAt: r.updated_at,
+      })),
+      total: Number(count?.n ?? 0),
+    };
   }
   async listStates(filter: { deviceIds?: string[]; product?: string; state?: string }): Promise<DeviceProductState[]> {
     const query = (deviceIds?: string[]) => {

@@ -6,6 +6,21 @@ import type { DevicesTable } from './schema.ts';
 /** A device as stored; the API adds its online state and group path (DeviceView). */
 export type Device = Omit<DeviceView, 'online' | 'groupPath'>;
 
+/** The columns the device list filters and sorts on (DeviceStore.listDeviceRows). */
+export interface DeviceRow {
+  id: string;
+  groupId: string;
+  name: string;
+  hostname: string;
+  osPlatform: string;
+  osName: string;
+  agentVersion: string;
+  tags: string[];
+  enrolledAt: string;
+  lastContactAt: string | null;
+  revoked: boolean;
+}
+
 export interface DeviceFilter {
   groupIds?: string[];
   search?: string;
@@ -175,6 +190,91 @@ export class DeviceStore {
     q = q.orderBy('name').orderBy('id');
     if (filter.limit) q = q.limit(filter.limit).offset(filter.offset ?? 0);
     return (await q.execute()).map(toDevice);
+  }
+  /**
+   * What the device list filters and sorts on, for every device: a narrow read (no inventory
+   * JSON but the tags), so that sorting and filtering 10,000 devices in memory costs one light
+   * query; the page's full rows are read afterwards by id.
+   */
+  async listDeviceRows(): Promise<DeviceRow[]> {
+    const rows = await this.#db.kysely
+      .selectFrom('devices')
+      .select(['id', 'group_id', 'name', 'hostname', 'os_platform', 'os_name', 'agent_version', 'tags', 'enrolled_at', 'last_contact_at', 'credential_revoked_at'])
+      .execute();
+    return rows.map((r) => ({
+      id: r.id,
+      groupId: r.group_id,
+      name: r.name,
+      hostname: r.hostname,
+      osPlatform: r.os_platform,
+      osName: r.os_name,
+      agentVersion: r.agent_version,
+      tags: JSON.parse(r.tags) as string[],
+      enrolledAt: r.enrolled_at,
+      lastContactAt: r.last_contact_at,
+      revoked: r.credential_revoked_at !== null,
+    }));
+  }
+  /** Devices another machine presented the credential of, waiting for an administrator's decision. */
+  async pendingDuplicateDeviceIds(): Promise<Set<string>> {
+    const rows = await this.#db.kysely.selectFrom('device_duplicates').select('device_id').distinct().where('state', '=', 'pending').execute();
+    return new Set(rows.map((r) => r.device_id));
+  }
+  /**
+   * What makes a group Warning or Critical besides being offline (the group tree's statuses):
+   * devices with a failed deployment, whose latest run of some task failed or timed out since
+   * `since`, and with a detection (an event `<product>.detection`) since `since`.
+   */
+  async healthSince(since: string): Promise<{ failedDeployments: Set<string>; failedRuns: Set<string>; detections: Set<string> }> {
+    const [deployments, runs, detections] = await Promise.all([
+      this.#db.kysely.selectFrom('device_products').select('device_id').distinct().where('state', '=', 'failed').execute(),
+      this.#db.kysely.selectFrom('task_device_state').select('device_id').distinct().where('state', 'in', ['failed', 'timed_out']).where('updated_at', '>=', since).execute(),
+      this.#db.kysely
+        .selectFrom('events')
+        .select('device_id')
+        .distinct()
+        .where('time', '>=', since)
+        .where('device_id', 'is not', null)
+        .where(sql<boolean>`kind like ${'%.detection'}`)
+        .execute(),
+    ]);
+    return {
+      failedDeployments: new Set(deployments.map((r) => r.device_id)),
+      failedRuns: new Set(runs.map((r) => r.device_id)),
+      detections: new Set(detections.map((r) => r.device_id!)),
+    };
+  }
+  /** Sets the tags of many devices in one transaction (a bulk action). */
+  async setTagsMany(rows: readonly { id: string; tags: readonly string[] }[], at: string): Promise<void> {
+    if (!rows.length) return;
+    await this.#db.kysely.transaction().execute(async (trx) => {
+      for (const r of rows) await trx.updateTable('devices').set({ tags: JSON.stringify(r.tags), updated_at: at }).where('id', '=', r.id).execute();
+    });
+  }
+  /** Moves many devices to a group (a bulk action). */
+  async moveMany(ids: readonly string[], groupId: string, at: string): Promise<void> {
+    for (const chunk of chunkRows(ids.map((id) => ({ id })), this.#db.dialect)) {
+      await this.#db.kysely
+        .updateTable('devices')
+        .set({ group_id: groupId, updated_at: at })
+        .where(
+          'id',
+          'in',
+          chunk.map((c) => c.id),
+        )
+        .execute();
+    }
+  }
+  /** Deletes many devices with what deleteDevice removes with each, in one transaction per chunk. */
+  async deleteMany(ids: readonly string[]): Promise<void> {
+    for (const chunk of chunkRows(ids.map((id) => ({ id })), this.#db.dialect)) {
+      const part = chunk.map((c) => c.id);
+      await this.#db.kysely.transaction().execute(async (trx) => {
+        await trx.deleteFrom('devices').where('id', 'in', part).execute();
+        await trx.deleteFrom('task_device_state').where('device_id', 'in', part).execute();
+        await trx.deleteFrom('device_policy_status').where('device_id', 'in', part).execute();
+      });
+    }
   }
   /** The devices of a list of ids (missing ones left out), in chunks under the drivers' parameter limits; in no particular order. */
   async getDevices(ids: readonly string[]): Promise<Device[]> {

@@ -76,6 +76,15 @@ export class DuplicateStore {
   async rejectPendingOf(deviceIds: readonly string[], by: string, at: string): Promise<void> {
     if (deviceIds.length) await this.#db.kysely.updateTable('device_duplicates').set({ state: 'rejected', decided_by: by, decided_at: at }).where('device_id', 'in', [...deviceIds]).where('state', '=', 'pending').execute();
   }
+  /** A page, newest first by when the machine was first seen: keyset after (first_seen_at, id). */
+  async page(filter: { state?: string; deviceIds?: string[]; after: [string, string] | null; limit: number }): Promise<DeviceDuplicate[]> {
+    let q = this.#db.kysely.selectFrom('device_duplicates').selectAll();
+    if (filter.state) q = q.where('state', '=', filter.state);
+    if (filter.deviceIds) q = q.where('device_id', 'in', filter.deviceIds.length ? filter.deviceIds : ['']);
+    const after = filter.after;
+    if (after) q = q.where((eb) => eb(eb.refTuple('first_seen_at', 'id'), '<', eb.tuple(after[0], after[1])));
+    return (await q.orderBy('first_seen_at', 'desc').orderBy('id', 'desc').limit(filter.limit).execute()).map(toDuplicate);
+  }
   async list(filter: { state?: string; deviceIds?: string[]; limit?: number }): Promise<DeviceDuplicate[]> {
     let q = this.#db.kysely.selectFrom('device_duplicates').selectAll();
     if (filter.state) q = q.where('state', '=', filter.state);

@@ -3,6 +3,7 @@
  * device events stored once per event id), queries with the API's filters, and purges by age.
  */
 import type { EventView } from '@garrison/protocol';
+import { sql } from 'kysely';
 import { deleteInBatches, insertChunks, type ColumnTypes, type Db } from './database.ts';
 import type { EventsTable } from './schema.ts';
 
@@ -29,7 +30,7 @@ export type Severity = (typeof Severity)[keyof typeof Severity];
 const severityRank: Record<string, number> = { info: 0, warning: 1, error: 2 };
 
 /** An event to store: the API's shape without the id the database gives it. */
-export type NewEvent = Omit<EventView, 'id'>;
+export type NewEvent = Omit<EventView, 'id' | 'deviceName' | 'taskName'>;
 /** A stored event as the API returns it. */
 export type StoredEvent = EventView;
 export interface EventFilter {
@@ -40,14 +41,26 @@ export interface EventFilter {
   taskId?: string;
   runId?: string;
   product?: string;
+  /** Kinds, comma-separated; `*` matches any characters. */
   kind?: string;
   /** Minimum severity. */
   severity?: Severity;
   since?: string;
   until?: string;
-  /** Cursor: only events with a smaller id (older). */
+  /** Keyset paging, newest first: only events with a smaller id (older). */
   beforeId?: number;
   limit?: number;
+}
+
+/** A `kind` filter's patterns: exact kinds, and LIKE patterns for those with `*`. */
+export function kindPatterns(kind: string): { exact: string[]; like: string[] } {
+  const exact: string[] = [];
+  const like: string[] = [];
+  for (const k of kind.split(',').map((x) => x.trim()).filter(Boolean)) {
+    if (k.includes('*')) like.push(k.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/\*+/g, '%'));
+    else exact.push(k);
+  }
+  return { exact, like };
 }
 
 function toEvent(r: EventsTable & { id: number }): StoredEvent {
@@ -117,13 +130,16 @@ export class EventStore {
   }
   async queryEvents(f: EventFilter): Promise<StoredEvent[]> {
     let q = this.#db.kysely.selectFrom('events').selectAll();
+    if (f.kind) {
+      const { exact, like } = kindPatterns(f.kind);
+      q = q.where((eb) => eb.or([...(exact.length ? [eb('kind', 'in', exact)] : []), ...like.map((pattern) => eb('kind', 'like', sql<string>`${pattern} escape '\\'`))]));
+    }
     if (f.deviceId) q = q.where('device_id', '=', f.deviceId);
     if (f.groupIds) q = q.where('group_id', 'in', f.groupIds.length ? f.groupIds : ['']);
     if (f.visibleGroupIds) q = q.where('group_id', 'in', f.visibleGroupIds.length ? f.visibleGroupIds : ['']);
     if (f.taskId) q = q.where('task_id', '=', f.taskId);
     if (f.runId) q = q.where('run_id', '=', f.runId);
     if (f.product) q = q.where('product', '=', f.product);
-    if (f.kind) q = q.where('kind', '=', f.kind);
     if (f.severity) {
       const allowed = Object.keys(severityRank).filter((s) => severityRank[s]! >= severityRank[f.severity!]!);
       q = q.where('severity', 'in', allowed);
@@ -133,6 +149,28 @@ export class EventStore {
     if (f.beforeId !== undefined) q = q.where('id', '<', f.beforeId);
     const rows = await q.orderBy('id', 'desc').limit(Math.min(f.limit ?? 100, 10000)).execute();
     return rows.map((r) => toEvent(r as EventsTable & { id: number }));
+  }
+  /**
+   * The distinct kinds after `after`, in order, at most `limit`: one index seek per kind (a
+   * loose index scan on events_kind), not a scan of the log. With `visibleGroupIds` only kinds
+   * of events in those groups count.
+   */
+  async distinctKinds(opts: { after?: string; limit: number; visibleGroupIds?: string[] }): Promise<string[]> {
+    const k = this.#db.kysely;
+    const visible = opts.visibleGroupIds ? (opts.visibleGroupIds.length ? opts.visibleGroupIds : ['']) : null;
+    const out: string[] = [];
+    let after = opts.after ?? null;
+    while (out.length < opts.limit) {
+      let q = k.selectFrom('events').select((eb) => eb.fn.min('kind').as('kind'));
+      if (after !== null) q = q.where('kind', '>', after);
+      if (visible) q = q.where('group_id', 'in', visible);
+      const row = await q.executeTakeFirst();
+      const next = (row?.kind as string | null | undefined) ?? null;
+      if (next === null) break;
+      out.push(next);
+      after = next;
+    }
+    return out;
   }
   /** Deletes events older than `time`, in batches. */
   async purgeBefore(time: string, batchSize = 5000): Promise<number> {

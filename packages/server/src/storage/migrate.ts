@@ -26,11 +26,14 @@ import * as m0012 from './migrations/0012-instances.ts';
 import * as m0013 from './migrations/0013-policies.ts';
 import * as m0014 from './migrations/0014-device-events.ts';
 import * as m0015 from './migrations/0015-deployment-urgent.ts';
+import * as m0016 from './migrations/0016-saved-selections.ts';
+import * as m0017 from './migrations/0017-notifications.ts';
+import * as m0018 from './migrations/0018-dashboard-layouts.ts';
 
 interface MigrationModule {
   up(db: import('kysely').Kysely<unknown>, dialect: import('./database.ts').Dialect): Promise<void>;
 }
-const migrations: Record<string, MigrationModule> = { '0001-initial': m0001, '0002-repository': m0002, '0003-deployment': m0003, '0004-rollouts': m0004, '0005-device-identity': m0005, '0006-push-jobs': m0006, '0007-console-sign-in': m0007, '0008-server-tasks': m0008, '0009-trust-boundaries': m0009, '0010-task-device-state-run-index': m0010, '0011-product-version-schemes': m0011, '0012-instances': m0012, '0013-policies': m0013, '0014-device-events': m0014, '0015-deployment-urgent': m0015 };
+const migrations: Record<string, MigrationModule> = { '0001-initial': m0001, '0002-repository': m0002, '0003-deployment': m0003, '0004-rollouts': m0004, '0005-device-identity': m0005, '0006-push-jobs': m0006, '0007-console-sign-in': m0007, '0008-server-tasks': m0008, '0009-trust-boundaries': m0009, '0010-task-device-state-run-index': m0010, '0011-product-version-schemes': m0011, '0012-instances': m0012, '0013-policies': m0013, '0014-device-events': m0014, '0015-deployment-urgent': m0015, '0016-saved-selections': m0016, '0017-notifications': m0017, '0018-dashboard-layouts': m0018 };
 
 /** Every migration's name, in the order they run (Kysely orders them by name). */
 export const migrationNames: readonly string[] = Object.keys(migrations).sort();

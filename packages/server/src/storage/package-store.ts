@@ -32,10 +32,12 @@ export class PackageStore {
   async shas(): Promise<string[]> {
     return (await this.#db.kysely.selectFrom('packages').select('sha256').distinct().execute()).map((r) => r.sha256);
   }
-  async list(filter: { product?: string; branch?: Branch } = {}): Promise<RepositoryPackage[]> {
+  /** `branch` "none": the packages in no branch. */
+  async list(filter: { product?: string; branch?: Branch | 'none' } = {}): Promise<RepositoryPackage[]> {
     let q = this.#db.kysely.selectFrom('packages').selectAll();
     if (filter.product) q = q.where('product', '=', filter.product);
-    if (filter.branch) q = q.where('branch', '=', filter.branch);
+    if (filter.branch === 'none') q = q.where('branch', 'is', null);
+    else if (filter.branch) q = q.where('branch', '=', filter.branch);
     return (await q.orderBy('product').orderBy('created_at', 'desc').execute()).map(toPackage);
   }
   async get(id: string): Promise<RepositoryPackage | undefined> {

@@ -117,6 +117,14 @@ export class PolicyStore {
     });
   }
 
+  /** Revisions older than `before` (all without it), newest first, at most `limit`; and how many the policy has. */
+  async pageRevisions(policyId: string, q: { before?: number; limit: number }): Promise<{ rows: PolicyRevisionRecord[]; total: number }> {
+    let query = this.#db.kysely.selectFrom('policy_revisions').selectAll().where('policy_id', '=', policyId);
+    if (q.before !== undefined) query = query.where('revision', '<', q.before);
+    const rows = await query.orderBy('revision', 'desc').limit(q.limit).execute();
+    const count = await this.#db.kysely.selectFrom('policy_revisions').select((eb) => eb.fn.countAll<number>().as('n')).where('policy_id', '=', policyId).executeTakeFirst();
+    return { rows: rows.map((r) => ({ revision: r.revision, changedAt: r.changed_at, changedBy: r.changed_by, document: JSON.parse(r.document) as unknown })), total: Number(count?.n ?? 0) };
+  }
   async listRevisions(policyId: string): Promise<PolicyRevisionRecord[]> {
     const rows = await this.#db.kysely.selectFrom('policy_revisions').selectAll().where('policy_id', '=', policyId).orderBy('revision', 'desc').execute();
     return rows.map((r) => ({ revision: r.revision, changedAt: r.changed_at, changedBy: r.changed_by, document: JSON.parse(r.document) as unknown }));

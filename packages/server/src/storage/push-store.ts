@@ -8,6 +8,9 @@
  * this store reads or writes them.
  */
 import type { Kysely } from 'kysely';
+import type { Page, PageRequest } from '@garrison/protocol';
+import { decodeCursor, encodeCursor, pageLimit } from '../paging.ts';
+import { AppError } from '../errors.ts';
 import type { PushHostView, PushJobOptions, PushJobState, PushJobSummary, PushOutcome, PushStepView } from '@garrison/protocol';
 import { chunkRows, type Db } from './database.ts';
 import { LeaseTable } from './leases.ts';
@@ -202,16 +205,27 @@ export class PushStore {
     return rows.map(toHost);
   }
 
-  /** Newest first. */
-  async listJobs(filter: { state?: PushJobState; groupIds?: readonly string[]; limit: number }): Promise<PushJobRecord[]> {
-    let q = this.#k.selectFrom('push_jobs').selectAll();
+  /**
+   * One page of jobs, newest first: keyset on (created_at, id) descending, so a job started
+   * while an administrator pages does not shift the pages after it. `total` counts the jobs
+   * that match (one count over a table of a few thousand rows at most).
+   */
+  async pageJobs(filter: { state?: PushJobState; groupIds?: readonly string[] }, page: PageRequest): Promise<Page<PushJobRecord>> {
+    const limit = pageLimit(page);
+    const after = decodeCursor(page.cursor, 2);
+    // Well-formed but not this list's key (numbers where the time and id go): refused like any foreign cursor.
+    if (after && (typeof after[0] !== 'string' || typeof after[1] !== 'string')) throw new AppError('VALIDATION_FAILED', 'cursor is not one this list gave: pass the nextCursor of the previous page unchanged', { issues: [{ path: '/cursor', message: 'not a cursor of this list' }] });
+    if (filter.groupIds && filter.groupIds.length === 0) return { items: [], nextCursor: null, total: 0 };
+    let q = this.#k.selectFrom('push_jobs');
     if (filter.state) q = q.where('state', '=', filter.state);
-    if (filter.groupIds) {
-      if (filter.groupIds.length === 0) return [];
-      q = q.where('group_id', 'in', [...filter.groupIds]);
-    }
-    const rows = await q.orderBy('created_at', 'desc').orderBy('id').limit(filter.limit).execute();
-    return rows.map(toJob);
+    if (filter.groupIds) q = q.where('group_id', 'in', [...filter.groupIds]);
+    const counted = await q.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    let rowsQ = q.selectAll();
+    if (after) rowsQ = rowsQ.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(after[0] as string, after[1] as string)));
+    const rows = await rowsQ.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
+    const jobs = rows.slice(0, limit).map(toJob);
+    const last = jobs.at(-1);
+    return { items: jobs, nextCursor: rows.length > limit && last ? encodeCursor([last.createdAt, last.id]) : null, total: Number(counted.n) };
   }
 
   /** Host counts per state and outcome, per job. */

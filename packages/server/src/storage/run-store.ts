@@ -70,9 +70,23 @@ export interface RunFilter {
   deviceId?: string;
   state?: RunState;
   requestId?: string;
-  limit?: number;
   /** Only runs of devices in these groups (the caller's read reach); undefined: all. */
   groupIds?: string[];
+}
+/** Which latest runs of a task a page of results holds. */
+export interface ResultFilter {
+  state?: RunState;
+  /** Part of the device name or host name, case-insensitive, taken literally. */
+  search?: string;
+  /** Only these devices. */
+  deviceIds?: string[];
+  groupIds?: string[];
+}
+/** A task's latest run on a device, with the device's names. */
+export type RunOfDevice = Run & { deviceName: string; hostname: string };
+
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
 export class RunStore {
@@ -332,14 +346,20 @@ export class RunStore {
     const r = await this.#db.kysely.selectFrom('runs').selectAll().where('id', '=', id).executeTakeFirst();
     return r && toRun(r);
   }
-  async listRuns(f: RunFilter): Promise<Run[]> {
+  /**
+   * One page of runs, newest first: (created_at, id) descending, resuming before `before`
+   * (keyset: a page stays right while new runs arrive at the top).
+   */
+  async pageRuns(f: RunFilter, page: { before: { createdAt: string; id: string } | null; limit: number }): Promise<Run[]> {
     let q = this.#db.kysely.selectFrom('runs').selectAll();
     if (f.groupIds) q = q.where('device_id', 'in', (eb) => eb.selectFrom('devices').select('devices.id').where('devices.group_id', 'in', f.groupIds!.length ? f.groupIds! : ['']));
     if (f.taskId) q = q.where('task_id', '=', f.taskId);
     if (f.deviceId) q = q.where('device_id', '=', f.deviceId);
     if (f.state) q = q.where('state', '=', f.state);
     if (f.requestId) q = q.where('request_id', '=', f.requestId);
-    const rows = await q.orderBy('created_at', 'desc').limit(Math.min(f.limit ?? 100, 10000)).execute();
+    const b = page.before;
+    if (b) q = q.where('created_at', '<=', b.createdAt).where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(b.createdAt, b.id)));
+    const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(page.limit).execute();
     return rows.map(toRun);
   }
   /** How many runs reached each final state since `since` (the dashboard's outcomes). */
@@ -386,12 +406,65 @@ export class RunStore {
     const rows = await this.#db.kysely.selectFrom('task_device_state').select(['device_id', 'state']).where('task_id', '=', taskId).execute();
     return new Map(rows.map((r) => [r.device_id, r.state as RunState]));
   }
-  /** The latest run per device for a task, with its details (per-device results). */
-  async latestRuns(taskId: string, limit = 1000, groupIds?: string[]): Promise<Run[]> {
-    let q = this.#db.kysely.selectFrom('task_device_state as s').innerJoin('runs', 'runs.id', 's.run_id').selectAll('runs').where('s.task_id', '=', taskId);
+  /** The latest run of a task on devices that exist, filtered (what results, their counts and export share). */
+  #latest(taskId: string, f: ResultFilter) {
+    let q = this.#db.kysely.selectFrom('task_device_state as s').innerJoin('devices as d', 'd.id', 's.device_id').where('s.task_id', '=', taskId);
+    if (f.groupIds) q = q.where('d.group_id', 'in', f.groupIds.length ? f.groupIds : ['']);
+    if (f.state) q = q.where('s.state', '=', f.state);
+    if (f.deviceIds) q = q.where('s.device_id', 'in', f.deviceIds.length ? f.deviceIds : ['']);
+    if (f.search) {
+      // The search text is literal: % and _ are escaped, not wildcards.
+      const like = `%${escapeLike(f.search.toLowerCase())}%`;
+      q = q.where(sql<boolean>`(lower(d.name) like ${like} escape '\\' or lower(d.hostname) like ${like} escape '\\')`);
+    }
+    return q;
+  }
+  /**
+   * One page of a task's latest run per device, by device name then id, resuming after
+   * `after` (keyset): the order does not move as results arrive, so a page being watched
+   * keeps its rows.
+   */
+  async pageLatestRuns(taskId: string, f: ResultFilter, page: { after: { name: string; deviceId: string } | null; limit: number; withOutput?: boolean }): Promise<RunOfDevice[]> {
+    let q = this.#latest(taskId, f).innerJoin('runs', 'runs.id', 's.run_id').selectAll('runs').select(['d.name as device_name', 'd.hostname as device_hostname']);
+    const a = page.after;
+    if (a) q = q.where('d.name', '>=', a.name).where((eb) => eb(eb.refTuple('d.name', 's.device_id'), '>', eb.tuple(a.name, a.deviceId)));
+    const rows = await q.orderBy('d.name').orderBy('s.device_id').limit(page.limit).execute();
+    return rows.map((r) => ({ ...toRun(page.withOutput === false ? { ...r, output_tail: null } : r), deviceName: r.device_name, hostname: r.device_hostname }));
+  }
+  /** How many latest runs match the filter. */
+  async countLatest(taskId: string, f: ResultFilter): Promise<number> {
+    const r = await this.#latest(taskId, f).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
+    return Number(r?.n ?? 0);
+  }
+  /** How many devices have their latest run of the task in each state. */
+  async latestStateCounts(taskId: string, groupIds?: string[]): Promise<Record<string, number>> {
+    const rows = await this.#latest(taskId, { groupIds })
+      .select(['s.state', (eb) => eb.fn.countAll<number>().as('n')])
+      .groupBy('s.state')
+      .execute();
+    return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+  }
+  /** Of the task's devices, those whose latest run is in one of these states. */
+  async devicesWithLatestState(taskId: string, states: readonly RunState[]): Promise<string[]> {
+    const rows = await this.#db.kysely.selectFrom('task_device_state').select('device_id').where('task_id', '=', taskId).where('state', 'in', [...states]).execute();
+    return rows.map((r) => r.device_id);
+  }
+  /** Per task: when its latest run on a device in reach was made, and how many such devices' latest run failed. */
+  async taskSummaries(taskIds: readonly string[], groupIds?: string[]): Promise<Map<string, { lastRunAt: string | null; failures: number }>> {
+    const out = new Map<string, { lastRunAt: string | null; failures: number }>();
+    if (taskIds.length === 0) return out;
+    let q = this.#db.kysely
+      .selectFrom('task_device_state as s')
+      .select([
+        's.task_id',
+        (eb) => eb.fn.max('s.run_created_at').as('last'),
+        (eb) => eb.fn.sum<number>(eb.case().when('s.state', 'in', ['failed', 'timed_out']).then(1).else(0).end()).as('failures'),
+      ])
+      .where('s.task_id', 'in', [...taskIds]);
     if (groupIds) q = q.where('s.device_id', 'in', (eb) => eb.selectFrom('devices').select('devices.id').where('devices.group_id', 'in', groupIds.length ? groupIds : ['']));
-    const rows = await q.orderBy('runs.updated_at', 'desc').limit(limit).execute();
-    return rows.map(toRun);
+    const rows = await q.groupBy('s.task_id').execute();
+    for (const r of rows) out.set(r.task_id, { lastRunAt: (r.last as string | null) ?? null, failures: Number(r.failures ?? 0) });
+    return out;
   }
   /**
    * Runs that ended (a final state) with their last update in [since, until), one page at a

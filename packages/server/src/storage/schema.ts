@@ -415,7 +415,18 @@ export interface DevicePolicyStatusTable {
   reported_at: string;
 }
 
+/** Migration 0016: an administrator's named filters of a console page (`query` is JSON). */
+export interface SavedSelectionsTable {
+  id: string;
+  admin_id: string;
+  page: string;
+  name: string;
+  query: string;
+  created_at: string;
+}
+
 export interface Database {
+  saved_selections: SavedSelectionsTable;
   policies: PoliciesTable;
   policy_revisions: PolicyRevisionsTable;
   policy_assignments: PolicyAssignmentsTable;

@@ -5,6 +5,9 @@
  * whose instance died is reaped and taken again instead of staying "running" for ever.
  */
 import type { Schedule, ServerTask, ServerTaskRun, ServerTaskRunState } from '@garrison/protocol';
+import type { Page, PageRequest } from '@garrison/protocol';
+import { AppError } from '../errors.ts';
+import { decodeCursor, encodeCursor, pageLimit } from '../paging.ts';
 import { deleteInBatches, type Db } from './database.ts';
 import { LeaseTable } from './leases.ts';
 import type { Database, ServerTaskRunsTable, ServerTasksTable } from './schema.ts';
@@ -191,12 +194,24 @@ export class ServerTaskStore {
     }
     return out;
   }
-  async listRuns(filter: { taskId?: string; state?: string; limit: number; before?: string }): Promise<ServerTaskRun[]> {
+  /**
+   * One page of runs, newest first: keyset on (created_at, id) descending, so runs created
+   * while an administrator pages do not shift the pages after it. No total: the history can be
+   * long and the state filter has no index.
+   */
+  async pageRuns(filter: { taskId?: string; state?: string }, page: PageRequest): Promise<Page<ServerTaskRun>> {
+    const limit = pageLimit(page);
+    const after = decodeCursor(page.cursor, 2);
+    // Well-formed but not this list's key (numbers where the time and id go): refused like any foreign cursor.
+    if (after && (typeof after[0] !== 'string' || typeof after[1] !== 'string')) throw new AppError('VALIDATION_FAILED', 'cursor is not one this list gave: pass the nextCursor of the previous page unchanged', { issues: [{ path: '/cursor', message: 'not a cursor of this list' }] });
     let q = this.#db.kysely.selectFrom('server_task_runs').selectAll();
     if (filter.taskId) q = q.where('task_id', '=', filter.taskId);
     if (filter.state) q = q.where('state', '=', filter.state);
-    if (filter.before) q = q.where('created_at', '<', filter.before);
-    return (await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit).execute()).map(toServerTaskRun);
+    if (after) q = q.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(after[0] as string, after[1] as string)));
+    const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
+    const items = rows.slice(0, limit).map(toServerTaskRun);
+    const last = items.at(-1);
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor([last.createdAt, last.id]) : null };
   }
   async getRun(id: string): Promise<ServerTaskRun | undefined> {
     const r = await this.#db.kysely.selectFrom('server_task_runs').selectAll().where('id', '=', id).executeTakeFirst();
