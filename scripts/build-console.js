@@ -4,6 +4,7 @@
 // `npm start`, so a fresh clone needs no extra step; `--force` rebuilds anyway.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,8 +25,9 @@ function sourceHash() {
   const inputs = [
     ...['index.html', 'vite.config.ts', 'package.json'].map((f) => path.join(consoleDir, f)),
     ...files(path.join(consoleDir, 'src')),
-    // The console imports the wire contract.
+    // The console imports the wire contract and the typed client.
     ...files(path.join(root, 'packages/protocol/src')),
+    ...files(path.join(root, 'packages/client/src')),
   ].sort();
   for (const f of inputs) {
     if (!existsSync(f) || !statSync(f).isFile()) continue;
@@ -48,5 +50,12 @@ try {
 }
 const started = Date.now();
 await build({ root: consoleDir, configFile: path.join(consoleDir, 'vite.config.ts'), logLevel: 'warn' });
+// Brotli and gzip copies beside each text file: the server sends the one the browser accepts
+// (@fastify/static's preCompressed), a quarter of the bytes of the console's code.
+for (const f of files(dist).filter((x) => /\.(js|css|html|svg|json)$/.test(x))) {
+  const bytes = readFileSync(f);
+  writeFileSync(`${f}.br`, brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: bytes.length } }));
+  writeFileSync(`${f}.gz`, gzipSync(bytes, { level: 9 }));
+}
 writeFileSync(stamp, `${hash}\n`);
 console.log(`web console built in ${((Date.now() - started) / 1000).toFixed(1)} s (packages/console/dist)`);

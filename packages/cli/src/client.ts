@@ -180,21 +180,6 @@ export class Client {
       throw new ApiError('INTERNAL', `the server's answer to ${method} ${urlPath} is not JSON`, res.status);
     }
   }
-  get<T = unknown>(urlPath: string, query?: RequestOptions['query']): Promise<T> {
-    return this.request<T>('GET', urlPath, { query });
-  }
-  post<T = unknown>(urlPath: string, body?: unknown): Promise<T> {
-    return this.request<T>('POST', urlPath, { body });
-  }
-  patch<T = unknown>(urlPath: string, body: unknown): Promise<T> {
-    return this.request<T>('PATCH', urlPath, { body });
-  }
-  put<T = unknown>(urlPath: string, body: unknown): Promise<T> {
-    return this.request<T>('PUT', urlPath, { body });
-  }
-  delete<T = unknown>(urlPath: string): Promise<T> {
-    return this.request<T>('DELETE', urlPath);
-  }
 }
 
 /** A path segment: ids and names go into URLs escaped. */

@@ -78,9 +78,6 @@ export async function call<O extends OperationDef>(op: O, input: CallInput<O>, i
   }
 }
 
-/** POSTs to a path chosen at run time (the import of tasks or server tasks); everything else calls an operation. */
-export const post = <T,>(path: string, body?: unknown) => request<T>('POST', path, body ?? {});
-
 /** Every item of a paged operation (a list known to be small), with the session's 401 handling. */
 export async function allPages<O extends PagedOperation>(op: O, input: CallInput<O>, init: { signal?: AbortSignal } = {}) {
   try {

@@ -5,9 +5,10 @@
  * run-now, each main page is opened from scratch and measured until it is ready (no loading
  * indicator left and no request for 500 ms): the time, the bytes received (every response body
  * and stream chunk, as the network carries them), the requests, and the most rows one answer
- * carried (`items` of a page, or a top-level array). Then, on the task's page, a run-now to
- * every agent: the bytes per second the open page receives until every result is stored and 5 s
- * after (the live stream and what the page fetches because of it).
+ * carried (`items` of a page, or a top-level array). Then each page again, opened as a run-now to
+ * every agent starts: its time to ready (and as a ratio to its time before) and bytes while the
+ * results land, then the bytes per second the open page receives until every result is stored
+ * and 5 s after (the live stream and what the page fetches because of it).
  *
  * Goals (issue 16): no answer carries more than a page of rows (1,000), and the open task page
  * costs under 100 KB/s of live updates during a run-now on 10,000 devices. Figures go to
@@ -51,6 +52,16 @@ interface PageFigures {
   maxRowsFrom: string;
 }
 
+interface DuringFigures extends PageFigures {
+  /** From the run-now to every result stored. */
+  storedMs: number;
+  /** From ready to stored + 5 s: what the open page received. */
+  seconds: number;
+  liveBytes: number;
+  bytesPerSecond: number;
+  peakBytesPerSecond: number;
+}
+
 /** Counts what the page receives over the network (CDP: every chunk, streams included). */
 async function meter(page: Page): Promise<{ reset(): void; bytes(): number; requests(): number; pending(): number; lastActivity(): number; cdp: CDPSession }> {
   const cdp = await page.context().newCDPSession(page);
@@ -65,14 +76,21 @@ async function meter(page: Page): Promise<{ reset(): void; bytes(): number; requ
     // The live stream stays open; it does not count as a request in flight.
     if (e.type !== 'EventSource') open.add(e.requestId);
   });
+  // Bytes as the network carried them: a finished response counts its encoded length (compressed,
+  // with headers); one still open (the live stream) counts its chunks as they come.
+  const streaming = new Map<string, number>();
   cdp.on('Network.dataReceived', (e) => {
-    bytes += e.encodedDataLength || e.dataLength;
+    const n = e.encodedDataLength || e.dataLength;
+    bytes += n;
+    streaming.set(e.requestId, (streaming.get(e.requestId) ?? 0) + n);
   });
   cdp.on('Network.responseReceived', (e) => {
     if (/event-stream/.test(String(e.response.headers['content-type'] ?? e.response.headers['Content-Type'] ?? ''))) open.delete(e.requestId);
   });
   cdp.on('Network.loadingFinished', (e) => {
     open.delete(e.requestId);
+    bytes += e.encodedDataLength - (streaming.get(e.requestId) ?? 0);
+    streaming.delete(e.requestId);
     last = now();
   });
   cdp.on('Network.loadingFailed', (e) => {
@@ -83,6 +101,7 @@ async function meter(page: Page): Promise<{ reset(): void; bytes(): number; requ
     cdp,
     reset() {
       bytes = 0;
+      streaming.clear();
       requests = 0;
       last = now();
     },
@@ -126,7 +145,7 @@ export async function main(): Promise<number> {
   const schema = `bench_console_${randomBytes(4).toString('hex')}`;
   const database: DatabaseConfig = opts.pg ? { kind: 'postgres', url: opts.pg, schema } : { kind: 'sqlite', file: path.join(tmp, 'server', 'garrison.db') };
   const W = Math.max(2, Math.ceil(N / 15_000));
-  const figures: { pages: PageFigures[]; runNow: Record<string, number> | null; conditions: Record<string, string> } = { pages: [], runNow: null, conditions: {} };
+  const figures: { pages: PageFigures[]; during: DuringFigures[]; runNow: Record<string, number> | null; conditions: Record<string, string> } = { pages: [], during: [], runNow: null, conditions: {} };
   try {
     mkdirSync(path.join(tmp, 'server'), { recursive: true });
     const proc = spawn(process.execPath, ['--expose-gc', path.join(HERE, 'server-process.ts'), path.join(tmp, 'server'), JSON.stringify(database), 'tls'], {
@@ -174,15 +193,18 @@ export async function main(): Promise<number> {
       if (now() - t > 120_000) throw new Error('the agents did not sync the task');
       await sleep(100);
     }
-    const runAndStore = async (): Promise<number> => {
-      const t = now();
-      const rn = await api<{ requestId: string }>('POST', `/api/v1/tasks/${task.id}/run`, {});
+    const startRun = async () => (await api<{ requestId: string }>('POST', `/api/v1/tasks/${task.id}/run`, {})).requestId;
+    const stored = async (requestId: string, t: number): Promise<number> => {
       for (;;) {
-        const p = await api<RunNowProgress>('GET', `/api/v1/tasks/${task.id}/run-requests/${rn.requestId}/progress`);
+        const p = await api<RunNowProgress>('GET', `/api/v1/tasks/${task.id}/run-requests/${requestId}/progress`);
         if ((p.states.succeeded ?? 0) >= N) return now() - t;
         if (now() - t > 120_000 + N * 5) throw new Error(`run-now not stored: ${JSON.stringify(p.states)}`);
         await sleep(100);
       }
+    };
+    const runAndStore = async (): Promise<number> => {
+      const t = now();
+      return stored(await startRun(), t);
     };
     // One run-now first, so that the task page and the dashboard have results to show.
     log('a first run-now, so that the pages have results…');
@@ -242,24 +264,40 @@ export async function main(): Promise<number> {
       log(`${name}: ready in ${fmt(f.readyMs)} ms, ${kb(f.bytes)} in ${f.requests} requests, at most ${fmt(maxRows)} rows in one answer`);
     }
 
-    // The task page open during a run-now to every agent.
-    await page.goto(`/tasks/${task.id}`);
-    await waitReady();
-    m.reset();
-    maxRows = 0;
-    const t = now();
-    const perSecond: number[] = [];
-    let lastBytes = 0;
-    const sampler = setInterval(() => {
-      const b = m.bytes();
-      perSecond.push(b - lastBytes);
-      lastBytes = b;
-    }, 1000);
-    const storedMs = await runAndStore();
-    await sleep(5000);
-    clearInterval(sampler);
-    const seconds = (now() - t) / 1000;
-    figures.runNow = { storedMs, seconds, bytes: m.bytes(), bytesPerSecond: m.bytes() / seconds, peakBytesPerSecond: Math.max(0, ...perSecond), requests: m.requests(), maxRows };
+    // Each page again during a run-now to every agent: opened as the run-now starts (its time to
+    // ready and bytes while results land), then left open until every result is stored and 5 s
+    // after (what the live stream and the re-reads it causes cost the open page per second).
+    for (const [name, p0] of pages) {
+      const p = name === 'Device' ? `/devices/${deviceId}` : p0;
+      await page.goto('about:blank');
+      maxRows = 0;
+      maxRowsFrom = '';
+      m.reset();
+      const t = now();
+      const requestId = await startRun();
+      await page.goto(p);
+      await waitReady();
+      const readyMs = m.lastActivity() - t;
+      const readyBytes = m.bytes();
+      const perSecond: number[] = [];
+      let lastBytes = m.bytes();
+      const sampler = setInterval(() => {
+        const b = m.bytes();
+        perSecond.push(b - lastBytes);
+        lastBytes = b;
+      }, 1000);
+      const liveFrom = now();
+      const liveBytesFrom = m.bytes();
+      const storedMs = await stored(requestId, t);
+      await sleep(5000);
+      clearInterval(sampler);
+      const seconds = (now() - liveFrom) / 1000;
+      const liveBytes = m.bytes() - liveBytesFrom;
+      const d: DuringFigures = { name, path: p, readyMs, bytes: readyBytes, storedMs, seconds, liveBytes, bytesPerSecond: liveBytes / seconds, peakBytesPerSecond: Math.max(0, ...perSecond), requests: m.requests(), maxRows, maxRowsFrom };
+      figures.during.push(d);
+      log(`${name} during a run-now: ready in ${fmt(readyMs)} ms (${kb(readyBytes)}), then ${kb(d.bytesPerSecond)}/s (peak ${kb(d.peakBytesPerSecond)}/s) until stored + 5 s, at most ${fmt(maxRows)} rows in one answer`);
+      if (name === 'Task (results)') figures.runNow = { storedMs, seconds, bytes: liveBytes, bytesPerSecond: d.bytesPerSecond, peakBytesPerSecond: d.peakBytesPerSecond, requests: m.requests(), maxRows };
+    }
     await browser.close();
 
     const out: string[] = [];
@@ -278,12 +316,14 @@ export async function main(): Promise<number> {
     out.push('', `Pages, before the run-now (goal: at most ${fmt(PAGE_ROWS)} rows in any answer)`);
     out.push(`  ${'page'.padEnd(18)} ${'ready'.padStart(9)} ${'fetched'.padStart(11)} ${'requests'.padStart(9)} ${'max rows'.padStart(9)}  biggest list`);
     for (const f of figures.pages) out.push(`  ${f.name.padEnd(18)} ${`${fmt(f.readyMs)} ms`.padStart(9)} ${kb(f.bytes).padStart(11)} ${String(f.requests).padStart(9)} ${fmt(f.maxRows).padStart(9)}${f.maxRows > PAGE_ROWS ? ' (over)' : ''}  ${f.maxRowsFrom}`);
-    const r = figures.runNow;
-    out.push('', `The task page open during a run-now to all ${fmt(N)} devices (goal: under ${kb(TARGET_LIVE_BYTES_PER_S)}/s)`);
-    out.push(`  all results stored                       ${fmt(r.storedMs!)} ms after the run-now`);
-    out.push(`  received by the page                     ${kb(r.bytes!)} in ${fmt(r.seconds!, 1)} s (until stored + 5 s), ${r.requests} requests`);
-    out.push(`  per second: mean / peak                  ${kb(r.bytesPerSecond!)}/s / ${kb(r.peakBytesPerSecond!)}/s${r.bytesPerSecond! > TARGET_LIVE_BYTES_PER_S ? '  (over the goal)' : ''}`);
-    out.push(`  most rows in one answer                  ${fmt(r.maxRows!)}`);
+    out.push('', `Pages during a run-now to all ${fmt(N)} devices, opened as it starts, then open until every result is stored + 5 s (goal: under ${kb(TARGET_LIVE_BYTES_PER_S)}/s)`);
+    out.push(`  ${'page'.padEnd(18)} ${'ready'.padStart(9)} ${'× before'.padStart(9)} ${'fetched'.padStart(11)} ${'stored'.padStart(9)} ${'live mean'.padStart(11)} ${'live peak'.padStart(11)} ${'max rows'.padStart(9)}`);
+    for (const d of figures.during) {
+      const b = figures.pages.find((x) => x.name === d.name)!;
+      out.push(
+        `  ${d.name.padEnd(18)} ${`${fmt(d.readyMs)} ms`.padStart(9)} ${`${fmt(d.readyMs / Math.max(1, b.readyMs), 2)}`.padStart(9)} ${kb(d.bytes).padStart(11)} ${`${fmt(d.storedMs / 1000, 1)} s`.padStart(9)} ${`${kb(d.bytesPerSecond)}/s`.padStart(11)} ${`${kb(d.peakBytesPerSecond)}/s`.padStart(11)} ${fmt(d.maxRows).padStart(9)}${d.bytesPerSecond > TARGET_LIVE_BYTES_PER_S || d.maxRows > PAGE_ROWS ? '  (over the goal)' : ''}`,
+      );
+    }
     console.log(out.join('\n'));
     mkdirSync(path.join(ROOT, '.bench'), { recursive: true });
     writeFileSync(path.join(ROOT, '.bench', 'console-last.json'), JSON.stringify(figures, null, 2));

@@ -160,6 +160,17 @@ for (const kind of dbKinds) {
         const js = await t.fetch(`${t.server.url}${asset}`);
         assert.equal(js.status, 200);
         assert.match(js.headers.get('cache-control') ?? '', /immutable/);
+        // Compressed when the browser accepts it (the build's .br and .gz), the same code and headers.
+        const plain = await t.fetch(`${t.server.url}${asset}`, { headers: { 'accept-encoding': 'identity' } });
+        assert.equal(plain.headers.get('content-encoding'), null);
+        const code = await plain.text();
+        for (const encoding of ['br', 'gzip']) {
+          const packed = await t.fetch(`${t.server.url}${asset}`, { headers: { 'accept-encoding': encoding } });
+          assert.equal(packed.headers.get('content-encoding'), encoding);
+          assert.ok(Number(packed.headers.get('content-length')) < code.length / 3, `${encoding}: ${packed.headers.get('content-length')} bytes of ${code.length}`);
+          assert.match(packed.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+          assert.equal(await packed.text(), code);
+        }
       } else assert.match(html, /not built/);
       const api404 = await t.fetch(`${t.server.url}/api/v1/nothing-here`, { headers: { accept: 'text/html', authorization: `Bearer ${t.token}` } });
       assert.equal(api404.status, 404);

@@ -6,7 +6,7 @@
 import { useMemo, useState } from 'react';
 import { Link } from 'wouter';
 import { useQueryClient } from '@tanstack/react-query';
-import { listRunsOfServerTask, type ServerTask } from '@garrison/protocol';
+import { importServerTasks, listRunsOfServerTask, type ServerTask } from '@garrison/protocol';
 import { useOp } from '../api.ts';
 import { Permission, useAccess } from '../access.tsx';
 import { Async, ConfirmButton, Empty, ErrorMessage, Page, Time, useBusy } from '../ui.tsx';
@@ -33,7 +33,7 @@ export function ServerTasks() {
   );
   const taskNames = useMemo(() => new Map((tasks.data ?? []).map((t) => [t.id, t.name])), [tasks.data]);
   const manage = useAccess().canOnRoot(Permission.manageServerTasks);
-  const io = useImportExport<ServerTask>({ busy, noun: 'server task', importPath: '/server-tasks/import', exportPath: '/server-tasks/export', exportFile: exportFilename(), hrefOf: serverTaskPath, refresh: () => refreshServerTasks(qc), canImport: manage });
+  const io = useImportExport<ServerTask>({ busy, noun: 'server task', importOp: importServerTasks, exportPath: '/server-tasks/export', exportFile: exportFilename(), hrefOf: serverTaskPath, refresh: () => refreshServerTasks(qc), canImport: manage });
 
 
   return (

@@ -6,7 +6,7 @@
 import { useDeferredValue, useMemo, useState } from 'react';
 import { Link, useLocation, useSearch } from 'wouter';
 import { useQueryClient } from '@tanstack/react-query';
-import { deleteTask, disableTask, enableTask, finalRunStates, getDevice, getTaskProgress, listProducts, listTasks, type GroupView, type Task } from '@garrison/protocol';
+import { deleteTask, disableTask, enableTask, importTasks, finalRunStates, getDevice, getTaskProgress, listProducts, listTasks, type GroupView, type Task } from '@garrison/protocol';
 import { call, download, qs, useOp } from '../api.ts';
 import { Permission, useAccess } from '../access.tsx';
 import { Async, ConfirmButton, Empty, ErrorMessage, GroupSelect, Page, ProgressBar, Time, useBusy, useGroups, useToast } from '../ui.tsx';
@@ -68,7 +68,7 @@ export function Tasks() {
     });
   const refresh = () => qc.invalidateQueries({ predicate: (q) => String(q.queryKey[0]).startsWith('/tasks') });
   const manage = useAccess().can(Permission.manageTasks);
-  const io = useImportExport<Task>({ busy, noun: 'task', importPath: '/tasks/import', exportPath: '/tasks/export', exportFile: 'garrison-tasks.json', hrefOf: (id) => `/tasks/${encodeURIComponent(id)}`, refresh: refresh, canImport: manage });
+  const io = useImportExport<Task>({ busy, noun: 'task', importOp: importTasks, exportPath: '/tasks/export', exportFile: 'garrison-tasks.json', hrefOf: (id) => `/tasks/${encodeURIComponent(id)}`, refresh: refresh, canImport: manage });
 
 
   const bulk = (what: 'enable' | 'disable') =>

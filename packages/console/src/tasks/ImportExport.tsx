@@ -4,7 +4,8 @@
  */
 import { useRef, useState, type ReactNode } from 'react';
 import { Link } from 'wouter';
-import { download, post } from '../api.ts';
+import { importServerTasks, importTasks } from '@garrison/protocol';
+import { call, download } from '../api.ts';
 import { useToast, type useBusy } from '../ui.tsx';
 import { plural } from '../format.ts';
 
@@ -17,7 +18,7 @@ export function useImportExport<T extends Named>(o: {
   busy: ReturnType<typeof useBusy>;
   /** "task" or "server task", for messages and labels. */
   noun: string;
-  importPath: string;
+  importOp: typeof importTasks | typeof importServerTasks;
   exportPath: string;
   exportFile: string;
   hrefOf: (id: string) => string;
@@ -38,7 +39,7 @@ export function useImportExport<T extends Named>(o: {
       } catch (err) {
         throw new Error(`${file.name} is not a JSON file: ${err instanceof Error ? err.message : String(err)}`);
       }
-      const created = await post<T[]>(o.importPath, doc);
+      const created = (await call(o.importOp, { body: doc })) as unknown as T[];
       setImported(created);
       toast(`Imported ${plural(created.length, o.noun)}`);
       await o.refresh();

@@ -147,6 +147,8 @@ export async function registerConsoleRoutes(app: FastifyInstance, s: Pick<Servic
     prefix: '/',
     index: false,
     wildcard: true,
+    // The build writes .br and .gz beside each text file (scripts/build-console.js).
+    preCompressed: true,
     setHeaders(res, file) {
       res.headers(CONSOLE_HEADERS);
       // Vite names built assets by content hash: they never change under the same name.
