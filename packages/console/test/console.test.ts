@@ -226,6 +226,20 @@ describe('web console in Chromium', { skip: chromiumSkip, timeout: 300_000 }, ()
     await check('task-details');
   });
 
+  it('imports tasks from an export file and links to what it created', async () => {
+    const { page } = b;
+    const listed = (await t.api<{ items: { id: string; name: string }[] }>('GET', '/api/v1/tasks?limit=1000')).body.items;
+    const hello = listed.find((x) => x.name === 'Console: say hello')!;
+    const doc = (await t.api<{ tasks: { name: string }[] }>('GET', `/api/v1/tasks/export?ids=${hello.id}`)).body;
+    doc.tasks[0]!.name = 'Console: imported hello';
+    await page.goto('/tasks');
+    await page.getByLabel('Task export file to import').setInputFiles({ name: 'tasks.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(doc)) });
+    const notice = page.locator('.import-result');
+    await notice.getByText('Imported 1 task').waitFor();
+    await notice.getByRole('link', { name: 'Console: imported hello' }).click();
+    await page.getByRole('heading', { name: 'Console: imported hello', level: 1 }).waitFor();
+  });
+
   it('pages a task’s results, filters them by state and runs again on the failed devices only', async () => {
     const { page } = b;
     // 105 devices (raw enrolments: no agent) and a run-now: 105 results, more than a page.
