@@ -85,6 +85,12 @@ describe('web console in Chromium', { skip: chromiumSkip, timeout: 300_000 }, ()
     await waitFor(async () => (await trend.getByRole('list', { name: /one bar per day/ }).getByRole('link').count()) === 30, { what: 'the 30-day trend' });
     await trend.getByText('Figures per day').click();
     await trend.getByRole('table').getByRole('link', { name: '2', exact: true }).waitFor();
+    // Today's figure is the device list of those enrolled today.
+    await trend.getByRole('table').getByRole('link', { name: '2', exact: true }).click();
+    await page.getByText('2 devices match').waitFor();
+    await page.getByRole('status').filter({ hasText: /^Enrolled from/ }).waitFor();
+    await page.goBack();
+    await page.getByRole('button', { name: 'Customize' }).waitFor();
 
     // Customize: hide one monitor and move another to the top, by keyboard; kept across a reload.
     await page.getByRole('button', { name: 'Customize' }).click();

@@ -15,7 +15,7 @@
  * `.bench/console-last.json`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -60,6 +60,17 @@ interface DuringFigures extends PageFigures {
   liveBytes: number;
   bytesPerSecond: number;
   peakBytesPerSecond: number;
+}
+
+/** The built console's code and styles: as built, and as sent to a browser that takes brotli (once: the files are cached as immutable). */
+function consoleCode(): string {
+  const dir = path.join(ROOT, 'packages/console/dist/assets');
+  if (!existsSync(dir)) return 'not built';
+  const files = readdirSync(dir).filter((f) => /\.(js|css)$/.test(f));
+  const size = (f: string) => (existsSync(f) ? statSync(f).size : 0);
+  const raw = files.reduce((n, f) => n + size(path.join(dir, f)), 0);
+  const br = files.reduce((n, f) => n + size(path.join(dir, `${f}.br`)), 0);
+  return `${kb(raw)} built, ${kb(br)} sent (brotli), fetched once and then cached (not in the figures below)`;
 }
 
 /** Counts what the page receives over the network (CDP: every chunk, streams included). */
@@ -309,6 +320,7 @@ export async function main(): Promise<number> {
       ['database', opts.pg ? 'PostgreSQL' : 'SQLite'],
       ['fleet', `${fmt(N)} simulated agents connected over TLS (${W} worker processes), one group, one task with a result on every device`],
       ['browser', `Chromium (${chromiumPath}), 1366 × 900, a fresh navigation per page; bytes are what the network carried (CDP)`],
+      ['the console\'s code', consoleCode()],
       ['load average at end (1, 5, 15 min)', os.loadavg().map((x) => x.toFixed(2)).join(', ')],
     ];
     for (const [k, v] of cond) out.push(`  ${k.padEnd(40)} ${v}`);

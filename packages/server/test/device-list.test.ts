@@ -116,6 +116,16 @@ for (const kind of dbKinds) {
       assert.equal((await list(`groupId=${g.a}&seenWithinDays=7`)).total, 6);
       const first = (await list(`groupId=${g.a}&sort=lastContact&limit=1`)).items[0]!;
       assert.equal(first.name, 'a1-golf', 'the oldest contact first');
+      // Enrolled in a period (the dashboard's devices enrolled per day): one enrolled three days ago.
+      const threeDaysAgo = new Date(Date.now() - 3 * 86_400_000);
+      await t.server.db.kysely.updateTable('devices').set({ enrolled_at: threeDaysAgo.toISOString() }).where('id', '=', dev['b-india']!.deviceId).execute();
+      const day = threeDaysAgo.toISOString().slice(0, 10);
+      const next = new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString();
+      assert.deepEqual((await list(`enrolledSince=${day}T00:00:00Z&enrolledUntil=${encodeURIComponent(next)}`)).items.map((d) => d.name), ['b-india']);
+      assert.equal((await list(`enrolledSince=${encodeURIComponent(new Date(Date.now() - 86_400_000).toISOString())}`)).total, 8);
+      const bad = await t.api<{ error: { code: string } }>('GET', '/api/v1/devices?enrolledSince=yesterday');
+      assert.equal(bad.status, 400);
+      assert.equal(bad.body.error.code, 'VALIDATION_FAILED');
     });
 
     it('gives each group its counts and its worst status with the reason', async () => {

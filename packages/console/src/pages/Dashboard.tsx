@@ -49,6 +49,8 @@ function href(path: string, query: Record<string, string | number | undefined> =
   const s = p.toString();
   return s ? `${path}?${s}` : path;
 }
+/** The device list of those enrolled in a period, newest first. */
+const enrolledIn = (r: { since: string; until: string }) => href('/devices', { enrolledSince: r.since, enrolledUntil: r.until, sort: 'enrolledAt', order: 'desc' });
 const eventsOf = (kind: string, range: { range?: string; since?: string; until?: string }) => href('/events', { kind, ...range });
 const dayLabel = (p: DashboardTrendDay) => new Date(p.since).toLocaleDateString(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' });
 const n = (v: number) => v.toLocaleString();
@@ -255,9 +257,8 @@ function Monitors({ chosen }: { chosen: readonly DashboardMonitorId[] }) {
                 <TrendChart
                   label="Devices enrolled per day"
                   points={t.points}
-                  // The device list has no "enrolled between" filter: the link is the list newest enrolment first.
-                  series={[{ key: 'enrolled', label: 'enrolled', className: 'state-info', value: (p) => p.enrolled, link: () => href('/devices', { sort: 'enrolledAt', order: 'desc' }) }]}
-                  dayLink={() => href('/devices', { sort: 'enrolledAt', order: 'desc' })}
+                  series={[{ key: 'enrolled', label: 'enrolled', className: 'state-info', value: (p) => p.enrolled, link: (r) => enrolledIn(r) }]}
+                  dayLink={(p) => enrolledIn(p)}
                 />
               )}
             </Async>

@@ -41,7 +41,7 @@ import {
 import { allPages, call, useOp, qs } from '../api.ts';
 import { Permission, useAccess } from '../access.tsx';
 import { Async, ConfirmButton, Dialog, DialogForm, Empty, ErrorMessage, Field, GroupSelect, Page, Section, StateBadge, Tabs, Time, tabPanelProps, useBusy, useGroups, useToast } from '../ui.tsx';
-import { formatAgo, plural } from '../format.ts';
+import { formatAgo, formatTime, plural } from '../format.ts';
 import { GroupPolicies } from '../policies/GroupPolicies.tsx';
 
 const PAGE = 100;
@@ -147,7 +147,7 @@ export function Devices() {
 }
 
 /** The device list's filters, in the page's URL (saved selections keep them as they are). */
-const FILTER_KEYS = ['q', 'status', 'os', 'agent', 'tag', 'seen', 'sub', 'sort', 'order'] as const;
+const FILTER_KEYS = ['q', 'status', 'os', 'agent', 'tag', 'seen', 'enrolledSince', 'enrolledUntil', 'sub', 'sort', 'order'] as const;
 type FilterKey = (typeof FILTER_KEYS)[number];
 const SEEN_CHOICES = [
   { value: '', label: 'Any time' },
@@ -172,6 +172,11 @@ function filterOf(search: URLSearchParams, groupId: string): DeviceFilter {
   if (days && Number(days) >= 1) {
     if (kind === 'within') f.seenWithinDays = Number(days);
     if (kind === 'notfor') f.notSeenForDays = Number(days);
+  }
+  // A period of enrolment (the dashboard's links): ISO times, ignored when they do not parse.
+  for (const k of ['enrolledSince', 'enrolledUntil'] as const) {
+    const v = search.get(k);
+    if (v && !Number.isNaN(Date.parse(v))) f[k] = new Date(v).toISOString();
   }
   return f;
 }
@@ -478,6 +483,16 @@ function DeviceFilters({ search, go }: { search: URLSearchParams; go: Go }) {
       <Field label="Include subgroups" inline>
         <input type="checkbox" checked={search.get('sub') !== '0'} onChange={(e) => go({ sub: e.target.checked ? undefined : '0' })} />
       </Field>
+      {search.get('enrolledSince') || search.get('enrolledUntil') ? (
+        <p className="chips" role="status">
+          <span>
+            Enrolled {search.get('enrolledSince') ? `from ${formatTime(search.get('enrolledSince')!)}` : ''} {search.get('enrolledUntil') ? `until ${formatTime(search.get('enrolledUntil')!)}` : ''}
+          </span>
+          <button type="button" onClick={() => go({ enrolledSince: undefined, enrolledUntil: undefined })}>
+            Any enrolment time
+          </button>
+        </p>
+      ) : null}
       <button type="submit" className="sr-only">
         Apply filters
       </button>
@@ -540,7 +555,7 @@ function DevicePages({ filter, sort, order, go }: { filter: DeviceFilter; sort: 
   return (
     <>
       <div className="toolbar">
-        <span aria-live="polite">{devices.data ? `${plural(total, 'device')}${filter.search || filter.status || filter.tag || filter.osName || filter.agentVersion || filter.seenWithinDays || filter.notSeenForDays ? ' match' : ''}` : ''}</span>
+        <span aria-live="polite">{devices.data ? `${plural(total, 'device')}${filter.search || filter.status || filter.tag || filter.osName || filter.agentVersion || filter.seenWithinDays || filter.notSeenForDays || filter.enrolledSince || filter.enrolledUntil ? ' match' : ''}` : ''}</span>
         <ColumnChooser cols={cols} set={setCol} />
         {mayAct ? <BulkMenu count={count} onPick={setAction} /> : null}
       </div>

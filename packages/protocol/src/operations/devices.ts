@@ -36,6 +36,8 @@ const deviceFilterMembers = {
   agentVersion: Type.Optional(Type.String({ maxLength: 64 })),
   notSeenForDays: Type.Optional(Days('Only devices whose last contact is older than this many days (or never)')),
   seenWithinDays: Type.Optional(Days('Only devices in contact within this many days')),
+  enrolledSince: Type.Optional(Type.String({ format: 'date-time', description: 'Only devices enrolled at or after this time' })),
+  enrolledUntil: Type.Optional(Type.String({ format: 'date-time', description: 'Only devices enrolled before this time' })),
 };
 export const DeviceFilter = Type.Object(deviceFilterMembers, { additionalProperties: false });
 export type DeviceFilter = Static<typeof DeviceFilter>;

@@ -82,6 +82,8 @@ export class DeviceService {
     const now = this.#clock.now().getTime();
     const notSeenBefore = f.notSeenForDays ? new Date(now - f.notSeenForDays * DAY_MS).toISOString() : null;
     const seenSince = f.seenWithinDays ? new Date(now - f.seenWithinDays * DAY_MS).toISOString() : null;
+    const enrolledSince = f.enrolledSince ? new Date(f.enrolledSince).toISOString() : null;
+    const enrolledUntil = f.enrolledUntil ? new Date(f.enrolledUntil).toISOString() : null;
     const search = f.search?.toLowerCase();
     const osName = f.osName?.toLowerCase();
     const out: (DeviceRow & { online: boolean; groupPath: string })[] = [];
@@ -95,6 +97,8 @@ export class DeviceService {
       if (f.agentVersion && d.agentVersion !== f.agentVersion) continue;
       if (notSeenBefore && d.lastContactAt !== null && d.lastContactAt >= notSeenBefore) continue;
       if (seenSince && (d.lastContactAt === null || d.lastContactAt < seenSince)) continue;
+      if (enrolledSince && d.enrolledAt < enrolledSince) continue;
+      if (enrolledUntil && d.enrolledAt >= enrolledUntil) continue;
       const online = this.presence.isOnline(d.id);
       if (f.online !== undefined && online !== f.online) continue;
       if (f.status === 'revoked' && !d.revoked) continue;
