@@ -261,6 +261,25 @@ export function OneTimeCodeField({ value, onChange, label = 'Authentication code
   );
 }
 
+/**
+ * Previous and next of a keyset-paged list: `cursors` are those of the pages before the
+ * current one (previous drops the last, next adds the answer's nextCursor). Nothing on a
+ * list that fits one page.
+ */
+export function PageNav({ label, cursors, setCursors, nextCursor }: { label: string; cursors: readonly string[]; setCursors: (f: (c: string[]) => string[]) => void; nextCursor: string | null | undefined }) {
+  if (cursors.length === 0 && !nextCursor) return null;
+  return (
+    <nav className="toolbar" aria-label={label}>
+      <button type="button" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))}>
+        Previous page
+      </button>
+      <button type="button" disabled={!nextCursor} onClick={() => nextCursor && setCursors((c) => [...c, nextCursor])}>
+        Next page
+      </button>
+    </nav>
+  );
+}
+
 /** The group tree as a select, each group by its path. */
 export function GroupSelect({ value, onChange, label = 'Group', allowEmpty, emptyLabel = 'All groups', required }: { value: string; onChange: (id: string) => void; label?: string; allowEmpty?: boolean; emptyLabel?: string; required?: boolean }) {
   const groups = useGroups();

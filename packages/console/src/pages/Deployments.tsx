@@ -22,7 +22,7 @@ import {
 } from '@garrison/protocol';
 import { allPages, call, useOp } from '../api.ts';
 import { plural } from '../format.ts';
-import { Async, ConfirmButton, Dialog, DialogForm, Empty, ErrorMessage, GroupSelect, Page, Section, StateBadge, Time, useBusy, useGroups, useToast } from '../ui.tsx';
+import { Async, ConfirmButton, Dialog, DialogForm, Empty, ErrorMessage, GroupSelect, Page, PageNav, Section, StateBadge, Time, useBusy, useGroups, useToast } from '../ui.tsx';
 import { BRANCHES, StateBar, Tabs, checkError, optionalInt, tabPanelProps, useRootGroupId, Field } from '../admin/common.tsx';
 import { Permission, useAccess } from '../access.tsx';
 
@@ -537,16 +537,7 @@ function ComplianceView() {
                     </table>
                   </div>
                 )}
-                {cursors.length > 0 || data.nextCursor ? (
-                  <nav className="toolbar" aria-label="Device pages">
-                    <button type="button" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))}>
-                      Previous page
-                    </button>
-                    <button type="button" disabled={!data.nextCursor} onClick={() => data.nextCursor && setCursors((c) => [...c, data.nextCursor!])}>
-                      Next page
-                    </button>
-                  </nav>
-                ) : null}
+                <PageNav label="Device pages" cursors={cursors} setCursors={setCursors} nextCursor={data.nextCursor} />
               </Section>
             </>
           );

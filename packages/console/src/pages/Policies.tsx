@@ -12,7 +12,7 @@ import { useQueryClient } from '@tanstack/react-query';
 import { copyPolicy, createPolicy, deletePolicy, exportPolicy, getPolicy, getPolicyCompliance, importPolicy, listPolicies, operationPath, previewPolicy, updatePolicy, type Policy, type PolicyComplianceItem, type PolicyListItem, type PolicyPreview } from '@garrison/protocol';
 import { ApiError, call, download, useOp } from '../api.ts';
 import { useAccess } from '../access.tsx';
-import { Async, ConfirmButton, Dialog, DialogForm, Empty, ErrorMessage, Field, Loading, Page, Section, StackedBar, StateBadge, Tabs, Time, tabPanelProps, useBusy, useGroups, useToast } from '../ui.tsx';
+import { Async, ConfirmButton, Dialog, DialogForm, Empty, ErrorMessage, Field, Loading, Page, PageNav, Section, StackedBar, StateBadge, Tabs, Time, tabPanelProps, useBusy, useGroups, useToast } from '../ui.tsx';
 import { COMPLIANCE_STATES, POLICIES_WRITE, draftOf, groupPathOf, productName, usePolicyTypes, valueText, type PolicyDetails, type PolicyDraft, type PolicyType } from '../policies/model.ts';
 
 export { usePolicyTypes };
@@ -126,16 +126,7 @@ export function Policies() {
                 </tbody>
               </table>
             </div>
-            {cursors.length > 0 || page.nextCursor ? (
-              <nav className="toolbar" aria-label="Policy pages">
-                <button type="button" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))}>
-                  Previous page
-                </button>
-                <button type="button" disabled={!page.nextCursor} onClick={() => page.nextCursor && setCursors((c) => [...c, page.nextCursor!])}>
-                  Next page
-                </button>
-              </nav>
-            ) : null}
+            <PageNav label="Policy pages" cursors={cursors} setCursors={setCursors} nextCursor={page.nextCursor} />
             </>
           )
         }
@@ -464,16 +455,7 @@ function Compliance({ id }: { id: string }) {
                 </table>
               </div>
             )}
-            {cursors.length > 0 || r.nextCursor ? (
-              <nav className="toolbar" aria-label="Compliance pages">
-                <button type="button" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))}>
-                  Previous page
-                </button>
-                <button type="button" disabled={!r.nextCursor} onClick={() => r.nextCursor && setCursors((c) => [...c, r.nextCursor!])}>
-                  Next page
-                </button>
-              </nav>
-            ) : null}
+            <PageNav label="Compliance pages" cursors={cursors} setCursors={setCursors} nextCursor={r.nextCursor} />
           </>
           );
         }}

@@ -8,7 +8,7 @@ import { useQueryClient } from '@tanstack/react-query';
 import { addPackage, deletePackage, getSigningKey, listPackages, MAX_PACKAGE_BYTES, operationPath, promotePackage, type Branch, type RepositoryPackage } from '@garrison/protocol';
 import { call, request, useOp } from '../api.ts';
 import { formatBytes, plural } from '../format.ts';
-import { Async, ConfirmButton, CopyButton, Dialog, DialogForm, Empty, ErrorMessage, Loading, Page, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
+import { Async, ConfirmButton, CopyButton, Dialog, DialogForm, Empty, ErrorMessage, Loading, Page, PageNav, Section, StateBadge, Time, useBusy, useToast } from '../ui.tsx';
 import { BRANCHES, checkError, Field } from '../admin/common.tsx';
 import { Permission, useAccess } from '../access.tsx';
 
@@ -191,16 +191,7 @@ export function Repository() {
                   </tbody>
                 </table>
               </div>
-              {cursors.length > 0 || page.nextCursor ? (
-                <nav className="toolbar" aria-label="Package pages">
-                  <button type="button" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))}>
-                    Previous page
-                  </button>
-                  <button type="button" disabled={!page.nextCursor} onClick={() => page.nextCursor && setCursors((c) => [...c, page.nextCursor!])}>
-                    Next page
-                  </button>
-                </nav>
-              ) : null}
+              <PageNav label="Package pages" cursors={cursors} setCursors={setCursors} nextCursor={page.nextCursor} />
               </>
             )
           }

@@ -35,7 +35,7 @@ import { call, download, qs, useOp } from '../api.ts';
 import { useLiveRuns } from '../live.tsx';
 import { opKey, useAllTasks, useMorePages } from '../tasks/queries.ts';
 import { Permission, taskGroups, useAccess } from '../access.tsx';
-import { Async, ConfirmButton, CopyButton, DefinitionFacts, Dialog, Empty, ErrorMessage, Loading, Page, ProgressBar, Section, StateBadge, Time, useBusy, useGroups, useToast } from '../ui.tsx';
+import { Async, ConfirmButton, CopyButton, DefinitionFacts, Dialog, Empty, ErrorMessage, Loading, Page, PageNav, ProgressBar, Section, StateBadge, Time, useBusy, useGroups, useToast } from '../ui.tsx';
 import { RUN_STATE_ORDER, plural, stateLabel } from '../format.ts';
 import { SettingsView } from '../tasks/SettingsView.tsx';
 import { Labeled } from '../tasks/controls.tsx';
@@ -406,16 +406,7 @@ function Results({ task, live, mayRun, busy, onRunAgain }: { task: Task; live: b
                   </table>
                 </div>
               )}
-              {cursors.length > 0 || r.nextCursor ? (
-                <nav className="toolbar" aria-label="Result pages">
-                  <button type="button" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))}>
-                    Previous page
-                  </button>
-                  <button type="button" disabled={!r.nextCursor} onClick={() => r.nextCursor && setCursors((c) => [...c, r.nextCursor!])}>
-                    Next page
-                  </button>
-                </nav>
-              ) : null}
+              <PageNav label="Result pages" cursors={cursors} setCursors={setCursors} nextCursor={r.nextCursor} />
             </>
           )
         }
