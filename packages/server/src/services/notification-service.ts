@@ -16,6 +16,7 @@
  * restart; a crash leaves a claim that runs out and is taken again (at least once).
  */
 import { createHmac } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import {
   type NotificationActionKind,
@@ -410,7 +411,15 @@ export class NotificationService {
       actions: JSON.stringify(patch.actions ?? rule.actions),
       updated_at: this.#laterThan(rule.row.updated_at),
     };
-    await this.#check(actor, row, rule);
+    // Only renaming or turning a rule off needs no right to its run-task action's task (compared
+    // by value: the console sends the whole rule back).
+    const quiets =
+      row.enabled <= rule.row.enabled &&
+      row.throttle_minutes === rule.row.throttle_minutes &&
+      isDeepStrictEqual(match, rule.match) &&
+      isDeepStrictEqual(parseJson(row.threshold), rule.threshold) &&
+      isDeepStrictEqual(parseJson(row.actions), rule.actions);
+    await this.#check(actor, row, rule, quiets);
     if (!(await this.#store.updateRule(row))) throw notVisible('notification rule', id);
     // A changed match or threshold starts a new window.
     this.#rules.set(id, this.#live(row, patch.kinds || patch.threshold || patch.groupId || patch.minSeverity || patch.product !== undefined ? undefined : rule));
@@ -432,6 +441,11 @@ export class NotificationService {
   async test(actor: Actor, id: string): Promise<NotificationTestAnswer> {
     const rule = this.#visible(actor, id);
     authorize(actor, Permission.manageNotifications, this.#catalog.tree, [rule.row.group_id]);
+    // A test fires the run-task action now: only for one who could run the task now.
+    if (rule.actions.runTask && this.#catalog.task(rule.actions.runTask.taskId)) {
+      const task = this.#tasks.get(actor, rule.actions.runTask.taskId);
+      authorize(actor, Permission.runTasks, this.#catalog.tree, this.#tasks.scopeGroups(task.scope));
+    }
     const now = this.#clock.now().toISOString();
     const sample: EventSample = { time: now, kind: 'notification.test', severity: 'info', message: `test notification of rule "${rule.row.name}", sent by ${actorName(actor)}`, deviceId: null, deviceName: null, groupId: rule.row.group_id, taskId: null, runId: null, product: null };
     const rows = await this.#notify(rule.row, rule.actions, { test: true, count: 1, suppressed: 0, events: [sample], threshold: rule.threshold }, now);
@@ -468,7 +482,7 @@ export class NotificationService {
   }
 
   /** Refuses a rule that names what it may not use; the caller has been authorized on its group. */
-  async #check(actor: Actor, row: NotificationRulesTable, before: LiveRule | undefined): Promise<void> {
+  async #check(actor: Actor, row: NotificationRulesTable, before: LiveRule | undefined, quiets = false): Promise<void> {
     if (!row.name) throw invalid('/name', 'a rule needs a name');
     if (!this.#catalog.group(row.group_id)) throw new AppError('NOT_FOUND', `group ${row.group_id} does not exist`);
     const match = parseJson<RuleMatch>(row.match);
@@ -490,9 +504,10 @@ export class NotificationService {
       if (url.username || url.password) throw invalid('/actions/webhook/url', 'a webhook url may not hold credentials (they would show in the delivery history): sign the body with a secret instead');
     }
     if (actions.runTask) {
-      // The task must be one the caller could run now (tasks:run on every group it reaches).
+      // The task must be one the caller could run now (tasks:run on every group it reaches),
+      // unless the change only renames the rule or turns it off (`quiets`).
       const task = this.#tasks.get(actor, actions.runTask.taskId);
-      const changed = before?.actions.runTask?.taskId !== actions.runTask.taskId || before.row.group_id !== row.group_id;
+      const changed = before?.actions.runTask?.taskId !== actions.runTask.taskId || before.row.group_id !== row.group_id || !quiets;
       if (changed) authorize(actor, Permission.runTasks, this.#catalog.tree, this.#tasks.scopeGroups(task.scope));
     }
     await this.#secrets.assertMayReference(actor, actions, before?.actions, [row.group_id]);
