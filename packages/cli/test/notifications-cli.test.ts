@@ -39,7 +39,7 @@ describe('garrison notification against a real server', { timeout: 120_000 }, ()
     });
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/cli-hook`;
-    t = await startTestServer();
+    t = await startTestServer(undefined, { webhookAllow: ['127.0.0.1/32'] });
     await t.api('POST', '/api/v1/groups', { name: 'Notified' });
   });
   after(async () => {

@@ -77,6 +77,7 @@ import { buildHttpApp } from './http/index.ts';
 import { startLoop, type Loop } from './scheduler/loop.ts';
 import { ServerTaskStore } from './storage/server-task-store.ts';
 import { ServerTaskService } from './services/server-task-service.ts';
+import { WebhookAddresses } from './services/webhook-address.ts';
 import { NotificationService } from './services/notification-service.ts';
 import { NotificationStore } from './storage/notification-store.ts';
 import { ServerTaskRunner } from './server-tasks/server-task-runner.ts';
@@ -128,6 +129,8 @@ export interface ServerConfig {
   serverTaskTypes?: readonly ServerTaskType[];
   /** How often due notification deliveries are looked for (default 2 s; new ones are sent at once). */
   notificationTickMs?: number;
+  /** Networks (CIDR) a webhook may reach though they are the server's own or its link (loopback, link-local): ADR 0022. */
+  webhookAllow?: readonly string[];
 }
 
 /** What `createApp` builds, listening or not. */
@@ -365,7 +368,7 @@ async function assemble(config: ServerConfig, db: Db, bus: DomainBus, log: Logge
   const serverTaskRunner = new ServerTaskRunner({ store: stores.serverTasks, types: serverTaskTypes, env: serverTaskEnv, events, secrets, live, tickMs: config.serverTaskTickMs, leaseMs: config.serverTaskLeaseMs });
   const serverTasks = new ServerTaskService({ store: stores.serverTasks, types: serverTaskTypes, runner: serverTaskRunner, secrets, events, clock, tree: () => catalog.tree, env: serverTaskEnv });
   // Notification rules match the events as they are stored, in memory (ADR 0022).
-  const notifications = new NotificationService({ store: new NotificationStore(db), settings: stores.settings, secrets, catalog, tasks, runs, events, clock, log, owner: bus.instanceId, tickMs: config.notificationTickMs });
+  const notifications = new NotificationService({ store: new NotificationStore(db), settings: stores.settings, secrets, catalog, tasks, runs, events, clock, log, owner: bus.instanceId, tickMs: config.notificationTickMs, webhookAddresses: new WebhookAddresses(config.webhookAllow) });
   await notifications.load();
   events.onStored((batch) => notifications.onEvents(batch));
   const savedSelections = new SavedSelectionService({ store: new SavedSelectionStore(db), clock });

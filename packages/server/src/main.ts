@@ -13,6 +13,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { startServer, type GarrisonServer } from './app.ts';
 import { AppError } from './errors.ts';
+import { WebhookAddresses } from './services/webhook-address.ts';
 import { systemActor } from './services/actor.ts';
 import { buildScannerPackages } from '@garrison/sample-scanner/build-packages';
 import { SAMPLE_HEX_MARKER } from '@garrison/sample-scanner/definitions';
@@ -71,6 +72,8 @@ TLS (HTTPS is the default; the server creates its own CA and certificate in DATA
                        use this certificate (chain), key and issuing CA instead (agents pin the CA)
   --http               serve plain HTTP, only behind a reverse proxy that terminates TLS
   --public-url URL     the https:// address machines reach the server at, for push installation
+  --webhook-allow CIDR a network notification webhooks may reach though it is the server's own
+                       or its link (loopback, link-local); repeatable (GARRISON_WEBHOOK_ALLOW, comma-separated)
                        (GARRISON_PUBLIC_URL; default: where it listens, by host name when on 0.0.0.0)
 Several instances on one PostgreSQL database (behind a load balancer): start each with the same
 --database-url and the same secret-store key, on its own data folder. The first stores its package
@@ -133,6 +136,7 @@ export async function serverMain(argv: string[]): Promise<number> {
       'tls-ca': { type: 'string' },
       http: { type: 'boolean' },
       'public-url': { type: 'string' },
+      'webhook-allow': { type: 'string', multiple: true },
       'secret-key-file': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -150,6 +154,13 @@ export async function serverMain(argv: string[]): Promise<number> {
   const dbUrl = values['database-url'] ?? process.env.GARRISON_DATABASE_URL;
   const tlsNames = [...(values['tls-name'] ?? []), ...(process.env.GARRISON_TLS_NAMES ?? '').split(',').filter(Boolean)];
   const publicUrl = values['public-url'] ?? process.env.GARRISON_PUBLIC_URL;
+  const webhookAllow = [...(values['webhook-allow'] ?? []), ...(process.env.GARRISON_WEBHOOK_ALLOW ?? '').split(',').filter(Boolean)];
+  try {
+    new WebhookAddresses(webhookAllow);
+  } catch (err) {
+    console.error(`garrison server: --webhook-allow: ${(err as Error).message}`);
+    return 2;
+  }
   const tlsGroups = values['tls-groups'] ?? process.env.GARRISON_TLS_GROUPS;
   if (tlsGroups !== undefined) {
     try {
@@ -171,6 +182,7 @@ export async function serverMain(argv: string[]): Promise<number> {
     dataDir,
     ...(secretKey ? { secretKey } : {}),
     ...(publicUrl ? { publicUrl: publicUrl.replace(/\/+$/, '') } : {}),
+    ...(webhookAllow.length ? { webhookAllow } : {}),
     tls: values.http
       ? false
       : { names: tlsNames, ...(tlsGroups ? { groups: tlsGroups } : {}), ...(values['tls-cert'] ? { certFile: values['tls-cert'] } : {}), ...(values['tls-key'] ? { keyFile: values['tls-key'] } : {}), ...(values['tls-ca'] ? { caFile: values['tls-ca'] } : {}) },

@@ -95,7 +95,7 @@ export interface TestServer {
  * starts a new server process-in-process on the same data folder and database as a closed one
  * (its close() then cleans up both).
  */
-export async function startTestServer(kind: DbKind = sqliteKind, opts: { port?: number; restartOf?: TestServer; plugins?: string[]; rolloutIntervalMs?: number; agentBuildDir?: string; serverTaskTypes?: ServerTaskType[]; serverTaskLeaseMs?: number } = {}): Promise<TestServer> {
+export async function startTestServer(kind: DbKind = sqliteKind, opts: { port?: number; restartOf?: TestServer; plugins?: string[]; rolloutIntervalMs?: number; agentBuildDir?: string; serverTaskTypes?: ServerTaskType[]; serverTaskLeaseMs?: number; webhookAllow?: string[] } = {}): Promise<TestServer> {
   const dataDir = opts.restartOf?.dataDir ?? (await tempDir());
   const db = opts.restartOf ? { config: opts.restartOf.database, cleanup: opts.restartOf.cleanup } : await kind.make(dataDir, { migrated: true });
   const server = await startServer({
@@ -106,6 +106,7 @@ export async function startTestServer(kind: DbKind = sqliteKind, opts: { port?: 
     ...(opts.rolloutIntervalMs ? { rolloutIntervalMs: opts.rolloutIntervalMs } : {}),
     ...(opts.serverTaskTypes ? { serverTaskTypes: opts.serverTaskTypes } : {}),
     ...(opts.serverTaskLeaseMs ? { serverTaskLeaseMs: opts.serverTaskLeaseMs } : {}),
+    ...(opts.webhookAllow ? { webhookAllow: opts.webhookAllow } : {}),
     // Server task schedules are checked often so that tests of "once" triggers finish quickly.
     serverTaskTickMs: 200,
     logger: pino({ level: process.env.GARRISON_TEST_LOG ?? 'silent' }),

@@ -81,7 +81,8 @@ for (const kind of dbKinds) {
       });
       await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
       hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-      t = await startTestServer(kind);
+      // The test's receiver listens on 127.0.0.1, which a webhook reaches only when allowed.
+      t = await startTestServer(kind, { webhookAllow: ['127.0.0.1/32'] });
       groupId = (await api<{ id: string }>('POST', '/api/v1/groups', { name: 'Alerting' })).id;
       otherGroupId = (await api<{ id: string }>('POST', '/api/v1/groups', { name: 'Elsewhere' })).id;
       await api('PUT', '/api/v1/notifications/smtp', { host: '127.0.0.1', port: (smtp.server.address() as AddressInfo).port, security: 'none', from: 'Garrison <garrison@example.com>', timeoutSeconds: 10 });
@@ -255,7 +256,7 @@ for (const kind of dbKinds) {
       for (const a of agents) await a.kill('SIGKILL');
       await t.server.close();
       hang = false;
-      t = await startTestServer(kind, { restartOf: t });
+      t = await startTestServer(kind, { restartOf: t, webhookAllow: ['127.0.0.1/32'] });
       const sent = await waitFor(async () => (await deliveries(slow.id)).find((d) => d.id === id && d.state === 'sent'), { what: 'the delivery sent after the restart' });
       assert.equal(sent.attempts, 1, 'the interrupted attempt does not count');
       const calls = hooks.filter((h) => h.path === '/slow');

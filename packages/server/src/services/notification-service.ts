@@ -16,6 +16,10 @@
  * restart; a crash leaves a claim that runs out and is taken again (at least once).
  */
 import { createHmac } from 'node:crypto';
+import { request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { LookupFunction } from 'node:net';
+import { WebhookAddresses } from './webhook-address.ts';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import {
@@ -147,6 +151,7 @@ export class NotificationService {
   readonly #log: Logger;
   readonly #owner: string;
   readonly #tickMs: number;
+  readonly #webhookAddresses: WebhookAddresses;
   readonly #rules = new Map<string, LiveRule>();
   /** Enabled rules by exact kind, and those with a prefix kind. */
   #byKind = new Map<string, LiveRule[]>();
@@ -158,7 +163,7 @@ export class NotificationService {
   readonly #abort = new AbortController();
   readonly #inFlight = new Set<Promise<unknown>>();
 
-  constructor(deps: { store: NotificationStore; settings: SettingsStore; secrets: SecretService; catalog: Catalog; tasks: TaskService; runs: RunService; events: EventService; clock: Clock; log: Logger; owner: string; tickMs?: number }) {
+  constructor(deps: { store: NotificationStore; settings: SettingsStore; secrets: SecretService; catalog: Catalog; tasks: TaskService; runs: RunService; events: EventService; clock: Clock; log: Logger; owner: string; tickMs?: number; webhookAddresses?: WebhookAddresses }) {
     this.#store = deps.store;
     this.#settings = deps.settings;
     this.#secrets = deps.secrets;
@@ -170,6 +175,7 @@ export class NotificationService {
     this.#log = deps.log;
     this.#owner = deps.owner;
     this.#tickMs = deps.tickMs ?? 2000;
+    this.#webhookAddresses = deps.webhookAddresses ?? new WebhookAddresses();
   }
 
   /** Reads the rules, keeping the windows of those that did not change. */
@@ -502,6 +508,8 @@ export class NotificationService {
       }
       if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:') || !url.hostname) throw invalid('/actions/webhook/url', `webhook url ${JSON.stringify(actions.webhook.url)} is not an http:// or https:// URL`);
       if (url.username || url.password) throw invalid('/actions/webhook/url', 'a webhook url may not hold credentials (they would show in the delivery history): sign the body with a secret instead');
+      const literal = this.#webhookAddresses.literalRefusal(url);
+      if (literal) throw invalid('/actions/webhook/url', `webhook url ${JSON.stringify(actions.webhook.url)}: ${literal}`);
     }
     if (actions.runTask) {
       // The task must be one the caller could run now (tasks:run on every group it reaches),
@@ -679,18 +687,22 @@ export class NotificationService {
       if (key === undefined) throw new PermanentFailure(`the secret "${hook.secret.$secret}" that signs the webhook does not exist`);
       headers['x-garrison-signature'] = `sha256=${createHmac('sha256', key).update(body).digest('hex')}`;
     }
-    let res: Response;
+    const url = new URL(hook.url);
+    const literal = this.#webhookAddresses.literalRefusal(url);
+    if (literal) throw new PermanentFailure(`the webhook may not be called: ${literal}`);
+    let res: { status: number; location: string | undefined };
     try {
-      // Redirects are not followed: a receiver that moved is told by the failure, and a signed body never goes elsewhere.
-      res = await fetch(hook.url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.any([signal, AbortSignal.timeout(WEBHOOK_TIMEOUT_MS)]) });
+      // Redirects are not followed (a receiver that moved is told by the failure, and a signed
+      // body never goes elsewhere); the address is checked as the socket connects.
+      res = await postOnce(url, headers, body, AbortSignal.any([signal, AbortSignal.timeout(WEBHOOK_TIMEOUT_MS)]), this.#webhookAddresses.lookup);
     } catch (err) {
-      const e = err as Error & { cause?: { code?: string; message?: string } };
+      const e = err as Error & { code?: string };
       if (e.name === 'TimeoutError') throw new Error(`the webhook did not answer within ${WEBHOOK_TIMEOUT_MS / 1000} s`);
-      throw new Error(`the webhook could not be reached: ${e.cause?.code ?? e.cause?.message ?? e.message}`);
+      if (e.code === 'WEBHOOK_ADDRESS_DENIED') throw new PermanentFailure(`the webhook may not be called: ${e.message}`);
+      throw new Error(`the webhook could not be reached: ${e.code ?? e.message}`);
     }
-    await res.body?.cancel().catch(() => {});
     if (res.status >= 200 && res.status < 300) return { result: `HTTP ${res.status}`, status: res.status };
-    const why = res.status >= 300 && res.status < 400 ? `HTTP ${res.status}: the webhook redirects${res.headers.get('location') ? ` to ${res.headers.get('location')}` : ''}, and redirects are not followed` : `HTTP ${res.status}`;
+    const why = res.status >= 300 && res.status < 400 ? `HTTP ${res.status}: the webhook redirects${res.location ? ` to ${res.location}` : ''}, and redirects are not followed` : `HTTP ${res.status}`;
     // Client errors other than a timeout or a rate limit will not get better by retrying.
     if (res.status >= 300 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new PermanentFailure(why, res.status);
     throw Object.assign(new Error(why), { status: res.status });
@@ -756,4 +768,18 @@ function mailText(p: NotificationPayload): string {
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** One POST, its answer's status and Location; the body is read and dropped, never kept. */
+function postOnce(url: URL, headers: OutgoingHttpHeaders, body: string, signal: AbortSignal, lookup: LookupFunction): Promise<{ status: number; location: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = send(url, { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) }, signal, lookup }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, location: typeof res.headers.location === 'string' ? res.headers.location : undefined }));
+      res.on('error', reject);
+    });
+    req.on('error', (err) => reject(signal.aborted && signal.reason instanceof Error ? signal.reason : err));
+    req.end(body);
+  });
 }
