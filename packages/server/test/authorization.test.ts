@@ -71,7 +71,7 @@ for (const kind of dbKinds) {
       f.policyOut = (await api<{ id: string }>('POST', '/api/v1/policies', { name: 'Agent policy of another subtree', product: 'garrison', settings: { checkInIntervalMinutes: 7 } })).body.id;
       assert.equal((await api('PUT', `/api/v1/groups/${f.outside}/policies/garrison`, { policyId: f.policyOut, blockInheritance: false })).status, 200);
       // A notification rule of the outside group, with a delivery in the history (ADR 0022).
-      f.ruleOut = (await api<{ id: string }>('POST', '/api/v1/notifications/rules', { name: 'Outside rule', groupId: f.outside, kinds: ['run.failed'], actions: { webhook: { url: 'http://127.0.0.1:1/outside-hook' } } })).body.id;
+      f.ruleOut = (await api<{ id: string }>('POST', '/api/v1/notifications/rules', { name: 'Outside rule', groupId: f.outside, kinds: ['run.failed'], actions: { webhook: { url: 'http://192.0.2.1:1/outside-hook' } } })).body.id;
       assert.equal((await api('POST', `/api/v1/notifications/rules/${f.ruleOut}/test`)).status, 202);
       f.mainAdmin = (await api<{ adminId: string }>('GET', '/api/v1/me')).body.adminId;
       f.mainSelection = (await api<{ id: string }>('POST', '/api/v1/saved-selections', { page: 'events', name: 'main only', query: { kind: 'audit.*' } })).body.id;
