@@ -1,6 +1,8 @@
 /** Which addresses a notification webhook may reach (services/webhook-address.ts, ADR 0022). */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { WebhookAddresses } from '../src/services/webhook-address.ts';
 
 describe('webhook addresses', () => {
@@ -31,5 +33,33 @@ describe('webhook addresses', () => {
     const ok = await new Promise<{ err: Error | null; address: string }>((resolve) => allowed.lookup('localhost', {}, (err, address) => resolve({ err, address: String(address) })));
     assert.equal(ok.err, null);
     assert.match(ok.address, /^(127\.0\.0\.1|::1)$/);
+  });
+
+  it("works as a real socket's lookup: a name reaches an allowed address, and a denied one is never connected to", async () => {
+    let reached = 0;
+    const server = createServer((_req, res) => {
+      reached++;
+      res.end('ok');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const get = (w: WebhookAddresses) =>
+      new Promise<number | string>((resolve) => {
+        // A new socket each time (a pooled one was checked when it opened), with the default
+        // family selection, which asks the lookup for every address.
+        const req = request(`http://localhost:${port}/`, { lookup: w.lookup, agent: false }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', (err: Error & { code?: string }) => resolve(err.code ?? err.message));
+        req.end();
+      });
+    try {
+      assert.equal(await get(new WebhookAddresses(['127.0.0.0/8', '::1'])), 200);
+      assert.equal(await get(new WebhookAddresses()), 'WEBHOOK_ADDRESS_DENIED');
+      assert.equal(reached, 1, 'the denied request never reached the server');
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });

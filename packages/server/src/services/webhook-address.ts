@@ -8,7 +8,8 @@
  * The check is made on the address the connection goes to, in the socket's own lookup, so a name
  * that resolves to an allowed address when a rule is saved and to a denied one when it fires (DNS
  * rebinding) is refused too. A literal address in the URL is checked before connecting (the
- * socket does not look it up) and when the rule is saved.
+ * socket does not look it up) and when the rule is saved. A kept-alive socket that is reused was
+ * checked when it opened, and still goes to that address.
  */
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
